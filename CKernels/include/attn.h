@@ -1,0 +1,215 @@
+/*
+ * attn.h: fused, flash-style attention kernels for the CPU, and the dense kernels around them.
+ *
+ * C99. Every entry point takes its inputs through a parameter struct, returns an attn_status and
+ * never aborts, asserts or prints. On any error nothing is written to the outputs. Inputs are never
+ * modified. The library allocates only per-call workspace (documented per function) and frees it
+ * before returning.
+ *
+ * Tensors are float32 and described by element strides; the innermost (feature) dimension is always
+ * contiguous. Strides must be non-negative; a stride of 0 broadcasts along that dimension (inputs only).
+ */
+#ifndef ATTN_H
+#define ATTN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(ATTN_SHARED_BUILD)
+#define ATTN_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define ATTN_API __attribute__((visibility("default")))
+#else
+#define ATTN_API
+#endif
+
+#define ATTN_VERSION_MAJOR 0
+#define ATTN_VERSION_MINOR 1
+#define ATTN_VERSION_PATCH 0
+#define ATTN_VERSION_STRING "0.1.0"
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Status codes                                                                                    */
+
+typedef enum attn_status {
+    ATTN_OK = 0,
+    ATTN_ERR_NULL_POINTER = 1,     /* a required pointer is NULL */
+    ATTN_ERR_INVALID_ARGUMENT = 2, /* a size, enum, probability, window or key length out of range */
+    ATTN_ERR_INVALID_STRIDE = 3,   /* a negative stride, or output rows that would overlap */
+    ATTN_ERR_OVERFLOW = 4,         /* a size or offset product does not fit in size_t / int64_t */
+    ATTN_ERR_OUT_OF_MEMORY = 5,    /* workspace allocation failed */
+    ATTN_ERR_UNSUPPORTED = 6       /* e.g. an instruction set this CPU or build does not have */
+} attn_status;
+
+/* A static, human-readable description of a status ("invalid argument", ...). Never NULL. */
+ATTN_API const char *attn_status_string(attn_status status);
+
+/* The library's version as "MAJOR.MINOR.PATCH" (the built library, not the header). */
+ATTN_API const char *attn_version(void);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Instruction set and threads                                                                     */
+
+typedef enum attn_isa {
+    ATTN_ISA_SCALAR = 0, /* portable C compiled for the baseline target (SSE2 on x86-64) */
+    ATTN_ISA_NEON = 1,   /* arm64: the portable path compiled with NEON */
+    ATTN_ISA_AVX2 = 2,   /* x86-64 AVX2 + FMA */
+    ATTN_ISA_AVX512 = 3  /* x86-64 AVX-512 F/BW/VL + FMA */
+} attn_isa;
+
+/* The instruction set the kernels use. Chosen once, on first use: the best the CPU supports, or the
+ * one named by the environment variable ATTN_ISA=scalar|neon|avx2|avx512 when that is supported
+ * (a name the CPU does not support, or an unknown name, is ignored). */
+ATTN_API attn_isa attn_get_isa(void);
+
+/* Forces an instruction set for later calls (tests and benchmarks). ATTN_ERR_UNSUPPORTED when the
+ * CPU or this build does not have it; ATTN_ERR_INVALID_ARGUMENT for a value outside the enum.
+ * Not meant to be called while other threads run kernels. */
+ATTN_API attn_status attn_set_isa(attn_isa isa);
+
+/* Whether this CPU and build can run `isa`. */
+ATTN_API int attn_isa_supported(attn_isa isa);
+
+/* "scalar", "neon", "avx2", "avx512", or "unknown". */
+ATTN_API const char *attn_isa_name(attn_isa isa);
+
+/* The most threads a call may use. */
+#define ATTN_MAX_THREADS 1024
+
+/* Threads used by calls whose own num_threads is 0 (at most ATTN_MAX_THREADS). 0 restores the default (the OpenMP default,
+ * normally the number of cores, or the number of online CPUs without OpenMP). Negative: invalid. */
+ATTN_API attn_status attn_set_num_threads(int num_threads);
+ATTN_API int attn_get_num_threads(void);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Attention                                                                                       */
+
+/* Causal masking. Query i (0-based) of Lq sees key j of Lk when:
+ *   ATTN_CAUSAL_TOP_LEFT:     j <= i                 (PyTorch's is_causal, tril(ones(Lq, Lk)))
+ *   ATTN_CAUSAL_BOTTOM_RIGHT: j <= i + (Lk - Lq)     (a decoder whose Lq newest queries follow a
+ *                                                     cache of Lk keys; FlashAttention's causal) */
+typedef enum attn_causal {
+    ATTN_CAUSAL_NONE = 0,
+    ATTN_CAUSAL_TOP_LEFT = 1,
+    ATTN_CAUSAL_BOTTOM_RIGHT = 2
+} attn_causal;
+
+/* What a query row with no visible key (every score masked by any mechanism) produces. */
+typedef enum attn_masked_rows {
+    ATTN_MASKED_ROWS_ZERO = 0, /* zeros; PyTorch SDPA >= 2.5 and FlashAttention. log-sum-exp -inf */
+    ATTN_MASKED_ROWS_NAN = 1,  /* NaN; a plain softmax over -inf (PyTorch's need_weights path) */
+    ATTN_MASKED_ROWS_MEAN = 2  /* the mean of V over all Lk keys (dropout applied to the uniform
+                                  weights): Equinox and Flax, which mask with the most negative
+                                  finite float, so a fully masked row's softmax is uniform */
+} attn_masked_rows;
+
+/*
+ * One attention problem: out = softmax(scale * Q Kᵀ + bias, masked) V, per batch b and query head h.
+ *
+ * Shapes (logical):  q (B, Hq, Lq, Dqk)   k (B, Hkv, Lk, Dqk)   v (B, Hkv, Lk, Dv)   out (B, Hq, Lq, Dv)
+ * Each of q, k, v, out has element strides {batch, head, position}; the feature dimension is
+ * contiguous. So projected activations laid out as (B, L, H*D) are read in place with strides
+ * {L*H*D, D, H*D}. Query head h reads K/V head h / (Hq / Hkv) (grouped-query and multi-query
+ * attention; Hq % Hkv must be 0).
+ *
+ * Masking. Score (b, h, i, j) is masked (treated as -inf) when any of these holds:
+ *   - causal (see attn_causal);
+ *   - window: with a = i + off, where off = 0 for ATTN_CAUSAL_TOP_LEFT and Lk - Lq otherwise,
+ *     j < a - window_left (when window_left >= 0) or j > a + window_right (when window_right >= 0);
+ *     -1 means unbounded on that side;
+ *   - key_len != NULL and j >= key_len[b] (0 <= key_len[b] <= Lk);
+ *   - mask != NULL and mask[b*ms[0] + h*ms[1] + i*ms[2] + j*ms[3]] == 0 (nonzero = attend);
+ * and the bias, when given, is added to the scaled score: + bias[b*bs[0] + h*bs[1] + i*bs[2] + j*bs[3]]
+ * (-inf allowed, which masks). Mask and bias strides are in elements and may be 0 to broadcast, so
+ * (Lq, Lk), (Hq, Lq, Lk), (B, 1, 1, Lk) ... are all expressible. Here h is the query head.
+ *
+ * Dropout (dropout_p > 0): the softmax weights are computed first; then weight (b, h, i, j) is kept
+ * when attn_dropout_bits(seed, offset + ((b*Hq + h)*Lq + i)*Lk + j) >= attn_dropout_threshold(p)
+ * and kept weights are multiplied by 1/(1-p). The decision depends only on those coordinates, so
+ * results are identical for any thread count or tiling, and fused and unfused agree exactly.
+ *
+ * Optional output lse (B, Hq, Lq), contiguous: the natural log of each row's sum of exp(scores), for
+ * the backward pass; -inf for a row with no visible key.
+ *
+ * Aliasing: out and lse must not overlap q, k, v, mask, bias, key_len or each other.
+ * Start from attn_params_default(), which sets the windows to -1 and everything else to 0.
+ */
+typedef struct attn_params {
+    int64_t batch, heads_q, heads_kv, len_q, len_k, dim_qk, dim_v;
+
+    const float *q;   int64_t q_stride[3];   /* {batch, head, position} */
+    const float *k;   int64_t k_stride[3];
+    const float *v;   int64_t v_stride[3];
+    float *out;       int64_t out_stride[3];
+
+    float scale;                  /* multiplies Q·Kᵀ; 0 means 1/sqrt(dim_qk) */
+    attn_causal causal;
+    int64_t window_left, window_right;   /* -1: unbounded */
+    const int64_t *key_len;              /* (B,) or NULL */
+    const uint8_t *mask;  int64_t mask_stride[4]; /* (b, h, i, j), nonzero = attend; or NULL */
+    const float *bias;    int64_t bias_stride[4]; /* (b, h, i, j), added; or NULL */
+
+    float dropout_p;              /* in [0, 1) */
+    uint64_t dropout_seed, dropout_offset;
+
+    attn_masked_rows masked_rows;
+    float *lse;                   /* (B, Hq, Lq) contiguous, or NULL */
+
+    int num_threads;              /* 0: attn_get_num_threads(); at most ATTN_MAX_THREADS */
+} attn_params;
+
+/* Defaults: every field 0 / NULL except window_left = window_right = -1. */
+ATTN_API attn_params attn_params_default(void);
+
+/* Checks a problem without running it: the status attn_forward would return before computing. */
+ATTN_API attn_status attn_validate(const attn_params *params);
+
+/* The fused kernel: tiles of queries against blocks of keys with an online softmax; the full
+ * score matrix never exists. Workspace: O(threads x tile), independent of Lq and Lk. */
+ATTN_API attn_status attn_forward(const attn_params *params);
+
+/* The unfused reference path with identical semantics: for one (b, h) at a time it materialises the
+ * Lq x Lk scores with a matrix multiply, masks, applies a row softmax and multiplies by V.
+ * Workspace: threads x Lq x Lk floats. */
+ATTN_API attn_status attn_forward_unfused(const attn_params *params);
+
+/* The counter-based hash behind dropout: splitmix64 of state = seed + (counter + 1) * 0x9E3779B97F4A7C15,
+ *   z = (state ^ (state >> 30)) * 0xBF58476D1CE4E5B9; z = (z ^ (z >> 27)) * 0x94D049BB133111EB;
+ *   z ^= z >> 31; return (uint32_t)(z >> 32);
+ * and the keep threshold: (uint32_t)(p * 4294967296.0) for p in [0, 1). */
+ATTN_API uint32_t attn_dropout_bits(uint64_t seed, uint64_t counter);
+ATTN_API uint32_t attn_dropout_threshold(float p);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Dense kernels                                                                                   */
+
+/*
+ * Matrix multiply: C = A·B (+ bias) or, with accumulate, C += A·B (+ bias).
+ *   a (M, K), row stride lda >= K
+ *   b (K, N), row stride ldb >= N; or, when b_transposed, b holds Bᵀ as (N, K) with ldb >= K
+ *   c (M, N), row stride ldc >= N; must not overlap a, b or bias
+ *   bias (N,) added to every row, or NULL
+ * Packed and blocked; parallel over tiles of C. Workspace: per thread, one packed panel of A and
+ * one of B (a few hundred KB).
+ */
+typedef struct attn_matmul_params {
+    int64_t m, n, k;
+    const float *a; int64_t lda;
+    const float *b; int64_t ldb; int b_transposed;
+    float *c;       int64_t ldc;
+    const float *bias;
+    int accumulate;
+    int num_threads; /* 0: attn_get_num_threads() */
+} attn_matmul_params;
+
+ATTN_API attn_status attn_matmul(const attn_matmul_params *params);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ATTN_H */

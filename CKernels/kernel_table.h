@@ -1,0 +1,21 @@
+/*
+ * kernel_table.h: the body of every per-ISA translation unit (kernels_<isa>.c defines ATTN_VL, the
+ * register-blocking constants, the table's name and the code generation target, then includes
+ * this). Everything below is static except the table, so each ISA gets its own copy of the code.
+ */
+#include "internal.h"
+#include "simd.h"
+#include "sgemm.h"
+#include "fused_kernel.h"
+#include "softmax_kernel.h"
+#include "sgemm_kernel.h"
+
+const attn_kernels ATTN_KERNELS = {
+    .isa = ATTN_KERNELS_ISA,
+    .vector_floats = ATTN_VL,
+    .fused_tile_queries = fused_tile_queries,
+    .fused_workspace_floats = fused_workspace_floats,
+    .fused_item = fused_item,
+    .sgemm_block = sgemm_block,
+    .softmax_row = softmax_row,
+};

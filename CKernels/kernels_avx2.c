@@ -1,0 +1,26 @@
+/*
+ * kernels_avx2.c: the templates compiled for AVX2 + FMA (8-float ymm vectors, 16 registers).
+ * Only the code generation target changes here; the dispatcher checks the CPU before using it.
+ */
+#if defined(__x86_64__) || defined(_M_X64)
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC target("avx2,fma")
+#endif
+
+#define ATTN_VL 8
+#define ATTN_Q_VECS 2  /* 16 queries per micro-tile */
+#define ATTN_NK 6      /* 2 x 6 accumulators + 2 operands + 1 broadcast = 15 of 16 ymm registers */
+#define ATTN_KERNELS attn_kernels_avx2
+#define ATTN_KERNELS_ISA ATTN_ISA_AVX2
+#include "kernel_table.h"
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
+#endif

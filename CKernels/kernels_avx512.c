@@ -1,0 +1,26 @@
+/*
+ * kernels_avx512.c: the templates compiled for AVX-512 (16-float zmm vectors, 32 registers).
+ * Only the code generation target changes here; the dispatcher checks the CPU before using it.
+ */
+#if defined(__x86_64__) || defined(_M_X64)
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))), apply_to = function)
+#else
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx2,fma")
+#endif
+
+#define ATTN_VL 16
+#define ATTN_Q_VECS 2  /* 32 queries per micro-tile */
+#define ATTN_NK 12     /* 2 x 12 accumulators + operands fit the 32 zmm registers */
+#define ATTN_KERNELS attn_kernels_avx512
+#define ATTN_KERNELS_ISA ATTN_ISA_AVX512
+#include "kernel_table.h"
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
+#endif

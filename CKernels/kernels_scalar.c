@@ -1,0 +1,14 @@
+/*
+ * kernels_scalar.c: the portable path. Compiled for the baseline target, so the 4-float vectors of
+ * the templates become SSE2 on x86-64 and NEON on arm64 (where this table reports ATTN_ISA_NEON).
+ */
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+
+#define ATTN_VL 4
+#define ATTN_Q_VECS 2  /* query vectors per score micro-tile */
+#define ATTN_NK 6      /* keys (or value columns) per micro-tile: 2 x 6 accumulators + operands fit 16 registers */
+#define ATTN_KERNELS attn_kernels_scalar
+#define ATTN_KERNELS_ISA ATTN_ISA_SCALAR
+#include "kernel_table.h"

@@ -1,0 +1,197 @@
+/*
+ * sgemm_kernel.h: the single-threaded packed matrix multiply, a template included once per ISA by
+ * kernel_table.h (after simd.h, with ATTN_VL defined). It defines sgemm_block (see sgemm.h):
+ *
+ *   C (m, n) = A (m, k) · B (k, n) (+ bias)   or   C += A·B (+ bias)
+ *
+ * Goto/BLIS blocking. For each block of NC columns and KC depth, B is packed into micro-panels of
+ * NR columns (KC x NR each, read by the micro-kernel from L1); for each block of MC rows, A is packed
+ * into micro-panels of MR rows (MC x KC in all, kept in L2). The micro-kernel holds an MR x NR tile of
+ * C in registers and runs over KC with one broadcast of A and NR/ATTN_VL vector loads of B per step.
+ *
+ * Edges cost no special arithmetic: packing pads short panels with zeros, every tile runs the same
+ * full micro-kernel and only the store is clipped. So each element of C gets exactly the same
+ * operations whether it sits in a full or an edge tile, and its sum order depends only on the KC
+ * blocking of k: the result is bitwise the same however attn_matmul splits C among threads.
+ */
+#include "sgemm.h"
+
+/* Register blocking: MR rows x SGEMM_NV vectors of C in registers. */
+#if ATTN_VL == 16
+/* AVX-512, 32 zmm: 12 x 2 accumulators + 2 B vectors; the A broadcasts fold into the FMAs. */
+#define SGEMM_MR 12
+#define SGEMM_NV 2
+#elif ATTN_VL == 8
+/* AVX2, 16 ymm: 6 x 2 accumulators + 2 B vectors + 1 broadcast = 15. */
+#define SGEMM_MR 6
+#define SGEMM_NV 2
+#else
+/* 4-float vectors, 16 xmm on SSE2 (no FMA: one more register for the product): 4 x 2 + 2 + 1 + 1. */
+#define SGEMM_MR 4
+#define SGEMM_NV 2
+#endif
+#define SGEMM_NR (SGEMM_NV * ATTN_VL)
+
+/* Cache blocking (Zen3: 32 KB L1d, 512 KB L2 per core). A KC x NR panel of B (16 KB with AVX2) stays
+ * in L1 while the micro-kernel walks the MC x KC block of A (144 KB) out of L2; the KC x NC block
+ * of B comes from L2/L3. MC is a multiple of MR and NC of NR. */
+#define SGEMM_KC 256
+#define SGEMM_MC (24 * SGEMM_MR)
+#define SGEMM_NC 1024
+
+_Static_assert(SGEMM_MC % SGEMM_MR == 0 && SGEMM_NC % SGEMM_NR == 0, "blocks hold whole micro-panels");
+_Static_assert(SGEMM_MC * SGEMM_KC + SGEMM_KC * SGEMM_NC <= ATTN_SGEMM_WORKSPACE_FLOATS,
+               "packed A and B blocks fit the workspace");
+
+static inline int64_t sgemm_min(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* Packs A rows [0, mc) x depth [0, kc) into micro-panels of MR rows: panel i holds
+ * dst[i*MR*kc + p*MR + r] = a[(i*MR + r)*lda + p], zero rows past mc. */
+static void sgemm_pack_a(float *restrict dst, const float *restrict a, int64_t lda, int64_t mc, int64_t kc) {
+    for (int64_t i0 = 0; i0 < mc; i0 += SGEMM_MR) {
+        const int64_t rows = sgemm_min(SGEMM_MR, mc - i0);
+        const float *src = a + i0 * lda;
+        if (rows == SGEMM_MR) {
+            for (int64_t p = 0; p < kc; p++) {
+#pragma GCC unroll 16
+                for (int r = 0; r < SGEMM_MR; r++) dst[p * SGEMM_MR + r] = src[r * lda + p];
+            }
+        } else {
+            for (int64_t p = 0; p < kc; p++) {
+                for (int r = 0; r < SGEMM_MR; r++) dst[p * SGEMM_MR + r] = r < rows ? src[r * lda + p] : 0.0f;
+            }
+        }
+        dst += SGEMM_MR * kc;
+    }
+}
+
+/* Packs B depth [0, kc) x columns [0, nc) into micro-panels of NR columns: panel j holds
+ * dst[j*NR*kc + p*NR + c] = B(p, j*NR + c), zero columns past nc. B(p, c) is b[p*ldb + c], or
+ * b[c*ldb + p] when b holds Bᵀ. */
+static void sgemm_pack_b(float *restrict dst, const float *restrict b, int64_t ldb, int transposed,
+                         int64_t kc, int64_t nc) {
+    for (int64_t j0 = 0; j0 < nc; j0 += SGEMM_NR) {
+        const int64_t cols = sgemm_min(SGEMM_NR, nc - j0);
+        if (!transposed) {
+            const float *src = b + j0;
+            if (cols == SGEMM_NR) {
+                for (int64_t p = 0; p < kc; p++) {
+#pragma GCC unroll 4
+                    for (int v = 0; v < SGEMM_NV; v++)
+                        vstore(dst + p * SGEMM_NR + v * ATTN_VL, vload(src + p * ldb + v * ATTN_VL));
+                }
+            } else {
+                for (int64_t p = 0; p < kc; p++) {
+                    for (int v = 0; v < SGEMM_NV; v++) {
+                        const int64_t w = cols - v * ATTN_VL;
+                        vf x = w >= ATTN_VL ? vload(src + p * ldb + v * ATTN_VL)
+                             : w > 0        ? vload_partial(src + p * ldb + v * ATTN_VL, (int)w)
+                                            : vsplat(0.0f);
+                        vstore(dst + p * SGEMM_NR + v * ATTN_VL, x);
+                    }
+                }
+            }
+        } else {
+            /* A transpose: each column of the panel is a contiguous row of Bᵀ. */
+            const float *src = b + j0 * ldb;
+            for (int64_t c = 0; c < cols; c++)
+                for (int64_t p = 0; p < kc; p++) dst[p * SGEMM_NR + c] = src[c * ldb + p];
+            for (int64_t c = cols; c < SGEMM_NR; c++)
+                for (int64_t p = 0; p < kc; p++) dst[p * SGEMM_NR + c] = 0.0f;
+        }
+        dst += SGEMM_NR * kc;
+    }
+}
+
+/*
+ * One MR x NR tile: acc = Ap (MR, kc) · Bp (kc, NR) from packed panels, then stored into the
+ * mr x nr corner of c (row stride ldc) as c = acc (+ bias) or c += acc (+ bias). bias points at the
+ * tile's first column, or is NULL; add_c says whether c already holds a partial sum.
+ */
+static void sgemm_micro(int64_t kc, const float *restrict ap, const float *restrict bp, float *restrict c,
+                        int64_t ldc, int64_t mr, int64_t nr, const float *restrict bias, int add_c) {
+    vf acc[SGEMM_MR][SGEMM_NV];
+#pragma GCC unroll 16
+    for (int r = 0; r < SGEMM_MR; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < SGEMM_NV; v++) acc[r][v] = vsplat(0.0f);
+
+    for (int64_t p = 0; p < kc; p++) {
+        vf bv[SGEMM_NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < SGEMM_NV; v++) bv[v] = vload(bp + v * ATTN_VL);
+#pragma GCC unroll 16
+        for (int r = 0; r < SGEMM_MR; r++) {
+            const vf av = vsplat(ap[r]);
+#pragma GCC unroll 4
+            for (int v = 0; v < SGEMM_NV; v++) acc[r][v] = vfma(av, bv[v], acc[r][v]);
+        }
+        ap += SGEMM_MR;
+        bp += SGEMM_NR;
+    }
+
+    if (mr == SGEMM_MR && nr == SGEMM_NR) {
+#pragma GCC unroll 16
+        for (int r = 0; r < SGEMM_MR; r++) {
+#pragma GCC unroll 4
+            for (int v = 0; v < SGEMM_NV; v++) {
+                vf x = acc[r][v];
+                if (bias) x += vload(bias + v * ATTN_VL);
+                if (add_c) x = vload(c + r * ldc + v * ATTN_VL) + x;
+                vstore(c + r * ldc + v * ATTN_VL, x);
+            }
+        }
+        return;
+    }
+    /* Edge tile: the same sums, stored clipped to mr rows and nr columns. */
+    for (int r = 0; r < mr; r++) {
+        for (int v = 0; v < SGEMM_NV && v * ATTN_VL < nr; v++) {
+            const int w = (int)sgemm_min(ATTN_VL, nr - v * ATTN_VL);
+            float *cp = c + r * ldc + v * ATTN_VL;
+            vf x = acc[r][v];
+            if (bias) x += vload_partial(bias + v * ATTN_VL, w);
+            if (add_c) x = vload_partial(cp, w) + x;
+            vstore_partial(cp, x, w);
+        }
+    }
+}
+
+static void sgemm_block(const attn_sgemm_args *args, float *workspace) {
+    const int64_t m = args->m, n = args->n, k = args->k;
+    float *pack_a = workspace;
+    float *pack_b = workspace + SGEMM_MC * SGEMM_KC;
+
+    for (int64_t j0 = 0; j0 < n; j0 += SGEMM_NC) {
+        const int64_t nc = sgemm_min(SGEMM_NC, n - j0);
+        for (int64_t p0 = 0; p0 < k; p0 += SGEMM_KC) {
+            const int64_t kc = sgemm_min(SGEMM_KC, k - p0);
+            const float *b = args->b_transposed ? args->b + j0 * args->ldb + p0 : args->b + p0 * args->ldb + j0;
+            sgemm_pack_b(pack_b, b, args->ldb, args->b_transposed, kc, nc);
+            /* The first k block writes (or adds to) C with the bias; later blocks add to it. */
+            const int add_c = p0 > 0 || args->accumulate;
+            const float *bias = p0 == 0 ? args->bias : NULL;
+
+            for (int64_t i0 = 0; i0 < m; i0 += SGEMM_MC) {
+                const int64_t mc = sgemm_min(SGEMM_MC, m - i0);
+                sgemm_pack_a(pack_a, args->a + i0 * args->lda + p0, args->lda, mc, kc);
+
+                for (int64_t jr = 0; jr < nc; jr += SGEMM_NR) {
+                    const float *bp = pack_b + jr * kc;
+                    const float *bias_r = bias ? bias + j0 + jr : NULL;
+                    for (int64_t ir = 0; ir < mc; ir += SGEMM_MR) {
+                        float *c = args->c + (i0 + ir) * args->ldc + j0 + jr;
+                        sgemm_micro(kc, pack_a + ir * kc, bp, c, args->ldc, sgemm_min(SGEMM_MR, mc - ir),
+                                    sgemm_min(SGEMM_NR, nc - jr), bias_r, add_c);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#undef SGEMM_MR
+#undef SGEMM_NV
+#undef SGEMM_NR
+#undef SGEMM_KC
+#undef SGEMM_MC
+#undef SGEMM_NC

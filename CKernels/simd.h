@@ -1,0 +1,94 @@
+/*
+ * simd.h: the one vector abstraction every kernel is written against.
+ *
+ * The kernels are written once, with GCC/Clang vector extensions, and compiled once per instruction
+ * set: a file such as kernels_avx2.c defines ATTN_VL (floats per vector) and ATTN_SUFFIX, switches
+ * the code generation target with a pragma, then includes this header and the kernel templates.
+ * vector_size(64) under AVX-512 becomes zmm registers, vector_size(32) under AVX2 becomes ymm, and
+ * vector_size(16) on the baseline target becomes SSE2 or NEON, so no intrinsics and no per-ISA
+ * copies of the kernels exist.
+ *
+ * Everything here is static inline: it must be inlined into code compiled for the same target.
+ */
+#ifndef ATTN_SIMD_H
+#define ATTN_SIMD_H
+
+#include <stdint.h>
+#include <string.h>
+
+#ifndef ATTN_VL
+#error "define ATTN_VL (floats per vector) before including simd.h"
+#endif
+
+#define ATTN_INLINE static inline __attribute__((always_inline))
+
+typedef float vf __attribute__((vector_size(ATTN_VL * 4)));
+typedef int32_t vi __attribute__((vector_size(ATTN_VL * 4)));
+/* Same vectors at 4-byte alignment and allowed to alias float: unaligned loads and stores. */
+typedef float vf_unaligned __attribute__((vector_size(ATTN_VL * 4), aligned(4), may_alias));
+
+ATTN_INLINE vf vload(const float *p) { return *(const vf_unaligned *)p; }
+ATTN_INLINE void vstore(float *p, vf x) { *(vf_unaligned *)p = x; }
+/* Element by element rather than (vf){0} + x: that would be a real addition (0 + -0 is +0), which
+ * compilers must keep, and it turns a broadcast load into an add plus a shuffle. */
+ATTN_INLINE vf vsplat(float x) {
+    vf r;
+    for (int l = 0; l < ATTN_VL; l++) r[l] = x;
+    return r;
+}
+
+/* The first n (< ATTN_VL) floats of p, zeros after: reads only n floats. */
+ATTN_INLINE vf vload_partial(const float *p, int n) {
+    float tmp[ATTN_VL] = {0};
+    memcpy(tmp, p, (size_t)n * sizeof(float));
+    return vload(tmp);
+}
+ATTN_INLINE void vstore_partial(float *p, vf x, int n) {
+    float tmp[ATTN_VL];
+    vstore(tmp, x);
+    memcpy(p, tmp, (size_t)n * sizeof(float));
+}
+
+/* c + a*b, fused where the target has FMA (the build passes -ffp-contract=fast). */
+ATTN_INLINE vf vfma(vf a, vf b, vf c) { return c + a * b; }
+
+/* Lanes where mask is all ones take a, the others b. */
+ATTN_INLINE vf vselect(vi mask, vf a, vf b) { return (vf)((mask & (vi)a) | (~mask & (vi)b)); }
+
+/* Lane-wise maximum; a NaN in b is ignored, a NaN in a is kept (so a running maximum started from
+ * -inf and updated as vmax(x, m) keeps NaN scores visible downstream). */
+ATTN_INLINE vf vmax(vf a, vf b) { return vselect(a < b, b, a); }
+
+ATTN_INLINE int vany(vi mask) {
+    int32_t lanes[ATTN_VL];
+    memcpy(lanes, &mask, sizeof lanes);
+    int32_t any = 0;
+    for (int l = 0; l < ATTN_VL; l++) any |= lanes[l];
+    return any != 0;
+}
+
+/*
+ * 2^x, lane-wise. x is split as n + f with n = round(x) and f in [-0.5, 0.5]; 2^f comes from its
+ * degree-7 Taylor polynomial in f·ln2 (truncation error below 5e-9, so about 1 ulp after rounding)
+ * and 2^n is built in the exponent field. Inputs below -127 (and -inf) give exactly 0: subnormal
+ * results are flushed, which keeps masked and far-below-maximum scores cheap and exact zeros.
+ * NaN stays NaN. Valid for x <= 127, which the softmax guarantees (x = score - running max <= 0).
+ */
+ATTN_INLINE vf vexp2(vf x) {
+    x = vselect(x < -127.0f, vsplat(-127.0f), x);
+    const vf round_magic = vsplat(12582912.0f); /* 1.5 * 2^23: adding it rounds to an integer */
+    vf n = (x + round_magic) - round_magic;
+    vf f = x - n;
+    vf p = vsplat(1.5252733804059841e-05f);     /* ln2^7 / 7! */
+    p = vfma(p, f, vsplat(1.5403530393381608e-04f)); /* ln2^6 / 6! */
+    p = vfma(p, f, vsplat(1.3333558146428443e-03f)); /* ln2^5 / 5! */
+    p = vfma(p, f, vsplat(9.6181291076284772e-03f)); /* ln2^4 / 4! */
+    p = vfma(p, f, vsplat(5.5504108664821580e-02f)); /* ln2^3 / 3! */
+    p = vfma(p, f, vsplat(2.4022650695910071e-01f)); /* ln2^2 / 2! */
+    p = vfma(p, f, vsplat(6.9314718055994531e-01f)); /* ln2 */
+    p = vfma(p, f, vsplat(1.0f));
+    vi e = (__builtin_convertvector(n, vi) + 127) << 23;
+    return p * (vf)e;
+}
+
+#endif /* ATTN_SIMD_H */

@@ -1,0 +1,47 @@
+/*
+ * softmax_kernel.h: the vectorised row softmax, compiled once per ISA through kernel_table.h.
+ * Used by the unfused attention path and for attention weights a module returns.
+ */
+
+/*
+ * x[0..n) = softmax(x) in place: max, then exp(x - max) and its sum in one pass, then one multiply
+ * by 1/sum. *row_max and *row_sum receive the maximum and the sum (for the log-sum-exp). A row
+ * whose entries are all -inf has sum 0 and is left as exp(-inf) = 0 everywhere, for the caller's
+ * masked-row policy. NaN entries propagate to the whole row through the sum.
+ */
+static void softmax_row(float *x, int64_t n, float *row_max, float *row_sum) {
+    const float log2e = 1.44269504088896340736f;
+    const int64_t full = n - n % ATTN_VL;
+    vf m = vsplat(-INFINITY);
+    for (int64_t j = 0; j < full; j += ATTN_VL) m = vmax(m, vload(x + j));
+    float mx = -INFINITY;
+    for (int l = 0; l < ATTN_VL; l++) mx = m[l] > mx ? m[l] : mx;
+    for (int64_t j = full; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+    /* Exponents are taken against 0 when everything is -inf, so exp2(-inf) = 0, not NaN. */
+    const float shift = mx == -INFINITY ? 0.0f : mx;
+    vf s = vsplat(0.0f);
+    for (int64_t j = 0; j < full; j += ATTN_VL) {
+        vf e = vexp2((vload(x + j) - shift) * log2e);
+        s += e;
+        vstore(x + j, e);
+    }
+    if (full < n) {
+        const int tail = (int)(n - full);
+        vf t = vload_partial(x + full, tail) - shift;
+        vf e = vexp2(t * log2e);
+        /* Lanes past the row are zeros in t, so exp would be 1 there: zero them before summing. */
+        vi lane;
+        for (int l = 0; l < ATTN_VL; l++) lane[l] = l;
+        e = vselect(lane < tail, e, vsplat(0.0f));
+        s += e;
+        vstore_partial(x + full, e, tail);
+    }
+    float sum = 0.0f;
+    for (int l = 0; l < ATTN_VL; l++) sum += s[l];
+    *row_max = mx;
+    *row_sum = sum;
+    if (!(sum > 0.0f)) return;
+    const vf inv = vsplat(1.0f / sum);
+    for (int64_t j = 0; j < full; j += ATTN_VL) vstore(x + j, vload(x + j) * inv);
+    for (int64_t j = full; j < n; j++) x[j] *= 1.0f / sum;
+}

@@ -1,0 +1,71 @@
+# swift-attention: the C library (libattn), its tests and benchmarks, and the Swift package's tests.
+#
+#   make              build/libattn.a and build/libattn.so
+#   make test         C tests, then `swift test`
+#   make bench        the fused-vs-unfused benchmark (see README)
+#   make install PREFIX=/usr/local
+#
+# CC defaults to cc; gcc (libgomp) and clang (libomp) both work. Kernels for every instruction set
+# are always compiled; the CPU picks one at run time, so no -march flag is ever passed.
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+BUILD   ?= build
+CFLAGS  ?= -O3
+# Both compilers fuse a*b+c only when allowed to; the kernels rely on FMA for speed, not for results.
+ATTN_CFLAGS = -std=gnu11 -fPIC -fopenmp -ffp-contract=fast -fvisibility=hidden -Wall -Wextra \
+              -ICKernels/include -ICKernels
+LDLIBS  = -lm
+# clang's -fopenmp links libomp, whose unversioned libomp.so Debian keeps in the LLVM folder only.
+ifneq ($(findstring clang,$(shell $(CC) --version 2>/dev/null | head -n 1)),)
+OMP_LIBDIR := $(lastword $(sort $(wildcard /usr/lib/llvm-*/lib)))
+ifneq ($(OMP_LIBDIR),)
+LDFLAGS += -L$(OMP_LIBDIR)
+endif
+endif
+
+SOURCES  = $(wildcard CKernels/*.c)
+HEADERS  = $(wildcard CKernels/*.h CKernels/include/*.h)
+OBJECTS  = $(SOURCES:CKernels/%.c=$(BUILD)/obj/%.o)
+TESTS    = $(patsubst Tests/CKernelsTests/%.c,$(BUILD)/tests/%,$(wildcard Tests/CKernelsTests/test_*.c))
+SWIFT   ?= swift
+
+.PHONY: all test test-c bench install clean deps
+
+all: $(BUILD)/libattn.a $(BUILD)/libattn.so
+
+$(BUILD)/obj/%.o: CKernels/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ATTN_CFLAGS) -c $< -o $@
+
+$(BUILD)/libattn.a: $(OBJECTS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libattn.so: $(OBJECTS)
+	$(CC) -shared $(LDFLAGS) -fopenmp -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: Tests/CKernelsTests/%.c $(wildcard Tests/CKernelsTests/*.h) $(BUILD)/libattn.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -std=gnu11 -fopenmp -Wall -Wextra -ICKernels/include $(LDFLAGS) $< $(BUILD)/libattn.a $(LDLIBS) -o $@
+
+# libomp-dev: the OpenMP runtime SwiftPM's clang links on Linux (gcc brings its own libgomp).
+deps:
+	@bash .ci/install-deps
+
+test: deps test-c
+	$(SWIFT) test
+
+test-c: $(TESTS)
+	@for t in $(TESTS); do echo "== $$t"; ./$$t || exit 1; done
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 CKernels/include/attn.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/libattn.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libattn.so $(DESTDIR)$(PREFIX)/lib/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/.*ATTN_VERSION_STRING "\(.*\)"/\1/p' CKernels/include/attn.h)|' \
+	    attn.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/attn.pc
+
+clean:
+	rm -rf $(BUILD)
