@@ -31,6 +31,7 @@ TESTS    = $(patsubst Tests/CKernelsTests/%.c,$(BUILD)/tests/%,$(wildcard Tests/
 SWIFT   ?= swift
 
 .PHONY: all test test-c bench install clean deps
+BENCH_ARGS ?=
 
 all: $(BUILD)/libattn.a $(BUILD)/libattn.so
 
@@ -56,8 +57,20 @@ deps:
 test: deps test-c
 	$(SWIFT) test
 
-test-c: $(TESTS)
-	@for t in $(TESTS); do echo "== $$t"; ./$$t || exit 1; done
+# The example is built against the installed-style interface only (attn.h and the library).
+$(BUILD)/examples/%: examples/%.c CKernels/include/attn.h $(BUILD)/libattn.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -std=c99 -fopenmp -Wall -Wextra -ICKernels/include $(LDFLAGS) $< $(BUILD)/libattn.a $(LDLIBS) -o $@
+
+test-c: $(TESTS) $(BUILD)/examples/attention
+	@for t in $(TESTS) $(BUILD)/examples/attention; do echo "== $$t"; ./$$t || exit 1; done
+
+$(BUILD)/attn_bench: Benchmarks/attn_bench.c CKernels/include/attn.h $(BUILD)/libattn.a
+	$(CC) $(CFLAGS) -std=gnu11 -fopenmp -ffp-contract=fast -Wall -Wextra -ICKernels/include $(LDFLAGS) $< $(BUILD)/libattn.a $(LDLIBS) -o $@
+
+# The benchmark table; e.g. make bench BENCH_ARGS="--quick" or BENCH_ARGS="--lengths 4096 --format csv".
+bench: deps $(BUILD)/attn_bench
+	./$(BUILD)/attn_bench $(BENCH_ARGS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig

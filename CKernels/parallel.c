@@ -48,6 +48,25 @@ int attn_resolve_threads(int requested) {
     return requested > 0 ? requested : attn_get_num_threads();
 }
 
+/* The work-pulling loop both back ends run on each thread: items are claimed from one atomic
+ * counter, which balances uneven items (causal attention) without a scheduler. OpenMP's own
+ * dynamic schedule is not used because newer clang emits runtime calls (__kmpc_dispatch_deinit)
+ * that the libomp of current distributions lacks. */
+typedef struct pool_job {
+    attn_task_fn fn;
+    void *ctx;
+    int64_t n_items;
+    int64_t next; /* atomic */
+} pool_job;
+
+static void run_items(pool_job *job, int thread) {
+    for (;;) {
+        int64_t item = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
+        if (item >= job->n_items) break;
+        job->fn(job->ctx, item, thread);
+    }
+}
+
 #ifdef _OPENMP
 
 void attn_parallel_for(int64_t n_items, int num_threads, attn_task_fn fn, void *ctx) {
@@ -56,38 +75,23 @@ void attn_parallel_for(int64_t n_items, int num_threads, attn_task_fn fn, void *
         for (int64_t item = 0; item < n_items; item++) fn(ctx, item, 0);
         return;
     }
-#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads)
-    for (int64_t item = 0; item < n_items; item++) fn(ctx, item, omp_get_thread_num());
+    pool_job job = {fn, ctx, n_items, 0};
+#pragma omp parallel num_threads(num_threads)
+    run_items(&job, omp_get_thread_num());
 }
 
 #else
 
 static _Thread_local int inside_worker;
 
-typedef struct pool_job {
-    attn_task_fn fn;
-    void *ctx;
-    int64_t n_items;
-    int64_t next; /* atomic */
-} pool_job;
-
 typedef struct pool_worker {
     pool_job *job;
     int thread;
 } pool_worker;
 
-static void run_items(pool_job *job, int thread) {
-    inside_worker = 1;
-    for (;;) {
-        int64_t item = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
-        if (item >= job->n_items) break;
-        job->fn(job->ctx, item, thread);
-    }
-    inside_worker = 0;
-}
-
 static void *worker_main(void *arg) {
     pool_worker *w = arg;
+    inside_worker = 1;
     run_items(w->job, w->thread);
     return NULL;
 }
@@ -108,8 +112,11 @@ void attn_parallel_for(int64_t n_items, int num_threads, attn_task_fn fn, void *
         started = t;
     }
     /* If a thread could not be created the items still all run: the caller and the threads that
-     * did start drain the counter between them. */
+     * did start drain the counter between them. The caller marks itself as a worker meanwhile, so
+     * kernels called from inside the items run serially. */
+    inside_worker = 1;
     run_items(&job, 0);
+    inside_worker = 0;
     for (int t = 1; t <= started; t++) pthread_join(threads[t], NULL);
 }
 

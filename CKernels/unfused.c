@@ -71,29 +71,47 @@ static void unfused_task(void *ctx, int64_t item, int thread) {
         if (row_sums[i] == 0.0f) attn_masked_row_fill(pr, b, h, i, out + i * p->out_stride[2]);
 }
 
+/* Thread count and per-thread workspace (scores, row sums, packing space) for a validated problem. */
+static attn_status unfused_plan(unfused_run *run, const attn_problem *pr, int *threads, int64_t *bytes) {
+    run->pr = pr;
+    run->kernels = attn_kernels_current();
+    const int64_t items = pr->p.batch * pr->p.heads_q;
+    *threads = attn_resolve_threads(pr->p.num_threads);
+    if (*threads > items) *threads = (int)items;
+    int64_t floats;
+    if (!attn_mul_ok(pr->p.len_q, pr->p.len_k, &floats) || !attn_add_ok(floats, pr->p.len_q, &floats) ||
+        !attn_add_ok(floats, ATTN_SGEMM_WORKSPACE_FLOATS + 15, &floats))
+        return ATTN_ERR_OVERFLOW;
+    /* Rounded to whole cache lines so no two threads' workspaces share one. */
+    run->workspace_floats = floats & ~(int64_t)15;
+    if (!attn_mul_ok(run->workspace_floats, *threads, bytes) || !attn_mul_ok(*bytes, sizeof(float), bytes))
+        return ATTN_ERR_OVERFLOW;
+    return ATTN_OK;
+}
+
+attn_status attn_forward_unfused_workspace(const attn_params *params, size_t *bytes) {
+    if (!bytes) return ATTN_ERR_NULL_POINTER;
+    attn_problem pr;
+    unfused_run run;
+    int threads;
+    int64_t total;
+    attn_status status = attn_problem_init(&pr, params);
+    if (status == ATTN_OK) status = unfused_plan(&run, &pr, &threads, &total);
+    if (status == ATTN_OK) *bytes = (size_t)total;
+    return status;
+}
+
 attn_status attn_forward_unfused(const attn_params *params) {
     attn_problem pr;
-    attn_status status = attn_problem_init(&pr, params);
-    if (status != ATTN_OK) return status;
-
     unfused_run run;
-    run.pr = &pr;
-    run.kernels = attn_kernels_current();
-    const int64_t items = pr.p.batch * pr.p.heads_q;
-    int threads = attn_resolve_threads(pr.p.num_threads);
-    if (threads > items) threads = (int)items;
-
-    int64_t floats, bytes;
-    if (!attn_mul_ok(pr.p.len_q, pr.p.len_k, &floats) || !attn_add_ok(floats, pr.p.len_q, &floats) ||
-        !attn_add_ok(floats, ATTN_SGEMM_WORKSPACE_FLOATS, &floats))
-        return ATTN_ERR_OVERFLOW;
-    /* Keep each thread's block cache-line aligned. */
-    floats = (floats + 15) & ~(int64_t)15;
-    run.workspace_floats = floats;
-    if (!attn_mul_ok(floats, threads, &bytes) || !attn_mul_ok(bytes, sizeof(float), &bytes)) return ATTN_ERR_OVERFLOW;
+    int threads;
+    int64_t bytes;
+    attn_status status = attn_problem_init(&pr, params);
+    if (status == ATTN_OK) status = unfused_plan(&run, &pr, &threads, &bytes);
+    if (status != ATTN_OK) return status;
     run.workspace = attn_alloc(bytes);
     if (!run.workspace) return ATTN_ERR_OUT_OF_MEMORY;
-    attn_parallel_for(items, threads, unfused_task, &run);
+    attn_parallel_for(pr.p.batch * pr.p.heads_q, threads, unfused_task, &run);
     attn_free(run.workspace);
     return ATTN_OK;
 }

@@ -177,6 +177,11 @@ ATTN_API attn_status attn_forward(const attn_params *params);
  * Workspace: threads x Lq x Lk floats. */
 ATTN_API attn_status attn_forward_unfused(const attn_params *params);
 
+/* The workspace, in bytes, that attn_forward / attn_forward_unfused would allocate for params with
+ * the thread count they would use (the library's only memory beyond the caller's buffers). */
+ATTN_API attn_status attn_forward_workspace(const attn_params *params, size_t *bytes);
+ATTN_API attn_status attn_forward_unfused_workspace(const attn_params *params, size_t *bytes);
+
 /* The counter-based hash behind dropout: splitmix64 of state = seed + (counter + 1) * 0x9E3779B97F4A7C15,
  *   z = (state ^ (state >> 30)) * 0xBF58476D1CE4E5B9; z = (z ^ (z >> 27)) * 0x94D049BB133111EB;
  *   z ^= z >> 31; return (uint32_t)(z >> 32);

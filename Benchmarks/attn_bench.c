@@ -1,0 +1,301 @@
+/*
+ * attn_bench.c: what fusion buys, measured. `make bench` runs it.
+ *
+ * First it measures this machine's limits: the FMA peak (an unrolled loop of independent vector
+ * FMAs on the instruction set the library uses) and the memory bandwidth (a vector sum over 1 GiB),
+ * for each thread count. Then, for each shape of the standard table (B = 1, H = 8, fp32), it times
+ * the fused kernel and the unfused path alternately (fused, unfused, fused, ...) after a warm-up and
+ * prints one row as soon as the shape is done: medians, speed-up, GFLOP/s, % of peak and each
+ * path's extra memory (its workspace, from attn_forward_workspace).
+ *
+ * GFLOP/s counts 4·B·H·Lq·Lk·D for attention, half of that when causal.
+ *
+ *   attn_bench [--quick] [--lengths 256,1024] [--dims 64,128] [--causal 0,1] [--threads 1,2]
+ *              [--reps N] [--format table|csv|json] [--no-unfused]
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "attn.h"
+
+#define MAX_LIST 16
+
+typedef struct options {
+    int lengths[MAX_LIST], n_lengths;
+    int dims[MAX_LIST], n_dims;
+    int causal[MAX_LIST], n_causal;
+    int threads[MAX_LIST], n_threads;
+    int reps; /* 0: adaptive */
+    int unfused;
+    const char *format;
+} options;
+
+static double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int parse_list(const char *s, int *out) {
+    int n = 0;
+    while (*s && n < MAX_LIST) {
+        out[n++] = atoi(s);
+        const char *comma = strchr(s, ',');
+        if (!comma) break;
+        s = comma + 1;
+    }
+    return n;
+}
+
+static int compare_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof(double), compare_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* ---- machine limits ---- */
+
+/* Twelve independent FMA chains per thread: enough to cover the FMA latency on every current core. */
+#define PEAK_CHAINS 12
+#define PEAK_KERNEL(name, attributes, width)                                                        \
+    attributes static float name(long iters) {                                                      \
+        typedef float vec __attribute__((vector_size(width * 4)));                                  \
+        vec acc[PEAK_CHAINS], mul, add;                                                             \
+        for (int l = 0; l < width; l++) mul[l] = 0.999999f, add[l] = 1e-7f;                         \
+        for (int c = 0; c < PEAK_CHAINS; c++)                                                       \
+            for (int l = 0; l < width; l++) acc[c][l] = (float)c;                                   \
+        for (long i = 0; i < iters; i++) {                                                          \
+            _Pragma("GCC unroll 12") for (int c = 0; c < PEAK_CHAINS; c++) acc[c] = acc[c] * mul + add; \
+        }                                                                                           \
+        float s = 0;                                                                                \
+        for (int c = 0; c < PEAK_CHAINS; c++) s += acc[c][0];                                       \
+        return s;                                                                                   \
+    }
+
+#if defined(__x86_64__)
+PEAK_KERNEL(peak_avx512, __attribute__((target("avx512f,fma"))), 16)
+PEAK_KERNEL(peak_avx2, __attribute__((target("avx2,fma"))), 8)
+#endif
+PEAK_KERNEL(peak_base, , 4)
+
+static volatile float sink;
+
+/* GFLOP/s of `threads` threads each running the FMA loop of the ISA the library uses. */
+static double measure_peak(int threads) {
+    const long iters = 20000000;
+    int width = 4;
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = now_seconds();
+#pragma omp parallel num_threads(threads)
+        {
+            float s;
+            switch (attn_get_isa()) {
+#if defined(__x86_64__)
+            case ATTN_ISA_AVX512: s = peak_avx512(iters); width = 16; break;
+            case ATTN_ISA_AVX2: s = peak_avx2(iters); width = 8; break;
+#endif
+            default: s = peak_base(iters); width = 4; break;
+            }
+            sink = s;
+        }
+        double t = now_seconds() - t0;
+        double gflops = 2.0 * PEAK_CHAINS * width * (double)iters * threads / t * 1e-9;
+        if (gflops > best) best = gflops;
+    }
+    return best;
+}
+
+/* Sum of x[0..n) with four independent vector accumulators, so the loop is bound by memory, not
+ * by the latency of one chain of additions. n is a multiple of 16. */
+static float vector_sum(const float *x, size_t n) {
+    typedef float vec __attribute__((vector_size(16)));
+    vec acc[4] = {{0}};
+    for (size_t i = 0; i < n; i += 16)
+        for (int c = 0; c < 4; c++) {
+            vec v;
+            memcpy(&v, x + i + 4 * c, sizeof v);
+            acc[c] += v;
+        }
+    vec t = acc[0] + acc[1] + acc[2] + acc[3];
+    return t[0] + t[1] + t[2] + t[3];
+}
+
+/* GB/s of a parallel sum over 1 GiB (read bandwidth, what attention's K/V streaming needs). */
+static double measure_bandwidth(int threads) {
+    const size_t n = (size_t)1 << 28, chunk = n / 64;
+    float *x = malloc(n * sizeof(float));
+    if (!x) return 0;
+#pragma omp parallel for num_threads(threads)
+    for (long i = 0; i < (long)n; i++) x[i] = 1.0f;
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = now_seconds();
+        float total = 0;
+#pragma omp parallel for num_threads(threads) reduction(+ : total)
+        for (long c = 0; c < 64; c++) total += vector_sum(x + (size_t)c * chunk, chunk);
+        double t = now_seconds() - t0;
+        sink = total;
+        double gbs = (double)(n * sizeof(float)) / t * 1e-9;
+        if (gbs > best) best = gbs;
+    }
+    free(x);
+    return best;
+}
+
+/* ---- attention problems ---- */
+
+typedef struct problem {
+    attn_params p;
+    float *q, *k, *v, *out;
+} problem;
+
+static int problem_make(problem *pb, int len, int dim, int causal, int threads) {
+    const int heads = 8;
+    const size_t n = (size_t)heads * len * dim;
+    pb->q = malloc(n * sizeof(float));
+    pb->k = malloc(n * sizeof(float));
+    pb->v = malloc(n * sizeof(float));
+    pb->out = malloc(n * sizeof(float));
+    if (!pb->q || !pb->k || !pb->v || !pb->out) return 0;
+    unsigned s = 12345;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        pb->q[i] = (float)(s >> 8) / 16777216.0f - 0.5f;
+        pb->k[i] = (float)((s * 7u) >> 8) / 16777216.0f - 0.5f;
+        pb->v[i] = (float)((s * 13u) >> 8) / 16777216.0f - 0.5f;
+    }
+    attn_params p = attn_params_default();
+    p.batch = 1;
+    p.heads_q = p.heads_kv = heads;
+    p.len_q = p.len_k = len;
+    p.dim_qk = p.dim_v = dim;
+    const int64_t stride[3] = {(int64_t)heads * len * dim, (int64_t)len * dim, dim};
+    memcpy(p.q_stride, stride, sizeof stride);
+    memcpy(p.k_stride, stride, sizeof stride);
+    memcpy(p.v_stride, stride, sizeof stride);
+    memcpy(p.out_stride, stride, sizeof stride);
+    p.q = pb->q;
+    p.k = pb->k;
+    p.v = pb->v;
+    p.out = pb->out;
+    p.causal = causal ? ATTN_CAUSAL_TOP_LEFT : ATTN_CAUSAL_NONE;
+    p.num_threads = threads;
+    pb->p = p;
+    return 1;
+}
+
+static void problem_free(problem *pb) {
+    free(pb->q);
+    free(pb->k);
+    free(pb->v);
+    free(pb->out);
+}
+
+static double time_call(attn_status (*fn)(const attn_params *), const attn_params *p) {
+    double t0 = now_seconds();
+    attn_status st = fn(p);
+    double t = now_seconds() - t0;
+    if (st != ATTN_OK) {
+        fprintf(stderr, "attn_bench: %s\n", attn_status_string(st));
+        exit(1);
+    }
+    return t;
+}
+
+int main(int argc, char **argv) {
+    options o = {.lengths = {256, 1024, 4096, 8192}, .n_lengths = 4, .dims = {64, 128}, .n_dims = 2,
+                 .causal = {0, 1}, .n_causal = 2, .threads = {1, 2}, .n_threads = 2, .reps = 0,
+                 .unfused = 1, .format = "table"};
+    for (int a = 1; a < argc; a++) {
+        const char *arg = argv[a], *val = a + 1 < argc ? argv[a + 1] : "";
+        if (!strcmp(arg, "--quick")) {
+            o.n_lengths = parse_list("256,1024,4096", o.lengths);
+            o.n_dims = parse_list("64", o.dims);
+            o.n_threads = parse_list("2", o.threads);
+            o.reps = 3;
+        } else if (!strcmp(arg, "--lengths")) o.n_lengths = parse_list(val, o.lengths), a++;
+        else if (!strcmp(arg, "--dims")) o.n_dims = parse_list(val, o.dims), a++;
+        else if (!strcmp(arg, "--causal")) o.n_causal = parse_list(val, o.causal), a++;
+        else if (!strcmp(arg, "--threads")) o.n_threads = parse_list(val, o.threads), a++;
+        else if (!strcmp(arg, "--reps")) o.reps = atoi(val), a++;
+        else if (!strcmp(arg, "--format")) o.format = val, a++;
+        else if (!strcmp(arg, "--no-unfused")) o.unfused = 0;
+        else {
+            fprintf(stderr, "usage: %s [--quick] [--lengths L,..] [--dims D,..] [--causal 0,1] [--threads T,..]\n"
+                            "          [--reps N] [--format table|csv|json] [--no-unfused]\n", argv[0]);
+            return 2;
+        }
+    }
+    const int csv = !strcmp(o.format, "csv"), json = !strcmp(o.format, "json");
+
+    double peak[MAX_LIST], bandwidth[MAX_LIST];
+    for (int t = 0; t < o.n_threads; t++) {
+        peak[t] = measure_peak(o.threads[t]);
+        bandwidth[t] = measure_bandwidth(o.threads[t]);
+        if (!csv && !json)
+            printf("# machine: %d thread(s): FMA peak %.1f GFLOP/s, read bandwidth %.1f GB/s (isa %s)\n",
+                   o.threads[t], peak[t], bandwidth[t], attn_isa_name(attn_get_isa()));
+    }
+    if (csv) printf("length,dim,causal,threads,fused_ms,unfused_ms,speedup,gflops,peak_percent,fused_mem_mb,unfused_mem_mb,peak_gflops,bandwidth_gbs\n");
+    else if (json) printf("{\"isa\": \"%s\", \"batch\": 1, \"heads\": 8, \"rows\": [\n", attn_isa_name(attn_get_isa()));
+    else printf("%6s %4s %6s %7s %10s %11s %8s %8s %7s %11s %12s\n", "L", "D", "causal", "threads", "fused ms",
+                "unfused ms", "speedup", "GFLOP/s", "% peak", "fused MB", "unfused MB");
+    fflush(stdout);
+
+    int first = 1;
+    for (int li = 0; li < o.n_lengths; li++)
+        for (int di = 0; di < o.n_dims; di++)
+            for (int ci = 0; ci < o.n_causal; ci++)
+                for (int ti = 0; ti < o.n_threads; ti++) {
+                    const int len = o.lengths[li], dim = o.dims[di], causal = o.causal[ci], threads = o.threads[ti];
+                    problem pb;
+                    if (!problem_make(&pb, len, dim, causal, threads)) {
+                        fprintf(stderr, "attn_bench: out of memory\n");
+                        return 1;
+                    }
+                    size_t fused_mem = 0, unfused_mem = 0;
+                    attn_forward_workspace(&pb.p, &fused_mem);
+                    attn_forward_unfused_workspace(&pb.p, &unfused_mem);
+                    /* Warm-up, which also sizes the repetitions: about 1 s per path, 3 to 9 runs. */
+                    double warm = time_call(attn_forward, &pb.p);
+                    if (o.unfused) time_call(attn_forward_unfused, &pb.p);
+                    int reps = o.reps ? o.reps : (int)(1.0 / warm);
+                    if (!o.reps) reps = reps < 3 ? 3 : reps > 9 ? 9 : reps;
+                    double tf[64], tu[64];
+                    for (int r = 0; r < reps && r < 64; r++) {
+                        tf[r] = time_call(attn_forward, &pb.p);
+                        if (o.unfused) tu[r] = time_call(attn_forward_unfused, &pb.p);
+                    }
+                    const double fused_ms = 1e3 * median(tf, reps);
+                    const double unfused_ms = o.unfused ? 1e3 * median(tu, reps) : NAN;
+                    const double flops = 4.0 * 8 * (double)len * len * dim * (causal ? 0.5 : 1.0);
+                    const double gflops = flops / (fused_ms * 1e-3) * 1e-9;
+                    const double pct = 100.0 * gflops / peak[ti];
+                    const double fmb = (double)fused_mem / 1048576.0, umb = (double)unfused_mem / 1048576.0;
+                    if (csv)
+                        printf("%d,%d,%d,%d,%.3f,%.3f,%.2f,%.1f,%.1f,%.3f,%.1f,%.1f,%.1f\n", len, dim, causal, threads,
+                               fused_ms, unfused_ms, unfused_ms / fused_ms, gflops, pct, fmb, umb, peak[ti], bandwidth[ti]);
+                    else if (json)
+                        printf("%s  {\"length\": %d, \"dim\": %d, \"causal\": %d, \"threads\": %d, \"fused_ms\": %.3f, "
+                               "\"unfused_ms\": %.3f, \"gflops\": %.1f, \"peak_gflops\": %.1f, \"fused_mem_mb\": %.3f, "
+                               "\"unfused_mem_mb\": %.1f}", first ? "" : ",\n", len, dim, causal, threads, fused_ms,
+                               o.unfused ? unfused_ms : -1.0, gflops, peak[ti], fmb, umb);
+                    else
+                        printf("%6d %4d %6s %7d %10.2f %11.2f %7.2fx %8.1f %6.1f%% %11.2f %12.1f\n", len, dim,
+                               causal ? "yes" : "no", threads, fused_ms, unfused_ms, unfused_ms / fused_ms, gflops, pct,
+                               fmb, umb);
+                    fflush(stdout);
+                    first = 0;
+                    problem_free(&pb);
+                }
+    if (json) printf("\n]}\n");
+    return 0;
+}
