@@ -1,0 +1,253 @@
+/*
+ * test_matmul.c: attn_matmul against a double-precision reference, on every instruction set this
+ * CPU runs, over randomized shapes (1 and odd sizes, both B layouts, bias, accumulate, padded
+ * strides), with 1, 2 and 3 threads bitwise identical, plus every error status.
+ *
+ * Tolerance per element: |c - ref| <= 1e-5 * (sum_k |a||b| + |bias| + |c0|) + 1e-30, where c0 is
+ * the accumulated-into value. Each matrix sits in its own exact-size allocation and the gaps of
+ * padded rows of C hold a sentinel, so reads past the ends show up under AddressSanitizer and
+ * writes outside C show up here.
+ *
+ * Standalone: cc -O2 -fopenmp -ffp-contract=fast -ICKernels/include -ICKernels CKernels/status.c \
+ *   CKernels/isa.c CKernels/parallel.c CKernels/matmul.c CKernels/kernels_*.c \
+ *   Tests/CKernelsTests/test_matmul.c -lm -o /tmp/test_matmul
+ * Last line: "N passed, N failed"; exit status non-zero on any failure.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn.h"
+
+static int passed, failed;
+
+static void check(int ok, const char *what) {
+    if (ok) {
+        passed++;
+    } else {
+        failed++;
+        printf("FAIL: %s\n", what);
+    }
+}
+
+static uint64_t rng_state = 0x243F6A8885A308D3ull;
+static uint64_t rng_next(void) {
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static int64_t rng_int(int64_t lo, int64_t hi) { return lo + (int64_t)(rng_next() % (uint64_t)(hi - lo + 1)); }
+static float rng_float(void) { return (float)((double)(rng_next() >> 11) / 9007199254740992.0 * 2.0 - 1.0); }
+
+static const float SENTINEL = 1234.5f;
+
+typedef struct shape {
+    int64_t m, n, k, lda, ldb, ldc;
+    int b_transposed, has_bias, accumulate;
+} shape;
+
+/* A size from 1 to max, often tiny or just around the register and cache block edges. */
+static int64_t rng_size(int64_t max) {
+    static const int64_t edges[] = {1, 2, 3, 5, 6, 7, 11, 12, 13, 15, 16, 17, 31, 32, 33, 143, 144, 145, 255, 256, 257};
+    switch (rng_int(0, 2)) {
+    case 0: return rng_int(1, 8);
+    case 1: return edges[rng_int(0, sizeof edges / sizeof edges[0] - 1)];
+    default: return rng_int(1, max);
+    }
+}
+
+/* Runs one shape with each thread count; checks values, the sentinel gaps and bitwise agreement. */
+static void run_shape(const shape *s, const char *isa) {
+    const int64_t b_rows = s->b_transposed ? s->n : s->k, b_cols = s->b_transposed ? s->k : s->n;
+    const int64_t a_len = (s->m - 1) * s->lda + s->k, b_len = (b_rows - 1) * s->ldb + b_cols;
+    const int64_t c_len = (s->m - 1) * s->ldc + s->n;
+    float *a = malloc(a_len * sizeof(float)), *b = malloc(b_len * sizeof(float));
+    float *bias = s->has_bias ? malloc(s->n * sizeof(float)) : NULL;
+    float *c0 = malloc(c_len * sizeof(float)), *c1 = malloc(c_len * sizeof(float));
+    float *ct = malloc(c_len * sizeof(float));
+    for (int64_t i = 0; i < a_len; i++) a[i] = rng_float();
+    for (int64_t i = 0; i < b_len; i++) b[i] = rng_float();
+    for (int64_t j = 0; bias && j < s->n; j++) bias[j] = rng_float();
+    for (int64_t i = 0; i < c_len; i++) c0[i] = SENTINEL;
+    for (int64_t i = 0; i < s->m; i++)
+        for (int64_t j = 0; j < s->n; j++) c0[i * s->ldc + j] = rng_float();
+
+    char what[256];
+    snprintf(what, sizeof what, "%s m=%lld n=%lld k=%lld lda=%lld ldb=%lld ldc=%lld bt=%d bias=%d acc=%d", isa,
+             (long long)s->m, (long long)s->n, (long long)s->k, (long long)s->lda, (long long)s->ldb,
+             (long long)s->ldc, s->b_transposed, s->has_bias, s->accumulate);
+
+    static const int thread_counts[] = {1, 2, 3};
+    for (int t = 0; t < 3; t++) {
+        float *c = t == 0 ? c1 : ct;
+        memcpy(c, c0, c_len * sizeof(float));
+        attn_matmul_params p = {s->m, s->n, s->k, a, s->lda, b, s->ldb, s->b_transposed, c, s->ldc, bias,
+                                s->accumulate, thread_counts[t]};
+        attn_status st = attn_matmul(&p);
+        if (st != ATTN_OK) {
+            char msg[320];
+            snprintf(msg, sizeof msg, "%s threads=%d: status %s", what, thread_counts[t], attn_status_string(st));
+            check(0, msg);
+            continue;
+        }
+        if (t > 0) {
+            char msg[320];
+            snprintf(msg, sizeof msg, "%s: threads=%d differs bitwise from 1 thread", what, thread_counts[t]);
+            check(memcmp(c, c1, c_len * sizeof(float)) == 0, msg);
+        }
+    }
+
+    double worst = 0.0; /* largest error as a fraction of its tolerance */
+    int gaps_ok = 1;
+    for (int64_t i = 0; i < s->m; i++) {
+        for (int64_t j = 0; j < s->ldc && i * s->ldc + j < c_len; j++) {
+            const float got = c1[i * s->ldc + j];
+            if (j >= s->n) {
+                gaps_ok &= got == SENTINEL;
+                continue;
+            }
+            double ref = 0.0, mag = 1e-30;
+            for (int64_t q = 0; q < s->k; q++) {
+                const double bv = s->b_transposed ? b[j * s->ldb + q] : b[q * s->ldb + j];
+                ref += (double)a[i * s->lda + q] * bv;
+                mag += fabs((double)a[i * s->lda + q] * bv);
+            }
+            if (bias) {
+                ref += bias[j];
+                mag += fabs(bias[j]);
+            }
+            if (s->accumulate) {
+                ref += c0[i * s->ldc + j];
+                mag += fabs(c0[i * s->ldc + j]);
+            }
+            const double err = fabs((double)got - ref) / (1e-5 * mag);
+            if (!(err <= worst)) worst = err; /* NaN counts as worst */
+        }
+    }
+    char msg[320];
+    snprintf(msg, sizeof msg, "%s: error %.3g of tolerance", what, worst);
+    check(worst <= 1.0, msg);
+    snprintf(msg, sizeof msg, "%s: wrote outside C", what);
+    check(gaps_ok, msg);
+    free(a);
+    free(b);
+    free(bias);
+    free(c0);
+    free(c1);
+    free(ct);
+}
+
+static void random_shapes(const char *isa, int count) {
+    for (int i = 0; i < count; i++) {
+        shape s;
+        s.m = rng_size(300);
+        s.n = rng_size(300);
+        s.k = rng_size(300);
+        s.b_transposed = (int)rng_int(0, 1);
+        s.has_bias = (int)rng_int(0, 1);
+        s.accumulate = (int)rng_int(0, 1);
+        const int padded = (int)rng_int(0, 1);
+        s.lda = s.k + (padded ? rng_int(1, 9) : 0);
+        s.ldb = (s.b_transposed ? s.k : s.n) + (padded ? rng_int(1, 9) : 0);
+        s.ldc = s.n + (padded ? rng_int(1, 9) : 0);
+        run_shape(&s, isa);
+    }
+}
+
+/* Shapes that cross every cache block: several k blocks (KC = 256), m past MC, n past NC = 1024. */
+static void large_shapes(const char *isa) {
+    static const shape shapes[] = {
+        {300, 1100, 600, 601, 1103, 1101, 0, 1, 1},
+        {301, 1037, 513, 513, 513, 1037, 1, 1, 0},
+        {1, 2100, 300, 300, 2100, 2100, 0, 0, 1},
+        {700, 3, 777, 780, 777, 5, 1, 1, 1},
+        {577, 65, 1, 1, 65, 65, 0, 1, 0},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) run_shape(&shapes[i], isa);
+}
+
+static void error_statuses(void) {
+    float a[64], b[64], c[64], bias[8];
+    for (int i = 0; i < 64; i++) a[i] = b[i] = 1.0f;
+    for (int i = 0; i < 8; i++) bias[i] = 1.0f;
+    const attn_matmul_params ok = {4, 4, 4, a, 4, b, 4, 0, c, 4, bias, 0, 0};
+    struct {
+        const char *name;
+        attn_matmul_params p;
+        attn_status want;
+    } cases[] = {
+        {"a NULL", ok, ATTN_ERR_NULL_POINTER},
+        {"b NULL", ok, ATTN_ERR_NULL_POINTER},
+        {"c NULL", ok, ATTN_ERR_NULL_POINTER},
+        {"m 0", ok, ATTN_ERR_INVALID_ARGUMENT},
+        {"n -1", ok, ATTN_ERR_INVALID_ARGUMENT},
+        {"k 0", ok, ATTN_ERR_INVALID_ARGUMENT},
+        {"num_threads -1", ok, ATTN_ERR_INVALID_ARGUMENT},
+        {"num_threads > max", ok, ATTN_ERR_INVALID_ARGUMENT},
+        {"lda < k", ok, ATTN_ERR_INVALID_STRIDE},
+        {"lda negative", ok, ATTN_ERR_INVALID_STRIDE},
+        {"ldb < n", ok, ATTN_ERR_INVALID_STRIDE},
+        {"ldb < k transposed", ok, ATTN_ERR_INVALID_STRIDE},
+        {"ldc < n", ok, ATTN_ERR_INVALID_STRIDE},
+        {"ldc negative", ok, ATTN_ERR_INVALID_STRIDE},
+        {"a extent overflows", ok, ATTN_ERR_OVERFLOW},
+        {"b extent overflows", ok, ATTN_ERR_OVERFLOW},
+        {"c extent overflows", ok, ATTN_ERR_OVERFLOW},
+        {"bytes overflow", ok, ATTN_ERR_OVERFLOW},
+        {"valid", ok, ATTN_OK},
+    };
+    cases[0].p.a = NULL;
+    cases[1].p.b = NULL;
+    cases[2].p.c = NULL;
+    cases[3].p.m = 0;
+    cases[4].p.n = -1;
+    cases[5].p.k = 0;
+    cases[6].p.num_threads = -1;
+    cases[7].p.num_threads = ATTN_MAX_THREADS + 1;
+    cases[8].p.lda = 3;
+    cases[9].p.lda = -4;
+    cases[10].p.ldb = 3;
+    cases[11].p.b_transposed = 1, cases[11].p.n = 2, cases[11].p.k = 5, cases[11].p.lda = 5, cases[11].p.ldb = 4;
+    cases[12].p.ldc = 3;
+    cases[13].p.ldc = -4;
+    cases[14].p.m = INT64_C(1) << 40, cases[14].p.lda = INT64_C(1) << 30;
+    cases[15].p.k = INT64_C(1) << 40, cases[15].p.lda = INT64_C(1) << 40, cases[15].p.ldb = INT64_C(1) << 30;
+    cases[16].p.m = INT64_C(1) << 40, cases[16].p.ldc = INT64_C(1) << 30;
+    cases[17].p.m = INT64_C(1) << 31, cases[17].p.lda = INT64_C(1) << 31, cases[17].p.ldc = INT64_C(1) << 31;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (int j = 0; j < 64; j++) c[j] = SENTINEL;
+        attn_status st = attn_matmul(&cases[i].p);
+        int untouched = 1;
+        for (int j = 0; j < 64; j++) untouched &= c[j] == SENTINEL;
+        char msg[160];
+        snprintf(msg, sizeof msg, "error case '%s': got %s, want %s", cases[i].name, attn_status_string(st),
+                 attn_status_string(cases[i].want));
+        check(st == cases[i].want, msg);
+        if (cases[i].want != ATTN_OK) {
+            snprintf(msg, sizeof msg, "error case '%s' wrote to C", cases[i].name);
+            check(untouched, msg);
+        }
+    }
+    check(attn_matmul(NULL) == ATTN_ERR_NULL_POINTER, "params NULL");
+}
+
+int main(void) {
+    error_statuses();
+    for (int isa = ATTN_ISA_SCALAR; isa <= ATTN_ISA_AVX512; isa++) {
+        if (!attn_isa_supported((attn_isa)isa)) continue;
+        if (attn_set_isa((attn_isa)isa) != ATTN_OK) {
+            check(0, "attn_set_isa of a supported ISA");
+            continue;
+        }
+        const char *name = attn_isa_name((attn_isa)isa);
+        const int before = failed;
+        random_shapes(name, 150);
+        large_shapes(name);
+        printf("%s: %s\n", name, failed == before ? "ok" : "FAILURES");
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed != 0;
+}
