@@ -29,13 +29,19 @@ typedef float vf_unaligned __attribute__((vector_size(ATTN_VL * 4), aligned(4), 
 
 ATTN_INLINE vf vload(const float *p) { return *(const vf_unaligned *)p; }
 ATTN_INLINE void vstore(float *p, vf x) { *(vf_unaligned *)p = x; }
-/* Element by element rather than (vf){0} + x: that would be a real addition (0 + -0 is +0), which
- * compilers must keep, and it turns a broadcast load into an add plus a shuffle. */
-ATTN_INLINE vf vsplat(float x) {
-    vf r;
-    for (int l = 0; l < ATTN_VL; l++) r[l] = x;
-    return r;
-}
+/* A braced list of the same value, which every compiler turns into one broadcast. (Not
+ * (vf){0} + x: that is a real addition, since 0 + -0 is +0, and costs an add and a shuffle; and a
+ * lane-by-lane loop gets vectorised at -O3 into insert sequences.) */
+#if ATTN_VL == 4
+#define ATTN_SPLAT(x) (vf){x, x, x, x}
+#elif ATTN_VL == 8
+#define ATTN_SPLAT(x) (vf){x, x, x, x, x, x, x, x}
+#elif ATTN_VL == 16
+#define ATTN_SPLAT(x) (vf){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}
+#else
+#error "ATTN_VL must be 4, 8 or 16"
+#endif
+ATTN_INLINE vf vsplat(float x) { return ATTN_SPLAT(x); }
 
 /* The first n (< ATTN_VL) floats of p, zeros after: reads only n floats. */
 ATTN_INLINE vf vload_partial(const float *p, int n) {
