@@ -8,11 +8,12 @@
  *   - output  Oᵀ[c][lanes]  += V[j][c]  * Pᵀ[j][lanes]   (V read in place, one broadcast per element)
  * are the same register-blocked outer product (outer_tile), the online softmax is purely
  * lane-wise (no horizontal reductions, ever), and neither K nor V is ever transposed or packed:
- * only Q is transposed (once per work item, with scale·log2(e) folded in) and Oᵀ once at the end.
+ * only Q is transposed (once per work item, with the scale folded in) and Oᵀ once at the end.
  *
  * A work item is FUSED_TILES micro-tiles of one (batch, head). It walks the keys in blocks of
  * FUSED_KEY_BLOCK; each block of K and V is used by all its micro-tiles while it is in L1/L2.
- * Scores live in the log2 domain, so the softmax uses exp2 and the scale costs nothing.
+ * Scores stay in natural units (so a bias of -FLT_MAX, the Equinox/Flax mask value, stays finite,
+ * exactly as on the unfused path); exp(x) is taken as exp2(x·log2 e), one multiply per score.
  * Per micro-tile and key block:
  *   1. Sᵀ = Qᵀ·Kᵀ over only the keys this tile can see (causal, window and key length bound the
  *      block; blocks outside every row's range are never touched), then element-wise masks only
@@ -20,7 +21,7 @@
  *   2. block maximum; if any row's maximum moved, alpha = exp2(m_old - m_new) rescales l and O
  *      (folded into loading O); otherwise nothing is rescaled;
  *   3. P = exp2(S - m), l += P (before dropout), dropout on P, O += P·V.
- * At the end O is divided by l once, transposed into out, and lse = (m + log2 l)·ln 2.
+ * At the end O is divided by l once, transposed into out, and lse = m + ln l.
  */
 
 #define QT (ATTN_VL * ATTN_Q_VECS) /* queries per micro-tile */
@@ -28,7 +29,6 @@
 #define FUSED_KEY_BLOCK 64         /* keys per block: a 64 x 64 K block is 16 KB, half of L1 */
 
 static const float FUSED_LOG2E = 1.44269504088896340736f;
-static const float FUSED_LN2 = 0.69314718055994530942f;
 
 static int64_t fused_tile_queries(void) { return (int64_t)QT * FUSED_TILES; }
 
@@ -70,7 +70,7 @@ typedef struct fused_item_ctx {
     float *qt, *ot, *st, *mrow, *lrow;
 } fused_item_ctx;
 
-/* Sᵀ[j - j0][lanes] for keys [j0, j1) of micro-tile u: the scaled scores in the log2 domain. */
+/* Sᵀ[j - j0][lanes] for keys [j0, j1) of micro-tile u: the scaled scores. */
 static void fused_scores(const fused_item_ctx *x, int64_t u, int64_t j0, int64_t j1) {
     const attn_params *p = &x->pr->p;
     const float *qt = x->qt + u * QT * p->dim_qk;
@@ -125,7 +125,7 @@ static void fused_mask(const fused_item_ctx *x, int64_t r0, int64_t rows, int64_
         const float *bias = p->bias + x->b * p->bias_stride[0] + x->h * p->bias_stride[1] + r0 * p->bias_stride[2];
         for (int64_t l = 0; l < rows; l++) {
             const float *br = bias + l * p->bias_stride[2];
-            for (int64_t j = j0; j < j1; j++) x->st[(j - j0) * QT + l] += br[j * p->bias_stride[3]] * FUSED_LOG2E;
+            for (int64_t j = j0; j < j1; j++) x->st[(j - j0) * QT + l] += br[j * p->bias_stride[3]];
         }
     }
     if (p->mask) {
@@ -158,14 +158,14 @@ static int fused_softmax(const fused_item_ctx *x, int64_t u, int64_t nk, vf alph
     for (int64_t j = 0; j < nk; j++)
         for (int v = 0; v < ATTN_Q_VECS; v++) {
             float *s = x->st + j * QT + v * ATTN_VL;
-            vf e = vexp2(vload(s) - m_use[v]);
+            vf e = vexp2((vload(s) - m_use[v]) * FUSED_LOG2E);
             sum[v] += e;
             vstore(s, e);
         }
     for (int v = 0; v < ATTN_Q_VECS; v++) {
         vf l = vload(lrow + v * ATTN_VL);
         if (moved) {
-            alpha[v] = vexp2(m_old[v] - m_use[v]);
+            alpha[v] = vexp2((m_old[v] - m_use[v]) * FUSED_LOG2E);
             l *= alpha[v];
         }
         vstore(lrow + v * ATTN_VL, l + sum[v]);
@@ -212,11 +212,11 @@ static void fused_accumulate(const fused_item_ctx *x, int64_t u, int64_t j0, int
     }
 }
 
-/* Qᵀ tiles (scaled into the log2 domain, zero past the last row) and the running state. */
+/* Qᵀ tiles (scaled, zero past the last row) and the running state. */
 static void fused_load(const fused_item_ctx *x) {
     const attn_params *p = &x->pr->p;
     const int64_t dq = p->dim_qk, dv = p->dim_v;
-    const float qscale = p->scale * FUSED_LOG2E;
+    const float qscale = p->scale;
     const float *q = p->q + x->b * p->q_stride[0] + x->h * p->q_stride[1];
     for (int64_t u = 0; u < x->tiles; u++) {
         float *qt = x->qt + u * QT * dq;
@@ -257,7 +257,7 @@ static void fused_store(const fused_item_ctx *x) {
             }
             if (p->lse) {
                 float *lse = p->lse + (x->b * p->heads_q + x->h) * p->len_q + i;
-                *lse = sum == 0.0f ? -INFINITY : (m + log2f(sum)) * FUSED_LN2;
+                *lse = sum == 0.0f ? -INFINITY : m + logf(sum);
             }
         }
     }

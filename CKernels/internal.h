@@ -45,6 +45,9 @@ typedef struct attn_problem {
     int64_t causal_off;     /* added to i to get the last visible key: 0 or Lk - Lq */
     int64_t window_off;     /* added to i to get the aligned position for the window */
     int has_causal, has_window_left, has_window_right;
+    /* The windows clamped to Lq + Lk (a wider window hides nothing), so i + offset +/- window
+     * cannot overflow. */
+    int64_t window_left, window_right;
     uint32_t dropout_threshold;
     float dropout_scale;    /* 1 / (1 - p) */
 } attn_problem;
@@ -61,10 +64,10 @@ static inline void attn_row_range(const attn_problem *pr, int64_t b, int64_t i, 
     int64_t l = 0, h = pr->p.len_k;
     if (pr->p.key_len && pr->p.key_len[b] < h) h = pr->p.key_len[b];
     if (pr->has_causal && i + pr->causal_off + 1 < h) h = i + pr->causal_off + 1;
-    if (pr->has_window_right && i + pr->window_off + pr->p.window_right + 1 < h)
-        h = i + pr->window_off + pr->p.window_right + 1;
-    if (pr->has_window_left && i + pr->window_off - pr->p.window_left > l)
-        l = i + pr->window_off - pr->p.window_left;
+    if (pr->has_window_right && i + pr->window_off + pr->window_right + 1 < h)
+        h = i + pr->window_off + pr->window_right + 1;
+    if (pr->has_window_left && i + pr->window_off - pr->window_left > l)
+        l = i + pr->window_off - pr->window_left;
     *lo = l;
     *hi = h;
 }
@@ -83,6 +86,12 @@ typedef struct attn_kernels {
     void (*sgemm_block)(const attn_sgemm_args *args, float *workspace);
     /* In-place softmax of one row; reports the row's maximum and sum of exponentials. */
     void (*softmax_row)(float *x, int64_t n, float *row_max, float *row_sum);
+    /* Dense kernels (dense_kernel.h), one row or contiguous range each: layer norm of one row (out
+     * may equal x), an activation over a range (out may equal x), and a row's sum in double. */
+    void (*layer_norm_row)(float *out, const float *x, int64_t n, const float *weight, const float *bias, float eps,
+                           attn_variance variance);
+    void (*activate)(float *out, const float *x, int64_t count, attn_activation kind);
+    double (*sum_row)(const float *x, int64_t n);
 } attn_kernels;
 
 /* The table in use (first call detects the CPU and reads ATTN_ISA). */

@@ -8,6 +8,7 @@
 #include "sgemm.h"
 #include "fused_kernel.h"
 #include "softmax_kernel.h"
+#include "dense_kernel.h"
 #include "sgemm_kernel.h"
 
 const attn_kernels ATTN_KERNELS = {
@@ -18,4 +19,7 @@ const attn_kernels ATTN_KERNELS = {
     .fused_item = fused_item,
     .sgemm_block = sgemm_block,
     .softmax_row = softmax_row,
+    .layer_norm_row = layer_norm_row,
+    .activate = activate,
+    .sum_row = sum_row,
 };

@@ -113,6 +113,9 @@ attn_status attn_problem_init(attn_problem *pr, const attn_params *params) {
     pr->window_off = pr->causal_off;
     pr->has_window_left = p->window_left >= 0;
     pr->has_window_right = p->window_right >= 0;
+    const int64_t widest = p->len_q + p->len_k;
+    pr->window_left = p->window_left < widest ? p->window_left : widest;
+    pr->window_right = p->window_right < widest ? p->window_right : widest;
     pr->dropout_threshold = attn_dropout_threshold(p->dropout_p);
     pr->dropout_scale = p->dropout_p > 0.0f ? 1.0f / (1.0f - p->dropout_p) : 1.0f;
     return ATTN_OK;

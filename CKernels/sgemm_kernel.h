@@ -16,27 +16,32 @@
  */
 #include "sgemm.h"
 
-/* Register blocking: MR rows x SGEMM_NV vectors of C in registers. */
+/*
+ * Register blocking: an MR x NR tile of C, NR = SGEMM_NV vectors, lives in registers; and cache
+ * blocking, for a core with 32 KB of L1d and 512 KB or more of L2 (Zen3: 512 KB). A KC x NR panel of
+ * B (16 KB with AVX2) stays in L1 while the micro-kernel streams the MR x KC panels of the MC x KC
+ * block of A (144 KB with AVX2) out of L2; the KC x NC block of B (1 MB) comes from L3, each NR-wide
+ * panel reused by all MC / MR panels of A. KC also fixes every sum's order (see above).
+ */
 #if ATTN_VL == 16
-/* AVX-512, 32 zmm: 12 x 2 accumulators + 2 B vectors; the A broadcasts fold into the FMAs. */
+/* AVX-512, 32 zmm: 12 x 2 accumulators + 2 B vectors + 1 broadcast = 27. */
 #define SGEMM_MR 12
 #define SGEMM_NV 2
+#define SGEMM_MC 288 /* 288 KB of A: AVX-512 cores have 1 MB or more of L2 */
 #elif ATTN_VL == 8
 /* AVX2, 16 ymm: 6 x 2 accumulators + 2 B vectors + 1 broadcast = 15. */
 #define SGEMM_MR 6
 #define SGEMM_NV 2
+#define SGEMM_MC 144
 #else
-/* 4-float vectors, 16 xmm on SSE2 (no FMA: one more register for the product): 4 x 2 + 2 + 1 + 1. */
+/* 4-float vectors, 16 xmm on SSE2 (no FMA: one more register for the product): 4 x 2 + 2 + 1 + 1.
+ * Measured on Zen3: 4 x 8 runs at the SSE2 peak; 6 x 8, 4 x 12 and 8 x 4 are slower. */
 #define SGEMM_MR 4
 #define SGEMM_NV 2
+#define SGEMM_MC 144
 #endif
 #define SGEMM_NR (SGEMM_NV * ATTN_VL)
-
-/* Cache blocking (Zen3: 32 KB L1d, 512 KB L2 per core). A KC x NR panel of B (16 KB with AVX2) stays
- * in L1 while the micro-kernel walks the MC x KC block of A (144 KB) out of L2; the KC x NC block
- * of B comes from L2/L3. MC is a multiple of MR and NC of NR. */
 #define SGEMM_KC 256
-#define SGEMM_MC (24 * SGEMM_MR)
 #define SGEMM_NC 1024
 
 _Static_assert(SGEMM_MC % SGEMM_MR == 0 && SGEMM_NC % SGEMM_NR == 0, "blocks hold whole micro-panels");
@@ -67,39 +72,45 @@ static void sgemm_pack_a(float *restrict dst, const float *restrict a, int64_t l
 
 /* Packs B depth [0, kc) x columns [0, nc) into micro-panels of NR columns: panel j holds
  * dst[j*NR*kc + p*NR + c] = B(p, j*NR + c), zero columns past nc. B(p, c) is b[p*ldb + c], or
- * b[c*ldb + p] when b holds Bᵀ. */
+ * b[c*ldb + p] when b holds Bᵀ. Both walk the rows of b sequentially, which the hardware prefetcher
+ * follows; walking down a column panel of a row-major B would touch a new line and page per step. */
 static void sgemm_pack_b(float *restrict dst, const float *restrict b, int64_t ldb, int transposed,
                          int64_t kc, int64_t nc) {
-    for (int64_t j0 = 0; j0 < nc; j0 += SGEMM_NR) {
-        const int64_t cols = sgemm_min(SGEMM_NR, nc - j0);
-        if (!transposed) {
-            const float *src = b + j0;
-            if (cols == SGEMM_NR) {
-                for (int64_t p = 0; p < kc; p++) {
+    const int64_t full = nc / SGEMM_NR * SGEMM_NR, tail = nc - full;
+    if (!transposed) {
+        for (int64_t p = 0; p < kc; p++) {
+            const float *src = b + p * ldb;
+            float *d = dst + p * SGEMM_NR;
+            for (int64_t j0 = 0; j0 < full; j0 += SGEMM_NR, d += SGEMM_NR * kc) {
 #pragma GCC unroll 4
-                    for (int v = 0; v < SGEMM_NV; v++)
-                        vstore(dst + p * SGEMM_NR + v * ATTN_VL, vload(src + p * ldb + v * ATTN_VL));
-                }
-            } else {
-                for (int64_t p = 0; p < kc; p++) {
-                    for (int v = 0; v < SGEMM_NV; v++) {
-                        const int64_t w = cols - v * ATTN_VL;
-                        vf x = w >= ATTN_VL ? vload(src + p * ldb + v * ATTN_VL)
-                             : w > 0        ? vload_partial(src + p * ldb + v * ATTN_VL, (int)w)
-                                            : vsplat(0.0f);
-                        vstore(dst + p * SGEMM_NR + v * ATTN_VL, x);
-                    }
+                for (int v = 0; v < SGEMM_NV; v++) vstore(d + v * ATTN_VL, vload(src + j0 + v * ATTN_VL));
+            }
+            if (tail) {
+                for (int v = 0; v < SGEMM_NV; v++) {
+                    const int64_t w = tail - v * ATTN_VL;
+                    vf x = w >= ATTN_VL ? vload(src + full + v * ATTN_VL)
+                         : w > 0        ? vload_partial(src + full + v * ATTN_VL, (int)w)
+                                        : vsplat(0.0f);
+                    vstore(d + v * ATTN_VL, x);
                 }
             }
-        } else {
-            /* A transpose: each column of the panel is a contiguous row of Bᵀ. */
-            const float *src = b + j0 * ldb;
-            for (int64_t c = 0; c < cols; c++)
-                for (int64_t p = 0; p < kc; p++) dst[p * SGEMM_NR + c] = src[c * ldb + p];
-            for (int64_t c = cols; c < SGEMM_NR; c++)
-                for (int64_t p = 0; p < kc; p++) dst[p * SGEMM_NR + c] = 0.0f;
         }
-        dst += SGEMM_NR * kc;
+        return;
+    }
+    /* Bᵀ: each column of a panel is a contiguous row of b; gather across the NR rows so the
+     * panel is written sequentially (as for A). */
+    for (int64_t j0 = 0; j0 < nc; j0 += SGEMM_NR, dst += SGEMM_NR * kc) {
+        const int64_t cols = sgemm_min(SGEMM_NR, nc - j0);
+        const float *src = b + j0 * ldb;
+        if (cols == SGEMM_NR) {
+            for (int64_t p = 0; p < kc; p++) {
+#pragma GCC unroll 32
+                for (int c = 0; c < SGEMM_NR; c++) dst[p * SGEMM_NR + c] = src[c * ldb + p];
+            }
+        } else {
+            for (int64_t p = 0; p < kc; p++)
+                for (int c = 0; c < SGEMM_NR; c++) dst[p * SGEMM_NR + c] = c < cols ? src[c * ldb + p] : 0.0f;
+        }
     }
 }
 
@@ -110,6 +121,16 @@ static void sgemm_pack_b(float *restrict dst, const float *restrict b, int64_t l
  */
 static void sgemm_micro(int64_t kc, const float *restrict ap, const float *restrict bp, float *restrict c,
                         int64_t ldc, int64_t mr, int64_t nr, const float *restrict bias, int add_c) {
+    /* C's tile is needed only after the k loop: start fetching its lines now, so the store does
+     * not wait on L3 or memory. */
+#pragma GCC unroll 16
+    for (int r = 0; r < SGEMM_MR; r++) {
+        if (r < mr) {
+#pragma GCC unroll 4
+            for (int f = 0; f < SGEMM_NR; f += 16) __builtin_prefetch(c + r * ldc + f, 1);
+            __builtin_prefetch(c + r * ldc + SGEMM_NR - 1, 1);
+        }
+    }
     vf acc[SGEMM_MR][SGEMM_NV];
 #pragma GCC unroll 16
     for (int r = 0; r < SGEMM_MR; r++)
@@ -189,9 +210,3 @@ static void sgemm_block(const attn_sgemm_args *args, float *workspace) {
     }
 }
 
-#undef SGEMM_MR
-#undef SGEMM_NV
-#undef SGEMM_NR
-#undef SGEMM_KC
-#undef SGEMM_MC
-#undef SGEMM_NC

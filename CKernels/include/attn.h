@@ -213,6 +213,65 @@ typedef struct attn_matmul_params {
 
 ATTN_API attn_status attn_matmul(const attn_matmul_params *params);
 
+/*
+ * Layer norm over the last dimension: for each of `rows` rows of n elements,
+ *   y = (x - mean) / sqrt(var + eps) * weight + bias
+ * with the biased variance. ATTN_VARIANCE_TWO_PASS computes it as mean((x - mean)^2), as PyTorch
+ * and Equinox do; ATTN_VARIANCE_FAST as max(0, mean(x^2) - mean^2), as Flax does by default.
+ * x row stride ld_x >= n, out row stride ld_out >= n; out may equal x (in place) but must not
+ * otherwise overlap it. weight and bias (n,) may each be NULL (scale 1, shift 0). eps >= 0 and finite.
+ */
+typedef enum attn_variance { ATTN_VARIANCE_TWO_PASS = 0, ATTN_VARIANCE_FAST = 1 } attn_variance;
+
+ATTN_API attn_status attn_layer_norm(float *out, int64_t ld_out, const float *x, int64_t ld_x, int64_t rows,
+                                     int64_t n, const float *weight, const float *bias, float eps,
+                                     attn_variance variance, int num_threads);
+
+/* Element-wise activations of `count` contiguous floats; out may equal x. */
+typedef enum attn_activation {
+    ATTN_ACTIVATION_IDENTITY = 0,
+    ATTN_ACTIVATION_RELU = 1,      /* max(x, 0) */
+    ATTN_ACTIVATION_GELU = 2,      /* x/2 (1 + erf(x/sqrt 2)), PyTorch's F.gelu and approximate=False */
+    ATTN_ACTIVATION_GELU_TANH = 3, /* x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), jax.nn.gelu's default */
+    ATTN_ACTIVATION_SIGMOID = 4,   /* 1 / (1 + exp(-x)) */
+    ATTN_ACTIVATION_SILU = 5,      /* x * sigmoid(x) */
+    ATTN_ACTIVATION_TANH = 6
+} attn_activation;
+
+ATTN_API attn_status attn_activate(float *out, const float *x, int64_t count, attn_activation kind, int num_threads);
+
+/* Row softmax in place over `rows` rows of n elements with row stride ld >= n. Rows whose entries
+ * are all -inf become what masked_rows says: zeros, NaN, or uniform 1/n (the weights Equinox and
+ * Flax produce). */
+ATTN_API attn_status attn_softmax_rows(float *x, int64_t ld, int64_t rows, int64_t n, attn_masked_rows masked_rows,
+                                       int num_threads);
+
+/*
+ * Rotary positional embedding applied in place to x (B, H, L, D) with element strides
+ * {batch, head, position} (features contiguous), on the first `dim` features of each row (dim even,
+ * dim <= D; the rest are untouched). Row at position l uses position p = position_offset + l and
+ * frequencies f_i = theta^(-2i/dim), i < dim/2; angles p * f_i are computed in double.
+ *   ATTN_ROTARY_HALF:        pairs (x[i], x[i + dim/2])  (GPT-NeoX, Llama, Equinox)
+ *   ATTN_ROTARY_INTERLEAVED: pairs (x[2i], x[2i + 1])    (RoFormer, GPT-J)
+ * Each pair (a, b) becomes (a cos - b sin, b cos + a sin). theta > 0 and finite; offset >= 0.
+ */
+typedef enum attn_rotary_pairing { ATTN_ROTARY_HALF = 0, ATTN_ROTARY_INTERLEAVED = 1 } attn_rotary_pairing;
+
+typedef struct attn_rotary_params {
+    int64_t batch, heads, len, dim;
+    float *x; int64_t x_stride[3];
+    float theta;
+    int64_t position_offset;
+    attn_rotary_pairing pairing;
+    int num_threads;
+} attn_rotary_params;
+
+ATTN_API attn_status attn_rotary(const attn_rotary_params *params);
+
+/* Global average pooling: out[r] = mean of x[r*ld .. r*ld + n) for each of `rows` rows (e.g. the
+ * (N*C) channels of an (N, C, H*W) feature map), summed in double. ld >= n. */
+ATTN_API attn_status attn_mean_rows(float *out, const float *x, int64_t ld, int64_t rows, int64_t n, int num_threads);
+
 #ifdef __cplusplus
 }
 #endif

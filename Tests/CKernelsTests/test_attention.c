@@ -119,6 +119,7 @@ typedef struct tcase {
     double mask_zero, mask_rows;  /* fraction of zero entries; of logical rows set entirely to 0 */
     int bias_pat;
     double bias_ninf, bias_rows;  /* fraction of -inf entries; of logical rows set entirely to -inf */
+    int bias_flt_max;             /* use -FLT_MAX (finite: it does not mask) instead of -inf for those */
     int lay_q, lay_k, lay_v, lay_out;
     float p;
     uint64_t dseed, doff;
@@ -181,7 +182,8 @@ static void build_directed_cases(void) {
         add("dims", 2, 2, 1, 13, 19, dims[i], dims[i]);
         c = add("dims", 1, 2, 2, 21, 10, dims[i], dims[i]); c->causal = ATTN_CAUSAL_BOTTOM_RIGHT; c->policy = pol++ % 3;
     }
-    static const int64_t dpairs[][2] = {{64, 17}, {17, 64}, {3, 128}, {128, 3}, {256, 8}, {8, 256}, {80, 1}, {1, 80}, {256, 80}};
+    static const int64_t dpairs[][2] = {{64, 17}, {17, 64}, {3, 128}, {128, 3}, {256, 8}, {8, 256}, {80, 1}, {1, 80}, {256, 80},
+                                        {512, 33}, {33, 320}};
     for (size_t i = 0; i < sizeof dpairs / sizeof dpairs[0]; i++) {
         add("dims", 1, 2, 1, 11, 23, dpairs[i][0], dpairs[i][1]);
         c = add("dims", 2, 1, 1, 9, 9, dpairs[i][0], dpairs[i][1]); c->causal = ATTN_CAUSAL_TOP_LEFT;
@@ -248,6 +250,26 @@ static void build_directed_cases(void) {
         c->mask_pat = pat; c->mask_zero = 0.3; c->bias_pat = 1 + (pat + 4) % (NPAT - 1); c->bias_ninf = 0.1;
         c->mask_rows = 0.05; c->bias_rows = 0.05; c->policy = pol++ % 3; c->wl = 6;
     }
+
+    /* A bias of -FLT_MAX is finite: it does not mask, so a row of only -FLT_MAX is uniform over its
+     * visible keys (the Flax/Equinox convention), not a fully masked row. */
+    for (int policy = 0; policy < 3; policy++) {
+        c = add("bias_flt_max", 2, 2, 1, 9, 13, 8, 8);
+        c->bias_pat = PAT_B_HQ_LQ_LK; c->bias_flt_max = 1; c->bias_ninf = 0.3; c->bias_rows = 0.4; c->policy = policy;
+        c = add("bias_flt_max", 1, 2, 2, 70, 70, 16, 16);
+        c->bias_pat = PAT_LQ_LK; c->bias_flt_max = 1; c->bias_rows = 0.3; c->policy = policy; c->causal = ATTN_CAUSAL_TOP_LEFT;
+        c->use_key_len = 1; c->key_len[0] = 50;
+    }
+
+    /* ---- windows at the extremes of int64 (unbounded in effect; no overflow allowed) ---- */
+    static const int64_t xwins[][2] = {{INT64_MAX, INT64_MAX}, {INT64_MAX, -1}, {-1, INT64_MAX}, {(int64_t)1 << 62, 0},
+                                       {0, INT64_MAX - 1}, {INT64_MAX, 2}};
+    for (int causal = ATTN_CAUSAL_NONE; causal <= ATTN_CAUSAL_BOTTOM_RIGHT; causal++)
+        for (size_t w = 0; w < sizeof xwins / sizeof xwins[0]; w++)
+            for (int swap = 0; swap < 2; swap++) {
+                c = add("window_max", 1, 1, 1, swap ? 29 : 70, swap ? 70 : 29, 8, 8);
+                c->causal = causal; c->wl = xwins[w][0]; c->wr = xwins[w][1]; c->policy = pol++ % 3;
+            }
 
     /* ---- strides: non-contiguous and broadcast inputs, interleaved and padded outputs ---- */
     for (int lay = 0; lay < NLAYOUT; lay++) {
@@ -336,7 +358,10 @@ static void build_directed_cases(void) {
 
 static const int64_t rand_lens[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 64, 65, 97};
 static const int64_t rand_dims[] = {1, 3, 8, 17, 64, 80, 128, 256, 2, 5, 16, 32};
-static const float rand_scales[] = {0.05f, 0.125f, 0.3f, 0.7f, 1.0f, -0.25f};
+/* Explicit scales: multiples of 1/sqrt(Dqk) (negative = absolute values). Scores stay O(1): with q and k
+ * uniform in [-1, 1] the standard deviation of q.k/sqrt(Dqk) is 1/3, and much larger scores lose
+ * float32 precision to the rounding of the scores themselves, not to the kernels. */
+static const double rand_scales[] = {0.5, 2.0, 3.0, -0.05, -0.125, -1.0 /* means +1/sqrt */};
 static const float rand_ps[] = {0.1f, 0.3f, 0.5f, 0.9f};
 static const double rand_fracs[] = {0.1, 0.5, 0.9};
 
@@ -358,7 +383,13 @@ static void random_case(tcase *c, tu_rng *r) {
         else if (c->B > 1) c->B--;
         else break;
     }
-    c->scale = tu_rng_chance(r, 0.4) ? 0.0f : TU_PICK(r, rand_scales);
+    if (tu_rng_chance(r, 0.4)) c->scale = 0.0f;
+    else {
+        double f = TU_PICK(r, rand_scales);
+        if (f == -1.0) c->scale = (float)(1.0 / sqrt((double)c->Dqk));     /* the default, given explicitly */
+        else if (f < 0) c->scale = (float)-f;
+        else c->scale = (float)((tu_rng_chance(r, 0.2) ? -f : f) / sqrt((double)c->Dqk));
+    }
     c->causal = (int)tu_rng_range(r, 0, 2);
     int64_t wmax = (c->Lq > c->Lk ? c->Lq : c->Lk) + 1;
     switch (tu_rng_range(r, 0, 5)) {
@@ -411,11 +442,11 @@ static void describe(const tcase *c, char *buf, size_t n) {
     }
     snprintf(buf, n,
              "B=%lld Hq=%lld Hkv=%lld Lq=%lld Lk=%lld Dqk=%lld Dv=%lld scale=%.9g causal=%s window=(%lld,%lld) "
-             "key_len=%s mask=%s(zero=%.2f,rows=%.2f) bias=%s(-inf=%.2f,rows=%.2f) layout q/k/v/out=%s/%s/%s/%s "
+             "key_len=%s mask=%s(zero=%.2f,rows=%.2f) bias=%s(%s=%.2f,rows=%.2f) layout q/k/v/out=%s/%s/%s/%s "
              "dropout=(p=%.9g,seed=%llu,offset=%llu) masked_rows=%s lse=%d v_identity=%d",
              (long long)c->B, (long long)c->Hq, (long long)c->Hkv, (long long)c->Lq, (long long)c->Lk, (long long)c->Dqk,
              (long long)c->Dv, (double)c->scale, causal_name(c->causal), (long long)c->wl, (long long)c->wr, kl,
-             pat_name[c->mask_pat], c->mask_zero, c->mask_rows, pat_name[c->bias_pat], c->bias_ninf, c->bias_rows,
+             pat_name[c->mask_pat], c->mask_zero, c->mask_rows, pat_name[c->bias_pat], c->bias_flt_max ? "-FLT_MAX" : "-inf", c->bias_ninf, c->bias_rows,
              layout_name[c->lay_q], layout_name[c->lay_k], layout_name[c->lay_v], layout_name[c->lay_out], (double)c->p,
              (unsigned long long)c->dseed, (unsigned long long)c->doff, policy_name(c->policy), c->want_lse, c->v_identity);
 }
@@ -524,9 +555,9 @@ static int ref_visible(const problem *P, int64_t b, int64_t h, int64_t i, int64_
     if (c->causal == ATTN_CAUSAL_TOP_LEFT && !(j <= i)) return 0;
     if (c->causal == ATTN_CAUSAL_BOTTOM_RIGHT && !(j <= i + (c->Lk - c->Lq))) return 0;
     int64_t off = c->causal == ATTN_CAUSAL_TOP_LEFT ? 0 : c->Lk - c->Lq;
-    int64_t a = i + off;
-    if (c->wl >= 0 && j < a - c->wl) return 0;
-    if (c->wr >= 0 && j > a + c->wr) return 0;
+    int64_t a = i + off; /* |a - j| is small, so these never overflow for windows up to INT64_MAX */
+    if (c->wl >= 0 && a - j > c->wl) return 0;  /* j < a - window_left */
+    if (c->wr >= 0 && j - a > c->wr) return 0;  /* j > a + window_right */
     if (P->key_len && j >= P->key_len[b]) return 0;
     if (P->mask && P->mask[b * P->mask_st[0] + h * P->mask_st[1] + i * P->mask_st[2] + j * P->mask_st[3]] == 0) return 0;
     return 1;
@@ -659,15 +690,16 @@ static void generate(problem *P, tu_rng *r) {
         int64_t mis = tu_rng_range(r, 0, 3);
         P->bias_alloc = xmalloc((size_t)(P->bias_extent + mis) * sizeof(float));
         P->bias = P->bias_alloc + mis;
+        const float low = c->bias_flt_max ? -FLT_MAX : -INFINITY;
         for (int64_t e = 0; e < P->bias_extent; e++)
-            P->bias[e] = tu_rng_chance(r, c->bias_ninf) ? -INFINITY : tu_rng_uniform(r, -2.0f, 2.0f);
+            P->bias[e] = tu_rng_chance(r, c->bias_ninf) ? low : tu_rng_uniform(r, -2.0f, 2.0f);
         if (c->bias_rows > 0)
             for (int64_t b = 0; b < c->B; b++)
                 for (int64_t h = 0; h < c->Hq; h++)
                     for (int64_t i = 0; i < c->Lq; i++)
                         if (tu_rng_chance(r, c->bias_rows))
                             for (int64_t j = 0; j < c->Lk; j++)
-                                P->bias[b * P->bias_st[0] + h * P->bias_st[1] + i * P->bias_st[2] + j * P->bias_st[3]] = -INFINITY;
+                                P->bias[b * P->bias_st[0] + h * P->bias_st[1] + i * P->bias_st[2] + j * P->bias_st[3]] = low;
     }
     P->key_len = NULL;
     if (c->use_key_len) {
@@ -846,7 +878,7 @@ static void run_case(int idx, const tcase *template_case) {
             }
             if (c->want_lse) {
                 memcpy(got_lse, lse_buf[0] + LSE_GUARD, (size_t)rows * sizeof(float));
-                tu_cmp cl = tu_compare(got_lse, ref_lse, (size_t)rows, TOL_REL);
+                tu_cmp cl = tu_compare_each(got_lse, ref_lse, (size_t)rows, TOL_REL);
                 size_t w = cl.worst;
                 int64_t i = (int64_t)w % c->Lq, h = ((int64_t)w / c->Lq) % c->Hq, b = (int64_t)w / (c->Lq * c->Hq);
                 TU_CHECK(cl.ok, "%s: lse wrong: %zu of %lld beyond tolerance %.3g; worst at (b=%lld,h=%lld,i=%lld): got %.9g, ref %.9g; %s; rerun: --seed %llu --case %d",
@@ -1309,7 +1341,7 @@ int main(int argc, char **argv) {
     printf("ran %ld cases (%d directed, %d random), %ld kernel calls on:", g_cases_run, g_ndirected, n_random, g_kernel_calls);
     for (int isa = 0; isa < NISA; isa++)
         if (g_isa_ran[isa]) printf(" %s", attn_isa_name((attn_isa)isa));
-    printf("\nlargest error / max(1, max|ref|) per group (tolerance %.0e), out | lse:\n", TOL_REL);
+    printf("\nlargest error per group (tolerance %.0e), out: |out - ref| / max(1, max|ref|) | lse: |lse - ref| / max(1, |ref|):\n", TOL_REL);
     for (int g = 0; g < g_ngroups; g++) {
         printf("  %-12s %4d cases:", g_groups[g].name, g_groups[g].cases);
         for (int isa = 0; isa < NISA; isa++)

@@ -7,7 +7,7 @@
  *
  *   tu_rng r; tu_rng_seed(&r, seed);        float x = tu_rng_uniform(&r, -1, 1);
  *   TU_CHECK(cond, "what failed: %d", v);   counts a pass or prints a FAIL line and counts a failure
- *   tu_cmp c = tu_compare(got, ref, n, 1e-5);  c.ok, c.max_err, c.worst ...
+ *   tu_cmp c = tu_compare(got, ref, n, 1e-5);  c.ok, c.max_err, c.worst ... (tu_compare_each: per element)
  *   return tu_summary();                    prints "N passed, N failed", returns the exit code
  */
 #ifndef TEST_UTIL_H
@@ -85,17 +85,14 @@ static inline void tu_fill_uniform(tu_rng *r, float *x, size_t n, float lo, floa
 
 static long tu_passed_count TU_UNUSED;
 static long tu_failed_count TU_UNUSED;
-static long tu_fail_lines_max TU_UNUSED = 300; /* FAIL lines printed; later failures are only counted */
+static long tu_fail_lines_max TU_UNUSED = 500; /* FAIL lines printed; later failures are only counted */
 
 static inline void tu_pass(void) { tu_passed_count++; }
 
 /* Counts a failure and prints "FAIL: <message>" (up to tu_fail_lines_max lines). */
 static inline TU_PRINTF(1, 2) void tu_fail(const char *fmt, ...) {
     tu_failed_count++;
-    if (tu_failed_count > tu_fail_lines_max) {
-        if (tu_failed_count == tu_fail_lines_max + 1) printf("FAIL: (further failure lines suppressed)\n");
-        return;
-    }
+    if (tu_failed_count > tu_fail_lines_max) return;
     va_list ap;
     va_start(ap, fmt);
     printf("FAIL: ");
@@ -110,6 +107,8 @@ static inline TU_PRINTF(1, 2) void tu_fail(const char *fmt, ...) {
 
 /* Prints the last line, "N passed, N failed", and returns the process exit code. */
 static inline int tu_summary(void) {
+    if (tu_failed_count > tu_fail_lines_max)
+        printf("(%ld more FAIL lines not printed)\n", tu_failed_count - tu_fail_lines_max);
     printf("%ld passed, %ld failed\n", tu_passed_count, tu_failed_count);
     fflush(stdout);
     return tu_failed_count == 0 ? 0 : 1;
@@ -128,41 +127,61 @@ static inline double tu_max_abs_finite(const double *x, size_t n) {
 typedef struct tu_cmp {
     int ok;           /* every element within tolerance */
     size_t n_bad;     /* elements out of tolerance */
-    size_t worst;     /* index of the largest error (the first one on ties) */
-    double max_err;   /* largest |got - ref| over finite pairs (INFINITY for a kind mismatch) */
+    size_t worst;     /* index of the largest error relative to its tolerance (the first one on ties) */
+    double max_err;   /* largest |got - ref| (INFINITY for a kind mismatch: NaN, inf or finite) */
     double scale;     /* max(1, max |ref|) */
     double tol;       /* rel * scale */
     double got_worst, ref_worst;
 } tu_cmp;
 
-/*
- * |got - ref| <= rel * max(1, max |ref|) for finite ref; a NaN ref wants a NaN, an infinite ref the
- * same infinity, and a finite ref a finite value.
- */
-static inline tu_cmp tu_compare(const float *got, const double *ref, size_t n, double rel) {
+/* Shared by tu_compare and tu_compare_each: per_element selects the tolerance's scale. */
+static inline tu_cmp tu_compare_impl(const float *got, const double *ref, size_t n, double rel, int per_element) {
     tu_cmp c;
     memset(&c, 0, sizeof c);
-    c.scale = tu_max_abs_finite(ref, n);
+    c.scale = per_element ? 1 : tu_max_abs_finite(ref, n);
     if (c.scale < 1) c.scale = 1;
     c.tol = rel * c.scale;
     c.ok = 1;
+    double worst_ratio = -1;
     for (size_t i = 0; i < n; i++) {
         double g = got[i], r = ref[i], err;
+        double tol = per_element ? rel * (fabs(r) > 1 && isfinite(r) ? fabs(r) : 1) : c.tol;
         if (isnan(r)) err = isnan(g) ? 0 : INFINITY;
         else if (isinf(r)) err = (g == r) ? 0 : INFINITY;
         else err = isfinite(g) ? fabs(g - r) : INFINITY;
-        if (err > c.tol) {
+        if (err > tol) {
             c.ok = 0;
             c.n_bad++;
         }
-        if (i == 0 || err > c.max_err) {
+        double ratio = err / tol;
+        if (ratio > worst_ratio) {
+            worst_ratio = ratio;
             c.worst = i;
             c.got_worst = g;
             c.ref_worst = r;
-            c.max_err = err;
+            if (per_element) c.tol = tol;
         }
+        if (per_element ? err / (tol / rel) > c.max_err : err > c.max_err) c.max_err = per_element ? err / (tol / rel) : err;
     }
     return c;
+}
+
+/*
+ * |got - ref| <= rel * max(1, max |ref|) for finite ref, the scale being that of the whole output;
+ * a NaN ref wants a NaN, an infinite ref the same infinity, and a finite ref a finite value.
+ * worst is the element with the largest error; max_err that error.
+ */
+static inline tu_cmp tu_compare(const float *got, const double *ref, size_t n, double rel) {
+    return tu_compare_impl(got, ref, n, rel, 0);
+}
+
+/*
+ * The same with a tolerance per element: |got - ref| <= rel * max(1, |ref|) (for values that are
+ * independent of one another, such as log-sum-exps). max_err is then the largest
+ * |got - ref| / max(1, |ref|), scale is 1, and tol the tolerance of the worst element.
+ */
+static inline tu_cmp tu_compare_each(const float *got, const double *ref, size_t n, double rel) {
+    return tu_compare_impl(got, ref, n, rel, 1);
 }
 
 /* ---- misc ---- */

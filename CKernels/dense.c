@@ -1,0 +1,301 @@
+/*
+ * dense.c: the dense entry points around attention: attn_layer_norm, attn_activate,
+ * attn_softmax_rows, attn_rotary and attn_mean_rows (contracts in attn.h).
+ *
+ * Each validates everything before writing anything (pointers, then sizes and enums, then strides,
+ * then overflow of every extent), then splits the work into items for attn_parallel_for: groups of
+ * whole rows, fixed-size ranges for activations, groups of positions for rotary. The per-row work is
+ * the ISA's row kernels (dense_kernel.h, softmax_kernel.h). No row or element is computed differently
+ * by how the work is split, so results are bitwise the same for any thread count.
+ */
+#include <math.h>
+
+#include "internal.h"
+
+/* Items hold at least this many floats (a few microseconds of work): below that another thread
+ * costs more to start than it saves, so small calls form one item and run on the caller's thread.
+ * A multiple of every ISA's vector width, so activation ranges split on whole vectors. */
+#define DENSE_ITEM_FLOATS 16384
+
+static int threads_ok(int num_threads) { return num_threads >= 0 && num_threads <= ATTN_MAX_THREADS; }
+
+/* rows x cols floats at row stride ld span (rows - 1) * ld + cols elements; that, in bytes, must fit
+ * int64_t and size_t. */
+static int extent_ok(int64_t rows, int64_t cols, int64_t ld) {
+    int64_t elems, bytes;
+    return attn_mul_ok(rows - 1, ld, &elems) && attn_add_ok(elems, cols, &elems) &&
+           attn_mul_ok(elems, (int64_t)sizeof(float), &bytes) && (uint64_t)bytes <= (uint64_t)SIZE_MAX;
+}
+
+/* Rows per item for rows of n floats, and the number of items for `rows` rows. */
+static int64_t rows_per_item(int64_t n) { return n >= DENSE_ITEM_FLOATS ? 1 : DENSE_ITEM_FLOATS / n; }
+static int64_t ceil_div(int64_t a, int64_t b) { return a / b + (a % b != 0); }
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Layer norm                                                                                      */
+
+typedef struct layer_norm_job {
+    float *out;         /* (rows, n), row stride ld_out */
+    const float *x;     /* (rows, n), row stride ld_x */
+    int64_t ld_out, ld_x, rows, n, rows_per_item;
+    const float *weight, *bias; /* (n,) or NULL */
+    float eps;
+    attn_variance variance;
+    const attn_kernels *kernels;
+} layer_norm_job;
+
+static void layer_norm_task(void *ctx, int64_t item, int thread) {
+    (void)thread;
+    const layer_norm_job *job = ctx;
+    const int64_t r0 = item * job->rows_per_item;
+    const int64_t r1 = job->rows - r0 < job->rows_per_item ? job->rows : r0 + job->rows_per_item;
+    for (int64_t r = r0; r < r1; r++)
+        job->kernels->layer_norm_row(job->out + r * job->ld_out, job->x + r * job->ld_x, job->n, job->weight, job->bias,
+                                     job->eps, job->variance);
+}
+
+attn_status attn_layer_norm(float *out, int64_t ld_out, const float *x, int64_t ld_x, int64_t rows, int64_t n,
+                            const float *weight, const float *bias, float eps, attn_variance variance, int num_threads) {
+    if (!out || !x) return ATTN_ERR_NULL_POINTER;
+    if (rows < 1 || n < 1 || !(eps >= 0.0f) || !isfinite(eps) || !threads_ok(num_threads) ||
+        (variance != ATTN_VARIANCE_TWO_PASS && variance != ATTN_VARIANCE_FAST))
+        return ATTN_ERR_INVALID_ARGUMENT;
+    /* In place means the same rows: with another stride, rows of out would land on rows of x that
+     * other threads have yet to read. */
+    if (ld_out < n || ld_x < n || (out == x && ld_out != ld_x)) return ATTN_ERR_INVALID_STRIDE;
+    if (!extent_ok(rows, n, ld_out) || !extent_ok(rows, n, ld_x)) return ATTN_ERR_OVERFLOW;
+
+    const layer_norm_job job = {out, x, ld_out, ld_x, rows, n, rows_per_item(n), weight, bias, eps, variance,
+                                attn_kernels_current()};
+    attn_parallel_for(ceil_div(rows, job.rows_per_item), attn_resolve_threads(num_threads), layer_norm_task,
+                      (void *)&job);
+    return ATTN_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Activations                                                                                     */
+
+typedef struct activate_job {
+    float *out;     /* (count,) */
+    const float *x; /* (count,) */
+    int64_t count;
+    attn_activation kind;
+    const attn_kernels *kernels;
+} activate_job;
+
+static void activate_task(void *ctx, int64_t item, int thread) {
+    (void)thread;
+    const activate_job *job = ctx;
+    const int64_t j0 = item * DENSE_ITEM_FLOATS;
+    const int64_t len = job->count - j0 < DENSE_ITEM_FLOATS ? job->count - j0 : DENSE_ITEM_FLOATS;
+    job->kernels->activate(job->out + j0, job->x + j0, len, job->kind);
+}
+
+attn_status attn_activate(float *out, const float *x, int64_t count, attn_activation kind, int num_threads) {
+    if (!out || !x) return ATTN_ERR_NULL_POINTER;
+    if (count < 1 || (int)kind < (int)ATTN_ACTIVATION_IDENTITY || (int)kind > (int)ATTN_ACTIVATION_TANH ||
+        !threads_ok(num_threads))
+        return ATTN_ERR_INVALID_ARGUMENT;
+    if (!extent_ok(1, count, count)) return ATTN_ERR_OVERFLOW;
+    const activate_job job = {out, x, count, kind, attn_kernels_current()};
+    attn_parallel_for(ceil_div(count, DENSE_ITEM_FLOATS), attn_resolve_threads(num_threads), activate_task,
+                      (void *)&job);
+    return ATTN_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Row softmax                                                                                     */
+
+typedef struct softmax_job {
+    float *x; /* (rows, n), row stride ld */
+    int64_t ld, rows, n, rows_per_item;
+    attn_masked_rows masked_rows;
+    const attn_kernels *kernels;
+} softmax_job;
+
+static void softmax_task(void *ctx, int64_t item, int thread) {
+    (void)thread;
+    const softmax_job *job = ctx;
+    const int64_t r0 = item * job->rows_per_item;
+    const int64_t r1 = job->rows - r0 < job->rows_per_item ? job->rows : r0 + job->rows_per_item;
+    for (int64_t r = r0; r < r1; r++) {
+        float *row = job->x + r * job->ld;
+        float row_max, row_sum;
+        job->kernels->softmax_row(row, job->n, &row_max, &row_sum);
+        if (row_sum > 0.0f) continue;
+        /* Sum 0: every entry was -inf, and the row holds zeros. Otherwise the sum is NaN (a NaN or
+         * +inf entry) and, as in PyTorch, the whole row is NaN. */
+        float fill;
+        if (row_sum != 0.0f || job->masked_rows == ATTN_MASKED_ROWS_NAN) fill = NAN;
+        else if (job->masked_rows == ATTN_MASKED_ROWS_MEAN) fill = 1.0f / (float)job->n;
+        else continue;
+        for (int64_t j = 0; j < job->n; j++) row[j] = fill;
+    }
+}
+
+attn_status attn_softmax_rows(float *x, int64_t ld, int64_t rows, int64_t n, attn_masked_rows masked_rows,
+                              int num_threads) {
+    if (!x) return ATTN_ERR_NULL_POINTER;
+    if (rows < 1 || n < 1 || !threads_ok(num_threads) ||
+        (masked_rows != ATTN_MASKED_ROWS_ZERO && masked_rows != ATTN_MASKED_ROWS_NAN &&
+         masked_rows != ATTN_MASKED_ROWS_MEAN))
+        return ATTN_ERR_INVALID_ARGUMENT;
+    if (ld < n) return ATTN_ERR_INVALID_STRIDE;
+    if (!extent_ok(rows, n, ld)) return ATTN_ERR_OVERFLOW;
+    const softmax_job job = {x, ld, rows, n, rows_per_item(n), masked_rows, attn_kernels_current()};
+    attn_parallel_for(ceil_div(rows, job.rows_per_item), attn_resolve_threads(num_threads), softmax_task,
+                      (void *)&job);
+    return ATTN_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Mean of rows                                                                                    */
+
+typedef struct mean_job {
+    float *out;     /* (rows,) */
+    const float *x; /* (rows, n), row stride ld */
+    int64_t ld, rows, n, rows_per_item;
+    const attn_kernels *kernels;
+} mean_job;
+
+static void mean_task(void *ctx, int64_t item, int thread) {
+    (void)thread;
+    const mean_job *job = ctx;
+    const int64_t r0 = item * job->rows_per_item;
+    const int64_t r1 = job->rows - r0 < job->rows_per_item ? job->rows : r0 + job->rows_per_item;
+    for (int64_t r = r0; r < r1; r++)
+        job->out[r] = (float)(job->kernels->sum_row(job->x + r * job->ld, job->n) / (double)job->n);
+}
+
+attn_status attn_mean_rows(float *out, const float *x, int64_t ld, int64_t rows, int64_t n, int num_threads) {
+    if (!out || !x) return ATTN_ERR_NULL_POINTER;
+    if (rows < 1 || n < 1 || !threads_ok(num_threads)) return ATTN_ERR_INVALID_ARGUMENT;
+    if (ld < n) return ATTN_ERR_INVALID_STRIDE;
+    if (!extent_ok(rows, n, ld) || !extent_ok(1, rows, rows)) return ATTN_ERR_OVERFLOW;
+    const mean_job job = {out, x, ld, rows, n, rows_per_item(n), attn_kernels_current()};
+    attn_parallel_for(ceil_div(rows, job.rows_per_item), attn_resolve_threads(num_threads), mean_task, (void *)&job);
+    return ATTN_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Rotary positional embedding                                                                     */
+
+/*
+ * Work items are groups of positions. An item computes the cos and sin of each of its positions'
+ * angles once, into its thread's table of dim floats, and rotates that position's row in every
+ * (batch, head) from there: the trigonometry (in double, the expensive part for few heads) is done
+ * once per (position, frequency) per call, exactly as a precomputed len x dim/2 table would, but the
+ * workspace is threads x dim floats whatever the length, and the table stays in L1 while it is used.
+ */
+typedef struct rotary_job {
+    attn_rotary_params p;
+    int64_t half;              /* dim / 2 */
+    int64_t positions_per_item;
+    const double *freq;        /* (half,) theta^(-2i/dim) */
+    float *tables;             /* per thread: cos (half,) then sin (half,) */
+    int64_t table_floats;      /* per thread, whole cache lines */
+} rotary_job;
+
+/* (a, b) -> (a cos - b sin, b cos + a sin) for the pairs (lo[i], hi[i]) and, interleaved, (x[2i], x[2i+1]). */
+static void rotate_halves(float *restrict lo, float *restrict hi, int64_t half, const float *restrict c,
+                          const float *restrict s) {
+    for (int64_t i = 0; i < half; i++) {
+        const float a = lo[i], b = hi[i];
+        lo[i] = a * c[i] - b * s[i];
+        hi[i] = b * c[i] + a * s[i];
+    }
+}
+
+static void rotate_interleaved(float *restrict x, int64_t half, const float *restrict c, const float *restrict s) {
+    for (int64_t i = 0; i < half; i++) {
+        const float a = x[2 * i], b = x[2 * i + 1];
+        x[2 * i] = a * c[i] - b * s[i];
+        x[2 * i + 1] = b * c[i] + a * s[i];
+    }
+}
+
+static void rotary_task(void *ctx, int64_t item, int thread) {
+    const rotary_job *job = ctx;
+    const attn_rotary_params *p = &job->p;
+    float *c = job->tables + (int64_t)thread * job->table_floats, *s = c + job->half;
+    const int64_t l0 = item * job->positions_per_item;
+    const int64_t l1 = p->len - l0 < job->positions_per_item ? p->len : l0 + job->positions_per_item;
+    for (int64_t l = l0; l < l1; l++) {
+        const double position = (double)(p->position_offset + l);
+        for (int64_t i = 0; i < job->half; i++) {
+            const double angle = position * job->freq[i];
+            c[i] = (float)cos(angle);
+            s[i] = (float)sin(angle);
+        }
+        for (int64_t b = 0; b < p->batch; b++)
+            for (int64_t h = 0; h < p->heads; h++) {
+                float *row = p->x + b * p->x_stride[0] + h * p->x_stride[1] + l * p->x_stride[2];
+                if (p->pairing == ATTN_ROTARY_HALF) rotate_halves(row, row + job->half, job->half, c, s);
+                else rotate_interleaved(row, job->half, c, s);
+            }
+    }
+}
+
+/* Rows of `inner` elements at {count, stride} never share an element when, ordered by stride, each
+ * dimension steps past everything the smaller ones span (as for attention outputs in problem.c). */
+static int rows_disjoint(const int64_t count[3], const int64_t stride[3], int64_t inner) {
+    int used[3] = {0};
+    int64_t span = inner;
+    for (int step = 0; step < 3; step++) {
+        int best = -1;
+        for (int d = 0; d < 3; d++)
+            if (!used[d] && count[d] > 1 && (best < 0 || stride[d] < stride[best])) best = d;
+        if (best < 0) break;
+        used[best] = 1;
+        if (stride[best] < span) return 0;
+        span = (count[best] - 1) * stride[best] + span; /* no overflow: the extent was checked */
+    }
+    return 1;
+}
+
+attn_status attn_rotary(const attn_rotary_params *params) {
+    if (!params || !params->x) return ATTN_ERR_NULL_POINTER;
+    const attn_rotary_params p = *params;
+    if (p.batch < 1 || p.heads < 1 || p.len < 1 || p.dim < 1 || p.dim % 2 != 0 || !(p.theta > 0.0f) ||
+        !isfinite(p.theta) || p.position_offset < 0 || !threads_ok(p.num_threads) ||
+        (p.pairing != ATTN_ROTARY_HALF && p.pairing != ATTN_ROTARY_INTERLEAVED))
+        return ATTN_ERR_INVALID_ARGUMENT;
+    if (p.x_stride[0] < 0 || p.x_stride[1] < 0 || p.x_stride[2] < 0) return ATTN_ERR_INVALID_STRIDE;
+    const int64_t count[3] = {p.batch, p.heads, p.len};
+    int64_t extent = p.dim, last_position;
+    for (int d = 0; d < 3; d++) {
+        int64_t span;
+        if (!attn_mul_ok(count[d] - 1, p.x_stride[d], &span) || !attn_add_ok(extent, span, &extent))
+            return ATTN_ERR_OVERFLOW;
+    }
+    if (!extent_ok(1, extent, extent) || !attn_add_ok(p.position_offset, p.len - 1, &last_position))
+        return ATTN_ERR_OVERFLOW;
+    if (!rows_disjoint(count, p.x_stride, p.dim)) return ATTN_ERR_INVALID_STRIDE;
+
+    rotary_job job = {.p = p, .half = p.dim / 2};
+    /* Positions per item: enough rows (batch x heads of them per position) to fill an item. */
+    int64_t position_floats;
+    job.positions_per_item = 1;
+    if (attn_mul_ok(p.batch * p.heads, p.dim, &position_floats) && position_floats < DENSE_ITEM_FLOATS)
+        job.positions_per_item = DENSE_ITEM_FLOATS / position_floats;
+    const int64_t items = ceil_div(p.len, job.positions_per_item);
+    int threads = attn_resolve_threads(p.num_threads);
+    if (threads > items) threads = (int)items;
+
+    /* Workspace: the frequencies, then one table per thread, each on whole cache lines. */
+    const int64_t freq_bytes = ((job.half * (int64_t)sizeof(double)) + 63) & ~(int64_t)63;
+    job.table_floats = (p.dim + 15) & ~(int64_t)15;
+    int64_t bytes;
+    if (!attn_mul_ok(job.table_floats, threads, &bytes) || !attn_mul_ok(bytes, (int64_t)sizeof(float), &bytes) ||
+        !attn_add_ok(bytes, freq_bytes, &bytes))
+        return ATTN_ERR_OVERFLOW;
+    char *workspace = attn_alloc(bytes);
+    if (!workspace) return ATTN_ERR_OUT_OF_MEMORY;
+    double *freq = (double *)workspace;
+    for (int64_t i = 0; i < job.half; i++) freq[i] = pow((double)p.theta, -2.0 * (double)i / (double)p.dim);
+    job.freq = freq;
+    job.tables = (float *)(workspace + freq_bytes);
+    attn_parallel_for(items, threads, rotary_task, &job);
+    attn_free(workspace);
+    return ATTN_OK;
+}
