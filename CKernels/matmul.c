@@ -13,12 +13,13 @@
  * (MR = 4, 6 or 12 rows; NR = 8, 16 or 32 columns) and only the matrix's own edges are ragged. */
 #define MATMUL_ROW_ALIGN 24
 #define MATMUL_COL_ALIGN 64
-/* A tile is not split below this many multiply-adds (about 10 µs on one core): smaller pieces cost
- * more in thread hand-off than they save. */
+/* A tile is not split below this many multiply-adds (about 7 µs on one AVX2 core): smaller pieces
+ * cost more in thread hand-off than they save. */
 #define MATMUL_MIN_TILE_MACS 262144.0
-/* Tiles per thread: more than one, so the dynamic schedule evens out a core that is also busy with
- * something else; few, because each tile packs its own panels of A and B. */
-#define MATMUL_TILES_PER_THREAD 2
+/* Tiles per thread. Each tile packs its own panels of A and B, and packing is already ~10 % of the
+ * time of a 512 x 512 x 512 tile; two tiles per thread, for dynamic balance, measured no faster
+ * on two cores, even while other jobs shared them. */
+#define MATMUL_TILES_PER_THREAD 1
 
 typedef struct matmul_job {
     attn_sgemm_args whole;

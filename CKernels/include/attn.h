@@ -198,8 +198,8 @@ ATTN_API uint32_t attn_dropout_threshold(float p);
  *   b (K, N), row stride ldb >= N; or, when b_transposed, b holds Bᵀ as (N, K) with ldb >= K
  *   c (M, N), row stride ldc >= N; must not overlap a, b or bias
  *   bias (N,) added to every row, or NULL
- * Packed and blocked; parallel over tiles of C. Workspace: per thread, one packed panel of A and
- * one of B (a few hundred KB).
+ * Packed and blocked; parallel over tiles of C. Workspace: per thread, one packed block of A and
+ * one of B (about 1.3 MB).
  */
 typedef struct attn_matmul_params {
     int64_t m, n, k;
@@ -218,8 +218,9 @@ ATTN_API attn_status attn_matmul(const attn_matmul_params *params);
  *   y = (x - mean) / sqrt(var + eps) * weight + bias
  * with the biased variance. ATTN_VARIANCE_TWO_PASS computes it as mean((x - mean)^2), as PyTorch
  * and Equinox do; ATTN_VARIANCE_FAST as max(0, mean(x^2) - mean^2), as Flax does by default.
- * x row stride ld_x >= n, out row stride ld_out >= n; out may equal x (in place) but must not
- * otherwise overlap it. weight and bias (n,) may each be NULL (scale 1, shift 0). eps >= 0 and finite.
+ * x row stride ld_x >= n, out row stride ld_out >= n; out may equal x (in place, then with
+ * ld_out == ld_x) but must not otherwise overlap it. weight and bias (n,) may each be NULL (scale 1,
+ * shift 0). eps >= 0 and finite.
  */
 typedef enum attn_variance { ATTN_VARIANCE_TWO_PASS = 0, ATTN_VARIANCE_FAST = 1 } attn_variance;
 
@@ -227,7 +228,9 @@ ATTN_API attn_status attn_layer_norm(float *out, int64_t ld_out, const float *x,
                                      int64_t n, const float *weight, const float *bias, float eps,
                                      attn_variance variance, int num_threads);
 
-/* Element-wise activations of `count` contiguous floats; out may equal x. */
+/* Element-wise activations of `count` contiguous floats; out may equal x. Infinities and NaN give
+ * what the formulas give in IEEE arithmetic, as PyTorch and JAX do: NaN stays NaN, and gelu,
+ * gelu_tanh and silu of -inf are NaN (-inf times 0). */
 typedef enum attn_activation {
     ATTN_ACTIVATION_IDENTITY = 0,
     ATTN_ACTIVATION_RELU = 1,      /* max(x, 0) */
@@ -242,15 +245,17 @@ ATTN_API attn_status attn_activate(float *out, const float *x, int64_t count, at
 
 /* Row softmax in place over `rows` rows of n elements with row stride ld >= n. Rows whose entries
  * are all -inf become what masked_rows says: zeros, NaN, or uniform 1/n (the weights Equinox and
- * Flax produce). */
+ * Flax produce). A row with a NaN or +inf entry becomes all NaN, as in PyTorch. */
 ATTN_API attn_status attn_softmax_rows(float *x, int64_t ld, int64_t rows, int64_t n, attn_masked_rows masked_rows,
                                        int num_threads);
 
 /*
  * Rotary positional embedding applied in place to x (B, H, L, D) with element strides
  * {batch, head, position} (features contiguous), on the first `dim` features of each row (dim even,
- * dim <= D; the rest are untouched). Row at position l uses position p = position_offset + l and
- * frequencies f_i = theta^(-2i/dim), i < dim/2; angles p * f_i are computed in double.
+ * dim <= D; the rest are untouched). D itself is not passed: the first dim features of the rows
+ * must not overlap one another (else ATTN_ERR_INVALID_STRIDE). Row at position l uses position
+ * p = position_offset + l and frequencies f_i = theta^(-2i/dim), i < dim/2; angles p * f_i, their
+ * cos and sin are computed in double. Workspace: dim/2 doubles plus threads x dim floats.
  *   ATTN_ROTARY_HALF:        pairs (x[i], x[i + dim/2])  (GPT-NeoX, Llama, Equinox)
  *   ATTN_ROTARY_INTERLEAVED: pairs (x[2i], x[2i + 1])    (RoFormer, GPT-J)
  * Each pair (a, b) becomes (a cos - b sin, b cos + a sin). theta > 0 and finite; offset >= 0.

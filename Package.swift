@@ -1,0 +1,80 @@
+// swift-tools-version:6.2
+//
+// swift-attention: fused attention kernels for the CPU (C, in CKernels/) and the Swift API that
+// wraps them (Sources/Attention).
+
+import PackageDescription
+
+// MARK: - Build flags for the C kernels
+
+/// Flags for every C file of `CAttention`.
+///
+/// - `-O3 -ffp-contract=fast`: the kernels are optimised in every configuration, debug included.
+///   SwiftPM passes `-O0` to debug builds; unsafe flags are appended after it on the clang command
+///   line, so the later `-O3` wins (check with `swift build -v`). Contracting `a * b + c` into FMA
+///   is what the micro-kernels are written for; the tests compare with tolerances, not bit for bit.
+/// - `-fopenmp` on Linux only: `parallel.c` uses an OpenMP loop when `_OPENMP` is defined. Apple's
+///   clang has no OpenMP, and the C code then falls back to its own POSIX-threads pool.
+///   (Never `-fopenmp=libgomp`: mixing GNU's runtime with LLVM's in one process breaks.)
+let kernelCSettings: [CSetting] = [
+    .unsafeFlags(["-O3", "-ffp-contract=fast"]),
+    .unsafeFlags(["-fopenmp"], .when(platforms: [.linux])),
+]
+
+/// Libraries the C kernels link against.
+///
+/// - OpenMP runtime on Linux. `-fopenmp` at compile time does not reach the link step that SwiftPM
+///   drives, so the runtime is named here. LLVM's runtime is `libomp`, but on Debian the unversioned
+///   `libomp.so` lives only in `/usr/lib/llvm-<version>/lib`, outside the linker's search path, so
+///   `.linkedLibrary("omp")` fails with "cannot find -lomp", and with no runtime named at all the
+///   link fails too (gold crashes on the unresolved `__kmpc_*` calls). `libomp-dev` also installs
+///   `libiomp5.so` in the default search path (`/usr/lib/x86_64-linux-gnu`), a symbolic link to
+///   the same LLVM runtime (`iomp5` is Intel's name for that ABI), so `-liomp5` finds it and the
+///   binary loads `libomp.so.5`. Requires Debian's `libomp-dev` (any LLVM version).
+let kernelLinkerSettings: [LinkerSetting] = [
+    .linkedLibrary("iomp5", .when(platforms: [.linux])),
+]
+
+let package = Package(
+    name: "swift-attention",
+    // MARK: - Public products
+    products: [
+        /// Scaled dot-product attention and the `Tensor` it works on.
+        .library(name: "Attention", targets: ["Attention"]),
+    ],
+    targets: [
+        // MARK: - Public modules
+
+        /// The Swift API: `Tensor`, `scaledDotProductAttention(query:key:value:...)`, masks,
+        /// errors and the backend controls. The C module is imported `internal`, so no C type
+        /// appears in the public API.
+        .target(
+            name: "Attention",
+            dependencies: ["CAttention"]
+        ),
+
+        // MARK: - Implementation details
+
+        /// The C kernels, not a product of their own. Public header: `CKernels/include/attn.h`.
+        /// The `.h` templates beside the `.c` files (`kernel_table.h`, `fused_kernel.h`, ...) are
+        /// included once per instruction set by `kernels_<isa>.c`; headers are never compiled on
+        /// their own, so nothing needs excluding.
+        .target(
+            name: "CAttention",
+            path: "CKernels",
+            publicHeadersPath: "include",
+            cSettings: kernelCSettings,
+            linkerSettings: kernelLinkerSettings
+        ),
+
+        // MARK: - Tests
+
+        /// Swift Testing tests of the Swift API against a double-precision reference.
+        /// `CAttention` is a direct dependency because the tests check the C status mapping.
+        .testTarget(
+            name: "AttentionTests",
+            dependencies: ["Attention", "CAttention"],
+            resources: [.copy("Fixtures")]
+        ),
+    ]
+)

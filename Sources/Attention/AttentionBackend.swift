@@ -1,0 +1,159 @@
+internal import CAttention
+
+/// The process-wide settings of the C kernels: which instruction set they use and how many
+/// threads a call runs on by default.
+///
+/// These are global: change them at start-up, in benchmarks or in tests, not while other threads
+/// run attention.
+///
+/// ```swift
+/// print(AttentionBackend.instructionSet)    // avx512
+/// try AttentionBackend.setThreadCount(1)     // every call single-threaded from now on
+/// try AttentionBackend.setThreadCount(nil)   // back to the default
+/// ```
+public enum AttentionBackend {
+    /// An instruction set the kernels are compiled for.
+    ///
+    /// ```swift
+    /// let available = AttentionBackend.InstructionSet.allCases.filter(AttentionBackend.isSupported)
+    /// ```
+    public enum InstructionSet: String, Sendable, Equatable, Hashable, CaseIterable, CustomStringConvertible {
+        /// Portable C for the baseline target (SSE2 on x86-64); available on every x86-64 CPU.
+        ///
+        /// ```swift
+        /// try AttentionBackend.setInstructionSet(.scalar)
+        /// ```
+        case scalar
+        /// arm64: the portable path compiled with NEON.
+        ///
+        /// ```swift
+        /// #if arch(arm64)
+        /// assert(AttentionBackend.instructionSet == .neon)
+        /// #endif
+        /// ```
+        case neon
+        /// x86-64 AVX2 + FMA.
+        ///
+        /// ```swift
+        /// if AttentionBackend.isSupported(.avx2) { try AttentionBackend.setInstructionSet(.avx2) }
+        /// ```
+        case avx2
+        /// x86-64 AVX-512 F/BW/VL + FMA.
+        ///
+        /// ```swift
+        /// let wide = AttentionBackend.instructionSet == .avx512
+        /// ```
+        case avx512
+
+        /// The name the C library and the `ATTN_ISA` environment variable use.
+        ///
+        /// ```swift
+        /// AttentionBackend.InstructionSet.avx2.description   // "avx2"
+        /// ```
+        public var description: String { rawValue }
+
+        var cValue: attn_isa {
+            switch self {
+            case .scalar: ATTN_ISA_SCALAR
+            case .neon: ATTN_ISA_NEON
+            case .avx2: ATTN_ISA_AVX2
+            case .avx512: ATTN_ISA_AVX512
+            }
+        }
+
+        init?(_ isa: attn_isa) {
+            switch isa {
+            case ATTN_ISA_SCALAR: self = .scalar
+            case ATTN_ISA_NEON: self = .neon
+            case ATTN_ISA_AVX2: self = .avx2
+            case ATTN_ISA_AVX512: self = .avx512
+            default: return nil
+            }
+        }
+    }
+
+    /// The instruction set the kernels use now: the best the CPU supports, unless the environment
+    /// variable `ATTN_ISA` or ``setInstructionSet(_:)`` chose another.
+    ///
+    /// ```swift
+    /// if AttentionBackend.instructionSet == .scalar { print("no SIMD path on this CPU") }
+    /// ```
+    public static var instructionSet: InstructionSet {
+        // The C library only ever reports a member of its enum.
+        InstructionSet(attn_get_isa()) ?? .scalar
+    }
+
+    /// Whether this CPU and build can run `instructionSet`.
+    ///
+    /// ```swift
+    /// let canUseAVX512 = AttentionBackend.isSupported(.avx512)
+    /// ```
+    public static func isSupported(_ instructionSet: InstructionSet) -> Bool {
+        attn_isa_supported(instructionSet.cValue) != 0
+    }
+
+    /// Makes every later call use `instructionSet` (for tests and benchmarks that compare paths).
+    ///
+    /// ```swift
+    /// let original = AttentionBackend.instructionSet
+    /// try AttentionBackend.setInstructionSet(.scalar)
+    /// defer { try? AttentionBackend.setInstructionSet(original) }
+    /// ```
+    ///
+    /// - Throws: `AttentionError.unsupported` when this CPU or build does not have it.
+    public static func setInstructionSet(_ instructionSet: InstructionSet) throws {
+        let status = attn_set_isa(instructionSet.cValue)
+        if status == ATTN_ERR_UNSUPPORTED {
+            throw AttentionError.unsupported(
+                feature: instructionSet.rawValue,
+                reason: "this CPU or build does not support it (supported: "
+                    + InstructionSet.allCases.filter(isSupported).map(\.rawValue).joined(separator: ", ") + ")")
+        }
+        if let error = AttentionError(status: status, function: "attn_set_isa", context: instructionSet.rawValue) {
+            throw error
+        }
+    }
+
+    /// The most threads one call may use, and the largest thread count accepted.
+    ///
+    /// ```swift
+    /// try AttentionBackend.setThreadCount(AttentionBackend.maximumThreadCount)
+    /// ```
+    public static var maximumThreadCount: Int { Int(ATTN_MAX_THREADS) }
+
+    /// The number of threads a call uses when it does not pass `threads:`: the last value given
+    /// to ``setThreadCount(_:)``, or by default OpenMP's default (normally the number of cores;
+    /// the number of online CPUs without OpenMP).
+    ///
+    /// ```swift
+    /// print("attention runs on \(AttentionBackend.threadCount) threads")
+    /// ```
+    public static var threadCount: Int { Int(attn_get_num_threads()) }
+
+    /// Sets the default number of threads per call; `nil` restores the built-in default.
+    ///
+    /// ```swift
+    /// try AttentionBackend.setThreadCount(2)
+    /// ```
+    ///
+    /// - Throws: `AttentionError.invalidArgument` unless `count` is `nil` or in
+    ///   `1...maximumThreadCount`.
+    public static func setThreadCount(_ count: Int?) throws {
+        if let count, !(1...maximumThreadCount).contains(count) {
+            throw AttentionError.invalidArgument(
+                argument: "count",
+                reason: "must be in 1...\(maximumThreadCount), or nil for the default; got \(count)")
+        }
+        let status = attn_set_num_threads(Int32(count ?? 0))
+        if let error = AttentionError(status: status, function: "attn_set_num_threads", context: "\(count ?? 0)") {
+            throw error
+        }
+    }
+
+    /// The version of the C kernel library, "MAJOR.MINOR.PATCH".
+    ///
+    /// ```swift
+    /// print(AttentionBackend.version)   // 0.1.0
+    /// ```
+    public static var version: String { String(cString: attn_version()) }
+}
