@@ -1,0 +1,244 @@
+import Foundation
+
+/// A parameter's name under the reference library's naming (`"out_proj.weight"`) and the key
+/// path to its tensor.
+///
+/// ```swift
+/// let path: ParameterPath<Linear> = (name: "weight", path: \.weight)
+/// ```
+public typealias ParameterPath<Root> = (name: String, path: WritableKeyPath<Root, Tensor>)
+
+/// A value with named tensor parameters, which can be listed, saved and loaded under the names
+/// PyTorch's `state_dict`, Equinox's fields or Flax's parameter tree use.
+///
+/// A conforming type lists its parameters once, as key paths; everything else (loading with
+/// full validation, saving, counting) comes from the protocol extension:
+///
+/// ```swift
+/// struct FeedForward: ParameterizedModule {
+///     var linear1: Linear
+///     var linear2: Linear
+///     var norm: LayerNorm
+///
+///     var parameterPaths: [ParameterPath<Self>] {
+///         parameterPaths(of: \.linear1, prefixedBy: "linear1")
+///             + parameterPaths(of: \.linear2, prefixedBy: "linear2")
+///             + parameterPaths(of: \.norm, prefixedBy: "norm1")
+///     }
+/// }
+///
+/// var block = try FeedForward(...)
+/// try block.loadParameters(from: SafeTensors(contentsOf: url), prefix: "encoder.layers.0")
+/// ```
+///
+/// Rules for ``parameterPaths``:
+/// - names are unique, in a stable order (the order of the reference module's `state_dict`);
+/// - an optional parameter is listed only when present, through a forced unwrap
+///   (`if bias != nil { paths.append(("bias", \.bias!)) }`), so a checkpoint that has it when the
+///   module does not is reported as unexpected, and the reverse as missing;
+/// - nested modules are listed with ``parameterPaths(of:prefixedBy:)``, arrays of modules with
+///   their index (`parameterPaths(of: \.layers[i], prefixedBy: "layers.\(i)")`), and a parameter
+///   may be listed under a name of the parent's choosing (`("query_ln.scale", \.queryNorm.weight!)`).
+///
+/// Key paths keep the protocol free of reference types and of any registration step: a module is
+/// a plain `Sendable` struct, copies are independent, and loading writes through
+/// `self[keyPath:]`. The paths are computed on demand and never stored, so they need not be
+/// `Sendable` themselves.
+public protocol ParameterizedModule: Sendable {
+    /// Every parameter under its reference library's name (`"out_proj.weight"`), in a stable
+    /// order, with the key path to it.
+    ///
+    /// ```swift
+    /// for (name, path) in linear.parameterPaths { print(name, linear[keyPath: path].shape) }
+    /// ```
+    var parameterPaths: [ParameterPath<Self>] { get }
+}
+
+/// `prefix.name`; the prefix may already end with a dot, and an empty prefix adds nothing.
+func parameterName(_ name: String, prefixedBy prefix: String) -> String {
+    if prefix.isEmpty { return name }
+    return prefix.hasSuffix(".") ? prefix + name : prefix + "." + name
+}
+
+extension ParameterizedModule {
+    /// A nested module's parameters, as paths from this module, with names prefixed by
+    /// `prefix` and a dot.
+    ///
+    /// ```swift
+    /// var parameterPaths: [ParameterPath<Self>] {
+    ///     [("in_proj_weight", \.inProjectionWeight)]
+    ///         + parameterPaths(of: \.outProjection, prefixedBy: "out_proj")   // "out_proj.weight", ...
+    /// }
+    /// ```
+    public func parameterPaths<Child: ParameterizedModule>(
+        of child: WritableKeyPath<Self, Child>, prefixedBy prefix: String
+    ) -> [ParameterPath<Self>] {
+        self[keyPath: child].parameterPaths.map { entry in
+            (name: parameterName(entry.name, prefixedBy: prefix), path: child.appending(path: entry.path))
+        }
+    }
+
+    /// Every parameter with its name, in the order of ``parameterPaths``.
+    ///
+    /// ```swift
+    /// for (name, tensor) in layer.namedParameters { print(name, tensor.shape) }
+    /// ```
+    public var namedParameters: [(name: String, tensor: Tensor)] {
+        parameterPaths.map { (name: $0.name, tensor: self[keyPath: $0.path]) }
+    }
+
+    /// Every parameter's name and shape, in the order of ``parameterPaths``.
+    ///
+    /// ```swift
+    /// try Linear(inputSize: 4, outputSize: 2, using: &rng).parameterShapes
+    /// // [(name: "weight", shape: [2, 4]), (name: "bias", shape: [2])]
+    /// ```
+    public var parameterShapes: [(name: String, shape: [Int])] {
+        parameterPaths.map { (name: $0.name, shape: self[keyPath: $0.path].shape) }
+    }
+
+    /// The total number of scalars in the parameters.
+    ///
+    /// ```swift
+    /// try Linear(inputSize: 4, outputSize: 2, using: &rng).parameterCount   // 10
+    /// ```
+    public var parameterCount: Int {
+        parameterPaths.reduce(0) { $0 + self[keyPath: $1.path].count }
+    }
+
+    /// The parameters by full name (`prefix.name`), like PyTorch's `state_dict(prefix=...)`.
+    ///
+    /// ```swift
+    /// let stateDict = attention.parameterDictionary(prefix: "self_attn")
+    /// // ["self_attn.in_proj_weight": ..., "self_attn.out_proj.weight": ..., ...]
+    /// ```
+    public func parameterDictionary(prefix: String = "") -> [String: Tensor] {
+        var dictionary: [String: Tensor] = [:]
+        for entry in parameterPaths {
+            dictionary[parameterName(entry.name, prefixedBy: prefix)] = self[keyPath: entry.path]
+        }
+        return dictionary
+    }
+
+    /// Replaces the parameters with the tensors named `prefix.name`, after checking all of them.
+    ///
+    /// Every parameter must be present with its exact shape, and (when `strict`) every name
+    /// under the prefix must be a parameter. All problems are reported together in one error,
+    /// and on error nothing is changed.
+    ///
+    /// ```swift
+    /// var linear = try Linear(inputSize: 8, outputSize: 8, using: &rng)
+    /// try linear.loadParameters(from: stateDict, prefix: "out_proj")
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - tensors: tensors by full name; names outside the prefix are ignored.
+    ///   - prefix: the module's path in the checkpoint, with or without a final dot; empty for
+    ///     the root.
+    ///   - strict: `false` ignores missing and unexpected names (as PyTorch's
+    ///     `load_state_dict(strict=False)`); shapes are always checked.
+    /// - Throws: `AttentionError.checkpointMismatch` listing the missing names, the unexpected
+    ///   names and the shape mismatches; `.invalidArgument` (argument `"parameterPaths"`) when the
+    ///   module lists a name twice.
+    public mutating func loadParameters(from tensors: [String: Tensor], prefix: String = "", strict: Bool = true) throws {
+        try loadParameters(
+            names: Array(tensors.keys), prefix: prefix, strict: strict,
+            shape: { tensors[$0]?.shape }, tensor: { tensors[$0]! })
+    }
+
+    /// Replaces the parameters with the tensors of a safetensors file named `prefix.name`,
+    /// converted to `Float`, after checking all of them. Only the module's tensors are converted.
+    ///
+    /// ```swift
+    /// let file = try SafeTensors(contentsOf: url)
+    /// try encoderLayer.loadParameters(from: file, prefix: "encoder.layers.0")
+    /// ```
+    ///
+    /// - Throws: as ``loadParameters(from:prefix:strict:)-(([String:Tensor],_,_)``.
+    public mutating func loadParameters(from file: SafeTensors, prefix: String = "", strict: Bool = true) throws {
+        try loadParameters(
+            names: file.names, prefix: prefix, strict: strict,
+            shape: { file.contains($0) ? try? file.shape(of: $0) : nil },
+            tensor: { try file.tensor(named: $0) })
+    }
+
+    /// Reads a safetensors file and loads the parameters from it.
+    ///
+    /// ```swift
+    /// try model.loadParameters(contentsOf: URL(filePath: "model.safetensors"))
+    /// ```
+    ///
+    /// - Throws: the errors of ``SafeTensors/init(contentsOf:)`` and of loading.
+    public mutating func loadParameters(contentsOf url: URL, prefix: String = "", strict: Bool = true) throws {
+        try loadParameters(from: SafeTensors(contentsOf: url), prefix: prefix, strict: strict)
+    }
+
+    private mutating func loadParameters(
+        names: [String], prefix: String, strict: Bool,
+        shape: (String) -> [Int]?, tensor: (String) throws -> Tensor
+    ) throws {
+        let paths = parameterPaths
+        var expected: Set<String> = []
+        var assignments: [(path: WritableKeyPath<Self, Tensor>, name: String)] = []
+        var missing: [String] = []
+        var mismatches: [ParameterShapeMismatch] = []
+        for entry in paths {
+            let fullName = parameterName(entry.name, prefixedBy: prefix)
+            guard expected.insert(fullName).inserted else {
+                throw AttentionError.invalidArgument(
+                    argument: "parameterPaths",
+                    reason: "\(Self.self) lists the parameter \(entry.name.jsonLiteral) more than once")
+            }
+            guard let actual = shape(fullName) else {
+                missing.append(fullName)
+                continue
+            }
+            let current = self[keyPath: entry.path].shape
+            if actual != current {
+                mismatches.append(ParameterShapeMismatch(name: fullName, expected: current, actual: actual))
+            } else {
+                assignments.append((entry.path, fullName))
+            }
+        }
+        let scope = prefix.isEmpty ? "" : (prefix.hasSuffix(".") ? prefix : prefix + ".")
+        let unexpected = names.filter { $0.utf8.starts(with: scope.utf8) && !expected.contains($0) }
+            .sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        if !mismatches.isEmpty || (strict && (!missing.isEmpty || !unexpected.isEmpty)) {
+            throw AttentionError.checkpointMismatch(
+                missing: strict ? missing : [], unexpected: strict ? unexpected : [], shapeMismatches: mismatches)
+        }
+        // Convert everything first, so that a failure (out of memory) leaves the module unchanged.
+        let loaded = try assignments.map { (path: $0.path, tensor: try tensor($0.name)) }
+        for (path, value) in loaded {
+            self[keyPath: path] = value
+        }
+    }
+
+    /// The parameters as a ``SafeTensors`` value, named `prefix.name` and stored as `dtype`.
+    ///
+    /// ```swift
+    /// var file = try encoder.safeTensors(prefix: "encoder")
+    /// try file.insert(headWeight, named: "head.weight")
+    /// try file.write(to: url)
+    /// ```
+    ///
+    /// - Throws: the errors of ``SafeTensors/insert(_:named:as:)``.
+    public func safeTensors(
+        prefix: String = "", metadata: [String: String] = [:], as dtype: SafeTensors.DType = .float32
+    ) throws -> SafeTensors {
+        try SafeTensors(parameterDictionary(prefix: prefix), as: dtype, metadata: metadata)
+    }
+
+    /// Writes the parameters to a safetensors file, named `prefix.name` and stored as `dtype`.
+    ///
+    /// ```swift
+    /// try layer.saveParameters(to: URL(filePath: "layer.safetensors"), metadata: ["format": "pt"])
+    /// ```
+    ///
+    /// - Throws: the errors of ``safeTensors(prefix:metadata:as:)`` and the file system's error.
+    public func saveParameters(
+        to url: URL, prefix: String = "", metadata: [String: String] = [:], as dtype: SafeTensors.DType = .float32
+    ) throws {
+        try safeTensors(prefix: prefix, metadata: metadata, as: dtype).write(to: url)
+    }
+}

@@ -1,0 +1,71 @@
+internal import CAttention
+
+/// An element-wise activation function, computed by the C kernels.
+///
+/// ```swift
+/// let hidden = try Activation.gelu(linear1(x))
+/// let gate = try Activation.sigmoid(logits)
+/// ```
+///
+/// The names follow PyTorch: ``gelu`` is the exact erf form (`F.gelu`, `approximate="none"`);
+/// JAX's `jax.nn.gelu` defaults to the tanh approximation, ``geluTanh``.
+public enum Activation: String, Sendable, Equatable, Hashable, CaseIterable, ParameterizedModule {
+    /// `x`.
+    case identity
+    /// `max(x, 0)`.
+    case relu
+    /// `x/2 · (1 + erf(x/√2))`: PyTorch's `F.gelu`, `jax.nn.gelu(approximate=False)`.
+    case gelu
+    /// `x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³)))`: `jax.nn.gelu`'s default,
+    /// PyTorch's `F.gelu(approximate="tanh")`.
+    case geluTanh
+    /// `1 / (1 + exp(-x))`.
+    case sigmoid
+    /// `x · sigmoid(x)`, also called swish.
+    case silu
+    /// `tanh(x)`.
+    case tanh
+
+    var kernelKind: attn_activation {
+        switch self {
+        case .identity: ATTN_ACTIVATION_IDENTITY
+        case .relu: ATTN_ACTIVATION_RELU
+        case .gelu: ATTN_ACTIVATION_GELU
+        case .geluTanh: ATTN_ACTIVATION_GELU_TANH
+        case .sigmoid: ATTN_ACTIVATION_SIGMOID
+        case .silu: ATTN_ACTIVATION_SILU
+        case .tanh: ATTN_ACTIVATION_TANH
+        }
+    }
+
+    /// An activation has no parameters.
+    ///
+    /// ```swift
+    /// Activation.relu.parameterPaths.isEmpty   // true
+    /// ```
+    public var parameterPaths: [ParameterPath<Activation>] { [] }
+
+    /// Applies the function to every element; the result has the input's shape.
+    ///
+    /// ```swift
+    /// let activation = Activation.silu
+    /// let y = try activation(x)
+    /// ```
+    ///
+    /// - Throws: the kernel's errors (`.outOfMemory` when the result cannot be allocated).
+    public func callAsFunction(_ input: Tensor) throws -> Tensor {
+        var output = try Tensor(uninitializedShape: input.shape, argument: "input")
+        if input.count == 0 { return output }
+        let status = output.withUnsafeMutableBufferPointer { out in
+            input.withUnsafeBufferPointer { x in
+                attn_activate(out.baseAddress, x.baseAddress, Int64(input.count), kernelKind, 0)
+            }
+        }
+        if let error = AttentionError(
+            status: status, function: "attn_activate", context: "\(self) of input \(input.shape)")
+        {
+            throw error
+        }
+        return output
+    }
+}

@@ -1,0 +1,166 @@
+internal import CAttention
+
+/// A fully connected layer: `y = x Wᵀ + b`, applied to the last dimension.
+///
+/// The parameters have PyTorch's and Equinox's names and layout: `weight` of shape
+/// `(outputSize, inputSize)` and `bias` of shape `(outputSize,)`. Both are initialised as
+/// `torch.nn.Linear` and `equinox.nn.Linear` do, from `U(-1/√inputSize, 1/√inputSize)`, weight
+/// first.
+///
+/// ```swift
+/// var rng = SeededGenerator(seed: 0)
+/// let projection = try Linear(inputSize: 64, outputSize: 192, using: &rng)
+/// let x = try Tensor(randomNormal: [2, 10, 64], using: &rng)
+/// let y = try projection(x)   // [2, 10, 192]
+/// ```
+public struct Linear: ParameterizedModule, Equatable {
+    /// The weight, `(outputSize, inputSize)`.
+    ///
+    /// ```swift
+    /// projection.weight.shape   // [192, 64]
+    /// ```
+    public var weight: Tensor
+
+    /// The bias, `(outputSize,)`, or `nil` for a layer without one.
+    ///
+    /// ```swift
+    /// projection.bias?.shape   // [192]
+    /// ```
+    public var bias: Tensor?
+
+    /// The size of the last dimension of the input: the weight's second dimension.
+    ///
+    /// ```swift
+    /// projection.inputSize   // 64
+    /// ```
+    public var inputSize: Int { weight.shape.count == 2 ? weight.shape[1] : 0 }
+
+    /// The size of the last dimension of the output: the weight's first dimension.
+    ///
+    /// ```swift
+    /// projection.outputSize   // 192
+    /// ```
+    public var outputSize: Int { weight.shape.first ?? 0 }
+
+    /// Creates a layer with PyTorch's and Equinox's default initialisation: weight, then bias,
+    /// each from `U(-1/√inputSize, 1/√inputSize)`.
+    ///
+    /// ```swift
+    /// var rng = SeededGenerator(seed: 42)
+    /// let noBias = try Linear(inputSize: 16, outputSize: 16, bias: false, using: &rng)
+    /// ```
+    ///
+    /// - Throws: `AttentionError.invalidArgument` (`"inputSize"`, `"outputSize"`) for a size
+    ///   below 1.
+    public init(
+        inputSize: Int, outputSize: Int, bias: Bool = true, using generator: inout some RandomNumberGenerator
+    ) throws {
+        guard inputSize >= 1 else {
+            throw AttentionError.invalidArgument(argument: "inputSize", reason: "must be at least 1, got \(inputSize)")
+        }
+        guard outputSize >= 1 else {
+            throw AttentionError.invalidArgument(argument: "outputSize", reason: "must be at least 1, got \(outputSize)")
+        }
+        let limit = 1 / Float(inputSize).squareRoot()
+        self.weight = try .uniform([outputSize, inputSize], limit: limit, using: &generator)
+        self.bias = bias ? try .uniform([outputSize], limit: limit, using: &generator) : nil
+    }
+
+    /// Creates a layer from its parameters.
+    ///
+    /// ```swift
+    /// let identity = try Linear(weight: Tensor(shape: [2, 2], scalars: [1, 0, 0, 1]))
+    /// ```
+    ///
+    /// - Throws: `AttentionError.shapeMismatch` when `weight` is not `(outputSize, inputSize)`
+    ///   with both at least 1, or `bias` is not `(outputSize,)`.
+    public init(weight: Tensor, bias: Tensor? = nil) throws {
+        self.weight = weight
+        self.bias = bias
+        try validateParameters()
+    }
+
+    /// Checks that the parameters (public and mutable) still have consistent shapes.
+    private func validateParameters() throws(AttentionError) {
+        guard weight.rank == 2, weight.shape[0] >= 1, weight.shape[1] >= 1 else {
+            throw .shapeMismatch(
+                argument: "weight", expected: "(outputSize, inputSize), both at least 1", actual: weight.shape)
+        }
+        if let bias, bias.shape != [weight.shape[0]] {
+            throw .shapeMismatch(
+                argument: "bias", expected: "[\(weight.shape[0])] (outputSize) for weight \(weight.shape)",
+                actual: bias.shape)
+        }
+    }
+
+    /// `weight`, then `bias` when present.
+    ///
+    /// ```swift
+    /// projection.parameterPaths.map(\.name)   // ["weight", "bias"]
+    /// ```
+    public var parameterPaths: [ParameterPath<Linear>] {
+        var paths: [ParameterPath<Linear>] = [("weight", \.weight)]
+        if bias != nil { paths.append(("bias", \.bias!)) }
+        return paths
+    }
+
+    /// Applies the layer to the last dimension of `input`, `(..., inputSize)` →
+    /// `(..., outputSize)`, with any number of leading dimensions (none included): one matrix
+    /// multiply with the bias fused.
+    ///
+    /// ```swift
+    /// let y = try projection(x)   // x: (batch, length, 64) → y: (batch, length, 192)
+    /// ```
+    ///
+    /// - Throws: `AttentionError.shapeMismatch` (argument `"input"`) when the last dimension is
+    ///   not `inputSize` (or `input` is a scalar), or (`"weight"`, `"bias"`) when the parameters
+    ///   were given inconsistent shapes; the kernel's errors.
+    public func callAsFunction(_ input: Tensor) throws -> Tensor {
+        try validateParameters()
+        let (outputSize, inputSize) = (weight.shape[0], weight.shape[1])
+        guard input.rank >= 1, input.shape[input.rank - 1] == inputSize else {
+            throw AttentionError.shapeMismatch(
+                argument: "input", expected: "[..., \(inputSize)] (..., inputSize)", actual: input.shape)
+        }
+        let outputShape = Array(input.shape.dropLast()) + [outputSize]
+        let rows = input.count / inputSize
+        var output = try Tensor(uninitializedShape: outputShape, argument: "input")
+        if rows == 0 { return output }
+        let status = output.withUnsafeMutableBufferPointer { out in
+            input.withUnsafeBufferPointer { x in
+                weight.withUnsafeBufferPointer { w in
+                    withOptionalBuffer(bias) { b in
+                        var params = attn_matmul_params()
+                        params.m = Int64(rows)
+                        params.n = Int64(outputSize)
+                        params.k = Int64(inputSize)
+                        params.a = x.baseAddress
+                        params.lda = Int64(inputSize)
+                        params.b = w.baseAddress
+                        params.ldb = Int64(inputSize)
+                        params.b_transposed = 1
+                        params.c = out.baseAddress
+                        params.ldc = Int64(outputSize)
+                        params.bias = b
+                        params.accumulate = 0
+                        params.num_threads = 0
+                        return attn_matmul(&params)
+                    }
+                }
+            }
+        }
+        if let error = AttentionError(
+            status: status, function: "attn_matmul",
+            context: "input \(input.shape), weight \(weight.shape), bias \(bias.map { "\($0.shape)" } ?? "none")")
+        {
+            throw error
+        }
+        return output
+    }
+}
+
+/// Calls `body` with the base address of an optional tensor's elements, or `nil`.
+func withOptionalBuffer<Result>(_ tensor: Tensor?, _ body: (UnsafePointer<Float>?) -> Result) -> Result {
+    guard let tensor else { return body(nil) }
+    return tensor.withUnsafeBufferPointer { body($0.baseAddress) }
+}
