@@ -63,14 +63,14 @@ $(BUILD)/examples/%: examples/%.c CKernels/include/attn.h $(BUILD)/libattn.a
 	$(CC) $(CFLAGS) -std=c99 -fopenmp -Wall -Wextra -ICKernels/include $(LDFLAGS) $< $(BUILD)/libattn.a $(LDLIBS) -o $@
 
 test-c: $(TESTS) $(BUILD)/examples/attention
-	@for t in $(TESTS) $(BUILD)/examples/attention; do echo "== $$t"; ./$$t || exit 1; done
+	@for t in $(abspath $(TESTS) $(BUILD)/examples/attention); do echo "== $$t"; $$t || exit 1; done
 
 $(BUILD)/attn_bench: Benchmarks/attn_bench.c CKernels/include/attn.h $(BUILD)/libattn.a
 	$(CC) $(CFLAGS) -std=gnu11 -fopenmp -ffp-contract=fast -Wall -Wextra -ICKernels/include $(LDFLAGS) $< $(BUILD)/libattn.a $(LDLIBS) -o $@
 
 # The benchmark table; e.g. make bench BENCH_ARGS="--quick" or BENCH_ARGS="--lengths 4096 --format csv".
 bench: deps $(BUILD)/attn_bench
-	./$(BUILD)/attn_bench $(BENCH_ARGS)
+	$(abspath $(BUILD))/attn_bench $(BENCH_ARGS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig

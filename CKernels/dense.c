@@ -3,17 +3,19 @@
  * attn_softmax_rows, attn_rotary and attn_mean_rows (contracts in attn.h).
  *
  * Each validates everything before writing anything (pointers, then sizes and enums, then strides,
- * then overflow of every extent), then splits the work into items for attn_parallel_for: groups of
- * whole rows, fixed-size ranges for activations, groups of positions for rotary. The per-row work is
- * the ISA's row kernels (dense_kernel.h, softmax_kernel.h). No row or element is computed differently
- * by how the work is split, so results are bitwise the same for any thread count.
+ * then overflow of every extent; for rotary then overlapping rows), then splits the work into items
+ * for attn_parallel_for: groups of whole rows, fixed-size ranges for activations, groups of positions
+ * for rotary. The per-row work is the ISA's row kernels (dense_kernel.h, softmax_kernel.h). Items
+ * depend on the shape only, never on the thread count, and no row or element is computed differently
+ * by where an item starts, so results are bitwise the same for any thread count.
  */
 #include <math.h>
 
 #include "internal.h"
 
-/* Items hold at least this many floats (a few microseconds of work): below that another thread
- * costs more to start than it saves, so small calls form one item and run on the caller's thread.
+/* Items hold at least this many floats (from a few microseconds of work for relu to tens for gelu):
+ * below that another thread costs more to start than it saves, so small calls form one item and run
+ * on the caller's thread.
  * A multiple of every ISA's vector width, so activation ranges split on whole vectors. */
 #define DENSE_ITEM_FLOATS 16384
 
@@ -27,7 +29,7 @@ static int extent_ok(int64_t rows, int64_t cols, int64_t ld) {
            attn_mul_ok(elems, (int64_t)sizeof(float), &bytes) && (uint64_t)bytes <= (uint64_t)SIZE_MAX;
 }
 
-/* Rows per item for rows of n floats, and the number of items for `rows` rows. */
+/* Rows per item for rows of n floats (the items for `rows` rows: ceil_div(rows, that)). */
 static int64_t rows_per_item(int64_t n) { return n >= DENSE_ITEM_FLOATS ? 1 : DENSE_ITEM_FLOATS / n; }
 static int64_t ceil_div(int64_t a, int64_t b) { return a / b + (a % b != 0); }
 
@@ -276,7 +278,8 @@ attn_status attn_rotary(const attn_rotary_params *params) {
     /* Positions per item: enough rows (batch x heads of them per position) to fill an item. */
     int64_t position_floats;
     job.positions_per_item = 1;
-    if (attn_mul_ok(p.batch * p.heads, p.dim, &position_floats) && position_floats < DENSE_ITEM_FLOATS)
+    if (attn_mul_ok(p.batch, p.heads, &position_floats) && attn_mul_ok(position_floats, p.dim, &position_floats) &&
+        position_floats < DENSE_ITEM_FLOATS)
         job.positions_per_item = DENSE_ITEM_FLOATS / position_floats;
     const int64_t items = ceil_div(p.len, job.positions_per_item);
     int threads = attn_resolve_threads(p.num_threads);

@@ -7,7 +7,9 @@
  * x[0..n) = softmax(x) in place: max, then exp(x - max) and its sum in one pass, then one multiply
  * by 1/sum. *row_max and *row_sum receive the maximum and the sum (for the log-sum-exp). A row
  * whose entries are all -inf has sum 0 and is left as exp(-inf) = 0 everywhere, for the caller's
- * masked-row policy. NaN entries propagate to the whole row through the sum.
+ * masked-row policy. A NaN entry makes the sum NaN; the row is then left unnormalised (its
+ * maximum ignores NaN), and callers turn it into NaN: attention through the product with V,
+ * attn_softmax_rows explicitly.
  */
 static void softmax_row(float *x, int64_t n, float *row_max, float *row_sum) {
     const float log2e = 1.44269504088896340736f;

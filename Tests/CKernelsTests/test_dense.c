@@ -1,0 +1,738 @@
+/*
+ * test_dense.c: the dense kernels (attn_layer_norm, attn_activate, attn_softmax_rows, attn_rotary,
+ * attn_mean_rows) against double-precision references, on every instruction set this CPU runs.
+ *
+ *   layer norm   random shapes (1, odd, rows of thousands), both variance modes, NULL weight/bias,
+ *                in place, padded rows, means far larger than the spread, constant rows;
+ *                |y - ref| <= 1e-6 (1 + |x̂ w| + |b|), far inside the 2e-5 the float32 references
+ *                of PyTorch, Equinox and Flax need
+ *   activations  a dense sweep of [-10, 10], random floats of every magnitude, and the specials
+ *                (±0, ±inf, NaN, ±FLT_MAX, subnormals), in ulp of the double result: relu exact,
+ *                tanh 3, sigmoid 4, silu 5, gelu 8, gelu_tanh 4 + 3 |v (1 - sigmoid v)| (its
+ *                condition number: rounding v = 2u to float alone costs that much); each value's
+ *                result is the same wherever it sits in the range, and in place
+ *   softmax      random rows with -inf entries, all -inf rows under each masked-rows policy, NaN and
+ *                +inf entries (whole row NaN)
+ *   rotary       both pairings, offsets, several theta, (B, H, L, D) and (B, L, H, D) layouts with
+ *                dim < D: against a direct double implementation (Equinox's half split); the tail
+ *                and the gaps between rows are untouched
+ *   mean rows    against a double sum
+ * plus 1 vs 2 threads bitwise identical for every function, and every error status with nothing
+ * written. Padded row gaps hold a sentinel, so writes outside the rows are caught.
+ *
+ * Usage: test_dense [seed]. Last line: "N passed, N failed"; exit status non-zero on any failure.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn.h"
+#include "test_util.h"
+
+static const float SENTINEL = 1234.5f;
+static const char *isa_name = "";
+/* Worst error seen per function on the current ISA, as a fraction of its tolerance (printed). */
+static double worst_ln, worst_softmax, worst_rope, worst_mean, worst_act[7];
+
+static void note_worst(double *slot, double value) {
+    if (!(value <= *slot)) *slot = value;
+}
+
+static float *alloc_floats(int64_t n) {
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    if (!p) {
+        printf("out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+
+static void fill(float *x, int64_t n, float v) {
+    for (int64_t i = 0; i < n; i++) x[i] = v;
+}
+
+/* A size from 1 to max, often tiny or at a vector edge. */
+static int64_t rand_size(tu_rng *r, int64_t max) {
+    static const int64_t edges[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65};
+    switch (tu_rng_range(r, 0, 2)) {
+    case 0: return tu_rng_range(r, 1, 8);
+    case 1: return TU_PICK(r, edges);
+    default: return tu_rng_range(r, 1, max);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Layer norm                                                                                      */
+
+typedef struct ln_case {
+    int64_t rows, n, ld_x, ld_out;
+    int has_weight, has_bias, in_place, constant_rows;
+    float offset, spread, eps;
+    attn_variance variance;
+} ln_case;
+
+static void layer_norm_case(tu_rng *r, const ln_case *c) {
+    const int64_t len_x = (c->rows - 1) * c->ld_x + c->n, len_out = (c->rows - 1) * c->ld_out + c->n;
+    float *x = alloc_floats(len_x), *x0 = alloc_floats(len_x), *out = alloc_floats(len_out);
+    float *out2 = alloc_floats(len_out);
+    float *w = c->has_weight ? alloc_floats(c->n) : NULL, *b = c->has_bias ? alloc_floats(c->n) : NULL;
+    fill(x, len_x, SENTINEL);
+    for (int64_t i = 0; i < c->rows; i++)
+        for (int64_t j = 0; j < c->n; j++)
+            x[i * c->ld_x + j] = c->constant_rows ? c->offset : c->offset + c->spread * tu_rng_uniform(r, -1, 1);
+    for (int64_t j = 0; w && j < c->n; j++) w[j] = tu_rng_uniform(r, 0.5f, 1.5f);
+    for (int64_t j = 0; b && j < c->n; j++) b[j] = tu_rng_uniform(r, -1, 1);
+    memcpy(x0, x, (size_t)len_x * sizeof(float));
+    fill(out, len_out, SENTINEL);
+
+    char what[256];
+    snprintf(what, sizeof what, "%s layer_norm rows=%lld n=%lld ld_x=%lld ld_out=%lld w=%d b=%d in_place=%d var=%d "
+             "offset=%g spread=%g eps=%g const=%d", isa_name, (long long)c->rows, (long long)c->n,
+             (long long)c->ld_x, (long long)c->ld_out, c->has_weight, c->has_bias, c->in_place, (int)c->variance,
+             c->offset, c->spread, c->eps, c->constant_rows);
+
+    float *dst = c->in_place ? x : out;
+    const int64_t ld_dst = c->in_place ? c->ld_x : c->ld_out, len_dst = c->in_place ? len_x : len_out;
+    attn_status st = attn_layer_norm(dst, ld_dst, x, c->ld_x, c->rows, c->n, w, b, c->eps, c->variance, 1);
+    TU_CHECK(st == ATTN_OK, "%s: status %s", what, attn_status_string(st));
+
+    double worst = 0;
+    int gaps_ok = 1;
+    for (int64_t i = 0; i < c->rows; i++) {
+        const float *xi = x0 + i * c->ld_x;
+        double mean = 0, var = 0;
+        for (int64_t j = 0; j < c->n; j++) mean += xi[j];
+        mean /= (double)c->n;
+        for (int64_t j = 0; j < c->n; j++) var += ((double)xi[j] - mean) * ((double)xi[j] - mean);
+        var /= (double)c->n;
+        const double rstd = 1.0 / sqrt(var + (double)c->eps);
+        for (int64_t j = 0; j < ld_dst && i * ld_dst + j < len_dst; j++) {
+            const float got = dst[i * ld_dst + j];
+            if (j >= c->n) {
+                gaps_ok &= c->in_place ? got == x0[i * ld_dst + j] : got == SENTINEL;
+                continue;
+            }
+            const double xhat = ((double)xi[j] - mean) * rstd, wj = w ? w[j] : 1.0, bj = b ? b[j] : 0.0;
+            const double ref = xhat * wj + bj;
+            double err;
+            if (isnan(ref)) err = isnan(got) ? 0 : INFINITY;
+            else err = fabs(got - ref) / (1e-6 * (1 + fabs(xhat * wj) + fabs(bj)));
+            if (!(err <= worst)) worst = err;
+        }
+    }
+    TU_CHECK(worst <= 1.0, "%s: error %.3g of tolerance", what, worst);
+    note_worst(&worst_ln, worst);
+    TU_CHECK(gaps_ok, "%s: wrote outside the rows", what);
+    if (!c->in_place) TU_CHECK(memcmp(x, x0, (size_t)len_x * sizeof(float)) == 0, "%s: modified x", what);
+
+    /* Two threads, bitwise the same as one. */
+    if (!c->in_place) {
+        fill(out2, len_out, SENTINEL);
+        st = attn_layer_norm(out2, c->ld_out, x, c->ld_x, c->rows, c->n, w, b, c->eps, c->variance, 2);
+        TU_CHECK(st == ATTN_OK && memcmp(out, out2, (size_t)len_out * sizeof(float)) == 0,
+                 "%s: 2 threads differ from 1", what);
+    }
+    free(x);
+    free(x0);
+    free(out);
+    free(out2);
+    free(w);
+    free(b);
+}
+
+static void test_layer_norm(tu_rng *r) {
+    for (int k = 0; k < 120; k++) {
+        ln_case c;
+        c.rows = rand_size(r, 40);
+        c.n = tu_rng_chance(r, 0.2) ? tu_rng_range(r, 1000, 5000) : rand_size(r, 300);
+        c.ld_x = c.n + (tu_rng_chance(r, 0.5) ? tu_rng_range(r, 1, 9) : 0);
+        c.ld_out = c.n + (tu_rng_chance(r, 0.5) ? tu_rng_range(r, 1, 9) : 0);
+        c.has_weight = tu_rng_chance(r, 0.7);
+        c.has_bias = tu_rng_chance(r, 0.7);
+        c.in_place = tu_rng_chance(r, 0.25);
+        c.constant_rows = 0;
+        static const float offsets[] = {0.0f, 0.5f, -3.0f, 100.0f, -1000.0f, 30000.0f};
+        static const float spreads[] = {1.0f, 0.01f, 10.0f, 1e-3f};
+        c.offset = TU_PICK(r, offsets);
+        c.spread = TU_PICK(r, spreads);
+        /* A spread below the offset's float resolution leaves too few distinct values to normalise. */
+        if (c.spread < fabsf(c.offset) * 1e-4f) c.spread = fabsf(c.offset) * 1e-4f;
+        static const float epss[] = {1e-5f, 1e-6f, 0.0f, 0.1f};
+        c.eps = TU_PICK(r, epss);
+        c.variance = tu_rng_chance(r, 0.5) ? ATTN_VARIANCE_FAST : ATTN_VARIANCE_TWO_PASS;
+        layer_norm_case(r, &c);
+    }
+    /* Constant rows: x̂ = 0, so y = bias; with eps = 0, 0 * inf = NaN as in the float references. */
+    static const ln_case fixed[] = {
+        {3, 17, 17, 17, 1, 1, 0, 1, 2.5f, 0, 1e-5f, ATTN_VARIANCE_TWO_PASS},
+        {3, 17, 17, 17, 1, 1, 0, 1, 2.5f, 0, 1e-5f, ATTN_VARIANCE_FAST},
+        {2, 9, 12, 9, 1, 1, 0, 1, -7.0f, 0, 0.0f, ATTN_VARIANCE_TWO_PASS},
+        {1, 1, 1, 1, 1, 1, 0, 0, 1.0f, 1.0f, 1e-5f, ATTN_VARIANCE_TWO_PASS},
+        {1, 1, 1, 1, 0, 1, 1, 0, 1.0f, 1.0f, 1e-5f, ATTN_VARIANCE_FAST},
+        /* Many rows of several items each: the thread split. */
+        {200, 700, 703, 701, 1, 1, 0, 0, 1.0f, 2.0f, 1e-5f, ATTN_VARIANCE_TWO_PASS},
+        {5, 40000, 40000, 40001, 1, 0, 0, 0, -2.0f, 3.0f, 1e-5f, ATTN_VARIANCE_FAST},
+    };
+    for (size_t k = 0; k < sizeof fixed / sizeof fixed[0]; k++) layer_norm_case(r, &fixed[k]);
+
+    /* A NaN or infinity anywhere in a row makes the whole row NaN (the mean is NaN or inf), and
+     * leaves the other rows alone. */
+    for (int v = 0; v < 2; v++)
+        for (int k = 0; k < 3; k++) {
+            float x[2][19], y[2][19];
+            for (int j = 0; j < 19; j++) x[0][j] = x[1][j] = tu_rng_uniform(r, -1, 1);
+            x[0][k * 9] = k == 0 ? NAN : k == 1 ? INFINITY : -INFINITY;
+            attn_status st = attn_layer_norm(&y[0][0], 19, &x[0][0], 19, 2, 19, NULL, NULL, 1e-5f, (attn_variance)v, 1);
+            int nan_row = 1, finite_row = 1;
+            for (int j = 0; j < 19; j++) {
+                nan_row &= isnan(y[0][j]);
+                finite_row &= isfinite(y[1][j]);
+            }
+            TU_CHECK(st == ATTN_OK && nan_row && finite_row, "%s layer_norm variance=%d: row with %g at %d", isa_name, v,
+                     x[0][k * 9], k * 9);
+        }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Activations                                                                                     */
+
+static const char *act_names[] = {"identity", "relu", "gelu", "gelu_tanh", "sigmoid", "silu", "tanh"};
+
+static double ref_act(attn_activation kind, double x) {
+    const double c = sqrt(2.0 / M_PI);
+    switch (kind) {
+    case ATTN_ACTIVATION_IDENTITY: return x;
+    case ATTN_ACTIVATION_RELU: return x < 0 ? 0.0 : x;
+    case ATTN_ACTIVATION_GELU: return 0.5 * x * erfc(-x * M_SQRT1_2);
+    case ATTN_ACTIVATION_GELU_TANH: return x / (1.0 + exp(-2.0 * c * (x + 0.044715 * x * x * x)));
+    case ATTN_ACTIVATION_SIGMOID: return 1.0 / (1.0 + exp(-x));
+    case ATTN_ACTIVATION_SILU: return x / (1.0 + exp(-x));
+    case ATTN_ACTIVATION_TANH: return tanh(x);
+    }
+    return NAN;
+}
+
+/* Allowed error in ulp at x. */
+static double act_bound(attn_activation kind, double x) {
+    switch (kind) {
+    case ATTN_ACTIVATION_IDENTITY:
+    case ATTN_ACTIVATION_RELU: return 0;
+    case ATTN_ACTIVATION_TANH: return 3;
+    case ATTN_ACTIVATION_SIGMOID: return 4;
+    case ATTN_ACTIVATION_SILU: return 5;
+    case ATTN_ACTIVATION_GELU: return 8;
+    case ATTN_ACTIVATION_GELU_TANH: {
+        const double v = 2.0 * sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x);
+        const double cond = isfinite(v) ? fabs(v) / (1.0 + exp(v)) : 0.0;
+        return 4 + 3 * cond;
+    }
+    }
+    return 0;
+}
+
+/* |got - ref| in units of the float ulp at ref (2^-149 for subnormal ref); NaN wants NaN and an
+ * infinity the same infinity. */
+static double ulp_error(float got, double ref) {
+    if (isnan(ref)) return isnan(got) ? 0 : INFINITY;
+    if (isinf(ref) || isinf(got)) return (double)got == ref ? 0 : INFINITY;
+    double a = fabs(ref), ulp = 0x1p-149;
+    if (a >= 0x1p-126) {
+        int e;
+        frexp(a, &e);
+        ulp = ldexp(1.0, e - 24);
+    }
+    return fabs((double)got - ref) / ulp;
+}
+
+/* Runs `kind` over x[0..n) and checks every value against its bound (a bound of 0 wants exact
+ * results); then 2 threads, in place, and the range shifted by one must give the same bits. */
+static void check_activation(attn_activation kind, const float *x, int64_t n, const char *range) {
+    float *y = alloc_floats(n), *y2 = alloc_floats(n), *inplace = alloc_floats(n);
+    attn_status st = attn_activate(y, x, n, kind, 1);
+    TU_CHECK(st == ATTN_OK, "%s %s %s: status %s", isa_name, act_names[kind], range, attn_status_string(st));
+    double worst_ratio = 0, worst_ulp = 0;
+    int64_t worst_at = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const double ref = ref_act(kind, x[i]);
+        const double e = ulp_error(y[i], ref), bound = act_bound(kind, x[i]);
+        const double ratio = bound > 0 ? e / bound : (e == 0 ? 0 : INFINITY);
+        if (!(ratio <= worst_ratio)) {
+            worst_ratio = ratio;
+            worst_ulp = e;
+            worst_at = i;
+        }
+    }
+    TU_CHECK(worst_ratio <= 1.0, "%s %s %s: %.3g ulp at x=%.9g (got %.9g, want %.9g)", isa_name, act_names[kind],
+             range, worst_ulp, x[worst_at], y[worst_at], ref_act(kind, x[worst_at]));
+    note_worst(&worst_act[kind], worst_ratio);
+
+    /* Two threads, in place, and shifted by one element: all bitwise the same. */
+    st = attn_activate(y2, x, n, kind, 2);
+    TU_CHECK(st == ATTN_OK && memcmp(y, y2, (size_t)n * sizeof(float)) == 0, "%s %s %s: 2 threads differ",
+             isa_name, act_names[kind], range);
+    memcpy(inplace, x, (size_t)n * sizeof(float));
+    st = attn_activate(inplace, inplace, n, kind, 0);
+    TU_CHECK(st == ATTN_OK && memcmp(y, inplace, (size_t)n * sizeof(float)) == 0, "%s %s %s: in place differs",
+             isa_name, act_names[kind], range);
+    if (n > 1) {
+        st = attn_activate(y2, x + 1, n - 1, kind, 1);
+        TU_CHECK(st == ATTN_OK && memcmp(y + 1, y2, (size_t)(n - 1) * sizeof(float)) == 0,
+                 "%s %s %s: result depends on the position in the range", isa_name, act_names[kind], range);
+    }
+    free(y);
+    free(y2);
+    free(inplace);
+}
+
+static void test_activations(tu_rng *r) {
+    const int64_t n_sweep = 400003;
+    float *sweep = alloc_floats(n_sweep), *wide = alloc_floats(n_sweep);
+    for (int64_t i = 0; i < n_sweep; i++) sweep[i] = (float)(-10.0 + 20.0 * (double)i / (double)(n_sweep - 1));
+    /* Random bit patterns: every magnitude from subnormal to FLT_MAX, both signs, no NaN. */
+    for (int64_t i = 0; i < n_sweep; i++) {
+        uint32_t bits;
+        float v;
+        do {
+            bits = (uint32_t)tu_rng_u64(r);
+            memcpy(&v, &bits, sizeof v);
+        } while (!isfinite(v));
+        wide[i] = v;
+    }
+    const float specials[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, FLT_MAX, -FLT_MAX, FLT_MIN, -FLT_MIN,
+                              1e-45f, -1e-45f, 1e-40f, -1e-40f, 1e-20f, -1e-20f, 0.5f, -0.5f, 0.625f, -0.625f,
+                              0.70710677f, -0.70710677f, 1.0f, -1.0f, 9.0f, -9.0f, 14.0f, -14.0f, 15.0f, -15.0f,
+                              20.0f, -20.0f, 44.0f, -44.0f, 87.0f, -87.0f, 89.0f, -89.0f, 100.0f, -100.0f, 104.0f,
+                              -104.0f, 110.0f, -110.0f, 1e4f, -1e4f, 1e13f, -1e13f, 1e20f, -1e20f, 1e30f, -1e30f};
+    const int64_t n_specials = (int64_t)(sizeof specials / sizeof specials[0]);
+    for (int kind = ATTN_ACTIVATION_IDENTITY; kind <= ATTN_ACTIVATION_TANH; kind++) {
+        check_activation((attn_activation)kind, sweep, n_sweep, "[-10,10]");
+        check_activation((attn_activation)kind, wide, n_sweep, "random");
+        check_activation((attn_activation)kind, specials, n_specials, "specials");
+        for (int64_t n = 1; n <= 35; n += 2)
+            check_activation((attn_activation)kind, sweep + n * 10007 % (n_sweep - n), n, "short");
+    }
+    /* Signs of zero and the limits. */
+    float y[4];
+    const float z[4] = {0.0f, -0.0f, INFINITY, -INFINITY};
+    attn_activate(y, z, 4, ATTN_ACTIVATION_TANH, 1);
+    TU_CHECK(y[0] == 0 && !signbit(y[0]) && y[1] == 0 && signbit(y[1]) && y[2] == 1 && y[3] == -1,
+             "%s tanh(±0, ±inf) = %g %g %g %g", isa_name, y[0], y[1], y[2], y[3]);
+    attn_activate(y, z, 4, ATTN_ACTIVATION_SIGMOID, 1);
+    TU_CHECK(y[0] == 0.5f && y[1] == 0.5f && y[2] == 1 && y[3] == 0, "%s sigmoid(±0, ±inf) = %g %g %g %g", isa_name,
+             y[0], y[1], y[2], y[3]);
+    for (int kind = ATTN_ACTIVATION_GELU; kind <= ATTN_ACTIVATION_SILU; kind++) {
+        if (kind == ATTN_ACTIVATION_SIGMOID) continue;
+        attn_activate(y, z, 4, (attn_activation)kind, 1);
+        TU_CHECK(y[0] == 0 && y[1] == 0 && y[2] == INFINITY && isnan(y[3]), "%s %s(±0, ±inf) = %g %g %g %g",
+                 isa_name, act_names[kind], y[0], y[1], y[2], y[3]);
+    }
+    free(sweep);
+    free(wide);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Softmax rows                                                                                    */
+
+static void softmax_case(tu_rng *r, int64_t rows, int64_t n, int64_t ld, attn_masked_rows policy) {
+    const int64_t len = (rows - 1) * ld + n;
+    float *x = alloc_floats(len), *x0 = alloc_floats(len), *x2 = alloc_floats(len);
+    fill(x, len, SENTINEL);
+    const float scale = tu_rng_chance(r, 0.5) ? 1.0f : 30.0f;
+    /* Row kinds: 0 plain, 1 with -inf entries, 2 all -inf, 3 with a NaN, 4 with +inf. */
+    int *kind = malloc((size_t)rows * sizeof(int));
+    for (int64_t i = 0; i < rows; i++) {
+        const double u = tu_rng_double(r);
+        kind[i] = u < 0.45 ? 0 : u < 0.8 ? 1 : u < 0.9 ? 2 : u < 0.95 ? 3 : 4;
+        float *xi = x + i * ld;
+        for (int64_t j = 0; j < n; j++) {
+            xi[j] = scale * tu_rng_uniform(r, -1, 1);
+            if ((kind[i] == 1 && tu_rng_chance(r, 0.4)) || kind[i] == 2) xi[j] = -INFINITY;
+        }
+        if (kind[i] == 3) xi[tu_rng_range(r, 0, n - 1)] = NAN;
+        if (kind[i] == 4) xi[tu_rng_range(r, 0, n - 1)] = INFINITY;
+        int all_masked = 1;
+        for (int64_t j = 0; j < n; j++) all_masked &= xi[j] == -INFINITY;
+        if (all_masked) kind[i] = 2;
+    }
+    memcpy(x0, x, (size_t)len * sizeof(float));
+    memcpy(x2, x, (size_t)len * sizeof(float));
+
+    char what[200];
+    snprintf(what, sizeof what, "%s softmax rows=%lld n=%lld ld=%lld policy=%d", isa_name, (long long)rows,
+             (long long)n, (long long)ld, (int)policy);
+    attn_status st = attn_softmax_rows(x, ld, rows, n, policy, 1);
+    TU_CHECK(st == ATTN_OK, "%s: status %s", what, attn_status_string(st));
+    double worst = 0;
+    int gaps_ok = 1, special_ok = 1;
+    for (int64_t i = 0; i < rows; i++) {
+        const float *in = x0 + i * ld, *got = x + i * ld;
+        for (int64_t j = n; j < ld && i * ld + j < len; j++) gaps_ok &= got[j] == SENTINEL;
+        if (kind[i] >= 2) {
+            const float want = kind[i] == 2 && policy == ATTN_MASKED_ROWS_ZERO   ? 0.0f
+                               : kind[i] == 2 && policy == ATTN_MASKED_ROWS_MEAN ? 1.0f / (float)n
+                                                                                : NAN;
+            for (int64_t j = 0; j < n; j++) special_ok &= isnan(want) ? isnan(got[j]) : got[j] == want;
+            continue;
+        }
+        double mx = -INFINITY, sum = 0;
+        for (int64_t j = 0; j < n; j++) mx = in[j] > mx ? in[j] : mx;
+        for (int64_t j = 0; j < n; j++) sum += exp((double)in[j] - mx);
+        for (int64_t j = 0; j < n; j++) {
+            if (in[j] == -INFINITY) {
+                special_ok &= got[j] == 0.0f;
+                continue;
+            }
+            const double ref = exp((double)in[j] - mx) / sum;
+            /* x - max and (x - max) log2e are rounded to float: relative error ~|x - max| 2^-23. */
+            const double tol = (2e-6 + 2e-7 * fabs((double)in[j] - mx)) * ref + 1e-37;
+            const double err = fabs(got[j] - ref) / tol;
+            if (!(err <= worst)) worst = err;
+        }
+    }
+    TU_CHECK(worst <= 1.0, "%s: error %.3g of tolerance", what, worst);
+    note_worst(&worst_softmax, worst);
+    TU_CHECK(special_ok, "%s: -inf entries, or fully masked / NaN / +inf rows, wrong", what);
+    TU_CHECK(gaps_ok, "%s: wrote outside the rows", what);
+    st = attn_softmax_rows(x2, ld, rows, n, policy, 2);
+    TU_CHECK(st == ATTN_OK && memcmp(x, x2, (size_t)len * sizeof(float)) == 0, "%s: 2 threads differ", what);
+    free(kind);
+    free(x);
+    free(x0);
+    free(x2);
+}
+
+static void test_softmax(tu_rng *r) {
+    for (int k = 0; k < 60; k++) {
+        const int64_t n = tu_rng_chance(r, 0.1) ? tu_rng_range(r, 1000, 4000) : rand_size(r, 200);
+        const int64_t ld = n + (tu_rng_chance(r, 0.5) ? tu_rng_range(r, 1, 9) : 0);
+        softmax_case(r, rand_size(r, 50), n, ld, (attn_masked_rows)(k % 3));
+    }
+    for (int policy = 0; policy < 3; policy++) {
+        softmax_case(r, 1, 1, 1, (attn_masked_rows)policy);
+        softmax_case(r, 300, 129, 133, (attn_masked_rows)policy);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Rotary                                                                                          */
+
+typedef struct rope_case {
+    int64_t batch, heads, len, dim, d; /* d: the full feature count, dim <= d */
+    int seq_major;                     /* (B, L, H, D) rather than (B, H, L, D) */
+    int64_t pad;                       /* extra elements after each row */
+    float theta;
+    int64_t offset;
+    attn_rotary_pairing pairing;
+} rope_case;
+
+static void rotary_case(tu_rng *r, const rope_case *c) {
+    const int64_t row = c->d + c->pad;
+    int64_t stride[3];
+    if (c->seq_major) {
+        stride[1] = row;
+        stride[2] = c->heads * row;
+        stride[0] = c->len * stride[2];
+    } else {
+        stride[2] = row;
+        stride[1] = c->len * row;
+        stride[0] = c->heads * stride[1];
+    }
+    const int64_t total = c->batch * c->heads * c->len * row;
+    float *x = alloc_floats(total), *x0 = alloc_floats(total), *x2 = alloc_floats(total);
+    for (int64_t i = 0; i < total; i++) x[i] = (i % row) < c->d ? tu_rng_uniform(r, -2, 2) : SENTINEL;
+    memcpy(x0, x, (size_t)total * sizeof(float));
+    memcpy(x2, x, (size_t)total * sizeof(float));
+
+    char what[256];
+    snprintf(what, sizeof what, "%s rotary B=%lld H=%lld L=%lld dim=%lld D=%lld seq_major=%d pad=%lld theta=%g "
+             "offset=%lld pairing=%d", isa_name, (long long)c->batch, (long long)c->heads, (long long)c->len,
+             (long long)c->dim, (long long)c->d, c->seq_major, (long long)c->pad, c->theta, (long long)c->offset,
+             (int)c->pairing);
+    attn_rotary_params p = {c->batch, c->heads, c->len, c->dim, x, {stride[0], stride[1], stride[2]}, c->theta,
+                            c->offset, c->pairing, 1};
+    attn_status st = attn_rotary(&p);
+    TU_CHECK(st == ATTN_OK, "%s: status %s", what, attn_status_string(st));
+
+    const int64_t half = c->dim / 2;
+    double worst = 0;
+    int untouched = 1;
+    for (int64_t b = 0; b < c->batch; b++)
+        for (int64_t h = 0; h < c->heads; h++)
+            for (int64_t l = 0; l < c->len; l++) {
+                const int64_t at = b * stride[0] + h * stride[1] + l * stride[2];
+                const float *in = x0 + at, *got = x + at;
+                for (int64_t j = c->dim; j < row; j++) untouched &= memcmp(&got[j], &in[j], sizeof(float)) == 0;
+                const double pos = (double)(c->offset + l);
+                for (int64_t i = 0; i < half; i++) {
+                    /* Equinox: x * cos + rotate_half(x) * sin, with 1 / theta^(2i/dim). */
+                    const double angle = pos * pow((double)c->theta, -2.0 * (double)i / (double)c->dim);
+                    const int64_t ia = c->pairing == ATTN_ROTARY_HALF ? i : 2 * i;
+                    const int64_t ib = c->pairing == ATTN_ROTARY_HALF ? i + half : 2 * i + 1;
+                    const double a = in[ia], bb = in[ib];
+                    const double ra = a * cos(angle) - bb * sin(angle), rb = bb * cos(angle) + a * sin(angle);
+                    const double tol = 3e-7 * (fabs(a) + fabs(bb)) + 1e-30;
+                    const double e = fmax(fabs(got[ia] - ra), fabs(got[ib] - rb)) / tol;
+                    if (!(e <= worst)) worst = e;
+                }
+            }
+    TU_CHECK(worst <= 1.0, "%s: error %.3g of tolerance", what, worst);
+    note_worst(&worst_rope, worst);
+    TU_CHECK(untouched, "%s: features past dim or row gaps changed", what);
+    p.x = x2;
+    p.num_threads = 2;
+    st = attn_rotary(&p);
+    TU_CHECK(st == ATTN_OK && memcmp(x, x2, (size_t)total * sizeof(float)) == 0, "%s: 2 threads differ", what);
+    free(x);
+    free(x0);
+    free(x2);
+}
+
+static void test_rotary(tu_rng *r) {
+    static const float thetas[] = {10000.0f, 100.0f, 500.0f, 1.5f, 1e6f};
+    static const int64_t offsets[] = {0, 0, 1, 5, 1000, 1000000};
+    for (int k = 0; k < 80; k++) {
+        rope_case c;
+        c.batch = tu_rng_range(r, 1, 3);
+        c.heads = tu_rng_range(r, 1, 4);
+        c.len = tu_rng_range(r, 1, 20);
+        c.dim = 2 * tu_rng_range(r, 1, tu_rng_chance(r, 0.3) ? 64 : 8);
+        c.d = c.dim + (tu_rng_chance(r, 0.5) ? tu_rng_range(r, 1, 5) : 0);
+        c.seq_major = tu_rng_chance(r, 0.5);
+        c.pad = tu_rng_chance(r, 0.3) ? tu_rng_range(r, 1, 3) : 0;
+        c.theta = TU_PICK(r, thetas);
+        c.offset = TU_PICK(r, offsets);
+        c.pairing = tu_rng_chance(r, 0.5) ? ATTN_ROTARY_INTERLEAVED : ATTN_ROTARY_HALF;
+        rotary_case(r, &c);
+    }
+    /* Large enough for several work items (the thread split), both pairings. */
+    const rope_case big[] = {
+        {2, 8, 300, 64, 64, 1, 0, 10000.0f, 7, ATTN_ROTARY_HALF},
+        {1, 3, 500, 32, 40, 0, 1, 10000.0f, 0, ATTN_ROTARY_INTERLEAVED},
+        {1, 1, 1, 2, 2, 0, 0, 10000.0f, 0, ATTN_ROTARY_HALF},
+    };
+    for (size_t k = 0; k < sizeof big / sizeof big[0]; k++) rotary_case(r, &big[k]);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Mean of rows                                                                                    */
+
+static void mean_case(tu_rng *r, int64_t rows, int64_t n, int64_t ld, float offset) {
+    const int64_t len = (rows - 1) * ld + n;
+    float *x = alloc_floats(len), *out = alloc_floats(rows + 1), *out2 = alloc_floats(rows + 1);
+    for (int64_t i = 0; i < len; i++) x[i] = offset + tu_rng_uniform(r, -1, 1);
+    fill(out, rows + 1, SENTINEL);
+    char what[160];
+    snprintf(what, sizeof what, "%s mean_rows rows=%lld n=%lld ld=%lld offset=%g", isa_name, (long long)rows,
+             (long long)n, (long long)ld, offset);
+    attn_status st = attn_mean_rows(out, x, ld, rows, n, 1);
+    TU_CHECK(st == ATTN_OK, "%s: status %s", what, attn_status_string(st));
+    double worst = 0;
+    for (int64_t i = 0; i < rows; i++) {
+        double s = 0, mag = 0;
+        for (int64_t j = 0; j < n; j++) {
+            s += x[i * ld + j];
+            mag += fabs(x[i * ld + j]);
+        }
+        const double ref = s / (double)n;
+        const double tol = 0x1p-24 * fabs(ref) * 1.001 + 1e-14 * mag / (double)n + 1e-300;
+        const double e = fabs(out[i] - ref) / tol;
+        if (!(e <= worst)) worst = e;
+    }
+    TU_CHECK(worst <= 1.0, "%s: error %.3g of tolerance", what, worst);
+    note_worst(&worst_mean, worst);
+    TU_CHECK(out[rows] == SENTINEL, "%s: wrote past out", what);
+    st = attn_mean_rows(out2, x, ld, rows, n, 2);
+    TU_CHECK(st == ATTN_OK && memcmp(out, out2, (size_t)rows * sizeof(float)) == 0, "%s: 2 threads differ", what);
+    free(x);
+    free(out);
+    free(out2);
+}
+
+static void test_mean_rows(tu_rng *r) {
+    static const float offsets[] = {0.0f, 3.0f, -100.0f};
+    for (int k = 0; k < 40; k++) {
+        const int64_t n = tu_rng_chance(r, 0.2) ? tu_rng_range(r, 1000, 20000) : rand_size(r, 300);
+        mean_case(r, rand_size(r, 60), n, n + (tu_rng_chance(r, 0.5) ? tu_rng_range(r, 1, 9) : 0), TU_PICK(r, offsets));
+    }
+    mean_case(r, 1000, 49, 53, 0.5f);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Error statuses                                                                                  */
+
+/* Checks a status, and that the guarded buffer still holds its sentinel (nothing written). */
+#define EXPECT_STATUS(call, want, buf, len, name)                                                      \
+    do {                                                                                               \
+        fill((buf), (len), SENTINEL);                                                                  \
+        const attn_status got_ = (call);                                                               \
+        int clean_ = 1;                                                                                \
+        for (int64_t i_ = 0; i_ < (len); i_++) clean_ &= (buf)[i_] == SENTINEL;                        \
+        TU_CHECK(got_ == (want), "%s: status %s, want %s", (name), attn_status_string(got_),           \
+                 attn_status_string(want));                                                            \
+        if ((want) != ATTN_OK) TU_CHECK(clean_, "%s: wrote on error", (name));                         \
+    } while (0)
+
+static void test_errors(void) {
+    float x[64], out[64], w[8];
+    for (int i = 0; i < 64; i++) x[i] = (float)i;
+    for (int i = 0; i < 8; i++) w[i] = 1.0f;
+    const int64_t big = INT64_MAX / 2;
+
+    /* layer norm: out (4 rows of 8), x (4 rows of 8) */
+#define LN(o, ldo, xx, ldx, rows, n, eps, var, thr) attn_layer_norm(o, ldo, xx, ldx, rows, n, w, w, eps, var, thr)
+    EXPECT_STATUS(LN(NULL, 8, x, 8, 4, 8, 1e-5f, ATTN_VARIANCE_TWO_PASS, 1), ATTN_ERR_NULL_POINTER, out, 32, "ln out NULL");
+    EXPECT_STATUS(LN(out, 8, NULL, 8, 4, 8, 1e-5f, ATTN_VARIANCE_TWO_PASS, 1), ATTN_ERR_NULL_POINTER, out, 32, "ln x NULL");
+    EXPECT_STATUS(LN(out, 8, x, 8, 0, 8, 1e-5f, ATTN_VARIANCE_TWO_PASS, 1), ATTN_ERR_INVALID_ARGUMENT, out, 32, "ln rows 0");
+    EXPECT_STATUS(LN(out, 8, x, 8, 4, -1, 1e-5f, ATTN_VARIANCE_TWO_PASS, 1), ATTN_ERR_INVALID_ARGUMENT, out, 32, "ln n -1");
+    EXPECT_STATUS(LN(out, 8, x, 8, 4, 8, -1e-5f, ATTN_VARIANCE_TWO_PASS, 1), ATTN_ERR_INVALID_ARGUMENT, out, 32, "ln eps < 0");
+    EXPECT_STATUS(LN(out, 8, x, 8, 4, 8, NAN, ATTN_VARIANCE_TWO_PASS, 1), ATTN_ERR_INVALID_ARGUMENT, out, 32, "ln eps NaN");
+    EXPECT_STATUS(LN(out, 8, x, 8, 4, 8, INFINITY, ATTN_VARIANCE_TWO_PASS, 1), ATTN_ERR_INVALID_ARGUMENT, out, 32, "ln eps inf");
+    EXPECT_STATUS(LN(out, 8, x, 8, 4, 8, 1e-5f, (attn_variance)2, 1), ATTN_ERR_INVALID_ARGUMENT, out, 32, "ln variance 2");
+    EXPECT_STATUS(LN(out, 8, x, 8, 4, 8, 1e-5f, (attn_variance)-1, 1), ATTN_ERR_INVALID_ARGUMENT, out, 32, "ln variance -1");
+    EXPECT_STATUS(LN(out, 8, x, 8, 4, 8, 1e-5f, ATTN_VARIANCE_FAST, -1), ATTN_ERR_INVALID_ARGUMENT, out, 32, "ln threads -1");
+    EXPECT_STATUS(LN(out, 8, x, 8, 4, 8, 1e-5f, ATTN_VARIANCE_FAST, ATTN_MAX_THREADS + 1), ATTN_ERR_INVALID_ARGUMENT, out,
+                  32, "ln threads > max");
+    EXPECT_STATUS(LN(out, 8, x, 7, 4, 8, 1e-5f, ATTN_VARIANCE_FAST, 1), ATTN_ERR_INVALID_STRIDE, out, 32, "ln ld_x < n");
+    EXPECT_STATUS(LN(out, 7, x, 8, 4, 8, 1e-5f, ATTN_VARIANCE_FAST, 1), ATTN_ERR_INVALID_STRIDE, out, 32, "ln ld_out < n");
+    EXPECT_STATUS(LN(out, -8, x, 8, 4, 8, 1e-5f, ATTN_VARIANCE_FAST, 1), ATTN_ERR_INVALID_STRIDE, out, 32, "ln ld_out < 0");
+    EXPECT_STATUS(LN(out, 8, out, 9, 3, 8, 1e-5f, ATTN_VARIANCE_FAST, 1), ATTN_ERR_INVALID_STRIDE, out, 32,
+                  "ln in place with another stride");
+    EXPECT_STATUS(LN(out, 8, x, big, 4, 8, 1e-5f, ATTN_VARIANCE_FAST, 1), ATTN_ERR_OVERFLOW, out, 32, "ln x extent");
+    EXPECT_STATUS(LN(out, big, x, 8, 4, 8, 1e-5f, ATTN_VARIANCE_FAST, 1), ATTN_ERR_OVERFLOW, out, 32, "ln out extent");
+    EXPECT_STATUS(LN(out, 8, x, 8, 4, 8, 1e-5f, ATTN_VARIANCE_FAST, 1), ATTN_OK, out, 32, "ln valid");
+    EXPECT_STATUS(attn_layer_norm(out, 8, x, 8, 4, 8, NULL, NULL, 0.0f, ATTN_VARIANCE_FAST, 0), ATTN_OK, out, 32,
+                  "ln valid, no weight or bias, eps 0");
+#undef LN
+
+    /* activations */
+    EXPECT_STATUS(attn_activate(NULL, x, 8, ATTN_ACTIVATION_GELU, 1), ATTN_ERR_NULL_POINTER, out, 64, "act out NULL");
+    EXPECT_STATUS(attn_activate(out, NULL, 8, ATTN_ACTIVATION_GELU, 1), ATTN_ERR_NULL_POINTER, out, 64, "act x NULL");
+    EXPECT_STATUS(attn_activate(out, x, 0, ATTN_ACTIVATION_GELU, 1), ATTN_ERR_INVALID_ARGUMENT, out, 64, "act count 0");
+    EXPECT_STATUS(attn_activate(out, x, -3, ATTN_ACTIVATION_GELU, 1), ATTN_ERR_INVALID_ARGUMENT, out, 64, "act count -3");
+    EXPECT_STATUS(attn_activate(out, x, 8, (attn_activation)-1, 1), ATTN_ERR_INVALID_ARGUMENT, out, 64, "act kind -1");
+    EXPECT_STATUS(attn_activate(out, x, 8, (attn_activation)7, 1), ATTN_ERR_INVALID_ARGUMENT, out, 64, "act kind 7");
+    EXPECT_STATUS(attn_activate(out, x, 8, ATTN_ACTIVATION_GELU, -2), ATTN_ERR_INVALID_ARGUMENT, out, 64, "act threads -2");
+    EXPECT_STATUS(attn_activate(out, x, INT64_MAX / 2, ATTN_ACTIVATION_GELU, 1), ATTN_ERR_OVERFLOW, out, 64,
+                  "act count overflows");
+    EXPECT_STATUS(attn_activate(out, x, 64, ATTN_ACTIVATION_SILU, 1), ATTN_OK, out, 64, "act valid");
+
+    /* softmax: in place, so the guarded buffer is x itself */
+    float s[64];
+#define SM(xx, ld, rows, n, pol, thr) attn_softmax_rows(xx, ld, rows, n, pol, thr)
+    EXPECT_STATUS(SM(NULL, 8, 4, 8, ATTN_MASKED_ROWS_ZERO, 1), ATTN_ERR_NULL_POINTER, s, 32, "softmax x NULL");
+    EXPECT_STATUS(SM(s, 8, 0, 8, ATTN_MASKED_ROWS_ZERO, 1), ATTN_ERR_INVALID_ARGUMENT, s, 32, "softmax rows 0");
+    EXPECT_STATUS(SM(s, 8, 4, 0, ATTN_MASKED_ROWS_ZERO, 1), ATTN_ERR_INVALID_ARGUMENT, s, 32, "softmax n 0");
+    EXPECT_STATUS(SM(s, 8, 4, 8, (attn_masked_rows)3, 1), ATTN_ERR_INVALID_ARGUMENT, s, 32, "softmax policy 3");
+    EXPECT_STATUS(SM(s, 8, 4, 8, ATTN_MASKED_ROWS_ZERO, -1), ATTN_ERR_INVALID_ARGUMENT, s, 32, "softmax threads -1");
+    EXPECT_STATUS(SM(s, 7, 4, 8, ATTN_MASKED_ROWS_ZERO, 1), ATTN_ERR_INVALID_STRIDE, s, 32, "softmax ld < n");
+    EXPECT_STATUS(SM(s, -8, 4, 8, ATTN_MASKED_ROWS_ZERO, 1), ATTN_ERR_INVALID_STRIDE, s, 32, "softmax ld < 0");
+    EXPECT_STATUS(SM(s, big, 4, 8, ATTN_MASKED_ROWS_ZERO, 1), ATTN_ERR_OVERFLOW, s, 32, "softmax extent");
+    EXPECT_STATUS(SM(s, 8, 4, 8, ATTN_MASKED_ROWS_MEAN, 1), ATTN_OK, s, 32, "softmax valid");
+#undef SM
+
+    /* mean rows */
+    EXPECT_STATUS(attn_mean_rows(NULL, x, 8, 4, 8, 1), ATTN_ERR_NULL_POINTER, out, 8, "mean out NULL");
+    EXPECT_STATUS(attn_mean_rows(out, NULL, 8, 4, 8, 1), ATTN_ERR_NULL_POINTER, out, 8, "mean x NULL");
+    EXPECT_STATUS(attn_mean_rows(out, x, 8, -4, 8, 1), ATTN_ERR_INVALID_ARGUMENT, out, 8, "mean rows -4");
+    EXPECT_STATUS(attn_mean_rows(out, x, 8, 4, 0, 1), ATTN_ERR_INVALID_ARGUMENT, out, 8, "mean n 0");
+    EXPECT_STATUS(attn_mean_rows(out, x, 8, 4, 8, ATTN_MAX_THREADS + 1), ATTN_ERR_INVALID_ARGUMENT, out, 8,
+                  "mean threads > max");
+    EXPECT_STATUS(attn_mean_rows(out, x, 4, 4, 8, 1), ATTN_ERR_INVALID_STRIDE, out, 8, "mean ld < n");
+    EXPECT_STATUS(attn_mean_rows(out, x, big, 4, 8, 1), ATTN_ERR_OVERFLOW, out, 8, "mean extent");
+    EXPECT_STATUS(attn_mean_rows(out, x, 0, INT64_MAX / 2, 1, 1), ATTN_ERR_INVALID_STRIDE, out, 8, "mean ld 0 < n");
+    EXPECT_STATUS(attn_mean_rows(out, x, 1, INT64_MAX / 2, 1, 1), ATTN_ERR_OVERFLOW, out, 8, "mean rows overflow");
+    EXPECT_STATUS(attn_mean_rows(out, x, 8, 4, 8, 1), ATTN_OK, out, 8, "mean valid");
+
+    /* rotary: x is (1, 2, 4, 8) contiguous, modified in place, so it is the guarded buffer */
+    float q[64];
+    const attn_rotary_params ok = {1, 2, 4, 8, q, {64, 32, 8}, 10000.0f, 0, ATTN_ROTARY_HALF, 1};
+    struct {
+        const char *name;
+        attn_rotary_params p;
+        attn_status want;
+    } cases[] = {
+        {"rope x NULL", ok, ATTN_ERR_NULL_POINTER},
+        {"rope batch 0", ok, ATTN_ERR_INVALID_ARGUMENT},
+        {"rope heads -1", ok, ATTN_ERR_INVALID_ARGUMENT},
+        {"rope len 0", ok, ATTN_ERR_INVALID_ARGUMENT},
+        {"rope dim 0", ok, ATTN_ERR_INVALID_ARGUMENT},
+        {"rope dim odd", ok, ATTN_ERR_INVALID_ARGUMENT},
+        {"rope theta 0", ok, ATTN_ERR_INVALID_ARGUMENT},
+        {"rope theta < 0", ok, ATTN_ERR_INVALID_ARGUMENT},
+        {"rope theta NaN", ok, ATTN_ERR_INVALID_ARGUMENT},
+        {"rope theta inf", ok, ATTN_ERR_INVALID_ARGUMENT},
+        {"rope offset < 0", ok, ATTN_ERR_INVALID_ARGUMENT},
+        {"rope pairing 2", ok, ATTN_ERR_INVALID_ARGUMENT},
+        {"rope threads -1", ok, ATTN_ERR_INVALID_ARGUMENT},
+        {"rope stride < 0", ok, ATTN_ERR_INVALID_STRIDE},
+        {"rope rows overlap (position stride < dim)", ok, ATTN_ERR_INVALID_STRIDE},
+        {"rope rows overlap (head stride 0)", ok, ATTN_ERR_INVALID_STRIDE},
+        {"rope extent overflows", ok, ATTN_ERR_OVERFLOW},
+        {"rope offset + len overflows", ok, ATTN_ERR_OVERFLOW},
+        {"rope valid", ok, ATTN_OK},
+        {"rope valid, (B, L, H, D)", ok, ATTN_OK},
+        {"rope valid, len 1 with any position stride", ok, ATTN_OK},
+    };
+    cases[0].p.x = NULL;
+    cases[1].p.batch = 0;
+    cases[2].p.heads = -1;
+    cases[3].p.len = 0;
+    cases[4].p.dim = 0;
+    cases[5].p.dim = 7;
+    cases[6].p.theta = 0.0f;
+    cases[7].p.theta = -10.0f;
+    cases[8].p.theta = NAN;
+    cases[9].p.theta = INFINITY;
+    cases[10].p.position_offset = -1;
+    cases[11].p.pairing = (attn_rotary_pairing)2;
+    cases[12].p.num_threads = -1;
+    cases[13].p.x_stride[0] = -1;
+    cases[14].p.x_stride[2] = 6;
+    cases[15].p.x_stride[1] = 0;
+    cases[16].p.x_stride[2] = big;
+    cases[17].p.position_offset = INT64_MAX - 2;
+    cases[19].p.x_stride[1] = 8;
+    cases[19].p.x_stride[2] = 16;
+    cases[20].p.len = 1;
+    cases[20].p.x_stride[2] = 0;
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+        EXPECT_STATUS(attn_rotary(&cases[k].p), cases[k].want, q, 64, cases[k].name);
+    EXPECT_STATUS(attn_rotary(NULL), ATTN_ERR_NULL_POINTER, q, 64, "rope params NULL");
+#undef EXPECT_STATUS
+}
+
+int main(int argc, char **argv) {
+    uint64_t seed = 0x5EED0DE5ull;
+    if (argc > 1 && !tu_parse_u64(argv[1], &seed)) {
+        printf("usage: %s [seed]\n", argv[0]);
+        return 2;
+    }
+    printf("seed %llu\n", (unsigned long long)seed);
+    const double t0 = tu_now();
+    test_errors();
+    const attn_isa isas[] = {ATTN_ISA_SCALAR, ATTN_ISA_NEON, ATTN_ISA_AVX2, ATTN_ISA_AVX512};
+    for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
+        if (!attn_isa_supported(isas[i])) continue;
+        TU_CHECK(attn_set_isa(isas[i]) == ATTN_OK, "set isa %s", attn_isa_name(isas[i]));
+        isa_name = attn_isa_name(isas[i]);
+        printf("isa %s\n", isa_name);
+        tu_rng r = tu_rng_derive(seed, i);
+        test_layer_norm(&r);
+        test_activations(&r);
+        test_softmax(&r);
+        test_rotary(&r);
+        test_mean_rows(&r);
+        printf("  worst error / tolerance: layer_norm %.3f, softmax %.3f, rotary %.3f, mean_rows %.3f\n", worst_ln,
+               worst_softmax, worst_rope, worst_mean);
+        printf("  worst error / bound:");
+        for (int k = 0; k < 7; k++) printf(" %s %.3f", act_names[k], worst_act[k]);
+        printf("\n");
+        worst_ln = worst_softmax = worst_rope = worst_mean = 0;
+        memset(worst_act, 0, sizeof worst_act);
+    }
+    printf("%.1f s\n", tu_now() - t0);
+    return tu_summary();
+}
