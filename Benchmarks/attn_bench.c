@@ -8,10 +8,12 @@
  * prints one row as soon as the shape is done: medians, speed-up, GFLOP/s, % of peak and each
  * path's extra memory (its workspace, from attn_forward_workspace).
  *
- * GFLOP/s counts 4·B·H·Lq·Lk·D for attention, half of that when causal.
+ * GFLOP/s counts 4·B·H·Lq·Lk·D for attention, half of that when causal. Last, decoding (one query
+ * against a 4096-key cache) is compared with the memory bandwidth a plain sum of the same K and V
+ * reaches in the same run.
  *
  *   attn_bench [--quick] [--lengths 256,1024] [--dims 64,128] [--causal 0,1] [--threads 1,2]
- *              [--reps N] [--format table|csv|json] [--no-unfused]
+ *              [--reps N] [--format table|csv|json] [--no-unfused] [--no-decode]
  */
 #include <math.h>
 #include <stdio.h>
@@ -30,6 +32,7 @@ typedef struct options {
     int threads[MAX_LIST], n_threads;
     int reps; /* 0: adaptive */
     int unfused;
+    int decode;
     const char *format;
 } options;
 
@@ -210,10 +213,65 @@ static double time_call(attn_status (*fn)(const attn_params *), const attn_param
     return t;
 }
 
+/*
+ * Decoding: one query per head against a cache of `len` keys (32 heads, D = 128), which is bound
+ * by reading K and V. Compared with a plain vector sum over the same K and V bytes, run alternately
+ * on the same threads: the share of the bandwidth the kernel reaches.
+ */
+static void bench_decode(int threads, int reps, int csv, int json) {
+    const int heads = 32, len = 4096, dim = 128;
+    const size_t n = (size_t)heads * len * dim;
+    float *k = malloc(n * sizeof(float)), *v = malloc(n * sizeof(float));
+    float *q = malloc((size_t)heads * dim * sizeof(float)), *out = malloc((size_t)heads * dim * sizeof(float));
+    if (!k || !v || !q || !out) return;
+    for (size_t i = 0; i < n; i++) k[i] = v[i] = (float)(i % 13) * 0.01f;
+    for (int i = 0; i < heads * dim; i++) q[i] = (float)(i % 7) * 0.01f;
+    attn_params p = attn_params_default();
+    p.batch = 1;
+    p.heads_q = p.heads_kv = heads;
+    p.len_q = 1;
+    p.len_k = len;
+    p.dim_qk = p.dim_v = dim;
+    const int64_t qs[3] = {(int64_t)heads * dim, dim, dim}, ks[3] = {(int64_t)n, (int64_t)len * dim, dim};
+    memcpy(p.q_stride, qs, sizeof qs);
+    memcpy(p.out_stride, qs, sizeof qs);
+    memcpy(p.k_stride, ks, sizeof ks);
+    memcpy(p.v_stride, ks, sizeof ks);
+    p.q = q;
+    p.k = k;
+    p.v = v;
+    p.out = out;
+    p.num_threads = threads;
+    const size_t chunk = n / 64;
+    double tk[64], ts[64];
+    time_call(attn_forward, &p);
+    for (int r = 0; r < reps && r < 64; r++) {
+        tk[r] = time_call(attn_forward, &p);
+        double t0 = now_seconds();
+        float total = 0;
+#pragma omp parallel for num_threads(threads) reduction(+ : total)
+        for (long c = 0; c < 128; c++) total += vector_sum((c < 64 ? k : v) + (size_t)(c % 64) * chunk, chunk);
+        ts[r] = now_seconds() - t0;
+        sink = total;
+    }
+    const double kernel_ms = 1e3 * median(tk, reps), sum_ms = 1e3 * median(ts, reps);
+    const double gb = 2.0 * (double)n * sizeof(float) * 1e-9;
+    if (csv || json) return;
+    printf("# decode (1 query, %d cached keys, %d heads, D = %d, %d thread(s)): fused %.2f ms = %.1f GB/s; "
+           "vector sum of the same K and V %.2f ms = %.1f GB/s; %.0f%% of that bandwidth\n",
+           len, heads, dim, threads, kernel_ms, gb / (kernel_ms * 1e-3), sum_ms, gb / (sum_ms * 1e-3),
+           100.0 * sum_ms / kernel_ms);
+    fflush(stdout);
+    free(k);
+    free(v);
+    free(q);
+    free(out);
+}
+
 int main(int argc, char **argv) {
     options o = {.lengths = {256, 1024, 4096, 8192}, .n_lengths = 4, .dims = {64, 128}, .n_dims = 2,
                  .causal = {0, 1}, .n_causal = 2, .threads = {1, 2}, .n_threads = 2, .reps = 0,
-                 .unfused = 1, .format = "table"};
+                 .unfused = 1, .decode = 1, .format = "table"};
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a], *val = a + 1 < argc ? argv[a + 1] : "";
         if (!strcmp(arg, "--quick")) {
@@ -228,9 +286,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(arg, "--reps")) o.reps = atoi(val), a++;
         else if (!strcmp(arg, "--format")) o.format = val, a++;
         else if (!strcmp(arg, "--no-unfused")) o.unfused = 0;
+        else if (!strcmp(arg, "--no-decode")) o.decode = 0;
         else {
             fprintf(stderr, "usage: %s [--quick] [--lengths L,..] [--dims D,..] [--causal 0,1] [--threads T,..]\n"
-                            "          [--reps N] [--format table|csv|json] [--no-unfused]\n", argv[0]);
+                            "          [--reps N] [--format table|csv|json] [--no-unfused] [--no-decode]\n", argv[0]);
             return 2;
         }
     }
@@ -297,5 +356,7 @@ int main(int argc, char **argv) {
                     problem_free(&pb);
                 }
     if (json) printf("\n]}\n");
+    if (o.decode)
+        for (int t = 0; t < o.n_threads; t++) bench_decode(o.threads[t], o.reps ? o.reps : 9, csv, json);
     return 0;
 }

@@ -1,22 +1,42 @@
 /*
- * fused.c: attn_forward, the fused kernel's entry point. Validates, sizes the per-thread
- * workspace, orders the work items so the heaviest go first, and runs them in parallel. The tiles
- * themselves are in fused_kernel.h, compiled once per ISA.
+ * fused.c: attn_forward, the fused kernel's entry point. Validates, chooses between the two
+ * kernels, sizes the workspace, orders the work items so the heaviest go first, and runs them in
+ * parallel. The kernels themselves are fused_kernel.h (tiles of queries) and fused_row_kernel.h
+ * (single query rows, for decoding), compiled once per ISA.
+ *
+ * Decoding (few query rows) uses the row kernel with the keys split into chunks, so that even one
+ * query of one head keeps every thread busy; the chunks' partial results are merged by log-sum-exp.
+ * How many chunks depends only on the problem's sizes, never on the thread count, so results are
+ * the same bits for any number of threads.
  */
+#include <math.h>
+#include <string.h>
+
 #include "internal.h"
+
+/* Key chunks for the row kernel: enough items for every thread of a large machine, but never
+ * chunks so short that merging costs more than it saves. */
+#define ROW_TARGET_ITEMS 32
+#define ROW_MIN_KEYS_PER_CHUNK 512
 
 typedef struct fused_run {
     const attn_problem *pr;
     const attn_kernels *kernels;
+    int rows_path;            /* the row kernel instead of the tile kernel */
     int64_t tile_queries, query_blocks;
+    int64_t key_chunks;       /* row kernel: chunks per query row */
+    int64_t items;
+    int threads;
     float *workspace;
-    int64_t workspace_floats; /* per thread */
+    int64_t workspace_floats; /* per thread, rounded to whole cache lines */
+    float *partials;          /* row kernel: (B*Hq*Lq, chunks, 2 + Dv) */
+    int64_t partial_floats;   /* in all */
 } fused_run;
 
-/* Items are (query block, batch, head) with the query block varying slowest and, under causal
+/* Tile items are (query block, batch, head) with the query block varying slowest and, under causal
  * masking, counted from the end: the last blocks see the most keys, so handing them out first lets
  * the dynamic schedule fill in with the light ones and both threads finish together. */
-static void fused_task(void *ctx, int64_t item, int thread) {
+static void tile_task(void *ctx, int64_t item, int thread) {
     const fused_run *run = ctx;
     const attn_params *p = &run->pr->p;
     const int64_t heads = p->batch * p->heads_q;
@@ -27,18 +47,84 @@ static void fused_task(void *ctx, int64_t item, int thread) {
                              run->workspace + thread * run->workspace_floats);
 }
 
-/* Fills run for a validated problem: tiling, item count, threads and workspace size in floats. */
-static attn_status fused_plan(fused_run *run, const attn_problem *pr, int64_t *items, int *threads, int64_t *floats) {
+/* Row items are (row, chunk): chunk c of row (b, h, i) covers its own share of the row's visible keys. */
+static void row_task(void *ctx, int64_t item, int thread) {
+    const fused_run *run = ctx;
+    const attn_problem *pr = run->pr;
+    const attn_params *p = &pr->p;
+    const int64_t row = item / run->key_chunks, chunk = item % run->key_chunks;
+    const int64_t i = row % p->len_q, bh = row / p->len_q, b = bh / p->heads_q, h = bh % p->heads_q;
+    int64_t lo, hi;
+    attn_row_range(pr, b, i, &lo, &hi);
+    const int64_t visible = hi > lo ? hi - lo : 0;
+    const int64_t j0 = lo + visible * chunk / run->key_chunks, j1 = lo + visible * (chunk + 1) / run->key_chunks;
+    run->kernels->fused_row_item(pr, b, h, i, j0, j1, run->workspace + thread * run->workspace_floats,
+                                 run->partials + item * (2 + p->dim_v));
+}
+
+/* Combines a row's chunks: out = sum_c exp(m_c - M) o_c / sum_c exp(m_c - M) l_c with M = max m_c. */
+static void merge_rows(const fused_run *run) {
+    const attn_problem *pr = run->pr;
+    const attn_params *p = &pr->p;
+    const int64_t dv = p->dim_v, rows = p->batch * p->heads_q * p->len_q;
+    for (int64_t row = 0; row < rows; row++) {
+        const int64_t i = row % p->len_q, bh = row / p->len_q, b = bh / p->heads_q, h = bh % p->heads_q;
+        const float *part = run->partials + row * run->key_chunks * (2 + dv);
+        float m = -INFINITY;
+        for (int64_t c = 0; c < run->key_chunks; c++) {
+            const float mc = part[c * (2 + dv)];
+            m = mc > m ? mc : m;
+        }
+        float *out = p->out + b * p->out_stride[0] + h * p->out_stride[1] + i * p->out_stride[2];
+        float sum = 0.0f;
+        if (m != -INFINITY) {
+            for (int64_t d = 0; d < dv; d++) out[d] = 0.0f;
+            for (int64_t c = 0; c < run->key_chunks; c++) {
+                const float *pc = part + c * (2 + dv);
+                if (pc[0] == -INFINITY) continue;
+                const float w = expf(pc[0] - m);
+                sum += w * pc[1];
+                for (int64_t d = 0; d < dv; d++) out[d] += w * pc[2 + d];
+            }
+        }
+        if (sum == 0.0f) {
+            attn_masked_row_fill(pr, b, h, i, out);
+        } else {
+            const float inv = 1.0f / sum;
+            for (int64_t d = 0; d < dv; d++) out[d] *= inv;
+        }
+        if (p->lse) p->lse[row] = sum == 0.0f ? -INFINITY : m + logf(sum);
+    }
+}
+
+/* Plans a validated problem: which kernel, the items, the threads and the workspace. */
+static attn_status fused_plan(fused_run *run, const attn_problem *pr, int64_t *bytes) {
+    const attn_params *p = &pr->p;
+    memset(run, 0, sizeof *run);
     run->pr = pr;
     run->kernels = attn_kernels_current();
-    run->tile_queries = run->kernels->fused_tile_queries();
-    run->query_blocks = (pr->p.len_q + run->tile_queries - 1) / run->tile_queries;
-    /* Rounded to whole cache lines so no two threads' workspaces share one. */
-    run->workspace_floats = (run->kernels->fused_workspace_floats(pr) + 15) & ~(int64_t)15;
-    *items = run->query_blocks * pr->p.batch * pr->p.heads_q;
-    *threads = attn_resolve_threads(pr->p.num_threads);
-    if (*threads > *items) *threads = (int)*items;
-    if (!attn_mul_ok(run->workspace_floats, *threads, floats)) return ATTN_ERR_OVERFLOW;
+    run->rows_path = p->len_q <= run->kernels->fused_row_max_len_q;
+    int64_t floats;
+    if (run->rows_path) {
+        const int64_t rows = p->batch * p->heads_q * p->len_q; /* fits: validated */
+        int64_t chunks = (ROW_TARGET_ITEMS + rows - 1) / rows;
+        const int64_t most = (p->len_k + ROW_MIN_KEYS_PER_CHUNK - 1) / ROW_MIN_KEYS_PER_CHUNK;
+        run->key_chunks = chunks < most ? chunks : most;
+        if (!attn_mul_ok(rows, run->key_chunks, &run->items) ||
+            !attn_mul_ok(run->items, 2 + p->dim_v, &run->partial_floats))
+            return ATTN_ERR_OVERFLOW;
+        run->workspace_floats = (run->kernels->fused_row_workspace_floats(pr) + 15) & ~(int64_t)15;
+    } else {
+        run->tile_queries = run->kernels->fused_tile_queries();
+        run->query_blocks = (p->len_q + run->tile_queries - 1) / run->tile_queries;
+        run->items = run->query_blocks * p->batch * p->heads_q;
+        run->workspace_floats = (run->kernels->fused_workspace_floats(pr) + 15) & ~(int64_t)15;
+    }
+    run->threads = attn_resolve_threads(p->num_threads);
+    if (run->threads > run->items) run->threads = (int)run->items;
+    if (!attn_mul_ok(run->workspace_floats, run->threads, &floats) ||
+        !attn_add_ok(floats, run->partial_floats, &floats) || !attn_mul_ok(floats, sizeof(float), bytes))
+        return ATTN_ERR_OVERFLOW;
     return ATTN_OK;
 }
 
@@ -46,27 +132,29 @@ attn_status attn_forward_workspace(const attn_params *params, size_t *bytes) {
     if (!bytes) return ATTN_ERR_NULL_POINTER;
     attn_problem pr;
     fused_run run;
-    int64_t items, floats;
-    int threads;
+    int64_t total;
     attn_status status = attn_problem_init(&pr, params);
-    if (status == ATTN_OK) status = fused_plan(&run, &pr, &items, &threads, &floats);
-    if (status == ATTN_OK && !attn_mul_ok(floats, sizeof(float), &floats)) status = ATTN_ERR_OVERFLOW;
-    if (status == ATTN_OK) *bytes = (size_t)floats;
+    if (status == ATTN_OK) status = fused_plan(&run, &pr, &total);
+    if (status == ATTN_OK) *bytes = (size_t)total;
     return status;
 }
 
 attn_status attn_forward(const attn_params *params) {
     attn_problem pr;
     fused_run run;
-    int64_t items, floats;
-    int threads;
+    int64_t bytes;
     attn_status status = attn_problem_init(&pr, params);
-    if (status == ATTN_OK) status = fused_plan(&run, &pr, &items, &threads, &floats);
-    if (status == ATTN_OK && !attn_mul_ok(floats, sizeof(float), &floats)) status = ATTN_ERR_OVERFLOW;
+    if (status == ATTN_OK) status = fused_plan(&run, &pr, &bytes);
     if (status != ATTN_OK) return status;
-    run.workspace = attn_alloc(floats);
+    run.workspace = attn_alloc(bytes);
     if (!run.workspace) return ATTN_ERR_OUT_OF_MEMORY;
-    attn_parallel_for(items, threads, fused_task, &run);
+    if (run.rows_path) {
+        run.partials = run.workspace + run.workspace_floats * run.threads;
+        attn_parallel_for(run.items, run.threads, row_task, &run);
+        merge_rows(&run);
+    } else {
+        attn_parallel_for(run.items, run.threads, tile_task, &run);
+    }
     attn_free(run.workspace);
     return ATTN_OK;
 }

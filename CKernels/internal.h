@@ -82,6 +82,13 @@ typedef struct attn_kernels {
     int64_t (*fused_tile_queries)(void);
     int64_t (*fused_workspace_floats)(const attn_problem *pr);
     void (*fused_item)(const attn_problem *pr, int64_t b, int64_t h, int64_t i0, float *workspace);
+    /* Fused attention for few query rows (decoding): used when len_q <= fused_row_max_len_q, which
+     * is where the tile kernel would leave most vector lanes empty. One query row against keys
+     * [j0, j1), leaving {max, sum, unnormalised output} in partial for a log-sum-exp merge. */
+    int64_t fused_row_max_len_q;
+    int64_t (*fused_row_workspace_floats)(const attn_problem *pr);
+    void (*fused_row_item)(const attn_problem *pr, int64_t b, int64_t h, int64_t i, int64_t j0, int64_t j1,
+                           float *workspace, float *partial);
     /* Single-threaded matrix multiply of one block of C (see sgemm.h). */
     void (*sgemm_block)(const attn_sgemm_args *args, float *workspace);
     /* In-place softmax of one row; reports the row's maximum and sum of exponentials. */

@@ -7,6 +7,7 @@
 #include "simd.h"
 #include "sgemm.h"
 #include "fused_kernel.h"
+#include "fused_row_kernel.h"
 #include "softmax_kernel.h"
 #include "dense_kernel.h"
 #include "sgemm_kernel.h"
@@ -17,6 +18,9 @@ const attn_kernels ATTN_KERNELS = {
     .fused_tile_queries = fused_tile_queries,
     .fused_workspace_floats = fused_workspace_floats,
     .fused_item = fused_item,
+    .fused_row_max_len_q = ATTN_VL * ATTN_Q_VECS / 2,
+    .fused_row_workspace_floats = fused_row_workspace_floats,
+    .fused_row_item = fused_row_item,
     .sgemm_block = sgemm_block,
     .softmax_row = softmax_row,
     .layer_norm_row = layer_norm_row,

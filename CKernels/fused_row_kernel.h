@@ -1,0 +1,109 @@
+/*
+ * fused_row_kernel.h: the fused kernel for problems with few query rows (decoding with a KV cache),
+ * compiled once per ISA through kernel_table.h.
+ *
+ * The tile kernel (fused_kernel.h) puts queries in vector lanes; with one query per head, all but
+ * one lane of every FMA would be wasted. Here the lanes run along the features instead: a score is
+ * a dot product of the query with a key row, and the output is a weighted sum of value rows, both
+ * read straight from K and V. Decoding is bound by reading K and V, so the work is split along
+ * the keys too: each item covers one query row and one contiguous range of keys and leaves a
+ * partial result (unnormalised output, running maximum, running sum) that fused.c merges by
+ * log-sum-exp. Masking, bias, dropout and the softmax are those of the tile kernel.
+ */
+
+#define ROW_KEY_BLOCK 64 /* scores held at once */
+
+/* Per-thread workspace, in floats: the scaled query, the output accumulator and a block of scores,
+ * each padded to whole vectors. */
+static int64_t fused_row_workspace_floats(const attn_problem *pr) {
+    const int64_t dq = (pr->p.dim_qk + ATTN_VL - 1) / ATTN_VL * ATTN_VL;
+    const int64_t dv = (pr->p.dim_v + ATTN_VL - 1) / ATTN_VL * ATTN_VL;
+    return dq + dv + ROW_KEY_BLOCK;
+}
+
+/* q·k over n features: full vectors, then the partial tail read without passing the row's end. */
+ATTN_INLINE float row_dot(const float *q, const float *k, int64_t n) {
+    vf acc0 = vsplat(0.0f), acc1 = vsplat(0.0f);
+    int64_t d = 0;
+    for (; d + 2 * ATTN_VL <= n; d += 2 * ATTN_VL) {
+        acc0 = vfma(vload(q + d), vload(k + d), acc0);
+        acc1 = vfma(vload(q + d + ATTN_VL), vload(k + d + ATTN_VL), acc1);
+    }
+    for (; d < n; d += ATTN_VL) {
+        /* q is zero-padded to whole vectors, so only k's tail needs a partial load. */
+        vf kv = n - d >= ATTN_VL ? vload(k + d) : vload_partial(k + d, (int)(n - d));
+        acc0 = vfma(vload(q + d), kv, acc0);
+    }
+    acc0 += acc1;
+    float s = 0.0f;
+    for (int l = 0; l < ATTN_VL; l++) s += acc0[l];
+    return s;
+}
+
+/*
+ * Query row i of (b, h) against keys [j0, j1) (already clipped to the row's visible range).
+ * partial receives {m, l, o[0..dim_v)}: the running maximum, the sum of exp(score - m) and the
+ * unnormalised output sum of exp(score - m) (dropout applied) times v.
+ */
+static void fused_row_item(const attn_problem *pr, int64_t b, int64_t h, int64_t i, int64_t j0, int64_t j1,
+                           float *workspace, float *partial) {
+    const attn_params *p = &pr->p;
+    const int64_t dq = p->dim_qk, dv = p->dim_v, hk = h / pr->group;
+    const int64_t dq_pad = (dq + ATTN_VL - 1) / ATTN_VL * ATTN_VL, dv_pad = (dv + ATTN_VL - 1) / ATTN_VL * ATTN_VL;
+    float *q = workspace, *o = q + dq_pad, *s = o + dv_pad;
+    const float *qi = p->q + b * p->q_stride[0] + h * p->q_stride[1] + i * p->q_stride[2];
+    const float *k = p->k + b * p->k_stride[0] + hk * p->k_stride[1];
+    const float *v = p->v + b * p->v_stride[0] + hk * p->v_stride[1];
+    for (int64_t d = 0; d < dq_pad; d++) q[d] = d < dq ? qi[d] * p->scale : 0.0f;
+    for (int64_t c = 0; c < dv_pad; c++) o[c] = 0.0f;
+    float m = -INFINITY, l = 0.0f;
+    const float *bias = p->bias ? p->bias + b * p->bias_stride[0] + h * p->bias_stride[1] + i * p->bias_stride[2] : NULL;
+    const uint8_t *mask = p->mask ? p->mask + b * p->mask_stride[0] + h * p->mask_stride[1] + i * p->mask_stride[2] : NULL;
+    const uint64_t counter = p->dropout_offset + (uint64_t)((b * p->heads_q + h) * p->len_q + i) * (uint64_t)p->len_k;
+
+    for (int64_t jb = j0; jb < j1; jb += ROW_KEY_BLOCK) {
+        const int64_t n = j1 - jb < ROW_KEY_BLOCK ? j1 - jb : ROW_KEY_BLOCK;
+        float block_max = -INFINITY;
+        for (int64_t t = 0; t < n; t++) {
+            const int64_t j = jb + t;
+            float x = row_dot(q, k + j * p->k_stride[2], dq);
+            if (bias) x += bias[j * p->bias_stride[3]];
+            if (mask && !mask[j * p->mask_stride[3]]) x = -INFINITY;
+            s[t] = x;
+            block_max = x > block_max ? x : block_max; /* ignores NaN, as the tile kernel's max */
+        }
+        const float m_new = block_max > m ? block_max : m;
+        const float m_use = m_new == -INFINITY ? 0.0f : m_new;
+        const float alpha = exp2f((m - m_use) * FUSED_LOG2E);
+        const vf mv = vsplat(m_use);
+        float sum = 0.0f;
+        for (int64_t t = 0; t < n; t += ATTN_VL) {
+            const int w = n - t < ATTN_VL ? (int)(n - t) : ATTN_VL;
+            vf e = vexp2((vload_partial(s + t, w) - mv) * FUSED_LOG2E);
+            for (int lane = 0; lane < w; lane++) sum += e[lane];
+            vstore_partial(s + t, e, w);
+        }
+        if (m_new != m) {
+            l *= alpha;
+            for (int64_t c = 0; c < dv_pad; c += ATTN_VL) vstore(o + c, vload(o + c) * alpha);
+        }
+        l += sum;
+        m = m_new;
+        if (pr->dropout_threshold)
+            for (int64_t t = 0; t < n; t++)
+                s[t] = attn_dropout_bits(p->dropout_seed, counter + (uint64_t)(jb + t)) >= pr->dropout_threshold
+                           ? s[t] * pr->dropout_scale : 0.0f;
+        for (int64_t t = 0; t < n; t++) {
+            const float *vj = v + (jb + t) * p->v_stride[2];
+            const vf pw = vsplat(s[t]);
+            int64_t c = 0;
+            for (; c + ATTN_VL <= dv; c += ATTN_VL) vstore(o + c, vfma(pw, vload(vj + c), vload(o + c)));
+            if (c < dv) vstore(o + c, vfma(pw, vload_partial(vj + c, (int)(dv - c)), vload(o + c)));
+        }
+    }
+    partial[0] = m;
+    partial[1] = l;
+    memcpy(partial + 2, o, sizeof(float) * (size_t)dv);
+}
+
+#undef ROW_KEY_BLOCK
