@@ -354,6 +354,18 @@ static void build_directed_cases(void) {
     c = add("large", 1, 1, 1, 200, 260, 256, 256); c->scale = 0.05f;
     c = add("large", 1, 2, 1, 300, 300, 80, 80); c->p = 0.1f; c->dseed = 31337; c->causal = 1; c->threads_default = 1;
     c = add("large", 2, 2, 2, 64, 513, 32, 32); c->use_key_len = 1; c->key_len[0] = 513; c->key_len[1] = 200;
+
+    /* ---- decoding: few query rows and long key ranges, where the keys are split into chunks
+     * merged by log-sum-exp (chunks never depend on the thread count) ---- */
+    add("decode", 1, 1, 1, 1, 5000, 64, 64);
+    c = add("decode", 1, 2, 1, 2, 3001, 17, 33); c->causal = ATTN_CAUSAL_BOTTOM_RIGHT; c->threads_default = 1;
+    c = add("decode", 2, 1, 1, 1, 2048, 128, 128); c->use_key_len = 1; c->key_len[0] = 1500; c->key_len[1] = 0;
+    c->policy = ATTN_MASKED_ROWS_MEAN;
+    c = add("decode", 1, 1, 1, 1, 4000, 8, 8); c->wl = 700; c->causal = ATTN_CAUSAL_BOTTOM_RIGHT;
+    c = add("decode", 1, 2, 2, 3, 2500, 16, 16); c->mask_pat = PAT_B_1_1_LK; c->mask_zero = 0.5;
+    c->bias_pat = PAT_LQ_LK; c->bias_ninf = 0.2;
+    c = add("decode", 1, 1, 1, 1, 3000, 8, 8); c->p = 0.3f; c->dseed = 99; c->doff = 7;
+    c = add("decode", 1, 3, 1, 4, 1111, 80, 80); c->causal = ATTN_CAUSAL_TOP_LEFT; c->policy = ATTN_MASKED_ROWS_NAN;
 }
 
 static const int64_t rand_lens[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 64, 65, 97};
