@@ -25,8 +25,12 @@
  */
 
 #define QT (ATTN_VL * ATTN_Q_VECS) /* queries per micro-tile */
+#ifndef FUSED_TILES
 #define FUSED_TILES 4              /* micro-tiles per work item: they share each K/V block */
+#endif
+#ifndef FUSED_KEY_BLOCK
 #define FUSED_KEY_BLOCK 64         /* keys per block: a 64 x 64 K block is 16 KB, half of L1 */
+#endif
 
 static const float FUSED_LOG2E = 1.44269504088896340736f;
 
