@@ -1,0 +1,177 @@
+/// The keys and values an autoregressive decoder has computed so far, for
+/// ``MultiHeadDotProductAttention/decode(_:key:value:cache:mask:deterministic:dropoutSeed:)``:
+/// Flax's `cache` collection (`cached_key`, `cached_value`, `cache_index`) as an explicit value.
+///
+/// ```swift
+/// var rng = SeededGenerator(seed: 0)
+/// let attention = try MultiHeadDotProductAttention(heads: 4, inputFeatures: 32, using: &rng)
+/// var cache = try attention.makeCache(batchShape: [2], maxLength: 128)
+/// for _ in 0..<10 {
+///     let token = try Tensor(randomNormal: [2, 1, 32], using: &rng)     // [batch..., 1, F]
+///     let y = try attention.decode(token, cache: &cache)                 // [2, 1, 32]
+/// }
+/// cache.index   // 10
+/// ```
+///
+/// The cache is a value: a copy taken before a step (to branch, as beam search does) is not
+/// changed by later steps. Steps write into the cache's storage in place when no copy shares it.
+///
+/// | Flax (`cache` collection) | here |
+/// |---|---|
+/// | `cached_key` `[batch..., max_len, H, d]` | ``key`` |
+/// | `cached_value` `[batch..., max_len, H, d]` | ``value`` |
+/// | `cache_index` (int32 scalar) | ``index`` |
+public struct KeyValueCache: Sendable, Equatable {
+    /// The cached keys, `[batch..., maxLength, H, headDimension]`: position `p < index` holds the
+    /// projected (and, with `normalizeQK`, normalised) key of step position p; later slots are
+    /// zeros.
+    ///
+    /// ```swift
+    /// cache.key.shape   // [2, 128, 4, 8]
+    /// ```
+    public internal(set) var key: Tensor
+
+    /// The cached values, `[batch..., maxLength, H, headDimension]`, as ``key``.
+    ///
+    /// ```swift
+    /// cache.value.shape   // [2, 128, 4, 8]
+    /// ```
+    public internal(set) var value: Tensor
+
+    /// The number of positions written: the next step writes at this position.
+    ///
+    /// ```swift
+    /// cache.index   // 0 for a new cache
+    /// ```
+    public internal(set) var index: Int
+
+    /// Creates an empty cache (zeros, index 0).
+    ///
+    /// ```swift
+    /// let cache = try KeyValueCache(batchShape: [2], maxLength: 64, heads: 4, headDimension: 8)
+    /// ```
+    ///
+    /// - Throws: `AttentionError.invalidArgument` (`"batchShape"`, `"maxLength"`, `"heads"`,
+    ///   `"headDimension"`) for a size below 1; the allocation's errors.
+    public init(batchShape: [Int], maxLength: Int, heads: Int, headDimension: Int) throws {
+        for (axis, size) in batchShape.enumerated() where size < 1 {
+            throw AttentionError.invalidArgument(
+                argument: "batchShape", reason: "dimension \(axis) of \(batchShape) is \(size); must be at least 1")
+        }
+        for (name, size) in [("maxLength", maxLength), ("heads", heads), ("headDimension", headDimension)]
+        where size < 1 {
+            throw AttentionError.invalidArgument(argument: name, reason: "must be at least 1, got \(size)")
+        }
+        let shape = batchShape + [maxLength, heads, headDimension]
+        key = try Tensor(zeros: shape)
+        value = try Tensor(zeros: shape)
+        index = 0
+    }
+
+    /// Creates a cache from existing contents, such as a Flax `cache` collection
+    /// (`cached_key`, `cached_value`, `cache_index`).
+    ///
+    /// ```swift
+    /// let cache = try KeyValueCache(
+    ///     key: file.tensor(named: "cache.cached_key"), value: file.tensor(named: "cache.cached_value"),
+    ///     index: 4)
+    /// ```
+    ///
+    /// - Throws: `AttentionError.shapeMismatch` (`"key"`, `"value"`) unless both are
+    ///   `[batch..., maxLength, H, headDimension]` of one shape with every dimension at least 1;
+    ///   `.invalidArgument` (`"index"`) unless `index` is in `0...maxLength`.
+    public init(key: Tensor, value: Tensor, index: Int) throws {
+        guard key.rank >= 3, !key.shape.contains(where: { $0 < 1 }) else {
+            throw AttentionError.shapeMismatch(
+                argument: "key", expected: "[batch..., maxLength, H, headDimension], every dimension at least 1",
+                actual: key.shape)
+        }
+        guard value.shape == key.shape else {
+            throw AttentionError.shapeMismatch(argument: "value", expected: "\(key.shape), the key's shape", actual: value.shape)
+        }
+        let maxLength = key.shape[key.rank - 3]
+        guard (0...maxLength).contains(index) else {
+            throw AttentionError.invalidArgument(argument: "index", reason: "must be in 0...\(maxLength), got \(index)")
+        }
+        self.key = key
+        self.value = value
+        self.index = index
+    }
+
+    /// The batch dimensions, `[batch...]`.
+    ///
+    /// ```swift
+    /// cache.batchShape   // [2]
+    /// ```
+    public var batchShape: [Int] { Array(key.shape.dropLast(3)) }
+
+    /// The number of positions the cache holds.
+    ///
+    /// ```swift
+    /// cache.maxLength   // 128
+    /// ```
+    public var maxLength: Int { key.shape[key.rank - 3] }
+
+    /// The number of heads.
+    ///
+    /// ```swift
+    /// cache.heads   // 4
+    /// ```
+    public var heads: Int { key.shape[key.rank - 2] }
+
+    /// The size of each head.
+    ///
+    /// ```swift
+    /// cache.headDimension   // 8
+    /// ```
+    public var headDimension: Int { key.shape[key.rank - 1] }
+
+    /// The positions still free: `maxLength - index`.
+    ///
+    /// ```swift
+    /// if cache.remaining < prompt.shape[1] { /* start a new cache */ }
+    /// ```
+    public var remaining: Int { maxLength - index }
+
+    /// Empties the cache: index 0, every slot zero (a freshly initialised Flax cache).
+    ///
+    /// ```swift
+    /// cache.reset()   // reuse the storage for the next sequence
+    /// ```
+    public mutating func reset() {
+        key.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        value.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        index = 0
+    }
+
+    /// Writes `(B, n, H, d)` keys and values at positions `index..<index + n` of every batch,
+    /// without moving the index.
+    mutating func write(keys: Tensor, values: Tensor, count n: Int) {
+        let (batch, maxLength, index) = (key.count / (maxLength * heads * headDimension), self.maxLength, self.index)
+        let row = heads * headDimension
+        for (source, isKey) in [(keys, true), (values, false)] {
+            func copy(_ target: UnsafeMutableBufferPointer<Float>) {
+                source.withUnsafeBufferPointer { from in
+                    for b in 0..<batch {
+                        (target.baseAddress! + (b * maxLength + index) * row)
+                            .update(from: from.baseAddress! + b * n * row, count: n * row)
+                    }
+                }
+            }
+            if isKey { key.withUnsafeMutableBufferPointer(copy) } else { value.withUnsafeMutableBufferPointer(copy) }
+        }
+    }
+
+    /// Zeros positions `index..<index + n` again (after a failed step).
+    mutating func clear(count n: Int) {
+        let (batch, maxLength, index) = (key.count / (maxLength * heads * headDimension), self.maxLength, self.index)
+        let row = heads * headDimension
+        func zero(_ target: UnsafeMutableBufferPointer<Float>) {
+            for b in 0..<batch {
+                (target.baseAddress! + (b * maxLength + index) * row).update(repeating: 0, count: n * row)
+            }
+        }
+        key.withUnsafeMutableBufferPointer(zero)
+        value.withUnsafeMutableBufferPointer(zero)
+    }
+}

@@ -1,0 +1,158 @@
+internal import CAttention
+
+extension MultiHeadDotProductAttention {
+    /// An empty cache for decoding `[batchShape..., n, F]` inputs, holding up to `maxLength`
+    /// positions of this module's heads (Flax's `module.init(rng, x)` with `decode=True` on an
+    /// input of length `max_len`).
+    ///
+    /// ```swift
+    /// var cache = try attention.makeCache(batchShape: [2], maxLength: 256)
+    /// ```
+    ///
+    /// - Throws: the errors of ``KeyValueCache/init(batchShape:maxLength:heads:headDimension:)``.
+    public func makeCache(batchShape: [Int], maxLength: Int) throws -> KeyValueCache {
+        try KeyValueCache(batchShape: batchShape, maxLength: maxLength, heads: heads, headDimension: headDimension)
+    }
+
+    /// One autoregressive step (Flax's `decode=True`): appends the keys and values of `n` new
+    /// positions to `cache` and attends each new query to every cached position up to its own.
+    ///
+    /// ```swift
+    /// var cache = try attention.makeCache(batchShape: [2], maxLength: 64)
+    /// let prompt = try attention.decode(promptEmbeddings, cache: &cache)   // [2, 12, F]: 12 positions at once
+    /// let next = try attention.decode(token, cache: &cache)                // [2, 1, F]
+    /// cache.index   // 13
+    /// ```
+    ///
+    /// Query i of the step (0-based, of n) sees cached positions `0...cache.index + i`, so a
+    /// sequence fed in steps of any sizes gives the same outputs as the whole sequence with a
+    /// causal mask (`make_causal_mask`) in one call, up to rounding. Keys are normalised (with
+    /// `normalizeQK`) before they are cached.
+    ///
+    /// With the ``AttentionFunction/fused`` or ``AttentionFunction/unfused`` attention function,
+    /// the kernel reads the cache in place, only its first `cache.index + n` positions, with
+    /// bottom-right causal masking: nothing is copied per step beyond the new keys and values. A
+    /// custom attention function receives the whole cache, with the unwritten slots and the
+    /// future masked, as Flax gives it.
+    ///
+    /// Differences from Flax: Flax takes one position per step (its query must have length 1)
+    /// and, past `max_len`, silently overwrites the last slot; this method takes any number of
+    /// positions and throws when they do not fit, leaving the cache unchanged. A query row whose
+    /// every visible key is masked by `mask` gets the mean of the values of the positions up to
+    /// `cache.index + n`, where Flax averages over all `max_len` slots (unwritten ones are zeros).
+    ///
+    /// - Parameters:
+    ///   - query: `[batch..., n, inputFeatures]`, the cache's batch dimensions, n ≥ 1.
+    ///   - key: `[batch..., n, keyFeatures]`; `query` when `nil`.
+    ///   - value: `[batch..., n, valueFeatures]`; `key` when `nil`.
+    ///   - cache: the cache, advanced by n positions.
+    ///   - mask: broadcastable to `[batch..., H, n, maxLength]` over the cache's slots; `true`
+    ///     attends. Combined with the causal masking.
+    ///   - deterministic: as in ``callAsFunction(query:key:value:mask:deterministic:dropoutSeed:)``.
+    ///   - dropoutSeed: as in ``callAsFunction(query:key:value:mask:deterministic:dropoutSeed:)``.
+    /// - Returns: `[batch..., n, outFeatures]`.
+    /// - Throws: `AttentionError.invalidArgument` (`"cache"`) when `cache.index + n` exceeds
+    ///   `cache.maxLength`; `.shapeMismatch` (`"query"`, `"key"`, `"value"`) when an input does
+    ///   not fit the module or the cache's batch dimensions, or the key and value lengths differ
+    ///   from the query's, (`"cache"`) for a cache of other heads or head size, (`"mask"`) for a
+    ///   mask that does not broadcast; otherwise as
+    ///   ``callAsFunction(query:key:value:mask:deterministic:dropoutSeed:)``. On error the cache
+    ///   is unchanged.
+    public func decode(
+        _ query: Tensor, key: Tensor? = nil, value: Tensor? = nil, cache: inout KeyValueCache,
+        mask: BooleanMask? = nil, deterministic: Bool? = nil, dropoutSeed: UInt64? = nil
+    ) throws -> Tensor {
+        try validateParameters()
+        let (key, value, batchShape, n, lengthK) = try checkInputs(query: query, key: key, value: value)
+        guard n >= 1 else {
+            throw AttentionError.shapeMismatch(
+                argument: "query", expected: "[batch..., n, \(inputFeatures)] with n >= 1 new positions",
+                actual: query.shape)
+        }
+        guard lengthK == n else {
+            throw AttentionError.shapeMismatch(
+                argument: "key", expected: "length \(n), the query's: one key and value per new position",
+                actual: key.shape)
+        }
+        guard batchShape == cache.batchShape else {
+            let batch = cache.batchShape.map { "\($0), " }.joined()
+            throw AttentionError.shapeMismatch(
+                argument: "query", expected: "[\(batch)n, \(inputFeatures)] (the cache's batch dimensions)",
+                actual: query.shape)
+        }
+        guard cache.heads == heads, cache.headDimension == headDimension else {
+            let batch = cache.batchShape.map { "\($0), " }.joined()
+            throw AttentionError.shapeMismatch(
+                argument: "cache", expected: "[\(batch)maxLength, \(heads), \(headDimension)] for this module's heads",
+                actual: cache.key.shape)
+        }
+        let (start, maxLength) = (cache.index, cache.maxLength)
+        guard n <= maxLength - start else {
+            throw AttentionError.invalidArgument(
+                argument: "cache",
+                reason: "holds \(maxLength) positions and \(start) are written: \(n) more do not fit "
+                    + "(Flax would silently overwrite the last slot)")
+        }
+        let flatMask = try mask.map { mask throws(AttentionError) in
+            try Self.flattenedMask(
+                mask, batchShape: batchShape, heads: heads, lengthQ: n, lengthK: maxLength, argument: "mask")
+        }
+        let dropout = try resolveDropout(deterministic: deterministic, dropoutSeed: dropoutSeed)
+        let batch = batchShape.reduce(1, *)
+
+        let q = try projectedHeads(query, with: queryProjection, norm: queryNorm, batch: batch)
+        let k = try projectedHeads(key, with: keyProjection, norm: keyNorm, batch: batch)
+        let v = try projectedHeads(value, with: valueProjection, norm: nil, batch: batch)
+        let headsShape = [batch, n, heads, headDimension]
+
+        cache.write(keys: k, values: v, count: n)
+        let attended: Tensor
+        do {
+            switch attentionFunction.kind {
+            case let .kernel(algorithm):
+                let call = KernelCall(
+                    batch: batch, heads: heads, lengthQ: n, lengthK: start + n, keyCapacity: maxLength,
+                    headDimension: headDimension, causal: ATTN_CAUSAL_BOTTOM_RIGHT,
+                    maskStrides: flatMask.map { Self.broadcastStrides(of: $0.shape) } ?? (0, 0, 0, 0),
+                    dropout: dropout, broadcastDropout: broadcastDropout, algorithm: algorithm)
+                attended = try call.run(
+                    query: q, key: cache.key, value: cache.value, mask: flatMask, bias: nil, outputShape: headsShape)
+            case .custom:
+                let arguments = AttentionFunction.Arguments(
+                    query: q,
+                    key: try cache.key.reshaped([batch, maxLength, heads, headDimension]),
+                    value: try cache.value.reshaped([batch, maxLength, heads, headDimension]),
+                    mask: AttentionMask(
+                        booleanMask: try Self.cacheMask(flatMask, start: start, count: n, maxLength: maxLength)),
+                    dropout: dropout, broadcastDropout: broadcastDropout)
+                attended = try runAttentionFunction(arguments, expectedShape: headsShape)
+            }
+        } catch {
+            cache.clear(count: n)
+            throw error
+        }
+        cache.index = start + n
+        return try projectedOutput(attended, batchShape: batchShape)
+    }
+
+    /// The mask a custom attention function gets while decoding: `(Bm, Hm, n, maxLength)`, slot j
+    /// visible to new query i when `j <= start + i` and the user's mask allows it (Flax's
+    /// `combine_masks(mask, arange(max_len) <= cur_index)`, for n positions).
+    private static func cacheMask(
+        _ mask: BooleanMask?, start: Int, count n: Int, maxLength: Int
+    ) throws -> BooleanMask {
+        let shape = mask?.shape ?? [1, 1, 1, 1]
+        let (outer, rows, columns) = (shape[0] * shape[1], shape[2], shape[3])
+        var values: [Bool] = []
+        values.reserveCapacity(outer * n * maxLength)
+        for o in 0..<outer {
+            for i in 0..<n {
+                for j in 0..<maxLength {
+                    let allowed = mask.map { $0.values[(o * rows + (rows == 1 ? 0 : i)) * columns + (columns == 1 ? 0 : j)] }
+                    values.append(j <= start + i && allowed ?? true)
+                }
+            }
+        }
+        return try BooleanMask(shape: [shape[0], shape[1], n, maxLength], values: values)
+    }
+}

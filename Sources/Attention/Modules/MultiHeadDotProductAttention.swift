@@ -1,0 +1,567 @@
+/// Multi-head dot-product attention as Flax linen's `nn.MultiHeadDotProductAttention`: inputs
+/// with any number of leading batch dimensions, `[batch..., length, features]`, projected to
+/// heads `[batch..., length, H, headDim]`, optionally normalised, attended by the fused kernel
+/// and projected back to `[batch..., length, outFeatures]`.
+///
+/// ```swift
+/// var rng = SeededGenerator(seed: 0)
+/// let attention = try MultiHeadDotProductAttention(heads: 4, inputFeatures: 32, using: &rng)
+/// let x = try Tensor(randomNormal: [2, 3, 10, 32], using: &rng)   // two batch dimensions
+/// let y = try attention(query: x)                                  // self-attention: [2, 3, 10, 32]
+/// ```
+///
+/// The computation, for inputs `xq [batch..., L, Fq]`, `xk [batch..., S, Fk]`,
+/// `xv [batch..., S, Fv]`:
+///
+/// ```
+/// q = xq · query.kernel + query.bias        [batch..., L, H, d]   (kernel (Fq, H, d))
+/// k = xk · key.kernel + key.bias            [batch..., S, H, d]
+/// v = xv · value.kernel + value.bias        [batch..., S, H, d]
+/// q, k = query_ln(q), key_ln(k)             (normalizeQK only: LayerNorm over d)
+/// w = softmax(q kᵀ / √d, where(mask, ·, finfo.min))                [batch..., H, L, S]
+/// w = w · keep / (1 - dropoutRate)           (training only)
+/// out = (w v) · out.kernel + out.bias       [batch..., L, outFeatures] (kernel (H, d, out))
+/// ```
+///
+/// ## Flax names
+///
+/// | Flax (`flax.linen.MultiHeadDotProductAttention`) | here |
+/// |---|---|
+/// | `num_heads` | `heads` |
+/// | `qkv_features` (default `inputs_q.shape[-1]`) | `qkvFeatures` (default `inputFeatures`) |
+/// | `out_features` (default `inputs_q.shape[-1]`) | `outFeatures` (default `inputFeatures`) |
+/// | `inputs_q.shape[-1]`, `inputs_k.shape[-1]`, `inputs_v.shape[-1]` (inferred at `init`) | `inputFeatures`, `keyFeatures` (default `inputFeatures`), `valueFeatures` (default `keyFeatures`), given at construction |
+/// | `use_bias` | `useBias` |
+/// | `dropout_rate` | ``dropoutRate`` |
+/// | `broadcast_dropout` | ``broadcastDropout`` |
+/// | `deterministic` (attribute and call argument, merged with `merge_param`) | ``deterministic`` and the call's `deterministic:` |
+/// | `dropout_rng` / `make_rng('dropout')` | the call's `dropoutSeed:` |
+/// | `normalize_qk` | `normalizeQK` |
+/// | `attention_fn` | ``attentionFunction`` |
+/// | `kernel_init` = `lecun_normal()`, `bias_init` = `zeros` | fixed: ``Tensor/lecunNormal(_:fanIn:using:)`` and zeros, drawn from `using:` |
+/// | `decode=True`, `cache` collection | ``makeCache(batchShape:maxLength:)`` and ``decode(_:key:value:cache:mask:deterministic:dropoutSeed:)`` with an explicit ``KeyValueCache`` |
+/// | `__call__(inputs_q, inputs_k, inputs_v, mask=, deterministic=, dropout_rng=)` | ``callAsFunction(query:key:value:mask:deterministic:dropoutSeed:)`` |
+/// | `sow_weights=True` (`intermediates/attention_weights`) | ``callWithWeights(query:key:value:mask:deterministic:dropoutSeed:)`` |
+/// | `dtype`, `param_dtype`, `precision`, `*_dot_general*`, `force_fp32_for_softmax` | not supported: everything is `Float` |
+///
+/// Parameters (``parameterPaths``, Flax's `params` tree joined with dots):
+///
+/// | Flax path | shape | here |
+/// |---|---|---|
+/// | `query.kernel`, `query.bias` | `(Fq, H, d)`, `(H, d)` | ``queryProjection`` |
+/// | `key.kernel`, `key.bias` | `(Fk, H, d)`, `(H, d)` | ``keyProjection`` |
+/// | `value.kernel`, `value.bias` | `(Fv, H, d)`, `(H, d)` | ``valueProjection`` |
+/// | `out.kernel`, `out.bias` | `(H, d, out)`, `(out,)` | ``outputProjection`` |
+/// | `query_ln.scale`, `key_ln.scale` | `(d,)` | ``queryNorm``, ``keyNorm`` (their `weight`) |
+///
+/// So a Flax checkpoint saved as safetensors loads directly:
+///
+/// ```swift
+/// var attention = try MultiHeadDotProductAttention(heads: 8, inputFeatures: 512, using: &rng)
+/// try attention.loadParameters(from: SafeTensors(contentsOf: url), prefix: "params.encoder.attention")
+/// ```
+///
+/// Differences from Flax: the random numbers (initialisation and dropout) come from this
+/// module's generators, not JAX's, so they have the same distributions but not the same values;
+/// the input widths are given at construction instead of inferred from the first call; dropout at
+/// training time needs an explicit `dropoutSeed`; and decoding throws instead of overwriting the
+/// last cache slot when the cache is full.
+public struct MultiHeadDotProductAttention: ParameterizedModule {
+    /// The number of heads (Flax's `num_heads`).
+    ///
+    /// ```swift
+    /// attention.heads   // 4
+    /// ```
+    public let heads: Int
+
+    /// The query projection, kernel `(inputFeatures, H, headDim)` (Flax's `query`).
+    ///
+    /// ```swift
+    /// attention.queryProjection.kernel.shape   // [32, 4, 8]
+    /// ```
+    public var queryProjection: Projection
+
+    /// The key projection, kernel `(keyFeatures, H, headDim)` (Flax's `key`).
+    ///
+    /// ```swift
+    /// attention.keyProjection.bias?.shape   // [4, 8]
+    /// ```
+    public var keyProjection: Projection
+
+    /// The value projection, kernel `(valueFeatures, H, headDim)` (Flax's `value`).
+    ///
+    /// ```swift
+    /// attention.valueProjection.kernel.shape   // [32, 4, 8]
+    /// ```
+    public var valueProjection: Projection
+
+    /// The output projection, kernel `(H, headDim, outFeatures)` (Flax's `out`).
+    ///
+    /// ```swift
+    /// attention.outputProjection.kernel.shape   // [4, 8, 32]
+    /// ```
+    public var outputProjection: Projection
+
+    /// The layer norm of the query heads over `headDim`, one scale shared by all heads, no bias,
+    /// epsilon 1e-6, fast variance (Flax's `query_ln`); `nil` unless `normalizeQK`.
+    ///
+    /// ```swift
+    /// attention.queryNorm?.weight?.shape   // [8]: Flax's query_ln.scale
+    /// ```
+    public var queryNorm: LayerNorm?
+
+    /// The layer norm of the key heads (Flax's `key_ln`), as ``queryNorm``; `nil` unless
+    /// `normalizeQK`. Keys are normalised before they are cached.
+    ///
+    /// ```swift
+    /// attention.keyNorm != nil   // normalizeQK
+    /// ```
+    public var keyNorm: LayerNorm?
+
+    /// The probability of dropping an attention weight while training, in `[0, 1)` (Flax's
+    /// `dropout_rate`).
+    ///
+    /// ```swift
+    /// attention.dropoutRate = 0.1
+    /// ```
+    public var dropoutRate: Float
+
+    /// Whether one dropout mask `(L, S)` is shared by every batch and head (Flax's
+    /// `broadcast_dropout`, true by default) rather than drawn per weight.
+    ///
+    /// ```swift
+    /// attention.broadcastDropout = false
+    /// ```
+    public var broadcastDropout: Bool
+
+    /// Whether calls are deterministic (no dropout), when fixed here rather than per call
+    /// (Flax's `deterministic` attribute). With ``dropoutRate`` above 0, exactly one of this and
+    /// the call's `deterministic:` must be given, as Flax's `merge_param` requires.
+    ///
+    /// ```swift
+    /// var evaluation = attention
+    /// evaluation.deterministic = true
+    /// ```
+    public var deterministic: Bool?
+
+    /// The attention on the projected heads (Flax's `attention_fn`); ``AttentionFunction/fused``
+    /// by default.
+    ///
+    /// ```swift
+    /// attention.attentionFunction = .unfused
+    /// ```
+    public var attentionFunction: AttentionFunction
+
+    /// The size of each head: `qkvFeatures / heads`.
+    ///
+    /// ```swift
+    /// attention.headDimension   // 8
+    /// ```
+    public var headDimension: Int { queryProjection.kernel.shape.last ?? 0 }
+
+    /// The width of the projected query, key and value, `heads · headDimension` (Flax's
+    /// `qkv_features`).
+    ///
+    /// ```swift
+    /// attention.qkvFeatures   // 32
+    /// ```
+    public var qkvFeatures: Int { heads * headDimension }
+
+    /// The width of the query input, `inputs_q.shape[-1]`.
+    ///
+    /// ```swift
+    /// attention.inputFeatures   // 32
+    /// ```
+    public var inputFeatures: Int { queryProjection.kernel.shape.first ?? 0 }
+
+    /// The width of the key input, `inputs_k.shape[-1]`.
+    ///
+    /// ```swift
+    /// attention.keyFeatures   // 32
+    /// ```
+    public var keyFeatures: Int { keyProjection.kernel.shape.first ?? 0 }
+
+    /// The width of the value input, `inputs_v.shape[-1]`.
+    ///
+    /// ```swift
+    /// attention.valueFeatures   // 32
+    /// ```
+    public var valueFeatures: Int { valueProjection.kernel.shape.first ?? 0 }
+
+    /// The width of the output (Flax's `out_features`).
+    ///
+    /// ```swift
+    /// attention.outFeatures   // 32
+    /// ```
+    public var outFeatures: Int { outputProjection.kernel.shape.last ?? 0 }
+
+    /// Whether the projections have biases (Flax's `use_bias`).
+    ///
+    /// ```swift
+    /// attention.useBias   // true
+    /// ```
+    public var useBias: Bool { queryProjection.bias != nil }
+
+    /// Whether the query and key heads are layer-normalised (Flax's `normalize_qk`).
+    ///
+    /// ```swift
+    /// attention.normalizeQK   // false
+    /// ```
+    public var normalizeQK: Bool { queryNorm != nil }
+
+    /// Creates the module with Flax's initialisation: every kernel LeCun normal on its flattened
+    /// 2-D shape (fan-in `inputFeatures`, `keyFeatures`, `valueFeatures` for the query, key and
+    /// value kernels, `qkvFeatures` for the output kernel; drawn in that order), biases zeros,
+    /// layer-norm scales ones.
+    ///
+    /// ```swift
+    /// var rng = SeededGenerator(seed: 0)
+    /// // Flax: MultiHeadDotProductAttention(num_heads=2, qkv_features=8, out_features=10)
+    /// // called on inputs_q [.., 6], inputs_k [.., 10], inputs_v [.., 12]
+    /// let cross = try MultiHeadDotProductAttention(
+    ///     heads: 2, inputFeatures: 6, keyFeatures: 10, valueFeatures: 12,
+    ///     qkvFeatures: 8, outFeatures: 10, using: &rng)
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - heads: the number of heads.
+    ///   - inputFeatures: the width of the query input (and of the key and value inputs unless
+    ///     given).
+    ///   - keyFeatures: the width of the key input; `inputFeatures` by default.
+    ///   - valueFeatures: the width of the value input; `keyFeatures` by default (the value
+    ///     input defaults to the key input).
+    ///   - qkvFeatures: the width of the projected query, key and value, divisible by `heads`;
+    ///     `inputFeatures` by default.
+    ///   - outFeatures: the width of the output; `inputFeatures` by default.
+    ///   - useBias: whether the four projections have biases.
+    ///   - dropoutRate: dropout on the attention weights while training, in `[0, 1)`.
+    ///   - broadcastDropout: share one dropout mask across batch and heads.
+    ///   - deterministic: fixes whether calls are deterministic; `nil` to decide per call.
+    ///   - normalizeQK: layer-normalise the query and key heads.
+    ///   - attentionFunction: the attention on the heads; the fused kernel by default.
+    ///   - generator: the source of the kernels' random values.
+    /// - Throws: `AttentionError.invalidArgument` (`"heads"`, `"inputFeatures"`,
+    ///   `"keyFeatures"`, `"valueFeatures"`, `"qkvFeatures"`, `"outFeatures"`, `"dropoutRate"`)
+    ///   for a size below 1, a `qkvFeatures` not divisible by `heads`, or a rate outside `[0, 1)`.
+    public init(
+        heads: Int,
+        inputFeatures: Int,
+        keyFeatures: Int? = nil,
+        valueFeatures: Int? = nil,
+        qkvFeatures: Int? = nil,
+        outFeatures: Int? = nil,
+        useBias: Bool = true,
+        dropoutRate: Float = 0,
+        broadcastDropout: Bool = true,
+        deterministic: Bool? = nil,
+        normalizeQK: Bool = false,
+        attentionFunction: AttentionFunction = .fused,
+        using generator: inout some RandomNumberGenerator
+    ) throws {
+        let keyFeatures = keyFeatures ?? inputFeatures
+        let valueFeatures = valueFeatures ?? keyFeatures
+        let qkvFeatures = qkvFeatures ?? inputFeatures
+        let outFeatures = outFeatures ?? inputFeatures
+        for (name, size) in [
+            ("heads", heads), ("inputFeatures", inputFeatures), ("keyFeatures", keyFeatures),
+            ("valueFeatures", valueFeatures), ("qkvFeatures", qkvFeatures), ("outFeatures", outFeatures),
+        ] where size < 1 {
+            throw AttentionError.invalidArgument(argument: name, reason: "must be at least 1, got \(size)")
+        }
+        guard qkvFeatures % heads == 0 else {
+            throw AttentionError.invalidArgument(
+                argument: "qkvFeatures",
+                reason: "must be divisible by the number of heads (\(heads)), got \(qkvFeatures)")
+        }
+        try Self.validateRate(dropoutRate)
+        let headDimension = qkvFeatures / heads
+
+        func headProjection(inputs: Int) throws -> Projection {
+            try Projection(
+                kernel: .lecunNormal([inputs, heads, headDimension], fanIn: inputs, using: &generator),
+                bias: useBias ? Tensor(zeros: [heads, headDimension]) : nil, inputAxes: 1)
+        }
+        self.heads = heads
+        queryProjection = try headProjection(inputs: inputFeatures)
+        keyProjection = try headProjection(inputs: keyFeatures)
+        valueProjection = try headProjection(inputs: valueFeatures)
+        outputProjection = try Projection(
+            kernel: .lecunNormal([heads, headDimension, outFeatures], fanIn: qkvFeatures, using: &generator),
+            bias: useBias ? Tensor(zeros: [outFeatures]) : nil, inputAxes: 2)
+        if normalizeQK {
+            queryNorm = try Self.headNorm(size: headDimension)
+            keyNorm = try Self.headNorm(size: headDimension)
+        }
+        self.dropoutRate = dropoutRate
+        self.broadcastDropout = broadcastDropout
+        self.deterministic = deterministic
+        self.attentionFunction = attentionFunction
+    }
+
+    /// Flax's `LayerNorm(use_bias=False)` on the head dimension: epsilon 1e-6, fast variance,
+    /// scale ones.
+    private static func headNorm(size: Int) throws -> LayerNorm {
+        try LayerNorm(size: size, epsilon: 1e-6, bias: false, variance: .fast)
+    }
+
+    private static func validateRate(_ rate: Float) throws(AttentionError) {
+        guard rate >= 0, rate < 1 else {
+            throw .invalidArgument(argument: "dropoutRate", reason: "must be in [0, 1), got \(rate)")
+        }
+    }
+
+    /// Flax's parameter names: `query.kernel`, `query.bias`, `key.kernel`, `key.bias`,
+    /// `value.kernel`, `value.bias`, `out.kernel`, `out.bias` (biases when `useBias`), then
+    /// `query_ln.scale` and `key_ln.scale` (when `normalizeQK`).
+    ///
+    /// ```swift
+    /// attention.parameterShapes.map(\.name)
+    /// // ["query.kernel", "query.bias", "key.kernel", "key.bias", "value.kernel", "value.bias",
+    /// //  "out.kernel", "out.bias"]
+    /// ```
+    public var parameterPaths: [ParameterPath<MultiHeadDotProductAttention>] {
+        var paths = parameterPaths(of: \.queryProjection, prefixedBy: "query")
+            + parameterPaths(of: \.keyProjection, prefixedBy: "key")
+            + parameterPaths(of: \.valueProjection, prefixedBy: "value")
+            + parameterPaths(of: \.outputProjection, prefixedBy: "out")
+        if queryNorm?.weight != nil { paths.append(("query_ln.scale", \.queryNorm!.weight!)) }
+        if keyNorm?.weight != nil { paths.append(("key_ln.scale", \.keyNorm!.weight!)) }
+        return paths
+    }
+
+    // MARK: - Validation
+
+    /// Checks that the (public, mutable) parameters still fit together.
+    func validateParameters() throws(AttentionError) {
+        // Kernels first (their shapes define the others), then each projection's own checks.
+        let (h, d) = (heads, headDimension)
+        guard queryProjection.inputAxes == 1, queryProjection.kernel.rank == 3, h >= 1,
+              queryProjection.featureShape == [h, d]
+        else {
+            throw .shapeMismatch(
+                argument: "queryProjection.kernel", expected: "(features, \(h), headDim) for \(h) heads, inputAxes 1",
+                actual: queryProjection.kernel.shape)
+        }
+        for (name, projection) in [("keyProjection", keyProjection), ("valueProjection", valueProjection)] {
+            guard projection.inputAxes == 1, projection.kernel.rank == 3, projection.featureShape == [h, d] else {
+                throw .shapeMismatch(
+                    argument: "\(name).kernel",
+                    expected: "(features, \(h), \(d)) (features, H, headDim) like queryProjection.kernel "
+                        + "\(queryProjection.kernel.shape), inputAxes 1",
+                    actual: projection.kernel.shape)
+            }
+        }
+        guard outputProjection.inputAxes == 2, outputProjection.kernel.rank == 3,
+              outputProjection.inputShape == [h, d]
+        else {
+            throw .shapeMismatch(
+                argument: "outputProjection.kernel", expected: "[\(h), \(d), out] (H, headDim, out) with inputAxes 2",
+                actual: outputProjection.kernel.shape)
+        }
+        for (name, projection) in [
+            ("queryProjection", queryProjection), ("keyProjection", keyProjection),
+            ("valueProjection", valueProjection), ("outputProjection", outputProjection),
+        ] {
+            do {
+                try projection.validate()
+            } catch {
+                throw Self.renamed(error, in: name)
+            }
+        }
+        for (name, norm) in [("queryNorm", queryNorm), ("keyNorm", keyNorm)] {
+            if let norm, norm.size != d {
+                throw .invalidArgument(
+                    argument: "\(name).size", reason: "must be headDimension (\(d)), got \(norm.size)")
+            }
+        }
+        try Self.validateRate(dropoutRate)
+    }
+
+    private static func renamed(_ error: AttentionError, in scope: String) -> AttentionError {
+        switch error {
+        case let .shapeMismatch(argument, expected, actual):
+            return .shapeMismatch(argument: "\(scope).\(argument)", expected: expected, actual: actual)
+        case let .invalidArgument(argument, reason):
+            return .invalidArgument(argument: "\(scope).\(argument)", reason: reason)
+        default:
+            return error
+        }
+    }
+
+    /// The dropout of a call: `nil` when the rate is 0 or the call is deterministic. Flax's
+    /// `merge_param('deterministic', self.deterministic, deterministic)`, needed only when the
+    /// rate is above 0.
+    func resolveDropout(deterministic: Bool?, dropoutSeed: UInt64?) throws(AttentionError) -> Dropout? {
+        guard dropoutRate > 0 else { return nil }
+        let isDeterministic: Bool
+        switch (self.deterministic, deterministic) {
+        case let (fixed?, nil): isDeterministic = fixed
+        case let (nil, given?): isDeterministic = given
+        case (nil, nil):
+            throw .invalidArgument(
+                argument: "deterministic",
+                reason: "must be given, to the module or to the call, when dropoutRate (\(dropoutRate)) is above 0")
+        case (_?, _?):
+            throw .invalidArgument(
+                argument: "deterministic",
+                reason: "was given both to the module and to the call; give it once (as Flax's merge_param requires)")
+        }
+        if isDeterministic { return nil }
+        guard let dropoutSeed else {
+            throw .invalidArgument(
+                argument: "dropoutSeed",
+                reason: "must be given when dropout is active (dropoutRate \(dropoutRate), not deterministic)")
+        }
+        return Dropout(probability: dropoutRate, seed: dropoutSeed)
+    }
+
+    /// The three inputs after Flax's defaulting (key ← query, value ← key), checked.
+    /// Returns the batch shape and the lengths.
+    func checkInputs(query: Tensor, key: Tensor?, value: Tensor?) throws(AttentionError)
+        -> (key: Tensor, value: Tensor, batchShape: [Int], lengthQ: Int, lengthK: Int)
+    {
+        if key == nil, value != nil {
+            throw .invalidArgument(
+                argument: "key",
+                reason: "cannot be nil when value is given; pass the same tensor as key to use it for both")
+        }
+        let key = key ?? query
+        let value = value ?? key
+        guard query.rank >= 2, query.shape.last == inputFeatures else {
+            throw .shapeMismatch(
+                argument: "query", expected: "[batch..., L, \(inputFeatures)] ([batch..., length, inputFeatures])",
+                actual: query.shape)
+        }
+        let batchShape = Array(query.shape.dropLast(2))
+        let batchPattern = batchShape.map(String.init).joined(separator: ", ")
+        let prefix = batchPattern.isEmpty ? "" : batchPattern + ", "
+        guard key.rank == query.rank, Array(key.shape.dropLast(2)) == batchShape, key.shape.last == keyFeatures else {
+            throw .shapeMismatch(
+                argument: "key", expected: "[\(prefix)S, \(keyFeatures)] (the query's batch dimensions, length, keyFeatures)",
+                actual: key.shape)
+        }
+        let lengthK = key.shape[key.rank - 2]
+        guard value.rank == query.rank, Array(value.shape.dropLast(2)) == batchShape,
+              value.shape[value.rank - 2] == lengthK, value.shape.last == valueFeatures
+        else {
+            throw .shapeMismatch(
+                argument: "value",
+                expected: "[\(prefix)\(lengthK), \(valueFeatures)] (the key's batch dimensions and length, valueFeatures)",
+                actual: value.shape)
+        }
+        return (key, value, batchShape, query.shape[query.rank - 2], lengthK)
+    }
+
+    /// The projected (and normalised) heads, flattened to `(B, length, H, d)`.
+    func projectedHeads(_ input: Tensor, with projection: Projection, norm: LayerNorm?, batch: Int) throws -> Tensor {
+        var heads = try projection(input)
+        if let norm { heads = try norm(heads) }
+        return try heads.reshaped([batch, input.shape[input.rank - 2], self.heads, headDimension])
+    }
+
+    /// The output projection of `(B, L, H, d)` heads, reshaped to `[batch..., L, out]`.
+    func projectedOutput(_ heads: Tensor, batchShape: [Int]) throws -> Tensor {
+        let output = try outputProjection(heads)   // (B, L, out)
+        return try output.reshaped(batchShape + [heads.shape[1], outFeatures])
+    }
+
+    // MARK: - Calling
+
+    /// Attends `query` to `key` and `value`: `[batch..., L, inputFeatures]` →
+    /// `[batch..., L, outFeatures]`.
+    ///
+    /// ```swift
+    /// let y = try attention(query: x)                                // self-attention
+    /// let z = try attention(query: x, key: memory)                   // value = key
+    /// let padded = try BooleanMask(shape: [2, 1, 1, 7]) { $0[3] < 5 } // keys 5, 6 are padding
+    /// let w = try attention(query: x, key: memory, mask: padded)
+    /// let t = try attention(query: x, deterministic: false, dropoutSeed: 42)   // training
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - query: `[batch..., L, inputFeatures]`, any number (zero included) of batch dimensions.
+    ///   - key: `[batch..., S, keyFeatures]`; `query` when `nil`.
+    ///   - value: `[batch..., S, valueFeatures]`; `key` when `nil`. Not allowed without `key`.
+    ///   - mask: broadcastable to `[batch..., H, L, S]`, `true` attends. A query row with every key
+    ///     masked gets uniform weights (the mean of the values), as Flax's `finfo.min` masking
+    ///     gives.
+    ///   - deterministic: whether to skip dropout; see ``deterministic``. Only needed when
+    ///     ``dropoutRate`` is above 0.
+    ///   - dropoutSeed: the seed of the dropout stream (Flax's `dropout_rng`); needed when dropout
+    ///     is active.
+    /// - Throws: `AttentionError.shapeMismatch` (`"query"`, `"key"`, `"value"`, `"mask"`) for an
+    ///   input whose shape does not fit; `.invalidArgument` (`"key"`) for a value without a key,
+    ///   (`"deterministic"`) when it is missing or given twice with dropout, (`"dropoutSeed"`) when
+    ///   dropout is active without a seed; `.shapeMismatch` (`"attentionFunction"`) when the
+    ///   attention function returns another shape than `(B, L, H, headDim)`; the errors of the
+    ///   parameters' checks, of the attention function and of the kernels.
+    public func callAsFunction(
+        query: Tensor, key: Tensor? = nil, value: Tensor? = nil, mask: BooleanMask? = nil,
+        deterministic: Bool? = nil, dropoutSeed: UInt64? = nil
+    ) throws -> Tensor {
+        try attend(
+            query: query, key: key, value: value, mask: mask, deterministic: deterministic,
+            dropoutSeed: dropoutSeed, returningWeights: false
+        ).output
+    }
+
+    /// As ``callAsFunction(query:key:value:mask:deterministic:dropoutSeed:)``, also returning the
+    /// attention weights `[batch..., H, L, S]`, as Flax sows them with `sow_weights=True`
+    /// (`intermediates/attention_weights`): after the softmax and before dropout.
+    ///
+    /// The weights are computed by ``dotProductAttentionWeights(query:key:mask:bias:dropout:broadcastDropout:)``
+    /// on the same heads, a second pass beside the attention function (which never forms them).
+    ///
+    /// ```swift
+    /// let (y, weights) = try attention.callWithWeights(query: x, mask: mask)
+    /// // weights: [batch..., H, L, S]; each row sums to 1
+    /// ```
+    ///
+    /// - Throws: as ``callAsFunction(query:key:value:mask:deterministic:dropoutSeed:)``.
+    public func callWithWeights(
+        query: Tensor, key: Tensor? = nil, value: Tensor? = nil, mask: BooleanMask? = nil,
+        deterministic: Bool? = nil, dropoutSeed: UInt64? = nil
+    ) throws -> (output: Tensor, weights: Tensor) {
+        let result = try attend(
+            query: query, key: key, value: value, mask: mask, deterministic: deterministic,
+            dropoutSeed: dropoutSeed, returningWeights: true)
+        return (result.output, result.weights!)
+    }
+
+    private func attend(
+        query: Tensor, key: Tensor?, value: Tensor?, mask: BooleanMask?, deterministic: Bool?,
+        dropoutSeed: UInt64?, returningWeights: Bool
+    ) throws -> (output: Tensor, weights: Tensor?) {
+        try validateParameters()
+        let (key, value, batchShape, lengthQ, lengthK) = try checkInputs(query: query, key: key, value: value)
+        let flatMask = try mask.map { mask throws(AttentionError) in
+            try Self.flattenedMask(
+                mask, batchShape: batchShape, heads: heads, lengthQ: lengthQ, lengthK: lengthK, argument: "mask")
+        }
+        let dropout = try resolveDropout(deterministic: deterministic, dropoutSeed: dropoutSeed)
+        let batch = batchShape.reduce(1, *)
+
+        let q = try projectedHeads(query, with: queryProjection, norm: queryNorm, batch: batch)
+        let k = try projectedHeads(key, with: keyProjection, norm: keyNorm, batch: batch)
+        let v = try projectedHeads(value, with: valueProjection, norm: nil, batch: batch)
+        let arguments = AttentionFunction.Arguments(
+            query: q, key: k, value: v, mask: AttentionMask(booleanMask: flatMask), dropout: dropout,
+            broadcastDropout: broadcastDropout)
+        let attended = try runAttentionFunction(arguments, expectedShape: [batch, lengthQ, heads, headDimension])
+        let output = try projectedOutput(attended, batchShape: batchShape)
+        guard returningWeights else { return (output, nil) }
+        let weights = try dotProductAttentionWeights(query: q, key: k, mask: flatMask)
+        return (output, try weights.reshaped(batchShape + [heads, lengthQ, lengthK]))
+    }
+
+    /// Runs ``attentionFunction`` and checks the shape it returns.
+    func runAttentionFunction(_ arguments: AttentionFunction.Arguments, expectedShape: [Int]) throws -> Tensor {
+        let heads = try attentionFunction(arguments)
+        guard heads.shape == expectedShape else {
+            throw AttentionError.shapeMismatch(
+                argument: "attentionFunction",
+                expected: "\(expectedShape) (B, L, H, headDim): the query heads' shape", actual: heads.shape)
+        }
+        return heads
+    }
+}
