@@ -1,0 +1,215 @@
+/// Rotary positional embedding (RoFormer, "RoPE"), as Equinox's
+/// `equinox.nn.RotaryPositionalEmbedding`: each pair of features at position p is rotated by the
+/// angle `p · θ^(-2i/d)`.
+///
+/// With `d = embeddingSize`, `i` in `0 ..< d/2` and the default ``Pairing/halfSplit``
+/// pairing (GPT-NeoX, Llama, Equinox):
+///
+/// ```
+/// f_i        = θ^(-2i / d)
+/// y[i]       = x[i] cos(p f_i) - x[i + d/2] sin(p f_i)
+/// y[i + d/2] = x[i + d/2] cos(p f_i) + x[i] sin(p f_i)
+/// ```
+///
+/// The rotation runs in the C kernel `attn_rotary`, in place on strided rows, so it can rotate
+/// the query and key heads of an attention module inside their projection without a copy (see
+/// ``MultiheadAttention/callAsFunction(query:key:value:mask:inference:dropoutSeed:rotary:processHeads:)``).
+///
+/// ```swift
+/// let rope = try RotaryPositionalEmbedding(embeddingSize: 64)
+/// let x = try Tensor(randomNormal: [10, 64], using: &rng)     // (L, embeddingSize)
+/// let y = try rope(x)                                          // positions 0..<10
+/// let next = try rope(step, positionOffset: 10)                // a decoder's 11th token
+/// ```
+///
+/// Mapping from Equinox's names:
+///
+/// | Equinox                          | Swift                                   |
+/// |----------------------------------|-----------------------------------------|
+/// | `embedding_size`                 | `embeddingSize`                         |
+/// | `theta` (default 10 000)         | `theta` (default 10 000)                |
+/// | (half-split `rotate_half` only)  | `pairing: .halfSplit` (or `.interleaved`) |
+/// | (positions always from 0)        | `positionOffset` (default 0)            |
+/// | `jax.vmap(rope)(x)`              | `rope(x)` on `(B, L, embeddingSize)`    |
+/// | `jax.vmap(rope, in_axes=1, out_axes=1)(heads)` | `rope.rotateHeads(&heads)`  |
+/// | `dtype`                          | always `Float`                          |
+///
+/// Differences from Equinox, on purpose:
+/// - **No frequency cache shared between instances.** Equinox caches the sines and cosines in a
+///   module-level dictionary keyed by `(embedding_size, dtype)` only, so after one instance has
+///   run, another with the same size but a different `theta` silently reuses the first one's
+///   frequencies (until `equinox.clear_caches()`). Here every call derives the frequencies from
+///   its own instance's `theta`, so instances with different `theta` never interfere.
+/// - The angles are computed in double precision (Equinox: in float32); the difference is at
+///   rounding level for the positions of ordinary sequences and smaller for long ones.
+/// - The input may have any number of leading (batch) dimensions, and positions may start at an
+///   offset.
+public struct RotaryPositionalEmbedding: ParameterizedModule, Equatable, Hashable {
+    /// Which features are rotated together.
+    ///
+    /// ```swift
+    /// let gptJ = try RotaryPositionalEmbedding(embeddingSize: 64, pairing: .interleaved)
+    /// ```
+    public enum Pairing: Sendable, Equatable, Hashable, CaseIterable {
+        /// Feature `i` with feature `i + d/2` (GPT-NeoX, Llama, Hugging Face, Equinox's
+        /// `rotate_half`). The default.
+        ///
+        /// ```swift
+        /// let rope = try RotaryPositionalEmbedding(embeddingSize: 8, pairing: .halfSplit)
+        /// ```
+        case halfSplit
+        /// Feature `2i` with feature `2i + 1` (the original RoFormer, GPT-J). Gives different
+        /// results from ``halfSplit`` on the same input.
+        ///
+        /// ```swift
+        /// let rope = try RotaryPositionalEmbedding(embeddingSize: 8, pairing: .interleaved)
+        /// ```
+        case interleaved
+    }
+
+    /// The number of features rotated: the size of the last dimension of the input. Even and
+    /// non-negative.
+    ///
+    /// ```swift
+    /// try RotaryPositionalEmbedding(embeddingSize: 64).embeddingSize   // 64
+    /// ```
+    public let embeddingSize: Int
+
+    /// The base of the frequencies `θ^(-2i/d)`: larger values rotate more slowly. Positive and
+    /// finite.
+    ///
+    /// ```swift
+    /// try RotaryPositionalEmbedding(embeddingSize: 64, theta: 500_000).theta   // Llama 3's base
+    /// ```
+    public let theta: Float
+
+    /// Which features are rotated together.
+    ///
+    /// ```swift
+    /// try RotaryPositionalEmbedding(embeddingSize: 64).pairing   // .halfSplit
+    /// ```
+    public let pairing: Pairing
+
+    /// Creates a rotary embedding for `embeddingSize` features.
+    ///
+    /// ```swift
+    /// let rope = try RotaryPositionalEmbedding(embeddingSize: 32, theta: 10_000)
+    /// ```
+    ///
+    /// - Throws: `AttentionError.invalidArgument` (`"embeddingSize"`) for a negative or odd size,
+    ///   as Equinox's `ValueError`s at construction; (`"theta"`) unless `theta` is positive and
+    ///   finite.
+    public init(embeddingSize: Int, theta: Float = 10_000, pairing: Pairing = .halfSplit) throws {
+        guard embeddingSize >= 0 else {
+            throw AttentionError.invalidArgument(
+                argument: "embeddingSize", reason: "must not be negative, got \(embeddingSize)")
+        }
+        guard embeddingSize % 2 == 0 else {
+            throw AttentionError.invalidArgument(argument: "embeddingSize", reason: "must be even, got \(embeddingSize)")
+        }
+        guard theta.isFinite, theta > 0 else {
+            throw AttentionError.invalidArgument(argument: "theta", reason: "must be positive and finite, got \(theta)")
+        }
+        self.embeddingSize = embeddingSize
+        self.theta = theta
+        self.pairing = pairing
+    }
+
+    /// No parameters: the frequencies are a function of ``theta`` and ``embeddingSize``.
+    ///
+    /// ```swift
+    /// try RotaryPositionalEmbedding(embeddingSize: 8).parameterPaths.isEmpty   // true
+    /// ```
+    public var parameterPaths: [ParameterPath<RotaryPositionalEmbedding>] { [] }
+
+    /// The embedding applied to a sequence `(L, embeddingSize)`, or to a batch of them
+    /// `(..., L, embeddingSize)` (any number of leading dimensions, each sequence from position
+    /// `positionOffset`).
+    ///
+    /// ```swift
+    /// let y = try rope(x)                          // x: (L, 64), positions 0 ..< L
+    /// let batch = try rope(xs)                     // xs: (B, L, 64)
+    /// let step = try rope(token, positionOffset: 17)   // token: (1, 64) at position 17
+    /// ```
+    ///
+    /// - Throws: `AttentionError.shapeMismatch` (`"x"`) for a rank below 2 or a last dimension
+    ///   other than ``embeddingSize``; `.invalidArgument` (`"positionOffset"`) for a negative
+    ///   offset; the kernel's errors.
+    public func callAsFunction(_ x: Tensor, positionOffset: Int = 0) throws -> Tensor {
+        var y = x
+        try rotate(&y, positionOffset: positionOffset)
+        return y
+    }
+
+    /// Applies the embedding in place to `(L, embeddingSize)` or `(..., L, embeddingSize)`.
+    ///
+    /// ```swift
+    /// var x = try Tensor(randomNormal: [2, 10, 64], using: &rng)
+    /// try rope.rotate(&x)
+    /// ```
+    ///
+    /// - Throws: as ``callAsFunction(_:positionOffset:)``; on error `x` is unchanged.
+    public func rotate(_ x: inout Tensor, positionOffset: Int = 0) throws {
+        guard x.rank >= 2, x.shape[x.rank - 1] == embeddingSize else {
+            throw AttentionError.shapeMismatch(
+                argument: "x", expected: "[..., L, \(embeddingSize)] (..., L, embeddingSize)", actual: x.shape)
+        }
+        try checkOffset(positionOffset)
+        let length = x.shape[x.rank - 2]
+        let batch = x.shape.dropLast(2).reduce(1, *)
+        if x.count == 0 { return }
+        try x.withUnsafeMutableBufferPointer { buffer in
+            try rotate(
+                buffer.baseAddress!, batch: batch, heads: 1, length: length,
+                strides: (length * embeddingSize, embeddingSize, embeddingSize), positionOffset: positionOffset)
+        }
+    }
+
+    /// Applies the embedding in place to every head of projected attention heads, as Equinox's
+    /// `jax.vmap(rope, in_axes=1, out_axes=1)` inside `process_heads`: each head is a sequence
+    /// of its own, rotated by position.
+    ///
+    /// ```swift
+    /// var heads = AttentionHeads(query: q, key: k, value: v)     // (L, H, 64) each
+    /// try rope.rotateHeads(&heads.query)
+    /// try rope.rotateHeads(&heads.key)
+    /// // Heads first, (B, H, L, D), as scaledDotProductAttention's default layout:
+    /// try rope.rotateHeads(&q4, layout: .heads)
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - heads: `.sequence` layout (the default): `(L, H, embeddingSize)` or
+    ///     `(B, L, H, embeddingSize)`; `.heads` layout: `(H, L, embeddingSize)` or
+    ///     `(B, H, L, embeddingSize)`.
+    ///   - layout: where the position axis is.
+    ///   - positionOffset: the position of the first row; 0 by default.
+    /// - Throws: `AttentionError.shapeMismatch` (`"heads"`) for a rank other than 3 or 4 or a last
+    ///   dimension other than ``embeddingSize``; `.invalidArgument` (`"positionOffset"`); the
+    ///   kernel's errors. On error `heads` is unchanged.
+    public func rotateHeads(_ heads: inout Tensor, layout: AttentionLayout = .sequence, positionOffset: Int = 0) throws {
+        let names = layout == .sequence ? "(B, L, H, embeddingSize)" : "(B, H, L, embeddingSize)"
+        guard (3...4).contains(heads.rank), heads.shape[heads.rank - 1] == embeddingSize else {
+            throw AttentionError.shapeMismatch(
+                argument: "heads", expected: "rank 3 or 4 \(names) with embeddingSize \(embeddingSize)",
+                actual: heads.shape)
+        }
+        try checkOffset(positionOffset)
+        let shape = heads.rank == 3 ? [1] + heads.shape : heads.shape
+        let (batch, d) = (shape[0], embeddingSize)
+        let (headCount, length) = layout == .sequence ? (shape[2], shape[1]) : (shape[1], shape[2])
+        let strides = layout == .sequence
+            ? (length * headCount * d, d, headCount * d) : (headCount * length * d, length * d, d)
+        if heads.count == 0 { return }
+        try heads.withUnsafeMutableBufferPointer { buffer in
+            try rotate(
+                buffer.baseAddress!, batch: batch, heads: headCount, length: length, strides: strides,
+                positionOffset: positionOffset)
+        }
+    }
+
+    private func checkOffset(_ positionOffset: Int) throws(AttentionError) {
+        guard positionOffset >= 0 else {
+            throw .invalidArgument(argument: "positionOffset", reason: "must not be negative, got \(positionOffset)")
+        }
+    }
+}
