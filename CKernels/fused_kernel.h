@@ -29,7 +29,8 @@
 #define FUSED_TILES 4              /* micro-tiles per work item: they share each K/V block */
 #endif
 #ifndef FUSED_KEY_BLOCK
-#define FUSED_KEY_BLOCK 64         /* keys per block: a 64 x 64 K block is 16 KB, half of L1 */
+#define FUSED_KEY_BLOCK 64         /* keys per block: a 64 x 64 K block is 16 KB, half of L1; a
+                                    * multiple of every ISA's ATTN_NK */
 #endif
 
 static const float FUSED_LOG2E = 1.44269504088896340736f;

@@ -14,8 +14,8 @@
 #endif
 
 #define ATTN_VL 16
-#define ATTN_Q_VECS 2  /* 32 queries per micro-tile */
-#define ATTN_NK 12     /* 2 x 12 accumulators + operands fit the 32 zmm registers */
+#define ATTN_Q_VECS 3  /* 48 queries per micro-tile */
+#define ATTN_NK 8      /* 3 x 8 accumulators + 3 operands + 1 broadcast = 28 of 32 zmm registers */
 #define ATTN_KERNELS attn_kernels_avx512
 #define ATTN_KERNELS_ISA ATTN_ISA_AVX512
 #include "kernel_table.h"

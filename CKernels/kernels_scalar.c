@@ -7,8 +7,8 @@
 #include <math.h>
 
 #define ATTN_VL 4
-#define ATTN_Q_VECS 2  /* query vectors per score micro-tile */
-#define ATTN_NK 6      /* keys (or value columns) per micro-tile: 2 x 6 accumulators + operands fit 16 registers */
+#define ATTN_Q_VECS 3  /* query vectors per score micro-tile */
+#define ATTN_NK 4      /* keys (or value columns) per micro-tile: 3 x 4 accumulators + operands fit 16 registers */
 #define ATTN_KERNELS attn_kernels_scalar
 #define ATTN_KERNELS_ISA ATTN_ISA_SCALAR
 #include "kernel_table.h"
