@@ -1,0 +1,201 @@
+internal import CAttention
+
+/// A squeeze-and-excitation block (Hu et al., 2018), as `noxton.nn.SqueezeExcitation` and
+/// `torchvision.ops.SqueezeExcitation`: the channels of a feature map are averaged over the
+/// spatial dimensions, passed through two 1×1 convolutions into a per-channel scale, and the
+/// input is multiplied by that scale.
+///
+/// ```
+/// scale = scaleActivation(fc2(activation(fc1(mean_hw(x)))))     // (C,) per example
+/// out   = scale · x                                               // (C, H, W)
+/// ```
+///
+/// ```swift
+/// var rng = SeededGenerator(seed: 0)
+/// let se = try SqueezeExcitation(inputChannels: 64, squeezeChannels: 16, using: &rng)
+/// let x = try Tensor(randomNormal: [64, 28, 28], using: &rng)    // (C, H, W), or (N, C, H, W)
+/// let y = try se(x)                                                // (64, 28, 28)
+/// ```
+///
+/// ## Names
+///
+/// | noxton / torchvision                       | Swift                                   |
+/// |--------------------------------------------|-----------------------------------------|
+/// | `input_channels`                           | `inputChannels:` (``inputChannels``)    |
+/// | `squeeze_channels`                         | `squeezeChannels:` (``squeezeChannels``)|
+/// | `fc1.weight` (S, C, 1, 1), `fc1.bias` (S, 1, 1) | ``fc1Weight``, ``fc1Bias``         |
+/// | `fc2.weight` (C, S, 1, 1), `fc2.bias` (C, 1, 1) | ``fc2Weight``, ``fc2Bias``         |
+/// | `activation` (`jax.nn.relu`, torchvision `nn.ReLU`) | ``activation`` (`.relu`)        |
+/// | `scale_activation` (`jax.nn.sigmoid`, `nn.Sigmoid`) | ``scaleActivation`` (`.sigmoid`) |
+///
+/// The parameters have Equinox's `Conv2d` layout, as noxton's checkpoints: weights `(out, in, 1,
+/// 1)` and biases `(out, 1, 1)`. (torchvision's `state_dict` stores the biases as `(out,)`:
+/// reshape them to `(out, 1, 1)` before loading.) noxton takes the activations at the call,
+/// torchvision in the constructor; here they are properties set by the initialiser and
+/// overridable per call.
+public struct SqueezeExcitation: ParameterizedModule, Equatable {
+    /// The first 1×1 convolution's weight, `(S, C, 1, 1)` (`fc1.weight`).
+    ///
+    /// ```swift
+    /// se.fc1Weight.shape   // [16, 64, 1, 1]
+    /// ```
+    public var fc1Weight: Tensor
+
+    /// The first 1×1 convolution's bias, `(S, 1, 1)` (`fc1.bias`).
+    ///
+    /// ```swift
+    /// se.fc1Bias.shape   // [16, 1, 1]
+    /// ```
+    public var fc1Bias: Tensor
+
+    /// The second 1×1 convolution's weight, `(C, S, 1, 1)` (`fc2.weight`).
+    ///
+    /// ```swift
+    /// se.fc2Weight.shape   // [64, 16, 1, 1]
+    /// ```
+    public var fc2Weight: Tensor
+
+    /// The second 1×1 convolution's bias, `(C, 1, 1)` (`fc2.bias`).
+    ///
+    /// ```swift
+    /// se.fc2Bias.shape   // [64, 1, 1]
+    /// ```
+    public var fc2Bias: Tensor
+
+    /// Applied after `fc1` (`activation`); ReLU by default.
+    ///
+    /// ```swift
+    /// var se = try SqueezeExcitation(inputChannels: 8, squeezeChannels: 4, using: &rng)
+    /// se.activation = .silu
+    /// ```
+    public var activation: Activation
+
+    /// Applied after `fc2` to give the scale (`scale_activation`); sigmoid by default.
+    ///
+    /// ```swift
+    /// se.scaleActivation   // .sigmoid
+    /// ```
+    public var scaleActivation: Activation
+
+    /// The number of channels C of the input and output.
+    ///
+    /// ```swift
+    /// se.inputChannels   // 64
+    /// ```
+    public var inputChannels: Int { fc1Weight.rank == 4 ? fc1Weight.shape[1] : 0 }
+
+    /// The bottleneck width S.
+    ///
+    /// ```swift
+    /// se.squeezeChannels   // 16
+    /// ```
+    public var squeezeChannels: Int { fc1Weight.shape.first ?? 0 }
+
+    /// Creates the block with Equinox's (and PyTorch's) `Conv2d` initialisation: each weight and
+    /// bias from `U(±1/√fanIn)` with fanIn the convolution's input channels (C for `fc1`, S for
+    /// `fc2`), drawn in the order fc1 weight, fc1 bias, fc2 weight, fc2 bias.
+    ///
+    /// ```swift
+    /// var rng = SeededGenerator(seed: 1)
+    /// let se = try SqueezeExcitation(inputChannels: 32, squeezeChannels: 8, activation: .silu, using: &rng)
+    /// ```
+    ///
+    /// - Throws: `AttentionError.invalidArgument` (`"inputChannels"`, `"squeezeChannels"`) for a
+    ///   count below 1.
+    public init(
+        inputChannels: Int, squeezeChannels: Int, activation: Activation = .relu,
+        scaleActivation: Activation = .sigmoid, using generator: inout some RandomNumberGenerator
+    ) throws {
+        for (name, count) in [("inputChannels", inputChannels), ("squeezeChannels", squeezeChannels)] where count < 1 {
+            throw AttentionError.invalidArgument(argument: name, reason: "must be at least 1, got \(count)")
+        }
+        let limit1 = 1 / Float(inputChannels).squareRoot(), limit2 = 1 / Float(squeezeChannels).squareRoot()
+        fc1Weight = try .uniform([squeezeChannels, inputChannels, 1, 1], limit: limit1, using: &generator)
+        fc1Bias = try .uniform([squeezeChannels, 1, 1], limit: limit1, using: &generator)
+        fc2Weight = try .uniform([inputChannels, squeezeChannels, 1, 1], limit: limit2, using: &generator)
+        fc2Bias = try .uniform([inputChannels, 1, 1], limit: limit2, using: &generator)
+        self.activation = activation
+        self.scaleActivation = scaleActivation
+    }
+
+    /// `fc1.weight`, `fc1.bias`, `fc2.weight`, `fc2.bias`.
+    ///
+    /// ```swift
+    /// se.parameterPaths.map(\.name)   // ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+    /// ```
+    public var parameterPaths: [ParameterPath<SqueezeExcitation>] {
+        [("fc1.weight", \.fc1Weight), ("fc1.bias", \.fc1Bias), ("fc2.weight", \.fc2Weight), ("fc2.bias", \.fc2Bias)]
+    }
+
+    private func validateParameters() throws(AttentionError) {
+        guard fc1Weight.rank == 4, fc1Weight.shape[2] == 1, fc1Weight.shape[3] == 1,
+              fc1Weight.shape[0] >= 1, fc1Weight.shape[1] >= 1
+        else {
+            throw .shapeMismatch(argument: "fc1Weight", expected: "(S, C, 1, 1), S and C at least 1", actual: fc1Weight.shape)
+        }
+        let (s, c) = (fc1Weight.shape[0], fc1Weight.shape[1])
+        for (name, tensor, shape) in [
+            ("fc1Bias", fc1Bias, [s, 1, 1]), ("fc2Weight", fc2Weight, [c, s, 1, 1]), ("fc2Bias", fc2Bias, [c, 1, 1]),
+        ] where tensor.shape != shape {
+            throw .shapeMismatch(argument: name, expected: "\(shape) for fc1Weight \(fc1Weight.shape)", actual: tensor.shape)
+        }
+    }
+
+    /// Rescales the channels of `input`, `(C, H, W)` or a batch `(N, C, H, W)`; the result has the
+    /// input's shape.
+    ///
+    /// ```swift
+    /// let y = try se(x)                          // relu, sigmoid
+    /// let z = try se(x, activation: .silu)       // noxton's se(x, activation=jax.nn.silu)
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - activation: overrides ``activation`` for this call.
+    ///   - scaleActivation: overrides ``scaleActivation`` for this call.
+    /// - Throws: `AttentionError.shapeMismatch` (`"input"`) for a rank other than 3 or 4 or a
+    ///   channel count other than ``inputChannels``; (`"fc1Weight"`, ...) when the parameters
+    ///   were changed to inconsistent shapes; the kernels' errors.
+    public func callAsFunction(
+        _ input: Tensor, activation: Activation? = nil, scaleActivation: Activation? = nil
+    ) throws -> Tensor {
+        try validateParameters()
+        let (s, c) = (fc1Weight.shape[0], fc1Weight.shape[1])
+        guard input.rank == 3 || input.rank == 4, input.shape[input.rank - 3] == c else {
+            throw AttentionError.shapeMismatch(
+                argument: "input", expected: "(\(c), H, W) or (N, \(c), H, W): \(c) input channels", actual: input.shape)
+        }
+        let batch = input.rank == 4 ? input.shape[0] : 1
+        let spatial = input.shape[input.rank - 2] * input.shape[input.rank - 1]
+        if input.count == 0 { return input }
+        typealias Kernels = TorchAttentionKernels
+        let context = "input \(input.shape)"
+
+        // Squeeze: the mean of each (example, channel) plane.
+        let pooled = try Tensor(uninitializedShape: [batch, c], argument: "input")
+        let status = withExtendedLifetime((input, pooled)) {
+            attn_mean_rows(
+                pooled.storage.buffer.baseAddress, UnsafePointer(input.storage.buffer.baseAddress),
+                Int64(spatial), Int64(batch * c), Int64(spatial), 0)
+        }
+        if let error = AttentionError(status: status, function: "attn_mean_rows", context: context) { throw error }
+
+        // Excite: the 1×1 convolutions are matmuls over channels, their (out, in, 1, 1) weights
+        // read as (out, in) and their (out, 1, 1) biases as (out,).
+        let hidden = try (activation ?? self.activation)(
+            Kernels.project(pooled, weight: fc1Weight.reshaped([s, c]), rows: 0..<s, bias: fc1Bias.reshaped([s]), biasOffset: 0))
+        let scale = try (scaleActivation ?? self.scaleActivation)(
+            Kernels.project(hidden, weight: fc2Weight.reshaped([c, s]), rows: 0..<c, bias: fc2Bias.reshaped([c]), biasOffset: 0))
+
+        // Scale every plane by its channel's factor.
+        let output = try Tensor(uninitializedShape: input.shape, argument: "input")
+        withExtendedLifetime((input, scale, output)) {
+            let x = input.storage.buffer.baseAddress!, factors = scale.storage.buffer.baseAddress!
+            let out = output.storage.buffer.baseAddress!
+            for plane in 0..<(batch * c) {
+                let factor = factors[plane], offset = plane * spatial
+                for index in offset..<(offset + spatial) { out[index] = factor * x[index] }
+            }
+        }
+        return output
+    }
+}

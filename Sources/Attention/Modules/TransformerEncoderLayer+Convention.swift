@@ -1,0 +1,132 @@
+extension TransformerEncoderLayer {
+    /// Which library's encoder layer this layer reproduces: PyTorch's
+    /// `torch.nn.TransformerEncoderLayer` (the default) or noxton's
+    /// `noxton.nn.TransformerEncoderLayer`.
+    ///
+    /// The two compute the same block (the same attention, feed-forward network, layer norms,
+    /// residuals and dropout placement, pre-norm or post-norm); what differs is listed below, and
+    /// the convention selects all of it at once:
+    ///
+    /// | | ``torch`` | ``noxton`` |
+    /// |---|---|---|
+    /// | self-attention parameters | `self_attn.in_proj_weight` (3E, E), `self_attn.in_proj_bias` (3E), `self_attn.out_proj.weight`/`.bias` | Equinox's `self_attn.query_proj.weight` (E, E), `.bias` (E), `key_proj`, `value_proj`, `output_proj` |
+    /// | their initialisation | Xavier-uniform packed weight, zero biases, out-projection `U(±1/√E)` with zero bias | each projection `eqx.nn.Linear`: weight and bias from `U(±1/√E)` |
+    /// | `isCausal` | PyTorch's hint: requires `mask`, which it replaces by the causal mask when there is no key padding mask | causal masking **and** `mask` (noxton's `mask & tril(ones)`); works without a mask |
+    /// | a query with every key masked | zeros before the output projection (PyTorch ≥ 2.5's SDPA) | the mean of the values (Equinox masks with the most negative float, so its softmax is uniform) |
+    /// | default `norm_first` | `False` (pass `normFirst: false`) | `True` (pass `normFirst: true`) |
+    ///
+    /// The separate Equinox projections are views of the packed in-projection: a noxton layer
+    /// still projects self-attention with one matmul. Mask polarity is not part of the convention:
+    /// it travels with the mask, so noxton's boolean masks (`True` = attend) are
+    /// ``TorchMask/allowed(_:)`` and PyTorch's (`True` = masked) ``TorchMask/disallowed(_:)``,
+    /// with either convention.
+    ///
+    /// ```swift
+    /// // noxton.nn.TransformerEncoderLayer(16, 4, dim_feedforward=32) and its checkpoint
+    /// var layer = try TransformerEncoderLayer(
+    ///     dModel: 16, heads: 4, feedForwardSize: 32, normFirst: true, convention: .noxton, using: &rng)
+    /// try layer.loadParameters(from: file, prefix: "encoder")   // encoder.self_attn.query_proj.weight, ...
+    /// let y = try layer(x, mask: .allowed(keep))                 // keep: true = attend
+    /// ```
+    ///
+    /// A layer can change convention after loading (`layer.convention = .torch`), which renames
+    /// its parameters (to save a noxton checkpoint under PyTorch's names, say) and switches the
+    /// two behaviours above.
+    public enum Convention: String, Sendable, Equatable, Hashable, CaseIterable {
+        /// `torch.nn.TransformerEncoderLayer`.
+        ///
+        /// ```swift
+        /// let layer = try TransformerEncoderLayer(dModel: 512, heads: 8, convention: .torch, using: &rng)
+        /// ```
+        case torch
+        /// `noxton.nn.TransformerEncoderLayer` (its self-attention is `equinox.nn.MultiheadAttention`
+        /// with all four biases when `use_bias`).
+        ///
+        /// ```swift
+        /// let layer = try TransformerEncoderLayer(dModel: 512, heads: 8, normFirst: true, convention: .noxton, using: &rng)
+        /// ```
+        case noxton
+    }
+
+    /// The self-attention parameters under noxton's (Equinox's) names, as views of the packed
+    /// in-projection.
+    var noxtonAttentionPaths: [ParameterPath<TransformerEncoderLayer>] {
+        var paths: [ParameterPath<TransformerEncoderLayer>] = []
+        let hasBias = selfAttention.inProjectionBias != nil
+        for (index, name) in ["query_proj", "key_proj", "value_proj"].enumerated() {
+            paths.append(("self_attn.\(name).weight", \.selfAttention[equinoxWeight: index]))
+            if hasBias { paths.append(("self_attn.\(name).bias", \.selfAttention[equinoxBias: index])) }
+        }
+        paths.append(("self_attn.output_proj.weight", \.selfAttention.outProjection.weight))
+        if selfAttention.outProjection.bias != nil {
+            paths.append(("self_attn.output_proj.bias", \.selfAttention.outProjection.bias!))
+        }
+        return paths
+    }
+}
+
+extension TorchMultiheadAttention {
+    /// Equinox's separate `(E, E)` query (0), key (1) or value (2) projection weight: rows
+    /// `[index·E, (index + 1)·E)` of the packed ``inProjectionWeight``, read and written in place.
+    ///
+    /// Reading gives an empty tensor when the packed weight is absent or misshapen (so loading
+    /// reports a shape mismatch); writing requires both shapes to be right, like `Array`'s
+    /// subscript requires a valid index.
+    subscript(equinoxWeight index: Int) -> Tensor {
+        get { packedSlice(inProjectionWeight, index: index, shape: [embedDim, embedDim]) }
+        set { writePackedSlice(&inProjectionWeight, index: index, shape: [embedDim, embedDim], newValue) }
+    }
+
+    /// Equinox's separate `(E,)` query (0), key (1) or value (2) projection bias: elements
+    /// `[index·E, (index + 1)·E)` of ``inProjectionBias``, read and written in place.
+    subscript(equinoxBias index: Int) -> Tensor {
+        get { packedSlice(inProjectionBias, index: index, shape: [embedDim]) }
+        set { writePackedSlice(&inProjectionBias, index: index, shape: [embedDim], newValue) }
+    }
+
+    private func packedSlice(_ packed: Tensor?, index: Int, shape: [Int]) -> Tensor {
+        let packedShape = [3 * shape[0]] + shape.dropFirst()
+        guard let packed, packed.shape == packedShape, (0..<3).contains(index),
+              let slice = try? packed.sliced((index * shape[0])..<((index + 1) * shape[0]))
+        else {
+            // An empty tensor cannot fail to be created (nothing is allocated).
+            return try! Tensor(zeros: [0])
+        }
+        return slice
+    }
+
+    private func writePackedSlice(_ packed: inout Tensor?, index: Int, shape: [Int], _ newValue: Tensor) {
+        let packedShape = [3 * shape[0]] + shape.dropFirst()
+        precondition(
+            packed?.shape == packedShape && newValue.shape == shape && (0..<3).contains(index),
+            "writing a \(newValue.shape) projection \(index) into a packed \(packed?.shape ?? []) one (expected \(shape) into \(packedShape))")
+        let count = newValue.count
+        packed!.withUnsafeMutableBufferPointer { target in
+            newValue.withUnsafeBufferPointer { source in
+                (target.baseAddress! + index * count).update(from: source.baseAddress!, count: count)
+            }
+        }
+    }
+
+    /// A module initialised as noxton's layers initialise their `eqx.nn.MultiheadAttention`: each
+    /// of the query, key, value and output projections an `eqx.nn.Linear` (weight, then bias, from
+    /// `U(±1/√E)`), packed into PyTorch's layout.
+    static func equinoxInitialized(
+        embedDim: Int, heads: Int, dropout: Float, bias: Bool, batchFirst: Bool,
+        using generator: inout some RandomNumberGenerator
+    ) throws -> TorchMultiheadAttention {
+        var module = try TorchMultiheadAttention(
+            structure: embedDim, heads: heads, dropout: dropout, bias: bias, addBiasKV: false,
+            addZeroAttention: false, keyDim: embedDim, valueDim: embedDim, batchFirst: batchFirst)
+        for index in 0..<4 {
+            let linear = try Linear(inputSize: embedDim, outputSize: embedDim, bias: bias, using: &generator)
+            if index == 3 {
+                module.outProjection = linear
+            } else {
+                module[equinoxWeight: index] = linear.weight
+                if let linearBias = linear.bias { module[equinoxBias: index] = linearBias }
+            }
+        }
+        return module
+    }
+}
