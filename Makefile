@@ -3,6 +3,8 @@
 #   make              build/libattn.a and build/libattn.so
 #   make test         C tests, then `swift test`
 #   make bench        the fused-vs-unfused benchmark (see README)
+#   make bench-peers  the fused kernel against PyTorch, ONNX Runtime, JAX and numpy (Benchmarks/peers)
+#   make bench-chart  time and memory against length, fused vs unfused, drawn into docs/bench.svg
 #   make install PREFIX=/usr/local
 #
 # CC defaults to cc; gcc (libgomp) and clang (libomp) both work. Kernels for every instruction set
@@ -30,7 +32,7 @@ OBJECTS  = $(SOURCES:CKernels/%.c=$(BUILD)/obj/%.o)
 TESTS    = $(patsubst Tests/CKernelsTests/%.c,$(BUILD)/tests/%,$(wildcard Tests/CKernelsTests/test_*.c))
 SWIFT   ?= swift
 
-.PHONY: all test test-c bench install clean deps
+.PHONY: all test test-c bench bench-peers bench-chart install clean deps
 BENCH_ARGS ?=
 
 all: $(BUILD)/libattn.a $(BUILD)/libattn.so
@@ -71,6 +73,23 @@ $(BUILD)/attn_bench: Benchmarks/attn_bench.c CKernels/include/attn.h $(BUILD)/li
 # The benchmark table; e.g. make bench BENCH_ARGS="--quick" or BENCH_ARGS="--lengths 4096 --format csv".
 bench: deps $(BUILD)/attn_bench
 	$(abspath $(BUILD))/attn_bench $(BENCH_ARGS)
+
+# Peers in a virtual environment outside the repository; what is missing is installed with pip.
+# e.g. make bench-peers PEERS_ARGS="--lengths 1024 --dims 64 --threads 2" PEERS_VENV=/path/to/venv
+PEERS_VENV   ?= $(HOME)/.cache/swift-attention-venv
+PEERS_ARGS   ?=
+PEERS_PYTHON ?= python3
+bench-peers: deps $(BUILD)/attn_bench
+	@test -x $(PEERS_VENV)/bin/python || $(PEERS_PYTHON) -m venv $(PEERS_VENV)
+	@$(PEERS_VENV)/bin/python -c 'import torch, jax, onnx, onnxruntime, numpy, threadpoolctl' 2>/dev/null || \
+	    $(PEERS_VENV)/bin/python -m pip install torch jax onnx onnxruntime numpy threadpoolctl
+	$(PEERS_VENV)/bin/python Benchmarks/peers/bench_peers.py --attn-bench $(abspath $(BUILD))/attn_bench $(PEERS_ARGS)
+
+# The chart: attn_bench's CSV over the lengths, drawn by Benchmarks/plot_bench.py (standard library).
+CHART_ARGS ?= --lengths 256,512,1024,2048,4096,8192 --dims 64,128 --causal 0,1 --threads 2
+bench-chart: deps $(BUILD)/attn_bench
+	$(abspath $(BUILD))/attn_bench --format csv $(CHART_ARGS) > $(BUILD)/bench.csv
+	python3 Benchmarks/plot_bench.py $(BUILD)/bench.csv -o docs/bench.svg
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig

@@ -14,6 +14,7 @@
  *
  *   attn_bench [--quick] [--lengths 256,1024] [--dims 64,128] [--causal 0,1] [--threads 1,2]
  *              [--reps N] [--format table|csv|json] [--no-unfused] [--no-decode]
+ *              [--no-machine]   (skip measuring the peak and bandwidth; % of peak is then NaN)
  */
 #include <math.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@ typedef struct options {
     int reps; /* 0: adaptive */
     int unfused;
     int decode;
+    int machine; /* measure the FMA peak and bandwidth first */
     const char *format;
 } options;
 
@@ -218,7 +220,7 @@ static double time_call(attn_status (*fn)(const attn_params *), const attn_param
  * by reading K and V. Compared with a plain vector sum over the same K and V bytes, run alternately
  * on the same threads: the share of the bandwidth the kernel reaches.
  */
-static void bench_decode(int threads, int reps, int csv, int json) {
+static void bench_decode(int threads, int reps) {
     const int heads = 32, len = 4096, dim = 128;
     const size_t n = (size_t)heads * len * dim;
     float *k = malloc(n * sizeof(float)), *v = malloc(n * sizeof(float));
@@ -256,7 +258,6 @@ static void bench_decode(int threads, int reps, int csv, int json) {
     }
     const double kernel_ms = 1e3 * median(tk, reps), sum_ms = 1e3 * median(ts, reps);
     const double gb = 2.0 * (double)n * sizeof(float) * 1e-9;
-    if (csv || json) return;
     printf("# decode (1 query, %d cached keys, %d heads, D = %d, %d thread(s)): fused %.2f ms = %.1f GB/s; "
            "vector sum of the same K and V %.2f ms = %.1f GB/s; %.0f%% of that bandwidth\n",
            len, heads, dim, threads, kernel_ms, gb / (kernel_ms * 1e-3), sum_ms, gb / (sum_ms * 1e-3),
@@ -271,7 +272,7 @@ static void bench_decode(int threads, int reps, int csv, int json) {
 int main(int argc, char **argv) {
     options o = {.lengths = {256, 1024, 4096, 8192}, .n_lengths = 4, .dims = {64, 128}, .n_dims = 2,
                  .causal = {0, 1}, .n_causal = 2, .threads = {1, 2}, .n_threads = 2, .reps = 0,
-                 .unfused = 1, .decode = 1, .format = "table"};
+                 .unfused = 1, .decode = 1, .machine = 1, .format = "table"};
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a], *val = a + 1 < argc ? argv[a + 1] : "";
         if (!strcmp(arg, "--quick")) {
@@ -287,9 +288,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(arg, "--format")) o.format = val, a++;
         else if (!strcmp(arg, "--no-unfused")) o.unfused = 0;
         else if (!strcmp(arg, "--no-decode")) o.decode = 0;
+        else if (!strcmp(arg, "--no-machine")) o.machine = 0;
         else {
             fprintf(stderr, "usage: %s [--quick] [--lengths L,..] [--dims D,..] [--causal 0,1] [--threads T,..]\n"
-                            "          [--reps N] [--format table|csv|json] [--no-unfused] [--no-decode]\n", argv[0]);
+                            "          [--reps N] [--format table|csv|json] [--no-unfused] [--no-decode]\n"
+                            "          [--no-machine]\n", argv[0]);
             return 2;
         }
     }
@@ -297,6 +300,8 @@ int main(int argc, char **argv) {
 
     double peak[MAX_LIST], bandwidth[MAX_LIST];
     for (int t = 0; t < o.n_threads; t++) {
+        peak[t] = bandwidth[t] = NAN;
+        if (!o.machine) continue;
         peak[t] = measure_peak(o.threads[t]);
         bandwidth[t] = measure_bandwidth(o.threads[t]);
         if (!csv && !json)
@@ -343,10 +348,11 @@ int main(int argc, char **argv) {
                         printf("%d,%d,%d,%d,%.3f,%.3f,%.2f,%.1f,%.1f,%.3f,%.1f,%.1f,%.1f\n", len, dim, causal, threads,
                                fused_ms, unfused_ms, unfused_ms / fused_ms, gflops, pct, fmb, umb, peak[ti], bandwidth[ti]);
                     else if (json)
+                        /* JSON has no NaN: a value not measured (--no-unfused, --no-machine) is -1. */
                         printf("%s  {\"length\": %d, \"dim\": %d, \"causal\": %d, \"threads\": %d, \"fused_ms\": %.3f, "
                                "\"unfused_ms\": %.3f, \"gflops\": %.1f, \"peak_gflops\": %.1f, \"fused_mem_mb\": %.3f, "
                                "\"unfused_mem_mb\": %.1f}", first ? "" : ",\n", len, dim, causal, threads, fused_ms,
-                               o.unfused ? unfused_ms : -1.0, gflops, peak[ti], fmb, umb);
+                               o.unfused ? unfused_ms : -1.0, gflops, isnan(peak[ti]) ? -1.0 : peak[ti], fmb, umb);
                     else
                         printf("%6d %4d %6s %7d %10.2f %11.2f %7.2fx %8.1f %6.1f%% %11.2f %12.1f\n", len, dim,
                                causal ? "yes" : "no", threads, fused_ms, unfused_ms, unfused_ms / fused_ms, gflops, pct,
@@ -356,7 +362,7 @@ int main(int argc, char **argv) {
                     problem_free(&pb);
                 }
     if (json) printf("\n]}\n");
-    if (o.decode)
-        for (int t = 0; t < o.n_threads; t++) bench_decode(o.threads[t], o.reps ? o.reps : 9, csv, json);
+    if (o.decode && !csv && !json)
+        for (int t = 0; t < o.n_threads; t++) bench_decode(o.threads[t], o.reps ? o.reps : 9);
     return 0;
 }
