@@ -118,11 +118,7 @@ struct AttentionProblem {
     // MARK: Mask
 
     private mutating func validateMask(_ mask: AttentionMask) throws(AttentionError) {
-        switch mask.causal {
-        case .none: causal = ATTN_CAUSAL_NONE
-        case .topLeft: causal = ATTN_CAUSAL_TOP_LEFT
-        case .bottomRight: causal = ATTN_CAUSAL_BOTTOM_RIGHT
-        }
+        causal = mask.causal.kernelValue
         for (side, value) in [("left", mask.window.left), ("right", mask.window.right)] {
             if let value, value < 0 {
                 throw .invalidArgument(
@@ -199,11 +195,7 @@ struct AttentionProblem {
             }
             (dropoutProbability, dropoutSeed, dropoutOffset) = (dropout.probability, dropout.seed, dropout.offset)
         }
-        switch maskedRows {
-        case .zero: self.maskedRows = ATTN_MASKED_ROWS_ZERO
-        case .nan: self.maskedRows = ATTN_MASKED_ROWS_NAN
-        case .meanOfValues: self.maskedRows = ATTN_MASKED_ROWS_MEAN
-        }
+        self.maskedRows = maskedRows.kernelValue
         if let threads {
             let maximum = Int(ATTN_MAX_THREADS)
             guard (1...maximum).contains(threads) else {
@@ -227,76 +219,35 @@ struct AttentionProblem {
         let logSumExp = returningLogSumExp
             ? try Tensor(uninitializedShape: logSumExpShape, argument: "logSumExp") : nil
 
-        var params = attn_params_default()
-        params.batch = Int64(batch)
-        params.heads_q = Int64(headsQ)
-        params.heads_kv = Int64(headsKV)
-        params.len_q = Int64(lengthQ)
-        params.len_k = Int64(lengthK)
-        params.dim_qk = Int64(dimQK)
-        params.dim_v = Int64(dimV)
         // Strides {batch, head, position} of dense tensors: {H*L*D, L*D, D} in the (B, H, L, D)
         // layout, {L*H*D, D, H*D} in the (B, L, H, D) one. These products are at most the element
         // counts of tensors that exist, so they do not overflow.
-        func strides(heads: Int, length: Int, dim: Int) -> (Int64, Int64, Int64) {
-            let batch = Int64(heads * length * dim)
-            return layout == .heads
-                ? (batch, Int64(length * dim), Int64(dim)) : (batch, Int64(dim), Int64(heads * dim))
+        func heads(_ tensor: Tensor, heads: Int, length: Int, dim: Int) -> StridedHeads {
+            let strides = layout == .heads
+                ? (heads * length * dim, length * dim, dim) : (heads * length * dim, dim, heads * dim)
+            return StridedHeads(tensor: tensor, batch: batch, length: length, heads: heads, dim: dim, strides: strides)
         }
-        params.q_stride = strides(heads: headsQ, length: lengthQ, dim: dimQK)
-        params.k_stride = strides(heads: headsKV, length: lengthK, dim: dimQK)
-        params.v_stride = strides(heads: headsKV, length: lengthK, dim: dimV)
-        params.out_stride = strides(heads: headsQ, length: lengthQ, dim: dimV)
-        params.scale = scale
-        params.causal = causal
-        params.window_left = windowLeft
-        params.window_right = windowRight
-        params.dropout_p = dropoutProbability
-        params.dropout_seed = dropoutSeed
-        params.dropout_offset = dropoutOffset
-        params.masked_rows = maskedRows
-        params.num_threads = threads
-
-        // Tensor storage never moves, and the tensors are kept alive until the call returns, so
-        // their buffers can be handed to C directly.
-        params.q = UnsafePointer(query.storage.buffer.baseAddress)
-        params.k = UnsafePointer(key.storage.buffer.baseAddress)
-        params.v = UnsafePointer(value.storage.buffer.baseAddress)
-        params.out = output.storage.buffer.baseAddress
-        params.lse = logSumExp?.storage.buffer.baseAddress
+        var call = AttentionKernelCall(
+            query: heads(query, heads: headsQ, length: lengthQ, dim: dimQK),
+            key: heads(key, heads: headsKV, length: lengthK, dim: dimQK),
+            value: heads(value, heads: headsKV, length: lengthK, dim: dimV),
+            output: heads(output, heads: headsQ, length: lengthQ, dim: dimV))
+        call.logSumExp = logSumExp
+        call.scale = scale
+        call.causal = causal
+        (call.windowLeft, call.windowRight) = (windowLeft, windowRight)
         if let biasStrides, let bias = mask.bias {
-            params.bias = UnsafePointer(bias.storage.buffer.baseAddress)
-            params.bias_stride = biasStrides
+            (call.bias, call.biasStrides) = (bias, biasStrides)
         }
-        if let maskStrides {
-            params.mask_stride = maskStrides
+        if let maskStrides, let booleanMask = mask.booleanMask {
+            (call.maskValues, call.maskStrides) = (booleanMask.values, maskStrides)
         }
-
-        let status: attn_status = withExtendedLifetime((query, key, value, mask, output, logSumExp)) {
-            withOptionalBuffer(keyLengths) { keyLengthPointer in
-                withOptionalBuffer(mask.booleanMask?.values) { maskPointer in
-                    params.key_len = keyLengthPointer
-                    // Bool is one byte holding 0 or 1: the uint8_t "nonzero attends" of attn.h.
-                    params.mask = maskPointer.map { UnsafeRawPointer($0).assumingMemoryBound(to: UInt8.self) }
-                    return switch algorithm {
-                    case .fused: attn_forward(&params)
-                    case .unfused: attn_forward_unfused(&params)
-                    }
-                }
-            }
-        }
-        let function = algorithm == .fused ? "attn_forward" : "attn_forward_unfused"
-        if let error = AttentionError(status: status, function: function, context: context) {
-            throw error
-        }
+        call.keyLengths = keyLengths
+        call.dropout = Dropout(probability: dropoutProbability, seed: dropoutSeed, offset: dropoutOffset)
+        call.maskedRows = maskedRows
+        call.threads = threads
+        call.algorithm = algorithm
+        try call.run(context: context)
         return (output, logSumExp)
     }
-}
-
-/// Calls `body` with a pointer to the array's elements, or with `nil` when there is no array.
-private func withOptionalBuffer<Element, Result>(
-    _ array: [Element]?, _ body: (UnsafePointer<Element>?) -> Result
-) -> Result {
-    guard let array else { return body(nil) }
-    return array.withUnsafeBufferPointer { body($0.baseAddress) }
 }

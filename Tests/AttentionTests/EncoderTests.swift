@@ -55,7 +55,7 @@ extension KernelTests {
             let out = try layer(
                 fixture.tensor("input.x"), mask: fixture.torchMask("input.src_mask"),
                 keyPaddingMask: fixture.torchMask("input.src_key_padding_mask"), isCausal: fixture.bool("is_causal"))
-            expectTorchClose(out, try fixture.tensor("output.out"), "\(name)")
+            expectFixtureClose(out, try fixture.tensor("output.out"), "\(name)")
         }
 
         @Test func torchEncoderMatchesPyTorch() throws {
@@ -69,7 +69,7 @@ extension KernelTests {
             let out = try encoder(
                 fixture.tensor("input.x"), mask: fixture.torchMask("input.src_mask"),
                 keyPaddingMask: fixture.torchMask("input.src_key_padding_mask"), isCausal: fixture.bool("is_causal"))
-            expectTorchClose(out, try fixture.tensor("output.out"))
+            expectFixtureClose(out, try fixture.tensor("output.out"))
             // The default isCausal (nil, detection) gives the same here: there is no mask.
             let detected = try encoder(
                 fixture.tensor("input.x"), keyPaddingMask: fixture.torchMask("input.src_key_padding_mask"))
@@ -81,7 +81,7 @@ extension KernelTests {
             var layer = try Self.noxtonLayer(fixture)
             try layer.loadParameters(from: fixture.file, prefix: "param.")
             let out = try layer(fixture.tensor("input.x"), mask: fixture.allowedMask("input.attn_mask"))
-            expectTorchClose(out, try fixture.tensor("output.out"))
+            expectFixtureClose(out, try fixture.tensor("output.out"))
         }
 
         @Test func noxtonLayerBatchedMatchesVmappedNoxton() throws {
@@ -92,7 +92,7 @@ extension KernelTests {
             let shape = try fixture.file.shape(of: "input.attn_mask")
             let mask = try BooleanMask(shape: [shape[0], 1, shape[1], shape[2]], values: fixture.file.booleans(named: "input.attn_mask"))
             let out = try layer(fixture.tensor("input.x"), mask: .allowed(mask))
-            expectTorchClose(out, try fixture.tensor("output.out"))
+            expectFixtureClose(out, try fixture.tensor("output.out"))
         }
 
         @Test func noxtonEncoderMatchesNoxton() throws {
@@ -107,7 +107,7 @@ extension KernelTests {
             var encoder = try TransformerEncoder(layers: layers, norm: LayerNorm(size: 16))
             try encoder.loadParameters(from: fixture.file, prefix: "param.")
             let out = try encoder(fixture.tensor("input.x"), isCausal: fixture.bool("is_causal"))
-            expectTorchClose(out, try fixture.tensor("output.out"))
+            expectFixtureClose(out, try fixture.tensor("output.out"))
         }
 
         // MARK: Conventions
@@ -167,12 +167,12 @@ extension KernelTests {
                 weight: noxton.selfAttention.inProjectionWeight!.sliced(16..<24),
                 bias: noxton.selfAttention.inProjectionBias!.sliced(16..<24))(normed)
             let mean = try Tensor(shape: [1, 8], scalars: (0..<8).map { c in (0..<5).reduce(Float(0)) { $0 + values[$1, c] } / 5 })
-            expectTorchClose(try torchTestSlice(delta, 2, axis: 0), try noxton.selfAttention.outProjection(mean).reshaped([8]),
+            expectFixtureClose(try torchTestSlice(delta, 2, axis: 0), try noxton.selfAttention.outProjection(mean).reshaped([8]),
                              rtol: 1e-5, atol: 1e-5)
             // PyTorch: zeros, so the row is out_proj.bias.
             noxton.convention = .torch
             let torchDelta = try noxton(x, mask: keep).adding(x.scaled(by: -1))
-            expectTorchClose(try torchTestSlice(torchDelta, 2, axis: 0), noxton.selfAttention.outProjection.bias!,
+            expectFixtureClose(try torchTestSlice(torchDelta, 2, axis: 0), noxton.selfAttention.outProjection.bias!,
                              rtol: 1e-5, atol: 1e-5)
         }
 
@@ -184,13 +184,13 @@ extension KernelTests {
             let both = try BooleanMask(shape: [6, 6]) { keep.values[$0[0] * 6 + $0[1]] && $0[1] <= $0[0] }
             let causalOnly = try BooleanMask(shape: [6, 6]) { $0[1] <= $0[0] }
             // noxton: causal and the mask; no mask needed.
-            expectTorchClose(try noxton(x, mask: .allowed(keep), isCausal: true), try noxton(x, mask: .allowed(both)),
+            expectFixtureClose(try noxton(x, mask: .allowed(keep), isCausal: true), try noxton(x, mask: .allowed(both)),
                              rtol: 1e-6, atol: 1e-6)
-            expectTorchClose(try noxton(x, isCausal: true), try noxton(x, mask: .allowed(causalOnly)), rtol: 1e-6, atol: 1e-6)
+            expectFixtureClose(try noxton(x, isCausal: true), try noxton(x, mask: .allowed(causalOnly)), rtol: 1e-6, atol: 1e-6)
             // torch: a hint that needs the mask and (without key padding) replaces it.
             var torch = noxton
             torch.convention = .torch
-            expectTorchClose(try torch(x, mask: .allowed(keep), isCausal: true), try torch(x, mask: .allowed(causalOnly)),
+            expectFixtureClose(try torch(x, mask: .allowed(keep), isCausal: true), try torch(x, mask: .allowed(causalOnly)),
                              rtol: 1e-6, atol: 1e-6)
             let error = expectAttentionError { _ = try torch(x, isCausal: true) }
             #expect(error?.argument == "isCausal")
@@ -206,10 +206,10 @@ extension KernelTests {
             let detected = try encoder(x, mask: causal)
             let notHinted = try encoder(x, mask: causal, isCausal: false)
             #expect(detected == hinted)
-            expectTorchClose(notHinted, hinted, rtol: 1e-5, atol: 1e-5)
+            expectFixtureClose(notHinted, hinted, rtol: 1e-5, atol: 1e-5)
             // A non-causal mask hinted as causal: PyTorch uses the causal mask (no key padding).
             let other = TorchMask.disallowed(try BooleanMask(shape: [6, 6]) { $0[0] == 3 && $0[1] == 1 })
-            expectTorchClose(try encoder(x, mask: other, isCausal: true), hinted, rtol: 1e-6, atol: 1e-6)
+            expectFixtureClose(try encoder(x, mask: other, isCausal: true), hinted, rtol: 1e-6, atol: 1e-6)
         }
 
         // MARK: Structure
@@ -267,7 +267,7 @@ extension KernelTests {
                 let single = try encoder(
                     torchTestSlice(x, b, axis: axis),
                     keyPaddingMask: .disallowed(BooleanMask(shape: [l], values: Array(padding.values[(b * l)..<((b + 1) * l)]))))
-                expectTorchClose(single, try torchTestSlice(batched, b, axis: axis), rtol: 1e-5, atol: 1e-5)
+                expectFixtureClose(single, try torchTestSlice(batched, b, axis: axis), rtol: 1e-5, atol: 1e-5)
             }
         }
 

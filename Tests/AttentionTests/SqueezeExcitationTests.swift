@@ -20,7 +20,7 @@ extension KernelTests {
             let se = try Self.loaded(fixture)
             let x = try fixture.tensor("input.x")
             let expected = try fixture.tensor("output.out")
-            expectTorchClose(try se(x, activation: activation), expected)
+            expectFixtureClose(try se(x, activation: activation), expected)
             // The same through the stored property.
             var configured = se
             configured.activation = activation

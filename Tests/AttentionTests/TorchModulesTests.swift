@@ -40,31 +40,6 @@ struct TorchFixture {
     }
 }
 
-/// `|actual - expected| <= atol + rtol·|expected|` element by element, NaN exactly where NaN is
-/// expected; one issue with the worst element.
-func expectTorchClose(
-    _ actual: Tensor, _ expected: Tensor, rtol: Float = 1e-5, atol: Float = 2e-5, _ comment: Comment? = nil,
-    sourceLocation: SourceLocation = #_sourceLocation
-) {
-    #expect(actual.shape == expected.shape, comment, sourceLocation: sourceLocation)
-    guard actual.shape == expected.shape else { return }
-    let a = actual.scalars, e = expected.scalars
-    var bad = 0, worst = -1, worstDifference: Float = -1
-    for index in a.indices {
-        let ok = e[index].isNaN ? a[index].isNaN : abs(a[index] - e[index]) <= atol + rtol * abs(e[index])
-        if !ok {
-            bad += 1
-            let difference = a[index].isNaN ? .infinity : abs(a[index] - e[index])
-            if difference > worstDifference { (worst, worstDifference) = (index, difference) }
-        }
-    }
-    if bad > 0 {
-        Issue.record(
-            "\(bad) of \(a.count) elements differ; worst at \(worst): \(a[worst]) vs \(e[worst]). \(comment?.rawValue ?? "")",
-            sourceLocation: sourceLocation)
-    }
-}
-
 /// Elements `range` of axis 0 of `tensor`, or `tensor` transposed first when `axis` is 1.
 func torchTestSlice(_ tensor: Tensor, _ index: Int, axis: Int) throws -> Tensor {
     let sliced = try tensor.sliced(index..<(index + 1), axis: axis)
@@ -111,10 +86,10 @@ extension KernelTests {
                 query: query, key: key, value: value, keyPaddingMask: fixture.torchMask("input.key_padding_mask"),
                 needWeights: fixture.bool("need_weights"), attentionMask: fixture.torchMask("input.attn_mask"),
                 averageAttentionWeights: fixture.bool("average_attn_weights"), isCausal: fixture.bool("is_causal"))
-            expectTorchClose(out, try fixture.tensor("output.out"), "\(name) output")
+            expectFixtureClose(out, try fixture.tensor("output.out"), "\(name) output")
             if fixture.file.contains("output.weights") {
                 let w = try #require(weights, "\(name): weights expected")
-                expectTorchClose(w, try fixture.tensor("output.weights"), "\(name) weights")
+                expectFixtureClose(w, try fixture.tensor("output.weights"), "\(name) weights")
             } else {
                 #expect(weights == nil)
             }
@@ -165,9 +140,9 @@ extension KernelTests {
             let packed = try mha(query: x, key: x, value: x, needWeights: needWeights)
             let separate = try mha(query: x, key: k, value: v, needWeights: needWeights)
             let keyValueShared = try mha(query: x, key: k, value: k, needWeights: needWeights)
-            expectTorchClose(packed.output, separate.output, rtol: 1e-6, atol: 1e-6)
-            expectTorchClose(keyValueShared.output, separate.output, rtol: 1e-6, atol: 1e-6)
-            if needWeights { expectTorchClose(packed.weights!, separate.weights!, rtol: 1e-6, atol: 1e-6) }
+            expectFixtureClose(packed.output, separate.output, rtol: 1e-6, atol: 1e-6)
+            expectFixtureClose(keyValueShared.output, separate.output, rtol: 1e-6, atol: 1e-6)
+            if needWeights { expectFixtureClose(packed.weights!, separate.weights!, rtol: 1e-6, atol: 1e-6) }
         }
 
         @Test func weightsPathAndFusedPathAgree() throws {
@@ -180,7 +155,7 @@ extension KernelTests {
             let withWeights = try mha(query: q, key: kv, value: kv, keyPaddingMask: padding, attentionMask: mask)
             let fused = try mha(
                 query: q, key: kv, value: kv, keyPaddingMask: padding, needWeights: false, attentionMask: mask)
-            expectTorchClose(fused.output, withWeights.output, rtol: 1e-5, atol: 1e-5)
+            expectFixtureClose(fused.output, withWeights.output, rtol: 1e-5, atol: 1e-5)
             #expect(withWeights.weights?.shape == [2, 5, 11])
         }
 
@@ -214,8 +189,8 @@ extension KernelTests {
                 (.disallowed(padded), allowedMask), (.disallowed(padded), rank4),
             ] {
                 let result = try run(kpm, mask)
-                expectTorchClose(result.0, reference.0, rtol: 1e-6, atol: 1e-6)
-                if needWeights { expectTorchClose(result.1!, reference.1!, rtol: 1e-6, atol: 1e-6) }
+                expectFixtureClose(result.0, reference.0, rtol: 1e-6, atol: 1e-6)
+                if needWeights { expectFixtureClose(result.1!, reference.1!, rtol: 1e-6, atol: 1e-6) }
             }
             // A genuinely additive key padding mask with a boolean attention mask, and both float.
             let soft = try Tensor(randomNormal: [n, s], using: &rng)
@@ -226,7 +201,7 @@ extension KernelTests {
             } } } }
             let softReference = try run(nil, .additive(Tensor(shape: [n * h, l, s], scalars: softFull)))
             let softResult = try run(.additive(soft), .additive(softMask))
-            expectTorchClose(softResult.0, softReference.0, rtol: 1e-5, atol: 1e-5)
+            expectFixtureClose(softResult.0, softReference.0, rtol: 1e-5, atol: 1e-5)
         }
 
         @Test func isCausalIsPyTorchsHint() throws {
@@ -238,7 +213,7 @@ extension KernelTests {
             let reference = try mha(query: x, key: x, value: x, needWeights: false, attentionMask: causal).output
             // need_weights=False without key padding: the mask is replaced by the causal kernel.
             let hinted = try mha(query: x, key: x, value: x, needWeights: false, attentionMask: other, isCausal: true)
-            expectTorchClose(hinted.output, reference, rtol: 1e-6, atol: 1e-6)
+            expectFixtureClose(hinted.output, reference, rtol: 1e-6, atol: 1e-6)
             // need_weights=True: the given mask is used.
             let withWeights = try mha(query: x, key: x, value: x, attentionMask: other, isCausal: true)
             let plain = try mha(query: x, key: x, value: x, attentionMask: other)
@@ -248,7 +223,7 @@ extension KernelTests {
             let padded = try mha(
                 query: x, key: x, value: x, keyPaddingMask: none, needWeights: false, attentionMask: other, isCausal: true)
             let unpadded = try mha(query: x, key: x, value: x, needWeights: false, attentionMask: other)
-            expectTorchClose(padded.output, unpadded.output, rtol: 1e-6, atol: 1e-6)
+            expectFixtureClose(padded.output, unpadded.output, rtol: 1e-6, atol: 1e-6)
         }
 
         // MARK: Batched equals per example
@@ -275,9 +250,9 @@ extension KernelTests {
                     keyPaddingMask: .disallowed(BooleanMask(shape: [s], values: Array(padding.values[(b * s)..<((b + 1) * s)]))),
                     needWeights: needWeights, attentionMask: .additive(perHead.sliced((b * h)..<((b + 1) * h))),
                     averageAttentionWeights: false)
-                expectTorchClose(single.output, try torchTestSlice(batched.output, b, axis: axis), rtol: 1e-6, atol: 1e-6)
+                expectFixtureClose(single.output, try torchTestSlice(batched.output, b, axis: axis), rtol: 1e-6, atol: 1e-6)
                 if needWeights {
-                    expectTorchClose(single.weights!, try torchTestSlice(batched.weights!, b, axis: 0), rtol: 1e-6, atol: 1e-6)
+                    expectFixtureClose(single.weights!, try torchTestSlice(batched.weights!, b, axis: 0), rtol: 1e-6, atol: 1e-6)
                 }
             }
         }
@@ -296,10 +271,10 @@ extension KernelTests {
             #expect(first.output == again.output && first.weights == again.weights)
             #expect(first.output != other.output)
             #expect(first.output != eval.output)
-            expectTorchClose(evalNoWeights.output, eval.output, rtol: 1e-5, atol: 1e-5)
+            expectFixtureClose(evalNoWeights.output, eval.output, rtol: 1e-5, atol: 1e-5)
             // Both paths drop the same weights for one seed.
             let fused = try mha(query: x, key: x, value: x, needWeights: false, training: true, dropoutSeed: 3)
-            expectTorchClose(fused.output, first.output, rtol: 1e-5, atol: 1e-5)
+            expectFixtureClose(fused.output, first.output, rtol: 1e-5, atol: 1e-5)
             // Kept weights are scaled by 1/(1-p); about p of them are zero.
             let dropped = first.weights!.scalars, kept = eval.weights!.scalars
             var zeros = 0

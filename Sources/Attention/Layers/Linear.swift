@@ -1,5 +1,3 @@
-internal import CAttention
-
 /// A fully connected layer: `y = x Wᵀ + b`, applied to the last dimension.
 ///
 /// The parameters have PyTorch's and Equinox's names and layout: `weight` of shape
@@ -122,45 +120,9 @@ public struct Linear: ParameterizedModule, Equatable {
             throw AttentionError.shapeMismatch(
                 argument: "input", expected: "[..., \(inputSize)] (..., inputSize)", actual: input.shape)
         }
-        let outputShape = Array(input.shape.dropLast()) + [outputSize]
-        let rows = input.count / inputSize
-        var output = try Tensor(uninitializedShape: outputShape, argument: "input")
-        if rows == 0 { return output }
-        let status = output.withUnsafeMutableBufferPointer { out in
-            input.withUnsafeBufferPointer { x in
-                weight.withUnsafeBufferPointer { w in
-                    withOptionalBuffer(bias) { b in
-                        var params = attn_matmul_params()
-                        params.m = Int64(rows)
-                        params.n = Int64(outputSize)
-                        params.k = Int64(inputSize)
-                        params.a = x.baseAddress
-                        params.lda = Int64(inputSize)
-                        params.b = w.baseAddress
-                        params.ldb = Int64(inputSize)
-                        params.b_transposed = 1
-                        params.c = out.baseAddress
-                        params.ldc = Int64(outputSize)
-                        params.bias = b
-                        params.accumulate = 0
-                        params.num_threads = 0
-                        return attn_matmul(&params)
-                    }
-                }
-            }
-        }
-        if let error = AttentionError(
-            status: status, function: "attn_matmul",
+        return try matrixMultiply(
+            input, inputs: inputSize, weight: weight, layout: .outputsByInputs, outputs: outputSize, bias: bias,
+            outputShape: Array(input.shape.dropLast()) + [outputSize],
             context: "input \(input.shape), weight \(weight.shape), bias \(bias.map { "\($0.shape)" } ?? "none")")
-        {
-            throw error
-        }
-        return output
     }
-}
-
-/// Calls `body` with the base address of an optional tensor's elements, or `nil`.
-func withOptionalBuffer<Result>(_ tensor: Tensor?, _ body: (UnsafePointer<Float>?) -> Result) -> Result {
-    guard let tensor else { return body(nil) }
-    return tensor.withUnsafeBufferPointer { body($0.baseAddress) }
 }

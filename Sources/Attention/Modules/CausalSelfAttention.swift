@@ -28,92 +28,23 @@
 /// | `attn_weights` (masked)                | `attentionWeights(_:)`                   |
 ///
 /// Unbatched `(L, dIn)` as in the tutorial, or batched `(B, L, dIn)`.
-public struct CausalSelfAttention: ParameterizedModule, Equatable {
+public struct CausalSelfAttention: TutorialAttentionModule, Equatable {
     /// `W_query`, `(dIn, dOutKQ)`: the queries are `x · queryWeight`.
-    ///
-    /// ```swift
-    /// attention.queryWeight.shape   // [3, 2]
-    /// ```
     public var queryWeight: Tensor
 
     /// `W_key`, `(dIn, dOutKQ)`: the keys are `x · keyWeight`.
-    ///
-    /// ```swift
-    /// attention.keyWeight.shape   // [3, 2]
-    /// ```
     public var keyWeight: Tensor
 
     /// `W_value`, `(dIn, dOutV)`: the values are `x · valueWeight`.
-    ///
-    /// ```swift
-    /// attention.valueWeight.shape   // [3, 4]
-    /// ```
     public var valueWeight: Tensor
 
-    /// The input feature size, `d_in` (the weights' first dimension).
-    ///
-    /// ```swift
-    /// attention.dIn   // 3
-    /// ```
-    public var dIn: Int { queryWeight.shape.first ?? 0 }
-
-    /// The query and key size, `d_out_kq`; the scores are scaled by `1/√dOutKQ`.
-    ///
-    /// ```swift
-    /// attention.dOutKQ   // 2
-    /// ```
-    public var dOutKQ: Int { queryWeight.rank == 2 ? queryWeight.shape[1] : 0 }
-
-    /// The value (and output) size, `d_out_v`.
-    ///
-    /// ```swift
-    /// attention.dOutV   // 4
-    /// ```
-    public var dOutV: Int { valueWeight.rank == 2 ? valueWeight.shape[1] : 0 }
-
-    /// Creates the module with the tutorial's initialisation, `torch.rand`: every weight from
-    /// `U[0, 1)`, drawn in the order `W_query`, `W_key`, `W_value`.
-    ///
-    /// ```swift
-    /// var rng = SeededGenerator(seed: 123)
-    /// let attention = try CausalSelfAttention(dIn: 3, dOutKQ: 2, dOutV: 4, using: &rng)
-    /// ```
-    ///
-    /// - Throws: `AttentionError.invalidArgument` (`"dIn"`, `"dOutKQ"`, `"dOutV"`) for a size
-    ///   below 1.
-    public init(dIn: Int, dOutKQ: Int, dOutV: Int, using generator: inout some RandomNumberGenerator) throws {
-        (queryWeight, keyWeight, valueWeight) = try randomTutorialWeights(
-            dIn: dIn, dOutKQ: dOutKQ, dOutV: dOutV, using: &generator)
-    }
-
-    /// Creates the module from its weights.
-    ///
-    /// ```swift
-    /// let attention = try CausalSelfAttention(
-    ///     queryWeight: Tensor(ones: [3, 2]), keyWeight: Tensor(ones: [3, 2]), valueWeight: Tensor(ones: [3, 4]))
-    /// ```
-    ///
-    /// - Throws: `AttentionError.shapeMismatch` (`"W_query"`, `"W_key"`, `"W_value"`) unless the
-    ///   weights are `(dIn, dOutKQ)`, `(dIn, dOutKQ)` and `(dIn, dOutV)`, every size at least 1.
+    /// Creates the module from its weights, checking their shapes as
+    /// ``TutorialAttentionModule/init(queryWeight:keyWeight:valueWeight:)`` describes.
     public init(queryWeight: Tensor, keyWeight: Tensor, valueWeight: Tensor) throws {
         self.queryWeight = queryWeight
         self.keyWeight = keyWeight
         self.valueWeight = valueWeight
         _ = try validateTutorialWeights(headWeights(prefix: ""))
-    }
-
-    /// `W_query`, `W_key`, `W_value`: the tutorial's `nn.Parameter` names, in their order.
-    ///
-    /// ```swift
-    /// attention.parameterPaths.map(\.name)   // ["W_query", "W_key", "W_value"]
-    /// ```
-    public var parameterPaths: [ParameterPath<CausalSelfAttention>] {
-        [("W_query", \.queryWeight), ("W_key", \.keyWeight), ("W_value", \.valueWeight)]
-    }
-
-    /// The weights, named with `prefix` in errors.
-    func headWeights(prefix: String) -> TutorialHeadWeights {
-        TutorialHeadWeights(query: queryWeight, key: keyWeight, value: valueWeight, prefix: prefix)
     }
 
     /// The context vectors: `softmax(mask((x W_query)(x W_key)ᵀ) / √dOutKQ) (x W_value)`, with

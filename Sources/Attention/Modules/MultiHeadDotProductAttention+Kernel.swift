@@ -80,89 +80,29 @@ extension MultiHeadDotProductAttention {
             query: Tensor, key: Tensor, value: Tensor, mask: BooleanMask?, bias: Tensor?, outputShape: [Int]
         ) throws -> Tensor {
             let output = try Tensor(uninitializedShape: outputShape, argument: "output")
-            var params = attn_params_default()
-            params.batch = Int64(batch)
-            params.heads_q = Int64(headsQ)
-            params.heads_kv = Int64(headsKV)
-            params.len_q = Int64(lengthQ)
-            params.len_k = Int64(lengthK)
-            params.dim_qk = Int64(dimQK)
-            params.dim_v = Int64(dimV)
-            // {batch, head, position} strides of (B, L, H, D) buffers holding `length` positions.
-            func strides(heads: Int, length: Int, dim: Int) -> (Int64, Int64, Int64) {
-                (Int64(length * heads * dim), Int64(dim), Int64(heads * dim))
+            // (B, L, H, D) buffers holding `length` positions per batch.
+            func heads(_ tensor: Tensor, heads: Int, length: Int, capacity: Int, dim: Int) -> StridedHeads {
+                StridedHeads(
+                    tensor: tensor, batch: batch, length: length, heads: heads, dim: dim,
+                    strides: (capacity * heads * dim, dim, heads * dim))
             }
-            params.q_stride = strides(heads: headsQ, length: lengthQ, dim: dimQK)
-            params.k_stride = strides(heads: headsKV, length: keyCapacity, dim: dimQK)
-            params.v_stride = strides(heads: headsKV, length: keyCapacity, dim: dimV)
-            params.out_stride = strides(heads: headsQ, length: lengthQ, dim: dimV)
-            params.scale = scale
-            params.causal = causal
-            params.window_left = windowLeft
-            params.window_right = windowRight
-            params.masked_rows = ATTN_MASKED_ROWS_MEAN
-            if let dropout {
-                params.dropout_p = dropout.probability
-                params.dropout_seed = dropout.seed
-                params.dropout_offset = dropout.offset
-            }
-            params.mask_stride = maskStrides
-            params.bias_stride = biasStrides
-
-            let q = UnsafePointer(query.storage.buffer.baseAddress!)
-            let k = UnsafePointer(key.storage.buffer.baseAddress!)
-            let v = UnsafePointer(value.storage.buffer.baseAddress!)
-            let out = output.storage.buffer.baseAddress!
-            let biasBase = bias.map { UnsafePointer($0.storage.buffer.baseAddress!) }
-            let perHead = broadcastDropout && (dropout?.probability ?? 0) > 0
-            let run = algorithm == .fused ? attn_forward : attn_forward_unfused
-            let function = algorithm == .fused ? "attn_forward" : "attn_forward_unfused"
-
-            let status: attn_status = withExtendedLifetime((query, key, value, mask, bias, output)) {
-                withOptionalArray(keyLengths) { keyLengthBase in
-                    withOptionalArray(mask?.values) { maskValues in
-                        let maskBase = maskValues.map { UnsafeRawPointer($0).assumingMemoryBound(to: UInt8.self) }
-                        guard perHead else {
-                            params.q = q
-                            params.k = k
-                            params.v = v
-                            params.out = out
-                            params.key_len = keyLengthBase
-                            params.mask = maskBase
-                            params.bias = biasBase
-                            return run(&params)
-                        }
-                        // Broadcast dropout: one call per (b, h) with batch = heads = 1, so the
-                        // dropout counter of weight (i, j) is offset + i·Lk + j for every b and h.
-                        let (qs, ks, vs, os) = (params.q_stride, params.k_stride, params.v_stride, params.out_stride)
-                        let (ms, bs) = (params.mask_stride, params.bias_stride)
-                        let group = headsQ / headsKV
-                        var single = params
-                        single.batch = 1
-                        single.heads_q = 1
-                        single.heads_kv = 1
-                        for b in 0..<batch {
-                            for h in 0..<headsQ {
-                                let (b64, h64, kv64) = (Int64(b), Int64(h), Int64(h / group))
-                                single.q = q + Int(b64 * qs.0 + h64 * qs.1)
-                                single.k = k + Int(b64 * ks.0 + kv64 * ks.1)
-                                single.v = v + Int(b64 * vs.0 + kv64 * vs.1)
-                                single.out = out + Int(b64 * os.0 + h64 * os.1)
-                                single.key_len = keyLengthBase.map { $0 + b }
-                                single.mask = maskBase.map { $0 + Int(b64 * ms.0 + h64 * ms.1) }
-                                single.bias = biasBase.map { $0 + Int(b64 * bs.0 + h64 * bs.1) }
-                                let status = run(&single)
-                                if status != ATTN_OK { return status }
-                            }
-                        }
-                        return ATTN_OK
-                    }
-                }
-            }
-            let context = "query \(query.shape), key \(key.shape) (\(lengthK) of \(keyCapacity) positions), value \(value.shape)"
-            if let error = AttentionError(status: status, function: function, context: context) {
-                throw error
-            }
+            var call = AttentionKernelCall(
+                query: heads(query, heads: headsQ, length: lengthQ, capacity: lengthQ, dim: dimQK),
+                key: heads(key, heads: headsKV, length: lengthK, capacity: keyCapacity, dim: dimQK),
+                value: heads(value, heads: headsKV, length: lengthK, capacity: keyCapacity, dim: dimV),
+                output: heads(output, heads: headsQ, length: lengthQ, capacity: lengthQ, dim: dimV))
+            call.scale = scale
+            call.causal = causal
+            (call.windowLeft, call.windowRight) = (windowLeft, windowRight)
+            (call.maskValues, call.maskStrides) = (mask?.values, maskStrides)
+            (call.bias, call.biasStrides) = (bias, biasStrides)
+            call.keyLengths = keyLengths
+            call.dropout = dropout
+            call.broadcastDropout = broadcastDropout
+            call.maskedRows = ATTN_MASKED_ROWS_MEAN
+            call.algorithm = algorithm
+            try call.run(
+                context: "query \(query.shape), key \(key.shape) (\(lengthK) of \(keyCapacity) positions), value \(value.shape)")
             return output
         }
     }
@@ -237,12 +177,4 @@ extension BooleanMask {
             throw .invalidArgument(argument: "mask", reason: "\(error)")
         }
     }
-}
-
-/// Calls `body` with a pointer to the array's elements, or with `nil` when there is no array.
-private func withOptionalArray<Element, Result>(
-    _ array: [Element]?, _ body: (UnsafePointer<Element>?) -> Result
-) -> Result {
-    guard let array else { return body(nil) }
-    return array.withUnsafeBufferPointer { body($0.baseAddress) }
 }

@@ -1,5 +1,3 @@
-internal import CAttention
-
 extension MultiHeadDotProductAttention {
     /// One of the four projections of ``MultiHeadDotProductAttention``: Flax's `DenseGeneral` as
     /// the module uses it, a kernel whose leading ``inputAxes`` axes contract the input's trailing
@@ -125,38 +123,10 @@ extension MultiHeadDotProductAttention {
                     argument: "input", expected: "[\(pattern)], ending with the kernel's input axes", actual: input.shape)
             }
             let inputWidth = inputShape.reduce(1, *), outputWidth = featureShape.reduce(1, *)
-            let outputShape = Array(input.shape.dropLast(inputAxes)) + featureShape
-            var output = try Tensor(uninitializedShape: outputShape, argument: "input")
-            let rows = input.count / inputWidth
-            if rows == 0 { return output }
-            let status = output.withUnsafeMutableBufferPointer { out in
-                input.withUnsafeBufferPointer { x in
-                    kernel.withUnsafeBufferPointer { w in
-                        withOptionalBuffer(bias) { b in
-                            var params = attn_matmul_params()
-                            params.m = Int64(rows)
-                            params.n = Int64(outputWidth)
-                            params.k = Int64(inputWidth)
-                            params.a = x.baseAddress
-                            params.lda = Int64(inputWidth)
-                            params.b = w.baseAddress  // (inputWidth, outputWidth), row-major
-                            params.ldb = Int64(outputWidth)
-                            params.b_transposed = 0
-                            params.c = out.baseAddress
-                            params.ldc = Int64(outputWidth)
-                            params.bias = b
-                            return attn_matmul(&params)
-                        }
-                    }
-                }
-            }
-            if let error = AttentionError(
-                status: status, function: "attn_matmul",
+            return try matrixMultiply(
+                input, inputs: inputWidth, weight: kernel, layout: .inputsByOutputs, outputs: outputWidth, bias: bias,
+                outputShape: Array(input.shape.dropLast(inputAxes)) + featureShape,
                 context: "input \(input.shape), kernel \(kernel.shape), bias \(bias.map { "\($0.shape)" } ?? "none")")
-            {
-                throw error
-            }
-            return output
         }
     }
 }

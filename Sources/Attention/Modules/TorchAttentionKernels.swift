@@ -43,6 +43,13 @@ enum TorchAttentionKernels {
 
         var batchStride: Int { length * rowStride }
 
+        /// The view as `heads` consecutive slices of each position's features, for the kernels.
+        func heads(_ heads: Int) -> StridedHeads {
+            StridedHeads(
+                tensor: tensor, offset: offset, batch: batch, length: length, heads: heads, dim: width / heads,
+                strides: (batchStride, width / heads, rowStride))
+        }
+
         /// Feature 0 of position 0 of batch 0. Only for non-empty views.
         var base: UnsafePointer<Float> { UnsafePointer(tensor.storage.buffer.baseAddress! + offset) }
     }
@@ -317,66 +324,25 @@ enum TorchAttentionKernels {
         mask: KernelMask, dropout: Dropout?, maskedRows: MaskedRowPolicy
     ) throws -> Tensor {
         let (batch, lengthQ, lengthK) = (query.batch, query.length, key.length)
-        let dimQK = query.width / heads, dimV = value.width / heads
+        let dimV = value.width / heads
         let output = try Tensor(uninitializedShape: [batch, lengthQ, value.width], argument: "query")
 
-        var params = attn_params_default()
-        params.batch = Int64(batch)
-        params.heads_q = Int64(heads)
-        params.heads_kv = Int64(heads)
-        params.len_q = Int64(lengthQ)
-        params.len_k = Int64(lengthK)
-        params.dim_qk = Int64(dimQK)
-        params.dim_v = Int64(dimV)
-        func strides(_ view: ProjectionView, headSize: Int) -> (Int64, Int64, Int64) {
-            (Int64(view.batchStride), Int64(headSize), Int64(view.rowStride))
-        }
-        params.q_stride = strides(query, headSize: dimQK)
-        params.k_stride = strides(key, headSize: dimQK)
-        params.v_stride = strides(value, headSize: dimV)
-        params.out_stride = (Int64(lengthQ * value.width), Int64(dimV), Int64(value.width))
-        params.scale = 0  // 1/√Dqk
-        params.causal = mask.causal ? ATTN_CAUSAL_TOP_LEFT : ATTN_CAUSAL_NONE
-        if let dropout, dropout.probability > 0 {
-            params.dropout_p = dropout.probability
-            params.dropout_seed = dropout.seed
-            params.dropout_offset = dropout.offset
-        }
-        params.masked_rows = switch maskedRows {
-        case .zero: ATTN_MASKED_ROWS_ZERO
-        case .nan: ATTN_MASKED_ROWS_NAN
-        case .meanOfValues: ATTN_MASKED_ROWS_MEAN
-        }
-        params.num_threads = 0
-        params.q = query.base
-        params.k = key.base
-        params.v = value.base
-        params.out = output.storage.buffer.baseAddress
+        var call = AttentionKernelCall(
+            query: query.heads(heads), key: key.heads(heads), value: value.heads(heads),
+            output: StridedHeads(sequenceMajor: output, batch: batch, length: lengthQ, heads: heads, dim: dimV))
+        call.causal = mask.causal ? ATTN_CAUSAL_TOP_LEFT : ATTN_CAUSAL_NONE
+        call.dropout = dropout
+        call.maskedRows = maskedRows.kernelValue
         if let bias = mask.bias {
-            params.bias = UnsafePointer(bias.tensor.storage.buffer.baseAddress)
-            params.bias_stride = bias.strides
+            (call.bias, call.biasStrides) = bias
         }
         if let allowed = mask.allowed {
-            params.mask_stride = allowed.strides
+            (call.maskValues, call.maskStrides) = allowed
         }
-        let status: attn_status = withExtendedLifetime((query.tensor, key.tensor, value.tensor, mask.bias?.tensor, output)) {
-            (mask.keyLengths ?? []).withUnsafeBufferPointer { lengths in
-                (mask.allowed?.values ?? []).withUnsafeBufferPointer { flags in
-                    params.key_len = mask.keyLengths == nil ? nil : lengths.baseAddress
-                    // Bool is one byte holding 0 or 1: the uint8_t "nonzero attends" of attn.h.
-                    params.mask = mask.allowed == nil
-                        ? nil : UnsafeRawPointer(flags.baseAddress!).assumingMemoryBound(to: UInt8.self)
-                    return attn_forward(&params)
-                }
-            }
-        }
-        if let error = AttentionError(
-            status: status, function: "attn_forward",
+        call.keyLengths = mask.keyLengths
+        try call.run(
             context: "query (\(batch), \(lengthQ), \(query.width)), key (\(batch), \(lengthK), \(key.width)), "
                 + "\(heads) heads")
-        {
-            throw error
-        }
         return output
     }
 

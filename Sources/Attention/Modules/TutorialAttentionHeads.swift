@@ -152,17 +152,3 @@ func tutorialAttention(
     return try output.reshaped(lead + [length, h * dv])
 }
 
-/// `W_query`, `W_key` `(dIn, dOutKQ)` and `W_value` `(dIn, dOutV)` from `U[0, 1)` (`torch.rand`),
-/// in that order.
-func randomTutorialWeights(
-    dIn: Int, dOutKQ: Int, dOutV: Int, using generator: inout some RandomNumberGenerator
-) throws -> (Tensor, Tensor, Tensor) {
-    for (name, size) in [("dIn", dIn), ("dOutKQ", dOutKQ), ("dOutV", dOutV)] where size < 1 {
-        throw AttentionError.invalidArgument(argument: name, reason: "must be at least 1, got \(size)")
-    }
-    return (
-        try Tensor(randomUniform: [dIn, dOutKQ], in: 0 ..< 1, using: &generator),
-        try Tensor(randomUniform: [dIn, dOutKQ], in: 0 ..< 1, using: &generator),
-        try Tensor(randomUniform: [dIn, dOutV], in: 0 ..< 1, using: &generator)
-    )
-}
