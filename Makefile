@@ -6,6 +6,9 @@
 #   make bench-peers  the fused kernel against PyTorch, ONNX Runtime, JAX and numpy (Benchmarks/peers)
 #   make bench-chart  time and memory against length, fused vs unfused, drawn into docs/bench.svg
 #   make install PREFIX=/usr/local
+#   make test-sanitize  C tests under ASan + UBSan, then `swift test --sanitize=address`
+#   make test-threads   library and C tests without OpenMP (the pthread fallback), plain and under TSan
+#   make fuzz           each libFuzzer target for FUZZ_SECONDS (default 60); see docs/RELIABILITY.md
 #
 # CC defaults to cc; gcc (libgomp) and clang (libomp) both work. Kernels for every instruction set
 # are always compiled; the CPU picks one at run time, so no -march flag is ever passed.
@@ -15,7 +18,9 @@ PREFIX  ?= /usr/local
 BUILD   ?= build
 CFLAGS  ?= -O3
 # Both compilers fuse a*b+c only when allowed to; the kernels rely on FMA for speed, not for results.
-ATTN_CFLAGS = -std=gnu11 -fPIC -fopenmp -ffp-contract=fast -fvisibility=hidden -Wall -Wextra \
+# OPENMP= (empty) builds the POSIX-threads fallback of CKernels/parallel.c instead (make test-threads).
+OPENMP  ?= -fopenmp
+ATTN_CFLAGS = -std=gnu11 -fPIC $(OPENMP) -ffp-contract=fast -fvisibility=hidden -Wall -Wextra \
               -ICKernels/include -ICKernels
 LDLIBS  = -lm
 # clang's -fopenmp links libomp, whose unversioned libomp.so Debian keeps in the LLVM folder only.
@@ -32,7 +37,7 @@ OBJECTS  = $(SOURCES:CKernels/%.c=$(BUILD)/obj/%.o)
 TESTS    = $(patsubst Tests/CKernelsTests/%.c,$(BUILD)/tests/%,$(wildcard Tests/CKernelsTests/test_*.c))
 SWIFT   ?= swift
 
-.PHONY: all test test-c bench bench-peers bench-chart install clean deps
+.PHONY: all test test-c bench bench-peers bench-chart install clean deps test-sanitize test-threads fuzz fuzz-build san-deps
 BENCH_ARGS ?=
 
 all: $(BUILD)/libattn.a $(BUILD)/libattn.so
@@ -46,11 +51,11 @@ $(BUILD)/libattn.a: $(OBJECTS)
 	ar rcs $@ $^
 
 $(BUILD)/libattn.so: $(OBJECTS)
-	$(CC) -shared $(LDFLAGS) -fopenmp -o $@ $^ $(LDLIBS)
+	$(CC) -shared $(LDFLAGS) $(OPENMP) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: Tests/CKernelsTests/%.c $(wildcard Tests/CKernelsTests/*.h) $(BUILD)/libattn.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -std=gnu11 -fopenmp -Wall -Wextra -ICKernels/include $(LDFLAGS) $< $(BUILD)/libattn.a $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) -std=gnu11 $(OPENMP) -Wall -Wextra -ICKernels/include $(LDFLAGS) $< $(BUILD)/libattn.a $(LDLIBS) -o $@
 
 # libomp-dev: the OpenMP runtime SwiftPM's clang links on Linux (gcc brings its own libgomp).
 deps:
@@ -62,13 +67,13 @@ test: deps test-c
 # The example is built against the installed-style interface only (attn.h and the library).
 $(BUILD)/examples/%: examples/%.c CKernels/include/attn.h $(BUILD)/libattn.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -std=c99 -fopenmp -Wall -Wextra -ICKernels/include $(LDFLAGS) $< $(BUILD)/libattn.a $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) -std=c99 $(OPENMP) -Wall -Wextra -ICKernels/include $(LDFLAGS) $< $(BUILD)/libattn.a $(LDLIBS) -o $@
 
 test-c: $(TESTS) $(BUILD)/examples/attention
 	@for t in $(abspath $(TESTS) $(BUILD)/examples/attention); do echo "== $$t"; $$t || exit 1; done
 
 $(BUILD)/attn_bench: Benchmarks/attn_bench.c CKernels/include/attn.h $(BUILD)/libattn.a
-	$(CC) $(CFLAGS) -std=gnu11 -fopenmp -ffp-contract=fast -Wall -Wextra -ICKernels/include $(LDFLAGS) $< $(BUILD)/libattn.a $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) -std=gnu11 $(OPENMP) -ffp-contract=fast -Wall -Wextra -ICKernels/include $(LDFLAGS) $< $(BUILD)/libattn.a $(LDLIBS) -o $@
 
 # The benchmark table; e.g. make bench BENCH_ARGS="--quick" or BENCH_ARGS="--lengths 4096 --format csv".
 bench: deps $(BUILD)/attn_bench
@@ -101,3 +106,67 @@ install: all
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- Reliability (docs/RELIABILITY.md): sanitizers, the pthread fallback, fuzzing ----------------
+# ASan, UBSan and libFuzzer come from clang's compiler-rt: the Swift toolchain's clang has them
+# (Debian's gcc 12 has no libFuzzer), and lld links them (gold warns about ASan's local symbols and
+# crashes on the Swift fuzz target). TSan comes from gcc: the Swift toolchain's TSan runtime needs
+# libdispatch and the blocks runtime at link time. Each variant builds in its own folder.
+SAN_CC        ?= clang
+TSAN_CC       ?= gcc
+SAN_FLAGS      = -O1 -g -fno-omit-frame-pointer -fuse-ld=lld -Wno-unused-command-line-argument
+ASAN_FLAGS     = $(SAN_FLAGS) -fsanitize=address,undefined -fno-sanitize-recover=all
+TSAN_FLAGS     = -O1 -g -fno-omit-frame-pointer -fsanitize=thread
+FUZZ_FLAGS     = $(SAN_FLAGS) -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+FUZZ_SECONDS  ?= 60
+FUZZ_DIR       = $(abspath $(BUILD))/fuzz
+# LeakSanitizer: the OpenMP runtime's and XCTest's allocations kept until exit are not our leaks.
+# allocator_may_return_null: the out-of-memory tests ask for more than the sanitizer's maximum.
+SAN_SUPP       = $(abspath $(BUILD))/lsan.supp
+SAN_ENV        = ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1 \
+                 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+                 LSAN_OPTIONS=suppressions=$(SAN_SUPP):print_suppressions=0
+TSAN_ENV       = TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+
+# Checks that $(SAN_CC) can build a fuzzer with ASan and UBSan, and $(TSAN_CC) a TSan program.
+san-deps:
+	@mkdir -p $(BUILD)
+	@printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }\n' > $(BUILD)/san-probe.c
+	@printf 'int main(void) { return 0; }\n' > $(BUILD)/san-probe-main.c
+	@$(SAN_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $(BUILD)/san-probe.c -o $(BUILD)/san-probe 2>/dev/null && \
+	 $(TSAN_CC) $(TSAN_FLAGS) $(BUILD)/san-probe-main.c -o $(BUILD)/san-probe 2>/dev/null || \
+	 { echo "error: $(SAN_CC) cannot link ASan/UBSan/libFuzzer (compiler-rt), or $(TSAN_CC) TSan. The Swift" \
+	        "toolchain's clang has the former (SAN_CC=/path/to/swift/usr/bin/clang); gcc's TSan is in" \
+	        "libtsan2 (apt-get install libtsan2)" >&2; exit 1; }
+
+$(SAN_SUPP):
+	@mkdir -p $(dir $@)
+	printf 'leak:libomp.so\nleak:libXCTest.so\n' > $@
+
+# The C tests (and the example) built with ASan + UBSan, then the Swift tests with ASan.
+test-sanitize: deps san-deps $(SAN_SUPP)
+	env $(SAN_ENV) $(MAKE) --no-print-directory BUILD=$(BUILD)/asan CC=$(SAN_CC) CFLAGS="$(ASAN_FLAGS)" test-c
+	env $(SAN_ENV) $(SWIFT) test --sanitize=address --scratch-path $(abspath $(BUILD))/swift-asan
+
+# The pthread fallback (no OpenMP anywhere): the library and the C tests, then the same under TSan.
+test-threads: san-deps
+	$(MAKE) --no-print-directory BUILD=$(BUILD)/nomp OPENMP= test-c
+	env $(TSAN_ENV) $(MAKE) --no-print-directory BUILD=$(BUILD)/tsan CC=$(TSAN_CC) CFLAGS="$(TSAN_FLAGS)" OPENMP= test-c
+
+# The fuzz targets: the C attention API (libattn built with coverage, ASan and UBSan) and the
+# safetensors reader (Tests/Fuzz/SafeTensorsFuzz, a separate package that depends on this one).
+fuzz-build: deps san-deps
+	$(MAKE) --no-print-directory BUILD=$(FUZZ_DIR) CC=$(SAN_CC) CFLAGS="$(FUZZ_FLAGS)" $(FUZZ_DIR)/fuzz_attention
+	$(SWIFT) build --package-path Tests/Fuzz/SafeTensorsFuzz --scratch-path $(FUZZ_DIR)/swift -c release \
+	    --sanitize=address -Xswiftc -sanitize=fuzzer -Xswiftc -use-ld=lld
+
+$(BUILD)/fuzz_attention: Tests/Fuzz/fuzz_attention.c CKernels/include/attn.h $(BUILD)/libattn.a
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -std=gnu11 $(OPENMP) -Wall -Wextra -ICKernels/include $(LDFLAGS) $< \
+	    $(BUILD)/libattn.a $(LDLIBS) -o $@
+
+# Each target for FUZZ_SECONDS from the seeds in Tests/Fuzz/corpus; e.g. make fuzz FUZZ_SECONDS=600.
+fuzz: fuzz-build
+	Tests/Fuzz/run_fuzz.sh fuzz_attention $(FUZZ_DIR)/fuzz_attention $(FUZZ_SECONDS) $(FUZZ_DIR) \
+	    Tests/Fuzz/corpus/fuzz_attention -max_len=600
+	Tests/Fuzz/run_fuzz.sh fuzz_safetensors $(FUZZ_DIR)/swift/release/fuzz_safetensors $(FUZZ_SECONDS) $(FUZZ_DIR) \
+	    Tests/Fuzz/corpus/fuzz_safetensors -max_len=4096 -dict=Tests/Fuzz/safetensors.dict

@@ -99,6 +99,12 @@ attn_status attn_problem_init(attn_problem *pr, const attn_params *params) {
         !attn_mul_ok(rows, p->len_k, &scores) || !extent_ok(0, NULL, NULL, rows, &extent))
         return ATTN_ERR_OVERFLOW;
 
+    /* Kernel workspaces are a few hundred rows of dim_qk + dim_v floats; bounding the dimensions
+     * (below 2^46 each) keeps every such product far from overflow. */
+    int64_t dims;
+    if (!attn_add_ok(p->dim_qk, p->dim_v, &dims) || !attn_mul_ok(dims, (int64_t)1 << 16, &dims))
+        return ATTN_ERR_OVERFLOW;
+
     if (!rows_disjoint(3, q_count, p->out_stride, p->dim_v)) return ATTN_ERR_INVALID_STRIDE;
 
     if (p->key_len)

@@ -169,7 +169,10 @@ ATTN_API attn_params attn_params_default(void);
 ATTN_API attn_status attn_validate(const attn_params *params);
 
 /* The fused kernel: tiles of queries against blocks of keys with an online softmax; the full
- * score matrix never exists. Workspace: O(threads x tile), independent of Lq and Lk. */
+ * score matrix never exists. Workspace: one tile per thread (a few hundred rows of Dqk + Dv floats),
+ * independent of Lq and Lk; when Lq is only a few rows (decoding), keys are split into at most 32
+ * chunks merged by log-sum-exp, which adds B*Hq*Lq*chunks*(Dv + 2) floats. Dqk and Dv must each be
+ * below 2^46 (ATTN_ERR_OVERFLOW otherwise). */
 ATTN_API attn_status attn_forward(const attn_params *params);
 
 /* The unfused reference path with identical semantics: for one (b, h) at a time it materialises the
