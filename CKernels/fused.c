@@ -18,12 +18,14 @@
  * chunks so short that merging costs more than it saves. */
 #define ROW_TARGET_ITEMS 32
 #define ROW_MIN_KEYS_PER_CHUNK 512
+/* Tile kernel: the fewest work items before items are made smaller than the kernel's largest. */
+#define TILE_TARGET_ITEMS 16
 
 typedef struct fused_run {
     const attn_problem *pr;
     const attn_kernels *kernels;
     int rows_path;            /* the row kernel instead of the tile kernel */
-    int64_t tile_queries, query_blocks;
+    int64_t tiles, tile_queries, query_blocks; /* micro-tiles per item, queries per item */
     int64_t key_chunks;       /* row kernel: chunks per query row */
     int64_t items;
     int threads;
@@ -43,7 +45,7 @@ static void tile_task(void *ctx, int64_t item, int thread) {
     int64_t qb = item / heads;
     if (run->pr->has_causal) qb = run->query_blocks - 1 - qb;
     const int64_t bh = item % heads;
-    run->kernels->fused_item(run->pr, bh / p->heads_q, bh % p->heads_q, qb * run->tile_queries,
+    run->kernels->fused_item(run->pr, bh / p->heads_q, bh % p->heads_q, qb * run->tile_queries, run->tiles,
                              run->workspace + thread * run->workspace_floats);
 }
 
@@ -104,6 +106,7 @@ static attn_status fused_plan(fused_run *run, const attn_problem *pr, int64_t *b
     run->pr = pr;
     run->kernels = attn_kernels_current();
     run->rows_path = p->len_q <= run->kernels->fused_row_max_len_q;
+    run->threads = attn_resolve_threads(p->num_threads);
     int64_t floats;
     if (run->rows_path) {
         const int64_t rows = p->batch * p->heads_q * p->len_q; /* fits: validated */
@@ -115,12 +118,21 @@ static attn_status fused_plan(fused_run *run, const attn_problem *pr, int64_t *b
             return ATTN_ERR_OVERFLOW;
         run->workspace_floats = (run->kernels->fused_row_workspace_floats(pr) + 15) & ~(int64_t)15;
     } else {
-        run->tile_queries = run->kernels->fused_tile_queries();
+        /* Items as large as the kernel allows (each packed K/V block then serves the most
+         * queries), unless that leaves fewer than TILE_TARGET_ITEMS items: then smaller, so the
+         * threads can share the work. Like the row kernel's chunks, this depends only on the
+         * sizes, so every thread count computes the same items. */
+        const int64_t qt = run->kernels->fused_tile_queries, heads = p->batch * p->heads_q;
+        const int64_t micro = (p->len_q + qt - 1) / qt;
+        const int64_t want = (TILE_TARGET_ITEMS + heads - 1) / heads; /* items per (b, h) */
+        int64_t tiles = (micro + want - 1) / want;
+        if (tiles > run->kernels->fused_max_tiles) tiles = run->kernels->fused_max_tiles;
+        run->tiles = tiles;
+        run->tile_queries = qt * tiles;
         run->query_blocks = (p->len_q + run->tile_queries - 1) / run->tile_queries;
-        run->items = run->query_blocks * p->batch * p->heads_q;
-        run->workspace_floats = (run->kernels->fused_workspace_floats(pr) + 15) & ~(int64_t)15;
+        run->items = run->query_blocks * heads;
+        run->workspace_floats = (run->kernels->fused_workspace_floats(pr, tiles) + 15) & ~(int64_t)15;
     }
-    run->threads = attn_resolve_threads(p->num_threads);
     if (run->threads > run->items) run->threads = (int)run->items;
     if (!attn_mul_ok(run->workspace_floats, run->threads, &floats) ||
         !attn_add_ok(floats, run->partial_floats, &floats) || !attn_mul_ok(floats, sizeof(float), bytes))

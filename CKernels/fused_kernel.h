@@ -6,14 +6,22 @@
  * lanes are those rows. Then
  *   - scores  Sᵀ[j][lanes]  += K[j][d]  * Qᵀ[d][lanes]   (K read in place, one broadcast per element)
  *   - output  Oᵀ[c][lanes]  += V[j][c]  * Pᵀ[j][lanes]   (V read in place, one broadcast per element)
- * are the same register-blocked outer product (outer_tile), the online softmax is purely
- * lane-wise (no horizontal reductions, ever), and neither K nor V is ever transposed or packed:
- * only Q is transposed (once per work item, with the scale folded in) and Oᵀ once at the end.
+ * are the same register-blocked outer product (outer_tile), and the online softmax is purely
+ * lane-wise (no horizontal reductions, ever). Q is transposed once per work item, with the scale
+ * folded in, and Oᵀ once at the end.
  *
- * A work item is FUSED_TILES micro-tiles of one (batch, head). It walks the keys in blocks of
- * FUSED_KEY_BLOCK; each block of K and V is used by all its micro-tiles while it is in L1/L2.
- * Scores stay in natural units (so a bias of -FLT_MAX, the Equinox/Flax mask value, stays finite,
- * exactly as on the unfused path); exp(x) is taken as exp2(x·log2 e), one multiply per score.
+ * A work item is up to FUSED_MAX_TILES micro-tiles of one (batch, head). It walks the keys in blocks of
+ * FUSED_KEY_BLOCK. Each block of K and V is first packed into ATTN_NK-wide panels (fused_pack), so
+ * both products read one sequential stream whatever the caller's strides, and all micro-tiles of
+ * the item share the packed block from L2. Read in place, V was walked down column strips whose
+ * rows, 256 B or more apart, fell into a few L1 sets and were evicted before the next strip reused
+ * their lines (P·V ran 22 % slower than Q·Kᵀ at D = 64 for the same FMAs; a (B, L, H·D) layout
+ * puts every row in the same set), and K's ATTN_NK short row streams, restarted every few hundred
+ * cycles, stalled on L2 (Q·Kᵀ then ran 30 % slower than P·V on packed V).
+ * Scores are in base-2 units: log2 e is folded into the scale of Q, so every exponent is
+ * exp2(s - m) with no multiply per score. With an additive bias they stay in natural units and
+ * exponents take exp2((s - m)·log2 e): a bias of -FLT_MAX (the Equinox/Flax mask value) must stay
+ * finite and give the same log-sum-exp as the unfused path, which no base-2 score can represent.
  * Per micro-tile and key block:
  *   1. Sᵀ = Qᵀ·Kᵀ over only the keys this tile can see (causal, window and key length bound the
  *      block; blocks outside every row's range are never touched), then element-wise masks only
@@ -21,48 +29,53 @@
  *   2. block maximum; if any row's maximum moved, alpha = exp2(m_old - m_new) rescales l and O
  *      (folded into loading O); otherwise nothing is rescaled;
  *   3. P = exp2(S - m), l += P (before dropout), dropout on P, O += P·V.
- * At the end O is divided by l once, transposed into out, and lse = m + ln l.
+ * At the end O is divided by l once, transposed into out, and lse = m + ln l (m in natural units).
  */
 
-#define QT (ATTN_VL * ATTN_Q_VECS) /* queries per micro-tile */
-/* Tiling, measured on Zen3 (AVX2) at L = 1024-4096, D = 64-128, one thread: 8 micro-tiles of
- * queries share each block of 128 keys, so every K/V block brought in from L3 serves 192 queries
- * (8 x 24) from L2; 4 x 64 ran at 57-59 GFLOP/s, 8 x 128 at 65-70, 12-16 x 128-256 no better.
- * Both can be overridden at build time (-DFUSED_TILES=..., -DFUSED_KEY_BLOCK=...) for tuning. */
-#ifndef FUSED_TILES
-#define FUSED_TILES 8       /* micro-tiles per work item, sharing each K/V block */
+#define FUSED_QT (ATTN_VL * ATTN_Q_VECS) /* queries per micro-tile */
+#define QT FUSED_QT
+/* Tiling, measured on Zen3 (AVX2) at L = 1024-4096, D = 64-128, one thread: up to 16 micro-tiles
+ * of queries share each packed block of 128 keys, so the cost of bringing a K/V block in from L3
+ * and packing it is spread over 384 queries. Before packing, 4 x 64 ran at 57-59 GFLOP/s and
+ * 8 x 128 at 65-70; with packing, 16 tiles beat 8 by about 5 % (packing then costs about 4 % of
+ * the time), and 24-32 were no better. fused.c uses fewer tiles per item when there would
+ * otherwise be too few items to keep every thread busy. Both can be overridden at build time
+ * (-DFUSED_MAX_TILES=..., -DFUSED_KEY_BLOCK=...) for tuning. */
+#ifndef FUSED_MAX_TILES
+#define FUSED_MAX_TILES 16  /* micro-tiles per work item, sharing each K/V block */
 #endif
 #ifndef FUSED_KEY_BLOCK
 #define FUSED_KEY_BLOCK 128 /* keys per block; a multiple of every ISA's ATTN_NK */
 #endif
 
 static const float FUSED_LOG2E = 1.44269504088896340736f;
+static const float FUSED_LN2 = 0.69314718055994530942f;
 
-static int64_t fused_tile_queries(void) { return (int64_t)QT * FUSED_TILES; }
 
-/* Per-thread workspace, in floats: Qᵀ and Oᵀ for each micro-tile, one score tile, and the running
- * maximum and sum of each micro-tile's rows. */
-static int64_t fused_workspace_floats(const attn_problem *pr) {
-    return (int64_t)FUSED_TILES * QT * (pr->p.dim_qk + pr->p.dim_v) /* Qᵀ, Oᵀ */
-         + (int64_t)FUSED_KEY_BLOCK * QT                            /* Sᵀ / Pᵀ */
-         + 2 * (int64_t)FUSED_TILES * QT;                           /* m, l */
+/* dim_v rounded up to whole ATTN_NK-wide panels. */
+static int64_t fused_dv_panels(const attn_params *p) { return (p->dim_v + ATTN_NK - 1) / ATTN_NK * ATTN_NK; }
+
+/* Per-thread workspace, in floats: Qᵀ and Oᵀ for each micro-tile, one score tile, the running
+ * maximum and sum of each micro-tile's rows, and the packed blocks of K and V. */
+static int64_t fused_workspace_floats(const attn_problem *pr, int64_t tiles) {
+    return tiles * QT * (pr->p.dim_qk + pr->p.dim_v)                         /* Qᵀ, Oᵀ */
+         + (int64_t)FUSED_KEY_BLOCK * QT                                     /* Sᵀ / Pᵀ */
+         + 2 * tiles * QT                                                    /* m, l */
+         + (int64_t)FUSED_KEY_BLOCK * (pr->p.dim_qk + fused_dv_panels(&pr->p)); /* packed K, V */
 }
 
 /*
- * acc[v][c] (+)= sum over t < nt of a[t*QT + v*VL + lane] * b[c][t*b_step]
- * a is a (nt, QT) tile in the workspace; b[c] are ATTN_NK row pointers into K or V (the caller
- * repeats the last valid pointer for a partial tile, whose results it then ignores).
+ * acc[v][c] (+)= sum over t < nt of a[t*QT + v*VL + lane] * b[t*ATTN_NK + c]
+ * a is a (nt, QT) tile and b an (nt, ATTN_NK) packed panel of K or V, both in the workspace.
  */
-ATTN_INLINE void outer_tile(vf acc[ATTN_Q_VECS][ATTN_NK], const float *a, const float *const b[ATTN_NK],
-                            int64_t b_step, int64_t nt) {
-    int64_t off = 0;
-    for (int64_t t = 0; t < nt; t++, a += QT, off += b_step) {
+ATTN_INLINE void outer_tile(vf acc[ATTN_Q_VECS][ATTN_NK], const float *a, const float *b, int64_t nt) {
+    for (int64_t t = 0; t < nt; t++, a += QT, b += ATTN_NK) {
         vf av[ATTN_Q_VECS];
 #pragma GCC unroll 4
         for (int v = 0; v < ATTN_Q_VECS; v++) av[v] = vload(a + v * ATTN_VL);
 #pragma GCC unroll 16
         for (int c = 0; c < ATTN_NK; c++) {
-            vf bc = vsplat(b[c][off]);
+            vf bc = vsplat(b[c]);
 #pragma GCC unroll 4
             for (int v = 0; v < ATTN_Q_VECS; v++) acc[v][c] = vfma(av[v], bc, acc[v][c]);
         }
@@ -73,27 +86,92 @@ ATTN_INLINE void outer_tile(vf acc[ATTN_Q_VECS][ATTN_NK], const float *a, const 
 typedef struct fused_item_ctx {
     const attn_problem *pr;
     int64_t b, h, i0;      /* batch, query head, first query row of the item */
-    int64_t tiles;         /* micro-tiles actually holding rows (<= FUSED_TILES) */
+    int64_t tiles;         /* micro-tiles actually holding rows */
     const float *k, *v;    /* this (b, h)'s K and V heads */
-    float *qt, *ot, *st, *mrow, *lrow;
+    int64_t j0, nkb;       /* the packed block: keys [j0, j0 + nkb) */
+    float *qt, *ot, *st, *mrow, *lrow, *kp, *vp;
 } fused_item_ctx;
 
-/* Sᵀ[j - j0][lanes] for keys [j0, j1) of micro-tile u: the scaled scores. */
-static void fused_scores(const fused_item_ctx *x, int64_t u, int64_t j0, int64_t j1) {
+/*
+ * Packs keys [j0, j0 + nkb) into ATTN_NK-wide panels, zero-padded:
+ *   kp[g][d][c] = K[j0 + g·NK + c][d]   (panel g: NK keys, walked along d by Q·Kᵀ)
+ *   vp[g][t][c] = V[j0 + t][g·NK + c]   (panel g: NK columns, walked along t by P·V)
+ * Padding keys score 0 and padding columns accumulate 0; neither is ever stored. K is transposed
+ * NK rows by ATTN_VL features at a time: log2(NK) rounds of interleaving turn NK row vectors into
+ * NK vectors that hold, feature by feature, the NK keys' values.
+ */
+static void fused_pack(fused_item_ctx *x, int64_t j0, int64_t nkb) {
     const attn_params *p = &x->pr->p;
-    const float *qt = x->qt + u * QT * p->dim_qk;
-    const int64_t ks = p->k_stride[2];
+    const int64_t dq = p->dim_qk, ks = p->k_stride[2];
+    const int64_t dv = p->dim_v, vs = p->v_stride[2], full = dv / ATTN_NK, panels = fused_dv_panels(p) / ATTN_NK;
+    x->j0 = j0;
+    x->nkb = nkb;
+    for (int64_t g = 0; g * ATTN_NK < nkb; g++) {
+        const int64_t n = nkb - g * ATTN_NK < ATTN_NK ? nkb - g * ATTN_NK : ATTN_NK;
+        const float *rows[ATTN_NK];
+        for (int c = 0; c < ATTN_NK; c++) rows[c] = c < n ? x->k + (j0 + g * ATTN_NK + c) * ks : NULL;
+        float *dst = x->kp + g * ATTN_NK * dq;
+        int64_t d = 0;
+        for (; d + ATTN_VL <= dq; d += ATTN_VL) {
+            vf r[ATTN_NK];
+            for (int c = 0; c < ATTN_NK; c++) r[c] = rows[c] ? vload(rows[c] + d) : vsplat(0.0f);
+            for (int width = 1; width < ATTN_NK; width *= 2) { /* log2(NK) rounds */
+                vf t[ATTN_NK];
+                for (int i = 0; i < ATTN_NK / 2; i++) {
+                    t[2 * i] = vzip_lo(r[i], r[i + ATTN_NK / 2]);
+                    t[2 * i + 1] = vzip_hi(r[i], r[i + ATTN_NK / 2]);
+                }
+                memcpy(r, t, sizeof r);
+            }
+            for (int c = 0; c < ATTN_NK; c++) vstore(dst + d * ATTN_NK + c * ATTN_VL, r[c]);
+        }
+        for (; d < dq; d++)
+            for (int c = 0; c < ATTN_NK; c++) dst[d * ATTN_NK + c] = rows[c] ? rows[c][d] : 0.0f;
+    }
+    for (int64_t t = 0; t < nkb; t++) {
+        const float *row = x->v + (j0 + t) * vs;
+        float *dst = x->vp + t * ATTN_NK;
+        for (int64_t g = 0; g < full; g++, row += ATTN_NK, dst += nkb * ATTN_NK)
+            memcpy(dst, row, sizeof(float) * ATTN_NK);
+        if (full < panels) {
+            const int64_t n = dv - full * ATTN_NK;
+            for (int c = 0; c < ATTN_NK; c++) dst[c] = c < n ? row[c] : 0.0f;
+        }
+    }
+}
+
+/* Asks for rows [j0, j1) of K and V to be brought towards L2. Each micro-tile of a block asks for
+ * its share of the next block, so its first reads from L3 or memory overlap with computation
+ * instead of stalling the packing and the first micro-tile's Q·Kᵀ (5-10 % of the time at L = 4096
+ * without it). */
+static void fused_prefetch(const fused_item_ctx *x, int64_t j0, int64_t j1) {
+    const attn_params *p = &x->pr->p;
+    const int64_t line = 64 / sizeof(float);
+    for (int64_t j = j0; j < j1; j++) {
+        const float *k = x->k + j * p->k_stride[2], *v = x->v + j * p->v_stride[2];
+        for (int64_t d = 0; d < p->dim_qk; d += line) __builtin_prefetch(k + d, 0, 2);
+        for (int64_t d = 0; d < p->dim_v; d += line) __builtin_prefetch(v + d, 0, 2);
+    }
+}
+
+/* Sᵀ[j - j0][lanes] for keys [j0, j1) of micro-tile u (j0 on a panel boundary of the packed
+ * block): the scaled scores, and their maximum per lane in bmax (NaN scores ignored). */
+static void fused_scores(const fused_item_ctx *x, int64_t u, int64_t j0, int64_t j1, vf bmax[ATTN_Q_VECS]) {
+    const int64_t dq = x->pr->p.dim_qk;
+    const float *qt = x->qt + u * QT * dq;
+    for (int v = 0; v < ATTN_Q_VECS; v++) bmax[v] = vsplat(-INFINITY);
     for (int64_t j = j0; j < j1; j += ATTN_NK) {
         const int64_t n = j1 - j < ATTN_NK ? j1 - j : ATTN_NK;
-        const float *rows[ATTN_NK];
-        for (int c = 0; c < ATTN_NK; c++) rows[c] = x->k + (j + (c < n ? c : n - 1)) * ks;
         vf acc[ATTN_Q_VECS][ATTN_NK];
         for (int v = 0; v < ATTN_Q_VECS; v++)
             for (int c = 0; c < ATTN_NK; c++) acc[v][c] = vsplat(0.0f);
-        outer_tile(acc, qt, rows, 1, p->dim_qk);
+        outer_tile(acc, qt, x->kp + (j - x->j0) * dq, dq);
         float *s = x->st + (j - j0) * QT;
         for (int c = 0; c < n; c++)
-            for (int v = 0; v < ATTN_Q_VECS; v++) vstore(s + c * QT + v * ATTN_VL, acc[v][c]);
+            for (int v = 0; v < ATTN_Q_VECS; v++) {
+                vstore(s + c * QT + v * ATTN_VL, acc[v][c]);
+                bmax[v] = vmax(bmax[v], acc[v][c]);
+            }
     }
 }
 
@@ -146,15 +224,36 @@ static void fused_mask(const fused_item_ctx *x, int64_t r0, int64_t rows, int64_
     }
 }
 
-/* Online softmax step for micro-tile u over nk scores: updates m and l, turns Sᵀ into Pᵀ in place,
- * and returns alpha (the factor O must be rescaled by) through *alpha, or 0 when no row's maximum
- * moved, in which case O is left as it is. */
-static int fused_softmax(const fused_item_ctx *x, int64_t u, int64_t nk, vf alpha[ATTN_Q_VECS]) {
+/* Pᵀ = exp2((Sᵀ - m)·unit) in place for nk keys, and the sums of each row into sum. One vector of
+ * rows at a time, so its maximum, its sum and the exponent's constants stay in registers (all three
+ * at once spilled the sums on AVX2). Inlined with unit 1 (base-2 scores, no multiply) or log2 e. */
+ATTN_INLINE void fused_exponents(float *st, int64_t nk, const vf m_use[ATTN_Q_VECS], float unit,
+                                 vf sum[ATTN_Q_VECS]) {
+    for (int v = 0; v < ATTN_Q_VECS; v++) {
+        float *s = st + v * ATTN_VL;
+        for (int64_t j = 0; j < nk; j++, s += QT) {
+            vf e = vexp2((vload(s) - m_use[v]) * unit);
+            sum[v] += e;
+            vstore(s, e);
+        }
+    }
+}
+
+/* Online softmax step for micro-tile u over nk scores whose maximum is bmax (NULL: scan for it,
+ * as masking changed the scores): updates m and l, turns Sᵀ into Pᵀ in place, and returns alpha
+ * (the factor O must be rescaled by) through *alpha, or 0 when no row's maximum moved, in which
+ * case O is left as it is. */
+static int fused_softmax(const fused_item_ctx *x, int64_t u, int64_t nk, const vf *bmax, vf alpha[ATTN_Q_VECS]) {
+    const attn_params *p = &x->pr->p;
     float *mrow = x->mrow + u * QT, *lrow = x->lrow + u * QT;
     vf m_old[ATTN_Q_VECS], m_new[ATTN_Q_VECS], m_use[ATTN_Q_VECS], sum[ATTN_Q_VECS];
     for (int v = 0; v < ATTN_Q_VECS; v++) m_new[v] = m_old[v] = vload(mrow + v * ATTN_VL);
-    for (int64_t j = 0; j < nk; j++)
-        for (int v = 0; v < ATTN_Q_VECS; v++) m_new[v] = vmax(m_new[v], vload(x->st + j * QT + v * ATTN_VL));
+    if (bmax) {
+        for (int v = 0; v < ATTN_Q_VECS; v++) m_new[v] = vmax(m_new[v], bmax[v]);
+    } else {
+        for (int64_t j = 0; j < nk; j++)
+            for (int v = 0; v < ATTN_Q_VECS; v++) m_new[v] = vmax(m_new[v], vload(x->st + j * QT + v * ATTN_VL));
+    }
     int moved = 0;
     for (int v = 0; v < ATTN_Q_VECS; v++) {
         moved |= vany(m_new[v] != m_old[v]);
@@ -163,17 +262,14 @@ static int fused_softmax(const fused_item_ctx *x, int64_t u, int64_t nk, vf alph
         m_use[v] = vselect(m_new[v] == vsplat(-INFINITY), vsplat(0.0f), m_new[v]);
         sum[v] = vsplat(0.0f);
     }
-    for (int64_t j = 0; j < nk; j++)
-        for (int v = 0; v < ATTN_Q_VECS; v++) {
-            float *s = x->st + j * QT + v * ATTN_VL;
-            vf e = vexp2((vload(s) - m_use[v]) * FUSED_LOG2E);
-            sum[v] += e;
-            vstore(s, e);
-        }
+    if (p->bias)
+        fused_exponents(x->st, nk, m_use, FUSED_LOG2E, sum);
+    else
+        fused_exponents(x->st, nk, m_use, 1.0f, sum);
     for (int v = 0; v < ATTN_Q_VECS; v++) {
         vf l = vload(lrow + v * ATTN_VL);
         if (moved) {
-            alpha[v] = vexp2((m_old[v] - m_use[v]) * FUSED_LOG2E);
+            alpha[v] = vexp2((m_old[v] - m_use[v]) * (p->bias ? FUSED_LOG2E : 1.0f));
             l *= alpha[v];
         }
         vstore(lrow + v * ATTN_VL, l + sum[v]);
@@ -197,24 +293,22 @@ static void fused_dropout(const fused_item_ctx *x, int64_t r0, int64_t rows, int
     }
 }
 
-/* Oᵀ (dim_v, QT) of micro-tile u = alpha·Oᵀ (when rescale) + Pᵀ-weighted sum of V rows [j0, j1). */
+/* Oᵀ (dim_v, QT) of micro-tile u = alpha·Oᵀ (when rescale) + Pᵀ-weighted sum of V rows [j0, j1)
+ * of the packed block. */
 static void fused_accumulate(const fused_item_ctx *x, int64_t u, int64_t j0, int64_t j1, int rescale,
                              const vf alpha[ATTN_Q_VECS]) {
-    const attn_params *p = &x->pr->p;
-    const int64_t dv = p->dim_v, vs = p->v_stride[2];
+    const int64_t dv = x->pr->p.dim_v;
     float *ot = x->ot + u * QT * dv;
-    const float *vrow = x->v + j0 * vs;
-    for (int64_t c0 = 0; c0 < dv; c0 += ATTN_NK) {
+    const float *panel = x->vp + (j0 - x->j0) * ATTN_NK;
+    for (int64_t c0 = 0; c0 < dv; c0 += ATTN_NK, panel += x->nkb * ATTN_NK) {
         const int64_t n = dv - c0 < ATTN_NK ? dv - c0 : ATTN_NK;
-        const float *cols[ATTN_NK];
-        for (int c = 0; c < ATTN_NK; c++) cols[c] = vrow + c0 + (c < n ? c : n - 1);
         vf acc[ATTN_Q_VECS][ATTN_NK];
         for (int c = 0; c < ATTN_NK; c++)
             for (int v = 0; v < ATTN_Q_VECS; v++) {
                 vf o = c < n ? vload(ot + (c0 + c) * QT + v * ATTN_VL) : vsplat(0.0f);
                 acc[v][c] = rescale ? o * alpha[v] : o;
             }
-        outer_tile(acc, x->st, cols, vs, j1 - j0);
+        outer_tile(acc, x->st, panel, j1 - j0);
         for (int c = 0; c < n; c++)
             for (int v = 0; v < ATTN_Q_VECS; v++) vstore(ot + (c0 + c) * QT + v * ATTN_VL, acc[v][c]);
     }
@@ -224,7 +318,7 @@ static void fused_accumulate(const fused_item_ctx *x, int64_t u, int64_t j0, int
 static void fused_load(const fused_item_ctx *x) {
     const attn_params *p = &x->pr->p;
     const int64_t dq = p->dim_qk, dv = p->dim_v;
-    const float qscale = p->scale;
+    const float qscale = p->bias ? p->scale : p->scale * FUSED_LOG2E; /* base-2 scores unless biased */
     const float *q = p->q + x->b * p->q_stride[0] + x->h * p->q_stride[1];
     for (int64_t u = 0; u < x->tiles; u++) {
         float *qt = x->qt + u * QT * dq;
@@ -265,13 +359,13 @@ static void fused_store(const fused_item_ctx *x) {
             }
             if (p->lse) {
                 float *lse = p->lse + (x->b * p->heads_q + x->h) * p->len_q + i;
-                *lse = sum == 0.0f ? -INFINITY : m + logf(sum);
+                *lse = sum == 0.0f ? -INFINITY : (p->bias ? m : m * FUSED_LN2) + logf(sum);
             }
         }
     }
 }
 
-static void fused_item(const attn_problem *pr, int64_t b, int64_t h, int64_t i0, float *workspace) {
+static void fused_item(const attn_problem *pr, int64_t b, int64_t h, int64_t i0, int64_t tiles, float *workspace) {
     const attn_params *p = &pr->p;
     const int64_t dq = p->dim_qk, dv = p->dim_v;
     fused_item_ctx x;
@@ -280,20 +374,22 @@ static void fused_item(const attn_problem *pr, int64_t b, int64_t h, int64_t i0,
     x.h = h;
     x.i0 = i0;
     x.tiles = (p->len_q - i0 + QT - 1) / QT;
-    if (x.tiles > FUSED_TILES) x.tiles = FUSED_TILES;
+    if (x.tiles > tiles) x.tiles = tiles;
     const int64_t hk = h / pr->group;
     x.k = p->k + b * p->k_stride[0] + hk * p->k_stride[1];
     x.v = p->v + b * p->v_stride[0] + hk * p->v_stride[1];
     x.qt = workspace;
-    x.ot = x.qt + FUSED_TILES * QT * dq;
-    x.st = x.ot + FUSED_TILES * QT * dv;
+    x.ot = x.qt + tiles * QT * dq;
+    x.st = x.ot + tiles * QT * dv;
     x.mrow = x.st + FUSED_KEY_BLOCK * QT;
-    x.lrow = x.mrow + FUSED_TILES * QT;
+    x.lrow = x.mrow + tiles * QT;
+    x.kp = x.lrow + tiles * QT;
+    x.vp = x.kp + FUSED_KEY_BLOCK * dq;
     fused_load(&x);
 
     /* Visible ranges are monotone in the row, so a tile's keys span [lo(first), hi(last)) and every
      * row of it sees all of [lo(last), hi(first)) (before mask and bias). */
-    int64_t tile_lo[FUSED_TILES], tile_hi[FUSED_TILES], full_lo[FUSED_TILES], full_hi[FUSED_TILES];
+    int64_t tile_lo[FUSED_MAX_TILES], tile_hi[FUSED_MAX_TILES], full_lo[FUSED_MAX_TILES], full_hi[FUSED_MAX_TILES];
     int64_t item_lo = p->len_k, item_hi = 0;
     for (int64_t u = 0; u < x.tiles; u++) {
         const int64_t first = i0 + u * QT;
@@ -304,21 +400,27 @@ static void fused_item(const attn_problem *pr, int64_t b, int64_t h, int64_t i0,
         if (tile_hi[u] > item_hi) item_hi = tile_hi[u];
     }
 
-    vf alpha[ATTN_Q_VECS] = {0};
+    vf alpha[ATTN_Q_VECS] = {0}, bmax[ATTN_Q_VECS];
     for (int64_t j0 = item_lo; j0 < item_hi; j0 += FUSED_KEY_BLOCK) {
         const int64_t j1 = j0 + FUSED_KEY_BLOCK < item_hi ? j0 + FUSED_KEY_BLOCK : item_hi;
+        const int64_t next = (item_hi - j1 < FUSED_KEY_BLOCK ? item_hi - j1 : FUSED_KEY_BLOCK);
+        fused_pack(&x, j0, j1 - j0);
         for (int64_t u = 0; u < x.tiles; u++) {
+            fused_prefetch(&x, j1 + next * u / x.tiles, j1 + next * (u + 1) / x.tiles);
             /* Clamp the block to this tile's keys: blocks past the diagonal or outside the window
-             * cost nothing, and the diagonal block is computed at its exact width. */
-            const int64_t a = j0 > tile_lo[u] ? j0 : tile_lo[u];
+             * cost nothing, and the diagonal block is computed at its exact width. The start is
+             * rounded down to a panel boundary; the few keys that adds are masked by the range. */
+            const int64_t first = j0 > tile_lo[u] ? j0 : tile_lo[u];
             const int64_t z = j1 < tile_hi[u] ? j1 : tile_hi[u];
-            if (a >= z) continue;
+            if (first >= z) continue;
+            const int64_t a = j0 + (first - j0) / ATTN_NK * ATTN_NK;
             const int64_t r0 = i0 + u * QT;
             const int64_t rows = p->len_q - r0 < QT ? p->len_q - r0 : QT;
             const int range = a < full_lo[u] || z > full_hi[u];
-            fused_scores(&x, u, a, z);
-            if (range || p->bias || p->mask) fused_mask(&x, r0, rows, a, z, range);
-            const int rescale = fused_softmax(&x, u, z - a, alpha);
+            const int masked = range || p->bias || p->mask;
+            fused_scores(&x, u, a, z, bmax);
+            if (masked) fused_mask(&x, r0, rows, a, z, range);
+            const int rescale = fused_softmax(&x, u, z - a, masked ? NULL : bmax, alpha);
             if (pr->dropout_threshold) fused_dropout(&x, r0, rows, a, z);
             fused_accumulate(&x, u, a, z, rescale, alpha);
         }

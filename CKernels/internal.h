@@ -78,10 +78,11 @@ typedef struct attn_sgemm_args attn_sgemm_args;
 typedef struct attn_kernels {
     attn_isa isa;
     int vector_floats;       /* floats per vector on this path */
-    /* Fused attention: the query-tile width (queries per work item) and the per-thread workspace. */
-    int64_t (*fused_tile_queries)(void);
-    int64_t (*fused_workspace_floats)(const attn_problem *pr);
-    void (*fused_item)(const attn_problem *pr, int64_t b, int64_t h, int64_t i0, float *workspace);
+    /* Fused attention: a work item is up to fused_max_tiles micro-tiles of fused_tile_queries query
+     * rows each; the per-thread workspace for items of `tiles` micro-tiles; one item. */
+    int64_t fused_tile_queries, fused_max_tiles;
+    int64_t (*fused_workspace_floats)(const attn_problem *pr, int64_t tiles);
+    void (*fused_item)(const attn_problem *pr, int64_t b, int64_t h, int64_t i0, int64_t tiles, float *workspace);
     /* Fused attention for few query rows (decoding): used when len_q <= fused_row_max_len_q, which
      * is where the tile kernel would leave most vector lanes empty. One query row against keys
      * [j0, j1), leaving {max, sum, unnormalised output} in partial for a log-sum-exp merge. */

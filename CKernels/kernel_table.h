@@ -15,7 +15,8 @@
 const attn_kernels ATTN_KERNELS = {
     .isa = ATTN_KERNELS_ISA,
     .vector_floats = ATTN_VL,
-    .fused_tile_queries = fused_tile_queries,
+    .fused_tile_queries = FUSED_QT,
+    .fused_max_tiles = FUSED_MAX_TILES,
     .fused_workspace_floats = fused_workspace_floats,
     .fused_item = fused_item,
     .fused_row_max_len_q = ATTN_VL * ATTN_Q_VECS / 2,

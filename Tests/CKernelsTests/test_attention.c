@@ -355,6 +355,15 @@ static void build_directed_cases(void) {
     c = add("large", 1, 2, 1, 300, 300, 80, 80); c->p = 0.1f; c->dseed = 31337; c->causal = 1; c->threads_default = 1;
     c = add("large", 2, 2, 2, 64, 513, 32, 32); c->use_key_len = 1; c->key_len[0] = 513; c->key_len[1] = 200;
 
+    /* ---- one (b, h) with thousands of query rows: items of the kernel's most micro-tiles, whose
+     * tiles see different key ranges where the causal diagonal or a window crosses the item ---- */
+    c = add("long", 1, 1, 1, 6000, 400, 16, 16); c->causal = ATTN_CAUSAL_TOP_LEFT;
+    c = add("long", 1, 1, 1, 6000, 6100, 8, 8); c->causal = ATTN_CAUSAL_BOTTOM_RIGHT; c->wl = 200;
+    c = add("long", 1, 1, 1, 5000, 700, 24, 20); c->wl = 100; c->wr = 50; c->mask_pat = PAT_LQ_LK;
+    c->mask_zero = 0.1; c->bias_pat = PAT_LQ_LK; c->bias_ninf = 0.05;
+    c = add("long", 1, 1, 1, 5000, 300, 8, 8); c->causal = ATTN_CAUSAL_TOP_LEFT; c->use_key_len = 1; c->key_len[0] = 250;
+    c->policy = ATTN_MASKED_ROWS_MEAN; c->want_lse = 1;
+
     /* ---- decoding: few query rows and long key ranges, where the keys are split into chunks
      * merged by log-sum-exp (chunks never depend on the thread count) ---- */
     add("decode", 1, 1, 1, 1, 5000, 64, 64);
