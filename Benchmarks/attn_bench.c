@@ -8,12 +8,14 @@
  * prints one row as soon as the shape is done: medians, speed-up, GFLOP/s, % of peak and each
  * path's extra memory (its workspace, from attn_forward_workspace).
  *
- * GFLOP/s counts 4·B·H·Lq·Lk·D for attention, half of that when causal. Last, decoding (one query
- * against a 4096-key cache) is compared with the memory bandwidth a plain sum of the same K and V
- * reaches in the same run.
+ * GFLOP/s counts 4·B·H·Lq·Lk·D for attention, half of that when causal. Then the dense matrix
+ * multiply the modules use (attn_matmul, square M = N = K, 2·N³ FLOPs), and last, decoding (one
+ * query against a 4096-key cache) compared with the memory bandwidth a plain sum of the same K and
+ * V reaches in the same run.
  *
  *   attn_bench [--quick] [--lengths 256,1024] [--dims 64,128] [--causal 0,1] [--threads 1,2]
  *              [--reps N] [--format table|csv|json] [--no-unfused] [--no-decode]
+ *              [--matmul 512,1024] [--no-matmul] [--no-attention]
  *              [--no-machine]   (skip measuring the peak and bandwidth; % of peak is then NaN)
  */
 #include <math.h>
@@ -34,6 +36,7 @@ typedef struct options {
     int reps; /* 0: adaptive */
     int unfused;
     int decode;
+    int matmul[MAX_LIST], n_matmul; /* attn_matmul sizes */
     int machine; /* measure the FMA peak and bandwidth first */
     const char *format;
 } options;
@@ -269,16 +272,48 @@ static void bench_decode(int threads, int reps) {
     free(out);
 }
 
+/* attn_matmul, C (n, n) = A (n, n) · B (n, n): the median of `reps` calls after a warm-up. */
+static double bench_matmul(int n, int threads, int reps) {
+    const size_t count = (size_t)n * (size_t)n;
+    float *a = malloc(count * sizeof(float)), *b = malloc(count * sizeof(float)), *c = malloc(count * sizeof(float));
+    if (!a || !b || !c) {
+        fprintf(stderr, "attn_bench: out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < count; i++) {
+        a[i] = (float)(i % 17) * 0.01f - 0.08f;
+        b[i] = (float)(i % 13) * 0.01f - 0.06f;
+    }
+    attn_matmul_params p = {.m = n, .n = n, .k = n, .a = a, .lda = n, .b = b, .ldb = n, .c = c, .ldc = n,
+                            .num_threads = threads};
+    double t[64];
+    for (int r = -1; r < reps && r < 64; r++) {
+        const double t0 = now_seconds();
+        const attn_status st = attn_matmul(&p);
+        if (st != ATTN_OK) {
+            fprintf(stderr, "attn_bench: attn_matmul: %s\n", attn_status_string(st));
+            exit(1);
+        }
+        if (r >= 0) t[r] = now_seconds() - t0;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return 1e3 * median(t, reps < 64 ? reps : 64);
+}
+
 int main(int argc, char **argv) {
     options o = {.lengths = {256, 1024, 4096, 8192}, .n_lengths = 4, .dims = {64, 128}, .n_dims = 2,
                  .causal = {0, 1}, .n_causal = 2, .threads = {1, 2}, .n_threads = 2, .reps = 0,
-                 .unfused = 1, .decode = 1, .machine = 1, .format = "table"};
+                 .unfused = 1, .decode = 1, .matmul = {512, 1024, 2048, 4096}, .n_matmul = 4, .machine = 1,
+                 .format = "table"};
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a], *val = a + 1 < argc ? argv[a + 1] : "";
         if (!strcmp(arg, "--quick")) {
             o.n_lengths = parse_list("256,1024,4096", o.lengths);
             o.n_dims = parse_list("64", o.dims);
             o.n_threads = parse_list("2", o.threads);
+            o.n_matmul = parse_list("1024", o.matmul);
             o.reps = 3;
         } else if (!strcmp(arg, "--lengths")) o.n_lengths = parse_list(val, o.lengths), a++;
         else if (!strcmp(arg, "--dims")) o.n_dims = parse_list(val, o.dims), a++;
@@ -289,10 +324,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(arg, "--no-unfused")) o.unfused = 0;
         else if (!strcmp(arg, "--no-decode")) o.decode = 0;
         else if (!strcmp(arg, "--no-machine")) o.machine = 0;
+        else if (!strcmp(arg, "--matmul")) o.n_matmul = parse_list(val, o.matmul), a++;
+        else if (!strcmp(arg, "--no-matmul")) o.n_matmul = 0;
+        else if (!strcmp(arg, "--no-attention")) o.n_lengths = 0;
         else {
             fprintf(stderr, "usage: %s [--quick] [--lengths L,..] [--dims D,..] [--causal 0,1] [--threads T,..]\n"
                             "          [--reps N] [--format table|csv|json] [--no-unfused] [--no-decode]\n"
-                            "          [--no-machine]\n", argv[0]);
+                            "          [--matmul N,..] [--no-matmul] [--no-attention] [--no-machine]\n", argv[0]);
             return 2;
         }
     }
@@ -361,6 +399,27 @@ int main(int argc, char **argv) {
                     first = 0;
                     problem_free(&pb);
                 }
+    /* The dense matrix multiply: one line (table), row (csv) or object (json) per size and threads. */
+    if (json) printf("\n], \"matmul\": [\n");
+    else if (csv && o.n_matmul) printf("matmul_n,threads,ms,gflops,peak_percent\n");
+    first = 1;
+    for (int mi = 0; mi < o.n_matmul; mi++)
+        for (int ti = 0; ti < o.n_threads; ti++) {
+            const int n = o.matmul[mi], threads = o.threads[ti];
+            const int reps = o.reps ? o.reps : n <= 1024 ? 9 : n <= 2048 ? 5 : 3;
+            const double ms = bench_matmul(n, threads, reps);
+            const double gflops = 2.0 * (double)n * n * n / (ms * 1e-3) * 1e-9, pct = 100.0 * gflops / peak[ti];
+            if (json)
+                printf("%s  {\"n\": %d, \"threads\": %d, \"ms\": %.3f, \"gflops\": %.1f}", first ? "" : ",\n", n,
+                       threads, ms, gflops);
+            else if (csv)
+                printf("%d,%d,%.3f,%.1f,%.1f\n", n, threads, ms, gflops, pct);
+            else
+                printf("# matmul M = N = K = %d, %d thread(s): %.2f ms, %.1f GFLOP/s, %.1f%% of peak\n", n, threads,
+                       ms, gflops, pct);
+            fflush(stdout);
+            first = 0;
+        }
     if (json) printf("\n]}\n");
     if (o.decode && !csv && !json)
         for (int t = 0; t < o.n_threads; t++) bench_decode(o.threads[t], o.reps ? o.reps : 9);

@@ -25,6 +25,9 @@ stamped with the date and the machine, written to --out-dir and the Markdown als
 GFLOP/s counts 4*B*H*L*L*D for attention (half when causal, whatever a peer actually computes);
 torch-mha adds its projections, 8*B*L*E*E.
 
+Then the dense matrix multiply the modules use: attn_matmul (`attn_bench --no-attention --matmul N`)
+against numpy's matmul (OpenBLAS sgemm) on square N x N x N problems, alternating in the same way.
+
 Then the module-level comparison: torch.nn.MultiheadAttention self-attention forward
 (B = 1, L = 1024, E = 512, 8 heads, 2 threads) against the project's TorchMultiheadAttention,
 timed by the Swift benchmark package (see --swift-module-cmd).
@@ -32,6 +35,7 @@ timed by the Swift benchmark package (see --swift-module-cmd).
   python3 bench_peers.py [--quick] [--lengths 256,1024] [--dims 64,128] [--causal 0,1]
                          [--threads 1,2] [--peers torch-sdpa,jax,...] [--rounds 3] [--reps N]
                          [--attn-bench build/attn_bench] [--out-dir DIR] [--no-module]
+                         [--matmul 512,1024,2048,4096]
 """
 from __future__ import annotations
 
@@ -222,6 +226,16 @@ class Numpy:
 
         return run, attention_flops(length, dim, causal)
 
+    def make_matmul(self, n):
+        np = self.np
+        a, b, _ = _inputs((n, n))
+        c = np.empty((n, n), dtype=np.float32)
+
+        def run():
+            np.matmul(a, b, out=c)
+
+        return run, 2.0 * n * n * n
+
 
 WORKERS = {"torch-sdpa": TorchSDPA, "torch-mha": TorchMHA, "ort-mha": OrtMHA, "jax": Jax, "numpy": Numpy}
 
@@ -258,6 +272,8 @@ def worker_main(peer: str, threads: int) -> None:
         try:
             if request.get("module"):
                 run, flops = impl.make(request["length"], request["embed"] // request["heads"], 0, request["heads"])
+            elif request.get("matmul"):
+                run, flops = impl.make_matmul(request["matmul"])
             else:
                 run, flops = impl.make(request["length"], request["dim"], request["causal"])
             times = time_runs(run, request.get("reps", 0))
@@ -332,6 +348,27 @@ def run_attn_bench(binary: str, length: int, dim: int, causal: int, threads: int
     row = doc["rows"][0]
     row["isa"] = doc.get("isa")
     return row
+
+
+def run_attn_bench_matmul(binary: str, n: int, threads: int, reps: int) -> float:
+    cmd = [binary, "--no-attention", "--matmul", str(n), "--threads", str(threads), "--format", "json",
+           "--no-machine", "--no-decode"]
+    if reps:
+        cmd += ["--reps", str(reps)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["matmul"][0]["ms"]
+
+
+def markdown_matmul(rows, meta) -> str:
+    out = io.StringIO()
+    out.write(f"Dense matrix multiply vs OpenBLAS (numpy): {meta['cpu']}, {meta['date']}. C = A·B, square, fp32; "
+              "medians.\n\n| N | threads | attn_matmul ms | GFLOP/s | OpenBLAS ms | GFLOP/s | ours / OpenBLAS speed |\n"
+              "|---:|---:|---:|---:|---:|---:|---:|\n")
+    for r in rows:
+        flops = 2.0 * r["n"] ** 3
+        out.write(f"| {r['n']} | {r['threads']} | {r['ours_ms']:.2f} | {flops / r['ours_ms'] * 1e-6:.1f} | "
+                  f"{r['blas_ms']:.2f} | {flops / r['blas_ms'] * 1e-6:.1f} | {100 * r['blas_ms'] / r['ours_ms']:.0f} % |\n")
+    return out.getvalue()
 
 
 def machine() -> dict:
@@ -480,6 +517,8 @@ def main(argv=None) -> int:
     ap.add_argument("--python", default=sys.executable, help="interpreter for the peer subprocesses")
     ap.add_argument("--out-dir", default=os.path.join(HERE, "results"))
     ap.add_argument("--no-module", action="store_true", help="skip the module-level comparison")
+    ap.add_argument("--matmul", default="512,1024,2048,4096",
+                    help="square sizes for attn_matmul against numpy's OpenBLAS matmul; empty to skip")
     ap.add_argument("--swift-module-cmd",
                     default="swift run -c release --package-path Benchmarks ModuleTiming --json",
                     help="command (run from the repository root) printing a JSON line {\"ms\": ...} for our "
@@ -506,7 +545,8 @@ def main(argv=None) -> int:
     meta = machine()
     print(f"# {meta['date']}: {meta['cpu']}, {meta['cores']} cores; peers {', '.join(peers)}; "
           f"{args.rounds} round(s) per shape", flush=True)
-    results, infos = [], {}
+    results, infos, matmul_rows = [], {}, []
+    matmul_sizes = parse_list(args.matmul)
     for threads in thread_counts:
         workers = {}
         for peer in peers:
@@ -559,12 +599,30 @@ def main(argv=None) -> int:
                         for p, d in r["peers"].items())
                     print(f"L={length} D={dim} causal={causal} threads={threads}: fused {fused_ms:.2f} ms  {summary}",
                           flush=True)
+        if "numpy" in workers:
+            for n in matmul_sizes:
+                ours, blas = [], []
+                for _ in range(args.rounds):
+                    time.sleep(args.pause)
+                    ours.append(run_attn_bench_matmul(args.attn_bench, n, threads, args.reps))
+                    time.sleep(args.pause)
+                    reply = workers["numpy"].ask({"matmul": n, "reps": args.reps})
+                    if "ms" in reply:
+                        blas.append(reply["ms"])
+                if blas:
+                    row = {"n": n, "threads": threads, "ours_ms": statistics.median(ours),
+                           "blas_ms": statistics.median(blas)}
+                    matmul_rows.append(row)
+                    print(f"matmul N={n} threads={threads}: attn_matmul {row['ours_ms']:.2f} ms, "
+                          f"OpenBLAS {row['blas_ms']:.2f} ms ({100 * row['blas_ms'] / row['ours_ms']:.0f} %)", flush=True)
         for worker in workers.values():
             worker.close()
 
     os.makedirs(args.out_dir, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M")
     md = markdown(results, list(infos), meta, infos)
+    if matmul_rows:
+        md += "\n" + markdown_matmul(matmul_rows, meta)
     md_path = os.path.join(args.out_dir, f"peers-{stamp}.md")
     csv_path = os.path.join(args.out_dir, f"peers-{stamp}.csv")
     with open(md_path, "w") as f:
