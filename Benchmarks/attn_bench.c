@@ -95,12 +95,12 @@ PEAK_KERNEL(peak_base, , 4)
 
 static volatile float sink;
 
-/* GFLOP/s of `threads` threads each running the FMA loop of the ISA the library uses. */
-static double measure_peak(int threads) {
-    const long iters = 20000000;
+/* GFLOP/s of `threads` threads each running the FMA loop of the ISA the library uses: the best of
+ * `reps` runs of `iters` iterations (20M: about 40 ms on one AVX2 core). */
+static double measure_peak(int threads, long iters, int reps) {
     int width = 4;
     double best = 0;
-    for (int rep = 0; rep < 3; rep++) {
+    for (int rep = 0; rep < reps; rep++) {
         double t0 = now_seconds();
 #pragma omp parallel num_threads(threads)
         {
@@ -272,8 +272,9 @@ static void bench_decode(int threads, int reps) {
     free(out);
 }
 
-/* attn_matmul, C (n, n) = A (n, n) · B (n, n): the median of `reps` calls after a warm-up. */
-static double bench_matmul(int n, int threads, int reps) {
+/* attn_matmul, C (n, n) = A (n, n) · B (n, n): the median of `reps` calls after a warm-up, and in
+ * *pct (when `machine`) the median share of the peak measured right after each call. */
+static double bench_matmul(int n, int threads, int reps, int machine, double *pct) {
     const size_t count = (size_t)n * (size_t)n;
     float *a = malloc(count * sizeof(float)), *b = malloc(count * sizeof(float)), *c = malloc(count * sizeof(float));
     if (!a || !b || !c) {
@@ -286,7 +287,8 @@ static double bench_matmul(int n, int threads, int reps) {
     }
     attn_matmul_params p = {.m = n, .n = n, .k = n, .a = a, .lda = n, .b = b, .ldb = n, .c = c, .ldc = n,
                             .num_threads = threads};
-    double t[64];
+    const double flops = 2.0 * (double)n * n * n;
+    double t[64], share[64];
     for (int r = -1; r < reps && r < 64; r++) {
         const double t0 = now_seconds();
         const attn_status st = attn_matmul(&p);
@@ -294,11 +296,14 @@ static double bench_matmul(int n, int threads, int reps) {
             fprintf(stderr, "attn_bench: attn_matmul: %s\n", attn_status_string(st));
             exit(1);
         }
-        if (r >= 0) t[r] = now_seconds() - t0;
+        if (r < 0) continue;
+        t[r] = now_seconds() - t0;
+        share[r] = machine ? flops / t[r] * 1e-9 / measure_peak(threads, 2000000, 2) : NAN;
     }
     free(a);
     free(b);
     free(c);
+    *pct = 100.0 * median(share, reps < 64 ? reps : 64);
     return 1e3 * median(t, reps < 64 ? reps : 64);
 }
 
@@ -340,7 +345,7 @@ int main(int argc, char **argv) {
     for (int t = 0; t < o.n_threads; t++) {
         peak[t] = bandwidth[t] = NAN;
         if (!o.machine) continue;
-        peak[t] = measure_peak(o.threads[t]);
+        peak[t] = measure_peak(o.threads[t], 20000000, 3);
         bandwidth[t] = measure_bandwidth(o.threads[t]);
         if (!csv && !json)
             printf("# machine: %d thread(s): FMA peak %.1f GFLOP/s, read bandwidth %.1f GB/s (isa %s)\n",
@@ -371,16 +376,21 @@ int main(int argc, char **argv) {
                     if (o.unfused) time_call(attn_forward_unfused, &pb.p);
                     int reps = o.reps ? o.reps : (int)(1.0 / warm);
                     if (!o.reps) reps = reps < 3 ? 3 : reps > 9 ? 9 : reps;
-                    double tf[64], tu[64];
+                    /* The share of the peak is taken run by run against a short peak measurement
+                     * right after each fused run (the median of those ratios): on a shared machine
+                     * whose speed drifts, that compares the kernel with what the cores could do
+                     * at that moment, not with a peak measured minutes earlier. */
+                    const double flops = 4.0 * 8 * (double)len * len * dim * (causal ? 0.5 : 1.0);
+                    double tf[64], tu[64], share[64];
                     for (int r = 0; r < reps && r < 64; r++) {
                         tf[r] = time_call(attn_forward, &pb.p);
+                        share[r] = o.machine ? flops / tf[r] * 1e-9 / measure_peak(threads, 2000000, 2) : NAN;
                         if (o.unfused) tu[r] = time_call(attn_forward_unfused, &pb.p);
                     }
                     const double fused_ms = 1e3 * median(tf, reps);
                     const double unfused_ms = o.unfused ? 1e3 * median(tu, reps) : NAN;
-                    const double flops = 4.0 * 8 * (double)len * len * dim * (causal ? 0.5 : 1.0);
                     const double gflops = flops / (fused_ms * 1e-3) * 1e-9;
-                    const double pct = 100.0 * gflops / peak[ti];
+                    const double pct = o.machine ? 100.0 * median(share, reps) : NAN;
                     const double fmb = (double)fused_mem / 1048576.0, umb = (double)unfused_mem / 1048576.0;
                     if (csv)
                         printf("%d,%d,%d,%d,%.3f,%.3f,%.2f,%.1f,%.1f,%.3f,%.1f,%.1f,%.1f\n", len, dim, causal, threads,
@@ -407,8 +417,9 @@ int main(int argc, char **argv) {
         for (int ti = 0; ti < o.n_threads; ti++) {
             const int n = o.matmul[mi], threads = o.threads[ti];
             const int reps = o.reps ? o.reps : n <= 1024 ? 9 : n <= 2048 ? 5 : 3;
-            const double ms = bench_matmul(n, threads, reps);
-            const double gflops = 2.0 * (double)n * n * n / (ms * 1e-3) * 1e-9, pct = 100.0 * gflops / peak[ti];
+            double pct;
+            const double ms = bench_matmul(n, threads, reps, o.machine, &pct);
+            const double gflops = 2.0 * (double)n * n * n / (ms * 1e-3) * 1e-9;
             if (json)
                 printf("%s  {\"n\": %d, \"threads\": %d, \"ms\": %.3f, \"gflops\": %.1f}", first ? "" : ",\n", n,
                        threads, ms, gflops);
