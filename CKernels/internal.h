@@ -90,8 +90,14 @@ typedef struct attn_kernels {
     int64_t (*fused_row_workspace_floats)(const attn_problem *pr);
     void (*fused_row_item)(const attn_problem *pr, int64_t b, int64_t h, int64_t i, int64_t j0, int64_t j1,
                            float *workspace, float *partial);
-    /* Single-threaded matrix multiply of one block of C (see sgemm.h). */
+    /* Matrix multiply (see sgemm.h and sgemm_kernel.h): single-threaded whole; or in steps, with
+     * the blocking (MR rows per micro-panel, NR columns per panel, MC x KC blocks of A, KC x NC of B). */
     void (*sgemm_block)(const attn_sgemm_args *args, float *workspace);
+    int64_t sgemm_mr, sgemm_nr, sgemm_mc, sgemm_kc, sgemm_nc;
+    void (*sgemm_pack_b_block)(float *pack_b, const attn_sgemm_args *args, int64_t j0, int64_t p0, int64_t kc,
+                               int64_t c0, int64_t c1);
+    void (*sgemm_rows)(const attn_sgemm_args *args, const float *pack_b, int64_t j0, int64_t nc, int64_t p0,
+                       int64_t kc, int64_t i0, int64_t mc, float *pack_a);
     /* In-place softmax of one row; reports the row's maximum and sum of exponentials. */
     void (*softmax_row)(float *x, int64_t n, float *row_max, float *row_sum);
     /* Dense kernels (dense_kernel.h), one row or contiguous range each: layer norm of one row (out

@@ -1,54 +1,46 @@
 /*
- * matmul.c: attn_matmul, the public matrix multiply. It validates, splits C into tiles of rows x
- * columns, and runs the ISA's single-threaded packed sgemm_block on each tile in parallel, each
- * thread with its own packing workspace. Every element of C is summed in the same order whatever the
- * tiling (sgemm_kernel.h), so the result does not depend on the thread count.
+ * matmul.c: attn_matmul, the public matrix multiply. It validates, then runs the ISA's packed sgemm
+ * the way multithreaded BLAS do: for each KC x NC block of B, all threads first pack a share of it
+ * into one shared buffer, then each multiplies its own blocks of rows of A by it (packing those
+ * into its own buffer). B is packed once, not once per thread, and rows are dealt out in equal
+ * shares. Every element of C is summed in the same order whatever the thread count
+ * (sgemm_kernel.h), so the result does not depend on it.
  */
 #include <stdint.h>
 
 #include "internal.h"
 #include "sgemm.h"
 
-/* Tile edges are multiples of these, so that tiles split into whole register tiles on every ISA
- * (MR = 4, 6 or 12 rows; NR = 8, 16 or 32 columns) and only the matrix's own edges are ragged. */
-#define MATMUL_ROW_ALIGN 24
-#define MATMUL_COL_ALIGN 64
-/* A tile is not split below this many multiply-adds (about 7 µs on one AVX2 core): smaller pieces
- * cost more in thread hand-off than they save. */
-#define MATMUL_MIN_TILE_MACS 262144.0
-/* Tiles per thread. Each tile packs its own panels of A and B, and packing is already ~10 % of the
- * time of a 512 x 512 x 512 tile; two tiles per thread, for dynamic balance, measured no faster
- * on two cores, even while other jobs shared them. */
-#define MATMUL_TILES_PER_THREAD 1
+/* A thread is not given less than this many multiply-adds (about 7 µs on one AVX2 core): smaller
+ * shares cost more in thread hand-off than they save. */
+#define MATMUL_MIN_THREAD_MACS 262144.0
 
 typedef struct matmul_job {
     attn_sgemm_args whole;
-    int64_t tile_m, tile_n, tiles_n;
-    void (*sgemm_block)(const attn_sgemm_args *args, float *workspace);
-    float *workspace; /* threads x ATTN_SGEMM_WORKSPACE_FLOATS */
+    const attn_kernels *kernels;
+    float *pack_b;                 /* shared: the current KC x NC block of B */
+    float *pack_a;                 /* per thread: ATTN_SGEMM_PACK_A_FLOATS each */
+    int64_t j0, nc, p0, kc;        /* the current block of B: columns [j0, j0 + nc), depth [p0, p0 + kc) */
+    int64_t pack_cols;             /* columns of B each packing item packs (a multiple of NR) */
+    int64_t rows;                  /* rows of A and C per compute item (a multiple of MR, <= MC) */
 } matmul_job;
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-/* Half of x rounded up to a multiple of align; x itself when that would not make it smaller. */
-static int64_t half_aligned(int64_t x, int64_t align) {
-    int64_t h = ceil_div(ceil_div(x, 2), align) * align;
-    return h < x ? h : x;
+static void pack_task(void *ctx, int64_t item, int thread) {
+    (void)thread;
+    const matmul_job *job = ctx;
+    const int64_t c0 = item * job->pack_cols;
+    const int64_t c1 = c0 + job->pack_cols < job->nc ? c0 + job->pack_cols : job->nc;
+    job->kernels->sgemm_pack_b_block(job->pack_b, &job->whole, job->j0, job->p0, job->kc, c0, c1);
 }
 
-static void matmul_tile(void *ctx, int64_t item, int thread) {
+static void rows_task(void *ctx, int64_t item, int thread) {
     const matmul_job *job = ctx;
-    const attn_sgemm_args *w = &job->whole;
-    const int64_t i0 = (item / job->tiles_n) * job->tile_m;
-    const int64_t j0 = (item % job->tiles_n) * job->tile_n;
-    attn_sgemm_args t = *w;
-    t.m = w->m - i0 < job->tile_m ? w->m - i0 : job->tile_m;
-    t.n = w->n - j0 < job->tile_n ? w->n - j0 : job->tile_n;
-    t.a = w->a + i0 * w->lda;
-    t.b = w->b_transposed ? w->b + j0 * w->ldb : w->b + j0;
-    t.c = w->c + i0 * w->ldc + j0;
-    t.bias = w->bias ? w->bias + j0 : NULL;
-    job->sgemm_block(&t, job->workspace + (int64_t)thread * ATTN_SGEMM_WORKSPACE_FLOATS);
+    const int64_t i0 = item * job->rows, m = job->whole.m;
+    job->kernels->sgemm_rows(&job->whole, job->pack_b, job->j0, job->nc, job->p0, job->kc, i0,
+                             m - i0 < job->rows ? m - i0 : job->rows,
+                             job->pack_a + (int64_t)thread * ATTN_SGEMM_PACK_A_FLOATS);
 }
 
 /* rows x cols floats at row stride ld span (rows - 1) * ld + cols elements; that, in bytes, must fit
@@ -69,27 +61,22 @@ attn_status attn_matmul(const attn_matmul_params *params) {
     if (!extent_ok(p.m, p.k, p.lda) || !extent_ok(b_rows, b_cols, p.ldb) || !extent_ok(p.m, p.n, p.ldc))
         return ATTN_ERR_OVERFLOW;
 
-    /* Halve the longer side of the tile until there are enough tiles for the threads: square-ish
-     * tiles pack the least (k x (rows + columns) floats per tile), and tiles stay above the minimum. */
-    const int threads = attn_resolve_threads(p.num_threads);
-    int64_t tile_m = p.m, tile_n = p.n;
-    while (ceil_div(p.m, tile_m) * ceil_div(p.n, tile_n) < (int64_t)threads * MATMUL_TILES_PER_THREAD) {
-        const int64_t half_m = half_aligned(tile_m, MATMUL_ROW_ALIGN);
-        const int64_t half_n = half_aligned(tile_n, MATMUL_COL_ALIGN);
-        const int can_m = half_m < tile_m, can_n = half_n < tile_n;
-        if (!can_m && !can_n) break;
-        const int split_m = can_m && (!can_n || tile_m >= tile_n);
-        const double macs = (double)(split_m ? half_m : tile_m) * (double)(split_m ? tile_n : half_n) * (double)p.k;
-        if (macs < MATMUL_MIN_TILE_MACS) break;
-        if (split_m) tile_m = half_m;
-        else tile_n = half_n;
-    }
-    const int64_t tiles_n = ceil_div(p.n, tile_n);
-    const int64_t n_items = ceil_div(p.m, tile_m) * tiles_n;
-    const int used = n_items < threads ? (int)n_items : threads;
+    const attn_kernels *kernels = attn_kernels_current();
+    const int64_t mr = kernels->sgemm_mr, mc = kernels->sgemm_mc, nr = kernels->sgemm_nr;
+    /* Threads: as asked, but none with less than the minimum share, and no more than MR panels. */
+    int64_t threads = attn_resolve_threads(p.num_threads);
+    const double per_thread = (double)p.m * (double)p.n * (double)p.k / MATMUL_MIN_THREAD_MACS;
+    if ((double)threads > per_thread) threads = per_thread < 1.0 ? 1 : (int64_t)per_thread;
+    if (threads > ceil_div(p.m, mr)) threads = ceil_div(p.m, mr);
+    /* Row items: as few as blocks of MC rows allow, rounded up to a multiple of the threads, so that
+     * each thread gets the same number of rows. */
+    int64_t items = ceil_div(p.m, mc);
+    items = ceil_div(items, threads) * threads;
+    const int64_t rows = ceil_div(ceil_div(p.m, items), mr) * mr;
 
     int64_t floats, bytes;
-    if (!attn_mul_ok(used, ATTN_SGEMM_WORKSPACE_FLOATS, &floats) ||
+    if (!attn_mul_ok(threads, ATTN_SGEMM_PACK_A_FLOATS, &floats) ||
+        !attn_add_ok(floats, ATTN_SGEMM_PACK_B_FLOATS, &floats) ||
         !attn_mul_ok(floats, (int64_t)sizeof(float), &bytes))
         return ATTN_ERR_OVERFLOW;
     float *workspace = attn_alloc(bytes);
@@ -97,13 +84,21 @@ attn_status attn_matmul(const attn_matmul_params *params) {
 
     matmul_job job = {
         .whole = {p.m, p.n, p.k, p.a, p.lda, p.b, p.ldb, p.b_transposed, p.c, p.ldc, p.bias, p.accumulate},
-        .tile_m = tile_m,
-        .tile_n = tile_n,
-        .tiles_n = tiles_n,
-        .sgemm_block = attn_kernels_current()->sgemm_block,
-        .workspace = workspace,
+        .kernels = kernels,
+        .pack_b = workspace,
+        .pack_a = workspace + ATTN_SGEMM_PACK_B_FLOATS,
+        .rows = rows,
     };
-    attn_parallel_for(n_items, used, matmul_tile, &job);
+    for (job.j0 = 0; job.j0 < p.n; job.j0 += kernels->sgemm_nc) {
+        job.nc = p.n - job.j0 < kernels->sgemm_nc ? p.n - job.j0 : kernels->sgemm_nc;
+        const int64_t panels = ceil_div(job.nc, nr);
+        job.pack_cols = ceil_div(panels, threads) * nr;
+        for (job.p0 = 0; job.p0 < p.k; job.p0 += kernels->sgemm_kc) {
+            job.kc = p.k - job.p0 < kernels->sgemm_kc ? p.k - job.p0 : kernels->sgemm_kc;
+            attn_parallel_for(ceil_div(job.nc, job.pack_cols), (int)threads, pack_task, &job);
+            attn_parallel_for(ceil_div(p.m, rows), (int)threads, rows_task, &job);
+        }
+    }
     attn_free(workspace);
     return ATTN_OK;
 }

@@ -1,16 +1,19 @@
 /*
- * sgemm.h: the single-threaded matrix multiply every ISA provides (kernels->sgemm_block), used by
- * attn_matmul (which splits C into blocks across threads) and by the unfused attention path (one
- * whole product per thread).
+ * sgemm.h: the packed matrix multiply every ISA provides: sgemm_block, single-threaded, used by the
+ * unfused attention path (one whole product per thread); and its two steps, packing a block of B
+ * and multiplying rows of A by it, which attn_matmul runs on all threads around one shared packed
+ * block of B.
  */
 #ifndef ATTN_SGEMM_H
 #define ATTN_SGEMM_H
 
 #include <stdint.h>
 
-/* Floats of per-call workspace sgemm_block needs: one packed MC x KC block of A and one KC x NC
- * block of B, for the largest blocking of any ISA (sgemm_kernel.h checks each against it). */
-#define ATTN_SGEMM_WORKSPACE_FLOATS (288 * 256 + 256 * 1024)
+/* Floats of one packed MC x KC block of A and one KC x NC block of B, for the largest blocking of
+ * any ISA (sgemm_kernel.h checks each against them); sgemm_block's workspace holds both. */
+#define ATTN_SGEMM_PACK_A_FLOATS (288 * 256)
+#define ATTN_SGEMM_PACK_B_FLOATS (256 * 1024)
+#define ATTN_SGEMM_WORKSPACE_FLOATS (ATTN_SGEMM_PACK_A_FLOATS + ATTN_SGEMM_PACK_B_FLOATS)
 
 /* C (m, n) = A (m, k) · B (+ bias), or C += ... with accumulate; B is (k, n) with row stride ldb,
  * or, when b_transposed, Bᵀ stored as (n, k) with row stride ldb. bias (n,) or NULL. */

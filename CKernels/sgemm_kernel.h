@@ -45,7 +45,7 @@
 #define SGEMM_NC 1024
 
 _Static_assert(SGEMM_MC % SGEMM_MR == 0 && SGEMM_NC % SGEMM_NR == 0, "blocks hold whole micro-panels");
-_Static_assert(SGEMM_MC * SGEMM_KC + SGEMM_KC * SGEMM_NC <= ATTN_SGEMM_WORKSPACE_FLOATS,
+_Static_assert(SGEMM_MC * SGEMM_KC <= ATTN_SGEMM_PACK_A_FLOATS && SGEMM_KC * SGEMM_NC <= ATTN_SGEMM_PACK_B_FLOATS,
                "packed A and B blocks fit the workspace");
 
 static inline int64_t sgemm_min(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -177,36 +177,44 @@ static void sgemm_micro(int64_t kc, const float *restrict ap, const float *restr
     }
 }
 
-static void sgemm_block(const attn_sgemm_args *args, float *workspace) {
-    const int64_t m = args->m, n = args->n, k = args->k;
-    float *pack_a = workspace;
-    float *pack_b = workspace + SGEMM_MC * SGEMM_KC;
+/* Packs columns [c0, c1) (c0 a multiple of NR) of the KC x NC block of B at depth p0 and columns j0
+ * into pack_b, at the place sgemm_rows reads them: threads can each pack a share of one block. */
+static void sgemm_pack_b_block(float *pack_b, const attn_sgemm_args *args, int64_t j0, int64_t p0, int64_t kc,
+                               int64_t c0, int64_t c1) {
+    const int64_t col = j0 + c0;
+    const float *b = args->b_transposed ? args->b + col * args->ldb + p0 : args->b + p0 * args->ldb + col;
+    sgemm_pack_b(pack_b + c0 * kc, b, args->ldb, args->b_transposed, kc, c1 - c0);
+}
 
-    for (int64_t j0 = 0; j0 < n; j0 += SGEMM_NC) {
-        const int64_t nc = sgemm_min(SGEMM_NC, n - j0);
-        for (int64_t p0 = 0; p0 < k; p0 += SGEMM_KC) {
-            const int64_t kc = sgemm_min(SGEMM_KC, k - p0);
-            const float *b = args->b_transposed ? args->b + j0 * args->ldb + p0 : args->b + p0 * args->ldb + j0;
-            sgemm_pack_b(pack_b, b, args->ldb, args->b_transposed, kc, nc);
-            /* The first k block writes (or adds to) C with the bias; later blocks add to it. */
-            const int add_c = p0 > 0 || args->accumulate;
-            const float *bias = p0 == 0 ? args->bias : NULL;
-
-            for (int64_t i0 = 0; i0 < m; i0 += SGEMM_MC) {
-                const int64_t mc = sgemm_min(SGEMM_MC, m - i0);
-                sgemm_pack_a(pack_a, args->a + i0 * args->lda + p0, args->lda, mc, kc);
-
-                for (int64_t jr = 0; jr < nc; jr += SGEMM_NR) {
-                    const float *bp = pack_b + jr * kc;
-                    const float *bias_r = bias ? bias + j0 + jr : NULL;
-                    for (int64_t ir = 0; ir < mc; ir += SGEMM_MR) {
-                        float *c = args->c + (i0 + ir) * args->ldc + j0 + jr;
-                        sgemm_micro(kc, pack_a + ir * kc, bp, c, args->ldc, sgemm_min(SGEMM_MR, mc - ir),
-                                    sgemm_min(SGEMM_NR, nc - jr), bias_r, add_c);
-                    }
-                }
-            }
+/* C rows [i0, i0 + mc) (mc <= SGEMM_MC), columns [j0, j0 + nc), += or = A's rows at depth
+ * [p0, p0 + kc) times the packed block of B: packs those rows of A into pack_a, then runs the
+ * micro-kernel over every NR panel (each kept in L1) and MR panel (streamed from L2). */
+static void sgemm_rows(const attn_sgemm_args *args, const float *pack_b, int64_t j0, int64_t nc, int64_t p0,
+                       int64_t kc, int64_t i0, int64_t mc, float *pack_a) {
+    /* The first k block writes (or adds to) C with the bias; later blocks add to it. */
+    const int add_c = p0 > 0 || args->accumulate;
+    const float *bias = p0 == 0 ? args->bias : NULL;
+    sgemm_pack_a(pack_a, args->a + i0 * args->lda + p0, args->lda, mc, kc);
+    for (int64_t jr = 0; jr < nc; jr += SGEMM_NR) {
+        const float *bp = pack_b + jr * kc;
+        const float *bias_r = bias ? bias + j0 + jr : NULL;
+        for (int64_t ir = 0; ir < mc; ir += SGEMM_MR) {
+            float *c = args->c + (i0 + ir) * args->ldc + j0 + jr;
+            sgemm_micro(kc, pack_a + ir * kc, bp, c, args->ldc, sgemm_min(SGEMM_MR, mc - ir), sgemm_min(SGEMM_NR, nc - jr),
+                        bias_r, add_c);
         }
     }
 }
 
+static void sgemm_block(const attn_sgemm_args *args, float *workspace) {
+    float *pack_a = workspace, *pack_b = workspace + ATTN_SGEMM_PACK_A_FLOATS;
+    for (int64_t j0 = 0; j0 < args->n; j0 += SGEMM_NC) {
+        const int64_t nc = sgemm_min(SGEMM_NC, args->n - j0);
+        for (int64_t p0 = 0; p0 < args->k; p0 += SGEMM_KC) {
+            const int64_t kc = sgemm_min(SGEMM_KC, args->k - p0);
+            sgemm_pack_b_block(pack_b, args, j0, p0, kc, 0, nc);
+            for (int64_t i0 = 0; i0 < args->m; i0 += SGEMM_MC)
+                sgemm_rows(args, pack_b, j0, nc, p0, kc, i0, sgemm_min(SGEMM_MC, args->m - i0), pack_a);
+        }
+    }
+}

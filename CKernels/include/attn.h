@@ -201,8 +201,8 @@ ATTN_API uint32_t attn_dropout_threshold(float p);
  *   b (K, N), row stride ldb >= N; or, when b_transposed, b holds Bᵀ as (N, K) with ldb >= K
  *   c (M, N), row stride ldc >= N; must not overlap a, b or bias
  *   bias (N,) added to every row, or NULL
- * Packed and blocked; parallel over tiles of C. Workspace: per thread, one packed block of A and
- * one of B (about 1.3 MB).
+ * Packed and blocked; all threads share each packed block of B and split the rows of A and C.
+ * Workspace: one packed block of B (1 MB) and, per thread, one packed block of A (about 0.3 MB).
  */
 typedef struct attn_matmul_params {
     int64_t m, n, k;
