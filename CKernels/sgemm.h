@@ -11,7 +11,7 @@
 
 /* Floats of one packed MC x KC block of A and one KC x NC block of B, for the largest blocking of
  * any ISA (sgemm_kernel.h checks each against them); sgemm_block's workspace holds both. */
-#define ATTN_SGEMM_PACK_A_FLOATS (288 * 256)
+#define ATTN_SGEMM_PACK_A_FLOATS (288 * 256 + 16) /* + the slack sgemm_pack_a may write past a block */
 #define ATTN_SGEMM_PACK_B_FLOATS (256 * 1024)
 #define ATTN_SGEMM_WORKSPACE_FLOATS (ATTN_SGEMM_PACK_A_FLOATS + ATTN_SGEMM_PACK_B_FLOATS)
 

@@ -50,22 +50,41 @@ _Static_assert(SGEMM_MC * SGEMM_KC <= ATTN_SGEMM_PACK_A_FLOATS && SGEMM_KC * SGE
 
 static inline int64_t sgemm_min(int64_t a, int64_t b) { return a < b ? a : b; }
 
+/* MR rounded up to a power of two: the rows a vector transpose handles at once. */
+#define SGEMM_MR_POW2 (SGEMM_MR <= 4 ? 4 : SGEMM_MR <= 8 ? 8 : 16)
+_Static_assert(SGEMM_MR == SGEMM_MR_POW2 || SGEMM_MR_POW2 == ATTN_VL,
+               "a padded transpose leaves one depth step per vector");
+
 /* Packs A rows [0, mc) x depth [0, kc) into micro-panels of MR rows: panel i holds
- * dst[i*MR*kc + p*MR + r] = a[(i*MR + r)*lda + p], zero rows past mc. */
+ * dst[i*MR*kc + p*MR + r] = a[(i*MR + r)*lda + p], zero rows past mc. Full panels go ATTN_VL depth
+ * steps at a time: the MR row vectors (padded with zero rows to a power of two) are transposed by
+ * rounds of interleaving into vectors holding the rows of one or more depth steps, stored in order.
+ * When MR is not a power of two each store also writes SGEMM_MR_POW2 - MR padding floats past its
+ * depth step, which the next store (or the next panel, or the workspace's slack) overwrites. */
 static void sgemm_pack_a(float *restrict dst, const float *restrict a, int64_t lda, int64_t mc, int64_t kc) {
     for (int64_t i0 = 0; i0 < mc; i0 += SGEMM_MR) {
         const int64_t rows = sgemm_min(SGEMM_MR, mc - i0);
         const float *src = a + i0 * lda;
+        int64_t p = 0;
         if (rows == SGEMM_MR) {
-            for (int64_t p = 0; p < kc; p++) {
-#pragma GCC unroll 16
-                for (int r = 0; r < SGEMM_MR; r++) dst[p * SGEMM_MR + r] = src[r * lda + p];
-            }
-        } else {
-            for (int64_t p = 0; p < kc; p++) {
-                for (int r = 0; r < SGEMM_MR; r++) dst[p * SGEMM_MR + r] = r < rows ? src[r * lda + p] : 0.0f;
+            for (; p + ATTN_VL <= kc; p += ATTN_VL) {
+                vf r[SGEMM_MR_POW2];
+                for (int i = 0; i < SGEMM_MR_POW2; i++) r[i] = i < SGEMM_MR ? vload(src + i * lda + p) : vsplat(0.0f);
+                for (int width = 1; width < SGEMM_MR_POW2; width *= 2) { /* log2 rounds */
+                    vf t[SGEMM_MR_POW2];
+                    for (int i = 0; i < SGEMM_MR_POW2 / 2; i++) {
+                        t[2 * i] = vzip_lo(r[i], r[i + SGEMM_MR_POW2 / 2]);
+                        t[2 * i + 1] = vzip_hi(r[i], r[i + SGEMM_MR_POW2 / 2]);
+                    }
+                    memcpy(r, t, sizeof r);
+                }
+                /* r[v] holds depth steps p + v*s .. p + v*s + s - 1 (s = VL / POW2), POW2 rows each. */
+                for (int v = 0; v < SGEMM_MR_POW2; v++)
+                    vstore(dst + (p + v * (ATTN_VL / SGEMM_MR_POW2)) * SGEMM_MR, r[v]);
             }
         }
+        for (; p < kc; p++)
+            for (int r = 0; r < SGEMM_MR; r++) dst[p * SGEMM_MR + r] = r < rows ? src[r * lda + p] : 0.0f;
         dst += SGEMM_MR * kc;
     }
 }
