@@ -91,7 +91,7 @@ bench-peers: deps $(BUILD)/attn_bench
 	$(PEERS_VENV)/bin/python Benchmarks/peers/bench_peers.py --attn-bench $(abspath $(BUILD))/attn_bench $(PEERS_ARGS)
 
 # The chart: attn_bench's CSV over the lengths, drawn by Benchmarks/plot_bench.py (standard library).
-CHART_ARGS ?= --lengths 256,512,1024,2048,4096,8192 --dims 64,128 --causal 0,1 --threads 2
+CHART_ARGS ?= --lengths 256,512,1024,2048,4096,8192 --dims 64,128 --causal 0,1 --threads 2 --no-matmul
 bench-chart: deps $(BUILD)/attn_bench
 	$(abspath $(BUILD))/attn_bench --format csv $(CHART_ARGS) > $(BUILD)/bench.csv
 	python3 Benchmarks/plot_bench.py $(BUILD)/bench.csv -o docs/bench.svg
