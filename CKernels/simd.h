@@ -62,8 +62,16 @@ ATTN_INLINE vf vfma(vf a, vf b, vf c) { return c + a * b; }
 ATTN_INLINE vf vselect(vi mask, vf a, vf b) { return (vf)((mask & (vi)a) | (~mask & (vi)b)); }
 
 /* Lane-wise maximum; a NaN in b is ignored, a NaN in a is kept (so a running maximum started from
- * -inf and updated as vmax(x, m) keeps NaN scores visible downstream). */
+ * -inf and updated as vmax(x, m) keeps NaN scores visible downstream). That is exactly x86's
+ * MAXPS with the operands swapped (MAXPS b, a = b > a ? b : a): one instruction instead of a
+ * compare and a blend, where the translation unit says it may use it (ATTN_X86_MAXPS). */
+#if defined(ATTN_X86_MAXPS) && ATTN_VL == 8
+ATTN_INLINE vf vmax(vf a, vf b) { return __builtin_ia32_maxps256(b, a); }
+#elif defined(ATTN_X86_MAXPS) && ATTN_VL == 4
+ATTN_INLINE vf vmax(vf a, vf b) { return __builtin_ia32_maxps(b, a); }
+#else
 ATTN_INLINE vf vmax(vf a, vf b) { return vselect(a < b, b, a); }
+#endif
 
 /* Interleaves the low (vzip_lo) or high (vzip_hi) halves of a and b: a0 b0 a1 b1 ... */
 #if ATTN_VL == 4
@@ -101,7 +109,7 @@ ATTN_INLINE int vany(vi mask) {
  * NaN stays NaN. Valid for x <= 127, which the softmax guarantees (x = score - running max <= 0).
  */
 ATTN_INLINE vf vexp2(vf x) {
-    x = vselect(x < -127.0f, vsplat(-127.0f), x);
+    x = vmax(x, vsplat(-127.0f));
     const vf round_magic = vsplat(12582912.0f); /* 1.5 * 2^23: adding it rounds to an integer */
     vf n = (x + round_magic) - round_magic;
     vf f = x - n;
