@@ -4,14 +4,14 @@
  * Layout idea: lanes are queries. A micro-tile holds QT = ATTN_Q_VECS x ATTN_VL query rows, and
  * every per-row quantity (score, running maximum, running sum, output column) is a vector whose
  * lanes are those rows. Then
- *   - scores  Sᵀ[j][lanes]  += K[j][d]  * Qᵀ[d][lanes]   (K read in place, one broadcast per element)
- *   - output  Oᵀ[c][lanes]  += V[j][c]  * Pᵀ[j][lanes]   (V read in place, one broadcast per element)
+ *   - scores  Sᵀ[j][lanes]  += K[j][d]  * Qᵀ[d][lanes]   (one broadcast of packed K per element)
+ *   - output  Oᵀ[c][lanes]  += V[j][c]  * Pᵀ[j][lanes]   (one broadcast of packed V per element)
  * are the same register-blocked outer product (outer_tile), and the online softmax is purely
  * lane-wise (no horizontal reductions, ever). Q is transposed once per work item, with the scale
  * folded in, and Oᵀ once at the end.
  *
- * A work item is up to FUSED_MAX_TILES micro-tiles of one (batch, head). It walks the keys in blocks of
- * FUSED_KEY_BLOCK. Each block of K and V is first packed into ATTN_NK-wide panels (fused_pack), so
+ * A work item is up to FUSED_MAX_TILES micro-tiles of one (batch, head). It walks the keys in
+ * blocks of FUSED_KEY_BLOCK. Each block of K and V is first packed into ATTN_NK-wide panels (fused_pack), so
  * both products read one sequential stream whatever the caller's strides, and all micro-tiles of
  * the item share the packed block from L2. Read in place, V was walked down column strips whose
  * rows, 256 B or more apart, fell into a few L1 sets and were evicted before the next strip reused
@@ -50,7 +50,6 @@
 
 static const float FUSED_LOG2E = 1.44269504088896340736f;
 static const float FUSED_LN2 = 0.69314718055994530942f;
-
 
 /* dim_v rounded up to whole ATTN_NK-wide panels. */
 static int64_t fused_dv_panels(const attn_params *p) { return (p->dim_v + ATTN_NK - 1) / ATTN_NK * ATTN_NK; }
@@ -139,20 +138,6 @@ static void fused_pack(fused_item_ctx *x, int64_t j0, int64_t nkb) {
             const int64_t n = dv - full * ATTN_NK;
             for (int c = 0; c < ATTN_NK; c++) dst[c] = c < n ? row[c] : 0.0f;
         }
-    }
-}
-
-/* Asks for rows [j0, j1) of K and V to be brought towards L2. Each micro-tile of a block asks for
- * its share of the next block, so its first reads from L3 or memory overlap with computation
- * instead of stalling the packing and the first micro-tile's Q·Kᵀ (5-10 % of the time at L = 4096
- * without it). */
-static void fused_prefetch(const fused_item_ctx *x, int64_t j0, int64_t j1) {
-    const attn_params *p = &x->pr->p;
-    const int64_t line = 64 / sizeof(float);
-    for (int64_t j = j0; j < j1; j++) {
-        const float *k = x->k + j * p->k_stride[2], *v = x->v + j * p->v_stride[2];
-        for (int64_t d = 0; d < p->dim_qk; d += line) __builtin_prefetch(k + d, 0, 2);
-        for (int64_t d = 0; d < p->dim_v; d += line) __builtin_prefetch(v + d, 0, 2);
     }
 }
 
@@ -405,10 +390,8 @@ static void fused_item(const attn_problem *pr, int64_t b, int64_t h, int64_t i0,
     vf alpha[ATTN_Q_VECS] = {0}, bmax[ATTN_Q_VECS];
     for (int64_t j0 = item_lo; j0 < item_hi; j0 += FUSED_KEY_BLOCK) {
         const int64_t j1 = j0 + FUSED_KEY_BLOCK < item_hi ? j0 + FUSED_KEY_BLOCK : item_hi;
-        const int64_t next = (item_hi - j1 < FUSED_KEY_BLOCK ? item_hi - j1 : FUSED_KEY_BLOCK);
         fused_pack(&x, j0, j1 - j0);
         for (int64_t u = 0; u < x.tiles; u++) {
-            fused_prefetch(&x, j1 + next * u / x.tiles, j1 + next * (u + 1) / x.tiles);
             /* Clamp the block to this tile's keys: blocks past the diagonal or outside the window
              * cost nothing, and the diagonal block is computed at its exact width. The start is
              * rounded down to a panel boundary; the few keys that adds are masked by the range. */
