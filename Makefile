@@ -8,6 +8,7 @@
 #   make install PREFIX=/usr/local
 #   make test-sanitize  C tests under ASan + UBSan, then `swift test --sanitize=address`
 #   make test-threads   library and C tests without OpenMP (the pthread fallback), plain and under TSan
+#   make test-avx512-logic  C tests with the AVX-512 kernels compiled for AVX2 (their logic, anywhere)
 #   make fuzz           each libFuzzer target for FUZZ_SECONDS (default 60); see docs/RELIABILITY.md
 #
 # CC defaults to cc; gcc (libgomp) and clang (libomp) both work. Kernels for every instruction set
@@ -37,7 +38,7 @@ OBJECTS  = $(SOURCES:CKernels/%.c=$(BUILD)/obj/%.o)
 TESTS    = $(patsubst Tests/CKernelsTests/%.c,$(BUILD)/tests/%,$(wildcard Tests/CKernelsTests/test_*.c))
 SWIFT   ?= swift
 
-.PHONY: all test test-c bench bench-peers bench-chart install clean deps test-sanitize test-threads fuzz fuzz-build san-deps
+.PHONY: all test test-c bench bench-peers bench-chart install clean deps test-sanitize test-threads test-avx512-logic fuzz fuzz-build san-deps
 BENCH_ARGS ?=
 
 all: $(BUILD)/libattn.a $(BUILD)/libattn.so
@@ -152,6 +153,11 @@ test-sanitize: deps san-deps $(SAN_SUPP)
 test-threads: san-deps
 	$(MAKE) --no-print-directory BUILD=$(BUILD)/nomp OPENMP= test-c
 	env $(TSAN_ENV) $(MAKE) --no-print-directory BUILD=$(BUILD)/tsan CC=$(TSAN_CC) CFLAGS="$(TSAN_FLAGS)" OPENMP= test-c
+
+# The AVX-512 path's logic on a CPU without AVX-512: the same kernels compiled for AVX2 and offered
+# as "avx512" (CKernels/kernels_avx512.c), under every C test. Only meaningful on x86-64 with AVX2.
+test-avx512-logic: deps
+	$(MAKE) --no-print-directory BUILD=$(BUILD)/emu512 CFLAGS="$(CFLAGS) -DATTN_EMULATE_AVX512 -Wno-psabi" test-c
 
 # The fuzz targets: the C attention API (libattn built with coverage, ASan and UBSan) and the
 # safetensors reader (Tests/Fuzz/SafeTensorsFuzz, a separate package that depends on this one).

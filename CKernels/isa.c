@@ -27,9 +27,13 @@ static const attn_kernels *table_for(attn_isa isa) {
         return (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? &attn_kernels_avx2 : NULL;
     case ATTN_ISA_AVX512:
         __builtin_cpu_init();
+#if defined(ATTN_EMULATE_AVX512) /* test builds only: see kernels_avx512.c */
+        return (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? &attn_kernels_avx512 : NULL;
+#else
         return (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma"))
                    ? &attn_kernels_avx512 : NULL;
+#endif
 #else
     case ATTN_ISA_AVX2:
     case ATTN_ISA_AVX512:

@@ -1,13 +1,22 @@
 /*
  * kernels_avx512.c: the templates compiled for AVX-512 (16-float zmm vectors, 32 registers).
  * Only the code generation target changes here; the dispatcher checks the CPU before using it.
+ *
+ * Built with -DATTN_EMULATE_AVX512 (make test-avx512-logic; never for use), the same code with the
+ * same blocking is compiled for AVX2 instead, each 16-float vector becoming two ymm, and the
+ * dispatcher offers it as "avx512" on any AVX2 CPU: so the tests check this path's logic (48-query
+ * tiles, 8-key panels, 12-row matrix panels) on machines without AVX-512.
  */
 #if defined(__x86_64__) || defined(_M_X64)
 #include <stdint.h>
 #include <string.h>
 #include <math.h>
 
-#if defined(__clang__)
+#if defined(ATTN_EMULATE_AVX512) && defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#elif defined(ATTN_EMULATE_AVX512)
+#pragma GCC target("avx2,fma")
+#elif defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))), apply_to = function)
 #else
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx2,fma")

@@ -48,6 +48,16 @@
 #include "attn.h"
 #include "test_util.h"
 
+/* Query rows that take the tile kernel on every ISA: more than the row kernel's limit, which is half
+ * a micro-tile of 3 vectors (6, 12 or 24 rows for 4-, 8- and 16-float vectors). */
+#define TILE_KERNEL_LQ 30
+
+/* Floats per vector of the ISA in use. */
+static int64_t attn_vector_floats_for_test(void) {
+    const attn_isa isa = attn_get_isa();
+    return isa == ATTN_ISA_AVX512 ? 16 : isa == ATTN_ISA_AVX2 ? 8 : 4;
+}
+
 #ifdef _OPENMP
 /* The toolchain's clang ships no omp.h (see CKernels/parallel.c). */
 int omp_get_thread_num(void);
@@ -490,7 +500,7 @@ static attn_params broadcast_params(const float *q, const float *k, const float 
     return a;
 }
 
-/* The fused (tile kernel) workspace query for Lq = 17 queries of Dqk = 2^59 features, read through
+/* The fused (tile kernel) workspace query for Lq = 30 queries of Dqk = 2^59 features, read through
  * zero strides: the Qᵀ tile alone needs more than Dqk floats, so the answer must be
  * ATTN_ERR_OVERFLOW (or, at the very least, a byte count of 4 x Dqk or more), on every ISA. */
 static int fused_workspace_overflow_child(void *arg) {
@@ -498,9 +508,9 @@ static int fused_workspace_overflow_child(void *arg) {
     /* Under UBSan the overflow ends this child with a report on stderr; the parent reports it. */
     FILE *null = fopen("/dev/null", "w");
     if (null) dup2(fileno(null), 2);
-    static float buf[17];
+    static float buf[TILE_KERNEL_LQ];
     const int64_t dqk = (int64_t)1 << 59;
-    attn_params a = broadcast_params(buf, buf, buf, buf, 17, 1, dqk, 1);
+    attn_params a = broadcast_params(buf, buf, buf, buf, TILE_KERNEL_LQ, 1, dqk, 1);
     int bad = 0;
     for (int isa = 0; isa < NISA; isa++) {
         if (attn_set_isa((attn_isa)isa) != ATTN_OK) continue;
@@ -508,7 +518,7 @@ static int fused_workspace_overflow_child(void *arg) {
         const attn_status st = attn_forward_workspace(&a, &bytes);
         if (!(st == ATTN_ERR_OVERFLOW || (st == ATTN_OK && (double)bytes >= 4.0 * (double)dqk))) {
             bad = 1;
-            printf("  [%s] attn_forward_workspace(Lq = 17, dim_qk = 2^59, dim_v = 1): %s, %zu bytes\n",
+            printf("  [%s] attn_forward_workspace(Lq = 30, dim_qk = 2^59, dim_v = 1): %s, %zu bytes\n",
                    attn_isa_name((attn_isa)isa), attn_status_string(st), bytes);
         }
     }
@@ -562,16 +572,16 @@ static void test_allocation_failure(void) {
     free(c.guard);
 
 #ifdef EDGES_RLIMIT
-    /* Fused, tile kernel (Lq = 20 queries, more than any ISA's row kernel takes): Dqk = 2^21 makes
+    /* Fused, tile kernel (Lq = 30 queries, more than any ISA's row kernel takes): Dqk = 2^21 makes
      * the Qᵀ tiles of one thread 256-1024 MiB. */
     memset(&c, 0, sizeof c);
     const int64_t D = (int64_t)1 << 21;
     float *qd = xmalloc(sizeof(float) * (size_t)D);
     for (int64_t i = 0; i < D; i++) qd[i] = 0.001f;
-    c.guard_n = 20;
-    c.guard = xmalloc(sizeof(float) * 20);
-    fill_sentinel(c.guard, 20);
-    c.p = broadcast_params(qd, qd, qd, c.guard, 20, 1, D, 1);
+    c.guard_n = TILE_KERNEL_LQ;
+    c.guard = xmalloc(sizeof(float) * TILE_KERNEL_LQ);
+    fill_sentinel(c.guard, TILE_KERNEL_LQ);
+    c.p = broadcast_params(qd, qd, qd, c.guard, TILE_KERNEL_LQ, 1, D, 1);
     c.which = 0;
     expect_child("attn_forward (tile kernel), Dqk = 2^21: 256+ MiB workspace, RLIMIT_AS +64 MiB", &c, (int64_t)64 << 20,
                  ATTN_ERR_OUT_OF_MEMORY);
@@ -623,7 +633,7 @@ static void test_allocation_failure(void) {
      * process under UBSan. */
     const int r = run_in_child(fused_workspace_overflow_child, NULL, -1);
     if (r == 0) tu_pass();
-    else tu_fail("attn_forward_workspace (tile kernel, Lq = 17) with dim_qk = 2^59 must be ATTN_ERR_OVERFLOW");
+    else tu_fail("attn_forward_workspace (tile kernel, Lq = 30) with dim_qk = 2^59 must be ATTN_ERR_OVERFLOW");
 }
 
 /* ============================================================================================== */
@@ -754,9 +764,10 @@ static void test_thread_resolution(void) {
     attn_forward_workspace(&a, &w);
     TU_CHECK(w == one * 5, "num_threads = 5 overrides the global 3: %zu, want %zu", w, one * 5);
     TU_CHECK(attn_set_num_threads(0) == ATTN_OK && attn_get_num_threads() == def, "attn_set_num_threads(0) restores %d", def);
-    /* Never more threads than work items: one (b, h) and one query tile (20 queries: more than any
-     * ISA's row kernel takes, fewer than any tile). */
-    prob S = prob_new(1, 1, 1, 20, 100, 32, 32);
+    /* Never more threads than work items: one (b, h) and one micro-tile of queries (3 vectors' worth:
+     * 12, 24 or 48 by ISA, twice what the row kernel takes). */
+    const int64_t one_tile = 3 * attn_vector_floats_for_test();
+    prob S = prob_new(1, 1, 1, one_tile, 100, 32, 32);
     float *so = xmalloc(sizeof(float) * (size_t)n_out(&S));
     attn_params s = prob_params(&S, so, NULL, 1);
     size_t s1 = 0, s8 = 0;
@@ -1404,13 +1415,13 @@ static void test_long_row(void) {
     rr.max_err = fmax(rr.max_err, fmax(rw.max_err, rk.max_err));
     rr.max_lse_err = fmax(rr.max_lse_err, fmax(rw.max_lse_err, rk.max_lse_err));
 
-    /* 17 queries (the tile kernel on every ISA, not the row kernel) against the same million keys. */
-    prob T = prob_new(1, 1, 1, 17, Lk, 16, 16);
+    /* 30 queries (the tile kernel on every ISA, not the row kernel) against the same million keys. */
+    prob T = prob_new(1, 1, 1, TILE_KERNEL_LQ, Lk, 16, 16);
     memcpy(T.k, P.k, sizeof(float) * (size_t)n_k(&P));
     memcpy(T.v, P.v, sizeof(float) * (size_t)n_v(&P));
     fill_uniform(&r, T.q, n_q(&T), -1, 1);
     T.causal = ATTN_CAUSAL_BOTTOM_RIGHT;
-    run_result rt = check_against_reference("Lq = 17, Lk = 1e6, causal bottom-right", &T, 1e-5, 2);
+    run_result rt = check_against_reference("Lq = 30, Lk = 1e6, causal bottom-right", &T, 1e-5, 2);
     size_t w_tile = 0, w_tile_short = 0;
     attn_params at = prob_params(&T, NULL, NULL, 2);
     at.out = T.q; /* only for the size queries */
@@ -1427,7 +1438,7 @@ static void test_long_row(void) {
     char line[200];
     snprintf(line, sizeof line, "correct; fused workspace %zu B (same for Lk 2^40), unfused %zu B; peak RSS +%lld KiB", w_long, u_long,
              (long long)(rss_delta >> 10));
-    table_row("Lq = 1 and 17, Lk = 1,000,000, D = 16 (+causal/window/key_len)", line, &rr);
+    table_row("Lq = 1 and 30, Lk = 1,000,000, D = 16 (+causal/window/key_len)", line, &rr);
     prob_free(&P);
 }
 
