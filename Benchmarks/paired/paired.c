@@ -1,0 +1,137 @@
+/*
+ * paired.c: times two or more builds of libattn side by side in one process, call by call, and
+ * reports the median of the per-round speed ratios against the first. On a shared machine whose
+ * speed drifts from minute to minute, separate runs of two builds cannot be compared; alternating
+ * their calls in one process can. Built by compare.sh, which defines VARIANT_LIST: X(name) for
+ * every build, each linked in with its public symbols renamed name_attn_... (build_variant.sh).
+ *
+ *   paired ROUNDS attn L D CAUSAL THREADS    B = 1, H = 8 attention, (B, H, L, D) layout
+ *   paired ROUNDS mm N THREADS               attn_matmul, C (N, N) = A · B
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "attn.h"
+
+#define X(name)                                                    \
+    attn_status name##_attn_forward(const attn_params *);          \
+    attn_status name##_attn_matmul(const attn_matmul_params *);
+VARIANT_LIST
+#undef X
+
+typedef struct variant {
+    const char *name;
+    attn_status (*forward)(const attn_params *);
+    attn_status (*matmul)(const attn_matmul_params *);
+} variant;
+
+#define X(name) {#name, name##_attn_forward, name##_attn_matmul},
+static const variant variants[] = {VARIANT_LIST};
+#undef X
+#define N_VARIANTS ((int)(sizeof variants / sizeof variants[0]))
+#define MAX_ROUNDS 1000
+
+static double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int compare_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(const double *v, int n) {
+    double *t = malloc(sizeof(double) * (size_t)n);
+    memcpy(t, v, sizeof(double) * (size_t)n);
+    qsort(t, (size_t)n, sizeof(double), compare_double);
+    const double m = t[n / 2];
+    free(t);
+    return m;
+}
+
+static float *random_floats(size_t n, unsigned seed) {
+    float *x = malloc(n * sizeof(float));
+    if (!x) exit(1);
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = (float)(seed >> 8) / 16777216.0f - 0.5f;
+    }
+    return x;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 5 || (strcmp(argv[2], "attn") && strcmp(argv[2], "mm"))) {
+        fprintf(stderr, "usage: %s ROUNDS attn L D CAUSAL THREADS | ROUNDS mm N THREADS\n", argv[0]);
+        return 2;
+    }
+    int rounds = atoi(argv[1]);
+    if (rounds < 1) rounds = 1;
+    if (rounds > MAX_ROUNDS) rounds = MAX_ROUNDS;
+    const int is_mm = !strcmp(argv[2], "mm");
+    attn_params p;
+    attn_matmul_params mp;
+    double flops;
+    if (!is_mm && argc >= 7) {
+        const int64_t len = atoi(argv[3]), dim = atoi(argv[4]), heads = 8;
+        const size_t n = (size_t)(heads * len * dim);
+        memset(&p, 0, sizeof p);
+        p.window_left = p.window_right = -1;
+        p.batch = 1;
+        p.heads_q = p.heads_kv = heads;
+        p.len_q = p.len_k = len;
+        p.dim_qk = p.dim_v = dim;
+        const int64_t stride[3] = {heads * len * dim, len * dim, dim};
+        memcpy(p.q_stride, stride, sizeof stride);
+        memcpy(p.k_stride, stride, sizeof stride);
+        memcpy(p.v_stride, stride, sizeof stride);
+        memcpy(p.out_stride, stride, sizeof stride);
+        p.q = random_floats(n, 1);
+        p.k = random_floats(n, 2);
+        p.v = random_floats(n, 3);
+        p.out = random_floats(n, 4);
+        p.causal = atoi(argv[5]) ? ATTN_CAUSAL_TOP_LEFT : ATTN_CAUSAL_NONE;
+        p.num_threads = atoi(argv[6]);
+        flops = 4.0 * (double)heads * (double)len * (double)len * (double)dim * (atoi(argv[5]) ? 0.5 : 1.0);
+    } else if (is_mm) {
+        const int64_t n = atoi(argv[3]);
+        memset(&mp, 0, sizeof mp);
+        mp.m = mp.n = mp.k = n;
+        mp.a = random_floats((size_t)(n * n), 1);
+        mp.b = random_floats((size_t)(n * n), 2);
+        mp.c = random_floats((size_t)(n * n), 3);
+        mp.lda = mp.ldb = mp.ldc = n;
+        mp.num_threads = atoi(argv[4]);
+        flops = 2.0 * (double)n * (double)n * (double)n;
+    } else {
+        fprintf(stderr, "usage: %s ROUNDS attn L D CAUSAL THREADS\n", argv[0]);
+        return 2;
+    }
+
+    static double seconds[16][MAX_ROUNDS], ratio[16][MAX_ROUNDS];
+    if (N_VARIANTS > 16) return 2;
+    for (int v = 0; v < N_VARIANTS; v++) { /* warm-up */
+        if (is_mm ? variants[v].matmul(&mp) : variants[v].forward(&p)) return 1;
+    }
+    for (int r = 0; r < rounds; r++)
+        for (int i = 0; i < N_VARIANTS; i++) {
+            const int v = (i + r) % N_VARIANTS; /* rotate who goes first */
+            const double t0 = now_seconds();
+            if (is_mm ? variants[v].matmul(&mp) : variants[v].forward(&p)) return 1;
+            seconds[v][r] = now_seconds() - t0;
+        }
+    for (int v = 0; v < N_VARIANTS; v++) {
+        double best = seconds[v][0];
+        for (int r = 0; r < rounds; r++) {
+            ratio[v][r] = seconds[0][r] / seconds[v][r];
+            if (seconds[v][r] < best) best = seconds[v][r];
+        }
+        printf("%-12s best %7.1f GFLOP/s  median %7.1f GFLOP/s  speed relative to %s: median %.3f\n",
+               variants[v].name, flops / best * 1e-9, flops / median(seconds[v], rounds) * 1e-9, variants[0].name,
+               median(ratio[v], rounds));
+    }
+    return 0;
+}
