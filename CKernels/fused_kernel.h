@@ -11,9 +11,9 @@
  * folded in, and Oᵀ once at the end.
  *
  * A work item is up to FUSED_MAX_TILES micro-tiles of one (batch, head). It walks the keys in
- * blocks of FUSED_KEY_BLOCK. Each block of K and V is first packed into ATTN_NK-wide panels (fused_pack), so
- * both products read one sequential stream whatever the caller's strides, and all micro-tiles of
- * the item share the packed block from L2. Read in place, V was walked down column strips whose
+ * blocks of FUSED_KEY_BLOCK. Each block of K and V is first packed into ATTN_NK-wide panels
+ * (fused_pack), so both products read one sequential stream whatever the caller's strides, and all
+ * micro-tiles of the item share the packed block from L2. Read in place, V was walked down column strips whose
  * rows, 256 B or more apart, fell into a few L1 sets and were evicted before the next strip reused
  * their lines (P·V ran 22 % slower than Q·Kᵀ at D = 64 for the same FMAs; a (B, L, H·D) layout
  * puts every row in the same set), and K's ATTN_NK short row streams, restarted every few hundred
@@ -98,8 +98,7 @@ typedef struct fused_item_ctx {
  *   kp[g][d][c] = K[j0 + g·NK + c][d]   (panel g: NK keys, walked along d by Q·Kᵀ)
  *   vp[g][t][c] = V[j0 + t][g·NK + c]   (panel g: NK columns, walked along t by P·V)
  * Padding keys score 0 and padding columns accumulate 0; neither is ever stored. K is transposed
- * NK rows by ATTN_VL features at a time: log2(NK) rounds of interleaving turn NK row vectors into
- * NK vectors that hold, feature by feature, the NK keys' values.
+ * NK rows by ATTN_VL features at a time (vtranspose_rows).
  */
 static void fused_pack(fused_item_ctx *x, int64_t j0, int64_t nkb) {
     const attn_params *p = &x->pr->p;
@@ -116,14 +115,7 @@ static void fused_pack(fused_item_ctx *x, int64_t j0, int64_t nkb) {
         for (; d + ATTN_VL <= dq; d += ATTN_VL) {
             vf r[ATTN_NK];
             for (int c = 0; c < ATTN_NK; c++) r[c] = rows[c] ? vload(rows[c] + d) : vsplat(0.0f);
-            for (int width = 1; width < ATTN_NK; width *= 2) { /* log2(NK) rounds */
-                vf t[ATTN_NK];
-                for (int i = 0; i < ATTN_NK / 2; i++) {
-                    t[2 * i] = vzip_lo(r[i], r[i + ATTN_NK / 2]);
-                    t[2 * i + 1] = vzip_hi(r[i], r[i + ATTN_NK / 2]);
-                }
-                memcpy(r, t, sizeof r);
-            }
+            vtranspose_rows(r, ATTN_NK);
             for (int c = 0; c < ATTN_NK; c++) vstore(dst + d * ATTN_NK + c * ATTN_VL, r[c]);
         }
         for (; d < dq; d++)

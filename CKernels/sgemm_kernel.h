@@ -57,8 +57,8 @@ _Static_assert(SGEMM_MR == SGEMM_MR_POW2 || SGEMM_MR_POW2 == ATTN_VL,
 
 /* Packs A rows [0, mc) x depth [0, kc) into micro-panels of MR rows: panel i holds
  * dst[i*MR*kc + p*MR + r] = a[(i*MR + r)*lda + p], zero rows past mc. Full panels go ATTN_VL depth
- * steps at a time: the MR row vectors (padded with zero rows to a power of two) are transposed by
- * rounds of interleaving into vectors holding the rows of one or more depth steps, stored in order.
+ * steps at a time: the MR row vectors (padded with zero rows to a power of two) are transposed
+ * (vtranspose_rows) into vectors holding the rows of one or more depth steps, stored in order.
  * When MR is not a power of two each store also writes SGEMM_MR_POW2 - MR padding floats past its
  * depth step, which the next store (or the next panel, or the workspace's slack) overwrites. */
 static void sgemm_pack_a(float *restrict dst, const float *restrict a, int64_t lda, int64_t mc, int64_t kc) {
@@ -70,14 +70,7 @@ static void sgemm_pack_a(float *restrict dst, const float *restrict a, int64_t l
             for (; p + ATTN_VL <= kc; p += ATTN_VL) {
                 vf r[SGEMM_MR_POW2];
                 for (int i = 0; i < SGEMM_MR_POW2; i++) r[i] = i < SGEMM_MR ? vload(src + i * lda + p) : vsplat(0.0f);
-                for (int width = 1; width < SGEMM_MR_POW2; width *= 2) { /* log2 rounds */
-                    vf t[SGEMM_MR_POW2];
-                    for (int i = 0; i < SGEMM_MR_POW2 / 2; i++) {
-                        t[2 * i] = vzip_lo(r[i], r[i + SGEMM_MR_POW2 / 2]);
-                        t[2 * i + 1] = vzip_hi(r[i], r[i + SGEMM_MR_POW2 / 2]);
-                    }
-                    memcpy(r, t, sizeof r);
-                }
+                vtranspose_rows(r, SGEMM_MR_POW2);
                 /* r[v] holds depth steps p + v*s .. p + v*s + s - 1 (s = VL / POW2), POW2 rows each. */
                 for (int v = 0; v < SGEMM_MR_POW2; v++)
                     vstore(dst + (p + v * (ATTN_VL / SGEMM_MR_POW2)) * SGEMM_MR, r[v]);

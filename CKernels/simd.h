@@ -92,6 +92,20 @@ ATTN_INLINE vf vzip_lo(vf a, vf b) { return __builtin_shuffle(a, b, (vi){ATTN_ZI
 ATTN_INLINE vf vzip_hi(vf a, vf b) { return __builtin_shuffle(a, b, (vi){ATTN_ZIP_HI}); }
 #endif
 
+/* Transposes n rows of ATTN_VL floats (n a power of two, 2 <= n <= ATTN_VL) in place by log2(n)
+ * rounds of interleaving: afterwards r[i] holds columns i·ATTN_VL/n onwards, ATTN_VL/n of them,
+ * each as its n row values in row order. Used to pack K (rows of keys) and A (rows of a matrix). */
+ATTN_INLINE void vtranspose_rows(vf *r, int n) {
+    for (int width = 1; width < n; width *= 2) {
+        vf t[16];
+        for (int i = 0; i < n / 2; i++) {
+            t[2 * i] = vzip_lo(r[i], r[i + n / 2]);
+            t[2 * i + 1] = vzip_hi(r[i], r[i + n / 2]);
+        }
+        for (int i = 0; i < n; i++) r[i] = t[i];
+    }
+}
+
 ATTN_INLINE int vany(vi mask) {
     int32_t lanes[ATTN_VL];
     memcpy(lanes, &mask, sizeof lanes);
