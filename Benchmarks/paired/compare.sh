@@ -6,6 +6,7 @@
 # of its per-round speed ratio to NAME1. For example:
 #   compare.sh "attn 2048 64 0 1" 12 base tiles8
 #   compare.sh "mm 1024 2" 12 base old
+# In mm mode PAIRED_CBLAS=libopenblas.so adds OpenBLAS's sgemm as the last contender (paired.c).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 problem="$1"
@@ -19,6 +20,14 @@ for name in "$@"; do
     objects+=("$out/$name.o")
 done
 ${CC:-cc} -O2 -fopenmp -I"$here/../../CKernels/include" "-DVARIANT_LIST=$list" "$here/paired.c" "${objects[@]}" \
-    -lm -o "$out/paired"
+    -lm -ldl -o "$out/paired"
+# shellcheck disable=SC2086
+set -- $problem
+if [ "$1" = mm ] && [ -n "${PAIRED_CBLAS:-}" ]; then
+    # Both libraries park their idle threads at once: a thread of one left spinning after its call
+    # takes a core from the other's next call (measured: OpenBLAS's default spin cost attn_matmul
+    # 20 % at N = 2048 on 2 threads).
+    export OPENBLAS_NUM_THREADS="$3" OPENBLAS_THREAD_TIMEOUT=4 OMP_WAIT_POLICY=passive
+fi
 # shellcheck disable=SC2086
 "$out/paired" "$rounds" $problem

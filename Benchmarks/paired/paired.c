@@ -7,7 +7,14 @@
  *
  *   paired ROUNDS attn L D CAUSAL THREADS    B = 1, H = 8 attention, (B, H, L, D) layout
  *   paired ROUNDS mm N THREADS               attn_matmul, C (N, N) = A · B
+ *
+ * In mm mode, PAIRED_CBLAS=path/to/libopenblas.so adds that library's cblas_sgemm as one more
+ * contender (PAIRED_CBLAS_SGEMM names the symbol when it is prefixed or suffixed, as in numpy's
+ * bundled OpenBLAS; PAIRED_CBLAS_ILP64=1 when its integers are 64-bit). Its thread count comes from
+ * OPENBLAS_NUM_THREADS, which compare.sh sets to THREADS.
  */
+#include <dlfcn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,10 +34,28 @@ typedef struct variant {
     attn_status (*matmul)(const attn_matmul_params *);
 } variant;
 
+/* cblas_sgemm with 32- or 64-bit integers; enums are ints: 101 row-major, 111 no transpose. */
+typedef void (*sgemm32_fn)(int, int, int, int32_t, int32_t, int32_t, float, const float *, int32_t,
+                           const float *, int32_t, float, float *, int32_t);
+typedef void (*sgemm64_fn)(int, int, int, int64_t, int64_t, int64_t, float, const float *, int64_t,
+                           const float *, int64_t, float, float *, int64_t);
+static void *cblas_sgemm;
+static int cblas_ilp64;
+
+static attn_status cblas_matmul(const attn_matmul_params *p) {
+    if (cblas_ilp64)
+        ((sgemm64_fn)cblas_sgemm)(101, 111, 111, p->m, p->n, p->k, 1.0f, p->a, p->lda, p->b, p->ldb, 0.0f, p->c,
+                                  p->ldc);
+    else
+        ((sgemm32_fn)cblas_sgemm)(101, 111, 111, (int32_t)p->m, (int32_t)p->n, (int32_t)p->k, 1.0f, p->a,
+                                  (int32_t)p->lda, p->b, (int32_t)p->ldb, 0.0f, p->c, (int32_t)p->ldc);
+    return ATTN_OK;
+}
+
 #define X(name) {#name, name##_attn_forward, name##_attn_matmul},
-static const variant variants[] = {VARIANT_LIST};
+static variant variants[] = {VARIANT_LIST {"cblas", NULL, cblas_matmul}};
 #undef X
-#define N_VARIANTS ((int)(sizeof variants / sizeof variants[0]))
+static int n_variants = (int)(sizeof variants / sizeof variants[0]) - 1; /* cblas counts once loaded */
 #define MAX_ROUNDS 1000
 
 static double now_seconds(void) {
@@ -110,20 +135,32 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s ROUNDS attn L D CAUSAL THREADS\n", argv[0]);
         return 2;
     }
+    const char *cblas_path = getenv("PAIRED_CBLAS");
+    if (is_mm && cblas_path && *cblas_path) {
+        const char *symbol = getenv("PAIRED_CBLAS_SGEMM");
+        void *lib = dlopen(cblas_path, RTLD_NOW | RTLD_LOCAL);
+        cblas_sgemm = lib ? dlsym(lib, symbol && *symbol ? symbol : "cblas_sgemm") : NULL;
+        if (!cblas_sgemm) {
+            fprintf(stderr, "PAIRED_CBLAS: %s\n", dlerror());
+            return 2;
+        }
+        cblas_ilp64 = getenv("PAIRED_CBLAS_ILP64") && atoi(getenv("PAIRED_CBLAS_ILP64"));
+        n_variants++;
+    }
 
     static double seconds[16][MAX_ROUNDS], ratio[16][MAX_ROUNDS];
-    if (N_VARIANTS > 16) return 2;
-    for (int v = 0; v < N_VARIANTS; v++) { /* warm-up */
+    if (n_variants > 16) return 2;
+    for (int v = 0; v < n_variants; v++) { /* warm-up */
         if (is_mm ? variants[v].matmul(&mp) : variants[v].forward(&p)) return 1;
     }
     for (int r = 0; r < rounds; r++)
-        for (int i = 0; i < N_VARIANTS; i++) {
-            const int v = (i + r) % N_VARIANTS; /* rotate who goes first */
+        for (int i = 0; i < n_variants; i++) {
+            const int v = (i + r) % n_variants; /* rotate who goes first */
             const double t0 = now_seconds();
             if (is_mm ? variants[v].matmul(&mp) : variants[v].forward(&p)) return 1;
             seconds[v][r] = now_seconds() - t0;
         }
-    for (int v = 0; v < N_VARIANTS; v++) {
+    for (int v = 0; v < n_variants; v++) {
         double best = seconds[v][0];
         for (int r = 0; r < rounds; r++) {
             ratio[v][r] = seconds[0][r] / seconds[v][r];
