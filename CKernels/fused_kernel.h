@@ -133,25 +133,32 @@ static void fused_pack(fused_item_ctx *x, int64_t j0, int64_t nkb) {
     }
 }
 
+/* Sᵀ columns [0, n) of one panel of keys: qt · panel kp, stored at s, their maximum into bmax. */
+ATTN_INLINE void fused_scores_panel(float *s, const float *qt, const float *kp, int64_t dq, int n,
+                                    vf bmax[ATTN_Q_VECS]) {
+    vf acc[ATTN_Q_VECS][ATTN_NK];
+    for (int v = 0; v < ATTN_Q_VECS; v++)
+        for (int c = 0; c < ATTN_NK; c++) acc[v][c] = vsplat(0.0f);
+    outer_tile(acc, qt, kp, dq);
+    for (int c = 0; c < n; c++)
+        for (int v = 0; v < ATTN_Q_VECS; v++) {
+            vstore(s + c * QT + v * ATTN_VL, acc[v][c]);
+            bmax[v] = vmax(bmax[v], acc[v][c]);
+        }
+}
+
 /* Sᵀ[j - j0][lanes] for keys [j0, j1) of micro-tile u (j0 on a panel boundary of the packed
- * block): the scaled scores, and their maximum per lane in bmax (NaN scores ignored). */
+ * block): the scaled scores, and their maximum per lane in bmax (NaN scores ignored). Whole panels
+ * get a constant column count, so their accumulators stay in registers (a variable count kept
+ * them in memory: 1-3 % of the whole kernel); only the last panel may be partial. */
 static void fused_scores(const fused_item_ctx *x, int64_t u, int64_t j0, int64_t j1, vf bmax[ATTN_Q_VECS]) {
     const int64_t dq = x->pr->p.dim_qk;
     const float *qt = x->qt + u * QT * dq;
     for (int v = 0; v < ATTN_Q_VECS; v++) bmax[v] = vsplat(-INFINITY);
-    for (int64_t j = j0; j < j1; j += ATTN_NK) {
-        const int64_t n = j1 - j < ATTN_NK ? j1 - j : ATTN_NK;
-        vf acc[ATTN_Q_VECS][ATTN_NK];
-        for (int v = 0; v < ATTN_Q_VECS; v++)
-            for (int c = 0; c < ATTN_NK; c++) acc[v][c] = vsplat(0.0f);
-        outer_tile(acc, qt, x->kp + (j - x->j0) * dq, dq);
-        float *s = x->st + (j - j0) * QT;
-        for (int c = 0; c < n; c++)
-            for (int v = 0; v < ATTN_Q_VECS; v++) {
-                vstore(s + c * QT + v * ATTN_VL, acc[v][c]);
-                bmax[v] = vmax(bmax[v], acc[v][c]);
-            }
-    }
+    int64_t j = j0;
+    for (; j + ATTN_NK <= j1; j += ATTN_NK)
+        fused_scores_panel(x->st + (j - j0) * QT, qt, x->kp + (j - x->j0) * dq, dq, ATTN_NK, bmax);
+    if (j < j1) fused_scores_panel(x->st + (j - j0) * QT, qt, x->kp + (j - x->j0) * dq, dq, (int)(j1 - j), bmax);
 }
 
 /* Element-wise masks on Sᵀ for keys [j0, j1) of micro-tile u with rows [r0, r0 + rows):
@@ -272,25 +279,32 @@ static void fused_dropout(const fused_item_ctx *x, int64_t r0, int64_t rows, int
     }
 }
 
+/* Oᵀ rows [0, n) of one panel of output columns, at ot: alpha·Oᵀ (when rescale) + pt · panel vp
+ * over nk keys. */
+ATTN_INLINE void fused_accumulate_panel(float *ot, const float *pt, const float *vp, int64_t nk, int n, int rescale,
+                                        const vf alpha[ATTN_Q_VECS]) {
+    vf acc[ATTN_Q_VECS][ATTN_NK];
+    for (int c = 0; c < ATTN_NK; c++)
+        for (int v = 0; v < ATTN_Q_VECS; v++) {
+            vf o = c < n ? vload(ot + c * QT + v * ATTN_VL) : vsplat(0.0f);
+            acc[v][c] = rescale ? o * alpha[v] : o;
+        }
+    outer_tile(acc, pt, vp, nk);
+    for (int c = 0; c < n; c++)
+        for (int v = 0; v < ATTN_Q_VECS; v++) vstore(ot + c * QT + v * ATTN_VL, acc[v][c]);
+}
+
 /* Oᵀ (dim_v, QT) of micro-tile u = alpha·Oᵀ (when rescale) + Pᵀ-weighted sum of V rows [j0, j1)
- * of the packed block. */
+ * of the packed block. As in fused_scores, whole panels get a constant column count. */
 static void fused_accumulate(const fused_item_ctx *x, int64_t u, int64_t j0, int64_t j1, int rescale,
                              const vf alpha[ATTN_Q_VECS]) {
     const int64_t dv = x->pr->p.dim_v;
     float *ot = x->ot + u * QT * dv;
     const float *panel = x->vp + (j0 - x->j0) * ATTN_NK;
-    for (int64_t c0 = 0; c0 < dv; c0 += ATTN_NK, panel += x->nkb * ATTN_NK) {
-        const int64_t n = dv - c0 < ATTN_NK ? dv - c0 : ATTN_NK;
-        vf acc[ATTN_Q_VECS][ATTN_NK];
-        for (int c = 0; c < ATTN_NK; c++)
-            for (int v = 0; v < ATTN_Q_VECS; v++) {
-                vf o = c < n ? vload(ot + (c0 + c) * QT + v * ATTN_VL) : vsplat(0.0f);
-                acc[v][c] = rescale ? o * alpha[v] : o;
-            }
-        outer_tile(acc, x->st, panel, j1 - j0);
-        for (int c = 0; c < n; c++)
-            for (int v = 0; v < ATTN_Q_VECS; v++) vstore(ot + (c0 + c) * QT + v * ATTN_VL, acc[v][c]);
-    }
+    int64_t c0 = 0;
+    for (; c0 + ATTN_NK <= dv; c0 += ATTN_NK, panel += x->nkb * ATTN_NK)
+        fused_accumulate_panel(ot + c0 * QT, x->st, panel, j1 - j0, ATTN_NK, rescale, alpha);
+    if (c0 < dv) fused_accumulate_panel(ot + c0 * QT, x->st, panel, j1 - j0, (int)(dv - c0), rescale, alpha);
 }
 
 /* Qᵀ tiles (scaled, zero past the last row) and the running state. */
