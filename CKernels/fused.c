@@ -18,8 +18,13 @@
  * chunks so short that merging costs more than it saves. */
 #define ROW_TARGET_ITEMS 32
 #define ROW_MIN_KEYS_PER_CHUNK 512
-/* Tile kernel: the fewest work items before items are made smaller than the kernel's largest. */
-#define TILE_TARGET_ITEMS 16
+/* Tile kernel: the fewest work items per thread before items are made smaller than the kernel's
+ * largest. With 4, dynamic pulling keeps the threads within a fraction of an item of each other
+ * (causal items are handed out heaviest first); more, smaller items cost more packing. At L = 256
+ * (8 heads) 4 per thread measured 3-4 % faster than the 16 items in all used before. */
+#ifndef TILE_ITEMS_PER_THREAD
+#define TILE_ITEMS_PER_THREAD 4
+#endif
 
 typedef struct fused_run {
     const attn_problem *pr;
@@ -118,15 +123,16 @@ static attn_status fused_plan(fused_run *run, const attn_problem *pr, int64_t *b
             return ATTN_ERR_OVERFLOW;
         run->workspace_floats = (run->kernels->fused_row_workspace_floats(pr) + 15) & ~(int64_t)15;
     } else {
-        /* Items as large as the kernel allows (each packed K/V block then serves the most
-         * queries), unless that leaves fewer than TILE_TARGET_ITEMS items: then smaller, so the
-         * threads can share the work. Like the row kernel's chunks, this depends only on the
-         * sizes, so every thread count computes the same items. */
+        /* As few items per (b, h) as the kernel's largest item allows (each packed K/V block then
+         * serves the most queries), but at least TILE_ITEMS_PER_THREAD per thread in all, so the
+         * threads can share the work; the micro-tiles are then dealt out evenly. How queries are
+         * grouped into items never changes a result (fused_kernel.h walks keys in blocks on a
+         * fixed grid), so the outputs are bitwise the same for every thread count. */
         const int64_t qt = run->kernels->fused_tile_queries, heads = p->batch * p->heads_q;
-        const int64_t micro = (p->len_q + qt - 1) / qt;
-        const int64_t want = (TILE_TARGET_ITEMS + heads - 1) / heads; /* items per (b, h) */
-        int64_t tiles = (micro + want - 1) / want;
-        if (tiles > run->kernels->fused_max_tiles) tiles = run->kernels->fused_max_tiles;
+        const int64_t micro = (p->len_q + qt - 1) / qt, most = run->kernels->fused_max_tiles;
+        int64_t per_head = (TILE_ITEMS_PER_THREAD * (int64_t)run->threads + heads - 1) / heads;
+        if (per_head < (micro + most - 1) / most) per_head = (micro + most - 1) / most;
+        const int64_t tiles = (micro + per_head - 1) / per_head;
         run->tiles = tiles;
         run->tile_queries = qt * tiles;
         run->query_blocks = (p->len_q + run->tile_queries - 1) / run->tile_queries;

@@ -392,6 +392,10 @@ static void fused_item(const attn_problem *pr, int64_t b, int64_t h, int64_t i0,
         if (tile_lo[u] < item_lo) item_lo = tile_lo[u];
         if (tile_hi[u] > item_hi) item_hi = tile_hi[u];
     }
+    /* Key blocks lie on a grid of FUSED_KEY_BLOCK from key 0, whatever tiles share the item: each
+     * tile's keys then fall into the same blocks, in the same order, however fused.c groups tiles
+     * into items, so the grouping (which depends on the thread count) never changes a result. */
+    item_lo = item_lo / FUSED_KEY_BLOCK * FUSED_KEY_BLOCK;
 
     vf alpha[ATTN_Q_VECS] = {0}, bmax[ATTN_Q_VECS];
     for (int64_t j0 = item_lo; j0 < item_hi; j0 += FUSED_KEY_BLOCK) {

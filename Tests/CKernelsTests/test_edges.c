@@ -735,7 +735,12 @@ static void test_workspace_errors(void) {
 /* The thread count a call uses, seen through its workspace (threads x a per-thread size). */
 static void test_thread_resolution(void) {
     printf("-- thread count: per call (num_threads), global (attn_set_num_threads), default\n");
-    prob P = prob_new(2, 4, 4, 256, 256, 32, 32); /* 2 x 4 heads x 4+ query tiles: >= 32 items */
+    /* One micro-tile of queries (3 vectors' worth: 12, 24 or 48 by ISA, twice what the row kernel
+     * takes) per head, 2 x 16 heads: 32 items of one tile for any thread count, so the per-thread
+     * workspace does not change with it (items of several tiles would: fused.c makes items smaller
+     * when there are more threads). */
+    const int64_t one_tile = 3 * attn_vector_floats_for_test();
+    prob P = prob_new(2, 16, 16, one_tile, 256, 32, 32);
     float *out = xmalloc(sizeof(float) * (size_t)n_out(&P));
     const int def = attn_get_num_threads();
     size_t one = 0, w = 0;
@@ -764,9 +769,7 @@ static void test_thread_resolution(void) {
     attn_forward_workspace(&a, &w);
     TU_CHECK(w == one * 5, "num_threads = 5 overrides the global 3: %zu, want %zu", w, one * 5);
     TU_CHECK(attn_set_num_threads(0) == ATTN_OK && attn_get_num_threads() == def, "attn_set_num_threads(0) restores %d", def);
-    /* Never more threads than work items: one (b, h) and one micro-tile of queries (3 vectors' worth:
-     * 12, 24 or 48 by ISA, twice what the row kernel takes). */
-    const int64_t one_tile = 3 * attn_vector_floats_for_test();
+    /* Never more threads than work items: one (b, h) and one micro-tile of queries. */
     prob S = prob_new(1, 1, 1, one_tile, 100, 32, 32);
     float *so = xmalloc(sizeof(float) * (size_t)n_out(&S));
     attn_params s = prob_params(&S, so, NULL, 1);
