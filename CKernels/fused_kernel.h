@@ -34,15 +34,16 @@
 
 #define FUSED_QT (ATTN_VL * ATTN_Q_VECS) /* queries per micro-tile */
 #define QT FUSED_QT
-/* Tiling, measured on Zen3 (AVX2) at L = 1024-4096, D = 64-128, one thread: up to 16 micro-tiles
+/* Tiling, measured on Zen3 (AVX2) at L = 1024-8192, D = 64-128, side by side: up to 32 micro-tiles
  * of queries share each packed block of 128 keys, so the cost of bringing a K/V block in from L3
- * and packing it is spread over 384 queries. Before packing, 4 x 64 ran at 57-59 GFLOP/s and
- * 8 x 128 at 65-70; with packing, 16 tiles beat 8 by about 5 % (packing then costs about 4 % of
- * the time), and 24-32 were no better. fused.c uses fewer tiles per item when there would
+ * and packing it is spread over 768 queries. Before packing, 4 x 64 ran at 57-59 GFLOP/s and
+ * 8 x 128 at 65-70; with packing, 16 tiles beat 8 by about 5 %, and once the score accumulators
+ * stayed in registers, 32 beat 16 by 1.5-4 % at L >= 2048 (neutral at 1024; 24 in between).
+ * Key blocks of 256 were 1 % slower. fused.c uses fewer tiles per item when there would
  * otherwise be too few items to keep every thread busy. Both can be overridden at build time
  * (-DFUSED_MAX_TILES=..., -DFUSED_KEY_BLOCK=...) for tuning. */
 #ifndef FUSED_MAX_TILES
-#define FUSED_MAX_TILES 16  /* micro-tiles per work item, sharing each K/V block */
+#define FUSED_MAX_TILES 32  /* micro-tiles per work item, sharing each K/V block */
 #endif
 #ifndef FUSED_KEY_BLOCK
 #define FUSED_KEY_BLOCK 128 /* keys per block; a multiple of every ISA's ATTN_NK */
