@@ -1,5 +1,3 @@
-internal import CAttention
-
 /// An element-wise activation function, computed by the C kernels.
 ///
 /// ```swift
@@ -26,18 +24,6 @@ public enum Activation: String, Sendable, Equatable, Hashable, CaseIterable, Par
     /// `tanh(x)`.
     case tanh
 
-    var kernelKind: attn_activation {
-        switch self {
-        case .identity: ATTN_ACTIVATION_IDENTITY
-        case .relu: ATTN_ACTIVATION_RELU
-        case .gelu: ATTN_ACTIVATION_GELU
-        case .geluTanh: ATTN_ACTIVATION_GELU_TANH
-        case .sigmoid: ATTN_ACTIVATION_SIGMOID
-        case .silu: ATTN_ACTIVATION_SILU
-        case .tanh: ATTN_ACTIVATION_TANH
-        }
-    }
-
     /// An activation has no parameters.
     ///
     /// ```swift
@@ -54,18 +40,6 @@ public enum Activation: String, Sendable, Equatable, Hashable, CaseIterable, Par
     ///
     /// - Throws: the kernel's errors (`.outOfMemory` when the result cannot be allocated).
     public func callAsFunction(_ input: Tensor) throws -> Tensor {
-        var output = try Tensor(uninitializedShape: input.shape, argument: "input")
-        if input.count == 0 { return output }
-        let status = output.withUnsafeMutableBufferPointer { out in
-            input.withUnsafeBufferPointer { x in
-                attn_activate(out.baseAddress, x.baseAddress, Int64(input.count), kernelKind, 0)
-            }
-        }
-        if let error = AttentionError(
-            status: status, function: "attn_activate", context: "\(self) of input \(input.shape)")
-        {
-            throw error
-        }
-        return output
+        try activate(input)
     }
 }

@@ -1,5 +1,3 @@
-internal import CAttention
-
 extension Dropout: ParameterizedModule {
     /// Dropout has no parameters.
     ///
@@ -37,14 +35,10 @@ extension Dropout: ParameterizedModule {
                 argument: "dropout.probability", reason: "must be in [0, 1), got \(probability)")
         }
         if inference || probability == 0 { return input }
-        let threshold = attn_dropout_threshold(probability)
-        let scale: Float = 1 / (1 - probability)
+        let keep = decision()
         var output = input
         output.withUnsafeMutableBufferPointer { values in
-            for index in values.indices {
-                let bits = attn_dropout_bits(seed, offset &+ UInt64(index))
-                values[index] = bits >= threshold ? values[index] * scale : 0
-            }
+            for index in values.indices { values[index] = keep(values[index], index) }
         }
         return output
     }

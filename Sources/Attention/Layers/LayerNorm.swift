@@ -1,5 +1,3 @@
-internal import CAttention
-
 /// Layer normalisation over the last dimension:
 /// `y = (x - mean) / √(variance + epsilon) · weight + bias`, with the biased variance.
 ///
@@ -134,26 +132,6 @@ public struct LayerNorm: ParameterizedModule, Equatable {
         guard input.rank >= 1, input.shape[input.rank - 1] == size else {
             throw AttentionError.shapeMismatch(argument: "input", expected: "[..., \(size)] (..., size)", actual: input.shape)
         }
-        let rows = input.count / size
-        var output = try Tensor(uninitializedShape: input.shape, argument: "input")
-        if rows == 0 { return output }
-        let kind = variance == .twoPass ? ATTN_VARIANCE_TWO_PASS : ATTN_VARIANCE_FAST
-        let status = output.withUnsafeMutableBufferPointer { out in
-            input.withUnsafeBufferPointer { x in
-                withOptionalBuffer(weight) { w in
-                    withOptionalBuffer(bias) { b in
-                        attn_layer_norm(
-                            out.baseAddress, Int64(size), x.baseAddress, Int64(size), Int64(rows), Int64(size),
-                            w, b, epsilon, kind, 0)
-                    }
-                }
-            }
-        }
-        if let error = AttentionError(
-            status: status, function: "attn_layer_norm", context: "input \(input.shape), size \(size)")
-        {
-            throw error
-        }
-        return output
+        return try layerNormRows(input, size: size, weight: weight, bias: bias, epsilon: epsilon, variance: variance)
     }
 }

@@ -353,11 +353,9 @@ public struct MultiheadAttention: ParameterizedModule, Equatable {
             let width = 2 * h * qk + h * vo
             if let rotary {
                 // The query and key heads are adjacent in every row: rotate them as 2H heads at once.
-                try packed.withUnsafeMutableBufferPointer { buffer in
-                    try rotary.rotate(
-                        buffer.baseAddress!, batch: batch, heads: 2 * h, length: length,
-                        strides: (length * width, qk, width), positionOffset: 0)
-                }
+                var queryAndKey = StridedHeads(rows: packed, batch: batch, length: length, rowWidth: width, heads: 2 * h, dim: qk)
+                try rotary.rotate(&queryAndKey, positionOffset: 0)
+                packed = queryAndKey.tensor
             }
             if processHeads != nil {
                 separate = AttentionHeads(
@@ -397,11 +395,13 @@ public struct MultiheadAttention: ParameterizedModule, Equatable {
             views = Self.views(of: heads, batch: batch, length: length, keyLength: keyLength, h: h, qk: qk, vo: vo)
         }
 
-        let attended = try attentionOverHeads(
-            query: views.query, key: views.key, value: views.value,
-            mask: mask, maskStrides: maskStrides, scale: 1 / Float(qk).squareRoot(), dropout: dropout,
-            maskedRows: .meanOfValues)
-        return try outputProjection(attended.reshaped(lead + [length, h * vo]))
+        var call = AttentionKernelCall(query: views.query, key: views.key, value: views.value)
+        if let mask { call.mask.allowed = (mask.values, maskStrides) }
+        (call.scale, call.dropout, call.maskedRows) = (1 / Float(qk).squareRoot(), dropout, .meanOfValues)
+        let attended = try call.run(
+            outputShape: lead + [length, h * vo], outputLayout: .sequence,
+            context: "query \(query.shape), key \(key.shape), value \(value.shape)").output
+        return try outputProjection(attended)
     }
 
     // MARK: - Helpers
@@ -410,9 +410,9 @@ public struct MultiheadAttention: ParameterizedModule, Equatable {
         of heads: AttentionHeads, batch: Int, length: Int, keyLength: Int, h: Int, qk: Int, vo: Int
     ) -> (query: StridedHeads, key: StridedHeads, value: StridedHeads) {
         (
-            StridedHeads(sequenceMajor: heads.query, batch: batch, length: length, heads: h, dim: qk),
-            StridedHeads(sequenceMajor: heads.key, batch: batch, length: keyLength, heads: h, dim: qk),
-            StridedHeads(sequenceMajor: heads.value, batch: batch, length: keyLength, heads: h, dim: vo)
+            StridedHeads(dense: heads.query, layout: .sequence, batch: batch, length: length, heads: h, dim: qk),
+            StridedHeads(dense: heads.key, layout: .sequence, batch: batch, length: keyLength, heads: h, dim: qk),
+            StridedHeads(dense: heads.value, layout: .sequence, batch: batch, length: keyLength, heads: h, dim: vo)
         )
     }
 
@@ -496,18 +496,19 @@ public struct MultiheadAttention: ParameterizedModule, Equatable {
         return (batch, length, keyLength)
     }
 
-    /// The mask's strides against (B, H, L, S), after checking its shape.
+    /// The mask's strides against (B, H, L, S), after checking its shape: (L, S), (H, L, S)
+    /// unbatched, (B, L, S) or (B, H, L, S) batched.
     private func validateMask(
         _ mask: BooleanMask?, batched: Bool, batch: Int, length: Int, keyLength: Int
-    ) throws(AttentionError) -> MaskStrides {
-        guard let mask else { return (0, 0, 0, 0) }
+    ) throws(AttentionError) -> ScoreStrides {
+        guard let mask else { return ScoreStrides() }
         let (l, s, h) = (length, keyLength, heads)
-        let (ls, hls) = (Int64(l * s), Int64(h * l * s))
+        let scores = [batch, h, l, s]
         switch mask.shape {
-        case [l, s]: return (0, 0, Int64(s), 1)
-        case [h, l, s] where !batched: return (0, ls, Int64(s), 1)
-        case [batch, l, s] where batched: return (ls, 0, Int64(s), 1)
-        case [batch, h, l, s] where batched: return (hls, ls, Int64(s), 1)
+        case [l, s], [h, l, s] where !batched, [batch, h, l, s] where batched:
+            return ScoreStrides(broadcasting: mask.shape, to: scores)!
+        case [batch, l, s] where batched:
+            return ScoreStrides(broadcasting: [batch, 1, l, s], to: scores)!
         default:
             let expected = batched
                 ? "[\(batch), \(l), \(s)] (B, L, S), [\(batch), \(h), \(l), \(s)] (B, H, L, S) or [\(l), \(s)] (L, S)"

@@ -1,5 +1,3 @@
-internal import CAttention
-
 /// A squeeze-and-excitation block (Hu et al., 2018), as `noxton.nn.SqueezeExcitation` and
 /// `torchvision.ops.SqueezeExcitation`: the channels of a feature map are averaged over the
 /// spatial dimensions, passed through two 1×1 convolutions into a per-channel scale, and the
@@ -167,24 +165,15 @@ public struct SqueezeExcitation: ParameterizedModule, Equatable {
         let batch = input.rank == 4 ? input.shape[0] : 1
         let spatial = input.shape[input.rank - 2] * input.shape[input.rank - 1]
         if input.count == 0 { return input }
-        typealias Kernels = TorchAttentionKernels
-        let context = "input \(input.shape)"
-
         // Squeeze: the mean of each (example, channel) plane.
-        let pooled = try Tensor(uninitializedShape: [batch, c], argument: "input")
-        let status = withExtendedLifetime((input, pooled)) {
-            attn_mean_rows(
-                pooled.storage.buffer.baseAddress, UnsafePointer(input.storage.buffer.baseAddress),
-                Int64(spatial), Int64(batch * c), Int64(spatial), 0)
-        }
-        if let error = AttentionError(status: status, function: "attn_mean_rows", context: context) { throw error }
+        let pooled = try meanRows(input, rows: batch * c, length: spatial, outputShape: [batch, c])
 
         // Excite: the 1×1 convolutions are matmuls over channels, their (out, in, 1, 1) weights
         // read as (out, in) and their (out, 1, 1) biases as (out,).
         let hidden = try (activation ?? self.activation)(
-            Kernels.project(pooled, weight: fc1Weight.reshaped([s, c]), rows: 0..<s, bias: fc1Bias.reshaped([s]), biasOffset: 0))
+            projectLastAxis(pooled, weight: fc1Weight.reshaped([s, c]), layout: .outputsByInputs, bias: fc1Bias.reshaped([s])))
         let scale = try (scaleActivation ?? self.scaleActivation)(
-            Kernels.project(hidden, weight: fc2Weight.reshaped([c, s]), rows: 0..<c, bias: fc2Bias.reshaped([c]), biasOffset: 0))
+            projectLastAxis(hidden, weight: fc2Weight.reshaped([c, s]), layout: .outputsByInputs, bias: fc2Bias.reshaped([c])))
 
         // Scale every plane by its channel's factor.
         let output = try Tensor(uninitializedShape: input.shape, argument: "input")

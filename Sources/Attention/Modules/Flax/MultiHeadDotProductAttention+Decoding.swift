@@ -1,5 +1,3 @@
-internal import CAttention
-
 extension MultiHeadDotProductAttention {
     /// An empty cache for decoding `[batchShape..., n, F]` inputs, holding up to `maxLength`
     /// positions of this module's heads (Flax's `module.init(rng, x)` with `decode=True` on an
@@ -110,13 +108,27 @@ extension MultiHeadDotProductAttention {
         do {
             switch attentionFunction.kind {
             case let .kernel(algorithm):
-                let call = KernelCall(
-                    batch: batch, heads: heads, lengthQ: n, lengthK: start + n, keyCapacity: maxLength,
-                    headDimension: headDimension, causal: ATTN_CAUSAL_BOTTOM_RIGHT,
-                    maskStrides: flatMask.map { Self.broadcastStrides(of: $0.shape) } ?? (0, 0, 0, 0),
-                    dropout: dropout, broadcastDropout: broadcastDropout, algorithm: algorithm)
+                // The cache is read in place: the first start + n of its maxLength positions.
+                func cached(_ tensor: Tensor) -> StridedHeads {
+                    StridedHeads(
+                        rows: tensor, batch: batch, length: start + n, capacity: maxLength,
+                        rowWidth: heads * headDimension, heads: heads, dim: headDimension)
+                }
+                var call = AttentionKernelCall(
+                    query: StridedHeads(
+                        dense: q, layout: .sequence, batch: batch, length: n, heads: heads, dim: headDimension),
+                    key: cached(cache.key), value: cached(cache.value))
+                call.mask.causal = .bottomRight
+                if let flatMask {
+                    // Broadcast over the whole cache; the kernel reads the first start + n columns.
+                    let strides = ScoreStrides(broadcasting: flatMask.shape, to: [batch, heads, n, maxLength])!
+                    call.mask.allowed = (flatMask.values, strides)
+                }
+                (call.dropout, call.broadcastDropout) = (dropout, broadcastDropout)
+                (call.maskedRows, call.algorithm) = (.meanOfValues, algorithm)
                 attended = try call.run(
-                    query: q, key: cache.key, value: cache.value, mask: flatMask, bias: nil, outputShape: headsShape)
+                    outputShape: headsShape, outputLayout: .sequence,
+                    context: "query \(q.shape), key cache \(cache.key.shape) (\(start + n) of \(maxLength) positions)").output
             case .custom:
                 let arguments = AttentionFunction.Arguments(
                     query: q,

@@ -582,40 +582,39 @@ public struct TorchMultiheadAttention: ParameterizedModule, Equatable {
 
         // In-projection: one matmul for self-attention, key and value together when they are one
         // tensor, read in place by the attention.
-        var queryView: Kernels.ProjectionView, keyView: Kernels.ProjectionView, valueView: Kernels.ProjectionView
+        var queryView: StridedHeads, keyView: StridedHeads, valueView: StridedHeads
         let bias = inProjectionBias
+        let d = e / heads
+        /// `width` features of each row of `tensor` starting at column `offset`, as the heads.
+        func view(_ tensor: Tensor, length: Int, rowWidth: Int, offset: Int = 0) -> StridedHeads {
+            StridedHeads(rows: tensor, batch: batch, length: length, rowWidth: rowWidth, offset: offset, heads: heads, dim: d)
+        }
+        func project(_ x: Tensor, _ weight: Tensor, rows: Range<Int>, biasOffset: Int) throws -> Tensor {
+            try projectLastAxis(x, weight: weight, layout: .outputsByInputs, bias: bias, rows: rows, biasOffset: biasOffset)
+        }
         if let packed = inProjectionWeight {
             if selfAttention {
-                let qkv = try Kernels.project(q, weight: packed, rows: 0..<(3 * e), bias: bias, biasOffset: 0)
-                queryView = .init(tensor: qkv, batch: batch, length: length, offset: 0, rowStride: 3 * e, width: e)
-                keyView = .init(tensor: qkv, batch: batch, length: length, offset: e, rowStride: 3 * e, width: e)
-                valueView = .init(tensor: qkv, batch: batch, length: length, offset: 2 * e, rowStride: 3 * e, width: e)
+                let qkv = try project(q, packed, rows: 0..<(3 * e), biasOffset: 0)
+                queryView = view(qkv, length: length, rowWidth: 3 * e)
+                keyView = view(qkv, length: length, rowWidth: 3 * e, offset: e)
+                valueView = view(qkv, length: length, rowWidth: 3 * e, offset: 2 * e)
             } else {
-                let projectedQuery = try Kernels.project(q, weight: packed, rows: 0..<e, bias: bias, biasOffset: 0)
-                queryView = .init(dense: projectedQuery, batch: batch, length: length)
+                queryView = view(try project(q, packed, rows: 0..<e, biasOffset: 0), length: length, rowWidth: e)
                 if keyIsValue {
-                    let kv = try Kernels.project(k, weight: packed, rows: e..<(3 * e), bias: bias, biasOffset: e)
-                    keyView = .init(tensor: kv, batch: batch, length: keyLength, offset: 0, rowStride: 2 * e, width: e)
-                    valueView = .init(tensor: kv, batch: batch, length: keyLength, offset: e, rowStride: 2 * e, width: e)
+                    let kv = try project(k, packed, rows: e..<(3 * e), biasOffset: e)
+                    keyView = view(kv, length: keyLength, rowWidth: 2 * e)
+                    valueView = view(kv, length: keyLength, rowWidth: 2 * e, offset: e)
                 } else {
-                    keyView = .init(
-                        dense: try Kernels.project(k, weight: packed, rows: e..<(2 * e), bias: bias, biasOffset: e),
-                        batch: batch, length: keyLength)
-                    valueView = .init(
-                        dense: try Kernels.project(v, weight: packed, rows: (2 * e)..<(3 * e), bias: bias, biasOffset: 2 * e),
-                        batch: batch, length: keyLength)
+                    keyView = view(try project(k, packed, rows: e..<(2 * e), biasOffset: e), length: keyLength, rowWidth: e)
+                    valueView = view(
+                        try project(v, packed, rows: (2 * e)..<(3 * e), biasOffset: 2 * e), length: keyLength, rowWidth: e)
                 }
             }
         } else {
-            queryView = .init(
-                dense: try Kernels.project(q, weight: queryProjectionWeight!, rows: 0..<e, bias: bias, biasOffset: 0),
-                batch: batch, length: length)
-            keyView = .init(
-                dense: try Kernels.project(k, weight: keyProjectionWeight!, rows: 0..<e, bias: bias, biasOffset: e),
-                batch: batch, length: keyLength)
-            valueView = .init(
-                dense: try Kernels.project(v, weight: valueProjectionWeight!, rows: 0..<e, bias: bias, biasOffset: 2 * e),
-                batch: batch, length: keyLength)
+            queryView = view(try project(q, queryProjectionWeight!, rows: 0..<e, biasOffset: 0), length: length, rowWidth: e)
+            keyView = view(try project(k, keyProjectionWeight!, rows: 0..<e, biasOffset: e), length: keyLength, rowWidth: e)
+            valueView = view(
+                try project(v, valueProjectionWeight!, rows: 0..<e, biasOffset: 2 * e), length: keyLength, rowWidth: e)
         }
 
         // add_bias_kv, then add_zero_attn.
@@ -642,15 +641,14 @@ public struct TorchMultiheadAttention: ParameterizedModule, Equatable {
         var output: Tensor, weights: Tensor?
         if needWeights {
             let result = try Kernels.attentionWithWeights(
-                query: queryView, key: keyView, value: valueView, heads: heads,
+                query: queryView, key: keyView, value: valueView,
                 attentionMask: attention, keyPadding: keyPadding, dropout: dropout)
             output = try outProjection(result.output)
             weights = averageAttentionWeights ? try Kernels.meanOverHeads(result.weights) : result.weights
         } else {
-            let mask = try Kernels.KernelMask(causal: causalKernel, attention: attention, keyPadding: keyPadding)
+            let mask = try Kernels.kernelMask(causal: causalKernel, attention: attention, keyPadding: keyPadding)
             let attended = try Kernels.fusedAttention(
-                query: queryView, key: keyView, value: valueView, heads: heads, mask: mask, dropout: dropout,
-                maskedRows: maskedRows)
+                query: queryView, key: keyView, value: valueView, mask: mask, dropout: dropout, maskedRows: maskedRows)
             output = try outProjection(attended)
             weights = nil
         }

@@ -92,7 +92,7 @@ public struct Tensor: Sendable {
     }
 
     /// Creates a tensor whose elements are left for the caller (the kernels) to write.
-    init(uninitializedShape shape: [Int], argument: String) throws {
+    init(uninitializedShape shape: [Int], argument: String) throws(AttentionError) {
         let count = try elementCount(of: shape, argument: argument)
         self.init(shape: shape, storage: try TensorStorage(uninitializedCount: count, argument: argument))
     }

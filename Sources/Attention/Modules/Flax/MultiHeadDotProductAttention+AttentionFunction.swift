@@ -166,15 +166,12 @@ extension MultiHeadDotProductAttention {
             case let .custom(body):
                 return try body(arguments)
             case let .kernel(algorithm):
-                let problem = try AttentionProblem(
+                var problem = try AttentionProblem(
                     query: arguments.query, key: arguments.key, value: arguments.value, mask: arguments.mask,
                     scale: nil, dropout: arguments.dropout, maskedRows: .meanOfValues, threads: nil,
                     layout: .sequence)
-                let call = KernelCall(
-                    problem: problem, broadcastDropout: arguments.broadcastDropout, algorithm: algorithm)
-                return try call.run(
-                    query: arguments.query, key: arguments.key, value: arguments.value,
-                    mask: arguments.mask.booleanMask, bias: arguments.mask.bias, outputShape: problem.outputShape)
+                problem.call.broadcastDropout = arguments.broadcastDropout
+                return try problem.run(algorithm: algorithm, returningLogSumExp: false).output
             }
         }
     }

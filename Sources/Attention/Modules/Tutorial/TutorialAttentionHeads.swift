@@ -139,9 +139,11 @@ func tutorialAttention(
             dim: keyLength, batchStride: 0)
         value.headStride = 0
     }
-    let output = try attentionOverHeads(
-        query: query, key: key, value: value, causal: causal ? .topLeft : .none,
-        scale: 1 / Float(kq).squareRoot(), dropout: nil, maskedRows: .zero)
+    var call = AttentionKernelCall(query: query, key: key, value: value)
+    (call.mask.causal, call.scale) = (causal ? .topLeft : .none, 1 / Float(kq).squareRoot())
+    let output = try call.run(
+        outputShape: [batch, length, h, value.dim], outputLayout: .sequence,
+        context: "\(inputNames.0) \(x.shape), \(h) heads of \(dIn) → \(kq)").output
     if returningWeights {
         // (B, L, H, S) → (B, H, L, S), or (B, L, S) for one head.
         let weights = try output.reshaped([batch, length, h, keyLength])

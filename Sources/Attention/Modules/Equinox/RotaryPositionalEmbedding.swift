@@ -158,11 +158,9 @@ public struct RotaryPositionalEmbedding: ParameterizedModule, Equatable, Hashabl
         let length = x.shape[x.rank - 2]
         let batch = x.shape.dropLast(2).reduce(1, *)
         if x.count == 0 { return }
-        try x.withUnsafeMutableBufferPointer { buffer in
-            try rotate(
-                buffer.baseAddress!, batch: batch, heads: 1, length: length,
-                strides: (length * embeddingSize, embeddingSize, embeddingSize), positionOffset: positionOffset)
-        }
+        var rows = StridedHeads(rows: x, batch: batch, length: length, rowWidth: embeddingSize, heads: 1, dim: embeddingSize)
+        try rotate(&rows, positionOffset: positionOffset)
+        x = rows.tensor
     }
 
     /// Applies the embedding in place to every head of projected attention heads, as Equinox's
@@ -197,14 +195,10 @@ public struct RotaryPositionalEmbedding: ParameterizedModule, Equatable, Hashabl
         let shape = heads.rank == 3 ? [1] + heads.shape : heads.shape
         let (batch, d) = (shape[0], embeddingSize)
         let (headCount, length) = layout == .sequence ? (shape[2], shape[1]) : (shape[1], shape[2])
-        let strides = layout == .sequence
-            ? (length * headCount * d, d, headCount * d) : (headCount * length * d, length * d, d)
         if heads.count == 0 { return }
-        try heads.withUnsafeMutableBufferPointer { buffer in
-            try rotate(
-                buffer.baseAddress!, batch: batch, heads: headCount, length: length, strides: strides,
-                positionOffset: positionOffset)
-        }
+        var view = StridedHeads(dense: heads, layout: layout, batch: batch, length: length, heads: headCount, dim: d)
+        try rotate(&view, positionOffset: positionOffset)
+        heads = view.tensor
     }
 
     private func checkOffset(_ positionOffset: Int) throws(AttentionError) {

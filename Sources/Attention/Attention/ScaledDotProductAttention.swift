@@ -152,10 +152,7 @@ public func scaledDotProductAttention(
     let problem = try AttentionProblem(
         query: query, key: key, value: value, mask: mask, scale: scale, dropout: dropout,
         maskedRows: maskedRows, threads: threads, layout: layout)
-    return try problem.run(
-        query: query, key: key, value: value, mask: mask, algorithm: algorithm,
-        returningLogSumExp: false
-    ).output
+    return try problem.run(algorithm: algorithm, returningLogSumExp: false).output
 }
 
 /// Scaled dot-product attention that also returns each query row's log-sum-exp, for a backward
@@ -185,9 +182,7 @@ public func scaledDotProductAttentionWithLogSumExp(
     let problem = try AttentionProblem(
         query: query, key: key, value: value, mask: mask, scale: scale, dropout: dropout,
         maskedRows: maskedRows, threads: threads, layout: layout)
-    let (output, logSumExp) = try problem.run(
-        query: query, key: key, value: value, mask: mask, algorithm: algorithm,
-        returningLogSumExp: true)
+    let (output, logSumExp) = try problem.run(algorithm: algorithm, returningLogSumExp: true)
     // run allocates the log-sum-exp whenever it is asked for.
     return AttentionOutput(output: output, logSumExp: logSumExp!)
 }

@@ -1,26 +1,18 @@
-internal import CAttention
-
-/// One validated call of `scaledDotProductAttention`: the sizes, strides and options in the form
-/// `attn_params` wants them, checked in Swift first so that every error names its argument.
+/// One validated call of `scaledDotProductAttention`: the caller's tensors, mask and options
+/// checked in Swift first, so that every error names its argument, then held as the kernel call
+/// that runs them.
 struct AttentionProblem {
     var batch = 1, headsQ = 1, headsKV = 1, lengthQ = 0, lengthK = 0, dimQK = 0, dimV = 0
     var queryShape: [Int], keyShape: [Int], valueShape: [Int]
     var layout: AttentionLayout
 
     /// The output's shape: the query's, with the feature size of the values.
-    var outputShape: [Int]
+    var outputShape: [Int] = []
     /// The log-sum-exp's shape: the query's without its feature dimension.
-    var logSumExpShape: [Int]
+    var logSumExpShape: [Int] = []
 
-    var scale: Float = 0
-    var causal = ATTN_CAUSAL_NONE
-    var windowLeft: Int64 = -1, windowRight: Int64 = -1
-    var keyLengths: [Int64]?
-    var maskStrides: (Int64, Int64, Int64, Int64)?
-    var biasStrides: (Int64, Int64, Int64, Int64)?
-    var dropoutProbability: Float = 0, dropoutSeed: UInt64 = 0, dropoutOffset: UInt64 = 0
-    var maskedRows = ATTN_MASKED_ROWS_ZERO
-    var threads: Int32 = 0
+    /// The kernel call over the caller's tensors, read in place.
+    var call: AttentionKernelCall
 
     /// A description of the call's tensors for error messages.
     var context: String { "query \(queryShape), key \(keyShape), value \(valueShape)" }
@@ -33,11 +25,18 @@ struct AttentionProblem {
         queryShape = query.shape
         keyShape = key.shape
         valueShape = value.shape
-        outputShape = []
-        logSumExpShape = []
+        // Placeholder views, replaced once the shapes are known.
+        let empty = StridedHeads(tensor: query, batch: 0, length: 0, heads: 0, dim: 0, strides: (0, 0, 0))
+        call = AttentionKernelCall(query: empty, key: empty, value: empty)
         try validateShapes()
         outputShape = Array(queryShape.dropLast()) + [dimV]
         logSumExpShape = Array(headsFirst(queryShape).dropLast())
+        func heads(_ tensor: Tensor, heads: Int, length: Int, dim: Int) -> StridedHeads {
+            StridedHeads(dense: tensor, layout: layout, batch: batch, length: length, heads: heads, dim: dim)
+        }
+        call.query = heads(query, heads: headsQ, length: lengthQ, dim: dimQK)
+        call.key = heads(key, heads: headsKV, length: lengthK, dim: dimQK)
+        call.value = heads(value, heads: headsKV, length: lengthK, dim: dimV)
         try validateMask(mask)
         try validateOptions(scale: scale, dropout: dropout, maskedRows: maskedRows, threads: threads)
     }
@@ -118,7 +117,6 @@ struct AttentionProblem {
     // MARK: Mask
 
     private mutating func validateMask(_ mask: AttentionMask) throws(AttentionError) {
-        causal = mask.causal.kernelValue
         for (side, value) in [("left", mask.window.left), ("right", mask.window.right)] {
             if let value, value < 0 {
                 throw .invalidArgument(
@@ -126,9 +124,8 @@ struct AttentionProblem {
                     reason: "must be non-negative, or nil for unbounded; got \(value)")
             }
         }
-        windowLeft = mask.window.left.map(Int64.init) ?? -1
-        windowRight = mask.window.right.map(Int64.init) ?? -1
-
+        call.mask.causal = mask.causal
+        call.mask.window = mask.window
         if let lengths = mask.keyLengths {
             guard lengths.count == batch else {
                 throw .shapeMismatch(
@@ -141,38 +138,24 @@ struct AttentionProblem {
                     argument: "mask.keyLengths[\(b)]",
                     reason: "must be in 0...\(lengthK) (Lk, the key length of \(keyShape)), got \(length)")
             }
-            keyLengths = lengths.map(Int64.init)
+            call.mask.keyLengths = lengths
         }
         if let booleanMask = mask.booleanMask {
-            maskStrides = try broadcastStrides(of: booleanMask.shape, argument: "mask.booleanMask")
+            call.mask.allowed = (booleanMask.values, try scoreStrides(of: booleanMask.shape, argument: "mask.booleanMask"))
         }
         if let bias = mask.bias {
-            biasStrides = try broadcastStrides(of: bias.shape, argument: "mask.bias")
+            call.mask.bias = (bias, try scoreStrides(of: bias.shape, argument: "mask.bias"))
         }
     }
 
-    /// The element strides that read a dense, row-major array of `shape` as (B, Hq, Lq, Lk) under
-    /// NumPy's broadcasting rules: shapes aligned on the right, a missing or size-1 dimension
-    /// repeated (stride 0).
-    private func broadcastStrides(of shape: [Int], argument: String) throws(AttentionError)
-        -> (Int64, Int64, Int64, Int64)
-    {
+    /// How a dense array of `shape` is read as the scores (B, Hq, Lq, Lk), broadcasting.
+    private func scoreStrides(of shape: [Int], argument: String) throws(AttentionError) -> ScoreStrides {
         let target = [batch, headsQ, lengthQ, lengthK]
-        let mismatch = AttentionError.shapeMismatch(
-            argument: argument,
-            expected: "a shape broadcastable to \(target) (B, Hq, Lq, Lk)", actual: shape)
-        guard shape.count <= 4 else { throw mismatch }
-        let dense = contiguousStrides(of: shape)
-        var strides: [Int64] = [0, 0, 0, 0]
-        for (index, size) in shape.enumerated() {
-            let axis = 4 - shape.count + index
-            if size == target[axis] {
-                strides[axis] = size == 1 ? 0 : Int64(dense[index])
-            } else if size != 1 {
-                throw mismatch
-            }
+        guard let strides = ScoreStrides(broadcasting: shape, to: target) else {
+            throw .shapeMismatch(
+                argument: argument, expected: "a shape broadcastable to \(target) (B, Hq, Lq, Lk)", actual: shape)
         }
-        return (strides[0], strides[1], strides[2], strides[3])
+        return strides
     }
 
     // MARK: Options
@@ -186,24 +169,24 @@ struct AttentionProblem {
                 throw .invalidArgument(
                     argument: "scale", reason: "must be finite and nonzero (nil selects 1/√Dqk), got \(scale)")
             }
-            self.scale = scale
+            call.scale = scale
         }
         if let dropout {
             guard dropout.probability >= 0, dropout.probability < 1 else {
                 throw .invalidArgument(
                     argument: "dropout.probability", reason: "must be in [0, 1), got \(dropout.probability)")
             }
-            (dropoutProbability, dropoutSeed, dropoutOffset) = (dropout.probability, dropout.seed, dropout.offset)
+            call.dropout = dropout
         }
-        self.maskedRows = maskedRows.kernelValue
+        call.maskedRows = maskedRows
         if let threads {
-            let maximum = Int(ATTN_MAX_THREADS)
+            let maximum = AttentionBackend.maximumThreadCount
             guard (1...maximum).contains(threads) else {
                 throw .invalidArgument(
                     argument: "threads",
                     reason: "must be in 1...\(maximum), or nil for AttentionBackend.threadCount; got \(threads)")
             }
-            self.threads = Int32(threads)
+            call.threads = threads
         }
     }
 
@@ -211,43 +194,13 @@ struct AttentionProblem {
 
     /// Runs the problem on the C kernels. The inputs are read in place (no copies); the output
     /// and the log-sum-exp are new tensors.
-    func run(
-        query: Tensor, key: Tensor, value: Tensor, mask: AttentionMask,
-        algorithm: AttentionAlgorithm, returningLogSumExp: Bool
-    ) throws -> (output: Tensor, logSumExp: Tensor?) {
-        let output = try Tensor(uninitializedShape: outputShape, argument: "output")
-        let logSumExp = returningLogSumExp
-            ? try Tensor(uninitializedShape: logSumExpShape, argument: "logSumExp") : nil
-
-        // Strides {batch, head, position} of dense tensors: {H*L*D, L*D, D} in the (B, H, L, D)
-        // layout, {L*H*D, D, H*D} in the (B, L, H, D) one. These products are at most the element
-        // counts of tensors that exist, so they do not overflow.
-        func heads(_ tensor: Tensor, heads: Int, length: Int, dim: Int) -> StridedHeads {
-            let strides = layout == .heads
-                ? (heads * length * dim, length * dim, dim) : (heads * length * dim, dim, heads * dim)
-            return StridedHeads(tensor: tensor, batch: batch, length: length, heads: heads, dim: dim, strides: strides)
-        }
-        var call = AttentionKernelCall(
-            query: heads(query, heads: headsQ, length: lengthQ, dim: dimQK),
-            key: heads(key, heads: headsKV, length: lengthK, dim: dimQK),
-            value: heads(value, heads: headsKV, length: lengthK, dim: dimV),
-            output: heads(output, heads: headsQ, length: lengthQ, dim: dimV))
-        call.logSumExp = logSumExp
-        call.scale = scale
-        call.causal = causal
-        (call.windowLeft, call.windowRight) = (windowLeft, windowRight)
-        if let biasStrides, let bias = mask.bias {
-            (call.bias, call.biasStrides) = (bias, biasStrides)
-        }
-        if let maskStrides, let booleanMask = mask.booleanMask {
-            (call.maskValues, call.maskStrides) = (booleanMask.values, maskStrides)
-        }
-        call.keyLengths = keyLengths
-        call.dropout = Dropout(probability: dropoutProbability, seed: dropoutSeed, offset: dropoutOffset)
-        call.maskedRows = maskedRows
-        call.threads = threads
+    func run(algorithm: AttentionAlgorithm, returningLogSumExp: Bool) throws(AttentionError)
+        -> (output: Tensor, logSumExp: Tensor?)
+    {
+        var call = call
         call.algorithm = algorithm
-        try call.run(context: context)
-        return (output, logSumExp)
+        return try call.run(
+            outputShape: outputShape, outputLayout: layout,
+            logSumExpShape: returningLogSumExp ? logSumExpShape : nil, context: context)
     }
 }

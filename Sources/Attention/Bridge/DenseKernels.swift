@@ -1,0 +1,126 @@
+internal import CAttention
+
+// The dense kernels around attention (activations, layer norm, row softmax, mean pooling, rotary
+// embedding, the dropout hash), each called from exactly one place here.
+
+extension Activation {
+    /// The kernels' spelling of the activation.
+    private var kernelValue: attn_activation {
+        switch self {
+        case .identity: ATTN_ACTIVATION_IDENTITY
+        case .relu: ATTN_ACTIVATION_RELU
+        case .gelu: ATTN_ACTIVATION_GELU
+        case .geluTanh: ATTN_ACTIVATION_GELU_TANH
+        case .sigmoid: ATTN_ACTIVATION_SIGMOID
+        case .silu: ATTN_ACTIVATION_SILU
+        case .tanh: ATTN_ACTIVATION_TANH
+        }
+    }
+
+    /// The activation of every element of `input`, into a new tensor (`attn_activate`).
+    func activate(_ input: Tensor) throws(AttentionError) -> Tensor {
+        let output = try Tensor(uninitializedShape: input.shape, argument: "input")
+        if input.count == 0 { return output }
+        let status = withExtendedLifetime((input, output)) {
+            attn_activate(
+                output.storage.buffer.baseAddress, input.storage.buffer.baseAddress, Int64(input.count), kernelValue, 0)
+        }
+        if let error = AttentionError(status: status, function: "attn_activate", context: "\(self) of input \(input.shape)") {
+            throw error
+        }
+        return output
+    }
+}
+
+/// Layer norm of each of the `input.count / size` rows of `size` floats, into a new tensor
+/// (`attn_layer_norm`). The caller has checked that the last dimension is `size` and that the
+/// optional `weight` and `bias` hold `size` floats.
+func layerNormRows(
+    _ input: Tensor, size: Int, weight: Tensor?, bias: Tensor?, epsilon: Float, variance: LayerNorm.Variance
+) throws(AttentionError) -> Tensor {
+    let output = try Tensor(uninitializedShape: input.shape, argument: "input")
+    let rows = size == 0 ? 0 : input.count / size
+    if rows == 0 { return output }
+    let kind = variance == .twoPass ? ATTN_VARIANCE_TWO_PASS : ATTN_VARIANCE_FAST
+    let status = withExtendedLifetime((input, output, weight, bias)) {
+        attn_layer_norm(
+            output.storage.buffer.baseAddress, Int64(size), input.storage.buffer.baseAddress, Int64(size),
+            Int64(rows), Int64(size), weight?.storage.buffer.baseAddress, bias?.storage.buffer.baseAddress,
+            epsilon, kind, 0)
+    }
+    if let error = AttentionError(status: status, function: "attn_layer_norm", context: "input \(input.shape), size \(size)") {
+        throw error
+    }
+    return output
+}
+
+/// Softmax in place over `rows` rows of `length` floats with row stride `stride`, starting at
+/// `base` (`attn_softmax_rows`). A row whose entries are all `-infinity` becomes what
+/// `maskedRows` says; a row with a NaN or `+infinity` becomes NaN.
+func softmaxRows(
+    _ base: UnsafeMutablePointer<Float>?, rows: Int, length: Int, stride: Int, maskedRows: MaskedRowPolicy,
+    context: @autoclosure () -> String
+) throws(AttentionError) {
+    if rows == 0 || length == 0 { return }
+    let status = attn_softmax_rows(base, Int64(stride), Int64(rows), Int64(length), maskedRows.kernelValue, 0)
+    if let error = AttentionError(status: status, function: "attn_softmax_rows", context: context()) {
+        throw error
+    }
+}
+
+/// The mean of each of `rows` rows of `length` contiguous floats of `input` (`attn_mean_rows`).
+func meanRows(_ input: Tensor, rows: Int, length: Int, outputShape: [Int]) throws(AttentionError) -> Tensor {
+    let output = try Tensor(uninitializedShape: outputShape, argument: "input")
+    if rows == 0 || length == 0 { return output }
+    let status = withExtendedLifetime((input, output)) {
+        attn_mean_rows(
+            output.storage.buffer.baseAddress, input.storage.buffer.baseAddress, Int64(length), Int64(rows),
+            Int64(length), 0)
+    }
+    if let error = AttentionError(status: status, function: "attn_mean_rows", context: "input \(input.shape)") {
+        throw error
+    }
+    return output
+}
+
+extension RotaryPositionalEmbedding {
+    /// Rotates, in place, the first ``embeddingSize`` features of every row of `heads` (its
+    /// tensor is made unique first); row (b, h, l) gets position `positionOffset + l`
+    /// (`attn_rotary`).
+    func rotate(_ heads: inout StridedHeads, positionOffset: Int) throws(AttentionError) {
+        if embeddingSize == 0 || heads.batch == 0 || heads.heads == 0 || heads.length == 0 { return }
+        var params = attn_rotary_params()
+        (params.batch, params.heads, params.len) = (Int64(heads.batch), Int64(heads.heads), Int64(heads.length))
+        params.dim = Int64(embeddingSize)
+        params.x_stride = heads.strides
+        params.theta = theta
+        params.position_offset = Int64(positionOffset)
+        params.pairing = pairing == .halfSplit ? ATTN_ROTARY_HALF : ATTN_ROTARY_INTERLEAVED
+        let offset = heads.offset
+        let status = heads.tensor.withUnsafeMutableBufferPointer { buffer in
+            params.x = buffer.baseAddress.map { $0 + offset }
+            return attn_rotary(&params)
+        }
+        if let error = AttentionError(
+            status: status, function: "attn_rotary",
+            context: "heads \(heads.summary), rotated \(embeddingSize), theta \(theta), offset \(positionOffset)")
+        {
+            throw error
+        }
+    }
+}
+
+extension Dropout {
+    /// The one dropout decision of the library, the kernels' counter-based hash: a function that
+    /// scales a weight by `1/(1 - p)` when element `counter` is kept and gives 0 otherwise. The
+    /// element's counter is `offset + counter`, as in the kernels, so every path drops the same
+    /// elements for the same seed.
+    func decision() -> (_ value: Float, _ counter: Int) -> Float {
+        let threshold = attn_dropout_threshold(probability)
+        let scale: Float = 1 / (1 - probability)
+        let (seed, offset) = (seed, offset)
+        return { value, counter in
+            attn_dropout_bits(seed, offset &+ UInt64(counter)) >= threshold ? value * scale : 0
+        }
+    }
+}

@@ -1,0 +1,83 @@
+internal import CAttention
+
+/// How a projection's weight is stored.
+enum WeightLayout {
+    /// `(outputs, inputs)`: PyTorch and Equinox `Linear` (`y = x Wᵀ`).
+    case outputsByInputs
+    /// `(inputs, outputs)`: the tutorial's `W_query` and Flax's `DenseGeneral` kernel (`y = x W`).
+    case inputsByOutputs
+}
+
+/// `c = a·b (+ bias)` or, with `accumulate`, `c += a·b (+ bias)`: the one call path to
+/// `attn_matmul`. `a` is `(m, k)` with row stride `lda`; `b` is `(k, n)` with row stride `ldb`, or
+/// holds `bᵀ` as `(n, k)` when `bTransposed`; `c` is `(m, n)` with row stride `ldc`; `bias` holds
+/// `n` floats. The caller keeps the memory alive and has checked the sizes.
+///
+/// - Parameter context: describes the operands in a kernel failure's error.
+func multiplyMatrices(
+    m: Int, n: Int, k: Int,
+    a: UnsafePointer<Float>?, lda: Int,
+    b: UnsafePointer<Float>?, ldb: Int, bTransposed: Bool,
+    c: UnsafeMutablePointer<Float>?, ldc: Int,
+    bias: UnsafePointer<Float>? = nil, accumulate: Bool = false,
+    context: @autoclosure () -> String
+) throws(AttentionError) {
+    if m == 0 || n == 0 { return }
+    var params = attn_matmul_params()
+    (params.m, params.n, params.k) = (Int64(m), Int64(n), Int64(k))
+    (params.a, params.lda) = (a, Int64(lda))
+    (params.b, params.ldb, params.b_transposed) = (b, Int64(ldb), bTransposed ? 1 : 0)
+    (params.c, params.ldc) = (c, Int64(ldc))
+    params.bias = bias
+    params.accumulate = accumulate ? 1 : 0
+    let status = attn_matmul(&params)
+    if let error = AttentionError(status: status, function: "attn_matmul", context: context()) {
+        throw error
+    }
+}
+
+/// `x W (+ bias)` over the last dimension of `input`: one matmul over `input` read as
+/// `(rows, inputs)`, whatever its leading dimensions, into a new tensor of `outputShape` read as
+/// `(rows, outputs)`. `weight` holds `(outputs, inputs)` or `(inputs, outputs)` as `layout` says;
+/// `weightRows` (with `.outputsByInputs`) selects a block of output rows of a packed weight, and
+/// the bias is read from entry `biasOffset` of `bias`.
+///
+/// The callers check the shapes; an empty result is returned as it is.
+///
+/// - Throws: `AttentionError` from the allocation (argument `"input"`) or mapped from the
+///   kernel's status.
+func matrixMultiply(
+    _ input: Tensor, inputs: Int, weight: Tensor, layout: WeightLayout, outputs: Int, bias: Tensor?,
+    weightRows: Range<Int>? = nil, biasOffset: Int = 0, outputShape: [Int], context: @autoclosure () -> String
+) throws(AttentionError) -> Tensor {
+    let rows = inputs == 0 ? 0 : input.count / inputs
+    let output = try Tensor(uninitializedShape: outputShape, argument: "input")
+    let first = weightRows?.lowerBound ?? 0
+    try withExtendedLifetime((input, weight, bias, output)) { () throws(AttentionError) in
+        try multiplyMatrices(
+            m: rows, n: outputs, k: inputs,
+            a: input.storage.buffer.baseAddress.map { UnsafePointer($0) }, lda: inputs,
+            b: weight.storage.buffer.baseAddress.map { UnsafePointer($0 + first * inputs) },
+            ldb: layout == .outputsByInputs ? inputs : outputs, bTransposed: layout == .outputsByInputs,
+            c: output.storage.buffer.baseAddress, ldc: outputs,
+            bias: bias?.storage.buffer.baseAddress.map { UnsafePointer($0 + biasOffset) },
+            context: context())
+    }
+    return output
+}
+
+/// `x W (+ bias)` over the last dimension of `x`, `(..., K)` → `(..., N)`; with `rows`, only
+/// those output rows of an `(outputs, inputs)` weight and the bias from entry `biasOffset`. The
+/// callers check that `x`'s last dimension is K.
+func projectLastAxis(
+    _ x: Tensor, weight: Tensor, layout: WeightLayout, bias: Tensor? = nil, rows: Range<Int>? = nil,
+    biasOffset: Int = 0
+) throws(AttentionError) -> Tensor {
+    let (inputs, allOutputs) = layout == .outputsByInputs
+        ? (weight.shape[1], weight.shape[0]) : (weight.shape[0], weight.shape[1])
+    let outputs = rows?.count ?? allOutputs
+    return try matrixMultiply(
+        x, inputs: inputs, weight: weight, layout: layout, outputs: outputs, bias: bias, weightRows: rows,
+        biasOffset: biasOffset, outputShape: Array(x.shape.dropLast()) + [outputs],
+        context: "input \(x.shape), weight \(weight.shape)" + (rows.map { " rows \($0)" } ?? ""))
+}

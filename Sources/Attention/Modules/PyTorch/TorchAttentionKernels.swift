@@ -1,0 +1,315 @@
+// The kernel calls behind TorchMultiheadAttention (and so TransformerEncoderLayer): attention that
+// reads the projections in place, the need_weights path built from matrix multiplies and a row
+// softmax, and the normalisation of PyTorch's masks into the broadcastable forms the kernels take.
+// Internal: nothing here is public API.
+
+/// Internal helpers of ``TorchMultiheadAttention``, in a namespace so their names cannot clash
+/// with other modules' helpers.
+enum TorchAttentionKernels {
+    // MARK: Seeds
+
+    /// An independent seed for dropout site `stream` from one user seed: SplitMix64's finaliser of
+    /// `seed + (stream + 1)·γ`. Keeps the dropout of different sites (attention weights, the
+    /// feed-forward block, each layer) decorrelated while staying a pure function of the seed.
+    static func derivedSeed(_ seed: UInt64, stream: UInt64) -> UInt64 {
+        var z = seed &+ (stream &+ 1) &* 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    // MARK: Projections
+
+    /// A dense `(B, L + appended, width)` copy of `view` with `bias` (`(…, width)`, one row)
+    /// appended to every batch, then a row of zeros when `zero`: PyTorch's `add_bias_kv` then
+    /// `add_zero_attn`, in that order.
+    static func appending(_ view: StridedHeads, bias: Tensor?, zero: Bool) throws -> StridedHeads {
+        let extra = (bias == nil ? 0 : 1) + (zero ? 1 : 0)
+        let length = view.length + extra, width = view.width
+        let result = try Tensor(zeros: [view.batch, length, width])
+        let out = result.storage.buffer.baseAddress!
+        withExtendedLifetime((view.tensor, bias)) {
+            let base = view.pointer!
+            for b in 0..<view.batch {
+                let target = out + b * length * width
+                for l in 0..<view.length {
+                    (target + l * width).update(
+                        from: base + b * view.batchStride + l * view.positionStride, count: width)
+                }
+                if let bias {
+                    (target + view.length * width).update(from: bias.storage.buffer.baseAddress!, count: width)
+                }
+                // The zero row is already zero.
+            }
+        }
+        return StridedHeads(
+            rows: result, batch: view.batch, length: length, rowWidth: width, heads: view.heads, dim: view.dim)
+    }
+
+    /// A dense `(B, L, width)` copy of `view` multiplied by `factor` (PyTorch's
+    /// `q_scaled = q * sqrt(1 / head_dim)` on the need_weights path).
+    static func scaledCopy(_ view: StridedHeads, by factor: Float) throws -> Tensor {
+        let result = try Tensor(uninitializedShape: [view.batch, view.length, view.width], argument: "query")
+        let out = result.storage.buffer.baseAddress!
+        withExtendedLifetime(view.tensor) {
+            let base = view.pointer!
+            for b in 0..<view.batch {
+                for l in 0..<view.length {
+                    let source = base + b * view.batchStride + l * view.positionStride
+                    let target = out + (b * view.length + l) * view.width
+                    for d in 0..<view.width { target[d] = source[d] * factor }
+                }
+            }
+        }
+        return result
+    }
+
+    // MARK: Masks
+
+    /// A PyTorch mask normalised to the logical shape `(batch, heads, rows, columns)` (`batch` is
+    /// 1 or N, `heads` 1 or H, `rows` 1 or L; `columns` includes the appended key columns, which
+    /// attend), broadcast to `(N, H, L, S')` through strides, with `true` meaning "attend".
+    struct CanonicalMask {
+        enum Values {
+            /// `true` attends.
+            case allowed([Bool])
+            /// Added to the scores.
+            case additive(Tensor)
+        }
+
+        var values: Values
+        var batch: Int, heads: Int, rows: Int, columns: Int
+
+        /// Element strides of (b, h, i, j), 0 where broadcast.
+        var strides: ScoreStrides { Self.strides(batch: batch, heads: heads, rows: rows, columns: columns) }
+
+        /// The strides that broadcast a dense `(batch, heads, rows, columns)` array to
+        /// `(N, H, L, S')` (each of the first three 1 or full).
+        static func strides(batch: Int, heads: Int, rows: Int, columns: Int) -> ScoreStrides {
+            // A shape broadcasts to itself; its size-1 dimensions get stride 0.
+            ScoreStrides(broadcasting: [batch, heads, rows, columns], to: [batch, heads, rows, columns])!
+        }
+
+        /// Normalises `mask`, whose elements are `(batch, heads, rows, columns - padding)` in
+        /// row-major order, padding every row with `padding` attending columns. A float mask of
+        /// only `0` and `-infinity` becomes the equivalent boolean mask.
+        init(_ mask: TorchMask, batch: Int, heads: Int, rows: Int, columns: Int, padding: Int) throws {
+            (self.batch, self.heads, self.rows, self.columns) = (batch, heads, rows, columns)
+            let stored = columns - padding
+            func padded<T>(_ source: [T], with fill: T) -> [T] {
+                if padding == 0 { return source }
+                var result = [T]()
+                result.reserveCapacity(source.count / max(stored, 1) * columns)
+                for row in 0..<(batch * heads * rows) {
+                    result += source[(row * stored)..<((row + 1) * stored)]
+                    result += repeatElement(fill, count: padding)
+                }
+                return result
+            }
+            switch mask {
+            case let .disallowed(boolean):
+                values = .allowed(padded(boolean.values.map { !$0 }, with: true))
+            case let .allowed(boolean):
+                values = .allowed(padded(boolean.values, with: true))
+            case let .additive(tensor):
+                let scalars = tensor.scalars
+                if scalars.allSatisfy({ $0 == 0 || $0 == -.infinity }) {
+                    values = .allowed(padded(scalars.map { $0 == 0 }, with: true))
+                } else {
+                    values = .additive(try Tensor(
+                        shape: [batch, heads, rows, columns], scalars: padded(scalars, with: 0)))
+                }
+            }
+        }
+
+        /// The mask as PyTorch's float form (`-infinity` where masked), as `_canonical_mask` makes
+        /// it: `(batch, heads, rows, columns)`.
+        func additiveTensor() throws -> Tensor {
+            switch values {
+            case let .additive(tensor): return tensor
+            case let .allowed(flags):
+                return try Tensor(shape: [batch, heads, rows, columns], scalars: flags.map { $0 ? 0 : -.infinity })
+            }
+        }
+
+        /// For a key padding mask `(N, 1, 1, S')`: per-batch key lengths when every row attends to
+        /// a prefix of the keys and to nothing after it; `nil` otherwise.
+        var keyLengths: [Int]? {
+            guard case let .allowed(flags) = values, heads == 1, rows == 1 else { return nil }
+            var lengths: [Int] = []
+            for b in 0..<batch {
+                let row = flags[(b * columns)..<((b + 1) * columns)]
+                let length = row.firstIndex(of: false).map { $0 - b * columns } ?? columns
+                guard !row.dropFirst(length).contains(true) else { return nil }
+                lengths.append(length)
+            }
+            return lengths
+        }
+    }
+
+    /// What the fused kernel is told to mask, from an attention mask and a key padding mask
+    /// (either may be absent), without expanding either to `(N·H, L, S)`: booleans stay booleans
+    /// (or become key lengths), floats stay as they are; only two genuinely additive masks are
+    /// summed, into the attention mask's own shape broadcast over the batch.
+    static func kernelMask(causal: Bool, attention: CanonicalMask?, keyPadding: CanonicalMask?) throws -> KernelMask {
+        var mask = KernelMask()
+        mask.causal = causal ? .topLeft : .none
+        var keyPadding = keyPadding
+        if let lengths = keyPadding?.keyLengths {
+            mask.keyLengths = lengths
+            keyPadding = nil
+        }
+        switch (attention?.values, keyPadding?.values) {
+        case (nil, nil):
+            break
+        case let (.allowed(flags)?, nil):
+            mask.allowed = (flags, attention!.strides)
+        case let (.additive(tensor)?, nil):
+            mask.bias = (tensor, attention!.strides)
+        case let (nil, .allowed(flags)?):
+            mask.allowed = (flags, keyPadding!.strides)
+        case let (nil, .additive(tensor)?):
+            mask.bias = (tensor, keyPadding!.strides)
+        case let (.allowed(flags)?, .allowed?):
+            // Two boolean masks: the key padding one becomes an (N, 1, 1, S') bias of 0/-inf.
+            mask.allowed = (flags, attention!.strides)
+            mask.bias = (try keyPadding!.additiveTensor(), keyPadding!.strides)
+        case let (.allowed(flags)?, .additive(tensor)?):
+            mask.allowed = (flags, attention!.strides)
+            mask.bias = (tensor, keyPadding!.strides)
+        case let (.additive(tensor)?, .allowed(flags)?):
+            mask.bias = (tensor, attention!.strides)
+            mask.allowed = (flags, keyPadding!.strides)
+        case let (.additive(attentionBias)?, .additive(paddingBias)?):
+            mask.bias = try summedBias(attention!, attentionBias, paddingBias, batch: keyPadding!.batch)
+        }
+        return mask
+    }
+
+    /// `attention + keyPadding` as one `(N, heads, rows, S')` bias (PyTorch's merged mask,
+    /// without its head expansion when the attention mask has none).
+    private static func summedBias(
+        _ attention: CanonicalMask, _ attentionBias: Tensor, _ paddingBias: Tensor, batch: Int
+    ) throws -> (tensor: Tensor, strides: ScoreStrides) {
+            let (heads, rows, columns) = (attention.heads, attention.rows, attention.columns)
+            let a = attentionBias.scalars, p = paddingBias.scalars
+            let attentionBatchStride = attention.batch == 1 ? 0 : heads * rows * columns
+            var scalars = [Float](repeating: 0, count: batch * heads * rows * columns)
+            for b in 0..<batch {
+                for r in 0..<(heads * rows) {
+                    let target = (b * heads * rows + r) * columns
+                    let source = b * attentionBatchStride + r * columns
+                    for j in 0..<columns { scalars[target + j] = a[source + j] + p[b * columns + j] }
+                }
+            }
+            return (try Tensor(shape: [batch, heads, rows, columns], scalars: scalars),
+                CanonicalMask.strides(batch: batch, heads: heads, rows: rows, columns: columns))
+    }
+
+    // MARK: Attention
+
+    /// Attention over projections read in place by the fused kernel (`attn_forward`).
+    /// Returns `(B, Lq, Hq·Dv)`.
+    static func fusedAttention(
+        query: StridedHeads, key: StridedHeads, value: StridedHeads, mask: KernelMask, dropout: Dropout?,
+        maskedRows: MaskedRowPolicy
+    ) throws -> Tensor {
+        var call = AttentionKernelCall(query: query, key: key, value: value)
+        (call.mask, call.dropout, call.maskedRows) = (mask, dropout, maskedRows)
+        return try call.run(
+            outputShape: [query.batch, query.length, value.width], outputLayout: .sequence,
+            context: "query (\(query.batch), \(query.length), \(query.width)), "
+                + "key (\(key.batch), \(key.length), \(key.width)), \(query.heads) heads").output
+    }
+
+    /// PyTorch's need_weights path: per batch and head, `w = attn_mask + (q·√(1/D)) kᵀ` (one
+    /// matmul accumulating onto the mask, the key padding row added as the matmul's bias), a plain
+    /// row softmax (`attn_softmax_rows`, so a fully masked row is NaN), dropout on the weights,
+    /// then `w v` (one matmul writing the head's columns of the output).
+    ///
+    /// - Parameters:
+    ///   - attentionMask: PyTorch's float attention mask, `(1 or N, 1 or H, L, S')`.
+    ///   - keyPadding: the float key padding mask, `(N, 1, 1, S')`.
+    /// - Returns: the attention output `(N, L, H·Dv)` and the weights `(N, H, L, S')`.
+    static func attentionWithWeights(
+        query: StridedHeads, key: StridedHeads, value: StridedHeads,
+        attentionMask: CanonicalMask?, keyPadding: CanonicalMask?, dropout: Dropout?
+    ) throws -> (output: Tensor, weights: Tensor) {
+        let (batch, heads, lengthQ, lengthK) = (query.batch, query.heads, query.length, key.length)
+        let (dimQK, dimV) = (query.dim, value.dim)
+        let context = "query (\(batch), \(lengthQ), \(query.width)), key (\(batch), \(lengthK), \(key.width)), \(heads) heads"
+        let scaled = try scaledCopy(query, by: Float((1 / Double(dimQK)).squareRoot()))
+        let attentionBias = try attentionMask?.additiveTensor()
+        let paddingBias = try keyPadding?.additiveTensor()
+        var weights = try Tensor(uninitializedShape: [batch, heads, lengthQ, lengthK], argument: "query")
+        let block = lengthQ * lengthK
+        try withExtendedLifetime((scaled, key.tensor, attentionBias, paddingBias, weights)) {
+            let w = weights.storage.buffer.baseAddress!
+            let q = UnsafePointer(scaled.storage.buffer.baseAddress!)
+            for b in 0..<batch {
+                for h in 0..<heads {
+                    let c = w + (b * heads + h) * block
+                    if let attentionBias, let attentionMask {
+                        let strides = attentionMask.strides
+                        let source = attentionBias.storage.buffer.baseAddress! + b * strides.batch + h * strides.head
+                        if attentionMask.rows == 1 {
+                            for i in 0..<lengthQ { (c + i * lengthK).update(from: source, count: lengthK) }
+                        } else {
+                            c.update(from: source, count: block)
+                        }
+                    }
+                    try multiplyMatrices(
+                        m: lengthQ, n: lengthK, k: dimQK,
+                        a: q + b * lengthQ * query.width + h * dimQK, lda: query.width,
+                        b: key.pointer! + b * key.batchStride + h * key.headStride, ldb: key.positionStride,
+                        bTransposed: true, c: c, ldc: lengthK,
+                        bias: paddingBias.map { UnsafePointer($0.storage.buffer.baseAddress! + b * lengthK) },
+                        accumulate: attentionBias != nil, context: context)
+                }
+            }
+            try softmaxRows(w, rows: batch * heads * lengthQ, length: lengthK, stride: lengthK, maskedRows: .nan, context: context)
+        }
+        if let dropout, dropout.probability > 0 {
+            // The counter of weight (b, h, i, j) is ((b·H + h)·L + i)·S' + j, the fused kernel's:
+            // the same seed drops the same weights on both paths.
+            weights = try dropout(weights)
+        }
+        let output = try Tensor(uninitializedShape: [batch, lengthQ, value.width], argument: "query")
+        try withExtendedLifetime((value.tensor, weights, output)) {
+            let w = UnsafePointer(weights.storage.buffer.baseAddress!)
+            let out = output.storage.buffer.baseAddress!
+            for b in 0..<batch {
+                for h in 0..<heads {
+                    try multiplyMatrices(
+                        m: lengthQ, n: dimV, k: lengthK,
+                        a: w + (b * heads + h) * block, lda: lengthK,
+                        b: value.pointer! + b * value.batchStride + h * value.headStride, ldb: value.positionStride,
+                        bTransposed: false, c: out + b * lengthQ * value.width + h * dimV, ldc: value.width,
+                        context: context)
+                }
+            }
+        }
+        return (output, weights)
+    }
+
+    /// The mean over heads of weights `(N, H, L, S)` → `(N, L, S)`, as one `(1, H)·(H, L·S)`
+    /// matmul per batch with entries `1/H`.
+    static func meanOverHeads(_ weights: Tensor) throws -> Tensor {
+        let (batch, heads, rows, columns) = (weights.shape[0], weights.shape[1], weights.shape[2], weights.shape[3])
+        let output = try Tensor(uninitializedShape: [batch, rows, columns], argument: "weights")
+        let average = [Float](repeating: 1 / Float(heads), count: heads)
+        let plane = rows * columns
+        try withExtendedLifetime((weights, output)) {
+            try average.withUnsafeBufferPointer { a in
+                for b in 0..<batch {
+                    try multiplyMatrices(
+                        m: 1, n: plane, k: heads, a: a.baseAddress!, lda: heads,
+                        b: UnsafePointer(weights.storage.buffer.baseAddress! + b * heads * plane), ldb: plane,
+                        bTransposed: false, c: output.storage.buffer.baseAddress! + b * plane, ldc: plane,
+                        context: "mean of weights \(weights.shape) over heads")
+                }
+            }
+        }
+        return output
+    }
+}
