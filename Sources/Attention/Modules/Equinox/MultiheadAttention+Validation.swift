@@ -1,0 +1,132 @@
+// The checks of MultiheadAttention's parameters, inputs and mask, and its dropout decision.
+
+extension MultiheadAttention {
+    // MARK: - Helpers
+
+    static func views(
+        of heads: AttentionHeads, batch: Int, length: Int, keyLength: Int, h: Int, qk: Int, vo: Int
+    ) -> (query: StridedHeads, key: StridedHeads, value: StridedHeads) {
+        (
+            StridedHeads(dense: heads.query, layout: .sequence, batch: batch, length: length, heads: h, dim: qk),
+            StridedHeads(dense: heads.key, layout: .sequence, batch: batch, length: keyLength, heads: h, dim: qk),
+            StridedHeads(dense: heads.value, layout: .sequence, batch: batch, length: keyLength, heads: h, dim: vo)
+        )
+    }
+
+    /// The same tensor (same storage and shape) as query, key and value.
+    func isSelfAttention(query: Tensor, key: Tensor, value: Tensor) -> Bool {
+        query.storage === key.storage && key.storage === value.storage
+            && query.shape == key.shape && key.shape == value.shape
+    }
+
+    /// The query, key and value weights stacked `(2·H·qkSize + H·voSize, querySize)`, and their
+    /// biases (zeros for an absent one) when any is present.
+    func packedInputProjection() throws -> (weight: Tensor, bias: Tensor?) {
+        let layers = [queryProjection, keyProjection, valueProjection]
+        return try packedQKV.packed(for: layers.map(\.weight) + layers.map(\.bias)) {
+            let weight = try Tensor.concatenated(layers.map(\.weight), axis: 0)
+            guard layers.contains(where: { $0.bias != nil }) else { return (weight, nil) }
+            let biases = try layers.map { try $0.bias ?? Tensor(zeros: [$0.outputSize]) }
+            return (weight, try Tensor.concatenated(biases, axis: 0))
+        }
+    }
+
+    /// Checks the projections (public and mutable) against `heads`, `qkSize` and `voSize`.
+    func validateParameters() throws(AttentionError) {
+        let expectations = [
+            ("queryProjection", queryProjection, heads * qkSize), ("keyProjection", keyProjection, heads * qkSize),
+            ("valueProjection", valueProjection, heads * voSize),
+        ]
+        for (name, layer, outputs) in expectations {
+            let weight = layer.weight
+            guard weight.rank == 2, weight.shape[0] == outputs, weight.shape[1] >= 1 else {
+                throw .shapeMismatch(
+                    argument: "\(name).weight", expected: "[\(outputs), inputSize] (heads·headSize, inputSize)",
+                    actual: weight.shape)
+            }
+            if let bias = layer.bias, bias.shape != [outputs] {
+                throw .shapeMismatch(argument: "\(name).bias", expected: "[\(outputs)]", actual: bias.shape)
+            }
+        }
+        let weight = outputProjection.weight
+        guard weight.rank == 2, weight.shape[1] == heads * voSize, weight.shape[0] >= 1 else {
+            throw .shapeMismatch(
+                argument: "outputProjection.weight", expected: "[outputSize, \(heads * voSize)] (outputSize, heads·voSize)",
+                actual: weight.shape)
+        }
+        if let bias = outputProjection.bias, bias.shape != [weight.shape[0]] {
+            throw .shapeMismatch(argument: "outputProjection.bias", expected: "[\(weight.shape[0])]", actual: bias.shape)
+        }
+    }
+
+    /// The batch (1 when unbatched), query length and key length, after checking the shapes.
+    func validateInputs(query: Tensor, key: Tensor, value: Tensor) throws(AttentionError)
+        -> (batch: Int, length: Int, keyLength: Int)
+    {
+        let rank = query.rank
+        guard rank == 2 || rank == 3, query.shape[rank - 1] == querySize else {
+            throw .shapeMismatch(
+                argument: "query", expected: "[L, \(querySize)] (L, querySize), or batched (B, L, querySize)",
+                actual: query.shape)
+        }
+        let batch = rank == 3 ? query.shape[0] : 1
+        let lead = rank == 3 ? "\(batch), " : ""
+        let leadName = rank == 3 ? "B, " : ""
+        guard key.rank == rank, key.shape[rank - 1] == keySize, rank == 2 || key.shape[0] == batch else {
+            throw .shapeMismatch(
+                argument: "key", expected: "[\(lead)S, \(keySize)] (\(leadName)S, keySize), the query's rank and batch",
+                actual: key.shape)
+        }
+        let keyLength = key.shape[rank - 2]
+        guard value.rank == rank, value.shape[rank - 1] == valueSize, rank == 2 || value.shape[0] == batch,
+              value.shape[rank - 2] == keyLength
+        else {
+            throw .shapeMismatch(
+                argument: "value",
+                expected: "[\(lead)\(keyLength), \(valueSize)] (\(leadName)S, valueSize), as many positions as the key",
+                actual: value.shape)
+        }
+        let length = query.shape[rank - 2]
+        for (name, size) in [("query", length), ("key", keyLength), ("query", batch)] where size < 1 {
+            throw .invalidArgument(argument: name, reason: "every dimension must be at least 1, got shape \(name == "key" ? key.shape : query.shape)")
+        }
+        return (batch, length, keyLength)
+    }
+
+    /// The mask's strides against (B, H, L, S), after checking its shape: (L, S), (H, L, S)
+    /// unbatched, (B, L, S) or (B, H, L, S) batched.
+    func validateMask(
+        _ mask: BooleanMask?, batched: Bool, batch: Int, length: Int, keyLength: Int
+    ) throws(AttentionError) -> ScoreStrides {
+        guard let mask else { return ScoreStrides() }
+        let (l, s, h) = (length, keyLength, heads)
+        let scores = [batch, h, l, s]
+        switch mask.shape {
+        case [l, s], [h, l, s] where !batched, [batch, h, l, s] where batched:
+            return ScoreStrides(broadcasting: mask.shape, to: scores)!
+        case [batch, l, s] where batched:
+            return ScoreStrides(broadcasting: [batch, 1, l, s], to: scores)!
+        default:
+            let expected = batched
+                ? "[\(batch), \(l), \(s)] (B, L, S), [\(batch), \(h), \(l), \(s)] (B, H, L, S) or [\(l), \(s)] (L, S)"
+                : "[\(l), \(s)] (L, S) or [\(h), \(l), \(s)] (H, L, S)"
+            throw .shapeMismatch(argument: "mask", expected: expected, actual: mask.shape)
+        }
+    }
+
+    /// The dropout of this call, or `nil` when it is off.
+    func activeDropout(inference: Bool?, seed: UInt64?) throws(AttentionError) -> Dropout? {
+        guard dropoutProbability >= 0, dropoutProbability < 1 else {
+            throw .invalidArgument(
+                argument: "dropoutProbability", reason: "must be in [0, 1), got \(dropoutProbability)")
+        }
+        if dropoutProbability == 0 || (inference ?? self.inference) { return nil }
+        guard let seed else {
+            throw .invalidArgument(
+                argument: "dropoutSeed",
+                reason: "a seed is required for dropout (dropoutProbability \(dropoutProbability), not in inference "
+                    + "mode); pass dropoutSeed:, or inference: true")
+        }
+        return Dropout(probability: dropoutProbability, seed: seed)
+    }
+}

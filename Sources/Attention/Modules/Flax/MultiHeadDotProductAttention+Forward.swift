@@ -1,0 +1,103 @@
+// The forward pass of MultiHeadDotProductAttention: Flax's __call__ (without decoding).
+
+extension MultiHeadDotProductAttention {
+    // MARK: - Calling
+
+    /// Attends `query` to `key` and `value`: `[batch..., L, inputFeatures]` →
+    /// `[batch..., L, outFeatures]`.
+    ///
+    /// ```swift
+    /// let y = try attention(query: x)                                // self-attention
+    /// let z = try attention(query: x, key: memory)                   // value = key
+    /// let padded = try BooleanMask(shape: [2, 1, 1, 7]) { $0[3] < 5 } // keys 5, 6 are padding
+    /// let w = try attention(query: x, key: memory, mask: padded)
+    /// let t = try attention(query: x, deterministic: false, dropoutSeed: 42)   // training
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - query: `[batch..., L, inputFeatures]`, any number (zero included) of batch dimensions.
+    ///   - key: `[batch..., S, keyFeatures]`; `query` when `nil`.
+    ///   - value: `[batch..., S, valueFeatures]`; `key` when `nil`. Not allowed without `key`.
+    ///   - mask: broadcastable to `[batch..., H, L, S]`, `true` attends. A query row with every key
+    ///     masked gets uniform weights (the mean of the values), as Flax's `finfo.min` masking
+    ///     gives.
+    ///   - deterministic: whether to skip dropout; see ``deterministic``. Only needed when
+    ///     ``dropoutRate`` is above 0.
+    ///   - dropoutSeed: the seed of the dropout stream (Flax's `dropout_rng`); needed when dropout
+    ///     is active.
+    /// - Throws: `AttentionError.shapeMismatch` (`"query"`, `"key"`, `"value"`, `"mask"`) for an
+    ///   input whose shape does not fit; `.invalidArgument` (`"key"`) for a value without a key,
+    ///   (`"deterministic"`) when it is missing or given twice with dropout, (`"dropoutSeed"`) when
+    ///   dropout is active without a seed; `.shapeMismatch` (`"attentionFunction"`) when the
+    ///   attention function returns another shape than `(B, L, H, headDim)`; the errors of the
+    ///   parameters' checks, of the attention function and of the kernels.
+    public func callAsFunction(
+        query: Tensor, key: Tensor? = nil, value: Tensor? = nil, mask: BooleanMask? = nil,
+        deterministic: Bool? = nil, dropoutSeed: UInt64? = nil
+    ) throws -> Tensor {
+        try attend(
+            query: query, key: key, value: value, mask: mask, deterministic: deterministic,
+            dropoutSeed: dropoutSeed, returningWeights: false
+        ).output
+    }
+
+    /// As ``callAsFunction(query:key:value:mask:deterministic:dropoutSeed:)``, also returning the
+    /// attention weights `[batch..., H, L, S]`, as Flax sows them with `sow_weights=True`
+    /// (`intermediates/attention_weights`): after the softmax and before dropout.
+    ///
+    /// The weights are computed by ``dotProductAttentionWeights(query:key:mask:bias:dropout:broadcastDropout:)``
+    /// on the same heads, a second pass beside the attention function (which never forms them).
+    ///
+    /// ```swift
+    /// let (y, weights) = try attention.callWithWeights(query: x, mask: mask)
+    /// // weights: [batch..., H, L, S]; each row sums to 1
+    /// ```
+    ///
+    /// - Throws: as ``callAsFunction(query:key:value:mask:deterministic:dropoutSeed:)``.
+    public func callWithWeights(
+        query: Tensor, key: Tensor? = nil, value: Tensor? = nil, mask: BooleanMask? = nil,
+        deterministic: Bool? = nil, dropoutSeed: UInt64? = nil
+    ) throws -> (output: Tensor, weights: Tensor) {
+        let result = try attend(
+            query: query, key: key, value: value, mask: mask, deterministic: deterministic,
+            dropoutSeed: dropoutSeed, returningWeights: true)
+        return (result.output, result.weights!)
+    }
+
+    func attend(
+        query: Tensor, key: Tensor?, value: Tensor?, mask: BooleanMask?, deterministic: Bool?,
+        dropoutSeed: UInt64?, returningWeights: Bool
+    ) throws -> (output: Tensor, weights: Tensor?) {
+        try validateParameters()
+        let (key, value, batchShape, lengthQ, lengthK) = try checkInputs(query: query, key: key, value: value)
+        let flatMask = try mask.map { mask throws(AttentionError) in
+            try Self.flattenedMask(
+                mask, batchShape: batchShape, heads: heads, lengthQ: lengthQ, lengthK: lengthK, argument: "mask")
+        }
+        let dropout = try resolveDropout(deterministic: deterministic, dropoutSeed: dropoutSeed)
+        let batch = batchShape.reduce(1, *)
+
+        let q = try projectedHeads(query, with: queryProjection, norm: queryNorm, batch: batch)
+        let k = try projectedHeads(key, with: keyProjection, norm: keyNorm, batch: batch)
+        let v = try projectedHeads(value, with: valueProjection, norm: nil, batch: batch)
+        let arguments = AttentionFunction.Arguments(
+            query: q, key: k, value: v, mask: AttentionMask(booleanMask: flatMask), dropout: dropout,
+            broadcastDropout: broadcastDropout)
+        let attended = try runAttentionFunction(arguments, expectedShape: [batch, lengthQ, heads, headDimension])
+        let output = try projectedOutput(attended, batchShape: batchShape)
+        guard returningWeights else { return (output, nil) }
+        let weights = try dotProductAttentionWeights(query: q, key: k, mask: flatMask)
+        return (output, try weights.reshaped(batchShape + [heads, lengthQ, lengthK]))
+    }
+
+    /// Runs ``attentionFunction`` and checks the shape it returns.
+    func runAttentionFunction(_ arguments: AttentionFunction.Arguments, expectedShape: [Int]) throws -> Tensor {
+        let heads = try attentionFunction(arguments)
+        guard heads.shape == expectedShape else {
+            throw AttentionError.shapeMismatch(
+                argument: "attentionFunction",
+                expected: "\(expectedShape) (B, L, H, headDim): the query heads' shape", actual: heads.shape)
+        }
+        return heads
+    }
+}

@@ -1,0 +1,140 @@
+// The checks of MultiHeadDotProductAttention's parameters and inputs, and the projections
+// shared by the forward pass and decoding.
+
+extension MultiHeadDotProductAttention {
+    // MARK: - Validation
+
+    /// Checks that the (public, mutable) parameters still fit together.
+    func validateParameters() throws(AttentionError) {
+        // Kernels first (their shapes define the others), then each projection's own checks.
+        let (h, d) = (heads, headDimension)
+        guard queryProjection.inputAxes == 1, queryProjection.kernel.rank == 3, h >= 1,
+              queryProjection.featureShape == [h, d]
+        else {
+            throw .shapeMismatch(
+                argument: "queryProjection.kernel", expected: "(features, \(h), headDim) for \(h) heads, inputAxes 1",
+                actual: queryProjection.kernel.shape)
+        }
+        for (name, projection) in [("keyProjection", keyProjection), ("valueProjection", valueProjection)] {
+            guard projection.inputAxes == 1, projection.kernel.rank == 3, projection.featureShape == [h, d] else {
+                throw .shapeMismatch(
+                    argument: "\(name).kernel",
+                    expected: "(features, \(h), \(d)) (features, H, headDim) like queryProjection.kernel "
+                        + "\(queryProjection.kernel.shape), inputAxes 1",
+                    actual: projection.kernel.shape)
+            }
+        }
+        guard outputProjection.inputAxes == 2, outputProjection.kernel.rank == 3,
+              outputProjection.inputShape == [h, d]
+        else {
+            throw .shapeMismatch(
+                argument: "outputProjection.kernel", expected: "[\(h), \(d), out] (H, headDim, out) with inputAxes 2",
+                actual: outputProjection.kernel.shape)
+        }
+        for (name, projection) in [
+            ("queryProjection", queryProjection), ("keyProjection", keyProjection),
+            ("valueProjection", valueProjection), ("outputProjection", outputProjection),
+        ] {
+            do {
+                try projection.validate()
+            } catch {
+                throw Self.renamed(error, in: name)
+            }
+        }
+        for (name, norm) in [("queryNorm", queryNorm), ("keyNorm", keyNorm)] {
+            if let norm, norm.size != d {
+                throw .invalidArgument(
+                    argument: "\(name).size", reason: "must be headDimension (\(d)), got \(norm.size)")
+            }
+        }
+        try Self.validateRate(dropoutRate)
+    }
+
+    static func renamed(_ error: AttentionError, in scope: String) -> AttentionError {
+        switch error {
+        case let .shapeMismatch(argument, expected, actual):
+            return .shapeMismatch(argument: "\(scope).\(argument)", expected: expected, actual: actual)
+        case let .invalidArgument(argument, reason):
+            return .invalidArgument(argument: "\(scope).\(argument)", reason: reason)
+        default:
+            return error
+        }
+    }
+
+    /// The dropout of a call: `nil` when the rate is 0 or the call is deterministic. Flax's
+    /// `merge_param('deterministic', self.deterministic, deterministic)`, needed only when the
+    /// rate is above 0.
+    func resolveDropout(deterministic: Bool?, dropoutSeed: UInt64?) throws(AttentionError) -> Dropout? {
+        guard dropoutRate > 0 else { return nil }
+        let isDeterministic: Bool
+        switch (self.deterministic, deterministic) {
+        case let (fixed?, nil): isDeterministic = fixed
+        case let (nil, given?): isDeterministic = given
+        case (nil, nil):
+            throw .invalidArgument(
+                argument: "deterministic",
+                reason: "must be given, to the module or to the call, when dropoutRate (\(dropoutRate)) is above 0")
+        case (_?, _?):
+            throw .invalidArgument(
+                argument: "deterministic",
+                reason: "was given both to the module and to the call; give it once (as Flax's merge_param requires)")
+        }
+        if isDeterministic { return nil }
+        guard let dropoutSeed else {
+            throw .invalidArgument(
+                argument: "dropoutSeed",
+                reason: "must be given when dropout is active (dropoutRate \(dropoutRate), not deterministic)")
+        }
+        return Dropout(probability: dropoutRate, seed: dropoutSeed)
+    }
+
+    /// The three inputs after Flax's defaulting (key ← query, value ← key), checked.
+    /// Returns the batch shape and the lengths.
+    func checkInputs(query: Tensor, key: Tensor?, value: Tensor?) throws(AttentionError)
+        -> (key: Tensor, value: Tensor, batchShape: [Int], lengthQ: Int, lengthK: Int)
+    {
+        if key == nil, value != nil {
+            throw .invalidArgument(
+                argument: "key",
+                reason: "cannot be nil when value is given; pass the same tensor as key to use it for both")
+        }
+        let key = key ?? query
+        let value = value ?? key
+        guard query.rank >= 2, query.shape.last == inputFeatures else {
+            throw .shapeMismatch(
+                argument: "query", expected: "[batch..., L, \(inputFeatures)] ([batch..., length, inputFeatures])",
+                actual: query.shape)
+        }
+        let batchShape = Array(query.shape.dropLast(2))
+        let batchPattern = batchShape.map(String.init).joined(separator: ", ")
+        let prefix = batchPattern.isEmpty ? "" : batchPattern + ", "
+        guard key.rank == query.rank, Array(key.shape.dropLast(2)) == batchShape, key.shape.last == keyFeatures else {
+            throw .shapeMismatch(
+                argument: "key", expected: "[\(prefix)S, \(keyFeatures)] (the query's batch dimensions, length, keyFeatures)",
+                actual: key.shape)
+        }
+        let lengthK = key.shape[key.rank - 2]
+        guard value.rank == query.rank, Array(value.shape.dropLast(2)) == batchShape,
+              value.shape[value.rank - 2] == lengthK, value.shape.last == valueFeatures
+        else {
+            throw .shapeMismatch(
+                argument: "value",
+                expected: "[\(prefix)\(lengthK), \(valueFeatures)] (the key's batch dimensions and length, valueFeatures)",
+                actual: value.shape)
+        }
+        return (key, value, batchShape, query.shape[query.rank - 2], lengthK)
+    }
+
+    /// The projected (and normalised) heads, flattened to `(B, length, H, d)`.
+    func projectedHeads(_ input: Tensor, with projection: Projection, norm: LayerNorm?, batch: Int) throws -> Tensor {
+        var heads = try projection(input)
+        if let norm { heads = try norm(heads) }
+        return try heads.reshaped([batch, input.shape[input.rank - 2], self.heads, headDimension])
+    }
+
+    /// The output projection of `(B, L, H, d)` heads, reshaped to `[batch..., L, out]`.
+    func projectedOutput(_ heads: Tensor, batchShape: [Int]) throws -> Tensor {
+        let output = try outputProjection(heads)   // (B, L, out)
+        return try output.reshaped(batchShape + [heads.shape[1], outFeatures])
+    }
+}
