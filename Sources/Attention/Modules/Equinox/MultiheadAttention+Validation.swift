@@ -13,12 +13,6 @@ extension MultiheadAttention {
         )
     }
 
-    /// The same tensor (same storage and shape) as query, key and value.
-    func isSelfAttention(query: Tensor, key: Tensor, value: Tensor) -> Bool {
-        query.storage === key.storage && key.storage === value.storage
-            && query.shape == key.shape && key.shape == value.shape
-    }
-
     /// The query, key and value weights stacked `(2·H·qkSize + H·voSize, querySize)`, and their
     /// biases (zeros for an absent one) when any is present.
     func packedInputProjection() throws -> (weight: Tensor, bias: Tensor?) {
@@ -116,17 +110,8 @@ extension MultiheadAttention {
 
     /// The dropout of this call, or `nil` when it is off.
     func activeDropout(inference: Bool?, seed: UInt64?) throws(AttentionError) -> Dropout? {
-        guard dropoutProbability >= 0, dropoutProbability < 1 else {
-            throw .invalidArgument(
-                argument: "dropoutProbability", reason: "must be in [0, 1), got \(dropoutProbability)")
-        }
-        if dropoutProbability == 0 || (inference ?? self.inference) { return nil }
-        guard let seed else {
-            throw .invalidArgument(
-                argument: "dropoutSeed",
-                reason: "a seed is required for dropout (dropoutProbability \(dropoutProbability), not in inference "
-                    + "mode); pass dropoutSeed:, or inference: true")
-        }
-        return Dropout(probability: dropoutProbability, seed: seed)
+        try Dropout.forCall(
+            probability: dropoutProbability, probabilityArgument: "dropoutProbability",
+            training: !(inference ?? self.inference), seed: seed)
     }
 }

@@ -207,3 +207,12 @@ public struct RotaryPositionalEmbedding: ParameterizedModule, Equatable, Hashabl
         }
     }
 }
+
+extension RotaryPositionalEmbedding: Layer {
+    /// The embedding applied at positions `0 ..< L`: as `callAsFunction(x, positionOffset: 0)`.
+    ///
+    /// - Throws: as ``callAsFunction(_:positionOffset:)``.
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        try callAsFunction(x, positionOffset: 0)
+    }
+}

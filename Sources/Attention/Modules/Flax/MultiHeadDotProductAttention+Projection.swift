@@ -130,3 +130,5 @@ extension MultiHeadDotProductAttention {
         }
     }
 }
+
+extension MultiHeadDotProductAttention.Projection: Layer {}

@@ -188,3 +188,12 @@ public struct SqueezeExcitation: ParameterizedModule, Equatable {
         return output
     }
 }
+
+extension SqueezeExcitation: Layer {
+    /// The block with its own activations: as `callAsFunction(input, activation: nil, scaleActivation: nil)`.
+    ///
+    /// - Throws: as ``callAsFunction(_:activation:scaleActivation:)``.
+    public func callAsFunction(_ input: Tensor) throws -> Tensor {
+        try callAsFunction(input, activation: nil, scaleActivation: nil)
+    }
+}
