@@ -209,11 +209,12 @@ extension KernelTests {
                 expectModuleError(argument: "x") { _ = try attention.callWithWeights(x).weights! }
                 expectModuleError(argument: "x1") { _ = try cross(x, Tensor(zeros: [4, 3])) }
             }
-            expectModuleError(argument: "x") { _ = try attention(Tensor(zeros: [0, 3])) }
+            // Empty sequences follow the library's rule (EmptyShapesTests): empty results, zeros with no key.
+            #expect(try attention(Tensor(zeros: [0, 3])).shape == [0, attention.dOutV])
             expectModuleError(argument: "x2") { _ = try cross(Tensor(zeros: [4, 3]), Tensor(zeros: [4, 2])) }
             expectModuleError(argument: "x2") { _ = try cross(Tensor(zeros: [4, 3]), Tensor(zeros: [1, 4, 3])) }
             expectModuleError(argument: "x2") { _ = try cross(Tensor(zeros: [2, 4, 3]), Tensor(zeros: [3, 5, 3])) }
-            expectModuleError(argument: "x2") { _ = try cross(Tensor(zeros: [4, 3]), Tensor(zeros: [0, 3])) }
+            #expect(try cross(Tensor(zeros: [4, 3]), Tensor(zeros: [0, 3])).scalars.allSatisfy { $0 == 0 })
             _ = try cross(Tensor(zeros: [2, 4, 3]), Tensor(zeros: [2, 5, 3]))
         }
     }

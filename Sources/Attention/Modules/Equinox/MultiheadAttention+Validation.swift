@@ -80,11 +80,8 @@ extension MultiheadAttention {
                 expected: "[\(lead)\(keyLength), \(valueSize)] (\(leadName)S, valueSize), as many positions as the key",
                 actual: value.shape)
         }
-        let length = query.shape[rank - 2]
-        for (name, size) in [("query", length), ("key", keyLength), ("query", batch)] where size < 1 {
-            throw .invalidArgument(argument: name, reason: "every dimension must be at least 1, got shape \(name == "key" ? key.shape : query.shape)")
-        }
-        return (batch, length, keyLength)
+        // An empty batch or sequence is allowed: the result is empty (or zeros with no key).
+        return (batch, query.shape[rank - 2], keyLength)
     }
 
     /// The mask's strides against (B, H, L, S), after checking its shape: (L, S), (H, L, S)
@@ -96,10 +93,14 @@ extension MultiheadAttention {
         let (l, s, h) = (length, keyLength, heads)
         let scores = [batch, h, l, s]
         switch mask.shape {
-        case [l, s], [h, l, s] where !batched, [batch, h, l, s] where batched:
+        case [l, s]:
+            return ScoreStrides(broadcasting: mask.shape, to: scores)!
+        case [h, l, s] where !batched:
             return ScoreStrides(broadcasting: mask.shape, to: scores)!
         case [batch, l, s] where batched:
             return ScoreStrides(broadcasting: [batch, 1, l, s], to: scores)!
+        case [batch, h, l, s] where batched:
+            return ScoreStrides(broadcasting: mask.shape, to: scores)!
         default:
             let expected = batched
                 ? "[\(batch), \(l), \(s)] (B, L, S), [\(batch), \(h), \(l), \(s)] (B, H, L, S) or [\(l), \(s)] (L, S)"

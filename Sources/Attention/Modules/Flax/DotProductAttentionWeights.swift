@@ -50,8 +50,9 @@ public func dotProductAttentionWeights(
             actual: key.shape)
     }
     let lengthK = key.shape[rank - 3]
-    for (name, shape) in [("query", query.shape), ("key", key.shape)] where shape.contains(where: { $0 < 1 }) {
-        throw AttentionError.invalidArgument(argument: name, reason: "every dimension must be at least 1, got shape \(shape)")
+    for (name, shape) in [("query", query.shape), ("key", key.shape)] where heads < 1 || depth < 1 {
+        throw AttentionError.invalidArgument(
+            argument: name, reason: "heads and depth must be at least 1 (a batch or a sequence may be empty), got shape \(shape)")
     }
     if let dropout, !(dropout.probability >= 0 && dropout.probability < 1) {
         throw AttentionError.invalidArgument(
@@ -68,9 +69,10 @@ public func dotProductAttentionWeights(
     }
     let maskStrides = try mask.map { mask throws(AttentionError) in try strides(of: mask.shape, argument: "mask") }
     let biasStrides = try bias.map { bias throws(AttentionError) in try strides(of: bias.shape, argument: "bias") }
-    let batch = batchShape.reduce(1, *)
+    let batch = try elementCount(of: batchShape, argument: "query")
     var weights = try Tensor(zeros: scoresShape)
     let context = "query \(query.shape), key \(key.shape)"
+    if weights.count == 0 { return weights }
 
     // Scores, one (b, h) at a time: q (L, D) and k (S, D) read in place with row stride H·D.
     let rowStride = heads * depth

@@ -113,7 +113,7 @@ extension MultiHeadDotProductAttention: Layer {
                 mask, batchShape: batchShape, heads: heads, lengthQ: lengthQ, lengthK: lengthK, argument: "mask")
         }
         let dropout = try resolveDropout(deterministic: inputs.deterministic, dropoutSeed: inputs.dropoutSeed)
-        let batch = batchShape.reduce(1, *)
+        let batch = try elementCount(of: batchShape, argument: "query")
 
         let q = try projectedHeads(query, with: queryProjection, norm: queryNorm, batch: batch)
         let k = try projectedHeads(key, with: keyProjection, norm: keyNorm, batch: batch)

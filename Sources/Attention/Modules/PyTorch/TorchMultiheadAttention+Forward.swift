@@ -184,16 +184,17 @@ extension TorchMultiheadAttention {
         // Mask shapes against L and S.
         if let attentionMask {
             let shape = attentionMask.shape
+            let batchHeads = try checkedProduct(batch, heads, argument: "attentionMask")
             let fits = switch shape.count {
             case 2: shape == [length, keyLength]
-            case 3: shape == [batch * heads, length, keyLength]
+            case 3: shape == [batchHeads, length, keyLength]
             default: (shape[0] == 1 || shape[0] == batch) && (shape[1] == 1 || shape[1] == heads)
                 && shape[2] == length && shape[3] == keyLength
             }
             guard fits else {
                 let expected = switch shape.count {
                 case 2: "[\(length), \(keyLength)] (L, S)"
-                case 3: "[\(batch * heads), \(length), \(keyLength)] (N·H, L, S)"
+                case 3: "[\(batchHeads), \(length), \(keyLength)] (N·H, L, S)"
                 default: "[\(batch) or 1, \(heads) or 1, \(length), \(keyLength)] (N, H, L, S)"
                 }
                 throw AttentionError.shapeMismatch(argument: "attentionMask", expected: expected, actual: shape)
@@ -208,15 +209,16 @@ extension TorchMultiheadAttention {
             }
         }
         let appended = (biasKey == nil ? 0 : 1) + (addZeroAttention ? 1 : 0)
-        let extendedLength = keyLength + appended
-        guard extendedLength >= 1 else {
-            throw AttentionError.invalidArgument(argument: "key", reason: "has no positions (S = 0) and nothing is appended")
-        }
+        let (extendedLength, overflow) = keyLength.addingReportingOverflow(appended)
+        if overflow { throw AttentionError.overflow(argument: "key") }
         let outputShape = batched ? query.shape : [length, e]
-        if batch == 0 || length == 0 {
+        // The library's rule for empty inputs (PyTorch's): no batch or no query gives an empty
+        // result; no key at all gives zero attention, so the output projection's bias.
+        if batch == 0 || length == 0 || extendedLength == 0 {
             let weightShape = averageAttentionWeights ? [batch, length, extendedLength] : [batch, heads, length, extendedLength]
+            let zeros = try Tensor(zeros: outputShape)
             return AttentionResult(
-                output: try Tensor(zeros: outputShape),
+                output: extendedLength == 0 && zeros.count > 0 ? try outProjection(zeros) : zeros,
                 weights: needWeights ? try Tensor(zeros: batched ? weightShape : Array(weightShape.dropFirst())) : nil)
         }
 
