@@ -111,6 +111,8 @@ typedef enum attn_masked_rows {
  * One attention problem: out = softmax(scale * Q Kᵀ + bias, masked) V, per batch b and query head h.
  *
  * Shapes (logical):  q (B, Hq, Lq, Dqk)   k (B, Hkv, Lk, Dqk)   v (B, Hkv, Lk, Dv)   out (B, Hq, Lq, Dv)
+ * Every size is at least 1 (ATTN_ERR_INVALID_ARGUMENT otherwise); Dqk and Dv are below ATTN_MAX_DIM
+ * (2^46; ATTN_ERR_OVERFLOW otherwise).
  * Each of q, k, v, out has element strides {batch, head, position}; the feature dimension is
  * contiguous. So projected activations laid out as (B, L, H*D) are read in place with strides
  * {L*H*D, D, H*D}. Query head h reads K/V head h / (Hq / Hkv) (grouped-query and multi-query
@@ -120,7 +122,8 @@ typedef enum attn_masked_rows {
  *   - causal (see attn_causal);
  *   - window: with a = i + off, where off = 0 for ATTN_CAUSAL_TOP_LEFT and Lk - Lq otherwise,
  *     j < a - window_left (when window_left >= 0) or j > a + window_right (when window_right >= 0);
- *     -1 means unbounded on that side;
+ *     -1 means unbounded on that side. So without causal masking (ATTN_CAUSAL_NONE) a window is
+ *     aligned bottom-right, as under ATTN_CAUSAL_BOTTOM_RIGHT: the last query is centred on the last key;
  *   - key_len != NULL and j >= key_len[b] (0 <= key_len[b] <= Lk);
  *   - mask != NULL and mask[b*ms[0] + h*ms[1] + i*ms[2] + j*ms[3]] == 0 (nonzero = attend);
  * and the bias, when given, is added to the scaled score: + bias[b*bs[0] + h*bs[1] + i*bs[2] + j*bs[3]]
@@ -133,11 +136,18 @@ typedef enum attn_masked_rows {
  * results are identical for any thread count or tiling, and fused and unfused agree exactly.
  *
  * Optional output lse (B, Hq, Lq), contiguous: the natural log of each row's sum of exp(scores), for
- * the backward pass; -inf for a row with no visible key.
+ * the backward pass; -inf for a row with no visible key, whatever masked_rows says (even where the
+ * output is the mean of V).
+ *
+ * NaN: a row with a NaN score (NaN in its query, in one of its visible keys or in its bias), or a
+ * +inf score, is NaN in out and in lse, on both paths, whatever dropout keeps.
  *
  * Aliasing: out and lse must not overlap q, k, v, mask, bias, key_len or each other.
  * Start from attn_params_default(), which sets the windows to -1 and everything else to 0.
  */
+/* The largest head dimension (Dqk, Dv) is ATTN_MAX_DIM - 1. */
+#define ATTN_MAX_DIM ((int64_t)1 << 46)
+
 typedef struct attn_params {
     int64_t batch, heads_q, heads_kv, len_q, len_k, dim_qk, dim_v;
 
@@ -165,14 +175,14 @@ typedef struct attn_params {
 /* Defaults: every field 0 / NULL except window_left = window_right = -1. */
 ATTN_API attn_params attn_params_default(void);
 
-/* Checks a problem without running it: the status attn_forward would return before computing. */
+/* Checks a problem without running it or reading its tensors: exactly the status attn_forward would
+ * return, except ATTN_ERR_OUT_OF_MEMORY (which only the allocation can tell). Reads key_len. */
 ATTN_API attn_status attn_validate(const attn_params *params);
 
 /* The fused kernel: tiles of queries against blocks of keys with an online softmax; the full
  * score matrix never exists. Workspace: one tile per thread (a few hundred rows of Dqk + Dv floats),
  * independent of Lq and Lk; when Lq is only a few rows (decoding), keys are split into at most 32
- * chunks merged by log-sum-exp, which adds B*Hq*Lq*chunks*(Dv + 2) floats. Dqk and Dv must each be
- * below 2^46 (ATTN_ERR_OVERFLOW otherwise). */
+ * chunks merged by log-sum-exp, which adds B*Hq*Lq*chunks*(Dv + 2) floats. */
 ATTN_API attn_status attn_forward(const attn_params *params);
 
 /* The unfused reference path with identical semantics: for one (b, h) at a time it materialises the

@@ -663,6 +663,9 @@ static void test_workspace_errors(void) {
                  attn_status_string(want));                                                                      \
         if ((want) != ATTN_OK) TU_CHECK(bytes == 777, "%s, %s: wrote *bytes on error", names[f], (what));        \
         else TU_CHECK(bytes > 0 && bytes != 777, "%s, %s: *bytes not set", names[f], (what));                    \
+        if (f == 0 && strcmp((what), "bytes NULL") != 0)                                                         \
+            TU_CHECK(attn_validate(params_ptr) == (want), "attn_validate, %s: %s, want %s", (what),              \
+                     attn_status_string(attn_validate(params_ptr)), attn_status_string(want));                   \
         paths++;                                                                                                 \
     } while (0)
         a = prob_params(&P, out, NULL, 1);
@@ -697,9 +700,33 @@ static void test_workspace_errors(void) {
     }
     printf("  %d error-path checks on the two workspace queries\n", paths);
 
+    /* Head dimensions at the documented limit (2^46): rejected by every entry point before any
+     * tensor is read (the buffers hold one float each, read through zero strides). */
+    static float tiny[4];
+    const int64_t limit = (int64_t)1 << 46;
+    const int64_t dims[2][2] = {{limit, 1}, {1, limit}};
+    for (int c = 0; c < 2; c++) {
+        const attn_params a = broadcast_params(tiny, tiny, tiny, tiny, 1, 1, dims[c][0], dims[c][1]);
+        size_t bytes = 777, ubytes = 777;
+        const attn_status st[5] = {attn_validate(&a), attn_forward_workspace(&a, &bytes),
+                                   attn_forward_unfused_workspace(&a, &ubytes), attn_forward(&a), attn_forward_unfused(&a)};
+        static const char *fn[5] = {"attn_validate", "attn_forward_workspace", "attn_forward_unfused_workspace",
+                                    "attn_forward", "attn_forward_unfused"};
+        for (int f = 0; f < 5; f++)
+            TU_CHECK(st[f] == ATTN_ERR_OVERFLOW, "%s, Dqk = %lld, Dv = %lld: %s, want overflow", fn[f],
+                     (long long)dims[c][0], (long long)dims[c][1], attn_status_string(st[f]));
+        TU_CHECK(bytes == 777 && ubytes == 777, "Dqk or Dv = 2^46: a workspace query wrote *bytes");
+    }
+    /* One below the limit is valid: validation and the workspace queries agree (nothing is run). */
+    const attn_params below = broadcast_params(tiny, tiny, tiny, tiny, 1, 1, limit - 1, 1);
+    size_t below_bytes = 0;
+    TU_CHECK(attn_validate(&below) == ATTN_OK && attn_forward_workspace(&below, &below_bytes) == ATTN_OK &&
+                 below_bytes >= (size_t)(limit - 1) * sizeof(float),
+             "Dqk = 2^46 - 1: want valid, with a workspace of at least 4 x Dqk bytes (%zu)", below_bytes);
+
     /* The fused workspace at a fixed thread count: the tile kernel's does not depend on Lq or Lk;
      * the row kernel's (few queries) grows with Lk only until each row has its largest number of key
-     * chunks, then stays. The unfused one is threads x (Lq x Lk + Lq + packing) floats. */
+     * chunks, then stays. The unfused one is threads x (Lq x Lk + 2 Lq + packing) floats. */
     static float one[64];
     size_t w_tile_1 = 0, w_tile_long = 0, w_row_1 = 0, w_row_long = 0, w_row_huge = 0, u_small = 0, u_long = 0;
     attn_params a = broadcast_params(one, one, one, out, 1, 1, 64, 64);
@@ -1171,6 +1198,84 @@ static void test_nonfinite_rows(void) {
     prob_free(&P);
 }
 
+/* NaN scores on the row kernel (few queries: up to 6, 12, 24 rows on 4-, 8-, 16-float vectors) and
+ * the tile kernel alike, for Lq = 1..30: a NaN in one query, in one key, or a bias row NaN on every
+ * key must give that row NaN and lse NaN, as the unfused path and the reference do. The row kernel's
+ * maximum ignores NaN, so a key chunk whose scores are all NaN reports maximum -inf and sum NaN;
+ * its merge once took that for a fully masked row (zeros, lse -inf). Lk = 1100 splits each row into
+ * up to 3 key chunks, so a NaN key is alone in a chunk with finite scores next to it. */
+static void test_nan_short_rows(void) {
+    printf("-- NaN in one query, one key or one bias row, Lq = 1..30 (row and tile kernels)\n");
+    static const char *site_names[3] = {"q", "k", "bias"};
+    static const int64_t key_counts[2] = {4, 1100};
+    run_result total[3] = {{0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}};
+    for (int site = 0; site < 3; site++)
+        for (int lk = 0; lk < 2; lk++)
+            for (int64_t lq = 1; lq <= TILE_KERNEL_LQ; lq++) {
+                prob P = prob_new(1, 2, 1, lq, key_counts[lk], 8, 8);
+                tu_rng r = tu_rng_derive(SEED, (uint64_t)(100 + site * 64 + lk * 32 + lq));
+                fill_uniform(&r, P.q, n_q(&P), -1, 1);
+                fill_uniform(&r, P.k, n_k(&P), -1, 1);
+                fill_uniform(&r, P.v, n_v(&P), -1, 1);
+                const int64_t i = lq / 2, j = P.Lk - 1;
+                if (site == 0) qat(&P, 0, 1, i)[0] = NAN;
+                if (site == 1) kat(&P, 0, 0, j)[3] = NAN;
+                if (site == 2) {
+                    prob_add_bias(&P, 0.25f);
+                    for (int64_t t = 0; t < P.Lk; t++) P.bias[sidx(&P, 0, 1, i, t)] = NAN;
+                }
+                double *ref = xmalloc(sizeof(double) * (size_t)n_out(&P));
+                double *ref_lse = xmalloc(sizeof(double) * (size_t)n_rows(&P));
+                reference(&P, ref, ref_lse);
+                char name[80];
+                snprintf(name, sizeof name, "NaN in %s, Lq = %lld, Lk = %lld", site_names[site], (long long)lq,
+                         (long long)P.Lk);
+                const run_result rr = run_all(name, &P, ref, ref_lse, 1e-5, 1e-5, NULL, 2);
+                total[site].runs += rr.runs;
+                total[site].failures += rr.failures;
+                if (rr.max_err > total[site].max_err) total[site].max_err = rr.max_err;
+                if (rr.max_lse_err > total[site].max_lse_err) total[site].max_lse_err = rr.max_lse_err;
+                free(ref);
+                free(ref_lse);
+                prob_free(&P);
+            }
+    table_row("NaN in one query, Lq = 1..30", "its row NaN, lse NaN (row and tile kernels)", &total[0]);
+    table_row("NaN in one key, Lq = 1..30", "NaN in every row that sees the key, lse NaN", &total[1]);
+    table_row("bias row NaN on every key, Lq = 1..30", "that row NaN, lse NaN", &total[2]);
+}
+
+/* The row NaN whatever dropout keeps: dropping the NaN weight must not turn the row finite. */
+static void test_nan_with_dropout(void) {
+    printf("-- NaN in one query under dropout\n");
+    const attn_isa initial = attn_get_isa();
+    for (int64_t lq = 1; lq <= TILE_KERNEL_LQ; lq += 29) {
+        prob P = prob_new(1, 1, 1, lq, 4, 8, 8);
+        tu_rng r = tu_rng_derive(SEED, (uint64_t)(300 + lq));
+        fill_uniform(&r, P.q, n_q(&P), -1, 1);
+        fill_uniform(&r, P.k, n_k(&P), -1, 1);
+        fill_uniform(&r, P.v, n_v(&P), -1, 1);
+        qat(&P, 0, 0, 0)[0] = NAN;
+        float *out = xmalloc(sizeof(float) * (size_t)n_out(&P)), *lse = xmalloc(sizeof(float) * (size_t)n_rows(&P));
+        for (int isa = 0; isa < NISA; isa++) {
+            if (!attn_isa_supported((attn_isa)isa)) continue;
+            attn_set_isa((attn_isa)isa);
+            for (int path = 0; path < 2; path++) {
+                attn_params a = prob_params(&P, out, lse, 1);
+                a.dropout_p = 0.9f; /* drops most weights, the NaN ones among them */
+                const attn_status st = path == 0 ? attn_forward(&a) : attn_forward_unfused(&a);
+                int nan_row = isnan(lse[0]) != 0;
+                for (int64_t c = 0; c < P.Dv; c++) nan_row &= isnan(out[c]) != 0;
+                TU_CHECK(st == ATTN_OK && nan_row, "NaN query, dropout 0.9, Lq = %lld [%s/%s]: want a NaN row, lse NaN",
+                         (long long)lq, attn_isa_name((attn_isa)isa), path_name[path]);
+            }
+        }
+        free(out);
+        free(lse);
+        prob_free(&P);
+    }
+    attn_set_isa(initial);
+}
+
 static void test_masked_rows(void) {
     printf("-- fully masked rows, by every mechanism, under every policy\n");
     /* key_len 0 (all of batch 0), a bool mask row of zeros, a bias row of -inf. */
@@ -1480,6 +1585,8 @@ int main(int argc, char **argv) {
     test_equal_scores();
     test_inf_bias();
     test_nonfinite_rows();
+    test_nan_short_rows();
+    test_nan_with_dropout();
     test_masked_rows();
     test_dims();
     if (!quick) {
