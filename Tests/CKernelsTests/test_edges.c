@@ -962,6 +962,39 @@ static void test_nested_region(void) {
 #endif
 }
 
+#ifndef _OPENMP
+/* The pthread pool after fork(): the child has none of the parent's workers and must start its own
+ * (a child that waited on the parent's would hang; alarm() turns that into a failure). */
+static void test_pool_after_fork(void) {
+    printf("-- pthread pool: a parallel call in a child forked after the workers exist\n");
+    prob P = prob_new(1, 4, 4, 64, 64, 16, 16);
+    tu_rng r = tu_rng_derive(SEED, 77);
+    fill_uniform(&r, P.q, n_q(&P), -1, 1);
+    fill_uniform(&r, P.k, n_k(&P), -1, 1);
+    fill_uniform(&r, P.v, n_v(&P), -1, 1);
+    float *want = xmalloc(sizeof(float) * (size_t)n_out(&P)), *got = xmalloc(sizeof(float) * (size_t)n_out(&P));
+    attn_params a = prob_params(&P, want, NULL, 3);
+    attn_forward(&a); /* the parent's workers now exist */
+    fflush(stdout);
+    const pid_t pid = fork();
+    if (pid == 0) {
+        alarm(30);
+        a.out = got;
+        const int ok = attn_forward(&a) == ATTN_OK && memcmp(got, want, sizeof(float) * (size_t)n_out(&P)) == 0;
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    TU_CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+             "a 3-thread call in a forked child did not finish with the parent's result (status 0x%x)", status);
+    a.out = got; /* and the parent's pool still works */
+    TU_CHECK(attn_forward(&a) == ATTN_OK && memcmp(got, want, sizeof(float) * (size_t)n_out(&P)) == 0,
+             "the parent's call after fork differs");
+    free(want);
+    free(got);
+    prob_free(&P);
+}
+#endif
+
 /* ============================================================================================== */
 /* 4. Numerical edges                                                                              */
 
@@ -1581,6 +1614,9 @@ int main(int argc, char **argv) {
     test_thread_resolution();
     test_concurrent_calls();
     test_nested_region();
+#ifndef _OPENMP
+    test_pool_after_fork();
+#endif
     test_large_logits();
     test_equal_scores();
     test_inf_bias();
