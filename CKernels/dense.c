@@ -232,8 +232,10 @@ static void rotary_task(void *ctx, int64_t item, int thread) {
 }
 
 attn_status attn_rotary(const attn_rotary_params *params) {
-    if (!params || !params->x) return ATTN_ERR_NULL_POINTER;
-    const attn_rotary_params p = *params;
+    attn_rotary_params p;
+    const attn_status status = attn_read_rotary_params(&p, params);
+    if (status != ATTN_OK) return status;
+    if (!p.x) return ATTN_ERR_NULL_POINTER;
     if (p.batch < 1 || p.heads < 1 || p.len < 1 || p.dim < 1 || p.dim % 2 != 0 || !(p.theta > 0.0f) ||
         !isfinite(p.theta) || p.position_offset < 0 || !threads_ok(p.num_threads) ||
         (p.pairing != ATTN_ROTARY_HALF && p.pairing != ATTN_ROTARY_INTERLEAVED))

@@ -57,6 +57,15 @@ static inline int attn_rows_disjoint(int rank, const int64_t *count, const int64
     return 1;
 }
 
+/* ---- the parameter structs (params.c) ---- */
+
+/* *out = *in read as in->struct_size says (attn.h): ATTN_ERR_NULL_POINTER for in NULL,
+ * ATTN_ERR_INVALID_ARGUMENT for a size that is no released layout's; fields the caller's layout
+ * lacks take their defaults. */
+attn_status attn_read_params(attn_params *out, const attn_params *in);
+attn_status attn_read_matmul_params(attn_matmul_params *out, const attn_matmul_params *in);
+attn_status attn_read_rotary_params(attn_rotary_params *out, const attn_rotary_params *in);
+
 /* ---- workspace: 64-byte aligned, NULL on failure or when bytes does not fit ---- */
 void *attn_alloc(int64_t bytes);
 void attn_free(void *p);

@@ -42,8 +42,10 @@ static void rows_task(void *ctx, int64_t item, int thread) {
 }
 
 attn_status attn_matmul(const attn_matmul_params *params) {
-    if (!params || !params->a || !params->b || !params->c) return ATTN_ERR_NULL_POINTER;
-    const attn_matmul_params p = *params;
+    attn_matmul_params p;
+    const attn_status status = attn_read_matmul_params(&p, params);
+    if (status != ATTN_OK) return status;
+    if (!p.a || !p.b || !p.c) return ATTN_ERR_NULL_POINTER;
     if (p.m < 1 || p.n < 1 || p.k < 1) return ATTN_ERR_INVALID_ARGUMENT;
     if (p.num_threads < 0 || p.num_threads > ATTN_MAX_THREADS) return ATTN_ERR_INVALID_ARGUMENT;
     const int64_t b_rows = p.b_transposed ? p.n : p.k, b_cols = p.b_transposed ? p.k : p.n;

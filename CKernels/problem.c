@@ -3,19 +3,12 @@
  * paths so both accept and reject exactly the same inputs, plus the one scalar path both share for
  * fully masked rows under ATTN_MASKED_ROWS_MEAN.
  *
- * Validation order: pointers, sizes and enums, strides, then overflow of every extent, then the
+ * Validation order: struct_size (params.c), pointers, sizes and enums, strides, then overflow of every extent, then the
  * contents of key_len. Nothing is written before validation succeeds.
  */
 #include <math.h>
 
 #include "problem.h"
-
-attn_params attn_params_default(void) {
-    attn_params p = {0};
-    p.window_left = -1;
-    p.window_right = -1;
-    return p;
-}
 
 static int strides_nonnegative(int rank, const int64_t *stride) {
     for (int d = 0; d < rank; d++)
@@ -24,8 +17,10 @@ static int strides_nonnegative(int rank, const int64_t *stride) {
 }
 
 attn_status attn_problem_init(attn_problem *pr, const attn_params *params) {
-    if (!params) return ATTN_ERR_NULL_POINTER;
-    const attn_params *p = params;
+    attn_params read;
+    const attn_status status = attn_read_params(&read, params);
+    if (status != ATTN_OK) return status;
+    const attn_params *p = &read;
     if (!p->q || !p->k || !p->v || !p->out) return ATTN_ERR_NULL_POINTER;
 
     if (p->batch < 1 || p->heads_q < 1 || p->heads_kv < 1 || p->len_q < 1 || p->len_k < 1 ||

@@ -28,9 +28,24 @@ extern "C" {
 #endif
 
 #define ATTN_VERSION_MAJOR 0
-#define ATTN_VERSION_MINOR 1
+#define ATTN_VERSION_MINOR 2
 #define ATTN_VERSION_PATCH 0
-#define ATTN_VERSION_STRING "0.1.0"
+#define ATTN_VERSION_STRING "0.2.0"
+
+/*
+ * A binary interface that can grow. The parameter structs (attn_params, attn_matmul_params,
+ * attn_rotary_params) begin with `size_t struct_size`, which their *_default() function sets to the
+ * sizeof of the struct this header declares. Every entry point taking one reads struct_size first:
+ *   - a size that is not the sizeof of a layout some release of this library declared (0, garbage,
+ *     or a layout from a newer header than the library) is ATTN_ERR_INVALID_ARGUMENT;
+ *   - the size of an older layout reads only that prefix, and the fields added since take their
+ *     default values; so a program built against an older attn.h keeps working with a newer
+ *     libattn.so.0.
+ * Callers: start every struct from its *_default() function and never set struct_size by hand.
+ * The library: fields are only appended, each release's first new field placed at or after the
+ * previous layout's sizeof (its tail padding included); every released size stays accepted; a change
+ * that cannot follow these rules changes the soname's major number (libattn.so.0 now).
+ */
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Status codes                                                                                    */
@@ -143,12 +158,13 @@ typedef enum attn_masked_rows {
  * +inf score, is NaN in out and in lse, on both paths, whatever dropout keeps.
  *
  * Aliasing: out and lse must not overlap q, k, v, mask, bias, key_len or each other.
- * Start from attn_params_default(), which sets the windows to -1 and everything else to 0.
+ * Start from attn_params_default(), which sets struct_size, the windows to -1 and everything else to 0.
  */
 /* The largest head dimension (Dqk, Dv) is ATTN_MAX_DIM - 1. */
 #define ATTN_MAX_DIM ((int64_t)1 << 46)
 
 typedef struct attn_params {
+    size_t struct_size;           /* sizeof(attn_params), set by attn_params_default() */
     int64_t batch, heads_q, heads_kv, len_q, len_k, dim_qk, dim_v;
 
     const float *q;   int64_t q_stride[3];   /* {batch, head, position} */
@@ -172,7 +188,7 @@ typedef struct attn_params {
     int num_threads;              /* 0: attn_get_num_threads(); at most ATTN_MAX_THREADS */
 } attn_params;
 
-/* Defaults: every field 0 / NULL except window_left = window_right = -1. */
+/* Defaults: struct_size, window_left = window_right = -1, and every other field 0 / NULL. */
 ATTN_API attn_params attn_params_default(void);
 
 /* Checks a problem without running it or reading its tensors: exactly the status attn_forward would
@@ -215,6 +231,7 @@ ATTN_API uint32_t attn_dropout_threshold(float p);
  * Workspace: one packed block of B (1 MB) and, per thread, one packed block of A (about 0.3 MB).
  */
 typedef struct attn_matmul_params {
+    size_t struct_size;  /* sizeof(attn_matmul_params), set by attn_matmul_params_default() */
     int64_t m, n, k;
     const float *a; int64_t lda;
     const float *b; int64_t ldb; int b_transposed;
@@ -223,6 +240,9 @@ typedef struct attn_matmul_params {
     int accumulate;
     int num_threads; /* 0: attn_get_num_threads() */
 } attn_matmul_params;
+
+/* Defaults: struct_size, and every other field 0 / NULL. */
+ATTN_API attn_matmul_params attn_matmul_params_default(void);
 
 ATTN_API attn_status attn_matmul(const attn_matmul_params *params);
 
@@ -276,6 +296,7 @@ ATTN_API attn_status attn_softmax_rows(float *x, int64_t ld, int64_t rows, int64
 typedef enum attn_rotary_pairing { ATTN_ROTARY_HALF = 0, ATTN_ROTARY_INTERLEAVED = 1 } attn_rotary_pairing;
 
 typedef struct attn_rotary_params {
+    size_t struct_size;  /* sizeof(attn_rotary_params), set by attn_rotary_params_default() */
     int64_t batch, heads, len, dim;
     float *x; int64_t x_stride[3];
     float theta;
@@ -283,6 +304,9 @@ typedef struct attn_rotary_params {
     attn_rotary_pairing pairing;
     int num_threads;
 } attn_rotary_params;
+
+/* Defaults: struct_size, theta = 10000 (RoFormer, Llama), and every other field 0 / NULL. */
+ATTN_API attn_rotary_params attn_rotary_params_default(void);
 
 ATTN_API attn_status attn_rotary(const attn_rotary_params *params);
 

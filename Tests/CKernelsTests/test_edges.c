@@ -603,7 +603,12 @@ static void test_allocation_failure(void) {
     fill_sentinel(c64, 64 * 64);
     c.guard = c64;
     c.guard_n = 64 * 64;
-    c.mm = (attn_matmul_params){64, 64, 64, a64, 64, a64, 64, 0, c64, 64, NULL, 0, 1};
+    c.mm = attn_matmul_params_default();
+    c.mm.m = c.mm.n = c.mm.k = 64;
+    c.mm.a = c.mm.b = a64;
+    c.mm.c = c64;
+    c.mm.lda = c.mm.ldb = c.mm.ldc = 64;
+    c.mm.num_threads = 1;
     c.which = 2;
     expect_child("attn_matmul, 1.3 MB packing workspace, RLIMIT_AS +256 KiB", &c, tight, ATTN_ERR_OUT_OF_MEMORY);
 
@@ -613,6 +618,7 @@ static void test_allocation_failure(void) {
     c.guard_n = dim;
     c.guard = xmalloc(sizeof(float) * (size_t)dim);
     fill_sentinel(c.guard, dim);
+    c.rot = attn_rotary_params_default();
     c.rot.batch = c.rot.heads = c.rot.len = 1;
     c.rot.dim = dim;
     c.rot.x = c.guard;
@@ -756,6 +762,78 @@ static void test_workspace_errors(void) {
     prob_free(&P);
 }
 
+/* struct_size (attn.h): every entry point taking a parameter struct rejects a size no release
+ * declared, before it reads any other field; the declared size works with the struct placed at the
+ * very end of its allocation (so under ASan, reading past struct_size bytes would be caught). */
+static void test_struct_size(void) {
+    printf("-- struct_size: unknown sizes rejected, the struct read only as far as it says\n");
+    prob P = prob_new(1, 2, 1, 5, 7, 4, 3);
+    tu_rng r = tu_rng_derive(SEED, 5);
+    fill_uniform(&r, P.q, n_q(&P), -1, 1);
+    fill_uniform(&r, P.k, n_k(&P), -1, 1);
+    fill_uniform(&r, P.v, n_v(&P), -1, 1);
+    float *out = xmalloc(sizeof(float) * (size_t)n_out(&P));
+    float m[16] = {0}, x[16] = {0};
+    /* A program built against 0.1.0 had no struct_size: its batch (here 2) lands in its place. */
+    const size_t garbage[6] = {0, 2, sizeof(float), sizeof(attn_params) - 8, sizeof(attn_params) + 8, SIZE_MAX};
+    for (int g = 0; g < 6; g++) {
+        attn_params a = prob_params(&P, out, NULL, 1);
+        a.struct_size = garbage[g];
+        size_t bytes = 777, ubytes = 777;
+        fill_sentinel(out, n_out(&P));
+        const attn_status st[5] = {attn_validate(&a), attn_forward(&a), attn_forward_unfused(&a),
+                                   attn_forward_workspace(&a, &bytes), attn_forward_unfused_workspace(&a, &ubytes)};
+        for (int f = 0; f < 5; f++)
+            TU_CHECK(st[f] == ATTN_ERR_INVALID_ARGUMENT, "attn_params.struct_size = %zu: entry point %d returned %s",
+                     garbage[g], f, attn_status_string(st[f]));
+        TU_CHECK(bytes == 777 && ubytes == 777 && all_sentinel(out, n_out(&P)),
+                 "attn_params.struct_size = %zu: something was written", garbage[g]);
+        /* Rejected before the pointers are looked at. */
+        a.q = NULL;
+        TU_CHECK(attn_validate(&a) == ATTN_ERR_INVALID_ARGUMENT, "struct_size %zu with q NULL: want invalid argument",
+                 garbage[g]);
+
+        attn_matmul_params mm = attn_matmul_params_default();
+        mm.m = mm.n = mm.k = mm.lda = mm.ldb = mm.ldc = 4;
+        mm.a = mm.b = m;
+        mm.c = x;
+        mm.struct_size = garbage[g] == sizeof(attn_params) - 8 ? sizeof(attn_matmul_params) - 8 : garbage[g];
+        TU_CHECK(attn_matmul(&mm) == ATTN_ERR_INVALID_ARGUMENT, "attn_matmul_params.struct_size = %zu: %s",
+                 mm.struct_size, attn_status_string(attn_matmul(&mm)));
+        attn_rotary_params rot = attn_rotary_params_default();
+        rot.batch = rot.heads = rot.len = 1;
+        rot.dim = 16;
+        rot.x = x;
+        rot.struct_size = garbage[g] == sizeof(attn_params) - 8 ? sizeof(attn_rotary_params) - 8 : garbage[g];
+        TU_CHECK(attn_rotary(&rot) == ATTN_ERR_INVALID_ARGUMENT, "attn_rotary_params.struct_size = %zu: %s",
+                 rot.struct_size, attn_status_string(attn_rotary(&rot)));
+    }
+    /* The declared sizes, each struct at the end of a block of exactly that size. */
+    attn_params *a = xmalloc(sizeof *a);
+    *a = prob_params(&P, out, NULL, 1);
+    TU_CHECK(a->struct_size == sizeof *a && attn_forward(a) == ATTN_OK, "attn_params_default: struct_size %zu, want %zu",
+             a->struct_size, sizeof *a);
+    attn_matmul_params *mm = xmalloc(sizeof *mm);
+    *mm = attn_matmul_params_default();
+    mm->m = mm->n = mm->k = mm->lda = mm->ldb = mm->ldc = 4;
+    mm->a = mm->b = m;
+    mm->c = x;
+    TU_CHECK(mm->struct_size == sizeof *mm && attn_matmul(mm) == ATTN_OK, "attn_matmul_params_default: struct_size %zu",
+             mm->struct_size);
+    attn_rotary_params *rot = xmalloc(sizeof *rot);
+    *rot = attn_rotary_params_default();
+    rot->batch = rot->heads = rot->len = 1;
+    rot->dim = 16;
+    rot->x = x;
+    TU_CHECK(rot->struct_size == sizeof *rot && rot->theta == 10000.0f && attn_rotary(rot) == ATTN_OK,
+             "attn_rotary_params_default: struct_size %zu, theta %g", rot->struct_size, rot->theta);
+    free(a);
+    free(mm);
+    free(rot);
+    free(out);
+    prob_free(&P);
+}
+
 /* ============================================================================================== */
 /* 3. Threads                                                                                      */
 
@@ -835,7 +913,12 @@ static void conc_compute(conc_shared *s, int threads, float *fused, float *unfus
     *errors += attn_forward(&a) != ATTN_OK;
     a.out = unfused;
     *errors += attn_forward_unfused(&a) != ATTN_OK;
-    attn_matmul_params m = {s->mm_m, s->mm_n, s->mm_k, s->mm_a, s->mm_k, s->mm_b, s->mm_k, 1, mm, s->mm_n, NULL, 0, threads};
+    attn_matmul_params m = attn_matmul_params_default();
+    m.m = s->mm_m; m.n = s->mm_n; m.k = s->mm_k;
+    m.a = s->mm_a; m.lda = s->mm_k;
+    m.b = s->mm_b; m.ldb = s->mm_k; m.b_transposed = 1;
+    m.c = mm; m.ldc = s->mm_n;
+    m.num_threads = threads;
     *errors += attn_matmul(&m) != ATTN_OK;
     *errors += attn_layer_norm(ln, s->ln_n, s->ln_x, s->ln_n, s->ln_rows, s->ln_n, NULL, NULL, 1e-5f, ATTN_VARIANCE_TWO_PASS,
                                threads) != ATTN_OK;
@@ -1611,6 +1694,7 @@ int main(int argc, char **argv) {
     /* Child processes first, before any thread exists (fork and OpenMP runtimes do not mix). */
     test_allocation_failure();
     test_workspace_errors();
+    test_struct_size();
     test_thread_resolution();
     test_concurrent_calls();
     test_nested_region();
