@@ -144,14 +144,18 @@ static attn_status fused_plan(fused_run *run, const attn_problem *pr, int64_t *b
     return ATTN_OK;
 }
 
-/* Everything attn_forward checks before it allocates: validation, then the plan's own overflow. */
+/* Validates params into *pr and plans it into *run: everything attn_forward checks before it
+ * allocates, shared by attn_validate and the workspace query so they report exactly that. */
+static attn_status fused_prepare(const attn_params *params, attn_problem *pr, fused_run *run, int64_t *bytes) {
+    const attn_status status = attn_problem_init(pr, params);
+    return status == ATTN_OK ? fused_plan(run, pr, bytes) : status;
+}
+
 attn_status attn_validate(const attn_params *params) {
     attn_problem pr;
     fused_run run;
     int64_t bytes;
-    attn_status status = attn_problem_init(&pr, params);
-    if (status == ATTN_OK) status = fused_plan(&run, &pr, &bytes);
-    return status;
+    return fused_prepare(params, &pr, &run, &bytes);
 }
 
 attn_status attn_forward_workspace(const attn_params *params, size_t *bytes) {
@@ -159,8 +163,7 @@ attn_status attn_forward_workspace(const attn_params *params, size_t *bytes) {
     attn_problem pr;
     fused_run run;
     int64_t total;
-    attn_status status = attn_problem_init(&pr, params);
-    if (status == ATTN_OK) status = fused_plan(&run, &pr, &total);
+    const attn_status status = fused_prepare(params, &pr, &run, &total);
     if (status == ATTN_OK) *bytes = (size_t)total;
     return status;
 }
@@ -169,8 +172,7 @@ attn_status attn_forward(const attn_params *params) {
     attn_problem pr;
     fused_run run;
     int64_t bytes;
-    attn_status status = attn_problem_init(&pr, params);
-    if (status == ATTN_OK) status = fused_plan(&run, &pr, &bytes);
+    const attn_status status = fused_prepare(params, &pr, &run, &bytes);
     if (status != ATTN_OK) return status;
     run.workspace = attn_alloc(bytes);
     if (!run.workspace) return ATTN_ERR_OUT_OF_MEMORY;

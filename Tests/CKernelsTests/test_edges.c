@@ -395,6 +395,17 @@ static void fill_uniform(tu_rng *r, float *x, int64_t n, float lo, float hi) {
     for (int64_t i = 0; i < n; i++) x[i] = tu_rng_uniform(r, lo, hi);
 }
 
+/* A problem with q, k and v uniform in [-1, 1) from sub-stream `stream` of the suite's seed. */
+static prob prob_random(int64_t B, int64_t Hq, int64_t Hkv, int64_t Lq, int64_t Lk, int64_t Dqk, int64_t Dv,
+                        uint64_t stream) {
+    prob P = prob_new(B, Hq, Hkv, Lq, Lk, Dqk, Dv);
+    tu_rng r = tu_rng_derive(SEED, stream);
+    fill_uniform(&r, P.q, n_q(&P), -1, 1);
+    fill_uniform(&r, P.k, n_k(&P), -1, 1);
+    fill_uniform(&r, P.v, n_v(&P), -1, 1);
+    return P;
+}
+
 /* ============================================================================================== */
 /* 1. Allocation failure and overflow, in child processes                                          */
 
@@ -647,11 +658,7 @@ static void test_allocation_failure(void) {
 
 static void test_workspace_errors(void) {
     printf("-- error statuses of attn_forward_workspace and attn_forward_unfused_workspace\n");
-    prob P = prob_new(2, 2, 1, 5, 7, 4, 3);
-    tu_rng r = tu_rng_derive(SEED, 1);
-    fill_uniform(&r, P.q, n_q(&P), -1, 1);
-    fill_uniform(&r, P.k, n_k(&P), -1, 1);
-    fill_uniform(&r, P.v, n_v(&P), -1, 1);
+    prob P = prob_random(2, 2, 1, 5, 7, 4, 3, 1);
     float *out = xmalloc(sizeof(float) * (size_t)n_out(&P));
     const int64_t big = (int64_t)1 << 62;
     typedef attn_status (*ws_fn)(const attn_params *, size_t *);
@@ -767,11 +774,7 @@ static void test_workspace_errors(void) {
  * very end of its allocation (so under ASan, reading past struct_size bytes would be caught). */
 static void test_struct_size(void) {
     printf("-- struct_size: unknown sizes rejected, the struct read only as far as it says\n");
-    prob P = prob_new(1, 2, 1, 5, 7, 4, 3);
-    tu_rng r = tu_rng_derive(SEED, 5);
-    fill_uniform(&r, P.q, n_q(&P), -1, 1);
-    fill_uniform(&r, P.k, n_k(&P), -1, 1);
-    fill_uniform(&r, P.v, n_v(&P), -1, 1);
+    prob P = prob_random(1, 2, 1, 5, 7, 4, 3, 5);
     float *out = xmalloc(sizeof(float) * (size_t)n_out(&P));
     float m[16] = {0}, x[16] = {0};
     /* A program built against 0.1.0 had no struct_size: its batch (here 2) lands in its place. */
@@ -1045,16 +1048,12 @@ static void test_nested_region(void) {
 #endif
 }
 
-#ifndef _OPENMP
+#if !defined(_OPENMP) && !defined(EDGES_TSAN)
 /* The pthread pool after fork(): the child has none of the parent's workers and must start its own
  * (a child that waited on the parent's would hang; alarm() turns that into a failure). */
 static void test_pool_after_fork(void) {
     printf("-- pthread pool: a parallel call in a child forked after the workers exist\n");
-    prob P = prob_new(1, 4, 4, 64, 64, 16, 16);
-    tu_rng r = tu_rng_derive(SEED, 77);
-    fill_uniform(&r, P.q, n_q(&P), -1, 1);
-    fill_uniform(&r, P.k, n_k(&P), -1, 1);
-    fill_uniform(&r, P.v, n_v(&P), -1, 1);
+    prob P = prob_random(1, 4, 4, 64, 64, 16, 16, 77);
     float *want = xmalloc(sizeof(float) * (size_t)n_out(&P)), *got = xmalloc(sizeof(float) * (size_t)n_out(&P));
     attn_params a = prob_params(&P, want, NULL, 3);
     attn_forward(&a); /* the parent's workers now exist */
@@ -1328,11 +1327,7 @@ static void test_nan_short_rows(void) {
     for (int site = 0; site < 3; site++)
         for (int lk = 0; lk < 2; lk++)
             for (int64_t lq = 1; lq <= TILE_KERNEL_LQ; lq++) {
-                prob P = prob_new(1, 2, 1, lq, key_counts[lk], 8, 8);
-                tu_rng r = tu_rng_derive(SEED, (uint64_t)(100 + site * 64 + lk * 32 + lq));
-                fill_uniform(&r, P.q, n_q(&P), -1, 1);
-                fill_uniform(&r, P.k, n_k(&P), -1, 1);
-                fill_uniform(&r, P.v, n_v(&P), -1, 1);
+                prob P = prob_random(1, 2, 1, lq, key_counts[lk], 8, 8, (uint64_t)(100 + site * 64 + lk * 32 + lq));
                 const int64_t i = lq / 2, j = P.Lk - 1;
                 if (site == 0) qat(&P, 0, 1, i)[0] = NAN;
                 if (site == 1) kat(&P, 0, 0, j)[3] = NAN;
@@ -1365,11 +1360,7 @@ static void test_nan_with_dropout(void) {
     printf("-- NaN in one query under dropout\n");
     const attn_isa initial = attn_get_isa();
     for (int64_t lq = 1; lq <= TILE_KERNEL_LQ; lq += 29) {
-        prob P = prob_new(1, 1, 1, lq, 4, 8, 8);
-        tu_rng r = tu_rng_derive(SEED, (uint64_t)(300 + lq));
-        fill_uniform(&r, P.q, n_q(&P), -1, 1);
-        fill_uniform(&r, P.k, n_k(&P), -1, 1);
-        fill_uniform(&r, P.v, n_v(&P), -1, 1);
+        prob P = prob_random(1, 1, 1, lq, 4, 8, 8, (uint64_t)(300 + lq));
         qat(&P, 0, 0, 0)[0] = NAN;
         float *out = xmalloc(sizeof(float) * (size_t)n_out(&P)), *lse = xmalloc(sizeof(float) * (size_t)n_rows(&P));
         for (int isa = 0; isa < NISA; isa++) {
@@ -1440,11 +1431,7 @@ static void test_dims(void) {
     printf("-- D = 1 and D = 512\n");
     static const int64_t dims[4][2] = {{1, 1}, {1, 512}, {512, 1}, {512, 512}};
     for (int d = 0; d < 4; d++) {
-        prob P = prob_new(2, 2, 1, 33, 77, dims[d][0], dims[d][1]);
-        tu_rng r = tu_rng_derive(SEED, 46 + (uint64_t)d);
-        fill_uniform(&r, P.q, n_q(&P), -1, 1);
-        fill_uniform(&r, P.k, n_k(&P), -1, 1);
-        fill_uniform(&r, P.v, n_v(&P), -1, 1);
+        prob P = prob_random(2, 2, 1, 33, 77, dims[d][0], dims[d][1], 46 + (uint64_t)d);
         P.key_len = xmalloc(sizeof(int64_t) * 2);
         P.key_len[0] = 77;
         P.key_len[1] = 40;
@@ -1698,7 +1685,7 @@ int main(int argc, char **argv) {
     test_thread_resolution();
     test_concurrent_calls();
     test_nested_region();
-#ifndef _OPENMP
+#if !defined(_OPENMP) && !defined(EDGES_TSAN) /* TSan cannot start threads in a forked child */
     test_pool_after_fork();
 #endif
     test_large_logits();
