@@ -32,6 +32,12 @@ LDFLAGS += -L$(OMP_LIBDIR)
 endif
 endif
 
+# The shared library is versioned: libattn.so.$(VERSION), its soname libattn.so.$(ABI_MAJOR) (the
+# major number changes only when attn.h's struct_size rules cannot keep old programs working), and
+# libattn.so for the linker (GNU ld and lld; Apple's linker wants -install_name instead).
+VERSION   := $(shell sed -n 's/.*ATTN_VERSION_STRING "\(.*\)"/\1/p' CKernels/include/attn.h)
+ABI_MAJOR := $(shell sed -n 's/.*ATTN_VERSION_MAJOR \([0-9]*\).*/\1/p' CKernels/include/attn.h)
+
 SOURCES  = $(wildcard CKernels/*.c)
 HEADERS  = $(wildcard CKernels/*.h CKernels/include/*.h)
 OBJECTS  = $(SOURCES:CKernels/%.c=$(BUILD)/obj/%.o)
@@ -51,8 +57,12 @@ $(BUILD)/libattn.a: $(OBJECTS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/libattn.so: $(OBJECTS)
-	$(CC) -shared $(LDFLAGS) $(OPENMP) -o $@ $^ $(LDLIBS)
+$(BUILD)/libattn.so.$(VERSION): $(OBJECTS)
+	$(CC) -shared -Wl,-soname,libattn.so.$(ABI_MAJOR) $(LDFLAGS) $(OPENMP) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libattn.so: $(BUILD)/libattn.so.$(VERSION)
+	ln -sf libattn.so.$(VERSION) $(BUILD)/libattn.so.$(ABI_MAJOR)
+	ln -sf libattn.so.$(ABI_MAJOR) $@
 
 $(BUILD)/tests/%: Tests/CKernelsTests/%.c $(wildcard Tests/CKernelsTests/*.h) $(BUILD)/libattn.a
 	@mkdir -p $(dir $@)
@@ -107,8 +117,10 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 CKernels/include/attn.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/libattn.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(BUILD)/libattn.so $(DESTDIR)$(PREFIX)/lib/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/.*ATTN_VERSION_STRING "\(.*\)"/\1/p' CKernels/include/attn.h)|' \
+	install -m 755 $(BUILD)/libattn.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libattn.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libattn.so.$(ABI_MAJOR)
+	ln -sf libattn.so.$(ABI_MAJOR) $(DESTDIR)$(PREFIX)/lib/libattn.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
 	    attn.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/attn.pc
 
 clean:

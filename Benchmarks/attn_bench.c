@@ -285,8 +285,13 @@ static double bench_matmul(int n, int threads, int reps, int machine, double *pc
         a[i] = (float)(i % 17) * 0.01f - 0.08f;
         b[i] = (float)(i % 13) * 0.01f - 0.06f;
     }
-    attn_matmul_params p = {.m = n, .n = n, .k = n, .a = a, .lda = n, .b = b, .ldb = n, .c = c, .ldc = n,
-                            .num_threads = threads};
+    attn_matmul_params p = attn_matmul_params_default();
+    p.m = p.n = p.k = n;
+    p.a = a;
+    p.b = b;
+    p.c = c;
+    p.lda = p.ldb = p.ldc = n;
+    p.num_threads = threads;
     const double flops = 2.0 * (double)n * n * n;
     double t[64], share[64];
     for (int r = -1; r < reps && r < 64; r++) {

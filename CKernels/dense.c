@@ -5,7 +5,7 @@
  * Each validates everything before writing anything (pointers, then sizes and enums, then strides,
  * then overflow of every extent; for rotary then overlapping rows), then splits the work into items
  * for attn_parallel_for: groups of whole rows, fixed-size ranges for activations, groups of positions
- * for rotary. The per-row work is the ISA's row kernels (dense_kernel.h, softmax_kernel.h). Items
+ * for rotary. The per-row work is the ISA's row kernels (dense_template.h, softmax_template.h). Items
  * depend on the shape only, never on the thread count, and no row or element is computed differently
  * by where an item starts, so results are bitwise the same for any thread count.
  */
@@ -21,17 +21,8 @@
 
 static int threads_ok(int num_threads) { return num_threads >= 0 && num_threads <= ATTN_MAX_THREADS; }
 
-/* rows x cols floats at row stride ld span (rows - 1) * ld + cols elements; that, in bytes, must fit
- * int64_t and size_t. */
-static int extent_ok(int64_t rows, int64_t cols, int64_t ld) {
-    int64_t elems, bytes;
-    return attn_mul_ok(rows - 1, ld, &elems) && attn_add_ok(elems, cols, &elems) &&
-           attn_mul_ok(elems, (int64_t)sizeof(float), &bytes) && (uint64_t)bytes <= (uint64_t)SIZE_MAX;
-}
-
-/* Rows per item for rows of n floats (the items for `rows` rows: ceil_div(rows, that)). */
+/* Rows per item for rows of n floats (the items for `rows` rows: attn_ceil_div(rows, that)). */
 static int64_t rows_per_item(int64_t n) { return n >= DENSE_ITEM_FLOATS ? 1 : DENSE_ITEM_FLOATS / n; }
-static int64_t ceil_div(int64_t a, int64_t b) { return a / b + (a % b != 0); }
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Layer norm                                                                                      */
@@ -65,11 +56,12 @@ attn_status attn_layer_norm(float *out, int64_t ld_out, const float *x, int64_t 
     /* In place means the same rows: with another stride, rows of out would land on rows of x that
      * other threads have yet to read. */
     if (ld_out < n || ld_x < n || (out == x && ld_out != ld_x)) return ATTN_ERR_INVALID_STRIDE;
-    if (!extent_ok(rows, n, ld_out) || !extent_ok(rows, n, ld_x)) return ATTN_ERR_OVERFLOW;
+    if (!attn_extent_ok(1, &rows, &ld_out, n, NULL) || !attn_extent_ok(1, &rows, &ld_x, n, NULL))
+        return ATTN_ERR_OVERFLOW;
 
     const layer_norm_job job = {out, x, ld_out, ld_x, rows, n, rows_per_item(n), weight, bias, eps, variance,
                                 attn_kernels_current()};
-    attn_parallel_for(ceil_div(rows, job.rows_per_item), attn_resolve_threads(num_threads), layer_norm_task,
+    attn_parallel_for(attn_ceil_div(rows, job.rows_per_item), attn_resolve_threads(num_threads), layer_norm_task,
                       (void *)&job);
     return ATTN_OK;
 }
@@ -98,9 +90,9 @@ attn_status attn_activate(float *out, const float *x, int64_t count, attn_activa
     if (count < 1 || (int)kind < (int)ATTN_ACTIVATION_IDENTITY || (int)kind > (int)ATTN_ACTIVATION_TANH ||
         !threads_ok(num_threads))
         return ATTN_ERR_INVALID_ARGUMENT;
-    if (!extent_ok(1, count, count)) return ATTN_ERR_OVERFLOW;
+    if (!attn_extent_ok(0, NULL, NULL, count, NULL)) return ATTN_ERR_OVERFLOW;
     const activate_job job = {out, x, count, kind, attn_kernels_current()};
-    attn_parallel_for(ceil_div(count, DENSE_ITEM_FLOATS), attn_resolve_threads(num_threads), activate_task,
+    attn_parallel_for(attn_ceil_div(count, DENSE_ITEM_FLOATS), attn_resolve_threads(num_threads), activate_task,
                       (void *)&job);
     return ATTN_OK;
 }
@@ -143,9 +135,9 @@ attn_status attn_softmax_rows(float *x, int64_t ld, int64_t rows, int64_t n, att
          masked_rows != ATTN_MASKED_ROWS_MEAN))
         return ATTN_ERR_INVALID_ARGUMENT;
     if (ld < n) return ATTN_ERR_INVALID_STRIDE;
-    if (!extent_ok(rows, n, ld)) return ATTN_ERR_OVERFLOW;
+    if (!attn_extent_ok(1, &rows, &ld, n, NULL)) return ATTN_ERR_OVERFLOW;
     const softmax_job job = {x, ld, rows, n, rows_per_item(n), masked_rows, attn_kernels_current()};
-    attn_parallel_for(ceil_div(rows, job.rows_per_item), attn_resolve_threads(num_threads), softmax_task,
+    attn_parallel_for(attn_ceil_div(rows, job.rows_per_item), attn_resolve_threads(num_threads), softmax_task,
                       (void *)&job);
     return ATTN_OK;
 }
@@ -173,9 +165,10 @@ attn_status attn_mean_rows(float *out, const float *x, int64_t ld, int64_t rows,
     if (!out || !x) return ATTN_ERR_NULL_POINTER;
     if (rows < 1 || n < 1 || !threads_ok(num_threads)) return ATTN_ERR_INVALID_ARGUMENT;
     if (ld < n) return ATTN_ERR_INVALID_STRIDE;
-    if (!extent_ok(rows, n, ld) || !extent_ok(1, rows, rows)) return ATTN_ERR_OVERFLOW;
+    if (!attn_extent_ok(1, &rows, &ld, n, NULL) || !attn_extent_ok(0, NULL, NULL, rows, NULL))
+        return ATTN_ERR_OVERFLOW;
     const mean_job job = {out, x, ld, rows, n, rows_per_item(n), attn_kernels_current()};
-    attn_parallel_for(ceil_div(rows, job.rows_per_item), attn_resolve_threads(num_threads), mean_task, (void *)&job);
+    attn_parallel_for(attn_ceil_div(rows, job.rows_per_item), attn_resolve_threads(num_threads), mean_task, (void *)&job);
     return ATTN_OK;
 }
 
@@ -238,41 +231,22 @@ static void rotary_task(void *ctx, int64_t item, int thread) {
     }
 }
 
-/* Rows of `inner` elements at {count, stride} never share an element when, ordered by stride, each
- * dimension steps past everything the smaller ones span (as for attention outputs in problem.c). */
-static int rows_disjoint(const int64_t count[3], const int64_t stride[3], int64_t inner) {
-    int used[3] = {0};
-    int64_t span = inner;
-    for (int step = 0; step < 3; step++) {
-        int best = -1;
-        for (int d = 0; d < 3; d++)
-            if (!used[d] && count[d] > 1 && (best < 0 || stride[d] < stride[best])) best = d;
-        if (best < 0) break;
-        used[best] = 1;
-        if (stride[best] < span) return 0;
-        span = (count[best] - 1) * stride[best] + span; /* no overflow: the extent was checked */
-    }
-    return 1;
-}
-
 attn_status attn_rotary(const attn_rotary_params *params) {
-    if (!params || !params->x) return ATTN_ERR_NULL_POINTER;
-    const attn_rotary_params p = *params;
+    attn_rotary_params p;
+    const attn_status status = attn_read_rotary_params(&p, params);
+    if (status != ATTN_OK) return status;
+    if (!p.x) return ATTN_ERR_NULL_POINTER;
     if (p.batch < 1 || p.heads < 1 || p.len < 1 || p.dim < 1 || p.dim % 2 != 0 || !(p.theta > 0.0f) ||
         !isfinite(p.theta) || p.position_offset < 0 || !threads_ok(p.num_threads) ||
         (p.pairing != ATTN_ROTARY_HALF && p.pairing != ATTN_ROTARY_INTERLEAVED))
         return ATTN_ERR_INVALID_ARGUMENT;
     if (p.x_stride[0] < 0 || p.x_stride[1] < 0 || p.x_stride[2] < 0) return ATTN_ERR_INVALID_STRIDE;
     const int64_t count[3] = {p.batch, p.heads, p.len};
-    int64_t extent = p.dim, last_position;
-    for (int d = 0; d < 3; d++) {
-        int64_t span;
-        if (!attn_mul_ok(count[d] - 1, p.x_stride[d], &span) || !attn_add_ok(extent, span, &extent))
-            return ATTN_ERR_OVERFLOW;
-    }
-    if (!extent_ok(1, extent, extent) || !attn_add_ok(p.position_offset, p.len - 1, &last_position))
+    int64_t last_position;
+    if (!attn_extent_ok(3, count, p.x_stride, p.dim, NULL) ||
+        !attn_add_ok(p.position_offset, p.len - 1, &last_position))
         return ATTN_ERR_OVERFLOW;
-    if (!rows_disjoint(count, p.x_stride, p.dim)) return ATTN_ERR_INVALID_STRIDE;
+    if (!attn_rows_disjoint(3, count, p.x_stride, p.dim)) return ATTN_ERR_INVALID_STRIDE;
 
     rotary_job job = {.p = p, .half = p.dim / 2};
     /* Positions per item: enough rows (batch x heads of them per position) to fill an item. */
@@ -281,7 +255,7 @@ attn_status attn_rotary(const attn_rotary_params *params) {
     if (attn_mul_ok(p.batch, p.heads, &position_floats) && attn_mul_ok(position_floats, p.dim, &position_floats) &&
         position_floats < DENSE_ITEM_FLOATS)
         job.positions_per_item = DENSE_ITEM_FLOATS / position_floats;
-    const int64_t items = ceil_div(p.len, job.positions_per_item);
+    const int64_t items = attn_ceil_div(p.len, job.positions_per_item);
     int threads = attn_resolve_threads(p.num_threads);
     if (threads > items) threads = (int)items;
 

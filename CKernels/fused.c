@@ -1,7 +1,7 @@
 /*
  * fused.c: attn_forward, the fused kernel's entry point. Validates, chooses between the two
  * kernels, sizes the workspace, orders the work items so the heaviest go first, and runs them in
- * parallel. The kernels themselves are fused_kernel.h (tiles of queries) and fused_row_kernel.h
+ * parallel. The kernels themselves are fused_tile_template.h (tiles of queries) and fused_row_template.h
  * (single query rows, for decoding), compiled once per ISA.
  *
  * Decoding (few query rows) uses the row kernel with the keys split into chunks, so that even one
@@ -12,7 +12,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "internal.h"
+#include "problem.h"
 
 /* Key chunks for the row kernel: enough items for every thread of a large machine, but never
  * chunks so short that merging costs more than it saves. */
@@ -69,7 +69,10 @@ static void row_task(void *ctx, int64_t item, int thread) {
                                  run->partials + item * (2 + p->dim_v));
 }
 
-/* Combines a row's chunks: out = sum_c exp(m_c - M) o_c / sum_c exp(m_c - M) l_c with M = max m_c. */
+/* Combines a row's chunks: out = sum_c exp(m_c - M) o_c / sum_c exp(m_c - M) l_c with M = max m_c.
+ * Every chunk takes part, so a NaN score poisons the row even where it left its chunk's maximum at
+ * -inf (the row kernel's maximum ignores NaN, so a chunk whose scores are all NaN reports m = -inf
+ * and l = NaN); a chunk with no visible key has l = 0 and o = 0 and adds nothing. */
 static void merge_rows(const fused_run *run) {
     const attn_problem *pr = run->pr;
     const attn_params *p = &pr->p;
@@ -82,25 +85,20 @@ static void merge_rows(const fused_run *run) {
             const float mc = part[c * (2 + dv)];
             m = mc > m ? mc : m;
         }
+        const float m_use = m == -INFINITY ? 0.0f : m; /* as in the kernels: exp(-inf - 0) = 0, not NaN */
         float *out = p->out + b * p->out_stride[0] + h * p->out_stride[1] + i * p->out_stride[2];
         float sum = 0.0f;
-        if (m != -INFINITY) {
-            for (int64_t d = 0; d < dv; d++) out[d] = 0.0f;
-            for (int64_t c = 0; c < run->key_chunks; c++) {
-                const float *pc = part + c * (2 + dv);
-                if (pc[0] == -INFINITY) continue;
-                const float w = expf(pc[0] - m);
-                sum += w * pc[1];
-                for (int64_t d = 0; d < dv; d++) out[d] += w * pc[2 + d];
-            }
+        for (int64_t d = 0; d < dv; d++) out[d] = 0.0f;
+        for (int64_t c = 0; c < run->key_chunks; c++) {
+            const float *pc = part + c * (2 + dv);
+            const float w = expf(pc[0] - m_use);
+            sum += w * pc[1];
+            for (int64_t d = 0; d < dv; d++) out[d] += w * pc[2 + d];
         }
-        if (sum == 0.0f) {
-            attn_masked_row_fill(pr, b, h, i, out);
-        } else {
+        if (attn_row_finish(pr, b, h, i, m, sum, out)) {
             const float inv = 1.0f / sum;
             for (int64_t d = 0; d < dv; d++) out[d] *= inv;
         }
-        if (p->lse) p->lse[row] = sum == 0.0f ? -INFINITY : m + logf(sum);
     }
 }
 
@@ -115,8 +113,8 @@ static attn_status fused_plan(fused_run *run, const attn_problem *pr, int64_t *b
     int64_t floats;
     if (run->rows_path) {
         const int64_t rows = p->batch * p->heads_q * p->len_q; /* fits: validated */
-        int64_t chunks = (ROW_TARGET_ITEMS + rows - 1) / rows;
-        const int64_t most = (p->len_k + ROW_MIN_KEYS_PER_CHUNK - 1) / ROW_MIN_KEYS_PER_CHUNK;
+        const int64_t chunks = attn_ceil_div(ROW_TARGET_ITEMS, rows);
+        const int64_t most = attn_ceil_div(p->len_k, ROW_MIN_KEYS_PER_CHUNK);
         run->key_chunks = chunks < most ? chunks : most;
         if (!attn_mul_ok(rows, run->key_chunks, &run->items) ||
             !attn_mul_ok(run->items, 2 + p->dim_v, &run->partial_floats))
@@ -126,16 +124,16 @@ static attn_status fused_plan(fused_run *run, const attn_problem *pr, int64_t *b
         /* As few items per (b, h) as the kernel's largest item allows (each packed K/V block then
          * serves the most queries), but at least TILE_ITEMS_PER_THREAD per thread in all, so the
          * threads can share the work; the micro-tiles are then dealt out evenly. How queries are
-         * grouped into items never changes a result (fused_kernel.h walks keys in blocks on a
+         * grouped into items never changes a result (fused_tile_template.h walks keys in blocks on a
          * fixed grid), so the outputs are bitwise the same for every thread count. */
         const int64_t qt = run->kernels->fused_tile_queries, heads = p->batch * p->heads_q;
-        const int64_t micro = (p->len_q + qt - 1) / qt, most = run->kernels->fused_max_tiles;
-        int64_t per_head = (TILE_ITEMS_PER_THREAD * (int64_t)run->threads + heads - 1) / heads;
-        if (per_head < (micro + most - 1) / most) per_head = (micro + most - 1) / most;
-        const int64_t tiles = (micro + per_head - 1) / per_head;
+        const int64_t micro = attn_ceil_div(p->len_q, qt), most = run->kernels->fused_max_tiles;
+        int64_t per_head = attn_ceil_div(TILE_ITEMS_PER_THREAD * (int64_t)run->threads, heads);
+        if (per_head < attn_ceil_div(micro, most)) per_head = attn_ceil_div(micro, most);
+        const int64_t tiles = attn_ceil_div(micro, per_head);
         run->tiles = tiles;
         run->tile_queries = qt * tiles;
-        run->query_blocks = (p->len_q + run->tile_queries - 1) / run->tile_queries;
+        run->query_blocks = attn_ceil_div(p->len_q, run->tile_queries);
         run->items = run->query_blocks * heads;
         run->workspace_floats = (run->kernels->fused_workspace_floats(pr, tiles) + 15) & ~(int64_t)15;
     }
@@ -146,13 +144,26 @@ static attn_status fused_plan(fused_run *run, const attn_problem *pr, int64_t *b
     return ATTN_OK;
 }
 
+/* Validates params into *pr and plans it into *run: everything attn_forward checks before it
+ * allocates, shared by attn_validate and the workspace query so they report exactly that. */
+static attn_status fused_prepare(const attn_params *params, attn_problem *pr, fused_run *run, int64_t *bytes) {
+    const attn_status status = attn_problem_init(pr, params);
+    return status == ATTN_OK ? fused_plan(run, pr, bytes) : status;
+}
+
+attn_status attn_validate(const attn_params *params) {
+    attn_problem pr;
+    fused_run run;
+    int64_t bytes;
+    return fused_prepare(params, &pr, &run, &bytes);
+}
+
 attn_status attn_forward_workspace(const attn_params *params, size_t *bytes) {
     if (!bytes) return ATTN_ERR_NULL_POINTER;
     attn_problem pr;
     fused_run run;
     int64_t total;
-    attn_status status = attn_problem_init(&pr, params);
-    if (status == ATTN_OK) status = fused_plan(&run, &pr, &total);
+    const attn_status status = fused_prepare(params, &pr, &run, &total);
     if (status == ATTN_OK) *bytes = (size_t)total;
     return status;
 }
@@ -161,8 +172,7 @@ attn_status attn_forward(const attn_params *params) {
     attn_problem pr;
     fused_run run;
     int64_t bytes;
-    attn_status status = attn_problem_init(&pr, params);
-    if (status == ATTN_OK) status = fused_plan(&run, &pr, &bytes);
+    const attn_status status = fused_prepare(params, &pr, &run, &bytes);
     if (status != ATTN_OK) return status;
     run.workspace = attn_alloc(bytes);
     if (!run.workspace) return ATTN_ERR_OUT_OF_MEMORY;

@@ -20,6 +20,52 @@ static inline int attn_add_ok(int64_t a, int64_t b, int64_t *r) {
     return !__builtin_add_overflow(a, b, r);
 }
 
+/* a / b rounded up, for a >= 0 and b > 0 (never overflows, unlike (a + b - 1) / b). */
+static inline int64_t attn_ceil_div(int64_t a, int64_t b) { return a / b + (a % b != 0); }
+
+/* One past the largest element offset of a tensor with `rank` dimensions of counts >= 1 and strides
+ * >= 0 around a contiguous innermost run of `inner` elements, into *extent (when not NULL); 0 when
+ * that, or its size in bytes, does not fit int64_t and size_t (the kernels form byte addresses).
+ * A matrix of rows x cols at row stride ld is rank 1: count {rows}, stride {ld}, inner cols. */
+static inline int attn_extent_ok(int rank, const int64_t *count, const int64_t *stride, int64_t inner,
+                                 int64_t *extent) {
+    int64_t e = inner, bytes;
+    for (int d = 0; d < rank; d++) {
+        int64_t span;
+        if (!attn_mul_ok(count[d] - 1, stride[d], &span) || !attn_add_ok(e, span, &e)) return 0;
+    }
+    if (!attn_mul_ok(e, (int64_t)sizeof(float), &bytes) || (uint64_t)bytes > (uint64_t)SIZE_MAX) return 0;
+    if (extent) *extent = e;
+    return 1;
+}
+
+/* Rows of `inner` elements at {count, stride} (rank <= 4) never share an element: ordered by stride,
+ * each dimension must step past everything the smaller ones span. (Sufficient, and exact for every
+ * layout made by transposing a contiguous tensor.) Call after attn_extent_ok accepted the same. */
+static inline int attn_rows_disjoint(int rank, const int64_t *count, const int64_t *stride, int64_t inner) {
+    int used[4] = {0};
+    int64_t span = inner;
+    for (int step = 0; step < rank; step++) {
+        int best = -1;
+        for (int d = 0; d < rank; d++)
+            if (!used[d] && count[d] > 1 && (best < 0 || stride[d] < stride[best])) best = d;
+        if (best < 0) break;
+        used[best] = 1;
+        if (stride[best] < span) return 0;
+        span = (count[best] - 1) * stride[best] + span; /* no overflow: the extent was checked */
+    }
+    return 1;
+}
+
+/* ---- the parameter structs (params.c) ---- */
+
+/* *out = *in read as in->struct_size says (attn.h): ATTN_ERR_NULL_POINTER for in NULL,
+ * ATTN_ERR_INVALID_ARGUMENT for a size that is no released layout's; fields the caller's layout
+ * lacks take their defaults. */
+attn_status attn_read_params(attn_params *out, const attn_params *in);
+attn_status attn_read_matmul_params(attn_matmul_params *out, const attn_matmul_params *in);
+attn_status attn_read_rotary_params(attn_rotary_params *out, const attn_rotary_params *in);
+
 /* ---- workspace: 64-byte aligned, NULL on failure or when bytes does not fit ---- */
 void *attn_alloc(int64_t bytes);
 void attn_free(void *p);
@@ -38,42 +84,7 @@ void attn_parallel_for(int64_t n_items, int num_threads, attn_task_fn fn, void *
 
 /* ---- the per-ISA kernel table ---- */
 
-/* A validated attention problem with its derived quantities, shared by the fused and unfused paths. */
-typedef struct attn_problem {
-    attn_params p;          /* with scale resolved */
-    int64_t group;          /* heads_q / heads_kv */
-    int64_t causal_off;     /* added to i to get the last visible key: 0 or Lk - Lq */
-    int64_t window_off;     /* added to i to get the aligned position for the window */
-    int has_causal, has_window_left, has_window_right;
-    /* The windows clamped to Lq + Lk (a wider window hides nothing), so i + offset +/- window
-     * cannot overflow. */
-    int64_t window_left, window_right;
-    uint32_t dropout_threshold;
-    float dropout_scale;    /* 1 / (1 - p) */
-} attn_problem;
-
-/* Validates params and derives the problem; the single gate both attention paths go through. */
-attn_status attn_problem_init(attn_problem *pr, const attn_params *params);
-
-/* Writes row (b, h, i) of a query with no visible key, as params->masked_rows says. */
-void attn_masked_row_fill(const attn_problem *pr, int64_t b, int64_t h, int64_t i, float *out_row);
-
-/* Visible key range [lo, hi) of query row i from causal, window and key length (mask and bias come
- * on top, element by element). lo >= hi means no visible key from these three. */
-static inline void attn_row_range(const attn_problem *pr, int64_t b, int64_t i, int64_t *lo, int64_t *hi) {
-    int64_t l = 0, h = pr->p.len_k;
-    if (pr->p.key_len && pr->p.key_len[b] < h) h = pr->p.key_len[b];
-    if (pr->has_causal && i + pr->causal_off + 1 < h) h = i + pr->causal_off + 1;
-    if (pr->has_window_right && i + pr->window_off + pr->window_right + 1 < h)
-        h = i + pr->window_off + pr->window_right + 1;
-    if (pr->has_window_left && i + pr->window_off - pr->window_left > l)
-        l = i + pr->window_off - pr->window_left;
-    *lo = l;
-    *hi = h;
-}
-
-typedef struct attn_fused_plan attn_fused_plan;
-typedef struct attn_sgemm_args attn_sgemm_args;
+typedef struct attn_problem attn_problem; /* problem.h */
 
 typedef struct attn_kernels {
     attn_isa isa;
@@ -90,17 +101,17 @@ typedef struct attn_kernels {
     int64_t (*fused_row_workspace_floats)(const attn_problem *pr);
     void (*fused_row_item)(const attn_problem *pr, int64_t b, int64_t h, int64_t i, int64_t j0, int64_t j1,
                            float *workspace, float *partial);
-    /* Matrix multiply (see sgemm.h and sgemm_kernel.h): single-threaded whole; or in steps, with
+    /* Matrix multiply (see sgemm.h and sgemm_template.h): single-threaded whole; or in steps, with
      * the blocking (MR rows per micro-panel, NR columns per panel, MC x KC blocks of A, KC x NC of B). */
-    void (*sgemm_block)(const attn_sgemm_args *args, float *workspace);
+    void (*sgemm_block)(const attn_matmul_params *args, float *workspace);
     int64_t sgemm_mr, sgemm_nr, sgemm_mc, sgemm_kc, sgemm_nc;
-    void (*sgemm_pack_b_block)(float *pack_b, const attn_sgemm_args *args, int64_t j0, int64_t p0, int64_t kc,
+    void (*sgemm_pack_b_block)(float *pack_b, const attn_matmul_params *args, int64_t j0, int64_t p0, int64_t kc,
                                int64_t c0, int64_t c1);
-    void (*sgemm_rows)(const attn_sgemm_args *args, const float *pack_b, int64_t j0, int64_t nc, int64_t p0,
+    void (*sgemm_rows)(const attn_matmul_params *args, const float *pack_b, int64_t j0, int64_t nc, int64_t p0,
                        int64_t kc, int64_t i0, int64_t mc, float *pack_a);
     /* In-place softmax of one row; reports the row's maximum and sum of exponentials. */
     void (*softmax_row)(float *x, int64_t n, float *row_max, float *row_sum);
-    /* Dense kernels (dense_kernel.h), one row or contiguous range each: layer norm of one row (out
+    /* Dense kernels (dense_template.h), one row or contiguous range each: layer norm of one row (out
      * may equal x), an activation over a range (out may equal x), and a row's sum in double. */
     void (*layer_norm_row)(float *out, const float *x, int64_t n, const float *weight, const float *bias, float eps,
                            attn_variance variance);

@@ -17,10 +17,10 @@
 #define ATTN_Q_VECS 3  /* 24 queries per micro-tile */
 #define ATTN_NK 4      /* 3 x 4 accumulators + 3 operands + 1 broadcast = 16 ymm registers; 7 loads per
                         * 12 FMAs (2 x 6 needs 8), and 4 divides the usual head sizes (6 wastes 3 % of 64) */
-#define ATTN_X86_MAXPS /* simd.h may use MAXPS */
+#define ATTN_X86_MAXPS /* simd_template.h may use MAXPS */
 #define ATTN_KERNELS attn_kernels_avx2
 #define ATTN_KERNELS_ISA ATTN_ISA_AVX2
-#include "kernel_table.h"
+#include "kernel_table_template.h"
 
 #if defined(__clang__)
 #pragma clang attribute pop

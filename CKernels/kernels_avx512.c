@@ -27,7 +27,7 @@
 #define ATTN_NK 8      /* 3 x 8 accumulators + 3 operands + 1 broadcast = 28 of 32 zmm registers */
 #define ATTN_KERNELS attn_kernels_avx512
 #define ATTN_KERNELS_ISA ATTN_ISA_AVX512
-#include "kernel_table.h"
+#include "kernel_table_template.h"
 
 #if defined(__clang__)
 #pragma clang attribute pop

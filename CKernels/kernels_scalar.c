@@ -10,8 +10,8 @@
 #define ATTN_Q_VECS 3  /* query vectors per score micro-tile */
 #define ATTN_NK 4      /* keys (or value columns) per micro-tile: 3 x 4 accumulators + operands fit 16 registers */
 #if defined(__x86_64__) || defined(_M_X64)
-#define ATTN_X86_MAXPS /* SSE is part of x86-64: simd.h may use MAXPS */
+#define ATTN_X86_MAXPS /* SSE is part of x86-64: simd_template.h may use MAXPS */
 #endif
 #define ATTN_KERNELS attn_kernels_scalar
 #define ATTN_KERNELS_ISA ATTN_ISA_SCALAR
-#include "kernel_table.h"
+#include "kernel_table_template.h"

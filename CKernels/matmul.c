@@ -4,7 +4,7 @@
  * into one shared buffer, then each multiplies its own blocks of rows of A by it (packing those
  * into its own buffer). B is packed once, not once per thread, and rows are dealt out in equal
  * shares. Every element of C is summed in the same order whatever the thread count
- * (sgemm_kernel.h), so the result does not depend on it.
+ * (sgemm_template.h), so the result does not depend on it.
  */
 #include <stdint.h>
 
@@ -16,7 +16,7 @@
 #define MATMUL_MIN_THREAD_MACS 262144.0
 
 typedef struct matmul_job {
-    attn_sgemm_args whole;
+    attn_matmul_params whole;     /* validated */
     const attn_kernels *kernels;
     float *pack_b;                 /* shared: the current KC x NC block of B */
     float *pack_a;                 /* per thread: ATTN_SGEMM_PACK_A_FLOATS each */
@@ -24,8 +24,6 @@ typedef struct matmul_job {
     int64_t pack_cols;             /* columns of B each packing item packs (a multiple of NR) */
     int64_t rows;                  /* rows of A and C per compute item (a multiple of MR, <= MC) */
 } matmul_job;
-
-static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 static void pack_task(void *ctx, int64_t item, int thread) {
     (void)thread;
@@ -43,22 +41,17 @@ static void rows_task(void *ctx, int64_t item, int thread) {
                              job->pack_a + (int64_t)thread * ATTN_SGEMM_PACK_A_FLOATS);
 }
 
-/* rows x cols floats at row stride ld span (rows - 1) * ld + cols elements; that, in bytes, must fit
- * int64_t and size_t. */
-static int extent_ok(int64_t rows, int64_t cols, int64_t ld) {
-    int64_t elems, bytes;
-    return attn_mul_ok(rows - 1, ld, &elems) && attn_add_ok(elems, cols, &elems) &&
-           attn_mul_ok(elems, (int64_t)sizeof(float), &bytes) && (uint64_t)bytes <= (uint64_t)SIZE_MAX;
-}
-
 attn_status attn_matmul(const attn_matmul_params *params) {
-    if (!params || !params->a || !params->b || !params->c) return ATTN_ERR_NULL_POINTER;
-    const attn_matmul_params p = *params;
+    attn_matmul_params p;
+    const attn_status status = attn_read_matmul_params(&p, params);
+    if (status != ATTN_OK) return status;
+    if (!p.a || !p.b || !p.c) return ATTN_ERR_NULL_POINTER;
     if (p.m < 1 || p.n < 1 || p.k < 1) return ATTN_ERR_INVALID_ARGUMENT;
     if (p.num_threads < 0 || p.num_threads > ATTN_MAX_THREADS) return ATTN_ERR_INVALID_ARGUMENT;
     const int64_t b_rows = p.b_transposed ? p.n : p.k, b_cols = p.b_transposed ? p.k : p.n;
     if (p.lda < p.k || p.ldb < b_cols || p.ldc < p.n) return ATTN_ERR_INVALID_STRIDE;
-    if (!extent_ok(p.m, p.k, p.lda) || !extent_ok(b_rows, b_cols, p.ldb) || !extent_ok(p.m, p.n, p.ldc))
+    if (!attn_extent_ok(1, &p.m, &p.lda, p.k, NULL) || !attn_extent_ok(1, &b_rows, &p.ldb, b_cols, NULL) ||
+        !attn_extent_ok(1, &p.m, &p.ldc, p.n, NULL))
         return ATTN_ERR_OVERFLOW;
 
     const attn_kernels *kernels = attn_kernels_current();
@@ -67,12 +60,12 @@ attn_status attn_matmul(const attn_matmul_params *params) {
     int64_t threads = attn_resolve_threads(p.num_threads);
     const double per_thread = (double)p.m * (double)p.n * (double)p.k / MATMUL_MIN_THREAD_MACS;
     if ((double)threads > per_thread) threads = per_thread < 1.0 ? 1 : (int64_t)per_thread;
-    if (threads > ceil_div(p.m, mr)) threads = ceil_div(p.m, mr);
+    if (threads > attn_ceil_div(p.m, mr)) threads = attn_ceil_div(p.m, mr);
     /* Row items: as few as blocks of MC rows allow, rounded up to a multiple of the threads, so that
      * each thread gets the same number of rows. */
-    int64_t items = ceil_div(p.m, mc);
-    items = ceil_div(items, threads) * threads;
-    const int64_t rows = ceil_div(ceil_div(p.m, items), mr) * mr;
+    int64_t items = attn_ceil_div(p.m, mc);
+    items = attn_ceil_div(items, threads) * threads;
+    const int64_t rows = attn_ceil_div(attn_ceil_div(p.m, items), mr) * mr;
 
     int64_t floats, bytes;
     if (!attn_mul_ok(threads, ATTN_SGEMM_PACK_A_FLOATS, &floats) ||
@@ -83,7 +76,7 @@ attn_status attn_matmul(const attn_matmul_params *params) {
     if (!workspace) return ATTN_ERR_OUT_OF_MEMORY;
 
     matmul_job job = {
-        .whole = {p.m, p.n, p.k, p.a, p.lda, p.b, p.ldb, p.b_transposed, p.c, p.ldc, p.bias, p.accumulate},
+        .whole = p,
         .kernels = kernels,
         .pack_b = workspace,
         .pack_a = workspace + ATTN_SGEMM_PACK_B_FLOATS,
@@ -91,12 +84,12 @@ attn_status attn_matmul(const attn_matmul_params *params) {
     };
     for (job.j0 = 0; job.j0 < p.n; job.j0 += kernels->sgemm_nc) {
         job.nc = p.n - job.j0 < kernels->sgemm_nc ? p.n - job.j0 : kernels->sgemm_nc;
-        const int64_t panels = ceil_div(job.nc, nr);
-        job.pack_cols = ceil_div(panels, threads) * nr;
+        const int64_t panels = attn_ceil_div(job.nc, nr);
+        job.pack_cols = attn_ceil_div(panels, threads) * nr;
         for (job.p0 = 0; job.p0 < p.k; job.p0 += kernels->sgemm_kc) {
             job.kc = p.k - job.p0 < kernels->sgemm_kc ? p.k - job.p0 : kernels->sgemm_kc;
-            attn_parallel_for(ceil_div(job.nc, job.pack_cols), (int)threads, pack_task, &job);
-            attn_parallel_for(ceil_div(p.m, rows), (int)threads, rows_task, &job);
+            attn_parallel_for(attn_ceil_div(job.nc, job.pack_cols), (int)threads, pack_task, &job);
+            attn_parallel_for(attn_ceil_div(p.m, rows), (int)threads, rows_task, &job);
         }
     }
     attn_free(workspace);

@@ -1,7 +1,8 @@
 /*
  * parallel.c: the one parallel loop every kernel uses. With OpenMP it is a dynamic-schedule loop;
- * without OpenMP (macOS's Apple clang, or a build without -fopenmp) the same contract is kept with
- * POSIX threads pulling items from an atomic counter, so every build runs in parallel.
+ * without OpenMP (macOS's Apple clang, or a build without -fopenmp) the same contract is kept by a
+ * persistent pool of POSIX threads pulling items from an atomic counter, so every build runs in
+ * parallel.
  *
  * Nested calls (a kernel called from inside a parallel region, e.g. from a user's OpenMP loop or
  * from this library's own workers) run serially on the calling thread instead of multiplying the
@@ -82,18 +83,89 @@ void attn_parallel_for(int64_t n_items, int num_threads, attn_task_fn fn, void *
 
 #else
 
+/*
+ * The pool: workers are created when a call first needs them and then kept, parked on a condition
+ * variable between calls (creating threads on every call cost tens of microseconds each, more than
+ * a short kernel call takes). A call with T threads runs items on the caller (thread 0) and on
+ * workers 1 .. T-1, creating the ones that do not exist yet; the pool only grows, and a later call
+ * with fewer threads leaves the extra workers parked. When a worker cannot be created, the call
+ * runs on the caller and the workers that exist.
+ *
+ * One call uses the pool at a time: calls from several caller threads queue on pool.call, each
+ * then running with all its threads, so concurrent callers never oversubscribe the machine. Calls
+ * from inside an item (a kernel called by a kernel) run serially on that thread, as with OpenMP.
+ * fork() waits for a running call to finish, and the child starts with no workers.
+ */
 static _Thread_local int inside_worker;
 
-typedef struct pool_worker {
-    pool_job *job;
-    int thread;
-} pool_worker;
+static struct {
+    pthread_mutex_t call;   /* held by the caller for the whole of a call that uses the pool */
+    pthread_mutex_t lock;   /* guards the fields below, which workers read */
+    pthread_cond_t wake;    /* generation moved: a new job */
+    pthread_cond_t done;    /* the last worker left the current job */
+    uint64_t generation;    /* jobs published so far */
+    pool_job *job;          /* the current job */
+    int job_threads;        /* its thread count, caller included */
+    int running;            /* workers of the current job that have not finished it */
+    int workers;            /* workers created (only the caller holding `call` reads or writes it) */
+} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
+          0, NULL, 0, 0, 0};
+
+/* The generation each worker was created at: it takes part in later jobs only (a worker created for
+ * a call must not read the job's generation after the call published it, and so miss the job). */
+static uint64_t start_generation[ATTN_MAX_THREADS];
 
 static void *worker_main(void *arg) {
-    pool_worker *w = arg;
+    const int thread = (int)(intptr_t)arg;
     inside_worker = 1;
-    run_items(w->job, w->thread);
+    pthread_mutex_lock(&pool.lock);
+    uint64_t seen = start_generation[thread];
+    for (;;) {
+        while (pool.generation == seen) pthread_cond_wait(&pool.wake, &pool.lock);
+        seen = pool.generation;
+        if (thread >= pool.job_threads) continue; /* a smaller call: stay parked */
+        pool_job *job = pool.job;
+        pthread_mutex_unlock(&pool.lock);
+        run_items(job, thread);
+        pthread_mutex_lock(&pool.lock);
+        if (--pool.running == 0) pthread_cond_signal(&pool.done);
+    }
     return NULL;
+}
+
+static void pool_fork_prepare(void) {
+    pthread_mutex_lock(&pool.call);
+    pthread_mutex_lock(&pool.lock);
+}
+static void pool_fork_parent(void) {
+    pthread_mutex_unlock(&pool.lock);
+    pthread_mutex_unlock(&pool.call);
+}
+/* The child has only the thread that forked: the workers are gone, and the next call recreates them. */
+static void pool_fork_child(void) {
+    pool.workers = 0;
+    pthread_mutex_unlock(&pool.lock);
+    pthread_mutex_unlock(&pool.call);
+}
+
+/* Creates workers until there are `want`, or until creation fails. Called holding pool.call. */
+static void pool_grow(int want) {
+    static int atfork_registered;
+    if (!atfork_registered) {
+        atfork_registered = pthread_atfork(pool_fork_prepare, pool_fork_parent, pool_fork_child) == 0;
+        if (!atfork_registered) return; /* without the handlers a forked child would wait forever */
+    }
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0) return;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    while (pool.workers < want) {
+        const int thread = pool.workers + 1;
+        start_generation[thread] = pool.generation;
+        pthread_t t;
+        if (pthread_create(&t, &attr, worker_main, (void *)(intptr_t)thread) != 0) break;
+        pool.workers++;
+    }
+    pthread_attr_destroy(&attr);
 }
 
 void attn_parallel_for(int64_t n_items, int num_threads, attn_task_fn fn, void *ctx) {
@@ -103,21 +175,27 @@ void attn_parallel_for(int64_t n_items, int num_threads, attn_task_fn fn, void *
         return;
     }
     pool_job job = {fn, ctx, n_items, 0};
-    pthread_t threads[ATTN_MAX_THREADS];
-    pool_worker workers[ATTN_MAX_THREADS];
-    int started = 0;
-    for (int t = 1; t < num_threads; t++) {
-        workers[t] = (pool_worker){&job, t};
-        if (pthread_create(&threads[t], NULL, worker_main, &workers[t]) != 0) break;
-        started = t;
-    }
-    /* If a thread could not be created the items still all run: the caller and the threads that
-     * did start drain the counter between them. The caller marks itself as a worker meanwhile, so
-     * kernels called from inside the items run serially. */
+    pthread_mutex_lock(&pool.call);
+    if (pool.workers < num_threads - 1) pool_grow(num_threads - 1);
+    const int threads = pool.workers + 1 < num_threads ? pool.workers + 1 : num_threads;
+    pthread_mutex_lock(&pool.lock);
+    pool.job = &job;
+    pool.job_threads = threads;
+    pool.running = threads - 1;
+    pool.generation++;
+    pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.lock);
+    /* The caller is thread 0; meanwhile it counts as a worker, so kernels called from inside its
+     * items run serially. */
     inside_worker = 1;
     run_items(&job, 0);
     inside_worker = 0;
-    for (int t = 1; t <= started; t++) pthread_join(threads[t], NULL);
+    /* job lives on this stack: wait until every worker has left it. */
+    pthread_mutex_lock(&pool.lock);
+    while (pool.running > 0) pthread_cond_wait(&pool.done, &pool.lock);
+    pool.job = NULL;
+    pthread_mutex_unlock(&pool.lock);
+    pthread_mutex_unlock(&pool.call);
 }
 
 #endif

@@ -3,34 +3,12 @@
  * paths so both accept and reject exactly the same inputs, plus the one scalar path both share for
  * fully masked rows under ATTN_MASKED_ROWS_MEAN.
  *
- * Validation order: pointers, sizes and enums, strides, then overflow of every extent, then the
+ * Validation order: struct_size (params.c), pointers, sizes and enums, strides, then overflow of every extent, then the
  * contents of key_len. Nothing is written before validation succeeds.
  */
 #include <math.h>
 
-#include "internal.h"
-
-attn_params attn_params_default(void) {
-    attn_params p = {0};
-    p.window_left = -1;
-    p.window_right = -1;
-    return p;
-}
-
-/* One past the largest element offset of a tensor with `rank` dims of given counts and strides and
- * a contiguous innermost run of `inner` elements; 0 on overflow. Strides must be >= 0. */
-static int extent_ok(int rank, const int64_t *count, const int64_t *stride, int64_t inner, int64_t *extent) {
-    int64_t e = inner;
-    for (int d = 0; d < rank; d++) {
-        int64_t span;
-        if (!attn_mul_ok(count[d] - 1, stride[d], &span) || !attn_add_ok(e, span, &e)) return 0;
-    }
-    /* The kernels form byte addresses, so the extent in bytes must fit in size_t too. */
-    int64_t bytes;
-    if (!attn_mul_ok(e, (int64_t)sizeof(float), &bytes) || (uint64_t)bytes > (uint64_t)SIZE_MAX) return 0;
-    *extent = e;
-    return 1;
-}
+#include "problem.h"
 
 static int strides_nonnegative(int rank, const int64_t *stride) {
     for (int d = 0; d < rank; d++)
@@ -38,27 +16,11 @@ static int strides_nonnegative(int rank, const int64_t *stride) {
     return 1;
 }
 
-/* Output rows of `inner` elements at {count, stride} must never share an element: ordered by stride,
- * each dimension must step past everything the smaller ones span. (Sufficient, and exact for every
- * layout made by transposing a contiguous tensor.) */
-static int rows_disjoint(int rank, const int64_t *count, const int64_t *stride, int64_t inner) {
-    int used[4] = {0};
-    int64_t span = inner;
-    for (int step = 0; step < rank; step++) {
-        int best = -1;
-        for (int d = 0; d < rank; d++)
-            if (!used[d] && count[d] > 1 && (best < 0 || stride[d] < stride[best])) best = d;
-        if (best < 0) break;
-        used[best] = 1;
-        if (stride[best] < span) return 0;
-        span = (count[best] - 1) * stride[best] + span; /* no overflow: extent_ok checked it */
-    }
-    return 1;
-}
-
 attn_status attn_problem_init(attn_problem *pr, const attn_params *params) {
-    if (!params) return ATTN_ERR_NULL_POINTER;
-    const attn_params *p = params;
+    attn_params read;
+    const attn_status status = attn_read_params(&read, params);
+    if (status != ATTN_OK) return status;
+    const attn_params *p = &read;
     if (!p->q || !p->k || !p->v || !p->out) return ATTN_ERR_NULL_POINTER;
 
     if (p->batch < 1 || p->heads_q < 1 || p->heads_kv < 1 || p->len_q < 1 || p->len_k < 1 ||
@@ -85,27 +47,25 @@ attn_status attn_problem_init(attn_problem *pr, const attn_params *params) {
     const int64_t kv_count[3] = {p->batch, p->heads_kv, p->len_k};
     const int64_t score_count[4] = {p->batch, p->heads_q, p->len_q, p->len_k};
     int64_t extent;
-    if (!extent_ok(3, q_count, p->q_stride, p->dim_qk, &extent) ||
-        !extent_ok(3, kv_count, p->k_stride, p->dim_qk, &extent) ||
-        !extent_ok(3, kv_count, p->v_stride, p->dim_v, &extent) ||
-        !extent_ok(3, q_count, p->out_stride, p->dim_v, &extent) ||
-        (p->mask && !extent_ok(4, score_count, p->mask_stride, 1, &extent)) ||
-        (p->bias && !extent_ok(4, score_count, p->bias_stride, 1, &extent)))
+    if (!attn_extent_ok(3, q_count, p->q_stride, p->dim_qk, &extent) ||
+        !attn_extent_ok(3, kv_count, p->k_stride, p->dim_qk, &extent) ||
+        !attn_extent_ok(3, kv_count, p->v_stride, p->dim_v, &extent) ||
+        !attn_extent_ok(3, q_count, p->out_stride, p->dim_v, &extent) ||
+        (p->mask && !attn_extent_ok(4, score_count, p->mask_stride, 1, &extent)) ||
+        (p->bias && !attn_extent_ok(4, score_count, p->bias_stride, 1, &extent)))
         return ATTN_ERR_OVERFLOW;
     /* lse is (B, Hq, Lq) contiguous; every (b, h, i, j) must also have a distinct dropout counter
      * and the unfused path's Lq x Lk score matrix must be addressable. */
     int64_t rows, scores;
     if (!attn_mul_ok(p->batch, p->heads_q, &rows) || !attn_mul_ok(rows, p->len_q, &rows) ||
-        !attn_mul_ok(rows, p->len_k, &scores) || !extent_ok(0, NULL, NULL, rows, &extent))
+        !attn_mul_ok(rows, p->len_k, &scores) || !attn_extent_ok(0, NULL, NULL, rows, &extent))
         return ATTN_ERR_OVERFLOW;
 
-    /* Kernel workspaces are a few hundred rows of dim_qk + dim_v floats; bounding the dimensions
-     * (below 2^46 each) keeps every such product far from overflow. */
-    int64_t dims;
-    if (!attn_add_ok(p->dim_qk, p->dim_v, &dims) || !attn_mul_ok(dims, (int64_t)1 << 16, &dims))
-        return ATTN_ERR_OVERFLOW;
+    /* Kernel workspaces are a few hundred rows of dim_qk + dim_v floats; bounding each dimension
+     * (below 2^46, as attn.h promises) keeps every such product far from overflow. */
+    if (p->dim_qk >= ATTN_MAX_DIM || p->dim_v >= ATTN_MAX_DIM) return ATTN_ERR_OVERFLOW;
 
-    if (!rows_disjoint(3, q_count, p->out_stride, p->dim_v)) return ATTN_ERR_INVALID_STRIDE;
+    if (!attn_rows_disjoint(3, q_count, p->out_stride, p->dim_v)) return ATTN_ERR_INVALID_STRIDE;
 
     if (p->key_len)
         for (int64_t b = 0; b < p->batch; b++)
@@ -127,11 +87,6 @@ attn_status attn_problem_init(attn_problem *pr, const attn_params *params) {
     return ATTN_OK;
 }
 
-attn_status attn_validate(const attn_params *params) {
-    attn_problem pr;
-    return attn_problem_init(&pr, params);
-}
-
 void attn_masked_row_fill(const attn_problem *pr, int64_t b, int64_t h, int64_t i, float *out_row) {
     const attn_params *p = &pr->p;
     if (p->masked_rows == ATTN_MASKED_ROWS_ZERO) {
@@ -147,14 +102,11 @@ void attn_masked_row_fill(const attn_problem *pr, int64_t b, int64_t h, int64_t 
      * is rare, and the fused and unfused kernels both call it, so they agree exactly. */
     const float *v = p->v + b * p->v_stride[0] + (h / pr->group) * p->v_stride[1];
     const float w = 1.0f / (float)p->len_k;
-    const uint64_t counter0 = p->dropout_offset + (uint64_t)((b * p->heads_q + h) * p->len_q + i) * (uint64_t)p->len_k;
+    const uint64_t counter = attn_dropout_counter(pr, b, h, i);
     for (int64_t c = 0; c < p->dim_v; c++) out_row[c] = 0.0f;
     for (int64_t j = 0; j < p->len_k; j++) {
-        float wj = w;
-        if (pr->dropout_threshold) {
-            if (attn_dropout_bits(p->dropout_seed, counter0 + (uint64_t)j) < pr->dropout_threshold) continue;
-            wj *= pr->dropout_scale;
-        }
+        const float wj = pr->dropout_threshold ? attn_dropout(pr, counter + (uint64_t)j, w) : w;
+        if (wj == 0.0f) continue; /* dropped: its V row (NaN or not) plays no part */
         const float *vj = v + j * p->v_stride[2];
         for (int64_t c = 0; c < p->dim_v; c++) out_row[c] += wj * vj[c];
     }

@@ -2,7 +2,8 @@
  * sgemm.h: the packed matrix multiply every ISA provides: sgemm_block, single-threaded, used by the
  * unfused attention path (one whole product per thread); and its two steps, packing a block of B
  * and multiplying rows of A by it, which attn_matmul runs on all threads around one shared packed
- * block of B.
+ * block of B. Their arguments are an attn_matmul_params (attn.h) already validated; its
+ * num_threads is not read (each call is single-threaded).
  */
 #ifndef ATTN_SGEMM_H
 #define ATTN_SGEMM_H
@@ -10,20 +11,9 @@
 #include <stdint.h>
 
 /* Floats of one packed MC x KC block of A and one KC x NC block of B, for the largest blocking of
- * any ISA (sgemm_kernel.h checks each against them); sgemm_block's workspace holds both. */
+ * any ISA (sgemm_template.h checks each against them); sgemm_block's workspace holds both. */
 #define ATTN_SGEMM_PACK_A_FLOATS (288 * 256 + 16) /* + the slack sgemm_pack_a may write past a block */
 #define ATTN_SGEMM_PACK_B_FLOATS (256 * 1024)
 #define ATTN_SGEMM_WORKSPACE_FLOATS (ATTN_SGEMM_PACK_A_FLOATS + ATTN_SGEMM_PACK_B_FLOATS)
-
-/* C (m, n) = A (m, k) · B (+ bias), or C += ... with accumulate; B is (k, n) with row stride ldb,
- * or, when b_transposed, Bᵀ stored as (n, k) with row stride ldb. bias (n,) or NULL. */
-struct attn_sgemm_args {
-    int64_t m, n, k;
-    const float *a; int64_t lda;
-    const float *b; int64_t ldb; int b_transposed;
-    float *c;       int64_t ldc;
-    const float *bias;
-    int accumulate;
-};
 
 #endif

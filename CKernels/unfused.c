@@ -9,7 +9,7 @@
  */
 #include <math.h>
 
-#include "internal.h"
+#include "problem.h"
 #include "sgemm.h"
 
 typedef struct unfused_run {
@@ -24,13 +24,10 @@ static void prepare_row(const attn_problem *pr, int64_t b, int64_t h, int64_t i,
     const attn_params *p = &pr->p;
     int64_t lo, hi;
     attn_row_range(pr, b, i, &lo, &hi);
-    const float *bias = p->bias ? p->bias + b * p->bias_stride[0] + h * p->bias_stride[1] + i * p->bias_stride[2] : NULL;
-    const uint8_t *mask = p->mask ? p->mask + b * p->mask_stride[0] + h * p->mask_stride[1] + i * p->mask_stride[2] : NULL;
+    const attn_row_masks masks = attn_row_masks_at(pr, b, h, i);
     for (int64_t j = 0; j < p->len_k; j++) {
-        float x = s[j] * p->scale;
-        if (bias) x += bias[j * p->bias_stride[3]];
-        if (j < lo || j >= hi || (mask && !mask[j * p->mask_stride[3]])) x = -INFINITY;
-        s[j] = x;
+        const float x = attn_bias_mask(&masks, j, s[j] * p->scale);
+        s[j] = j < lo || j >= hi ? -INFINITY : x;
     }
 }
 
@@ -41,37 +38,38 @@ static void unfused_task(void *ctx, int64_t item, int thread) {
     const int64_t b = item / p->heads_q, h = item % p->heads_q, hk = h / pr->group;
     const int64_t lq = p->len_q, lk = p->len_k;
     float *scores = run->workspace + thread * run->workspace_floats;
-    float *row_sums = scores + lq * lk;
+    float *row_max = scores + lq * lk, *row_sums = row_max + lq;
     float *pack = row_sums + lq;
     const float *q = p->q + b * p->q_stride[0] + h * p->q_stride[1];
     const float *k = p->k + b * p->k_stride[0] + hk * p->k_stride[1];
     const float *v = p->v + b * p->v_stride[0] + hk * p->v_stride[1];
     float *out = p->out + b * p->out_stride[0] + h * p->out_stride[1];
 
-    const attn_sgemm_args qk = {lq, lk, p->dim_qk, q, p->q_stride[2], k, p->k_stride[2], 1, scores, lk, NULL, 0};
+    const attn_matmul_params qk = {.m = lq, .n = lk, .k = p->dim_qk, .a = q, .lda = p->q_stride[2], .b = k,
+                                   .ldb = p->k_stride[2], .b_transposed = 1, .c = scores, .ldc = lk};
     run->kernels->sgemm_block(&qk, pack);
 
     for (int64_t i = 0; i < lq; i++) {
         float *s = scores + i * lk;
         prepare_row(pr, b, h, i, s);
-        float mx;
-        run->kernels->softmax_row(s, lk, &mx, &row_sums[i]);
-        if (p->lse) p->lse[(b * p->heads_q + h) * lq + i] = row_sums[i] == 0.0f ? -INFINITY : mx + logf(row_sums[i]);
-        if (!pr->dropout_threshold || row_sums[i] == 0.0f) continue;
-        const uint64_t base = p->dropout_offset + (uint64_t)((b * p->heads_q + h) * lq + i) * (uint64_t)lk;
-        for (int64_t j = 0; j < lk; j++)
-            s[j] = attn_dropout_bits(p->dropout_seed, base + (uint64_t)j) >= pr->dropout_threshold ? s[j] * pr->dropout_scale : 0.0f;
+        run->kernels->softmax_row(s, lk, &row_max[i], &row_sums[i]);
+        if (!pr->dropout_threshold || !(row_sums[i] > 0.0f)) continue;
+        const uint64_t counter = attn_dropout_counter(pr, b, h, i);
+        for (int64_t j = 0; j < lk; j++) s[j] = attn_dropout(pr, counter + (uint64_t)j, s[j]);
     }
 
-    const attn_sgemm_args pv = {lq, p->dim_v, lk, scores, lk, v, p->v_stride[2], 0, out, p->out_stride[2], NULL, 0};
+    const attn_matmul_params pv = {.m = lq, .n = p->dim_v, .k = lk, .a = scores, .lda = lk, .b = v,
+                                   .ldb = p->v_stride[2], .c = out, .ldc = p->out_stride[2]};
     run->kernels->sgemm_block(&pv, pack);
 
-    /* Rows that saw no key came out as 0 (all their weights are exp(-inf) = 0): apply the policy. */
+    /* Rows came out normalised (softmax_row divides by the sum), except those with no visible key
+     * or a NaN sum, which the finish writes over. */
     for (int64_t i = 0; i < lq; i++)
-        if (row_sums[i] == 0.0f) attn_masked_row_fill(pr, b, h, i, out + i * p->out_stride[2]);
+        attn_row_finish(pr, b, h, i, row_max[i], row_sums[i], out + i * p->out_stride[2]);
 }
 
-/* Thread count and per-thread workspace (scores, row sums, packing space) for a validated problem. */
+/* Thread count and per-thread workspace (scores, row maxima and sums, packing space) for a validated
+ * problem. */
 static attn_status unfused_plan(unfused_run *run, const attn_problem *pr, int *threads, int64_t *bytes) {
     run->pr = pr;
     run->kernels = attn_kernels_current();
@@ -79,7 +77,7 @@ static attn_status unfused_plan(unfused_run *run, const attn_problem *pr, int *t
     *threads = attn_resolve_threads(pr->p.num_threads);
     if (*threads > items) *threads = (int)items;
     int64_t floats;
-    if (!attn_mul_ok(pr->p.len_q, pr->p.len_k, &floats) || !attn_add_ok(floats, pr->p.len_q, &floats) ||
+    if (!attn_mul_ok(pr->p.len_q, pr->p.len_k, &floats) || !attn_add_ok(floats, 2 * pr->p.len_q, &floats) ||
         !attn_add_ok(floats, ATTN_SGEMM_WORKSPACE_FLOATS + 15, &floats))
         return ATTN_ERR_OVERFLOW;
     /* Rounded to whole cache lines so no two threads' workspaces share one. */

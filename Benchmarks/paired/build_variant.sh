@@ -5,7 +5,8 @@
 # build/paired/NAME.o, in which every symbol the library keeps internal is made local and every
 # public one is renamed NAME_<symbol>, so that several builds link into one program (compare.sh).
 # For example: build_variant.sh base; build_variant.sh tiles8 -DFUSED_MAX_TILES=8;
-# build_variant.sh old "" /tmp/old-checkout.
+# build_variant.sh old "" /tmp/old-checkout. OPENMP= (empty) builds the POSIX-threads pool instead of
+# OpenMP (CKernels/parallel.c), e.g. to time its per-call overhead.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 name="$1"
@@ -17,7 +18,7 @@ rm -rf "$work"
 mkdir -p "$work"
 for f in "$src"/CKernels/*.c; do
     # shellcheck disable=SC2086
-    ${CC:-cc} -O3 $flags -std=gnu11 -fPIC -fopenmp -ffp-contract=fast -fvisibility=hidden \
+    ${CC:-cc} -O3 $flags -std=gnu11 -fPIC ${OPENMP--fopenmp} -ffp-contract=fast -fvisibility=hidden \
         -I"$src/CKernels/include" -I"$src/CKernels" -c "$f" -o "$work/$(basename "$f" .c).o"
 done
 ld -r -o "$work/all.o" "$work"/*.o

@@ -24,7 +24,9 @@
 
 #define X(name)                                                    \
     attn_status name##_attn_forward(const attn_params *);          \
-    attn_status name##_attn_matmul(const attn_matmul_params *);
+    attn_status name##_attn_matmul(const attn_matmul_params *);    \
+    attn_params name##_attn_params_default(void);                  \
+    attn_matmul_params name##_attn_matmul_params_default(void);
 VARIANT_LIST
 #undef X
 
@@ -32,6 +34,8 @@ typedef struct variant {
     const char *name;
     attn_status (*forward)(const attn_params *);
     attn_status (*matmul)(const attn_matmul_params *);
+    attn_params (*params_default)(void);
+    attn_matmul_params (*matmul_params_default)(void);
 } variant;
 
 /* cblas_sgemm with 32- or 64-bit integers; enums are ints: 101 row-major, 111 no transpose. */
@@ -52,8 +56,8 @@ static attn_status cblas_matmul(const attn_matmul_params *p) {
     return ATTN_OK;
 }
 
-#define X(name) {#name, name##_attn_forward, name##_attn_matmul},
-static variant variants[] = {VARIANT_LIST {"cblas", NULL, cblas_matmul}};
+#define X(name) {#name, name##_attn_forward, name##_attn_matmul, name##_attn_params_default, name##_attn_matmul_params_default},
+static variant variants[] = {VARIANT_LIST {"cblas", NULL, cblas_matmul, NULL, NULL}};
 #undef X
 static int n_variants = (int)(sizeof variants / sizeof variants[0]) - 1; /* cblas counts once loaded */
 #define MAX_ROUNDS 1000
@@ -103,8 +107,8 @@ int main(int argc, char **argv) {
     if (!is_mm && argc >= 7) {
         const int64_t len = atoi(argv[3]), dim = atoi(argv[4]), heads = 8;
         const size_t n = (size_t)(heads * len * dim);
-        memset(&p, 0, sizeof p);
-        p.window_left = p.window_right = -1;
+        /* Every build shares one struct: all must be of one layout (attn.h's struct_size rule). */
+        p = variants[0].params_default();
         p.batch = 1;
         p.heads_q = p.heads_kv = heads;
         p.len_q = p.len_k = len;
@@ -123,7 +127,7 @@ int main(int argc, char **argv) {
         flops = 4.0 * (double)heads * (double)len * (double)len * (double)dim * (atoi(argv[5]) ? 0.5 : 1.0);
     } else if (is_mm) {
         const int64_t n = atoi(argv[3]);
-        memset(&mp, 0, sizeof mp);
+        mp = variants[0].matmul_params_default();
         mp.m = mp.n = mp.k = n;
         mp.a = random_floats((size_t)(n * n), 1);
         mp.b = random_floats((size_t)(n * n), 2);

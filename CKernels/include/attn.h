@@ -28,9 +28,24 @@ extern "C" {
 #endif
 
 #define ATTN_VERSION_MAJOR 0
-#define ATTN_VERSION_MINOR 1
+#define ATTN_VERSION_MINOR 2
 #define ATTN_VERSION_PATCH 0
-#define ATTN_VERSION_STRING "0.1.0"
+#define ATTN_VERSION_STRING "0.2.0"
+
+/*
+ * A binary interface that can grow. The parameter structs (attn_params, attn_matmul_params,
+ * attn_rotary_params) begin with `size_t struct_size`, which their *_default() function sets to the
+ * sizeof of the struct this header declares. Every entry point taking one reads struct_size first:
+ *   - a size that is not the sizeof of a layout some release of this library declared (0, garbage,
+ *     or a layout from a newer header than the library) is ATTN_ERR_INVALID_ARGUMENT;
+ *   - the size of an older layout reads only that prefix, and the fields added since take their
+ *     default values; so a program built against an older attn.h keeps working with a newer
+ *     libattn.so.0.
+ * Callers: start every struct from its *_default() function and never set struct_size by hand.
+ * The library: fields are only appended, each release's first new field placed at or after the
+ * previous layout's sizeof (its tail padding included); every released size stays accepted; a change
+ * that cannot follow these rules changes the soname's major number (libattn.so.0 now).
+ */
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Status codes                                                                                    */
@@ -111,6 +126,8 @@ typedef enum attn_masked_rows {
  * One attention problem: out = softmax(scale * Q Kᵀ + bias, masked) V, per batch b and query head h.
  *
  * Shapes (logical):  q (B, Hq, Lq, Dqk)   k (B, Hkv, Lk, Dqk)   v (B, Hkv, Lk, Dv)   out (B, Hq, Lq, Dv)
+ * Every size is at least 1 (ATTN_ERR_INVALID_ARGUMENT otherwise); Dqk and Dv are below ATTN_MAX_DIM
+ * (2^46; ATTN_ERR_OVERFLOW otherwise).
  * Each of q, k, v, out has element strides {batch, head, position}; the feature dimension is
  * contiguous. So projected activations laid out as (B, L, H*D) are read in place with strides
  * {L*H*D, D, H*D}. Query head h reads K/V head h / (Hq / Hkv) (grouped-query and multi-query
@@ -120,7 +137,8 @@ typedef enum attn_masked_rows {
  *   - causal (see attn_causal);
  *   - window: with a = i + off, where off = 0 for ATTN_CAUSAL_TOP_LEFT and Lk - Lq otherwise,
  *     j < a - window_left (when window_left >= 0) or j > a + window_right (when window_right >= 0);
- *     -1 means unbounded on that side;
+ *     -1 means unbounded on that side. So without causal masking (ATTN_CAUSAL_NONE) a window is
+ *     aligned bottom-right, as under ATTN_CAUSAL_BOTTOM_RIGHT: the last query is centred on the last key;
  *   - key_len != NULL and j >= key_len[b] (0 <= key_len[b] <= Lk);
  *   - mask != NULL and mask[b*ms[0] + h*ms[1] + i*ms[2] + j*ms[3]] == 0 (nonzero = attend);
  * and the bias, when given, is added to the scaled score: + bias[b*bs[0] + h*bs[1] + i*bs[2] + j*bs[3]]
@@ -133,12 +151,20 @@ typedef enum attn_masked_rows {
  * results are identical for any thread count or tiling, and fused and unfused agree exactly.
  *
  * Optional output lse (B, Hq, Lq), contiguous: the natural log of each row's sum of exp(scores), for
- * the backward pass; -inf for a row with no visible key.
+ * the backward pass; -inf for a row with no visible key, whatever masked_rows says (even where the
+ * output is the mean of V).
+ *
+ * NaN: a row with a NaN score (NaN in its query, in one of its visible keys or in its bias), or a
+ * +inf score, is NaN in out and in lse, on both paths, whatever dropout keeps.
  *
  * Aliasing: out and lse must not overlap q, k, v, mask, bias, key_len or each other.
- * Start from attn_params_default(), which sets the windows to -1 and everything else to 0.
+ * Start from attn_params_default(), which sets struct_size, the windows to -1 and everything else to 0.
  */
+/* The largest head dimension (Dqk, Dv) is ATTN_MAX_DIM - 1. */
+#define ATTN_MAX_DIM ((int64_t)1 << 46)
+
 typedef struct attn_params {
+    size_t struct_size;           /* sizeof(attn_params), set by attn_params_default() */
     int64_t batch, heads_q, heads_kv, len_q, len_k, dim_qk, dim_v;
 
     const float *q;   int64_t q_stride[3];   /* {batch, head, position} */
@@ -162,17 +188,17 @@ typedef struct attn_params {
     int num_threads;              /* 0: attn_get_num_threads(); at most ATTN_MAX_THREADS */
 } attn_params;
 
-/* Defaults: every field 0 / NULL except window_left = window_right = -1. */
+/* Defaults: struct_size, window_left = window_right = -1, and every other field 0 / NULL. */
 ATTN_API attn_params attn_params_default(void);
 
-/* Checks a problem without running it: the status attn_forward would return before computing. */
+/* Checks a problem without running it or reading its tensors: exactly the status attn_forward would
+ * return, except ATTN_ERR_OUT_OF_MEMORY (which only the allocation can tell). Reads key_len. */
 ATTN_API attn_status attn_validate(const attn_params *params);
 
 /* The fused kernel: tiles of queries against blocks of keys with an online softmax; the full
  * score matrix never exists. Workspace: one tile per thread (a few hundred rows of Dqk + Dv floats),
  * independent of Lq and Lk; when Lq is only a few rows (decoding), keys are split into at most 32
- * chunks merged by log-sum-exp, which adds B*Hq*Lq*chunks*(Dv + 2) floats. Dqk and Dv must each be
- * below 2^46 (ATTN_ERR_OVERFLOW otherwise). */
+ * chunks merged by log-sum-exp, which adds B*Hq*Lq*chunks*(Dv + 2) floats. */
 ATTN_API attn_status attn_forward(const attn_params *params);
 
 /* The unfused reference path with identical semantics: for one (b, h) at a time it materialises the
@@ -205,6 +231,7 @@ ATTN_API uint32_t attn_dropout_threshold(float p);
  * Workspace: one packed block of B (1 MB) and, per thread, one packed block of A (about 0.3 MB).
  */
 typedef struct attn_matmul_params {
+    size_t struct_size;  /* sizeof(attn_matmul_params), set by attn_matmul_params_default() */
     int64_t m, n, k;
     const float *a; int64_t lda;
     const float *b; int64_t ldb; int b_transposed;
@@ -213,6 +240,9 @@ typedef struct attn_matmul_params {
     int accumulate;
     int num_threads; /* 0: attn_get_num_threads() */
 } attn_matmul_params;
+
+/* Defaults: struct_size, and every other field 0 / NULL. */
+ATTN_API attn_matmul_params attn_matmul_params_default(void);
 
 ATTN_API attn_status attn_matmul(const attn_matmul_params *params);
 
@@ -266,6 +296,7 @@ ATTN_API attn_status attn_softmax_rows(float *x, int64_t ld, int64_t rows, int64
 typedef enum attn_rotary_pairing { ATTN_ROTARY_HALF = 0, ATTN_ROTARY_INTERLEAVED = 1 } attn_rotary_pairing;
 
 typedef struct attn_rotary_params {
+    size_t struct_size;  /* sizeof(attn_rotary_params), set by attn_rotary_params_default() */
     int64_t batch, heads, len, dim;
     float *x; int64_t x_stride[3];
     float theta;
@@ -273,6 +304,9 @@ typedef struct attn_rotary_params {
     attn_rotary_pairing pairing;
     int num_threads;
 } attn_rotary_params;
+
+/* Defaults: struct_size, theta = 10000 (RoFormer, Llama), and every other field 0 / NULL. */
+ATTN_API attn_rotary_params attn_rotary_params_default(void);
 
 ATTN_API attn_status attn_rotary(const attn_rotary_params *params);
 

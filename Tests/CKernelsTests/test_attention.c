@@ -1238,11 +1238,11 @@ static void test_api(void) {
     attn_params z;
     memset(&z, 0, sizeof z);
     z.window_left = z.window_right = -1;
-    TU_CHECK(d.window_left == -1 && d.window_right == -1 && d.batch == 0 && d.q == NULL && d.out == NULL && d.scale == 0 &&
+    TU_CHECK(d.struct_size == sizeof d && d.window_left == -1 && d.window_right == -1 && d.batch == 0 && d.q == NULL && d.out == NULL && d.scale == 0 &&
                  d.causal == ATTN_CAUSAL_NONE && d.key_len == NULL && d.mask == NULL && d.bias == NULL && d.dropout_p == 0 &&
                  d.dropout_seed == 0 && d.dropout_offset == 0 && d.masked_rows == ATTN_MASKED_ROWS_ZERO && d.lse == NULL &&
                  d.num_threads == 0 && d.q_stride[0] == 0 && d.mask_stride[3] == 0 && d.bias_stride[0] == 0,
-             "attn_params_default() is not all zero with windows -1");
+             "attn_params_default() is not all zero with struct_size set and windows -1");
 
     /* ISA selection. */
     static const char *isa_names[NISA] = {"scalar", "neon", "avx2", "avx512"};

@@ -451,8 +451,10 @@ static void rotary_case(tu_rng *r, const rope_case *c) {
              "offset=%lld pairing=%d", isa_name, (long long)c->batch, (long long)c->heads, (long long)c->len,
              (long long)c->dim, (long long)c->d, c->seq_major, (long long)c->pad, c->theta, (long long)c->offset,
              (int)c->pairing);
-    attn_rotary_params p = {c->batch, c->heads, c->len, c->dim, x, {stride[0], stride[1], stride[2]}, c->theta,
-                            c->offset, c->pairing, 1};
+    attn_rotary_params p = attn_rotary_params_default();
+    p.batch = c->batch; p.heads = c->heads; p.len = c->len; p.dim = c->dim;
+    p.x = x; p.x_stride[0] = stride[0]; p.x_stride[1] = stride[1]; p.x_stride[2] = stride[2];
+    p.theta = c->theta; p.position_offset = c->offset; p.pairing = c->pairing; p.num_threads = 1;
     attn_status st = attn_rotary(&p);
     TU_CHECK(st == ATTN_OK, "%s: status %s", what, attn_status_string(st));
 
@@ -648,7 +650,10 @@ static void test_errors(void) {
 
     /* rotary: x is (1, 2, 4, 8) contiguous, modified in place, so it is the guarded buffer */
     float q[64];
-    const attn_rotary_params ok = {1, 2, 4, 8, q, {64, 32, 8}, 10000.0f, 0, ATTN_ROTARY_HALF, 1};
+    attn_rotary_params ok = attn_rotary_params_default();
+    ok.batch = 1; ok.heads = 2; ok.len = 4; ok.dim = 8;
+    ok.x = q; ok.x_stride[0] = 64; ok.x_stride[1] = 32; ok.x_stride[2] = 8;
+    ok.num_threads = 1;
     struct {
         const char *name;
         attn_rotary_params p;

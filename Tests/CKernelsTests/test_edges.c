@@ -395,6 +395,17 @@ static void fill_uniform(tu_rng *r, float *x, int64_t n, float lo, float hi) {
     for (int64_t i = 0; i < n; i++) x[i] = tu_rng_uniform(r, lo, hi);
 }
 
+/* A problem with q, k and v uniform in [-1, 1) from sub-stream `stream` of the suite's seed. */
+static prob prob_random(int64_t B, int64_t Hq, int64_t Hkv, int64_t Lq, int64_t Lk, int64_t Dqk, int64_t Dv,
+                        uint64_t stream) {
+    prob P = prob_new(B, Hq, Hkv, Lq, Lk, Dqk, Dv);
+    tu_rng r = tu_rng_derive(SEED, stream);
+    fill_uniform(&r, P.q, n_q(&P), -1, 1);
+    fill_uniform(&r, P.k, n_k(&P), -1, 1);
+    fill_uniform(&r, P.v, n_v(&P), -1, 1);
+    return P;
+}
+
 /* ============================================================================================== */
 /* 1. Allocation failure and overflow, in child processes                                          */
 
@@ -603,7 +614,12 @@ static void test_allocation_failure(void) {
     fill_sentinel(c64, 64 * 64);
     c.guard = c64;
     c.guard_n = 64 * 64;
-    c.mm = (attn_matmul_params){64, 64, 64, a64, 64, a64, 64, 0, c64, 64, NULL, 0, 1};
+    c.mm = attn_matmul_params_default();
+    c.mm.m = c.mm.n = c.mm.k = 64;
+    c.mm.a = c.mm.b = a64;
+    c.mm.c = c64;
+    c.mm.lda = c.mm.ldb = c.mm.ldc = 64;
+    c.mm.num_threads = 1;
     c.which = 2;
     expect_child("attn_matmul, 1.3 MB packing workspace, RLIMIT_AS +256 KiB", &c, tight, ATTN_ERR_OUT_OF_MEMORY);
 
@@ -613,6 +629,7 @@ static void test_allocation_failure(void) {
     c.guard_n = dim;
     c.guard = xmalloc(sizeof(float) * (size_t)dim);
     fill_sentinel(c.guard, dim);
+    c.rot = attn_rotary_params_default();
     c.rot.batch = c.rot.heads = c.rot.len = 1;
     c.rot.dim = dim;
     c.rot.x = c.guard;
@@ -641,11 +658,7 @@ static void test_allocation_failure(void) {
 
 static void test_workspace_errors(void) {
     printf("-- error statuses of attn_forward_workspace and attn_forward_unfused_workspace\n");
-    prob P = prob_new(2, 2, 1, 5, 7, 4, 3);
-    tu_rng r = tu_rng_derive(SEED, 1);
-    fill_uniform(&r, P.q, n_q(&P), -1, 1);
-    fill_uniform(&r, P.k, n_k(&P), -1, 1);
-    fill_uniform(&r, P.v, n_v(&P), -1, 1);
+    prob P = prob_random(2, 2, 1, 5, 7, 4, 3, 1);
     float *out = xmalloc(sizeof(float) * (size_t)n_out(&P));
     const int64_t big = (int64_t)1 << 62;
     typedef attn_status (*ws_fn)(const attn_params *, size_t *);
@@ -663,6 +676,9 @@ static void test_workspace_errors(void) {
                  attn_status_string(want));                                                                      \
         if ((want) != ATTN_OK) TU_CHECK(bytes == 777, "%s, %s: wrote *bytes on error", names[f], (what));        \
         else TU_CHECK(bytes > 0 && bytes != 777, "%s, %s: *bytes not set", names[f], (what));                    \
+        if (f == 0 && strcmp((what), "bytes NULL") != 0)                                                         \
+            TU_CHECK(attn_validate(params_ptr) == (want), "attn_validate, %s: %s, want %s", (what),              \
+                     attn_status_string(attn_validate(params_ptr)), attn_status_string(want));                   \
         paths++;                                                                                                 \
     } while (0)
         a = prob_params(&P, out, NULL, 1);
@@ -697,9 +713,33 @@ static void test_workspace_errors(void) {
     }
     printf("  %d error-path checks on the two workspace queries\n", paths);
 
+    /* Head dimensions at the documented limit (2^46): rejected by every entry point before any
+     * tensor is read (the buffers hold one float each, read through zero strides). */
+    static float tiny[4];
+    const int64_t limit = (int64_t)1 << 46;
+    const int64_t dims[2][2] = {{limit, 1}, {1, limit}};
+    for (int c = 0; c < 2; c++) {
+        const attn_params a = broadcast_params(tiny, tiny, tiny, tiny, 1, 1, dims[c][0], dims[c][1]);
+        size_t bytes = 777, ubytes = 777;
+        const attn_status st[5] = {attn_validate(&a), attn_forward_workspace(&a, &bytes),
+                                   attn_forward_unfused_workspace(&a, &ubytes), attn_forward(&a), attn_forward_unfused(&a)};
+        static const char *fn[5] = {"attn_validate", "attn_forward_workspace", "attn_forward_unfused_workspace",
+                                    "attn_forward", "attn_forward_unfused"};
+        for (int f = 0; f < 5; f++)
+            TU_CHECK(st[f] == ATTN_ERR_OVERFLOW, "%s, Dqk = %lld, Dv = %lld: %s, want overflow", fn[f],
+                     (long long)dims[c][0], (long long)dims[c][1], attn_status_string(st[f]));
+        TU_CHECK(bytes == 777 && ubytes == 777, "Dqk or Dv = 2^46: a workspace query wrote *bytes");
+    }
+    /* One below the limit is valid: validation and the workspace queries agree (nothing is run). */
+    const attn_params below = broadcast_params(tiny, tiny, tiny, tiny, 1, 1, limit - 1, 1);
+    size_t below_bytes = 0;
+    TU_CHECK(attn_validate(&below) == ATTN_OK && attn_forward_workspace(&below, &below_bytes) == ATTN_OK &&
+                 below_bytes >= (size_t)(limit - 1) * sizeof(float),
+             "Dqk = 2^46 - 1: want valid, with a workspace of at least 4 x Dqk bytes (%zu)", below_bytes);
+
     /* The fused workspace at a fixed thread count: the tile kernel's does not depend on Lq or Lk;
      * the row kernel's (few queries) grows with Lk only until each row has its largest number of key
-     * chunks, then stays. The unfused one is threads x (Lq x Lk + Lq + packing) floats. */
+     * chunks, then stays. The unfused one is threads x (Lq x Lk + 2 Lq + packing) floats. */
     static float one[64];
     size_t w_tile_1 = 0, w_tile_long = 0, w_row_1 = 0, w_row_long = 0, w_row_huge = 0, u_small = 0, u_long = 0;
     attn_params a = broadcast_params(one, one, one, out, 1, 1, 64, 64);
@@ -725,6 +765,74 @@ static void test_workspace_errors(void) {
     printf("  workspace, 1 thread, D = 64: fused Lq = 1000: %zu bytes for Lk = 1 and 1e6; fused Lq = 1: %zu (Lk = 1), "
            "%zu (Lk = 1e6 and 2^40); unfused Lq = 1: %zu (Lk = 1) -> %zu (Lk = 1e6)\n",
            w_tile_1, w_row_1, w_row_long, u_small, u_long);
+    free(out);
+    prob_free(&P);
+}
+
+/* struct_size (attn.h): every entry point taking a parameter struct rejects a size no release
+ * declared, before it reads any other field; the declared size works with the struct placed at the
+ * very end of its allocation (so under ASan, reading past struct_size bytes would be caught). */
+static void test_struct_size(void) {
+    printf("-- struct_size: unknown sizes rejected, the struct read only as far as it says\n");
+    prob P = prob_random(1, 2, 1, 5, 7, 4, 3, 5);
+    float *out = xmalloc(sizeof(float) * (size_t)n_out(&P));
+    float m[16] = {0}, x[16] = {0};
+    /* A program built against 0.1.0 had no struct_size: its batch (here 2) lands in its place. */
+    const size_t garbage[6] = {0, 2, sizeof(float), sizeof(attn_params) - 8, sizeof(attn_params) + 8, SIZE_MAX};
+    for (int g = 0; g < 6; g++) {
+        attn_params a = prob_params(&P, out, NULL, 1);
+        a.struct_size = garbage[g];
+        size_t bytes = 777, ubytes = 777;
+        fill_sentinel(out, n_out(&P));
+        const attn_status st[5] = {attn_validate(&a), attn_forward(&a), attn_forward_unfused(&a),
+                                   attn_forward_workspace(&a, &bytes), attn_forward_unfused_workspace(&a, &ubytes)};
+        for (int f = 0; f < 5; f++)
+            TU_CHECK(st[f] == ATTN_ERR_INVALID_ARGUMENT, "attn_params.struct_size = %zu: entry point %d returned %s",
+                     garbage[g], f, attn_status_string(st[f]));
+        TU_CHECK(bytes == 777 && ubytes == 777 && all_sentinel(out, n_out(&P)),
+                 "attn_params.struct_size = %zu: something was written", garbage[g]);
+        /* Rejected before the pointers are looked at. */
+        a.q = NULL;
+        TU_CHECK(attn_validate(&a) == ATTN_ERR_INVALID_ARGUMENT, "struct_size %zu with q NULL: want invalid argument",
+                 garbage[g]);
+
+        attn_matmul_params mm = attn_matmul_params_default();
+        mm.m = mm.n = mm.k = mm.lda = mm.ldb = mm.ldc = 4;
+        mm.a = mm.b = m;
+        mm.c = x;
+        mm.struct_size = garbage[g] == sizeof(attn_params) - 8 ? sizeof(attn_matmul_params) - 8 : garbage[g];
+        TU_CHECK(attn_matmul(&mm) == ATTN_ERR_INVALID_ARGUMENT, "attn_matmul_params.struct_size = %zu: %s",
+                 mm.struct_size, attn_status_string(attn_matmul(&mm)));
+        attn_rotary_params rot = attn_rotary_params_default();
+        rot.batch = rot.heads = rot.len = 1;
+        rot.dim = 16;
+        rot.x = x;
+        rot.struct_size = garbage[g] == sizeof(attn_params) - 8 ? sizeof(attn_rotary_params) - 8 : garbage[g];
+        TU_CHECK(attn_rotary(&rot) == ATTN_ERR_INVALID_ARGUMENT, "attn_rotary_params.struct_size = %zu: %s",
+                 rot.struct_size, attn_status_string(attn_rotary(&rot)));
+    }
+    /* The declared sizes, each struct at the end of a block of exactly that size. */
+    attn_params *a = xmalloc(sizeof *a);
+    *a = prob_params(&P, out, NULL, 1);
+    TU_CHECK(a->struct_size == sizeof *a && attn_forward(a) == ATTN_OK, "attn_params_default: struct_size %zu, want %zu",
+             a->struct_size, sizeof *a);
+    attn_matmul_params *mm = xmalloc(sizeof *mm);
+    *mm = attn_matmul_params_default();
+    mm->m = mm->n = mm->k = mm->lda = mm->ldb = mm->ldc = 4;
+    mm->a = mm->b = m;
+    mm->c = x;
+    TU_CHECK(mm->struct_size == sizeof *mm && attn_matmul(mm) == ATTN_OK, "attn_matmul_params_default: struct_size %zu",
+             mm->struct_size);
+    attn_rotary_params *rot = xmalloc(sizeof *rot);
+    *rot = attn_rotary_params_default();
+    rot->batch = rot->heads = rot->len = 1;
+    rot->dim = 16;
+    rot->x = x;
+    TU_CHECK(rot->struct_size == sizeof *rot && rot->theta == 10000.0f && attn_rotary(rot) == ATTN_OK,
+             "attn_rotary_params_default: struct_size %zu, theta %g", rot->struct_size, rot->theta);
+    free(a);
+    free(mm);
+    free(rot);
     free(out);
     prob_free(&P);
 }
@@ -808,7 +916,12 @@ static void conc_compute(conc_shared *s, int threads, float *fused, float *unfus
     *errors += attn_forward(&a) != ATTN_OK;
     a.out = unfused;
     *errors += attn_forward_unfused(&a) != ATTN_OK;
-    attn_matmul_params m = {s->mm_m, s->mm_n, s->mm_k, s->mm_a, s->mm_k, s->mm_b, s->mm_k, 1, mm, s->mm_n, NULL, 0, threads};
+    attn_matmul_params m = attn_matmul_params_default();
+    m.m = s->mm_m; m.n = s->mm_n; m.k = s->mm_k;
+    m.a = s->mm_a; m.lda = s->mm_k;
+    m.b = s->mm_b; m.ldb = s->mm_k; m.b_transposed = 1;
+    m.c = mm; m.ldc = s->mm_n;
+    m.num_threads = threads;
     *errors += attn_matmul(&m) != ATTN_OK;
     *errors += attn_layer_norm(ln, s->ln_n, s->ln_x, s->ln_n, s->ln_rows, s->ln_n, NULL, NULL, 1e-5f, ATTN_VARIANCE_TWO_PASS,
                                threads) != ATTN_OK;
@@ -934,6 +1047,35 @@ static void test_nested_region(void) {
     printf("-- nested OpenMP region: not an OpenMP build (the pthread fallback runs each caller's own pool)\n");
 #endif
 }
+
+#if !defined(_OPENMP) && !defined(EDGES_TSAN)
+/* The pthread pool after fork(): the child has none of the parent's workers and must start its own
+ * (a child that waited on the parent's would hang; alarm() turns that into a failure). */
+static void test_pool_after_fork(void) {
+    printf("-- pthread pool: a parallel call in a child forked after the workers exist\n");
+    prob P = prob_random(1, 4, 4, 64, 64, 16, 16, 77);
+    float *want = xmalloc(sizeof(float) * (size_t)n_out(&P)), *got = xmalloc(sizeof(float) * (size_t)n_out(&P));
+    attn_params a = prob_params(&P, want, NULL, 3);
+    attn_forward(&a); /* the parent's workers now exist */
+    fflush(stdout);
+    const pid_t pid = fork();
+    if (pid == 0) {
+        alarm(30);
+        a.out = got;
+        const int ok = attn_forward(&a) == ATTN_OK && memcmp(got, want, sizeof(float) * (size_t)n_out(&P)) == 0;
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    TU_CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+             "a 3-thread call in a forked child did not finish with the parent's result (status 0x%x)", status);
+    a.out = got; /* and the parent's pool still works */
+    TU_CHECK(attn_forward(&a) == ATTN_OK && memcmp(got, want, sizeof(float) * (size_t)n_out(&P)) == 0,
+             "the parent's call after fork differs");
+    free(want);
+    free(got);
+    prob_free(&P);
+}
+#endif
 
 /* ============================================================================================== */
 /* 4. Numerical edges                                                                              */
@@ -1171,6 +1313,76 @@ static void test_nonfinite_rows(void) {
     prob_free(&P);
 }
 
+/* NaN scores on the row kernel (few queries: up to 6, 12, 24 rows on 4-, 8-, 16-float vectors) and
+ * the tile kernel alike, for Lq = 1..30: a NaN in one query, in one key, or a bias row NaN on every
+ * key must give that row NaN and lse NaN, as the unfused path and the reference do. The row kernel's
+ * maximum ignores NaN, so a key chunk whose scores are all NaN reports maximum -inf and sum NaN;
+ * its merge once took that for a fully masked row (zeros, lse -inf). Lk = 1100 splits each row into
+ * up to 3 key chunks, so a NaN key is alone in a chunk with finite scores next to it. */
+static void test_nan_short_rows(void) {
+    printf("-- NaN in one query, one key or one bias row, Lq = 1..30 (row and tile kernels)\n");
+    static const char *site_names[3] = {"q", "k", "bias"};
+    static const int64_t key_counts[2] = {4, 1100};
+    run_result total[3] = {{0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}};
+    for (int site = 0; site < 3; site++)
+        for (int lk = 0; lk < 2; lk++)
+            for (int64_t lq = 1; lq <= TILE_KERNEL_LQ; lq++) {
+                prob P = prob_random(1, 2, 1, lq, key_counts[lk], 8, 8, (uint64_t)(100 + site * 64 + lk * 32 + lq));
+                const int64_t i = lq / 2, j = P.Lk - 1;
+                if (site == 0) qat(&P, 0, 1, i)[0] = NAN;
+                if (site == 1) kat(&P, 0, 0, j)[3] = NAN;
+                if (site == 2) {
+                    prob_add_bias(&P, 0.25f);
+                    for (int64_t t = 0; t < P.Lk; t++) P.bias[sidx(&P, 0, 1, i, t)] = NAN;
+                }
+                double *ref = xmalloc(sizeof(double) * (size_t)n_out(&P));
+                double *ref_lse = xmalloc(sizeof(double) * (size_t)n_rows(&P));
+                reference(&P, ref, ref_lse);
+                char name[80];
+                snprintf(name, sizeof name, "NaN in %s, Lq = %lld, Lk = %lld", site_names[site], (long long)lq,
+                         (long long)P.Lk);
+                const run_result rr = run_all(name, &P, ref, ref_lse, 1e-5, 1e-5, NULL, 2);
+                total[site].runs += rr.runs;
+                total[site].failures += rr.failures;
+                if (rr.max_err > total[site].max_err) total[site].max_err = rr.max_err;
+                if (rr.max_lse_err > total[site].max_lse_err) total[site].max_lse_err = rr.max_lse_err;
+                free(ref);
+                free(ref_lse);
+                prob_free(&P);
+            }
+    table_row("NaN in one query, Lq = 1..30", "its row NaN, lse NaN (row and tile kernels)", &total[0]);
+    table_row("NaN in one key, Lq = 1..30", "NaN in every row that sees the key, lse NaN", &total[1]);
+    table_row("bias row NaN on every key, Lq = 1..30", "that row NaN, lse NaN", &total[2]);
+}
+
+/* The row NaN whatever dropout keeps: dropping the NaN weight must not turn the row finite. */
+static void test_nan_with_dropout(void) {
+    printf("-- NaN in one query under dropout\n");
+    const attn_isa initial = attn_get_isa();
+    for (int64_t lq = 1; lq <= TILE_KERNEL_LQ; lq += 29) {
+        prob P = prob_random(1, 1, 1, lq, 4, 8, 8, (uint64_t)(300 + lq));
+        qat(&P, 0, 0, 0)[0] = NAN;
+        float *out = xmalloc(sizeof(float) * (size_t)n_out(&P)), *lse = xmalloc(sizeof(float) * (size_t)n_rows(&P));
+        for (int isa = 0; isa < NISA; isa++) {
+            if (!attn_isa_supported((attn_isa)isa)) continue;
+            attn_set_isa((attn_isa)isa);
+            for (int path = 0; path < 2; path++) {
+                attn_params a = prob_params(&P, out, lse, 1);
+                a.dropout_p = 0.9f; /* drops most weights, the NaN ones among them */
+                const attn_status st = path == 0 ? attn_forward(&a) : attn_forward_unfused(&a);
+                int nan_row = isnan(lse[0]) != 0;
+                for (int64_t c = 0; c < P.Dv; c++) nan_row &= isnan(out[c]) != 0;
+                TU_CHECK(st == ATTN_OK && nan_row, "NaN query, dropout 0.9, Lq = %lld [%s/%s]: want a NaN row, lse NaN",
+                         (long long)lq, attn_isa_name((attn_isa)isa), path_name[path]);
+            }
+        }
+        free(out);
+        free(lse);
+        prob_free(&P);
+    }
+    attn_set_isa(initial);
+}
+
 static void test_masked_rows(void) {
     printf("-- fully masked rows, by every mechanism, under every policy\n");
     /* key_len 0 (all of batch 0), a bool mask row of zeros, a bias row of -inf. */
@@ -1219,11 +1431,7 @@ static void test_dims(void) {
     printf("-- D = 1 and D = 512\n");
     static const int64_t dims[4][2] = {{1, 1}, {1, 512}, {512, 1}, {512, 512}};
     for (int d = 0; d < 4; d++) {
-        prob P = prob_new(2, 2, 1, 33, 77, dims[d][0], dims[d][1]);
-        tu_rng r = tu_rng_derive(SEED, 46 + (uint64_t)d);
-        fill_uniform(&r, P.q, n_q(&P), -1, 1);
-        fill_uniform(&r, P.k, n_k(&P), -1, 1);
-        fill_uniform(&r, P.v, n_v(&P), -1, 1);
+        prob P = prob_random(2, 2, 1, 33, 77, dims[d][0], dims[d][1], 46 + (uint64_t)d);
         P.key_len = xmalloc(sizeof(int64_t) * 2);
         P.key_len[0] = 77;
         P.key_len[1] = 40;
@@ -1473,13 +1681,19 @@ int main(int argc, char **argv) {
     /* Child processes first, before any thread exists (fork and OpenMP runtimes do not mix). */
     test_allocation_failure();
     test_workspace_errors();
+    test_struct_size();
     test_thread_resolution();
     test_concurrent_calls();
     test_nested_region();
+#if !defined(_OPENMP) && !defined(EDGES_TSAN) /* TSan cannot start threads in a forked child */
+    test_pool_after_fork();
+#endif
     test_large_logits();
     test_equal_scores();
     test_inf_bias();
     test_nonfinite_rows();
+    test_nan_short_rows();
+    test_nan_with_dropout();
     test_masked_rows();
     test_dims();
     if (!quick) {

@@ -84,8 +84,12 @@ static void run_shape(const shape *s, const char *isa) {
     for (int t = 0; t < 3; t++) {
         float *c = t == 0 ? c1 : ct;
         memcpy(c, c0, c_len * sizeof(float));
-        attn_matmul_params p = {s->m, s->n, s->k, a, s->lda, b, s->ldb, s->b_transposed, c, s->ldc, bias,
-                                s->accumulate, thread_counts[t]};
+        attn_matmul_params p = attn_matmul_params_default();
+        p.m = s->m; p.n = s->n; p.k = s->k;
+        p.a = a; p.lda = s->lda;
+        p.b = b; p.ldb = s->ldb; p.b_transposed = s->b_transposed;
+        p.c = c; p.ldc = s->ldc;
+        p.bias = bias; p.accumulate = s->accumulate; p.num_threads = thread_counts[t];
         attn_status st = attn_matmul(&p);
         if (st != ATTN_OK) {
             char msg[320];
@@ -173,7 +177,11 @@ static void error_statuses(void) {
     float a[64], b[64], c[64], bias[8];
     for (int i = 0; i < 64; i++) a[i] = b[i] = 1.0f;
     for (int i = 0; i < 8; i++) bias[i] = 1.0f;
-    const attn_matmul_params ok = {4, 4, 4, a, 4, b, 4, 0, c, 4, bias, 0, 0};
+    attn_matmul_params ok = attn_matmul_params_default();
+    ok.m = ok.n = ok.k = 4;
+    ok.a = a; ok.b = b; ok.c = c;
+    ok.lda = ok.ldb = ok.ldc = 4;
+    ok.bias = bias;
     struct {
         const char *name;
         attn_matmul_params p;

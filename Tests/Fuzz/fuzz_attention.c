@@ -400,6 +400,13 @@ static int run_input(const uint8_t *data, size_t size) {
         }
     }
     const int null_params = nulls == 0xF7;
+    /* Now and then a struct_size no release declared (attn.h): rejected before any other field. */
+    const uint8_t size_pick = rd_u8(&r);
+    const int bad_size = size_pick >= 248;
+    if (bad_size) {
+        const size_t bad[8] = {0, 1, 8, sizeof p - 8, sizeof p + 8, sizeof p / 2, SIZE_MAX, sizeof p + 1};
+        p.struct_size = bad[size_pick - 248];
+    }
     const attn_isa initial = attn_get_isa();
     if (attn_isa_supported((attn_isa)isa)) attn_set_isa((attn_isa)isa);
 
@@ -410,8 +417,12 @@ static int run_input(const uint8_t *data, size_t size) {
     size_t wf = 0, wu = 0;
     const attn_status sf = attn_forward_workspace(pp, &wf), su = attn_forward_unfused_workspace(pp, &wu);
     if (null_params && sv != ATTN_ERR_NULL_POINTER) fail("attn_validate(NULL) = %d", sv);
+    if (!null_params && bad_size && sv != ATTN_ERR_INVALID_ARGUMENT)
+        fail("struct_size %zu: attn_validate %d, want invalid argument", p.struct_size, sv);
     if (sv != ATTN_OK && (sf != sv || su != sv)) fail("validate %d but workspace queries %d / %d", sv, sf, su);
-    if (sv == ATTN_OK && ((sf != ATTN_OK && sf != ATTN_ERR_OVERFLOW) || (su != ATTN_OK && su != ATTN_ERR_OVERFLOW)))
+    /* attn_validate is exactly attn_forward's checks, so the fused query agrees; the unfused path's
+     * larger workspace may still overflow. */
+    if (sv == ATTN_OK && (sf != ATTN_OK || (su != ATTN_OK && su != ATTN_ERR_OVERFLOW)))
         fail("validate ok but workspace queries %d / %d", sf, su);
     if (attn_forward_workspace(pp, NULL) != ATTN_ERR_NULL_POINTER) fail("attn_forward_workspace(bytes NULL) not NULL_POINTER");
 

@@ -1,5 +1,5 @@
 /*
- * softmax_kernel.h: the vectorised row softmax, compiled once per ISA through kernel_table.h.
+ * softmax_template.h: the vectorised row softmax, compiled once per ISA through kernel_table_template.h.
  * Used by the unfused attention path and for attention weights a module returns.
  */
 

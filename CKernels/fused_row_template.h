@@ -1,8 +1,8 @@
 /*
- * fused_row_kernel.h: the fused kernel for problems with few query rows (decoding with a KV cache),
- * compiled once per ISA through kernel_table.h.
+ * fused_row_template.h: the fused kernel for problems with few query rows (decoding with a KV cache),
+ * compiled once per ISA through kernel_table_template.h.
  *
- * The tile kernel (fused_kernel.h) puts queries in vector lanes; with one query per head, all but
+ * The tile kernel (fused_tile_template.h) puts queries in vector lanes; with one query per head, all but
  * one lane of every FMA would be wasted. Here the lanes run along the features instead: a score is
  * a dot product of the query with a key row, and the output is a weighted sum of value rows, both
  * read straight from K and V. Decoding is bound by reading K and V, so the work is split along
@@ -57,18 +57,15 @@ static void fused_row_item(const attn_problem *pr, int64_t b, int64_t h, int64_t
     for (int64_t d = 0; d < dq_pad; d++) q[d] = d < dq ? qi[d] * p->scale : 0.0f;
     for (int64_t c = 0; c < dv_pad; c++) o[c] = 0.0f;
     float m = -INFINITY, l = 0.0f;
-    const float *bias = p->bias ? p->bias + b * p->bias_stride[0] + h * p->bias_stride[1] + i * p->bias_stride[2] : NULL;
-    const uint8_t *mask = p->mask ? p->mask + b * p->mask_stride[0] + h * p->mask_stride[1] + i * p->mask_stride[2] : NULL;
-    const uint64_t counter = p->dropout_offset + (uint64_t)((b * p->heads_q + h) * p->len_q + i) * (uint64_t)p->len_k;
+    const attn_row_masks masks = attn_row_masks_at(pr, b, h, i);
+    const uint64_t counter = attn_dropout_counter(pr, b, h, i);
 
     for (int64_t jb = j0; jb < j1; jb += ROW_KEY_BLOCK) {
         const int64_t n = j1 - jb < ROW_KEY_BLOCK ? j1 - jb : ROW_KEY_BLOCK;
         float block_max = -INFINITY;
         for (int64_t t = 0; t < n; t++) {
             const int64_t j = jb + t;
-            float x = row_dot(q, k + j * p->k_stride[2], dq);
-            if (bias) x += bias[j * p->bias_stride[3]];
-            if (mask && !mask[j * p->mask_stride[3]]) x = -INFINITY;
+            const float x = attn_bias_mask(&masks, j, row_dot(q, k + j * p->k_stride[2], dq));
             s[t] = x;
             block_max = x > block_max ? x : block_max; /* ignores NaN, as the tile kernel's max */
         }
@@ -91,8 +88,7 @@ static void fused_row_item(const attn_problem *pr, int64_t b, int64_t h, int64_t
         m = m_new;
         if (pr->dropout_threshold)
             for (int64_t t = 0; t < n; t++)
-                s[t] = attn_dropout_bits(p->dropout_seed, counter + (uint64_t)(jb + t)) >= pr->dropout_threshold
-                           ? s[t] * pr->dropout_scale : 0.0f;
+                s[t] = attn_dropout(pr, counter + (uint64_t)(jb + t), s[t]);
         for (int64_t t = 0; t < n; t++) {
             const float *vj = v + (jb + t) * p->v_stride[2];
             const vf pw = vsplat(s[t]);

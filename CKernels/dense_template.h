@@ -1,6 +1,6 @@
 /*
- * dense_kernel.h: the row kernels behind the dense entry points of dense.c (layer norm, element-wise
- * activations, row sums), compiled once per ISA through kernel_table.h. Each works on one row or one
+ * dense_template.h: the row kernels behind the dense entry points of dense.c (layer norm, element-wise
+ * activations, row sums), compiled once per ISA through kernel_table_template.h. Each works on one row or one
  * contiguous range and is single-threaded; dense.c validates and splits the work.
  *
  * Accuracy (float32 results against a double-precision reference; largest errors measured over

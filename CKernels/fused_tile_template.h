@@ -1,5 +1,5 @@
 /*
- * fused_kernel.h: the fused attention kernel, compiled once per ISA through kernel_table.h.
+ * fused_tile_template.h: the fused attention kernel, compiled once per ISA through kernel_table_template.h.
  *
  * Layout idea: lanes are queries. A micro-tile holds QT = ATTN_Q_VECS x ATTN_VL query rows, and
  * every per-row quantity (score, running maximum, running sum, output column) is a vector whose
@@ -194,19 +194,10 @@ static void fused_mask(const fused_item_ctx *x, int64_t r0, int64_t rows, int64_
             }
         }
     }
-    if (p->bias) {
-        const float *bias = p->bias + x->b * p->bias_stride[0] + x->h * p->bias_stride[1] + r0 * p->bias_stride[2];
+    if (p->bias || p->mask) {
         for (int64_t l = 0; l < rows; l++) {
-            const float *br = bias + l * p->bias_stride[2];
-            for (int64_t j = j0; j < j1; j++) x->st[(j - j0) * QT + l] += br[j * p->bias_stride[3]];
-        }
-    }
-    if (p->mask) {
-        const uint8_t *mask = p->mask + x->b * p->mask_stride[0] + x->h * p->mask_stride[1] + r0 * p->mask_stride[2];
-        for (int64_t l = 0; l < rows; l++) {
-            const uint8_t *mr = mask + l * p->mask_stride[2];
-            for (int64_t j = j0; j < j1; j++)
-                if (!mr[j * p->mask_stride[3]]) x->st[(j - j0) * QT + l] = neg_inf;
+            const attn_row_masks masks = attn_row_masks_at(pr, x->b, x->h, r0 + l);
+            for (int64_t j = j0; j < j1; j++) x->st[(j - j0) * QT + l] = attn_bias_mask(&masks, j, x->st[(j - j0) * QT + l]);
         }
     }
 }
@@ -268,14 +259,11 @@ static int fused_softmax(const fused_item_ctx *x, int64_t u, int64_t nk, const v
 /* Dropout on Pᵀ for keys [j0, j1) of rows [r0, r0 + rows): after the row sum took the undropped
  * weights, as the softmax-then-dropout order of every reference requires. */
 static void fused_dropout(const fused_item_ctx *x, int64_t r0, int64_t rows, int64_t j0, int64_t j1) {
-    const attn_problem *pr = x->pr;
-    const attn_params *p = &pr->p;
     for (int64_t l = 0; l < rows; l++) {
-        const uint64_t base = p->dropout_offset +
-            (uint64_t)((x->b * p->heads_q + x->h) * p->len_q + r0 + l) * (uint64_t)p->len_k;
+        const uint64_t counter = attn_dropout_counter(x->pr, x->b, x->h, r0 + l);
         for (int64_t j = j0; j < j1; j++) {
             float *s = x->st + (j - j0) * QT + l;
-            *s = attn_dropout_bits(p->dropout_seed, base + (uint64_t)j) >= pr->dropout_threshold ? *s * pr->dropout_scale : 0.0f;
+            *s = attn_dropout(x->pr, counter + (uint64_t)j, *s);
         }
     }
 }
@@ -332,7 +320,7 @@ static void fused_load(const fused_item_ctx *x) {
     }
 }
 
-/* out rows (and lse) from Oᵀ / l; rows that saw no key get the masked-row policy. */
+/* out rows (and lse) from Oᵀ / l; rows that saw no key, or a NaN score, are written by the finish. */
 static void fused_store(const fused_item_ctx *x) {
     const attn_problem *pr = x->pr;
     const attn_params *p = &pr->p;
@@ -345,15 +333,9 @@ static void fused_store(const fused_item_ctx *x) {
             if (i >= p->len_q) break;
             float *oi = out + i * p->out_stride[2];
             const float sum = x->lrow[u * QT + l], m = x->mrow[u * QT + l];
-            if (sum == 0.0f) {
-                attn_masked_row_fill(pr, x->b, x->h, i, oi);
-            } else {
+            if (attn_row_finish(pr, x->b, x->h, i, p->bias ? m : m * FUSED_LN2, sum, oi)) {
                 const float inv = 1.0f / sum;
                 for (int64_t c = 0; c < dv; c++) oi[c] = ot[c * QT + l] * inv;
-            }
-            if (p->lse) {
-                float *lse = p->lse + (x->b * p->heads_q + x->h) * p->len_q + i;
-                *lse = sum == 0.0f ? -INFINITY : (p->bias ? m : m * FUSED_LN2) + logf(sum);
             }
         }
     }

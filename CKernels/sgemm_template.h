@@ -1,6 +1,6 @@
 /*
- * sgemm_kernel.h: the single-threaded packed matrix multiply, a template included once per ISA by
- * kernel_table.h (after simd.h, with ATTN_VL defined). It defines sgemm_block (see sgemm.h):
+ * sgemm_template.h: the single-threaded packed matrix multiply, a template included once per ISA by
+ * kernel_table_template.h (after simd_template.h, with ATTN_VL defined). It defines sgemm_block (see sgemm.h):
  *
  *   C (m, n) = A (m, k) · B (k, n) (+ bias)   or   C += A·B (+ bias)
  *
@@ -193,7 +193,7 @@ static void sgemm_micro(int64_t kc, const float *restrict ap, const float *restr
 
 /* Packs columns [c0, c1) (c0 a multiple of NR) of the KC x NC block of B at depth p0 and columns j0
  * into pack_b, at the place sgemm_rows reads them: threads can each pack a share of one block. */
-static void sgemm_pack_b_block(float *pack_b, const attn_sgemm_args *args, int64_t j0, int64_t p0, int64_t kc,
+static void sgemm_pack_b_block(float *pack_b, const attn_matmul_params *args, int64_t j0, int64_t p0, int64_t kc,
                                int64_t c0, int64_t c1) {
     const int64_t col = j0 + c0;
     const float *b = args->b_transposed ? args->b + col * args->ldb + p0 : args->b + p0 * args->ldb + col;
@@ -203,7 +203,7 @@ static void sgemm_pack_b_block(float *pack_b, const attn_sgemm_args *args, int64
 /* C rows [i0, i0 + mc) (mc <= SGEMM_MC), columns [j0, j0 + nc), += or = A's rows at depth
  * [p0, p0 + kc) times the packed block of B: packs those rows of A into pack_a, then runs the
  * micro-kernel over every NR panel (each kept in L1) and MR panel (streamed from L2). */
-static void sgemm_rows(const attn_sgemm_args *args, const float *pack_b, int64_t j0, int64_t nc, int64_t p0,
+static void sgemm_rows(const attn_matmul_params *args, const float *pack_b, int64_t j0, int64_t nc, int64_t p0,
                        int64_t kc, int64_t i0, int64_t mc, float *pack_a) {
     /* The first k block writes (or adds to) C with the bias; later blocks add to it. */
     const int add_c = p0 > 0 || args->accumulate;
@@ -220,7 +220,7 @@ static void sgemm_rows(const attn_sgemm_args *args, const float *pack_b, int64_t
     }
 }
 
-static void sgemm_block(const attn_sgemm_args *args, float *workspace) {
+static void sgemm_block(const attn_matmul_params *args, float *workspace) {
     float *pack_a = workspace, *pack_b = workspace + ATTN_SGEMM_PACK_A_FLOATS;
     for (int64_t j0 = 0; j0 < args->n; j0 += SGEMM_NC) {
         const int64_t nc = sgemm_min(SGEMM_NC, args->n - j0);

@@ -1,5 +1,5 @@
 /*
- * simd.h: the one vector abstraction every kernel is written against.
+ * simd_template.h: the one vector abstraction every kernel is written against.
  *
  * The kernels are written once, with GCC/Clang vector extensions, and compiled once per instruction
  * set: a file such as kernels_avx2.c defines ATTN_VL (floats per vector) and ATTN_SUFFIX, switches
@@ -17,7 +17,7 @@
 #include <string.h>
 
 #ifndef ATTN_VL
-#error "define ATTN_VL (floats per vector) before including simd.h"
+#error "define ATTN_VL (floats per vector) before including simd_template.h"
 #endif
 
 #define ATTN_INLINE static inline __attribute__((always_inline))

@@ -1,16 +1,16 @@
 /*
- * kernel_table.h: the body of every per-ISA translation unit (kernels_<isa>.c defines ATTN_VL, the
+ * kernel_table_template.h: the body of every per-ISA translation unit (kernels_<isa>.c defines ATTN_VL, the
  * register-blocking constants, the table's name and the code generation target, then includes
  * this). Everything below is static except the table, so each ISA gets its own copy of the code.
  */
-#include "internal.h"
-#include "simd.h"
+#include "problem.h"
+#include "simd_template.h"
 #include "sgemm.h"
-#include "fused_kernel.h"
-#include "fused_row_kernel.h"
-#include "softmax_kernel.h"
-#include "dense_kernel.h"
-#include "sgemm_kernel.h"
+#include "fused_tile_template.h"
+#include "fused_row_template.h"
+#include "softmax_template.h"
+#include "dense_template.h"
+#include "sgemm_template.h"
 
 const attn_kernels ATTN_KERNELS = {
     .isa = ATTN_KERNELS_ISA,

@@ -1,0 +1,71 @@
+/*
+ * params.c: the parameter structs' defaults, and reading a caller's struct as its struct_size says
+ * (the rules are in attn.h): every entry point goes through attn_read_params and its siblings
+ * before it looks at any other field.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+/* The sizeof of every layout a release declared, oldest first. A release that appends fields adds
+ * the previous sizeof here (and a test that a struct of that size still works). */
+static const size_t params_sizes[] = {sizeof(attn_params)};
+static const size_t matmul_sizes[] = {sizeof(attn_matmul_params)};
+static const size_t rotary_sizes[] = {sizeof(attn_rotary_params)};
+
+attn_params attn_params_default(void) {
+    attn_params p = {0};
+    p.struct_size = sizeof p;
+    p.window_left = -1;
+    p.window_right = -1;
+    return p;
+}
+
+attn_matmul_params attn_matmul_params_default(void) {
+    attn_matmul_params p = {0};
+    p.struct_size = sizeof p;
+    return p;
+}
+
+attn_rotary_params attn_rotary_params_default(void) {
+    attn_rotary_params p = {0};
+    p.struct_size = sizeof p;
+    p.theta = 10000.0f;
+    return p;
+}
+
+/* *out (current layout, holding the defaults) takes the first struct_size bytes of *in when that
+ * size is a known layout's; 0 (and *out untouched) otherwise. Only struct_size bytes of *in are
+ * read: an older caller's struct is no larger. */
+static int read_struct(void *out, size_t current, const void *in, const size_t *sizes, size_t n_sizes) {
+    size_t size;
+    memcpy(&size, in, sizeof size);
+    for (size_t k = 0; k < n_sizes; k++) {
+        if (size != sizes[k]) continue;
+        memcpy(out, in, size);
+        memcpy(out, &current, sizeof current); /* the copy is now of the current layout */
+        return 1;
+    }
+    return 0;
+}
+
+attn_status attn_read_params(attn_params *out, const attn_params *in) {
+    if (!in) return ATTN_ERR_NULL_POINTER;
+    *out = attn_params_default();
+    return read_struct(out, sizeof *out, in, params_sizes, sizeof params_sizes / sizeof params_sizes[0])
+               ? ATTN_OK : ATTN_ERR_INVALID_ARGUMENT;
+}
+
+attn_status attn_read_matmul_params(attn_matmul_params *out, const attn_matmul_params *in) {
+    if (!in) return ATTN_ERR_NULL_POINTER;
+    *out = attn_matmul_params_default();
+    return read_struct(out, sizeof *out, in, matmul_sizes, sizeof matmul_sizes / sizeof matmul_sizes[0])
+               ? ATTN_OK : ATTN_ERR_INVALID_ARGUMENT;
+}
+
+attn_status attn_read_rotary_params(attn_rotary_params *out, const attn_rotary_params *in) {
+    if (!in) return ATTN_ERR_NULL_POINTER;
+    *out = attn_rotary_params_default();
+    return read_struct(out, sizeof *out, in, rotary_sizes, sizeof rotary_sizes / sizeof rotary_sizes[0])
+               ? ATTN_OK : ATTN_ERR_INVALID_ARGUMENT;
+}
