@@ -56,7 +56,7 @@ let package = Package(
         // MARK: - Implementation details
 
         /// The C kernels, not a product of their own. Public header: `CKernels/include/attn.h`.
-        /// The `.h` templates beside the `.c` files (`kernel_table.h`, `fused_kernel.h`, ...) are
+        /// The `*_template.h` files beside the `.c` files (`kernel_table_template.h`, `fused_tile_template.h`, ...) are
         /// included once per instruction set by `kernels_<isa>.c`; headers are never compiled on
         /// their own, so nothing needs excluding.
         .target(

@@ -89,7 +89,7 @@ extension RotaryPositionalEmbedding {
     /// (`attn_rotary`).
     func rotate(_ heads: inout StridedHeads, positionOffset: Int) throws(AttentionError) {
         if embeddingSize == 0 || heads.batch == 0 || heads.heads == 0 || heads.length == 0 { return }
-        var params = attn_rotary_params()
+        var params = attn_rotary_params_default()
         (params.batch, params.heads, params.len) = (Int64(heads.batch), Int64(heads.heads), Int64(heads.length))
         params.dim = Int64(embeddingSize)
         params.x_stride = heads.strides

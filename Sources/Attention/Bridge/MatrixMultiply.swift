@@ -23,7 +23,7 @@ func multiplyMatrices(
     context: @autoclosure () -> String
 ) throws(AttentionError) {
     if m == 0 || n == 0 { return }
-    var params = attn_matmul_params()
+    var params = attn_matmul_params_default()
     (params.m, params.n, params.k) = (Int64(m), Int64(n), Int64(k))
     (params.a, params.lda) = (a, Int64(lda))
     (params.b, params.ldb, params.b_transposed) = (b, Int64(ldb), bTransposed ? 1 : 0)
