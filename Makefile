@@ -38,7 +38,7 @@ OBJECTS  = $(SOURCES:CKernels/%.c=$(BUILD)/obj/%.o)
 TESTS    = $(patsubst Tests/CKernelsTests/%.c,$(BUILD)/tests/%,$(wildcard Tests/CKernelsTests/test_*.c))
 SWIFT   ?= swift
 
-.PHONY: all test test-c bench bench-peers bench-chart install clean deps test-sanitize test-threads test-avx512-logic fuzz fuzz-build san-deps
+.PHONY: all test test-c check-layers bench bench-peers bench-chart install clean deps test-sanitize test-threads test-avx512-logic fuzz fuzz-build san-deps
 BENCH_ARGS ?=
 
 all: $(BUILD)/libattn.a $(BUILD)/libattn.so
@@ -62,8 +62,14 @@ $(BUILD)/tests/%: Tests/CKernelsTests/%.c $(wildcard Tests/CKernelsTests/*.h) $(
 deps:
 	@bash .ci/install-deps
 
-test: deps test-c
+test: deps test-c check-layers
 	$(SWIFT) test
+
+# The Swift library's layering: only Sources/Attention/Bridge talks to the C module.
+check-layers:
+	@offenders=$$(grep -rlE '^(internal |public |package )?import CAttention' Sources | grep -v '^Sources/Attention/Bridge/' || true); \
+	 if [ -n "$$offenders" ]; then echo "error: only Sources/Attention/Bridge may import CAttention; also:" $$offenders >&2; exit 1; fi; \
+	 echo "layers: only Sources/Attention/Bridge imports CAttention"
 
 # The example is built against the installed-style interface only (attn.h and the library).
 $(BUILD)/examples/%: examples/%.c CKernels/include/attn.h $(BUILD)/libattn.a

@@ -179,11 +179,15 @@ extension KernelTests {
         }
 
         @Test func emptyDimensions() throws {
-            #expect(call(query: try Tensor(zeros: [2, 8, 0, 16])) == .invalidArgument(
-                argument: "query", reason: "every dimension must be at least 1, got shape [2, 8, 0, 16]"))
-            #expect(call(key: try Tensor(zeros: [2, 4, 0, 16]), value: try Tensor(zeros: [2, 4, 0, 12]))?.argument == "key")
+            // A batch or a sequence may be empty (EmptyShapesTests); heads and features may not.
+            #expect(try scaledDotProductAttention(query: Tensor(zeros: [2, 8, 0, 16]), key: k, value: v).shape == [2, 8, 0, 12])
+            #expect(try scaledDotProductAttention(query: q, key: Tensor(zeros: [2, 4, 0, 16]), value: Tensor(zeros: [2, 4, 0, 12]))
+                .scalars.allSatisfy { $0 == 0 })
             #expect(call(value: try Tensor(zeros: [2, 4, 7, 0])) == .invalidArgument(
-                argument: "value", reason: "every dimension must be at least 1, got shape [2, 4, 7, 0]"))
+                argument: "value",
+                reason: "heads and features must be at least 1 and no dimension negative (a batch or a sequence "
+                    + "may be empty), got shape [2, 4, 7, 0]"))
+            #expect(call(query: try Tensor(zeros: [2, 0, 5, 16]))?.argument == "query")
         }
 
         @Test func keyBatchAndFeatureSize() throws {

@@ -116,9 +116,8 @@ extension KernelTests {
             let query = try Tensor(randomNormal: [2, 17, 32], using: &rng)
             let memory = try Tensor(randomNormal: [2, 23, 32], using: &rng)
             try await expectConcurrentMatchesSequential("TorchMultiheadAttention") { index in
-                let (output, weights) = try mha(
-                    query: query, key: memory, value: memory, needWeights: index % 2 == 0)
-                return [output] + (weights.map { [$0] } ?? [])
+                let result = try mha(query: query, key: memory, value: memory, needWeights: index % 2 == 0)
+                return [result.output] + (result.weights.map { [$0] } ?? [])
             }
         }
 

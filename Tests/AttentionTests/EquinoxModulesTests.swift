@@ -464,11 +464,8 @@ extension KernelTests {
             expectModuleError(argument: "key") {
                 _ = try attention(query: qb, key: Tensor(zeros: [3, 7, 6]), value: Tensor(zeros: [3, 7, 5]))
             }
-            // Empty sequences.
-            expectModuleError(argument: "query") { _ = try attention(query: Tensor(zeros: [0, 8]), key: k, value: v) }
-            expectModuleError(argument: "key") {
-                _ = try attention(query: q, key: Tensor(zeros: [0, 6]), value: Tensor(zeros: [0, 5]))
-            }
+            // Empty sequences are not errors: the library's rule (EmptyShapesTests).
+            #expect(try attention(query: Tensor(zeros: [0, 8]), key: k, value: v).shape == [0, attention.outputSize])
             // Self-attention needs equal sizes: here the key size differs from the query's.
             expectModuleError(argument: "key") { _ = try attention(q) }
 

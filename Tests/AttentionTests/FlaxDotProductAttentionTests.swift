@@ -99,9 +99,17 @@ struct FlaxDotProductAttentionTests {
             try dotProductAttention(query: Tensor(zeros: [5, 8]), key: key, value: value)
         }
         #expect(throws: AttentionError.invalidArgument(
-            argument: "value", reason: "every dimension must be at least 1, got shape [2, 7, 4, 0]")) {
+            argument: "value",
+            reason: "its depth must be at least 1 (a batch or a sequence may be empty), got shape [2, 7, 4, 0]")) {
             try dotProductAttention(query: query, key: key, value: Tensor(zeros: [2, 7, 4, 0]))
         }
+        // The library's empty-input rule: no batch or no query gives an empty result, no key zeros.
+        #expect(try dotProductAttention(
+            query: Tensor(zeros: [0, 5, 4, 8]), key: Tensor(zeros: [0, 7, 4, 8]), value: Tensor(zeros: [0, 7, 4, 3])
+        ).shape == [0, 5, 4, 3])
+        #expect(try dotProductAttention(query: Tensor(zeros: [2, 0, 4, 8]), key: key, value: value).shape == [2, 0, 4, 3])
+        let noKey = try dotProductAttention(query: query, key: Tensor(zeros: [2, 0, 4, 8]), value: Tensor(zeros: [2, 0, 4, 3]))
+        #expect(noKey == (try Tensor(zeros: [2, 5, 4, 3])))
         #expect(throws: AttentionError.invalidArgument(argument: "dropout.probability", reason: "must be in [0, 1), got 1.0")) {
             try dotProductAttention(query: query, key: key, value: value, dropout: Dropout(probability: 1, seed: 0))
         }

@@ -80,9 +80,13 @@ struct AttentionProblem {
                     expected: "rank \(rank) like the query \(queryShape): \(Self.layout(names, rank: rank))",
                     actual: shape)
             }
-            guard !shape.contains(where: { $0 < 1 }) else {
+            // A batch or a sequence may be empty; heads and features are sizes, at least 1.
+            let logical = Self.logical(headsFirst(shape))
+            guard logical[0] >= 0, logical[1] >= 1, logical[2] >= 0, logical[3] >= 1 else {
                 throw .invalidArgument(
-                    argument: name, reason: "every dimension must be at least 1, got shape \(shape)")
+                    argument: name,
+                    reason: "heads and features must be at least 1 and no dimension negative "
+                        + "(a batch or a sequence may be empty), got shape \(shape)")
             }
         }
         let q = Self.logical(headsFirst(queryShape)), k = Self.logical(headsFirst(keyShape))

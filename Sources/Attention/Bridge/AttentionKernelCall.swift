@@ -17,9 +17,10 @@ struct KernelMask {
 /// One call of the attention kernels (`attn_forward` or `attn_forward_unfused`): the one place
 /// that turns tensors, a mask and options into `attn_params` and runs them.
 ///
-/// The caller validates the problem (sizes at least 1, `Hq % Hkv == 0`, matching batch, lengths
-/// and head sizes, mask and bias strides inside their tensors); the kernels' own checks remain as
-/// a safety net and surface as `AttentionError.kernelFailure`.
+/// The caller validates the problem (heads and head sizes at least 1, `Hq % Hkv == 0`, matching
+/// batch, lengths and head sizes, mask and bias strides inside their tensors); the kernels' own
+/// checks remain as a safety net and surface as `AttentionError.kernelFailure`. A batch or a
+/// sequence may be empty (the library's rule, PyTorch's): see ``run(outputShape:outputLayout:logSumExpShape:context:)``.
 ///
 /// ```swift
 /// var call = AttentionKernelCall(query: q, key: k, value: v)
@@ -54,6 +55,7 @@ struct AttentionKernelCall {
 
     /// Runs the kernel into a new tensor of `outputShape` holding `(B, Hq, Lq, Dv)` in
     /// `outputLayout` (`.sequence`: `(B, Lq, Hq, Dv)` in memory, ready for an output projection).
+    /// With no batch or no query the result is empty; with no key it is zeros.
     ///
     /// - Parameters:
     ///   - logSumExpShape: when given, also return each row's log-sum-exp, `(B, Hq, Lq)` in
@@ -67,6 +69,11 @@ struct AttentionKernelCall {
         let output = try Tensor(uninitializedShape: outputShape, argument: "output")
         let logSumExp = try logSumExpShape.map { shape throws(AttentionError) in
             try Tensor(uninitializedShape: shape, argument: "logSumExp")
+        }
+        // The kernels take sizes of at least 1. An empty batch, query or head gives an empty
+        // result; no key at all gives zeros and a log-sum-exp of -infinity (PyTorch's empty sum).
+        if output.count == 0 || key.length == 0 {
+            return (output.filled(with: 0), logSumExp?.filled(with: -.infinity))
         }
         let written = StridedHeads(
             dense: output, layout: outputLayout, batch: query.batch, length: query.length, heads: query.heads,

@@ -43,3 +43,5 @@ public enum Activation: String, Sendable, Equatable, Hashable, CaseIterable, Par
         try activate(input)
     }
 }
+
+extension Activation: Layer {}

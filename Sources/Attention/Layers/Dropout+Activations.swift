@@ -43,3 +43,12 @@ extension Dropout: ParameterizedModule {
         return output
     }
 }
+
+extension Dropout: Layer {
+    /// Dropout of `input` in training: as `callAsFunction(input, inference: false)`.
+    ///
+    /// - Throws: as ``callAsFunction(_:inference:)``.
+    public func callAsFunction(_ input: Tensor) throws -> Tensor {
+        try callAsFunction(input, inference: false)
+    }
+}

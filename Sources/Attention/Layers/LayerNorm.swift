@@ -135,3 +135,5 @@ public struct LayerNorm: ParameterizedModule, Equatable {
         return try layerNormRows(input, size: size, weight: weight, bias: bias, epsilon: epsilon, variance: variance)
     }
 }
+
+extension LayerNorm: Layer {}

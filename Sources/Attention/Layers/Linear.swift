@@ -126,3 +126,5 @@ public struct Linear: ParameterizedModule, Equatable {
             context: "input \(input.shape), weight \(weight.shape), bias \(bias.map { "\($0.shape)" } ?? "none")")
     }
 }
+
+extension Linear: Layer {}

@@ -97,6 +97,12 @@ public struct Tensor: Sendable {
         self.init(shape: shape, storage: try TensorStorage(uninitializedCount: count, argument: argument))
     }
 
+    /// This tensor (uniquely owned, freshly allocated) with every element set to `value`.
+    func filled(with value: Float) -> Tensor {
+        storage.buffer.initialize(repeating: value)
+        return self
+    }
+
     /// The number of elements: the product of the dimensions.
     ///
     /// ```swift

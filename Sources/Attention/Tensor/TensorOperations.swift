@@ -118,8 +118,8 @@ extension Tensor {
         newShape[axis] = range.count
         var result = try Tensor(uninitializedShape: newShape, argument: "self")
         if result.count == 0 { return result }
-        let inner = shape[(axis + 1)...].reduce(1, *)
-        let outer = shape[..<axis].reduce(1, *)
+        let inner = try elementCount(of: Array(shape[(axis + 1)...]), argument: "self")
+        let outer = try elementCount(of: Array(shape[..<axis]), argument: "self")
         let sourceBlock = shape[axis] * inner, block = range.count * inner
         result.withUnsafeMutableBufferPointer { out in
             withUnsafeBufferPointer { source in
@@ -168,8 +168,8 @@ extension Tensor {
         newShape[axis] = joined
         var result = try Tensor(uninitializedShape: newShape, argument: "tensors")
         if result.count == 0 { return result }
-        let inner = first.shape[(axis + 1)...].reduce(1, *)
-        let outer = first.shape[..<axis].reduce(1, *)
+        let inner = try elementCount(of: Array(first.shape[(axis + 1)...]), argument: "tensors")
+        let outer = try elementCount(of: Array(first.shape[..<axis]), argument: "tensors")
         let resultBlock = joined * inner
         result.withUnsafeMutableBufferPointer { out in
             var start = 0

@@ -70,11 +70,89 @@ extension MultiheadAttention {
         dropoutSeed: UInt64? = nil, rotary: RotaryPositionalEmbedding? = nil,
         processHeads: ((inout AttentionHeads) throws -> Void)? = nil
     ) throws -> Tensor {
+        try callAsFunction(
+            Inputs(
+                query: query, key: key, value: value, mask: mask, inference: inference, dropoutSeed: dropoutSeed,
+                rotary: rotary, processHeads: processHeads)
+        ).output
+    }
+
+    /// The attention output and the attention weights, `(H, L, S)` or `(B, H, L, S)`: the softmax
+    /// of the scaled scores of the (rotated, processed) heads, masked as Equinox masks (a row with
+    /// no `true` is uniform), after dropout. Equinox's module does not return them; they are what
+    /// its `dot_product_attention_weights` computes inside it.
+    ///
+    /// ```swift
+    /// let result = try attention.callWithWeights(query: x, key: memory, value: memory, mask: mask)
+    /// // result.weights: (B, H, L, S), each row summing to 1 without dropout
+    /// ```
+    ///
+    /// - Throws: as ``callAsFunction(query:key:value:mask:inference:dropoutSeed:rotary:processHeads:)``.
+    public func callWithWeights(
+        query: Tensor, key: Tensor, value: Tensor, mask: BooleanMask? = nil, inference: Bool? = nil,
+        dropoutSeed: UInt64? = nil, rotary: RotaryPositionalEmbedding? = nil,
+        processHeads: ((inout AttentionHeads) throws -> Void)? = nil
+    ) throws -> AttentionResult {
+        try callAsFunction(
+            Inputs(
+                query: query, key: key, value: value, mask: mask, inference: inference, dropoutSeed: dropoutSeed,
+                rotary: rotary, processHeads: processHeads, returningWeights: true))
+    }
+}
+
+extension MultiheadAttention: Layer {
+    /// The output and, when asked for, the weights.
+    public typealias Output = AttentionResult
+
+    /// What one call takes: Equinox's `__call__` arguments, the rotary embedding and
+    /// `process_heads` hook, and whether to return the weights.
+    ///
+    /// ```swift
+    /// let result = try attention(.init(query: x, key: x, value: x, returningWeights: true))
+    /// ```
+    public struct Inputs {
+        /// `(L, querySize)`, or batched `(B, L, querySize)`.
+        public var query: Tensor
+        /// `(S, keySize)` or `(B, S, keySize)`.
+        public var key: Tensor
+        /// `(S, valueSize)` or `(B, S, valueSize)`.
+        public var value: Tensor
+        /// `true` attends: `(L, S)`, `(H, L, S)` unbatched; `(L, S)`, `(B, L, S)`, `(B, H, L, S)`
+        /// batched.
+        public var mask: BooleanMask?
+        /// Overrides the module's ``MultiheadAttention/inference``.
+        public var inference: Bool?
+        /// The seed of the dropout mask; required when dropout is active.
+        public var dropoutSeed: UInt64?
+        /// A rotary embedding applied to the query and key heads.
+        public var rotary: RotaryPositionalEmbedding?
+        /// Equinox's `process_heads`.
+        public var processHeads: ((inout AttentionHeads) throws -> Void)?
+        /// Also return the attention weights.
+        public var returningWeights: Bool
+
+        /// Inputs with Equinox's defaults.
+        public init(
+            query: Tensor, key: Tensor, value: Tensor, mask: BooleanMask? = nil, inference: Bool? = nil,
+            dropoutSeed: UInt64? = nil, rotary: RotaryPositionalEmbedding? = nil,
+            processHeads: ((inout AttentionHeads) throws -> Void)? = nil, returningWeights: Bool = false
+        ) {
+            (self.query, self.key, self.value, self.mask) = (query, key, value, mask)
+            (self.inference, self.dropoutSeed, self.rotary) = (inference, dropoutSeed, rotary)
+            (self.processHeads, self.returningWeights) = (processHeads, returningWeights)
+        }
+    }
+
+    /// Runs the module on `inputs`, as
+    /// ``callAsFunction(query:key:value:mask:inference:dropoutSeed:rotary:processHeads:)``.
+    public func callAsFunction(_ inputs: Inputs) throws -> AttentionResult {
+        let (query, key, value, mask) = (inputs.query, inputs.key, inputs.value, inputs.mask)
+        let (rotary, processHeads) = (inputs.rotary, inputs.processHeads)
         try validateParameters()
         let (batch, length, keyLength) = try validateInputs(query: query, key: key, value: value)
         let batched = query.rank == 3
         let maskStrides = try validateMask(mask, batched: batched, batch: batch, length: length, keyLength: keyLength)
-        let dropout = try activeDropout(inference: inference, seed: dropoutSeed)
+        let dropout = try activeDropout(inference: inputs.inference, seed: inputs.dropoutSeed)
         if let rotary, rotary.embeddingSize != qkSize {
             throw AttentionError.invalidArgument(
                 argument: "rotary",
@@ -96,7 +174,7 @@ extension MultiheadAttention {
                 try rotary.rotate(&queryAndKey, positionOffset: 0)
                 packed = queryAndKey.tensor
             }
-            if processHeads != nil {
+            if processHeads != nil || inputs.returningWeights {
                 separate = AttentionHeads(
                     query: try packed.sliced(0 ..< h * qk, axis: -1).reshaped(lead + [length, h, qk]),
                     key: try packed.sliced(h * qk ..< 2 * h * qk, axis: -1).reshaped(lead + [keyLength, h, qk]),
@@ -132,6 +210,7 @@ extension MultiheadAttention {
                     actual: after)
             }
             views = Self.views(of: heads, batch: batch, length: length, keyLength: keyLength, h: h, qk: qk, vo: vo)
+            separate = heads
         }
 
         var call = AttentionKernelCall(query: views.query, key: views.key, value: views.value)
@@ -140,7 +219,15 @@ extension MultiheadAttention {
         let attended = try call.run(
             outputShape: lead + [length, h * vo], outputLayout: .sequence,
             context: "query \(query.shape), key \(key.shape), value \(value.shape)").output
-        return try outputProjection(attended)
+        let output = try outputProjection(attended)
+        guard inputs.returningWeights, let heads = separate else { return AttentionResult(output: output) }
+        // Equinox's mask (B, L, S) is per example for every head: (B, 1, L, S) in Flax's layout.
+        let weightsMask = try mask.map { mask in
+            batched && mask.rank == 3 ? try BooleanMask(shape: [batch, 1, length, keyLength], values: mask.values) : mask
+        }
+        let weights = try dotProductAttentionWeights(
+            query: heads.query, key: heads.key, mask: weightsMask, dropout: dropout, broadcastDropout: false)
+        return AttentionResult(output: output, weights: weights)
     }
 }
 

@@ -13,12 +13,6 @@ extension MultiheadAttention {
         )
     }
 
-    /// The same tensor (same storage and shape) as query, key and value.
-    func isSelfAttention(query: Tensor, key: Tensor, value: Tensor) -> Bool {
-        query.storage === key.storage && key.storage === value.storage
-            && query.shape == key.shape && key.shape == value.shape
-    }
-
     /// The query, key and value weights stacked `(2·H·qkSize + H·voSize, querySize)`, and their
     /// biases (zeros for an absent one) when any is present.
     func packedInputProjection() throws -> (weight: Tensor, bias: Tensor?) {
@@ -86,11 +80,8 @@ extension MultiheadAttention {
                 expected: "[\(lead)\(keyLength), \(valueSize)] (\(leadName)S, valueSize), as many positions as the key",
                 actual: value.shape)
         }
-        let length = query.shape[rank - 2]
-        for (name, size) in [("query", length), ("key", keyLength), ("query", batch)] where size < 1 {
-            throw .invalidArgument(argument: name, reason: "every dimension must be at least 1, got shape \(name == "key" ? key.shape : query.shape)")
-        }
-        return (batch, length, keyLength)
+        // An empty batch or sequence is allowed: the result is empty (or zeros with no key).
+        return (batch, query.shape[rank - 2], keyLength)
     }
 
     /// The mask's strides against (B, H, L, S), after checking its shape: (L, S), (H, L, S)
@@ -102,10 +93,14 @@ extension MultiheadAttention {
         let (l, s, h) = (length, keyLength, heads)
         let scores = [batch, h, l, s]
         switch mask.shape {
-        case [l, s], [h, l, s] where !batched, [batch, h, l, s] where batched:
+        case [l, s]:
+            return ScoreStrides(broadcasting: mask.shape, to: scores)!
+        case [h, l, s] where !batched:
             return ScoreStrides(broadcasting: mask.shape, to: scores)!
         case [batch, l, s] where batched:
             return ScoreStrides(broadcasting: [batch, 1, l, s], to: scores)!
+        case [batch, h, l, s] where batched:
+            return ScoreStrides(broadcasting: mask.shape, to: scores)!
         default:
             let expected = batched
                 ? "[\(batch), \(l), \(s)] (B, L, S), [\(batch), \(h), \(l), \(s)] (B, H, L, S) or [\(l), \(s)] (L, S)"
@@ -116,17 +111,8 @@ extension MultiheadAttention {
 
     /// The dropout of this call, or `nil` when it is off.
     func activeDropout(inference: Bool?, seed: UInt64?) throws(AttentionError) -> Dropout? {
-        guard dropoutProbability >= 0, dropoutProbability < 1 else {
-            throw .invalidArgument(
-                argument: "dropoutProbability", reason: "must be in [0, 1), got \(dropoutProbability)")
-        }
-        if dropoutProbability == 0 || (inference ?? self.inference) { return nil }
-        guard let seed else {
-            throw .invalidArgument(
-                argument: "dropoutSeed",
-                reason: "a seed is required for dropout (dropoutProbability \(dropoutProbability), not in inference "
-                    + "mode); pass dropoutSeed:, or inference: true")
-        }
-        return Dropout(probability: dropoutProbability, seed: seed)
+        try Dropout.forCall(
+            probability: dropoutProbability, probabilityArgument: "dropoutProbability",
+            training: !(inference ?? self.inference), seed: seed)
     }
 }

@@ -155,9 +155,9 @@ public struct RotaryPositionalEmbedding: ParameterizedModule, Equatable, Hashabl
                 argument: "x", expected: "[..., L, \(embeddingSize)] (..., L, embeddingSize)", actual: x.shape)
         }
         try checkOffset(positionOffset)
-        let length = x.shape[x.rank - 2]
-        let batch = x.shape.dropLast(2).reduce(1, *)
         if x.count == 0 { return }
+        let length = x.shape[x.rank - 2]
+        let batch = x.count / (length * embeddingSize)
         var rows = StridedHeads(rows: x, batch: batch, length: length, rowWidth: embeddingSize, heads: 1, dim: embeddingSize)
         try rotate(&rows, positionOffset: positionOffset)
         x = rows.tensor
@@ -205,5 +205,14 @@ public struct RotaryPositionalEmbedding: ParameterizedModule, Equatable, Hashabl
         guard positionOffset >= 0 else {
             throw .invalidArgument(argument: "positionOffset", reason: "must not be negative, got \(positionOffset)")
         }
+    }
+}
+
+extension RotaryPositionalEmbedding: Layer {
+    /// The embedding applied at positions `0 ..< L`: as `callAsFunction(x, positionOffset: 0)`.
+    ///
+    /// - Throws: as ``callAsFunction(_:positionOffset:)``.
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        try callAsFunction(x, positionOffset: 0)
     }
 }

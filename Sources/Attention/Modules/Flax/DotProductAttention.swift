@@ -34,15 +34,15 @@
 ///     default) or draw one decision per weight.
 /// - Returns: `[batch..., L, H, Dv]`.
 /// - Throws: `AttentionError.shapeMismatch` (`"query"`, `"key"`, `"value"`, `"bias"`, `"mask"`)
-///   for shapes that do not fit; `.invalidArgument` for an empty dimension or
-///   (`"dropout.probability"`) a probability outside `[0, 1)`; `.outOfMemory` and the kernels'
-///   errors.
+///   for shapes that do not fit; `.invalidArgument` for no heads or an empty depth (an empty batch
+///   or query gives an empty result, no key gives zeros) or (`"dropout.probability"`) a
+///   probability outside `[0, 1)`; `.outOfMemory` and the kernels' errors.
 public func dotProductAttention(
     query: Tensor, key: Tensor, value: Tensor, bias: Tensor? = nil, mask: BooleanMask? = nil,
     dropout: Dropout? = nil, broadcastDropout: Bool = true
 ) throws -> Tensor {
     let heads = try FlaxHeads(query: query, key: key, value: value)
-    let batch = heads.batchShape.reduce(1, *)
+    let batch = try elementCount(of: heads.batchShape, argument: "query")
     func flattened(_ tensor: Tensor, length: Int) throws -> Tensor {
         try tensor.reshaped([batch, length] + tensor.shape.suffix(2))
     }
@@ -95,10 +95,16 @@ struct FlaxHeads {
                     actual: value.shape)
             }
         }
-        for (name, tensor) in [("query", query), ("key", key), ("value", value)] {
-            if let shape = tensor?.shape, shape.contains(where: { $0 < 1 }) {
-                throw .invalidArgument(argument: name, reason: "every dimension must be at least 1, got shape \(shape)")
-            }
+        // A batch or a sequence may be empty (the library's rule); heads and depths are sizes.
+        guard heads >= 1, depth >= 1 else {
+            throw .invalidArgument(
+                argument: "query",
+                reason: "heads and depth must be at least 1 (a batch or a sequence may be empty), got shape \(query.shape)")
+        }
+        if let value, value.shape[rank - 1] < 1 {
+            throw .invalidArgument(
+                argument: "value",
+                reason: "its depth must be at least 1 (a batch or a sequence may be empty), got shape \(value.shape)")
         }
     }
 
@@ -119,7 +125,7 @@ struct FlaxHeads {
         _ = try scoreStrides(of: bias.shape, argument: "bias")
         let padded = Array(repeating: 1, count: scoresShape.count - bias.rank) + bias.shape
         let (biasBatch, trailing) = (Array(padded.dropLast(3)), Array(padded.suffix(3)))
-        let batch = batchShape.reduce(1, *)
+        let batch = try elementCount(of: batchShape, argument: "query")
         if biasBatch.allSatisfy({ $0 == 1 }) { return try bias.reshaped([1] + trailing) }
         let expanded = biasBatch == batchShape ? bias : try bias.adding(Tensor(zeros: batchShape + [1, 1, 1]))
         return try expanded.reshaped([batch] + trailing)

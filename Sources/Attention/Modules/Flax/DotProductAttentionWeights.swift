@@ -43,9 +43,10 @@ public func dotProductAttentionWeights(
     }
     let maskStrides = try mask.map { mask throws(AttentionError) in try shapes.scoreStrides(of: mask.shape, argument: "mask") }
     let biasStrides = try bias.map { bias throws(AttentionError) in try shapes.scoreStrides(of: bias.shape, argument: "bias") }
-    let batch = batchShape.reduce(1, *)
+    let batch = try elementCount(of: batchShape, argument: "query")
     var weights = try Tensor(zeros: scoresShape)
     let context = "query \(query.shape), key \(key.shape)"
+    if weights.count == 0 { return weights }
 
     // Scores, one (b, h) at a time: q (L, D) and k (S, D) read in place with row stride H·D.
     let rowStride = heads * depth

@@ -96,7 +96,7 @@ extension MultiHeadDotProductAttention {
                 mask, batchShape: batchShape, heads: heads, lengthQ: n, lengthK: maxLength, argument: "mask")
         }
         let dropout = try resolveDropout(deterministic: deterministic, dropoutSeed: dropoutSeed)
-        let batch = batchShape.reduce(1, *)
+        let batch = try elementCount(of: batchShape, argument: "query")
 
         let q = try projectedHeads(query, with: queryProjection, norm: queryNorm, batch: batch)
         let k = try projectedHeads(key, with: keyProjection, norm: keyNorm, batch: batch)

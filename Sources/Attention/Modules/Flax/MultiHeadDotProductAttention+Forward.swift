@@ -35,9 +35,8 @@ extension MultiHeadDotProductAttention {
         query: Tensor, key: Tensor? = nil, value: Tensor? = nil, mask: BooleanMask? = nil,
         deterministic: Bool? = nil, dropoutSeed: UInt64? = nil
     ) throws -> Tensor {
-        try attend(
-            query: query, key: key, value: value, mask: mask, deterministic: deterministic,
-            dropoutSeed: dropoutSeed, returningWeights: false
+        try callAsFunction(
+            Inputs(query: query, key: key, value: value, mask: mask, deterministic: deterministic, dropoutSeed: dropoutSeed)
         ).output
     }
 
@@ -57,25 +56,64 @@ extension MultiHeadDotProductAttention {
     public func callWithWeights(
         query: Tensor, key: Tensor? = nil, value: Tensor? = nil, mask: BooleanMask? = nil,
         deterministic: Bool? = nil, dropoutSeed: UInt64? = nil
-    ) throws -> (output: Tensor, weights: Tensor) {
-        let result = try attend(
-            query: query, key: key, value: value, mask: mask, deterministic: deterministic,
-            dropoutSeed: dropoutSeed, returningWeights: true)
-        return (result.output, result.weights!)
+    ) throws -> AttentionResult {
+        try callAsFunction(
+            Inputs(
+                query: query, key: key, value: value, mask: mask, deterministic: deterministic,
+                dropoutSeed: dropoutSeed, returningWeights: true))
+    }
+}
+
+extension MultiHeadDotProductAttention: Layer {
+    /// The output and, when asked for, the weights.
+    public typealias Output = AttentionResult
+
+    /// What one call takes: Flax's `__call__` arguments (without decoding, see
+    /// ``decode(query:key:value:cache:mask:deterministic:dropoutSeed:)``), and whether to return
+    /// the weights (Flax's `sow_weights`).
+    ///
+    /// ```swift
+    /// let result = try attention(.init(query: x, mask: padded, returningWeights: true))
+    /// ```
+    public struct Inputs: Sendable {
+        /// `[batch..., L, inputFeatures]`.
+        public var query: Tensor
+        /// `[batch..., S, keyFeatures]`; `query` when `nil`.
+        public var key: Tensor?
+        /// `[batch..., S, valueFeatures]`; `key` when `nil`.
+        public var value: Tensor?
+        /// Broadcastable to `[batch..., H, L, S]`, `true` attends.
+        public var mask: BooleanMask?
+        /// Whether to skip dropout; see ``MultiHeadDotProductAttention/deterministic``.
+        public var deterministic: Bool?
+        /// The seed of the dropout stream (Flax's `dropout_rng`).
+        public var dropoutSeed: UInt64?
+        /// Also return the attention weights, `[batch..., H, L, S]`, before dropout.
+        public var returningWeights: Bool
+
+        /// Inputs with Flax's defaults.
+        public init(
+            query: Tensor, key: Tensor? = nil, value: Tensor? = nil, mask: BooleanMask? = nil,
+            deterministic: Bool? = nil, dropoutSeed: UInt64? = nil, returningWeights: Bool = false
+        ) {
+            (self.query, self.key, self.value, self.mask) = (query, key, value, mask)
+            (self.deterministic, self.dropoutSeed, self.returningWeights) = (deterministic, dropoutSeed, returningWeights)
+        }
     }
 
-    func attend(
-        query: Tensor, key: Tensor?, value: Tensor?, mask: BooleanMask?, deterministic: Bool?,
-        dropoutSeed: UInt64?, returningWeights: Bool
-    ) throws -> (output: Tensor, weights: Tensor?) {
+    /// Runs the module on `inputs`, as
+    /// ``callAsFunction(query:key:value:mask:deterministic:dropoutSeed:)``.
+    public func callAsFunction(_ inputs: Inputs) throws -> AttentionResult {
+        let (query, mask) = (inputs.query, inputs.mask)
         try validateParameters()
-        let (key, value, batchShape, lengthQ, lengthK) = try checkInputs(query: query, key: key, value: value)
+        let (key, value, batchShape, lengthQ, lengthK) = try checkInputs(
+            query: query, key: inputs.key, value: inputs.value)
         let flatMask = try mask.map { mask throws(AttentionError) in
             try Self.flattenedMask(
                 mask, batchShape: batchShape, heads: heads, lengthQ: lengthQ, lengthK: lengthK, argument: "mask")
         }
-        let dropout = try resolveDropout(deterministic: deterministic, dropoutSeed: dropoutSeed)
-        let batch = batchShape.reduce(1, *)
+        let dropout = try resolveDropout(deterministic: inputs.deterministic, dropoutSeed: inputs.dropoutSeed)
+        let batch = try elementCount(of: batchShape, argument: "query")
 
         let q = try projectedHeads(query, with: queryProjection, norm: queryNorm, batch: batch)
         let k = try projectedHeads(key, with: keyProjection, norm: keyNorm, batch: batch)
@@ -85,10 +123,13 @@ extension MultiHeadDotProductAttention {
             broadcastDropout: broadcastDropout)
         let attended = try runAttentionFunction(arguments, expectedShape: [batch, lengthQ, heads, headDimension])
         let output = try projectedOutput(attended, batchShape: batchShape)
-        guard returningWeights else { return (output, nil) }
+        guard inputs.returningWeights else { return AttentionResult(output: output) }
         let weights = try dotProductAttentionWeights(query: q, key: k, mask: flatMask)
-        return (output, try weights.reshaped(batchShape + [heads, lengthQ, lengthK]))
+        return AttentionResult(output: output, weights: try weights.reshaped(batchShape + [heads, lengthQ, lengthK]))
     }
+}
+
+extension MultiHeadDotProductAttention {
 
     /// Runs ``attentionFunction`` and checks the shape it returns.
     func runAttentionFunction(_ arguments: AttentionFunction.Arguments, expectedShape: [Int]) throws -> Tensor {

@@ -22,7 +22,7 @@ extension MultiHeadDotProductAttention {
         }
         let batchRank = batchShape.count
         let maskBatch = Array(padded.prefix(batchRank)), trailing = Array(padded.suffix(3))
-        let batch = batchShape.reduce(1, *)
+        let batch = try elementCount(of: batchShape, argument: argument)
         if maskBatch.allSatisfy({ $0 == 1 }) {
             return try BooleanMask(unchecked: [1] + trailing, values: mask.values)
         }
@@ -30,7 +30,7 @@ extension MultiHeadDotProductAttention {
             return try BooleanMask(unchecked: [batch] + trailing, values: mask.values)
         }
         // Expand the batch dimensions: flattened batch index → the mask's own batch offset.
-        let block = trailing.reduce(1, *)
+        let block = try elementCount(of: trailing, argument: argument)
         let maskStrides = contiguousStrides(of: maskBatch)
         var values: [Bool] = []
         values.reserveCapacity(batch * block)

@@ -122,7 +122,8 @@ extension MultiHeadDotProductAttention {
                 throw AttentionError.shapeMismatch(
                     argument: "input", expected: "[\(pattern)], ending with the kernel's input axes", actual: input.shape)
             }
-            let inputWidth = inputShape.reduce(1, *), outputWidth = featureShape.reduce(1, *)
+            let inputWidth = try elementCount(of: inputShape, argument: "input")
+            let outputWidth = try elementCount(of: featureShape, argument: "kernel")
             return try matrixMultiply(
                 input, inputs: inputWidth, weight: kernel, layout: .inputsByOutputs, outputs: outputWidth, bias: bias,
                 outputShape: Array(input.shape.dropLast(inputAxes)) + featureShape,
@@ -130,3 +131,5 @@ extension MultiHeadDotProductAttention {
         }
     }
 }
+
+extension MultiHeadDotProductAttention.Projection: Layer {}

@@ -79,13 +79,8 @@ extension MultiHeadDotProductAttention {
                 argument: "deterministic",
                 reason: "was given both to the module and to the call; give it once (as Flax's merge_param requires)")
         }
-        if isDeterministic { return nil }
-        guard let dropoutSeed else {
-            throw .invalidArgument(
-                argument: "dropoutSeed",
-                reason: "must be given when dropout is active (dropoutRate \(dropoutRate), not deterministic)")
-        }
-        return Dropout(probability: dropoutRate, seed: dropoutSeed)
+        return try Dropout.forCall(
+            probability: dropoutRate, probabilityArgument: "dropoutRate", training: !isDeterministic, seed: dropoutSeed)
     }
 
     /// The three inputs after Flax's defaulting (key ← query, value ← key), checked.

@@ -8,10 +8,10 @@ extension TorchMultiheadAttention {
     /// ```swift
     /// // Batched cross-attention, (L, N, E) layout, a bool key padding mask (true = padding)
     /// let memoryPadding = try TorchMask.disallowed(BooleanMask(shape: [2, 6]) { $0[0] == 1 && $0[1] >= 4 })
-    /// let (out, weights) = try mha(query: q, key: memory, value: memory, keyPaddingMask: memoryPadding)
-    /// // out (L, 2, E), weights (2, L, 6) averaged over heads
-    /// let (perHead, all) = try mha(query: q, key: memory, value: memory, averageAttentionWeights: false)
-    /// // all (2, H, L, 6)
+    /// let result = try mha(query: q, key: memory, value: memory, keyPaddingMask: memoryPadding)
+    /// // result.output (L, 2, E), result.weights (2, L, 6) averaged over heads
+    /// let perHead = try mha(query: q, key: memory, value: memory, averageAttentionWeights: false)
+    /// // perHead.weights (2, H, L, 6)
     /// ```
     ///
     /// Shapes (with L the query length, S the key length, N the batch):
@@ -54,12 +54,13 @@ extension TorchMultiheadAttention {
         query: Tensor, key: Tensor, value: Tensor, keyPaddingMask: TorchMask? = nil, needWeights: Bool = true,
         attentionMask: TorchMask? = nil, averageAttentionWeights: Bool = true, isCausal: Bool = false,
         training: Bool = false, dropoutSeed: UInt64 = 0
-    ) throws -> (output: Tensor, weights: Tensor?) {
+    ) throws -> AttentionResult {
         try forward(
             query: query, key: key, value: value, keyPaddingMask: keyPaddingMask, needWeights: needWeights,
             attentionMask: attentionMask, averageAttentionWeights: averageAttentionWeights,
             causal: .hint(isCausal), maskedRows: .zero,
-            dropout: training && dropout > 0 ? Dropout(probability: dropout, seed: dropoutSeed) : nil)
+            dropout: try Dropout.forCall(
+                probability: dropout, probabilityArgument: "dropout", training: training, seed: dropoutSeed))
     }
 
     /// How `isCausal` combines with the attention mask.
@@ -77,7 +78,7 @@ extension TorchMultiheadAttention {
         query: Tensor, key: Tensor, value: Tensor, keyPaddingMask: TorchMask?, needWeights: Bool,
         attentionMask: TorchMask?, averageAttentionWeights: Bool, causal: CausalMasking,
         maskedRows: MaskedRowPolicy, dropout: Dropout?
-    ) throws -> (output: Tensor, weights: Tensor?) {
+    ) throws -> AttentionResult {
         typealias Kernels = TorchAttentionKernels
         try validateParameters()
         let e = embedDim
@@ -183,16 +184,17 @@ extension TorchMultiheadAttention {
         // Mask shapes against L and S.
         if let attentionMask {
             let shape = attentionMask.shape
+            let batchHeads = try checkedProduct(batch, heads, argument: "attentionMask")
             let fits = switch shape.count {
             case 2: shape == [length, keyLength]
-            case 3: shape == [batch * heads, length, keyLength]
+            case 3: shape == [batchHeads, length, keyLength]
             default: (shape[0] == 1 || shape[0] == batch) && (shape[1] == 1 || shape[1] == heads)
                 && shape[2] == length && shape[3] == keyLength
             }
             guard fits else {
                 let expected = switch shape.count {
                 case 2: "[\(length), \(keyLength)] (L, S)"
-                case 3: "[\(batch * heads), \(length), \(keyLength)] (N·H, L, S)"
+                case 3: "[\(batchHeads), \(length), \(keyLength)] (N·H, L, S)"
                 default: "[\(batch) or 1, \(heads) or 1, \(length), \(keyLength)] (N, H, L, S)"
                 }
                 throw AttentionError.shapeMismatch(argument: "attentionMask", expected: expected, actual: shape)
@@ -207,21 +209,22 @@ extension TorchMultiheadAttention {
             }
         }
         let appended = (biasKey == nil ? 0 : 1) + (addZeroAttention ? 1 : 0)
-        let extendedLength = keyLength + appended
-        guard extendedLength >= 1 else {
-            throw AttentionError.invalidArgument(argument: "key", reason: "has no positions (S = 0) and nothing is appended")
-        }
+        let (extendedLength, overflow) = keyLength.addingReportingOverflow(appended)
+        if overflow { throw AttentionError.overflow(argument: "key") }
         let outputShape = batched ? query.shape : [length, e]
-        if batch == 0 || length == 0 {
+        // The library's rule for empty inputs (PyTorch's): no batch or no query gives an empty
+        // result; no key at all gives zero attention, so the output projection's bias.
+        if batch == 0 || length == 0 || extendedLength == 0 {
             let weightShape = averageAttentionWeights ? [batch, length, extendedLength] : [batch, heads, length, extendedLength]
-            return (try Tensor(zeros: outputShape),
-                    needWeights ? try Tensor(zeros: batched ? weightShape : Array(weightShape.dropFirst())) : nil)
+            let zeros = try Tensor(zeros: outputShape)
+            return AttentionResult(
+                output: extendedLength == 0 && zeros.count > 0 ? try outProjection(zeros) : zeros,
+                weights: needWeights ? try Tensor(zeros: batched ? weightShape : Array(weightShape.dropFirst())) : nil)
         }
 
         // Batch-major inputs (N, L, E); identity (self-attention) survives the transposes.
-        let selfAttention = query.storage === key.storage && key.storage === value.storage
-            && query.shape == key.shape && key.shape == value.shape
-        let keyIsValue = key.storage === value.storage && key.shape == value.shape
+        let selfAttention = isSelfAttention(query: query, key: key, value: value)
+        let keyIsValue = isSameTensor(key, value)
         func batchMajor(_ tensor: Tensor) throws -> Tensor {
             if !batched { return try tensor.reshaped([1] + tensor.shape) }
             return batchFirst ? tensor : try tensor.permuted([1, 0, 2])
@@ -309,6 +312,61 @@ extension TorchMultiheadAttention {
         } else if !batchFirst {
             output = try output.permuted([1, 0, 2])
         }
-        return (output, weights)
+        return AttentionResult(output: output, weights: weights)
+    }
+}
+
+extension TorchMultiheadAttention: Layer {
+    /// The output and, when `needWeights`, the weights.
+    public typealias Output = AttentionResult
+
+    /// What one call takes: PyTorch's `forward` arguments.
+    ///
+    /// ```swift
+    /// let result = try mha(.init(query: x, key: x, value: x, needWeights: false))
+    /// ```
+    public struct Inputs: Sendable {
+        /// `(L, E)`, `(L, N, E)` or, with ``TorchMultiheadAttention/batchFirst``, `(N, L, E)`.
+        public var query: Tensor
+        /// `(S, kdim)`, `(S, N, kdim)` or `(N, S, kdim)`.
+        public var key: Tensor
+        /// `(S, vdim)`, `(S, N, vdim)` or `(N, S, vdim)`.
+        public var value: Tensor
+        /// PyTorch's `key_padding_mask`, `(S)` or `(N, S)`.
+        public var keyPaddingMask: TorchMask?
+        /// PyTorch's `need_weights`: return the attention weights (and take the weights path).
+        public var needWeights: Bool
+        /// PyTorch's `attn_mask`.
+        public var attentionMask: TorchMask?
+        /// PyTorch's `average_attn_weights`.
+        public var averageAttentionWeights: Bool
+        /// PyTorch's `is_causal` hint.
+        public var isCausal: Bool
+        /// Apply dropout (PyTorch's `train()` mode).
+        public var training: Bool
+        /// The seed of the dropout.
+        public var dropoutSeed: UInt64
+
+        /// Inputs with PyTorch's defaults.
+        public init(
+            query: Tensor, key: Tensor, value: Tensor, keyPaddingMask: TorchMask? = nil, needWeights: Bool = true,
+            attentionMask: TorchMask? = nil, averageAttentionWeights: Bool = true, isCausal: Bool = false,
+            training: Bool = false, dropoutSeed: UInt64 = 0
+        ) {
+            (self.query, self.key, self.value) = (query, key, value)
+            (self.keyPaddingMask, self.needWeights, self.attentionMask) = (keyPaddingMask, needWeights, attentionMask)
+            (self.averageAttentionWeights, self.isCausal) = (averageAttentionWeights, isCausal)
+            (self.training, self.dropoutSeed) = (training, dropoutSeed)
+        }
+    }
+
+    /// Runs the module on `inputs`, as
+    /// ``callAsFunction(query:key:value:keyPaddingMask:needWeights:attentionMask:averageAttentionWeights:isCausal:training:dropoutSeed:)``.
+    public func callAsFunction(_ inputs: Inputs) throws -> AttentionResult {
+        try callAsFunction(
+            query: inputs.query, key: inputs.key, value: inputs.value, keyPaddingMask: inputs.keyPaddingMask,
+            needWeights: inputs.needWeights, attentionMask: inputs.attentionMask,
+            averageAttentionWeights: inputs.averageAttentionWeights, isCausal: inputs.isCausal,
+            training: inputs.training, dropoutSeed: inputs.dropoutSeed)
     }
 }

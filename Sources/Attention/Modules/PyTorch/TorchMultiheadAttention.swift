@@ -308,6 +308,8 @@ public struct TorchMultiheadAttention: ParameterizedModule, Equatable {
         guard dropout >= 0, dropout < 1 else {
             throw AttentionError.invalidArgument(argument: "dropout", reason: "must be in [0, 1), got \(dropout)")
         }
+        // The largest parameter, the packed (3E, E) in-projection, must be addressable.
+        _ = try elementCount(of: [3, embedDim, Swift.max(embedDim, keyDim, valueDim)], argument: "embedDim")
         self.embedDim = embedDim
         self.heads = heads
         self.keyDim = keyDim

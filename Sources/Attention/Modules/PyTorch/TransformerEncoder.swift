@@ -137,3 +137,12 @@ public struct TransformerEncoder: ParameterizedModule, Equatable {
         return x
     }
 }
+
+extension TransformerEncoder: Layer {
+    /// The stack without masks, in evaluation mode: as `callAsFunction(source, mask: nil)`.
+    ///
+    /// - Throws: as ``callAsFunction(_:mask:keyPaddingMask:isCausal:training:dropoutSeed:)``.
+    public func callAsFunction(_ source: Tensor) throws -> Tensor {
+        try callAsFunction(source, mask: nil)
+    }
+}

@@ -244,12 +244,10 @@ public struct TransformerEncoderLayer: ParameterizedModule, Equatable {
                 expected: "(L, \(dModel)) or \(batchFirst ? "(N, L, \(dModel))" : "(L, N, \(dModel))")",
                 actual: source.shape)
         }
-        guard dropout >= 0, dropout < 1 else {
-            throw AttentionError.invalidArgument(argument: "dropout", reason: "must be in [0, 1), got \(dropout)")
-        }
-        func site(_ stream: UInt64, _ probability: Float) -> Dropout? {
-            guard training, probability > 0 else { return nil }
-            return Dropout(probability: probability, seed: TorchAttentionKernels.derivedSeed(dropoutSeed, stream: stream))
+        func site(_ stream: UInt64, _ probability: Float) throws(AttentionError) -> Dropout? {
+            try Dropout.forCall(
+                probability: probability, probabilityArgument: "dropout", training: training,
+                seed: TorchAttentionKernels.derivedSeed(dropoutSeed, stream: stream))
         }
         func selfAttentionBlock(_ x: Tensor) throws -> Tensor {
             let attended: Tensor
@@ -259,7 +257,7 @@ public struct TransformerEncoderLayer: ParameterizedModule, Equatable {
                     attentionMask: mask, averageAttentionWeights: true,
                     causal: convention == .torch ? .hint(isCausal) : .combined(isCausal),
                     maskedRows: convention == .torch ? .zero : .meanOfValues,
-                    dropout: site(0, selfAttention.dropout)
+                    dropout: try site(0, selfAttention.dropout)
                 ).output
             } catch let AttentionError.shapeMismatch(argument, expected, actual) where argument == "attentionMask" {
                 throw AttentionError.shapeMismatch(argument: "mask", expected: expected, actual: actual)
@@ -268,7 +266,7 @@ public struct TransformerEncoderLayer: ParameterizedModule, Equatable {
         }
         func feedForwardBlock(_ x: Tensor) throws -> Tensor {
             var hidden = try activation(linear1(x))
-            if let inner = site(2, dropout) { hidden = try inner(hidden) }
+            if let inner = try site(2, dropout) { hidden = try inner(hidden) }
             let y = try linear2(hidden)
             return try site(3, dropout).map { try $0(y) } ?? y
         }
@@ -281,5 +279,14 @@ public struct TransformerEncoderLayer: ParameterizedModule, Equatable {
             x = try norm2(x.adding(feedForwardBlock(x)))
         }
         return x
+    }
+}
+
+extension TransformerEncoderLayer: Layer {
+    /// The layer without masks, in evaluation mode: as `callAsFunction(source, mask: nil)`.
+    ///
+    /// - Throws: as ``callAsFunction(_:mask:keyPaddingMask:isCausal:training:dropoutSeed:)``.
+    public func callAsFunction(_ source: Tensor) throws -> Tensor {
+        try callAsFunction(source, mask: nil)
     }
 }

@@ -95,7 +95,15 @@ public struct MultiHeadAttentionWrapper: ParameterizedModule, Equatable {
     ///   `.invalidArgument` (`"heads"`, `"x"`) for no heads or an empty sequence; the kernels'
     ///   errors.
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        try tutorialAttention(x, heads: headWeights)
+        try callAsFunction(TutorialAttentionInputs(x: x)).output
+    }
+
+    /// The concatenated context vectors and every head's weights, `(H, L, L)` or `(B, H, L, L)`
+    /// (`(L, L)` or `(B, L, L)` for one head), each row summing to 1.
+    ///
+    /// - Throws: as ``callAsFunction(_:)``.
+    public func callWithWeights(_ x: Tensor) throws -> AttentionResult {
+        try callAsFunction(TutorialAttentionInputs(x: x, returningWeights: true))
     }
 
     private var headWeights: [TutorialHeadWeights] {
@@ -104,5 +112,26 @@ public struct MultiHeadAttentionWrapper: ParameterizedModule, Equatable {
 
     private func validateHeads() throws {
         _ = try validateTutorialHeads(headWeights)
+    }
+}
+
+extension MultiHeadAttentionWrapper: Layer {
+    /// A sequence, an optional second one, and whether to return the weights.
+    public typealias Input = TutorialAttentionInputs
+    /// The output and, when asked for, the weights.
+    public typealias Output = AttentionResult
+
+    /// Runs every head on `inputs.x` (self-attention: `inputs.context` must be `nil`).
+    ///
+    /// - Throws: `AttentionError.invalidArgument` (`"x2"`) for a context; the errors of
+    ///   ``callAsFunction(_:)``.
+    public func callAsFunction(_ inputs: TutorialAttentionInputs) throws -> AttentionResult {
+        guard inputs.context == nil else {
+            throw AttentionError.invalidArgument(
+                argument: "x2", reason: "self-attention attends within x; it takes no second sequence")
+        }
+        let output = try tutorialAttention(inputs.x, heads: headWeights)
+        let weights = inputs.returningWeights ? try tutorialAttention(inputs.x, heads: headWeights, returningWeights: true) : nil
+        return AttentionResult(output: output, weights: weights)
     }
 }

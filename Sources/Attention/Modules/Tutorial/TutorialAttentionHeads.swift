@@ -91,9 +91,6 @@ func tutorialAttention(
         }
         keyLength = context.shape[rank - 2]
     }
-    for (name, size) in [(inputNames.0, batch), (inputNames.0, length), (inputNames.1, keyLength)] where size < 1 {
-        throw AttentionError.invalidArgument(argument: name, reason: "every dimension must be at least 1")
-    }
 
     let h = heads.count
     let lead = rank == 3 ? [batch] : []

@@ -162,9 +162,10 @@ public struct SqueezeExcitation: ParameterizedModule, Equatable {
             throw AttentionError.shapeMismatch(
                 argument: "input", expected: "(\(c), H, W) or (N, \(c), H, W): \(c) input channels", actual: input.shape)
         }
+        // An empty input is its own result; otherwise every product below is at most its count.
+        if input.count == 0 { return input }
         let batch = input.rank == 4 ? input.shape[0] : 1
         let spatial = input.shape[input.rank - 2] * input.shape[input.rank - 1]
-        if input.count == 0 { return input }
         // Squeeze: the mean of each (example, channel) plane.
         let pooled = try meanRows(input, rows: batch * c, length: spatial, outputShape: [batch, c])
 
@@ -186,5 +187,14 @@ public struct SqueezeExcitation: ParameterizedModule, Equatable {
             }
         }
         return output
+    }
+}
+
+extension SqueezeExcitation: Layer {
+    /// The block with its own activations: as `callAsFunction(input, activation: nil, scaleActivation: nil)`.
+    ///
+    /// - Throws: as ``callAsFunction(_:activation:scaleActivation:)``.
+    public func callAsFunction(_ input: Tensor) throws -> Tensor {
+        try callAsFunction(input, activation: nil, scaleActivation: nil)
     }
 }

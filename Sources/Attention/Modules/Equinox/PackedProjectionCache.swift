@@ -50,7 +50,7 @@ final class PackedProjectionCache: @unchecked Sendable {
     private static func same(_ a: Tensor?, _ b: Tensor?) -> Bool {
         switch (a, b) {
         case (nil, nil): true
-        case let (a?, b?): a.storage === b.storage && a.shape == b.shape
+        case let (a?, b?): isSameTensor(a, b)
         default: false
         }
     }
