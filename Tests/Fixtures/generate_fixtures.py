@@ -897,6 +897,40 @@ def gen_flax():
          case="flax MHDPA decode=True: init with max_len 6 then 4 single-token steps (B=2, F=8, H=2); plus the full causal output")
 
 
+def flax_dpa_case(name, case, *, seed, q_shape, k_shape, v_shape, bias_shape=None, mask=None):
+    """flax.linen.dot_product_attention (deterministic, no dropout) on random heads."""
+    rng = np.random.default_rng(seed)
+    q, k, v = randn(rng, *q_shape), randn(rng, *k_shape), randn(rng, *v_shape)
+    bias = randn(rng, *bias_shape) if bias_shape is not None else None
+    m = mask(rng) if mask is not None else None
+    out = fnn.dot_product_attention(jnp.asarray(q), jnp.asarray(k), jnp.asarray(v),
+                                    bias=None if bias is None else jnp.asarray(bias),
+                                    mask=None if m is None else jnp.asarray(m), deterministic=True)
+    inputs = {"query": q, "key": k, "value": v}
+    if bias is not None:
+        inputs["bias"] = bias
+    if m is not None:
+        inputs["mask"] = m
+    config = {"seed": seed, "broadcast_dropout": True, "dropout_rate": 0.0, "deterministic": True,
+              "call": "dot_product_attention(query, key, value" + (", bias=bias" if bias is not None else "")
+                      + (", mask=mask" if m is not None else "") + ", deterministic=True)"}
+    save(name, params={}, inputs=inputs, outputs={"out": out}, config=config, library=LIB_FLAX, case=case)
+
+
+def gen_flax_dot_product_attention():
+    def mixed_batch_mask(rng):
+        m = rng.random((2, 1, 1, 5, 6)) < 0.7
+        m[..., 0] = True
+        m[1, 0, 0, 3, :] = False  # fully masked row -> the mean of the values
+        return m
+
+    flax_dpa_case("flax_dpa_bias_mask", "flax dot_product_attention, q (2,3,L=5,H=2,D=4), k (2,3,6,2,4), v (2,3,6,2,3), bias (3,2,1,6) and bool mask (2,1,1,5,6) both broadcast over mixed batch dimensions, batch (1, *) row 3 fully masked",
+                  seed=520, q_shape=(2, 3, 5, 2, 4), k_shape=(2, 3, 6, 2, 4), v_shape=(2, 3, 6, 2, 3),
+                  bias_shape=(3, 2, 1, 6), mask=mixed_batch_mask)
+    flax_dpa_case("flax_dpa_unbatched", "flax dot_product_attention without batch dimensions, q (L=5,H=2,D=4), k (7,2,4), v (7,2,6), no bias or mask",
+                  seed=521, q_shape=(5, 2, 4), k_shape=(7, 2, 4), v_shape=(7, 2, 6))
+
+
 # --------------------------------------------------------------------------------------------
 # h. tutorial modules (seed page 004), written exactly as shown there
 # --------------------------------------------------------------------------------------------
@@ -1046,6 +1080,7 @@ def main() -> int:
     gen_torch_encoder()
     gen_noxton()
     gen_flax()
+    gen_flax_dot_product_attention()
     gen_tutorial()
 
     # read everything back

@@ -49,9 +49,11 @@ public struct BooleanMask: Sendable, Equatable {
     /// let band = try BooleanMask(shape: [8, 8]) { index in abs(index[0] - index[1]) <= 1 }
     /// ```
     ///
-    /// - Throws: as `init(shape:values:)`.
+    /// - Throws: `AttentionError.invalidArgument` for a negative dimension, `.overflow` when the
+    ///   element count does not fit in `Int`, `.outOfMemory` when the values cannot be allocated.
     public init(shape: [Int], where attends: ([Int]) -> Bool) throws {
         let count = try elementCount(of: shape, argument: "shape")
+        try checkAllocatable(count, of: Bool.self, argument: "shape")
         var values = [Bool]()
         values.reserveCapacity(count)
         var index = [Int](repeating: 0, count: shape.count)

@@ -113,10 +113,34 @@ public struct SafeTensors: Sendable, Equatable {
     /// let file = try SafeTensors(contentsOf: URL(filePath: "/models/encoder.safetensors"))
     /// ```
     ///
-    /// - Throws: the file system's error when the file cannot be read, and
-    ///   `AttentionError.invalidCheckpoint` (naming the file) as ``init(data:)``.
+    /// - Throws: `AttentionError.invalidCheckpoint` naming the path when it is not a regular,
+    ///   readable file (a missing file, a directory, a device such as `/dev/null`) or cannot be
+    ///   read, and (naming the file) as ``init(data:)``.
     public init(contentsOf url: URL) throws {
-        let data = try Data(contentsOf: url, options: .alwaysMapped)
+        let path = url.path
+        func unreadable(_ reason: String) -> AttentionError {
+            .invalidCheckpoint(reason: "\(path): \(reason)")
+        }
+        // The type of what the path leads to (`attributesOfItem` does not follow a final link).
+        let target = url.resolvingSymlinksInPath().path
+        let type: FileAttributeType?
+        do {
+            type = try FileManager.default.attributesOfItem(atPath: target)[.type] as? FileAttributeType
+        } catch {
+            throw unreadable("no such file, or it cannot be examined")
+        }
+        guard type == .typeRegular else {
+            throw unreadable("not a regular file (\(type?.rawValue ?? "unknown type"))")
+        }
+        guard FileManager.default.isReadableFile(atPath: target) else {
+            throw unreadable("the file is not readable")
+        }
+        let data: Data
+        do {
+            data = try Data(contentsOf: url, options: .alwaysMapped)
+        } catch {
+            throw unreadable("the file cannot be read: \(error.localizedDescription)")
+        }
         do {
             try self.init(data: data)
         } catch let AttentionError.invalidCheckpoint(reason) {

@@ -1,31 +1,9 @@
-// Small element-wise and layout operations that the modules need between kernel calls: residual
-// additions, scaling, head transposes, splitting packed projections and joining heads. Plain
-// loops over the buffers; every result is a new, contiguous tensor.
+// Small element-wise and layout operations that the modules need between kernel calls: scaling,
+// head transposes, splitting packed projections and joining heads (the broadcasting sum and
+// product are in Tensor+Broadcasting.swift). Plain loops over the buffers; every result is a new,
+// contiguous tensor.
 
 extension Tensor {
-    /// The element-wise sum of two tensors of the same shape (no broadcasting), as in a residual
-    /// connection.
-    ///
-    /// ```swift
-    /// let residual = try x.adding(attention(x))
-    /// ```
-    ///
-    /// - Throws: `AttentionError.shapeMismatch` (argument `"other"`) when the shapes differ.
-    public func adding(_ other: Tensor) throws -> Tensor {
-        guard other.shape == shape else {
-            throw AttentionError.shapeMismatch(argument: "other", expected: "\(shape), the shape of self", actual: other.shape)
-        }
-        var result = try Tensor(uninitializedShape: shape, argument: "self")
-        result.withUnsafeMutableBufferPointer { out in
-            withUnsafeBufferPointer { a in
-                other.withUnsafeBufferPointer { b in
-                    for index in out.indices { out[index] = a[index] + b[index] }
-                }
-            }
-        }
-        return result
-    }
-
     /// Every element multiplied by `factor`.
     ///
     /// ```swift
@@ -44,7 +22,7 @@ extension Tensor {
     }
 
     /// The axis `axis` of this tensor, with negative values counted from the end (-1 is the last).
-    private func normalizedAxis(_ axis: Int, argument: String, rank: Int? = nil) throws(AttentionError) -> Int {
+    func normalizedAxis(_ axis: Int, argument: String, rank: Int? = nil) throws(AttentionError) -> Int {
         let rank = rank ?? self.rank
         guard axis >= -rank && axis < rank else {
             throw .invalidArgument(

@@ -34,41 +34,15 @@ public func dotProductAttentionWeights(
     query: Tensor, key: Tensor, mask: BooleanMask? = nil, bias: Tensor? = nil,
     dropout: Dropout? = nil, broadcastDropout: Bool = true
 ) throws -> Tensor {
-    guard query.rank >= 3 else {
-        throw AttentionError.shapeMismatch(
-            argument: "query", expected: "[batch..., L, H, D] (rank 3 or more)", actual: query.shape)
-    }
-    let rank = query.rank
-    let batchShape = Array(query.shape.prefix(rank - 3))
-    let (lengthQ, heads, depth) = (query.shape[rank - 3], query.shape[rank - 2], query.shape[rank - 1])
-    guard key.rank == rank, Array(key.shape.prefix(rank - 3)) == batchShape,
-          key.shape[rank - 2] == heads, key.shape[rank - 1] == depth
-    else {
-        let batch = batchShape.map { "\($0), " }.joined()
-        throw AttentionError.shapeMismatch(
-            argument: "key", expected: "[\(batch)S, \(heads), \(depth)] (the query's batch dimensions, heads and depth)",
-            actual: key.shape)
-    }
-    let lengthK = key.shape[rank - 3]
-    for (name, shape) in [("query", query.shape), ("key", key.shape)] where heads < 1 || depth < 1 {
-        throw AttentionError.invalidArgument(
-            argument: name, reason: "heads and depth must be at least 1 (a batch or a sequence may be empty), got shape \(shape)")
-    }
+    let shapes = try FlaxHeads(query: query, key: key, value: nil)
+    let (batchShape, lengthQ, lengthK) = (shapes.batchShape, shapes.lengthQ, shapes.lengthK)
+    let (heads, depth, scoresShape) = (shapes.heads, shapes.depth, shapes.scoresShape)
     if let dropout, !(dropout.probability >= 0 && dropout.probability < 1) {
         throw AttentionError.invalidArgument(
             argument: "dropout.probability", reason: "must be in [0, 1), got \(dropout.probability)")
     }
-    let scoresShape = batchShape + [heads, lengthQ, lengthK]
-    func strides(of shape: [Int], argument: String) throws(AttentionError) -> [Int] {
-        guard let strides = broadcastStrides(of: shape, to: scoresShape) else {
-            throw .shapeMismatch(
-                argument: argument, expected: "a shape broadcastable to \(scoresShape) ([batch..., H, L, S])",
-                actual: shape)
-        }
-        return strides
-    }
-    let maskStrides = try mask.map { mask throws(AttentionError) in try strides(of: mask.shape, argument: "mask") }
-    let biasStrides = try bias.map { bias throws(AttentionError) in try strides(of: bias.shape, argument: "bias") }
+    let maskStrides = try mask.map { mask throws(AttentionError) in try shapes.scoreStrides(of: mask.shape, argument: "mask") }
+    let biasStrides = try bias.map { bias throws(AttentionError) in try shapes.scoreStrides(of: bias.shape, argument: "bias") }
     let batch = try elementCount(of: batchShape, argument: "query")
     var weights = try Tensor(zeros: scoresShape)
     let context = "query \(query.shape), key \(key.shape)"

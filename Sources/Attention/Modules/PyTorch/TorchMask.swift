@@ -72,16 +72,20 @@ public enum TorchMask: Sendable, Equatable {
     /// let y = try layer(x, mask: mask, isCausal: true)
     /// ```
     ///
-    /// - Throws: `AttentionError.invalidArgument` (`"size"`) for a negative size.
+    /// - Throws: `AttentionError.invalidArgument` (`"size"`) for a negative size, `.overflow`
+    ///   (`"size"`) when `size²` does not fit in `Int`, `.outOfMemory` when the mask cannot be
+    ///   allocated.
     public static func squareSubsequent(_ size: Int) throws -> TorchMask {
         guard size >= 0 else {
             throw AttentionError.invalidArgument(argument: "size", reason: "must be non-negative, got \(size)")
         }
-        var scalars = [Float](repeating: 0, count: size * size)
-        for i in 0..<size {
-            for j in (i + 1)..<size { scalars[i * size + j] = -.infinity }
+        var mask = try Tensor(uninitializedShape: [size, size], argument: "size")
+        mask.withUnsafeMutableBufferPointer { scalars in
+            for i in 0..<size {
+                for j in 0..<size { scalars[i * size + j] = j > i ? -.infinity : 0 }
+            }
         }
-        return .additive(try Tensor(shape: [size, size], scalars: scalars))
+        return .additive(mask)
     }
 
     /// Whether this is PyTorch's causal mask for `length` positions: exactly `(length, length)`

@@ -54,7 +54,7 @@
 /// is added, not treated as "nonzero masks" (D5); `isCausal` is PyTorch's hint (D6); the query is
 /// scaled before the product (D7); `needWeights: false` gives zeros, not NaN, for a fully masked
 /// row (D8). noxton's parameters are PyTorch's names with `bias_k`/`bias_v` of shape (1, E):
-/// reshape them to (1, 1, E) to load.
+/// ``convention`` `.noxton` loads and saves them so.
 ///
 /// ## Computation
 ///
@@ -182,6 +182,44 @@ public struct TorchMultiheadAttention: ParameterizedModule, Equatable {
     /// ```
     public var biasValue: Tensor?
 
+    /// Whose checkpoint layout ``parameterPaths`` follows: PyTorch's (the default) or noxton's.
+    ///
+    /// The two share every name; they differ only in the shape of `bias_k` and `bias_v`, which
+    /// PyTorch stores as `(1, 1, E)` and noxton's `noxton.nn.MultiheadAttention` as `(1, E)`.
+    /// ``biasKey`` and ``biasValue`` stay `(1, 1, E)` either way, and the forward pass is the same.
+    ///
+    /// ```swift
+    /// // noxton.nn.MultiheadAttention(8, 2, add_bias_kv=True), saved from its pytree
+    /// var mha = try TorchMultiheadAttention(embedDim: 8, heads: 2, addBiasKV: true, using: &rng)
+    /// mha.convention = .noxton
+    /// try mha.loadParameters(from: SafeTensors(contentsOf: url))   // bias_k (1, 8)
+    /// mha.convention = .torch
+    /// try mha.saveParameters(to: torchURL)                         // bias_k (1, 1, 8), as a state_dict
+    /// ```
+    public enum Convention: String, Sendable, Equatable, Hashable, CaseIterable {
+        /// `torch.nn.MultiheadAttention`: `bias_k` and `bias_v` are `(1, 1, E)`.
+        ///
+        /// ```swift
+        /// mha.convention = .torch
+        /// ```
+        case torch
+        /// `noxton.nn.MultiheadAttention`: `bias_k` and `bias_v` are `(1, E)`.
+        ///
+        /// ```swift
+        /// mha.convention = .noxton
+        /// ```
+        case noxton
+    }
+
+    /// The checkpoint layout of the parameters, ``Convention/torch`` unless set.
+    ///
+    /// ```swift
+    /// var mha = try TorchMultiheadAttention(embedDim: 8, heads: 2, addBiasKV: true, using: &rng)
+    /// mha.convention = .noxton
+    /// mha.parameterShapes.first { $0.name == "bias_k" }?.shape   // [1, 8]
+    /// ```
+    public var convention: Convention = .torch
+
     /// The size of each head, `embedDim / heads` (`head_dim`).
     ///
     /// ```swift
@@ -297,7 +335,7 @@ public struct TorchMultiheadAttention: ParameterizedModule, Equatable {
 
     /// PyTorch's `state_dict` names, in its order: `in_proj_weight` (or `q_proj_weight`,
     /// `k_proj_weight`, `v_proj_weight`), `in_proj_bias`, `bias_k`, `bias_v`, `out_proj.weight`,
-    /// `out_proj.bias`, each when present.
+    /// `out_proj.bias`, each when present; `bias_k` and `bias_v` shaped as ``convention`` says.
     ///
     /// ```swift
     /// mha.parameterPaths.map(\.name)
@@ -310,8 +348,9 @@ public struct TorchMultiheadAttention: ParameterizedModule, Equatable {
         if keyProjectionWeight != nil { paths.append(("k_proj_weight", \.keyProjectionWeight!)) }
         if valueProjectionWeight != nil { paths.append(("v_proj_weight", \.valueProjectionWeight!)) }
         if inProjectionBias != nil { paths.append(("in_proj_bias", \.inProjectionBias!)) }
-        if biasKey != nil { paths.append(("bias_k", \.biasKey!)) }
-        if biasValue != nil { paths.append(("bias_v", \.biasValue!)) }
+        let biasShape = convention == .torch ? [1, 1, embedDim] : [1, embedDim]
+        if biasKey != nil { paths.append(("bias_k", \.biasKey![storedAs: biasShape])) }
+        if biasValue != nil { paths.append(("bias_v", \.biasValue![storedAs: biasShape])) }
         return paths + parameterPaths(of: \.outProjection, prefixedBy: "out_proj")
     }
 
@@ -352,5 +391,15 @@ public struct TorchMultiheadAttention: ParameterizedModule, Equatable {
         guard dropout >= 0, dropout < 1 else {
             throw .invalidArgument(argument: "dropout", reason: "must be in [0, 1), got \(dropout)")
         }
+    }
+}
+
+extension Tensor {
+    /// This tensor with the elements in `shape`, as a checkpoint stores it; writing reshapes the
+    /// new value back to this tensor's shape. A reshape that cannot be done (element counts that
+    /// differ) leaves the tensor as it is, so loading reports its shape as a mismatch.
+    fileprivate subscript(storedAs shape: [Int]) -> Tensor {
+        get { (try? reshaped(shape)) ?? self }
+        set { self = (try? newValue.reshaped(self.shape)) ?? newValue }
     }
 }

@@ -69,16 +69,17 @@ extension TorchMultiheadAttention {
     /// Equinox's separate `(E, E)` query (0), key (1) or value (2) projection weight: rows
     /// `[index·E, (index + 1)·E)` of the packed ``inProjectionWeight``, read and written in place.
     ///
-    /// Reading gives an empty tensor when the packed weight is absent or misshapen (so loading
-    /// reports a shape mismatch); writing requires both shapes to be right, like `Array`'s
-    /// subscript requires a valid index.
+    /// When the packed weight is absent or misshapen, reading gives zeros of the projection's
+    /// shape (so loading checks a checkpoint's tensor against the shape the layer needs and reports
+    /// any other as a shape mismatch), and writing first replaces it with zeros of the packed shape.
     subscript(equinoxWeight index: Int) -> Tensor {
         get { packedSlice(inProjectionWeight, index: index, shape: [embedDim, embedDim]) }
         set { writePackedSlice(&inProjectionWeight, index: index, shape: [embedDim, embedDim], newValue) }
     }
 
     /// Equinox's separate `(E,)` query (0), key (1) or value (2) projection bias: elements
-    /// `[index·E, (index + 1)·E)` of ``inProjectionBias``, read and written in place.
+    /// `[index·E, (index + 1)·E)` of ``inProjectionBias``, read and written in place, as
+    /// ``subscript(equinoxWeight:)``.
     subscript(equinoxBias index: Int) -> Tensor {
         get { packedSlice(inProjectionBias, index: index, shape: [embedDim]) }
         set { writePackedSlice(&inProjectionBias, index: index, shape: [embedDim], newValue) }
@@ -86,20 +87,23 @@ extension TorchMultiheadAttention {
 
     private func packedSlice(_ packed: Tensor?, index: Int, shape: [Int]) -> Tensor {
         let packedShape = [3 * shape[0]] + shape.dropFirst()
-        guard let packed, packed.shape == packedShape, (0..<3).contains(index),
-              let slice = try? packed.sliced((index * shape[0])..<((index + 1) * shape[0]))
-        else {
-            // An empty tensor cannot fail to be created (nothing is allocated).
-            return try! Tensor(zeros: [0])
+        if let packed, packed.shape == packedShape,
+           let slice = try? packed.sliced((index * shape[0])..<((index + 1) * shape[0]))
+        {
+            return slice
         }
-        return slice
+        // Only an allocation failure leaves no zeros, and an empty tensor allocates nothing.
+        return (try? Tensor(zeros: shape)) ?? (try! Tensor(zeros: [0]))
     }
 
     private func writePackedSlice(_ packed: inout Tensor?, index: Int, shape: [Int], _ newValue: Tensor) {
         let packedShape = [3 * shape[0]] + shape.dropFirst()
-        precondition(
-            packed?.shape == packedShape && newValue.shape == shape && (0..<3).contains(index),
-            "writing a \(newValue.shape) projection \(index) into a packed \(packed?.shape ?? []) one (expected \(shape) into \(packedShape))")
+        // Loading writes what the getter read, so the shape is the slice's unless memory ran out.
+        guard newValue.shape == shape, (0..<3).contains(index) else { return }
+        if packed?.shape != packedShape {
+            guard let zeros = try? Tensor(zeros: packedShape) else { return }
+            packed = zeros
+        }
         let count = newValue.count
         packed!.withUnsafeMutableBufferPointer { target in
             newValue.withUnsafeBufferPointer { source in
