@@ -40,22 +40,10 @@ public struct AttentionMask: Sendable, Equatable {
     /// ```
     public enum Causal: Sendable, Equatable, Hashable, CaseIterable {
         /// No causal masking.
-        ///
-        /// ```swift
-        /// let encoder = AttentionMask(causal: .none)   // the same as AttentionMask()
-        /// ```
         case none
         /// Query i sees keys `0...i`.
-        ///
-        /// ```swift
-        /// let prefill = AttentionMask(causal: .topLeft)
-        /// ```
         case topLeft
         /// Query i sees keys `0...(i + Lk - Lq)`.
-        ///
-        /// ```swift
-        /// let decode = AttentionMask(causal: .bottomRight)   // new queries after a key cache
-        /// ```
         case bottomRight
     }
 
@@ -72,83 +60,39 @@ public struct AttentionMask: Sendable, Equatable {
     public struct Window: Sendable, Equatable, Hashable {
         /// How many keys before the aligned position are visible; `nil` for all of them.
         /// Must be non-negative.
-        ///
-        /// ```swift
-        /// AttentionMask.Window(left: 127, right: 0).left   // 127
-        /// ```
         public var left: Int?
         /// How many keys after the aligned position are visible; `nil` for all of them.
         /// Must be non-negative.
-        ///
-        /// ```swift
-        /// AttentionMask.Window(left: 127).right   // nil: unbounded
-        /// ```
         public var right: Int?
 
         /// Creates a window; `nil` leaves a side unbounded.
-        ///
-        /// ```swift
-        /// let lookBack = AttentionMask.Window(left: 255)   // right unbounded
-        /// ```
         public init(left: Int? = nil, right: Int? = nil) {
             self.left = left
             self.right = right
         }
 
         /// No window: every key is within reach.
-        ///
-        /// ```swift
-        /// AttentionMask.Window.unbounded == .init()   // true
-        /// ```
         public static let unbounded = Window()
     }
 
     /// Causal masking; `.none` by default.
-    ///
-    /// ```swift
-    /// var mask = AttentionMask()
-    /// mask.causal = .topLeft
-    /// ```
     public var causal: Causal
 
     /// The sliding window; unbounded by default.
-    ///
-    /// ```swift
-    /// var mask = AttentionMask(causal: .topLeft)
-    /// mask.window = .init(left: 63, right: 0)
-    /// ```
     public var window: Window
 
     /// Per-batch numbers of valid keys, `B` values each in `0...Lk`: batch b sees keys
     /// `0..<keyLengths[b]`. `nil` for all keys.
-    ///
-    /// ```swift
-    /// let padded = AttentionMask(keyLengths: [7, 3])   // B = 2, sequences padded to Lk >= 7
-    /// ```
     public var keyLengths: [Int]?
 
     /// An explicit mask broadcastable to `(B, Hq, Lq, Lk)`: `true` attends, `false` masks.
-    ///
-    /// ```swift
-    /// let keep = try BooleanMask(shape: [1, lk]) { index in index[1] % 2 == 0 }
-    /// let mask = AttentionMask(booleanMask: keep)   // every query sees the even keys
-    /// ```
     public var booleanMask: BooleanMask?
 
     /// An additive bias broadcastable to `(B, Hq, Lq, Lk)`, added to the scaled scores
     /// (ALiBi, relative positions, or a float mask with `-Float.infinity`).
-    ///
-    /// ```swift
-    /// let alibi = try Tensor(shape: [heads, lq, lk], scalars: slopes)
-    /// let mask = AttentionMask(causal: .topLeft, bias: alibi)
-    /// ```
     public var bias: Tensor?
 
     /// Creates a mask from its parts; by default nothing is masked.
-    ///
-    /// ```swift
-    /// let mask = AttentionMask(causal: .topLeft, keyLengths: [5, 9])
-    /// ```
     public init(
         causal: Causal = .none,
         window: Window = .unbounded,
@@ -164,17 +108,9 @@ public struct AttentionMask: Sendable, Equatable {
     }
 
     /// No masking and no bias: every query attends to every key.
-    ///
-    /// ```swift
-    /// let out = try scaledDotProductAttention(query: q, key: k, value: v, mask: .unmasked)
-    /// ```
     public static let unmasked = AttentionMask()
 
     /// Causal masking alone, with the given alignment.
-    ///
-    /// ```swift
-    /// let out = try scaledDotProductAttention(query: q, key: k, value: v, mask: .causal(.topLeft))
-    /// ```
     public static func causal(_ alignment: Causal) -> AttentionMask {
         AttentionMask(causal: alignment)
     }

@@ -11,24 +11,12 @@
 /// ```
 public struct BooleanMask: Sendable, Equatable {
     /// The size of each dimension, outermost first.
-    ///
-    /// ```swift
-    /// try BooleanMask(shape: [2, 3], values: Array(repeating: true, count: 6)).shape   // [2, 3]
-    /// ```
     public let shape: [Int]
 
     /// The elements in row-major order.
-    ///
-    /// ```swift
-    /// try BooleanMask(shape: [2], values: [true, false]).values   // [true, false]
-    /// ```
     public let values: [Bool]
 
     /// Creates a mask from its shape and its elements in row-major order.
-    ///
-    /// ```swift
-    /// let padding = try BooleanMask(shape: [1, 1, 1, 4], values: [true, true, true, false])
-    /// ```
     ///
     /// - Throws: `AttentionError.invalidArgument` for a negative dimension, `.overflow` when the
     ///   element count does not fit in `Int`, `.shapeMismatch` when `values.count` is not the
@@ -44,10 +32,6 @@ public struct BooleanMask: Sendable, Equatable {
     }
 
     /// Creates a mask by evaluating `attends` at every multi-index, in row-major order.
-    ///
-    /// ```swift
-    /// let band = try BooleanMask(shape: [8, 8]) { index in abs(index[0] - index[1]) <= 1 }
-    /// ```
     ///
     /// - Throws: `AttentionError.invalidArgument` for a negative dimension, `.overflow` when the
     ///   element count does not fit in `Int`, `.outOfMemory` when the values cannot be allocated.
@@ -73,26 +57,14 @@ public struct BooleanMask: Sendable, Equatable {
     }
 
     /// Creates a mask from a tensor: nonzero elements (NaN included) attend, zeros are masked.
-    ///
-    /// ```swift
-    /// let mask = BooleanMask(try Tensor(shape: [2], scalars: [1, 0]))   // [true, false]
-    /// ```
     public init(_ tensor: Tensor) {
         shape = tensor.shape
         values = tensor.withUnsafeBufferPointer { $0.map { $0 != 0 } }
     }
 
     /// The number of elements.
-    ///
-    /// ```swift
-    /// try BooleanMask(shape: [3, 4]) { _ in true }.count   // 12
-    /// ```
     public var count: Int { values.count }
 
     /// The number of dimensions.
-    ///
-    /// ```swift
-    /// try BooleanMask(shape: [3, 4]) { _ in true }.rank   // 2
-    /// ```
     public var rank: Int { shape.count }
 }

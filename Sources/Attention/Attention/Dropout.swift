@@ -19,31 +19,15 @@
 /// ```
 public struct Dropout: Sendable, Equatable, Hashable {
     /// The probability of zeroing a weight, in `[0, 1)`; 0 disables dropout.
-    ///
-    /// ```swift
-    /// Dropout(probability: 0.2, seed: 0).probability   // 0.2
-    /// ```
     public var probability: Float
 
     /// The seed of the random stream.
-    ///
-    /// ```swift
-    /// Dropout(probability: 0.2, seed: 99).seed   // 99
-    /// ```
     public var seed: UInt64
 
     /// Added to every weight's counter (wrapping), to select another part of the stream.
-    ///
-    /// ```swift
-    /// Dropout(probability: 0.2, seed: 99, offset: 1 << 32).offset
-    /// ```
     public var offset: UInt64
 
     /// Creates a dropout configuration. The probability is checked when the attention runs.
-    ///
-    /// ```swift
-    /// let dropout = Dropout(probability: 0.1, seed: 42)
-    /// ```
     public init(probability: Float, seed: UInt64, offset: UInt64 = 0) {
         self.probability = probability
         self.seed = seed

@@ -13,24 +13,12 @@
 /// In every case the row's log-sum-exp is `-infinity`.
 public enum MaskedRowPolicy: Sendable, Equatable, Hashable, CaseIterable {
     /// The row is zeros (PyTorch SDPA >= 2.5, FlashAttention).
-    ///
-    /// ```swift
-    /// let policy: MaskedRowPolicy = .zero
-    /// ```
     case zero
 
     /// The row is NaN: a plain softmax over `-infinity` scores (PyTorch's `need_weights` path).
-    ///
-    /// ```swift
-    /// let policy: MaskedRowPolicy = .nan
-    /// ```
     case nan
 
     /// The row is the mean of the values over all Lk keys, with dropout applied to those uniform
     /// weights (Equinox, Flax).
-    ///
-    /// ```swift
-    /// let policy: MaskedRowPolicy = .meanOfValues
-    /// ```
     case meanOfValues
 }

@@ -7,18 +7,10 @@
 public enum AttentionAlgorithm: Sendable, Equatable, Hashable, CaseIterable {
     /// Flash-style: tiles of queries against blocks of keys with an online softmax; the score
     /// matrix never exists. Workspace independent of the sequence lengths. The default.
-    ///
-    /// ```swift
-    /// let out = try scaledDotProductAttention(query: q, key: k, value: v, algorithm: .fused)
-    /// ```
     case fused
     /// The textbook path, one (batch, head) at a time: the full Lq × Lk score matrix, masked,
     /// a row softmax, then a product with V. Workspace: threads × Lq × Lk floats. For comparisons
     /// and benchmarks.
-    ///
-    /// ```swift
-    /// let baseline = try scaledDotProductAttention(query: q, key: k, value: v, algorithm: .unfused)
-    /// ```
     case unfused
 }
 
@@ -32,17 +24,9 @@ public enum AttentionAlgorithm: Sendable, Equatable, Hashable, CaseIterable {
 /// ```
 public enum AttentionLayout: Sendable, Equatable, Hashable, CaseIterable {
     /// `(B, H, L, D)`, `(H, L, D)` or `(L, D)`: heads before positions (PyTorch's SDPA, MLX).
-    ///
-    /// ```swift
-    /// let out = try scaledDotProductAttention(query: q, key: k, value: v, layout: .heads)
-    /// ```
     case heads
     /// `(B, L, H, D)`, `(L, H, D)` or `(L, D)`: positions before heads (Flax, and any `(…, L, H·D)`
     /// projection). The log-sum-exp is still `(B, H, L)`.
-    ///
-    /// ```swift
-    /// let out = try scaledDotProductAttention(query: q, key: k, value: v, layout: .sequence)
-    /// ```
     case sequence
 }
 
@@ -55,27 +39,15 @@ public enum AttentionLayout: Sendable, Equatable, Hashable, CaseIterable {
 public struct AttentionOutput: Sendable, Equatable {
     /// The attention output, shaped like the query with the values' feature size:
     /// `(B, Hq, Lq, Dv)`, `(Hq, Lq, Dv)` or `(Lq, Dv)`.
-    ///
-    /// ```swift
-    /// let out = result.output
-    /// ```
     public var output: Tensor
 
     /// The natural logarithm of each row's sum of `exp(scores)` (scaled scores plus bias, over
     /// the visible keys, before dropout), shaped like the query without its feature dimension:
     /// `(B, Hq, Lq)`, `(Hq, Lq)` or `(Lq)`. `-infinity` for a row with no visible key.
     /// With it, the attention weights are `exp(score - logSumExp)`, as a backward pass needs.
-    ///
-    /// ```swift
-    /// let lse = result.logSumExp
-    /// ```
     public var logSumExp: Tensor
 
     /// Creates a result from its parts.
-    ///
-    /// ```swift
-    /// let result = AttentionOutput(output: out, logSumExp: lse)
-    /// ```
     public init(output: Tensor, logSumExp: Tensor) {
         self.output = output
         self.logSumExp = logSumExp

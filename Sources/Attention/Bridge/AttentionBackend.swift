@@ -19,10 +19,6 @@ public enum AttentionBackend {
     /// ```
     public enum InstructionSet: String, Sendable, Equatable, Hashable, CaseIterable, CustomStringConvertible {
         /// Portable C for the baseline target (SSE2 on x86-64); available on every x86-64 CPU.
-        ///
-        /// ```swift
-        /// try AttentionBackend.setInstructionSet(.scalar)
-        /// ```
         case scalar
         /// arm64: the portable path compiled with NEON.
         ///
@@ -33,23 +29,11 @@ public enum AttentionBackend {
         /// ```
         case neon
         /// x86-64 AVX2 + FMA.
-        ///
-        /// ```swift
-        /// if AttentionBackend.isSupported(.avx2) { try AttentionBackend.setInstructionSet(.avx2) }
-        /// ```
         case avx2
         /// x86-64 AVX-512 F/BW/VL + FMA.
-        ///
-        /// ```swift
-        /// let wide = AttentionBackend.instructionSet == .avx512
-        /// ```
         case avx512
 
         /// The name the C library and the `ATTN_ISA` environment variable use.
-        ///
-        /// ```swift
-        /// AttentionBackend.InstructionSet.avx2.description   // "avx2"
-        /// ```
         public var description: String { rawValue }
 
         var cValue: attn_isa {
@@ -74,20 +58,12 @@ public enum AttentionBackend {
 
     /// The instruction set the kernels use now: the best the CPU supports, unless the environment
     /// variable `ATTN_ISA` or ``setInstructionSet(_:)`` chose another.
-    ///
-    /// ```swift
-    /// if AttentionBackend.instructionSet == .scalar { print("no SIMD path on this CPU") }
-    /// ```
     public static var instructionSet: InstructionSet {
         // The C library only ever reports a member of its enum.
         InstructionSet(attn_get_isa()) ?? .scalar
     }
 
     /// Whether this CPU and build can run `instructionSet`.
-    ///
-    /// ```swift
-    /// let canUseAVX512 = AttentionBackend.isSupported(.avx512)
-    /// ```
     public static func isSupported(_ instructionSet: InstructionSet) -> Bool {
         attn_isa_supported(instructionSet.cValue) != 0
     }
@@ -115,26 +91,14 @@ public enum AttentionBackend {
     }
 
     /// The most threads one call may use, and the largest thread count accepted.
-    ///
-    /// ```swift
-    /// try AttentionBackend.setThreadCount(AttentionBackend.maximumThreadCount)
-    /// ```
     public static var maximumThreadCount: Int { Int(ATTN_MAX_THREADS) }
 
     /// The number of threads a call uses when it does not pass `threads:`: the last value given
     /// to ``setThreadCount(_:)``, or by default OpenMP's default (normally the number of cores;
     /// the number of online CPUs without OpenMP).
-    ///
-    /// ```swift
-    /// print("attention runs on \(AttentionBackend.threadCount) threads")
-    /// ```
     public static var threadCount: Int { Int(attn_get_num_threads()) }
 
     /// Sets the default number of threads per call; `nil` restores the built-in default.
-    ///
-    /// ```swift
-    /// try AttentionBackend.setThreadCount(2)
-    /// ```
     ///
     /// - Throws: `AttentionError.invalidArgument` unless `count` is `nil` or in
     ///   `1...maximumThreadCount`.
@@ -151,9 +115,5 @@ public enum AttentionBackend {
     }
 
     /// The version of the C kernel library, "MAJOR.MINOR.PATCH".
-    ///
-    /// ```swift
-    /// print(AttentionBackend.version)   // 0.1.0
-    /// ```
     public static var version: String { String(cString: attn_version()) }
 }

@@ -4,11 +4,6 @@
 /// The `Float` with the value of an IEEE 754 binary16 number. Exact for every input: normal
 /// numbers, subnormals, signed zeros, infinities, and NaN (sign and payload kept, shifted into
 /// the upper fraction bits).
-///
-/// ```swift
-/// floatFromHalfBits(0x3C00)   // 1.0
-/// floatFromHalfBits(0x0001)   // 5.9604645e-08, the smallest subnormal, 2^-24
-/// ```
 func floatFromHalfBits(_ bits: UInt16) -> Float {
     let sign = UInt32(bits & 0x8000) << 16
     let exponent = UInt32(bits >> 10) & 0x1F
@@ -72,10 +67,6 @@ func halfBits(from value: Float) -> UInt16 {
 
 /// The `Float` with the value of a bfloat16 number: its bits are the upper half of the `Float`'s,
 /// so the conversion is exact for every input, NaN payloads included.
-///
-/// ```swift
-/// floatFromBFloat16Bits(0x3F80)   // 1.0
-/// ```
 func floatFromBFloat16Bits(_ bits: UInt16) -> Float {
     Float(bitPattern: UInt32(bits) << 16)
 }
@@ -83,11 +74,6 @@ func floatFromBFloat16Bits(_ bits: UInt16) -> Float {
 /// The bfloat16 bits nearest to `value`, rounding halfway cases to even (as PyTorch and
 /// `ml_dtypes` do, not truncating); values that round past the largest bfloat16 become infinity.
 /// NaN stays NaN with its sign and upper payload bits, quieted.
-///
-/// ```swift
-/// bfloat16Bits(from: 1)              // 0x3F80
-/// bfloat16Bits(from: 1 + 0x1p-8)     // 0x3F80 (a tie, to even)
-/// ```
 func bfloat16Bits(from value: Float) -> UInt16 {
     let bits = value.bitPattern
     if value.isNaN {

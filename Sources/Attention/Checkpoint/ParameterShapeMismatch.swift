@@ -7,31 +7,15 @@
 /// ```
 public struct ParameterShapeMismatch: Sendable, Equatable, Hashable, CustomStringConvertible {
     /// The parameter's full name, prefix included.
-    ///
-    /// ```swift
-    /// problem.name   // "encoder.layers.0.linear1.weight"
-    /// ```
     public var name: String
 
     /// The shape the module has.
-    ///
-    /// ```swift
-    /// problem.expected   // [2048, 512]
-    /// ```
     public var expected: [Int]
 
     /// The shape found in the checkpoint.
-    ///
-    /// ```swift
-    /// problem.actual   // [512, 2048]
-    /// ```
     public var actual: [Int]
 
     /// Creates a description of one mismatch.
-    ///
-    /// ```swift
-    /// ParameterShapeMismatch(name: "bias", expected: [8], actual: [1, 8])
-    /// ```
     public init(name: String, expected: [Int], actual: [Int]) {
         self.name = name
         self.expected = expected
@@ -39,10 +23,6 @@ public struct ParameterShapeMismatch: Sendable, Equatable, Hashable, CustomStrin
     }
 
     /// `"name: expected [..], found [..]"`.
-    ///
-    /// ```swift
-    /// print(ParameterShapeMismatch(name: "bias", expected: [8], actual: [1, 8]))
-    /// ```
     public var description: String {
         "\(name): expected \(expected), found \(actual)"
     }

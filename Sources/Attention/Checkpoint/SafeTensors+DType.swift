@@ -43,10 +43,6 @@ extension SafeTensors {
         case float64 = "F64"
 
         /// The size of one element in bytes.
-        ///
-        /// ```swift
-        /// SafeTensors.DType.bfloat16.byteSize   // 2
-        /// ```
         public var byteSize: Int {
             switch self {
             case .bool, .uint8, .int8: 1
@@ -57,10 +53,6 @@ extension SafeTensors {
         }
 
         /// Whether this is a floating-point type (`F16`, `BF16`, `F32`, `F64`).
-        ///
-        /// ```swift
-        /// SafeTensors.DType.int32.isFloatingPoint   // false
-        /// ```
         public var isFloatingPoint: Bool {
             switch self {
             case .float16, .bfloat16, .float32, .float64: true
@@ -69,10 +61,6 @@ extension SafeTensors {
         }
 
         /// Whether this is a signed or unsigned integer type (not `BOOL`).
-        ///
-        /// ```swift
-        /// SafeTensors.DType.uint8.isInteger   // true
-        /// ```
         public var isInteger: Bool {
             switch self {
             case .uint8, .int8, .uint16, .int16, .uint32, .int32, .uint64, .int64: true
@@ -81,10 +69,6 @@ extension SafeTensors {
         }
 
         /// The name the format uses: `"F32"`, `"BF16"`, `"BOOL"`, ...
-        ///
-        /// ```swift
-        /// print(SafeTensors.DType.float16)   // F16
-        /// ```
         public var description: String { rawValue }
     }
 }

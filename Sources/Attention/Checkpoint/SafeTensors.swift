@@ -40,11 +40,6 @@ public struct SafeTensors: Sendable, Equatable {
     }
 
     /// The file's `__metadata__`: free-form string pairs, such as `["format": "pt"]`.
-    ///
-    /// ```swift
-    /// var file = SafeTensors()
-    /// file.metadata["source"] = "torch 2.5"
-    /// ```
     public var metadata: [String: String]
 
     private var entries: [String: Entry]
@@ -52,21 +47,12 @@ public struct SafeTensors: Sendable, Equatable {
     // MARK: Creating
 
     /// Creates an empty set of tensors.
-    ///
-    /// ```swift
-    /// var file = SafeTensors(metadata: ["format": "pt"])
-    /// ```
     public init(metadata: [String: String] = [:]) {
         self.metadata = metadata
         self.entries = [:]
     }
 
     /// Creates a set of tensors from a dictionary, each stored as `dtype`.
-    ///
-    /// ```swift
-    /// let file = try SafeTensors(["weight": w, "bias": b], metadata: ["format": "pt"])
-    /// let bytes = file.serialized()
-    /// ```
     ///
     /// - Throws: the errors of ``insert(_:named:as:)``.
     public init(_ tensors: [String: Tensor], as dtype: DType = .float32, metadata: [String: String] = [:]) throws {
@@ -77,10 +63,6 @@ public struct SafeTensors: Sendable, Equatable {
     }
 
     /// Reads and validates the bytes of a safetensors file.
-    ///
-    /// ```swift
-    /// let file = try SafeTensors(data: downloadedBytes)
-    /// ```
     ///
     /// The tensors' bytes are kept as slices of `data` and converted when asked for.
     ///
@@ -108,10 +90,6 @@ public struct SafeTensors: Sendable, Equatable {
     /// allows, so tensors that are never asked for are never read from disk. (As with any mapped
     /// file, truncating it from another process while this value is alive is not supported;
     /// ``write(to:)`` replaces files atomically, so overwriting a checkpoint with it is safe.)
-    ///
-    /// ```swift
-    /// let file = try SafeTensors(contentsOf: URL(filePath: "/models/encoder.safetensors"))
-    /// ```
     ///
     /// - Throws: `AttentionError.invalidCheckpoint` naming the path when it is not a regular,
     ///   readable file (a missing file, a directory, a device such as `/dev/null`) or cannot be
@@ -151,19 +129,11 @@ public struct SafeTensors: Sendable, Equatable {
     // MARK: Inspecting
 
     /// The names of the tensors, sorted by their UTF-8 bytes (the metadata key is not among them).
-    ///
-    /// ```swift
-    /// for name in file.names { print(name, try file.shape(of: name)) }
-    /// ```
     public var names: [String] {
         entries.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 
     /// Whether a tensor of this name is present.
-    ///
-    /// ```swift
-    /// let hasBias = file.contains("out_proj.bias")
-    /// ```
     public func contains(_ name: String) -> Bool {
         entries[name] != nil
     }
@@ -182,20 +152,12 @@ public struct SafeTensors: Sendable, Equatable {
 
     /// The shape of a tensor, without converting its data.
     ///
-    /// ```swift
-    /// try file.shape(of: "in_proj_weight")   // [24, 8]
-    /// ```
-    ///
     /// - Throws: `AttentionError.invalidArgument` (argument `"name"`) when there is no such tensor.
     public func shape(of name: String) throws -> [Int] {
         try entry(named: name).shape
     }
 
     /// The stored element type of a tensor.
-    ///
-    /// ```swift
-    /// try file.dtype(of: "mask")   // .bool
-    /// ```
     ///
     /// - Throws: `AttentionError.invalidArgument` (argument `"name"`) when there is no such tensor.
     public func dtype(of name: String) throws -> DType {
@@ -206,10 +168,6 @@ public struct SafeTensors: Sendable, Equatable {
 
     /// A tensor converted to `Float`, whatever its stored type: exactly from `F32`, `F16`, `BF16`
     /// and `BOOL` (0 or 1), rounding to nearest from `F64` and from integers beyond 2²⁴.
-    ///
-    /// ```swift
-    /// let weight = try file.tensor(named: "out_proj.weight")
-    /// ```
     ///
     /// - Throws: `AttentionError.invalidArgument` (argument `"name"`) when there is no such tensor;
     ///   `.outOfMemory` when it cannot be allocated.
@@ -223,10 +181,6 @@ public struct SafeTensors: Sendable, Equatable {
     }
 
     /// Every tensor, converted to `Float` as ``tensor(named:)`` does.
-    ///
-    /// ```swift
-    /// let stateDict = try file.tensors()
-    /// ```
     public func tensors() throws -> [String: Tensor] {
         var result: [String: Tensor] = [:]
         result.reserveCapacity(entries.count)
@@ -239,10 +193,6 @@ public struct SafeTensors: Sendable, Equatable {
     /// A tensor's elements as booleans in row-major order, for masks: `BOOL` as stored, and any
     /// other type as "nonzero" (NumPy's `astype(bool)`; NaN is `true`).
     ///
-    /// ```swift
-    /// let mask = try BooleanMask(shape: file.shape(of: "mask"), values: file.booleans(named: "mask"))
-    /// ```
-    ///
     /// - Throws: `AttentionError.invalidArgument` (argument `"name"`) when there is no such tensor.
     public func booleans(named name: String) throws -> [Bool] {
         let entry = try entry(named: name)
@@ -251,10 +201,6 @@ public struct SafeTensors: Sendable, Equatable {
 
     /// A tensor's elements as integers in row-major order, exactly: for key lengths, token ids or
     /// positions stored as `I64`, `I32`, ... (or floats holding whole numbers).
-    ///
-    /// ```swift
-    /// let lengths = try file.integers(named: "key_lengths")   // [7, 5]
-    /// ```
     ///
     /// - Throws: `AttentionError.invalidArgument` (argument `"name"`) when there is no such tensor,
     ///   or when an element is not an integer that fits in `Int` (a fraction, NaN, or a `U64`
@@ -293,10 +239,6 @@ public struct SafeTensors: Sendable, Equatable {
     /// NumPy and PyTorch do); integer types need whole numbers in their range; `BOOL` needs 0
     /// or 1.
     ///
-    /// ```swift
-    /// try file.insert(weights, named: "encoder.weight", as: .bfloat16)
-    /// ```
-    ///
     /// - Throws: `AttentionError.invalidArgument` (argument `"name"`) for the reserved name
     ///   `"__metadata__"`, or (argument: the tensor's name) when an element cannot be stored as
     ///   `dtype`; `.overflow` when the byte count does not fit in `Int`.
@@ -317,10 +259,6 @@ public struct SafeTensors: Sendable, Equatable {
 
     /// Adds a `BOOL` tensor, or replaces the tensor of the same name.
     ///
-    /// ```swift
-    /// try file.insert(booleans: [true, true, false, true], shape: [2, 2], named: "mask")
-    /// ```
-    ///
     /// - Throws: `AttentionError.shapeMismatch` (argument `"booleans"`) when the count is not the
     ///   shape's element count, and the errors of ``insert(_:named:as:)`` for the name and shape.
     public mutating func insert(booleans: [Bool], shape: [Int], named name: String) throws {
@@ -334,10 +272,6 @@ public struct SafeTensors: Sendable, Equatable {
 
     /// Adds an integer tensor (`I64` by default, or any integer type or `BOOL`), or replaces the
     /// tensor of the same name.
-    ///
-    /// ```swift
-    /// try file.insert(integers: [7, 5], shape: [2], named: "key_lengths", as: .int32)
-    /// ```
     ///
     /// - Throws: `AttentionError.invalidArgument` (argument `"dtype"`) for a floating-point type,
     ///   (argument: the tensor's name) for a value out of the type's range;
@@ -377,11 +311,6 @@ public struct SafeTensors: Sendable, Equatable {
 
     /// The file's bytes: header, then the tensors laid out by decreasing element size, then by
     /// name (so each is aligned to its element size), as the reference implementation does.
-    ///
-    /// ```swift
-    /// let bytes = try SafeTensors(["x": x]).serialized()
-    /// let again = try SafeTensors(data: bytes)
-    /// ```
     public func serialized() -> Data {
         let ordered = entries.sorted { lhs, rhs in
             if lhs.value.dtype.byteSize != rhs.value.dtype.byteSize {
@@ -405,20 +334,12 @@ public struct SafeTensors: Sendable, Equatable {
 
     /// Writes the file, atomically (to a temporary file that then replaces `url`).
     ///
-    /// ```swift
-    /// try checkpoint.write(to: URL(filePath: "weights.safetensors"))
-    /// ```
-    ///
     /// - Throws: the file system's error when the file cannot be written.
     public func write(to url: URL) throws {
         try serialized().write(to: url, options: .atomic)
     }
 
     /// Writes tensors (as `F32`) and metadata to a safetensors file.
-    ///
-    /// ```swift
-    /// try SafeTensors.write(["weight": w, "bias": b], metadata: ["format": "pt"], to: url)
-    /// ```
     ///
     /// - Throws: the errors of ``insert(_:named:as:)`` and ``write(to:)``.
     public static func write(_ tensors: [String: Tensor], metadata: [String: String] = [:], to url: URL) throws {

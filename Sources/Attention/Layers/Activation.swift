@@ -25,18 +25,9 @@ public enum Activation: String, Sendable, Equatable, Hashable, CaseIterable, Par
     case tanh
 
     /// An activation has no parameters.
-    ///
-    /// ```swift
-    /// Activation.relu.parameterPaths.isEmpty   // true
-    /// ```
     public var parameterPaths: [ParameterPath<Activation>] { [] }
 
     /// Applies the function to every element; the result has the input's shape.
-    ///
-    /// ```swift
-    /// let activation = Activation.silu
-    /// let y = try activation(x)
-    /// ```
     ///
     /// - Throws: the kernel's errors (`.outOfMemory` when the result cannot be allocated).
     public func callAsFunction(_ input: Tensor) throws -> Tensor {

@@ -1,9 +1,5 @@
 extension Dropout: ParameterizedModule {
     /// Dropout has no parameters.
-    ///
-    /// ```swift
-    /// Dropout(probability: 0.1, seed: 0).parameterPaths.isEmpty   // true
-    /// ```
     public var parameterPaths: [ParameterPath<Dropout>] { [] }
 
     /// Applies dropout to activations (the outputs of a layer, not attention weights): each

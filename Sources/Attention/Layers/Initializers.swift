@@ -17,11 +17,6 @@ extension Tensor {
     /// Samples from `U(-limit, limit)`: PyTorch's and Equinox's default for `Linear` weights and
     /// biases, with `limit = 1/√fanIn`.
     ///
-    /// ```swift
-    /// var rng = SeededGenerator(seed: 0)
-    /// let weight = try Tensor.uniform([64, 32], limit: 1 / Float(32).squareRoot(), using: &rng)
-    /// ```
-    ///
     /// - Throws: `AttentionError.invalidArgument` (`"limit"`) unless `limit` is positive and
     ///   finite, and the errors of `init(zeros:)` for the shape.
     public static func uniform(
@@ -37,10 +32,6 @@ extension Tensor {
     /// `torch.nn.init.xavier_uniform_`. For a PyTorch weight `(out, in)` the fans are `in` and
     /// `out`; `MultiheadAttention`'s packed `in_proj_weight` `(3E, E)` has fanIn E, fanOut 3E.
     ///
-    /// ```swift
-    /// let inProj = try Tensor.xavierUniform([3 * 8, 8], fanIn: 8, fanOut: 24, using: &rng)
-    /// ```
-    ///
     /// - Throws: `AttentionError.invalidArgument` (`"fanIn"`, `"fanOut"`, `"gain"`) for fans
     ///   below 1 or a gain that is not positive and finite.
     public static func xavierUniform(
@@ -54,10 +45,6 @@ extension Tensor {
     /// Xavier (Glorot) normal: `N(0, σ²)` with `σ = gain · √(2 / (fanIn + fanOut))`, as
     /// `torch.nn.init.xavier_normal_` (used for `MultiheadAttention`'s `bias_k` and `bias_v`,
     /// `(1, 1, E)`, where both fans are E).
-    ///
-    /// ```swift
-    /// let biasK = try Tensor.xavierNormal([1, 1, 8], fanIn: 8, fanOut: 8, using: &rng)
-    /// ```
     ///
     /// - Throws: as ``xavierUniform(_:fanIn:fanOut:gain:using:)``.
     public static func xavierNormal(
@@ -83,10 +70,6 @@ extension Tensor {
     /// Samples from `N(0, standardDeviation²)`: `jax.nn.initializers.normal(stddev)` (0.01 by
     /// default there) and `torch.nn.init.normal_`.
     ///
-    /// ```swift
-    /// let embedding = try Tensor.normal([1000, 64], standardDeviation: 0.02, using: &rng)
-    /// ```
-    ///
     /// - Throws: the errors of `init(randomNormal:mean:standardDeviation:using:)`.
     public static func normal(
         _ shape: [Int], standardDeviation: Float, using generator: inout some RandomNumberGenerator
@@ -97,10 +80,6 @@ extension Tensor {
     /// Samples from the standard normal distribution truncated to `[lower, upper]`, then scaled
     /// by `standardDeviation` (the distribution of `jax.random.truncated_normal(lower, upper) ·
     /// standardDeviation`). Rejection sampling from Box–Muller normals in `Double`.
-    ///
-    /// ```swift
-    /// let t = try Tensor.truncatedNormal([16, 16], standardDeviation: 0.02, using: &rng)   // within ±0.04
-    /// ```
     ///
     /// - Throws: `AttentionError.invalidArgument` (`"standardDeviation"`, `"lower"`) unless the
     ///   deviation is finite and non-negative and `lower < upper` are finite bounds holding at
@@ -155,10 +134,6 @@ extension Tensor {
     /// For a Flax `DenseGeneral` kernel, fanIn is the product of the input axes (`in_features`
     /// for the query/key/value kernels `(in, H, headDim)`, `H · headDim` for the output kernel
     /// `(H, headDim, out)`).
-    ///
-    /// ```swift
-    /// let queryKernel = try Tensor.lecunNormal([64, 8, 8], fanIn: 64, using: &rng)
-    /// ```
     ///
     /// - Throws: `AttentionError.invalidArgument` (`"fanIn"`) for a fan below 1, and the errors
     ///   of `init(zeros:)` for the shape.

@@ -25,38 +25,18 @@ public struct LayerNorm: ParameterizedModule, Equatable {
     }
 
     /// The scale, `(size,)`; `nil` without an elementwise affine transform.
-    ///
-    /// ```swift
-    /// norm.weight?.scalars.allSatisfy { $0 == 1 }   // true after init
-    /// ```
     public var weight: Tensor?
 
     /// The shift, `(size,)`; `nil` without one.
-    ///
-    /// ```swift
-    /// norm.bias?.shape   // [64]
-    /// ```
     public var bias: Tensor?
 
     /// The size of the normalised (last) dimension.
-    ///
-    /// ```swift
-    /// norm.size   // 64
-    /// ```
     public var size: Int
 
     /// Added to the variance before the square root; finite and non-negative.
-    ///
-    /// ```swift
-    /// norm.epsilon   // 1e-5
-    /// ```
     public var epsilon: Float
 
     /// How the variance is computed.
-    ///
-    /// ```swift
-    /// norm.variance   // .twoPass
-    /// ```
     public var variance: Variance
 
     /// Creates a layer norm over a last dimension of `size`, with weight ones and bias zeros.
@@ -107,10 +87,6 @@ public struct LayerNorm: ParameterizedModule, Equatable {
     }
 
     /// `weight` and `bias`, each when present.
-    ///
-    /// ```swift
-    /// try LayerNorm(size: 8).parameterPaths.map(\.name)   // ["weight", "bias"]
-    /// ```
     public var parameterPaths: [ParameterPath<LayerNorm>] {
         var paths: [ParameterPath<LayerNorm>] = []
         if weight != nil { paths.append(("weight", \.weight!)) }
@@ -119,10 +95,6 @@ public struct LayerNorm: ParameterizedModule, Equatable {
     }
 
     /// Normalises each row of the last dimension; the result has the input's shape.
-    ///
-    /// ```swift
-    /// let normalised = try norm(hidden)   // hidden: (batch, length, 64)
-    /// ```
     ///
     /// - Throws: `AttentionError.shapeMismatch` (argument `"input"`) when the last dimension is
     ///   not ``size`` (or `input` is a scalar); `.invalidArgument` or `.shapeMismatch` when the

@@ -13,40 +13,19 @@
 /// ```
 public struct Linear: ParameterizedModule, Equatable {
     /// The weight, `(outputSize, inputSize)`.
-    ///
-    /// ```swift
-    /// projection.weight.shape   // [192, 64]
-    /// ```
     public var weight: Tensor
 
     /// The bias, `(outputSize,)`, or `nil` for a layer without one.
-    ///
-    /// ```swift
-    /// projection.bias?.shape   // [192]
-    /// ```
     public var bias: Tensor?
 
     /// The size of the last dimension of the input: the weight's second dimension.
-    ///
-    /// ```swift
-    /// projection.inputSize   // 64
-    /// ```
     public var inputSize: Int { weight.shape.count == 2 ? weight.shape[1] : 0 }
 
     /// The size of the last dimension of the output: the weight's first dimension.
-    ///
-    /// ```swift
-    /// projection.outputSize   // 192
-    /// ```
     public var outputSize: Int { weight.shape.first ?? 0 }
 
     /// Creates a layer with PyTorch's and Equinox's default initialisation: weight, then bias,
     /// each from `U(-1/√inputSize, 1/√inputSize)`.
-    ///
-    /// ```swift
-    /// var rng = SeededGenerator(seed: 42)
-    /// let noBias = try Linear(inputSize: 16, outputSize: 16, bias: false, using: &rng)
-    /// ```
     ///
     /// - Throws: `AttentionError.invalidArgument` (`"inputSize"`, `"outputSize"`) for a size
     ///   below 1.
@@ -65,10 +44,6 @@ public struct Linear: ParameterizedModule, Equatable {
     }
 
     /// Creates a layer from its parameters.
-    ///
-    /// ```swift
-    /// let identity = try Linear(weight: Tensor(shape: [2, 2], scalars: [1, 0, 0, 1]))
-    /// ```
     ///
     /// - Throws: `AttentionError.shapeMismatch` when `weight` is not `(outputSize, inputSize)`
     ///   with both at least 1, or `bias` is not `(outputSize,)`.
@@ -92,10 +67,6 @@ public struct Linear: ParameterizedModule, Equatable {
     }
 
     /// `weight`, then `bias` when present.
-    ///
-    /// ```swift
-    /// projection.parameterPaths.map(\.name)   // ["weight", "bias"]
-    /// ```
     public var parameterPaths: [ParameterPath<Linear>] {
         var paths: [ParameterPath<Linear>] = [("weight", \.weight)]
         if bias != nil { paths.append(("bias", \.bias!)) }
@@ -105,10 +76,6 @@ public struct Linear: ParameterizedModule, Equatable {
     /// Applies the layer to the last dimension of `input`, `(..., inputSize)` →
     /// `(..., outputSize)`, with any number of leading dimensions (none included): one matrix
     /// multiply with the bias fused.
-    ///
-    /// ```swift
-    /// let y = try projection(x)   // x: (batch, length, 64) → y: (batch, length, 192)
-    /// ```
     ///
     /// - Throws: `AttentionError.shapeMismatch` (argument `"input"`) when the last dimension is
     ///   not `inputSize` (or `input` is a scalar), or (`"weight"`, `"bias"`) when the parameters

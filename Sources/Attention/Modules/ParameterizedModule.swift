@@ -2,10 +2,6 @@ import Foundation
 
 /// A parameter's name under the reference library's naming (`"out_proj.weight"`) and the key
 /// path to its tensor.
-///
-/// ```swift
-/// let path: ParameterPath<Linear> = (name: "weight", path: \.weight)
-/// ```
 public typealias ParameterPath<Root> = (name: String, path: WritableKeyPath<Root, Tensor>)
 
 /// A value with named tensor parameters, which can be listed, saved and loaded under the names
@@ -47,10 +43,6 @@ public typealias ParameterPath<Root> = (name: String, path: WritableKeyPath<Root
 public protocol ParameterizedModule: Sendable {
     /// Every parameter under its reference library's name (`"out_proj.weight"`), in a stable
     /// order, with the key path to it.
-    ///
-    /// ```swift
-    /// for (name, path) in linear.parameterPaths { print(name, linear[keyPath: path].shape) }
-    /// ```
     var parameterPaths: [ParameterPath<Self>] { get }
 }
 
@@ -79,39 +71,21 @@ extension ParameterizedModule {
     }
 
     /// Every parameter with its name, in the order of ``parameterPaths``.
-    ///
-    /// ```swift
-    /// for (name, tensor) in layer.namedParameters { print(name, tensor.shape) }
-    /// ```
     public var namedParameters: [(name: String, tensor: Tensor)] {
         parameterPaths.map { (name: $0.name, tensor: self[keyPath: $0.path]) }
     }
 
     /// Every parameter's name and shape, in the order of ``parameterPaths``.
-    ///
-    /// ```swift
-    /// try Linear(inputSize: 4, outputSize: 2, using: &rng).parameterShapes
-    /// // [(name: "weight", shape: [2, 4]), (name: "bias", shape: [2])]
-    /// ```
     public var parameterShapes: [(name: String, shape: [Int])] {
         parameterPaths.map { (name: $0.name, shape: self[keyPath: $0.path].shape) }
     }
 
     /// The total number of scalars in the parameters.
-    ///
-    /// ```swift
-    /// try Linear(inputSize: 4, outputSize: 2, using: &rng).parameterCount   // 10
-    /// ```
     public var parameterCount: Int {
         parameterPaths.reduce(0) { $0 + self[keyPath: $1.path].count }
     }
 
     /// The parameters by full name (`prefix.name`), like PyTorch's `state_dict(prefix=...)`.
-    ///
-    /// ```swift
-    /// let stateDict = attention.parameterDictionary(prefix: "self_attn")
-    /// // ["self_attn.in_proj_weight": ..., "self_attn.out_proj.weight": ..., ...]
-    /// ```
     public func parameterDictionary(prefix: String = "") -> [String: Tensor] {
         var dictionary: [String: Tensor] = [:]
         for entry in parameterPaths {
@@ -125,11 +99,6 @@ extension ParameterizedModule {
     /// Every parameter must be present with its exact shape, and (when `strict`) every name
     /// under the prefix must be a parameter. All problems are reported together in one error,
     /// and on error nothing is changed.
-    ///
-    /// ```swift
-    /// var linear = try Linear(inputSize: 8, outputSize: 8, using: &rng)
-    /// try linear.loadParameters(from: stateDict, prefix: "out_proj")
-    /// ```
     ///
     /// - Parameters:
     ///   - tensors: tensors by full name; names outside the prefix are ignored.
@@ -149,11 +118,6 @@ extension ParameterizedModule {
     /// Replaces the parameters with the tensors of a safetensors file named `prefix.name`,
     /// converted to `Float`, after checking all of them. Only the module's tensors are converted.
     ///
-    /// ```swift
-    /// let file = try SafeTensors(contentsOf: url)
-    /// try encoderLayer.loadParameters(from: file, prefix: "encoder.layers.0")
-    /// ```
-    ///
     /// - Throws: as ``loadParameters(from:prefix:strict:)-(([String:Tensor],_,_)``.
     public mutating func loadParameters(from file: SafeTensors, prefix: String = "", strict: Bool = true) throws {
         try loadParameters(
@@ -163,10 +127,6 @@ extension ParameterizedModule {
     }
 
     /// Reads a safetensors file and loads the parameters from it.
-    ///
-    /// ```swift
-    /// try model.loadParameters(contentsOf: URL(filePath: "model.safetensors"))
-    /// ```
     ///
     /// - Throws: the errors of ``SafeTensors/init(contentsOf:)`` and of loading.
     public mutating func loadParameters(contentsOf url: URL, prefix: String = "", strict: Bool = true) throws {
@@ -230,10 +190,6 @@ extension ParameterizedModule {
     }
 
     /// Writes the parameters to a safetensors file, named `prefix.name` and stored as `dtype`.
-    ///
-    /// ```swift
-    /// try layer.saveParameters(to: URL(filePath: "layer.safetensors"), metadata: ["format": "pt"])
-    /// ```
     ///
     /// - Throws: the errors of ``safeTensors(prefix:metadata:as:)`` and the file system's error.
     public func saveParameters(

@@ -24,58 +24,30 @@ public enum AttentionError: Error, Equatable, Sendable, CustomStringConvertible 
     ///
     /// `expected` describes the accepted shapes in words and symbols, e.g.
     /// `"[2, 8, Lk, 64] (B, Hkv, Lk, Dqk) matching the query"`; `actual` is the shape received.
-    ///
-    /// ```swift
-    /// AttentionError.shapeMismatch(argument: "value", expected: "[1, 4, 9, Dv]", actual: [1, 4, 8, 32])
-    /// ```
     case shapeMismatch(argument: String, expected: String, actual: [Int])
 
     /// A value is out of its accepted range: a negative dimension, a probability outside [0, 1),
     /// a key length beyond the number of keys, and so on. `reason` says what was expected and
     /// what was received.
-    ///
-    /// ```swift
-    /// AttentionError.invalidArgument(argument: "dropout.probability", reason: "must be in [0, 1), got 1.5")
-    /// ```
     case invalidArgument(argument: String, reason: String)
 
     /// A size computed from the argument (an element count, a byte count, an offset) does not fit
     /// in `Int`.
-    ///
-    /// ```swift
-    /// AttentionError.overflow(argument: "shape")
-    /// ```
     case overflow(argument: String)
 
     /// Memory could not be allocated. `requestedBytes` is the size of the failed allocation when
     /// known, `nil` when the kernels' workspace allocation failed.
-    ///
-    /// ```swift
-    /// AttentionError.outOfMemory(requestedBytes: 1 << 62)
-    /// ```
     case outOfMemory(requestedBytes: Int?)
 
     /// A feature this CPU or build does not have, such as an instruction set.
-    ///
-    /// ```swift
-    /// AttentionError.unsupported(feature: "avx512", reason: "this CPU or build does not support it")
-    /// ```
     case unsupported(feature: String, reason: String)
 
     /// The C kernels returned a status that the Swift checks did not foresee. `status` is the raw
     /// `attn_status` value and `message` describes it together with the call's shapes.
-    ///
-    /// ```swift
-    /// AttentionError.kernelFailure(status: 3, message: "attn_forward: invalid stride (query [2, 8, 16, 64], ...)")
-    /// ```
     case kernelFailure(status: Int32, message: String)
 
     /// A checkpoint file is malformed or truncated: `reason` says what is wrong and where
     /// (which tensor, which byte range), e.g. a header length past the end of the file.
-    ///
-    /// ```swift
-    /// AttentionError.invalidCheckpoint(reason: "the header length 4096 runs past the end of the 100-byte file")
-    /// ```
     case invalidCheckpoint(reason: String)
 
     /// A set of named tensors does not fit a module's parameters. Every problem is listed at
@@ -91,11 +63,6 @@ public enum AttentionError: Error, Equatable, Sendable, CustomStringConvertible 
     case checkpointMismatch(missing: [String], unexpected: [String], shapeMismatches: [ParameterShapeMismatch])
 
     /// A one-line, human-readable description that names the argument.
-    ///
-    /// ```swift
-    /// print(AttentionError.overflow(argument: "shape"))
-    /// // shape: a size or offset computed from it does not fit in Int
-    /// ```
     public var description: String {
         switch self {
         case let .shapeMismatch(argument, expected, actual):

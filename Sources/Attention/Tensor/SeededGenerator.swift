@@ -15,11 +15,6 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable {
     /// Creates a generator whose 256-bit state is expanded from `seed` with SplitMix64, as the
     /// xoshiro authors recommend (so nearby seeds give unrelated sequences and the state is never
     /// all zero).
-    ///
-    /// ```swift
-    /// var rng = SeededGenerator(seed: 0)
-    /// let x = rng.next()
-    /// ```
     public init(seed: UInt64) {
         var splitMix = seed
         func nextSplitMix() -> UInt64 {
@@ -52,10 +47,6 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable {
     }
 
     /// Two generators are equal when they will produce the same sequence.
-    ///
-    /// ```swift
-    /// SeededGenerator(seed: 3) == SeededGenerator(seed: 3)   // true
-    /// ```
     public static func == (lhs: SeededGenerator, rhs: SeededGenerator) -> Bool {
         lhs.state == rhs.state
     }

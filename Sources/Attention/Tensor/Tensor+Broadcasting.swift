@@ -55,11 +55,6 @@ extension Tensor {
     /// The element-wise sum, with NumPy broadcasting: the shapes are aligned on the right, and a
     /// missing or size-1 dimension of either tensor is repeated to the other's size.
     ///
-    /// ```swift
-    /// let residual = try x.adding(attention(x))          // equal shapes, as in a residual connection
-    /// let shifted = try scores.adding(bias)               // (B, H, L, S) + (H, 1, S)
-    /// ```
-    ///
     /// - Throws: `AttentionError.shapeMismatch` (argument `"other"`, with both shapes) when the
     ///   shapes do not broadcast; `.overflow` or `.outOfMemory` for the result.
     public func adding(_ other: Tensor) throws -> Tensor {
@@ -67,11 +62,6 @@ extension Tensor {
     }
 
     /// The element-wise product, with NumPy broadcasting as ``adding(_:)``.
-    ///
-    /// ```swift
-    /// // Gate each channel of (B, L, C) activations by a (C,) vector.
-    /// let gated = try activations.multiplying(gate)
-    /// ```
     ///
     /// - Throws: as ``adding(_:)``.
     public func multiplying(_ other: Tensor) throws -> Tensor {

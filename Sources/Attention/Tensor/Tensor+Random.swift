@@ -15,11 +15,6 @@ extension Tensor {
     /// uniform values and then rounded to `Float`, so a seeded generator gives the same tensor on
     /// every platform:
     ///
-    /// ```swift
-    /// var rng = SeededGenerator(seed: 42)
-    /// let weights = try Tensor(randomNormal: [64, 64], standardDeviation: 0.02, using: &rng)
-    /// ```
-    ///
     /// - Throws: `AttentionError.invalidArgument` when `mean` is not finite or
     ///   `standardDeviation` is negative or not finite, and the errors of `init(zeros:)` for the
     ///   shape.
@@ -57,11 +52,6 @@ extension Tensor {
     }
 
     /// Creates a tensor of samples drawn uniformly from a half-open range.
-    ///
-    /// ```swift
-    /// var rng = SeededGenerator(seed: 7)
-    /// let noise = try Tensor(randomUniform: [8, 8], in: -1..<1, using: &rng)
-    /// ```
     ///
     /// - Throws: `AttentionError.invalidArgument` when the range is empty or a bound is not
     ///   finite, and the errors of `init(zeros:)` for the shape.

@@ -16,10 +16,6 @@
 /// The buffer is aligned to 64 bytes.
 public struct Tensor: Sendable {
     /// The size of each dimension, outermost first.
-    ///
-    /// ```swift
-    /// try Tensor(zeros: [2, 8, 16, 64]).shape   // [2, 8, 16, 64]
-    /// ```
     public let shape: [Int]
 
     var storage: TensorStorage
@@ -30,10 +26,6 @@ public struct Tensor: Sendable {
     }
 
     /// Creates a tensor from its shape and its elements in row-major order.
-    ///
-    /// ```swift
-    /// let matrix = try Tensor(shape: [2, 2], scalars: [1, 0, 0, 1])
-    /// ```
     ///
     /// - Throws: `AttentionError.invalidArgument` for a negative dimension,
     ///   `.overflow` when the element count does not fit in `Int`, `.shapeMismatch` when
@@ -58,10 +50,6 @@ public struct Tensor: Sendable {
 
     /// Creates a tensor of the given shape with every element equal to `value`.
     ///
-    /// ```swift
-    /// let fill = try Tensor(repeating: 0.5, shape: [4, 4])
-    /// ```
-    ///
     /// - Throws: `AttentionError.invalidArgument` for a negative dimension, `.overflow` when the
     ///   element count does not fit in `Int`, `.outOfMemory` when it cannot be allocated.
     public init(repeating value: Float, shape: [Int]) throws {
@@ -71,20 +59,12 @@ public struct Tensor: Sendable {
 
     /// Creates a tensor of zeros.
     ///
-    /// ```swift
-    /// let output = try Tensor(zeros: [1, 8, 128, 64])
-    /// ```
-    ///
     /// - Throws: as `init(repeating:shape:)`.
     public init(zeros shape: [Int]) throws {
         try self.init(repeating: 0, shape: shape)
     }
 
     /// Creates a tensor of ones.
-    ///
-    /// ```swift
-    /// let weights = try Tensor(ones: [16])
-    /// ```
     ///
     /// - Throws: as `init(repeating:shape:)`.
     public init(ones shape: [Int]) throws {
@@ -104,35 +84,18 @@ public struct Tensor: Sendable {
     }
 
     /// The number of elements: the product of the dimensions.
-    ///
-    /// ```swift
-    /// try Tensor(zeros: [2, 3]).count   // 6
-    /// ```
     public var count: Int { storage.count }
 
     /// The number of dimensions.
-    ///
-    /// ```swift
-    /// try Tensor(zeros: [2, 3]).rank   // 2
-    /// ```
     public var rank: Int { shape.count }
 
     /// The elements in row-major order (a copy).
-    ///
-    /// ```swift
-    /// try Tensor(ones: [2]).scalars   // [1.0, 1.0]
-    /// ```
     public var scalars: [Float] { Array(storage.buffer) }
 
     /// The same elements with another shape of the same element count. The result shares this
     /// tensor's storage until either is mutated.
     ///
     /// One dimension may be `-1`: it is then inferred from the others.
-    ///
-    /// ```swift
-    /// let flat = try Tensor(zeros: [2, 3, 4])
-    /// let matrix = try flat.reshaped([6, -1])   // shape [6, 4]
-    /// ```
     ///
     /// - Throws: `AttentionError.invalidArgument` for a dimension below -1, more than one -1, or
     ///   a -1 that cannot be inferred; `.shapeMismatch` when the element counts differ.
@@ -199,10 +162,6 @@ public struct Tensor: Sendable {
 
     /// Calls `body` with the elements in row-major order, for reading.
     ///
-    /// ```swift
-    /// let sum = tensor.withUnsafeBufferPointer { $0.reduce(0, +) }
-    /// ```
-    ///
     /// The pointer is valid only inside `body`, and is 64-byte aligned (`nil` base address when
     /// the tensor has no elements).
     public func withUnsafeBufferPointer<Result, Failure: Error>(
@@ -213,11 +172,6 @@ public struct Tensor: Sendable {
 
     /// Calls `body` with the elements in row-major order, for writing. Copies the storage first
     /// when another tensor shares it.
-    ///
-    /// ```swift
-    /// var t = try Tensor(zeros: [4])
-    /// t.withUnsafeMutableBufferPointer { $0[3] = 1 }
-    /// ```
     public mutating func withUnsafeMutableBufferPointer<Result, Failure: Error>(
         _ body: (UnsafeMutableBufferPointer<Float>) throws(Failure) -> Result
     ) throws(Failure) -> Result {
@@ -237,11 +191,6 @@ extension Tensor: Equatable {
     /// Two tensors are equal when their shapes are equal and their elements compare equal
     /// with `Float`'s `==` (so a tensor containing NaN equals only a tensor sharing its storage,
     /// as with `Array`).
-    ///
-    /// ```swift
-    /// try Tensor(zeros: [2]) == Tensor(shape: [2], scalars: [0, 0])   // true
-    /// try Tensor(zeros: [2]) == Tensor(zeros: [1, 2])                 // false: shapes differ
-    /// ```
     public static func == (lhs: Tensor, rhs: Tensor) -> Bool {
         guard lhs.shape == rhs.shape else { return false }
         if lhs.storage === rhs.storage { return true }
@@ -251,10 +200,6 @@ extension Tensor: Equatable {
 
 extension Tensor: CustomStringConvertible {
     /// The shape and up to the first 16 elements.
-    ///
-    /// ```swift
-    /// print(try Tensor(ones: [2]))   // Tensor(shape: [2], scalars: [1.0, 1.0])
-    /// ```
     public var description: String {
         let shown = storage.buffer.prefix(16).map { "\($0)" }.joined(separator: ", ")
         let more = count > 16 ? ", … \(count - 16) more" : ""

@@ -6,10 +6,6 @@
 extension Tensor {
     /// Every element multiplied by `factor`.
     ///
-    /// ```swift
-    /// let half = try x.scaled(by: 0.5)
-    /// ```
-    ///
     /// - Throws: `AttentionError.outOfMemory` when the result cannot be allocated.
     public func scaled(by factor: Float) throws -> Tensor {
         var result = try Tensor(uninitializedShape: shape, argument: "self")
@@ -33,10 +29,6 @@ extension Tensor {
 
     /// A copy with the last two dimensions swapped: `(..., m, n)` → `(..., n, m)`.
     ///
-    /// ```swift
-    /// let kT = try k.transposed()   // (B, H, L, D) → (B, H, D, L)
-    /// ```
-    ///
     /// - Throws: `AttentionError.shapeMismatch` (argument `"self"`) for a rank below 2.
     public func transposed() throws -> Tensor {
         guard rank >= 2 else {
@@ -49,11 +41,6 @@ extension Tensor {
 
     /// A copy with the dimensions reordered: dimension `i` of the result is dimension `axes[i]`
     /// of this tensor (NumPy's `transpose(axes)`, PyTorch's `permute`).
-    ///
-    /// ```swift
-    /// // (L, H, D) → (H, L, D): heads first
-    /// let heads = try projected.reshaped([length, heads, headSize]).permuted([1, 0, 2])
-    /// ```
     ///
     /// - Throws: `AttentionError.invalidArgument` (argument `"axes"`) unless `axes` is a
     ///   permutation of `0..<rank` (negative axes count from the end).
@@ -133,11 +120,6 @@ extension Tensor {
     }
 
     /// The tensors joined along `axis` (the last by default); every other dimension must agree.
-    ///
-    /// ```swift
-    /// // heads (L, d) each → (L, H·d), head-major
-    /// let joined = try Tensor.concatenated(headOutputs, axis: -1)
-    /// ```
     ///
     /// - Throws: `AttentionError.invalidArgument` (`"tensors"`) for an empty list or scalars,
     ///   (`"axis"`) for an axis out of range; `.shapeMismatch` (`"tensors[i]"`) when a tensor's

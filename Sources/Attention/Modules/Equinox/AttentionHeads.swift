@@ -14,31 +14,15 @@
 /// ```
 public struct AttentionHeads: Sendable, Equatable {
     /// The query heads, `(L, H, qkSize)` or `(B, L, H, qkSize)`.
-    ///
-    /// ```swift
-    /// heads.query.shape   // [6, 2, 4]
-    /// ```
     public var query: Tensor
 
     /// The key heads, `(S, H, qkSize)` or `(B, S, H, qkSize)`.
-    ///
-    /// ```swift
-    /// heads.key.shape   // [7, 2, 4]
-    /// ```
     public var key: Tensor
 
     /// The value heads, `(S, H, voSize)` or `(B, S, H, voSize)`.
-    ///
-    /// ```swift
-    /// heads.value.shape   // [7, 2, 4]
-    /// ```
     public var value: Tensor
 
     /// Creates a set of heads.
-    ///
-    /// ```swift
-    /// var heads = AttentionHeads(query: q, key: k, value: v)
-    /// ```
     public init(query: Tensor, key: Tensor, value: Tensor) {
         self.query = query
         self.key = key

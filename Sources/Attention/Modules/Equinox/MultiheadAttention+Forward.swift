@@ -7,11 +7,6 @@ extension MultiheadAttention {
     /// Self-attention: `self(query: x, key: x, value: x, ...)`, with the three input projections
     /// computed by one matrix multiply.
     ///
-    /// ```swift
-    /// let y = try attention(x)                                    // x: (L, querySize) or (B, L, querySize)
-    /// let r = try attention(x, rotary: RotaryPositionalEmbedding(embeddingSize: attention.qkSize))
-    /// ```
-    ///
     /// Requires `keySize == valueSize == querySize`. Arguments, result and errors as
     /// ``callAsFunction(query:key:value:mask:inference:dropoutSeed:rotary:processHeads:)``.
     public func callAsFunction(
@@ -81,11 +76,6 @@ extension MultiheadAttention {
     /// of the scaled scores of the (rotated, processed) heads, masked as Equinox masks (a row with
     /// no `true` is uniform), after dropout. Equinox's module does not return them; they are what
     /// its `dot_product_attention_weights` computes inside it.
-    ///
-    /// ```swift
-    /// let result = try attention.callWithWeights(query: x, key: memory, value: memory, mask: mask)
-    /// // result.weights: (B, H, L, S), each row summing to 1 without dropout
-    /// ```
     ///
     /// - Throws: as ``callAsFunction(query:key:value:mask:inference:dropoutSeed:rotary:processHeads:)``.
     public func callWithWeights(

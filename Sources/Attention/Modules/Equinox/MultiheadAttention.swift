@@ -74,98 +74,45 @@
 /// the same); inputs may be batched directly instead of through `jax.vmap`.
 public struct MultiheadAttention: ParameterizedModule, Equatable {
     /// The query projection (Equinox's `query_proj`): weight `(heads·qkSize, querySize)`.
-    ///
-    /// ```swift
-    /// attention.queryProjection.weight.shape   // [64, 64]
-    /// ```
     public var queryProjection: Linear
 
     /// The key projection (`key_proj`): weight `(heads·qkSize, keySize)`.
-    ///
-    /// ```swift
-    /// attention.keyProjection.bias   // nil unless useKeyBias
-    /// ```
     public var keyProjection: Linear
 
     /// The value projection (`value_proj`): weight `(heads·voSize, valueSize)`.
-    ///
-    /// ```swift
-    /// attention.valueProjection.outputSize   // heads · voSize
-    /// ```
     public var valueProjection: Linear
 
     /// The output projection (`output_proj`): weight `(outputSize, heads·voSize)`.
-    ///
-    /// ```swift
-    /// attention.outputProjection.outputSize   // outputSize
-    /// ```
     public var outputProjection: Linear
 
     /// The number of heads (Equinox's `num_heads`).
-    ///
-    /// ```swift
-    /// try MultiheadAttention(heads: 4, querySize: 64, using: &rng).heads   // 4
-    /// ```
     public let heads: Int
 
     /// The per-head size of the query and key heads (`qk_size`).
-    ///
-    /// ```swift
-    /// try MultiheadAttention(heads: 4, querySize: 64, using: &rng).qkSize   // 16
-    /// ```
     public let qkSize: Int
 
     /// The per-head size of the value heads (`vo_size`).
-    ///
-    /// ```swift
-    /// try MultiheadAttention(heads: 4, querySize: 64, voSize: 8, using: &rng).voSize   // 8
-    /// ```
     public let voSize: Int
 
     /// The dropout probability on the attention weights (`dropout_p`), in `[0, 1)`.
-    ///
-    /// ```swift
-    /// var attention = try MultiheadAttention(heads: 2, querySize: 8, dropoutProbability: 0.1, using: &rng)
-    /// attention.dropoutProbability = 0.2
-    /// ```
     public var dropoutProbability: Float
 
     /// Whether dropout is off by default (`inference`); a call's `inference:` argument overrides it.
-    ///
-    /// ```swift
-    /// attention.inference = true   // evaluation: no dropout, no seed needed
-    /// ```
     public var inference: Bool
 
     /// The concatenated query|key|value weights for self-attention, built on demand.
     let packedQKV = PackedProjectionCache()
 
     /// The last dimension of the query input (`query_size`).
-    ///
-    /// ```swift
-    /// attention.querySize   // 64
-    /// ```
     public var querySize: Int { queryProjection.inputSize }
 
     /// The last dimension of the key input (`key_size`).
-    ///
-    /// ```swift
-    /// attention.keySize   // 64 unless given
-    /// ```
     public var keySize: Int { keyProjection.inputSize }
 
     /// The last dimension of the value input (`value_size`).
-    ///
-    /// ```swift
-    /// attention.valueSize   // 64 unless given
-    /// ```
     public var valueSize: Int { valueProjection.inputSize }
 
     /// The last dimension of the output (`output_size`).
-    ///
-    /// ```swift
-    /// attention.outputSize   // 64 unless given
-    /// ```
     public var outputSize: Int { outputProjection.outputSize }
 
     /// Creates the module with Equinox's defaults and initialisation.
@@ -238,11 +185,6 @@ public struct MultiheadAttention: ParameterizedModule, Equatable {
 
     /// `query_proj.*`, `key_proj.*`, `value_proj.*`, `output_proj.*`: each `weight`, then `bias`
     /// when present, in Equinox's field order.
-    ///
-    /// ```swift
-    /// try MultiheadAttention(heads: 2, querySize: 8, using: &rng).parameterPaths.map(\.name)
-    /// // ["query_proj.weight", "key_proj.weight", "value_proj.weight", "output_proj.weight"]
-    /// ```
     public var parameterPaths: [ParameterPath<MultiheadAttention>] {
         parameterPaths(of: \.queryProjection, prefixedBy: "query_proj")
             + parameterPaths(of: \.keyProjection, prefixedBy: "key_proj")
@@ -251,11 +193,6 @@ public struct MultiheadAttention: ParameterizedModule, Equatable {
     }
 
     /// Two modules are equal when their configuration and parameters are.
-    ///
-    /// ```swift
-    /// var a = SeededGenerator(seed: 1), b = SeededGenerator(seed: 1)
-    /// try MultiheadAttention(heads: 2, querySize: 8, using: &a) == MultiheadAttention(heads: 2, querySize: 8, using: &b)   // true
-    /// ```
     public static func == (lhs: MultiheadAttention, rhs: MultiheadAttention) -> Bool {
         lhs.heads == rhs.heads && lhs.qkSize == rhs.qkSize && lhs.voSize == rhs.voSize
             && lhs.dropoutProbability == rhs.dropoutProbability && lhs.inference == rhs.inference

@@ -53,48 +53,24 @@ public struct RotaryPositionalEmbedding: ParameterizedModule, Equatable, Hashabl
     public enum Pairing: Sendable, Equatable, Hashable, CaseIterable {
         /// Feature `i` with feature `i + d/2` (GPT-NeoX, Llama, Hugging Face, Equinox's
         /// `rotate_half`). The default.
-        ///
-        /// ```swift
-        /// let rope = try RotaryPositionalEmbedding(embeddingSize: 8, pairing: .halfSplit)
-        /// ```
         case halfSplit
         /// Feature `2i` with feature `2i + 1` (the original RoFormer, GPT-J). Gives different
         /// results from ``halfSplit`` on the same input.
-        ///
-        /// ```swift
-        /// let rope = try RotaryPositionalEmbedding(embeddingSize: 8, pairing: .interleaved)
-        /// ```
         case interleaved
     }
 
     /// The number of features rotated: the size of the last dimension of the input. Even and
     /// non-negative.
-    ///
-    /// ```swift
-    /// try RotaryPositionalEmbedding(embeddingSize: 64).embeddingSize   // 64
-    /// ```
     public let embeddingSize: Int
 
     /// The base of the frequencies `θ^(-2i/d)`: larger values rotate more slowly. Positive and
     /// finite.
-    ///
-    /// ```swift
-    /// try RotaryPositionalEmbedding(embeddingSize: 64, theta: 500_000).theta   // Llama 3's base
-    /// ```
     public let theta: Float
 
     /// Which features are rotated together.
-    ///
-    /// ```swift
-    /// try RotaryPositionalEmbedding(embeddingSize: 64).pairing   // .halfSplit
-    /// ```
     public let pairing: Pairing
 
     /// Creates a rotary embedding for `embeddingSize` features.
-    ///
-    /// ```swift
-    /// let rope = try RotaryPositionalEmbedding(embeddingSize: 32, theta: 10_000)
-    /// ```
     ///
     /// - Throws: `AttentionError.invalidArgument` (`"embeddingSize"`) for a negative or odd size,
     ///   as Equinox's `ValueError`s at construction; (`"theta"`) unless `theta` is positive and
@@ -116,10 +92,6 @@ public struct RotaryPositionalEmbedding: ParameterizedModule, Equatable, Hashabl
     }
 
     /// No parameters: the frequencies are a function of ``theta`` and ``embeddingSize``.
-    ///
-    /// ```swift
-    /// try RotaryPositionalEmbedding(embeddingSize: 8).parameterPaths.isEmpty   // true
-    /// ```
     public var parameterPaths: [ParameterPath<RotaryPositionalEmbedding>] { [] }
 
     /// The embedding applied to a sequence `(L, embeddingSize)`, or to a batch of them
@@ -142,11 +114,6 @@ public struct RotaryPositionalEmbedding: ParameterizedModule, Equatable, Hashabl
     }
 
     /// Applies the embedding in place to `(L, embeddingSize)` or `(..., L, embeddingSize)`.
-    ///
-    /// ```swift
-    /// var x = try Tensor(randomNormal: [2, 10, 64], using: &rng)
-    /// try rope.rotate(&x)
-    /// ```
     ///
     /// - Throws: as ``callAsFunction(_:positionOffset:)``; on error `x` is unchanged.
     public func rotate(_ x: inout Tensor, positionOffset: Int = 0) throws {

@@ -47,10 +47,6 @@ public struct KeyValueCache: Sendable, Equatable {
 
     /// Creates an empty cache (zeros, index 0).
     ///
-    /// ```swift
-    /// let cache = try KeyValueCache(batchShape: [2], maxLength: 64, heads: 4, headDimension: 8)
-    /// ```
-    ///
     /// - Throws: `AttentionError.invalidArgument` (`"batchShape"`, `"maxLength"`, `"heads"`,
     ///   `"headDimension"`) for a size below 1; the allocation's errors.
     public init(batchShape: [Int], maxLength: Int, heads: Int, headDimension: Int) throws {
@@ -99,45 +95,21 @@ public struct KeyValueCache: Sendable, Equatable {
     }
 
     /// The batch dimensions, `[batch...]`.
-    ///
-    /// ```swift
-    /// cache.batchShape   // [2]
-    /// ```
     public var batchShape: [Int] { Array(key.shape.dropLast(3)) }
 
     /// The number of positions the cache holds.
-    ///
-    /// ```swift
-    /// cache.maxLength   // 128
-    /// ```
     public var maxLength: Int { key.shape[key.rank - 3] }
 
     /// The number of heads.
-    ///
-    /// ```swift
-    /// cache.heads   // 4
-    /// ```
     public var heads: Int { key.shape[key.rank - 2] }
 
     /// The size of each head.
-    ///
-    /// ```swift
-    /// cache.headDimension   // 8
-    /// ```
     public var headDimension: Int { key.shape[key.rank - 1] }
 
     /// The positions still free: `maxLength - index`.
-    ///
-    /// ```swift
-    /// if cache.remaining < prompt.shape[1] { /* start a new cache */ }
-    /// ```
     public var remaining: Int { maxLength - index }
 
     /// Empties the cache: index 0, every slot zero (a freshly initialised Flax cache).
-    ///
-    /// ```swift
-    /// cache.reset()   // reuse the storage for the next sequence
-    /// ```
     public mutating func reset() {
         key.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
         value.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }

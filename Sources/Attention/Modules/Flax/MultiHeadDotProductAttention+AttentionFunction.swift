@@ -36,26 +36,14 @@ extension MultiHeadDotProductAttention {
         public struct Arguments: Sendable {
             /// The query heads, `(B, L, H, Dqk)`: B is the product of the module's batch
             /// dimensions. Not yet scaled by `1/√Dqk`.
-            ///
-            /// ```swift
-            /// let depth = arguments.query.shape[3]
-            /// ```
             public var query: Tensor
 
             /// The key heads, `(B, S, H, Dqk)`. While decoding with a custom function, this is the
             /// whole cache, `S` = its `maxLength`, with the slots not yet written masked in
             /// ``mask`` (as Flax passes its cache).
-            ///
-            /// ```swift
-            /// let keyLength = arguments.key.shape[1]
-            /// ```
             public var key: Tensor
 
             /// The value heads, `(B, S, H, Dv)`.
-            ///
-            /// ```swift
-            /// let valueDepth = arguments.value.shape[3]
-            /// ```
             public var value: Tensor
 
             /// The mask, as ``scaledDotProductAttention(query:key:value:mask:scale:dropout:maskedRows:threads:algorithm:layout:)``
@@ -63,26 +51,14 @@ extension MultiHeadDotProductAttention {
             /// module was given one (its leading batch dimensions flattened), and no causal
             /// masking, window or bias. A row with every key masked must give the mean of the
             /// values (`maskedRows: .meanOfValues`), as Flax's `finfo.min` masking does.
-            ///
-            /// ```swift
-            /// let masked = arguments.mask.booleanMask != nil
-            /// ```
             public var mask: AttentionMask
 
             /// The dropout to apply to the attention weights, or `nil` when the call is
             /// deterministic or the rate is 0.
-            ///
-            /// ```swift
-            /// let rate = arguments.dropout?.probability ?? 0
-            /// ```
             public var dropout: Dropout?
 
             /// Whether one dropout mask `(L, S)` is shared by every batch and head (Flax's
             /// `broadcast_dropout`, the default) instead of one decision per weight.
-            ///
-            /// ```swift
-            /// if arguments.broadcastDropout { /* share the keep mask across (B, H) */ }
-            /// ```
             public var broadcastDropout: Bool
 
             /// Creates the arguments of a call.
@@ -135,28 +111,13 @@ extension MultiHeadDotProductAttention {
         ///
         /// While decoding, it reads the cache in place: only the written positions, with
         /// bottom-right causal masking.
-        ///
-        /// ```swift
-        /// let attention = try MultiHeadDotProductAttention(
-        ///     heads: 8, inputFeatures: 512, attentionFunction: .fused, using: &rng)
-        /// ```
         public static let fused = AttentionFunction(kind: .kernel(.fused))
 
         /// As ``fused``, on the unfused reference kernel (full score matrix, row softmax, product
         /// with V). For comparisons.
-        ///
-        /// ```swift
-        /// var reference = attention
-        /// reference.attentionFunction = .unfused
-        /// ```
         public static let unfused = AttentionFunction(kind: .kernel(.unfused))
 
         /// Runs the function.
-        ///
-        /// ```swift
-        /// let heads = try MultiHeadDotProductAttention.AttentionFunction.fused(
-        ///     .init(query: q, key: k, value: v, dropout: Dropout(probability: 0.1, seed: 3)))
-        /// ```
         ///
         /// - Throws: for ``fused`` and ``unfused``, the errors of
         ///   ``scaledDotProductAttention(query:key:value:mask:scale:dropout:maskedRows:threads:algorithm:layout:)``

@@ -3,10 +3,6 @@ extension MultiHeadDotProductAttention {
     /// positions of this module's heads (Flax's `module.init(rng, x)` with `decode=True` on an
     /// input of length `max_len`).
     ///
-    /// ```swift
-    /// var cache = try attention.makeCache(batchShape: [2], maxLength: 256)
-    /// ```
-    ///
     /// - Throws: the errors of ``KeyValueCache/init(batchShape:maxLength:heads:headDimension:)``.
     public func makeCache(batchShape: [Int], maxLength: Int) throws -> KeyValueCache {
         try KeyValueCache(batchShape: batchShape, maxLength: maxLength, heads: heads, headDimension: headDimension)
@@ -155,8 +151,10 @@ extension MultiHeadDotProductAttention {
     ) throws -> BooleanMask {
         let shape = mask?.shape ?? [1, 1, 1, 1]
         let (outer, rows, columns) = (shape[0] * shape[1], shape[2], shape[3])
+        let total = try elementCount(of: [outer, n, maxLength], argument: "mask")
+        try checkAllocatable(total, of: Bool.self, argument: "mask")
         var values: [Bool] = []
-        values.reserveCapacity(outer * n * maxLength)
+        values.reserveCapacity(total)
         for o in 0..<outer {
             for i in 0..<n {
                 for j in 0..<maxLength {

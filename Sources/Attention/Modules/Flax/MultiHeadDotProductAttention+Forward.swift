@@ -47,11 +47,6 @@ extension MultiHeadDotProductAttention {
     /// The weights are computed by ``dotProductAttentionWeights(query:key:mask:bias:dropout:broadcastDropout:)``
     /// on the same heads, a second pass beside the attention function (which never forms them).
     ///
-    /// ```swift
-    /// let (y, weights) = try attention.callWithWeights(query: x, mask: mask)
-    /// // weights: [batch..., H, L, S]; each row sums to 1
-    /// ```
-    ///
     /// - Throws: as ``callAsFunction(query:key:value:mask:deterministic:dropoutSeed:)``.
     public func callWithWeights(
         query: Tensor, key: Tensor? = nil, value: Tensor? = nil, mask: BooleanMask? = nil,

@@ -32,8 +32,10 @@ extension MultiHeadDotProductAttention {
         // Expand the batch dimensions: flattened batch index → the mask's own batch offset.
         let block = try elementCount(of: trailing, argument: argument)
         let maskStrides = contiguousStrides(of: maskBatch)
+        let total = try checkedProduct(batch, block, argument: argument)
+        try checkAllocatable(total, of: Bool.self, argument: argument)
         var values: [Bool] = []
-        values.reserveCapacity(batch * block)
+        values.reserveCapacity(total)
         var index = [Int](repeating: 0, count: batchRank)
         for _ in 0..<batch {
             var offset = 0

@@ -22,35 +22,18 @@ extension MultiHeadDotProductAttention {
     public struct Projection: ParameterizedModule, Equatable {
         /// The kernel: `(in, H, headDim)` for the query, key and value projections,
         /// `(H, headDim, out)` for the output projection (Flax's `kernel`).
-        ///
-        /// ```swift
-        /// attention.queryProjection.kernel.shape   // [16, 4, 8]
-        /// ```
         public var kernel: Tensor
 
         /// The bias over the feature axes, `(H, headDim)` or `(out,)`; `nil` when the module was
         /// made with `useBias: false` (Flax's `bias`).
-        ///
-        /// ```swift
-        /// attention.outputProjection.bias?.shape   // [16]
-        /// ```
         public var bias: Tensor?
 
         /// How many leading axes of ``kernel`` are contracted with the input's trailing axes:
         /// 1 for the query, key and value projections (`axis=-1`), 2 for the output projection
         /// (`axis=(-2, -1)`).
-        ///
-        /// ```swift
-        /// attention.outputProjection.inputAxes   // 2
-        /// ```
         public let inputAxes: Int
 
         /// Creates a projection from its parameters.
-        ///
-        /// ```swift
-        /// let out = try MultiHeadDotProductAttention.Projection(
-        ///     kernel: Tensor(zeros: [4, 8, 16]), bias: Tensor(zeros: [16]), inputAxes: 2)
-        /// ```
         ///
         /// - Throws: `AttentionError.invalidArgument` (`"inputAxes"`) unless `inputAxes` is at
         ///   least 1 and below the kernel's rank; `.shapeMismatch` (`"kernel"`, `"bias"`) for a
@@ -63,10 +46,6 @@ extension MultiHeadDotProductAttention {
         }
 
         /// `kernel`, then `bias` when present: Flax's names inside the projection's scope.
-        ///
-        /// ```swift
-        /// attention.queryProjection.parameterPaths.map(\.name)   // ["kernel", "bias"]
-        /// ```
         public var parameterPaths: [ParameterPath<Projection>] {
             var paths: [ParameterPath<Projection>] = [("kernel", \.kernel)]
             if bias != nil { paths.append(("bias", \.bias!)) }
@@ -74,17 +53,9 @@ extension MultiHeadDotProductAttention {
         }
 
         /// The sizes of the input axes: `[in]` or `[H, headDim]`.
-        ///
-        /// ```swift
-        /// attention.outputProjection.inputShape   // [4, 8]
-        /// ```
         public var inputShape: [Int] { Array(kernel.shape.prefix(max(0, inputAxes))) }
 
         /// The sizes of the feature axes: `[H, headDim]` or `[out]`.
-        ///
-        /// ```swift
-        /// attention.queryProjection.featureShape   // [4, 8]
-        /// ```
         public var featureShape: [Int] { Array(kernel.shape.dropFirst(max(0, inputAxes))) }
 
         /// Checks that the (public, mutable) parameters still fit together.
@@ -107,10 +78,6 @@ extension MultiHeadDotProductAttention {
 
         /// Applies the projection: `[..., input axes]` → `[..., feature axes]`, with any number
         /// of leading dimensions.
-        ///
-        /// ```swift
-        /// let heads = try attention.queryProjection(x)   // [2, 10, 16] → [2, 10, 4, 8]
-        /// ```
         ///
         /// - Throws: `AttentionError.shapeMismatch` (`"input"`) when the input's trailing axes are
         ///   not ``inputShape``; the errors of the parameter checks and of the kernel.

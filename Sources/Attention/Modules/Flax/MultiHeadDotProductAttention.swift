@@ -68,145 +68,68 @@
 /// last cache slot when the cache is full.
 public struct MultiHeadDotProductAttention: ParameterizedModule {
     /// The number of heads (Flax's `num_heads`).
-    ///
-    /// ```swift
-    /// attention.heads   // 4
-    /// ```
     public let heads: Int
 
     /// The query projection, kernel `(inputFeatures, H, headDim)` (Flax's `query`).
-    ///
-    /// ```swift
-    /// attention.queryProjection.kernel.shape   // [32, 4, 8]
-    /// ```
     public var queryProjection: Projection
 
     /// The key projection, kernel `(keyFeatures, H, headDim)` (Flax's `key`).
-    ///
-    /// ```swift
-    /// attention.keyProjection.bias?.shape   // [4, 8]
-    /// ```
     public var keyProjection: Projection
 
     /// The value projection, kernel `(valueFeatures, H, headDim)` (Flax's `value`).
-    ///
-    /// ```swift
-    /// attention.valueProjection.kernel.shape   // [32, 4, 8]
-    /// ```
     public var valueProjection: Projection
 
     /// The output projection, kernel `(H, headDim, outFeatures)` (Flax's `out`).
-    ///
-    /// ```swift
-    /// attention.outputProjection.kernel.shape   // [4, 8, 32]
-    /// ```
     public var outputProjection: Projection
 
     /// The layer norm of the query heads over `headDim`, one scale shared by all heads, no bias,
     /// epsilon 1e-6, fast variance (Flax's `query_ln`); `nil` unless `normalizeQK`.
-    ///
-    /// ```swift
-    /// attention.queryNorm?.weight?.shape   // [8]: Flax's query_ln.scale
-    /// ```
     public var queryNorm: LayerNorm?
 
     /// The layer norm of the key heads (Flax's `key_ln`), as ``queryNorm``; `nil` unless
     /// `normalizeQK`. Keys are normalised before they are cached.
-    ///
-    /// ```swift
-    /// attention.keyNorm != nil   // normalizeQK
-    /// ```
     public var keyNorm: LayerNorm?
 
     /// The probability of dropping an attention weight while training, in `[0, 1)` (Flax's
     /// `dropout_rate`).
-    ///
-    /// ```swift
-    /// attention.dropoutRate = 0.1
-    /// ```
     public var dropoutRate: Float
 
     /// Whether one dropout mask `(L, S)` is shared by every batch and head (Flax's
     /// `broadcast_dropout`, true by default) rather than drawn per weight.
-    ///
-    /// ```swift
-    /// attention.broadcastDropout = false
-    /// ```
     public var broadcastDropout: Bool
 
     /// Whether calls are deterministic (no dropout), when fixed here rather than per call
     /// (Flax's `deterministic` attribute). With ``dropoutRate`` above 0, exactly one of this and
     /// the call's `deterministic:` must be given, as Flax's `merge_param` requires.
-    ///
-    /// ```swift
-    /// var evaluation = attention
-    /// evaluation.deterministic = true
-    /// ```
     public var deterministic: Bool?
 
     /// The attention on the projected heads (Flax's `attention_fn`); ``AttentionFunction/fused``
     /// by default.
-    ///
-    /// ```swift
-    /// attention.attentionFunction = .unfused
-    /// ```
     public var attentionFunction: AttentionFunction
 
     /// The size of each head: `qkvFeatures / heads`.
-    ///
-    /// ```swift
-    /// attention.headDimension   // 8
-    /// ```
     public var headDimension: Int { queryProjection.kernel.shape.last ?? 0 }
 
     /// The width of the projected query, key and value, `heads · headDimension` (Flax's
     /// `qkv_features`).
-    ///
-    /// ```swift
-    /// attention.qkvFeatures   // 32
-    /// ```
     public var qkvFeatures: Int { heads * headDimension }
 
     /// The width of the query input, `inputs_q.shape[-1]`.
-    ///
-    /// ```swift
-    /// attention.inputFeatures   // 32
-    /// ```
     public var inputFeatures: Int { queryProjection.kernel.shape.first ?? 0 }
 
     /// The width of the key input, `inputs_k.shape[-1]`.
-    ///
-    /// ```swift
-    /// attention.keyFeatures   // 32
-    /// ```
     public var keyFeatures: Int { keyProjection.kernel.shape.first ?? 0 }
 
     /// The width of the value input, `inputs_v.shape[-1]`.
-    ///
-    /// ```swift
-    /// attention.valueFeatures   // 32
-    /// ```
     public var valueFeatures: Int { valueProjection.kernel.shape.first ?? 0 }
 
     /// The width of the output (Flax's `out_features`).
-    ///
-    /// ```swift
-    /// attention.outFeatures   // 32
-    /// ```
     public var outFeatures: Int { outputProjection.kernel.shape.last ?? 0 }
 
     /// Whether the projections have biases (Flax's `use_bias`).
-    ///
-    /// ```swift
-    /// attention.useBias   // true
-    /// ```
     public var useBias: Bool { queryProjection.bias != nil }
 
     /// Whether the query and key heads are layer-normalised (Flax's `normalize_qk`).
-    ///
-    /// ```swift
-    /// attention.normalizeQK   // false
-    /// ```
     public var normalizeQK: Bool { queryNorm != nil }
 
     /// Creates the module with Flax's initialisation: every kernel LeCun normal on its flattened

@@ -191,19 +191,21 @@ enum TorchAttentionKernels {
     private static func summedBias(
         _ attention: CanonicalMask, _ attentionBias: Tensor, _ paddingBias: Tensor, batch: Int
     ) throws -> (tensor: Tensor, strides: ScoreStrides) {
-            let (heads, rows, columns) = (attention.heads, attention.rows, attention.columns)
-            let a = attentionBias.scalars, p = paddingBias.scalars
-            let attentionBatchStride = attention.batch == 1 ? 0 : heads * rows * columns
-            var scalars = [Float](repeating: 0, count: batch * heads * rows * columns)
-            for b in 0..<batch {
-                for r in 0..<(heads * rows) {
-                    let target = (b * heads * rows + r) * columns
-                    let source = b * attentionBatchStride + r * columns
-                    for j in 0..<columns { scalars[target + j] = a[source + j] + p[b * columns + j] }
-                }
+        let (heads, rows, columns) = (attention.heads, attention.rows, attention.columns)
+        let a = attentionBias.scalars, p = paddingBias.scalars
+        let attentionBatchStride = attention.batch == 1 ? 0 : heads * rows * columns
+        let count = try elementCount(of: [batch, heads, rows, columns], argument: "attentionMask")
+        try checkAllocatable(count, of: Float.self, argument: "attentionMask")
+        var scalars = [Float](repeating: 0, count: count)
+        for b in 0..<batch {
+            for r in 0..<(heads * rows) {
+                let target = (b * heads * rows + r) * columns
+                let source = b * attentionBatchStride + r * columns
+                for j in 0..<columns { scalars[target + j] = a[source + j] + p[b * columns + j] }
             }
-            return (try Tensor(shape: [batch, heads, rows, columns], scalars: scalars),
-                CanonicalMask.strides(batch: batch, heads: heads, rows: rows, columns: columns))
+        }
+        return (try Tensor(shape: [batch, heads, rows, columns], scalars: scalars),
+            CanonicalMask.strides(batch: batch, heads: heads, rows: rows, columns: columns))
     }
 
     // MARK: Attention

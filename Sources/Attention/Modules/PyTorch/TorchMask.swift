@@ -27,35 +27,16 @@ public enum TorchMask: Sendable, Equatable {
     /// PyTorch's boolean mask: `true` marks a position that may **not** be attended (an
     /// `attn_mask` entry) or a key to ignore (a `key_padding_mask` entry). The opposite of
     /// ``BooleanMask``'s own polarity.
-    ///
-    /// ```swift
-    /// // torch: key_padding_mask = tensor([False, True, False])
-    /// let padding = try TorchMask.disallowed(BooleanMask(shape: [3], values: [false, true, false]))
-    /// ```
     case disallowed(BooleanMask)
 
     /// Equinox's and noxton's boolean mask (`eqx.nn.MultiheadAttention`, noxton's encoder
     /// layers): `true` marks a position that **may** be attended.
-    ///
-    /// ```swift
-    /// // noxton: attn_mask = jnp.tril(jnp.ones((L, L), dtype=bool))
-    /// let lowerTriangle = try TorchMask.allowed(BooleanMask(shape: [l, l]) { $0[1] <= $0[0] })
-    /// ```
     case allowed(BooleanMask)
 
     /// PyTorch's floating-point mask: added to the scaled scores; `-Float.infinity` masks.
-    ///
-    /// ```swift
-    /// // torch: key_padding_mask = tensor([0.0, -1.5, float("-inf")])
-    /// let soft = try TorchMask.additive(Tensor(shape: [3], scalars: [0, -1.5, -.infinity]))
-    /// ```
     case additive(Tensor)
 
     /// The dimensions of the mask.
-    ///
-    /// ```swift
-    /// try TorchMask.squareSubsequent(4).shape   // [4, 4]
-    /// ```
     public var shape: [Int] {
         switch self {
         case let .disallowed(mask), let .allowed(mask): mask.shape
@@ -66,11 +47,6 @@ public enum TorchMask: Sendable, Equatable {
     /// PyTorch's `nn.Transformer.generate_square_subsequent_mask(size)`: a float `(size, size)`
     /// mask with `-infinity` above the diagonal and `0` elsewhere, so position i attends to
     /// positions `0...i`.
-    ///
-    /// ```swift
-    /// let mask = try TorchMask.squareSubsequent(6)
-    /// let y = try layer(x, mask: mask, isCausal: true)
-    /// ```
     ///
     /// - Throws: `AttentionError.invalidArgument` (`"size"`) for a negative size, `.overflow`
     ///   (`"size"`) when `size²` does not fit in `Int`, `.outOfMemory` when the mask cannot be
@@ -92,10 +68,6 @@ public enum TorchMask: Sendable, Equatable {
     /// with position i allowed to attend to `0...i` only. PyTorch's
     /// `nn.modules.transformer._detect_is_causal_mask`, which ``TransformerEncoder`` uses when
     /// its `isCausal` is `nil`.
-    ///
-    /// ```swift
-    /// try TorchMask.squareSubsequent(5).isCausal(length: 5)   // true
-    /// ```
     public func isCausal(length: Int) -> Bool {
         guard shape == [length, length] else { return false }
         func future(_ index: Int) -> Bool { index % length > index / length }

@@ -67,119 +67,58 @@
 /// `(N·H, L, S)`.
 public struct TorchMultiheadAttention: ParameterizedModule, Equatable {
     /// The model width E: the query's last dimension and the output's (`embed_dim`).
-    ///
-    /// ```swift
-    /// mha.embedDim   // 64
-    /// ```
     public let embedDim: Int
 
     /// The number of heads H (`num_heads`); `embedDim` is a multiple of it.
-    ///
-    /// ```swift
-    /// mha.heads   // 4
-    /// ```
     public let heads: Int
 
     /// The key's last dimension (`kdim`); `embedDim` unless given.
-    ///
-    /// ```swift
-    /// try TorchMultiheadAttention(embedDim: 8, heads: 2, keyDim: 6, using: &rng).keyDim   // 6
-    /// ```
     public let keyDim: Int
 
     /// The value's last dimension (`vdim`); `embedDim` unless given.
-    ///
-    /// ```swift
-    /// try TorchMultiheadAttention(embedDim: 8, heads: 2, valueDim: 10, using: &rng).valueDim   // 10
-    /// ```
     public let valueDim: Int
 
     /// The dropout probability on the attention weights in training, in `[0, 1)` (`dropout`).
-    ///
-    /// ```swift
-    /// var mha = try TorchMultiheadAttention(embedDim: 64, heads: 4, dropout: 0.1, using: &rng)
-    /// mha.dropout = 0.2
-    /// ```
     public var dropout: Float
 
     /// Whether a zero key and a zero value are appended after the (projected) keys and values, and
     /// after ``biasKey``/``biasValue`` (`add_zero_attn`).
-    ///
-    /// ```swift
-    /// mha.addZeroAttention   // false
-    /// ```
     public var addZeroAttention: Bool
 
     /// Whether batched inputs and outputs are `(N, L, E)` (`true`) or `(L, N, E)` (`false`, the
     /// default, as PyTorch) (`batch_first`). Unbatched `(L, E)` inputs ignore it.
-    ///
-    /// ```swift
-    /// var mha = try TorchMultiheadAttention(embedDim: 64, heads: 4, batchFirst: true, using: &rng)
-    /// ```
     public var batchFirst: Bool
 
     /// The packed query, key and value projection weights `(3E, E)`, rows `[0, E)` for the query,
     /// `[E, 2E)` for the key and `[2E, 3E)` for the value (`in_proj_weight`). Present exactly when
     /// ``usesPackedInProjection``.
-    ///
-    /// ```swift
-    /// mha.inProjectionWeight?.shape   // [192, 64]
-    /// ```
     public var inProjectionWeight: Tensor?
 
     /// The query projection weight `(E, E)` when the key or value width differs from E
     /// (`q_proj_weight`).
-    ///
-    /// ```swift
-    /// try TorchMultiheadAttention(embedDim: 8, heads: 2, keyDim: 6, using: &rng).queryProjectionWeight?.shape   // [8, 8]
-    /// ```
     public var queryProjectionWeight: Tensor?
 
     /// The key projection weight `(E, kdim)` when the key or value width differs from E
     /// (`k_proj_weight`).
-    ///
-    /// ```swift
-    /// try TorchMultiheadAttention(embedDim: 8, heads: 2, keyDim: 6, using: &rng).keyProjectionWeight?.shape   // [8, 6]
-    /// ```
     public var keyProjectionWeight: Tensor?
 
     /// The value projection weight `(E, vdim)` when the key or value width differs from E
     /// (`v_proj_weight`).
-    ///
-    /// ```swift
-    /// try TorchMultiheadAttention(embedDim: 8, heads: 2, valueDim: 10, using: &rng).valueProjectionWeight?.shape   // [8, 10]
-    /// ```
     public var valueProjectionWeight: Tensor?
 
     /// The query, key and value projection biases `(3E,)`, in that order, with packed and with
     /// separate weights alike (`in_proj_bias`); `nil` with `bias: false`.
-    ///
-    /// ```swift
-    /// mha.inProjectionBias?.shape   // [192]
-    /// ```
     public var inProjectionBias: Tensor?
 
     /// The output projection `(E, E)` with its bias `(E,)` (`out_proj`).
-    ///
-    /// ```swift
-    /// mha.outProjection.weight.shape   // [64, 64]
-    /// ```
     public var outProjection: Linear
 
     /// The key appended to the projected keys of every batch, `(1, 1, E)` (`bias_k`); `nil`
     /// unless `addBiasKV`.
-    ///
-    /// ```swift
-    /// try TorchMultiheadAttention(embedDim: 8, heads: 2, addBiasKV: true, using: &rng).biasKey?.shape   // [1, 1, 8]
-    /// ```
     public var biasKey: Tensor?
 
     /// The value appended to the projected values of every batch, `(1, 1, E)` (`bias_v`); `nil`
     /// unless `addBiasKV`.
-    ///
-    /// ```swift
-    /// try TorchMultiheadAttention(embedDim: 8, heads: 2, addBiasKV: true, using: &rng).biasValue?.shape   // [1, 1, 8]
-    /// ```
     public var biasValue: Tensor?
 
     /// Whose checkpoint layout ``parameterPaths`` follows: PyTorch's (the default) or noxton's.
@@ -198,16 +137,8 @@ public struct TorchMultiheadAttention: ParameterizedModule, Equatable {
     /// ```
     public enum Convention: String, Sendable, Equatable, Hashable, CaseIterable {
         /// `torch.nn.MultiheadAttention`: `bias_k` and `bias_v` are `(1, 1, E)`.
-        ///
-        /// ```swift
-        /// mha.convention = .torch
-        /// ```
         case torch
         /// `noxton.nn.MultiheadAttention`: `bias_k` and `bias_v` are `(1, E)`.
-        ///
-        /// ```swift
-        /// mha.convention = .noxton
-        /// ```
         case noxton
     }
 
@@ -221,18 +152,10 @@ public struct TorchMultiheadAttention: ParameterizedModule, Equatable {
     public var convention: Convention = .torch
 
     /// The size of each head, `embedDim / heads` (`head_dim`).
-    ///
-    /// ```swift
-    /// try TorchMultiheadAttention(embedDim: 64, heads: 4, using: &rng).headDim   // 16
-    /// ```
     public var headDim: Int { embedDim / heads }
 
     /// Whether the key and value widths equal `embedDim`, so the three projection weights are
     /// packed in ``inProjectionWeight`` (PyTorch's `_qkv_same_embed_dim`).
-    ///
-    /// ```swift
-    /// try TorchMultiheadAttention(embedDim: 8, heads: 2, keyDim: 6, using: &rng).usesPackedInProjection   // false
-    /// ```
     public var usesPackedInProjection: Bool { keyDim == embedDim && valueDim == embedDim }
 
     /// Creates the module with PyTorch's initialisation (`_reset_parameters`): Xavier-uniform
@@ -336,11 +259,6 @@ public struct TorchMultiheadAttention: ParameterizedModule, Equatable {
     /// PyTorch's `state_dict` names, in its order: `in_proj_weight` (or `q_proj_weight`,
     /// `k_proj_weight`, `v_proj_weight`), `in_proj_bias`, `bias_k`, `bias_v`, `out_proj.weight`,
     /// `out_proj.bias`, each when present; `bias_k` and `bias_v` shaped as ``convention`` says.
-    ///
-    /// ```swift
-    /// mha.parameterPaths.map(\.name)
-    /// // ["in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"]
-    /// ```
     public var parameterPaths: [ParameterPath<TorchMultiheadAttention>] {
         var paths: [ParameterPath<TorchMultiheadAttention>] = []
         if inProjectionWeight != nil { paths.append(("in_proj_weight", \.inProjectionWeight!)) }

@@ -22,26 +22,13 @@
 /// | noxton `TransformerEncoder(d_model, n_heads, num_layers, ..., norm_first, use_bias, use_final_norm)` | ``init(layers:norm:)`` with `convention: .noxton` layers and `norm: use_final_norm ? LayerNorm(size: d_model, epsilon: layer_norm_eps, bias: use_bias) : nil` |
 public struct TransformerEncoder: ParameterizedModule, Equatable {
     /// The layers, run in order (`layers`).
-    ///
-    /// ```swift
-    /// encoder.layers.count   // 6
-    /// ```
     public var layers: [TransformerEncoderLayer]
 
     /// The final layer norm, applied after the last layer, or `nil` (`norm`).
-    ///
-    /// ```swift
-    /// encoder.norm?.size   // 64
-    /// ```
     public var norm: LayerNorm?
 
     /// `count` copies of `layer`, all with **identical** parameters, as PyTorch's `deepcopy`
     /// clones (re-initialise or load them to make them differ), and an optional final norm.
-    ///
-    /// ```swift
-    /// let encoder = try TransformerEncoder(layer: layer, count: 2, norm: LayerNorm(size: layer.dModel))
-    /// encoder.layers[0] == encoder.layers[1]   // true
-    /// ```
     ///
     /// - Throws: `AttentionError.invalidArgument` (`"count"`) for a count below 1;
     ///   `.shapeMismatch` (`"norm"`) for a norm whose size is not the layer's `dModel`.
@@ -49,6 +36,7 @@ public struct TransformerEncoder: ParameterizedModule, Equatable {
         guard count >= 1 else {
             throw AttentionError.invalidArgument(argument: "count", reason: "must be at least 1, got \(count)")
         }
+        try checkAllocatable(count, of: TransformerEncoderLayer.self, argument: "count")
         try self.init(layers: Array(repeating: layer, count: count), norm: norm)
     }
 
@@ -88,10 +76,6 @@ public struct TransformerEncoder: ParameterizedModule, Equatable {
 
     /// `layers.{i}.…` under each layer's convention, then `norm.weight` and `norm.bias` when there
     /// is a final norm.
-    ///
-    /// ```swift
-    /// encoder.parameterPaths.map(\.name).last   // "norm.bias"
-    /// ```
     public var parameterPaths: [ParameterPath<TransformerEncoder>] {
         var paths: [ParameterPath<TransformerEncoder>] = []
         for index in layers.indices {
@@ -103,10 +87,6 @@ public struct TransformerEncoder: ParameterizedModule, Equatable {
 
     /// Runs every layer with the same masks, then the final norm. The shapes and masks are the
     /// layers' (see ``TransformerEncoderLayer/callAsFunction(_:mask:keyPaddingMask:isCausal:training:dropoutSeed:)``).
-    ///
-    /// ```swift
-    /// let y = try encoder(x, mask: .squareSubsequent(x.shape[1]))   // detected as causal
-    /// ```
     ///
     /// - Parameters:
     ///   - isCausal: passed to every layer; `nil` (the default, as PyTorch) detects it: `true`

@@ -34,17 +34,9 @@ extension TransformerEncoderLayer {
     /// two behaviours above.
     public enum Convention: String, Sendable, Equatable, Hashable, CaseIterable {
         /// `torch.nn.TransformerEncoderLayer`.
-        ///
-        /// ```swift
-        /// let layer = try TransformerEncoderLayer(dModel: 512, heads: 8, convention: .torch, using: &rng)
-        /// ```
         case torch
         /// `noxton.nn.TransformerEncoderLayer` (its self-attention is `equinox.nn.MultiheadAttention`
         /// with all four biases when `use_bias`).
-        ///
-        /// ```swift
-        /// let layer = try TransformerEncoderLayer(dModel: 512, heads: 8, normFirst: true, convention: .noxton, using: &rng)
-        /// ```
         case noxton
     }
 

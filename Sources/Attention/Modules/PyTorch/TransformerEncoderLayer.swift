@@ -46,97 +46,45 @@
 public struct TransformerEncoderLayer: ParameterizedModule, Equatable {
     /// The self-attention (`self_attn`), a packed ``TorchMultiheadAttention``; its ``TorchMultiheadAttention/dropout``
     /// is the attention-weight dropout.
-    ///
-    /// ```swift
-    /// layer.selfAttention.heads   // 8
-    /// ```
     public var selfAttention: TorchMultiheadAttention
 
     /// The feed-forward network's first layer, `(dim_feedforward, d_model)` (`linear1`).
-    ///
-    /// ```swift
-    /// layer.linear1.weight.shape   // [2048, 512]
-    /// ```
     public var linear1: Linear
 
     /// The feed-forward network's second layer, `(d_model, dim_feedforward)` (`linear2`).
-    ///
-    /// ```swift
-    /// layer.linear2.weight.shape   // [512, 2048]
-    /// ```
     public var linear2: Linear
 
     /// The layer norm around the self-attention block (`norm1`).
-    ///
-    /// ```swift
-    /// layer.norm1.epsilon   // 1e-5
-    /// ```
     public var norm1: LayerNorm
 
     /// The layer norm around the feed-forward block (`norm2`).
-    ///
-    /// ```swift
-    /// layer.norm2.size   // 512
-    /// ```
     public var norm2: LayerNorm
 
     /// The feed-forward activation (`activation`): `.relu` by default, `.gelu` for PyTorch's
     /// `"gelu"` (the exact erf form).
-    ///
-    /// ```swift
-    /// var layer = try TransformerEncoderLayer(dModel: 64, heads: 4, activation: .gelu, using: &rng)
-    /// ```
     public var activation: Activation
 
     /// The dropout probability of `dropout`, `dropout1` and `dropout2` in training, in `[0, 1)`.
-    ///
-    /// ```swift
-    /// layer.dropout   // 0.1
-    /// ```
     public var dropout: Float
 
     /// Pre-norm (`true`) or post-norm (`false`, PyTorch's default) (`norm_first`).
-    ///
-    /// ```swift
-    /// layer.normFirst   // false
-    /// ```
     public var normFirst: Bool
 
     /// Whose layer this reproduces: parameter names, initialisation, `isCausal` and fully masked
     /// rows (see ``Convention``).
-    ///
-    /// ```swift
-    /// layer.convention   // .torch
-    /// ```
     public var convention: Convention
 
     /// The model width E (`d_model`).
-    ///
-    /// ```swift
-    /// layer.dModel   // 512
-    /// ```
     public var dModel: Int { selfAttention.embedDim }
 
     /// The number of attention heads (`nhead`).
-    ///
-    /// ```swift
-    /// layer.heads   // 8
-    /// ```
     public var heads: Int { selfAttention.heads }
 
     /// The feed-forward width (`dim_feedforward`).
-    ///
-    /// ```swift
-    /// layer.feedForwardSize   // 2048
-    /// ```
     public var feedForwardSize: Int { linear1.outputSize }
 
     /// Whether batched inputs are `(N, L, E)` rather than `(L, N, E)` (`batch_first`, stored on the
     /// self-attention as in PyTorch).
-    ///
-    /// ```swift
-    /// layer.batchFirst = true
-    /// ```
     public var batchFirst: Bool {
         get { selfAttention.batchFirst }
         set { selfAttention.batchFirst = newValue }
@@ -201,10 +149,6 @@ public struct TransformerEncoderLayer: ParameterizedModule, Equatable {
     /// `self_attn.out_proj.weight`, ..., `linear1.weight`, ..., `norm2.bias`), or noxton's with
     /// ``Convention/noxton`` (`self_attn.query_proj.weight`, ..., `self_attn.output_proj.bias`,
     /// then the same `linear1`, `linear2`, `norm1`, `norm2`).
-    ///
-    /// ```swift
-    /// layer.parameterPaths.map(\.name).prefix(2)   // ["self_attn.in_proj_weight", "self_attn.in_proj_bias"]
-    /// ```
     public var parameterPaths: [ParameterPath<TransformerEncoderLayer>] {
         let attention = convention == .torch
             ? parameterPaths(of: \.selfAttention, prefixedBy: "self_attn") : noxtonAttentionPaths

@@ -29,21 +29,11 @@
 /// Unbatched `(L, dIn)` as in the tutorial, or batched `(B, L, dIn)`.
 public struct MultiHeadAttentionWrapper: ParameterizedModule, Equatable {
     /// The heads, each a ``SelfAttention`` with the same sizes (`self.heads` in the tutorial).
-    ///
-    /// ```swift
-    /// attention.heads.count                  // 4
-    /// attention.heads[0].queryWeight.shape   // [3, 2]
-    /// ```
     public var heads: [SelfAttention]
 
     /// Creates `heads` heads with the tutorial's initialisation, `torch.rand` (`U[0, 1)`), head by
     /// head, each drawing `W_query`, `W_key`, `W_value` in that order (the order of the
     /// `nn.ModuleList`'s construction).
-    ///
-    /// ```swift
-    /// var rng = SeededGenerator(seed: 123)
-    /// let attention = try MultiHeadAttentionWrapper(dIn: 6, dOutKQ: 4, dOutV: 5, heads: 3, using: &rng)
-    /// ```
     ///
     /// - Throws: `AttentionError.invalidArgument` (`"heads"`, `"dIn"`, `"dOutKQ"`, `"dOutV"`) for
     ///   a count or size below 1.
@@ -62,10 +52,6 @@ public struct MultiHeadAttentionWrapper: ParameterizedModule, Equatable {
 
     /// Creates the module from its heads.
     ///
-    /// ```swift
-    /// let pair = try MultiHeadAttentionWrapper(heads: [headA, headB])
-    /// ```
-    ///
     /// - Throws: `AttentionError.invalidArgument` (`"heads"`) for an empty list;
     ///   `.shapeMismatch` (`"heads.1.W_value"` …) when the heads' sizes differ.
     public init(heads: [SelfAttention]) throws {
@@ -75,20 +61,12 @@ public struct MultiHeadAttentionWrapper: ParameterizedModule, Equatable {
 
     /// `heads.<i>.W_query`, `heads.<i>.W_key`, `heads.<i>.W_value` for each head in order, as the
     /// tutorial module's `state_dict`.
-    ///
-    /// ```swift
-    /// attention.parameterPaths.map(\.name).prefix(3)   // ["heads.0.W_query", "heads.0.W_key", "heads.0.W_value"]
-    /// ```
     public var parameterPaths: [ParameterPath<MultiHeadAttentionWrapper>] {
         heads.indices.flatMap { parameterPaths(of: \.heads[$0], prefixedBy: "heads.\($0)") }
     }
 
     /// The heads' outputs concatenated along the last axis: `(L, heads · dOutV)` or
     /// `(B, L, heads · dOutV)`, head 0 first.
-    ///
-    /// ```swift
-    /// let context = try attention(x)   // x: (6, 6), 3 heads of dOutV 5 → (6, 15)
-    /// ```
     ///
     /// - Throws: `AttentionError.shapeMismatch` (`"x"`) for a rank other than 2 or 3 or a last
     ///   dimension other than `dIn`, (`"heads.<i>.W_…"`) for heads whose sizes differ;

@@ -33,70 +33,32 @@
 /// overridable per call.
 public struct SqueezeExcitation: ParameterizedModule, Equatable {
     /// The first 1×1 convolution's weight, `(S, C, 1, 1)` (`fc1.weight`).
-    ///
-    /// ```swift
-    /// se.fc1Weight.shape   // [16, 64, 1, 1]
-    /// ```
     public var fc1Weight: Tensor
 
     /// The first 1×1 convolution's bias, `(S, 1, 1)` (`fc1.bias`).
-    ///
-    /// ```swift
-    /// se.fc1Bias.shape   // [16, 1, 1]
-    /// ```
     public var fc1Bias: Tensor
 
     /// The second 1×1 convolution's weight, `(C, S, 1, 1)` (`fc2.weight`).
-    ///
-    /// ```swift
-    /// se.fc2Weight.shape   // [64, 16, 1, 1]
-    /// ```
     public var fc2Weight: Tensor
 
     /// The second 1×1 convolution's bias, `(C, 1, 1)` (`fc2.bias`).
-    ///
-    /// ```swift
-    /// se.fc2Bias.shape   // [64, 1, 1]
-    /// ```
     public var fc2Bias: Tensor
 
     /// Applied after `fc1` (`activation`); ReLU by default.
-    ///
-    /// ```swift
-    /// var se = try SqueezeExcitation(inputChannels: 8, squeezeChannels: 4, using: &rng)
-    /// se.activation = .silu
-    /// ```
     public var activation: Activation
 
     /// Applied after `fc2` to give the scale (`scale_activation`); sigmoid by default.
-    ///
-    /// ```swift
-    /// se.scaleActivation   // .sigmoid
-    /// ```
     public var scaleActivation: Activation
 
     /// The number of channels C of the input and output.
-    ///
-    /// ```swift
-    /// se.inputChannels   // 64
-    /// ```
     public var inputChannels: Int { fc1Weight.rank == 4 ? fc1Weight.shape[1] : 0 }
 
     /// The bottleneck width S.
-    ///
-    /// ```swift
-    /// se.squeezeChannels   // 16
-    /// ```
     public var squeezeChannels: Int { fc1Weight.shape.first ?? 0 }
 
     /// Creates the block with Equinox's (and PyTorch's) `Conv2d` initialisation: each weight and
     /// bias from `U(±1/√fanIn)` with fanIn the convolution's input channels (C for `fc1`, S for
     /// `fc2`), drawn in the order fc1 weight, fc1 bias, fc2 weight, fc2 bias.
-    ///
-    /// ```swift
-    /// var rng = SeededGenerator(seed: 1)
-    /// let se = try SqueezeExcitation(inputChannels: 32, squeezeChannels: 8, activation: .silu, using: &rng)
-    /// ```
     ///
     /// - Throws: `AttentionError.invalidArgument` (`"inputChannels"`, `"squeezeChannels"`) for a
     ///   count below 1.
@@ -117,10 +79,6 @@ public struct SqueezeExcitation: ParameterizedModule, Equatable {
     }
 
     /// `fc1.weight`, `fc1.bias`, `fc2.weight`, `fc2.bias`.
-    ///
-    /// ```swift
-    /// se.parameterPaths.map(\.name)   // ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
-    /// ```
     public var parameterPaths: [ParameterPath<SqueezeExcitation>] {
         [("fc1.weight", \.fc1Weight), ("fc1.bias", \.fc1Bias), ("fc2.weight", \.fc2Weight), ("fc2.bias", \.fc2Bias)]
     }
@@ -141,11 +99,6 @@ public struct SqueezeExcitation: ParameterizedModule, Equatable {
 
     /// Rescales the channels of `input`, `(C, H, W)` or a batch `(N, C, H, W)`; the result has the
     /// input's shape.
-    ///
-    /// ```swift
-    /// let y = try se(x)                          // relu, sigmoid
-    /// let z = try se(x, activation: .silu)       // noxton's se(x, activation=jax.nn.silu)
-    /// ```
     ///
     /// - Parameters:
     ///   - activation: overrides ``activation`` for this call.
