@@ -87,14 +87,20 @@ static attn_status unfused_plan(unfused_run *run, const attn_problem *pr, int *t
     return ATTN_OK;
 }
 
+/* Validation and plan, shared by the workspace query and the forward pass so that they agree. */
+static attn_status unfused_prepare(const attn_params *params, attn_problem *pr, unfused_run *run, int *threads,
+                                   int64_t *bytes) {
+    const attn_status status = attn_problem_init(pr, params);
+    return status == ATTN_OK ? unfused_plan(run, pr, threads, bytes) : status;
+}
+
 attn_status attn_forward_unfused_workspace(const attn_params *params, size_t *bytes) {
     if (!bytes) return ATTN_ERR_NULL_POINTER;
     attn_problem pr;
     unfused_run run;
     int threads;
     int64_t total;
-    attn_status status = attn_problem_init(&pr, params);
-    if (status == ATTN_OK) status = unfused_plan(&run, &pr, &threads, &total);
+    const attn_status status = unfused_prepare(params, &pr, &run, &threads, &total);
     if (status == ATTN_OK) *bytes = (size_t)total;
     return status;
 }
@@ -104,8 +110,7 @@ attn_status attn_forward_unfused(const attn_params *params) {
     unfused_run run;
     int threads;
     int64_t bytes;
-    attn_status status = attn_problem_init(&pr, params);
-    if (status == ATTN_OK) status = unfused_plan(&run, &pr, &threads, &bytes);
+    const attn_status status = unfused_prepare(params, &pr, &run, &threads, &bytes);
     if (status != ATTN_OK) return status;
     run.workspace = attn_alloc(bytes);
     if (!run.workspace) return ATTN_ERR_OUT_OF_MEMORY;
