@@ -17,6 +17,24 @@ struct JSONFile: Sendable {
     /// - Throws: `ModelError.missingFile` when there is no file, `.invalidFile` when it cannot be
     ///   read or is not a JSON object.
     init(contentsOf url: URL, name: String) throws(ModelError) {
+        let value = try Self.parse(url, name: name)
+        guard case let .object(members) = value else {
+            throw .invalidFile(file: name, reason: "is not a JSON object but \(value.summary)")
+        }
+        self.init(name: name, members: members)
+    }
+
+    /// Reads a file holding a JSON array of objects (`modules.json`).
+    static func objects(contentsOf url: URL, name: String) throws(ModelError) -> [JSONFile] {
+        let value = try parse(url, name: name)
+        guard case .array = value else {
+            throw .invalidFile(file: name, reason: "is not a JSON array but \(value.summary)")
+        }
+        return try JSONFile(name: name, members: ["file": value]).objects("file") ?? []
+    }
+
+    /// The parsed contents of `url`.
+    private static func parse(_ url: URL, name: String) throws(ModelError) -> JSONValue {
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw .missingFile(path: url.path)
         }
@@ -26,16 +44,11 @@ struct JSONFile: Sendable {
         } catch {
             throw .invalidFile(file: name, reason: "cannot be read (\(error.localizedDescription))")
         }
-        let value: JSONValue
         do {
-            value = try JSONDecoder().decode(JSONValue.self, from: data)
+            return try JSONDecoder().decode(JSONValue.self, from: data)
         } catch {
             throw .invalidFile(file: name, reason: "is not valid JSON")
         }
-        guard case let .object(members) = value else {
-            throw .invalidFile(file: name, reason: "is not a JSON object but \(value.summary)")
-        }
-        self.init(name: name, members: members)
     }
 
     private func value(_ key: String) -> JSONValue? {
