@@ -137,10 +137,11 @@ public struct BertLayer: ParameterizedModule, Equatable {
                 actual: hidden.shape)
         }
         let context = try attention(
-            queries: query(hidden), keys: key(hidden), values: value(hidden), batch: batch)
-        let attended = try attentionNorm(attentionOutput(context).adding(hidden))
-        let expanded = try activation(intermediate(attended))
-        return try outputNorm(output(expanded).adding(attended))
+            queries: query.projecting(hidden), keys: key.projecting(hidden), values: value.projecting(hidden),
+            batch: batch)
+        let attended = try attentionNorm(attentionOutput.projecting(context).adding(hidden))
+        let expanded = try activation(intermediate.projecting(attended))
+        return try outputNorm(output.projecting(expanded).adding(attended))
     }
 
     /// Multi-head attention of each sequence over itself: `(tokenCount, hiddenSize)` projections
