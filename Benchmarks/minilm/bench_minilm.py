@@ -103,9 +103,9 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--embed", required=True, help="the attention-embed executable (release build)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--repeat", type=int, default=0, help="encodes per process (default: 20, 200 for one sentence)")
-    parser.add_argument("--batch-size", type=int, default=64, help="attention-embed's --batch-size")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=0, help="encodes per process (default: 10, 100 for one sentence)")
+    parser.add_argument("--batch-size", type=int, default=32, help="attention-embed's --batch-size (32 as PyTorch's)")
     parser.add_argument("--torch-worker", nargs=2, metavar=("INPUT", "REPEATS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.torch_worker:
@@ -120,7 +120,7 @@ def main() -> None:
         for name, sentences in WORKLOADS.items():
             input_path = Path(folder) / "input.json"
             input_path.write_text(json.dumps(sentences))
-            repeats = args.repeat or (200 if len(sentences) == 1 else 20)
+            repeats = args.repeat or (100 if len(sentences) == 1 else 10)
             swift_command = [args.embed, "--model", args.model, "--input", str(input_path), "--threads",
                              str(args.threads), "--batch-size", str(args.batch_size), "--repeat", str(repeats)]
             torch_command = [sys.executable, __file__, "--model", args.model, "--embed", args.embed, "--threads",
