@@ -3,7 +3,7 @@
 ///
 /// ```swift
 /// do {
-///     let embedder = try SentenceEmbedder(contentsOf: URL(filePath: "models/all-MiniLM-L6-v2"))
+///     let embedder = try SentenceEmbedder(contentsOf: URL(fileURLWithPath: "models/all-MiniLM-L6-v2"))
 /// } catch let error as ModelError {
 ///     print(error)   // config.json: hidden_act "relu6" is not supported (supported: gelu)
 /// }

@@ -2,11 +2,7 @@ import Attention
 import AttentionModels
 import Foundation
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import Dispatch
 
 /// `attention-embed`: sentence embeddings and their similarities from the command line.
 @main
@@ -43,7 +39,7 @@ enum AttentionEmbed {
         if let path = options.inputPath { sentences += try SentenceFile.read(path) }
         guard !sentences.isEmpty else { throw UsageError("no sentences: give some as arguments or with --input FILE") }
 
-        let folder = URL(filePath: options.model!)
+        let folder = URL(fileURLWithPath: options.model!)
         guard FileManager.default.fileExists(atPath: folder.path) else {
             throw RunError("\(folder.path): no such model folder (make model-minilm downloads all-MiniLM-L6-v2)")
         }
@@ -59,10 +55,9 @@ enum AttentionEmbed {
         if let repeats = options.repeats {
             var times: [Double] = []
             for _ in 0..<repeats {
-                let start = ContinuousClock.now
+                let start = DispatchTime.now().uptimeNanoseconds
                 embeddings = try embedder.embed(sentences, batchSize: options.batchSize)
-                let elapsed = ContinuousClock.now - start
-                times.append(Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) * 1e-15)
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
             }
             times.sort()
             let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2

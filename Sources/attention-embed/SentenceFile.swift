@@ -6,7 +6,7 @@ enum SentenceFile {
     static func read(_ path: String) throws(RunError) -> [String] {
         let data: Data
         do {
-            data = try Data(contentsOf: URL(filePath: path))
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
             throw RunError("\(path): cannot be read (\(error.localizedDescription))")
         }
@@ -27,7 +27,7 @@ enum SentenceFile {
         }
         text += "]\n"
         do {
-            try Data(text.utf8).write(to: URL(filePath: path), options: .atomic)
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
             throw RunError("\(path): cannot be written (\(error.localizedDescription))")
         }

@@ -89,7 +89,7 @@ struct TinyBertOutputs: Decodable {
     }
 
     @Test func loadsACheckpointWithTheBertPrefixAndAPooler() throws {
-        let original = try SafeTensors(contentsOf: folder.appending(path: "model.safetensors"))
+        let original = try SafeTensors(contentsOf: folder.appendingPathComponent("model.safetensors"))
         var prefixed = SafeTensors()
         for name in original.names { try prefixed.insert(original.tensor(named: name), named: "bert." + name) }
         try prefixed.insert(Tensor(zeros: [32, 32]), named: "bert.pooler.dense.weight")
@@ -100,7 +100,7 @@ struct TinyBertOutputs: Decodable {
     }
 
     @Test func namesAMissingOrMisshapedTensor() throws {
-        var checkpoint = try SafeTensors(contentsOf: folder.appending(path: "model.safetensors"))
+        var checkpoint = try SafeTensors(contentsOf: folder.appendingPathComponent("model.safetensors"))
         let configuration = embedder.model.configuration
         _ = checkpoint.removeTensor(named: "encoder.layer.1.output.dense.bias")
         #expect(throws: ModelError.missingTensor(name: "encoder.layer.1.output.dense.bias", file: "model.safetensors")) {
@@ -134,9 +134,9 @@ struct TinyBertOutputs: Decodable {
     /// A copy of the tiny model folder with `config.json` edited by `edit`.
     func folder(editingConfig edit: (inout [String: Any]) -> Void) throws -> URL {
         let source = try fixtureURL("tiny-bert")
-        let copy = FileManager.default.temporaryDirectory.appending(path: "tiny-bert-\(UUID().uuidString)")
+        let copy = FileManager.default.temporaryDirectory.appendingPathComponent("tiny-bert-\(UUID().uuidString)")
         try FileManager.default.copyItem(at: source, to: copy)
-        let configURL = copy.appending(path: "config.json")
+        let configURL = copy.appendingPathComponent("config.json")
         var config = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any])
         edit(&config)
         try JSONSerialization.data(withJSONObject: config).write(to: configURL)
@@ -187,17 +187,17 @@ struct TinyBertOutputs: Decodable {
     }
 
     @Test func missingAndTruncatedFiles() throws {
-        let absent = URL(filePath: "/nonexistent/model")
+        let absent = URL(fileURLWithPath: "/nonexistent/model")
         #expect(throws: ModelError.missingFile(path: "/nonexistent/model/config.json")) {
             try SentenceEmbedder(contentsOf: absent)
         }
         let url = try folder { _ in }
         defer { try? FileManager.default.removeItem(at: url) }
-        let weights = url.appending(path: "model.safetensors")
+        let weights = url.appendingPathComponent("model.safetensors")
         let bytes = try Data(contentsOf: weights)
         try bytes.prefix(bytes.count / 2).write(to: weights)
         #expect(throws: AttentionError.self) { try BertModel(contentsOf: url) }
-        try Data("{not json".utf8).write(to: url.appending(path: "config.json"))
+        try Data("{not json".utf8).write(to: url.appendingPathComponent("config.json"))
         #expect(throws: ModelError.invalidFile(file: "config.json", reason: "is not valid JSON")) {
             try BertModel(contentsOf: url)
         }

@@ -5,7 +5,7 @@ import Testing
 /// The folder of this target's fixtures (copied into the test bundle).
 func fixtureURL(_ name: String) throws -> URL {
     let folder = try #require(Bundle.module.url(forResource: "Fixtures", withExtension: nil))
-    return folder.appending(path: name)
+    return folder.appendingPathComponent(name)
 }
 
 /// Decodes a JSON fixture.
@@ -14,7 +14,7 @@ func loadFixture<Value: Decodable>(_ type: Value.Type, _ name: String) throws ->
 }
 
 /// The package root, found from this file's path (`Tests/AttentionModelsTests/...`).
-let packageRoot = URL(filePath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent()
 
 /// Expects `actual` close to `expected` element by element: `|a - e| <= atol + rtol · |e|`,

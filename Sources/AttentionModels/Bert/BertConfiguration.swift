@@ -4,7 +4,7 @@ import Foundation
 /// The shape and settings of a BERT encoder, as a Hugging Face `config.json` gives them.
 ///
 /// ```swift
-/// let configuration = try BertConfiguration(contentsOf: URL(filePath: "models/all-MiniLM-L6-v2/config.json"))
+/// let configuration = try BertConfiguration(contentsOf: URL(fileURLWithPath: "models/all-MiniLM-L6-v2/config.json"))
 /// print(configuration.hiddenSize, configuration.layerCount)   // 384 6
 /// ```
 public struct BertConfiguration: Sendable, Equatable, Hashable {
@@ -127,7 +127,7 @@ public struct BertConfiguration: Sendable, Equatable, Hashable {
     /// Reads a Hugging Face `config.json` of a BERT model.
     ///
     /// ```swift
-    /// let configuration = try BertConfiguration(contentsOf: folder.appending(path: "config.json"))
+    /// let configuration = try BertConfiguration(contentsOf: folder.appendingPathComponent("config.json"))
     /// ```
     ///
     /// - Throws: `ModelError.missingFile`; `.invalidFile` naming a missing or mistyped key or an

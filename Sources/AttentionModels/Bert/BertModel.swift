@@ -9,7 +9,7 @@ import Foundation
 /// lengths cost only their own tokens.
 ///
 /// ```swift
-/// let model = try BertModel(contentsOf: URL(filePath: "models/all-MiniLM-L6-v2"))
+/// let model = try BertModel(contentsOf: URL(fileURLWithPath: "models/all-MiniLM-L6-v2"))
 /// let batch = try TokenBatch([[101, 7592, 2088, 102], [101, 2748, 102]])
 /// let hidden = try model(batch)   // (7, 384): rows 0..<4 the first sentence, 4..<7 the second
 /// ```
@@ -50,15 +50,15 @@ public struct BertModel: ParameterizedModule, Equatable {
     /// Reads `config.json` and `model.safetensors` from a Hugging Face model folder.
     ///
     /// ```swift
-    /// let model = try BertModel(contentsOf: URL(filePath: "models/all-MiniLM-L6-v2"))
+    /// let model = try BertModel(contentsOf: URL(fileURLWithPath: "models/all-MiniLM-L6-v2"))
     /// ```
     ///
     /// - Throws: the errors of ``BertConfiguration/init(contentsOf:)`` and of
     ///   ``init(configuration:checkpoint:)``; `ModelError.missingFile` without `model.safetensors`;
     ///   `AttentionError.invalidCheckpoint` (naming the file) when it is malformed.
     public init(contentsOf folder: URL) throws {
-        let configuration = try BertConfiguration(contentsOf: folder.appending(path: "config.json"))
-        let weightsURL = folder.appending(path: "model.safetensors")
+        let configuration = try BertConfiguration(contentsOf: folder.appendingPathComponent("config.json"))
+        let weightsURL = folder.appendingPathComponent("model.safetensors")
         guard FileManager.default.fileExists(atPath: weightsURL.path) else {
             throw ModelError.missingFile(path: weightsURL.path)
         }

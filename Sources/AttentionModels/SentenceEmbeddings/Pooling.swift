@@ -67,7 +67,7 @@ public struct Pooling: Sendable, Equatable, Hashable {
     /// Reads `config.json` of a sentence-transformers `Pooling` folder.
     ///
     /// ```swift
-    /// let pooling = try Pooling(contentsOf: folder.appending(path: "1_Pooling/config.json"), hiddenSize: 384)
+    /// let pooling = try Pooling(contentsOf: folder.appendingPathComponent("1_Pooling/config.json"), hiddenSize: 384)
     /// ```
     ///
     /// - Parameter hiddenSize: the encoder's width, checked against `embedding_dimension`

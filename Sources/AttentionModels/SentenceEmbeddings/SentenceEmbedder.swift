@@ -9,7 +9,7 @@ import Foundation
 /// embedding does not depend on the others it is encoded with.
 ///
 /// ```swift
-/// let embedder = try SentenceEmbedder(contentsOf: URL(filePath: "models/all-MiniLM-L6-v2"))
+/// let embedder = try SentenceEmbedder(contentsOf: URL(fileURLWithPath: "models/all-MiniLM-L6-v2"))
 /// let embeddings = try embedder.embed(["A man is eating food.", "Someone is eating a meal."])
 /// // (2, 384), each row of unit length
 /// let similarity = zip(embeddings[0], embeddings[1]).map(*).reduce(0, +)
@@ -104,14 +104,14 @@ public struct SentenceEmbedder: Sendable {
     /// no normalisation, as sentence-transformers gives it.
     ///
     /// ```swift
-    /// let embedder = try SentenceEmbedder(contentsOf: URL(filePath: "models/all-MiniLM-L6-v2"))
+    /// let embedder = try SentenceEmbedder(contentsOf: URL(fileURLWithPath: "models/all-MiniLM-L6-v2"))
     /// ```
     ///
     /// - Throws: `ModelError.missingFile`, `.invalidFile`, `.unsupported` (a module type other than
     ///   the three, such as `Dense`), and the errors of ``BertModel/init(contentsOf:)`` and
     ///   ``WordPieceTokenizer/init(contentsOf:)``.
     public init(contentsOf folder: URL) throws {
-        let modulesURL = folder.appending(path: "modules.json")
+        let modulesURL = folder.appendingPathComponent("modules.json")
         var transformerFolder = folder
         var poolingConfig: (url: URL, name: String)?
         var normalizes = false
@@ -121,9 +121,9 @@ public struct SentenceEmbedder: Sendable {
                 let path = try module.string("path") ?? ""
                 switch Module(type: type) {
                 case .transformer:
-                    transformerFolder = path.isEmpty ? folder : folder.appending(path: path)
+                    transformerFolder = path.isEmpty ? folder : folder.appendingPathComponent(path)
                 case .pooling:
-                    poolingConfig = (folder.appending(path: path).appending(path: "config.json"), "\(path)/config.json")
+                    poolingConfig = (folder.appendingPathComponent(path).appendingPathComponent("config.json"), "\(path)/config.json")
                 case .normalize:
                     normalizes = true
                 case nil:
@@ -153,7 +153,7 @@ public struct SentenceEmbedder: Sendable {
     /// (where later sentence-transformers versions keep it); `nil` when neither is set.
     private static func maxSequenceLength(in folder: URL) throws(ModelError) -> Int? {
         for (name, key) in [("sentence_bert_config.json", "max_seq_length"), ("tokenizer_config.json", "model_max_length")] {
-            let url = folder.appending(path: name)
+            let url = folder.appendingPathComponent(name)
             guard FileManager.default.fileExists(atPath: url.path) else { continue }
             let file = try JSONFile(contentsOf: url, name: name)
             if name == "sentence_bert_config.json", try file.boolean("do_lower_case") == true {

@@ -8,15 +8,15 @@ extension WordPieceTokenizer {
     /// `tokenize_chinese_chars`, `strip_accents`, `unk_token`, `cls_token`, `sep_token`, ...).
     ///
     /// ```swift
-    /// let tokenizer = try WordPieceTokenizer(contentsOf: URL(filePath: "models/all-MiniLM-L6-v2"))
+    /// let tokenizer = try WordPieceTokenizer(contentsOf: URL(fileURLWithPath: "models/all-MiniLM-L6-v2"))
     /// ```
     ///
     /// - Throws: `ModelError.missingFile` when neither `vocab.txt` nor `tokenizer.json` exists,
     ///   `.invalidFile` for malformed files, `.unsupported` naming a normaliser, pre-tokeniser,
     ///   model type or added-token option other than BERT's.
     public init(contentsOf folder: URL) throws(ModelError) {
-        let tokenizerURL = folder.appending(path: "tokenizer.json")
-        let vocabularyURL = folder.appending(path: "vocab.txt")
+        let tokenizerURL = folder.appendingPathComponent("tokenizer.json")
+        let vocabularyURL = folder.appendingPathComponent("vocab.txt")
         let hasTokenizerJSON = FileManager.default.fileExists(atPath: tokenizerURL.path)
         guard hasTokenizerJSON || FileManager.default.fileExists(atPath: vocabularyURL.path) else {
             throw .missingFile(path: vocabularyURL.path)
@@ -24,7 +24,7 @@ extension WordPieceTokenizer {
         if hasTokenizerJSON {
             try self.init(tokenizerJSON: JSONFile(contentsOf: tokenizerURL, name: "tokenizer.json"), folder: folder)
         } else {
-            let configURL = folder.appending(path: "tokenizer_config.json")
+            let configURL = folder.appendingPathComponent("tokenizer_config.json")
             let config =
                 FileManager.default.fileExists(atPath: configURL.path)
                 ? try JSONFile(contentsOf: configURL, name: "tokenizer_config.json")
@@ -70,7 +70,7 @@ extension WordPieceTokenizer {
             specialTokens.append(content)
         }
 
-        let vocabularyURL = folder.appending(path: "vocab.txt")
+        let vocabularyURL = folder.appendingPathComponent("vocab.txt")
         let vocabulary =
             FileManager.default.fileExists(atPath: vocabularyURL.path)
             ? try Self.readVocabulary(vocabularyURL)
@@ -105,7 +105,7 @@ extension WordPieceTokenizer {
         vocabulary.reserveCapacity(lines.count)
         for (number, line) in lines.enumerated() {
             let bytes = line.last == UInt8(ascii: "\r") ? line.dropLast() : line
-            guard let token = String(validating: bytes, as: UTF8.self) else {
+            guard let token = String(bytes: bytes, encoding: .utf8) else {
                 throw .invalidFile(file: url.lastPathComponent, reason: "line \(number + 1) is not UTF-8")
             }
             vocabulary.append(token)

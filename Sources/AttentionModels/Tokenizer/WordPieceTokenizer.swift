@@ -7,7 +7,7 @@
 /// or one with a part no vocabulary entry matches, becomes a single unknown token.
 ///
 /// ```swift
-/// let tokenizer = try WordPieceTokenizer(contentsOf: URL(filePath: "models/all-MiniLM-L6-v2"))
+/// let tokenizer = try WordPieceTokenizer(contentsOf: URL(fileURLWithPath: "models/all-MiniLM-L6-v2"))
 /// tokenizer.tokenize("Tokenizers split unaffable words.")
 /// // ["token", "##izer", "##s", "split", "una", "##ff", "##able", "words", "."]
 /// let ids = try tokenizer.encode("Hello, world!", maxLength: 256)   // [101, 7592, 1010, 2088, 999, 102]
