@@ -58,8 +58,8 @@ def sentences_mixed(count: int = 64, seed: int = 7) -> list[str]:
 
 
 WORKLOADS = {
-    "batch of 64, mixed lengths": sentences_mixed(),
-    "one short sentence": ["A man is eating a piece of bread."],
+    "batch": ("batch of 64, mixed lengths", sentences_mixed()),
+    "short": ("one short sentence", ["A man is eating a piece of bread."]),
 }
 
 
@@ -106,6 +106,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=0, help="encodes per process (default: 10, 100 for one sentence)")
     parser.add_argument("--batch-size", type=int, default=32, help="attention-embed's --batch-size (32 as PyTorch's)")
+    parser.add_argument("--workloads", default="batch,short", help="which of: batch, short (default both)")
     parser.add_argument("--torch-worker", nargs=2, metavar=("INPUT", "REPEATS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.torch_worker:
@@ -117,7 +118,10 @@ def main() -> None:
     pattern = re.compile(r"median encode time: ([0-9.]+) ms")
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        for name, sentences in WORKLOADS.items():
+        for key in args.workloads.split(","):
+            if key not in WORKLOADS:
+                raise SystemExit(f"unknown workload {key!r}: choose from {', '.join(WORKLOADS)}")
+            name, sentences = WORKLOADS[key]
             input_path = Path(folder) / "input.json"
             input_path.write_text(json.dumps(sentences))
             repeats = args.repeat or (100 if len(sentences) == 1 else 10)
