@@ -21,27 +21,27 @@ public struct BertLayer: ParameterizedModule, Equatable {
     /// The query projection, `(hiddenSize, hiddenSize)`.
     ///
     /// ```swift
-    /// layer.query.weight.shape   // [384, 384]
+    /// layer.query.kernel.shape   // [384, 384]
     /// ```
-    public var query: Linear
+    public var query: DenseLayer
     /// The key projection, `(hiddenSize, hiddenSize)`.
     ///
     /// ```swift
     /// layer.key.outputSize   // 384
     /// ```
-    public var key: Linear
+    public var key: DenseLayer
     /// The value projection, `(hiddenSize, hiddenSize)`.
     ///
     /// ```swift
     /// layer.value.inputSize   // 384
     /// ```
-    public var value: Linear
+    public var value: DenseLayer
     /// The projection of the joined heads (`attention.output.dense`).
     ///
     /// ```swift
     /// layer.attentionOutput.outputSize   // 384
     /// ```
-    public var attentionOutput: Linear
+    public var attentionOutput: DenseLayer
     /// The norm after the attention's residual connection (`attention.output.LayerNorm`).
     ///
     /// ```swift
@@ -53,13 +53,13 @@ public struct BertLayer: ParameterizedModule, Equatable {
     /// ```swift
     /// layer.intermediate.outputSize   // 1536
     /// ```
-    public var intermediate: Linear
+    public var intermediate: DenseLayer
     /// The second feed-forward projection, `(hiddenSize, intermediateSize)` (`output.dense`).
     ///
     /// ```swift
     /// layer.output.inputSize   // 1536
     /// ```
-    public var output: Linear
+    public var output: DenseLayer
     /// The norm after the feed-forward residual connection (`output.LayerNorm`).
     ///
     /// ```swift
@@ -88,8 +88,8 @@ public struct BertLayer: ParameterizedModule, Equatable {
     /// - Throws: `AttentionError` when the parameters cannot be allocated.
     public init(configuration: BertConfiguration) throws {
         let hidden = configuration.hiddenSize
-        func linear(_ inputs: Int, _ outputs: Int) throws -> Linear {
-            try Linear(weight: Tensor(zeros: [outputs, inputs]), bias: Tensor(zeros: [outputs]))
+        func linear(_ inputs: Int, _ outputs: Int) throws -> DenseLayer {
+            try DenseLayer(inputSize: inputs, outputSize: outputs)
         }
         query = try linear(hidden, hidden)
         key = try linear(hidden, hidden)
@@ -136,12 +136,10 @@ public struct BertLayer: ParameterizedModule, Equatable {
                 expected: "[\(batch.tokenCount), \(size)] (tokenCount, hiddenSize), hiddenSize a multiple of \(headCount) heads",
                 actual: hidden.shape)
         }
-        let context = try attention(
-            queries: query.projecting(hidden), keys: key.projecting(hidden), values: value.projecting(hidden),
-            batch: batch)
-        let attended = try attentionNorm(attentionOutput.projecting(context).adding(hidden))
-        let expanded = try activation(intermediate.projecting(attended))
-        return try outputNorm(output.projecting(expanded).adding(attended))
+        let context = try attention(queries: query(hidden), keys: key(hidden), values: value(hidden), batch: batch)
+        let attended = try attentionNorm(attentionOutput(context).adding(hidden))
+        let expanded = try activation(intermediate(attended))
+        return try outputNorm(output(expanded).adding(attended))
     }
 
     /// Multi-head attention of each sequence over itself: `(tokenCount, hiddenSize)` projections
