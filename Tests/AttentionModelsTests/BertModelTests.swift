@@ -203,3 +203,18 @@ struct TinyBertOutputs: Decodable {
         }
     }
 }
+
+@Suite struct DenseLayerTests {
+    @Test func matchesLinearAndLoadsItsWeight() throws {
+        var rng = SeededGenerator(seed: 3)
+        let linear = try Linear(inputSize: 8, outputSize: 5, using: &rng)
+        var dense = try DenseLayer(inputSize: 8, outputSize: 5)
+        try dense.loadParameters(from: linear.parameterDictionary())
+        #expect(dense.kernel.shape == [8, 5] && dense.weight == linear.weight && dense.bias == linear.bias)
+        for rows in [1, 3, 40] {
+            let x = try Tensor(randomNormal: [rows, 8], using: &rng)
+            expectClose(try dense(x).scalars, try linear(x).scalars, rtol: 1e-6, atol: 1e-6, "\(rows) rows")
+        }
+        #expect(throws: AttentionError.self) { try dense(Tensor(zeros: [2, 7])) }
+    }
+}

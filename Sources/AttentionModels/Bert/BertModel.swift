@@ -4,9 +4,9 @@ import Foundation
 /// A BERT encoder (`transformers`' `BertModel` without its pooler): ``BertEmbeddings``, then
 /// ``BertConfiguration/layerCount`` post-norm ``BertLayer``s, returning the last hidden states.
 ///
-/// Built from this package's `Linear`, `LayerNorm`, `Activation` and
-/// `scaledDotProductAttention`, on a packed ``TokenBatch`` so that sentences of different
-/// lengths cost only their own tokens.
+/// Built from this package's layers (the library's matrix multiply through ``DenseLayer``,
+/// `LayerNorm`, `Activation` and `scaledDotProductAttention`), on a packed ``TokenBatch`` so
+/// that sentences of different lengths cost only their own tokens.
 ///
 /// ```swift
 /// let model = try BertModel(contentsOf: URL(fileURLWithPath: "models/all-MiniLM-L6-v2"))
