@@ -64,8 +64,9 @@ enum AttentionEmbed {
             printLine("median encode time: \(String(format: "%.3f", median)) ms")
             printLine("tokens: \(ids.reduce(0) { $0 + $1.count }) in \(sentences.count) sentences")
         }
+        let scalars = embeddings.scalars
         let rows = (0..<sentences.count).map { index in
-            Array(embeddings.scalars[(index * embedder.dimension)..<((index + 1) * embedder.dimension)])
+            Array(scalars[(index * embedder.dimension)..<((index + 1) * embedder.dimension)])
         }
         if let path = options.outputPath { try SentenceFile.write(path, ids: ids, embeddings: rows) }
         print(SimilarityReport.render(sentences: sentences, ids: ids, embeddings: rows))
