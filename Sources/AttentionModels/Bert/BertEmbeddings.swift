@@ -1,0 +1,112 @@
+import Attention
+
+/// BERT's input embeddings: word + position + token type, then a layer norm.
+///
+/// Parameter names as in `transformers`' `BertEmbeddings`: `word_embeddings.weight`,
+/// `position_embeddings.weight`, `token_type_embeddings.weight`, `LayerNorm.weight`,
+/// `LayerNorm.bias`. Every token here has token type 0 (one sentence per sequence), and positions
+/// restart at 0 for each sequence of a ``TokenBatch``.
+///
+/// ```swift
+/// let hidden = try model.embeddings(batch)   // (batch.tokenCount, hiddenSize)
+/// ```
+public struct BertEmbeddings: ParameterizedModule, Equatable {
+    /// `(vocabularySize, hiddenSize)`.
+    ///
+    /// ```swift
+    /// embeddings.wordEmbeddings.shape   // [30522, 384]
+    /// ```
+    public var wordEmbeddings: Tensor
+    /// `(maxPositions, hiddenSize)`.
+    ///
+    /// ```swift
+    /// embeddings.positionEmbeddings.shape   // [512, 384]
+    /// ```
+    public var positionEmbeddings: Tensor
+    /// `(tokenTypeCount, hiddenSize)`.
+    ///
+    /// ```swift
+    /// embeddings.tokenTypeEmbeddings.shape   // [2, 384]
+    /// ```
+    public var tokenTypeEmbeddings: Tensor
+    /// The layer norm after the sum.
+    ///
+    /// ```swift
+    /// embeddings.norm.epsilon   // 1e-12
+    /// ```
+    public var norm: LayerNorm
+
+    /// Embeddings of zeros (a norm of ones and zeros) with the configuration's shapes, to be
+    /// loaded from a checkpoint.
+    ///
+    /// ```swift
+    /// var embeddings = try BertEmbeddings(configuration: configuration)
+    /// ```
+    ///
+    /// - Throws: `AttentionError.outOfMemory` when the tables cannot be allocated.
+    public init(configuration: BertConfiguration) throws {
+        let hidden = configuration.hiddenSize
+        wordEmbeddings = try Tensor(zeros: [configuration.vocabularySize, hidden])
+        positionEmbeddings = try Tensor(zeros: [configuration.maxPositions, hidden])
+        tokenTypeEmbeddings = try Tensor(zeros: [configuration.tokenTypeCount, hidden])
+        norm = try LayerNorm(size: hidden, epsilon: configuration.layerNormEpsilon)
+    }
+
+    /// The names of `transformers`' `BertEmbeddings`.
+    ///
+    /// ```swift
+    /// embeddings.parameterPaths.map(\.name).first   // "word_embeddings.weight"
+    /// ```
+    public var parameterPaths: [ParameterPath<BertEmbeddings>] {
+        [
+            ("word_embeddings.weight", \.wordEmbeddings), ("position_embeddings.weight", \.positionEmbeddings),
+            ("token_type_embeddings.weight", \.tokenTypeEmbeddings),
+        ] + parameterPaths(of: \.norm, prefixedBy: "LayerNorm")
+    }
+
+    /// The embedded, normalised tokens of every sequence, packed: `(tokenCount, hiddenSize)`.
+    ///
+    /// ```swift
+    /// let hidden = try embeddings(TokenBatch([[101, 2023, 102]]))   // (3, hiddenSize)
+    /// ```
+    ///
+    /// - Throws: `ModelError.invalidArgument` for a token id outside the word table
+    ///   (`"tokenIDs[i]"`, `i` the packed position) or a sequence longer than the position table
+    ///   (`"sequences[i]"`); `AttentionError` from the layer norm.
+    public func callAsFunction(_ batch: TokenBatch) throws -> Tensor {
+        let hidden = wordEmbeddings.shape[1]
+        let vocabulary = wordEmbeddings.shape[0]
+        let positions = positionEmbeddings.shape[0]
+        for (index, range) in batch.ranges.enumerated() where range.count > positions {
+            throw ModelError.invalidArgument(
+                argument: "sequences[\(index)]",
+                reason: "has \(range.count) tokens, more than the \(positions) positions of the model")
+        }
+        if let bad = batch.tokenIDs.firstIndex(where: { !(0..<vocabulary).contains($0) }) {
+            throw ModelError.invalidArgument(
+                argument: "tokenIDs[\(bad)]", reason: "\(batch.tokenIDs[bad]) is not in 0..<\(vocabulary)")
+        }
+        var sum = try Tensor(zeros: [batch.tokenCount, hidden])
+        sum.withUnsafeMutableBufferPointer { output in
+            wordEmbeddings.withUnsafeBufferPointer { words in
+                positionEmbeddings.withUnsafeBufferPointer { positionTable in
+                    tokenTypeEmbeddings.withUnsafeBufferPointer { types in
+                        for range in batch.ranges {
+                            for row in range {
+                                let word = batch.tokenIDs[row] * hidden
+                                let position = (row - range.lowerBound) * hidden
+                                let out = row * hidden
+                                // transformers adds in this order: (word + token type) + position.
+                                for column in 0..<hidden {
+                                    output[out + column] =
+                                        words[word + column] + types[column] + positionTable[position + column]
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return try norm(sum)
+    }
+}

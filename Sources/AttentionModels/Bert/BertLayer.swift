@@ -1,0 +1,162 @@
+import Attention
+
+/// One post-norm BERT encoder layer: self-attention, then a feed-forward block, each followed by
+/// a residual connection and a layer norm:
+///
+/// ```
+/// a = LayerNorm(x + dense(attention(query(x), key(x), value(x))))
+/// y = LayerNorm(a + output(activation(intermediate(a))))
+/// ```
+///
+/// Parameter names as in `transformers`' `BertLayer` (`attention.self.query.weight`, ...,
+/// `output.LayerNorm.bias`). It runs on a packed ``TokenBatch``: the projections, norms and
+/// feed-forward block on all tokens at once, the attention one sequence at a time with
+/// `scaledDotProductAttention`, so a token only ever attends within its own sequence and no
+/// padding is computed.
+///
+/// ```swift
+/// let next = try layer(hidden, batch: batch)   // (tokenCount, hiddenSize) → same shape
+/// ```
+public struct BertLayer: ParameterizedModule, Equatable {
+    /// The query projection, `(hiddenSize, hiddenSize)`.
+    ///
+    /// ```swift
+    /// layer.query.kernel.shape   // [384, 384]
+    /// ```
+    public var query: DenseLayer
+    /// The key projection, `(hiddenSize, hiddenSize)`.
+    ///
+    /// ```swift
+    /// layer.key.outputSize   // 384
+    /// ```
+    public var key: DenseLayer
+    /// The value projection, `(hiddenSize, hiddenSize)`.
+    ///
+    /// ```swift
+    /// layer.value.inputSize   // 384
+    /// ```
+    public var value: DenseLayer
+    /// The projection of the joined heads (`attention.output.dense`).
+    ///
+    /// ```swift
+    /// layer.attentionOutput.outputSize   // 384
+    /// ```
+    public var attentionOutput: DenseLayer
+    /// The norm after the attention's residual connection (`attention.output.LayerNorm`).
+    ///
+    /// ```swift
+    /// layer.attentionNorm.size   // 384
+    /// ```
+    public var attentionNorm: LayerNorm
+    /// The first feed-forward projection, `(intermediateSize, hiddenSize)`.
+    ///
+    /// ```swift
+    /// layer.intermediate.outputSize   // 1536
+    /// ```
+    public var intermediate: DenseLayer
+    /// The second feed-forward projection, `(hiddenSize, intermediateSize)` (`output.dense`).
+    ///
+    /// ```swift
+    /// layer.output.inputSize   // 1536
+    /// ```
+    public var output: DenseLayer
+    /// The norm after the feed-forward residual connection (`output.LayerNorm`).
+    ///
+    /// ```swift
+    /// layer.outputNorm.epsilon   // 1e-12
+    /// ```
+    public var outputNorm: LayerNorm
+    /// The feed-forward activation.
+    ///
+    /// ```swift
+    /// layer.activation   // .gelu
+    /// ```
+    public var activation: Activation
+    /// The number of attention heads.
+    ///
+    /// ```swift
+    /// layer.headCount   // 12
+    /// ```
+    public var headCount: Int
+
+    /// A layer of zeros (norms of ones and zeros) with the configuration's shapes, to be loaded.
+    ///
+    /// ```swift
+    /// var layer = try BertLayer(configuration: configuration)
+    /// ```
+    ///
+    /// - Throws: `AttentionError` when the parameters cannot be allocated.
+    public init(configuration: BertConfiguration) throws {
+        let hidden = configuration.hiddenSize
+        func linear(_ inputs: Int, _ outputs: Int) throws -> DenseLayer {
+            try DenseLayer(inputSize: inputs, outputSize: outputs)
+        }
+        query = try linear(hidden, hidden)
+        key = try linear(hidden, hidden)
+        value = try linear(hidden, hidden)
+        attentionOutput = try linear(hidden, hidden)
+        attentionNorm = try LayerNorm(size: hidden, epsilon: configuration.layerNormEpsilon)
+        intermediate = try linear(hidden, configuration.intermediateSize)
+        output = try linear(configuration.intermediateSize, hidden)
+        outputNorm = try LayerNorm(size: hidden, epsilon: configuration.layerNormEpsilon)
+        activation = configuration.activation
+        headCount = configuration.headCount
+    }
+
+    /// The names of `transformers`' `BertLayer`.
+    ///
+    /// ```swift
+    /// layer.parameterPaths.map(\.name).first   // "attention.self.query.weight"
+    /// ```
+    public var parameterPaths: [ParameterPath<BertLayer>] {
+        parameterPaths(of: \.query, prefixedBy: "attention.self.query")
+            + parameterPaths(of: \.key, prefixedBy: "attention.self.key")
+            + parameterPaths(of: \.value, prefixedBy: "attention.self.value")
+            + parameterPaths(of: \.attentionOutput, prefixedBy: "attention.output.dense")
+            + parameterPaths(of: \.attentionNorm, prefixedBy: "attention.output.LayerNorm")
+            + parameterPaths(of: \.intermediate, prefixedBy: "intermediate.dense")
+            + parameterPaths(of: \.output, prefixedBy: "output.dense")
+            + parameterPaths(of: \.outputNorm, prefixedBy: "output.LayerNorm")
+    }
+
+    /// Applies the layer to the packed hidden states of `batch`, `(tokenCount, hiddenSize)`.
+    ///
+    /// ```swift
+    /// let next = try layer(hidden, batch: batch)
+    /// ```
+    ///
+    /// - Throws: `AttentionError.shapeMismatch` (argument `"hidden"`) when `hidden` is not
+    ///   `(batch.tokenCount, hiddenSize)` or the hidden size is not a multiple of ``headCount``;
+    ///   the layers' and the attention's errors.
+    public func callAsFunction(_ hidden: Tensor, batch: TokenBatch) throws -> Tensor {
+        let size = query.inputSize
+        guard hidden.shape == [batch.tokenCount, size], headCount >= 1, size % headCount == 0 else {
+            throw AttentionError.shapeMismatch(
+                argument: "hidden",
+                expected: "[\(batch.tokenCount), \(size)] (tokenCount, hiddenSize), hiddenSize a multiple of \(headCount) heads",
+                actual: hidden.shape)
+        }
+        let context = try attention(queries: query(hidden), keys: key(hidden), values: value(hidden), batch: batch)
+        let attended = try attentionNorm(attentionOutput(context).adding(hidden))
+        let expanded = try activation(intermediate(attended))
+        return try outputNorm(output(expanded).adding(attended))
+    }
+
+    /// Multi-head attention of each sequence over itself: `(tokenCount, hiddenSize)` projections
+    /// in, the joined heads `(tokenCount, hiddenSize)` out. Each sequence's rows are read as
+    /// `(length, heads, headSize)`, the layout the projections produce.
+    private func attention(queries: Tensor, keys: Tensor, values: Tensor, batch: TokenBatch) throws -> Tensor {
+        let size = queries.shape[1]
+        let headSize = size / headCount
+        func attend(_ rows: Range<Int>, whole: Bool) throws -> Tensor {
+            func heads(_ tensor: Tensor) throws -> Tensor {
+                try (whole ? tensor : tensor.sliced(rows)).reshaped([rows.count, headCount, headSize])
+            }
+            let output = try scaledDotProductAttention(
+                query: heads(queries), key: heads(keys), value: heads(values), layout: .sequence)
+            return try output.reshaped([rows.count, size])
+        }
+        if batch.sequenceCount == 1 { return try attend(batch.ranges[0], whole: true) }
+        return try Tensor.concatenated(batch.ranges.map { try attend($0, whole: false) }, axis: 0)
+    }
+}

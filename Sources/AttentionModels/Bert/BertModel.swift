@@ -1,0 +1,121 @@
+import Attention
+import Foundation
+
+/// A BERT encoder (`transformers`' `BertModel` without its pooler): ``BertEmbeddings``, then
+/// ``BertConfiguration/layerCount`` post-norm ``BertLayer``s, returning the last hidden states.
+///
+/// Built from this package's layers (the library's matrix multiply through ``DenseLayer``,
+/// `LayerNorm`, `Activation` and `scaledDotProductAttention`), on a packed ``TokenBatch`` so
+/// that sentences of different lengths cost only their own tokens.
+///
+/// ```swift
+/// let model = try BertModel(contentsOf: URL(fileURLWithPath: "models/all-MiniLM-L6-v2"))
+/// let batch = try TokenBatch([[101, 7592, 2088, 102], [101, 2748, 102]])
+/// let hidden = try model(batch)   // (7, 384): rows 0..<4 the first sentence, 4..<7 the second
+/// ```
+public struct BertModel: ParameterizedModule, Equatable {
+    /// The sizes and settings.
+    ///
+    /// ```swift
+    /// model.configuration.hiddenSize   // 384
+    /// ```
+    public var configuration: BertConfiguration
+    /// The input embeddings (`embeddings.*`).
+    ///
+    /// ```swift
+    /// model.embeddings.wordEmbeddings.shape   // [30522, 384]
+    /// ```
+    public var embeddings: BertEmbeddings
+    /// The encoder layers (`encoder.layer.N.*`).
+    ///
+    /// ```swift
+    /// model.layers.count   // 6
+    /// ```
+    public var layers: [BertLayer]
+
+    /// A model of zeros with the configuration's shapes, to be loaded from a checkpoint.
+    ///
+    /// ```swift
+    /// var model = try BertModel(configuration: configuration)
+    /// try model.loadParameters(from: checkpoint, prefix: "bert")
+    /// ```
+    ///
+    /// - Throws: `AttentionError.outOfMemory` when the parameters cannot be allocated.
+    public init(configuration: BertConfiguration) throws {
+        self.configuration = configuration
+        embeddings = try BertEmbeddings(configuration: configuration)
+        layers = try (0..<configuration.layerCount).map { _ in try BertLayer(configuration: configuration) }
+    }
+
+    /// Reads `config.json` and `model.safetensors` from a Hugging Face model folder.
+    ///
+    /// ```swift
+    /// let model = try BertModel(contentsOf: URL(fileURLWithPath: "models/all-MiniLM-L6-v2"))
+    /// ```
+    ///
+    /// - Throws: the errors of ``BertConfiguration/init(contentsOf:)`` and of
+    ///   ``init(configuration:checkpoint:)``; `ModelError.missingFile` without `model.safetensors`;
+    ///   `AttentionError.invalidCheckpoint` (naming the file) when it is malformed.
+    public init(contentsOf folder: URL) throws {
+        let configuration = try BertConfiguration(contentsOf: folder.appendingPathComponent("config.json"))
+        let weightsURL = folder.appendingPathComponent("model.safetensors")
+        guard FileManager.default.fileExists(atPath: weightsURL.path) else {
+            throw ModelError.missingFile(path: weightsURL.path)
+        }
+        try self.init(configuration: configuration, checkpoint: SafeTensors(contentsOf: weightsURL))
+    }
+
+    /// Builds a model from a checkpoint with `transformers`' parameter names, with or without the
+    /// `bert.` prefix of a model saved with a head (`BertForMaskedLM`, ...). Other tensors (the
+    /// pooler, a head, `position_ids`) are ignored.
+    ///
+    /// ```swift
+    /// let model = try BertModel(configuration: configuration, checkpoint: SafeTensors(contentsOf: url))
+    /// ```
+    ///
+    /// - Parameter file: how errors name the checkpoint.
+    /// - Throws: `ModelError.missingTensor` for the first parameter absent from the checkpoint,
+    ///   `.tensorShape` for the first whose shape differs from the configuration's.
+    public init(configuration: BertConfiguration, checkpoint: SafeTensors, file: String = "model.safetensors") throws {
+        try self.init(configuration: configuration)
+        let prefix = checkpoint.contains("bert.embeddings.word_embeddings.weight") ? "bert." : ""
+        for (name, shape) in parameterShapes {
+            let stored = prefix + name
+            guard checkpoint.contains(stored) else { throw ModelError.missingTensor(name: stored, file: file) }
+            let actual = try checkpoint.shape(of: stored)
+            guard actual == shape else { throw ModelError.tensorShape(name: stored, expected: shape, actual: actual) }
+        }
+        try loadParameters(from: checkpoint, prefix: prefix, strict: false)
+    }
+
+    /// The names of `transformers`' `BertModel` without the pooler: `embeddings.*`, then
+    /// `encoder.layer.N.*`.
+    ///
+    /// ```swift
+    /// model.parameterPaths.count   // 5 + 16 per layer
+    /// ```
+    public var parameterPaths: [ParameterPath<BertModel>] {
+        var paths = parameterPaths(of: \.embeddings, prefixedBy: "embeddings")
+        for index in layers.indices {
+            paths += parameterPaths(of: \.layers[index], prefixedBy: "encoder.layer.\(index)")
+        }
+        return paths
+    }
+
+    /// The last hidden states of every token, packed as the batch is: `(tokenCount, hiddenSize)`,
+    /// sequence `i` in rows `batch.ranges[i]`.
+    ///
+    /// ```swift
+    /// let hidden = try model(TokenBatch([[101, 7592, 102]]))   // (3, 384)
+    /// ```
+    ///
+    /// - Throws: the errors of ``BertEmbeddings/callAsFunction(_:)`` (token ids, lengths) and of
+    ///   the layers.
+    public func callAsFunction(_ batch: TokenBatch) throws -> Tensor {
+        var hidden = try embeddings(batch)
+        for layer in layers {
+            hidden = try layer(hidden, batch: batch)
+        }
+        return hidden
+    }
+}

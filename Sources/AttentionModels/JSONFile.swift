@@ -1,0 +1,122 @@
+import Foundation
+
+/// A JSON object read from one of a model folder's files, with typed accessors whose errors name
+/// the file and the key. Absent keys and `null` read as `nil`; a value of another type throws.
+struct JSONFile: Sendable {
+    /// The file's name, for errors (`config.json`, `1_Pooling/config.json`).
+    let name: String
+    let members: [String: JSONValue]
+
+    init(name: String, members: [String: JSONValue]) {
+        self.name = name
+        self.members = members
+    }
+
+    /// Reads and parses `url`; `name` is how errors refer to it.
+    ///
+    /// - Throws: `ModelError.missingFile` when there is no file, `.invalidFile` when it cannot be
+    ///   read or is not a JSON object.
+    init(contentsOf url: URL, name: String) throws(ModelError) {
+        let value = try Self.parse(url, name: name)
+        guard case let .object(members) = value else {
+            throw .invalidFile(file: name, reason: "is not a JSON object but \(value.summary)")
+        }
+        self.init(name: name, members: members)
+    }
+
+    /// Reads a file holding a JSON array of objects (`modules.json`).
+    static func objects(contentsOf url: URL, name: String) throws(ModelError) -> [JSONFile] {
+        let value = try parse(url, name: name)
+        guard case .array = value else {
+            throw .invalidFile(file: name, reason: "is not a JSON array but \(value.summary)")
+        }
+        return try JSONFile(name: name, members: ["file": value]).objects("file") ?? []
+    }
+
+    /// The parsed contents of `url`.
+    private static func parse(_ url: URL, name: String) throws(ModelError) -> JSONValue {
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw .missingFile(path: url.path)
+        }
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch {
+            throw .invalidFile(file: name, reason: "cannot be read (\(error.localizedDescription))")
+        }
+        do {
+            return try JSONDecoder().decode(JSONValue.self, from: data)
+        } catch {
+            throw .invalidFile(file: name, reason: "is not valid JSON")
+        }
+    }
+
+    private func value(_ key: String) -> JSONValue? {
+        guard let value = members[key], value != .null else { return nil }
+        return value
+    }
+
+    private func mismatch(_ key: String, _ expected: String, _ value: JSONValue) -> ModelError {
+        .invalidFile(file: name, reason: "\(key) must be \(expected), got \(value.summary)")
+    }
+
+    /// The whole number under `key`.
+    func integer(_ key: String) throws(ModelError) -> Int? {
+        guard let value = value(key) else { return nil }
+        guard case let .number(number) = value, let integer = Int(exactly: number) else {
+            throw mismatch(key, "an integer", value)
+        }
+        return integer
+    }
+
+    /// The finite number under `key`.
+    func number(_ key: String) throws(ModelError) -> Double? {
+        guard let value = value(key) else { return nil }
+        guard case let .number(number) = value, number.isFinite else { throw mismatch(key, "a number", value) }
+        return number
+    }
+
+    /// The boolean under `key`.
+    func boolean(_ key: String) throws(ModelError) -> Bool? {
+        guard let value = value(key) else { return nil }
+        guard case let .boolean(boolean) = value else { throw mismatch(key, "true or false", value) }
+        return boolean
+    }
+
+    /// The string under `key`.
+    func string(_ key: String) throws(ModelError) -> String? {
+        guard let value = value(key) else { return nil }
+        guard case let .string(string) = value else { throw mismatch(key, "a string", value) }
+        return string
+    }
+
+    /// The object under `key`, as a `JSONFile` of the same name.
+    func object(_ key: String) throws(ModelError) -> JSONFile? {
+        guard let value = value(key) else { return nil }
+        guard case let .object(members) = value else { throw mismatch(key, "an object", value) }
+        return JSONFile(name: name, members: members)
+    }
+
+    /// The array of objects under `key`.
+    func objects(_ key: String) throws(ModelError) -> [JSONFile]? {
+        guard let value = value(key) else { return nil }
+        guard case let .array(elements) = value else { throw mismatch(key, "an array", value) }
+        var result: [JSONFile] = []
+        for (index, element) in elements.enumerated() {
+            guard case let .object(members) = element else {
+                throw mismatch("\(key)[\(index)]", "an object", element)
+            }
+            result.append(JSONFile(name: name, members: members))
+        }
+        return result
+    }
+
+    /// The whole number under `key`, which must be present and at least `minimum`.
+    func requiredInteger(_ key: String, minimum: Int = 1) throws(ModelError) -> Int {
+        guard let value = try integer(key) else { throw .invalidFile(file: name, reason: "no \(key)") }
+        guard value >= minimum else {
+            throw .invalidFile(file: name, reason: "\(key) must be at least \(minimum), got \(value)")
+        }
+        return value
+    }
+}

@@ -1,0 +1,83 @@
+import Attention
+import AttentionModels
+import Foundation
+
+import Dispatch
+
+/// `attention-embed`: sentence embeddings and their similarities from the command line.
+@main
+enum AttentionEmbed {
+    static func main() {
+        do {
+            let options = try Options(Array(CommandLine.arguments.dropFirst()))
+            if options.showHelp {
+                print(Options.usage)
+                return
+            }
+            try run(options)
+        } catch let error as UsageError {
+            printError("\(error.message)\nrun attention-embed --help for the options")
+            exit(64)
+        } catch let error as RunError {
+            printError(error.message)
+            exit(1)
+        } catch {
+            printError("\(error)")
+            exit(1)
+        }
+    }
+
+    static func run(_ options: Options) throws {
+        if let threads = options.threads {
+            do {
+                try AttentionBackend.setThreadCount(threads)
+            } catch {
+                throw UsageError("--threads: \(error)")
+            }
+        }
+        var sentences = options.sentences
+        if let path = options.inputPath { sentences += try SentenceFile.read(path) }
+        guard !sentences.isEmpty else { throw UsageError("no sentences: give some as arguments or with --input FILE") }
+
+        let folder = URL(fileURLWithPath: options.model!)
+        guard FileManager.default.fileExists(atPath: folder.path) else {
+            throw RunError("\(folder.path): no such model folder (make model-minilm downloads all-MiniLM-L6-v2)")
+        }
+        let embedder: SentenceEmbedder
+        do {
+            embedder = try SentenceEmbedder(contentsOf: folder)
+        } catch {
+            throw RunError("cannot load the model in \(folder.path): \(error)")
+        }
+
+        let ids = try embedder.tokenize(sentences)
+        var embeddings = try embedder.embed(tokenIDs: ids, batchSize: options.batchSize)
+        if let repeats = options.repeats {
+            var times: [Double] = []
+            for _ in 0..<repeats {
+                let start = DispatchTime.now().uptimeNanoseconds
+                embeddings = try embedder.embed(sentences, batchSize: options.batchSize)
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            }
+            times.sort()
+            let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+            printLine("median encode time: \(String(format: "%.3f", median)) ms")
+            printLine("tokens: \(ids.reduce(0) { $0 + $1.count }) in \(sentences.count) sentences")
+        }
+        let scalars = embeddings.scalars
+        let rows = (0..<sentences.count).map { index in
+            Array(scalars[(index * embedder.dimension)..<((index + 1) * embedder.dimension)])
+        }
+        if let path = options.outputPath { try SentenceFile.write(path, ids: ids, embeddings: rows) }
+        print(SimilarityReport.render(sentences: sentences, ids: ids, embeddings: rows))
+    }
+
+    static func printError(_ message: String) {
+        printLine("attention-embed: \(message)")
+    }
+
+    /// One line on stderr.
+    static func printLine(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+}

@@ -1,0 +1,220 @@
+import Attention
+import Foundation
+import Testing
+@testable import AttentionModels
+
+/// The tiny BERT's outputs from `transformers` and `sentence-transformers`.
+struct TinyBertOutputs: Decodable {
+    var sentences: [String]
+    var ids: [[Int]]
+    var hidden: [[Float]]
+    var embeddings: [[Float]]
+    var pooled: [String: [[Float]]]
+}
+
+@Suite struct BertModelTests {
+    let folder: URL
+    let outputs: TinyBertOutputs
+    let embedder: SentenceEmbedder
+
+    init() throws {
+        folder = try fixtureURL("tiny-bert")
+        outputs = try loadFixture(TinyBertOutputs.self, "tiny_bert_outputs.json")
+        embedder = try SentenceEmbedder(contentsOf: folder)
+    }
+
+    @Test func readsTheSentenceTransformersFolder() {
+        let configuration = embedder.model.configuration
+        #expect(configuration.hiddenSize == 32 && configuration.layerCount == 2 && configuration.headCount == 4)
+        #expect(configuration.layerNormEpsilon == 1e-12 && configuration.activation == .gelu)
+        #expect(embedder.pooling.modes == [.mean])
+        #expect(embedder.normalizesEmbeddings)
+        #expect(embedder.maxSequenceLength == 24)
+        #expect(embedder.dimension == 32)
+    }
+
+    @Test func tokenizesAsTheReference() throws {
+        #expect(try embedder.tokenize(outputs.sentences) == outputs.ids)
+    }
+
+    @Test func hiddenStatesMatchTransformers() throws {
+        for (index, ids) in outputs.ids.enumerated() {
+            let hidden = try embedder.model(TokenBatch([ids]))
+            #expect(hidden.shape == [ids.count, 32])
+            expectClose(hidden.scalars, outputs.hidden[index], "hidden states of sentence \(index)")
+        }
+    }
+
+    @Test func packedBatchMatchesTransformers() throws {
+        let batch = try TokenBatch(outputs.ids)
+        let hidden = try embedder.model(batch)
+        for (index, range) in batch.ranges.enumerated() {
+            expectClose(try hidden.sliced(range).scalars, outputs.hidden[index], "packed hidden states of sentence \(index)")
+        }
+    }
+
+    @Test func embeddingsMatchSentenceTransformers() throws {
+        for batchSize in [1, 3, 32] {
+            let embeddings = try embedder.embed(outputs.sentences, batchSize: batchSize)
+            #expect(embeddings.shape == [outputs.sentences.count, 32])
+            for index in outputs.sentences.indices {
+                expectClose(try row(embeddings, index), outputs.embeddings[index], "embedding \(index), batch size \(batchSize)")
+            }
+        }
+    }
+
+    @Test func aSentenceGetsTheSameEmbeddingInAnyBatch() throws {
+        let together = try embedder.embed(outputs.sentences, batchSize: 64)
+        for (index, sentence) in outputs.sentences.enumerated() {
+            let alone = try embedder.embed([sentence])
+            expectClose(try row(together, index), alone.scalars, rtol: 0, atol: 1e-6, "sentence \(index) alone vs in the batch")
+        }
+    }
+
+    @Test(arguments: Pooling.Mode.allCases)
+    func poolingMatchesSentenceTransformers(mode: Pooling.Mode) throws {
+        let expected = try #require(outputs.pooled[mode.rawValue])
+        let batch = try TokenBatch(outputs.ids)
+        let pooled = try Pooling(modes: [mode])(embedder.model(batch), batch: batch)
+        for index in outputs.ids.indices {
+            expectClose(try row(pooled, index), expected[index], "\(mode) pooling of sentence \(index)")
+        }
+    }
+
+    @Test func concatenatesPoolingModesInOrder() throws {
+        let batch = try TokenBatch(outputs.ids)
+        let pooled = try Pooling(modes: [.max, .classToken])(embedder.model(batch), batch: batch)
+        #expect(pooled.shape == [outputs.ids.count, 64])
+        expectClose(try row(pooled, 0), outputs.pooled["max"]![0] + outputs.pooled["cls"]![0], "max then cls")
+    }
+
+    @Test func loadsACheckpointWithTheBertPrefixAndAPooler() throws {
+        let original = try SafeTensors(contentsOf: folder.appendingPathComponent("model.safetensors"))
+        var prefixed = SafeTensors()
+        for name in original.names { try prefixed.insert(original.tensor(named: name), named: "bert." + name) }
+        try prefixed.insert(Tensor(zeros: [32, 32]), named: "bert.pooler.dense.weight")
+        try prefixed.insert(Tensor(zeros: [32]), named: "bert.pooler.dense.bias")
+        try prefixed.insert(Tensor(zeros: [61, 32]), named: "cls.predictions.decoder.weight")
+        let model = try BertModel(configuration: embedder.model.configuration, checkpoint: prefixed)
+        #expect(model == embedder.model)
+    }
+
+    @Test func namesAMissingOrMisshapedTensor() throws {
+        var checkpoint = try SafeTensors(contentsOf: folder.appendingPathComponent("model.safetensors"))
+        let configuration = embedder.model.configuration
+        _ = checkpoint.removeTensor(named: "encoder.layer.1.output.dense.bias")
+        #expect(throws: ModelError.missingTensor(name: "encoder.layer.1.output.dense.bias", file: "model.safetensors")) {
+            try BertModel(configuration: configuration, checkpoint: checkpoint)
+        }
+        try checkpoint.insert(Tensor(zeros: [31]), named: "encoder.layer.1.output.dense.bias")
+        #expect(throws: ModelError.tensorShape(name: "encoder.layer.1.output.dense.bias", expected: [32], actual: [31])) {
+            try BertModel(configuration: configuration, checkpoint: checkpoint)
+        }
+    }
+
+    @Test func rejectsBadInput() throws {
+        #expect(throws: ModelError.invalidArgument(argument: "sequences[1]", reason: "is empty; a sequence needs at least one token")) {
+            try TokenBatch([[2, 3], []])
+        }
+        #expect(throws: ModelError.invalidArgument(argument: "tokenIDs[3]", reason: "61 is not in 0..<61")) {
+            try embedder.model(TokenBatch([[2, 3], [2, 61]]))
+        }
+        #expect(throws: ModelError.invalidArgument(argument: "sequences[0]", reason: "has 41 tokens, more than the 40 positions of the model")) {
+            try embedder.model(TokenBatch([[Int](repeating: 5, count: 41)]))
+        }
+        #expect(throws: ModelError.invalidArgument(argument: "batchSize", reason: "must be at least 1, got 0")) {
+            try embedder.embed(["a"], batchSize: 0)
+        }
+        #expect(try embedder.embed([]).shape == [0, 32])
+    }
+}
+
+/// Model folders with one thing wrong: each must throw an error that names it.
+@Suite struct ModelFolderErrorTests {
+    /// A copy of the tiny model folder with `config.json` edited by `edit`.
+    func folder(editingConfig edit: (inout [String: Any]) -> Void) throws -> URL {
+        let source = try fixtureURL("tiny-bert")
+        let copy = FileManager.default.temporaryDirectory.appendingPathComponent("tiny-bert-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: source, to: copy)
+        let configURL = copy.appendingPathComponent("config.json")
+        var config = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any])
+        edit(&config)
+        try JSONSerialization.data(withJSONObject: config).write(to: configURL)
+        return copy
+    }
+
+    @Test func unknownModelType() throws {
+        let url = try folder { $0["model_type"] = "gpt2" }
+        defer { try? FileManager.default.removeItem(at: url) }
+        #expect(throws: ModelError.unsupported(file: "config.json", setting: "model_type", value: "gpt2", supported: ["bert"])) {
+            try SentenceEmbedder(contentsOf: url)
+        }
+    }
+
+    @Test func unsupportedActivation() throws {
+        let url = try folder { $0["hidden_act"] = "relu6" }
+        defer { try? FileManager.default.removeItem(at: url) }
+        #expect(throws: ModelError.unsupported(
+            file: "config.json", setting: "hidden_act", value: "relu6",
+            supported: ["gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "swish"])
+        ) { try BertModel(contentsOf: url) }
+    }
+
+    @Test func unsupportedPositionEmbeddings() throws {
+        let url = try folder { $0["position_embedding_type"] = "relative_key" }
+        defer { try? FileManager.default.removeItem(at: url) }
+        #expect(throws: ModelError.unsupported(
+            file: "config.json", setting: "position_embedding_type", value: "relative_key", supported: ["absolute"])
+        ) { try BertModel(contentsOf: url) }
+    }
+
+    @Test func malformedValues() throws {
+        let url = try folder { $0["hidden_size"] = "32" }
+        defer { try? FileManager.default.removeItem(at: url) }
+        #expect(throws: ModelError.invalidFile(file: "config.json", reason: "hidden_size must be an integer, got \"32\"")) {
+            try BertModel(contentsOf: url)
+        }
+        let heads = try folder { $0["num_attention_heads"] = 5 }
+        defer { try? FileManager.default.removeItem(at: heads) }
+        #expect(throws: ModelError.invalidFile(file: "config.json", reason: "num_attention_heads: 5 heads do not divide the hidden size 32")) {
+            try BertModel(contentsOf: heads)
+        }
+        let shapes = try folder { $0["intermediate_size"] = 48 }
+        defer { try? FileManager.default.removeItem(at: shapes) }
+        #expect(throws: ModelError.tensorShape(name: "encoder.layer.0.intermediate.dense.weight", expected: [48, 32], actual: [64, 32])) {
+            try BertModel(contentsOf: shapes)
+        }
+    }
+
+    @Test func missingAndTruncatedFiles() throws {
+        let absent = URL(fileURLWithPath: "/nonexistent/model")
+        #expect(throws: ModelError.missingFile(path: "/nonexistent/model/config.json")) {
+            try SentenceEmbedder(contentsOf: absent)
+        }
+        let url = try folder { _ in }
+        defer { try? FileManager.default.removeItem(at: url) }
+        let weights = url.appendingPathComponent("model.safetensors")
+        let bytes = try Data(contentsOf: weights)
+        try bytes.prefix(bytes.count / 2).write(to: weights)
+        #expect(throws: AttentionError.self) { try BertModel(contentsOf: url) }
+        try Data("{not json".utf8).write(to: url.appendingPathComponent("config.json"))
+        #expect(throws: ModelError.invalidFile(file: "config.json", reason: "is not valid JSON")) {
+            try BertModel(contentsOf: url)
+        }
+    }
+}
+
+@Suite struct DenseLayerTests {
+    @Test func matchesLinearAndLoadsItsWeight() throws {
+        var rng = SeededGenerator(seed: 3)
+        let linear = try Linear(inputSize: 8, outputSize: 5, using: &rng)
+        var dense = try DenseLayer(inputSize: 8, outputSize: 5)
+        try dense.loadParameters(from: linear.parameterDictionary())
+        #expect(dense.kernel.shape == [8, 5] && dense.weight == linear.weight && dense.bias == linear.bias)
+        for rows in [1, 3, 40] {
+            let x = try Tensor(randomNormal: [rows, 8], using: &rng)
+            expectClose(try dense(x).scalars, try linear(x).scalars, rtol: 1e-6, atol: 1e-6, "\(rows) rows")
+        }
+        #expect(throws: AttentionError.self) { try dense(Tensor(zeros: [2, 7])) }
+    }
+}

@@ -1,0 +1,45 @@
+import Attention
+import Foundation
+import Testing
+
+/// The folder of this target's fixtures (copied into the test bundle).
+func fixtureURL(_ name: String) throws -> URL {
+    let folder = try #require(Bundle.module.url(forResource: "Fixtures", withExtension: nil))
+    return folder.appendingPathComponent(name)
+}
+
+/// Decodes a JSON fixture.
+func loadFixture<Value: Decodable>(_ type: Value.Type, _ name: String) throws -> Value {
+    try JSONDecoder().decode(Value.self, from: Data(contentsOf: fixtureURL(name)))
+}
+
+/// The package root, found from this file's path (`Tests/AttentionModelsTests/...`).
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+
+/// Expects `actual` close to `expected` element by element: `|a - e| <= atol + rtol · |e|`,
+/// reporting the largest difference and where it is.
+func expectClose(
+    _ actual: [Float], _ expected: [Float], rtol: Float = 1e-5, atol: Float = 2e-5, _ what: String,
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
+    guard actual.count == expected.count else {
+        Issue.record("\(what): \(actual.count) values, expected \(expected.count)", sourceLocation: sourceLocation)
+        return
+    }
+    var worst = (index: 0, excess: -Float.infinity, difference: Float(0))
+    for index in actual.indices {
+        let difference = abs(actual[index] - expected[index])
+        let excess = difference - (atol + rtol * abs(expected[index]))
+        if excess > worst.excess || difference.isNaN { worst = (index, difference.isNaN ? .infinity : excess, difference) }
+    }
+    #expect(
+        worst.excess <= 0,
+        "\(what): largest difference \(worst.difference) at \(worst.index) (\(actual[worst.index]) vs \(expected[worst.index]))",
+        sourceLocation: sourceLocation)
+}
+
+/// Row `index` of a rank-2 tensor.
+func row(_ matrix: Tensor, _ index: Int) throws -> [Float] {
+    try matrix.sliced(index..<(index + 1)).scalars
+}
