@@ -13,50 +13,21 @@
 /// unchanged.
 public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A file the model folder must have is absent.
-    ///
-    /// ```swift
-    /// ModelError.missingFile(path: "/models/minilm/config.json")
-    /// ```
     case missingFile(path: String)
     /// A file is unreadable or malformed: not JSON, a key missing or of the wrong type, a value out
     /// of range. `file` is the file's name, `reason` what is wrong and where.
-    ///
-    /// ```swift
-    /// ModelError.invalidFile(file: "config.json", reason: "hidden_size must be an integer, got \"384\"")
-    /// ```
     case invalidFile(file: String, reason: String)
     /// A setting has a value this implementation does not support.
-    ///
-    /// ```swift
-    /// ModelError.unsupported(file: "config.json", setting: "model_type", value: "gpt2", supported: ["bert"])
-    /// ```
     case unsupported(file: String, setting: String, value: String, supported: [String])
     /// A parameter the model needs is not in the checkpoint (its full name as looked up).
-    ///
-    /// ```swift
-    /// ModelError.missingTensor(name: "encoder.layer.3.output.dense.bias", file: "model.safetensors")
-    /// ```
     case missingTensor(name: String, file: String)
     /// A parameter in the checkpoint has another shape than the configuration implies.
-    ///
-    /// ```swift
-    /// ModelError.tensorShape(name: "embeddings.word_embeddings.weight", expected: [30522, 384], actual: [30522, 768])
-    /// ```
     case tensorShape(name: String, expected: [Int], actual: [Int])
     /// An argument of a call is out of range: a token id past the vocabulary, a sequence longer
     /// than the position table, an empty sequence.
-    ///
-    /// ```swift
-    /// ModelError.invalidArgument(argument: "tokenIDs[2][5]", reason: "40000 is not in 0..<30522")
-    /// ```
     case invalidArgument(argument: String, reason: String)
 
     /// A one-line description naming the file, setting, tensor or argument.
-    ///
-    /// ```swift
-    /// print(ModelError.missingTensor(name: "pooler.dense.weight", file: "model.safetensors"))
-    /// // model.safetensors: no tensor pooler.dense.weight
-    /// ```
     public var description: String {
         switch self {
         case let .missingFile(path):

@@ -9,65 +9,25 @@ import Foundation
 /// ```
 public struct BertConfiguration: Sendable, Equatable, Hashable {
     /// The number of tokens (`vocab_size`): rows of the word embedding table.
-    ///
-    /// ```swift
-    /// configuration.vocabularySize   // 30522
-    /// ```
     public var vocabularySize: Int
     /// The width of every hidden state (`hidden_size`).
-    ///
-    /// ```swift
-    /// configuration.hiddenSize   // 384
-    /// ```
     public var hiddenSize: Int
     /// The number of encoder layers (`num_hidden_layers`).
-    ///
-    /// ```swift
-    /// configuration.layerCount   // 6
-    /// ```
     public var layerCount: Int
     /// The number of attention heads per layer (`num_attention_heads`); divides ``hiddenSize``.
-    ///
-    /// ```swift
-    /// configuration.headCount   // 12
-    /// ```
     public var headCount: Int
     /// The width of the feed-forward layer (`intermediate_size`).
-    ///
-    /// ```swift
-    /// configuration.intermediateSize   // 1536
-    /// ```
     public var intermediateSize: Int
     /// The longest sequence the position table covers (`max_position_embeddings`).
-    ///
-    /// ```swift
-    /// configuration.maxPositions   // 512
-    /// ```
     public var maxPositions: Int
     /// The number of token types (`type_vocab_size`).
-    ///
-    /// ```swift
-    /// configuration.tokenTypeCount   // 2
-    /// ```
     public var tokenTypeCount: Int
     /// The epsilon of every layer norm (`layer_norm_eps`).
-    ///
-    /// ```swift
-    /// configuration.layerNormEpsilon   // 1e-12
-    /// ```
     public var layerNormEpsilon: Float
     /// The feed-forward activation (`hidden_act`): `gelu` is the exact erf form.
-    ///
-    /// ```swift
-    /// configuration.activation   // .gelu
-    /// ```
     public var activation: Activation
 
     /// The width of one head: ``hiddenSize`` / ``headCount``.
-    ///
-    /// ```swift
-    /// configuration.headSize   // 32
-    /// ```
     public var headSize: Int { hiddenSize / headCount }
 
     /// The `hidden_act` names accepted, and the activation each one means.
@@ -85,11 +45,6 @@ public struct BertConfiguration: Sendable, Equatable, Hashable {
     ]
 
     /// Creates a configuration from its values.
-    ///
-    /// ```swift
-    /// let tiny = try BertConfiguration(
-    ///     vocabularySize: 100, hiddenSize: 32, layerCount: 2, headCount: 4, intermediateSize: 64)
-    /// ```
     ///
     /// - Throws: `ModelError.invalidArgument` naming a size below 1, a head count that does not
     ///   divide the hidden size, or an epsilon that is negative or not finite.
@@ -125,10 +80,6 @@ public struct BertConfiguration: Sendable, Equatable, Hashable {
     }
 
     /// Reads a Hugging Face `config.json` of a BERT model.
-    ///
-    /// ```swift
-    /// let configuration = try BertConfiguration(contentsOf: folder.appendingPathComponent("config.json"))
-    /// ```
     ///
     /// - Throws: `ModelError.missingFile`; `.invalidFile` naming a missing or mistyped key or an
     ///   inconsistent size; `.unsupported` for a `model_type` other than `bert`, a `hidden_act`

@@ -12,36 +12,16 @@ import Attention
 /// ```
 public struct BertEmbeddings: ParameterizedModule, Equatable {
     /// `(vocabularySize, hiddenSize)`.
-    ///
-    /// ```swift
-    /// embeddings.wordEmbeddings.shape   // [30522, 384]
-    /// ```
     public var wordEmbeddings: Tensor
     /// `(maxPositions, hiddenSize)`.
-    ///
-    /// ```swift
-    /// embeddings.positionEmbeddings.shape   // [512, 384]
-    /// ```
     public var positionEmbeddings: Tensor
     /// `(tokenTypeCount, hiddenSize)`.
-    ///
-    /// ```swift
-    /// embeddings.tokenTypeEmbeddings.shape   // [2, 384]
-    /// ```
     public var tokenTypeEmbeddings: Tensor
     /// The layer norm after the sum.
-    ///
-    /// ```swift
-    /// embeddings.norm.epsilon   // 1e-12
-    /// ```
     public var norm: LayerNorm
 
     /// Embeddings of zeros (a norm of ones and zeros) with the configuration's shapes, to be
     /// loaded from a checkpoint.
-    ///
-    /// ```swift
-    /// var embeddings = try BertEmbeddings(configuration: configuration)
-    /// ```
     ///
     /// - Throws: `AttentionError.outOfMemory` when the tables cannot be allocated.
     public init(configuration: BertConfiguration) throws {
@@ -53,10 +33,6 @@ public struct BertEmbeddings: ParameterizedModule, Equatable {
     }
 
     /// The names of `transformers`' `BertEmbeddings`.
-    ///
-    /// ```swift
-    /// embeddings.parameterPaths.map(\.name).first   // "word_embeddings.weight"
-    /// ```
     public var parameterPaths: [ParameterPath<BertEmbeddings>] {
         [
             ("word_embeddings.weight", \.wordEmbeddings), ("position_embeddings.weight", \.positionEmbeddings),
@@ -65,10 +41,6 @@ public struct BertEmbeddings: ParameterizedModule, Equatable {
     }
 
     /// The embedded, normalised tokens of every sequence, packed: `(tokenCount, hiddenSize)`.
-    ///
-    /// ```swift
-    /// let hidden = try embeddings(TokenBatch([[101, 2023, 102]]))   // (3, hiddenSize)
-    /// ```
     ///
     /// - Throws: `ModelError.invalidArgument` for a token id outside the word table
     ///   (`"tokenIDs[i]"`, `i` the packed position) or a sequence longer than the position table

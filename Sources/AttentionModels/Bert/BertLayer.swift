@@ -19,71 +19,27 @@ import Attention
 /// ```
 public struct BertLayer: ParameterizedModule, Equatable {
     /// The query projection, `(hiddenSize, hiddenSize)`.
-    ///
-    /// ```swift
-    /// layer.query.kernel.shape   // [384, 384]
-    /// ```
     public var query: DenseLayer
     /// The key projection, `(hiddenSize, hiddenSize)`.
-    ///
-    /// ```swift
-    /// layer.key.outputSize   // 384
-    /// ```
     public var key: DenseLayer
     /// The value projection, `(hiddenSize, hiddenSize)`.
-    ///
-    /// ```swift
-    /// layer.value.inputSize   // 384
-    /// ```
     public var value: DenseLayer
     /// The projection of the joined heads (`attention.output.dense`).
-    ///
-    /// ```swift
-    /// layer.attentionOutput.outputSize   // 384
-    /// ```
     public var attentionOutput: DenseLayer
     /// The norm after the attention's residual connection (`attention.output.LayerNorm`).
-    ///
-    /// ```swift
-    /// layer.attentionNorm.size   // 384
-    /// ```
     public var attentionNorm: LayerNorm
     /// The first feed-forward projection, `(intermediateSize, hiddenSize)`.
-    ///
-    /// ```swift
-    /// layer.intermediate.outputSize   // 1536
-    /// ```
     public var intermediate: DenseLayer
     /// The second feed-forward projection, `(hiddenSize, intermediateSize)` (`output.dense`).
-    ///
-    /// ```swift
-    /// layer.output.inputSize   // 1536
-    /// ```
     public var output: DenseLayer
     /// The norm after the feed-forward residual connection (`output.LayerNorm`).
-    ///
-    /// ```swift
-    /// layer.outputNorm.epsilon   // 1e-12
-    /// ```
     public var outputNorm: LayerNorm
     /// The feed-forward activation.
-    ///
-    /// ```swift
-    /// layer.activation   // .gelu
-    /// ```
     public var activation: Activation
     /// The number of attention heads.
-    ///
-    /// ```swift
-    /// layer.headCount   // 12
-    /// ```
     public var headCount: Int
 
     /// A layer of zeros (norms of ones and zeros) with the configuration's shapes, to be loaded.
-    ///
-    /// ```swift
-    /// var layer = try BertLayer(configuration: configuration)
-    /// ```
     ///
     /// - Throws: `AttentionError` when the parameters cannot be allocated.
     public init(configuration: BertConfiguration) throws {
@@ -104,10 +60,6 @@ public struct BertLayer: ParameterizedModule, Equatable {
     }
 
     /// The names of `transformers`' `BertLayer`.
-    ///
-    /// ```swift
-    /// layer.parameterPaths.map(\.name).first   // "attention.self.query.weight"
-    /// ```
     public var parameterPaths: [ParameterPath<BertLayer>] {
         parameterPaths(of: \.query, prefixedBy: "attention.self.query")
             + parameterPaths(of: \.key, prefixedBy: "attention.self.key")
@@ -120,10 +72,6 @@ public struct BertLayer: ParameterizedModule, Equatable {
     }
 
     /// Applies the layer to the packed hidden states of `batch`, `(tokenCount, hiddenSize)`.
-    ///
-    /// ```swift
-    /// let next = try layer(hidden, batch: batch)
-    /// ```
     ///
     /// - Throws: `AttentionError.shapeMismatch` (argument `"hidden"`) when `hidden` is not
     ///   `(batch.tokenCount, hiddenSize)` or the hidden size is not a multiple of ``headCount``;

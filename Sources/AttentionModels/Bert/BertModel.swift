@@ -15,30 +15,13 @@ import Foundation
 /// ```
 public struct BertModel: ParameterizedModule, Equatable {
     /// The sizes and settings.
-    ///
-    /// ```swift
-    /// model.configuration.hiddenSize   // 384
-    /// ```
     public var configuration: BertConfiguration
     /// The input embeddings (`embeddings.*`).
-    ///
-    /// ```swift
-    /// model.embeddings.wordEmbeddings.shape   // [30522, 384]
-    /// ```
     public var embeddings: BertEmbeddings
     /// The encoder layers (`encoder.layer.N.*`).
-    ///
-    /// ```swift
-    /// model.layers.count   // 6
-    /// ```
     public var layers: [BertLayer]
 
     /// A model of zeros with the configuration's shapes, to be loaded from a checkpoint.
-    ///
-    /// ```swift
-    /// var model = try BertModel(configuration: configuration)
-    /// try model.loadParameters(from: checkpoint, prefix: "bert")
-    /// ```
     ///
     /// - Throws: `AttentionError.outOfMemory` when the parameters cannot be allocated.
     public init(configuration: BertConfiguration) throws {
@@ -48,10 +31,6 @@ public struct BertModel: ParameterizedModule, Equatable {
     }
 
     /// Reads `config.json` and `model.safetensors` from a Hugging Face model folder.
-    ///
-    /// ```swift
-    /// let model = try BertModel(contentsOf: URL(fileURLWithPath: "models/all-MiniLM-L6-v2"))
-    /// ```
     ///
     /// - Throws: the errors of ``BertConfiguration/init(contentsOf:)`` and of
     ///   ``init(configuration:checkpoint:)``; `ModelError.missingFile` without `model.safetensors`;
@@ -68,10 +47,6 @@ public struct BertModel: ParameterizedModule, Equatable {
     /// Builds a model from a checkpoint with `transformers`' parameter names, with or without the
     /// `bert.` prefix of a model saved with a head (`BertForMaskedLM`, ...). Other tensors (the
     /// pooler, a head, `position_ids`) are ignored.
-    ///
-    /// ```swift
-    /// let model = try BertModel(configuration: configuration, checkpoint: SafeTensors(contentsOf: url))
-    /// ```
     ///
     /// - Parameter file: how errors name the checkpoint.
     /// - Throws: `ModelError.missingTensor` for the first parameter absent from the checkpoint,
@@ -90,10 +65,6 @@ public struct BertModel: ParameterizedModule, Equatable {
 
     /// The names of `transformers`' `BertModel` without the pooler: `embeddings.*`, then
     /// `encoder.layer.N.*`.
-    ///
-    /// ```swift
-    /// model.parameterPaths.count   // 5 + 16 per layer
-    /// ```
     public var parameterPaths: [ParameterPath<BertModel>] {
         var paths = parameterPaths(of: \.embeddings, prefixedBy: "embeddings")
         for index in layers.indices {
@@ -104,10 +75,6 @@ public struct BertModel: ParameterizedModule, Equatable {
 
     /// The last hidden states of every token, packed as the batch is: `(tokenCount, hiddenSize)`,
     /// sequence `i` in rows `batch.ranges[i]`.
-    ///
-    /// ```swift
-    /// let hidden = try model(TokenBatch([[101, 7592, 102]]))   // (3, 384)
-    /// ```
     ///
     /// - Throws: the errors of ``BertEmbeddings/callAsFunction(_:)`` (token ids, lengths) and of
     ///   the layers.

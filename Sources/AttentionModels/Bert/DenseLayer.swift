@@ -18,23 +18,11 @@ import Attention
 /// ```
 public struct DenseLayer: ParameterizedModule, Equatable {
     /// The kernel, `(inputSize, outputSize)`: the transpose of PyTorch's weight.
-    ///
-    /// ```swift
-    /// dense.kernel.shape   // [384, 1536]
-    /// ```
     public var kernel: Tensor
     /// The bias, `(outputSize,)`, or `nil`.
-    ///
-    /// ```swift
-    /// dense.bias?.shape   // [1536]
-    /// ```
     public var bias: Tensor?
 
     /// A layer of zeros with a bias, to be loaded.
-    ///
-    /// ```swift
-    /// let dense = try DenseLayer(inputSize: 384, outputSize: 384)
-    /// ```
     ///
     /// - Throws: `AttentionError.invalidArgument` for a size below 1, `.outOfMemory`.
     public init(inputSize: Int, outputSize: Int) throws {
@@ -48,35 +36,19 @@ public struct DenseLayer: ParameterizedModule, Equatable {
     }
 
     /// The size of the last dimension of the input.
-    ///
-    /// ```swift
-    /// dense.inputSize   // 384
-    /// ```
     public var inputSize: Int { kernel.rank == 2 ? kernel.shape[0] : 0 }
 
     /// The size of the last dimension of the output.
-    ///
-    /// ```swift
-    /// dense.outputSize   // 1536
-    /// ```
     public var outputSize: Int { kernel.rank == 2 ? kernel.shape[1] : 0 }
 
     /// PyTorch's weight, `(outputSize, inputSize)`: the kernel transposed (a copy). Setting it
     /// stores its transpose as the kernel.
-    ///
-    /// ```swift
-    /// dense.weight.shape   // [1536, 384]
-    /// ```
     public var weight: Tensor {
         get { (try? kernel.transposed()) ?? kernel }
         set { kernel = (try? newValue.transposed()) ?? newValue }
     }
 
     /// `weight` and `bias`, PyTorch's names.
-    ///
-    /// ```swift
-    /// dense.parameterPaths.map(\.name)   // ["weight", "bias"]
-    /// ```
     public var parameterPaths: [ParameterPath<DenseLayer>] {
         var paths: [ParameterPath<DenseLayer>] = [("weight", \.weight)]
         if bias != nil { paths.append(("bias", \.bias!)) }
@@ -84,10 +56,6 @@ public struct DenseLayer: ParameterizedModule, Equatable {
     }
 
     /// Applies the layer to the last dimension: `(..., inputSize)` → `(..., outputSize)`.
-    ///
-    /// ```swift
-    /// let y = try dense(x)
-    /// ```
     ///
     /// - Throws: `AttentionError.shapeMismatch` (`"input"`) when the last dimension is not
     ///   ``inputSize``, (`"kernel"`, `"bias"`) when the parameters were set to inconsistent shapes.

@@ -10,23 +10,11 @@
 /// ```
 public struct TokenBatch: Sendable, Equatable, Hashable {
     /// Every sequence's ids, one after the other.
-    ///
-    /// ```swift
-    /// batch.tokenIDs   // [101, 7592, 102, 101, 2088, 999, 102]
-    /// ```
     public let tokenIDs: [Int]
     /// Each sequence's rows in ``tokenIDs`` and in the encoder's output.
-    ///
-    /// ```swift
-    /// batch.ranges[1]   // 3..<7
-    /// ```
     public let ranges: [Range<Int>]
 
     /// Packs sequences of ids.
-    ///
-    /// ```swift
-    /// let batch = try TokenBatch(tokenizer.encode(sentences, maxLength: 256))
-    /// ```
     ///
     /// - Throws: `ModelError.invalidArgument` (`"sequences[i]"`) for an empty sequence.
     public init(_ sequences: [[Int]]) throws(ModelError) {
@@ -46,30 +34,14 @@ public struct TokenBatch: Sendable, Equatable, Hashable {
     }
 
     /// The number of sequences.
-    ///
-    /// ```swift
-    /// batch.sequenceCount   // 2
-    /// ```
     public var sequenceCount: Int { ranges.count }
 
     /// The number of tokens of all sequences together.
-    ///
-    /// ```swift
-    /// batch.tokenCount   // 7
-    /// ```
     public var tokenCount: Int { tokenIDs.count }
 
     /// The longest sequence's length (0 for an empty batch).
-    ///
-    /// ```swift
-    /// batch.longestSequence   // 4
-    /// ```
     public var longestSequence: Int { ranges.map(\.count).max() ?? 0 }
 
     /// The ids of sequence `index`.
-    ///
-    /// ```swift
-    /// batch.sequence(0)   // [101, 7592, 102]
-    /// ```
     public func sequence(_ index: Int) -> ArraySlice<Int> { tokenIDs[ranges[index]] }
 }

@@ -31,10 +31,6 @@ public struct Pooling: Sendable, Equatable, Hashable {
         case lastToken = "lasttoken"
 
         /// The boolean key of the older configuration format (`pooling_mode_mean_tokens`).
-        ///
-        /// ```swift
-        /// Pooling.Mode.classToken.legacyKey   // "pooling_mode_cls_token"
-        /// ```
         public var legacyKey: String {
             switch self {
             case .classToken: "pooling_mode_cls_token"
@@ -48,27 +44,15 @@ public struct Pooling: Sendable, Equatable, Hashable {
     }
 
     /// The modes, in the order their results are concatenated.
-    ///
-    /// ```swift
-    /// pooling.modes   // [.mean]
-    /// ```
     public let modes: [Mode]
 
     /// Creates a pooling from its modes, concatenated in this order (a repeated mode once).
-    ///
-    /// ```swift
-    /// let both = Pooling(modes: [.classToken, .mean])   // 2 × hiddenSize per sentence
-    /// ```
     public init(modes: [Mode]) {
         var seen: Set<Mode> = []
         self.modes = modes.filter { seen.insert($0).inserted }
     }
 
     /// Reads `config.json` of a sentence-transformers `Pooling` folder.
-    ///
-    /// ```swift
-    /// let pooling = try Pooling(contentsOf: folder.appendingPathComponent("1_Pooling/config.json"), hiddenSize: 384)
-    /// ```
     ///
     /// - Parameter hiddenSize: the encoder's width, checked against `embedding_dimension`
     ///   (`word_embedding_dimension` in the older format).
@@ -114,10 +98,6 @@ public struct Pooling: Sendable, Equatable, Hashable {
     }
 
     /// The pooled vector of every sequence of `batch`: `(sequenceCount, modes.count × hiddenSize)`.
-    ///
-    /// ```swift
-    /// let sentences = try pooling(model(batch), batch: batch)
-    /// ```
     ///
     /// - Throws: `AttentionError.shapeMismatch` (argument `"hidden"`) when `hidden` is not
     ///   `(batch.tokenCount, hiddenSize)`.

@@ -16,42 +16,18 @@ import Foundation
 /// ```
 public struct SentenceEmbedder: Sendable {
     /// The tokenizer of the model folder.
-    ///
-    /// ```swift
-    /// embedder.tokenizer.tokenize("Hello!")   // ["hello", "!"]
-    /// ```
     public let tokenizer: WordPieceTokenizer
     /// The encoder.
-    ///
-    /// ```swift
-    /// embedder.model.configuration.layerCount   // 6
-    /// ```
     public let model: BertModel
     /// How token states become a sentence vector.
-    ///
-    /// ```swift
-    /// embedder.pooling.modes   // [.mean]
-    /// ```
     public let pooling: Pooling
     /// Whether each embedding is scaled to unit length (a `Normalize` module).
-    ///
-    /// ```swift
-    /// embedder.normalizesEmbeddings   // true
-    /// ```
     public let normalizesEmbeddings: Bool
     /// The most tokens of a sentence, `[CLS]` and `[SEP]` included; longer ones are cut
     /// (`max_seq_length` of `sentence_bert_config.json`).
-    ///
-    /// ```swift
-    /// embedder.maxSequenceLength   // 256
-    /// ```
     public let maxSequenceLength: Int
 
     /// The length of one embedding.
-    ///
-    /// ```swift
-    /// embedder.dimension   // 384
-    /// ```
     public var dimension: Int { model.configuration.hiddenSize * pooling.modes.count }
 
     /// The modules of `modules.json` this pipeline runs, by the last part of their type
@@ -71,11 +47,6 @@ public struct SentenceEmbedder: Sendable {
     }
 
     /// Creates a pipeline from its parts.
-    ///
-    /// ```swift
-    /// let embedder = try SentenceEmbedder(
-    ///     tokenizer: tokenizer, model: model, pooling: Pooling(modes: [.mean]), normalizesEmbeddings: true)
-    /// ```
     ///
     /// - Parameter maxSequenceLength: `nil` for the model's position count.
     /// - Throws: `ModelError.invalidArgument` (`"maxSequenceLength"`) unless it is in
@@ -102,10 +73,6 @@ public struct SentenceEmbedder: Sendable {
     /// and the Hugging Face files of the transformer (`config.json`, `model.safetensors`, the
     /// tokenizer). A plain Hugging Face BERT folder without `modules.json` gets mean pooling and
     /// no normalisation, as sentence-transformers gives it.
-    ///
-    /// ```swift
-    /// let embedder = try SentenceEmbedder(contentsOf: URL(fileURLWithPath: "models/all-MiniLM-L6-v2"))
-    /// ```
     ///
     /// - Throws: `ModelError.missingFile`, `.invalidFile`, `.unsupported` (a module type other than
     ///   the three, such as `Dense`), and the errors of ``BertModel/init(contentsOf:)`` and
@@ -167,10 +134,6 @@ public struct SentenceEmbedder: Sendable {
     }
 
     /// The token ids of each sentence, `[CLS]` and `[SEP]` included, cut to ``maxSequenceLength``.
-    ///
-    /// ```swift
-    /// try embedder.tokenize(["Hello world"])   // [[101, 7592, 2088, 102]]
-    /// ```
     public func tokenize(_ sentences: [String]) throws(ModelError) -> [[Int]] {
         var result: [[Int]] = []
         result.reserveCapacity(sentences.count)
@@ -180,10 +143,6 @@ public struct SentenceEmbedder: Sendable {
 
     /// The embeddings of `sentences`, one row each in order: `(sentences.count, dimension)`.
     ///
-    /// ```swift
-    /// let embeddings = try embedder.embed(sentences, batchSize: 64)
-    /// ```
-    ///
     /// - Parameter batchSize: the most sentences encoded together (their tokens packed into one
     ///   matrix); it bounds the memory, not the results.
     /// - Throws: `ModelError.invalidArgument` (`"batchSize"`) below 1; the encoder's errors.
@@ -192,10 +151,6 @@ public struct SentenceEmbedder: Sendable {
     }
 
     /// The embeddings of already tokenized sentences: `(tokenIDs.count, dimension)`.
-    ///
-    /// ```swift
-    /// let embeddings = try embedder.embed(tokenIDs: [[101, 7592, 102]])
-    /// ```
     ///
     /// - Throws: as ``embed(_:batchSize:)``, and `ModelError.invalidArgument` for an empty
     ///   sequence or an id outside the vocabulary.

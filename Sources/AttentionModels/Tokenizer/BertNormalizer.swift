@@ -17,35 +17,15 @@ import Foundation
 /// ```
 public struct BertNormalizer: Sendable, Equatable, Hashable {
     /// Drop control characters and map whitespace to spaces.
-    ///
-    /// ```swift
-    /// BertNormalizer().cleanText   // true
-    /// ```
     public var cleanText: Bool
     /// Surround CJK ideographs with spaces, so each becomes a word of its own.
-    ///
-    /// ```swift
-    /// BertNormalizer().normalize("東京")   // " 東  京 "
-    /// ```
     public var handleChineseCharacters: Bool
     /// Decompose (NFD) and drop non-spacing marks.
-    ///
-    /// ```swift
-    /// BertNormalizer(stripAccents: true, lowercase: false).normalize("Ünïcode")   // "Unicode"
-    /// ```
     public var stripAccents: Bool
     /// Map every scalar to its lower-case form.
-    ///
-    /// ```swift
-    /// BertNormalizer(lowercase: false).lowercase   // false
-    /// ```
     public var lowercase: Bool
 
     /// Creates a normaliser; `stripAccents: nil` follows `lowercase`, as in BERT's configuration.
-    ///
-    /// ```swift
-    /// let cased = BertNormalizer(lowercase: false)   // accents kept too
-    /// ```
     public init(
         cleanText: Bool = true, handleChineseCharacters: Bool = true, stripAccents: Bool? = nil,
         lowercase: Bool = true
@@ -57,10 +37,6 @@ public struct BertNormalizer: Sendable, Equatable, Hashable {
     }
 
     /// The normalised text.
-    ///
-    /// ```swift
-    /// BertNormalizer().normalize("Hello\tWORLD")   // "hello world"
-    /// ```
     public func normalize(_ text: String) -> String {
         var result = String.UnicodeScalarView()
         result.append(contentsOf: normalizedScalars(text.unicodeScalars))

@@ -7,10 +7,6 @@ extension WordPieceTokenizer {
     /// `added_tokens`) or, without one, from `tokenizer_config.json` (`do_lower_case`,
     /// `tokenize_chinese_chars`, `strip_accents`, `unk_token`, `cls_token`, `sep_token`, ...).
     ///
-    /// ```swift
-    /// let tokenizer = try WordPieceTokenizer(contentsOf: URL(fileURLWithPath: "models/all-MiniLM-L6-v2"))
-    /// ```
-    ///
     /// - Throws: `ModelError.missingFile` when neither `vocab.txt` nor `tokenizer.json` exists,
     ///   `.invalidFile` for malformed files, `.unsupported` naming a normaliser, pre-tokeniser,
     ///   model type or added-token option other than BERT's.

@@ -20,53 +20,21 @@ public struct WordPieceTokenizer: Sendable {
     }
 
     /// The text normalisation applied before splitting.
-    ///
-    /// ```swift
-    /// tokenizer.normalizer.lowercase   // true for an uncased model
-    /// ```
     public let normalizer: BertNormalizer
     /// The tokens by id: line `i` of `vocab.txt` is token `i`.
-    ///
-    /// ```swift
-    /// tokenizer.vocabulary[101]   // "[CLS]"
-    /// ```
     public let vocabulary: [String]
     /// The id of the unknown token (`[UNK]`).
-    ///
-    /// ```swift
-    /// tokenizer.unknownID   // 100
-    /// ```
     public let unknownID: Int
     /// The id put before every sequence (`[CLS]`).
-    ///
-    /// ```swift
-    /// tokenizer.classID   // 101
-    /// ```
     public let classID: Int
     /// The id put after every sequence (`[SEP]`).
-    ///
-    /// ```swift
-    /// tokenizer.separatorID   // 102
-    /// ```
     public let separatorID: Int
     /// The prefix of a piece that continues a word (`##`).
-    ///
-    /// ```swift
-    /// tokenizer.continuingSubwordPrefix   // "##"
-    /// ```
     public let continuingSubwordPrefix: String
     /// Words with more Unicode scalars than this become the unknown token (100).
-    ///
-    /// ```swift
-    /// tokenizer.maxInputCharactersPerWord   // 100
-    /// ```
     public let maxInputCharactersPerWord: Int
     /// Token strings recognised verbatim in the input, before normalisation, with their ids
     /// (`[CLS]`, `[SEP]`, `[PAD]`, `[MASK]`, `[UNK]`).
-    ///
-    /// ```swift
-    /// tokenizer.specialTokens["[SEP]"]   // 102
-    /// ```
     public let specialTokens: [String: Int]
 
     private let ids: [Piece: Int]
@@ -146,10 +114,6 @@ public struct WordPieceTokenizer: Sendable {
     }
 
     /// The word pieces of `text`, without `[CLS]` and `[SEP]` and without truncation.
-    ///
-    /// ```swift
-    /// tokenizer.tokenize("Un-believable!")   // ["un", "-", "bel", "##ie", "##vable", "!"]
-    /// ```
     public func tokenize(_ text: String) -> [String] {
         pieceIDs(of: text).map { vocabulary[$0] }
     }
@@ -157,10 +121,6 @@ public struct WordPieceTokenizer: Sendable {
     /// The ids the model reads for `text`: `[CLS]`, the word pieces, `[SEP]`; when `maxLength`
     /// is given, the pieces are cut so that the whole has at most `maxLength` ids (as
     /// `truncation=True, max_length=maxLength` does).
-    ///
-    /// ```swift
-    /// try tokenizer.encode("", maxLength: 256)   // [101, 102]
-    /// ```
     ///
     /// - Throws: `ModelError.invalidArgument` (`"maxLength"`) when it is below 2, which leaves
     ///   no room for `[CLS]` and `[SEP]`.
