@@ -78,18 +78,27 @@ struct AttentionKernelCall {
         let written = StridedHeads(
             dense: output, layout: outputLayout, batch: query.batch, length: query.length, heads: query.heads,
             dim: value.dim)
-        let status = withExtendedLifetime((self, output, logSumExp)) {
-            // Tensor storage never moves and the output is new and uniquely owned, so the buffers
-            // can be handed to C directly.
+        try write(into: written, logSumExp: logSumExp, context: context())
+        return (output, logSumExp)
+    }
+
+    /// Runs the kernel into `output`, heads of a tensor the caller allocated and owns uniquely
+    /// (the kernel writes through its storage), and `logSumExp` likewise when given. The sizes
+    /// are at least 1 (see ``run(outputShape:outputLayout:logSumExpShape:context:)`` for empty
+    /// ones).
+    ///
+    /// - Throws: `AttentionError` mapped from the kernel's status.
+    func write(into output: StridedHeads, logSumExp: Tensor? = nil, context: @autoclosure () -> String) throws(AttentionError) {
+        let status = withExtendedLifetime((self, output.tensor, logSumExp)) {
+            // Tensor storage never moves, so the buffers can be handed to C directly.
             execute(
-                output: output.storage.buffer.baseAddress, outputStrides: written.strides,
-                logSumExp: logSumExp?.storage.buffer.baseAddress)
+                output: output.tensor.storage.buffer.baseAddress.map { $0 + output.offset },
+                outputStrides: output.strides, logSumExp: logSumExp?.storage.buffer.baseAddress)
         }
         let function = algorithm == .fused ? "attn_forward" : "attn_forward_unfused"
         if let error = AttentionError(status: status, function: function, context: context()) {
             throw error
         }
-        return (output, logSumExp)
     }
 
     private func execute(

@@ -10,9 +10,9 @@ import Attention
 ///
 /// Parameter names as in `transformers`' `BertLayer` (`attention.self.query.weight`, ...,
 /// `output.LayerNorm.bias`). It runs on a packed ``TokenBatch``: the projections, norms and
-/// feed-forward block on all tokens at once, the attention one sequence at a time with
-/// `scaledDotProductAttention`, so a token only ever attends within its own sequence and no
-/// padding is computed.
+/// feed-forward block on all tokens at once, the attention within each sequence with
+/// `scaledDotProductAttention(packedQuery:key:value:sequenceLengths:)`, so a token only ever
+/// attends within its own sequence and no padding is computed or stored.
 ///
 /// ```swift
 /// let next = try layer(hidden, batch: batch)   // (tokenCount, hiddenSize) → same shape
@@ -91,20 +91,14 @@ public struct BertLayer: ParameterizedModule, Equatable {
     }
 
     /// Multi-head attention of each sequence over itself: `(tokenCount, hiddenSize)` projections
-    /// in, the joined heads `(tokenCount, hiddenSize)` out. Each sequence's rows are read as
-    /// `(length, heads, headSize)`, the layout the projections produce.
+    /// in, the joined heads `(tokenCount, hiddenSize)` out. The packed rows are read in place as
+    /// `(tokenCount, heads, headSize)`, the layout the projections produce.
     private func attention(queries: Tensor, keys: Tensor, values: Tensor, batch: TokenBatch) throws -> Tensor {
         let size = queries.shape[1]
-        let headSize = size / headCount
-        func attend(_ rows: Range<Int>, whole: Bool) throws -> Tensor {
-            func heads(_ tensor: Tensor) throws -> Tensor {
-                try (whole ? tensor : tensor.sliced(rows)).reshaped([rows.count, headCount, headSize])
-            }
-            let output = try scaledDotProductAttention(
-                query: heads(queries), key: heads(keys), value: heads(values), layout: .sequence)
-            return try output.reshaped([rows.count, size])
-        }
-        if batch.sequenceCount == 1 { return try attend(batch.ranges[0], whole: true) }
-        return try Tensor.concatenated(batch.ranges.map { try attend($0, whole: false) }, axis: 0)
+        let shape = [batch.tokenCount, headCount, size / headCount]
+        let context = try scaledDotProductAttention(
+            packedQuery: queries.reshaped(shape), key: keys.reshaped(shape), value: values.reshaped(shape),
+            sequenceLengths: batch.ranges.map(\.count))
+        return try context.reshaped([batch.tokenCount, size])
     }
 }
