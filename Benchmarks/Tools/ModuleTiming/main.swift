@@ -62,7 +62,7 @@ let attention = try TorchMultiheadAttention(
 let x = try Tensor(randomNormal: [1, options.length, options.embed], using: &rng)
 
 func forward() throws {
-    let (output, _) = try attention(query: x, key: x, value: x, needWeights: false)
+    let output = try attention(query: x, key: x, value: x, needWeights: false).output
     precondition(output.shape == [1, options.length, options.embed])
 }
 
