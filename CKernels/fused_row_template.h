@@ -16,6 +16,16 @@
  */
 
 #define ROW_KEY_BLOCK 64 /* scores held at once */
+/* K and V rows about this many bytes ahead of the one in use are asked into L2 (prefetcht1 on x86),
+ * one line at a time. Measured side by side (Benchmarks/paired, decode 4096 keys, 32 heads,
+ * D = 128, Zen 4): 8 KB ahead made float32 K/V 35-55 % faster on 1 and 2 threads, and f16/bf16
+ * within noise on 1 thread and faster on 2; rows 8 ahead into L1 instead made every type 10-25 %
+ * slower (the lines evicted what was in use). */
+#define ROW_PREFETCH_BYTES 8192
+
+ATTN_INLINE void row_prefetch(const void *p, int64_t bytes) {
+    for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch((const char *)p + off, 0, 2);
+}
 
 /* Per-thread workspace, in floats: the scaled query, the output accumulator and a block of scores,
  * each padded to whole vectors. */
@@ -85,6 +95,8 @@ static void fused_row_item(const attn_problem *pr, int64_t b, int64_t h, int64_t
     float m = -INFINITY, l = 0.0f;
     const attn_row_masks masks = attn_row_masks_at(pr, b, h, i);
     const uint64_t counter = attn_dropout_counter(pr, b, h, i);
+    const int64_t k_bytes = dq * (int64_t)attn_dtype_size(p->k_dtype), v_bytes = dv * (int64_t)attn_dtype_size(p->v_dtype);
+    const int64_t k_ahead = ROW_PREFETCH_BYTES / k_bytes + 1, v_ahead = ROW_PREFETCH_BYTES / v_bytes + 1;
 
     for (int64_t jb = j0; jb < j1; jb += ROW_KEY_BLOCK) {
         const int64_t n = j1 - jb < ROW_KEY_BLOCK ? j1 - jb : ROW_KEY_BLOCK;
@@ -92,6 +104,8 @@ static void fused_row_item(const attn_problem *pr, int64_t b, int64_t h, int64_t
         for (int64_t t = 0; t < n; t++) {
             const int64_t j = jb + t;
             const void *kj = attn_element(p->k, p->k_dtype, k0 + j * p->k_stride[2]);
+            if (j + k_ahead < j1)
+                row_prefetch(attn_element(p->k, p->k_dtype, k0 + (j + k_ahead) * p->k_stride[2]), k_bytes);
             const float x = attn_bias_mask(&masks, j, row_dot(q, kj, p->k_dtype, dq));
             s[t] = x;
             block_max = x > block_max ? x : block_max; /* ignores NaN, as the tile kernel's max */
@@ -116,8 +130,11 @@ static void fused_row_item(const attn_problem *pr, int64_t b, int64_t h, int64_t
         if (pr->dropout_threshold)
             for (int64_t t = 0; t < n; t++)
                 s[t] = attn_dropout(pr, counter + (uint64_t)(jb + t), s[t]);
-        for (int64_t t = 0; t < n; t++)
+        for (int64_t t = 0; t < n; t++) {
+            if (jb + t + v_ahead < j1)
+                row_prefetch(attn_element(p->v, p->v_dtype, v0 + (jb + t + v_ahead) * p->v_stride[2]), v_bytes);
             row_axpy(o, vsplat(s[t]), attn_element(p->v, p->v_dtype, v0 + (jb + t) * p->v_stride[2]), p->v_dtype, dv);
+        }
     }
     partial[0] = m;
     partial[1] = l;
@@ -125,3 +142,4 @@ static void fused_row_item(const attn_problem *pr, int64_t b, int64_t h, int64_t
 }
 
 #undef ROW_KEY_BLOCK
+#undef ROW_PREFETCH_BYTES
