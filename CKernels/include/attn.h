@@ -73,8 +73,8 @@ ATTN_API const char *attn_version(void);
 typedef enum attn_isa {
     ATTN_ISA_SCALAR = 0, /* portable C compiled for the baseline target (SSE2 on x86-64) */
     ATTN_ISA_NEON = 1,   /* arm64: the portable path compiled with NEON */
-    ATTN_ISA_AVX2 = 2,   /* x86-64 AVX2 + FMA */
-    ATTN_ISA_AVX512 = 3  /* x86-64 AVX-512 F/BW/VL + FMA */
+    ATTN_ISA_AVX2 = 2,   /* x86-64 AVX2 + FMA + F16C */
+    ATTN_ISA_AVX512 = 3  /* x86-64 AVX-512 F/BW/VL + FMA + F16C */
 } attn_isa;
 
 /* The instruction set the kernels use. Chosen once, on first use: the best the CPU supports, or the
@@ -246,7 +246,8 @@ ATTN_API attn_status attn_forward(const attn_params *params);
 
 /* The unfused reference path with identical semantics: for one (b, h) at a time it materialises the
  * Lq x Lk scores with a matrix multiply, masks, applies a row softmax and multiplies by V.
- * Workspace: threads x Lq x Lk floats. */
+ * Workspace: threads x Lq x Lk floats, plus per thread one (b, h)'s float copy of each of q, k, v
+ * and out that is half precision (the products run on floats). */
 ATTN_API attn_status attn_forward_unfused(const attn_params *params);
 
 /* The workspace, in bytes, that attn_forward / attn_forward_unfused would allocate for params with
