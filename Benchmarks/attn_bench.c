@@ -10,8 +10,8 @@
  *
  * GFLOP/s counts 4·B·H·Lq·Lk·D for attention, half of that when causal. Then the dense matrix
  * multiply the modules use (attn_matmul, square M = N = K, 2·N³ FLOPs), and last, decoding (one
- * query against a 4096-key cache) compared with the memory bandwidth a plain sum of the same K and
- * V reaches in the same run.
+ * query against a 4096-key cache, with float32, f16 and bf16 K/V) compared with the memory
+ * bandwidth a plain sum of the same K and V bytes reaches in the same run.
  *
  *   attn_bench [--quick] [--lengths 256,1024] [--dims 64,128] [--causal 0,1] [--threads 1,2]
  *              [--reps N] [--format table|csv|json] [--no-unfused] [--no-decode]
@@ -220,16 +220,22 @@ static double time_call(attn_status (*fn)(const attn_params *), const attn_param
 
 /*
  * Decoding: one query per head against a cache of `len` keys (32 heads, D = 128), which is bound
- * by reading K and V. Compared with a plain vector sum over the same K and V bytes, run alternately
- * on the same threads: the share of the bandwidth the kernel reaches.
+ * by reading K and V, stored as `dtype` (issue 12: half-precision caches). Compared with a plain
+ * vector sum over the same K and V bytes, run alternately on the same threads: the share of the
+ * bandwidth the kernel reaches; and, given the float32 cache's time f32_ms, the time against it.
+ * Returns the kernel's median time in ms (0 when out of memory).
  */
-static void bench_decode(int threads, int reps) {
+static double bench_decode(int threads, int reps, attn_dtype dtype, double f32_ms) {
     const int heads = 32, len = 4096, dim = 128;
-    const size_t n = (size_t)heads * len * dim;
-    float *k = malloc(n * sizeof(float)), *v = malloc(n * sizeof(float));
+    const size_t n = (size_t)heads * len * dim, bytes = n * attn_dtype_size(dtype);
+    float *kf = malloc(n * sizeof(float));
+    void *k = malloc(bytes), *v = malloc(bytes);
     float *q = malloc((size_t)heads * dim * sizeof(float)), *out = malloc((size_t)heads * dim * sizeof(float));
-    if (!k || !v || !q || !out) return;
-    for (size_t i = 0; i < n; i++) k[i] = v[i] = (float)(i % 13) * 0.01f;
+    if (!kf || !k || !v || !q || !out) return 0;
+    for (size_t i = 0; i < n; i++) kf[i] = (float)(i % 13) * 0.01f;
+    attn_convert(k, dtype, kf, ATTN_DTYPE_F32, (int64_t)n);
+    attn_convert(v, dtype, kf, ATTN_DTYPE_F32, (int64_t)n);
+    free(kf);
     for (int i = 0; i < heads * dim; i++) q[i] = (float)(i % 7) * 0.01f;
     attn_params p = attn_params_default();
     p.batch = 1;
@@ -246,8 +252,9 @@ static void bench_decode(int threads, int reps) {
     p.k = k;
     p.v = v;
     p.out = out;
+    p.k_dtype = p.v_dtype = dtype;
     p.num_threads = threads;
-    const size_t chunk = n / 64;
+    const size_t chunk = bytes / sizeof(float) / 64; /* the sum reads the same bytes as floats */
     double tk[64], ts[64];
     time_call(attn_forward, &p);
     for (int r = 0; r < reps && r < 64; r++) {
@@ -255,21 +262,26 @@ static void bench_decode(int threads, int reps) {
         double t0 = now_seconds();
         float total = 0;
 #pragma omp parallel for num_threads(threads) reduction(+ : total)
-        for (long c = 0; c < 128; c++) total += vector_sum((c < 64 ? k : v) + (size_t)(c % 64) * chunk, chunk);
+        for (long c = 0; c < 128; c++)
+            total += vector_sum((const float *)(c < 64 ? k : v) + (size_t)(c % 64) * chunk, chunk);
         ts[r] = now_seconds() - t0;
         sink = total;
     }
     const double kernel_ms = 1e3 * median(tk, reps), sum_ms = 1e3 * median(ts, reps);
-    const double gb = 2.0 * (double)n * sizeof(float) * 1e-9;
-    printf("# decode (1 query, %d cached keys, %d heads, D = %d, %d thread(s)): fused %.2f ms = %.1f GB/s; "
-           "vector sum of the same K and V %.2f ms = %.1f GB/s; %.0f%% of that bandwidth\n",
-           len, heads, dim, threads, kernel_ms, gb / (kernel_ms * 1e-3), sum_ms, gb / (sum_ms * 1e-3),
+    const double gb = 2.0 * (double)bytes * 1e-9;
+    static const char *names[] = {"f32", "f16", "bf16"};
+    printf("# decode (1 query, %d cached keys, %d heads, D = %d, %s K/V, %d thread(s)): fused %.2f ms = %.1f GB/s; "
+           "vector sum of the same K and V %.2f ms = %.1f GB/s; %.0f%% of that bandwidth",
+           len, heads, dim, names[dtype], threads, kernel_ms, gb / (kernel_ms * 1e-3), sum_ms, gb / (sum_ms * 1e-3),
            100.0 * sum_ms / kernel_ms);
+    if (f32_ms > 0) printf("; %.2fx the f32 K/V time", kernel_ms / f32_ms);
+    printf("\n");
     fflush(stdout);
     free(k);
     free(v);
     free(q);
     free(out);
+    return kernel_ms;
 }
 
 /* attn_matmul, C (n, n) = A (n, n) · B (n, n): the median of `reps` calls after a warm-up, and in
@@ -438,6 +450,11 @@ int main(int argc, char **argv) {
         }
     if (json) printf("\n]}\n");
     if (o.decode && !csv && !json)
-        for (int t = 0; t < o.n_threads; t++) bench_decode(o.threads[t], o.reps ? o.reps : 9);
+        for (int t = 0; t < o.n_threads; t++) {
+            const int reps = o.reps ? o.reps : 9;
+            const double f32_ms = bench_decode(o.threads[t], reps, ATTN_DTYPE_F32, 0);
+            bench_decode(o.threads[t], reps, ATTN_DTYPE_F16, f32_ms);
+            bench_decode(o.threads[t], reps, ATTN_DTYPE_BF16, f32_ms);
+        }
     return 0;
 }

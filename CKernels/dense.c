@@ -1,6 +1,7 @@
 /*
  * dense.c: the dense entry points around attention: attn_layer_norm, attn_activate,
- * attn_softmax_rows, attn_rotary and attn_mean_rows (contracts in attn.h).
+ * attn_softmax_rows, attn_rotary and attn_mean_rows, and the element-type conversions
+ * (contracts in attn.h).
  *
  * Each validates everything before writing anything (pointers, then sizes and enums, then strides,
  * then overflow of every extent; for rotary then overlapping rows), then splits the work into items
@@ -274,5 +275,29 @@ attn_status attn_rotary(const attn_rotary_params *params) {
     job.tables = (float *)(workspace + freq_bytes);
     attn_parallel_for(items, threads, rotary_task, &job);
     attn_free(workspace);
+    return ATTN_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Element types                                                                                   */
+
+size_t attn_dtype_size(attn_dtype dtype) {
+    switch (dtype) {
+    case ATTN_DTYPE_F32: return 4;
+    case ATTN_DTYPE_F16:
+    case ATTN_DTYPE_BF16: return 2;
+    }
+    return 0;
+}
+
+attn_status attn_convert(void *dst, attn_dtype dst_dtype, const void *src, attn_dtype src_dtype, int64_t count) {
+    if (!dst || !src) return ATTN_ERR_NULL_POINTER;
+    const int64_t dst_size = (int64_t)attn_dtype_size(dst_dtype), src_size = (int64_t)attn_dtype_size(src_dtype);
+    if (count < 0 || !dst_size || !src_size) return ATTN_ERR_INVALID_ARGUMENT;
+    if (count == 0) return ATTN_OK;
+    if (!attn_extent_bytes_ok(0, NULL, NULL, count, dst_size, NULL) ||
+        !attn_extent_bytes_ok(0, NULL, NULL, count, src_size, NULL))
+        return ATTN_ERR_OVERFLOW;
+    attn_kernels_current()->convert_row(dst, dst_dtype, src, src_dtype, count);
     return ATTN_OK;
 }

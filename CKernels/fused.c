@@ -12,6 +12,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "half.h"
 #include "problem.h"
 
 /* Key chunks for the row kernel: enough items for every thread of a large machine, but never
@@ -72,7 +73,9 @@ static void row_task(void *ctx, int64_t item, int thread) {
 /* Combines a row's chunks: out = sum_c exp(m_c - M) o_c / sum_c exp(m_c - M) l_c with M = max m_c.
  * Every chunk takes part, so a NaN score poisons the row even where it left its chunk's maximum at
  * -inf (the row kernel's maximum ignores NaN, so a chunk whose scores are all NaN reports m = -inf
- * and l = NaN); a chunk with no visible key has l = 0 and o = 0 and adds nothing. */
+ * and l = NaN); a chunk with no visible key has l = 0 and o = 0 and adds nothing. A half-precision
+ * row is formed in floats in thread 0's workspace (free again, and at least dim_v floats) and
+ * rounded once. */
 static void merge_rows(const fused_run *run) {
     const attn_problem *pr = run->pr;
     const attn_params *p = &pr->p;
@@ -86,7 +89,9 @@ static void merge_rows(const fused_run *run) {
             m = mc > m ? mc : m;
         }
         const float m_use = m == -INFINITY ? 0.0f : m; /* as in the kernels: exp(-inf - 0) = 0, not NaN */
-        float *out = p->out + b * p->out_stride[0] + h * p->out_stride[1] + i * p->out_stride[2];
+        void *dst = (void *)attn_element(p->out, p->out_dtype,
+                                         b * p->out_stride[0] + h * p->out_stride[1] + i * p->out_stride[2]);
+        float *out = p->out_dtype == ATTN_DTYPE_F32 ? dst : run->workspace;
         float sum = 0.0f;
         for (int64_t d = 0; d < dv; d++) out[d] = 0.0f;
         for (int64_t c = 0; c < run->key_chunks; c++) {
@@ -99,6 +104,7 @@ static void merge_rows(const fused_run *run) {
             const float inv = 1.0f / sum;
             for (int64_t d = 0; d < dv; d++) out[d] *= inv;
         }
+        if (out != dst) run->kernels->convert_row(dst, p->out_dtype, out, ATTN_DTYPE_F32, dv);
     }
 }
 

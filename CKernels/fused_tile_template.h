@@ -55,13 +55,21 @@ static const float FUSED_LN2 = 0.69314718055994530942f;
 /* dim_v rounded up to whole ATTN_NK-wide panels. */
 static int64_t fused_dv_panels(const attn_params *p) { return (p->dim_v + ATTN_NK - 1) / ATTN_NK * ATTN_NK; }
 
+/* Floats in the conversion buffer: ATTN_NK rows of K (packed together) or one row of Q, V or out,
+ * widened from (or to be rounded to) half precision. */
+static int64_t fused_conv_floats(const attn_params *p) {
+    return ATTN_NK * (p->dim_qk > p->dim_v ? p->dim_qk : p->dim_v);
+}
+
 /* Per-thread workspace, in floats: Qᵀ and Oᵀ for each micro-tile, one score tile, the running
- * maximum and sum of each micro-tile's rows, and the packed blocks of K and V. */
+ * maximum and sum of each micro-tile's rows, the packed blocks of K and V, and the conversion
+ * buffer. */
 static int64_t fused_workspace_floats(const attn_problem *pr, int64_t tiles) {
     return tiles * QT * (pr->p.dim_qk + pr->p.dim_v)                         /* Qᵀ, Oᵀ */
          + (int64_t)FUSED_KEY_BLOCK * QT                                     /* Sᵀ / Pᵀ */
          + 2 * tiles * QT                                                    /* m, l */
-         + (int64_t)FUSED_KEY_BLOCK * (pr->p.dim_qk + fused_dv_panels(&pr->p)); /* packed K, V */
+         + (int64_t)FUSED_KEY_BLOCK * (pr->p.dim_qk + fused_dv_panels(&pr->p)) /* packed K, V */
+         + fused_conv_floats(&pr->p);
 }
 
 /*
@@ -89,9 +97,10 @@ typedef struct fused_item_ctx {
     const attn_problem *pr;
     int64_t b, h, i0;      /* batch, query head, first query row of the item */
     int64_t tiles;         /* micro-tiles actually holding rows */
-    const float *k, *v;    /* this (b, h)'s K and V heads */
+    int64_t k0, v0;        /* element offsets of this (b, h)'s K and V heads */
     int64_t j0, nkb;       /* the packed block: keys [j0, j0 + nkb) */
     float *qt, *ot, *st, *mrow, *lrow, *kp, *vp;
+    float *conv;           /* rows widened from half precision, or out's row before rounding */
 } fused_item_ctx;
 
 /*
@@ -99,7 +108,8 @@ typedef struct fused_item_ctx {
  *   kp[g][d][c] = K[j0 + g·NK + c][d]   (panel g: NK keys, walked along d by Q·Kᵀ)
  *   vp[g][t][c] = V[j0 + t][g·NK + c]   (panel g: NK columns, walked along t by P·V)
  * Padding keys score 0 and padding columns accumulate 0; neither is ever stored. K is transposed
- * NK rows by ATTN_VL features at a time (vtranspose_rows).
+ * NK rows by ATTN_VL features at a time (vtranspose_rows). Half-precision rows are widened as they
+ * are packed, so the products only ever see floats.
  */
 static void fused_pack(fused_item_ctx *x, int64_t j0, int64_t nkb) {
     const attn_params *p = &x->pr->p;
@@ -110,7 +120,9 @@ static void fused_pack(fused_item_ctx *x, int64_t j0, int64_t nkb) {
     for (int64_t g = 0; g * ATTN_NK < nkb; g++) {
         const int64_t n = nkb - g * ATTN_NK < ATTN_NK ? nkb - g * ATTN_NK : ATTN_NK;
         const float *rows[ATTN_NK];
-        for (int c = 0; c < ATTN_NK; c++) rows[c] = c < n ? x->k + (j0 + g * ATTN_NK + c) * ks : NULL;
+        for (int c = 0; c < ATTN_NK; c++)
+            rows[c] = c < n ? vrow_f32(p->k, p->k_dtype, x->k0 + (j0 + g * ATTN_NK + c) * ks, dq, x->conv + c * dq)
+                            : NULL;
         float *dst = x->kp + g * ATTN_NK * dq;
         int64_t d = 0;
         for (; d + ATTN_VL <= dq; d += ATTN_VL) {
@@ -123,7 +135,7 @@ static void fused_pack(fused_item_ctx *x, int64_t j0, int64_t nkb) {
             for (int c = 0; c < ATTN_NK; c++) dst[d * ATTN_NK + c] = rows[c] ? rows[c][d] : 0.0f;
     }
     for (int64_t t = 0; t < nkb; t++) {
-        const float *row = x->v + (j0 + t) * vs;
+        const float *row = vrow_f32(p->v, p->v_dtype, x->v0 + (j0 + t) * vs, dv, x->conv);
         float *dst = x->vp + t * ATTN_NK;
         for (int64_t g = 0; g < full; g++, row += ATTN_NK, dst += nkb * ATTN_NK)
             memcpy(dst, row, sizeof(float) * ATTN_NK);
@@ -301,16 +313,17 @@ static void fused_load(const fused_item_ctx *x) {
     const attn_params *p = &x->pr->p;
     const int64_t dq = p->dim_qk, dv = p->dim_v;
     const float qscale = p->bias ? p->scale : p->scale * FUSED_LOG2E; /* base-2 scores unless biased */
-    const float *q = p->q + x->b * p->q_stride[0] + x->h * p->q_stride[1];
+    const int64_t q0 = x->b * p->q_stride[0] + x->h * p->q_stride[1];
     for (int64_t u = 0; u < x->tiles; u++) {
         float *qt = x->qt + u * QT * dq;
         for (int l = 0; l < QT; l++) {
             const int64_t i = x->i0 + u * QT + l;
-            const float *qi = q + i * p->q_stride[2];
-            if (i < p->len_q)
+            if (i < p->len_q) {
+                const float *qi = vrow_f32(p->q, p->q_dtype, q0 + i * p->q_stride[2], dq, x->conv);
                 for (int64_t d = 0; d < dq; d++) qt[d * QT + l] = qi[d] * qscale;
-            else
+            } else {
                 for (int64_t d = 0; d < dq; d++) qt[d * QT + l] = 0.0f;
+            }
         }
         memset(x->ot + u * QT * dv, 0, sizeof(float) * (size_t)(QT * dv));
         for (int l = 0; l < QT; l++) {
@@ -320,23 +333,26 @@ static void fused_load(const fused_item_ctx *x) {
     }
 }
 
-/* out rows (and lse) from Oᵀ / l; rows that saw no key, or a NaN score, are written by the finish. */
+/* out rows (and lse) from Oᵀ / l; rows that saw no key, or a NaN score, are written by the finish.
+ * A half-precision row is formed in floats and rounded once. */
 static void fused_store(const fused_item_ctx *x) {
     const attn_problem *pr = x->pr;
     const attn_params *p = &pr->p;
     const int64_t dv = p->dim_v;
-    float *out = p->out + x->b * p->out_stride[0] + x->h * p->out_stride[1];
+    const int64_t out0 = x->b * p->out_stride[0] + x->h * p->out_stride[1];
     for (int64_t u = 0; u < x->tiles; u++) {
         const float *ot = x->ot + u * QT * dv;
         for (int l = 0; l < QT; l++) {
             const int64_t i = x->i0 + u * QT + l;
             if (i >= p->len_q) break;
-            float *oi = out + i * p->out_stride[2];
+            void *dst = (void *)attn_element(p->out, p->out_dtype, out0 + i * p->out_stride[2]);
+            float *oi = p->out_dtype == ATTN_DTYPE_F32 ? dst : x->conv;
             const float sum = x->lrow[u * QT + l], m = x->mrow[u * QT + l];
             if (attn_row_finish(pr, x->b, x->h, i, p->bias ? m : m * FUSED_LN2, sum, oi)) {
                 const float inv = 1.0f / sum;
                 for (int64_t c = 0; c < dv; c++) oi[c] = ot[c * QT + l] * inv;
             }
+            if (oi != dst) vconvert_row(dst, p->out_dtype, oi, ATTN_DTYPE_F32, dv);
         }
     }
 }
@@ -352,8 +368,8 @@ static void fused_item(const attn_problem *pr, int64_t b, int64_t h, int64_t i0,
     x.tiles = (p->len_q - i0 + QT - 1) / QT;
     if (x.tiles > tiles) x.tiles = tiles;
     const int64_t hk = h / pr->group;
-    x.k = p->k + b * p->k_stride[0] + hk * p->k_stride[1];
-    x.v = p->v + b * p->v_stride[0] + hk * p->v_stride[1];
+    x.k0 = b * p->k_stride[0] + hk * p->k_stride[1];
+    x.v0 = b * p->v_stride[0] + hk * p->v_stride[1];
     x.qt = workspace;
     x.ot = x.qt + tiles * QT * dq;
     x.st = x.ot + tiles * QT * dv;
@@ -361,6 +377,7 @@ static void fused_item(const attn_problem *pr, int64_t b, int64_t h, int64_t i0,
     x.lrow = x.mrow + tiles * QT;
     x.kp = x.lrow + tiles * QT;
     x.vp = x.kp + FUSED_KEY_BLOCK * dq;
+    x.conv = x.vp + FUSED_KEY_BLOCK * fused_dv_panels(p);
     fused_load(&x);
 
     /* Visible ranges are monotone in the row, so a tile's keys span [lo(first), hi(last)) and every

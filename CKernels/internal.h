@@ -24,19 +24,26 @@ static inline int attn_add_ok(int64_t a, int64_t b, int64_t *r) {
 static inline int64_t attn_ceil_div(int64_t a, int64_t b) { return a / b + (a % b != 0); }
 
 /* One past the largest element offset of a tensor with `rank` dimensions of counts >= 1 and strides
- * >= 0 around a contiguous innermost run of `inner` elements, into *extent (when not NULL); 0 when
- * that, or its size in bytes, does not fit int64_t and size_t (the kernels form byte addresses).
- * A matrix of rows x cols at row stride ld is rank 1: count {rows}, stride {ld}, inner cols. */
-static inline int attn_extent_ok(int rank, const int64_t *count, const int64_t *stride, int64_t inner,
-                                 int64_t *extent) {
+ * >= 0 around a contiguous innermost run of `inner` elements of elem_size bytes, into *extent (when
+ * not NULL); 0 when that, or its size in bytes, does not fit int64_t and size_t (the kernels form
+ * byte addresses). A matrix of rows x cols at row stride ld is rank 1: count {rows}, stride {ld},
+ * inner cols. */
+static inline int attn_extent_bytes_ok(int rank, const int64_t *count, const int64_t *stride, int64_t inner,
+                                       int64_t elem_size, int64_t *extent) {
     int64_t e = inner, bytes;
     for (int d = 0; d < rank; d++) {
         int64_t span;
         if (!attn_mul_ok(count[d] - 1, stride[d], &span) || !attn_add_ok(e, span, &e)) return 0;
     }
-    if (!attn_mul_ok(e, (int64_t)sizeof(float), &bytes) || (uint64_t)bytes > (uint64_t)SIZE_MAX) return 0;
+    if (!attn_mul_ok(e, elem_size, &bytes) || (uint64_t)bytes > (uint64_t)SIZE_MAX) return 0;
     if (extent) *extent = e;
     return 1;
+}
+
+/* attn_extent_bytes_ok for floats. */
+static inline int attn_extent_ok(int rank, const int64_t *count, const int64_t *stride, int64_t inner,
+                                 int64_t *extent) {
+    return attn_extent_bytes_ok(rank, count, stride, inner, (int64_t)sizeof(float), extent);
 }
 
 /* Rows of `inner` elements at {count, stride} (rank <= 4) never share an element: ordered by stride,
@@ -117,6 +124,8 @@ typedef struct attn_kernels {
                            attn_variance variance);
     void (*activate)(float *out, const float *x, int64_t count, attn_activation kind);
     double (*sum_row)(const float *x, int64_t n);
+    /* n elements from type st at src to type dt at dst (simd_template.h's vconvert_row). */
+    void (*convert_row)(void *dst, attn_dtype dt, const void *src, attn_dtype st, int64_t n);
 } attn_kernels;
 
 /* The table in use (first call detects the CPU and reads ATTN_ISA). */

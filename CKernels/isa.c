@@ -7,6 +7,17 @@
 
 #include "internal.h"
 
+#ifdef ATTN_HAVE_X86_PATHS
+#include <cpuid.h>
+
+/* F16C (CPUID leaf 1, ECX bit 29): the x86 kernels convert f16 with it. Every AVX2 CPU has it, but
+ * a hypervisor may hide it, and __builtin_cpu_supports has no name for it in older compilers. */
+static int cpu_has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+#endif
+
 static const attn_kernels *table_for(attn_isa isa) {
     switch (isa) {
     case ATTN_ISA_SCALAR:
@@ -24,14 +35,16 @@ static const attn_kernels *table_for(attn_isa isa) {
 #ifdef ATTN_HAVE_X86_PATHS
     case ATTN_ISA_AVX2:
         __builtin_cpu_init();
-        return (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? &attn_kernels_avx2 : NULL;
+        return (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c()) ? &attn_kernels_avx2
+                                                                                                  : NULL;
     case ATTN_ISA_AVX512:
         __builtin_cpu_init();
 #if defined(ATTN_EMULATE_AVX512) /* test builds only: see kernels_avx512.c */
-        return (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? &attn_kernels_avx512 : NULL;
+        return (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c()) ? &attn_kernels_avx512
+                                                                                                  : NULL;
 #else
         return (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma"))
+                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma") && cpu_has_f16c())
                    ? &attn_kernels_avx512 : NULL;
 #endif
 #else

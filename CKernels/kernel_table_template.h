@@ -34,4 +34,5 @@ const attn_kernels ATTN_KERNELS = {
     .layer_norm_row = layer_norm_row,
     .activate = activate,
     .sum_row = sum_row,
+    .convert_row = vconvert_row,
 };

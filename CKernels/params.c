@@ -3,13 +3,17 @@
  * (the rules are in attn.h): every entry point goes through attn_read_params and its siblings
  * before it looks at any other field.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "internal.h"
 
 /* The sizeof of every layout a release declared, oldest first. A release that appends fields adds
  * the previous sizeof here (and a test that a struct of that size still works). */
-static const size_t params_sizes[] = {sizeof(attn_params)};
+/* 0.2.0's attn_params ended with num_threads (and padding to 8 bytes). */
+#define PARAMS_0_2_SIZE ((offsetof(attn_params, num_threads) + sizeof(int) + 7) & ~(size_t)7)
+static const size_t params_sizes[] = {PARAMS_0_2_SIZE, sizeof(attn_params)};
+_Static_assert(offsetof(attn_params, q_dtype) >= PARAMS_0_2_SIZE, "0.3.0 fields inside 0.2.0's layout");
 static const size_t matmul_sizes[] = {sizeof(attn_matmul_params)};
 static const size_t rotary_sizes[] = {sizeof(attn_rotary_params)};
 

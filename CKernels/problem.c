@@ -8,6 +8,7 @@
  */
 #include <math.h>
 
+#include "half.h"
 #include "problem.h"
 
 static int strides_nonnegative(int rank, const int64_t *stride) {
@@ -36,6 +37,9 @@ attn_status attn_problem_init(attn_problem *pr, const attn_params *params) {
     if (p->window_left < -1 || p->window_right < -1) return ATTN_ERR_INVALID_ARGUMENT;
     if (!(p->dropout_p >= 0.0f && p->dropout_p < 1.0f)) return ATTN_ERR_INVALID_ARGUMENT;
     if (p->num_threads < 0 || p->num_threads > ATTN_MAX_THREADS) return ATTN_ERR_INVALID_ARGUMENT;
+    if (!attn_dtype_size(p->q_dtype) || !attn_dtype_size(p->k_dtype) || !attn_dtype_size(p->v_dtype) ||
+        !attn_dtype_size(p->out_dtype))
+        return ATTN_ERR_INVALID_ARGUMENT;
 
     if (!strides_nonnegative(3, p->q_stride) || !strides_nonnegative(3, p->k_stride) ||
         !strides_nonnegative(3, p->v_stride) || !strides_nonnegative(3, p->out_stride) ||
@@ -47,10 +51,10 @@ attn_status attn_problem_init(attn_problem *pr, const attn_params *params) {
     const int64_t kv_count[3] = {p->batch, p->heads_kv, p->len_k};
     const int64_t score_count[4] = {p->batch, p->heads_q, p->len_q, p->len_k};
     int64_t extent;
-    if (!attn_extent_ok(3, q_count, p->q_stride, p->dim_qk, &extent) ||
-        !attn_extent_ok(3, kv_count, p->k_stride, p->dim_qk, &extent) ||
-        !attn_extent_ok(3, kv_count, p->v_stride, p->dim_v, &extent) ||
-        !attn_extent_ok(3, q_count, p->out_stride, p->dim_v, &extent) ||
+    if (!attn_extent_bytes_ok(3, q_count, p->q_stride, p->dim_qk, (int64_t)attn_dtype_size(p->q_dtype), &extent) ||
+        !attn_extent_bytes_ok(3, kv_count, p->k_stride, p->dim_qk, (int64_t)attn_dtype_size(p->k_dtype), &extent) ||
+        !attn_extent_bytes_ok(3, kv_count, p->v_stride, p->dim_v, (int64_t)attn_dtype_size(p->v_dtype), &extent) ||
+        !attn_extent_bytes_ok(3, q_count, p->out_stride, p->dim_v, (int64_t)attn_dtype_size(p->out_dtype), &extent) ||
         (p->mask && !attn_extent_ok(4, score_count, p->mask_stride, 1, &extent)) ||
         (p->bias && !attn_extent_ok(4, score_count, p->bias_stride, 1, &extent)))
         return ATTN_ERR_OVERFLOW;
@@ -100,14 +104,14 @@ void attn_masked_row_fill(const attn_problem *pr, int64_t b, int64_t h, int64_t 
     /* Uniform weights 1/Lk over every key, then dropout on those weights, as a softmax over scores
      * that are all the most negative finite float produces. Plain scalar code on purpose: the path
      * is rare, and the fused and unfused kernels both call it, so they agree exactly. */
-    const float *v = p->v + b * p->v_stride[0] + (h / pr->group) * p->v_stride[1];
+    const int64_t v0 = b * p->v_stride[0] + (h / pr->group) * p->v_stride[1];
     const float w = 1.0f / (float)p->len_k;
     const uint64_t counter = attn_dropout_counter(pr, b, h, i);
     for (int64_t c = 0; c < p->dim_v; c++) out_row[c] = 0.0f;
     for (int64_t j = 0; j < p->len_k; j++) {
         const float wj = pr->dropout_threshold ? attn_dropout(pr, counter + (uint64_t)j, w) : w;
         if (wj == 0.0f) continue; /* dropped: its V row (NaN or not) plays no part */
-        const float *vj = v + j * p->v_stride[2];
-        for (int64_t c = 0; c < p->dim_v; c++) out_row[c] += wj * vj[c];
+        const int64_t vj = v0 + j * p->v_stride[2];
+        for (int64_t c = 0; c < p->dim_v; c++) out_row[c] += wj * attn_load_f32(p->v, p->v_dtype, vj + c);
     }
 }

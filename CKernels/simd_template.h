@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "half.h"
+
 #ifndef ATTN_VL
 #error "define ATTN_VL (floats per vector) before including simd_template.h"
 #endif
@@ -136,6 +138,122 @@ ATTN_INLINE vf vexp2(vf x) {
     p = vfma(p, f, vsplat(1.0f));
     vi e = (__builtin_convertvector(n, vi) + 127) << 23;
     return p * (vf)e;
+}
+
+/* ---- element types: every kernel loads and stores q, k, v and out through these ---- */
+
+typedef uint32_t vu __attribute__((vector_size(ATTN_VL * 4)));
+typedef uint16_t vu16_unaligned __attribute__((vector_size(ATTN_VL * 2), aligned(2), may_alias));
+
+/* ATTN_VL f16 values at p, widened exactly. x86 paths define ATTN_F16C as the lanes one
+ * VCVTPH2PS converts (16 with AVX-512, 8 with AVX2, whose ymm halves also serve the emulated
+ * AVX-512 build); elsewhere the portable conversion runs lane by lane. */
+ATTN_INLINE vf vload_f16(const uint16_t *p) {
+#if defined(ATTN_F16C) && ATTN_F16C == 16
+    return (vf)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+#elif defined(ATTN_F16C)
+    vf r;
+    for (int k = 0; k < ATTN_VL / 8; k++) {
+        const __m256 x = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 8 * k)));
+        memcpy((float *)&r + 8 * k, &x, sizeof x);
+    }
+    return r;
+#else
+    float t[ATTN_VL];
+    for (int l = 0; l < ATTN_VL; l++) t[l] = attn_f16_to_f32(p[l]);
+    return vload(t);
+#endif
+}
+
+/* x rounded to f16 (nearest even) into ATTN_VL values at p. */
+ATTN_INLINE void vstore_f16(uint16_t *p, vf x) {
+#if defined(ATTN_F16C) && ATTN_F16C == 16
+    _mm256_storeu_si256((__m256i *)p, _mm512_cvtps_ph((__m512)x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#elif defined(ATTN_F16C)
+    for (int k = 0; k < ATTN_VL / 8; k++) {
+        __m256 y;
+        memcpy(&y, (const float *)&x + 8 * k, sizeof y);
+        _mm_storeu_si128((__m128i *)(p + 8 * k), _mm256_cvtps_ph(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    }
+#else
+    float t[ATTN_VL];
+    vstore(t, x);
+    for (int l = 0; l < ATTN_VL; l++) p[l] = attn_f32_to_f16(t[l]);
+#endif
+}
+
+/* bf16 is the upper half of a float: widening is a zero extension and a shift on every ISA. */
+ATTN_INLINE vf vload_bf16(const uint16_t *p) {
+    return (vf)(__builtin_convertvector(*(const vu16_unaligned *)p, vu) << 16);
+}
+
+/* x rounded to bf16 (nearest even; NaN quieted, as attn_f32_to_bf16) into ATTN_VL values at p. */
+ATTN_INLINE void vstore_bf16(uint16_t *p, vf x) {
+    const vu u = (vu)x;
+    const vu rounded = (u + 0x7fff + ((u >> 16) & 1)) >> 16;
+    const vi nan = (vi)((u & 0x7fffffff) > 0x7f800000);
+    const vu r = (vu)vselect(nan, (vf)((u >> 16) | 0x40), (vf)rounded);
+    *(vu16_unaligned *)p = __builtin_convertvector(r, __typeof__(*(vu16_unaligned *)p));
+}
+
+/* ATTN_VL elements of type t from element i of p, as floats; with t constant after inlining, one
+ * load and at most one conversion. */
+ATTN_INLINE vf vload_full(const void *p, int64_t i, attn_dtype t) {
+    if (t == ATTN_DTYPE_F16) return vload_f16((const uint16_t *)p + i);
+    if (t == ATTN_DTYPE_BF16) return vload_bf16((const uint16_t *)p + i);
+    return vload((const float *)p + i);
+}
+
+ATTN_INLINE void vstore_full(void *p, int64_t i, attn_dtype t, vf x) {
+    if (t == ATTN_DTYPE_F16)
+        vstore_f16((uint16_t *)p + i, x);
+    else if (t == ATTN_DTYPE_BF16)
+        vstore_bf16((uint16_t *)p + i, x);
+    else
+        vstore((float *)p + i, x);
+}
+
+/* As vload_full, for n (1 ..= ATTN_VL) elements: lanes from n on are 0, and nothing past the n
+ * elements is read. */
+ATTN_INLINE vf vload_as(const void *p, int64_t i, attn_dtype t, int n) {
+    if (n == ATTN_VL) return vload_full(p, i, t);
+    if (t == ATTN_DTYPE_F32) return vload_partial((const float *)p + i, n);
+    uint16_t h[ATTN_VL] = {0};
+    memcpy(h, (const uint16_t *)p + i, (size_t)n * sizeof *h);
+    return t == ATTN_DTYPE_F16 ? vload_f16(h) : vload_bf16(h);
+}
+
+/* The first n (1 ..= ATTN_VL) lanes of x stored as type t at element i of p; nothing else written. */
+ATTN_INLINE void vstore_as(void *p, int64_t i, attn_dtype t, vf x, int n) {
+    if (n == ATTN_VL) {
+        vstore_full(p, i, t, x);
+    } else if (t == ATTN_DTYPE_F32) {
+        vstore_partial((float *)p + i, x, n);
+    } else {
+        uint16_t h[ATTN_VL];
+        if (t == ATTN_DTYPE_F16)
+            vstore_f16(h, x);
+        else
+            vstore_bf16(h, x);
+        memcpy((uint16_t *)p + i, h, (size_t)n * sizeof *h);
+    }
+}
+
+/* n elements from type st to type dt (a half-to-half conversion goes through float, which is exact
+ * on the way in). The one row conversion of every path: packing K and V, loading Q, storing out,
+ * the unfused path's copies, attn_convert. */
+static void vconvert_row(void *dst, attn_dtype dt, const void *src, attn_dtype st, int64_t n) {
+    int64_t i = 0;
+    for (; i + ATTN_VL <= n; i += ATTN_VL) vstore_as(dst, i, dt, vload_as(src, i, st, ATTN_VL), ATTN_VL);
+    if (i < n) vstore_as(dst, i, dt, vload_as(src, i, st, (int)(n - i)), (int)(n - i));
+}
+
+/* n elements from element i of a tensor of type t, as floats: in place for float32, else converted
+ * into buf (n floats). */
+ATTN_INLINE const float *vrow_f32(const void *p, attn_dtype t, int64_t i, int64_t n, float *buf) {
+    if (t == ATTN_DTYPE_F32) return (const float *)p + i;
+    vconvert_row(buf, ATTN_DTYPE_F32, attn_element(p, t, i), t, n);
+    return buf;
 }
 
 #endif /* ATTN_SIMD_H */

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# compare.sh "attn L D CAUSAL THREADS" | "mm N THREADS"  ROUNDS  NAME1 NAME2 ...
+# compare.sh "attn L D CAUSAL THREADS" | "mm N THREADS" | "decode DTYPE THREADS"  ROUNDS  NAME1 NAME2 ...
 #
 # Links the builds made by build_variant.sh into one program (paired.c) and times them call by
 # call, alternating, on the same inputs: prints each one's best and median GFLOP/s and the median

@@ -7,6 +7,9 @@
  *
  *   paired ROUNDS attn L D CAUSAL THREADS    B = 1, H = 8 attention, (B, H, L, D) layout
  *   paired ROUNDS mm N THREADS               attn_matmul, C (N, N) = A · B
+ *   paired ROUNDS decode DTYPE THREADS       1 query per head over 4096 cached keys, 32 heads,
+ *                                            D = 128, K/V of attn_dtype DTYPE (0 f32, 1 f16, 2 bf16);
+ *                                            reported in GB/s of K and V read
  *
  * In mm mode, PAIRED_CBLAS=path/to/libopenblas.so adds that library's cblas_sgemm as one more
  * contender (PAIRED_CBLAS_SGEMM names the symbol when it is prefixed or suffixed, as in numpy's
@@ -93,8 +96,9 @@ static float *random_floats(size_t n, unsigned seed) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 5 || (strcmp(argv[2], "attn") && strcmp(argv[2], "mm"))) {
-        fprintf(stderr, "usage: %s ROUNDS attn L D CAUSAL THREADS | ROUNDS mm N THREADS\n", argv[0]);
+    if (argc < 5 || (strcmp(argv[2], "attn") && strcmp(argv[2], "mm") && strcmp(argv[2], "decode"))) {
+        fprintf(stderr, "usage: %s ROUNDS attn L D CAUSAL THREADS | ROUNDS mm N THREADS | ROUNDS decode DTYPE THREADS\n",
+                argv[0]);
         return 2;
     }
     int rounds = atoi(argv[1]);
@@ -104,7 +108,48 @@ int main(int argc, char **argv) {
     attn_params p;
     attn_matmul_params mp;
     double flops;
-    if (!is_mm && argc >= 7) {
+    const char *unit = "GFLOP/s";
+    if (!strcmp(argv[2], "decode")) {
+        /* K and V converted by the first build; every build reads the same stored bytes. */
+        const int64_t heads = 32, len = 4096, dim = 128;
+        const attn_dtype dtype = (attn_dtype)atoi(argv[3]);
+        const size_t n = (size_t)(heads * len * dim), size = dtype == ATTN_DTYPE_F32 ? 4 : 2;
+        p = variants[0].params_default();
+        p.batch = 1;
+        p.heads_q = p.heads_kv = heads;
+        p.len_q = 1;
+        p.len_k = len;
+        p.dim_qk = p.dim_v = dim;
+        const int64_t qs[3] = {heads * dim, dim, dim}, ks[3] = {heads * len * dim, len * dim, dim};
+        memcpy(p.q_stride, qs, sizeof qs);
+        memcpy(p.out_stride, qs, sizeof qs);
+        memcpy(p.k_stride, ks, sizeof ks);
+        memcpy(p.v_stride, ks, sizeof ks);
+        float *kv = random_floats(2 * n, 2);
+        void *k = malloc(n * size), *v = malloc(n * size);
+        if (!k || !v) return 1;
+        for (size_t i = 0; i < n; i++) {
+            const float x[2] = {kv[i], kv[n + i]};
+            uint32_t u[2];
+            memcpy(u, x, sizeof u);
+            /* bf16 by truncation and f16 by a scale into its normal range: any stored values do */
+            for (int t = 0; t < 2; t++) {
+                uint16_t h = dtype == ATTN_DTYPE_BF16 ? (uint16_t)(u[t] >> 16)
+                                                      : (uint16_t)(0x3800 + (int)((x[t] + 0.5f) * 1023.0f));
+                if (dtype == ATTN_DTYPE_F32) memcpy((float *)(t ? v : k) + i, &x[t], 4);
+                else memcpy((uint16_t *)(t ? v : k) + i, &h, 2);
+            }
+        }
+        free(kv);
+        p.q = random_floats((size_t)(heads * dim), 1);
+        p.k = k;
+        p.v = v;
+        p.out = random_floats((size_t)(heads * dim), 4);
+        p.k_dtype = p.v_dtype = dtype;
+        p.num_threads = atoi(argv[4]);
+        flops = 2.0 * (double)n * (double)size;
+        unit = "GB/s";
+    } else if (!is_mm && argc >= 7) {
         const int64_t len = atoi(argv[3]), dim = atoi(argv[4]), heads = 8;
         const size_t n = (size_t)(heads * len * dim);
         /* Every build shares one struct: all must be of one layout (attn.h's struct_size rule). */
@@ -170,8 +215,8 @@ int main(int argc, char **argv) {
             ratio[v][r] = seconds[0][r] / seconds[v][r];
             if (seconds[v][r] < best) best = seconds[v][r];
         }
-        printf("%-12s best %7.1f GFLOP/s  median %7.1f GFLOP/s  speed relative to %s: median %.3f\n",
-               variants[v].name, flops / best * 1e-9, flops / median(seconds[v], rounds) * 1e-9, variants[0].name,
+        printf("%-12s best %7.1f %s  median %7.1f %s  speed relative to %s: median %.3f\n", variants[v].name,
+               flops / best * 1e-9, unit, flops / median(seconds[v], rounds) * 1e-9, unit, variants[0].name,
                median(ratio[v], rounds));
     }
     return 0;

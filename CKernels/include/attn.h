@@ -6,8 +6,9 @@
  * modified. The library allocates only per-call workspace (documented per function) and frees it
  * before returning.
  *
- * Tensors are float32 and described by element strides; the innermost (feature) dimension is always
- * contiguous. Strides must be non-negative; a stride of 0 broadcasts along that dimension (inputs only).
+ * Tensors are float32 (attention's q, k, v and out may also be half precision: attn_dtype) and
+ * described by element strides; the innermost (feature) dimension is always contiguous. Strides must
+ * be non-negative; a stride of 0 broadcasts along that dimension (inputs only).
  */
 #ifndef ATTN_H
 #define ATTN_H
@@ -28,9 +29,9 @@ extern "C" {
 #endif
 
 #define ATTN_VERSION_MAJOR 0
-#define ATTN_VERSION_MINOR 2
+#define ATTN_VERSION_MINOR 3
 #define ATTN_VERSION_PATCH 0
-#define ATTN_VERSION_STRING "0.2.0"
+#define ATTN_VERSION_STRING "0.3.0"
 
 /*
  * A binary interface that can grow. The parameter structs (attn_params, attn_matmul_params,
@@ -72,8 +73,8 @@ ATTN_API const char *attn_version(void);
 typedef enum attn_isa {
     ATTN_ISA_SCALAR = 0, /* portable C compiled for the baseline target (SSE2 on x86-64) */
     ATTN_ISA_NEON = 1,   /* arm64: the portable path compiled with NEON */
-    ATTN_ISA_AVX2 = 2,   /* x86-64 AVX2 + FMA */
-    ATTN_ISA_AVX512 = 3  /* x86-64 AVX-512 F/BW/VL + FMA */
+    ATTN_ISA_AVX2 = 2,   /* x86-64 AVX2 + FMA + F16C */
+    ATTN_ISA_AVX512 = 3  /* x86-64 AVX-512 F/BW/VL + FMA + F16C */
 } attn_isa;
 
 /* The instruction set the kernels use. Chosen once, on first use: the best the CPU supports, or the
@@ -99,6 +100,31 @@ ATTN_API const char *attn_isa_name(attn_isa isa);
  * normally the number of cores, or the number of online CPUs without OpenMP). Negative: invalid. */
 ATTN_API attn_status attn_set_num_threads(int num_threads);
 ATTN_API int attn_get_num_threads(void);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Element types                                                                                   */
+
+/* How a tensor's elements are stored. Half-precision inputs are widened to float exactly; products,
+ * the softmax and every sum are computed in float; a half-precision output is rounded to nearest,
+ * ties to even, once, from the float result. NaN stays NaN (same sign, its payload's top bits,
+ * quieted: f16 -> f32, f32 -> f16 and f32 -> bf16 set the quiet bit; bf16 -> f32 is the exact
+ * 16-bit shift), infinities stay infinite, subnormals are kept (never flushed), and a float beyond
+ * the type's largest finite value rounds to infinity as IEEE 754 says. Conversions give the same
+ * bits on every instruction set. */
+typedef enum attn_dtype {
+    ATTN_DTYPE_F32 = 0,  /* IEEE binary32 */
+    ATTN_DTYPE_F16 = 1,  /* IEEE binary16: 5 exponent, 10 mantissa bits (F16C on x86) */
+    ATTN_DTYPE_BF16 = 2  /* bfloat16: binary32's upper 16 bits, 8 exponent, 7 mantissa bits */
+} attn_dtype;
+
+/* Bytes per element of `dtype`: 4, 2, 2; 0 for a value outside the enum. */
+ATTN_API size_t attn_dtype_size(attn_dtype dtype);
+
+/* dst[i] = src[i] converted, for i < count (count >= 0), as described above; dst and src must not
+ * overlap. The conversions the kernels use, on the current instruction set (so also for tests and
+ * for preparing half-precision caches). Single-threaded. */
+ATTN_API attn_status attn_convert(void *dst, attn_dtype dst_dtype, const void *src, attn_dtype src_dtype,
+                                  int64_t count);
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Attention                                                                                       */
@@ -157,6 +183,18 @@ typedef enum attn_masked_rows {
  * NaN: a row with a NaN score (NaN in its query, in one of its visible keys or in its bias), or a
  * +inf score, is NaN in out and in lse, on both paths, whatever dropout keeps.
  *
+ * Element types: q, k, v and out each have their own attn_dtype (q_dtype ...; 0 is float32), in
+ * any combination (float queries over a bf16 cache, say); their strides count elements of that type.
+ * Half-precision inputs are widened exactly, everything is computed in float as for float32 inputs,
+ * and a half-precision out is rounded to nearest even once. The bias, lse and the softmax stay
+ * float32. Against the exact (double) attention of the inputs as stored, each output element is
+ * within tol · max(1, max |out|) (the largest over the call) with, by out_dtype:
+ *   ATTN_DTYPE_F32:  tol = 1e-5   (float accumulation; what the tests hold every path to)
+ *   ATTN_DTYPE_F16:  tol = 5e-4   (that plus half an f16 ulp, 2^-11 relative)
+ *   ATTN_DTYPE_BF16: tol = 4e-3   (that plus half a bf16 ulp, 2^-8 relative)
+ * for scores of moderate size (|scale · q·k| up to a few tens) and head dimensions up to 512; lse
+ * keeps float32's tolerance whatever the types.
+ *
  * Aliasing: out and lse must not overlap q, k, v, mask, bias, key_len or each other.
  * Start from attn_params_default(), which sets struct_size, the windows to -1 and everything else to 0.
  */
@@ -167,10 +205,10 @@ typedef struct attn_params {
     size_t struct_size;           /* sizeof(attn_params), set by attn_params_default() */
     int64_t batch, heads_q, heads_kv, len_q, len_k, dim_qk, dim_v;
 
-    const float *q;   int64_t q_stride[3];   /* {batch, head, position} */
-    const float *k;   int64_t k_stride[3];
-    const float *v;   int64_t v_stride[3];
-    float *out;       int64_t out_stride[3];
+    const void *q;    int64_t q_stride[3];   /* {batch, head, position}, elements of q_dtype */
+    const void *k;    int64_t k_stride[3];
+    const void *v;    int64_t v_stride[3];
+    void *out;        int64_t out_stride[3];
 
     float scale;                  /* multiplies Q·Kᵀ; 0 means 1/sqrt(dim_qk) */
     attn_causal causal;
@@ -186,6 +224,11 @@ typedef struct attn_params {
     float *lse;                   /* (B, Hq, Lq) contiguous, or NULL */
 
     int num_threads;              /* 0: attn_get_num_threads(); at most ATTN_MAX_THREADS */
+
+    /* Since 0.3.0 (an older caller's struct reads them as 0, float32). The padding puts them past
+     * the 0.2.0 layout's sizeof: its tail padding, which old callers never cleared, is not read. */
+    int reserved_0_3;             /* ignored */
+    attn_dtype q_dtype, k_dtype, v_dtype, out_dtype;
 } attn_params;
 
 /* Defaults: struct_size, window_left = window_right = -1, and every other field 0 / NULL. */
@@ -203,7 +246,8 @@ ATTN_API attn_status attn_forward(const attn_params *params);
 
 /* The unfused reference path with identical semantics: for one (b, h) at a time it materialises the
  * Lq x Lk scores with a matrix multiply, masks, applies a row softmax and multiplies by V.
- * Workspace: threads x Lq x Lk floats. */
+ * Workspace: threads x Lq x Lk floats, plus per thread one (b, h)'s float copy of each of q, k, v
+ * and out that is half precision (the products run on floats). */
 ATTN_API attn_status attn_forward_unfused(const attn_params *params);
 
 /* The workspace, in bytes, that attn_forward / attn_forward_unfused would allocate for params with

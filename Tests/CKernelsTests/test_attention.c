@@ -3,7 +3,10 @@
  * double-precision reference of the semantics documented in attn.h.
  *
  * Every case runs on both paths, on every instruction set this CPU supports, with 1 and 2 threads
- * (which must agree bitwise). Outputs must be within 1e-5 * max(1, max |ref|) of the reference;
+ * (which must agree bitwise). Outputs must be within 1e-5 * max(1, max |ref|) of the reference
+ * (float32 out; attn.h's tolerances for half-precision out, tol_for). Cases with half-precision
+ * q, k, v or out store those tensors rounded (test_util.h's reference rounding) and the reference
+ * computes from the rounded values;
  * output padding, the lse guards and the inputs must be left alone. Then the error statuses (each
  * call run in a child process, so a validation bug cannot take the suite down), the small API
  * functions and the dropout hash.
@@ -129,7 +132,12 @@ typedef struct tcase {
     int threads_default;        /* also run with num_threads = 0 */
     double check_keep_rate;     /* > 0: check the kept fraction of the dropout (with v_identity) */
     float qk_amp;               /* q and k uniform in [-qk_amp, qk_amp] */
+    int dt_q, dt_k, dt_v, dt_out; /* attn_dtype of each tensor */
 } tcase;
+
+/* attn.h's tolerance for out of type t, relative to max(1, max|ref|): float32's, plus half an ulp. */
+static double tol_for(int t) { return t == ATTN_DTYPE_F16 ? 5e-4 : t == ATTN_DTYPE_BF16 ? 4e-3 : TOL_REL; }
+static const char *dtype_name(int t) { return t == ATTN_DTYPE_F16 ? "f16" : t == ATTN_DTYPE_BF16 ? "bf16" : "f32"; }
 
 static tcase *g_cases;
 static int g_ndirected, g_cap;
@@ -375,6 +383,30 @@ static void build_directed_cases(void) {
     c->bias_pat = PAT_LQ_LK; c->bias_ninf = 0.2;
     c = add("decode", 1, 1, 1, 1, 3000, 8, 8); c->p = 0.3f; c->dseed = 99; c->doff = 7;
     c = add("decode", 1, 3, 1, 4, 1111, 80, 80); c->causal = ATTN_CAUSAL_TOP_LEFT; c->policy = ATTN_MASKED_ROWS_NAN;
+
+    /* ---- element types: every combination of q, k/v and out types, and k and v apart, on the tile
+     * path (odd sizes, Lq != Lk), the row path (decode) and with every masking feature ---- */
+    for (int kv = 0; kv < 3; kv++)
+        for (int q = 0; q < 3; q++)
+            for (int o = 0; o < 3; o++) {
+                c = add("dtypes", 2, 4, 2, 37, 53, 17, 24); c->causal = (q + o) % 3;
+                c->dt_q = q; c->dt_k = c->dt_v = kv; c->dt_out = o; c->lay_q = c->lay_k = c->lay_v = c->lay_out = (kv + o) % 4;
+                c = add("dtypes", 1, 4, 1, 1, 1500, 64, 64); c->causal = ATTN_CAUSAL_BOTTOM_RIGHT;
+                c->dt_q = q; c->dt_k = c->dt_v = kv; c->dt_out = o; c->lay_k = c->lay_v = LAYOUT_BLHD;
+                c = add("dtypes", 2, 2, 1, 70, 45, 8, 13); c->wl = 9; c->wr = 4; c->use_key_len = 1;
+                c->key_len[0] = 40; c->key_len[1] = 0; c->policy = pol++ % 3; c->mask_pat = PAT_B_1_1_LK; c->mask_zero = 0.2;
+                c->bias_pat = PAT_LQ_LK; c->bias_ninf = 0.1; c->p = 0.2f; c->dseed = 11;
+                c->dt_q = q; c->dt_k = c->dt_v = kv; c->dt_out = o;
+            }
+    for (int k = 0; k < 3; k++)
+        for (int v = 0; v < 3; v++) {
+            c = add("dtypes", 1, 2, 1, 3, 700, 40, 33); c->dt_k = k; c->dt_v = v; c->causal = ATTN_CAUSAL_BOTTOM_RIGHT;
+            c = add("dtypes", 1, 2, 2, 100, 130, 33, 40); c->dt_k = k; c->dt_v = v; c->dt_q = v; c->dt_out = k;
+            c->policy = ATTN_MASKED_ROWS_MEAN; c->use_key_len = 1; c->key_len[0] = 0;
+        }
+    c = add("dtypes", 1, 2, 1, 1, 300, 128, 128); c->dt_k = c->dt_v = ATTN_DTYPE_F16; c->v_identity = 0; c->p = 0.5f;
+    c = add("dtypes", 1, 1, 1, 9, 9, 8, 9); c->v_identity = 1; c->p = 0.3f; c->dseed = 3;
+    c->dt_q = c->dt_k = c->dt_v = c->dt_out = ATTN_DTYPE_BF16;
 }
 
 static const int64_t rand_lens[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 64, 65, 97};
@@ -450,6 +482,12 @@ static void random_case(tcase *c, tu_rng *r) {
     }
     c->policy = (int)tu_rng_range(r, 0, 2);
     c->want_lse = tu_rng_chance(r, 0.7);
+    if (tu_rng_chance(r, 0.4)) {
+        c->dt_q = (int)tu_rng_range(r, 0, 2);
+        c->dt_k = (int)tu_rng_range(r, 0, 2);
+        c->dt_v = tu_rng_chance(r, 0.5) ? c->dt_k : (int)tu_rng_range(r, 0, 2);
+        c->dt_out = (int)tu_rng_range(r, 0, 2);
+    }
 }
 
 static void describe(const tcase *c, char *buf, size_t n) {
@@ -464,12 +502,13 @@ static void describe(const tcase *c, char *buf, size_t n) {
     snprintf(buf, n,
              "B=%lld Hq=%lld Hkv=%lld Lq=%lld Lk=%lld Dqk=%lld Dv=%lld scale=%.9g causal=%s window=(%lld,%lld) "
              "key_len=%s mask=%s(zero=%.2f,rows=%.2f) bias=%s(%s=%.2f,rows=%.2f) layout q/k/v/out=%s/%s/%s/%s "
-             "dropout=(p=%.9g,seed=%llu,offset=%llu) masked_rows=%s lse=%d v_identity=%d",
+             "dropout=(p=%.9g,seed=%llu,offset=%llu) masked_rows=%s lse=%d v_identity=%d dtypes q/k/v/out=%s/%s/%s/%s",
              (long long)c->B, (long long)c->Hq, (long long)c->Hkv, (long long)c->Lq, (long long)c->Lk, (long long)c->Dqk,
              (long long)c->Dv, (double)c->scale, causal_name(c->causal), (long long)c->wl, (long long)c->wr, kl,
              pat_name[c->mask_pat], c->mask_zero, c->mask_rows, pat_name[c->bias_pat], c->bias_flt_max ? "-FLT_MAX" : "-inf", c->bias_ninf, c->bias_rows,
              layout_name[c->lay_q], layout_name[c->lay_k], layout_name[c->lay_v], layout_name[c->lay_out], (double)c->p,
-             (unsigned long long)c->dseed, (unsigned long long)c->doff, policy_name(c->policy), c->want_lse, c->v_identity);
+             (unsigned long long)c->dseed, (unsigned long long)c->doff, policy_name(c->policy), c->want_lse, c->v_identity,
+             dtype_name(c->dt_q), dtype_name(c->dt_k), dtype_name(c->dt_v), dtype_name(c->dt_out));
 }
 
 /* ============================================================================================== */
@@ -481,6 +520,7 @@ typedef struct tensor {
     int64_t st[3];
     int64_t extent;  /* floats from p that the layout spans */
     int64_t dims[4]; /* B, H, L, D */
+    uint16_t *half;  /* for a half-precision type: the extent as stored (padding included) */
 } tensor;
 
 static void *xmalloc(size_t n) {
@@ -494,6 +534,7 @@ static const uint32_t SENTINEL_BITS = 0x7FC5A5A5u; /* a quiet NaN with a recogni
 static void fill_sentinel(float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) memcpy(&x[i], &SENTINEL_BITS, 4);
 }
+static const uint16_t HALF_SENTINEL = 0x7E5A; /* the same for a half-precision out (no kernel's NaN) */
 static int is_sentinel(const float *x) {
     uint32_t u;
     memcpy(&u, x, 4);
@@ -675,6 +716,17 @@ static group_stat *group_for(const char *name) {
 
 static const char *path_name[2] = {"fused", "unfused"};
 
+/* A tensor of half type t: its values rounded in place (the reference then sees what the kernels
+ * do) and the stored copy made. Float32: nothing to do. */
+static void store_as(tensor *t, int dt) {
+    if (dt == ATTN_DTYPE_F32) return;
+    t->half = xmalloc((size_t)t->extent * sizeof *t->half);
+    for (int64_t e = 0; e < t->extent; e++) {
+        t->half[e] = tu_half_round(t->p[e], dt);
+        t->p[e] = tu_round_to(t->p[e], dt);
+    }
+}
+
 static void generate(problem *P, tu_rng *r) {
     tcase *c = &P->c;
     P->q = make_tensor(c->lay_q, c->B, c->Hq, c->Lq, c->Dqk, r);
@@ -689,6 +741,9 @@ static void generate(problem *P, tu_rng *r) {
                 for (int64_t j = 0; j < c->Lk; j++)
                     for (int64_t d = 0; d < c->Dv; d++) tat(&P->v, b, h, j)[d] = d == j ? 1.0f : 0.0f;
     }
+    store_as(&P->q, c->dt_q);
+    store_as(&P->k, c->dt_k);
+    store_as(&P->v, c->dt_v);
     P->mask = NULL; P->mask_alloc = NULL;
     if (c->mask_pat != PAT_NONE) {
         P->mask_extent = pattern_strides(c->mask_pat, c->B, c->Hq, c->Lq, c->Lk, r, P->mask_st);
@@ -730,6 +785,7 @@ static void generate(problem *P, tu_rng *r) {
 }
 
 static void free_problem(problem *P) {
+    free(P->q.half); free(P->k.half); free(P->v.half);
     free(P->q.alloc); free(P->k.alloc); free(P->v.alloc);
     free(P->mask_alloc); free(P->bias_alloc); free(P->key_len);
 }
@@ -739,10 +795,12 @@ static attn_params make_params(const problem *P, const tensor *out, float *lse, 
     attn_params a = attn_params_default();
     a.batch = c->B; a.heads_q = c->Hq; a.heads_kv = c->Hkv; a.len_q = c->Lq; a.len_k = c->Lk;
     a.dim_qk = c->Dqk; a.dim_v = c->Dv;
-    a.q = P->q.p; memcpy(a.q_stride, P->q.st, sizeof a.q_stride);
-    a.k = P->k.p; memcpy(a.k_stride, P->k.st, sizeof a.k_stride);
-    a.v = P->v.p; memcpy(a.v_stride, P->v.st, sizeof a.v_stride);
-    a.out = out->p; memcpy(a.out_stride, out->st, sizeof a.out_stride);
+    a.q = P->q.half ? (const void *)P->q.half : P->q.p; memcpy(a.q_stride, P->q.st, sizeof a.q_stride);
+    a.k = P->k.half ? (const void *)P->k.half : P->k.p; memcpy(a.k_stride, P->k.st, sizeof a.k_stride);
+    a.v = P->v.half ? (const void *)P->v.half : P->v.p; memcpy(a.v_stride, P->v.st, sizeof a.v_stride);
+    a.out = out->half ? (void *)out->half : out->p; memcpy(a.out_stride, out->st, sizeof a.out_stride);
+    a.q_dtype = (attn_dtype)c->dt_q; a.k_dtype = (attn_dtype)c->dt_k; a.v_dtype = (attn_dtype)c->dt_v;
+    a.out_dtype = (attn_dtype)c->dt_out;
     a.scale = c->scale;
     a.causal = (attn_causal)c->causal;
     a.window_left = c->wl; a.window_right = c->wr;
@@ -759,6 +817,7 @@ static attn_params make_params(const problem *P, const tensor *out, float *lse, 
 /* A snapshot of every input buffer, to check that no call modified one. */
 typedef struct snapshot {
     float *q, *k, *v, *bias;
+    uint16_t *qh, *kh, *vh;
     uint8_t *mask;
     int64_t *key_len;
 } snapshot;
@@ -774,6 +833,9 @@ static snapshot take_snapshot(const problem *P) {
     s.q = dup_bytes(P->q.p, (size_t)P->q.extent * 4);
     s.k = dup_bytes(P->k.p, (size_t)P->k.extent * 4);
     s.v = dup_bytes(P->v.p, (size_t)P->v.extent * 4);
+    s.qh = dup_bytes(P->q.half, (size_t)P->q.extent * 2);
+    s.kh = dup_bytes(P->k.half, (size_t)P->k.extent * 2);
+    s.vh = dup_bytes(P->v.half, (size_t)P->v.extent * 2);
     s.bias = dup_bytes(P->bias, (size_t)(P->bias ? P->bias_extent : 0) * 4);
     s.mask = dup_bytes(P->mask, (size_t)(P->mask ? P->mask_extent : 0));
     s.key_len = dup_bytes(P->key_len, (size_t)(P->key_len ? P->c.B : 0) * 8);
@@ -782,12 +844,15 @@ static snapshot take_snapshot(const problem *P) {
 static int snapshot_equal(const problem *P, const snapshot *s) {
     return memcmp(s->q, P->q.p, (size_t)P->q.extent * 4) == 0 && memcmp(s->k, P->k.p, (size_t)P->k.extent * 4) == 0 &&
            memcmp(s->v, P->v.p, (size_t)P->v.extent * 4) == 0 &&
+           (!P->q.half || memcmp(s->qh, P->q.half, (size_t)P->q.extent * 2) == 0) &&
+           (!P->k.half || memcmp(s->kh, P->k.half, (size_t)P->k.extent * 2) == 0) &&
+           (!P->v.half || memcmp(s->vh, P->v.half, (size_t)P->v.extent * 2) == 0) &&
            (!P->bias || memcmp(s->bias, P->bias, (size_t)P->bias_extent * 4) == 0) &&
            (!P->mask || memcmp(s->mask, P->mask, (size_t)P->mask_extent) == 0) &&
            (!P->key_len || memcmp(s->key_len, P->key_len, (size_t)P->c.B * 8) == 0);
 }
 static void free_snapshot(snapshot *s) {
-    free(s->q); free(s->k); free(s->v); free(s->bias); free(s->mask); free(s->key_len);
+    free(s->q); free(s->k); free(s->v); free(s->qh); free(s->kh); free(s->vh); free(s->bias); free(s->mask); free(s->key_len);
 }
 
 /* 0: exactly zero, 1: other number, 2: NaN. With V = identity this is the dropout/mask pattern. */
@@ -821,6 +886,7 @@ static void run_case(int idx, const tcase *template_case) {
     for (int t = 0; t < 3; t++) {
         tu_rng rt = rl; /* the same padding for all three */
         out[t] = make_tensor(c->lay_out, c->B, c->Hq, c->Lq, c->Dv, &rt);
+        if (c->dt_out != ATTN_DTYPE_F32) out[t].half = xmalloc((size_t)out[t].extent * sizeof *out[t].half);
     }
     uint8_t *logical = xmalloc((size_t)out[0].extent);
     memset(logical, 0, (size_t)out[0].extent);
@@ -858,9 +924,13 @@ static void run_case(int idx, const tcase *template_case) {
             attn_status st[3];
             for (int t = 0; t < nruns; t++) {
                 fill_sentinel(out[t].p, out[t].extent);
+                for (int64_t e = 0; out[t].half && e < out[t].extent; e++) out[t].half[e] = HALF_SENTINEL;
                 fill_sentinel(lse_buf[t], rows + 2 * LSE_GUARD);
                 attn_params a = make_params(&P, &out[t], c->want_lse ? lse_buf[t] + LSE_GUARD : NULL, threads_of_run[t]);
                 st[t] = path == 0 ? attn_forward(&a) : attn_forward_unfused(&a);
+                /* A half-precision out is widened into the float buffer, sentinels kept, for the checks below. */
+                for (int64_t e = 0; out[t].half && e < out[t].extent; e++)
+                    if (out[t].half[e] != HALF_SENTINEL) out[t].p[e] = (float)tu_half_value(out[t].half[e], c->dt_out);
                 g_kernel_calls++;
                 TU_CHECK(st[t] == ATTN_OK, "%s threads=%d: status %d (%s), want 0; %s; rerun: --seed %llu --case %d", where,
                          threads_of_run[t], (int)st[t], attn_status_string(st[t]), desc, (unsigned long long)g_seed, idx);
@@ -874,7 +944,7 @@ static void run_case(int idx, const tcase *template_case) {
                         int64_t row = (b * c->Hq + h) * c->Lq + i;
                         memcpy(got + row * c->Dv, tat(&out[0], b, h, i), (size_t)c->Dv * sizeof(float));
                     }
-            tu_cmp cmp = tu_compare(got, ref, (size_t)nout, TOL_REL);
+            tu_cmp cmp = tu_compare(got, ref, (size_t)nout, tol_for(c->dt_out));
             /* Fully masked rows under ZERO are exactly 0. */
             int64_t zero_bad = -1;
             if (c->policy == ATTN_MASKED_ROWS_ZERO)
@@ -978,7 +1048,7 @@ static void run_case(int idx, const tcase *template_case) {
     free_snapshot(&snap);
     free(pattern[0]); free(pattern[1]);
     free(got); free(got_lse); free(logical);
-    for (int t = 0; t < 3; t++) { free(out[t].alloc); free(lse_buf[t]); }
+    for (int t = 0; t < 3; t++) { free(out[t].alloc); free(out[t].half); free(lse_buf[t]); }
     free(ref); free(ref_lse); free(row_empty);
     free_problem(&P);
 }

@@ -830,6 +830,31 @@ static void test_struct_size(void) {
     rot->x = x;
     TU_CHECK(rot->struct_size == sizeof *rot && rot->theta == 10000.0f && attn_rotary(rot) == ATTN_OK,
              "attn_rotary_params_default: struct_size %zu, theta %g", rot->struct_size, rot->theta);
+    /* 0.2.0's attn_params (up to num_threads, padded to 8 bytes), at the end of a block of exactly
+     * that size, tail padding full of garbage: it runs, with every dtype float32. */
+    const size_t old_size = (offsetof(attn_params, num_threads) + sizeof(int) + 7) & ~(size_t)7;
+    if (offsetof(attn_params, q_dtype) < old_size)
+        tu_fail("attn_params: q_dtype at %zu, inside 0.2.0's %zu bytes", offsetof(attn_params, q_dtype), old_size);
+    unsigned char *old = xmalloc(old_size);
+    float *want = xmalloc(sizeof(float) * (size_t)n_out(&P));
+    attn_forward(a);
+    memcpy(want, out, sizeof(float) * (size_t)n_out(&P));
+    memset(old, 0xA5, old_size);
+    memcpy(old, a, offsetof(attn_params, num_threads) + sizeof(int));
+    memcpy(old, &old_size, sizeof old_size);
+    fill_sentinel(out, n_out(&P));
+    TU_CHECK(attn_forward((const attn_params *)old) == ATTN_OK && memcmp(out, want, sizeof(float) * (size_t)n_out(&P)) == 0,
+             "0.2.0's attn_params (struct_size %zu): not the float32 result", old_size);
+    fill_sentinel(out, n_out(&P));
+    TU_CHECK(attn_forward_unfused((const attn_params *)old) == ATTN_OK && !all_sentinel(out, n_out(&P)),
+             "0.2.0's attn_params (struct_size %zu): unfused failed", old_size);
+    /* The new fields are read at the current size: a dtype outside the enum is rejected. */
+    a->v_dtype = (attn_dtype)3;
+    TU_CHECK(attn_validate(a) == ATTN_ERR_INVALID_ARGUMENT, "v_dtype 3: want invalid argument");
+    a->v_dtype = (attn_dtype)-1;
+    TU_CHECK(attn_forward(a) == ATTN_ERR_INVALID_ARGUMENT, "v_dtype -1: want invalid argument");
+    free(old);
+    free(want);
     free(a);
     free(mm);
     free(rot);

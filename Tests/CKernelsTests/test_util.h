@@ -184,6 +184,49 @@ static inline tu_cmp tu_compare_each(const float *got, const double *ref, size_t
     return tu_compare_impl(got, ref, n, rel, 1);
 }
 
+/* ---- half precision, re-implemented from attn.h's description with double arithmetic ---- */
+
+/* Formats by attn_dtype value: 1 = f16 (5 exponent, 10 mantissa bits), 2 = bf16 (8, 7). */
+static inline int tu_half_mbits(int t) { return t == 1 ? 10 : 7; }
+static inline int tu_half_ebits(int t) { return t == 1 ? 5 : 8; }
+
+/* The value of bit pattern h of half type t (NaN for every NaN pattern). */
+static inline double tu_half_value(uint16_t h, int t) {
+    const int mb = tu_half_mbits(t), eb = tu_half_ebits(t), bias = (1 << (eb - 1)) - 1;
+    const int e = (h >> mb) & ((1 << eb) - 1), m = h & ((1 << mb) - 1);
+    const double s = (h & 0x8000) ? -1.0 : 1.0;
+    if (e == (1 << eb) - 1) return m ? NAN : s * INFINITY;
+    if (e == 0) return s * ldexp(m, 1 - bias - mb);
+    return s * ldexp(m + (1 << mb), e - bias - mb);
+}
+
+/* x rounded to nearest (ties to even) in half type t, as a bit pattern; beyond the largest finite
+ * value after rounding: infinity; NaN: sign, the payload's top bits, the quiet bit set. */
+static inline uint16_t tu_half_round(float x, int t) {
+    const int mb = tu_half_mbits(t), eb = tu_half_ebits(t), bias = (1 << (eb - 1)) - 1;
+    const uint16_t inf = (uint16_t)(((1 << eb) - 1) << mb);
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    const uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
+    if (isnan(x)) return (uint16_t)(sign | inf | 1u << (mb - 1) | (u & 0x7fffff) >> (23 - mb));
+    if (isinf(x)) return sign | inf;
+    const double a = fabs((double)x);
+    if (a == 0) return sign;
+    int e;
+    frexp(a, &e);
+    int ue = e - 1 < 1 - bias ? 1 - bias : e - 1;        /* the exponent of a's ulp; subnormals share the lowest */
+    const double v = rint(a / ldexp(1, ue - mb)) * ldexp(1, ue - mb); /* a / ulp is exact; rint rounds to even */
+    if (v > ldexp((1 << (mb + 1)) - 1, (1 << eb) - 2 - bias - mb)) return sign | inf;
+    if (v == 0) return sign;
+    frexp(v, &e);
+    ue = e - 1;
+    if (ue < 1 - bias) return (uint16_t)(sign | (uint16_t)(v / ldexp(1, 1 - bias - mb)));
+    return (uint16_t)(sign | (ue + bias) << mb | (uint16_t)(v / ldexp(1, ue - mb) - (1 << mb)));
+}
+
+/* x rounded to type t (0 = float32: x itself) and back, as the kernels see a stored input. */
+static inline float tu_round_to(float x, int t) { return t == 0 ? x : (float)tu_half_value(tu_half_round(x, t), t); }
+
 /* ---- misc ---- */
 
 static inline double tu_now(void) {
