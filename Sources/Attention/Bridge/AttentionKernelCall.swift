@@ -113,10 +113,11 @@ struct AttentionKernelCall {
         params.len_k = Int64(key.length)
         params.dim_qk = Int64(query.dim)
         params.dim_v = Int64(value.dim)
-        (params.q, params.q_stride) = (query.pointer, query.strides)
-        (params.k, params.k_stride) = (key.pointer, key.strides)
-        (params.v, params.v_stride) = (value.pointer, value.strides)
-        (params.out, params.out_stride, params.lse) = (output, outputStrides, logSumExp)
+        // The tensors are f32 (ATTN_DTYPE_F32, the default of every dtype field).
+        (params.q, params.q_stride) = (query.pointer.map(UnsafeRawPointer.init), query.strides)
+        (params.k, params.k_stride) = (key.pointer.map(UnsafeRawPointer.init), key.strides)
+        (params.v, params.v_stride) = (value.pointer.map(UnsafeRawPointer.init), value.strides)
+        (params.out, params.out_stride, params.lse) = (output.map(UnsafeMutableRawPointer.init), outputStrides, logSumExp)
         params.scale = scale ?? 0
         params.causal = mask.causal.kernelValue
         params.window_left = mask.window.left.map(Int64.init) ?? -1
@@ -152,15 +153,19 @@ struct AttentionKernelCall {
         let (qs, ks, vs, os) = (params.q_stride, params.k_stride, params.v_stride, params.out_stride)
         let (ms, bs) = (params.mask_stride, params.bias_stride)
         let group = query.heads / key.heads
+        // Offsets in elements of the f32 tensors, as the strides are.
+        func advanced(_ base: UnsafeRawPointer?, by elements: Int64) -> UnsafeRawPointer? {
+            base.map { $0 + Int(elements) * MemoryLayout<Float>.stride }
+        }
         var single = params
         (single.batch, single.heads_q, single.heads_kv) = (1, 1, 1)
         for b in 0..<query.batch {
             for h in 0..<query.heads {
                 let (b64, h64, kv64) = (Int64(b), Int64(h), Int64(h / group))
-                single.q = params.q.map { $0 + Int(b64 * qs.0 + h64 * qs.1) }
-                single.k = params.k.map { $0 + Int(b64 * ks.0 + kv64 * ks.1) }
-                single.v = params.v.map { $0 + Int(b64 * vs.0 + kv64 * vs.1) }
-                single.out = params.out.map { $0 + Int(b64 * os.0 + h64 * os.1) }
+                single.q = advanced(params.q, by: b64 * qs.0 + h64 * qs.1)
+                single.k = advanced(params.k, by: b64 * ks.0 + kv64 * ks.1)
+                single.v = advanced(params.v, by: b64 * vs.0 + kv64 * vs.1)
+                single.out = params.out.map { $0 + Int(b64 * os.0 + h64 * os.1) * MemoryLayout<Float>.stride }
                 single.lse = params.lse.map { $0 + (b * query.heads + h) * query.length }
                 single.key_len = params.key_len.map { $0 + b }
                 single.mask = params.mask.map { $0 + Int(b64 * ms.0 + h64 * ms.1) }
