@@ -8,9 +8,9 @@
 #include <math.h>
 
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
 #else
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,f16c")
 #endif
 
 #define ATTN_VL 8
@@ -18,6 +18,7 @@
 #define ATTN_NK 4      /* 3 x 4 accumulators + 3 operands + 1 broadcast = 16 ymm registers; 7 loads per
                         * 12 FMAs (2 x 6 needs 8), and 4 divides the usual head sizes (6 wastes 3 % of 64) */
 #define ATTN_X86_MAXPS /* simd_template.h may use MAXPS */
+#define ATTN_X86_F16C  /* F16C came before AVX2 on every CPU (Ivy Bridge, Piledriver): vcvtph2ps */
 #define ATTN_KERNELS attn_kernels_avx2
 #define ATTN_KERNELS_ISA ATTN_ISA_AVX2
 #include "kernel_table_template.h"

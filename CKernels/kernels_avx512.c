@@ -13,18 +13,19 @@
 #include <math.h>
 
 #if defined(ATTN_EMULATE_AVX512) && defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
 #elif defined(ATTN_EMULATE_AVX512)
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,f16c")
 #elif defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c"))), apply_to = function)
 #else
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx2,fma")
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")
 #endif
 
 #define ATTN_VL 16
 #define ATTN_Q_VECS 3  /* 48 queries per micro-tile */
 #define ATTN_NK 8      /* 3 x 8 accumulators + 3 operands + 1 broadcast = 28 of 32 zmm registers */
+#define ATTN_X86_F16C  /* F16C came before AVX2 on every CPU (Ivy Bridge, Piledriver): vcvtph2ps */
 #define ATTN_KERNELS attn_kernels_avx512
 #define ATTN_KERNELS_ISA ATTN_ISA_AVX512
 #include "kernel_table_template.h"

@@ -3,6 +3,7 @@
  * (the rules are in attn.h): every entry point goes through attn_read_params and its siblings
  * before it looks at any other field.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "internal.h"
@@ -10,7 +11,14 @@
 /* The sizeof of every layout a release declared, oldest first. A release that appends fields adds
  * the previous sizeof here (and a test that a struct of that size still works). */
 static const size_t params_sizes[] = {sizeof(attn_params)};
-static const size_t matmul_sizes[] = {sizeof(attn_matmul_params)};
+/* 0.2.0's attn_matmul_params ended at num_threads: its sizeof is that end rounded up to the
+ * struct's alignment (the same then and now), computed rather than written down so that it holds
+ * for 32-bit targets too. */
+#define MATMUL_0_2_0_SIZE                                                                               \
+    ((offsetof(attn_matmul_params, num_threads) + sizeof(int) + _Alignof(attn_matmul_params) - 1) /  \
+     _Alignof(attn_matmul_params) * _Alignof(attn_matmul_params))
+_Static_assert(offsetof(attn_matmul_params, b_dtype) >= MATMUL_0_2_0_SIZE, "b_dtype follows 0.2.0's layout");
+static const size_t matmul_sizes[] = {MATMUL_0_2_0_SIZE, sizeof(attn_matmul_params)};
 static const size_t rotary_sizes[] = {sizeof(attn_rotary_params)};
 
 attn_params attn_params_default(void) {

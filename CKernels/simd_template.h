@@ -16,6 +16,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "attn.h"
+#include "half.h"
+
 #ifndef ATTN_VL
 #error "define ATTN_VL (floats per vector) before including simd_template.h"
 #endif
@@ -53,6 +56,75 @@ ATTN_INLINE void vstore_partial(float *p, vf x, int n) {
     float tmp[ATTN_VL];
     vstore(tmp, x);
     memcpy(p, tmp, (size_t)n * sizeof(float));
+}
+
+/* ---- elements of an attn_dtype (16-bit weights), widened exactly to float32 on loading ---- */
+
+ATTN_INLINE int64_t dtype_size(attn_dtype dt) { return dt == ATTN_DTYPE_F32 ? 4 : 2; }
+
+/* Element i of an array of dt elements at p. */
+ATTN_INLINE const void *dtype_at(const void *p, int64_t i, attn_dtype dt) {
+    return (const char *)p + i * dtype_size(dt);
+}
+
+ATTN_INLINE float load_as(const void *p, int64_t i, attn_dtype dt) {
+    uint16_t h;
+    if (dt == ATTN_DTYPE_F32) return ((const float *)p)[i];
+    memcpy(&h, dtype_at(p, i, dt), sizeof h);
+    return dt == ATTN_DTYPE_F16 ? attn_f16_to_f32(h) : attn_bf16_to_f32(h);
+}
+
+typedef uint16_t vh_unaligned __attribute__((vector_size(ATTN_VL * 2), aligned(2), may_alias));
+
+/* bf16 is the top half of a float32: widen to 32 bits, shift into place. */
+ATTN_INLINE vf vload_bf16(const void *p) { return (vf)(__builtin_convertvector(*(const vh_unaligned *)p, vi) << 16); }
+
+/* f16 with F16C's vcvtph2ps where the translation unit says the target has it (ATTN_X86_F16C: AVX2
+ * and AVX-512 CPUs all do): one instruction per 16 (AVX-512) or 8 halves; lane by lane otherwise.
+ * Both are exact, so every path gives the same floats. */
+#if defined(ATTN_X86_F16C) && ATTN_VL == 16 && !defined(ATTN_EMULATE_AVX512)
+typedef short v16hi_unaligned __attribute__((vector_size(32), aligned(2), may_alias));
+ATTN_INLINE vf vload_f16(const void *p) {
+    return __builtin_ia32_vcvtph2ps512_mask(*(const v16hi_unaligned *)p, vsplat(0.0f), (uint16_t)0xFFFF, 4);
+}
+#elif defined(ATTN_X86_F16C)
+typedef short v8hi_unaligned __attribute__((vector_size(16), aligned(2), may_alias));
+typedef float v8sf __attribute__((vector_size(32)));
+ATTN_INLINE vf vload_f16(const void *p) {
+    float t[ATTN_VL];
+    for (int i = 0; i < ATTN_VL; i += 8) {
+        const v8sf x = __builtin_ia32_vcvtph2ps256(*(const v8hi_unaligned *)((const uint16_t *)p + i));
+        memcpy(t + i, &x, sizeof x);
+    }
+    return vload(t);
+}
+#else
+ATTN_INLINE vf vload_f16(const void *p) {
+    float t[ATTN_VL];
+    for (int l = 0; l < ATTN_VL; l++) t[l] = load_as(p, l, ATTN_DTYPE_F16);
+    return vload(t);
+}
+#endif
+
+/* ATTN_VL elements of type dt at p, as floats; and the first n (< ATTN_VL) of them, zeros after,
+ * reading only those n (zero bits are zero in every dtype). */
+ATTN_INLINE vf vload_as(const void *p, attn_dtype dt) {
+    return dt == ATTN_DTYPE_F16 ? vload_f16(p) : dt == ATTN_DTYPE_BF16 ? vload_bf16(p) : vload(p);
+}
+ATTN_INLINE vf vload_as_partial(const void *p, int n, attn_dtype dt) {
+    float tmp[ATTN_VL] = {0};
+    memcpy(tmp, p, (size_t)(n * dtype_size(dt)));
+    return vload_as(tmp, dt);
+}
+
+/* The sum of the lanes, always in the same order (halving), so a dot product does not depend on
+ * where its call sits. */
+ATTN_INLINE float vhsum(vf x) {
+    float t[ATTN_VL];
+    vstore(t, x);
+    for (int w = ATTN_VL / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++) t[l] += t[l + w];
+    return t[0];
 }
 
 /* c + a*b, fused where the target has FMA (the build passes -ffp-contract=fast). */
