@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <math.h>
+#include <immintrin.h>
 
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
@@ -18,7 +19,7 @@
 #define ATTN_NK 4      /* 3 x 4 accumulators + 3 operands + 1 broadcast = 16 ymm registers; 7 loads per
                         * 12 FMAs (2 x 6 needs 8), and 4 divides the usual head sizes (6 wastes 3 % of 64) */
 #define ATTN_X86_MAXPS /* simd_template.h may use MAXPS */
-#define ATTN_X86_F16C  /* F16C came before AVX2 on every CPU (Ivy Bridge, Piledriver): vcvtph2ps */
+#define ATTN_F16C 8    /* f16 through VCVTPH2PS on ymm (F16C came before AVX2 on every CPU) */
 #define ATTN_KERNELS attn_kernels_avx2
 #define ATTN_KERNELS_ISA ATTN_ISA_AVX2
 #include "kernel_table_template.h"

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <math.h>
+#include <immintrin.h>
 
 #if defined(ATTN_EMULATE_AVX512) && defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
@@ -25,7 +26,11 @@
 #define ATTN_VL 16
 #define ATTN_Q_VECS 3  /* 48 queries per micro-tile */
 #define ATTN_NK 8      /* 3 x 8 accumulators + 3 operands + 1 broadcast = 28 of 32 zmm registers */
-#define ATTN_X86_F16C  /* F16C came before AVX2 on every CPU (Ivy Bridge, Piledriver): vcvtph2ps */
+#if defined(ATTN_EMULATE_AVX512)
+#define ATTN_F16C 8    /* f16 conversions on ymm halves */
+#else
+#define ATTN_F16C 16   /* f16 conversions on whole zmm vectors */
+#endif
 #define ATTN_KERNELS attn_kernels_avx512
 #define ATTN_KERNELS_ISA ATTN_ISA_AVX512
 #include "kernel_table_template.h"

@@ -50,6 +50,13 @@ _Static_assert(SGEMM_MC * SGEMM_KC <= ATTN_SGEMM_PACK_A_FLOATS && SGEMM_KC * SGE
 
 static inline int64_t sgemm_min(int64_t a, int64_t b) { return a < b ? a : b; }
 
+/* Element i of B (type t) as a float. */
+ATTN_INLINE float sgemm_load(const void *b, attn_dtype t, int64_t i) {
+    if (t == ATTN_DTYPE_F16) return attn_f16_to_f32(((const uint16_t *)b)[i]);
+    if (t == ATTN_DTYPE_BF16) return attn_bf16_to_f32(((const uint16_t *)b)[i]);
+    return ((const float *)b)[i];
+}
+
 /* MR rounded up to a power of two: the rows a vector transpose handles at once. */
 #define SGEMM_MR_POW2 (SGEMM_MR <= 4 ? 4 : SGEMM_MR <= 8 ? 8 : 16)
 _Static_assert(SGEMM_MR == SGEMM_MR_POW2 || SGEMM_MR_POW2 == ATTN_VL,
@@ -93,17 +100,16 @@ ATTN_INLINE void sgemm_pack_b(float *restrict dst, const void *restrict b, int64
     const int64_t full = nc / SGEMM_NR * SGEMM_NR, tail = nc - full;
     if (!transposed) {
         for (int64_t p = 0; p < kc; p++) {
-            const void *src = dtype_at(b, p * ldb, dt);
+            const void *src = attn_element(b, dt, p * ldb);
             float *d = dst + p * SGEMM_NR;
             for (int64_t j0 = 0; j0 < full; j0 += SGEMM_NR, d += SGEMM_NR * kc) {
 #pragma GCC unroll 4
-                for (int v = 0; v < SGEMM_NV; v++) vstore(d + v * ATTN_VL, vload_as(dtype_at(src, j0 + v * ATTN_VL, dt), dt));
+                for (int v = 0; v < SGEMM_NV; v++) vstore(d + v * ATTN_VL, vload_full(src, j0 + v * ATTN_VL, dt));
             }
             if (tail) {
                 for (int v = 0; v < SGEMM_NV; v++) {
                     const int64_t w = tail - v * ATTN_VL;
-                    const void *s = dtype_at(src, full + v * ATTN_VL, dt);
-                    vstore(d + v * ATTN_VL, w >= ATTN_VL ? vload_as(s, dt) : w > 0 ? vload_as_partial(s, (int)w, dt) : vsplat(0.0f));
+                    vstore(d + v * ATTN_VL, w > 0 ? vload_as(src, full + v * ATTN_VL, dt, (int)sgemm_min(w, ATTN_VL)) : vsplat(0.0f));
                 }
             }
         }
@@ -113,15 +119,15 @@ ATTN_INLINE void sgemm_pack_b(float *restrict dst, const void *restrict b, int64
      * panel is written sequentially (as for A). */
     for (int64_t j0 = 0; j0 < nc; j0 += SGEMM_NR, dst += SGEMM_NR * kc) {
         const int64_t cols = sgemm_min(SGEMM_NR, nc - j0);
-        const void *src = dtype_at(b, j0 * ldb, dt);
+        const void *src = attn_element(b, dt, j0 * ldb);
         if (cols == SGEMM_NR) {
             for (int64_t p = 0; p < kc; p++) {
 #pragma GCC unroll 32
-                for (int c = 0; c < SGEMM_NR; c++) dst[p * SGEMM_NR + c] = load_as(src, c * ldb + p, dt);
+                for (int c = 0; c < SGEMM_NR; c++) dst[p * SGEMM_NR + c] = sgemm_load(src, dt, c * ldb + p);
             }
         } else {
             for (int64_t p = 0; p < kc; p++)
-                for (int c = 0; c < SGEMM_NR; c++) dst[p * SGEMM_NR + c] = c < cols ? load_as(src, c * ldb + p, dt) : 0.0f;
+                for (int c = 0; c < SGEMM_NR; c++) dst[p * SGEMM_NR + c] = c < cols ? sgemm_load(src, dt, c * ldb + p) : 0.0f;
         }
     }
 }
@@ -202,7 +208,7 @@ static void sgemm_pack_b_block(float *pack_b, const attn_matmul_params *args, in
                                int64_t c0, int64_t c1) {
     const int64_t col = j0 + c0, ldb = args->ldb, t = args->b_transposed;
     const attn_dtype dt = args->b_dtype;
-    const void *b = dtype_at(args->b, t ? col * ldb + p0 : p0 * ldb + col, dt);
+    const void *b = attn_element(args->b, dt, t ? col * ldb + p0 : p0 * ldb + col);
     switch (dt) {
     case ATTN_DTYPE_F16: sgemm_pack_b(pack_b + c0 * kc, b, ldb, t, kc, c1 - c0, ATTN_DTYPE_F16); break;
     case ATTN_DTYPE_BF16: sgemm_pack_b(pack_b + c0 * kc, b, ldb, t, kc, c1 - c0, ATTN_DTYPE_BF16); break;
@@ -272,6 +278,16 @@ _Static_assert(SGEMM_FEW_COLS % FEW_DOT_COLS == 0, "column shares hold whole blo
 
 static inline int few_min(int a, int b) { return a < b ? a : b; }
 
+/* The sum of x's lanes, always in the same order (halving), so a dot product does not depend on
+ * where its block sits. */
+ATTN_INLINE float few_hsum(vf x) {
+    float t[ATTN_VL];
+    vstore(t, x);
+    for (int w = ATTN_VL / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++) t[l] += t[l + w];
+    return t[0];
+}
+
 /* One step of the dot products of few_dot at depth p: w == ATTN_VL, or the last w (< ATTN_VL). */
 ATTN_INLINE void few_dot_step(vf acc[4][FEW_DOT_COLS], const float *const *a, const void *const *b, int64_t p, int w,
                               const int MB, const int NB, attn_dtype dt) {
@@ -280,8 +296,7 @@ ATTN_INLINE void few_dot_step(vf acc[4][FEW_DOT_COLS], const float *const *a, co
     for (int r = 0; r < MB; r++) av[r] = w == ATTN_VL ? vload(a[r] + p) : vload_partial(a[r] + p, w);
 #pragma GCC unroll 8
     for (int c = 0; c < NB; c++) {
-        const void *s = dtype_at(b[c], p, dt);
-        const vf bv = w == ATTN_VL ? vload_as(s, dt) : vload_as_partial(s, w, dt);
+        const vf bv = vload_as(b[c], p, dt, w);
 #pragma GCC unroll 4
         for (int r = 0; r < MB; r++) acc[r][c] = vfma(av[r], bv, acc[r][c]);
     }
@@ -297,7 +312,7 @@ ATTN_INLINE void few_dot(const attn_matmul_params *args, int64_t i, int64_t j, i
 #pragma GCC unroll 4
     for (int r = 0; r < MB; r++) a[r] = args->a + (i + r) * args->lda;
 #pragma GCC unroll 8
-    for (int c = 0; c < NB; c++) b[c] = dtype_at(args->b, (j + few_min(c, nb - 1)) * args->ldb, dt);
+    for (int c = 0; c < NB; c++) b[c] = attn_element(args->b, dt, (j + few_min(c, nb - 1)) * args->ldb);
 #pragma GCC unroll 4
     for (int r = 0; r < MB; r++)
 #pragma GCC unroll 8
@@ -307,7 +322,7 @@ ATTN_INLINE void few_dot(const attn_matmul_params *args, int64_t i, int64_t j, i
     if (p < args->k) few_dot_step(acc, a, b, p, (int)(args->k - p), MB, NB, dt);
     for (int r = 0; r < MB; r++) {
         float sums[FEW_DOT_COLS > ATTN_VL ? FEW_DOT_COLS : ATTN_VL];
-        for (int c = 0; c < nb; c++) sums[c] = vhsum(acc[r][c]);
+        for (int c = 0; c < nb; c++) sums[c] = few_hsum(acc[r][c]);
         float *cp = args->c + (i + r) * args->ldc + j;
         for (int c = 0; c < nb; c += ATTN_VL)
             sgemm_store(cp + c, vload_partial(sums + c, few_min(ATTN_VL, nb - c)), few_min(ATTN_VL, nb - c),
@@ -328,13 +343,14 @@ ATTN_INLINE void few_axpy(const attn_matmul_params *args, int64_t i, int64_t j, 
         for (int v = 0; v < NV; v++) acc[r][v] = vsplat(0.0f);
     }
     for (int64_t p = 0; p < args->k; p++) {
-        const void *src = dtype_at(args->b, p * args->ldb + j, dt);
+        const void *src = attn_element(args->b, dt, p * args->ldb + j);
         vf bv[FEW_AXPY_NV];
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++) {
             const int wv = w - v * ATTN_VL;
-            const void *s = dtype_at(src, v * ATTN_VL, dt);
-            bv[v] = FULL || wv >= ATTN_VL ? vload_as(s, dt) : wv > 0 ? vload_as_partial(s, wv, dt) : vsplat(0.0f);
+            bv[v] = FULL || wv >= ATTN_VL ? vload_full(src, v * ATTN_VL, dt)
+                  : wv > 0                ? vload_as(src, v * ATTN_VL, dt, wv)
+                                          : vsplat(0.0f);
         }
 #pragma GCC unroll 4
         for (int r = 0; r < MB; r++) {

@@ -16,7 +16,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "attn.h"
 #include "half.h"
 
 #ifndef ATTN_VL
@@ -56,86 +55,6 @@ ATTN_INLINE void vstore_partial(float *p, vf x, int n) {
     float tmp[ATTN_VL];
     vstore(tmp, x);
     memcpy(p, tmp, (size_t)n * sizeof(float));
-}
-
-/* ---- elements of an attn_dtype (16-bit weights), widened exactly to float32 on loading ---- */
-
-ATTN_INLINE int64_t dtype_size(attn_dtype dt) { return dt == ATTN_DTYPE_F32 ? 4 : 2; }
-
-/* Element i of an array of dt elements at p. */
-ATTN_INLINE const void *dtype_at(const void *p, int64_t i, attn_dtype dt) {
-    return (const char *)p + i * dtype_size(dt);
-}
-
-ATTN_INLINE float load_as(const void *p, int64_t i, attn_dtype dt) {
-    uint16_t h;
-    if (dt == ATTN_DTYPE_F32) return ((const float *)p)[i];
-    memcpy(&h, dtype_at(p, i, dt), sizeof h);
-    return dt == ATTN_DTYPE_F16 ? attn_f16_to_f32(h) : attn_bf16_to_f32(h);
-}
-
-typedef uint16_t vh_unaligned __attribute__((vector_size(ATTN_VL * 2), aligned(2), may_alias));
-#if ATTN_VL == 16 && !defined(ATTN_EMULATE_AVX512) /* AVX-512 */
-#define ATTN_AVX512_WIDEN
-typedef short v16hi_unaligned __attribute__((vector_size(32), aligned(2), may_alias));
-#endif
-
-/* bf16 is the top half of a float32: widen to 32 bits, shift into place. GCC lowers a 16-lane
- * widening as two 8-lane ones and an insert (measured: bf16 weights were then no faster than f32);
- * its builtin is the one vpmovzxwd. */
-#if defined(ATTN_AVX512_WIDEN) && !defined(__clang__)
-ATTN_INLINE vf vload_bf16(const void *p) {
-    return (vf)(__builtin_ia32_pmovzxwd512_mask(*(const v16hi_unaligned *)p, (vi){0}, (uint16_t)0xFFFF) << 16);
-}
-#else
-ATTN_INLINE vf vload_bf16(const void *p) { return (vf)(__builtin_convertvector(*(const vh_unaligned *)p, vi) << 16); }
-#endif
-
-/* f16 with F16C's vcvtph2ps where the translation unit says the target has it (ATTN_X86_F16C: AVX2
- * and AVX-512 CPUs all do): one instruction per 16 (AVX-512) or 8 halves; lane by lane otherwise.
- * Both are exact, so every path gives the same floats. */
-#if defined(ATTN_X86_F16C) && defined(ATTN_AVX512_WIDEN)
-ATTN_INLINE vf vload_f16(const void *p) {
-    return __builtin_ia32_vcvtph2ps512_mask(*(const v16hi_unaligned *)p, vsplat(0.0f), (uint16_t)0xFFFF, 4);
-}
-#elif defined(ATTN_X86_F16C)
-typedef short v8hi_unaligned __attribute__((vector_size(16), aligned(2), may_alias));
-typedef float v8sf __attribute__((vector_size(32)));
-ATTN_INLINE vf vload_f16(const void *p) {
-    float t[ATTN_VL];
-    for (int i = 0; i < ATTN_VL; i += 8) {
-        const v8sf x = __builtin_ia32_vcvtph2ps256(*(const v8hi_unaligned *)((const uint16_t *)p + i));
-        memcpy(t + i, &x, sizeof x);
-    }
-    return vload(t);
-}
-#else
-ATTN_INLINE vf vload_f16(const void *p) {
-    float t[ATTN_VL];
-    for (int l = 0; l < ATTN_VL; l++) t[l] = load_as(p, l, ATTN_DTYPE_F16);
-    return vload(t);
-}
-#endif
-
-/* ATTN_VL elements of type dt at p, as floats; and the first n (< ATTN_VL) of them, zeros after,
- * reading only those n (zero bits are zero in every dtype). */
-ATTN_INLINE vf vload_as(const void *p, attn_dtype dt) {
-    return dt == ATTN_DTYPE_F16 ? vload_f16(p) : dt == ATTN_DTYPE_BF16 ? vload_bf16(p) : vload(p);
-}
-ATTN_INLINE vf vload_as_partial(const void *p, int n, attn_dtype dt) {
-    float tmp[ATTN_VL] = {0};
-    memcpy(tmp, p, (size_t)(n * dtype_size(dt)));
-    return vload_as(tmp, dt);
-}
-
-/* The sum of the lanes, always in the same order (halving), so a dot product does not depend on
- * where its call sits. */
-ATTN_INLINE float vhsum(vf x) {
-    float t[ATTN_VL];
-    vstore(t, x);
-    for (int w = ATTN_VL / 2; w > 0; w /= 2)
-        for (int l = 0; l < w; l++) t[l] += t[l + w];
-    return t[0];
 }
 
 /* c + a*b, fused where the target has FMA (the build passes -ffp-contract=fast). */
@@ -219,6 +138,57 @@ ATTN_INLINE vf vexp2(vf x) {
     p = vfma(p, f, vsplat(1.0f));
     vi e = (__builtin_convertvector(n, vi) + 127) << 23;
     return p * (vf)e;
+}
+
+/* ---- element types: 16-bit elements (attn_dtype) widened exactly to float32 on loading ---- */
+
+typedef uint32_t vu __attribute__((vector_size(ATTN_VL * 4)));
+typedef uint16_t vu16_unaligned __attribute__((vector_size(ATTN_VL * 2), aligned(2), may_alias));
+
+/* ATTN_VL f16 values at p, widened. x86 paths define ATTN_F16C as the lanes one VCVTPH2PS converts
+ * (16 with AVX-512; 8 with AVX2, whose ymm halves also serve the emulated AVX-512 build); elsewhere
+ * the portable conversion (half.h) runs lane by lane. Both give the same bits. */
+ATTN_INLINE vf vload_f16(const uint16_t *p) {
+#if defined(ATTN_F16C) && ATTN_F16C == 16
+    return (vf)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+#elif defined(ATTN_F16C)
+    float t[ATTN_VL];
+    for (int k = 0; k < ATTN_VL; k += 8) _mm256_storeu_ps(t + k, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + k))));
+    return vload(t);
+#else
+    float t[ATTN_VL];
+    for (int l = 0; l < ATTN_VL; l++) t[l] = attn_f16_to_f32(p[l]);
+    return vload(t);
+#endif
+}
+
+/* bf16 is the top half of a float32: widen to 32 bits and shift into place. GCC lowers a 16-lane
+ * widening as two 8-lane ones and an insert (measured: bf16 weights were then no faster than
+ * float32 ones), so AVX-512 asks for the one VPMOVZXWD. */
+ATTN_INLINE vf vload_bf16(const uint16_t *p) {
+#if defined(ATTN_F16C) && ATTN_F16C == 16
+    return (vf)_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16);
+#else
+    return (vf)(__builtin_convertvector(*(const vu16_unaligned *)p, vu) << 16);
+#endif
+}
+
+/* ATTN_VL elements of type t from element i of p, as floats; with t constant after inlining, one
+ * load and at most one conversion. */
+ATTN_INLINE vf vload_full(const void *p, int64_t i, attn_dtype t) {
+    if (t == ATTN_DTYPE_F16) return vload_f16((const uint16_t *)p + i);
+    if (t == ATTN_DTYPE_BF16) return vload_bf16((const uint16_t *)p + i);
+    return vload((const float *)p + i);
+}
+
+/* As vload_full for n (1 ..= ATTN_VL) elements: lanes from n on are 0, and nothing past the n
+ * elements is read. */
+ATTN_INLINE vf vload_as(const void *p, int64_t i, attn_dtype t, int n) {
+    if (n == ATTN_VL) return vload_full(p, i, t);
+    if (t == ATTN_DTYPE_F32) return vload_partial((const float *)p + i, n);
+    uint16_t h[ATTN_VL] = {0};
+    memcpy(h, (const uint16_t *)p + i, (size_t)n * sizeof *h);
+    return t == ATTN_DTYPE_F16 ? vload_f16(h) : vload_bf16(h);
 }
 
 #endif /* ATTN_SIMD_H */
