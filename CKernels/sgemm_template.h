@@ -278,14 +278,24 @@ _Static_assert(SGEMM_FEW_COLS % FEW_DOT_COLS == 0, "column shares hold whole blo
 
 static inline int few_min(int a, int b) { return a < b ? a : b; }
 
-/* The sum of x's lanes, always in the same order (halving), so a dot product does not depend on
- * where its block sits. */
-ATTN_INLINE float few_hsum(vf x) {
-    float t[ATTN_VL];
-    vstore(t, x);
-    for (int w = ATTN_VL / 2; w > 0; w /= 2)
-        for (int l = 0; l < w; l++) t[l] += t[l + w];
-    return t[0];
+/* The lane sums of n vectors x[0 .. n) (n a power of two <= ATTN_VL; x is overwritten), all in one
+ * vector: lane few_lane(c) holds the sum of x[c]. Pairs are interleaved and added (vzip) until one
+ * vector is left, which is folded onto itself until each lane holds a whole sum: log2(ATTN_VL)
+ * rounds of two shuffles and an add for all n, where one vector at a time takes that many each. */
+ATTN_INLINE vf few_hsums(vf *x, const int n) {
+    for (int left = n; left > 1; left /= 2)
+        for (int i = 0; i < left / 2; i++) x[i] = vzip_lo(x[2 * i], x[2 * i + 1]) + vzip_hi(x[2 * i], x[2 * i + 1]);
+    vf s = x[0];
+    for (int w = n; w < ATTN_VL; w *= 2) s = vzip_lo(s, s) + vzip_hi(s, s);
+    return s;
+}
+
+/* Where few_hsums leaves the sum of x[c]: c with its log2(ATTN_VL) bits reversed. */
+static inline int few_lane(int c) {
+    int lane = 0;
+    for (int bit = 1, mirror = ATTN_VL / 2; bit < ATTN_VL; bit *= 2, mirror /= 2)
+        if (c & bit) lane |= mirror;
+    return lane;
 }
 
 /* One step of the dot products of few_dot at depth p: w == ATTN_VL, or the last w (< ATTN_VL). */
@@ -321,8 +331,13 @@ ATTN_INLINE void few_dot(const attn_matmul_params *args, int64_t i, int64_t j, i
     for (; p + ATTN_VL <= args->k; p += ATTN_VL) few_dot_step(acc, a, b, p, ATTN_VL, MB, NB, dt);
     if (p < args->k) few_dot_step(acc, a, b, p, (int)(args->k - p), MB, NB, dt);
     for (int r = 0; r < MB; r++) {
-        float sums[FEW_DOT_COLS > ATTN_VL ? FEW_DOT_COLS : ATTN_VL];
-        for (int c = 0; c < nb; c++) sums[c] = few_hsum(acc[r][c]);
+        float sums[FEW_DOT_COLS + ATTN_VL];
+        for (int c0 = 0; c0 < NB; c0 += ATTN_VL) {
+            const int group = few_min(NB - c0, ATTN_VL);
+            float t[ATTN_VL];
+            vstore(t, few_hsums(&acc[r][c0], group));
+            for (int c = 0; c < group; c++) sums[c0 + c] = t[few_lane(c)];
+        }
         float *cp = args->c + (i + r) * args->ldc + j;
         for (int c = 0; c < nb; c += ATTN_VL)
             sgemm_store(cp + c, vload_partial(sums + c, few_min(ATTN_VL, nb - c)), few_min(ATTN_VL, nb - c),
