@@ -250,7 +250,7 @@ static void sgemm_block(const attn_matmul_params *args, float *workspace) {
 }
 
 /*
- * Few rows (M <= SGEMM_FEW_ROWS, e.g. one short sentence, or one decoding step): C straight from B,
+ * Few rows (M <= SGEMM_FEW_ROWS: a few short sentences, or one decoding step): C straight from B,
  * read once and in place. Packing all of B for a handful of rows costs more than the product, and
  * streaming it once is all a product this small can do: it is bound by the bytes of B. attn_matmul
  * gives each thread a share of the columns (a multiple of SGEMM_FEW_COLS).
@@ -272,8 +272,13 @@ static void sgemm_block(const attn_matmul_params *args, float *workspace) {
 #define FEW_DOT_COLS 8
 #define FEW_AXPY_NV 4
 #define SGEMM_FEW_COLS (FEW_AXPY_NV * ATTN_VL)
-/* Measured on Zen 4 (AVX-512), K x N = 384 x 1536, 1536 x 384, 896 x 896: TODO */
-#define SGEMM_FEW_ROWS 16
+/* The threshold, measured on Zen 4 (AVX-512) against the packed path, K x N = 384 x 1536,
+ * 1536 x 384 and 896 x 896, both layouts (Benchmarks/paired, mmk mode): this path takes 0.1-0.5 of
+ * the time at M = 1-8; at M = 32, 0.66-0.85 on one thread (except Bᵀ with K = 384: 1.15) and
+ * 0.43-0.72 on two. Overridable (-DSGEMM_FEW_ROWS=0 turns the path off) to time the two paths. */
+#ifndef SGEMM_FEW_ROWS
+#define SGEMM_FEW_ROWS 32
+#endif
 _Static_assert(SGEMM_FEW_COLS % FEW_DOT_COLS == 0, "column shares hold whole blocks of B rows");
 
 static inline int few_min(int a, int b) { return a < b ? a : b; }

@@ -243,8 +243,8 @@ ATTN_API uint32_t attn_dropout_threshold(float p);
  * |bias| + |c|) for every b_dtype (the test bound; float32 summation of up to a few thousand terms).
  * Against float32 weights rounded to f16 or bf16, add each weight's rounding: relative 2^-11 (f16)
  * or 2^-8 (bf16) of sum_k |a b| at most, and f16 turns |b| >= 65520 into infinity.
- * Few rows (M at most attn_matmul's few-row threshold, 16): each thread computes a share of the
- * columns of C straight from B, which is read once and not copied: no workspace. More rows:
+ * Few rows (M <= 32): each thread computes a share of the columns of C straight from B, which is
+ * read once and not copied (16-bit weights are widened in registers): no workspace. More rows:
  * packed and blocked; all threads share each packed block of B (converted to float32 while
  * packing) and split the rows of A and C. Workspace: one packed block of B (1 MB) and, per thread,
  * one packed block of A (about 0.3 MB).

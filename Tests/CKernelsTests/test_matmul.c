@@ -27,7 +27,7 @@
 #include "../../CKernels/half.h"
 
 /* attn_matmul's few-row threshold (sgemm_template.h's SGEMM_FEW_ROWS). */
-#define FEW_ROWS 16
+#define FEW_ROWS 32
 
 static int passed, failed;
 
