@@ -116,6 +116,10 @@ typedef struct attn_kernels {
                                int64_t c0, int64_t c1);
     void (*sgemm_rows)(const attn_matmul_params *args, const float *pack_b, int64_t j0, int64_t nc, int64_t p0,
                        int64_t kc, int64_t i0, int64_t mc, float *pack_a);
+    /* Matrix multiply of at most sgemm_few_rows_max rows straight from B, no packing: columns
+     * [j0, j1) of C, j0 a multiple of sgemm_few_cols. */
+    int64_t sgemm_few_rows_max, sgemm_few_cols;
+    void (*sgemm_few_rows)(const attn_matmul_params *args, int64_t j0, int64_t j1);
     /* In-place softmax of one row; reports the row's maximum and sum of exponentials. */
     void (*softmax_row)(float *x, int64_t n, float *row_max, float *row_sum);
     /* Dense kernels (dense_template.h), one row or contiguous range each: layer norm of one row (out

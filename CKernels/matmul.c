@@ -1,6 +1,7 @@
 /*
- * matmul.c: attn_matmul, the public matrix multiply. It validates, then runs the ISA's packed sgemm
- * the way multithreaded BLAS do: for each KC x NC block of B, all threads first pack a share of it
+ * matmul.c: attn_matmul, the public matrix multiply. It validates; then a product of few rows
+ * (M <= the ISA's sgemm_few_rows_max) is computed straight from B, each thread a share of the
+ * columns (sgemm_template.h); any other runs the ISA's packed sgemm the way multithreaded BLAS do: for each KC x NC block of B, all threads first pack a share of it
  * into one shared buffer, then each multiplies its own blocks of rows of A by it (packing those
  * into its own buffer). B is packed once, not once per thread, and rows are dealt out in equal
  * shares. Every element of C is summed in the same order whatever the thread count
@@ -21,9 +22,17 @@ typedef struct matmul_job {
     float *pack_b;                 /* shared: the current KC x NC block of B */
     float *pack_a;                 /* per thread: ATTN_SGEMM_PACK_A_FLOATS each */
     int64_t j0, nc, p0, kc;        /* the current block of B: columns [j0, j0 + nc), depth [p0, p0 + kc) */
-    int64_t pack_cols;             /* columns of B each packing item packs (a multiple of NR) */
+    int64_t pack_cols;             /* columns of B each packing item packs (a multiple of NR), or of C
+                                    * each few-row item computes (a multiple of sgemm_few_cols) */
     int64_t rows;                  /* rows of A and C per compute item (a multiple of MR, <= MC) */
 } matmul_job;
+
+static void few_rows_task(void *ctx, int64_t item, int thread) {
+    (void)thread;
+    const matmul_job *job = ctx;
+    const int64_t j0 = item * job->pack_cols, n = job->whole.n;
+    job->kernels->sgemm_few_rows(&job->whole, j0, n - j0 < job->pack_cols ? n : j0 + job->pack_cols);
+}
 
 static void pack_task(void *ctx, int64_t item, int thread) {
     (void)thread;
@@ -48,6 +57,8 @@ attn_status attn_matmul(const attn_matmul_params *params) {
     if (!p.a || !p.b || !p.c) return ATTN_ERR_NULL_POINTER;
     if (p.m < 1 || p.n < 1 || p.k < 1) return ATTN_ERR_INVALID_ARGUMENT;
     if (p.num_threads < 0 || p.num_threads > ATTN_MAX_THREADS) return ATTN_ERR_INVALID_ARGUMENT;
+    if (p.b_dtype != ATTN_DTYPE_F32 && p.b_dtype != ATTN_DTYPE_F16 && p.b_dtype != ATTN_DTYPE_BF16)
+        return ATTN_ERR_INVALID_ARGUMENT;
     const int64_t b_rows = p.b_transposed ? p.n : p.k, b_cols = p.b_transposed ? p.k : p.n;
     if (p.lda < p.k || p.ldb < b_cols || p.ldc < p.n) return ATTN_ERR_INVALID_STRIDE;
     if (!attn_extent_ok(1, &p.m, &p.lda, p.k, NULL) || !attn_extent_ok(1, &b_rows, &p.ldb, b_cols, NULL) ||
@@ -56,10 +67,21 @@ attn_status attn_matmul(const attn_matmul_params *params) {
 
     const attn_kernels *kernels = attn_kernels_current();
     const int64_t mr = kernels->sgemm_mr, mc = kernels->sgemm_mc, nr = kernels->sgemm_nr;
-    /* Threads: as asked, but none with less than the minimum share, and no more than MR panels. */
+    /* Threads: as asked, but none with less than the minimum share. */
     int64_t threads = attn_resolve_threads(p.num_threads);
     const double per_thread = (double)p.m * (double)p.n * (double)p.k / MATMUL_MIN_THREAD_MACS;
     if ((double)threads > per_thread) threads = per_thread < 1.0 ? 1 : (int64_t)per_thread;
+
+    if (p.m <= kernels->sgemm_few_rows_max) {
+        /* Few rows: equal shares of the columns, whole blocks of sgemm_few_cols, no workspace. */
+        const int64_t few = kernels->sgemm_few_cols;
+        if (threads > attn_ceil_div(p.n, few)) threads = attn_ceil_div(p.n, few);
+        matmul_job job = {.whole = p, .kernels = kernels};
+        job.pack_cols = attn_ceil_div(attn_ceil_div(p.n, threads), few) * few;
+        attn_parallel_for(attn_ceil_div(p.n, job.pack_cols), (int)threads, few_rows_task, &job);
+        return ATTN_OK;
+    }
+    /* The packed path: no more threads than MR panels. */
     if (threads > attn_ceil_div(p.m, mr)) threads = attn_ceil_div(p.m, mr);
     /* Row items: as few as blocks of MC rows allow, rounded up to a multiple of the threads, so that
      * each thread gets the same number of rows. */

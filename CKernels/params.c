@@ -10,11 +10,15 @@
 
 /* The sizeof of every layout a release declared, oldest first. A release that appends fields adds
  * the previous sizeof here (and a test that a struct of that size still works). */
-/* 0.2.0's attn_params ended with num_threads (and padding to 8 bytes). */
-#define PARAMS_0_2_SIZE ((offsetof(attn_params, num_threads) + sizeof(int) + 7) & ~(size_t)7)
-static const size_t params_sizes[] = {PARAMS_0_2_SIZE, sizeof(attn_params)};
-_Static_assert(offsetof(attn_params, q_dtype) >= PARAMS_0_2_SIZE, "0.3.0 fields inside 0.2.0's layout");
-static const size_t matmul_sizes[] = {sizeof(attn_matmul_params)};
+/* 0.2.0's structs ended at num_threads: their sizeof is that end rounded up to the struct's
+ * alignment (the same then and now), computed rather than written down so that it holds for
+ * 32-bit targets too. */
+#define SIZE_0_2_0(type) \
+    ((offsetof(type, num_threads) + sizeof(int) + _Alignof(type) - 1) / _Alignof(type) * _Alignof(type))
+_Static_assert(offsetof(attn_params, q_dtype) >= SIZE_0_2_0(attn_params), "0.3.0 fields inside 0.2.0's layout");
+_Static_assert(offsetof(attn_matmul_params, b_dtype) >= SIZE_0_2_0(attn_matmul_params), "b_dtype inside 0.2.0's layout");
+static const size_t params_sizes[] = {SIZE_0_2_0(attn_params), sizeof(attn_params)};
+static const size_t matmul_sizes[] = {SIZE_0_2_0(attn_matmul_params), sizeof(attn_matmul_params)};
 static const size_t rotary_sizes[] = {sizeof(attn_rotary_params)};
 
 attn_params attn_params_default(void) {

@@ -50,6 +50,13 @@ _Static_assert(SGEMM_MC * SGEMM_KC <= ATTN_SGEMM_PACK_A_FLOATS && SGEMM_KC * SGE
 
 static inline int64_t sgemm_min(int64_t a, int64_t b) { return a < b ? a : b; }
 
+/* Element i of B (type t) as a float. */
+ATTN_INLINE float sgemm_load(const void *b, attn_dtype t, int64_t i) {
+    if (t == ATTN_DTYPE_F16) return attn_f16_to_f32(((const uint16_t *)b)[i]);
+    if (t == ATTN_DTYPE_BF16) return attn_bf16_to_f32(((const uint16_t *)b)[i]);
+    return ((const float *)b)[i];
+}
+
 /* MR rounded up to a power of two: the rows a vector transpose handles at once. */
 #define SGEMM_MR_POW2 (SGEMM_MR <= 4 ? 4 : SGEMM_MR <= 8 ? 8 : 16)
 _Static_assert(SGEMM_MR == SGEMM_MR_POW2 || SGEMM_MR_POW2 == ATTN_VL,
@@ -83,27 +90,26 @@ static void sgemm_pack_a(float *restrict dst, const float *restrict a, int64_t l
 }
 
 /* Packs B depth [0, kc) x columns [0, nc) into micro-panels of NR columns: panel j holds
- * dst[j*NR*kc + p*NR + c] = B(p, j*NR + c), zero columns past nc. B(p, c) is b[p*ldb + c], or
- * b[c*ldb + p] when b holds Bᵀ. Both walk the rows of b sequentially, which the hardware prefetcher
- * follows; walking down a column panel of a row-major B would touch a new line and page per step. */
-static void sgemm_pack_b(float *restrict dst, const float *restrict b, int64_t ldb, int transposed,
-                         int64_t kc, int64_t nc) {
+ * dst[j*NR*kc + p*NR + c] = B(p, j*NR + c) as float32, zero columns past nc. B(p, c) is element
+ * p*ldb + c of b (elements of type dt), or c*ldb + p when b holds Bᵀ. Both walk the rows of b
+ * sequentially, which the hardware prefetcher follows; walking down a column panel of a row-major B
+ * would touch a new line and page per step. Inlined with dt a constant (sgemm_pack_b_block), so
+ * each dtype gets its own loop. */
+ATTN_INLINE void sgemm_pack_b(float *restrict dst, const void *restrict b, int64_t ldb, int transposed, int64_t kc,
+                              int64_t nc, attn_dtype dt) {
     const int64_t full = nc / SGEMM_NR * SGEMM_NR, tail = nc - full;
     if (!transposed) {
         for (int64_t p = 0; p < kc; p++) {
-            const float *src = b + p * ldb;
+            const void *src = attn_element(b, dt, p * ldb);
             float *d = dst + p * SGEMM_NR;
             for (int64_t j0 = 0; j0 < full; j0 += SGEMM_NR, d += SGEMM_NR * kc) {
 #pragma GCC unroll 4
-                for (int v = 0; v < SGEMM_NV; v++) vstore(d + v * ATTN_VL, vload(src + j0 + v * ATTN_VL));
+                for (int v = 0; v < SGEMM_NV; v++) vstore(d + v * ATTN_VL, vload_full(src, j0 + v * ATTN_VL, dt));
             }
             if (tail) {
                 for (int v = 0; v < SGEMM_NV; v++) {
                     const int64_t w = tail - v * ATTN_VL;
-                    vf x = w >= ATTN_VL ? vload(src + full + v * ATTN_VL)
-                         : w > 0        ? vload_partial(src + full + v * ATTN_VL, (int)w)
-                                        : vsplat(0.0f);
-                    vstore(d + v * ATTN_VL, x);
+                    vstore(d + v * ATTN_VL, w > 0 ? vload_as(src, full + v * ATTN_VL, dt, (int)sgemm_min(w, ATTN_VL)) : vsplat(0.0f));
                 }
             }
         }
@@ -113,17 +119,32 @@ static void sgemm_pack_b(float *restrict dst, const float *restrict b, int64_t l
      * panel is written sequentially (as for A). */
     for (int64_t j0 = 0; j0 < nc; j0 += SGEMM_NR, dst += SGEMM_NR * kc) {
         const int64_t cols = sgemm_min(SGEMM_NR, nc - j0);
-        const float *src = b + j0 * ldb;
+        const void *src = attn_element(b, dt, j0 * ldb);
         if (cols == SGEMM_NR) {
             for (int64_t p = 0; p < kc; p++) {
 #pragma GCC unroll 32
-                for (int c = 0; c < SGEMM_NR; c++) dst[p * SGEMM_NR + c] = src[c * ldb + p];
+                for (int c = 0; c < SGEMM_NR; c++) dst[p * SGEMM_NR + c] = sgemm_load(src, dt, c * ldb + p);
             }
         } else {
             for (int64_t p = 0; p < kc; p++)
-                for (int c = 0; c < SGEMM_NR; c++) dst[p * SGEMM_NR + c] = c < cols ? src[c * ldb + p] : 0.0f;
+                for (int c = 0; c < SGEMM_NR; c++) dst[p * SGEMM_NR + c] = c < cols ? sgemm_load(src, dt, c * ldb + p) : 0.0f;
         }
     }
+}
+
+/* x holds the sums for w <= ATTN_VL consecutive elements of a row of C: c = x (+ bias), or with
+ * add_c, c += x (+ bias). Every path of the matrix multiply stores through this, so each element
+ * gets the same last operations. bias points at the first of the w columns, or is NULL. */
+ATTN_INLINE void sgemm_store(float *c, vf x, int w, const float *bias, int add_c) {
+    if (w == ATTN_VL) {
+        if (bias) x += vload(bias);
+        if (add_c) x = vload(c) + x;
+        vstore(c, x);
+        return;
+    }
+    if (bias) x += vload_partial(bias, w);
+    if (add_c) x = vload_partial(c, w) + x;
+    vstore_partial(c, x, w);
 }
 
 /*
@@ -169,35 +190,30 @@ static void sgemm_micro(int64_t kc, const float *restrict ap, const float *restr
 #pragma GCC unroll 16
         for (int r = 0; r < SGEMM_MR; r++) {
 #pragma GCC unroll 4
-            for (int v = 0; v < SGEMM_NV; v++) {
-                vf x = acc[r][v];
-                if (bias) x += vload(bias + v * ATTN_VL);
-                if (add_c) x = vload(c + r * ldc + v * ATTN_VL) + x;
-                vstore(c + r * ldc + v * ATTN_VL, x);
-            }
+            for (int v = 0; v < SGEMM_NV; v++)
+                sgemm_store(c + r * ldc + v * ATTN_VL, acc[r][v], ATTN_VL, bias ? bias + v * ATTN_VL : NULL, add_c);
         }
         return;
     }
     /* Edge tile: the same sums, stored clipped to mr rows and nr columns. */
-    for (int r = 0; r < mr; r++) {
-        for (int v = 0; v < SGEMM_NV && v * ATTN_VL < nr; v++) {
-            const int w = (int)sgemm_min(ATTN_VL, nr - v * ATTN_VL);
-            float *cp = c + r * ldc + v * ATTN_VL;
-            vf x = acc[r][v];
-            if (bias) x += vload_partial(bias + v * ATTN_VL, w);
-            if (add_c) x = vload_partial(cp, w) + x;
-            vstore_partial(cp, x, w);
-        }
-    }
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < SGEMM_NV && v * ATTN_VL < nr; v++)
+            sgemm_store(c + r * ldc + v * ATTN_VL, acc[r][v], (int)sgemm_min(ATTN_VL, nr - v * ATTN_VL),
+                        bias ? bias + v * ATTN_VL : NULL, add_c);
 }
 
 /* Packs columns [c0, c1) (c0 a multiple of NR) of the KC x NC block of B at depth p0 and columns j0
  * into pack_b, at the place sgemm_rows reads them: threads can each pack a share of one block. */
 static void sgemm_pack_b_block(float *pack_b, const attn_matmul_params *args, int64_t j0, int64_t p0, int64_t kc,
                                int64_t c0, int64_t c1) {
-    const int64_t col = j0 + c0;
-    const float *b = args->b_transposed ? args->b + col * args->ldb + p0 : args->b + p0 * args->ldb + col;
-    sgemm_pack_b(pack_b + c0 * kc, b, args->ldb, args->b_transposed, kc, c1 - c0);
+    const int64_t col = j0 + c0, ldb = args->ldb, t = args->b_transposed;
+    const attn_dtype dt = args->b_dtype;
+    const void *b = attn_element(args->b, dt, t ? col * ldb + p0 : p0 * ldb + col);
+    switch (dt) {
+    case ATTN_DTYPE_F16: sgemm_pack_b(pack_b + c0 * kc, b, ldb, t, kc, c1 - c0, ATTN_DTYPE_F16); break;
+    case ATTN_DTYPE_BF16: sgemm_pack_b(pack_b + c0 * kc, b, ldb, t, kc, c1 - c0, ATTN_DTYPE_BF16); break;
+    default: sgemm_pack_b(pack_b + c0 * kc, b, ldb, t, kc, c1 - c0, ATTN_DTYPE_F32); break;
+    }
 }
 
 /* C rows [i0, i0 + mc) (mc <= SGEMM_MC), columns [j0, j0 + nc), += or = A's rows at depth
@@ -230,5 +246,178 @@ static void sgemm_block(const attn_matmul_params *args, float *workspace) {
             for (int64_t i0 = 0; i0 < args->m; i0 += SGEMM_MC)
                 sgemm_rows(args, pack_b, j0, nc, p0, kc, i0, sgemm_min(SGEMM_MC, args->m - i0), pack_a);
         }
+    }
+}
+
+/*
+ * Few rows (M <= SGEMM_FEW_ROWS: a few short sentences, or one decoding step): C straight from B,
+ * read once and in place. Packing all of B for a handful of rows costs more than the product, and
+ * streaming it once is all a product this small can do: it is bound by the bytes of B. attn_matmul
+ * gives each thread a share of the columns (a multiple of SGEMM_FEW_COLS).
+ * Rows of A go in groups of 4, 2 and 1 (M = 7: 4 + 2 + 1), each with as many accumulators as the
+ * registers hold (FEW_ACC), so M = 1 still has independent sums in flight:
+ *   B stored (N, K) (b_transposed): each element is a dot product of an A row and a B row, over K
+ *     in vectors, FEW_ACC / rows B rows at a time; a block of FEW_DOT_COLS B rows stays in L1 while
+ *     every group of A rows passes over it.
+ *   B stored (K, N): a row of C accumulates a[p] * B[p, :] over p, in vectors along N,
+ *     FEW_ACC / rows vectors wide (at most FEW_AXPY_NV); a panel of B stays in L2 for every group.
+ * A 16-bit B is widened in registers, so it is read at half the bytes. Each element's operations
+ * depend only on its row and column, never on the grouping or the thread split.
+ */
+#if ATTN_VL == 16
+#define FEW_ACC 16 /* accumulators: half of the 32 zmm registers */
+#else
+#define FEW_ACC 8 /* of 16 ymm or xmm registers */
+#endif
+#define FEW_DOT_COLS 8
+#define FEW_AXPY_NV 4
+#define SGEMM_FEW_COLS (FEW_AXPY_NV * ATTN_VL)
+/* The threshold, measured on Zen 4 (AVX-512) against the packed path, K x N = 384 x 1536,
+ * 1536 x 384 and 896 x 896, both layouts (Benchmarks/paired, mmk mode): this path takes 0.1-0.5 of
+ * the time at M = 1-8; at M = 32, 0.66-0.85 on one thread (except Bᵀ with K = 384: 1.15) and
+ * 0.43-0.72 on two. Overridable (-DSGEMM_FEW_ROWS=0 turns the path off) to time the two paths. */
+#ifndef SGEMM_FEW_ROWS
+#define SGEMM_FEW_ROWS 32
+#endif
+_Static_assert(SGEMM_FEW_COLS % FEW_DOT_COLS == 0, "column shares hold whole blocks of B rows");
+
+static inline int few_min(int a, int b) { return a < b ? a : b; }
+
+/* The lane sums of n vectors x[0 .. n) (n a power of two <= ATTN_VL; x is overwritten), all in one
+ * vector: lane few_lane(c) holds the sum of x[c]. Pairs are interleaved and added (vzip) until one
+ * vector is left, which is folded onto itself until each lane holds a whole sum: log2(ATTN_VL)
+ * rounds of two shuffles and an add for all n, where one vector at a time takes that many each. */
+ATTN_INLINE vf few_hsums(vf *x, const int n) {
+    for (int left = n; left > 1; left /= 2)
+        for (int i = 0; i < left / 2; i++) x[i] = vzip_lo(x[2 * i], x[2 * i + 1]) + vzip_hi(x[2 * i], x[2 * i + 1]);
+    vf s = x[0];
+    for (int w = n; w < ATTN_VL; w *= 2) s = vzip_lo(s, s) + vzip_hi(s, s);
+    return s;
+}
+
+/* Where few_hsums leaves the sum of x[c]: c with its log2(ATTN_VL) bits reversed. */
+static inline int few_lane(int c) {
+    int lane = 0;
+    for (int bit = 1, mirror = ATTN_VL / 2; bit < ATTN_VL; bit *= 2, mirror /= 2)
+        if (c & bit) lane |= mirror;
+    return lane;
+}
+
+/* One step of the dot products of few_dot at depth p: w == ATTN_VL, or the last w (< ATTN_VL). */
+ATTN_INLINE void few_dot_step(vf acc[4][FEW_DOT_COLS], const float *const *a, const void *const *b, int64_t p, int w,
+                              const int MB, const int NB, attn_dtype dt) {
+    vf av[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < MB; r++) av[r] = w == ATTN_VL ? vload(a[r] + p) : vload_partial(a[r] + p, w);
+#pragma GCC unroll 8
+    for (int c = 0; c < NB; c++) {
+        const vf bv = vload_as(b[c], p, dt, w);
+#pragma GCC unroll 4
+        for (int r = 0; r < MB; r++) acc[r][c] = vfma(av[r], bv, acc[r][c]);
+    }
+}
+
+/* Rows [i, i + MB) of C at columns [j, j + nb), nb <= NB, with B stored (N, K). Columns past nb
+ * repeat the last B row (computed, not stored). */
+ATTN_INLINE void few_dot(const attn_matmul_params *args, int64_t i, int64_t j, int nb, const int MB, const int NB,
+                         attn_dtype dt) {
+    const float *a[4];
+    const void *b[FEW_DOT_COLS];
+    vf acc[4][FEW_DOT_COLS];
+#pragma GCC unroll 4
+    for (int r = 0; r < MB; r++) a[r] = args->a + (i + r) * args->lda;
+#pragma GCC unroll 8
+    for (int c = 0; c < NB; c++) b[c] = attn_element(args->b, dt, (j + few_min(c, nb - 1)) * args->ldb);
+#pragma GCC unroll 4
+    for (int r = 0; r < MB; r++)
+#pragma GCC unroll 8
+        for (int c = 0; c < NB; c++) acc[r][c] = vsplat(0.0f);
+    int64_t p = 0;
+    for (; p + ATTN_VL <= args->k; p += ATTN_VL) few_dot_step(acc, a, b, p, ATTN_VL, MB, NB, dt);
+    if (p < args->k) few_dot_step(acc, a, b, p, (int)(args->k - p), MB, NB, dt);
+    for (int r = 0; r < MB; r++) {
+        float sums[FEW_DOT_COLS + ATTN_VL];
+        for (int c0 = 0; c0 < NB; c0 += ATTN_VL) {
+            const int group = few_min(NB - c0, ATTN_VL);
+            float t[ATTN_VL];
+            vstore(t, few_hsums(&acc[r][c0], group));
+            for (int c = 0; c < group; c++) sums[c0 + c] = t[few_lane(c)];
+        }
+        float *cp = args->c + (i + r) * args->ldc + j;
+        for (int c = 0; c < nb; c += ATTN_VL)
+            sgemm_store(cp + c, vload_partial(sums + c, few_min(ATTN_VL, nb - c)), few_min(ATTN_VL, nb - c),
+                        args->bias ? args->bias + j + c : NULL, args->accumulate);
+    }
+}
+
+/* Rows [i, i + MB) of C at columns [j, j + w), w <= NV vectors, with B stored (K, N); FULL says
+ * w is all NV vectors, so no load is clipped. */
+ATTN_INLINE void few_axpy(const attn_matmul_params *args, int64_t i, int64_t j, int w, const int MB, const int NV,
+                          const int FULL, attn_dtype dt) {
+    const float *a[4];
+    vf acc[4][FEW_AXPY_NV];
+#pragma GCC unroll 4
+    for (int r = 0; r < MB; r++) {
+        a[r] = args->a + (i + r) * args->lda;
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) acc[r][v] = vsplat(0.0f);
+    }
+    for (int64_t p = 0; p < args->k; p++) {
+        const void *src = attn_element(args->b, dt, p * args->ldb + j);
+        vf bv[FEW_AXPY_NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) {
+            const int wv = w - v * ATTN_VL;
+            bv[v] = FULL || wv >= ATTN_VL ? vload_full(src, v * ATTN_VL, dt)
+                  : wv > 0                ? vload_as(src, v * ATTN_VL, dt, wv)
+                                          : vsplat(0.0f);
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < MB; r++) {
+            const vf av = vsplat(a[r][p]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) acc[r][v] = vfma(av, bv[v], acc[r][v]);
+        }
+    }
+    for (int r = 0; r < MB; r++)
+        for (int v = 0; v < NV && v * ATTN_VL < w; v++)
+            sgemm_store(args->c + (i + r) * args->ldc + j + v * ATTN_VL, acc[r][v], few_min(ATTN_VL, w - v * ATTN_VL),
+                        args->bias ? args->bias + j + v * ATTN_VL : NULL, args->accumulate);
+}
+
+/* Rows [i, i + MB) of C at columns [j, j + cols), cols <= SGEMM_FEW_COLS, in either layout. */
+ATTN_INLINE void few_rows_block(const attn_matmul_params *args, int64_t i, int64_t j, int cols, const int MB,
+                                attn_dtype dt) {
+    if (args->b_transposed) {
+        const int NB = few_min(FEW_ACC / MB, FEW_DOT_COLS);
+        for (int c = 0; c < cols; c += NB) few_dot(args, i, j + c, few_min(NB, cols - c), MB, NB, dt);
+        return;
+    }
+    const int NV = few_min(FEW_ACC / MB, FEW_AXPY_NV), width = NV * ATTN_VL;
+    int c = 0;
+    for (; c + width <= cols; c += width) few_axpy(args, i, j + c, width, MB, NV, 1, dt);
+    if (c < cols) few_axpy(args, i, j + c, cols - c, MB, NV, 0, dt);
+}
+
+ATTN_INLINE void few_rows_as(const attn_matmul_params *args, int64_t j0, int64_t j1, attn_dtype dt) {
+    /* Bᵀ: blocks of FEW_DOT_COLS B rows (kept in L1); B: panels of SGEMM_FEW_COLS columns (in L2). */
+    const int64_t block = args->b_transposed ? FEW_DOT_COLS : SGEMM_FEW_COLS;
+    for (int64_t j = j0; j < j1; j += block) {
+        const int cols = (int)sgemm_min(block, j1 - j);
+        for (int64_t i = 0, rows; i < args->m; i += rows) {
+            rows = args->m - i >= 4 ? 4 : args->m - i >= 2 ? 2 : 1;
+            if (rows == 4) few_rows_block(args, i, j, cols, 4, dt);
+            else if (rows == 2) few_rows_block(args, i, j, cols, 2, dt);
+            else few_rows_block(args, i, j, cols, 1, dt);
+        }
+    }
+}
+
+/* C columns [j0, j1) of every row (M <= SGEMM_FEW_ROWS), straight from B. */
+static void sgemm_few_rows(const attn_matmul_params *args, int64_t j0, int64_t j1) {
+    switch (args->b_dtype) {
+    case ATTN_DTYPE_F16: few_rows_as(args, j0, j1, ATTN_DTYPE_F16); break;
+    case ATTN_DTYPE_BF16: few_rows_as(args, j0, j1, ATTN_DTYPE_BF16); break;
+    default: few_rows_as(args, j0, j1, ATTN_DTYPE_F32); break;
     }
 }

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# compare.sh "attn L D CAUSAL THREADS" | "mm N THREADS" | "decode DTYPE THREADS"  ROUNDS  NAME1 NAME2 ...
+# compare.sh "attn L D CAUSAL THREADS" | "mm N THREADS" | "mmk M K N THREADS BT" | "decode DTYPE THREADS"  ROUNDS  NAME1 NAME2 ...
 #
 # Links the builds made by build_variant.sh into one program (paired.c) and times them call by
 # call, alternating, on the same inputs: prints each one's best and median GFLOP/s and the median
 # of its per-round speed ratio to NAME1. For example:
 #   compare.sh "attn 2048 64 0 1" 12 base tiles8
 #   compare.sh "mm 1024 2" 12 base old
+#   compare.sh "mmk 8 384 1536 2 1" 50 base packed     (8 rows, a (1536, 384) Linear weight)
+#   PAIRED_DTYPES=f32,bf16,f16 compare.sh "mmk 1 896 896 1 1" 50 base   (weight types, one build)
 # In mm mode PAIRED_CBLAS=libopenblas.so adds OpenBLAS's sgemm as the last contender (paired.c).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

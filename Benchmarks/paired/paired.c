@@ -10,6 +10,12 @@
  *   paired ROUNDS decode DTYPE THREADS       1 query per head over 4096 cached keys, 32 heads,
  *                                            D = 128, K/V of attn_dtype DTYPE (0 f32, 1 f16, 2 bf16);
  *                                            reported in GB/s of K and V read
+ *   paired ROUNDS mmk M K N THREADS BT       attn_matmul, C (M, N) = A (M, K) · B, B stored (K, N), or
+ *                                            (N, K) when BT is 1 (a Linear layer's weight)
+ *
+ * In mm and mmk modes, PAIRED_DTYPES=f32,bf16,f16 times each build with each weight type (b_dtype;
+ * the weights are the same values rounded), as that many contenders: "name/bf16" and so on. Every
+ * build must then know b_dtype.
  *
  * In mm mode, PAIRED_CBLAS=path/to/libopenblas.so adds that library's cblas_sgemm as one more
  * contender (PAIRED_CBLAS_SGEMM names the symbol when it is prefixed or suffixed, as in numpy's
@@ -24,6 +30,7 @@
 #include <time.h>
 
 #include "attn.h"
+#include "../../CKernels/half.h"
 
 #define X(name)                                                    \
     attn_status name##_attn_forward(const attn_params *);          \
@@ -35,6 +42,7 @@ VARIANT_LIST
 
 typedef struct variant {
     const char *name;
+    attn_dtype dtype; /* of B, in matmul modes */
     attn_status (*forward)(const attn_params *);
     attn_status (*matmul)(const attn_matmul_params *);
     attn_params (*params_default)(void);
@@ -59,10 +67,13 @@ static attn_status cblas_matmul(const attn_matmul_params *p) {
     return ATTN_OK;
 }
 
-#define X(name) {#name, name##_attn_forward, name##_attn_matmul, name##_attn_params_default, name##_attn_matmul_params_default},
-static variant variants[] = {VARIANT_LIST {"cblas", NULL, cblas_matmul, NULL, NULL}};
+#define X(name) {#name, ATTN_DTYPE_F32, name##_attn_forward, name##_attn_matmul, name##_attn_params_default, name##_attn_matmul_params_default},
+static const variant builds[] = {VARIANT_LIST {"cblas", ATTN_DTYPE_F32, NULL, cblas_matmul, NULL, NULL}};
 #undef X
-static int n_variants = (int)(sizeof variants / sizeof variants[0]) - 1; /* cblas counts once loaded */
+#define N_BUILDS ((int)(sizeof builds / sizeof builds[0]) - 1) /* cblas not counted */
+#define MAX_CONTENDERS 16
+static variant variants[MAX_CONTENDERS];
+static int n_variants;
 #define MAX_ROUNDS 1000
 
 static double now_seconds(void) {
@@ -95,18 +106,49 @@ static float *random_floats(size_t n, unsigned seed) {
     return x;
 }
 
+/* The builds, each once per weight type in PAIRED_DTYPES (matmul modes), as the contenders. */
+static int make_contenders(int is_mm) {
+    const char *list = is_mm && getenv("PAIRED_DTYPES") ? getenv("PAIRED_DTYPES") : "f32";
+    static const char *names[3] = {"f32", "f16", "bf16"};
+    static char labels[MAX_CONTENDERS][64];
+    for (int b = 0; b < N_BUILDS; b++) {
+        char copy[64];
+        snprintf(copy, sizeof copy, "%s", list);
+        for (char *save = NULL, *d = strtok_r(copy, ",", &save); d; d = strtok_r(NULL, ",", &save)) {
+            int dt = 0;
+            while (dt < 3 && strcmp(d, names[dt])) dt++;
+            if (dt == 3 || n_variants == MAX_CONTENDERS) return 0;
+            variant v = builds[b];
+            v.dtype = (attn_dtype)dt;
+            if (strcmp(list, "f32")) {
+                snprintf(labels[n_variants], sizeof labels[0], "%s/%s", builds[b].name, d);
+                v.name = labels[n_variants];
+            }
+            variants[n_variants++] = v;
+        }
+    }
+    return 1;
+}
+
 int main(int argc, char **argv) {
-    if (argc < 5 || (strcmp(argv[2], "attn") && strcmp(argv[2], "mm") && strcmp(argv[2], "decode"))) {
-        fprintf(stderr, "usage: %s ROUNDS attn L D CAUSAL THREADS | ROUNDS mm N THREADS | ROUNDS decode DTYPE THREADS\n",
+    if (argc < 5 || (strcmp(argv[2], "attn") && strcmp(argv[2], "mm") && strcmp(argv[2], "mmk") &&
+                     strcmp(argv[2], "decode"))) {
+        fprintf(stderr, "usage: %s ROUNDS attn L D CAUSAL THREADS | ROUNDS mm N THREADS | ROUNDS mmk M K N THREADS BT"
+                        " | ROUNDS decode DTYPE THREADS\n",
                 argv[0]);
         return 2;
     }
     int rounds = atoi(argv[1]);
     if (rounds < 1) rounds = 1;
     if (rounds > MAX_ROUNDS) rounds = MAX_ROUNDS;
-    const int is_mm = !strcmp(argv[2], "mm");
+    const int is_mm = !strcmp(argv[2], "mm") || !strcmp(argv[2], "mmk");
+    if (!make_contenders(is_mm)) {
+        fprintf(stderr, "PAIRED_DTYPES: a list of f32, f16, bf16 (at most %d contenders)\n", MAX_CONTENDERS);
+        return 2;
+    }
     attn_params p;
     attn_matmul_params mp;
+    uint16_t *b16[3] = {NULL, NULL, NULL}; /* B as f16 and bf16 bits, by dtype */
     double flops;
     const char *unit = "GFLOP/s";
     if (!strcmp(argv[2], "decode")) {
@@ -170,22 +212,34 @@ int main(int argc, char **argv) {
         p.causal = atoi(argv[5]) ? ATTN_CAUSAL_TOP_LEFT : ATTN_CAUSAL_NONE;
         p.num_threads = atoi(argv[6]);
         flops = 4.0 * (double)heads * (double)len * (double)len * (double)dim * (atoi(argv[5]) ? 0.5 : 1.0);
-    } else if (is_mm) {
-        const int64_t n = atoi(argv[3]);
+    } else if (is_mm && (argv[2][2] == 0 || argc >= 8)) {
+        const int general = argv[2][2] == 'k';
+        const int64_t m = atoi(argv[3]), k = general ? atoi(argv[4]) : m, n = general ? atoi(argv[5]) : m;
+        const int bt = general && atoi(argv[7]);
         mp = variants[0].matmul_params_default();
-        mp.m = mp.n = mp.k = n;
-        mp.a = random_floats((size_t)(n * n), 1);
-        mp.b = random_floats((size_t)(n * n), 2);
-        mp.c = random_floats((size_t)(n * n), 3);
-        mp.lda = mp.ldb = mp.ldc = n;
-        mp.num_threads = atoi(argv[4]);
-        flops = 2.0 * (double)n * (double)n * (double)n;
+        mp.m = m; mp.n = n; mp.k = k;
+        mp.a = random_floats((size_t)(m * k), 1);
+        float *b = random_floats((size_t)(k * n), 2);
+        mp.b = b;
+        mp.c = random_floats((size_t)(m * n), 3);
+        mp.lda = k;
+        mp.ldb = bt ? k : n;
+        mp.b_transposed = bt;
+        mp.ldc = n;
+        mp.num_threads = atoi(argv[general ? 6 : 4]);
+        for (int dt = ATTN_DTYPE_F16; dt <= ATTN_DTYPE_BF16; dt++) {
+            b16[dt] = malloc(sizeof(uint16_t) * (size_t)(k * n));
+            if (!b16[dt]) return 1;
+            for (int64_t i = 0; i < k * n; i++)
+                b16[dt][i] = dt == ATTN_DTYPE_F16 ? attn_f32_to_f16(b[i]) : attn_f32_to_bf16(b[i]);
+        }
+        flops = 2.0 * (double)m * (double)n * (double)k;
     } else {
         fprintf(stderr, "usage: %s ROUNDS attn L D CAUSAL THREADS\n", argv[0]);
         return 2;
     }
     const char *cblas_path = getenv("PAIRED_CBLAS");
-    if (is_mm && cblas_path && *cblas_path) {
+    if (!strcmp(argv[2], "mm") && cblas_path && *cblas_path) {
         const char *symbol = getenv("PAIRED_CBLAS_SGEMM");
         void *lib = dlopen(cblas_path, RTLD_NOW | RTLD_LOCAL);
         cblas_sgemm = lib ? dlsym(lib, symbol && *symbol ? symbol : "cblas_sgemm") : NULL;
@@ -194,19 +248,24 @@ int main(int argc, char **argv) {
             return 2;
         }
         cblas_ilp64 = getenv("PAIRED_CBLAS_ILP64") && atoi(getenv("PAIRED_CBLAS_ILP64"));
-        n_variants++;
+        if (n_variants == MAX_CONTENDERS) return 2;
+        variants[n_variants++] = builds[N_BUILDS];
     }
+    /* One call of contender v on the shared problem (its weight type swapped in). */
+    const void *b32 = is_mm ? mp.b : NULL;
+#define RUN(v) (is_mm ? (mp.b_dtype = variants[v].dtype, mp.b = mp.b_dtype ? (const void *)b16[mp.b_dtype] : b32, \
+                         variants[v].matmul(&mp))                                                                \
+                      : variants[v].forward(&p))
 
-    static double seconds[16][MAX_ROUNDS], ratio[16][MAX_ROUNDS];
-    if (n_variants > 16) return 2;
+    static double seconds[MAX_CONTENDERS][MAX_ROUNDS], ratio[MAX_CONTENDERS][MAX_ROUNDS];
     for (int v = 0; v < n_variants; v++) { /* warm-up */
-        if (is_mm ? variants[v].matmul(&mp) : variants[v].forward(&p)) return 1;
+        if (RUN(v)) return 1;
     }
     for (int r = 0; r < rounds; r++)
         for (int i = 0; i < n_variants; i++) {
             const int v = (i + r) % n_variants; /* rotate who goes first */
             const double t0 = now_seconds();
-            if (is_mm ? variants[v].matmul(&mp) : variants[v].forward(&p)) return 1;
+            if (RUN(v)) return 1;
             seconds[v][r] = now_seconds() - t0;
         }
     for (int v = 0; v < n_variants; v++) {

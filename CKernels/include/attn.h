@@ -104,7 +104,8 @@ ATTN_API int attn_get_num_threads(void);
 /* ---------------------------------------------------------------------------------------------- */
 /* Element types                                                                                   */
 
-/* How a tensor's elements are stored. Half-precision inputs are widened to float exactly; products,
+/* How a tensor's elements are stored (attention's q, k, v and out; attn_matmul's weights B).
+ * Half-precision inputs are widened to float exactly; products,
  * the softmax and every sum are computed in float; a half-precision output is rounded to nearest,
  * ties to even, once, from the float result. NaN stays NaN (same sign, its payload's top bits,
  * quieted: f16 -> f32, f32 -> f16 and f32 -> bf16 set the quiet bit; bf16 -> f32 is the exact
@@ -113,8 +114,8 @@ ATTN_API int attn_get_num_threads(void);
  * bits on every instruction set. */
 typedef enum attn_dtype {
     ATTN_DTYPE_F32 = 0,  /* IEEE binary32 */
-    ATTN_DTYPE_F16 = 1,  /* IEEE binary16: 5 exponent, 10 mantissa bits (F16C on x86) */
-    ATTN_DTYPE_BF16 = 2  /* bfloat16: binary32's upper 16 bits, 8 exponent, 7 mantissa bits */
+    ATTN_DTYPE_F16 = 1,  /* IEEE binary16 (torch.float16) as uint16_t bits: 5 exponent, 10 mantissa bits */
+    ATTN_DTYPE_BF16 = 2  /* bfloat16 (torch.bfloat16) as uint16_t bits: binary32's upper 16 bits */
 } attn_dtype;
 
 /* Bytes per element of `dtype`: 4, 2, 2; 0 for a value outside the enum. */
@@ -269,23 +270,36 @@ ATTN_API uint32_t attn_dropout_threshold(float p);
  * Matrix multiply: C = A·B (+ bias) or, with accumulate, C += A·B (+ bias).
  *   a (M, K), row stride lda >= K
  *   b (K, N), row stride ldb >= N; or, when b_transposed, b holds Bᵀ as (N, K) with ldb >= K
+ *     (PyTorch's Linear weight); its elements are b_dtype: float32 by default, or f16 / bf16 bits
+ *     (uint16_t), so Linear layers can keep half-precision weights. Strides count elements.
  *   c (M, N), row stride ldc >= N; must not overlap a, b or bias
  *   bias (N,) added to every row, or NULL
- * Packed and blocked; all threads share each packed block of B and split the rows of A and C.
- * Workspace: one packed block of B (1 MB) and, per thread, one packed block of A (about 0.3 MB).
+ * A, bias and C are float32 and every product and sum is float32: a 16-bit weight is widened
+ * exactly, so the result is that of the float32 product with the weights as stored. Accuracy, per
+ * element, against the exact sum over the weights as stored: |error| <= 1e-5 * (sum_k |a b| +
+ * |bias| + |c|) for every b_dtype (the test bound; float32 summation of up to a few thousand terms).
+ * Against float32 weights rounded to f16 or bf16, add each weight's rounding: relative 2^-11 (f16)
+ * or 2^-8 (bf16) of sum_k |a b| at most, and f16 turns |b| >= 65520 into infinity.
+ * Few rows (M <= 32): each thread computes a share of the columns of C straight from B, which is
+ * read once and not copied (16-bit weights are widened in registers): no workspace. More rows:
+ * packed and blocked; all threads share each packed block of B (converted to float32 while
+ * packing) and split the rows of A and C. Workspace: one packed block of B (1 MB) and, per thread,
+ * one packed block of A (about 0.3 MB).
  */
 typedef struct attn_matmul_params {
     size_t struct_size;  /* sizeof(attn_matmul_params), set by attn_matmul_params_default() */
     int64_t m, n, k;
     const float *a; int64_t lda;
-    const float *b; int64_t ldb; int b_transposed;
+    const void *b;  int64_t ldb; int b_transposed;
     float *c;       int64_t ldc;
     const float *bias;
     int accumulate;
     int num_threads; /* 0: attn_get_num_threads() */
+    /* Appended after 0.2.0 (a 0.2.0 struct reads as ATTN_DTYPE_F32): */
+    attn_dtype b_dtype;
 } attn_matmul_params;
 
-/* Defaults: struct_size, and every other field 0 / NULL. */
+/* Defaults: struct_size, b_dtype ATTN_DTYPE_F32, and every other field 0 / NULL. */
 ATTN_API attn_matmul_params attn_matmul_params_default(void);
 
 ATTN_API attn_status attn_matmul(const attn_matmul_params *params);

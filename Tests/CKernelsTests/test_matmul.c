@@ -1,15 +1,19 @@
 /*
  * test_matmul.c: attn_matmul against a double-precision reference, on every instruction set this
  * CPU runs, over randomized shapes (1 and odd sizes, both B layouts, bias, accumulate, padded
- * strides), with 1, 2 and 3 threads bitwise identical, plus every error status.
+ * strides, float32, f16 and bf16 weights), with 1, 2 and 3 threads bitwise identical, plus every
+ * error status. Few-row products (M up to the few-row threshold + 2) get their own random shapes,
+ * since they take another path. The 16-bit conversions (CKernels/half.h) are checked over all
+ * 65536 patterns, and every ISA's in-register widening against them, bitwise, through attn_matmul.
  *
  * Tolerance per element: |c - ref| <= 1e-5 * (sum_k |a||b| + |bias| + |c0|) + 1e-30, where c0 is
- * the accumulated-into value. Each matrix sits in its own exact-size allocation and the gaps of
+ * the accumulated-into value and b the weights as stored (16-bit weights widened exactly), which
+ * the reference sums in double. Each matrix sits in its own exact-size allocation and the gaps of
  * padded rows of C hold a sentinel, so reads past the ends show up under AddressSanitizer and
  * writes outside C show up here.
  *
  * Standalone: cc -O2 -fopenmp -ffp-contract=fast -ICKernels/include -ICKernels CKernels/status.c \
- *   CKernels/isa.c CKernels/parallel.c CKernels/matmul.c CKernels/kernels_*.c \
+ *   CKernels/isa.c CKernels/parallel.c CKernels/params.c CKernels/matmul.c CKernels/kernels_*.c \
  *   Tests/CKernelsTests/test_matmul.c -lm -o /tmp/test_matmul
  * Last line: "N passed, N failed"; exit status non-zero on any failure.
  */
@@ -20,6 +24,10 @@
 #include <string.h>
 
 #include "attn.h"
+#include "../../CKernels/half.h"
+
+/* attn_matmul's few-row threshold (sgemm_template.h's SGEMM_FEW_ROWS). */
+#define FEW_ROWS 32
 
 static int passed, failed;
 
@@ -47,7 +55,10 @@ static const float SENTINEL = 1234.5f;
 typedef struct shape {
     int64_t m, n, k, lda, ldb, ldc;
     int b_transposed, has_bias, accumulate;
+    attn_dtype dtype;
 } shape;
+
+static const char *dtype_name(attn_dtype dt) { return dt == ATTN_DTYPE_F16 ? "f16" : dt == ATTN_DTYPE_BF16 ? "bf16" : "f32"; }
 
 /* A size from 1 to max, often tiny or just around the register and cache block edges. */
 static int64_t rng_size(int64_t max) {
@@ -70,15 +81,22 @@ static void run_shape(const shape *s, const char *isa) {
     float *ct = malloc(c_len * sizeof(float));
     for (int64_t i = 0; i < a_len; i++) a[i] = rng_float();
     for (int64_t i = 0; i < b_len; i++) b[i] = rng_float();
+    /* 16-bit weights: b rounded to the dtype, and b itself replaced by the widened values, which
+     * the reference uses. */
+    uint16_t *bh = s->dtype == ATTN_DTYPE_F32 ? NULL : malloc(b_len * sizeof(uint16_t));
+    for (int64_t i = 0; bh && i < b_len; i++) {
+        bh[i] = s->dtype == ATTN_DTYPE_F16 ? attn_f32_to_f16(b[i]) : attn_f32_to_bf16(b[i]);
+        b[i] = s->dtype == ATTN_DTYPE_F16 ? attn_f16_to_f32(bh[i]) : attn_bf16_to_f32(bh[i]);
+    }
     for (int64_t j = 0; bias && j < s->n; j++) bias[j] = rng_float();
     for (int64_t i = 0; i < c_len; i++) c0[i] = SENTINEL;
     for (int64_t i = 0; i < s->m; i++)
         for (int64_t j = 0; j < s->n; j++) c0[i * s->ldc + j] = rng_float();
 
     char what[256];
-    snprintf(what, sizeof what, "%s m=%lld n=%lld k=%lld lda=%lld ldb=%lld ldc=%lld bt=%d bias=%d acc=%d", isa,
+    snprintf(what, sizeof what, "%s m=%lld n=%lld k=%lld lda=%lld ldb=%lld ldc=%lld bt=%d bias=%d acc=%d %s", isa,
              (long long)s->m, (long long)s->n, (long long)s->k, (long long)s->lda, (long long)s->ldb,
-             (long long)s->ldc, s->b_transposed, s->has_bias, s->accumulate);
+             (long long)s->ldc, s->b_transposed, s->has_bias, s->accumulate, dtype_name(s->dtype));
 
     static const int thread_counts[] = {1, 2, 3};
     for (int t = 0; t < 3; t++) {
@@ -87,7 +105,7 @@ static void run_shape(const shape *s, const char *isa) {
         attn_matmul_params p = attn_matmul_params_default();
         p.m = s->m; p.n = s->n; p.k = s->k;
         p.a = a; p.lda = s->lda;
-        p.b = b; p.ldb = s->ldb; p.b_transposed = s->b_transposed;
+        p.b = bh ? (const void *)bh : b; p.ldb = s->ldb; p.b_transposed = s->b_transposed; p.b_dtype = s->dtype;
         p.c = c; p.ldc = s->ldc;
         p.bias = bias; p.accumulate = s->accumulate; p.num_threads = thread_counts[t];
         attn_status st = attn_matmul(&p);
@@ -138,21 +156,26 @@ static void run_shape(const shape *s, const char *isa) {
     check(gaps_ok, msg);
     free(a);
     free(b);
+    free(bh);
     free(bias);
     free(c0);
     free(c1);
     free(ct);
 }
 
-static void random_shapes(const char *isa, int count) {
+/* Random shapes, both layouts, bias, accumulate, padded strides, every dtype. few: the few-row
+ * path, M from 1 to just past the threshold (so both paths and the switch between them run), K and
+ * N odd as often as not and K longer; else sizes up to 300, often at the block edges. */
+static void random_shapes(const char *isa, int count, int few) {
     for (int i = 0; i < count; i++) {
         shape s;
-        s.m = rng_size(300);
-        s.n = rng_size(300);
-        s.k = rng_size(300);
+        s.m = few ? rng_int(1, FEW_ROWS + 2) : rng_size(300);
+        s.n = few ? rng_size(300) | (int64_t)rng_int(0, 1) : rng_size(300);
+        s.k = few ? rng_size(700) | (int64_t)rng_int(0, 1) : rng_size(300);
         s.b_transposed = (int)rng_int(0, 1);
         s.has_bias = (int)rng_int(0, 1);
         s.accumulate = (int)rng_int(0, 1);
+        s.dtype = (attn_dtype)rng_int(0, 2);
         const int padded = (int)rng_int(0, 1);
         s.lda = s.k + (padded ? rng_int(1, 9) : 0);
         s.ldb = (s.b_transposed ? s.k : s.n) + (padded ? rng_int(1, 9) : 0);
@@ -164,11 +187,16 @@ static void random_shapes(const char *isa, int count) {
 /* Shapes that cross every cache block: several k blocks (KC = 256), m past MC, n past NC = 1024. */
 static void large_shapes(const char *isa) {
     static const shape shapes[] = {
-        {300, 1100, 600, 601, 1103, 1101, 0, 1, 1},
-        {301, 1037, 513, 513, 513, 1037, 1, 1, 0},
-        {1, 2100, 300, 300, 2100, 2100, 0, 0, 1},
-        {700, 3, 777, 780, 777, 5, 1, 1, 1},
-        {577, 65, 1, 1, 65, 65, 0, 1, 0},
+        {300, 1100, 600, 601, 1103, 1101, 0, 1, 1, ATTN_DTYPE_F32},
+        {301, 1037, 513, 513, 513, 1037, 1, 1, 0, ATTN_DTYPE_F32},
+        {1, 2100, 300, 300, 2100, 2100, 0, 0, 1, ATTN_DTYPE_F32},
+        {700, 3, 777, 780, 777, 5, 1, 1, 1, ATTN_DTYPE_F32},
+        {577, 65, 1, 1, 65, 65, 0, 1, 0, ATTN_DTYPE_F32},
+        {300, 1100, 600, 601, 1103, 1101, 0, 1, 1, ATTN_DTYPE_F16},
+        {301, 1037, 513, 513, 513, 1037, 1, 1, 0, ATTN_DTYPE_BF16},
+        {1, 4864, 896, 896, 896, 4864, 1, 0, 0, ATTN_DTYPE_BF16},
+        {5, 1536, 384, 384, 1536, 1536, 0, 1, 1, ATTN_DTYPE_F16},
+        {16, 384, 1536, 1536, 1536, 384, 1, 1, 0, ATTN_DTYPE_F32},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) run_shape(&shapes[i], isa);
 }
@@ -205,6 +233,7 @@ static void error_statuses(void) {
         {"b extent overflows", ok, ATTN_ERR_OVERFLOW},
         {"c extent overflows", ok, ATTN_ERR_OVERFLOW},
         {"bytes overflow", ok, ATTN_ERR_OVERFLOW},
+        {"b_dtype 3", ok, ATTN_ERR_INVALID_ARGUMENT},
         {"valid", ok, ATTN_OK},
     };
     cases[0].p.a = NULL;
@@ -225,6 +254,7 @@ static void error_statuses(void) {
     cases[15].p.k = INT64_C(1) << 40, cases[15].p.lda = INT64_C(1) << 40, cases[15].p.ldb = INT64_C(1) << 30;
     cases[16].p.m = INT64_C(1) << 40, cases[16].p.ldc = INT64_C(1) << 30;
     cases[17].p.m = INT64_C(1) << 31, cases[17].p.lda = INT64_C(1) << 31, cases[17].p.ldc = INT64_C(1) << 31;
+    cases[18].p.b_dtype = (attn_dtype)3;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         for (int j = 0; j < 64; j++) c[j] = SENTINEL;
         attn_status st = attn_matmul(&cases[i].p);
@@ -242,8 +272,106 @@ static void error_statuses(void) {
     check(attn_matmul(NULL) == ATTN_ERR_NULL_POINTER, "params NULL");
 }
 
+/* Every 16-bit pattern: widening against the definition (and against _Float16 where the compiler
+ * has it), narrowing the widened value back gives the pattern (NaN: a quiet NaN of the same sign),
+ * and narrowing rounds to nearest even: between two neighbours, the midpoint goes to the even one
+ * and the floats just either side of it to the nearer one. */
+static void conversions(void) {
+    int f16_bad = 0, bf16_bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        const int sign = h >> 15, e = (h >> 10) & 31, f = h & 1023;
+        const double want = (sign ? -1.0 : 1.0) * (e == 0 ? ldexp(f, -24) : e < 31 ? ldexp(1024 + f, e - 25) : INFINITY);
+        const float w16 = attn_f16_to_f32((uint16_t)h), wb = attn_bf16_to_f32((uint16_t)h);
+        if (e == 31 && f) /* NaN: quieted, payload and sign kept */
+            f16_bad += attn_f32_bits(w16) != ((uint32_t)sign << 31 | 0x7FC00000u | (uint32_t)f << 13) ||
+                       attn_f32_to_f16(w16) != (h | 0x200);
+        else f16_bad += (double)w16 != want || !!signbit(w16) != sign || attn_f32_to_f16(w16) != h;
+#ifdef __FLT16_MAX__
+        _Float16 x;
+        memcpy(&x, &h, sizeof x);
+        f16_bad += !(e == 31 && f) && attn_f32_bits((float)x) != attn_f32_bits(w16);
+#endif
+        if (isnan(wb)) bf16_bad += attn_f32_to_bf16(wb) != (h | 0x40) || attn_f32_bits(wb) != h << 16;
+        else bf16_bad += attn_f32_bits(wb) != h << 16 || attn_f32_to_bf16(wb) != h;
+        /* h and h + 1 both finite, same sign: their midpoint is exact in float32. */
+        const uint16_t h1 = (uint16_t)(h + 1), even = (h & 1) ? h1 : (uint16_t)h;
+        if ((h & 0x7FFF) < 0x7BFF) {
+            const float lo = w16, hi = attn_f16_to_f32(h1), mid = (float)(((double)lo + hi) / 2);
+            const float toward_lo = nextafterf(mid, lo), toward_hi = nextafterf(mid, hi);
+            f16_bad += attn_f32_to_f16(mid) != even || attn_f32_to_f16(toward_lo) != h || attn_f32_to_f16(toward_hi) != h1;
+        }
+        if ((h & 0x7FFF) < 0x7F7F) {
+            const float lo = wb, hi = attn_bf16_to_f32(h1), mid = (float)(((double)lo + hi) / 2);
+            const float toward_lo = nextafterf(mid, lo), toward_hi = nextafterf(mid, hi);
+            bf16_bad += attn_f32_to_bf16(mid) != even || attn_f32_to_bf16(toward_lo) != h || attn_f32_to_bf16(toward_hi) != h1;
+        }
+    }
+    /* Past the largest finite value: f16 overflows at 65520 (the midpoint to 2^16), bf16 carries to infinity. */
+    f16_bad += attn_f32_to_f16(65519.99f) != 0x7BFF || attn_f32_to_f16(65520.0f) != 0x7C00 ||
+               attn_f32_to_f16(-1e30f) != 0xFC00 || attn_f32_to_f16(INFINITY) != 0x7C00;
+    bf16_bad += attn_f32_to_bf16(3.4028235e38f) != 0x7F80 || attn_f32_to_bf16(-INFINITY) != 0xFF80;
+    char msg[96];
+    snprintf(msg, sizeof msg, "f16 conversions: %d wrong", f16_bad);
+    check(f16_bad == 0, msg);
+    snprintf(msg, sizeof msg, "bf16 conversions: %d wrong", bf16_bad);
+    check(bf16_bad == 0, msg);
+}
+
+/* Each ISA's widening inside attn_matmul, bitwise: B holds all 65536 patterns as one row (or, Bᵀ,
+ * one column) multiplied by a = 1, on the few-row path (M = 1) and the packed path (M = 20): every
+ * C element must be the widened weight, NaN payloads included (+0 for -0, as 0 + 1 * -0 is). */
+static void widening_bitwise(const char *isa) {
+    const int64_t n = 65536, rows[2] = {1, 20};
+    uint16_t *bh = malloc(n * sizeof(uint16_t));
+    float *a = malloc(20 * sizeof(float)), *c = malloc(20 * n * sizeof(float));
+    for (int64_t j = 0; j < n; j++) bh[j] = (uint16_t)j;
+    for (int i = 0; i < 20; i++) a[i] = 1.0f;
+    for (int dt = ATTN_DTYPE_F16; dt <= ATTN_DTYPE_BF16; dt++)
+        for (int t = 0; t < 2; t++)
+            for (int r = 0; r < 2; r++) {
+                attn_matmul_params p = attn_matmul_params_default();
+                p.m = rows[r]; p.n = n; p.k = 1;
+                p.a = a; p.lda = 1;
+                p.b = bh; p.ldb = t ? 1 : n; p.b_transposed = t; p.b_dtype = (attn_dtype)dt;
+                p.c = c; p.ldc = n;
+                p.num_threads = 2;
+                int bad = attn_matmul(&p) != ATTN_OK;
+                for (int64_t i = 0; i < p.m * n && !bad; i++) {
+                    const float want = dt == ATTN_DTYPE_F16 ? attn_f16_to_f32(bh[i % n]) : attn_bf16_to_f32(bh[i % n]);
+                    /* (A bf16 signalling NaN widens as it is; the multiply-add quiets it.) */
+                    const uint32_t bits = attn_f32_bits(want) | (isnan(want) ? 0x400000u : 0);
+                    bad += want == 0.0f ? c[i] != 0.0f : attn_f32_bits(c[i]) != bits;
+                }
+                char msg[128];
+                snprintf(msg, sizeof msg, "%s: %s weights widened wrongly, M = %lld, transposed %d", isa,
+                         dtype_name((attn_dtype)dt), (long long)p.m, t);
+                check(!bad, msg);
+            }
+    free(bh);
+    free(a);
+    free(c);
+}
+
+/* A struct of 0.2.0's size (before b_dtype), ending its allocation: accepted, B read as float32. */
+static void struct_0_2_0(void) {
+    const size_t size = offsetof(attn_matmul_params, b_dtype); /* 0.2.0's sizeof on the usual ABIs */
+    float a[4] = {1, 2, 3, 4}, b[4] = {0.5f, -1, 2, 4}, c[4];
+    attn_matmul_params p = attn_matmul_params_default();
+    p.m = p.n = p.k = p.lda = p.ldb = p.ldc = 2;
+    p.a = a; p.b = b; p.c = c;
+    p.struct_size = size;
+    unsigned char *block = malloc(size);
+    memcpy(block, &p, size);
+    const attn_status st = attn_matmul((const attn_matmul_params *)block);
+    check(st == ATTN_OK && c[0] == 4.5f && c[1] == 7 && c[2] == 9.5f && c[3] == 13,
+          "a 0.2.0-sized attn_matmul_params runs with float32 weights");
+    free(block);
+}
+
 int main(void) {
     error_statuses();
+    conversions();
+    struct_0_2_0();
     for (int isa = ATTN_ISA_SCALAR; isa <= ATTN_ISA_AVX512; isa++) {
         if (!attn_isa_supported((attn_isa)isa)) continue;
         if (attn_set_isa((attn_isa)isa) != ATTN_OK) {
@@ -252,8 +380,10 @@ int main(void) {
         }
         const char *name = attn_isa_name((attn_isa)isa);
         const int before = failed;
-        random_shapes(name, 150);
+        random_shapes(name, 150, 0);
+        random_shapes(name, 200, 1);
         large_shapes(name);
+        widening_bitwise(name);
         printf("%s: %s\n", name, failed == before ? "ok" : "FAILURES");
     }
     printf("%d passed, %d failed\n", passed, failed);

@@ -26,7 +26,7 @@ func multiplyMatrices(
     var params = attn_matmul_params_default()
     (params.m, params.n, params.k) = (Int64(m), Int64(n), Int64(k))
     (params.a, params.lda) = (a, Int64(lda))
-    (params.b, params.ldb, params.b_transposed) = (b, Int64(ldb), bTransposed ? 1 : 0)
+    (params.b, params.ldb, params.b_transposed) = (b.map(UnsafeRawPointer.init), Int64(ldb), bTransposed ? 1 : 0)
     (params.c, params.ldc) = (c, Int64(ldc))
     params.bias = bias
     params.accumulate = accumulate ? 1 : 0
