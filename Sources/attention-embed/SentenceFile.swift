@@ -26,8 +26,10 @@ enum SentenceFile {
             text += index + 1 < ids.count ? ",\n" : "\n"
         }
         text += "]\n"
+        // Written in place, not atomically: an atomic write renames a new file over the path, which
+        // would replace a device such as /dev/null or /dev/stdout with a regular file.
         do {
-            try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
         } catch {
             throw RunError("\(path): cannot be written (\(error.localizedDescription))")
         }
