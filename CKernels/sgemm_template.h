@@ -283,26 +283,6 @@ _Static_assert(SGEMM_FEW_COLS % FEW_DOT_COLS == 0, "column shares hold whole blo
 
 static inline int few_min(int a, int b) { return a < b ? a : b; }
 
-/* The lane sums of n vectors x[0 .. n) (n a power of two <= ATTN_VL; x is overwritten), all in one
- * vector: lane few_lane(c) holds the sum of x[c]. Pairs are interleaved and added (vzip) until one
- * vector is left, which is folded onto itself until each lane holds a whole sum: log2(ATTN_VL)
- * rounds of two shuffles and an add for all n, where one vector at a time takes that many each. */
-ATTN_INLINE vf few_hsums(vf *x, const int n) {
-    for (int left = n; left > 1; left /= 2)
-        for (int i = 0; i < left / 2; i++) x[i] = vzip_lo(x[2 * i], x[2 * i + 1]) + vzip_hi(x[2 * i], x[2 * i + 1]);
-    vf s = x[0];
-    for (int w = n; w < ATTN_VL; w *= 2) s = vzip_lo(s, s) + vzip_hi(s, s);
-    return s;
-}
-
-/* Where few_hsums leaves the sum of x[c]: c with its log2(ATTN_VL) bits reversed. */
-static inline int few_lane(int c) {
-    int lane = 0;
-    for (int bit = 1, mirror = ATTN_VL / 2; bit < ATTN_VL; bit *= 2, mirror /= 2)
-        if (c & bit) lane |= mirror;
-    return lane;
-}
-
 /* One step of the dot products of few_dot at depth p: w == ATTN_VL, or the last w (< ATTN_VL). */
 ATTN_INLINE void few_dot_step(vf acc[4][FEW_DOT_COLS], const float *const *a, const void *const *b, int64_t p, int w,
                               const int MB, const int NB, attn_dtype dt) {
@@ -340,8 +320,8 @@ ATTN_INLINE void few_dot(const attn_matmul_params *args, int64_t i, int64_t j, i
         for (int c0 = 0; c0 < NB; c0 += ATTN_VL) {
             const int group = few_min(NB - c0, ATTN_VL);
             float t[ATTN_VL];
-            vstore(t, few_hsums(&acc[r][c0], group));
-            for (int c = 0; c < group; c++) sums[c0 + c] = t[few_lane(c)];
+            vstore(t, vhsums(&acc[r][c0], group));
+            for (int c = 0; c < group; c++) sums[c0 + c] = t[vhsum_lane(c)];
         }
         float *cp = args->c + (i + r) * args->ldc + j;
         for (int c = 0; c < nb; c += ATTN_VL)
