@@ -281,7 +281,10 @@ static void sgemm_block(const attn_matmul_params *args, float *workspace) {
 #endif
 _Static_assert(SGEMM_FEW_COLS % FEW_DOT_COLS == 0, "column shares hold whole blocks of B rows");
 
-#define FEW_PREFETCH_MIN_BYTES (1 << 20) /* B larger than this is prefetched (few_dot) */
+#define FEW_PREFETCH_MIN_BYTES (1 << 20) /* B larger than this is prefetched (few_dot, few_axpy) */
+#ifndef FEW_AXPY_AHEAD
+#define FEW_AXPY_AHEAD 32 /* rows; 8, 16 and 32 measured, 32 best (paired mmk, M = 1, B (K, N), 896 x 4864 and 4864 x 896) */
+#endif
 
 static inline int few_min(int a, int b) { return a < b ? a : b; }
 
@@ -361,8 +364,15 @@ ATTN_INLINE void few_axpy(const attn_matmul_params *args, int64_t i, int64_t j, 
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++) acc[r][v] = vsplat(0.0f);
     }
+    /* B from memory (as in few_dot): the first group of A rows asks the panel's row FEW_AXPY_AHEAD
+     * rows further down into L2, each row's slice being too short for the hardware prefetcher. */
+    const int64_t size = (int64_t)attn_dtype_size(dt);
+    const int64_t last = i == 0 && args->n * args->k * size > FEW_PREFETCH_MIN_BYTES ? args->k - FEW_AXPY_AHEAD : 0;
     for (int64_t p = 0; p < args->k; p++) {
         const void *src = attn_element(args->b, dt, p * args->ldb + j);
+        if (p < last)
+            for (int64_t off = 0; off < w * size; off += 64)
+                __builtin_prefetch((const char *)src + FEW_AXPY_AHEAD * args->ldb * size + off, 0, 2);
         vf bv[FEW_AXPY_NV];
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++) {
