@@ -16,7 +16,7 @@ Writes into this folder:
                      head_dim 16 given explicitly (4 x 16 != 32), attention bias, LM head tied to
                      the embedding, rope_theta 500; float32, sharded in several
                      model-0000N-of-0000M.safetensors files with model.safetensors.index.json
-  tiny_llama_outputs.json   for each model: the prompt, logits at every prompt position
+  tiny_llama_outputs.json   under "models", for each model: the prompt, logits at every prompt position
                      (transformers' forward pass), the 32 ids of a greedy `generate`, and for the
                      bfloat16 model the gap between the two largest logits at each generated step;
                      a batch of two prompts of different lengths with each one's last logits and
@@ -119,9 +119,11 @@ def main() -> None:
 
     outputs = {
         "versions": {name: importlib.metadata.version(name) for name in ("torch", "transformers")},
-        "tiny-llama": describe(plain, prompt, batch),
-        "tiny-llama-bf16": describe(bf16, prompt, batch),
-        "tiny-llama-bias": describe(variant, prompt, batch),
+        "models": {
+            "tiny-llama": describe(plain, prompt, batch),
+            "tiny-llama-bf16": describe(bf16, prompt, batch),
+            "tiny-llama-bias": describe(variant, prompt, batch),
+        },
     }
     with open(HERE / "tiny_llama_outputs.json", "w") as file:
         json.dump(outputs, file, separators=(",", ":"))

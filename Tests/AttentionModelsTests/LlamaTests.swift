@@ -1,0 +1,224 @@
+import Attention
+import Foundation
+import Testing
+@testable import AttentionModels
+
+/// One tiny Llama's outputs from `transformers` (`Fixtures/generate_llama_fixtures.py`).
+struct TinyLlamaOutputs: Decodable {
+    struct Prompt: Decodable {
+        var prompt: [Int]
+        var last_logits: [Float]
+        var greedy_ids: [Int]
+    }
+    var prompt: [Int]
+    /// `(promptLength, vocabularySize)`.
+    var logits: [[Float]]
+    var greedy_ids: [Int]
+    var greedy_top_two_gaps: [Float]
+    var batch: [Prompt]
+}
+
+/// The outputs of every tiny Llama, by folder name.
+func tinyLlamaOutputs(_ name: String) throws -> TinyLlamaOutputs {
+    struct File: Decodable { var models: [String: TinyLlamaOutputs] }
+    return try #require(try loadFixture(File.self, "tiny_llama_outputs.json").models[name])
+}
+
+/// The f32 fixtures: `tiny-llama` (grouped-query, one file) and `tiny-llama-bias` (multi-query,
+/// explicit head_dim, attention bias, tied head, rope_theta 500, sharded).
+let float32Llamas = ["tiny-llama", "tiny-llama-bias"]
+
+@Suite struct LlamaTests {
+    func model(_ name: String) throws -> LlamaForCausalLM {
+        try LlamaForCausalLM(contentsOf: fixtureURL(name))
+    }
+
+    @Test func readsTheConfiguration() throws {
+        let plain = try model("tiny-llama").configuration
+        #expect(plain.headCount == 4 && plain.keyValueHeadCount == 2 && plain.headSize == 8)
+        #expect(!plain.attentionBias && !plain.tieWordEmbeddings && plain.ropeTheta == 10_000)
+        let variant = try model("tiny-llama-bias")
+        #expect(variant.configuration.keyValueHeadCount == 1 && variant.configuration.headSize == 16)
+        #expect(variant.configuration.attentionBias && variant.configuration.tieWordEmbeddings)
+        #expect(variant.configuration.ropeTheta == 500)
+        #expect(!variant.parameterPaths.contains { $0.name == "lm_head.weight" })
+        #expect(variant.parameterPaths.contains { $0.name == "model.layers.1.self_attn.q_proj.bias" })
+    }
+
+    @Test(arguments: float32Llamas) func logitsAtEveryPositionMatchTransformers(name: String) throws {
+        let (model, expected) = (try model(name), try tinyLlamaOutputs(name))
+        var cache = try model.makeCache(batchSize: 1, capacity: expected.prompt.count)
+        let logits = try model([expected.prompt], cache: &cache, logits: .all)
+        #expect(logits.shape == [1, expected.prompt.count, model.configuration.vocabularySize])
+        expectClose(logits.scalars, expected.logits.flatMap { $0 }, rtol: 1e-4, atol: 1e-4, "\(name) logits")
+        #expect(cache.lengths == [expected.prompt.count])
+    }
+
+    @Test(arguments: float32Llamas) func greedyGenerationMatchesTransformers(name: String) throws {
+        let (model, expected) = (try model(name), try tinyLlamaOutputs(name))
+        var rng = SeededGenerator(seed: 0)
+        let result = try model.generate(prompts: [expected.prompt], maxNewTokens: 32, generator: &rng)
+        #expect(result.tokens == [expected.greedy_ids])
+        #expect(result.decodeSteps == 31)
+        expectClose(result.promptLogits.scalars, expected.logits.last!, rtol: 1e-4, atol: 1e-4, "\(name) last logits")
+    }
+
+    /// The prompt and its 32 greedy tokens: once in one call, once as a prefill then one token per
+    /// call, and once as two chunks of several tokens (new tokens after cached ones).
+    @Test(arguments: float32Llamas) func prefillThenDecodeEqualsOneFullPass(name: String) throws {
+        let (model, expected) = (try model(name), try tinyLlamaOutputs(name))
+        let sequence = expected.prompt + expected.greedy_ids
+        let vocabulary = model.configuration.vocabularySize
+        var full = try model.makeCache(batchSize: 1, capacity: sequence.count)
+        let reference = try model([sequence], cache: &full, logits: .all).scalars
+
+        var cache = try model.makeCache(batchSize: 1, capacity: sequence.count + 3)
+        var stepwise = try model([expected.prompt], cache: &cache, logits: .all).scalars
+        for token in expected.greedy_ids {
+            stepwise += try model([[token]], cache: &cache).scalars
+        }
+        expectClose(stepwise, reference, rtol: 1e-5, atol: 1e-5, "\(name) prefill then decode")
+
+        cache.reset()
+        var chunked = try model([Array(sequence[..<7])], cache: &cache, logits: .all).scalars
+        chunked += try model([Array(sequence[7...])], cache: &cache, logits: .all).scalars
+        expectClose(chunked, reference, rtol: 1e-5, atol: 1e-5, "\(name) two chunks")
+        #expect(chunked.count == sequence.count * vocabulary)
+    }
+
+    /// Two prompts of different lengths in one batch: prefill, decode and chunks each equal the
+    /// sequence run alone (and transformers').
+    @Test(arguments: float32Llamas) func batchOfDifferentLengthsEqualsEachAlone(name: String) throws {
+        let (model, expected) = (try model(name), try tinyLlamaOutputs(name))
+        let prompts = expected.batch.map(\.prompt)
+        #expect(prompts[0].count != prompts[1].count)
+        var rng = SeededGenerator(seed: 0)
+        let together = try model.generate(prompts: prompts, maxNewTokens: 32, generator: &rng)
+        let vocabulary = model.configuration.vocabularySize
+        for (index, alone) in expected.batch.enumerated() {
+            #expect(together.tokens[index] == alone.greedy_ids, "sequence \(index)")
+            let logits = Array(together.promptLogits.scalars[(index * vocabulary)..<((index + 1) * vocabulary)])
+            expectClose(logits, alone.last_logits, rtol: 1e-4, atol: 1e-4, "\(name) batch \(index)")
+        }
+        // A second chunk of different lengths after cached prompts of different lengths.
+        var cache = try model.makeCache(batchSize: 2, capacity: 32)
+        _ = try model(prompts, cache: &cache)
+        let more = [[3, 1, 4], [1, 5]]
+        let batched = try model(more, cache: &cache)
+        for index in 0..<2 {
+            var single = try model.makeCache(batchSize: 1, capacity: 32)
+            let alone = try model([prompts[index] + more[index]], cache: &single)
+            let row = Array(batched.scalars[(index * vocabulary)..<((index + 1) * vocabulary)])
+            expectClose(row, alone.scalars, rtol: 1e-5, atol: 1e-5, "\(name) chunk after batch \(index)")
+        }
+        #expect(cache.lengths == [prompts[0].count + 3, prompts[1].count + 2])
+    }
+
+    @Test func samplingIsSeededAndTopKOneIsGreedy() throws {
+        let (model, expected) = (try model("tiny-llama"), try tinyLlamaOutputs("tiny-llama"))
+        func sample(_ sampling: TokenSampling, seed: UInt64) throws -> [Int] {
+            var rng = SeededGenerator(seed: seed)
+            return try model.generate(prompts: [expected.prompt], maxNewTokens: 32, sampling: sampling, generator: &rng)
+                .tokens[0]
+        }
+        let hot = try TokenSampling(temperature: 2, topK: 50, topP: 0.95)
+        #expect(try sample(hot, seed: 1) == sample(hot, seed: 1))
+        #expect(try sample(hot, seed: 1) != sample(hot, seed: 2))
+        #expect(try sample(TokenSampling(temperature: 1.5, topK: 1), seed: 3) == expected.greedy_ids)
+        #expect(try sample(TokenSampling(temperature: 1.5, topP: 1e-6), seed: 3) == expected.greedy_ids)
+    }
+
+    @Test func samplingDrawsOnlyWithinTopKAndTopP() throws {
+        let logits: [Float] = [0, 3, 1, 2.9, -1]
+        var rng = SeededGenerator(seed: 9)
+        var seen: Set<Int> = []
+        let twoBest = try TokenSampling(temperature: 1, topK: 2)
+        for _ in 0..<200 { seen.insert(logits.withUnsafeBufferPointer { twoBest.choose(from: $0, using: &rng) }) }
+        #expect(seen == [1, 3])
+        // softmax: token 1 has 0.46, token 3 0.42: top-p 0.5 keeps both, 0.4 only the first.
+        seen = []
+        let nucleus = try TokenSampling(temperature: 1, topP: 0.4)
+        for _ in 0..<200 { seen.insert(logits.withUnsafeBufferPointer { nucleus.choose(from: $0, using: &rng) }) }
+        #expect(seen == [1])
+        #expect(throws: ModelError.invalidArgument(argument: "topP", reason: "must be in (0, 1], got 0.0")) {
+            try TokenSampling(temperature: 1, topP: 0)
+        }
+    }
+
+    /// A copy of the tiny model's folder with `config.json` edited by `edit`.
+    func folder(editing edit: (inout [String: Any]) -> Void) throws -> URL {
+        let source = try fixtureURL("tiny-llama")
+        let target = FileManager.default.temporaryDirectory.appendingPathComponent("llama-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: source, to: target)
+        let configURL = target.appendingPathComponent("config.json")
+        var config = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any])
+        edit(&config)
+        try JSONSerialization.data(withJSONObject: config).write(to: configURL)
+        return target
+    }
+
+    @Test func unsupportedSettingsAreNamed() throws {
+        let cases: [(edit: (inout [String: Any]) -> Void, error: ModelError)] = [
+            ({ $0["rope_scaling"] = ["rope_type": "linear", "factor": 2.0] },
+             .unsupported(file: "config.json", setting: "rope_scaling.rope_type", value: "linear", supported: ["default"])),
+            ({ $0["rope_parameters"] = ["rope_type": "llama3", "rope_theta": 10000.0] },
+             .unsupported(file: "config.json", setting: "rope_parameters.rope_type", value: "llama3", supported: ["default"])),
+            ({ $0["hidden_act"] = "gelu" },
+             .unsupported(file: "config.json", setting: "hidden_act", value: "gelu", supported: ["silu"])),
+            ({ $0["model_type"] = "mistral" },
+             .unsupported(file: "config.json", setting: "model_type", value: "mistral", supported: ["llama"])),
+            ({ $0["num_key_value_heads"] = 3 },
+             .invalidFile(file: "config.json", reason: "num_key_value_heads: 3 key/value heads do not divide the 4 query heads")),
+            ({ $0["head_dim"] = 7 },
+             .invalidFile(file: "config.json", reason: "head_dim: must be even for the rotary pairs, got 7")),
+            ({ $0.removeValue(forKey: "hidden_size") }, .invalidFile(file: "config.json", reason: "no hidden_size")),
+        ]
+        for (edit, error) in cases {
+            let url = try folder(editing: edit)
+            defer { try? FileManager.default.removeItem(at: url) }
+            #expect(throws: error) { try LlamaForCausalLM(contentsOf: url) }
+        }
+    }
+
+    @Test func missingAndMisshapenTensorsAreNamed() throws {
+        let model = try model("tiny-llama")
+        var parameters = model.parameterDictionary()
+        parameters["model.layers.1.mlp.up_proj.weight"] = nil
+        #expect(throws: ModelError.missingTensor(name: "model.layers.1.mlp.up_proj.weight", file: "model.safetensors")) {
+            try LlamaForCausalLM(configuration: model.configuration, checkpoint: SafeTensors(parameters))
+        }
+        parameters = model.parameterDictionary()
+        parameters["model.layers.0.self_attn.k_proj.weight"] = try Tensor(zeros: [32, 32])
+        #expect(throws: ModelError.tensorShape(name: "model.layers.0.self_attn.k_proj.weight", expected: [16, 32], actual: [32, 32])) {
+            try LlamaForCausalLM(configuration: model.configuration, checkpoint: SafeTensors(parameters))
+        }
+        // Round trip: the model's own parameters give the same logits.
+        let again = try LlamaForCausalLM(configuration: model.configuration, checkpoint: SafeTensors(model.parameterDictionary()))
+        var first = try model.makeCache(batchSize: 1, capacity: 4)
+        var second = try again.makeCache(batchSize: 1, capacity: 4)
+        #expect(try model([[1, 2, 3]], cache: &first) == again([[1, 2, 3]], cache: &second))
+    }
+
+    @Test func badCallsThrowAndLeaveTheCache() throws {
+        let model = try model("tiny-llama")
+        var cache = try model.makeCache(batchSize: 1, capacity: 4)
+        #expect(throws: ModelError.invalidArgument(argument: "tokens[0][1]", reason: "128 is not in 0..<128")) {
+            try model([[1, 128]], cache: &cache)
+        }
+        #expect(throws: ModelError.invalidArgument(argument: "tokens", reason: "has 2 sequences, the cache 1")) {
+            try model([[1], [2]], cache: &cache)
+        }
+        #expect(throws: ModelError.invalidArgument(argument: "tokens[0]", reason: "is empty")) {
+            try model([[]], cache: &cache)
+        }
+        _ = try model([[1, 2, 3]], cache: &cache)
+        #expect(throws: ModelError.invalidArgument(
+            argument: "tokens[0]", reason: "2 tokens after 3 exceed the cache's capacity 4")) {
+            try model([[1, 2]], cache: &cache)
+        }
+        #expect(cache.lengths == [3])
+        #expect(throws: ModelError.invalidArgument(argument: "capacity", reason: "must be at least 1, got 0")) {
+            try model.makeCache(batchSize: 1, capacity: 0)
+        }
+    }
+}
