@@ -71,6 +71,9 @@ public struct Linear: ParameterizedModule, Equatable {
         }
     }
 
+    /// `weight`: the one parameter that may be half precision.
+    public var matrixWeightNames: Set<String> { ["weight"] }
+
     /// `weight`, then `bias` when present.
     public var parameterPaths: [ParameterPath<Linear>] {
         var paths: [ParameterPath<Linear>] = [("weight", \.weight)]

@@ -145,6 +145,13 @@ public struct TransformerEncoderLayer: ParameterizedModule, Equatable {
         self.convention = convention
     }
 
+    /// The attention's projection weights and `linear1.weight`, `linear2.weight`.
+    public var matrixWeightNames: Set<String> {
+        (convention == .torch ? matrixWeightNames(of: \.selfAttention, prefixedBy: "self_attn") : noxtonMatrixWeightNames)
+            .union(matrixWeightNames(of: \.linear1, prefixedBy: "linear1"))
+            .union(matrixWeightNames(of: \.linear2, prefixedBy: "linear2"))
+    }
+
     /// PyTorch's `state_dict` names (`self_attn.in_proj_weight`, `self_attn.in_proj_bias`,
     /// `self_attn.out_proj.weight`, ..., `linear1.weight`, ..., `norm2.bias`), or noxton's with
     /// ``Convention/noxton`` (`self_attn.query_proj.weight`, ..., `self_attn.output_proj.bias`,

@@ -78,6 +78,9 @@ public struct SqueezeExcitation: ParameterizedModule, Equatable {
         self.scaleActivation = scaleActivation
     }
 
+    /// `fc1.weight` and `fc2.weight`, the 1×1 convolutions computed as matrix multiplies.
+    public var matrixWeightNames: Set<String> { ["fc1.weight", "fc2.weight"] }
+
     /// `fc1.weight`, `fc1.bias`, `fc2.weight`, `fc2.bias`.
     public var parameterPaths: [ParameterPath<SqueezeExcitation>] {
         [("fc1.weight", \.fc1Weight), ("fc1.bias", \.fc1Bias), ("fc2.weight", \.fc2Weight), ("fc2.bias", \.fc2Bias)]
