@@ -195,6 +195,18 @@ extension Tensor {
     }
 }
 
+/// Throws unless every given activation is `float32`: a module's inputs, which feed its
+/// projections (matrix multiplies take `float32` activations; only their weights may be half
+/// precision).
+///
+/// - Throws: `AttentionError.unsupportedDType` naming the first half-precision input.
+func requireFloat32Activations(_ inputs: KeyValuePairs<String, Tensor?>) throws(AttentionError) {
+    for case let (name, tensor?) in inputs {
+        try tensor.requireFloat32(
+            name, reason: "modules take float32 activations (their projection weights may be half precision)")
+    }
+}
+
 /// The reason given when an operation without half-precision support meets a half tensor.
 let defaultFloat32Reason =
     "this operation takes float32 only; convert explicitly with converted(to: .float32)"

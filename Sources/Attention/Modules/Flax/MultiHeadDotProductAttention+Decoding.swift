@@ -57,6 +57,8 @@ extension MultiHeadDotProductAttention {
         mask: BooleanMask? = nil, deterministic: Bool? = nil, dropoutSeed: UInt64? = nil
     ) throws -> Tensor {
         try validateParameters()
+        try requireFloat32Parameters()
+        try requireFloat32Activations(["query": query, "key": key, "value": value])
         let (key, value, batchShape, n, lengthK) = try checkInputs(query: query, key: key, value: value)
         guard n >= 1 else {
             throw AttentionError.shapeMismatch(

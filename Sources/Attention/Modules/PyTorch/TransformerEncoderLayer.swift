@@ -189,6 +189,10 @@ public struct TransformerEncoderLayer: ParameterizedModule, Equatable {
         _ source: Tensor, mask: TorchMask? = nil, keyPaddingMask: TorchMask? = nil, isCausal: Bool = false,
         training: Bool = false, dropoutSeed: UInt64 = 0
     ) throws -> Tensor {
+        try requireFloat32Parameters()
+        try requireFloat32Activations(["source": source])
+        try mask?.requireFloat32("mask")
+        try keyPaddingMask?.requireFloat32("keyPaddingMask")
         guard (source.rank == 2 || source.rank == 3), source.shape[source.rank - 1] == dModel else {
             throw AttentionError.shapeMismatch(
                 argument: "source",

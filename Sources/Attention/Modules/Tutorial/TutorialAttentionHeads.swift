@@ -74,6 +74,7 @@ func tutorialAttention(
     returningWeights: Bool = false, inputNames: (String, String) = ("x", "x")
 ) throws -> Tensor {
     let (dIn, kq, dv) = try validateTutorialHeads(heads)
+    try requireFloat32Activations([inputNames.0: x, inputNames.1: context])
     let rank = x.rank
     guard rank == 2 || rank == 3, x.shape[rank - 1] == dIn else {
         throw AttentionError.shapeMismatch(
