@@ -145,6 +145,9 @@ struct HalfPrecisionModulesTests {
         let rope = try RotaryPositionalEmbedding(embeddingSize: 4)
         try expectHalfWeightsMatchWidened(selfAttention, dtype: dtype, "self, rotary") { [try $0(q, rotary: rope)] }
         expectUnsupportedDType("key") { _ = try attention(query: q, key: k.converted(to: dtype), value: v) }
+        var mixed = selfAttention
+        mixed.valueProjection.weight = try mixed.valueProjection.weight.converted(to: dtype)
+        expectUnsupportedDType("value_proj.weight") { _ = try mixed(q) }
     }
 
     @Test(arguments: halfTypes)
@@ -173,6 +176,9 @@ struct HalfPrecisionModulesTests {
         let wrapper = try MultiHeadAttentionWrapper(dIn: 6, dOutKQ: 4, dOutV: 2, heads: 3, using: &rng)
         try expectHalfWeightsMatchWidened(wrapper, dtype: dtype, "wrapper") { [try $0(x)] }
         expectUnsupportedDType("x") { _ = try plain(x.converted(to: dtype)) }
+        var mixed = wrapper
+        mixed.heads[1].keyWeight = try mixed.heads[1].keyWeight.converted(to: dtype)
+        expectUnsupportedDType("heads.1.W_key") { _ = try mixed(x) }
         expectUnsupportedDType("x2") { _ = try cross(x, context.converted(to: dtype)) }
 
         let squeeze = try SqueezeExcitation(inputChannels: 6, squeezeChannels: 3, using: &rng)
