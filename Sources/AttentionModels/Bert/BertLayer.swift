@@ -59,6 +59,16 @@ public struct BertLayer: ParameterizedModule, Equatable {
         headCount = configuration.headCount
     }
 
+    /// The six projections' weights (query, key, value, attention output, intermediate, output).
+    public var matrixWeightNames: Set<String> {
+        matrixWeightNames(of: \.query, prefixedBy: "attention.self.query")
+            .union(matrixWeightNames(of: \.key, prefixedBy: "attention.self.key"))
+            .union(matrixWeightNames(of: \.value, prefixedBy: "attention.self.value"))
+            .union(matrixWeightNames(of: \.attentionOutput, prefixedBy: "attention.output.dense"))
+            .union(matrixWeightNames(of: \.intermediate, prefixedBy: "intermediate.dense"))
+            .union(matrixWeightNames(of: \.output, prefixedBy: "output.dense"))
+    }
+
     /// The names of `transformers`' `BertLayer`.
     public var parameterPaths: [ParameterPath<BertLayer>] {
         parameterPaths(of: \.query, prefixedBy: "attention.self.query")

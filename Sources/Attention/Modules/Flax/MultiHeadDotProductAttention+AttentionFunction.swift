@@ -46,7 +46,7 @@ extension MultiHeadDotProductAttention {
             /// The value heads, `(B, S, H, Dv)`.
             public var value: Tensor
 
-            /// The mask, as ``scaledDotProductAttention(query:key:value:mask:scale:dropout:maskedRows:threads:algorithm:layout:)``
+            /// The mask, as ``scaledDotProductAttention(query:key:value:mask:scale:dropout:maskedRows:threads:algorithm:layout:outputDType:)``
             /// takes it: a ``BooleanMask`` broadcastable to `(B, H, L, S)` (true attends) when the
             /// module was given one (its leading batch dimensions flattened), and no causal
             /// masking, window or bias. A row with every key masked must give the mean of the
@@ -120,7 +120,7 @@ extension MultiHeadDotProductAttention {
         /// Runs the function.
         ///
         /// - Throws: for ``fused`` and ``unfused``, the errors of
-        ///   ``scaledDotProductAttention(query:key:value:mask:scale:dropout:maskedRows:threads:algorithm:layout:)``
+        ///   ``scaledDotProductAttention(query:key:value:mask:scale:dropout:maskedRows:threads:algorithm:layout:outputDType:)``
         ///   with the `.sequence` layout; for a custom function, what it throws.
         public func callAsFunction(_ arguments: Arguments) throws -> Tensor {
             switch kind {

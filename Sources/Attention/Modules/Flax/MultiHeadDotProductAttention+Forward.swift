@@ -101,6 +101,8 @@ extension MultiHeadDotProductAttention: Layer {
     public func callAsFunction(_ inputs: Inputs) throws -> AttentionResult {
         let (query, mask) = (inputs.query, inputs.mask)
         try validateParameters()
+        try requireFloat32Parameters()
+        try requireFloat32Activations(["query": query, "key": inputs.key, "value": inputs.value])
         let (key, value, batchShape, lengthQ, lengthK) = try checkInputs(
             query: query, key: inputs.key, value: inputs.value)
         let flatMask = try mask.map { mask throws(AttentionError) in

@@ -55,6 +55,13 @@ extension TransformerEncoderLayer {
         }
         return paths
     }
+
+    /// The noxton convention's matrix-multiply weights: the three projection weights (slices of
+    /// the packed `in_proj_weight`) and the output projection's.
+    var noxtonMatrixWeightNames: Set<String> {
+        ["self_attn.query_proj.weight", "self_attn.key_proj.weight", "self_attn.value_proj.weight",
+         "self_attn.output_proj.weight"]
+    }
 }
 
 extension TorchMultiheadAttention {
@@ -96,10 +103,16 @@ extension TorchMultiheadAttention {
             guard let zeros = try? Tensor(zeros: packedShape) else { return }
             packed = zeros
         }
-        let count = newValue.count
-        packed!.withUnsafeMutableBufferPointer { target in
-            newValue.withUnsafeBufferPointer { source in
-                (target.baseAddress! + index * count).update(from: source.baseAddress!, count: count)
+        // The packed tensor takes the slice's dtype (loading and convertingWeights(to:) write
+        // all three slices in one dtype); the bits are copied as they are.
+        if packed!.dtype != newValue.dtype {
+            guard let converted = try? packed!.converted(to: newValue.dtype) else { return }
+            packed = converted
+        }
+        let bytes = newValue.count * newValue.dtype.byteSize
+        packed!.withUnsafeMutableRawBufferPointer { target in
+            newValue.withUnsafeRawBufferPointer { source in
+                (target.baseAddress! + index * bytes).copyMemory(from: source.baseAddress!, byteCount: bytes)
             }
         }
     }
