@@ -13,10 +13,12 @@ struct LlamaAttention: ParameterizedModule, Equatable {
     let headSize: Int
 
     /// Reads `prefix.q_proj.weight`, ... (and their biases when the configuration has them).
-    init(configuration c: LlamaConfiguration, checkpoint: LlamaCheckpoint, prefix: String) throws {
+    /// Weights in `weightDType` (`nil`: as stored), biases in f32.
+    init(configuration c: LlamaConfiguration, checkpoint: LlamaCheckpoint, prefix: String, weightDType: Tensor.DType?) throws {
         func linear(_ name: String, _ outputs: Int, _ inputs: Int) throws -> Linear {
-            let weight = try checkpoint.tensor("\(prefix).\(name).weight", shape: [outputs, inputs])
-            let bias = c.attentionBias ? try checkpoint.tensor("\(prefix).\(name).bias", shape: [outputs]) : nil
+            let weight = try checkpoint.tensor("\(prefix).\(name).weight", shape: [outputs, inputs], dtype: weightDType)
+            let bias = c.attentionBias
+                ? try checkpoint.tensor("\(prefix).\(name).bias", shape: [outputs], dtype: .float32) : nil
             return try Linear(weight: weight, bias: bias)
         }
         let (queryWidth, keyWidth) = (c.headCount * c.headSize, c.keyValueHeadCount * c.headSize)
@@ -49,7 +51,7 @@ struct LlamaAttention: ParameterizedModule, Equatable {
         keys.withUnsafeMutableBufferPointer {
             rotary.rotate($0, rows: batch * rows, heads: keyValueHeadCount, table: step.rotaryTable)
         }
-        cache.append(layer: layer, keys: keys, values: values, counts: step.counts)
+        try cache.append(layer: layer, keys: keys, values: values, counts: step.counts)
         let attended = try scaledDotProductAttention(
             query: queries, key: cache.keys[layer], value: cache.values[layer], mask: step.mask, layout: .sequence)
         return try output(attended.reshaped([batch, rows, headCount * headSize]))

@@ -57,15 +57,17 @@ struct LlamaCheckpoint: Sendable {
     /// Whether the checkpoint has a tensor of this name.
     func contains(_ name: String) -> Bool { fileOfTensor[name] != nil }
 
-    /// The tensor `name`, which must have `shape`.
+    /// The tensor `name`, which must have `shape`, in `dtype` (`nil`: as stored, f32 for a stored
+    /// type other than f32, f16 and bf16).
     ///
     /// - Throws: `ModelError.missingTensor` or `.tensorShape` naming it.
-    func tensor(_ name: String, shape: [Int]) throws -> Tensor {
+    func tensor(_ name: String, shape: [Int], dtype: Tensor.DType? = nil) throws -> Tensor {
         guard let file = fileOfTensor[name], let contents = files[file], contents.contains(name) else {
             throw ModelError.missingTensor(name: name, file: fileOfTensor[name] ?? files.keys.sorted().joined(separator: ", "))
         }
         let actual = try contents.shape(of: name)
         guard actual == shape else { throw ModelError.tensorShape(name: name, expected: shape, actual: actual) }
-        return try contents.tensor(named: name)
+        let stored = try contents.tensor(named: name)
+        return try dtype.map { try stored.converted(to: $0) } ?? stored
     }
 }

@@ -12,14 +12,17 @@ struct LlamaDecoderLayer: ParameterizedModule, Equatable {
     var postAttentionNorm: RMSNorm
     var mlp: LlamaMLP
 
-    init(configuration c: LlamaConfiguration, checkpoint: LlamaCheckpoint, prefix: String) throws {
+    /// Projection weights in `weightDType` (`nil`: as stored), norms in f32.
+    init(configuration c: LlamaConfiguration, checkpoint: LlamaCheckpoint, prefix: String, weightDType: Tensor.DType?) throws {
         func norm(_ name: String) throws -> RMSNorm {
-            try RMSNorm(weight: checkpoint.tensor("\(prefix).\(name).weight", shape: [c.hiddenSize]), epsilon: c.rmsNormEpsilon)
+            try RMSNorm(
+                weight: checkpoint.tensor("\(prefix).\(name).weight", shape: [c.hiddenSize], dtype: .float32),
+                epsilon: c.rmsNormEpsilon)
         }
         inputNorm = try norm("input_layernorm")
-        attention = try LlamaAttention(configuration: c, checkpoint: checkpoint, prefix: "\(prefix).self_attn")
+        attention = try LlamaAttention(configuration: c, checkpoint: checkpoint, prefix: "\(prefix).self_attn", weightDType: weightDType)
         postAttentionNorm = try norm("post_attention_layernorm")
-        mlp = try LlamaMLP(configuration: c, checkpoint: checkpoint, prefix: "\(prefix).mlp")
+        mlp = try LlamaMLP(configuration: c, checkpoint: checkpoint, prefix: "\(prefix).mlp", weightDType: weightDType)
     }
 
     var parameterPaths: [ParameterPath<LlamaDecoderLayer>] {

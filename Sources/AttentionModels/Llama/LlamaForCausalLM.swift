@@ -44,35 +44,47 @@ public struct LlamaForCausalLM: ParameterizedModule, Equatable {
     /// Reads `config.json` and the weights (`model.safetensors`, or the shards listed by
     /// `model.safetensors.index.json`) of a Hugging Face model folder.
     ///
+    /// The matrices (embedding, projections, LM head) stay in the checkpoint's type (f32, f16 or
+    /// bf16; f32 for any other) unless `weightDType` asks for another, and run on the
+    /// half-precision kernels (activations, norms and biases are f32).
+    ///
     /// - Throws: the errors of ``LlamaConfiguration/init(contentsOf:)``;
     ///   `ModelError.missingFile` without weights; `.missingTensor` or `.tensorShape` naming the
     ///   first parameter absent or of another shape than the configuration implies;
     ///   `AttentionError.invalidCheckpoint` for a malformed file.
-    public init(contentsOf folder: URL) throws {
+    public init(contentsOf folder: URL, weightDType: Tensor.DType? = nil) throws {
         let configuration = try LlamaConfiguration(contentsOf: folder.appendingPathComponent("config.json"))
-        try self.init(configuration: configuration, checkpoint: LlamaCheckpoint(folder: folder))
+        try self.init(configuration: configuration, checkpoint: LlamaCheckpoint(folder: folder), weightDType: weightDType)
     }
 
     /// Builds a model from one checkpoint with `transformers`' parameter names; other tensors
     /// (`lm_head.weight` of a tied model, rotary buffers) are ignored.
     ///
-    /// - Parameter file: how errors name the checkpoint.
+    /// - Parameters:
+    ///   - file: how errors name the checkpoint.
+    ///   - weightDType: the type of the matrices; `nil` (the default) keeps each as stored.
     /// - Throws: `ModelError.missingTensor` or `.tensorShape` naming the first parameter absent or
     ///   of another shape than `configuration` implies.
-    public init(configuration: LlamaConfiguration, checkpoint: SafeTensors, file: String = "model.safetensors") throws {
-        try self.init(configuration: configuration, checkpoint: LlamaCheckpoint(checkpoint, file: file))
+    public init(
+        configuration: LlamaConfiguration, checkpoint: SafeTensors, file: String = "model.safetensors",
+        weightDType: Tensor.DType? = nil
+    ) throws {
+        try self.init(configuration: configuration, checkpoint: LlamaCheckpoint(checkpoint, file: file), weightDType: weightDType)
     }
 
-    init(configuration c: LlamaConfiguration, checkpoint: LlamaCheckpoint) throws {
+    init(configuration c: LlamaConfiguration, checkpoint: LlamaCheckpoint, weightDType: Tensor.DType?) throws {
         configuration = c
-        embedding = try checkpoint.tensor("model.embed_tokens.weight", shape: [c.vocabularySize, c.hiddenSize])
+        let matrix = [c.vocabularySize, c.hiddenSize]
+        embedding = try checkpoint.tensor("model.embed_tokens.weight", shape: matrix, dtype: weightDType)
         layers = try (0..<c.layerCount).map { index in
-            try LlamaDecoderLayer(configuration: c, checkpoint: checkpoint, prefix: "model.layers.\(index)")
+            try LlamaDecoderLayer(
+                configuration: c, checkpoint: checkpoint, prefix: "model.layers.\(index)", weightDType: weightDType)
         }
         norm = try RMSNorm(
-            weight: checkpoint.tensor("model.norm.weight", shape: [c.hiddenSize]), epsilon: c.rmsNormEpsilon)
+            weight: checkpoint.tensor("model.norm.weight", shape: [c.hiddenSize], dtype: .float32),
+            epsilon: c.rmsNormEpsilon)
         head = c.tieWordEmbeddings
-            ? nil : try Linear(weight: checkpoint.tensor("lm_head.weight", shape: [c.vocabularySize, c.hiddenSize]))
+            ? nil : try Linear(weight: checkpoint.tensor("lm_head.weight", shape: matrix, dtype: weightDType))
         rotary = LlamaRotaryEmbedding(headSize: c.headSize, theta: c.ropeTheta)
     }
 
@@ -88,11 +100,14 @@ public struct LlamaForCausalLM: ParameterizedModule, Equatable {
         return paths
     }
 
-    /// An empty cache for this model's layers.
+    /// The type of the matrices (the embedding's).
+    public var weightDType: Tensor.DType { embedding.dtype }
+
+    /// An empty cache for this model's layers, its keys and values stored as `dtype`.
     ///
-    /// - Throws: as ``LlamaKeyValueCache/init(configuration:batchSize:capacity:)``.
-    public func makeCache(batchSize: Int, capacity: Int) throws -> LlamaKeyValueCache {
-        try LlamaKeyValueCache(configuration: configuration, batchSize: batchSize, capacity: capacity)
+    /// - Throws: as ``LlamaKeyValueCache/init(configuration:batchSize:capacity:dtype:)``.
+    public func makeCache(batchSize: Int, capacity: Int, dtype: Tensor.DType = .float32) throws -> LlamaKeyValueCache {
+        try LlamaKeyValueCache(configuration: configuration, batchSize: batchSize, capacity: capacity, dtype: dtype)
     }
 
     /// Runs each sequence's new tokens after what `cache` holds, appends their keys and values to
@@ -142,21 +157,22 @@ public struct LlamaForCausalLM: ParameterizedModule, Equatable {
         return try Linear(weight: embedding)(hidden)
     }
 
-    /// The embedded tokens, `(batch, rows, hiddenSize)`, zeros past each sequence's count.
+    /// The embedded tokens in f32, `(batch, rows, hiddenSize)`, zeros past each sequence's count:
+    /// the rows gathered in the embedding's own type, then widened.
     private func embed(_ tokens: [[Int]], rows: Int) throws -> Tensor {
-        let hiddenSize = configuration.hiddenSize
-        var hidden = try Tensor(zeros: [tokens.count, rows, hiddenSize])
-        hidden.withUnsafeMutableBufferPointer { output in
-            embedding.withUnsafeBufferPointer { table in
+        let rowBytes = configuration.hiddenSize * embedding.dtype.byteSize
+        var hidden = try Tensor(zeros: [tokens.count, rows, configuration.hiddenSize], dtype: embedding.dtype)
+        hidden.withUnsafeMutableRawBufferPointer { output in
+            embedding.withUnsafeRawBufferPointer { table in
                 for (sequence, ids) in tokens.enumerated() {
                     for (position, id) in ids.enumerated() {
-                        (output.baseAddress! + (sequence * rows + position) * hiddenSize)
-                            .update(from: table.baseAddress! + id * hiddenSize, count: hiddenSize)
+                        (output.baseAddress! + (sequence * rows + position) * rowBytes)
+                            .copyMemory(from: table.baseAddress! + id * rowBytes, byteCount: rowBytes)
                     }
                 }
             }
         }
-        return hidden
+        return try hidden.converted(to: .float32)
     }
 
     private func validate(_ tokens: [[Int]], cache: LlamaKeyValueCache) throws(ModelError) {

@@ -1,6 +1,6 @@
 import Attention
 
-/// The result of ``LlamaForCausalLM/generate(prompts:maxNewTokens:sampling:generator:stopAtEndOfSequence:)``.
+/// The result of ``LlamaForCausalLM/generate(prompts:maxNewTokens:sampling:generator:stopAtEndOfSequence:cacheDType:)``.
 public struct LlamaGeneration: Sendable {
     /// The new ids of each sequence (the end-of-sequence id included when one stopped it).
     public var tokens: [[Int]]
@@ -31,17 +31,19 @@ extension LlamaForCausalLM {
     ///   - generator: draws the sampled tokens (unused when greedy).
     ///   - stopAtEndOfSequence: a sequence stops after it produces one of the configuration's
     ///     end-of-sequence ids (true by default); the others go on.
+    ///   - cacheDType: the type of the cache's keys and values; `nil` (the default) for the
+    ///     weights' type, as `transformers` keeps them.
     /// - Throws: `ModelError.invalidArgument` (`"prompts"`, `"maxNewTokens"`) and the model's errors.
     public func generate(
         prompts: [[Int]], maxNewTokens: Int, sampling: TokenSampling = .greedy,
-        generator: inout SeededGenerator, stopAtEndOfSequence: Bool = true
+        generator: inout SeededGenerator, stopAtEndOfSequence: Bool = true, cacheDType: Tensor.DType? = nil
     ) throws -> LlamaGeneration {
         guard !prompts.isEmpty else { throw ModelError.invalidArgument(argument: "prompts", reason: "is empty") }
         guard maxNewTokens >= 1 else {
             throw ModelError.invalidArgument(argument: "maxNewTokens", reason: "must be at least 1, got \(maxNewTokens)")
         }
         let capacity = prompts.map(\.count).max()! + maxNewTokens
-        var cache = try makeCache(batchSize: prompts.count, capacity: capacity)
+        var cache = try makeCache(batchSize: prompts.count, capacity: capacity, dtype: cacheDType ?? weightDType)
         let stops = stopAtEndOfSequence ? Set(configuration.endOfSequenceTokenIDs) : []
         let clock = ContinuousClock()
         var tokens = Array(repeating: [Int](), count: prompts.count)

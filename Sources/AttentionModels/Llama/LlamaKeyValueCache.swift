@@ -23,20 +23,25 @@ public struct LlamaKeyValueCache: Sendable {
     /// Per layer, `(batchSize, capacity, keyValueHeads, headSize)`.
     var values: [Tensor]
 
-    /// An empty cache for `configuration`'s layers.
+    /// The type the keys and values are stored in (new ones are rounded to it on write).
+    public let dtype: Tensor.DType
+
+    /// An empty cache for `configuration`'s layers, stored as `dtype` (f32 by default; f16 and
+    /// bf16 halve its memory and the bytes each decoding step reads).
     ///
     /// - Throws: `ModelError.invalidArgument` (`"batchSize"`, `"capacity"`) for a value below 1;
     ///   `AttentionError.overflow` or `.outOfMemory` when the tensors cannot be allocated.
-    public init(configuration: LlamaConfiguration, batchSize: Int, capacity: Int) throws {
+    public init(configuration: LlamaConfiguration, batchSize: Int, capacity: Int, dtype: Tensor.DType = .float32) throws {
         for (name, value) in [("batchSize", batchSize), ("capacity", capacity)] where value < 1 {
             throw ModelError.invalidArgument(argument: name, reason: "must be at least 1, got \(value)")
         }
         self.batchSize = batchSize
         self.capacity = capacity
+        self.dtype = dtype
         lengths = Array(repeating: 0, count: batchSize)
         let shape = [batchSize, capacity, configuration.keyValueHeadCount, configuration.headSize]
-        keys = try (0..<configuration.layerCount).map { _ in try Tensor(zeros: shape) }
-        values = try (0..<configuration.layerCount).map { _ in try Tensor(zeros: shape) }
+        keys = try (0..<configuration.layerCount).map { _ in try Tensor(zeros: shape, dtype: dtype) }
+        values = try (0..<configuration.layerCount).map { _ in try Tensor(zeros: shape, dtype: dtype) }
     }
 
     /// Forgets every sequence's positions (the memory is kept for the next prompts).
@@ -45,23 +50,25 @@ public struct LlamaKeyValueCache: Sendable {
     }
 
     /// Writes the new keys and values of one layer: `(batchSize, rows, keyValueHeads, headSize)`,
-    /// the first `counts[b]` rows of sequence b going to its positions `lengths[b]...`.
-    mutating func append(layer: Int, keys newKeys: Tensor, values newValues: Tensor, counts: [Int]) {
+    /// the first `counts[b]` rows of sequence b going to its positions `lengths[b]...`, rounded to
+    /// the cache's type.
+    mutating func append(layer: Int, keys newKeys: Tensor, values newValues: Tensor, counts: [Int]) throws {
         let rows = newKeys.shape[1]
-        let width = newKeys.shape[2] * newKeys.shape[3]
+        let rowBytes = newKeys.shape[2] * newKeys.shape[3] * dtype.byteSize
         let (lengths, capacity) = (self.lengths, self.capacity)
-        func write(_ source: Tensor, into target: inout Tensor) {
-            target.withUnsafeMutableBufferPointer { cache in
-                source.withUnsafeBufferPointer { new in
+        func write(_ new: Tensor, into target: inout Tensor) throws {
+            let source = try new.converted(to: dtype)
+            target.withUnsafeMutableRawBufferPointer { cache in
+                source.withUnsafeRawBufferPointer { new in
                     for (sequence, count) in counts.enumerated() where count > 0 {
-                        let from = sequence * rows * width
-                        let to = (sequence * capacity + lengths[sequence]) * width
-                        (cache.baseAddress! + to).update(from: new.baseAddress! + from, count: count * width)
+                        let from = sequence * rows * rowBytes
+                        let to = (sequence * capacity + lengths[sequence]) * rowBytes
+                        (cache.baseAddress! + to).copyMemory(from: new.baseAddress! + from, byteCount: count * rowBytes)
                     }
                 }
             }
         }
-        write(newKeys, into: &keys[layer])
-        write(newValues, into: &values[layer])
+        try write(newKeys, into: &keys[layer])
+        try write(newValues, into: &values[layer])
     }
 }

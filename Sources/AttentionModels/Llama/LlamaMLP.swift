@@ -9,10 +9,12 @@ struct LlamaMLP: ParameterizedModule, Equatable {
     var down: Linear
 
     /// Reads `prefix.gate_proj.weight`, `up_proj`, `down_proj` (and biases with `mlp_bias`).
-    init(configuration c: LlamaConfiguration, checkpoint: LlamaCheckpoint, prefix: String) throws {
+    /// Weights in `weightDType` (`nil`: as stored), biases in f32.
+    init(configuration c: LlamaConfiguration, checkpoint: LlamaCheckpoint, prefix: String, weightDType: Tensor.DType?) throws {
         func linear(_ name: String, _ outputs: Int, _ inputs: Int) throws -> Linear {
-            let weight = try checkpoint.tensor("\(prefix).\(name).weight", shape: [outputs, inputs])
-            let bias = c.mlpBias ? try checkpoint.tensor("\(prefix).\(name).bias", shape: [outputs]) : nil
+            let weight = try checkpoint.tensor("\(prefix).\(name).weight", shape: [outputs, inputs], dtype: weightDType)
+            let bias = c.mlpBias
+                ? try checkpoint.tensor("\(prefix).\(name).bias", shape: [outputs], dtype: .float32) : nil
             return try Linear(weight: weight, bias: bias)
         }
         gate = try linear("gate_proj", c.intermediateSize, c.hiddenSize)

@@ -18,7 +18,8 @@ Writes into this folder:
                      model-0000N-of-0000M.safetensors files with model.safetensors.index.json
   tiny_llama_outputs.json   under "models", for each model: the prompt, logits at every prompt position
                      (transformers' forward pass), the 32 ids of a greedy `generate`, and for the
-                     bfloat16 model the gap between the two largest logits at each generated step;
+                     bfloat16 model the gap between the two largest logits at each generated step
+                     and the logits of its weights run with f32 activations;
                      a batch of two prompts of different lengths with each one's last logits and
                      greedy ids computed alone.
 
@@ -111,17 +112,24 @@ def main() -> None:
 
     plain = make_model(seed=0)
     save(plain, HERE / "tiny-llama")
-    bf16 = make_model(seed=0).to(torch.bfloat16)
-    save(bf16, HERE / "tiny-llama-bf16")
+    save(make_model(seed=0).to(torch.bfloat16), HERE / "tiny-llama-bf16")
+    # Run as a user loads it: `.to(bfloat16)` above also rounds the rotary frequencies (a buffer),
+    # which from_pretrained computes in f32.
+    bf16 = LlamaForCausalLM.from_pretrained(HERE / "tiny-llama-bf16", dtype=torch.bfloat16).eval()
     variant = make_model(
         seed=1, num_key_value_heads=1, head_dim=16, attention_bias=True, tie_word_embeddings=True, rope_theta=500.0)
     save(variant, HERE / "tiny-llama-bias", max_shard_size="40KB")
+
+    bf16_outputs = describe(bf16, prompt, batch)
+    # The same bf16 weights with f32 activations (as attention-generate computes): a tight reference.
+    widened = LlamaForCausalLM.from_pretrained(HERE / "tiny-llama-bf16", dtype=torch.float32).eval()
+    bf16_outputs["logits_f32_activations"] = prompt_logits(widened, prompt)
 
     outputs = {
         "versions": {name: importlib.metadata.version(name) for name in ("torch", "transformers")},
         "models": {
             "tiny-llama": describe(plain, prompt, batch),
-            "tiny-llama-bf16": describe(bf16, prompt, batch),
+            "tiny-llama-bf16": bf16_outputs,
             "tiny-llama-bias": describe(variant, prompt, batch),
         },
     }
