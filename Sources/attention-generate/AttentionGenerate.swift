@@ -51,15 +51,21 @@ enum AttentionGenerate {
             throw RunError("cannot load the model in \(folder.path): \(error)")
         }
 
-        // One warm-up run when repeating, then the timed ones; rates are medians.
-        var runs: [LlamaGeneration] = []
-        for _ in 0..<(options.repeats == 1 ? 1 : options.repeats + 1) {
+        // With --repeat: a short warm-up (threads started, code paths touched), then the timed
+        // runs; the rates are their medians.
+        if options.repeats != nil {
             var generator = SeededGenerator(seed: options.seed)
-            runs.append(try model.generate(
+            _ = try model.generate(
+                prompts: [Array(options.promptIDs.prefix(16))], maxNewTokens: 2, sampling: sampling,
+                generator: &generator, stopAtEndOfSequence: false)
+        }
+        var timed: [LlamaGeneration] = []
+        for _ in 0..<(options.repeats ?? 1) {
+            var generator = SeededGenerator(seed: options.seed)
+            timed.append(try model.generate(
                 prompts: [options.promptIDs], maxNewTokens: options.maxNewTokens!, sampling: sampling,
                 generator: &generator, stopAtEndOfSequence: !options.ignoresEndOfSequence))
         }
-        let timed = options.repeats == 1 ? runs : Array(runs.dropFirst())
         let result = timed[0]
         let prefillRate = median(timed.map { Double(options.promptIDs.count) / seconds($0.prefillDuration) })
         let decodeRate = median(timed.map { Double($0.decodeSteps) / seconds($0.decodeDuration) })

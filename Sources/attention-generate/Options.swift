@@ -12,7 +12,7 @@ struct Options {
     var seed: UInt64 = 0
     var outputPath: String?
     var ignoresEndOfSequence = false
-    var repeats = 1
+    var repeats: Int?
     var showHelp = false
 
     static let usage = """
@@ -34,7 +34,8 @@ struct Options {
           --top-p P             sample only among the most likely tokens whose probabilities reach P
           --seed S              the seed of the sampling generator (default 0)
           --ignore-eos          do not stop at the configuration's eos_token_id
-          --repeat N            generate N times after one warm-up run; report the median rates
+          --repeat N            a short warm-up generation, then the whole one N times; report
+                                the median rates (for benchmarks)
           --output FILE         write JSON {"generated_ids": [...], "last_logits": [...]}, the logits
                                 (f32) at the last prompt position
           -h, --help            this text
