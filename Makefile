@@ -146,7 +146,8 @@ bench-minilm: deps model-minilm
 
 # Llama decoding, attention-generate (release build) against transformers' generate on PyTorch,
 # alternating rounds in one run, with the bandwidth bound from attn_bench; the random bf16 model is
-# created once under MODEL_CACHE. e.g. make bench-llama LLAMA_BENCH_ARGS="--rounds 3 --threads 2"
+# created once under MODEL_CACHE. Each timed process takes /tmp/swift-attention-bench.lock itself, so
+# do not wrap this target in flock. e.g. make bench-llama LLAMA_BENCH_ARGS="--rounds 3 --threads 2"
 LLAMA_BENCH_ARGS ?=
 bench-llama: deps $(BUILD)/attn_bench
 	$(SWIFT) build -c release --product attention-generate

@@ -12,10 +12,13 @@ weights from a fixed seed) is created once with transformers and saved in bf16 u
 prompt (random ids, fixed seed), then 128 new tokens, greedy.
 
 Each side runs in its own process with its thread count fixed; the two alternate, round by round.
+Each process holds /tmp/swift-attention-bench.lock while it runs (the project's machine-wide
+benchmark lock), so `make bench-llama` itself is not wrapped in flock.
 In each process the model is loaded (never timed), a short generation warms up, then the workload
 runs `--repeat` times:
-  - PyTorch: prefill = `generate(max_new_tokens=1)` (the prompt through the model, one token out);
-    total = `generate(max_new_tokens=128)`; decode rate = 127 / (total - prefill).
+  - PyTorch: one `generate(max_new_tokens=128)` with a streamer noting when each new token comes
+    out: prefill = from the call to the first new token (the prompt through the model, one token
+    out); decode rate = 127 / (time from the first new token to the last).
   - attention-generate: its own report, `prefill: X tokens/s, decode: Y tokens/s` (the prefill
     call over the prompt, then 127 one-token steps over a bf16 cache).
 Prefill tokens/s counts the 512 prompt tokens. Reported: medians over rounds, their ratios, each
@@ -28,6 +31,7 @@ plain vector sum over 1 GiB reaches on the same threads, measured in the same ru
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import random
 import re
@@ -68,9 +72,15 @@ def peak_megabytes(rusage) -> float:
     return rusage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
+LOCK = "/tmp/swift-attention-bench.lock"
+
+
 def run(command: list[str], env: dict[str, str]) -> tuple[str, float]:
-    """Runs a worker to completion: its stderr and its peak resident memory in MB."""
-    with tempfile.TemporaryFile() as stderr:
+    """Runs a worker to completion, holding the machine-wide benchmark lock (so that no other
+    benchmark runs meanwhile, and each locked stretch is one process): its stderr and its peak
+    resident memory in MB."""
+    with open(LOCK, "a") as lock, tempfile.TemporaryFile() as stderr:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
         _, status, rusage = os.wait4(process.pid, 0)
         code = os.waitstatus_to_exitcode(status)
@@ -89,32 +99,45 @@ def torch_worker(model_dir: str, threads: int, repeats: int) -> None:
     from transformers import LlamaForCausalLM
     model = LlamaForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16).eval()
     ids = torch.tensor([prompt_ids()])
-    mask = torch.ones_like(ids)
 
-    def generate(tokens: torch.Tensor, count: int) -> float:
+    class Clock:
+        """A streamer that notes when generate hands out the prompt and then each new token."""
+
+        def __init__(self) -> None:
+            self.times: list[float] = []
+
+        def put(self, value) -> None:
+            self.times.append(time.perf_counter())
+
+        def end(self) -> None:
+            pass
+
+    def generate(tokens: torch.Tensor, count: int) -> tuple[float, float]:
+        """Seconds to the first new token (the prefill) and from it to the last (the decode)."""
+        clock = Clock()
         start = time.perf_counter()
         with torch.no_grad():
             out = model.generate(tokens, attention_mask=torch.ones_like(tokens), max_new_tokens=count,
-                                 do_sample=False, pad_token_id=0)
-        assert out.shape[1] == tokens.shape[1] + count
-        return time.perf_counter() - start
+                                 do_sample=False, pad_token_id=0, streamer=clock)
+        assert out.shape[1] == tokens.shape[1] + count and len(clock.times) == count + 1
+        return clock.times[1] - start, clock.times[-1] - clock.times[1]
 
     generate(ids[:, :16], 2)
     prefill, decode = [], []
     for _ in range(repeats):
-        first = generate(ids, 1)
-        total = generate(ids, NEW_TOKENS)
+        first, rest = generate(ids, NEW_TOKENS)
         prefill.append(PROMPT_LENGTH / first)
-        decode.append((NEW_TOKENS - 1) / (total - first))
-    del mask
+        decode.append((NEW_TOKENS - 1) / rest)
     print(f"prefill: {statistics.median(prefill):.1f} tokens/s, decode: {statistics.median(decode):.1f} tokens/s",
           file=sys.stderr)
 
 
 def measure_bandwidth(attn_bench: str, threads: int) -> float:
     """GB/s of attn_bench's parallel vector sum over 1 GiB."""
-    out = subprocess.run([attn_bench, "--threads", str(threads), "--no-attention", "--no-matmul", "--no-decode"],
-                         capture_output=True, text=True, check=True).stdout
+    with open(LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        out = subprocess.run([attn_bench, "--threads", str(threads), "--no-attention", "--no-matmul", "--no-decode"],
+                             capture_output=True, text=True, check=True).stdout
     match = re.search(r"read bandwidth ([0-9.]+) GB/s", out)
     if not match:
         raise SystemExit(f"no bandwidth in attn_bench's output:\n{out}")
