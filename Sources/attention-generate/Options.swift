@@ -95,6 +95,9 @@ struct Options {
         guard model != nil else { throw UsageError("--model DIR is required") }
         guard !promptIDs.isEmpty else { throw UsageError("--prompt-ids is required") }
         guard maxNewTokens != nil else { throw UsageError("--max-new-tokens is required") }
+        guard temperature > 0 || (topK == nil && topP == nil) else {
+            throw UsageError("--top-k and --top-p sample: they need a --temperature above 0")
+        }
     }
 }
 
