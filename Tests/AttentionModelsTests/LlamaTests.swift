@@ -182,6 +182,25 @@ let float32Llamas = ["tiny-llama", "tiny-llama-bias"]
         }
     }
 
+    /// `eos_token_id` from config.json (one id or a list) stops a sequence after it; the others
+    /// of the batch go on.
+    @Test func generationStopsAtEndOfSequence() throws {
+        let expected = try tinyLlamaOutputs("tiny-llama")
+        let stop = expected.greedy_ids[2]
+        let url = try folder { $0["eos_token_id"] = [stop, 127] }
+        defer { try? FileManager.default.removeItem(at: url) }
+        let model = try LlamaForCausalLM(contentsOf: url)
+        #expect(model.configuration.endOfSequenceTokenIDs == [stop, 127])
+        var rng = SeededGenerator(seed: 0)
+        let prompts = [expected.prompt, expected.batch[0].prompt]
+        let stopped = try model.generate(prompts: prompts, maxNewTokens: 32, generator: &rng)
+        let other = expected.batch[0].greedy_ids
+        let otherEnd = other.firstIndex { $0 == stop || $0 == 127 }.map { $0 + 1 } ?? other.count
+        #expect(stopped.tokens == [Array(expected.greedy_ids.prefix(3)), Array(other.prefix(otherEnd))])
+        let ignored = try model.generate(prompts: prompts, maxNewTokens: 32, generator: &rng, stopAtEndOfSequence: false)
+        #expect(ignored.tokens == [expected.greedy_ids, other])
+    }
+
     @Test func missingAndMisshapenTensorsAreNamed() throws {
         let model = try model("tiny-llama")
         var parameters = model.parameterDictionary()
