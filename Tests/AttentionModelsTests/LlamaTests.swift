@@ -220,6 +220,19 @@ let float32Llamas = ["tiny-llama", "tiny-llama-bias"]
         #expect(try model([[1, 2, 3]], cache: &first) == again([[1, 2, 3]], cache: &second))
     }
 
+    /// Parameters set by name (the stacked q/k/v and gate/up projections written part by part)
+    /// give the model those parameters describe.
+    @Test func loadingParametersByNameReplacesTheStackedProjections() throws {
+        var model = try model("tiny-llama")
+        let other = try LlamaForCausalLM(contentsOf: fixtureURL("tiny-llama-bf16"), weightDType: .float32)
+        try model.loadParameters(from: other.parameterDictionary())
+        let prompt = try tinyLlamaOutputs("tiny-llama").prompt
+        var first = try model.makeCache(batchSize: 1, capacity: 16)
+        var second = try other.makeCache(batchSize: 1, capacity: 16)
+        #expect(try model([prompt], cache: &first, logits: .all) == other([prompt], cache: &second, logits: .all))
+        #expect(model.parameterDictionary() == other.parameterDictionary())
+    }
+
     @Test func badCallsThrowAndLeaveTheCache() throws {
         let model = try model("tiny-llama")
         var cache = try model.makeCache(batchSize: 1, capacity: 4)
