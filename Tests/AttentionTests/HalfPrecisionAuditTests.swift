@@ -1,0 +1,406 @@
+import Foundation
+import Testing
+@testable import Attention
+
+// An audit of the half-precision API from outside: every public call that takes or holds a tensor
+// gets a float16 and a bfloat16 tensor in each tensor position, one position at a time (inputs,
+// weights, biases, norm scales, masks made from tensors, caches, and module parameters written
+// directly through their public `var`s, which no initialiser checks). Each call must either give
+// the float32 result of the widened values or throw `unsupportedDType` naming that position; a
+// trap would end the test process.
+
+/// One tensor position of an audited call: the argument's or parameter's name, and its value.
+typealias AuditedTensor = (name: String, tensor: Tensor)
+
+/// Whether an error's `argument` names the position `name`: the same words once dots, underscores
+/// and case are ignored, either one possibly qualified by a prefix (`"norm1.weight"` for a
+/// parameter `"weight"`, `"fc2Bias"` for `"fc2.bias"`).
+func argument(_ argument: String, names name: String) -> Bool {
+    func plain(_ s: String) -> String { s.lowercased().filter { $0 != "." && $0 != "_" } }
+    let (a, n) = (plain(argument), plain(name))
+    return a == n || a.hasSuffix(n) || n.hasSuffix(a)
+}
+
+/// For each position and each half-precision dtype, runs `call` with that one tensor converted,
+/// and expects either `unsupportedDType` of that dtype naming the position (or, for a position in
+/// `refusedAs`, naming the sibling that must share its dtype, with the half dtype in the reason:
+/// stacked weights, concatenated tensors), or outputs equal to those of `call` with the converted
+/// tensor widened back to float32 (same values, so the same math up to float32 rounding; an output
+/// in half precision within attn.h's tolerance of its dtype). Any other error is a failure.
+///
+/// - Returns: for each position and dtype, `"name dtype: ok"` or `"name dtype: refused"`, so a
+///   test can also pin which positions take half precision.
+@discardableResult
+func auditHalfPositions(
+    _ label: String, _ positions: [AuditedTensor], refusedAs: [String: String] = [:],
+    sourceLocation: SourceLocation = #_sourceLocation, _ call: ([Tensor]) throws -> [Tensor]
+) throws -> [String: Bool] {
+    var accepted: [String: Bool] = [:]
+    for (index, position) in positions.enumerated() {
+        for dtype in [Tensor.DType.float16, .bfloat16] {
+            let half = try position.tensor.converted(to: dtype)
+            var halfArguments = positions.map(\.tensor), widenedArguments = halfArguments
+            halfArguments[index] = half
+            widenedArguments[index] = try half.converted(to: .float32)
+            let where_ = Comment(rawValue: "\(label): \(position.name) in \(dtype)")
+            let outputs: [Tensor]
+            do {
+                outputs = try call(halfArguments)
+            } catch let AttentionError.unsupportedDType(name, refused, reason) {
+                if let sibling = refusedAs[position.name] {
+                    // A mixed-dtype refusal names the tensor that differs from the first one.
+                    #expect(argument(name, names: sibling) && reason.contains("\(dtype)"),
+                            "named \(name): \(reason). \(where_)", sourceLocation: sourceLocation)
+                } else {
+                    #expect(refused == dtype && argument(name, names: position.name),
+                            "named \(name) \(refused). \(where_)", sourceLocation: sourceLocation)
+                }
+                accepted["\(position.name) \(dtype)"] = false
+                continue
+            } catch {
+                Issue.record("\(where_): \(error)", sourceLocation: sourceLocation)
+                continue
+            }
+            accepted["\(position.name) \(dtype)"] = true
+            let references = try call(widenedArguments)
+            #expect(outputs.count == references.count, where_, sourceLocation: sourceLocation)
+            for (output, reference) in zip(outputs, references) {
+                let tolerance = output.dtype == .float32 ? 1e-4 : attentionTolerance(output.dtype)
+                expectClose(
+                    output, reference.scalars.map(Double.init), shape: reference.shape, rtol: tolerance, atol: tolerance,
+                    where_, sourceLocation: sourceLocation)
+            }
+        }
+    }
+    return accepted
+}
+
+/// ``auditHalfPositions(_:_:refusedAs:sourceLocation:_:)`` over every parameter of `module`
+/// (written through its key path, as a user assigning the public property would) followed by
+/// `inputs`; `forward` gets the module and the inputs.
+@discardableResult
+func auditModule<Module: ParameterizedModule>(
+    _ label: String, _ module: Module, inputs: [AuditedTensor] = [], refusedAs: [String: String] = [:],
+    sourceLocation: SourceLocation = #_sourceLocation, _ forward: (Module, [Tensor]) throws -> [Tensor]
+) throws -> [String: Bool] {
+    let paths = module.parameterPaths
+    #expect(!paths.isEmpty || !inputs.isEmpty, sourceLocation: sourceLocation)
+    let positions = paths.map { (name: $0.name, tensor: module[keyPath: $0.path]) } + inputs
+    return try auditHalfPositions(label, positions, refusedAs: refusedAs, sourceLocation: sourceLocation) { tensors in
+        var copy = module
+        for (entry, tensor) in zip(paths, tensors) { copy[keyPath: entry.path] = tensor }
+        return try forward(copy, Array(tensors.dropFirst(paths.count)))
+    }
+}
+
+/// Random float32 tensors for the audits.
+func auditTensor(_ shape: [Int], _ rng: inout SeededGenerator) throws -> Tensor {
+    try Tensor(randomNormal: shape, using: &rng)
+}
+
+/// Under KernelTests: these run the kernels, which must not overlap a test that switches the
+/// instruction set.
+extension KernelTests {
+    @Suite("Half-precision audit: every public tensor position")
+    struct HalfPrecisionAuditTests {
+        // MARK: Tensor operations
+
+        @Test func tensorOperations() throws {
+            var rng = SeededGenerator(seed: 1)
+            let x = try auditTensor([2, 3, 4], &rng), y = try auditTensor([3, 1], &rng)
+            let accepted = try auditHalfPositions("element-wise", [("self", x), ("other", try auditTensor([3, 4], &rng))]) { t in
+                [try t[0].adding(t[1]), try t[0].multiplying(t[1])]
+            }
+            #expect(accepted.values.allSatisfy { !$0 })
+            try auditHalfPositions("scaled, softmax", [("self", x)]) { t in
+                [try t[0].scaled(by: 2), try t[0].softmax(), try t[0].softmax(alongAxis: 0, maskedRows: .zero)]
+            }
+            // Layout operations keep the dtype.
+            let layout = try auditHalfPositions("layout", [("self", x)]) { t in
+                [try t[0].transposed(), try t[0].permuted([2, 0, 1]), try t[0].sliced(1..<3, axis: 1),
+                 try t[0].reshaped([6, -1]), try t[0].sliced(0..<0)]
+            }
+            #expect(layout.values.allSatisfy { $0 })
+            let joined = try auditHalfPositions(
+                "concatenated", [("tensors[0]", x), ("tensors[1]", x)], refusedAs: ["tensors[0]": "tensors[1]"]
+            ) { t in
+                [try Tensor.concatenated(t, axis: 1)]
+            }
+            #expect(joined == ["tensors[0] float16": false, "tensors[0] bfloat16": false,
+                               "tensors[1] float16": false, "tensors[1] bfloat16": false])
+            try auditHalfPositions("matmul", [("a", try auditTensor([2, 5, 3], &rng)), ("b", y.sliced(0..<3).reshaped([3, 1]))]) { t in
+                [try matmul(t[0], t[1]), try matmul(t[0], t[0], transposingA: true),
+                 try matmul(t[0], t[0], transposingB: true)]
+            }
+            try auditHalfPositions("matmul transposingB", [("a", try auditTensor([4, 3], &rng)), ("b", try auditTensor([2, 5, 3], &rng))]) { t in
+                [try matmul(t[0], t[1], transposingB: true)]
+            }
+        }
+
+        @Test func layers() throws {
+            var rng = SeededGenerator(seed: 2)
+            let x = try auditTensor([3, 5], &rng)
+            for activation in Activation.allCases {
+                try auditHalfPositions("\(activation)", [("input", x)]) { t in [try activation(t[0])] }
+            }
+            var norm = try LayerNorm(size: 5)
+            norm.weight = try auditTensor([5], &rng)
+            norm.bias = try auditTensor([5], &rng)
+            try auditModule("LayerNorm", norm, inputs: [("input", x)]) { m, t in [try m(t[0])] }
+            let linear = try Linear(inputSize: 5, outputSize: 4, using: &rng)
+            try auditModule("Linear", linear, inputs: [("input", x)]) { m, t in [try m(t[0])] }
+            // Dropout rounds each kept element back to the input's dtype: the same values.
+            let dropout = Dropout(probability: 0.25, seed: 3)
+            try auditHalfPositions("Dropout", [("input", x)]) { t in [try dropout(t[0]), try dropout(t[0], inference: true)] }
+            let rope = try RotaryPositionalEmbedding(embeddingSize: 4)
+            let heads = try auditTensor([2, 3, 2, 4], &rng)
+            try auditHalfPositions("rotary", [("x", heads)]) { t in
+                var rotated = t[0]
+                try rope.rotate(&rotated, positionOffset: 1)
+                return [try rope(t[0]), try rope(t[0], positionOffset: 2), rotated]
+            }
+            try auditHalfPositions("rotateHeads", [("heads", heads)]) { t in
+                var a = t[0], b = t[0]
+                try rope.rotateHeads(&a)
+                try rope.rotateHeads(&b, layout: .heads, positionOffset: 3)
+                return [a, b]
+            }
+        }
+
+        // MARK: Attention functions
+
+        @Test func scaledDotProductAttentionEveryPosition() throws {
+            var rng = SeededGenerator(seed: 3)
+            let q = try auditTensor([2, 4, 5, 8], &rng), k = try auditTensor([2, 2, 7, 8], &rng)
+            let v = try auditTensor([2, 2, 7, 6], &rng), bias = try auditTensor([1, 4, 5, 7], &rng)
+            let accepted = try auditHalfPositions("sdpa", [("query", q), ("key", k), ("value", v), ("mask.bias", bias)]) { t in
+                let mask = AttentionMask(causal: .bottomRight, bias: t[3])
+                let lse = try scaledDotProductAttentionWithLogSumExp(query: t[0], key: t[1], value: t[2], mask: mask)
+                return [
+                    try scaledDotProductAttention(query: t[0], key: t[1], value: t[2], mask: mask),
+                    try scaledDotProductAttention(
+                        query: t[0], key: t[1], value: t[2], mask: mask, algorithm: .unfused, outputDType: .float32),
+                    lse.output, lse.logSumExp,
+                ]
+            }
+            #expect(accepted["mask.bias float16"] == false && accepted["query bfloat16"] == true)
+            try auditHalfPositions("packed sdpa", [("packedQuery", try auditTensor([9, 2, 4], &rng)),
+                                                   ("key", try auditTensor([9, 1, 4], &rng)),
+                                                   ("value", try auditTensor([9, 1, 3], &rng))]) { t in
+                [try scaledDotProductAttention(packedQuery: t[0], key: t[1], value: t[2], sequenceLengths: [4, 0, 5], causal: .topLeft)]
+            }
+            let fq = try auditTensor([2, 5, 2, 4], &rng), fk = try auditTensor([2, 6, 2, 4], &rng)
+            let fv = try auditTensor([2, 6, 2, 3], &rng), fb = try auditTensor([2, 1, 5, 6], &rng)
+            try auditHalfPositions("flax dotProductAttention", [("query", fq), ("key", fk), ("value", fv), ("bias", fb)]) { t in
+                [try dotProductAttention(query: t[0], key: t[1], value: t[2], bias: t[3])]
+            }
+            try auditHalfPositions("flax dotProductAttentionWeights", [("query", fq), ("key", fk), ("bias", fb)]) { t in
+                [try dotProductAttentionWeights(query: t[0], key: t[1], bias: t[2])]
+            }
+        }
+
+        /// Masks made from tensors read the values (nonzero attends; an additive torch mask is a
+        /// bias, so float32 only).
+        @Test func masksFromTensors() throws {
+            let values = try Tensor(shape: [2, 3], scalars: [0, 1, -0.0, 1e-7, .nan, -2])
+            for dtype in [Tensor.DType.float16, .bfloat16] {
+                let mask = BooleanMask(try values.converted(to: dtype))
+                let expected = try values.converted(to: dtype).scalars.map { $0 != 0 }
+                #expect(mask.values == expected && mask.shape == [2, 3])
+                let causal = try TorchMask.squareSubsequent(4)
+                guard case let .additive(tensor) = causal else { Issue.record("not additive"); continue }
+                #expect(TorchMask.additive(try tensor.converted(to: dtype)).isCausal(length: 4))
+            }
+        }
+
+        // MARK: Modules
+
+        @Test func torchModules() throws {
+            var rng = SeededGenerator(seed: 4)
+            let x = try auditTensor([5, 2, 8], &rng), memory = try auditTensor([7, 2, 6], &rng)
+            let packed = try TorchMultiheadAttention(embedDim: 8, heads: 2, addBiasKV: true, addZeroAttention: true, using: &rng)
+            let attnMask = try auditTensor([5, 7], &rng), paddingMask = try auditTensor([2, 5], &rng)
+            try auditModule("torch MHA packed", packed, inputs: [("query", x), ("key", x), ("value", x),
+                                                               ("attentionMask", attnMask), ("keyPaddingMask", paddingMask)]) { m, t in
+                let weighted = try m(query: t[0], key: t[1], value: t[2], keyPaddingMask: .additive(t[4]),
+                                     attentionMask: .additive(t[3].sliced(0..<5, axis: 1)), averageAttentionWeights: false)
+                let fused = try m(query: t[0], key: t[1], value: t[2], needWeights: false)
+                return [weighted.output, weighted.weights!, fused.output]
+            }
+            let cross = try TorchMultiheadAttention(embedDim: 8, heads: 2, keyDim: 6, valueDim: 6, using: &rng)
+            try auditModule("torch MHA kdim", cross, inputs: [("query", x), ("key", memory), ("value", memory)]) { m, t in
+                let result = try m(.init(query: t[0], key: t[1], value: t[2], attentionMask: .additive(attnMask)))
+                return [result.output, result.weights!]
+            }
+            let layer = try TransformerEncoderLayer(dModel: 8, heads: 2, feedForwardSize: 12, dropout: 0, using: &rng)
+            try auditModule("encoder layer", layer, inputs: [("source", x), ("mask", try auditTensor([5, 5], &rng))]) { m, t in
+                [try m(t[0], mask: .additive(t[1])), try m(t[0])]
+            }
+            let encoder = try TransformerEncoder(layer: layer, count: 2, norm: LayerNorm(size: 8))
+            try auditModule("encoder", encoder, inputs: [("source", x)]) { m, t in [try m(t[0])] }
+        }
+
+        @Test func equinoxModule() throws {
+            var rng = SeededGenerator(seed: 5)
+            let cross = try MultiheadAttention(
+                heads: 2, querySize: 8, keySize: 6, valueSize: 5, qkSize: 4, voSize: 3, useQueryBias: true,
+                useKeyBias: true, useValueBias: true, useOutputBias: true, using: &rng)
+            let q = try auditTensor([2, 4, 8], &rng), k = try auditTensor([2, 7, 6], &rng), v = try auditTensor([2, 7, 5], &rng)
+            let rope = try RotaryPositionalEmbedding(embeddingSize: 4)
+            try auditModule("equinox cross", cross, inputs: [("query", q), ("key", k), ("value", v)]) { m, t in
+                let result = try m.callWithWeights(query: t[0], key: t[1], value: t[2], rotary: rope)
+                return [result.output, result.weights!]
+            }
+            let selfAttention = try MultiheadAttention(heads: 2, querySize: 8, qkSize: 4, useKeyBias: true, using: &rng)
+            try auditModule(
+                "equinox self", selfAttention, inputs: [("query", q)], refusedAs: ["query_proj.weight": "key_proj.weight"]
+            ) { m, t in
+                [try m(t[0], rotary: rope), try m.callWithWeights(query: t[0], key: t[0], value: t[0]).weights!]
+            }
+        }
+
+        /// `processHeads` may hand back heads of any dtype: the kernel reads them, and the weights
+        /// (`callWithWeights`) take a half-precision key but need a float32 query.
+        @Test(arguments: ["query", "key", "value"])
+        func equinoxProcessHeadsInHalfPrecision(head: String) throws {
+            var rng = SeededGenerator(seed: 6)
+            let attention = try MultiheadAttention(heads: 2, querySize: 8, qkSize: 4, using: &rng)
+            let x = try auditTensor([5, 8], &rng)
+            let path: WritableKeyPath<AttentionHeads, Tensor> = head == "query" ? \.query : head == "key" ? \.key : \.value
+            for dtype in [Tensor.DType.float16, .bfloat16] {
+                for (selfAttention, returningWeights) in [(true, false), (false, false), (true, true), (false, true)] {
+                    // Cross-attention with the same tensors still projects separately.
+                    let (kv, other) = selfAttention ? (x, x) : (try x.scaled(by: 1), try x.scaled(by: 1))
+                    func run(_ convert: Tensor.DType) throws -> AttentionResult {
+                        try attention(.init(query: x, key: kv, value: other, processHeads: { heads in
+                            heads[keyPath: path] = try heads[keyPath: path].converted(to: dtype).converted(to: convert)
+                        }, returningWeights: returningWeights))
+                    }
+                    let label = Comment(rawValue: "\(head) \(dtype) self \(selfAttention) weights \(returningWeights)")
+                    do {
+                        let half = try run(dtype), widened = try run(.float32)
+                        expectClose(half.output, widened.output.scalars.map(Double.init), shape: widened.output.shape,
+                                    rtol: 1e-4, atol: 1e-4, label)
+                        if let weights = half.weights {
+                            expectClose(weights, widened.weights!.scalars.map(Double.init), shape: weights.shape,
+                                        rtol: 1e-4, atol: 1e-4, label)
+                        }
+                    } catch let AttentionError.unsupportedDType(name, _, _) {
+                        #expect(returningWeights && head == "query" && name == "query", label)
+                    }
+                }
+            }
+        }
+
+        @Test func flaxModule() throws {
+            var rng = SeededGenerator(seed: 7)
+            let attention = try MultiHeadDotProductAttention(
+                heads: 2, inputFeatures: 8, keyFeatures: 6, normalizeQK: true, using: &rng)
+            let q = try auditTensor([2, 4, 8], &rng), kv = try auditTensor([2, 5, 6], &rng)
+            try auditModule("flax", attention, inputs: [("query", q), ("key", kv), ("value", kv)]) { m, t in
+                let result = try m.callWithWeights(query: t[0], key: t[1], value: t[2])
+                return [result.output, result.weights!, try m(.init(query: t[0], key: t[1], value: t[2])).output]
+            }
+            let selfAttention = try MultiHeadDotProductAttention(heads: 2, inputFeatures: 8, using: &rng)
+            try auditModule("flax decode", selfAttention, inputs: [("query", q)]) { m, t in
+                var cache = try m.makeCache(batchShape: [2], maxLength: 6)
+                var halfCache = try m.makeCache(batchShape: [2], maxLength: 6, dtype: .bfloat16)
+                return [try m.decode(t[0], cache: &cache), cache.key, cache.value,
+                        try m.decode(t[0], cache: &halfCache).converted(to: .float32)]
+            }
+        }
+
+        /// A custom attention function may return any dtype: a half-precision result is refused
+        /// by the output projection, naming the function's result.
+        @Test func flaxCustomAttentionFunctionAndArguments() throws {
+            var rng = SeededGenerator(seed: 8)
+            let q = try auditTensor([2, 4, 2, 4], &rng), k = try auditTensor([2, 5, 2, 4], &rng)
+            let v = try auditTensor([2, 5, 2, 3], &rng), bias = try auditTensor([2, 2, 4, 5], &rng)
+            for function in [MultiHeadDotProductAttention.AttentionFunction.fused, .unfused] {
+                try auditHalfPositions("attention function", [("query", q), ("key", k), ("value", v), ("mask.bias", bias)]) { t in
+                    [try function(.init(query: t[0], key: t[1], value: t[2], mask: AttentionMask(bias: t[3])))]
+                }
+            }
+            for dtype in [Tensor.DType.float16, .bfloat16] {
+                let halfResult = MultiHeadDotProductAttention.AttentionFunction { arguments in
+                    try dotProductAttention(query: arguments.query, key: arguments.key, value: arguments.value)
+                        .converted(to: dtype)
+                }
+                var attention = try MultiHeadDotProductAttention(heads: 2, inputFeatures: 8, attentionFunction: halfResult, using: &rng)
+                let x = try auditTensor([2, 3, 8], &rng)
+                do {
+                    _ = try attention(query: x)
+                    Issue.record("a \(dtype) attention result was projected")
+                } catch let AttentionError.unsupportedDType(name, found, _) {
+                    #expect(name == "attentionFunction" && found == dtype)
+                }
+                // Decoding hands the custom function the cache in its dtype.
+                attention.attentionFunction = MultiHeadDotProductAttention.AttentionFunction { arguments in
+                    #expect(arguments.key.dtype == dtype && arguments.value.dtype == dtype)
+                    return try dotProductAttention(
+                        query: arguments.query, key: arguments.key, value: arguments.value,
+                        mask: arguments.mask.booleanMask)
+                }
+                var cache = try attention.makeCache(batchShape: [2], maxLength: 4, dtype: dtype)
+                let step = try attention.decode(x, cache: &cache)
+                #expect(step.dtype == .float32 && cache.index == 3)
+            }
+        }
+
+        /// A half-precision cache, built directly or from a checkpoint's tensors: full → a typed
+        /// error and the cache unchanged; key and value of different dtypes → refused.
+        @Test(arguments: [Tensor.DType.float16, .bfloat16])
+        func keyValueCacheEdges(dtype: Tensor.DType) throws {
+            var rng = SeededGenerator(seed: 9)
+            let attention = try MultiHeadDotProductAttention(heads: 2, inputFeatures: 8, using: &rng)
+            let x = try auditTensor([1, 2, 8], &rng)
+            var cache = try attention.makeCache(batchShape: [1], maxLength: 3, dtype: dtype)
+            _ = try attention.decode(x, cache: &cache)
+            let before = cache
+            #expect(expectAttentionError { _ = try attention.decode(x, cache: &cache) }?.argument == "cache")
+            #expect(cache.index == before.index && cache.key == before.key && cache.value == before.value)
+            _ = try attention.decode(x.sliced(0..<1, axis: 1), cache: &cache)
+            #expect(cache.remaining == 0)
+            #expect(expectAttentionError { _ = try attention.decode(x.sliced(0..<1, axis: 1), cache: &cache) }?.argument == "cache")
+
+            let key = try Tensor(zeros: [1, 3, 2, 4], dtype: dtype)
+            expectUnsupportedDType("value") { _ = try KeyValueCache(key: key, value: Tensor(zeros: [1, 3, 2, 4]), index: 0) }
+            var rebuilt = try KeyValueCache(key: cache.key, value: cache.value, index: 3)
+            #expect(rebuilt.dtype == dtype)
+            rebuilt.reset()
+            #expect(rebuilt.key == (try Tensor(zeros: [1, 3, 2, 4], dtype: dtype)) && rebuilt.index == 0)
+            #expect(cache.key != rebuilt.key)  // reset copied, the original keeps its entries
+            let step = try attention.decode(x, cache: &rebuilt)
+            #expect(step.dtype == .float32 && rebuilt.index == 2)
+        }
+
+        @Test func tutorialAndVisionModules() throws {
+            var rng = SeededGenerator(seed: 10)
+            let x = try auditTensor([2, 5, 6], &rng), context = try auditTensor([2, 3, 6], &rng)
+            let plain = try SelfAttention(dIn: 6, dOutKQ: 4, dOutV: 3, using: &rng)
+            let stacked = ["W_query": "W_key"]
+            try auditModule("tutorial self", plain, inputs: [("x", x)], refusedAs: stacked) { m, t in
+                [try m(t[0]), try m.callWithWeights(t[0]).weights!, try m(.init(x: t[0], returningWeights: true)).output]
+            }
+            let causal = try CausalSelfAttention(dIn: 6, dOutKQ: 4, dOutV: 3, using: &rng)
+            try auditModule("tutorial causal", causal, inputs: [("x", x)], refusedAs: stacked) { m, t in [try m(t[0]), try m.callWithWeights(t[0]).weights!] }
+            let cross = try CrossAttention(dIn: 6, dOutKQ: 4, dOutV: 3, using: &rng)
+            try auditModule("tutorial cross", cross, inputs: [("x1", x), ("x2", context)], refusedAs: stacked) { m, t in
+                [try m(t[0], t[1]), try m.callWithWeights(t[0], t[1]).weights!,
+                 try m(.init(x: t[0], context: t[1])).output]
+            }
+            let wrapper = try MultiHeadAttentionWrapper(dIn: 6, dOutKQ: 4, dOutV: 2, heads: 3, using: &rng)
+            try auditModule("tutorial wrapper", wrapper, inputs: [("x", x)], refusedAs: ["heads.0.W_query": "heads.0.W_key"]) { m, t in
+                [try m(t[0]), try m.callWithWeights(t[0]).weights!]
+            }
+            let squeeze = try SqueezeExcitation(inputChannels: 6, squeezeChannels: 3, using: &rng)
+            try auditModule("squeeze-excitation", squeeze, inputs: [("input", try auditTensor([2, 6, 3, 4], &rng))]) { m, t in
+                [try m(t[0]), try m(t[0].sliced(0..<1).reshaped([6, 3, 4]), activation: .silu)]
+            }
+            // An empty image is its own result, but only in float32.
+            try auditModule("squeeze-excitation, empty", squeeze, inputs: [("input", try Tensor(zeros: [0, 6, 3, 4]))]) { m, t in
+                [try m(t[0])]
+            }
+        }
+    }
+}
