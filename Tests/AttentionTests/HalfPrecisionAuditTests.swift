@@ -233,11 +233,14 @@ extension KernelTests {
                 return [result.output, result.weights!]
             }
             let layer = try TransformerEncoderLayer(dModel: 8, heads: 2, feedForwardSize: 12, dropout: 0, using: &rng)
-            try auditModule("encoder layer", layer, inputs: [("source", x), ("mask", try auditTensor([5, 5], &rng))]) { m, t in
-                [try m(t[0], mask: .additive(t[1])), try m(t[0])]
+            let masks: [AuditedTensor] = [("mask", try auditTensor([5, 5], &rng)), ("keyPaddingMask", try auditTensor([2, 5], &rng))]
+            try auditModule("encoder layer", layer, inputs: [("source", x)] + masks) { m, t in
+                [try m(t[0], mask: .additive(t[1]), keyPaddingMask: .additive(t[2])), try m(t[0])]
             }
             let encoder = try TransformerEncoder(layer: layer, count: 2, norm: LayerNorm(size: 8))
-            try auditModule("encoder", encoder, inputs: [("source", x)]) { m, t in [try m(t[0])] }
+            try auditModule("encoder", encoder, inputs: [("source", x)] + masks) { m, t in
+                [try m(t[0], mask: .additive(t[1]), keyPaddingMask: .additive(t[2])), try m(t[0])]
+            }
         }
 
         @Test func equinoxModule() throws {
@@ -397,9 +400,231 @@ extension KernelTests {
             try auditModule("squeeze-excitation", squeeze, inputs: [("input", try auditTensor([2, 6, 3, 4], &rng))]) { m, t in
                 [try m(t[0]), try m(t[0].sliced(0..<1).reshaped([6, 3, 4]), activation: .silu)]
             }
-            // An empty image is its own result, but only in float32.
-            try auditModule("squeeze-excitation, empty", squeeze, inputs: [("input", try Tensor(zeros: [0, 6, 3, 4]))]) { m, t in
-                [try m(t[0])]
+            // An empty image is its own result, but only in float32, and the biases are checked
+            // whatever the input's size (they were not before the empty case returned).
+            let empty = try auditModule(
+                "squeeze-excitation, empty", squeeze, inputs: [("input", try Tensor(zeros: [0, 6, 3, 4]))]
+            ) { m, t in [try m(t[0])] }
+            #expect(empty.filter { !$0.value }.keys.sorted() == [
+                "fc1.bias bfloat16", "fc1.bias float16", "fc2.bias bfloat16", "fc2.bias float16",
+                "input bfloat16", "input float16",
+            ])
+        }
+    }
+}
+
+/// The 16-bit patterns of `half_written_bytes.safetensors` (see generate_half_written_bytes.py):
+/// special values, then `(i · 40503 + 12345) mod 2¹⁶`.
+let writtenBitPatterns: [UInt16] = [
+    0x0000, 0x8000, 0x0001, 0x8001, 0x03FF, 0x0400, 0x3C00, 0x7BFF, 0xFBFF, 0x7C00, 0xFC00,
+    0x7C01, 0x7E00, 0xFE55, 0x007F, 0x0080, 0x3F80, 0x7F7F, 0x7F80, 0xFF80, 0x7F81, 0x7FC0,
+    0xFFAA, 0xBF80,
+] + (0..<40).map { UInt16(($0 * 40503 + 12345) % 65536) }
+
+/// A tensor of `shape` with `specials` written at the start of its elements (widened to float32
+/// from `dtype`, so the half-precision and float32 problems hold the same values).
+func tensor(
+    _ shape: [Int], dtype: Tensor.DType, specials: [Float], _ rng: inout SeededGenerator
+) throws -> (half: Tensor, widened: Tensor) {
+    var half = try Tensor(randomNormal: shape, dtype: dtype, using: &rng)
+    half.withUnsafeMutableBufferPointer { values in
+        for (index, special) in specials.enumerated() { values[index] = special }
+    }
+    return (half, try half.converted(to: .float32))
+}
+
+extension KernelTests {
+    @Suite("Half-precision audit: edges of the dtype API")
+    struct HalfPrecisionEdgeTests {
+        static let halfTypes: [Tensor.DType] = [.float16, .bfloat16]
+
+        @Test func bitPatternsNeedAHalfDType() {
+            #expect(expectAttentionError { _ = try Tensor(shape: [2], bitPatterns: [1, 2], dtype: .float32) }?.argument == "dtype")
+            #expect(expectAttentionError { _ = try Tensor(shape: [3], bitPatterns: [1, 2], dtype: .float16) }?.argument == "bitPatterns")
+            #expect(expectAttentionError { _ = try Tensor(shape: [-1], bitPatterns: [], dtype: .bfloat16) }?.argument == "shape")
+            #expect(expectAttentionError { _ = try Tensor(shape: [Int.max, 2], bitPatterns: [], dtype: .bfloat16) }?.argument == "shape")
+        }
+
+        /// Sizes whose element count fits but whose bytes do not: a typed error, never a trap.
+        @Test(arguments: Tensor.DType.allCases)
+        func byteCountOverflow(dtype: Tensor.DType) {
+            for shape in [[1 << 62], [Int.max / 2 + 1], [1 << 31, 1 << 31]] {
+                #expect(throws: AttentionError.self) { _ = try Tensor(zeros: shape, dtype: dtype) }
+                #expect(throws: AttentionError.self) { _ = try Tensor(zeros: [1], dtype: dtype).reshaped(shape) }
+            }
+        }
+
+        /// Empty tensors, some with dimensions whose product would overflow if they were not
+        /// empty, through every operation that takes them.
+        @Test(arguments: halfTypes, [[0], [0, 3], [2, 0], [0, 1 << 62], [1 << 40, 0, 1 << 20]])
+        func emptyHalfTensors(dtype: Tensor.DType, shape: [Int]) throws {
+            var empty = try Tensor(zeros: shape, dtype: dtype)
+            #expect(empty.count == 0 && empty.scalars.isEmpty && empty.bitPatterns == [] && empty.bfloat16Scalars.isEmpty)
+            #expect(empty.description.contains("\(dtype)"))
+            for target in Tensor.DType.allCases {
+                let converted = try empty.converted(to: target)
+                #expect(converted.shape == shape && converted.dtype == target && converted.count == 0)
+            }
+            let (sameType, single) = (try Tensor(zeros: shape, dtype: dtype), try Tensor(zeros: shape))
+            #expect(empty == sameType && empty != single)
+            empty.withUnsafeBufferPointer { #expect($0.isEmpty) }
+            empty.withUnsafeMutableBufferPointer { #expect($0.isEmpty) }
+            empty.withUnsafeRawBufferPointer { #expect($0.isEmpty) }
+            empty.withUnsafeMutableRawBufferPointer { #expect($0.isEmpty) }
+            #expect(try empty.reshaped([-1]).shape == [0])
+            #expect(try Tensor.concatenated([empty, empty], axis: 0).dtype == dtype)
+            #expect(try empty.sliced(0..<0).shape == [0] + shape.dropFirst())
+            if shape.count >= 2 {
+                #expect(try empty.transposed().dtype == dtype)
+            }
+            // Layers take half-precision weights with empty inputs, and refuse half inputs.
+            if (1..<(1 << 20)).contains(shape.last!) {
+                let linear = try Linear(weight: Tensor(ones: [4, shape.last!], dtype: dtype))
+                #expect(try linear(Tensor(zeros: shape)).shape == shape.dropLast() + [4])
+                expectUnsupportedDType("input") { _ = try linear(empty) }
+            }
+            expectUnsupportedDType("self") { _ = try empty.scaled(by: 2) }
+            expectUnsupportedDType("a") { _ = try matmul(Tensor(zeros: shape + [1], dtype: dtype), Tensor(zeros: [1, 1])) }
+
+            var file = SafeTensors()
+            try file.insert(empty, named: "empty")
+            try file.insert(empty, named: "widened", as: .float32)
+            let reread = try SafeTensors(data: file.serialized())
+            #expect(try reread.tensor(named: "empty") == empty)
+            #expect(try reread.tensor(named: "widened") == (try Tensor(zeros: shape)))
+            #expect(try reread.tensor(named: "widened", as: dtype) == empty)
+        }
+
+        /// Empty attention problems in half precision: an empty result of the output dtype, or
+        /// zeros when there is no key.
+        @Test(arguments: halfTypes)
+        func emptyHalfAttention(dtype: Tensor.DType) throws {
+            for (q, k, v) in [
+                ([0, 1 << 30, 1 << 30, 4], [0, 1 << 30, 5, 4], [0, 1 << 30, 5, 3]),
+                ([1, 2, 0, 4], [1, 2, 5, 4], [1, 2, 5, 3]),
+                ([1, 2, 3, 4], [1, 2, 0, 4], [1, 2, 0, 3]),
+            ] {
+                let (query, key, value) = (try Tensor(zeros: q, dtype: dtype), try Tensor(zeros: k, dtype: dtype), try Tensor(zeros: v, dtype: dtype))
+                for output in [nil, Tensor.DType.float32] {
+                    let out = try scaledDotProductAttention(query: query, key: key, value: value, outputDType: output)
+                    #expect(out.shape == Array(q.dropLast()) + [3] && out.dtype == output ?? dtype)
+                    #expect(out.scalars.allSatisfy { $0 == 0 })
+                }
+            }
+        }
+
+        /// NaN, infinities, signed zeros and subnormals in half-precision inputs give what float32
+        /// attention gives on the widened values: NaN in the same places, the rest within tolerance.
+        /// Every query length 1...30 (the row and decode kernels for short queries), both causal
+        /// alignments, fused and unfused.
+        @Test(arguments: halfTypes, 1...30)
+        func specialValuesMatchFloat32(dtype: Tensor.DType, lengthQ: Int) throws {
+            var rng = SeededGenerator(seed: UInt64(lengthQ))
+            let lengthK = lengthQ + 3
+            let smallest: Float = dtype == .float16 ? 0x1p-24 : 0x1p-133
+            let q = try tensor([1, 2, lengthQ, 8], dtype: dtype, specials: [-0.0, smallest, -smallest, 0, .nan], &rng)
+            let k = try tensor([1, 1, lengthK, 8], dtype: dtype, specials: [0, 0, -0.0], &rng)
+            var kSpecial = k.half
+            // A NaN in the last key, an infinity in key 1; a value row with -infinity and NaN.
+            kSpecial[0, 0, lengthK - 1, 3] = .nan
+            kSpecial[0, 0, 1, 2] = .infinity
+            let v = try tensor([1, 1, lengthK, 5], dtype: dtype, specials: [.infinity, 0, -.infinity, .nan, smallest], &rng)
+            let problems: [(Tensor, Tensor)] = [(q.half, q.widened), (kSpecial, try kSpecial.converted(to: .float32)), (v.half, v.widened)]
+            for causal in [AttentionMask.Causal.none, .topLeft, .bottomRight] {
+                for algorithm in AttentionAlgorithm.allCases {
+                    for output in [nil, Tensor.DType.float32] {
+                        let half = try scaledDotProductAttention(
+                            query: problems[0].0, key: problems[1].0, value: problems[2].0, mask: .causal(causal),
+                            algorithm: algorithm, outputDType: output)
+                        let reference = try scaledDotProductAttention(
+                            query: problems[0].1, key: problems[1].1, value: problems[2].1, mask: .causal(causal),
+                            algorithm: algorithm)
+                        let label = Comment(rawValue: "\(dtype) Lq \(lengthQ) \(causal) \(algorithm) out \(String(describing: output))")
+                        #expect(half.dtype == output ?? dtype, label)
+                        let (a, e) = (half.scalars, reference.scalars)
+                        let nanMismatch = zip(a, e).filter { $0.isNaN != $1.isNaN }.count
+                        #expect(nanMismatch == 0, "\(nanMismatch) NaN positions differ. \(label)")
+                        let rounded: [Float] = try reference.converted(to: half.dtype).scalars
+                        let largest: Float = e.filter(\.isFinite).map(abs).max() ?? 0
+                        let bound: Double = attentionTolerance(half.dtype) * Double(max(1, largest))
+                        var worst: Double = 0
+                        for (x, y) in zip(a, rounded) where !x.isNaN && !y.isNaN && x != y {
+                            worst = max(worst, Double(abs(x - y)))
+                        }
+                        #expect(worst <= bound, "largest |diff| \(worst). \(label)")
+                    }
+                }
+            }
+        }
+
+        /// Conversions and the mutable accessors never change another tensor sharing the storage.
+        @Test(arguments: halfTypes)
+        func copyOnWriteThroughConversionsAndViews(dtype: Tensor.DType) throws {
+            var rng = SeededGenerator(seed: 12)
+            let original = try Tensor(randomNormal: [3, 4], dtype: dtype, using: &rng)
+            let snapshot = original.bitPatterns
+            let view = try original.reshaped([4, 3])
+            var same = try view.converted(to: dtype)     // shares the storage
+            same[1, 1] = 1000
+            var wide = try view.converted(to: .float32)
+            wide[0, 0] = 1000
+            var rawCopy = view
+            rawCopy.withUnsafeMutableRawBufferPointer { $0.storeBytes(of: UInt16(0x7C00), as: UInt16.self) }
+            var floatCopy = original
+            floatCopy.withUnsafeMutableBufferPointer { $0[0] = 3 }
+            #expect(floatCopy[0, 0] == 3)
+            // A body that throws still rounds its writes back, into its own copy only.
+            struct Stop: Error {}
+            var throwing = original
+            #expect(throws: Stop.self) {
+                try throwing.withUnsafeMutableBufferPointer { values throws(Stop) in
+                    values[1] = 5
+                    throw Stop()
+                }
+            }
+            #expect(throwing[0, 1] == 5)
+            #expect(original.bitPatterns == snapshot && view.bitPatterns == snapshot)
+            #expect(same[1, 1] == 1000 && wide[0, 0] == 1000)
+        }
+
+        /// `==` compares dtypes first: equal values in two dtypes are different tensors.
+        @Test(arguments: halfTypes)
+        func equalityAcrossDTypes(dtype: Tensor.DType) throws {
+            let values: [Float] = [1, -2, 0.5, 0, -0.0]
+            let single = try Tensor(shape: [5], scalars: values)
+            let half = try single.converted(to: dtype)
+            #expect(half.scalars == values)
+            #expect(half != single && single != half)
+            let other: Tensor.DType = dtype == .float16 ? .bfloat16 : .float16
+            #expect(half != (try single.converted(to: other)))
+            #expect(half == (try half.converted(to: .float32).converted(to: dtype)))
+            // -0 equals 0, NaN equals only a tensor sharing its storage.
+            #expect(try Tensor(shape: [1], scalars: [-0.0]).converted(to: dtype) == (try Tensor(zeros: [1], dtype: dtype)))
+            let nan = try Tensor(shape: [1], scalars: [.nan]).converted(to: dtype)
+            let (nanCopy, otherNaN) = (nan, try Tensor(shape: [1], scalars: [.nan]).converted(to: dtype))
+            #expect(nan == nanCopy && nan != otherNaN)
+        }
+
+        /// What Swift writes is byte for byte what the reference `safetensors` library writes for
+        /// the same tensors (see generate_half_written_bytes.py), and it reads that file exactly.
+        @Test func writesTheBytesOfTheReferenceLibrary() throws {
+            let reference = try Data(contentsOf: fixtureURL("half_written_bytes"))
+            let tensors: [String: Tensor] = [
+                "f16": try Tensor(shape: [4, 16], bitPatterns: writtenBitPatterns, dtype: .float16),
+                "bf16": try Tensor(shape: [64], bitPatterns: writtenBitPatterns, dtype: .bfloat16),
+                "f16_empty": try Tensor(zeros: [0, 3], dtype: .float16),
+                "bf16_empty": try Tensor(zeros: [2, 0], dtype: .bfloat16),
+                "f16_scalar": try Tensor(shape: [], bitPatterns: [0x3C00], dtype: .float16),
+                "bf16_scalar": try Tensor(shape: [], bitPatterns: [0xBF80], dtype: .bfloat16),
+                "f32": try Tensor(shape: [3], scalars: [1, -0.0, 2.5]),
+            ]
+            let written = try SafeTensors(tensors).serialized()
+            #expect(written == reference, "\(written.count) bytes, the reference library wrote \(reference.count)")
+            let read = try SafeTensors(data: reference)
+            for (name, tensor) in tensors {
+                let loaded = try read.tensor(named: name)
+                #expect(loaded.dtype == tensor.dtype && loaded.shape == tensor.shape, "\(name)")
+                #expect(loaded.bitPatterns == tensor.bitPatterns && loaded.scalars.map(\.bitPattern) == tensor.scalars.map(\.bitPattern), "\(name)")
             }
         }
     }
