@@ -232,15 +232,59 @@ extension KernelTests {
                 let result = try m(.init(query: t[0], key: t[1], value: t[2], attentionMask: .additive(attnMask)))
                 return [result.output, result.weights!]
             }
-            let layer = try TransformerEncoderLayer(dModel: 8, heads: 2, feedForwardSize: 12, dropout: 0, using: &rng)
+            // The causal kernel path: isCausal with a causal mask and no weights.
+            let causalMask = try Tensor(shape: [5, 5], scalars: (0..<25).map { $0 % 5 > $0 / 5 ? -.infinity : 0 })
+            try auditModule("torch MHA causal", packed, inputs: [("query", x), ("attentionMask", causalMask)]) { m, t in
+                [try m(query: t[0], key: t[0], value: t[0], needWeights: false, attentionMask: .additive(t[1]), isCausal: true).output]
+            }
             let masks: [AuditedTensor] = [("mask", try auditTensor([5, 5], &rng)), ("keyPaddingMask", try auditTensor([2, 5], &rng))]
-            try auditModule("encoder layer", layer, inputs: [("source", x)] + masks) { m, t in
-                [try m(t[0], mask: .additive(t[1]), keyPaddingMask: .additive(t[2])), try m(t[0])]
+            for convention in TransformerEncoderLayer.Convention.allCases {
+                let layer = try TransformerEncoderLayer(
+                    dModel: 8, heads: 2, feedForwardSize: 12, dropout: 0, convention: convention, using: &rng)
+                try auditModule("\(convention) encoder layer", layer, inputs: [("source", x)] + masks) { m, t in
+                    [try m(t[0], mask: .additive(t[1]), keyPaddingMask: .additive(t[2])), try m(t[0])]
+                }
+                let encoder = try TransformerEncoder(layer: layer, count: 2, norm: LayerNorm(size: 8))
+                try auditModule("\(convention) encoder", encoder, inputs: [("source", x)] + masks) { m, t in
+                    [try m(t[0], mask: .additive(t[1]), keyPaddingMask: .additive(t[2])), try m(t[0]),
+                     try m(t[0], mask: .additive(causalMask), isCausal: true)]
+                }
             }
-            let encoder = try TransformerEncoder(layer: layer, count: 2, norm: LayerNorm(size: 8))
-            try auditModule("encoder", encoder, inputs: [("source", x)] + masks) { m, t in
-                [try m(t[0], mask: .additive(t[1]), keyPaddingMask: .additive(t[2])), try m(t[0])]
+        }
+
+        /// noxton's separate projections are slices of one packed weight: one slice written in
+        /// half precision through its key path (or from a mixed checkpoint) never rounds the other
+        /// two (it rounded them to the slice's dtype), and all three in one dtype keep it.
+        @Test(arguments: [Tensor.DType.float16, .bfloat16])
+        func noxtonSlicesOfOnePackedWeight(dtype: Tensor.DType) throws {
+            var rng = SeededGenerator(seed: 13)
+            let layer = try TransformerEncoderLayer(dModel: 8, heads: 2, feedForwardSize: 12, convention: .noxton, using: &rng)
+            let paths = Dictionary(uniqueKeysWithValues: layer.parameterPaths.map { ($0.name, $0.path) })
+            for kind in ["weight", "bias"] {
+                let names = ["query_proj", "key_proj", "value_proj"].map { "self_attn.\($0).\(kind)" }
+                let before = names.map { layer[keyPath: paths[$0]!] }
+                var mixed = layer
+                mixed[keyPath: paths[names[2]]!] = try before[2].converted(to: dtype)
+                let after = names.map { mixed[keyPath: paths[$0]!] }
+                #expect(after[0] == before[0] && after[1] == before[1], "\(kind)")
+                #expect(after[2] == (try before[2].converted(to: dtype).converted(to: .float32)), "\(kind)")
+                // The same through loading a checkpoint with one half-precision slice.
+                var loaded = layer
+                var checkpoint = layer.parameterDictionary()
+                checkpoint[names[0]] = try before[0].converted(to: dtype)
+                if kind == "weight" {
+                    try loaded.loadParameters(from: checkpoint, precision: .asStored)
+                    #expect(loaded[keyPath: paths[names[1]]!] == before[1] && loaded[keyPath: paths[names[2]]!] == before[2])
+                } else {
+                    expectUnsupportedDType(names[0]) { try loaded.loadParameters(from: checkpoint, precision: .asStored) }
+                }
+                // All three in one dtype: the packed tensor keeps it.
+                var half = layer
+                for (name, tensor) in zip(names, before) { half[keyPath: paths[name]!] = try tensor.converted(to: dtype) }
+                #expect(names.allSatisfy { half[keyPath: paths[$0]!].dtype == dtype })
             }
+            let converted = try layer.convertingWeights(to: dtype)
+            #expect(converted.selfAttention.inProjectionWeight?.dtype == dtype)
         }
 
         @Test func equinoxModule() throws {
@@ -375,6 +419,37 @@ extension KernelTests {
             #expect(cache.key != rebuilt.key)  // reset copied, the original keeps its entries
             let step = try attention.decode(x, cache: &rebuilt)
             #expect(step.dtype == .float32 && rebuilt.index == 2)
+            // A cache made from tensors another cache holds writes into its own copy.
+            let (keys, values) = (rebuilt.key.bitPatterns, rebuilt.value.bitPatterns)
+            var sharing = try KeyValueCache(key: rebuilt.key, value: rebuilt.value, index: 2)
+            _ = try attention.decode(x.sliced(0..<1, axis: 1), cache: &sharing)
+            #expect(rebuilt.key.bitPatterns == keys && rebuilt.value.bitPatterns == values)
+            #expect(sharing.key.bitPatterns != keys)
+        }
+
+        /// Decoding n = 1...30 new positions into a half-precision cache (the decode kernel reads
+        /// it in place) with a NaN in one input position: NaN exactly where a float32 cache gives
+        /// NaN, and the other outputs within the cache's rounding.
+        @Test(arguments: [Tensor.DType.float16, .bfloat16], 1...30)
+        func nanInAHalfCacheDecode(dtype: Tensor.DType, count: Int) throws {
+            var rng = SeededGenerator(seed: UInt64(100 + count))
+            let attention = try MultiHeadDotProductAttention(heads: 2, inputFeatures: 8, using: &rng)
+            let prompt = try auditTensor([1, 2, 8], &rng)
+            var x = try auditTensor([1, count, 8], &rng)
+            x[0, count / 2, 3] = .nan
+            var outputs: [Tensor] = []
+            for cacheType in [Tensor.DType.float32, dtype] {
+                var cache = try attention.makeCache(batchShape: [1], maxLength: count + 3, dtype: cacheType)
+                _ = try attention.decode(prompt, cache: &cache)
+                outputs.append(try attention.decode(x, cache: &cache))
+                #expect(cache.index == count + 2)
+            }
+            let (single, half) = (outputs[0].scalars, outputs[1].scalars)
+            #expect(zip(single, half).allSatisfy { $0.isNaN == $1.isNaN })
+            #expect(single.contains { $0.isNaN })
+            let scale = single.filter(\.isFinite).map(abs).max() ?? 1
+            let worst = zip(single, half).filter { !$0.0.isNaN }.map { abs($0.0 - $0.1) }.max() ?? 0
+            #expect(worst <= 0.05 * max(1, scale), "largest |diff| \(worst)")
         }
 
         @Test func tutorialAndVisionModules() throws {
@@ -552,6 +627,38 @@ extension KernelTests {
                             worst = max(worst, Double(abs(x - y)))
                         }
                         #expect(worst <= bound, "largest |diff| \(worst). \(label)")
+                    }
+                }
+            }
+        }
+
+        /// attn.h: a row is NaN when a NaN reaches one of its *visible* scores. A NaN in a key that
+        /// the causal mask hides stays hidden (as the double reference, which skips masked keys,
+        /// says), in every dtype. A NaN in a hidden *value* row leaks into rows that cannot see it
+        /// on the unfused path and on the fused path from about 25 query rows (0 × NaN in P·V): a
+        /// kernel issue (float32 too), recorded as known until CKernels settles it.
+        @Test(arguments: Tensor.DType.allCases, [1, 2, 5, 16, 17, 25, 30])
+        func nanInAMaskedKeyOrValueStaysHidden(dtype: Tensor.DType, lengthQ: Int) throws {
+            var rng = SeededGenerator(seed: 14)
+            let lengthK = lengthQ + 2
+            let q = try Tensor(randomNormal: [1, 1, lengthQ, 8], using: &rng)
+            let (k, v) = (try Tensor(randomNormal: [1, 1, lengthK, 8], using: &rng), try Tensor(randomNormal: [1, 1, lengthK, 8], using: &rng))
+            for (hidden, causal) in [("key", AttentionMask.Causal.bottomRight), ("key", .topLeft), ("value", .bottomRight), ("value", .topLeft)] {
+                var (key, value) = (k, v)
+                if hidden == "key" { key[0, 0, lengthK - 1, 2] = .nan } else { value[0, 0, lengthK - 1, 2] = .nan }
+                let reference = referenceAttention(query: q, key: key, value: value, mask: .causal(causal))
+                for algorithm in AttentionAlgorithm.allCases {
+                    let out = try scaledDotProductAttention(
+                        query: q.converted(to: dtype), key: key.converted(to: dtype), value: value.converted(to: dtype),
+                        mask: .causal(causal), algorithm: algorithm, outputDType: .float32)
+                    let leaked = zip(out.scalars, reference.output).filter { $0.isNaN != $1.isNaN }.count
+                    let label = "\(dtype) Lq \(lengthQ) NaN in a hidden \(hidden) \(causal) \(algorithm)"
+                    if hidden == "key" {
+                        #expect(leaked == 0, "\(leaked) outputs differ in NaN. \(label)")
+                    } else {
+                        withKnownIssue("a NaN in a masked value row leaks through P·V (CKernels)", isIntermittent: true) {
+                            #expect(leaked == 0, "\(leaked) outputs differ in NaN. \(label)")
+                        }
                     }
                 }
             }
