@@ -181,6 +181,16 @@ extension KernelTests {
                     try scaledDotProductAttention(
                         query: t[0], key: t[1], value: t[2], mask: mask, algorithm: .unfused, outputDType: .float32),
                     lse.output, lse.logSumExp,
+                    // Every other mask kind, dropout, the masked-row policies, one thread.
+                    try scaledDotProductAttention(
+                        query: t[0], key: t[1], value: t[2],
+                        mask: AttentionMask(
+                            causal: .topLeft, window: .init(left: 2, right: 1), keyLengths: [7, 3],
+                            booleanMask: try BooleanMask(shape: [5, 7]) { ($0[0] + $0[1]) % 3 != 0 }, bias: t[3]),
+                        dropout: Dropout(probability: 0.3, seed: 9), maskedRows: .meanOfValues, threads: 1),
+                    try scaledDotProductAttention(
+                        query: t[0], key: t[1], value: t[2], mask: AttentionMask(keyLengths: [0, 7]), maskedRows: .nan,
+                        algorithm: .unfused),
                 ]
             }
             #expect(accepted["mask.bias float16"] == false && accepted["query bfloat16"] == true)
