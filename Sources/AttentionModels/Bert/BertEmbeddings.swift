@@ -47,11 +47,7 @@ public struct BertEmbeddings: ParameterizedModule, Equatable {
     ///   (`"sequences[i]"`); `AttentionError.unsupportedDType` (naming the parameter) for a
     ///   half-precision table; `AttentionError` from the layer norm.
     public func callAsFunction(_ batch: TokenBatch) throws -> Tensor {
-        for (name, table) in namedParameters where table.dtype != .float32 {
-            throw AttentionError.unsupportedDType(
-                argument: name, dtype: table.dtype,
-                reason: "the embedding tables and the layer norm are float32 (only the layers' projection weights may be half precision)")
-        }
+        try requireFloat32Parameters()
         let hidden = wordEmbeddings.shape[1]
         let vocabulary = wordEmbeddings.shape[0]
         let positions = positionEmbeddings.shape[0]

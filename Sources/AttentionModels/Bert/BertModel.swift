@@ -94,9 +94,12 @@ public struct BertModel: ParameterizedModule, Equatable {
     /// The last hidden states of every token, packed as the batch is: `(tokenCount, hiddenSize)`,
     /// sequence `i` in rows `batch.ranges[i]`.
     ///
-    /// - Throws: the errors of ``BertEmbeddings/callAsFunction(_:)`` (token ids, lengths) and of
-    ///   the layers.
+    /// - Throws: `AttentionError.unsupportedDType` (naming the parameter, e.g.
+    ///   `"encoder.layer.0.attention.output.LayerNorm.weight"`) for a half-precision parameter
+    ///   other than a projection weight; the errors of ``BertEmbeddings/callAsFunction(_:)``
+    ///   (token ids, lengths) and of the layers.
     public func callAsFunction(_ batch: TokenBatch) throws -> Tensor {
+        try requireFloat32Parameters()
         var hidden = try embeddings(batch)
         for layer in layers {
             hidden = try layer(hidden, batch: batch)

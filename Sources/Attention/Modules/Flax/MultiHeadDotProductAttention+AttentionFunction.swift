@@ -4,7 +4,8 @@ extension MultiHeadDotProductAttention {
     ///
     /// It receives the query, key and value heads in the `(B, L, H, D)` layout (the module's
     /// leading batch dimensions flattened into B), the mask, and the dropout to apply, and returns
-    /// the output heads `(B, L, H, Dv)`. The module checks that shape.
+    /// the output heads `(B, L, H, Dv)` in `float32`. The module checks that shape and dtype
+    /// (`AttentionError.unsupportedDType` naming `"attentionFunction"` otherwise).
     ///
     /// ``fused`` (the default) runs the fused kernel on the heads in place; ``unfused`` runs the
     /// unfused reference kernel. A custom function is a closure:

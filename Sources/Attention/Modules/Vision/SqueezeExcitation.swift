@@ -122,6 +122,10 @@ public struct SqueezeExcitation: ParameterizedModule, Equatable {
             throw AttentionError.shapeMismatch(
                 argument: "input", expected: "(\(c), H, W) or (N, \(c), H, W): \(c) input channels", actual: input.shape)
         }
+        // Checked before the empty case, so that a half-precision input or bias is refused whatever its size.
+        try input.requireFloat32("input")
+        try fc1Bias.requireFloat32("fc1Bias", reason: "a matrix multiply's bias is float32, whatever the weight's dtype")
+        try fc2Bias.requireFloat32("fc2Bias", reason: "a matrix multiply's bias is float32, whatever the weight's dtype")
         // An empty input is its own result; otherwise every product below is at most its count.
         if input.count == 0 { return input }
         let batch = input.rank == 4 ? input.shape[0] : 1
