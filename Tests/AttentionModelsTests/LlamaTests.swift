@@ -233,6 +233,21 @@ let float32Llamas = ["tiny-llama", "tiny-llama-bias"]
         #expect(model.parameterDictionary() == other.parameterDictionary())
     }
 
+    /// The cache is written in place: each layer's key and value buffers keep their address from
+    /// the prefill through every decoding step (no copy per step).
+    @Test(arguments: [Tensor.DType.float32, .bfloat16]) func cacheIsWrittenInPlace(dtype: Tensor.DType) throws {
+        let model = try model("tiny-llama")
+        var cache = try model.makeCache(batchSize: 2, capacity: 24, dtype: dtype)
+        func addresses(_ cache: LlamaKeyValueCache) -> [UnsafeRawPointer?] {
+            (cache.keys + cache.values).map { $0.withUnsafeRawBufferPointer { UnsafeRawPointer($0.baseAddress) } }
+        }
+        let before = addresses(cache)
+        _ = try model([[1, 2, 3, 4], [5, 6]], cache: &cache)
+        for token in 0..<8 { _ = try model([[token], [token + 1]], cache: &cache) }
+        #expect(addresses(cache) == before)
+        #expect(cache.lengths == [12, 10])
+    }
+
     @Test func badCallsThrowAndLeaveTheCache() throws {
         let model = try model("tiny-llama")
         var cache = try model.makeCache(batchSize: 1, capacity: 4)
