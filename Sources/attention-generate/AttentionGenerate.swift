@@ -64,7 +64,8 @@ enum AttentionGenerate {
             var generator = SeededGenerator(seed: options.seed)
             timed.append(try model.generate(
                 prompts: [options.promptIDs], maxNewTokens: options.maxNewTokens!, sampling: sampling,
-                generator: &generator, stopAtEndOfSequence: !options.ignoresEndOfSequence))
+                generator: &generator, stopAtEndOfSequence: !options.ignoresEndOfSequence,
+                cacheDType: options.cacheDType))
         }
         let result = timed[0]
         let prefillRate = median(timed.map { Double(options.promptIDs.count) / seconds($0.prefillDuration) })

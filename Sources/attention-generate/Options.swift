@@ -1,3 +1,4 @@
+import Attention
 import Foundation
 
 /// The command line of `attention-generate`, parsed by hand (no dependency).
@@ -12,6 +13,7 @@ struct Options {
     var seed: UInt64 = 0
     var outputPath: String?
     var ignoresEndOfSequence = false
+    var cacheDType: Tensor.DType?
     var repeats: Int?
     var showHelp = false
 
@@ -34,6 +36,8 @@ struct Options {
           --top-p P             sample only among the most likely tokens whose probabilities reach P
           --seed S              the seed of the sampling generator (default 0)
           --ignore-eos          do not stop at the configuration's eos_token_id
+          --cache-dtype TYPE    f32, f16 or bf16: how the key/value cache is stored (default: the
+                                weights' type)
           --repeat N            a short warm-up generation, then the whole one N times; report
                                 the median rates (for benchmarks)
           --output FILE         write JSON {"generated_ids": [...], "last_logits": [...]}, the logits
@@ -86,6 +90,13 @@ struct Options {
                 self.seed = seed
             case "--output": outputPath = try value(for: argument)
             case "--ignore-eos": ignoresEndOfSequence = true
+            case "--cache-dtype":
+                let text = try value(for: argument)
+                let types: [String: Tensor.DType] = ["f32": .float32, "f16": .float16, "bf16": .bfloat16]
+                guard let dtype = types[text] else {
+                    throw UsageError("--cache-dtype must be f32, f16 or bf16, got \"\(text)\"")
+                }
+                cacheDType = dtype
             case "--repeat": repeats = try count(for: argument, minimum: 1)
             case "-h", "--help": showHelp = true
             default: throw UsageError("unknown option \(argument)")
