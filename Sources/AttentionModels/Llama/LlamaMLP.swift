@@ -17,7 +17,8 @@ struct LlamaMLP: ParameterizedModule, Equatable {
                 ? try checkpoint.tensor("\(prefix).\(name).bias", shape: [outputs], dtype: .float32) : nil
             return try Linear(weight: weight, bias: bias)
         }
-        let (gate, up) = (try linear("gate_proj", c.intermediateSize, c.hiddenSize), try linear("up_proj", c.intermediateSize, c.hiddenSize))
+        let gate = try linear("gate_proj", c.intermediateSize, c.hiddenSize)
+        let up = try linear("up_proj", c.intermediateSize, c.hiddenSize)
         gateUp = try FusedLinear(weights: [gate.weight, up.weight], biases: c.mlpBias ? [gate.bias!, up.bias!] : nil)
         down = try linear("down_proj", c.hiddenSize, c.intermediateSize)
     }
