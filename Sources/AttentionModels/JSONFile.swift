@@ -90,6 +90,21 @@ struct JSONFile: Sendable {
         return string
     }
 
+    /// The whole numbers under `key`: one number or an array of them (`eos_token_id`).
+    func integers(_ key: String) throws(ModelError) -> [Int]? {
+        guard let value = value(key) else { return nil }
+        let elements: [JSONValue]
+        if case let .array(array) = value { elements = array } else { elements = [value] }
+        var result: [Int] = []
+        for element in elements {
+            guard case let .number(number) = element, let integer = Int(exactly: number) else {
+                throw mismatch(key, "an integer or an array of integers", value)
+            }
+            result.append(integer)
+        }
+        return result
+    }
+
     /// The object under `key`, as a `JSONFile` of the same name.
     func object(_ key: String) throws(ModelError) -> JSONFile? {
         guard let value = value(key) else { return nil }
