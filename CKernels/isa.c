@@ -19,6 +19,7 @@ static int cpu_has_f16c(void) {
     return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
 }
 
+#if defined(ATTN_HAVE_BF16_DOT)
 /* AVX512_BF16: CPUID leaf 7 subleaf 1, EAX bit 5 (subleaf 1 exists when subleaf 0's EAX, the
  * largest subleaf, is at least 1), on top of the AVX-512 path's own checks, which include the OS
  * saving the zmm and mask registers (__builtin_cpu_supports reads XGETBV). */
@@ -27,6 +28,7 @@ static int cpu_has_avx512_bf16(void) {
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || a < 1) return 0;
     return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5));
 }
+#endif
 #endif
 
 static const attn_kernels *table_for(attn_isa isa) {
