@@ -210,7 +210,12 @@ typedef enum attn_masked_rows {
  * output is the mean of V).
  *
  * NaN: a row with a NaN score (NaN in its query, in one of its visible keys or in its bias), or a
- * +inf score, is NaN in out and in lse, on both paths, whatever dropout keeps.
+ * +inf score, is NaN in out and in lse, on both paths, whatever dropout keeps. A NaN or infinity
+ * in a value row reaches every row that attends it; in a row that does not (masked), it may still
+ * reach out as NaN, never as a wrong finite number: its weight 0 multiplies it (0 · NaN is NaN) on
+ * the unfused path and in key blocks the fused path computes in part, as weights · V does in
+ * PyTorch's and JAX's reference math. Blocks skipped whole are never read. Masking does not
+ * sanitise values; lse never depends on them.
  *
  * Element types: q, k, v and out each have their own attn_dtype (q_dtype ...; 0 is float32), in
  * any combination (float queries over a bf16 cache, say); their strides count elements of that type.
