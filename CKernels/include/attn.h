@@ -219,8 +219,8 @@ typedef enum attn_masked_rows {
  *
  * Element types: q, k, v and out each have their own attn_dtype (q_dtype ...; 0 is float32), in
  * any combination (float queries over a bf16 cache, say); their strides count elements of that type.
- * Half-precision inputs are widened exactly, everything is computed in float as for float32 inputs,
- * and a half-precision out is rounded to nearest even once. The bias, lse and the softmax stay
+ * Half-precision inputs are widened exactly, everything is computed in float as for float32 inputs
+ * (except bf16 q, k and v on the bf16 dot-product path, below), and a half-precision out is rounded to nearest even once. The bias, lse and the softmax stay
  * float32. Against the exact (double) attention of the inputs as stored, each output element is
  * within tol · max(1, max |out|) (the largest over the call) with, by out_dtype:
  *   ATTN_DTYPE_F32:  tol = 1e-5   (float accumulation; what the tests hold every path to)
@@ -236,9 +236,10 @@ typedef enum attn_masked_rows {
  * L = 4096, D = 128 without a mask, up to 1.4e-3 in causal rows that see only a few keys, where
  * single weights are large). Products are in the order the instruction takes them (per pair, the
  * second element's product first) and each step is rounded, so the sums differ from the widened
- * path's in the last bits. The instruction reads subnormal bf16 inputs (|x| < 2^-126) as zero and flushes products and
- * partial sums below 2^-126 to zero, whatever MXCSR says: such q or k elements contribute nothing to
- * a score (a difference below 2^-126 · Dqk · max |q|·|k|, invisible except with huge partners).
+ * path's in the last bits. The instruction reads subnormal bf16 inputs (|x| < 2^-126, in q, k, v
+ * or P) as zero and flushes products and partial sums below 2^-126 to zero, whatever MXCSR says:
+ * a subnormal element contributes nothing (it would have added less than 2^-126 times its partner,
+ * invisible unless the partner is above about 2^100).
  *
  * Aliasing: out and lse must not overlap q, k, v, mask, bias, key_len or each other.
  * Start from attn_params_default(), which sets struct_size, the windows to -1 and everything else to 0.
