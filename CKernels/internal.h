@@ -152,11 +152,12 @@ extern const attn_kernels attn_kernels_avx2;
 extern const attn_kernels attn_kernels_avx512;
 #endif
 
-/* VDPBF16PS (AVX512_BF16) is compiled where the compiler has its intrinsic (GCC 10, clang 9 on) and
- * the AVX-512 kernels are real (not the AVX2 stand-in of ATTN_EMULATE_AVX512): the AVX-512 tile
- * kernel on bf16 pairs, kernels_avx512bf16.c. */
+/* VDPBF16PS (AVX512_BF16) is compiled where the compiler has its intrinsic (GCC 10, clang 9, Apple
+ * clang 12 on) and the AVX-512 kernels are real (not the AVX2 stand-in of ATTN_EMULATE_AVX512):
+ * the AVX-512 tile kernel on bf16 pairs, kernels_avx512bf16.c. */
 #if defined(ATTN_HAVE_X86_PATHS) && !defined(ATTN_EMULATE_AVX512) && \
-    ((defined(__clang__) && __clang_major__ >= 9) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 10))
+    ((defined(__clang__) && __clang_major__ >= (defined(__apple_build_version__) ? 12 : 9)) || \
+     (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 10))
 #define ATTN_HAVE_BF16_DOT 1
 void attn_fused_item_avx512_bf16_native(const attn_problem *pr, int64_t b, int64_t h, int64_t i0, int64_t tiles,
                                         float *workspace);
