@@ -12,6 +12,14 @@ func attentionTolerance(_ dtype: Tensor.DType) -> Double {
     }
 }
 
+/// attn.h's addition when query, key and value are all bfloat16: on CPUs with AVX512_BF16 the
+/// fused kernel rounds the softmax weights to bfloat16 for P·V (VDPBF16PS), which moves each output
+/// element by at most 2^-9 · max |value| (finite values); 0 for any other combination.
+func bfloat16DotAllowance(query: Tensor, key: Tensor, value: Tensor) -> Double {
+    guard query.dtype == .bfloat16, key.dtype == .bfloat16, value.dtype == .bfloat16 else { return 0 }
+    return 0x1p-9 * Double((try? value.converted(to: .float32).scalars)?.filter(\.isFinite).map(abs).max() ?? 0)
+}
+
 /// Checks every element: NaN where NaN is expected, otherwise `|a - e| <= tol · max(1, max |e|)`.
 func expectWithinAttentionTolerance(
     _ actual: Tensor, _ expected: [Double], shape: [Int], dtype: Tensor.DType, _ comment: Comment? = nil,
