@@ -70,14 +70,18 @@ let package = Package(
         /// The command-line front end of `AttentionModels` (arguments parsed by hand: no dependency).
         .executableTarget(
             name: "attention-embed",
-            dependencies: ["AttentionModels", "Attention"]
+            dependencies: ["AttentionModels", "Attention", "CommandLineSupport"]
         ),
 
         /// The command-line front end of the Llama decoder (arguments parsed by hand: no dependency).
         .executableTarget(
             name: "attention-generate",
-            dependencies: ["AttentionModels", "Attention"]
+            dependencies: ["AttentionModels", "Attention", "CommandLineSupport"]
         ),
+
+        /// What the two commands share: argument reading, one-line errors and exit statuses,
+        /// output files written in place, medians (no dependency; not a product).
+        .target(name: "CommandLineSupport"),
 
         // MARK: - Implementation details
 

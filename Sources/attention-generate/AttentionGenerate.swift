@@ -1,27 +1,19 @@
 import Attention
 import AttentionModels
+import CommandLineSupport
 import Foundation
 
 /// `attention-generate`: token generation with a Llama model folder from the command line.
 @main
 enum AttentionGenerate {
     static func main() {
-        do {
+        CommandRunner.run(named: "attention-generate") {
             let options = try Options(Array(CommandLine.arguments.dropFirst()))
             if options.showHelp {
                 print(Options.usage)
                 return
             }
             try run(options)
-        } catch let error as UsageError {
-            printLine("attention-generate: \(error.message)\nrun attention-generate --help for the options")
-            exit(64)
-        } catch let error as RunError {
-            printLine("attention-generate: \(error.message)")
-            exit(1)
-        } catch {
-            printLine("attention-generate: \(error)")
-            exit(1)
         }
     }
 
@@ -68,46 +60,24 @@ enum AttentionGenerate {
                 cacheDType: options.cacheDType))
         }
         let result = timed[0]
-        let prefillRate = median(timed.map { Double(options.promptIDs.count) / seconds($0.prefillDuration) })
-        let decodeRate = median(timed.map { Double($0.decodeSteps) / seconds($0.decodeDuration) })
+        let prefillRate = CommandRunner.median(timed.map { Double(options.promptIDs.count) / seconds($0.prefillDuration) })
+        let decodeRate = CommandRunner.median(timed.map { Double($0.decodeSteps) / seconds($0.decodeDuration) })
         print(result.tokens[0].map(String.init).joined(separator: ","))
-        printLine(String(format: "prefill: %.1f tokens/s, decode: %.1f tokens/s", prefillRate, decodeRate))
+        CommandRunner.printLine(String(format: "prefill: %.1f tokens/s, decode: %.1f tokens/s", prefillRate, decodeRate))
         if let path = options.outputPath {
             try writeJSON(to: path, ids: result.tokens[0], logits: result.promptLogits.scalars)
         }
     }
 
     /// `{"generated_ids": [...], "last_logits": [...]}`, written in place (so /dev/stdout works).
-    static func writeJSON(to path: String, ids: [Int], logits: [Float]) throws {
+    static func writeJSON(to path: String, ids: [Int], logits: [Float]) throws(RunError) {
         let numbers = logits.map { $0.isFinite ? "\($0)" : "null" }.joined(separator: ",")
         let text = "{\"generated_ids\": [\(ids.map(String.init).joined(separator: ","))], \"last_logits\": [\(numbers)]}\n"
-        guard let handle = FileHandle(forWritingAtPath: path) ?? {
-            FileManager.default.createFile(atPath: path, contents: nil) ? FileHandle(forWritingAtPath: path) : nil
-        }() else {
-            throw RunError("--output \(path): cannot be written")
-        }
-        defer { try? handle.close() }
-        do {
-            try handle.truncate(atOffset: 0)
-            try handle.write(contentsOf: Data(text.utf8))
-        } catch {
-            throw RunError("--output \(path): \(error.localizedDescription)")
-        }
+        try CommandRunner.write(text, toPath: path, option: "--output")
     }
 
     static func seconds(_ duration: Duration) -> Double {
         let (whole, fraction) = duration.components
         return Double(whole) + Double(fraction) * 1e-18
-    }
-
-    static func median(_ values: [Double]) -> Double {
-        let sorted = values.sorted()
-        let middle = sorted.count / 2
-        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
-    }
-
-    /// One line on stderr.
-    static func printLine(_ line: String) {
-        FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 }

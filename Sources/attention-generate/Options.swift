@@ -1,4 +1,5 @@
 import Attention
+import CommandLineSupport
 import Foundation
 
 /// The command line of `attention-generate`, parsed by hand (no dependency).
@@ -47,57 +48,39 @@ struct Options {
 
     /// Parses `arguments` (without the program name).
     init(_ arguments: [String]) throws(UsageError) {
-        var remaining = arguments[...]
-        func value(for option: String) throws(UsageError) -> String {
-            guard let value = remaining.popFirst() else { throw UsageError("\(option) needs a value") }
-            return value
-        }
-        func count(for option: String, minimum: Int) throws(UsageError) -> Int {
-            let text = try value(for: option)
-            guard let number = Int(text), number >= minimum else {
-                throw UsageError("\(option) must be an integer of at least \(minimum), got \"\(text)\"")
-            }
-            return number
-        }
-        func number(for option: String) throws(UsageError) -> Float {
-            let text = try value(for: option)
-            guard let number = Float(text), number.isFinite else {
-                throw UsageError("\(option) must be a number, got \"\(text)\"")
-            }
-            return number
-        }
-        while let argument = remaining.popFirst() {
+        var reader = ArgumentReader(arguments)
+        while let argument = reader.next() {
             switch argument {
-            case "--model": model = try value(for: argument)
+            case "--model": model = try reader.value(for: argument)
             case "--prompt-ids":
-                let text = try value(for: argument)
+                let text = try reader.value(for: argument)
                 let parts = text.split(separator: ",", omittingEmptySubsequences: false)
                 let ids = parts.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
                 guard !parts.isEmpty, ids.count == parts.count, ids.allSatisfy({ $0 >= 0 }) else {
                     throw UsageError("--prompt-ids must be non-negative integers separated by commas, got \"\(text)\"")
                 }
                 promptIDs = ids
-            case "--max-new-tokens": maxNewTokens = try count(for: argument, minimum: 1)
-            case "--threads": threads = try count(for: argument, minimum: 1)
-            case "--temperature": temperature = try number(for: argument)
-            case "--top-k": topK = try count(for: argument, minimum: 1)
-            case "--top-p": topP = try number(for: argument)
+            case "--max-new-tokens": maxNewTokens = try reader.count(for: argument, minimum: 1)
+            case "--threads": threads = try reader.count(for: argument, minimum: 1)
+            case "--temperature": temperature = try reader.number(for: argument)
+            case "--top-k": topK = try reader.count(for: argument, minimum: 1)
+            case "--top-p": topP = try reader.number(for: argument)
             case "--seed":
-                let text = try value(for: argument)
+                let text = try reader.value(for: argument)
                 guard let seed = UInt64(text) else {
                     throw UsageError("--seed must be a non-negative integer, got \"\(text)\"")
                 }
                 self.seed = seed
-            case "--output": outputPath = try value(for: argument)
+            case "--output": outputPath = try reader.value(for: argument)
             case "--ignore-eos": ignoresEndOfSequence = true
             case "--cache-dtype":
-                let text = try value(for: argument)
+                let text = try reader.value(for: argument)
                 let types: [String: Tensor.DType] = ["f32": .float32, "f16": .float16, "bf16": .bfloat16]
                 guard let dtype = types[text] else {
                     throw UsageError("--cache-dtype must be f32, f16 or bf16, got \"\(text)\"")
                 }
                 cacheDType = dtype
-            case "--repeat": repeats = try count(for: argument, minimum: 1)
+            case "--repeat": repeats = try reader.count(for: argument, minimum: 1)
             case "-h", "--help": showHelp = true
             default: throw UsageError("unknown option \(argument)")
             }
@@ -110,16 +93,4 @@ struct Options {
             throw UsageError("--top-k and --top-p sample: they need a --temperature above 0")
         }
     }
-}
-
-/// A mistake on the command line: printed with the usage hint, exit status 64.
-struct UsageError: Error {
-    var message: String
-    init(_ message: String) { self.message = message }
-}
-
-/// A failure after parsing (a file, the model): one line on stderr, exit status 1.
-struct RunError: Error {
-    var message: String
-    init(_ message: String) { self.message = message }
 }
