@@ -44,6 +44,19 @@ struct FusedLinear: Sendable, Equatable {
         if let rebuilt = try? FusedLinear(weights: parts, biases: biases) { self = rebuilt }
     }
 
+    /// Part `index`'s weight, read from and written to the stacked rows: the key path a parameter
+    /// name maps to (`\.projection[weight: 0]` is `q_proj.weight`).
+    subscript(weight index: Int) -> Tensor {
+        get { weight(of: index) }
+        set { replace(index, weight: newValue) }
+    }
+
+    /// Part `index`'s bias, read from and written to the stacked bias; the layer has biases.
+    subscript(bias index: Int) -> Tensor {
+        get { bias(of: index)! }
+        set { replace(index, bias: newValue) }
+    }
+
     /// `(..., inputs)` → each part's `(..., outputs)`, as separate dense f32 tensors.
     func callAsFunction(_ input: Tensor) throws -> [Tensor] {
         let stacked = try linear(input)

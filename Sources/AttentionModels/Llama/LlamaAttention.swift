@@ -31,39 +31,18 @@ struct LlamaAttention: ParameterizedModule, Equatable {
         headSize = c.headSize
     }
 
-    var queryWeight: Tensor {
-        get { projection.weight(of: 0) }
-        set { projection.replace(0, weight: newValue) }
-    }
-    var keyWeight: Tensor {
-        get { projection.weight(of: 1) }
-        set { projection.replace(1, weight: newValue) }
-    }
-    var valueWeight: Tensor {
-        get { projection.weight(of: 2) }
-        set { projection.replace(2, weight: newValue) }
-    }
-    var queryBias: Tensor {
-        get { projection.bias(of: 0)! }
-        set { projection.replace(0, bias: newValue) }
-    }
-    var keyBias: Tensor {
-        get { projection.bias(of: 1)! }
-        set { projection.replace(1, bias: newValue) }
-    }
-    var valueBias: Tensor {
-        get { projection.bias(of: 2)! }
-        set { projection.replace(2, bias: newValue) }
-    }
-
     /// `transformers`' names: `q_proj`, `k_proj`, `v_proj` (read from and written to the stacked
     /// projection), `o_proj`.
     var parameterPaths: [ParameterPath<LlamaAttention>] {
         var paths: [ParameterPath<LlamaAttention>] = [
-            ("q_proj.weight", \.queryWeight), ("k_proj.weight", \.keyWeight), ("v_proj.weight", \.valueWeight),
+            ("q_proj.weight", \.projection[weight: 0]), ("k_proj.weight", \.projection[weight: 1]),
+            ("v_proj.weight", \.projection[weight: 2]),
         ]
         if projection.linear.bias != nil {
-            paths += [("q_proj.bias", \.queryBias), ("k_proj.bias", \.keyBias), ("v_proj.bias", \.valueBias)]
+            paths += [
+                ("q_proj.bias", \.projection[bias: 0]), ("k_proj.bias", \.projection[bias: 1]),
+                ("v_proj.bias", \.projection[bias: 2]),
+            ]
         }
         return paths + parameterPaths(of: \.output, prefixedBy: "o_proj")
     }

@@ -23,30 +23,13 @@ struct LlamaMLP: ParameterizedModule, Equatable {
         down = try linear("down_proj", c.hiddenSize, c.intermediateSize)
     }
 
-    var gateWeight: Tensor {
-        get { gateUp.weight(of: 0) }
-        set { gateUp.replace(0, weight: newValue) }
-    }
-    var upWeight: Tensor {
-        get { gateUp.weight(of: 1) }
-        set { gateUp.replace(1, weight: newValue) }
-    }
-    var gateBias: Tensor {
-        get { gateUp.bias(of: 0)! }
-        set { gateUp.replace(0, bias: newValue) }
-    }
-    var upBias: Tensor {
-        get { gateUp.bias(of: 1)! }
-        set { gateUp.replace(1, bias: newValue) }
-    }
-
     /// `transformers`' names: `gate_proj` and `up_proj` (read from and written to the stacked
     /// projection), `down_proj`.
     var parameterPaths: [ParameterPath<LlamaMLP>] {
-        var paths: [ParameterPath<LlamaMLP>] = [("gate_proj.weight", \.gateWeight)]
-        if gateUp.linear.bias != nil { paths.append(("gate_proj.bias", \.gateBias)) }
-        paths.append(("up_proj.weight", \.upWeight))
-        if gateUp.linear.bias != nil { paths.append(("up_proj.bias", \.upBias)) }
+        var paths: [ParameterPath<LlamaMLP>] = [("gate_proj.weight", \.gateUp[weight: 0])]
+        if gateUp.linear.bias != nil { paths.append(("gate_proj.bias", \.gateUp[bias: 0])) }
+        paths.append(("up_proj.weight", \.gateUp[weight: 1]))
+        if gateUp.linear.bias != nil { paths.append(("up_proj.bias", \.gateUp[bias: 1])) }
         return paths + parameterPaths(of: \.down, prefixedBy: "down_proj")
     }
 
