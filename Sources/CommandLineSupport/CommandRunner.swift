@@ -3,6 +3,21 @@ import Foundation
 /// What the project's commands share around their own work: error reporting and exit statuses,
 /// lines on standard error, output files written in place, medians of repeated timings.
 package enum CommandRunner {
+    /// The whole of a command's `main`: parses the process's arguments into `Options`, prints the
+    /// usage for `--help`, otherwise runs `body`; errors as ``run(named:_:)`` reports them.
+    package static func main<Options: CommandOptions>(
+        named name: String, parsing _: Options.Type, _ body: (Options) throws -> Void
+    ) {
+        run(named: name) {
+            let options = try Options(Array(CommandLine.arguments.dropFirst()))
+            if options.showHelp {
+                print(Options.usage)
+                return
+            }
+            try body(options)
+        }
+    }
+
     /// Runs `body` and exits as a command-line tool does: a ``UsageError`` is one line with a hint
     /// to run `--help`, exit status 64; any other error one line, exit status 1. Every line starts
     /// with `name`.

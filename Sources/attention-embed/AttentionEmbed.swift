@@ -9,14 +9,7 @@ import Dispatch
 @main
 enum AttentionEmbed {
     static func main() {
-        CommandRunner.run(named: "attention-embed") {
-            let options = try Options(Array(CommandLine.arguments.dropFirst()))
-            if options.showHelp {
-                print(Options.usage)
-                return
-            }
-            try run(options)
-        }
+        CommandRunner.main(named: "attention-embed", parsing: Options.self, run)
     }
 
     static func run(_ options: Options) throws {

@@ -2,7 +2,7 @@ import CommandLineSupport
 import Foundation
 
 /// The command line of `attention-embed`, parsed by hand (no dependency).
-struct Options {
+struct Options: CommandOptions {
     var model: String?
     var sentences: [String] = []
     var inputPath: String?

@@ -7,14 +7,7 @@ import Foundation
 @main
 enum AttentionGenerate {
     static func main() {
-        CommandRunner.run(named: "attention-generate") {
-            let options = try Options(Array(CommandLine.arguments.dropFirst()))
-            if options.showHelp {
-                print(Options.usage)
-                return
-            }
-            try run(options)
-        }
+        CommandRunner.main(named: "attention-generate", parsing: Options.self, run)
     }
 
     static func run(_ options: Options) throws {

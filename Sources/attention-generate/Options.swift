@@ -3,7 +3,7 @@ import CommandLineSupport
 import Foundation
 
 /// The command line of `attention-generate`, parsed by hand (no dependency).
-struct Options {
+struct Options: CommandOptions {
     var model: String?
     var promptIDs: [Int] = []
     var maxNewTokens: Int?
