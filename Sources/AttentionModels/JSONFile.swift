@@ -90,6 +90,21 @@ struct JSONFile: Sendable {
         return string
     }
 
+    /// The string under `key`, or `defaultValue` when there is none, which must be one of
+    /// `supported`: the settings a model implements one way only.
+    ///
+    /// - Throws: `ModelError.invalidFile` for a value that is not a string; `.unsupported` naming
+    ///   `setting` (the key by default) for any other value.
+    func choice(
+        _ key: String, default defaultValue: String, supported: [String], setting: String? = nil
+    ) throws(ModelError) -> String {
+        let chosen = try string(key) ?? defaultValue
+        guard supported.contains(chosen) else {
+            throw .unsupported(file: name, setting: setting ?? key, value: chosen, supported: supported)
+        }
+        return chosen
+    }
+
     /// The whole numbers under `key`: one number or an array of them (`eos_token_id`).
     func integers(_ key: String) throws(ModelError) -> [Int]? {
         guard let value = value(key) else { return nil }

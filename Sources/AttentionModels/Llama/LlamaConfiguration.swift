@@ -112,14 +112,8 @@ public struct LlamaConfiguration: Sendable, Equatable, Hashable {
     ///   other than the default, or a `pretraining_tp` other than 1.
     public init(contentsOf url: URL) throws(ModelError) {
         let file = try JSONFile(contentsOf: url, name: url.lastPathComponent)
-        let modelType = try file.string("model_type") ?? "(none)"
-        guard modelType == "llama" else {
-            throw .unsupported(file: file.name, setting: "model_type", value: modelType, supported: ["llama"])
-        }
-        let activation = try file.string("hidden_act") ?? "silu"
-        guard activation == "silu" else {
-            throw .unsupported(file: file.name, setting: "hidden_act", value: activation, supported: ["silu"])
-        }
+        _ = try file.choice("model_type", default: "(none)", supported: ["llama"])
+        _ = try file.choice("hidden_act", default: "silu", supported: ["silu"])
         let theta = try Self.ropeTheta(in: file)
         do {
             try self.init(
@@ -145,19 +139,14 @@ public struct LlamaConfiguration: Sendable, Equatable, Hashable {
     /// `rope_theta` from either layout, after checking that no scaling is asked for.
     private static func ropeTheta(in file: JSONFile) throws(ModelError) -> Float {
         if let scaling = try file.object("rope_scaling") {
-            let legacyKind = try scaling.string("type")
-            let kind = try scaling.string("rope_type") ?? legacyKind ?? "(none)"
-            guard kind == "default" else {
-                throw .unsupported(file: file.name, setting: "rope_scaling.rope_type", value: kind, supported: ["default"])
-            }
+            _ = try scaling.choice(
+                "rope_type", default: try scaling.string("type") ?? "(none)", supported: ["default"],
+                setting: "rope_scaling.rope_type")
         }
         var theta = try file.number("rope_theta")
         if let parameters = try file.object("rope_parameters") {
-            let kind = try parameters.string("rope_type") ?? "default"
-            guard kind == "default" else {
-                throw .unsupported(
-                    file: file.name, setting: "rope_parameters.rope_type", value: kind, supported: ["default"])
-            }
+            _ = try parameters.choice(
+                "rope_type", default: "default", supported: ["default"], setting: "rope_parameters.rope_type")
             if let value = try parameters.number("rope_theta") { theta = value }
         }
         if let parallel = try file.integer("pretraining_tp"), parallel != 1 {
