@@ -80,8 +80,8 @@ let package = Package(
         ),
 
         /// What the two commands share: argument reading, one-line errors and exit statuses,
-        /// output files written in place, medians (no dependency; not a product).
-        .target(name: "CommandLineSupport"),
+        /// output files written in place, medians, the thread count (not a product).
+        .target(name: "CommandLineSupport", dependencies: ["Attention"]),
 
         // MARK: - Implementation details
 

@@ -1,3 +1,4 @@
+import Attention
 import Foundation
 
 /// What the project's commands share around their own work: error reporting and exit statuses,
@@ -33,6 +34,18 @@ package enum CommandRunner {
         } catch {
             printLine("\(name): \(error)")
             exit(1)
+        }
+    }
+
+    /// Gives the kernels `threads` threads (`--threads`); `nil` keeps the default (all cores).
+    ///
+    /// - Throws: `UsageError` naming `--threads` when the backend refuses the count.
+    package static func useThreads(_ threads: Int?) throws(UsageError) {
+        guard let threads else { return }
+        do {
+            try AttentionBackend.setThreadCount(threads)
+        } catch {
+            throw UsageError("--threads: \(error)")
         }
     }
 

@@ -13,13 +13,7 @@ enum AttentionEmbed {
     }
 
     static func run(_ options: Options) throws {
-        if let threads = options.threads {
-            do {
-                try AttentionBackend.setThreadCount(threads)
-            } catch {
-                throw UsageError("--threads: \(error)")
-            }
-        }
+        try CommandRunner.useThreads(options.threads)
         var sentences = options.sentences
         if let path = options.inputPath { sentences += try SentenceFile.read(path) }
         guard !sentences.isEmpty else { throw UsageError("no sentences: give some as arguments or with --input FILE") }

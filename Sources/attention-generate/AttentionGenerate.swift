@@ -11,13 +11,7 @@ enum AttentionGenerate {
     }
 
     static func run(_ options: Options) throws {
-        if let threads = options.threads {
-            do {
-                try AttentionBackend.setThreadCount(threads)
-            } catch {
-                throw UsageError("--threads: \(error)")
-            }
-        }
+        try CommandRunner.useThreads(options.threads)
         let sampling: TokenSampling
         do {
             sampling = options.temperature == 0
