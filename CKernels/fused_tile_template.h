@@ -30,6 +30,19 @@
  *      (folded into loading O); otherwise nothing is rescaled;
  *   3. P = exp2(S - m), l += P (before dropout), dropout on P, O += P·V.
  * At the end O is divided by l once, transposed into out, and lse = m + ln l (m in natural units).
+ *
+ * bf16 pairs (fused_item_run's `pairs`, when q, k and v are all bf16 and attn_bf16_dot says so):
+ * both products take two bf16 values per 32-bit lane and one vdot_bf16 (VDPBF16PS, or its portable
+ * model) per step, so each step covers two features (Q·Kᵀ) or two keys (P·V) with nothing widened:
+ *   Qᵀ[w][lanes] = (Q[lane][2w], Q[lane][2w+1])   unscaled: the scale multiplies the scores instead
+ *   kp[g][w][c]  = (K[j][2w], K[j][2w+1])          the K rows' own words, transposed as floats are
+ *   vp[g][t][c]  = (V[2t][col], V[2t+1][col])      two rows interleaved
+ *   Pᵀ[t][lanes] = (P[lane][2t], P[lane][2t+1])    P rounded to bf16, in place in the score tile
+ * An odd feature count pads the last word with a zero; a key past the tile's range never enters P·V
+ * (its half of the last word is masked off), so a non-finite V there cannot turn 0·V into NaN. The
+ * sum l takes P before rounding, so the weights are rounded, not renormalised: out moves by at most
+ * half a bf16 ulp of each weight, 2^-9 · max|v| (attn.h). Everything else (masks, softmax, dropout,
+ * the row ends) is the same code for both.
  */
 
 #define FUSED_QT (ATTN_VL * ATTN_Q_VECS) /* queries per micro-tile */
@@ -53,18 +66,18 @@ static const float FUSED_LOG2E = 1.44269504088896340736f;
 static const float FUSED_LN2 = 0.69314718055994530942f;
 
 /* dim_v rounded up to whole ATTN_NK-wide panels. */
-static int64_t fused_dv_panels(const attn_params *p) { return (p->dim_v + ATTN_NK - 1) / ATTN_NK * ATTN_NK; }
+static inline int64_t fused_dv_panels(const attn_params *p) { return (p->dim_v + ATTN_NK - 1) / ATTN_NK * ATTN_NK; }
 
 /* Floats in the conversion buffer: ATTN_NK rows of K (packed together) or one row of Q, V or out,
  * widened from (or to be rounded to) half precision. */
-static int64_t fused_conv_floats(const attn_params *p) {
+static inline int64_t fused_conv_floats(const attn_params *p) {
     return ATTN_NK * (p->dim_qk > p->dim_v ? p->dim_qk : p->dim_v);
 }
 
 /* Per-thread workspace, in floats: Qᵀ and Oᵀ for each micro-tile, one score tile, the running
  * maximum and sum of each micro-tile's rows, the packed blocks of K and V, and the conversion
- * buffer. */
-static int64_t fused_workspace_floats(const attn_problem *pr, int64_t tiles) {
+ * buffer. bf16 pairs need at most as much (half the words, and padding to whole words). */
+static inline int64_t fused_workspace_floats(const attn_problem *pr, int64_t tiles) {
     return tiles * QT * (pr->p.dim_qk + pr->p.dim_v)                         /* Qᵀ, Oᵀ */
          + (int64_t)FUSED_KEY_BLOCK * QT                                     /* Sᵀ / Pᵀ */
          + 2 * tiles * QT                                                    /* m, l */
@@ -76,7 +89,8 @@ static int64_t fused_workspace_floats(const attn_problem *pr, int64_t tiles) {
  * acc[v][c] (+)= sum over t < nt of a[t*QT + v*VL + lane] * b[t*ATTN_NK + c]
  * a is a (nt, QT) tile and b an (nt, ATTN_NK) packed panel of K or V, both in the workspace.
  */
-ATTN_INLINE void outer_tile(vf acc[ATTN_Q_VECS][ATTN_NK], const float *a, const float *b, int64_t nt) {
+/* With pairs, a and b hold bf16 pair words (see the top) and each step is one vdot_bf16. */
+ATTN_INLINE void outer_tile(vf acc[ATTN_Q_VECS][ATTN_NK], const float *a, const float *b, int64_t nt, const int pairs) {
     /* Unrolled by 4: 8-12 % faster on Zen3 (AVX2) than by 1 or 2, measured side by side. */
 #pragma GCC unroll 4
     for (int64_t t = 0; t < nt; t++, a += QT, b += ATTN_NK) {
@@ -87,10 +101,22 @@ ATTN_INLINE void outer_tile(vf acc[ATTN_Q_VECS][ATTN_NK], const float *a, const 
         for (int c = 0; c < ATTN_NK; c++) {
             vf bc = vsplat(b[c]);
 #pragma GCC unroll 4
-            for (int v = 0; v < ATTN_Q_VECS; v++) acc[v][c] = vfma(av[v], bc, acc[v][c]);
+            for (int v = 0; v < ATTN_Q_VECS; v++)
+                acc[v][c] = pairs ? vdot_bf16(acc[v][c], av[v], bc) : vfma(av[v], bc, acc[v][c]);
         }
     }
 }
+
+/* 32-bit words holding n bf16 values two by two. */
+ATTN_INLINE int64_t fused_words(int64_t n) { return (n + 1) / 2; }
+
+/* The pair word of elements e and e + 1 (0 when e + 1 = n) of a bf16 row of n elements, as float bits. */
+ATTN_INLINE float fused_word(const uint16_t *row, int64_t e, int64_t n) {
+    return attn_bits_f32(row[e] | (e + 1 < n ? (uint32_t)row[e + 1] << 16 : 0));
+}
+
+/* The factor of Q·Kᵀ: base-2 scores unless biased. */
+ATTN_INLINE float fused_qscale(const attn_params *p) { return p->bias ? p->scale : p->scale * FUSED_LOG2E; }
 
 /* The state of one work item, shared by its steps. */
 typedef struct fused_item_ctx {
@@ -111,7 +137,7 @@ typedef struct fused_item_ctx {
  * NK rows by ATTN_VL features at a time (vtranspose_rows). Half-precision rows are widened as they
  * are packed, so the products only ever see floats.
  */
-static void fused_pack(fused_item_ctx *x, int64_t j0, int64_t nkb) {
+static inline void fused_pack_floats(fused_item_ctx *x, int64_t j0, int64_t nkb) {
     const attn_params *p = &x->pr->p;
     const int64_t dq = p->dim_qk, ks = p->k_stride[2];
     const int64_t dv = p->dim_v, vs = p->v_stride[2], full = dv / ATTN_NK, panels = fused_dv_panels(p) / ATTN_NK;
@@ -146,15 +172,64 @@ static void fused_pack(fused_item_ctx *x, int64_t j0, int64_t nkb) {
     }
 }
 
-/* Sᵀ columns [0, n) of one panel of keys: qt · panel kp, stored at s, their maximum into bmax. */
-ATTN_INLINE void fused_scores_panel(float *s, const float *qt, const float *kp, int64_t dq, int n,
-                                    vf bmax[ATTN_Q_VECS]) {
+/* fused_pack_floats for bf16 pairs: the words of ATTN_NK rows of K transposed as floats would be,
+ *   kp[g][w][c] = (K[j0 + g·NK + c][2w], ...[2w + 1]),
+ * and rows 2t and 2t + 1 of V interleaved, vp[g][t][c] = (V[j0 + 2t][g·NK + c], V[j0 + 2t + 1][...]),
+ * with zero halves past the last feature, key or column. */
+static inline void fused_pack_pairs(fused_item_ctx *x, int64_t j0, int64_t nkb) {
+    const attn_params *p = &x->pr->p;
+    const int64_t dq = p->dim_qk, ks = p->k_stride[2], words = fused_words(dq), full = dq / 2;
+    const int64_t dv = p->dim_v, vs = p->v_stride[2], pairs = fused_words(nkb), dvp = fused_dv_panels(p);
+    const uint16_t *k = p->k, *v = p->v;
+    x->j0 = j0;
+    x->nkb = nkb;
+    for (int64_t g = 0; g * ATTN_NK < nkb; g++) {
+        const int64_t n = nkb - g * ATTN_NK < ATTN_NK ? nkb - g * ATTN_NK : ATTN_NK;
+        const uint16_t *rows[ATTN_NK];
+        for (int c = 0; c < ATTN_NK; c++) rows[c] = c < n ? k + x->k0 + (j0 + g * ATTN_NK + c) * ks : NULL;
+        float *dst = x->kp + g * ATTN_NK * words;
+        int64_t w = 0;
+        for (; w + ATTN_VL <= full; w += ATTN_VL) {
+            vf r[ATTN_NK];
+            for (int c = 0; c < ATTN_NK; c++) {
+                r[c] = vsplat(0.0f);
+                if (rows[c]) memcpy(&r[c], rows[c] + 2 * w, sizeof r[c]);
+            }
+            vtranspose_rows(r, ATTN_NK);
+            for (int c = 0; c < ATTN_NK; c++) vstore(dst + w * ATTN_NK + c * ATTN_VL, r[c]);
+        }
+        for (; w < words; w++)
+            for (int c = 0; c < ATTN_NK; c++) dst[w * ATTN_NK + c] = rows[c] ? fused_word(rows[c], 2 * w, dq) : 0.0f;
+    }
+    for (int64_t t = 0; t < pairs; t++) {
+        const uint16_t *r0 = v + x->v0 + (j0 + 2 * t) * vs, *r1 = 2 * t + 1 < nkb ? r0 + vs : NULL;
+        float *dst = x->vp + t * ATTN_NK; /* panel g at dst + g·pairs·NK */
+        int64_t c = 0;
+        for (; c + ATTN_VL <= dv; c += ATTN_VL) {
+            const vu lo = __builtin_convertvector(*(const vu16_unaligned *)(r0 + c), vu);
+            const vu hi = r1 ? __builtin_convertvector(*(const vu16_unaligned *)(r1 + c), vu) << 16 : (vu){0};
+            const vu word = lo | hi;
+            for (int q = 0; q < ATTN_VL / ATTN_NK; q++)
+                memcpy(dst + (c / ATTN_NK + q) * pairs * ATTN_NK, (const uint32_t *)&word + q * ATTN_NK,
+                       sizeof(float) * ATTN_NK);
+        }
+        for (; c < dvp; c++)
+            dst[c / ATTN_NK * pairs * ATTN_NK + c % ATTN_NK] =
+                c >= dv ? 0.0f : attn_bits_f32(r0[c] | (r1 ? (uint32_t)r1[c] << 16 : 0));
+    }
+}
+
+/* Sᵀ columns [0, n) of one panel of keys: qt · panel kp over `steps` features (pair words with
+ * pairs, then times qscale), stored at s, their maximum into bmax. */
+ATTN_INLINE void fused_scores_panel(float *s, const float *qt, const float *kp, int64_t steps, int n,
+                                    vf bmax[ATTN_Q_VECS], const int pairs, float qscale) {
     vf acc[ATTN_Q_VECS][ATTN_NK];
     for (int v = 0; v < ATTN_Q_VECS; v++)
         for (int c = 0; c < ATTN_NK; c++) acc[v][c] = vsplat(0.0f);
-    outer_tile(acc, qt, kp, dq);
+    outer_tile(acc, qt, kp, steps, pairs);
     for (int c = 0; c < n; c++)
         for (int v = 0; v < ATTN_Q_VECS; v++) {
+            if (pairs) acc[v][c] *= qscale;
             vstore(s + c * QT + v * ATTN_VL, acc[v][c]);
             bmax[v] = vmax(bmax[v], acc[v][c]);
         }
@@ -164,14 +239,18 @@ ATTN_INLINE void fused_scores_panel(float *s, const float *qt, const float *kp, 
  * block): the scaled scores, and their maximum per lane in bmax (NaN scores ignored). Whole panels
  * get a constant column count, so their accumulators stay in registers (a variable count kept
  * them in memory: 1-3 % of the whole kernel); only the last panel may be partial. */
-static void fused_scores(const fused_item_ctx *x, int64_t u, int64_t j0, int64_t j1, vf bmax[ATTN_Q_VECS]) {
-    const int64_t dq = x->pr->p.dim_qk;
+ATTN_INLINE void fused_scores(const fused_item_ctx *x, int64_t u, int64_t j0, int64_t j1, vf bmax[ATTN_Q_VECS],
+                              const int pairs) {
+    const int64_t dq = x->pr->p.dim_qk, steps = pairs ? fused_words(dq) : dq;
     const float *qt = x->qt + u * QT * dq;
+    const float qscale = fused_qscale(&x->pr->p);
     for (int v = 0; v < ATTN_Q_VECS; v++) bmax[v] = vsplat(-INFINITY);
     int64_t j = j0;
     for (; j + ATTN_NK <= j1; j += ATTN_NK)
-        fused_scores_panel(x->st + (j - j0) * QT, qt, x->kp + (j - x->j0) * dq, dq, ATTN_NK, bmax);
-    if (j < j1) fused_scores_panel(x->st + (j - j0) * QT, qt, x->kp + (j - x->j0) * dq, dq, (int)(j1 - j), bmax);
+        fused_scores_panel(x->st + (j - j0) * QT, qt, x->kp + (j - x->j0) * steps, steps, ATTN_NK, bmax, pairs, qscale);
+    if (j < j1)
+        fused_scores_panel(x->st + (j - j0) * QT, qt, x->kp + (j - x->j0) * steps, steps, (int)(j1 - j), bmax, pairs,
+                           qscale);
 }
 
 /* Element-wise masks on Sᵀ for keys [j0, j1) of micro-tile u with rows [r0, r0 + rows):
@@ -257,12 +336,11 @@ static int fused_softmax(const fused_item_ctx *x, int64_t u, int64_t nk, const v
     else
         fused_exponents(x->st, nk, m_use, 1.0f, sum);
     for (int v = 0; v < ATTN_Q_VECS; v++) {
-        vf l = vload(lrow + v * ATTN_VL);
-        if (moved) {
-            alpha[v] = vexp2((m_old[v] - m_use[v]) * (p->bias ? FUSED_LOG2E : 1.0f));
-            l *= alpha[v];
-        }
-        vstore(lrow + v * ATTN_VL, l + sum[v]);
+        const vf l = vload(lrow + v * ATTN_VL);
+        /* One expression either way: whether l·alpha + sum is fused must not depend on how the
+         * compiler inlined this function (the bf16 entry points must agree bit for bit). */
+        if (moved) alpha[v] = vexp2((m_old[v] - m_use[v]) * (p->bias ? FUSED_LOG2E : 1.0f));
+        vstore(lrow + v * ATTN_VL, moved ? vfma(l, alpha[v], sum[v]) : l + sum[v]);
         vstore(mrow + v * ATTN_VL, m_new[v]);
     }
     return moved;
@@ -280,45 +358,72 @@ static void fused_dropout(const fused_item_ctx *x, int64_t r0, int64_t rows, int
     }
 }
 
+/* Pᵀ as bf16 pair words, in place: word row t from rows 2t and 2t + 1 of the nk rows of Sᵀ (a zero
+ * half when 2t + 1 = nk). Row t is written after rows 2t and 2t + 1 were read, and nothing later
+ * reads a row below 2t + 2. */
+ATTN_INLINE void fused_pair_weights(float *st, int64_t nk) {
+    for (int64_t t = 0; t < fused_words(nk); t++)
+        for (int v = 0; v < ATTN_Q_VECS; v++) {
+            const vf lo = vload(st + 2 * t * QT + v * ATTN_VL);
+            const vf hi = 2 * t + 1 < nk ? vload(st + (2 * t + 1) * QT + v * ATTN_VL) : vsplat(0.0f);
+            vstore(st + t * QT + v * ATTN_VL, vbf16_pairs(lo, hi));
+        }
+}
+
 /* Oᵀ rows [0, n) of one panel of output columns, at ot: alpha·Oᵀ (when rescale) + pt · panel vp
- * over nk keys. */
+ * over nk keys (pairs: nk / 2 words, then the lone last key of an odd nk with the other half of
+ * its V word masked off). */
 ATTN_INLINE void fused_accumulate_panel(float *ot, const float *pt, const float *vp, int64_t nk, int n, int rescale,
-                                        const vf alpha[ATTN_Q_VECS]) {
+                                        const vf alpha[ATTN_Q_VECS], const int pairs) {
     vf acc[ATTN_Q_VECS][ATTN_NK];
     for (int c = 0; c < ATTN_NK; c++)
         for (int v = 0; v < ATTN_Q_VECS; v++) {
             vf o = c < n ? vload(ot + c * QT + v * ATTN_VL) : vsplat(0.0f);
             acc[v][c] = rescale ? o * alpha[v] : o;
         }
-    outer_tile(acc, pt, vp, nk);
+    outer_tile(acc, pt, vp, pairs ? nk / 2 : nk, pairs);
+    if (pairs && (nk & 1)) {
+        const float *a = pt + nk / 2 * QT, *b = vp + nk / 2 * ATTN_NK;
+        for (int c = 0; c < ATTN_NK; c++) {
+            const vf bc = vsplat(attn_bits_f32(attn_f32_bits(b[c]) & 0xffff));
+            for (int v = 0; v < ATTN_Q_VECS; v++) acc[v][c] = vdot_bf16(acc[v][c], vload(a + v * ATTN_VL), bc);
+        }
+    }
     for (int c = 0; c < n; c++)
         for (int v = 0; v < ATTN_Q_VECS; v++) vstore(ot + c * QT + v * ATTN_VL, acc[v][c]);
 }
 
 /* Oᵀ (dim_v, QT) of micro-tile u = alpha·Oᵀ (when rescale) + Pᵀ-weighted sum of V rows [j0, j1)
  * of the packed block. As in fused_scores, whole panels get a constant column count. */
-static void fused_accumulate(const fused_item_ctx *x, int64_t u, int64_t j0, int64_t j1, int rescale,
-                             const vf alpha[ATTN_Q_VECS]) {
+ATTN_INLINE void fused_accumulate(const fused_item_ctx *x, int64_t u, int64_t j0, int64_t j1, int rescale,
+                                  const vf alpha[ATTN_Q_VECS], const int pairs) {
     const int64_t dv = x->pr->p.dim_v;
     float *ot = x->ot + u * QT * dv;
-    const float *panel = x->vp + (j0 - x->j0) * ATTN_NK;
+    /* j0 - x->j0 is a multiple of ATTN_NK, so even: a word boundary of the packed block. */
+    const float *panel = x->vp + (pairs ? (j0 - x->j0) / 2 : j0 - x->j0) * ATTN_NK;
+    const int64_t stride = (pairs ? fused_words(x->nkb) : x->nkb) * ATTN_NK;
+    if (pairs) fused_pair_weights(x->st, j1 - j0);
     int64_t c0 = 0;
-    for (; c0 + ATTN_NK <= dv; c0 += ATTN_NK, panel += x->nkb * ATTN_NK)
-        fused_accumulate_panel(ot + c0 * QT, x->st, panel, j1 - j0, ATTN_NK, rescale, alpha);
-    if (c0 < dv) fused_accumulate_panel(ot + c0 * QT, x->st, panel, j1 - j0, (int)(dv - c0), rescale, alpha);
+    for (; c0 + ATTN_NK <= dv; c0 += ATTN_NK, panel += stride)
+        fused_accumulate_panel(ot + c0 * QT, x->st, panel, j1 - j0, ATTN_NK, rescale, alpha, pairs);
+    if (c0 < dv) fused_accumulate_panel(ot + c0 * QT, x->st, panel, j1 - j0, (int)(dv - c0), rescale, alpha, pairs);
 }
 
-/* Qᵀ tiles (scaled, zero past the last row) and the running state. */
-static void fused_load(const fused_item_ctx *x) {
+/* Qᵀ tiles (scaled; with pairs, bf16 pair words unscaled), zero past the last row, and the running
+ * state. */
+ATTN_INLINE void fused_load(const fused_item_ctx *x, const int pairs) {
     const attn_params *p = &x->pr->p;
-    const int64_t dq = p->dim_qk, dv = p->dim_v;
-    const float qscale = p->bias ? p->scale : p->scale * FUSED_LOG2E; /* base-2 scores unless biased */
+    const int64_t dq = p->dim_qk, dv = p->dim_v, words = fused_words(dq);
+    const float qscale = fused_qscale(p);
     const int64_t q0 = x->b * p->q_stride[0] + x->h * p->q_stride[1];
     for (int64_t u = 0; u < x->tiles; u++) {
         float *qt = x->qt + u * QT * dq;
         for (int l = 0; l < QT; l++) {
             const int64_t i = x->i0 + u * QT + l;
-            if (i < p->len_q) {
+            if (pairs && i < p->len_q) {
+                const uint16_t *qi = (const uint16_t *)p->q + q0 + i * p->q_stride[2];
+                for (int64_t w = 0; w < words; w++) qt[w * QT + l] = fused_word(qi, 2 * w, dq);
+            } else if (i < p->len_q) {
                 const float *qi = vrow_f32(p->q, p->q_dtype, q0 + i * p->q_stride[2], dq, x->conv);
                 for (int64_t d = 0; d < dq; d++) qt[d * QT + l] = qi[d] * qscale;
             } else {
@@ -357,7 +462,10 @@ static void fused_store(const fused_item_ctx *x) {
     }
 }
 
-static void fused_item(const attn_problem *pr, int64_t b, int64_t h, int64_t i0, int64_t tiles, float *workspace) {
+/* One work item; the entry points (kernel_table_template.h, kernels_avx512bf16.c) pass pairs as a
+ * constant, so each gets its own products and packing and no per-step test. */
+ATTN_INLINE void fused_item_run(const attn_problem *pr, int64_t b, int64_t h, int64_t i0, int64_t tiles,
+                                float *workspace, const int pairs) {
     const attn_params *p = &pr->p;
     const int64_t dq = p->dim_qk, dv = p->dim_v;
     fused_item_ctx x;
@@ -378,7 +486,7 @@ static void fused_item(const attn_problem *pr, int64_t b, int64_t h, int64_t i0,
     x.kp = x.lrow + tiles * QT;
     x.vp = x.kp + FUSED_KEY_BLOCK * dq;
     x.conv = x.vp + FUSED_KEY_BLOCK * fused_dv_panels(p);
-    fused_load(&x);
+    fused_load(&x, pairs);
 
     /* Visible ranges are monotone in the row, so a tile's keys span [lo(first), hi(last)) and every
      * row of it sees all of [lo(last), hi(first)) (before mask and bias). */
@@ -400,7 +508,10 @@ static void fused_item(const attn_problem *pr, int64_t b, int64_t h, int64_t i0,
     vf alpha[ATTN_Q_VECS] = {0}, bmax[ATTN_Q_VECS];
     for (int64_t j0 = item_lo; j0 < item_hi; j0 += FUSED_KEY_BLOCK) {
         const int64_t j1 = j0 + FUSED_KEY_BLOCK < item_hi ? j0 + FUSED_KEY_BLOCK : item_hi;
-        fused_pack(&x, j0, j1 - j0);
+        if (pairs)
+            fused_pack_pairs(&x, j0, j1 - j0);
+        else
+            fused_pack_floats(&x, j0, j1 - j0);
         for (int64_t u = 0; u < x.tiles; u++) {
             /* Clamp the block to this tile's keys: blocks past the diagonal or outside the window
              * cost nothing, and the diagonal block is computed at its exact width. The start is
@@ -413,11 +524,11 @@ static void fused_item(const attn_problem *pr, int64_t b, int64_t h, int64_t i0,
             const int64_t rows = p->len_q - r0 < QT ? p->len_q - r0 : QT;
             const int range = a < full_lo[u] || z > full_hi[u];
             const int masked = range || p->bias || p->mask;
-            fused_scores(&x, u, a, z, bmax);
+            fused_scores(&x, u, a, z, bmax, pairs);
             if (masked) fused_mask(&x, r0, rows, a, z, range);
             const int rescale = fused_softmax(&x, u, z - a, masked ? NULL : bmax, alpha);
             if (pr->dropout_threshold) fused_dropout(&x, r0, rows, a, z);
-            fused_accumulate(&x, u, a, z, rescale, alpha);
+            fused_accumulate(&x, u, a, z, rescale, alpha, pairs);
         }
     }
     fused_store(&x);

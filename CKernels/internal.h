@@ -101,6 +101,13 @@ typedef struct attn_kernels {
     int64_t fused_tile_queries, fused_max_tiles;
     int64_t (*fused_workspace_floats)(const attn_problem *pr, int64_t tiles);
     void (*fused_item)(const attn_problem *pr, int64_t b, int64_t h, int64_t i0, int64_t tiles, float *workspace);
+    /* The same with q, k and v all bf16 and both products on bf16 pairs (fused_tile_template.h): with
+     * the portable model of VDPBF16PS (every table), and with the instruction itself (the AVX-512
+     * table of a build that has it, else NULL). attn_bf16_dot chooses; same workspace and tiling. */
+    void (*fused_item_bf16_model)(const attn_problem *pr, int64_t b, int64_t h, int64_t i0, int64_t tiles,
+                                  float *workspace);
+    void (*fused_item_bf16_native)(const attn_problem *pr, int64_t b, int64_t h, int64_t i0, int64_t tiles,
+                                   float *workspace);
     /* Fused attention for few query rows (decoding): used when len_q <= fused_row_max_len_q, which
      * is where the tile kernel would leave most vector lanes empty. One query row against keys
      * [j0, j1), leaving {max, sum, unnormalised output} in partial for a log-sum-exp merge. */
@@ -135,11 +142,25 @@ typedef struct attn_kernels {
 /* The table in use (first call detects the CPU and reads ATTN_ISA). */
 const attn_kernels *attn_kernels_current(void);
 
+/* How bf16 products are formed now (first call detects the CPU and reads ATTN_BF16_DOT). */
+attn_bf16_dot attn_bf16_dot_current(void);
+
 extern const attn_kernels attn_kernels_scalar;
 #if defined(__x86_64__) || defined(_M_X64)
 #define ATTN_HAVE_X86_PATHS 1
 extern const attn_kernels attn_kernels_avx2;
 extern const attn_kernels attn_kernels_avx512;
+#endif
+
+/* VDPBF16PS (AVX512_BF16) is compiled where the compiler has its intrinsic (GCC 10, clang 9, Apple
+ * clang 12 on) and the AVX-512 kernels are real (not the AVX2 stand-in of ATTN_EMULATE_AVX512):
+ * the AVX-512 tile kernel on bf16 pairs, kernels_avx512bf16.c. */
+#if defined(ATTN_HAVE_X86_PATHS) && !defined(ATTN_EMULATE_AVX512) && \
+    ((defined(__clang__) && __clang_major__ >= (defined(__apple_build_version__) ? 12 : 9)) || \
+     (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 10))
+#define ATTN_HAVE_BF16_DOT 1
+void attn_fused_item_avx512_bf16_native(const attn_problem *pr, int64_t b, int64_t h, int64_t i0, int64_t tiles,
+                                        float *workspace);
 #endif
 
 #endif /* ATTN_INTERNAL_H */

@@ -12,6 +12,19 @@
 #include "dense_template.h"
 #include "sgemm_template.h"
 
+/* The tile kernel's entry points: widened products, and bf16 pairs with the portable VDPBF16PS. */
+static void fused_item(const attn_problem *pr, int64_t b, int64_t h, int64_t i0, int64_t tiles, float *workspace) {
+    fused_item_run(pr, b, h, i0, tiles, workspace, 0);
+}
+static void fused_item_bf16_model(const attn_problem *pr, int64_t b, int64_t h, int64_t i0, int64_t tiles,
+                                  float *workspace) {
+    fused_item_run(pr, b, h, i0, tiles, workspace, 1);
+}
+
+#ifndef ATTN_BF16_NATIVE_ITEM
+#define ATTN_BF16_NATIVE_ITEM NULL /* only the AVX-512 table has one (kernels_avx512.c) */
+#endif
+
 const attn_kernels ATTN_KERNELS = {
     .isa = ATTN_KERNELS_ISA,
     .vector_floats = ATTN_VL,
@@ -19,6 +32,8 @@ const attn_kernels ATTN_KERNELS = {
     .fused_max_tiles = FUSED_MAX_TILES,
     .fused_workspace_floats = fused_workspace_floats,
     .fused_item = fused_item,
+    .fused_item_bf16_model = fused_item_bf16_model,
+    .fused_item_bf16_native = ATTN_BF16_NATIVE_ITEM,
     .fused_row_max_len_q = ATTN_VL * ATTN_Q_VECS / 2,
     .fused_row_workspace_floats = fused_row_workspace_floats,
     .fused_row_item = fused_row_item,

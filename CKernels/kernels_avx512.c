@@ -33,6 +33,10 @@
 #endif
 #define ATTN_KERNELS attn_kernels_avx512
 #define ATTN_KERNELS_ISA ATTN_ISA_AVX512
+#include "internal.h"
+#if defined(ATTN_HAVE_BF16_DOT)
+#define ATTN_BF16_NATIVE_ITEM attn_fused_item_avx512_bf16_native /* kernels_avx512bf16.c */
+#endif
 #include "kernel_table_template.h"
 
 #if defined(__clang__)

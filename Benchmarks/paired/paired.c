@@ -15,7 +15,10 @@
  *
  * In mm and mmk modes, PAIRED_DTYPES=f32,bf16,f16 times each build with each weight type (b_dtype;
  * the weights are the same values rounded), as that many contenders: "name/bf16" and so on. Every
- * build must then know b_dtype.
+ * build must then know b_dtype. In attn mode the same list gives q, k and v that type (out stays
+ * f32), and "bf16w" is bf16 with the build's attn_set_bf16_dot(ATTN_BF16_DOT_OFF) around each call
+ * (every product widened to float; builds without attn_bf16_dot just run bf16). For example:
+ *   PAIRED_DTYPES=f32,bf16,bf16w compare.sh "attn 4096 128 0 2" 7 base
  *
  * In mm mode, PAIRED_CBLAS=path/to/libopenblas.so adds that library's cblas_sgemm as one more
  * contender (PAIRED_CBLAS_SGEMM names the symbol when it is prefixed or suffixed, as in numpy's
@@ -32,21 +35,26 @@
 #include "attn.h"
 #include "../../CKernels/half.h"
 
-#define X(name)                                                    \
-    attn_status name##_attn_forward(const attn_params *);          \
-    attn_status name##_attn_matmul(const attn_matmul_params *);    \
-    attn_params name##_attn_params_default(void);                  \
-    attn_matmul_params name##_attn_matmul_params_default(void);
+#define X(name)                                                                   \
+    attn_status name##_attn_forward(const attn_params *);                         \
+    attn_status name##_attn_matmul(const attn_matmul_params *);                   \
+    attn_params name##_attn_params_default(void);                                 \
+    attn_matmul_params name##_attn_matmul_params_default(void);                   \
+    __attribute__((weak)) attn_status name##_attn_set_bf16_dot(attn_bf16_dot);   \
+    __attribute__((weak)) attn_bf16_dot name##_attn_get_bf16_dot(void);
 VARIANT_LIST
 #undef X
 
 typedef struct variant {
     const char *name;
-    attn_dtype dtype; /* of B, in matmul modes */
+    attn_dtype dtype; /* of B, in matmul modes; of q, k and v in attn mode */
+    int widen;        /* attn mode, bf16: with attn_bf16_dot OFF */
     attn_status (*forward)(const attn_params *);
     attn_status (*matmul)(const attn_matmul_params *);
     attn_params (*params_default)(void);
     attn_matmul_params (*matmul_params_default)(void);
+    attn_status (*set_bf16_dot)(attn_bf16_dot); /* NULL in builds before it */
+    attn_bf16_dot (*get_bf16_dot)(void);
 } variant;
 
 /* cblas_sgemm with 32- or 64-bit integers; enums are ints: 101 row-major, 111 no transpose. */
@@ -67,8 +75,9 @@ static attn_status cblas_matmul(const attn_matmul_params *p) {
     return ATTN_OK;
 }
 
-#define X(name) {#name, ATTN_DTYPE_F32, name##_attn_forward, name##_attn_matmul, name##_attn_params_default, name##_attn_matmul_params_default},
-static const variant builds[] = {VARIANT_LIST {"cblas", ATTN_DTYPE_F32, NULL, cblas_matmul, NULL, NULL}};
+#define X(name) {#name, ATTN_DTYPE_F32, 0, name##_attn_forward, name##_attn_matmul, name##_attn_params_default, \
+                 name##_attn_matmul_params_default, name##_attn_set_bf16_dot, name##_attn_get_bf16_dot},
+static const variant builds[] = {VARIANT_LIST {"cblas", ATTN_DTYPE_F32, 0, NULL, cblas_matmul, NULL, NULL, NULL, NULL}};
 #undef X
 #define N_BUILDS ((int)(sizeof builds / sizeof builds[0]) - 1) /* cblas not counted */
 #define MAX_CONTENDERS 16
@@ -106,20 +115,21 @@ static float *random_floats(size_t n, unsigned seed) {
     return x;
 }
 
-/* The builds, each once per weight type in PAIRED_DTYPES (matmul modes), as the contenders. */
-static int make_contenders(int is_mm) {
-    const char *list = is_mm && getenv("PAIRED_DTYPES") ? getenv("PAIRED_DTYPES") : "f32";
-    static const char *names[3] = {"f32", "f16", "bf16"};
+/* The builds, each once per type in PAIRED_DTYPES (matmul and attn modes), as the contenders. */
+static int make_contenders(int typed) {
+    const char *list = typed && getenv("PAIRED_DTYPES") ? getenv("PAIRED_DTYPES") : "f32";
+    static const char *names[4] = {"f32", "f16", "bf16", "bf16w"};
     static char labels[MAX_CONTENDERS][64];
     for (int b = 0; b < N_BUILDS; b++) {
         char copy[64];
         snprintf(copy, sizeof copy, "%s", list);
         for (char *save = NULL, *d = strtok_r(copy, ",", &save); d; d = strtok_r(NULL, ",", &save)) {
             int dt = 0;
-            while (dt < 3 && strcmp(d, names[dt])) dt++;
-            if (dt == 3 || n_variants == MAX_CONTENDERS) return 0;
+            while (dt < 4 && strcmp(d, names[dt])) dt++;
+            if (dt == 4 || (dt == 3 && typed != 2) || n_variants == MAX_CONTENDERS) return 0;
             variant v = builds[b];
-            v.dtype = (attn_dtype)dt;
+            v.dtype = dt == 3 ? ATTN_DTYPE_BF16 : (attn_dtype)dt;
+            v.widen = dt == 3;
             if (strcmp(list, "f32")) {
                 snprintf(labels[n_variants], sizeof labels[0], "%s/%s", builds[b].name, d);
                 v.name = labels[n_variants];
@@ -128,6 +138,21 @@ static int make_contenders(int is_mm) {
         }
     }
     return 1;
+}
+
+/* One attention call of contender v: its q, k, v type swapped in (decode mode: as they are). */
+static attn_status run_attn(const variant *v, attn_params *p, const void *qkv[3][3]) {
+    if (qkv[0][0]) {
+        p->q_dtype = p->k_dtype = p->v_dtype = v->dtype;
+        p->q = qkv[v->dtype][0];
+        p->k = qkv[v->dtype][1];
+        p->v = qkv[v->dtype][2];
+    }
+    const attn_bf16_dot was = v->widen && v->get_bf16_dot ? v->get_bf16_dot() : ATTN_BF16_DOT_OFF;
+    if (v->widen && v->set_bf16_dot) v->set_bf16_dot(ATTN_BF16_DOT_OFF);
+    const attn_status status = v->forward(p);
+    if (v->widen && v->set_bf16_dot) v->set_bf16_dot(was);
+    return status;
 }
 
 int main(int argc, char **argv) {
@@ -142,13 +167,15 @@ int main(int argc, char **argv) {
     if (rounds < 1) rounds = 1;
     if (rounds > MAX_ROUNDS) rounds = MAX_ROUNDS;
     const int is_mm = !strcmp(argv[2], "mm") || !strcmp(argv[2], "mmk");
-    if (!make_contenders(is_mm)) {
-        fprintf(stderr, "PAIRED_DTYPES: a list of f32, f16, bf16 (at most %d contenders)\n", MAX_CONTENDERS);
+    if (!make_contenders(is_mm ? 1 : !strcmp(argv[2], "attn") ? 2 : 0)) {
+        fprintf(stderr, "PAIRED_DTYPES: a list of f32, f16, bf16 (attn: also bf16w) (at most %d contenders)\n",
+                MAX_CONTENDERS);
         return 2;
     }
     attn_params p;
     attn_matmul_params mp;
     uint16_t *b16[3] = {NULL, NULL, NULL}; /* B as f16 and bf16 bits, by dtype */
+    const void *qkv[3][3] = {{NULL}};      /* attn: q, k, v by dtype */
     double flops;
     const char *unit = "GFLOP/s";
     if (!strcmp(argv[2], "decode")) {
@@ -205,10 +232,20 @@ int main(int argc, char **argv) {
         memcpy(p.k_stride, stride, sizeof stride);
         memcpy(p.v_stride, stride, sizeof stride);
         memcpy(p.out_stride, stride, sizeof stride);
-        p.q = random_floats(n, 1);
-        p.k = random_floats(n, 2);
-        p.v = random_floats(n, 3);
+        p.q = qkv[0][0] = random_floats(n, 1);
+        p.k = qkv[0][1] = random_floats(n, 2);
+        p.v = qkv[0][2] = random_floats(n, 3);
         p.out = random_floats(n, 4);
+        for (int dt = ATTN_DTYPE_F16; dt <= ATTN_DTYPE_BF16; dt++)
+            for (int t = 0; t < 3; t++) {
+                uint16_t *h = malloc(sizeof(uint16_t) * n);
+                if (!h) return 1;
+                for (size_t i = 0; i < n; i++) {
+                    const float x = ((const float *)qkv[0][t])[i];
+                    h[i] = dt == ATTN_DTYPE_F16 ? attn_f32_to_f16(x) : attn_f32_to_bf16(x);
+                }
+                qkv[dt][t] = h;
+            }
         p.causal = atoi(argv[5]) ? ATTN_CAUSAL_TOP_LEFT : ATTN_CAUSAL_NONE;
         p.num_threads = atoi(argv[6]);
         flops = 4.0 * (double)heads * (double)len * (double)len * (double)dim * (atoi(argv[5]) ? 0.5 : 1.0);
@@ -255,7 +292,7 @@ int main(int argc, char **argv) {
     const void *b32 = is_mm ? mp.b : NULL;
 #define RUN(v) (is_mm ? (mp.b_dtype = variants[v].dtype, mp.b = mp.b_dtype ? (const void *)b16[mp.b_dtype] : b32, \
                          variants[v].matmul(&mp))                                                                \
-                      : variants[v].forward(&p))
+                      : run_attn(&variants[v], &p, qkv))
 
     static double seconds[MAX_CONTENDERS][MAX_ROUNDS], ratio[MAX_CONTENDERS][MAX_ROUNDS];
     for (int v = 0; v < n_variants; v++) { /* warm-up */

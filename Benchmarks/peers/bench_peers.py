@@ -25,6 +25,10 @@ stamped with the date and the machine, written to --out-dir and the Markdown als
 GFLOP/s counts 4*B*H*L*L*D for attention (half when causal, whatever a peer actually computes);
 torch-mha adds its projections, 8*B*L*E*E.
 
+Then bf16 prefill (--bf16-prefill lengths, default 4096; the --dims, --causal and --threads lists):
+the fused kernel with q, k, v and out bf16 (`attn_bench --dtype bf16`: VDPBF16PS where the CPU has
+AVX512_BF16), the same with fp32, and torch SDPA on the same bf16 tensors, alternating per round.
+
 Then the dense matrix multiply the modules use: attn_matmul (`attn_bench --no-attention --matmul N`)
 against numpy's matmul (OpenBLAS sgemm) on square N x N x N problems, alternating in the same way.
 
@@ -35,7 +39,7 @@ timed by the Swift benchmark package (see --swift-module-cmd).
   python3 bench_peers.py [--quick] [--lengths 256,1024] [--dims 64,128] [--causal 0,1]
                          [--threads 1,2] [--peers torch-sdpa,jax,...] [--rounds 3] [--reps N]
                          [--attn-bench build/attn_bench] [--out-dir DIR] [--no-module]
-                         [--matmul 512,1024,2048,4096]
+                         [--matmul 512,1024,2048,4096] [--bf16-prefill 4096]
 """
 from __future__ import annotations
 
@@ -95,9 +99,11 @@ class TorchSDPA:
         self.torch = torch
         self.info = {"torch": torch.__version__, "threads": torch.get_num_threads()}
 
-    def make(self, length, dim, causal):
+    def make(self, length, dim, causal, dtype="f32"):
         torch = self.torch
         q, k, v = (torch.from_numpy(x) for x in _inputs((1, HEADS, length, dim)))
+        if dtype == "bf16":
+            q, k, v = (x.to(torch.bfloat16) for x in (q, k, v))
         sdpa = torch.nn.functional.scaled_dot_product_attention
 
         def run():
@@ -274,6 +280,8 @@ def worker_main(peer: str, threads: int) -> None:
                 run, flops = impl.make(request["length"], request["embed"] // request["heads"], 0, request["heads"])
             elif request.get("matmul"):
                 run, flops = impl.make_matmul(request["matmul"])
+            elif request.get("dtype"):
+                run, flops = impl.make(request["length"], request["dim"], request["causal"], dtype=request["dtype"])
             else:
                 run, flops = impl.make(request["length"], request["dim"], request["causal"])
             times = time_runs(run, request.get("reps", 0))
@@ -338,15 +346,17 @@ class Worker:
             self.proc.kill()
 
 
-def run_attn_bench(binary: str, length: int, dim: int, causal: int, threads: int, reps: int) -> dict:
-    cmd = [binary, "--lengths", str(length), "--dims", str(dim), "--causal", str(causal),
-           "--threads", str(threads), "--format", "json", "--no-machine", "--no-unfused", "--no-decode"]
+def run_attn_bench(binary: str, length: int, dim: int, causal: int, threads: int, reps: int,
+                   dtype: str = "f32") -> dict:
+    cmd = [binary, "--lengths", str(length), "--dims", str(dim), "--causal", str(causal), "--threads", str(threads),
+           "--format", "json", "--no-machine", "--no-unfused", "--no-decode", "--dtype", dtype]
     if reps:
         cmd += ["--reps", str(reps)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     doc = json.loads(out)
     row = doc["rows"][0]
     row["isa"] = doc.get("isa")
+    row["bf16_dot"] = doc.get("bf16_dot")
     return row
 
 
@@ -371,6 +381,25 @@ def markdown_matmul(rows, meta) -> str:
     return out.getvalue()
 
 
+def markdown_bf16(rows, meta) -> str:
+    out = io.StringIO()
+    out.write(f"bf16 prefill: {meta['cpu']} ({meta['simd']}), {meta['date']}. B = 1, H = 8; q, k, v and out bf16 "
+              "(ours fp32 for the ratio to fp32); medians.\n\n| L | D | causal | threads | ours bf16 ms | GFLOP/s | "
+              "ours fp32 ms | bf16 / fp32 speed | torch SDPA bf16 ms | GFLOP/s | ours / torch speed |\n"
+              "|---:|---:|:---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+    for r in rows:
+        flops = attention_flops(r["length"], r["dim"], r["causal"])
+        torch_ms = r.get("torch_ms")
+        torch_cells = (f"{torch_ms:.2f} | {flops / torch_ms * 1e-6:.1f} | {torch_ms / r['bf16_ms']:.2f}×"
+                       if torch_ms else "– | – | –")
+        out.write(f"| {r['length']} | {r['dim']} | {'yes' if r['causal'] else 'no'} | {r['threads']} | "
+                  f"{r['bf16_ms']:.2f} | {flops / r['bf16_ms'] * 1e-6:.1f} | {r['f32_ms']:.2f} | "
+                  f"{r['f32_ms'] / r['bf16_ms']:.2f}× | {torch_cells} |\n")
+    if rows:
+        out.write(f"\nProject kernels: ISA {rows[0]['isa']}, bf16 dot product {rows[0]['bf16_dot']}.\n")
+    return out.getvalue()
+
+
 def machine() -> dict:
     model, flags = platform.machine(), ""
     try:
@@ -382,7 +411,7 @@ def machine() -> dict:
                     flags = line + " "
     except OSError:
         pass
-    simd = [name for name in ("avx512f", "avx2", "fma", "asimd") if f" {name} " in flags]
+    simd = [name for name in ("avx512f", "avx512_bf16", "avx2", "fma", "asimd") if f" {name} " in flags]
     return {"cpu": model, "cores": os.cpu_count(), "simd": "+".join(simd) or "no SIMD flags read",
             "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "python": platform.python_version()}
 
@@ -519,6 +548,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-module", action="store_true", help="skip the module-level comparison")
     ap.add_argument("--matmul", default="512,1024,2048,4096",
                     help="square sizes for attn_matmul against numpy's OpenBLAS matmul; empty to skip")
+    ap.add_argument("--bf16-prefill", default="4096",
+                    help="lengths for bf16 prefill (ours bf16, ours fp32, torch SDPA bf16); empty to skip")
     ap.add_argument("--swift-module-cmd",
                     default="swift run -c release --package-path Benchmarks ModuleTiming --json",
                     help="command (run from the repository root) printing a JSON line {\"ms\": ...} for our "
@@ -533,6 +564,7 @@ def main(argv=None) -> int:
 
     if args.quick:
         args.lengths, args.dims, args.threads, args.rounds = "256,1024,4096", "64", "2", 2
+        args.bf16_prefill = "1024"
     lengths, dims = parse_list(args.lengths), parse_list(args.dims)
     causals, thread_counts = parse_list(args.causal), parse_list(args.threads)
     peers = [p for p in args.peers.split(",") if p]
@@ -545,7 +577,7 @@ def main(argv=None) -> int:
     meta = machine()
     print(f"# {meta['date']}: {meta['cpu']}, {meta['cores']} cores; peers {', '.join(peers)}; "
           f"{args.rounds} round(s) per shape", flush=True)
-    results, infos, matmul_rows = [], {}, []
+    results, infos, matmul_rows, bf16_rows = [], {}, [], []
     matmul_sizes = parse_list(args.matmul)
     for threads in thread_counts:
         workers = {}
@@ -599,6 +631,33 @@ def main(argv=None) -> int:
                         for p, d in r["peers"].items())
                     print(f"L={length} D={dim} causal={causal} threads={threads}: fused {fused_ms:.2f} ms  {summary}",
                           flush=True)
+        for length in parse_list(args.bf16_prefill):
+            for dim in dims:
+                for causal in causals:
+                    f32, bf16, torch_bf16, row = [], [], [], None
+                    for rnd in range(args.rounds):
+                        steps = ["f32", "bf16", "torch"]
+                        for step in steps[rnd % 3:] + steps[:rnd % 3]:
+                            time.sleep(args.pause)
+                            if step == "torch":
+                                if "torch-sdpa" in workers:
+                                    reply = workers["torch-sdpa"].ask({"length": length, "dim": dim, "causal": causal,
+                                                                       "reps": args.reps, "dtype": "bf16"})
+                                    if "ms" in reply:
+                                        torch_bf16.append(reply["ms"])
+                                continue
+                            row = run_attn_bench(args.attn_bench, length, dim, causal, threads, args.reps,
+                                                 dtype=step)
+                            (f32 if step == "f32" else bf16).append(row["fused_ms"])
+                    r = {"length": length, "dim": dim, "causal": causal, "threads": threads,
+                         "f32_ms": statistics.median(f32), "bf16_ms": statistics.median(bf16),
+                         "torch_ms": statistics.median(torch_bf16) if torch_bf16 else None,
+                         "isa": row["isa"], "bf16_dot": row["bf16_dot"]}
+                    bf16_rows.append(r)
+                    print(f"bf16 prefill L={length} D={dim} causal={causal} threads={threads}: ours bf16 "
+                          f"{r['bf16_ms']:.2f} ms, fp32 {r['f32_ms']:.2f} ms ({r['f32_ms'] / r['bf16_ms']:.2f}×)"
+                          + (f", torch SDPA bf16 {r['torch_ms']:.2f} ms ({r['torch_ms'] / r['bf16_ms']:.2f}×)"
+                             if r["torch_ms"] else ""), flush=True)
         if "numpy" in workers:
             for n in matmul_sizes:
                 ours, blas = [], []
@@ -621,6 +680,8 @@ def main(argv=None) -> int:
     os.makedirs(args.out_dir, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M")
     md = markdown(results, list(infos), meta, infos)
+    if bf16_rows:
+        md += "\n" + markdown_bf16(bf16_rows, meta)
     if matmul_rows:
         md += "\n" + markdown_matmul(matmul_rows, meta)
     md_path = os.path.join(args.out_dir, f"peers-{stamp}.md")

@@ -93,6 +93,34 @@ ATTN_API int attn_isa_supported(attn_isa isa);
 /* "scalar", "neon", "avx2", "avx512", or "unknown". */
 ATTN_API const char *attn_isa_name(attn_isa isa);
 
+/* How attention forms bf16 x bf16 products when q, k and v are all bf16 and the tile kernel runs
+ * (prefill: more than a few query rows; decoding always widens). Chosen once, on first use: NATIVE
+ * when the CPU has it, else OFF; the environment variable ATTN_BF16_DOT=off|native|emulated
+ * overrides that when supported; attn_set_bf16_dot overrides both. Mixed types (f32 q over bf16
+ * k, say) and f16 always widen. */
+typedef enum attn_bf16_dot {
+    ATTN_BF16_DOT_OFF = 0,      /* widened to float, as every other type */
+    ATTN_BF16_DOT_NATIVE = 1,   /* VDPBF16PS on bf16 pairs, with P rounded to bf16 (see attn_params);
+                                   needs AVX512_BF16 (CPUID.(7,1):EAX[5]: Zen 4, Sapphire Rapids and
+                                   later, not Zen 3) and takes effect on the avx512 instruction set:
+                                   under ATTN_ISA=avx2 or scalar the products are widened */
+    ATTN_BF16_DOT_EMULATED = 2  /* the same arithmetic in portable code, on every instruction set and
+                                   CPU: the bits NATIVE gives (NaN payloads aside), many times slower
+                                   (tests of that path on CPUs without the instruction) */
+} attn_bf16_dot;
+
+ATTN_API attn_bf16_dot attn_get_bf16_dot(void);
+
+/* ATTN_ERR_UNSUPPORTED when the CPU or this build cannot (only NATIVE can be unsupported);
+ * ATTN_ERR_INVALID_ARGUMENT outside the enum. Not meant to be called while other threads run kernels. */
+ATTN_API attn_status attn_set_bf16_dot(attn_bf16_dot mode);
+
+/* Whether this CPU and build can use `mode`. */
+ATTN_API int attn_bf16_dot_supported(attn_bf16_dot mode);
+
+/* "off", "native", "emulated", or "unknown". */
+ATTN_API const char *attn_bf16_dot_name(attn_bf16_dot mode);
+
 /* The most threads a call may use. */
 #define ATTN_MAX_THREADS 1024
 
@@ -182,12 +210,17 @@ typedef enum attn_masked_rows {
  * output is the mean of V).
  *
  * NaN: a row with a NaN score (NaN in its query, in one of its visible keys or in its bias), or a
- * +inf score, is NaN in out and in lse, on both paths, whatever dropout keeps.
+ * +inf score, is NaN in out and in lse, on both paths, whatever dropout keeps. A NaN or infinity
+ * in a value row reaches every row that attends it; in a row that does not (masked), it may still
+ * reach out as NaN, never as a wrong finite number: its weight 0 multiplies it (0 · NaN is NaN) on
+ * the unfused path and in key blocks the fused path computes in part, as weights · V does in
+ * PyTorch's and JAX's reference math. Blocks skipped whole are never read. Masking does not
+ * sanitise values; lse never depends on them.
  *
  * Element types: q, k, v and out each have their own attn_dtype (q_dtype ...; 0 is float32), in
  * any combination (float queries over a bf16 cache, say); their strides count elements of that type.
- * Half-precision inputs are widened exactly, everything is computed in float as for float32 inputs,
- * and a half-precision out is rounded to nearest even once. The bias, lse and the softmax stay
+ * Half-precision inputs are widened exactly, everything is computed in float as for float32 inputs
+ * (except bf16 q, k and v on the bf16 dot-product path, below), and a half-precision out is rounded to nearest even once. The bias, lse and the softmax stay
  * float32. Against the exact (double) attention of the inputs as stored, each output element is
  * within tol · max(1, max |out|) (the largest over the call) with, by out_dtype:
  *   ATTN_DTYPE_F32:  tol = 1e-5   (float accumulation; what the tests hold every path to)
@@ -195,6 +228,18 @@ typedef enum attn_masked_rows {
  *   ATTN_DTYPE_BF16: tol = 4e-3   (that plus half a bf16 ulp, 2^-8 relative)
  * for scores of moderate size (|scale · q·k| up to a few tens) and head dimensions up to 512; lse
  * keeps float32's tolerance whatever the types.
+ * With q, k and v all bf16 on the bf16 dot-product path (attn_bf16_dot NATIVE or EMULATED, the tile
+ * kernel): Q·Kᵀ is computed from exact products of bf16 pairs summed in float, as above; the softmax
+ * weights P are rounded to bf16 (nearest even) for P·V while their sum l is not, so each output
+ * element moves by at most half a bf16 ulp of every weight: add 2^-9 · max |v| (0.00195 · max |v|)
+ * to the bound above (measured against the widened path with v uniform in [-1, 1]: 8e-5 at
+ * L = 4096, D = 128 without a mask, up to 1.4e-3 in causal rows that see only a few keys, where
+ * single weights are large). Products are in the order the instruction takes them (per pair, the
+ * second element's product first) and each step is rounded, so the sums differ from the widened
+ * path's in the last bits. The instruction reads subnormal bf16 inputs (|x| < 2^-126, in q, k, v
+ * or P) as zero and flushes products and partial sums below 2^-126 to zero, whatever MXCSR says:
+ * a subnormal element contributes nothing (it would have added less than 2^-126 times its partner,
+ * invisible unless the partner is above about 2^100).
  *
  * Aliasing: out and lse must not overlap q, k, v, mask, bias, key_len or each other.
  * Start from attn_params_default(), which sets struct_size, the windows to -1 and everything else to 0.

@@ -90,6 +90,36 @@ struct JSONFile: Sendable {
         return string
     }
 
+    /// The string under `key`, or `defaultValue` when there is none, which must be one of
+    /// `supported`: the settings a model implements one way only.
+    ///
+    /// - Throws: `ModelError.invalidFile` for a value that is not a string; `.unsupported` naming
+    ///   `setting` (the key by default) for any other value.
+    func choice(
+        _ key: String, default defaultValue: String, supported: [String], setting: String? = nil
+    ) throws(ModelError) -> String {
+        let chosen = try string(key) ?? defaultValue
+        guard supported.contains(chosen) else {
+            throw .unsupported(file: name, setting: setting ?? key, value: chosen, supported: supported)
+        }
+        return chosen
+    }
+
+    /// The whole numbers under `key`: one number or an array of them (`eos_token_id`).
+    func integers(_ key: String) throws(ModelError) -> [Int]? {
+        guard let value = value(key) else { return nil }
+        let elements: [JSONValue]
+        if case let .array(array) = value { elements = array } else { elements = [value] }
+        var result: [Int] = []
+        for element in elements {
+            guard case let .number(number) = element, let integer = Int(exactly: number) else {
+                throw mismatch(key, "an integer or an array of integers", value)
+            }
+            result.append(integer)
+        }
+        return result
+    }
+
     /// The object under `key`, as a `JSONFile` of the same name.
     func object(_ key: String) throws(ModelError) -> JSONFile? {
         guard let value = value(key) else { return nil }

@@ -1,5 +1,6 @@
 import Attention
 import AttentionModels
+import CommandLineSupport
 import Foundation
 
 import Dispatch
@@ -8,33 +9,11 @@ import Dispatch
 @main
 enum AttentionEmbed {
     static func main() {
-        do {
-            let options = try Options(Array(CommandLine.arguments.dropFirst()))
-            if options.showHelp {
-                print(Options.usage)
-                return
-            }
-            try run(options)
-        } catch let error as UsageError {
-            printError("\(error.message)\nrun attention-embed --help for the options")
-            exit(64)
-        } catch let error as RunError {
-            printError(error.message)
-            exit(1)
-        } catch {
-            printError("\(error)")
-            exit(1)
-        }
+        CommandRunner.main(named: "attention-embed", parsing: Options.self, run)
     }
 
     static func run(_ options: Options) throws {
-        if let threads = options.threads {
-            do {
-                try AttentionBackend.setThreadCount(threads)
-            } catch {
-                throw UsageError("--threads: \(error)")
-            }
-        }
+        try CommandRunner.useThreads(options.threads)
         var sentences = options.sentences
         if let path = options.inputPath { sentences += try SentenceFile.read(path) }
         guard !sentences.isEmpty else { throw UsageError("no sentences: give some as arguments or with --input FILE") }
@@ -59,10 +38,9 @@ enum AttentionEmbed {
                 embeddings = try embedder.embed(sentences, batchSize: options.batchSize)
                 times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
             }
-            times.sort()
-            let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
-            printLine("median encode time: \(String(format: "%.3f", median)) ms")
-            printLine("tokens: \(ids.reduce(0) { $0 + $1.count }) in \(sentences.count) sentences")
+            let median = CommandRunner.median(times)
+            CommandRunner.printLine("median encode time: \(String(format: "%.3f", median)) ms")
+            CommandRunner.printLine("tokens: \(ids.reduce(0) { $0 + $1.count }) in \(sentences.count) sentences")
         }
         let scalars = embeddings.scalars
         let rows = (0..<sentences.count).map { index in
@@ -70,14 +48,5 @@ enum AttentionEmbed {
         }
         if let path = options.outputPath { try SentenceFile.write(path, ids: ids, embeddings: rows) }
         print(SimilarityReport.render(sentences: sentences, ids: ids, embeddings: rows))
-    }
-
-    static func printError(_ message: String) {
-        printLine("attention-embed: \(message)")
-    }
-
-    /// One line on stderr.
-    static func printLine(_ line: String) {
-        FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 }

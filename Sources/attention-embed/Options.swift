@@ -1,7 +1,8 @@
+import CommandLineSupport
 import Foundation
 
 /// The command line of `attention-embed`, parsed by hand (no dependency).
-struct Options {
+struct Options: CommandOptions {
     var model: String?
     var sentences: [String] = []
     var inputPath: String?
@@ -30,32 +31,21 @@ struct Options {
 
     /// Parses `arguments` (without the program name).
     init(_ arguments: [String]) throws(UsageError) {
-        var remaining = arguments[...]
-        func value(for option: String) throws(UsageError) -> String {
-            guard let value = remaining.popFirst() else { throw UsageError("\(option) needs a value") }
-            return value
-        }
-        func count(for option: String, minimum: Int) throws(UsageError) -> Int {
-            let text = try value(for: option)
-            guard let number = Int(text), number >= minimum else {
-                throw UsageError("\(option) must be an integer of at least \(minimum), got \"\(text)\"")
-            }
-            return number
-        }
+        var reader = ArgumentReader(arguments)
         var onlySentences = false
-        while let argument = remaining.popFirst() {
+        while let argument = reader.next() {
             if onlySentences || !argument.hasPrefix("-") || argument == "-" {
                 sentences.append(argument)
                 continue
             }
             switch argument {
             case "--": onlySentences = true
-            case "--model": model = try value(for: argument)
-            case "--input": inputPath = try value(for: argument)
-            case "--output": outputPath = try value(for: argument)
-            case "--threads": threads = try count(for: argument, minimum: 1)
-            case "--batch-size": batchSize = try count(for: argument, minimum: 1)
-            case "--repeat": repeats = try count(for: argument, minimum: 1)
+            case "--model": model = try reader.value(for: argument)
+            case "--input": inputPath = try reader.value(for: argument)
+            case "--output": outputPath = try reader.value(for: argument)
+            case "--threads": threads = try reader.count(for: argument, minimum: 1)
+            case "--batch-size": batchSize = try reader.count(for: argument, minimum: 1)
+            case "--repeat": repeats = try reader.count(for: argument, minimum: 1)
             case "-h", "--help": showHelp = true
             default: throw UsageError("unknown option \(argument)")
             }
@@ -63,16 +53,4 @@ struct Options {
         if showHelp { return }
         guard model != nil else { throw UsageError("--model DIR is required") }
     }
-}
-
-/// A mistake on the command line: printed with the usage hint, exit status 64.
-struct UsageError: Error {
-    var message: String
-    init(_ message: String) { self.message = message }
-}
-
-/// A failure after parsing (a file, the model): one line on stderr, exit status 1.
-struct RunError: Error {
-    var message: String
-    init(_ message: String) { self.message = message }
 }

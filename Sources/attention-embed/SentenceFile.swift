@@ -1,3 +1,4 @@
+import CommandLineSupport
 import Foundation
 
 /// The `--input` and `--output` files.
@@ -26,12 +27,6 @@ enum SentenceFile {
             text += index + 1 < ids.count ? ",\n" : "\n"
         }
         text += "]\n"
-        // Written in place, not atomically: an atomic write renames a new file over the path, which
-        // would replace a device such as /dev/null or /dev/stdout with a regular file.
-        do {
-            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-        } catch {
-            throw RunError("\(path): cannot be written (\(error.localizedDescription))")
-        }
+        try CommandRunner.write(text, toPath: path, option: "--output")
     }
 }

@@ -99,6 +99,39 @@ struct TinyBertOutputs: Decodable {
         #expect(model == embedder.model)
     }
 
+    @Test func halfPrecisionCheckpoints() throws {
+        let original = try SafeTensors(contentsOf: folder.appendingPathComponent("model.safetensors"))
+        let configuration = embedder.model.configuration
+        var brain = SafeTensors()
+        for name in original.names { try brain.insert(original.tensor(named: name), named: name, as: .bfloat16) }
+        // As stored, a bf16 embedding table is an error, not a silent widening.
+        #expect(throws: AttentionError.unsupportedDType(
+            argument: "embeddings.word_embeddings.weight", dtype: .bfloat16,
+            reason: "only matrix-multiply weights may be loaded in half precision; "
+                + "pass precision: .float32 to widen the other parameters explicitly")
+        ) { try BertModel(configuration: configuration, checkpoint: brain) }
+        // Widened explicitly, or with the projections kept in bfloat16: the same values.
+        let widened = try BertModel(configuration: configuration, checkpoint: brain, precision: .float32)
+        let mixed = try BertModel(
+            configuration: configuration, checkpoint: brain, precision: .converting(matrixWeightsTo: .bfloat16))
+        #expect(widened.namedParameters.allSatisfy { $0.tensor.dtype == .float32 })
+        #expect(mixed.layers[0].query.kernel.dtype == .bfloat16 && mixed.embeddings.wordEmbeddings.dtype == .float32)
+        #expect(mixed.layers[0].attentionNorm.weight?.dtype == .float32)
+        #expect(try mixed.convertingWeights(to: .float32) == widened)
+        let batch = try TokenBatch(outputs.ids)
+        let full = try embedder.model(batch), fromWidened = try widened(batch), fromMixed = try mixed(batch)
+        // bf16 weights against the same weights widened: the same float32 math.
+        expectClose(fromMixed.scalars, fromWidened.scalars, "bf16 projection weights")
+        // Against the float32 checkpoint: bf16 rounding of every weight, relative 2^-8 each.
+        expectClose(fromWidened.scalars, full.scalars, rtol: 0.05, atol: 0.05, "bf16 checkpoint")
+        // The float32 checkpoint loads exactly as before.
+        #expect(try BertModel(configuration: configuration, checkpoint: original) == embedder.model)
+        var halfTable = embedder.model
+        halfTable.embeddings.positionEmbeddings = try halfTable.embeddings.positionEmbeddings.converted(to: .float16)
+        #expect(throws: AttentionError.self) { try halfTable(batch) }
+        #expect(throws: AttentionError.self) { try embedder.pooling(full.converted(to: .bfloat16), batch: batch) }
+    }
+
     @Test func namesAMissingOrMisshapedTensor() throws {
         var checkpoint = try SafeTensors(contentsOf: folder.appendingPathComponent("model.safetensors"))
         let configuration = embedder.model.configuration

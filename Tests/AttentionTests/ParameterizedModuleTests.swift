@@ -188,10 +188,20 @@ struct ParameterizedModuleTests {
         try again.loadParameters(contentsOf: url, prefix: "encoder.")
         #expect(again == layer)
 
-        // Stored as bfloat16: loads rounded, not exactly.
+        // Stored as bfloat16: this module declares no matrix weights, so loading as stored is an
+        // error naming the first parameter, and nothing changes; widened explicitly, it loads
+        // rounded, not exactly.
         try layer.saveParameters(to: url, as: .bfloat16)
         var rounded = try EncoderLayerParameters(modelSize: 8, feedForwardSize: 16, using: &rng)
-        try rounded.loadParameters(contentsOf: url)
+        let before = rounded
+        #expect(throws: AttentionError.unsupportedDType(
+            argument: "self_attn.in_proj_weight", dtype: .bfloat16,
+            reason: "only matrix-multiply weights may be loaded in half precision; "
+                + "pass precision: .float32 to widen the other parameters explicitly")
+        ) { try rounded.loadParameters(contentsOf: url) }
+        #expect(rounded == before)
+        try rounded.loadParameters(contentsOf: url, precision: .float32)
+        #expect(rounded.namedParameters.allSatisfy { $0.tensor.dtype == .float32 })
         #expect(try SafeTensors(contentsOf: url).dtype(of: "linear1.weight") == .bfloat16)
         for ((name, a), (_, b)) in zip(rounded.namedParameters, layer.namedParameters) {
             let worst = zip(a.scalars, b.scalars).map { abs($0 - $1) / max(abs($1), 1e-30) }.max() ?? 0

@@ -34,4 +34,21 @@ struct ReadmeExampleTests {
         #expect(result == (try saved.selfAttention(query: x, key: x, value: x, keyPaddingMask: padding)))
         #expect(result.output.shape == [2, 10, 64] && result.weights?.shape == [2, 10, 10])
     }
+
+    /// The README's "Half precision" example, as written.
+    @Test func halfPrecision() throws {
+        var rng = SeededGenerator(seed: 0)
+        let mha = try TorchMultiheadAttention(embedDim: 64, heads: 4, batchFirst: true, using: &rng)
+        let half = try mha.convertingWeights(to: .bfloat16)
+        let x = try Tensor(randomNormal: [2, 10, 64], using: &rng)
+        let y = try half(query: x, key: x, value: x, needWeights: false).output
+
+        let q = try Tensor(randomNormal: [1, 8, 1, 64], using: &rng)
+        let k = try Tensor(randomNormal: [1, 8, 512, 64], dtype: .bfloat16, using: &rng)
+        let v = try Tensor(randomNormal: [1, 8, 512, 64], dtype: .bfloat16, using: &rng)
+        let out = try scaledDotProductAttention(query: q, key: k, value: v)
+
+        #expect(half.inProjectionWeight?.dtype == .bfloat16 && y.dtype == .float32 && y.shape == [2, 10, 64])
+        #expect(out.dtype == .float32 && out.shape == [1, 8, 1, 64])
+    }
 }

@@ -3,7 +3,11 @@
  * double-precision reference of the semantics documented in attn.h.
  *
  * Every case runs on both paths, on every instruction set this CPU supports, with 1 and 2 threads
- * (which must agree bitwise). Outputs must be within 1e-5 * max(1, max |ref|) of the reference
+ * (which must agree bitwise). Cases whose q, k and v are all bf16 also run the fused path on bf16
+ * pairs (attn_bf16_dot): with VDPBF16PS where the CPU has it (the avx512 instruction set) and with
+ * its portable model on every instruction set, within attn.h's tolerance for that path, and the two
+ * must agree bit for bit (NaN payloads aside); the plain fused path then runs with the dot product
+ * off. Outputs must be within 1e-5 * max(1, max |ref|) of the reference
  * (float32 out; attn.h's tolerances for half-precision out, tol_for). Cases with half-precision
  * q, k, v or out store those tensors rounded (test_util.h's reference rounding) and the reference
  * computes from the rounded values;
@@ -137,6 +141,9 @@ typedef struct tcase {
 
 /* attn.h's tolerance for out of type t, relative to max(1, max|ref|): float32's, plus half an ulp. */
 static double tol_for(int t) { return t == ATTN_DTYPE_F16 ? 5e-4 : t == ATTN_DTYPE_BF16 ? 4e-3 : TOL_REL; }
+/* attn.h's addition on the bf16 dot-product path: P rounded to bf16, 2^-9 · max|v| (v is within
+ * [-1, 1] here, so within 2^-9 · max(1, max|ref|)). */
+#define BF16_DOT_TOL (1.0 / 512)
 static const char *dtype_name(int t) { return t == ATTN_DTYPE_F16 ? "f16" : t == ATTN_DTYPE_BF16 ? "bf16" : "f32"; }
 
 static tcase *g_cases;
@@ -418,6 +425,29 @@ static void build_directed_cases(void) {
     c = add("dtypes", 1, 2, 1, 1, 300, 128, 128); c->dt_k = c->dt_v = ATTN_DTYPE_F16; c->v_identity = 0; c->p = 0.5f;
     c = add("dtypes", 1, 1, 1, 9, 9, 8, 9); c->v_identity = 1; c->p = 0.3f; c->dseed = 3;
     c->dt_q = c->dt_k = c->dt_v = c->dt_out = ATTN_DTYPE_BF16;
+
+    /* ---- bf16 q, k and v: the tile kernel on bf16 pairs (odd feature and key counts pad a word;
+     * Lq above every ISA's row-path limit), with every masking feature, both causal alignments with
+     * block skipping, GQA, and out of each type ---- */
+    static const int64_t pair_dims[][2] = {{1, 1}, {3, 5}, {17, 24}, {33, 31}, {64, 64}, {80, 47}, {128, 128}, {130, 9}};
+    for (int d = 0; d < 8; d++) {
+        c = add("bf16dot", 2, 4, 2, 61 + 10 * d, 45 + 37 * d, pair_dims[d][0], pair_dims[d][1]);
+        c->dt_q = c->dt_k = c->dt_v = ATTN_DTYPE_BF16; c->dt_out = d % 3; c->causal = d % 3;
+        c->threads_default = d == 3; c->lay_k = d % NLAYOUT; c->lay_out = d % NLAYOUT_OUT;
+    }
+    c = add("bf16dot", 1, 2, 1, 300, 257, 64, 33); c->causal = ATTN_CAUSAL_TOP_LEFT; c->wl = 70; c->wr = 3;
+    c->dt_q = c->dt_k = c->dt_v = ATTN_DTYPE_BF16;
+    c = add("bf16dot", 2, 3, 3, 130, 70, 40, 40); c->causal = ATTN_CAUSAL_BOTTOM_RIGHT; c->use_key_len = 1;
+    c->key_len[0] = 33; c->key_len[1] = 0; c->policy = ATTN_MASKED_ROWS_MEAN;
+    c->dt_q = c->dt_k = c->dt_v = ATTN_DTYPE_BF16;
+    c = add("bf16dot", 1, 2, 2, 97, 129, 24, 20); c->mask_pat = PAT_B_HQ_LQ_LK; c->mask_zero = 0.5; c->mask_rows = 0.1;
+    c->bias_pat = PAT_LQ_LK; c->bias_ninf = 0.1; c->policy = ATTN_MASKED_ROWS_NAN; c->dt_q = c->dt_k = c->dt_v = ATTN_DTYPE_BF16;
+    c = add("bf16dot", 1, 2, 1, 70, 70, 16, 70); c->v_identity = 1; c->p = 0.3f; c->dseed = 5; c->causal = ATTN_CAUSAL_TOP_LEFT;
+    c->dt_q = c->dt_k = c->dt_v = ATTN_DTYPE_BF16;
+    c = add("bf16dot", 1, 1, 1, 50, 300, 8, 8); c->bias_pat = PAT_LQ_LK; c->bias_ninf = 0.3; c->bias_flt_max = 1;
+    c->policy = ATTN_MASKED_ROWS_MEAN; c->dt_q = c->dt_k = c->dt_v = ATTN_DTYPE_BF16;
+    c = add("bf16dot", 1, 2, 1, 200, 200, 48, 48); c->qk_amp = 3.0f; c->scale = 0.5f;
+    c->dt_q = c->dt_k = c->dt_v = ATTN_DTYPE_BF16;
 }
 
 static const int64_t rand_lens[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 64, 65, 97};
@@ -497,6 +527,9 @@ static void random_case(tcase *c, tu_rng *r) {
         c->dt_q = (int)tu_rng_range(r, 0, 2);
         c->dt_k = (int)tu_rng_range(r, 0, 2);
         c->dt_v = tu_rng_chance(r, 0.5) ? c->dt_k : (int)tu_rng_range(r, 0, 2);
+        c->dt_out = (int)tu_rng_range(r, 0, 2);
+    } else if (tu_rng_chance(r, 0.2)) { /* the bf16 dot-product path */
+        c->dt_q = c->dt_k = c->dt_v = ATTN_DTYPE_BF16;
         c->dt_out = (int)tu_rng_range(r, 0, 2);
     }
 }
@@ -705,12 +738,13 @@ static void reference(const problem *P, double *out, double *lse, uint8_t *row_e
 /* Running a case                                                                                   */
 
 #define NISA 4
+#define NPATH 4
 #define NGROUP_MAX 32
 typedef struct group_stat {
     const char *name;
     int cases;
-    double err[NISA][2], lse_err[NISA][2]; /* largest |out - ref| / max(1, max |ref|), per ISA and path */
-    int ran[NISA][2];
+    double err[NISA][NPATH], lse_err[NISA][NPATH]; /* largest |out - ref| / max(1, max |ref|), per ISA and path */
+    int ran[NISA][NPATH];
 } group_stat;
 static group_stat g_groups[NGROUP_MAX];
 static int g_ngroups;
@@ -725,7 +759,14 @@ static group_stat *group_for(const char *name) {
     return &g_groups[g_ngroups++];
 }
 
-static const char *path_name[2] = {"fused", "unfused"};
+/* fused: attn_forward with attn_bf16_dot off; bf16dot and bf16emu: attn_forward with it NATIVE (avx512
+ * only) and EMULATED, for cases whose q, k and v are all bf16. */
+static const char *path_name[NPATH] = {"fused", "unfused", "bf16dot", "bf16emu"};
+static const attn_bf16_dot path_dot[NPATH] = {ATTN_BF16_DOT_OFF, ATTN_BF16_DOT_OFF, ATTN_BF16_DOT_NATIVE,
+                                              ATTN_BF16_DOT_EMULATED};
+
+/* Equal bits, or both NaN. */
+static int same_value(float a, float b) { return memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b)); }
 
 /* A tensor of half type t: its values rounded in place (the reference then sees what the kernels
  * do) and the stored copy made. Float32: nothing to do. */
@@ -908,8 +949,11 @@ static void run_case(int idx, const tcase *template_case) {
     float *lse_buf[3];
     for (int t = 0; t < 3; t++) lse_buf[t] = xmalloc((size_t)(rows + 2 * LSE_GUARD) * sizeof(float));
     float *got = xmalloc((size_t)nout * sizeof(float));
+    float *got_native = xmalloc((size_t)nout * sizeof(float)); /* the bf16dot path's out, for bf16emu */
+    int have_native = 0;
+    const int bf16_qkv = c->dt_q == ATTN_DTYPE_BF16 && c->dt_k == ATTN_DTYPE_BF16 && c->dt_v == ATTN_DTYPE_BF16;
     float *got_lse = xmalloc((size_t)rows * sizeof(float));
-    uint8_t *pattern[2] = {xmalloc((size_t)nout), xmalloc((size_t)nout)};
+    uint8_t *pattern[NPATH] = {xmalloc((size_t)nout), xmalloc((size_t)nout), xmalloc((size_t)nout), xmalloc((size_t)nout)};
     snapshot snap = take_snapshot(&P);
 
     {
@@ -927,7 +971,14 @@ static void run_case(int idx, const tcase *template_case) {
             continue;
         }
         g_isa_ran[isa] = 1;
-        for (int path = 0; path < 2; path++) {
+        have_native = 0;
+        for (int path = 0; path < NPATH; path++) {
+            if (path >= 2 && !bf16_qkv) continue;
+            if (path == 2 && (isa != ATTN_ISA_AVX512 || !attn_bf16_dot_supported(ATTN_BF16_DOT_NATIVE))) continue;
+            if (attn_set_bf16_dot(path_dot[path]) != ATTN_OK) {
+                tu_fail("attn_set_bf16_dot(%s) failed", attn_bf16_dot_name(path_dot[path]));
+                continue;
+            }
             char where[160];
             snprintf(where, sizeof where, "case %d [%s] isa=%s path=%s", idx, c->group, attn_isa_name((attn_isa)isa), path_name[path]);
             int nruns = c->threads_default ? 3 : 2;
@@ -955,7 +1006,7 @@ static void run_case(int idx, const tcase *template_case) {
                         int64_t row = (b * c->Hq + h) * c->Lq + i;
                         memcpy(got + row * c->Dv, tat(&out[0], b, h, i), (size_t)c->Dv * sizeof(float));
                     }
-            tu_cmp cmp = tu_compare(got, ref, (size_t)nout, tol_for(c->dt_out));
+            tu_cmp cmp = tu_compare(got, ref, (size_t)nout, tol_for(c->dt_out) + (path >= 2 ? BF16_DOT_TOL : 0.0));
             /* Fully masked rows under ZERO are exactly 0. */
             int64_t zero_bad = -1;
             if (c->policy == ATTN_MASKED_ROWS_ZERO)
@@ -988,6 +1039,19 @@ static void run_case(int idx, const tcase *template_case) {
                          cl.ref_worst, desc, (unsigned long long)g_seed, idx);
                 double e = cl.max_err / cl.scale;
                 if (e > gs->lse_err[isa][path]) gs->lse_err[isa][path] = e;
+            }
+
+            /* The model of VDPBF16PS gives the instruction's bits. */
+            if (path == 2) {
+                memcpy(got_native, got, (size_t)nout * sizeof(float));
+                have_native = 1;
+            } else if (path == 3 && have_native) {
+                int64_t diff = -1;
+                for (int64_t e = 0; e < nout && diff < 0; e++)
+                    if (!same_value(got[e], got_native[e])) diff = e;
+                TU_CHECK(diff < 0, "%s: bf16emu differs from bf16dot (VDPBF16PS) at element %lld: %.9g vs %.9g; %s; rerun: --seed %llu --case %d",
+                         where, (long long)diff, diff >= 0 ? (double)got[diff] : 0.0, diff >= 0 ? (double)got_native[diff] : 0.0,
+                         desc, (unsigned long long)g_seed, idx);
             }
 
             /* Bitwise identical for every thread count. */
@@ -1057,8 +1121,8 @@ static void run_case(int idx, const tcase *template_case) {
              c->group, desc, (unsigned long long)g_seed, idx);
 
     free_snapshot(&snap);
-    free(pattern[0]); free(pattern[1]);
-    free(got); free(got_lse); free(logical);
+    for (int path = 0; path < NPATH; path++) free(pattern[path]);
+    free(got); free(got_native); free(got_lse); free(logical);
     for (int t = 0; t < 3; t++) { free(out[t].alloc); free(out[t].half); free(lse_buf[t]); }
     free(ref); free(ref_lse); free(row_empty);
     free_problem(&P);
@@ -1331,6 +1395,24 @@ static void test_api(void) {
         TU_CHECK(strcmp(attn_isa_name((attn_isa)isa), isa_names[isa]) == 0, "attn_isa_name(%d) = '%s', want '%s'", isa,
                  attn_isa_name((attn_isa)isa), isa_names[isa]);
     TU_CHECK(strcmp(attn_isa_name((attn_isa)42), "unknown") == 0, "attn_isa_name(42) is not 'unknown'");
+
+    /* bf16 dot product: names, the mode round trip, unsupported and invalid values. */
+    static const char *dot_names[3] = {"off", "native", "emulated"};
+    const attn_bf16_dot dot0 = attn_get_bf16_dot();
+    TU_CHECK(attn_bf16_dot_supported(dot0), "attn_get_bf16_dot() = %s is not supported", attn_bf16_dot_name(dot0));
+    for (int m = 0; m < 3; m++) {
+        TU_CHECK(strcmp(attn_bf16_dot_name((attn_bf16_dot)m), dot_names[m]) == 0, "attn_bf16_dot_name(%d) = '%s', want '%s'", m,
+                 attn_bf16_dot_name((attn_bf16_dot)m), dot_names[m]);
+        const int sup = attn_bf16_dot_supported((attn_bf16_dot)m);
+        TU_CHECK(m == ATTN_BF16_DOT_NATIVE || sup, "attn_bf16_dot_supported(%s) = 0", dot_names[m]);
+        const attn_status st = attn_set_bf16_dot((attn_bf16_dot)m);
+        TU_CHECK(st == (sup ? ATTN_OK : ATTN_ERR_UNSUPPORTED), "attn_set_bf16_dot(%s) = %d", dot_names[m], (int)st);
+        if (sup) TU_CHECK(attn_get_bf16_dot() == (attn_bf16_dot)m, "attn_get_bf16_dot() after attn_set_bf16_dot(%s)", dot_names[m]);
+    }
+    TU_CHECK(attn_set_bf16_dot((attn_bf16_dot)3) == ATTN_ERR_INVALID_ARGUMENT, "attn_set_bf16_dot(3) is not invalid");
+    TU_CHECK(attn_set_bf16_dot((attn_bf16_dot)-1) == ATTN_ERR_INVALID_ARGUMENT, "attn_set_bf16_dot(-1) is not invalid");
+    TU_CHECK(strcmp(attn_bf16_dot_name((attn_bf16_dot)7), "unknown") == 0, "attn_bf16_dot_name(7) is not 'unknown'");
+    attn_set_bf16_dot(dot0);
     TU_CHECK(strcmp(attn_isa_name((attn_isa)-1), "unknown") == 0, "attn_isa_name(-1) is not 'unknown'");
     attn_isa initial = attn_get_isa();
     TU_CHECK(attn_isa_supported(initial), "attn_get_isa() = %s is not supported", attn_isa_name(initial));
@@ -1393,6 +1475,53 @@ static void test_api(void) {
 }
 
 /* ============================================================================================== */
+/* bf16 dot product: subnormal inputs (documented in attn.h)                                       */
+
+/*
+ * VDPBF16PS reads subnormal bf16 inputs as zero (DAZ). Query row q = (2^-127, 0) (a bf16 subnormal)
+ * against k0 = (2^120, 0) and k1 = 0: the score of k0 is 2^-7 exactly, so the widened path's weights
+ * are softmax(2^-7, 0) = (0.50195..., 0.49804...), while on the dot-product path q counts as zero
+ * and both weights are exactly 1/2. V = (1, 0, 2^-127; 0, 1, 2^-127): its subnormal third column
+ * is 2^-127 when widened and exactly 0 on the dot-product path. 40 query rows, so the tile kernel
+ * runs on every instruction set.
+ */
+static void test_bf16_subnormal(void) {
+    enum { LQ = 40, LK = 2, D = 2, DV = 3 };
+    uint16_t q[LQ * D], k[LK * D] = {0x7b80 /* 2^120 */, 0, 0, 0}, v[LK * DV] = {0x3f80, 0, 0x0040, 0, 0x3f80, 0x0040};
+    for (int i = 0; i < LQ; i++) { q[i * D] = 0x0040; /* 2^-127 */ q[i * D + 1] = 0; }
+    float out[LQ * DV];
+    attn_params a = attn_params_default();
+    a.batch = a.heads_q = a.heads_kv = 1; a.len_q = LQ; a.len_k = LK; a.dim_qk = D; a.dim_v = DV;
+    a.q = q; a.k = k; a.v = v; a.out = out; a.scale = 1.0f;
+    a.q_stride[2] = D; a.k_stride[2] = D; a.v_stride[2] = DV; a.out_stride[2] = DV;
+    a.q_stride[0] = a.q_stride[1] = LQ * D; a.k_stride[0] = a.k_stride[1] = LK * D;
+    a.v_stride[0] = a.v_stride[1] = LK * DV; a.out_stride[0] = a.out_stride[1] = LQ * DV;
+    a.q_dtype = a.k_dtype = a.v_dtype = ATTN_DTYPE_BF16;
+    const double w0 = 1.0 / (1.0 + exp(-1.0 / 128)), tiny = ldexp(1.0, -127);
+    for (int isa = ATTN_ISA_SCALAR; isa <= ATTN_ISA_AVX512; isa++) {
+        if (attn_set_isa((attn_isa)isa) != ATTN_OK) continue;
+        for (int dot = ATTN_BF16_DOT_OFF; dot <= ATTN_BF16_DOT_EMULATED; dot++) {
+            if (dot == ATTN_BF16_DOT_NATIVE && isa != ATTN_ISA_AVX512) continue;
+            if (attn_set_bf16_dot((attn_bf16_dot)dot) != ATTN_OK) continue;
+            attn_status st = attn_forward(&a);
+            TU_CHECK(st == ATTN_OK, "bf16 subnormals isa=%s dot=%s: status %d", attn_isa_name((attn_isa)isa),
+                     attn_bf16_dot_name((attn_bf16_dot)dot), (int)st);
+            int bad = -1;
+            for (int i = 0; i < LQ && bad < 0; i++) {
+                const float *o = out + i * DV;
+                if (dot == ATTN_BF16_DOT_OFF ? fabs(o[0] - w0) > 1e-6 || fabs(o[1] - (1 - w0)) > 1e-6 || fabs(o[2] - tiny) > 1e-6 * tiny
+                                             : o[0] != 0.5f || o[1] != 0.5f || o[2] != 0.0f)
+                    bad = i;
+            }
+            TU_CHECK(bad < 0, "bf16 subnormals isa=%s dot=%s: row %d is (%.9g, %.9g, %.9g), want %s",
+                     attn_isa_name((attn_isa)isa), attn_bf16_dot_name((attn_bf16_dot)dot), bad, bad >= 0 ? (double)out[bad * DV] : 0.0,
+                     bad >= 0 ? (double)out[bad * DV + 1] : 0.0, bad >= 0 ? (double)out[bad * DV + 2] : 0.0,
+                     dot == ATTN_BF16_DOT_OFF ? "(0.50195, 0.49805, 2^-127): widened exactly" : "(0.5, 0.5, 0) exactly: subnormals read as 0");
+        }
+    }
+}
+
+/* ============================================================================================== */
 
 int main(int argc, char **argv) {
     int n_random = DEFAULT_RANDOM_CASES, only = -1;
@@ -1415,8 +1544,12 @@ int main(int argc, char **argv) {
     for (int isa = 0; isa < NISA; isa++)
         printf(" %s=%s", attn_isa_name((attn_isa)isa), attn_isa_supported((attn_isa)isa) ? "run" : "skipped (unsupported)");
     printf("; default %s; threads default %d\n", attn_isa_name(attn_get_isa()), attn_get_num_threads());
+    printf("bf16 dot product: native %s; default %s\n",
+           attn_bf16_dot_supported(ATTN_BF16_DOT_NATIVE) ? "supported (AVX512_BF16)" : "unsupported (emulated only)",
+           attn_bf16_dot_name(attn_get_bf16_dot()));
     fflush(stdout);
     attn_isa initial = attn_get_isa();
+    attn_bf16_dot initial_dot = attn_get_bf16_dot();
 
     build_directed_cases();
     int total = g_ndirected + n_random;
@@ -1429,7 +1562,12 @@ int main(int argc, char **argv) {
         f0 = tu_failed_count; p0 = tu_passed_count;
         test_api();
         printf("api: %ld checks, %ld failed\n", tu_passed_count - p0 + tu_failed_count - f0, tu_failed_count - f0);
+        f0 = tu_failed_count; p0 = tu_passed_count;
+        test_bf16_subnormal();
+        printf("bf16 dot product, subnormal inputs: %ld checks, %ld failed\n", tu_passed_count - p0 + tu_failed_count - f0,
+               tu_failed_count - f0);
         attn_set_isa(initial);
+        attn_set_bf16_dot(initial_dot);
         fflush(stdout);
     }
 
@@ -1439,6 +1577,7 @@ int main(int argc, char **argv) {
     }
     if (only >= total) printf("no case %d (there are %d)\n", only, total);
     attn_set_isa(initial);
+    attn_set_bf16_dot(initial_dot);
 
     printf("ran %ld cases (%d directed, %d random), %ld kernel calls on:", g_cases_run, g_ndirected, n_random, g_kernel_calls);
     for (int isa = 0; isa < NISA; isa++)
@@ -1447,7 +1586,7 @@ int main(int argc, char **argv) {
     for (int g = 0; g < g_ngroups; g++) {
         printf("  %-12s %4d cases:", g_groups[g].name, g_groups[g].cases);
         for (int isa = 0; isa < NISA; isa++)
-            for (int path = 0; path < 2; path++)
+            for (int path = 0; path < NPATH; path++)
                 if (g_groups[g].ran[isa][path])
                     printf("  %s/%s %.1e|%.1e", attn_isa_name((attn_isa)isa), path_name[path], g_groups[g].err[isa][path],
                            g_groups[g].lse_err[isa][path]);

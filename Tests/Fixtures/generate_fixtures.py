@@ -1069,8 +1069,11 @@ def gen_tutorial():
 def main() -> int:
     t0 = time.time()
     OUT_DIR.mkdir(parents=True, exist_ok=True)
+    # Only this script's files: interop_* and half_* come from generate_interop_safetensors.py and
+    # generate_half_fixtures.py.
     for p in OUT_DIR.glob("*.safetensors"):
-        p.unlink()
+        if not p.name.startswith(("interop_", "half_")):
+            p.unlink()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     disable_torch_fastpath()

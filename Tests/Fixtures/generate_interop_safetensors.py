@@ -14,6 +14,11 @@ Contents (all little-endian, as the format requires):
   `f16_numpy` = its numpy float16 conversion and `bf16_ml_dtypes` = its ml_dtypes bfloat16 one,
   so the test can compare the Swift Float -> F16/BF16 rounding with NumPy's and ml_dtypes';
 - `f64` and `f64_as_f32` (numpy's float32 rounding of it);
+- `f16_bits` (F16) and `bf16_bits` (BF16): 16-bit patterns a half-precision reader must keep
+  exactly (signed zeros, subnormals, the largest finite values, infinities, quiet and signalling
+  NaNs with payloads, plus random patterns), with the same patterns as `U16` in `f16_bits_u16`
+  and `bf16_bits_u16`, so the test can check that F16/BF16 load without widening and save back
+  bit for bit;
 - a rank-0 tensor, an empty tensor, and a name with quotes and non-ASCII characters;
 - `__metadata__` with a few strings.
 """
@@ -62,8 +67,20 @@ def tricky_float32() -> np.ndarray:
     return np.concatenate([values, random, ties16, ties_bf]).astype(f)
 
 
+def half_bit_patterns() -> np.ndarray:
+    special = [
+        0x0000, 0x8000, 0x0001, 0x8001, 0x03FF, 0x0400, 0x3C00, 0x7BFF, 0xFBFF, 0x7C00, 0xFC00,
+        0x7C01, 0x7E00, 0xFE55, 0x7D2A, 0x007F, 0x0080, 0x3F80, 0x7F7F, 0x7F80, 0xFF80, 0x7F81,
+        0x7FC0, 0xFFAA,
+    ]
+    rng = np.random.default_rng(20261203)
+    random = rng.integers(0, 1 << 16, size=40, dtype=np.uint16)
+    return np.concatenate([np.array(special, dtype=np.uint16), random])
+
+
 def main() -> None:
     source = tricky_float32()
+    bits = half_bit_patterns()
     with np.errstate(over="ignore"):
         f16 = source.astype(np.float16)
     bf16 = source.astype(ml_dtypes.bfloat16)
@@ -84,6 +101,10 @@ def main() -> None:
         "f32_source": spec(source, "float32"),
         "f16_numpy": spec(f16, "float16"),
         "bf16_ml_dtypes": spec(bf16.view(np.uint16), "bfloat16"),
+        "f16_bits": spec(bits.view(np.float16), "float16"),
+        "f16_bits_u16": spec(bits, "uint16"),
+        "bf16_bits": spec(bits.view(ml_dtypes.bfloat16), "bfloat16"),
+        "bf16_bits_u16": spec(bits.copy(), "uint16"),
         "f64": spec(f64, "float64"),
         "f64_as_f32": spec(f64_as_f32, "float32"),
         "scalar": spec(np.array(3.5, dtype=np.float32), "float32"),

@@ -19,7 +19,8 @@ struct AttentionProblem {
 
     init(
         query: Tensor, key: Tensor, value: Tensor, mask: AttentionMask, scale: Float?,
-        dropout: Dropout?, maskedRows: MaskedRowPolicy, threads: Int?, layout: AttentionLayout = .heads
+        dropout: Dropout?, maskedRows: MaskedRowPolicy, threads: Int?, layout: AttentionLayout = .heads,
+        outputDType: Tensor.DType? = nil
     ) throws(AttentionError) {
         self.layout = layout
         queryShape = query.shape
@@ -39,6 +40,7 @@ struct AttentionProblem {
         call.value = heads(value, heads: headsKV, length: lengthK, dim: dimV)
         try validateMask(mask)
         try validateOptions(scale: scale, dropout: dropout, maskedRows: maskedRows, threads: threads)
+        call.outputDType = outputDType ?? query.dtype
     }
 
     // MARK: Shapes
@@ -148,6 +150,8 @@ struct AttentionProblem {
             call.mask.allowed = (booleanMask.values, try scoreStrides(of: booleanMask.shape, argument: "mask.booleanMask"))
         }
         if let bias = mask.bias {
+            try bias.requireFloat32(
+                "mask.bias", reason: "the additive bias is float32 whatever the dtypes of query, key and value")
             call.mask.bias = (bias, try scoreStrides(of: bias.shape, argument: "mask.bias"))
         }
     }

@@ -56,7 +56,8 @@ public struct BooleanMask: Sendable, Equatable {
         self.values = values
     }
 
-    /// Creates a mask from a tensor: nonzero elements (NaN included) attend, zeros are masked.
+    /// Creates a mask from a tensor of any dtype: nonzero elements (NaN included) attend, zeros
+    /// (either sign) are masked.
     public init(_ tensor: Tensor) {
         shape = tensor.shape
         values = tensor.withUnsafeBufferPointer { $0.map { $0 != 0 } }

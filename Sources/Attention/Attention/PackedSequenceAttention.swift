@@ -28,11 +28,14 @@
 ///     within each sequence; `.none` by default.
 ///   - scale: multiplies `Q Kᵀ`; `nil` for `1/√Dqk`.
 ///   - threads: the threads each call may use; `nil` for `AttentionBackend.threadCount`.
+/// Query, key and value may each be `float32`, `float16` or `bfloat16`; the result has the
+/// query's dtype.
+///
 /// - Returns: `(T, Hq, Dv)`.
 /// - Throws: `AttentionError.shapeMismatch` (`"packedQuery"`, `"key"`, `"value"`) for shapes
 ///   that do not fit; `.invalidArgument` (`"sequenceLengths"`) for a negative length or lengths
 ///   that do not add up to T; the errors of
-///   ``scaledDotProductAttention(query:key:value:mask:scale:dropout:maskedRows:threads:algorithm:layout:)``.
+///   ``scaledDotProductAttention(query:key:value:mask:scale:dropout:maskedRows:threads:algorithm:layout:outputDType:)``.
 public func scaledDotProductAttention(
     packedQuery: Tensor, key: Tensor, value: Tensor, sequenceLengths: [Int],
     causal: AttentionMask.Causal = .none, scale: Float? = nil, threads: Int? = nil
@@ -62,7 +65,7 @@ public func scaledDotProductAttention(
         throw AttentionError.shapeMismatch(
             argument: "key", expected: "[\(total), Hkv, Dqk]: the packed query's T rows", actual: key.shape)
     }
-    let output = try Tensor(uninitializedShape: whole.outputShape, argument: "output")
+    let output = try Tensor(uninitializedShape: whole.outputShape, dtype: whole.call.outputDType, argument: "output")
     if output.count == 0 { return output }
     var call = whole.call
     call.mask.causal = causal

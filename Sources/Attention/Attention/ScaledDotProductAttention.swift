@@ -30,7 +30,7 @@ public enum AttentionLayout: Sendable, Equatable, Hashable, CaseIterable {
     case sequence
 }
 
-/// The result of ``scaledDotProductAttentionWithLogSumExp(query:key:value:mask:scale:dropout:maskedRows:threads:algorithm:layout:)``.
+/// The result of ``scaledDotProductAttentionWithLogSumExp(query:key:value:mask:scale:dropout:maskedRows:threads:algorithm:layout:outputDType:)``.
 ///
 /// ```swift
 /// let result = try scaledDotProductAttentionWithLogSumExp(query: q, key: k, value: v)
@@ -90,6 +90,19 @@ public struct AttentionOutput: Sendable, Equatable {
 ///
 /// The inputs are read in place; only the result is allocated.
 ///
+/// Half precision: query, key and value may each be `float32`, `float16` or `bfloat16`, in any
+/// combination (a `float32` query over a `bfloat16` cache, say), read in place and widened
+/// exactly; products, the softmax and the sums are computed in `Float`, and a half-precision
+/// result is rounded to nearest even once. The result has the query's dtype unless
+/// `outputDType` says otherwise; the bias and the log-sum-exp are `float32`. Against the exact
+/// attention of the inputs as stored, each element is within `tol · max(1, max |out|)`, with
+/// `tol` 1e-5 for a `float32` result, 5e-4 for `float16` and 4e-3 for `bfloat16`.
+///
+/// ```swift
+/// let q16 = try q.converted(to: .bfloat16), k16 = try k.converted(to: .bfloat16)
+/// let out = try scaledDotProductAttention(query: q16, key: k16, value: v, outputDType: .float32)
+/// ```
+///
 /// - Parameters:
 ///   - query: `(B, Hq, Lq, Dqk)`, `(Hq, Lq, Dqk)` or `(Lq, Dqk)`.
 ///   - key: `(B, Hkv, Lk, Dqk)`, `(Hkv, Lk, Dqk)` or `(Lk, Dqk)`, with `Hq % Hkv == 0`.
@@ -103,9 +116,11 @@ public struct AttentionOutput: Sendable, Equatable {
 ///   - algorithm: `.fused` (the default) or the `.unfused` reference path.
 ///   - layout: `.heads` (the default) for `(B, H, L, D)` tensors; `.sequence` for `(B, L, H, D)`,
 ///     the layout projections produce, read in place. The output has the query's layout.
+///   - outputDType: the result's dtype; `nil` (the default) for the query's.
 /// - Returns: `(B, Hq, Lq, Dv)`, `(Hq, Lq, Dv)` or `(Lq, Dv)`, as the query's rank.
 /// - Throws: `AttentionError.shapeMismatch` naming the argument (`"query"`, `"key"`, `"value"`,
 ///   `"mask.keyLengths"`, `"mask.booleanMask"`, `"mask.bias"`) whose shape does not fit;
+///   `.unsupportedDType` (`"mask.bias"`) for a half-precision bias;
 ///   `.invalidArgument` for an out-of-range value (`"scale"`, `"threads"`,
 ///   `"dropout.probability"`, `"mask.window.left"`, `"mask.keyLengths[1]"`, an empty dimension);
 ///   `.outOfMemory`, `.overflow`, `.unsupported` or `.kernelFailure` from the kernels.
@@ -119,11 +134,12 @@ public func scaledDotProductAttention(
     maskedRows: MaskedRowPolicy = .zero,
     threads: Int? = nil,
     algorithm: AttentionAlgorithm = .fused,
-    layout: AttentionLayout = .heads
+    layout: AttentionLayout = .heads,
+    outputDType: Tensor.DType? = nil
 ) throws -> Tensor {
     let problem = try AttentionProblem(
         query: query, key: key, value: value, mask: mask, scale: scale, dropout: dropout,
-        maskedRows: maskedRows, threads: threads, layout: layout)
+        maskedRows: maskedRows, threads: threads, layout: layout, outputDType: outputDType)
     return try problem.run(algorithm: algorithm, returningLogSumExp: false).output
 }
 
@@ -131,7 +147,7 @@ public func scaledDotProductAttention(
 /// pass or for merging attention computed over separate blocks of keys.
 ///
 /// Same arguments, shapes and errors as
-/// ``scaledDotProductAttention(query:key:value:mask:scale:dropout:maskedRows:threads:algorithm:layout:)``.
+/// ``scaledDotProductAttention(query:key:value:mask:scale:dropout:maskedRows:threads:algorithm:layout:outputDType:)``.
 ///
 /// ```swift
 /// let result = try scaledDotProductAttentionWithLogSumExp(
@@ -149,11 +165,12 @@ public func scaledDotProductAttentionWithLogSumExp(
     maskedRows: MaskedRowPolicy = .zero,
     threads: Int? = nil,
     algorithm: AttentionAlgorithm = .fused,
-    layout: AttentionLayout = .heads
+    layout: AttentionLayout = .heads,
+    outputDType: Tensor.DType? = nil
 ) throws -> AttentionOutput {
     let problem = try AttentionProblem(
         query: query, key: key, value: value, mask: mask, scale: scale, dropout: dropout,
-        maskedRows: maskedRows, threads: threads, layout: layout)
+        maskedRows: maskedRows, threads: threads, layout: layout, outputDType: outputDType)
     let (output, logSumExp) = try problem.run(algorithm: algorithm, returningLogSumExp: true)
     // run allocates the log-sum-exp whenever it is asked for.
     return AttentionOutput(output: output, logSumExp: logSumExp!)

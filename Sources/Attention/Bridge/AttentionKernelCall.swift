@@ -48,6 +48,10 @@ struct AttentionKernelCall {
     var threads: Int? = nil
     /// Fused (`attn_forward`) or unfused (`attn_forward_unfused`).
     var algorithm: AttentionAlgorithm = .fused
+    /// The dtype of the output ``run(outputShape:outputLayout:logSumExpShape:context:)``
+    /// allocates (``write(into:logSumExp:context:)`` writes its tensor's own). Query, key and
+    /// value are read in their tensors' dtypes; the bias and the log-sum-exp are `float32`.
+    var outputDType: Tensor.DType = .float32
 
     init(query: StridedHeads, key: StridedHeads, value: StridedHeads) {
         (self.query, self.key, self.value) = (query, key, value)
@@ -66,7 +70,7 @@ struct AttentionKernelCall {
         outputShape: [Int], outputLayout: AttentionLayout, logSumExpShape: [Int]? = nil,
         context: @autoclosure () -> String
     ) throws(AttentionError) -> (output: Tensor, logSumExp: Tensor?) {
-        let output = try Tensor(uninitializedShape: outputShape, argument: "output")
+        let output = try Tensor(uninitializedShape: outputShape, dtype: outputDType, argument: "output")
         let logSumExp = try logSumExpShape.map { shape throws(AttentionError) in
             try Tensor(uninitializedShape: shape, argument: "logSumExp")
         }
@@ -92,7 +96,7 @@ struct AttentionKernelCall {
         let status = withExtendedLifetime((self, output.tensor, logSumExp)) {
             // Tensor storage never moves, so the buffers can be handed to C directly.
             execute(
-                output: output.tensor.storage.buffer.baseAddress.map { $0 + output.offset },
+                output: output.pointer.map { UnsafeMutableRawPointer(mutating: $0) }, outputDType: output.dtype,
                 outputStrides: output.strides, logSumExp: logSumExp?.storage.buffer.baseAddress)
         }
         let function = algorithm == .fused ? "attn_forward" : "attn_forward_unfused"
@@ -102,7 +106,7 @@ struct AttentionKernelCall {
     }
 
     private func execute(
-        output: UnsafeMutablePointer<Float>?, outputStrides: (Int64, Int64, Int64),
+        output: UnsafeMutableRawPointer?, outputDType: Tensor.DType, outputStrides: (Int64, Int64, Int64),
         logSumExp: UnsafeMutablePointer<Float>?
     ) -> attn_status {
         var params = attn_params_default()
@@ -113,11 +117,12 @@ struct AttentionKernelCall {
         params.len_k = Int64(key.length)
         params.dim_qk = Int64(query.dim)
         params.dim_v = Int64(value.dim)
-        // The tensors are f32 (ATTN_DTYPE_F32, the default of every dtype field).
-        (params.q, params.q_stride) = (query.pointer.map(UnsafeRawPointer.init), query.strides)
-        (params.k, params.k_stride) = (key.pointer.map(UnsafeRawPointer.init), key.strides)
-        (params.v, params.v_stride) = (value.pointer.map(UnsafeRawPointer.init), value.strides)
-        (params.out, params.out_stride, params.lse) = (output.map(UnsafeMutableRawPointer.init), outputStrides, logSumExp)
+        // Each tensor in its own dtype, its strides counting elements of that dtype.
+        (params.q, params.q_stride, params.q_dtype) = (query.pointer, query.strides, query.dtype.kernelValue)
+        (params.k, params.k_stride, params.k_dtype) = (key.pointer, key.strides, key.dtype.kernelValue)
+        (params.v, params.v_stride, params.v_dtype) = (value.pointer, value.strides, value.dtype.kernelValue)
+        (params.out, params.out_stride, params.lse) = (output, outputStrides, logSumExp)
+        params.out_dtype = outputDType.kernelValue
         params.scale = scale ?? 0
         params.causal = mask.causal.kernelValue
         params.window_left = mask.window.left.map(Int64.init) ?? -1
@@ -140,7 +145,7 @@ struct AttentionKernelCall {
                 params.key_len = keyLengthBase
                 params.bias = mask.bias.flatMap { bias in bias.tensor.storage.buffer.baseAddress.map { UnsafePointer($0) } }
                 guard broadcastDropout, params.dropout_p > 0 else { return forward(&params) }
-                return forEachHead(params, forward: forward)
+                return forEachHead(params, outputDType: outputDType, forward: forward)
             }
         }
     }
@@ -148,24 +153,24 @@ struct AttentionKernelCall {
     /// Broadcast dropout: one call per (b, h) with batch = heads = 1, so the dropout counter of
     /// weight (i, j) is `offset + i·Lk + j` for every b and h. Stops at the first failure.
     private func forEachHead(
-        _ params: attn_params, forward: (UnsafePointer<attn_params>?) -> attn_status
+        _ params: attn_params, outputDType: Tensor.DType, forward: (UnsafePointer<attn_params>?) -> attn_status
     ) -> attn_status {
         let (qs, ks, vs, os) = (params.q_stride, params.k_stride, params.v_stride, params.out_stride)
         let (ms, bs) = (params.mask_stride, params.bias_stride)
         let group = query.heads / key.heads
-        // Offsets in elements of the f32 tensors, as the strides are.
-        func advanced(_ base: UnsafeRawPointer?, by elements: Int64) -> UnsafeRawPointer? {
-            base.map { $0 + Int(elements) * MemoryLayout<Float>.stride }
+        // Offsets in elements of each tensor's own dtype, as its strides are.
+        func advanced(_ base: UnsafeRawPointer?, by elements: Int64, of dtype: Tensor.DType) -> UnsafeRawPointer? {
+            base.map { $0 + Int(elements) * dtype.byteSize }
         }
         var single = params
         (single.batch, single.heads_q, single.heads_kv) = (1, 1, 1)
         for b in 0..<query.batch {
             for h in 0..<query.heads {
                 let (b64, h64, kv64) = (Int64(b), Int64(h), Int64(h / group))
-                single.q = advanced(params.q, by: b64 * qs.0 + h64 * qs.1)
-                single.k = advanced(params.k, by: b64 * ks.0 + kv64 * ks.1)
-                single.v = advanced(params.v, by: b64 * vs.0 + kv64 * vs.1)
-                single.out = params.out.map { $0 + Int(b64 * os.0 + h64 * os.1) * MemoryLayout<Float>.stride }
+                single.q = advanced(params.q, by: b64 * qs.0 + h64 * qs.1, of: query.dtype)
+                single.k = advanced(params.k, by: b64 * ks.0 + kv64 * ks.1, of: key.dtype)
+                single.v = advanced(params.v, by: b64 * vs.0 + kv64 * vs.1, of: value.dtype)
+                single.out = params.out.map { $0 + Int(b64 * os.0 + h64 * os.1) * outputDType.byteSize }
                 single.lse = params.lse.map { $0 + (b * query.heads + h) * query.length }
                 single.key_len = params.key_len.map { $0 + b }
                 single.mask = params.mask.map { $0 + Int(b64 * ms.0 + h64 * ms.1) }

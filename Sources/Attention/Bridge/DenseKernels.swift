@@ -19,6 +19,7 @@ extension Activation {
 
     /// The activation of every element of `input`, into a new tensor (`attn_activate`).
     func activate(_ input: Tensor) throws(AttentionError) -> Tensor {
+        try input.requireFloat32("input")
         let output = try Tensor(uninitializedShape: input.shape, argument: "input")
         if input.count == 0 { return output }
         let status = withExtendedLifetime((input, output)) {
@@ -38,6 +39,9 @@ extension Activation {
 func layerNormRows(
     _ input: Tensor, size: Int, weight: Tensor?, bias: Tensor?, epsilon: Float, variance: LayerNorm.Variance
 ) throws(AttentionError) -> Tensor {
+    try input.requireFloat32("input")
+    try weight?.requireFloat32("weight")
+    try bias?.requireFloat32("bias")
     let output = try Tensor(uninitializedShape: input.shape, argument: "input")
     let rows = size == 0 ? 0 : input.count / size
     if rows == 0 { return output }
@@ -70,6 +74,7 @@ func softmaxRows(
 
 /// The mean of each of `rows` rows of `length` contiguous floats of `input` (`attn_mean_rows`).
 func meanRows(_ input: Tensor, rows: Int, length: Int, outputShape: [Int]) throws(AttentionError) -> Tensor {
+    try input.requireFloat32("input")
     let output = try Tensor(uninitializedShape: outputShape, argument: "input")
     if rows == 0 || length == 0 { return output }
     let status = withExtendedLifetime((input, output)) {
@@ -96,6 +101,8 @@ extension RotaryPositionalEmbedding {
         params.theta = theta
         params.position_offset = Int64(positionOffset)
         params.pairing = pairing == .halfSplit ? ATTN_ROTARY_HALF : ATTN_ROTARY_INTERLEAVED
+        // Half-precision heads are refused by the public entry points; the projections are float32.
+        precondition(heads.dtype == .float32, "internal error: rotary embedding of \(heads.dtype) heads")
         let offset = heads.offset
         let status = heads.tensor.withUnsafeMutableBufferPointer { buffer in
             params.x = buffer.baseAddress.map { $0 + offset }

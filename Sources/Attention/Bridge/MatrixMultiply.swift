@@ -10,14 +10,15 @@ enum WeightLayout {
 
 /// `c = a·b (+ bias)` or, with `accumulate`, `c += a·b (+ bias)`: the one call path to
 /// `attn_matmul`. `a` is `(m, k)` with row stride `lda`; `b` is `(k, n)` with row stride `ldb`, or
-/// holds `bᵀ` as `(n, k)` when `bTransposed`; `c` is `(m, n)` with row stride `ldc`; `bias` holds
+/// holds `bᵀ` as `(n, k)` when `bTransposed`, its elements of `bType` (the weights may be half
+/// precision; `a`, `c` and `bias` are `Float`); `c` is `(m, n)` with row stride `ldc`; `bias` holds
 /// `n` floats. The caller keeps the memory alive and has checked the sizes.
 ///
 /// - Parameter context: describes the operands in a kernel failure's error.
 func multiplyMatrices(
     m: Int, n: Int, k: Int,
     a: UnsafePointer<Float>?, lda: Int,
-    b: UnsafePointer<Float>?, ldb: Int, bTransposed: Bool,
+    b: UnsafeRawPointer?, ldb: Int, bTransposed: Bool, bType: Tensor.DType = .float32,
     c: UnsafeMutablePointer<Float>?, ldc: Int,
     bias: UnsafePointer<Float>? = nil, accumulate: Bool = false,
     context: @autoclosure () -> String
@@ -26,7 +27,8 @@ func multiplyMatrices(
     var params = attn_matmul_params_default()
     (params.m, params.n, params.k) = (Int64(m), Int64(n), Int64(k))
     (params.a, params.lda) = (a, Int64(lda))
-    (params.b, params.ldb, params.b_transposed) = (b.map(UnsafeRawPointer.init), Int64(ldb), bTransposed ? 1 : 0)
+    (params.b, params.ldb, params.b_transposed) = (b, Int64(ldb), bTransposed ? 1 : 0)
+    params.b_dtype = bType.kernelValue
     (params.c, params.ldc) = (c, Int64(ldc))
     params.bias = bias
     params.accumulate = accumulate ? 1 : 0
@@ -42,14 +44,23 @@ func multiplyMatrices(
 /// `weightRows` (with `.outputsByInputs`) selects a block of output rows of a packed weight, and
 /// the bias is read from entry `biasOffset` of `bias`.
 ///
+/// The weight may be `float32`, `float16` or `bfloat16` (read in place, widened exactly); the
+/// input and the bias must be `float32`, and so is the result.
+///
 /// The callers check the shapes; an empty result is returned as it is.
 ///
-/// - Throws: `AttentionError` from the allocation (argument `"input"`) or mapped from the
-///   kernel's status.
+/// - Throws: `AttentionError.unsupportedDType` naming `inputArgument` or `biasArgument` for a
+///   half-precision input or bias; `AttentionError` from the allocation (argument `"input"`) or
+///   mapped from the kernel's status.
 func matrixMultiply(
     _ input: Tensor, inputs: Int, weight: Tensor, layout: WeightLayout, outputs: Int, bias: Tensor?,
-    weightRows: Range<Int>? = nil, biasOffset: Int = 0, outputShape: [Int], context: @autoclosure () -> String
+    weightRows: Range<Int>? = nil, biasOffset: Int = 0, outputShape: [Int],
+    inputArgument: @autoclosure () -> String = "input", biasArgument: @autoclosure () -> String = "bias",
+    context: @autoclosure () -> String
 ) throws(AttentionError) -> Tensor {
+    try input.requireFloat32(
+        inputArgument(), reason: "matrix multiplies take float32 activations (only the weights may be half precision)")
+    try bias?.requireFloat32(biasArgument(), reason: "a matrix multiply's bias is float32, whatever the weight's dtype")
     let rows = inputs == 0 ? 0 : input.count / inputs
     let output = try Tensor(uninitializedShape: outputShape, argument: "input")
     let first = weightRows?.lowerBound ?? 0
@@ -57,8 +68,9 @@ func matrixMultiply(
         try multiplyMatrices(
             m: rows, n: outputs, k: inputs,
             a: input.storage.buffer.baseAddress.map { UnsafePointer($0) }, lda: inputs,
-            b: weight.storage.buffer.baseAddress.map { UnsafePointer($0 + first * inputs) },
+            b: weight.storage.bytes.baseAddress.map { UnsafeRawPointer($0 + first * inputs * weight.dtype.byteSize) },
             ldb: layout == .outputsByInputs ? inputs : outputs, bTransposed: layout == .outputsByInputs,
+            bType: weight.dtype,
             c: output.storage.buffer.baseAddress, ldc: outputs,
             bias: bias?.storage.buffer.baseAddress.map { UnsafePointer($0 + biasOffset) },
             context: context())
@@ -68,10 +80,12 @@ func matrixMultiply(
 
 /// `x W (+ bias)` over the last dimension of `x`, `(..., K)` → `(..., N)`; with `rows`, only
 /// those output rows of an `(outputs, inputs)` weight and the bias from entry `biasOffset`. The
-/// callers check that `x`'s last dimension is K.
+/// callers check that `x`'s last dimension is K. The weight may be half precision; `x` and the
+/// bias must be `float32` (else `unsupportedDType` naming `inputArgument` or `biasArgument`).
 func projectLastAxis(
     _ x: Tensor, weight: Tensor, layout: WeightLayout, bias: Tensor? = nil, rows: Range<Int>? = nil,
-    biasOffset: Int = 0
+    biasOffset: Int = 0, inputArgument: @autoclosure () -> String = "input",
+    biasArgument: @autoclosure () -> String = "bias"
 ) throws(AttentionError) -> Tensor {
     let (inputs, allOutputs) = layout == .outputsByInputs
         ? (weight.shape[1], weight.shape[0]) : (weight.shape[0], weight.shape[1])
@@ -79,5 +93,6 @@ func projectLastAxis(
     return try matrixMultiply(
         x, inputs: inputs, weight: weight, layout: layout, outputs: outputs, bias: bias, weightRows: rows,
         biasOffset: biasOffset, outputShape: Array(x.shape.dropLast()) + [outputs],
+        inputArgument: inputArgument(), biasArgument: biasArgument(),
         context: "input \(x.shape), weight \(weight.shape)" + (rows.map { " rows \($0)" } ?? ""))
 }

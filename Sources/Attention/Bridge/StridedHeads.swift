@@ -1,4 +1,4 @@
-/// Attention heads living inside a tensor at an element offset, described by strides: how every
+/// Attention heads living inside a tensor of any dtype at an element offset, described by strides: how every
 /// query, key, value and output reaches the kernels, read or written in place (no split,
 /// transpose or copy).
 ///
@@ -12,7 +12,8 @@ struct StridedHeads {
     /// Elements from the tensor's start to feature 0 of position 0 of head 0 of batch 0.
     var offset: Int
     var batch: Int, length: Int, heads: Int, dim: Int
-    /// Element strides between batches, heads and positions; features are contiguous.
+    /// Element strides (in elements of the tensor's dtype) between batches, heads and positions;
+    /// features are contiguous.
     var batchStride: Int, headStride: Int, positionStride: Int
 
     /// Heads at `offset` in `tensor` with element strides `{batch, head, position}`.
@@ -50,8 +51,23 @@ struct StridedHeads {
     /// The features of one position: heads × head size.
     var width: Int { heads * dim }
 
-    /// The first element, for the kernels; `nil` for an empty tensor.
-    var pointer: UnsafePointer<Float>? { tensor.storage.buffer.baseAddress.map { UnsafePointer($0 + offset) } }
+    /// The first element, for the kernels (the offset counts elements of the tensor's dtype);
+    /// `nil` for an empty tensor.
+    var pointer: UnsafeRawPointer? {
+        tensor.storage.bytes.baseAddress.map { UnsafeRawPointer($0 + offset * tensor.dtype.byteSize) }
+    }
+
+    /// The first element of `float32` heads, for the Swift loops over projections (always
+    /// `float32`); `nil` for an empty tensor.
+    ///
+    /// - Precondition: the tensor is `float32` (an internal invariant: such heads are made by
+    ///   this module's own projections).
+    var floatPointer: UnsafePointer<Float>? {
+        tensor.storage.buffer.baseAddress.map { UnsafePointer($0 + offset) }
+    }
+
+    /// How the elements are stored.
+    var dtype: Tensor.DType { tensor.dtype }
 
     /// A human-readable description for error messages.
     var summary: String { "(B \(batch), L \(length), H \(heads), D \(dim))" }

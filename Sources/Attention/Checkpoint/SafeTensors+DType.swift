@@ -1,9 +1,9 @@
 extension SafeTensors {
     /// The element type of a tensor stored in a safetensors file, by the name the format uses.
     ///
-    /// Every type converts to `Float` when read with ``SafeTensors/tensor(named:)``: exactly for
-    /// `F16`, `BF16`, booleans (0 or 1) and integers up to 2²⁴ in magnitude; with rounding to
-    /// nearest for `F64` and larger integers.
+    /// ``SafeTensors/tensor(named:)`` returns `F32`, `F16` and `BF16` tensors as stored (see
+    /// ``tensorDType``); every other type converts to `Float`: exactly for booleans (0 or 1) and
+    /// integers up to 2²⁴ in magnitude, with rounding to nearest for `F64` and larger integers.
     ///
     /// ```swift
     /// let file = try SafeTensors(contentsOf: url)
@@ -70,5 +70,25 @@ extension SafeTensors {
 
         /// The name the format uses: `"F32"`, `"BF16"`, `"BOOL"`, ...
         public var description: String { rawValue }
+
+        /// The stored type of a tensor of `dtype`: `F32`, `F16` or `BF16`.
+        public init(_ dtype: Tensor.DType) {
+            switch dtype {
+            case .float32: self = .float32
+            case .float16: self = .float16
+            case .bfloat16: self = .bfloat16
+            }
+        }
+
+        /// The tensor dtype that holds this type as it is (`F32`, `F16`, `BF16`), or `nil` for
+        /// the types that ``SafeTensors/tensor(named:)`` converts to `float32`.
+        public var tensorDType: Tensor.DType? {
+            switch self {
+            case .float32: .float32
+            case .float16: .float16
+            case .bfloat16: .bfloat16
+            default: nil
+            }
+        }
     }
 }

@@ -11,12 +11,14 @@ import Foundation
 /// ```swift
 /// let file = try SafeTensors(contentsOf: URL(filePath: "model.safetensors"))
 /// print(file.names)                                  // ["out_proj.bias", "out_proj.weight", ...]
-/// let weight = try file.tensor(named: "out_proj.weight")   // converted to Float
+/// let weight = try file.tensor(named: "out_proj.weight")   // F32, F16 or BF16 as stored
+/// let widened = try file.tensor(named: "out_proj.weight", as: .float32)
 /// print(file.metadata["format"] ?? "")               // "pt"
 /// ```
 ///
-/// `SafeTensors` is a value: build one in memory, then write it. Tensors are stored in the
-/// dtype asked for (`F32` by default), rounding to nearest even for `F16` and `BF16`:
+/// `SafeTensors` is a value: build one in memory, then write it. Tensors are stored in their own
+/// dtype (`F32`, `F16`, `BF16`: a half-precision tensor's bits exactly) or in the dtype asked for,
+/// rounding to nearest even for `F16` and `BF16`:
 ///
 /// ```swift
 /// var checkpoint = SafeTensors(metadata: ["format": "pt"])
@@ -52,10 +54,11 @@ public struct SafeTensors: Sendable, Equatable {
         self.entries = [:]
     }
 
-    /// Creates a set of tensors from a dictionary, each stored as `dtype`.
+    /// Creates a set of tensors from a dictionary, each stored as `dtype` (`nil`: each in its own
+    /// dtype).
     ///
     /// - Throws: the errors of ``insert(_:named:as:)``.
-    public init(_ tensors: [String: Tensor], as dtype: DType = .float32, metadata: [String: String] = [:]) throws {
+    public init(_ tensors: [String: Tensor], as dtype: DType? = nil, metadata: [String: String] = [:]) throws {
         self.init(metadata: metadata)
         for (name, tensor) in tensors {
             try insert(tensor, named: name, as: dtype)
@@ -166,21 +169,47 @@ public struct SafeTensors: Sendable, Equatable {
 
     // MARK: Reading
 
-    /// A tensor converted to `Float`, whatever its stored type: exactly from `F32`, `F16`, `BF16`
-    /// and `BOOL` (0 or 1), rounding to nearest from `F64` and from integers beyond 2²⁴.
+    /// A tensor as stored when its type is a ``Tensor/DType``: `F32` as `float32`, and `F16` and
+    /// `BF16` as `float16` and `bfloat16` tensors holding the file's bits (not widened). Other
+    /// types are converted to `float32`: exactly from `BOOL` (0 or 1), rounding to nearest from
+    /// `F64` and from integers beyond 2²⁴.
     ///
     /// - Throws: `AttentionError.invalidArgument` (argument `"name"`) when there is no such tensor;
     ///   `.outOfMemory` when it cannot be allocated.
     public func tensor(named name: String) throws -> Tensor {
         let entry = try entry(named: name)
-        var tensor = try Tensor(uninitializedShape: entry.shape, argument: name)
-        tensor.withUnsafeMutableBufferPointer { output in
-            entry.bytes.withUnsafeBytes { entry.dtype.decode($0, into: output) }
+        guard let dtype = entry.dtype.tensorDType, dtype != .float32 else {
+            var tensor = try Tensor(uninitializedShape: entry.shape, argument: name)
+            tensor.withUnsafeMutableBufferPointer { output in
+                entry.bytes.withUnsafeBytes { entry.dtype.decode($0, into: output) }
+            }
+            return tensor
+        }
+        var tensor = try Tensor(uninitializedShape: entry.shape, dtype: dtype, argument: name)
+        tensor.withUnsafeMutableRawBufferPointer { output in
+            entry.bytes.withUnsafeBytes { input in
+                for index in 0..<entry.count {
+                    let bits = UInt16(littleEndian: input.loadUnaligned(fromByteOffset: 2 * index, as: UInt16.self))
+                    output.storeBytes(of: bits, toByteOffset: 2 * index, as: UInt16.self)
+                }
+            }
         }
         return tensor
     }
 
-    /// Every tensor, converted to `Float` as ``tensor(named:)`` does.
+    /// A tensor converted to `dtype`: ``tensor(named:)`` then ``Tensor/converted(to:)``, so the
+    /// explicit way to widen a half-precision checkpoint tensor (exactly) or to narrow one.
+    ///
+    /// ```swift
+    /// let embeddings = try file.tensor(named: "embeddings.word_embeddings.weight", as: .float32)
+    /// ```
+    ///
+    /// - Throws: the errors of ``tensor(named:)``.
+    public func tensor(named name: String, as dtype: Tensor.DType) throws -> Tensor {
+        try tensor(named: name).converting(to: dtype, argument: name)
+    }
+
+    /// Every tensor, as ``tensor(named:)`` returns it.
     public func tensors() throws -> [String: Tensor] {
         var result: [String: Tensor] = [:]
         result.reserveCapacity(entries.count)
@@ -233,17 +262,29 @@ public struct SafeTensors: Sendable, Equatable {
         return Data(count: byteCount)
     }
 
-    /// Adds a tensor, or replaces the tensor of the same name, stored as `dtype`.
+    /// Adds a tensor, or replaces the tensor of the same name, stored as `dtype`, by default
+    /// the tensor's own (`F32`, `F16` or `BF16`).
     ///
-    /// Floating-point types round to nearest even (`F16` and `BF16` overflow to infinity, as
-    /// NumPy and PyTorch do); integer types need whole numbers in their range; `BOOL` needs 0
-    /// or 1.
+    /// A tensor stored in its own dtype keeps its bits exactly (NaN payloads included). Otherwise
+    /// its values (half-precision ones widened exactly) are converted: floating-point types round
+    /// to nearest even (`F16` and `BF16` overflow to infinity, as NumPy and PyTorch do); integer
+    /// types need whole numbers in their range; `BOOL` needs 0 or 1.
     ///
     /// - Throws: `AttentionError.invalidArgument` (argument `"name"`) for the reserved name
     ///   `"__metadata__"`, or (argument: the tensor's name) when an element cannot be stored as
     ///   `dtype`; `.overflow` when the byte count does not fit in `Int`.
-    public mutating func insert(_ tensor: Tensor, named name: String, as dtype: DType = .float32) throws {
+    public mutating func insert(_ tensor: Tensor, named name: String, as dtype: DType? = nil) throws {
+        let dtype = dtype ?? DType(tensor.dtype)
         var bytes = try Self.allocate(tensor.count, of: dtype, argument: name)
+        if tensor.dtype != .float32, dtype.tensorDType == tensor.dtype {
+            bytes.withUnsafeMutableBytes { output in
+                for (index, bits) in tensor.storage.bitPatterns.enumerated() {
+                    output.storeBytes(of: bits.littleEndian, toByteOffset: 2 * index, as: UInt16.self)
+                }
+            }
+            try store(Entry(dtype: dtype, shape: tensor.shape, bytes: bytes), named: name)
+            return
+        }
         let result = bytes.withUnsafeMutableBytes { raw in
             tensor.withUnsafeBufferPointer { dtype.encode($0, into: raw) }
         }
@@ -339,7 +380,7 @@ public struct SafeTensors: Sendable, Equatable {
         try serialized().write(to: url, options: .atomic)
     }
 
-    /// Writes tensors (as `F32`) and metadata to a safetensors file.
+    /// Writes tensors (each in its own dtype) and metadata to a safetensors file.
     ///
     /// - Throws: the errors of ``insert(_:named:as:)`` and ``write(to:)``.
     public static func write(_ tensors: [String: Tensor], metadata: [String: String] = [:], to url: URL) throws {

@@ -29,7 +29,8 @@ public enum Activation: String, Sendable, Equatable, Hashable, CaseIterable, Par
 
     /// Applies the function to every element; the result has the input's shape.
     ///
-    /// - Throws: the kernel's errors (`.outOfMemory` when the result cannot be allocated).
+    /// - Throws: `AttentionError.unsupportedDType` (`"input"`) unless `input` is `float32`; the
+    ///   kernel's errors (`.outOfMemory` when the result cannot be allocated).
     public func callAsFunction(_ input: Tensor) throws -> Tensor {
         try activate(input)
     }

@@ -23,6 +23,9 @@ extension Dropout: ParameterizedModule {
     ///   - input: any shape.
     ///   - inference: `true` returns `input` unchanged (PyTorch's `eval()`, Equinox's
     ///     `inference=True`); so does a probability of 0.
+    /// A half-precision input gives a result of its dtype: each kept element is scaled in `Float`
+    /// and rounded back once (to nearest even).
+    ///
     /// - Throws: `AttentionError.invalidArgument` (argument `"dropout.probability"`) unless the
     ///   probability is in `[0, 1)`.
     public func callAsFunction(_ input: Tensor, inference: Bool = false) throws -> Tensor {

@@ -96,7 +96,8 @@ public struct LayerNorm: ParameterizedModule, Equatable {
 
     /// Normalises each row of the last dimension; the result has the input's shape.
     ///
-    /// - Throws: `AttentionError.shapeMismatch` (argument `"input"`) when the last dimension is
+    /// - Throws: `AttentionError.unsupportedDType` (`"input"`, `"weight"`, `"bias"`) for a tensor
+    ///   that is not `float32`; `.shapeMismatch` (argument `"input"`) when the last dimension is
     ///   not ``size`` (or `input` is a scalar); `.invalidArgument` or `.shapeMismatch` when the
     ///   stored properties were set to invalid values; the kernel's errors.
     public func callAsFunction(_ input: Tensor) throws -> Tensor {

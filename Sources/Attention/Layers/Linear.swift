@@ -11,6 +11,11 @@
 /// let x = try Tensor(randomNormal: [2, 10, 64], using: &rng)
 /// let y = try projection(x)   // [2, 10, 192]
 /// ```
+///
+/// The weight may be `float32`, `float16` or `bfloat16` (kept as it is and read in place by the
+/// matrix multiply, each weight widened exactly, the sums in `Float`): convert it with
+/// `linear.weight = try linear.weight.converted(to: .bfloat16)` or ``ParameterizedModule/convertingWeights(to:)``.
+/// The input, the bias and the output are `float32`.
 public struct Linear: ParameterizedModule, Equatable {
     /// The weight, `(outputSize, inputSize)`.
     public var weight: Tensor
@@ -66,6 +71,9 @@ public struct Linear: ParameterizedModule, Equatable {
         }
     }
 
+    /// `weight`: the one parameter that may be half precision.
+    public var matrixWeightNames: Set<String> { ["weight"] }
+
     /// `weight`, then `bias` when present.
     public var parameterPaths: [ParameterPath<Linear>] {
         var paths: [ParameterPath<Linear>] = [("weight", \.weight)]
@@ -79,7 +87,8 @@ public struct Linear: ParameterizedModule, Equatable {
     ///
     /// - Throws: `AttentionError.shapeMismatch` (argument `"input"`) when the last dimension is
     ///   not `inputSize` (or `input` is a scalar), or (`"weight"`, `"bias"`) when the parameters
-    ///   were given inconsistent shapes; the kernel's errors.
+    ///   were given inconsistent shapes; `.unsupportedDType` (`"input"`, `"bias"`) when the input
+    ///   or the bias is not `float32`; the kernel's errors.
     public func callAsFunction(_ input: Tensor) throws -> Tensor {
         try validateParameters()
         let (outputSize, inputSize) = (weight.shape[0], weight.shape[1])

@@ -44,6 +44,36 @@ public protocol ParameterizedModule: Sendable {
     /// Every parameter under its reference library's name (`"out_proj.weight"`), in a stable
     /// order, with the key path to it.
     var parameterPaths: [ParameterPath<Self>] { get }
+
+    /// The names (as in ``parameterPaths``) of the parameters consumed only as matrix-multiply
+    /// weights (``Linear``'s weight, the attention modules' projection kernels): the ones that may
+    /// be `float16` or `bfloat16`. Every other parameter must be `float32`. Empty by default;
+    /// nested modules are listed with ``matrixWeightNames(of:prefixedBy:)``.
+    var matrixWeightNames: Set<String> { get }
+}
+
+/// How ``ParameterizedModule/loadParameters(from:prefix:strict:precision:)-(SafeTensors,_,_,_)``
+/// treats the dtypes of a checkpoint's tensors. Nothing is ever widened silently.
+///
+/// ```swift
+/// // bf16 projection weights kept as they are; a bf16 layer norm would throw.
+/// try model.loadParameters(from: file)
+/// // Everything widened to float32 (exactly), as before half-precision tensors existed.
+/// try model.loadParameters(from: file, precision: .float32)
+/// // Projection weights in bfloat16 whatever the file holds; the rest in float32.
+/// try model.loadParameters(from: file, precision: .converting(matrixWeightsTo: .bfloat16))
+/// ```
+public enum ParameterPrecision: Sendable, Hashable {
+    /// Tensors as stored: matrix-multiply weights (``ParameterizedModule/matrixWeightNames``)
+    /// keep a half-precision dtype; any other parameter stored in half precision throws
+    /// `AttentionError.unsupportedDType` naming it. The default.
+    case asStored
+    /// Matrix-multiply weights converted to the given dtype, every other parameter to `float32`
+    /// (exact widening; rounding to nearest even when narrowing).
+    case converting(matrixWeightsTo: Tensor.DType)
+
+    /// Every parameter converted to `float32`: `.converting(matrixWeightsTo: .float32)`.
+    public static let float32 = ParameterPrecision.converting(matrixWeightsTo: .float32)
 }
 
 /// `prefix.name`; the prefix may already end with a dot, and an empty prefix adds nothing.
@@ -53,6 +83,53 @@ func parameterName(_ name: String, prefixedBy prefix: String) -> String {
 }
 
 extension ParameterizedModule {
+    /// No matrix-multiply weights: every parameter must be `float32`.
+    public var matrixWeightNames: Set<String> { [] }
+
+    /// A nested module's ``matrixWeightNames``, prefixed by `prefix` and a dot.
+    ///
+    /// ```swift
+    /// var matrixWeightNames: Set<String> {
+    ///     ["in_proj_weight"].union(matrixWeightNames(of: \.outProjection, prefixedBy: "out_proj"))
+    /// }
+    /// ```
+    public func matrixWeightNames<Child: ParameterizedModule>(
+        of child: KeyPath<Self, Child>, prefixedBy prefix: String
+    ) -> Set<String> {
+        Set(self[keyPath: child].matrixWeightNames.map { parameterName($0, prefixedBy: prefix) })
+    }
+
+    /// This module with its matrix-multiply weights (``matrixWeightNames``) converted to `dtype`
+    /// and every other parameter unchanged: the explicit way to run a module on `float16` or
+    /// `bfloat16` weights (rounded to nearest even), or to widen them back.
+    ///
+    /// ```swift
+    /// let half = try mha.convertingWeights(to: .bfloat16)
+    /// let y = try half(query: x, key: x, value: x)   // activations stay float32
+    /// ```
+    ///
+    /// - Throws: `AttentionError.outOfMemory` when a converted weight cannot be allocated.
+    public func convertingWeights(to dtype: Tensor.DType) throws -> Self {
+        let names = matrixWeightNames
+        var result = self
+        for entry in parameterPaths where names.contains(entry.name) {
+            result[keyPath: entry.path] = try self[keyPath: entry.path].converting(to: dtype, argument: entry.name)
+        }
+        return result
+    }
+
+    /// Throws unless every parameter outside ``matrixWeightNames`` is `float32`: the check each
+    /// module's forward pass makes before its `float32`-only operations.
+    ///
+    /// - Throws: `AttentionError.unsupportedDType` naming the first such parameter.
+    func requireFloat32Parameters() throws(AttentionError) {
+        let names = matrixWeightNames
+        for entry in parameterPaths where !names.contains(entry.name) {
+            try self[keyPath: entry.path].requireFloat32(
+                entry.name, reason: "only matrix-multiply weights may be half precision; this parameter must be float32")
+        }
+    }
+
     /// A nested module's parameters, as paths from this module, with names prefixed by
     /// `prefix` and a dot.
     ///
@@ -98,7 +175,8 @@ extension ParameterizedModule {
     ///
     /// Every parameter must be present with its exact shape, and (when `strict`) every name
     /// under the prefix must be a parameter. All problems are reported together in one error,
-    /// and on error nothing is changed.
+    /// and on error nothing is changed. Dtypes are handled as `precision` says: by default
+    /// matrix-multiply weights keep theirs and any other half-precision parameter is an error.
     ///
     /// - Parameters:
     ///   - tensors: tensors by full name; names outside the prefix are ignored.
@@ -106,22 +184,29 @@ extension ParameterizedModule {
     ///     the root.
     ///   - strict: `false` ignores missing and unexpected names (as PyTorch's
     ///     `load_state_dict(strict=False)`); shapes are always checked.
+    ///   - precision: ``ParameterPrecision/asStored`` (the default) or a conversion.
     /// - Throws: `AttentionError.checkpointMismatch` listing the missing names, the unexpected
-    ///   names and the shape mismatches; `.invalidArgument` (argument `"parameterPaths"`) when the
-    ///   module lists a name twice.
-    public mutating func loadParameters(from tensors: [String: Tensor], prefix: String = "", strict: Bool = true) throws {
+    ///   names and the shape mismatches; `.unsupportedDType` (argument: the full name) for a
+    ///   half-precision parameter outside ``matrixWeightNames`` with `.asStored`;
+    ///   `.invalidArgument` (argument `"parameterPaths"`) when the module lists a name twice.
+    public mutating func loadParameters(
+        from tensors: [String: Tensor], prefix: String = "", strict: Bool = true, precision: ParameterPrecision = .asStored
+    ) throws {
         try loadParameters(
-            names: Array(tensors.keys), prefix: prefix, strict: strict,
+            names: Array(tensors.keys), prefix: prefix, strict: strict, precision: precision,
             shape: { tensors[$0]?.shape }, tensor: { tensors[$0]! })
     }
 
-    /// Replaces the parameters with the tensors of a safetensors file named `prefix.name`,
-    /// converted to `Float`, after checking all of them. Only the module's tensors are converted.
+    /// Replaces the parameters with the tensors of a safetensors file named `prefix.name`, after
+    /// checking all of them. Only the module's tensors are read: `F32`, `F16` and `BF16` as
+    /// stored (then as `precision` says), any other type converted to `float32`.
     ///
-    /// - Throws: as ``loadParameters(from:prefix:strict:)-(([String:Tensor],_,_)``.
-    public mutating func loadParameters(from file: SafeTensors, prefix: String = "", strict: Bool = true) throws {
+    /// - Throws: as ``loadParameters(from:prefix:strict:precision:)-(([String:Tensor],_,_,_)``.
+    public mutating func loadParameters(
+        from file: SafeTensors, prefix: String = "", strict: Bool = true, precision: ParameterPrecision = .asStored
+    ) throws {
         try loadParameters(
-            names: file.names, prefix: prefix, strict: strict,
+            names: file.names, prefix: prefix, strict: strict, precision: precision,
             shape: { file.contains($0) ? try? file.shape(of: $0) : nil },
             tensor: { try file.tensor(named: $0) })
     }
@@ -129,17 +214,20 @@ extension ParameterizedModule {
     /// Reads a safetensors file and loads the parameters from it.
     ///
     /// - Throws: the errors of ``SafeTensors/init(contentsOf:)`` and of loading.
-    public mutating func loadParameters(contentsOf url: URL, prefix: String = "", strict: Bool = true) throws {
-        try loadParameters(from: SafeTensors(contentsOf: url), prefix: prefix, strict: strict)
+    public mutating func loadParameters(
+        contentsOf url: URL, prefix: String = "", strict: Bool = true, precision: ParameterPrecision = .asStored
+    ) throws {
+        try loadParameters(from: SafeTensors(contentsOf: url), prefix: prefix, strict: strict, precision: precision)
     }
 
     private mutating func loadParameters(
-        names: [String], prefix: String, strict: Bool,
+        names: [String], prefix: String, strict: Bool, precision: ParameterPrecision,
         shape: (String) -> [Int]?, tensor: (String) throws -> Tensor
     ) throws {
         let paths = parameterPaths
+        let matrixWeights = matrixWeightNames
         var expected: Set<String> = []
-        var assignments: [(path: WritableKeyPath<Self, Tensor>, name: String)] = []
+        var assignments: [(path: WritableKeyPath<Self, Tensor>, name: String, relativeName: String)] = []
         var missing: [String] = []
         var mismatches: [ParameterShapeMismatch] = []
         for entry in paths {
@@ -157,7 +245,7 @@ extension ParameterizedModule {
             if actual != current {
                 mismatches.append(ParameterShapeMismatch(name: fullName, expected: current, actual: actual))
             } else {
-                assignments.append((entry.path, fullName))
+                assignments.append((entry.path, fullName, entry.name))
             }
         }
         let scope = prefix.isEmpty ? "" : (prefix.hasSuffix(".") ? prefix : prefix + ".")
@@ -167,14 +255,32 @@ extension ParameterizedModule {
             throw AttentionError.checkpointMismatch(
                 missing: strict ? missing : [], unexpected: strict ? unexpected : [], shapeMismatches: mismatches)
         }
-        // Convert everything first, so that a failure (out of memory) leaves the module unchanged.
-        let loaded = try assignments.map { (path: $0.path, tensor: try tensor($0.name)) }
+        // Convert everything first, so that a failure (a dtype, out of memory) leaves the module
+        // unchanged.
+        let loaded = try assignments.map { assignment in
+            let isMatrixWeight = matrixWeights.contains(assignment.relativeName)
+            let stored = try tensor(assignment.name)
+            switch precision {
+            case .asStored:
+                if !isMatrixWeight {
+                    try stored.requireFloat32(
+                        assignment.name,
+                        reason: "only matrix-multiply weights may be loaded in half precision; "
+                            + "pass precision: .float32 to widen the other parameters explicitly")
+                }
+                return (path: assignment.path, tensor: stored)
+            case let .converting(weightType):
+                let dtype = isMatrixWeight ? weightType : .float32
+                return (path: assignment.path, tensor: try stored.converting(to: dtype, argument: assignment.name))
+            }
+        }
         for (path, value) in loaded {
             self[keyPath: path] = value
         }
     }
 
-    /// The parameters as a ``SafeTensors`` value, named `prefix.name` and stored as `dtype`.
+    /// The parameters as a ``SafeTensors`` value, named `prefix.name` and stored as `dtype`
+    /// (`nil`, the default: each in its own dtype, half-precision weights bit for bit).
     ///
     /// ```swift
     /// var file = try encoder.safeTensors(prefix: "encoder")
@@ -184,16 +290,17 @@ extension ParameterizedModule {
     ///
     /// - Throws: the errors of ``SafeTensors/insert(_:named:as:)``.
     public func safeTensors(
-        prefix: String = "", metadata: [String: String] = [:], as dtype: SafeTensors.DType = .float32
+        prefix: String = "", metadata: [String: String] = [:], as dtype: SafeTensors.DType? = nil
     ) throws -> SafeTensors {
         try SafeTensors(parameterDictionary(prefix: prefix), as: dtype, metadata: metadata)
     }
 
-    /// Writes the parameters to a safetensors file, named `prefix.name` and stored as `dtype`.
+    /// Writes the parameters to a safetensors file, named `prefix.name` and stored as `dtype`
+    /// (`nil`, the default: each in its own dtype).
     ///
     /// - Throws: the errors of ``safeTensors(prefix:metadata:as:)`` and the file system's error.
     public func saveParameters(
-        to url: URL, prefix: String = "", metadata: [String: String] = [:], as dtype: SafeTensors.DType = .float32
+        to url: URL, prefix: String = "", metadata: [String: String] = [:], as dtype: SafeTensors.DType? = nil
     ) throws {
         try safeTensors(prefix: prefix, metadata: metadata, as: dtype).write(to: url)
     }

@@ -39,6 +39,17 @@ public enum AttentionError: Error, Equatable, Sendable, CustomStringConvertible 
     /// known, `nil` when the kernels' workspace allocation failed.
     case outOfMemory(requestedBytes: Int?)
 
+    /// A tensor's element type is not accepted there: a half-precision tensor given to an
+    /// operation that computes on `float32` only (layer norm, softmax, elementwise arithmetic, a
+    /// matrix multiply's input or bias, an attention bias, ...). Nothing is widened silently:
+    /// `reason` says what the argument accepts; ``Tensor/converted(to:)`` converts explicitly.
+    ///
+    /// ```swift
+    /// AttentionError.unsupportedDType(
+    ///     argument: "mask.bias", dtype: .bfloat16, reason: "the additive bias must be float32")
+    /// ```
+    case unsupportedDType(argument: String, dtype: Tensor.DType, reason: String)
+
     /// A feature this CPU or build does not have, such as an instruction set.
     case unsupported(feature: String, reason: String)
 
@@ -75,6 +86,8 @@ public enum AttentionError: Error, Equatable, Sendable, CustomStringConvertible 
             return "out of memory: could not allocate \(requestedBytes) bytes"
         case .outOfMemory(nil):
             return "out of memory: the kernels could not allocate their workspace"
+        case let .unsupportedDType(argument, dtype, reason):
+            return "\(argument) is \(dtype), which is not supported here: \(reason)"
         case let .unsupported(feature, reason):
             return "\(feature) is unsupported: \(reason)"
         case let .kernelFailure(status, message):

@@ -55,7 +55,8 @@ extension Tensor {
     /// The element-wise sum, with NumPy broadcasting: the shapes are aligned on the right, and a
     /// missing or size-1 dimension of either tensor is repeated to the other's size.
     ///
-    /// - Throws: `AttentionError.shapeMismatch` (argument `"other"`, with both shapes) when the
+    /// - Throws: `AttentionError.unsupportedDType` (`"self"`, `"other"`) unless both are
+    ///   `float32`; `.shapeMismatch` (argument `"other"`, with both shapes) when the
     ///   shapes do not broadcast; `.overflow` or `.outOfMemory` for the result.
     public func adding(_ other: Tensor) throws -> Tensor {
         try combined(with: other, +)
@@ -70,6 +71,8 @@ extension Tensor {
 
     /// `operation(self[i], other[i])` for every element of the broadcast shape, into a new tensor.
     private func combined(with other: Tensor, _ operation: (Float, Float) -> Float) throws(AttentionError) -> Tensor {
+        try requireFloat32("self")
+        try other.requireFloat32("other")
         guard let resultShape = broadcastShape(shape, other.shape),
               let stridesA = broadcastStrides(of: shape, to: resultShape),
               let stridesB = broadcastStrides(of: other.shape, to: resultShape)

@@ -16,13 +16,18 @@
 /// let weights = try scores.scaled(by: 0.125).softmax()
 /// ```
 ///
-/// - Throws: `AttentionError.shapeMismatch` naming `"a"` or `"b"` for a rank below 2, and naming
+/// `b` may be `float32`, `float16` or `bfloat16` (weights kept in half precision, read in place
+/// and widened exactly); `a` must be `float32`, and the result is `float32`.
+///
+/// - Throws: `AttentionError.unsupportedDType` (`"a"`) for a half-precision `a`;
+///   `.shapeMismatch` naming `"a"` or `"b"` for a rank below 2, and naming
 ///   `"b"` (with both shapes) when the inner dimensions differ or the batch dimensions do not
 ///   broadcast; `.overflow` or `.outOfMemory` for the result; the kernel's errors.
 public func matmul(_ a: Tensor, _ b: Tensor, transposingA: Bool = false, transposingB: Bool = false) throws -> Tensor {
     for (name, tensor) in [("a", a), ("b", b)] where tensor.rank < 2 {
         throw AttentionError.shapeMismatch(argument: name, expected: "rank 2 or more: [batch..., rows, columns]", actual: tensor.shape)
     }
+    try a.requireFloat32("a", reason: "matmul takes a float32 left operand (only b, the weights, may be half precision)")
     let left = transposingA ? try a.transposed() : a
     let (m, inner) = (left.shape[left.rank - 2], left.shape[left.rank - 1])
     let (bRows, bColumns) = (b.shape[b.rank - 2], b.shape[b.rank - 1])
@@ -49,7 +54,7 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposingA: Bool = false, transpo
     let context = "\(aDescription), b \(b.shape)" + (transposingB ? " transposed" : "")
     var failure: AttentionError?
     withExtendedLifetime((left, b, result)) {
-        let aBase = UnsafePointer(left.storage.buffer.baseAddress!), bBase = UnsafePointer(b.storage.buffer.baseAddress!)
+        let aBase = UnsafePointer(left.storage.buffer.baseAddress!), bBase = UnsafeRawPointer(b.storage.bytes.baseAddress!)
         let cBase = result.storage.buffer.baseAddress!
         forEachBroadcastElement(of: batchShape, stridesA: stridesA, stridesB: stridesB) { index, matrixA, matrixB in
             guard failure == nil else { return }
@@ -57,7 +62,8 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposingA: Bool = false, transpo
                 try multiplyMatrices(
                     m: m, n: n, k: inner,
                     a: aBase + matrixA * m * inner, lda: inner,
-                    b: bBase + matrixB * inner * n, ldb: bColumns, bTransposed: transposingB,
+                    b: bBase + matrixB * inner * n * b.dtype.byteSize, ldb: bColumns, bTransposed: transposingB,
+                    bType: b.dtype,
                     c: cBase + index * m * n, ldc: n, context: context)
             } catch {
                 failure = error

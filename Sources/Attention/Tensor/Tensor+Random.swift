@@ -13,7 +13,8 @@ extension Tensor {
     ///
     /// Samples come in pairs from the Box–Muller transform, computed in `Double` from 53-bit
     /// uniform values and then rounded to `Float`, so a seeded generator gives the same tensor on
-    /// every platform:
+    /// every platform. With a half-precision `dtype`, the `Float` samples are then rounded to it
+    /// (to nearest even), so the same seed gives the rounded values of the `float32` tensor.
     ///
     /// - Throws: `AttentionError.invalidArgument` when `mean` is not finite or
     ///   `standardDeviation` is negative or not finite, and the errors of `init(zeros:)` for the
@@ -22,6 +23,7 @@ extension Tensor {
         randomNormal shape: [Int],
         mean: Float = 0,
         standardDeviation: Float = 1,
+        dtype: DType = .float32,
         using generator: inout some RandomNumberGenerator
     ) throws {
         guard mean.isFinite else {
@@ -49,15 +51,18 @@ extension Tensor {
                 index += 1
             }
         }
+        self = try converting(to: dtype, argument: "shape")
     }
 
-    /// Creates a tensor of samples drawn uniformly from a half-open range.
+    /// Creates a tensor of samples drawn uniformly from a half-open range, as `Float`s then
+    /// rounded to `dtype` (to nearest even) when it is a half-precision type.
     ///
     /// - Throws: `AttentionError.invalidArgument` when the range is empty or a bound is not
     ///   finite, and the errors of `init(zeros:)` for the shape.
     public init(
         randomUniform shape: [Int],
         in range: Range<Float> = 0..<1,
+        dtype: DType = .float32,
         using generator: inout some RandomNumberGenerator
     ) throws {
         guard range.lowerBound.isFinite, range.upperBound.isFinite, !range.isEmpty,
@@ -71,5 +76,6 @@ extension Tensor {
         for index in buffer.indices {
             buffer[index] = Float.random(in: range, using: &generator)
         }
+        self = try converting(to: dtype, argument: "shape")
     }
 }

@@ -22,9 +22,11 @@ extension Tensor {
     /// - Parameters:
     ///   - axis: the axis to normalise, negative values counting from the end; the last by default.
     ///   - maskedRows: the result of a line whose every entry is `-infinity`.
-    /// - Throws: `AttentionError.invalidArgument` (argument `"axis"`) for an axis outside
+    /// - Throws: `AttentionError.unsupportedDType` (`"self"`) unless the tensor is `float32`;
+    ///   `.invalidArgument` (argument `"axis"`) for an axis outside
     ///   `-rank..<rank` (a scalar has none); `.outOfMemory` for the result; the kernel's errors.
     public func softmax(alongAxis axis: Int = -1, maskedRows: MaskedRowPolicy = .nan) throws -> Tensor {
+        try requireFloat32("self")
         let axis = try normalizedAxis(axis, argument: "axis")
         // Swapping the axis with the last one moves it last, and the same swap moves it back.
         var order = Array(0..<rank)

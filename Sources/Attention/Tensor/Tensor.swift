@@ -1,5 +1,5 @@
-/// A dense, row-major array of `Float` with a shape: the value the attention functions take and
-/// return.
+/// A dense, row-major array of numbers with a shape and an element type (``DType``: `Float`,
+/// IEEE half precision or bfloat16): the value the attention functions take and return.
 ///
 /// `Tensor` is a value type with copy-on-write storage: copies share one buffer until one of them
 /// is mutated, and then the mutated copy gets its own.
@@ -14,6 +14,10 @@
 /// Every initialiser validates its shape (non-negative dimensions, an element count that fits
 /// in `Int`) and throws `AttentionError` instead of trapping. A rank-0 shape `[]` holds one scalar.
 /// The buffer is aligned to 64 bytes.
+///
+/// Tensors are `float32` unless made otherwise (a `dtype:` argument, ``converted(to:)``,
+/// ``init(shape:bitPatterns:dtype:)``, a half-precision checkpoint). The `Float` accessors work on
+/// every dtype: reading widens half-precision elements exactly, writing rounds to nearest even.
 public struct Tensor: Sendable {
     /// The size of each dimension, outermost first.
     public let shape: [Int]
@@ -48,38 +52,40 @@ public struct Tensor: Sendable {
         self.init(shape: shape, storage: storage)
     }
 
-    /// Creates a tensor of the given shape with every element equal to `value`.
+    /// Creates a tensor of the given shape with every element equal to `value` (rounded to
+    /// nearest even for a half-precision `dtype`).
     ///
     /// - Throws: `AttentionError.invalidArgument` for a negative dimension, `.overflow` when the
     ///   element count does not fit in `Int`, `.outOfMemory` when it cannot be allocated.
-    public init(repeating value: Float, shape: [Int]) throws {
+    public init(repeating value: Float, shape: [Int], dtype: DType = .float32) throws {
         let count = try elementCount(of: shape, argument: "shape")
-        self.init(shape: shape, storage: try TensorStorage(repeating: value, count: count, argument: "shape"))
+        self.init(
+            shape: shape, storage: try TensorStorage(repeating: value, count: count, dtype: dtype, argument: "shape"))
     }
 
     /// Creates a tensor of zeros.
     ///
-    /// - Throws: as `init(repeating:shape:)`.
-    public init(zeros shape: [Int]) throws {
-        try self.init(repeating: 0, shape: shape)
+    /// - Throws: as `init(repeating:shape:dtype:)`.
+    public init(zeros shape: [Int], dtype: DType = .float32) throws {
+        try self.init(repeating: 0, shape: shape, dtype: dtype)
     }
 
     /// Creates a tensor of ones.
     ///
-    /// - Throws: as `init(repeating:shape:)`.
-    public init(ones shape: [Int]) throws {
-        try self.init(repeating: 1, shape: shape)
+    /// - Throws: as `init(repeating:shape:dtype:)`.
+    public init(ones shape: [Int], dtype: DType = .float32) throws {
+        try self.init(repeating: 1, shape: shape, dtype: dtype)
     }
 
     /// Creates a tensor whose elements are left for the caller (the kernels) to write.
-    init(uninitializedShape shape: [Int], argument: String) throws(AttentionError) {
+    init(uninitializedShape shape: [Int], dtype: DType = .float32, argument: String) throws(AttentionError) {
         let count = try elementCount(of: shape, argument: argument)
-        self.init(shape: shape, storage: try TensorStorage(uninitializedCount: count, argument: argument))
+        self.init(shape: shape, storage: try TensorStorage(uninitializedCount: count, dtype: dtype, argument: argument))
     }
 
     /// This tensor (uniquely owned, freshly allocated) with every element set to `value`.
     func filled(with value: Float) -> Tensor {
-        storage.buffer.initialize(repeating: value)
+        storage.fill(with: value)
         return self
     }
 
@@ -89,8 +95,14 @@ public struct Tensor: Sendable {
     /// The number of dimensions.
     public var rank: Int { shape.count }
 
-    /// The elements in row-major order (a copy).
-    public var scalars: [Float] { Array(storage.buffer) }
+    /// The elements in row-major order as `Float` values (a copy; half-precision elements are
+    /// widened, exactly).
+    public var scalars: [Float] {
+        switch dtype {
+        case .float32: Array(storage.buffer)
+        case .float16, .bfloat16: storage.bitPatterns.map(dtype.value(ofBitPattern:))
+        }
+    }
 
     /// The same elements with another shape of the same element count. The result shares this
     /// tensor's storage until either is mutated.
@@ -149,38 +161,70 @@ public struct Tensor: Sendable {
     /// print(t[1, 2])   // 7.0
     /// ```
     ///
+    /// On a half-precision tensor, reading widens the element exactly and writing rounds the new
+    /// value to nearest even.
+    ///
     /// - Precondition: exactly `rank` indices, each within its dimension. (The one API that traps,
     ///   like `Array`'s subscript.)
     public subscript(indices: Int...) -> Float {
-        get { storage.buffer[offset(of: indices)] }
+        get {
+            let offset = offset(of: indices)
+            switch dtype {
+            case .float32: return storage.buffer[offset]
+            case .float16, .bfloat16: return dtype.value(ofBitPattern: storage.bitPatterns[offset])
+            }
+        }
         set {
             let offset = offset(of: indices)
             makeUnique()
-            storage.buffer[offset] = newValue
+            switch dtype {
+            case .float32: storage.buffer[offset] = newValue
+            case .float16, .bfloat16: storage.bitPatterns[offset] = dtype.bitPattern(from: newValue)
+            }
         }
     }
 
-    /// Calls `body` with the elements in row-major order, for reading.
+    /// Calls `body` with the elements in row-major order as `Float`s, for reading.
     ///
-    /// The pointer is valid only inside `body`, and is 64-byte aligned (`nil` base address when
-    /// the tensor has no elements).
+    /// For a `float32` tensor the pointer is to its storage, 64-byte aligned; for a half-precision
+    /// tensor it is to a temporary widened copy (use ``withUnsafeRawBufferPointer(_:)`` for the
+    /// stored bits). It is valid only inside `body` (`nil` base address when the tensor has no
+    /// elements).
     public func withUnsafeBufferPointer<Result, Failure: Error>(
         _ body: (UnsafeBufferPointer<Float>) throws(Failure) -> Result
     ) throws(Failure) -> Result {
-        return try body(UnsafeBufferPointer(storage.buffer))
+        if dtype == .float32 {
+            return try withExtendedLifetime(storage) { () throws(Failure) -> Result in
+                try body(UnsafeBufferPointer(storage.buffer))
+            }
+        }
+        let widened = scalars
+        return try widened.withUnsafeBufferPointer { (buffer) throws(Failure) -> Result in try body(buffer) }
     }
 
-    /// Calls `body` with the elements in row-major order, for writing. Copies the storage first
-    /// when another tensor shares it.
+    /// Calls `body` with the elements in row-major order as `Float`s, for writing. Copies the
+    /// storage first when another tensor shares it.
+    ///
+    /// For a half-precision tensor, `body` gets a widened copy of the elements, which are then
+    /// rounded back to the tensor's dtype (to nearest even) after `body` returns or throws.
     public mutating func withUnsafeMutableBufferPointer<Result, Failure: Error>(
         _ body: (UnsafeMutableBufferPointer<Float>) throws(Failure) -> Result
     ) throws(Failure) -> Result {
         makeUnique()
-        return try body(storage.buffer)
+        if dtype == .float32 {
+            return try withExtendedLifetime(storage) { () throws(Failure) -> Result in try body(storage.buffer) }
+        }
+        var widened = scalars
+        let target = storage, dtype = self.dtype
+        defer {
+            let patterns = target.bitPatterns
+            for index in widened.indices { patterns[index] = dtype.bitPattern(from: widened[index]) }
+        }
+        return try widened.withUnsafeMutableBufferPointer { (buffer) throws(Failure) -> Result in try body(buffer) }
     }
 
     /// Gives this value its own storage if another value shares it.
-    private mutating func makeUnique() {
+    mutating func makeUnique() {
         if !isKnownUniquelyReferenced(&storage) {
             storage = TensorStorage(copying: storage)
         }
@@ -188,21 +232,34 @@ public struct Tensor: Sendable {
 }
 
 extension Tensor: Equatable {
-    /// Two tensors are equal when their shapes are equal and their elements compare equal
-    /// with `Float`'s `==` (so a tensor containing NaN equals only a tensor sharing its storage,
-    /// as with `Array`).
+    /// Two tensors are equal when their dtypes and shapes are equal and their elements compare
+    /// equal as numbers with `Float`'s `==` (so a tensor containing NaN equals only a tensor
+    /// sharing its storage, as with `Array`, and `-0` equals `0`).
     public static func == (lhs: Tensor, rhs: Tensor) -> Bool {
-        guard lhs.shape == rhs.shape else { return false }
+        guard lhs.dtype == rhs.dtype, lhs.shape == rhs.shape else { return false }
         if lhs.storage === rhs.storage { return true }
-        return lhs.storage.buffer.elementsEqual(rhs.storage.buffer)
+        switch lhs.dtype {
+        case .float32:
+            return lhs.storage.buffer.elementsEqual(rhs.storage.buffer)
+        case .float16, .bfloat16:
+            let dtype = lhs.dtype
+            return lhs.storage.bitPatterns.elementsEqual(rhs.storage.bitPatterns) {
+                dtype.value(ofBitPattern: $0) == dtype.value(ofBitPattern: $1)
+            }
+        }
     }
 }
 
 extension Tensor: CustomStringConvertible {
-    /// The shape and up to the first 16 elements.
+    /// The shape, the dtype when not `float32`, and up to the first 16 elements (as `Float`s).
     public var description: String {
-        let shown = storage.buffer.prefix(16).map { "\($0)" }.joined(separator: ", ")
+        let first: [Float] = switch dtype {
+        case .float32: Array(storage.buffer.prefix(16))
+        case .float16, .bfloat16: storage.bitPatterns.prefix(16).map(dtype.value(ofBitPattern:))
+        }
+        let shown = first.map { "\($0)" }.joined(separator: ", ")
         let more = count > 16 ? ", … \(count - 16) more" : ""
-        return "Tensor(shape: \(shape), scalars: [\(shown)\(more)])"
+        let type = dtype == .float32 ? "" : "dtype: \(dtype), "
+        return "Tensor(shape: \(shape), \(type)scalars: [\(shown)\(more)])"
     }
 }

@@ -86,21 +86,10 @@ public struct BertConfiguration: Sendable, Equatable, Hashable {
     ///   other than those of ``activations``, or a `position_embedding_type` other than `absolute`.
     public init(contentsOf url: URL) throws(ModelError) {
         let file = try JSONFile(contentsOf: url, name: url.lastPathComponent)
-        let modelType = try file.string("model_type") ?? "(none)"
-        guard modelType == "bert" else {
-            throw .unsupported(file: file.name, setting: "model_type", value: modelType, supported: ["bert"])
-        }
-        let activationName = try file.string("hidden_act") ?? "gelu"
-        guard let activation = Self.activations[activationName] else {
-            throw .unsupported(
-                file: file.name, setting: "hidden_act", value: activationName,
-                supported: Self.activations.keys.sorted())
-        }
-        let positionType = try file.string("position_embedding_type") ?? "absolute"
-        guard positionType == "absolute" else {
-            throw .unsupported(
-                file: file.name, setting: "position_embedding_type", value: positionType, supported: ["absolute"])
-        }
+        _ = try file.choice("model_type", default: "(none)", supported: ["bert"])
+        // `choice` accepts only keys of `activations`, so the lookup below finds one.
+        let activationName = try file.choice("hidden_act", default: "gelu", supported: Self.activations.keys.sorted())
+        _ = try file.choice("position_embedding_type", default: "absolute", supported: ["absolute"])
         let epsilon = try file.number("layer_norm_eps") ?? 1e-12
         do {
             try self.init(
@@ -111,7 +100,7 @@ public struct BertConfiguration: Sendable, Equatable, Hashable {
                 intermediateSize: file.requiredInteger("intermediate_size"),
                 maxPositions: file.integer("max_position_embeddings") ?? 512,
                 tokenTypeCount: file.integer("type_vocab_size") ?? 2,
-                layerNormEpsilon: Float(epsilon), activation: activation)
+                layerNormEpsilon: Float(epsilon), activation: Self.activations[activationName]!)
         } catch let ModelError.invalidArgument(argument, reason) {
             throw .invalidFile(file: file.name, reason: "\(Self.configKeys[argument] ?? argument): \(reason)")
         }

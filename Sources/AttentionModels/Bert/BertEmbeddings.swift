@@ -44,8 +44,10 @@ public struct BertEmbeddings: ParameterizedModule, Equatable {
     ///
     /// - Throws: `ModelError.invalidArgument` for a token id outside the word table
     ///   (`"tokenIDs[i]"`, `i` the packed position) or a sequence longer than the position table
-    ///   (`"sequences[i]"`); `AttentionError` from the layer norm.
+    ///   (`"sequences[i]"`); `AttentionError.unsupportedDType` (naming the parameter) for a
+    ///   half-precision table; `AttentionError` from the layer norm.
     public func callAsFunction(_ batch: TokenBatch) throws -> Tensor {
+        try requireFloat32Parameters()
         let hidden = wordEmbeddings.shape[1]
         let vocabulary = wordEmbeddings.shape[0]
         let positions = positionEmbeddings.shape[0]

@@ -59,6 +59,16 @@ public struct BertLayer: ParameterizedModule, Equatable {
         headCount = configuration.headCount
     }
 
+    /// The six projections' weights (query, key, value, attention output, intermediate, output).
+    public var matrixWeightNames: Set<String> {
+        matrixWeightNames(of: \.query, prefixedBy: "attention.self.query")
+            .union(matrixWeightNames(of: \.key, prefixedBy: "attention.self.key"))
+            .union(matrixWeightNames(of: \.value, prefixedBy: "attention.self.value"))
+            .union(matrixWeightNames(of: \.attentionOutput, prefixedBy: "attention.output.dense"))
+            .union(matrixWeightNames(of: \.intermediate, prefixedBy: "intermediate.dense"))
+            .union(matrixWeightNames(of: \.output, prefixedBy: "output.dense"))
+    }
+
     /// The names of `transformers`' `BertLayer`.
     public var parameterPaths: [ParameterPath<BertLayer>] {
         parameterPaths(of: \.query, prefixedBy: "attention.self.query")
@@ -73,10 +83,17 @@ public struct BertLayer: ParameterizedModule, Equatable {
 
     /// Applies the layer to the packed hidden states of `batch`, `(tokenCount, hiddenSize)`.
     ///
-    /// - Throws: `AttentionError.shapeMismatch` (argument `"hidden"`) when `hidden` is not
-    ///   `(batch.tokenCount, hiddenSize)` or the hidden size is not a multiple of ``headCount``;
-    ///   the layers' and the attention's errors.
+    /// - Throws: `AttentionError.unsupportedDType` (argument `"hidden"`) unless `hidden` is
+    ///   `float32`, (naming the parameter, e.g. `"attention.output.LayerNorm.weight"`) for a
+    ///   half-precision parameter other than a projection weight; `.shapeMismatch` (argument
+    ///   `"hidden"`) when `hidden` is not `(batch.tokenCount, hiddenSize)` or the hidden size is
+    ///   not a multiple of ``headCount``; the layers' and the attention's errors.
     public func callAsFunction(_ hidden: Tensor, batch: TokenBatch) throws -> Tensor {
+        guard hidden.dtype == .float32 else {
+            throw AttentionError.unsupportedDType(
+                argument: "hidden", dtype: hidden.dtype, reason: "the layer takes float32 hidden states")
+        }
+        try requireFloat32Parameters()
         let size = query.inputSize
         guard hidden.shape == [batch.tokenCount, size], headCount >= 1, size % headCount == 0 else {
             throw AttentionError.shapeMismatch(

@@ -33,25 +33,36 @@ public struct BertModel: ParameterizedModule, Equatable {
     /// Reads `config.json` and `model.safetensors` from a Hugging Face model folder.
     ///
     /// - Throws: the errors of ``BertConfiguration/init(contentsOf:)`` and of
-    ///   ``init(configuration:checkpoint:)``; `ModelError.missingFile` without `model.safetensors`;
+    ///   ``init(configuration:checkpoint:file:precision:)``; `ModelError.missingFile` without `model.safetensors`;
     ///   `AttentionError.invalidCheckpoint` (naming the file) when it is malformed.
-    public init(contentsOf folder: URL) throws {
+    public init(contentsOf folder: URL, precision: ParameterPrecision = .asStored) throws {
         let configuration = try BertConfiguration(contentsOf: folder.appendingPathComponent("config.json"))
         let weightsURL = folder.appendingPathComponent("model.safetensors")
         guard FileManager.default.fileExists(atPath: weightsURL.path) else {
             throw ModelError.missingFile(path: weightsURL.path)
         }
-        try self.init(configuration: configuration, checkpoint: SafeTensors(contentsOf: weightsURL))
+        try self.init(configuration: configuration, checkpoint: SafeTensors(contentsOf: weightsURL), precision: precision)
     }
 
     /// Builds a model from a checkpoint with `transformers`' parameter names, with or without the
     /// `bert.` prefix of a model saved with a head (`BertForMaskedLM`, ...). Other tensors (the
     /// pooler, a head, `position_ids`) are ignored.
     ///
-    /// - Parameter file: how errors name the checkpoint.
+    /// A half-precision checkpoint loads as `precision` says: by default the layers' projection
+    /// weights keep their dtype and a half-precision embedding table or layer norm is an error;
+    /// ``ParameterPrecision/float32`` widens everything explicitly.
+    ///
+    /// - Parameters:
+    ///   - file: how errors name the checkpoint.
+    ///   - precision: ``ParameterPrecision/asStored`` (the default) or a conversion.
     /// - Throws: `ModelError.missingTensor` for the first parameter absent from the checkpoint,
-    ///   `.tensorShape` for the first whose shape differs from the configuration's.
-    public init(configuration: BertConfiguration, checkpoint: SafeTensors, file: String = "model.safetensors") throws {
+    ///   `.tensorShape` for the first whose shape differs from the configuration's;
+    ///   `AttentionError.unsupportedDType` for a half-precision parameter outside the projection
+    ///   weights with `.asStored`.
+    public init(
+        configuration: BertConfiguration, checkpoint: SafeTensors, file: String = "model.safetensors",
+        precision: ParameterPrecision = .asStored
+    ) throws {
         try self.init(configuration: configuration)
         let prefix = checkpoint.contains("bert.embeddings.word_embeddings.weight") ? "bert." : ""
         for (name, shape) in parameterShapes {
@@ -60,7 +71,14 @@ public struct BertModel: ParameterizedModule, Equatable {
             let actual = try checkpoint.shape(of: stored)
             guard actual == shape else { throw ModelError.tensorShape(name: stored, expected: shape, actual: actual) }
         }
-        try loadParameters(from: checkpoint, prefix: prefix, strict: false)
+        try loadParameters(from: checkpoint, prefix: prefix, strict: false, precision: precision)
+    }
+
+    /// Every layer's projection weights (``BertLayer/matrixWeightNames``).
+    public var matrixWeightNames: Set<String> {
+        layers.indices.reduce(into: Set<String>()) { names, index in
+            names.formUnion(matrixWeightNames(of: \.layers[index], prefixedBy: "encoder.layer.\(index)"))
+        }
     }
 
     /// The names of `transformers`' `BertModel` without the pooler: `embeddings.*`, then
@@ -76,9 +94,12 @@ public struct BertModel: ParameterizedModule, Equatable {
     /// The last hidden states of every token, packed as the batch is: `(tokenCount, hiddenSize)`,
     /// sequence `i` in rows `batch.ranges[i]`.
     ///
-    /// - Throws: the errors of ``BertEmbeddings/callAsFunction(_:)`` (token ids, lengths) and of
-    ///   the layers.
+    /// - Throws: `AttentionError.unsupportedDType` (naming the parameter, e.g.
+    ///   `"encoder.layer.0.attention.output.LayerNorm.weight"`) for a half-precision parameter
+    ///   other than a projection weight; the errors of ``BertEmbeddings/callAsFunction(_:)``
+    ///   (token ids, lengths) and of the layers.
     public func callAsFunction(_ batch: TokenBatch) throws -> Tensor {
+        try requireFloat32Parameters()
         var hidden = try embeddings(batch)
         for layer in layers {
             hidden = try layer(hidden, batch: batch)

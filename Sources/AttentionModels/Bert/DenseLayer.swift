@@ -49,6 +49,9 @@ public struct DenseLayer: ParameterizedModule, Equatable {
     }
 
     /// `weight` and `bias`, PyTorch's names.
+    /// `weight` (the kernel): the one parameter that may be half precision.
+    public var matrixWeightNames: Set<String> { ["weight"] }
+
     public var parameterPaths: [ParameterPath<DenseLayer>] {
         var paths: [ParameterPath<DenseLayer>] = [("weight", \.weight)]
         if bias != nil { paths.append(("bias", \.bias!)) }

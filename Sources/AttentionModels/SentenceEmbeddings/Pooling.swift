@@ -99,9 +99,14 @@ public struct Pooling: Sendable, Equatable, Hashable {
 
     /// The pooled vector of every sequence of `batch`: `(sequenceCount, modes.count × hiddenSize)`.
     ///
-    /// - Throws: `AttentionError.shapeMismatch` (argument `"hidden"`) when `hidden` is not
+    /// - Throws: `AttentionError.unsupportedDType` (argument `"hidden"`) unless `hidden` is
+    ///   `float32`; `.shapeMismatch` (argument `"hidden"`) when `hidden` is not
     ///   `(batch.tokenCount, hiddenSize)`.
     public func callAsFunction(_ hidden: Tensor, batch: TokenBatch) throws -> Tensor {
+        guard hidden.dtype == .float32 else {
+            throw AttentionError.unsupportedDType(
+                argument: "hidden", dtype: hidden.dtype, reason: "pooling takes float32 hidden states")
+        }
         guard hidden.rank == 2, hidden.shape[0] == batch.tokenCount else {
             throw AttentionError.shapeMismatch(
                 argument: "hidden", expected: "[\(batch.tokenCount), hiddenSize] (tokenCount, hiddenSize)",

@@ -75,7 +75,7 @@ public struct SentenceEmbedder: Sendable {
     /// no normalisation, as sentence-transformers gives it.
     ///
     /// - Throws: `ModelError.missingFile`, `.invalidFile`, `.unsupported` (a module type other than
-    ///   the three, such as `Dense`), and the errors of ``BertModel/init(contentsOf:)`` and
+    ///   the three, such as `Dense`), and the errors of ``BertModel/init(contentsOf:precision:)`` and
     ///   ``WordPieceTokenizer/init(contentsOf:)``.
     public init(contentsOf folder: URL) throws {
         let modulesURL = folder.appendingPathComponent("modules.json")

@@ -139,6 +139,8 @@ extension MultiheadAttention: Layer {
         let (query, key, value, mask) = (inputs.query, inputs.key, inputs.value, inputs.mask)
         let (rotary, processHeads) = (inputs.rotary, inputs.processHeads)
         try validateParameters()
+        try requireFloat32Parameters()
+        try requireFloat32Activations(["query": query, "key": key, "value": value])
         let (batch, length, keyLength) = try validateInputs(query: query, key: key, value: value)
         let batched = query.rank == 3
         let maskStrides = try validateMask(mask, batched: batched, batch: batch, length: length, keyLength: keyLength)

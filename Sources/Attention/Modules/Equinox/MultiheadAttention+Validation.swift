@@ -17,6 +17,14 @@ extension MultiheadAttention {
     /// biases (zeros for an absent one) when any is present.
     func packedInputProjection() throws -> (weight: Tensor, bias: Tensor?) {
         let layers = [queryProjection, keyProjection, valueProjection]
+        // One matrix multiply over the stacked weights: they share one dtype (any of the three).
+        for (name, layer) in zip(["key_proj.weight", "value_proj.weight"], layers.dropFirst())
+        where layer.weight.dtype != queryProjection.weight.dtype {
+            throw AttentionError.unsupportedDType(
+                argument: name, dtype: layer.weight.dtype,
+                reason: "self-attention stacks the projection weights: they must share query_proj.weight's dtype, "
+                    + "\(queryProjection.weight.dtype); convert them together with convertingWeights(to:)")
+        }
         return try packedQKV.packed(for: layers.map(\.weight) + layers.map(\.bias)) {
             let weight = try Tensor.concatenated(layers.map(\.weight), axis: 0)
             guard layers.contains(where: { $0.bias != nil }) else { return (weight, nil) }

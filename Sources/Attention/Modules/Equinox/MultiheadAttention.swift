@@ -183,6 +183,14 @@ public struct MultiheadAttention: ParameterizedModule, Equatable {
             inputSize: voWidth, outputSize: outputSize ?? querySize, bias: useOutputBias, using: &generator)
     }
 
+    /// The four projections' weights (`query_proj.weight`, ..., `output_proj.weight`).
+    public var matrixWeightNames: Set<String> {
+        matrixWeightNames(of: \.queryProjection, prefixedBy: "query_proj")
+            .union(matrixWeightNames(of: \.keyProjection, prefixedBy: "key_proj"))
+            .union(matrixWeightNames(of: \.valueProjection, prefixedBy: "value_proj"))
+            .union(matrixWeightNames(of: \.outputProjection, prefixedBy: "output_proj"))
+    }
+
     /// `query_proj.*`, `key_proj.*`, `value_proj.*`, `output_proj.*`: each `weight`, then `bias`
     /// when present, in Equinox's field order.
     public var parameterPaths: [ParameterPath<MultiheadAttention>] {

@@ -104,7 +104,8 @@ public struct RotaryPositionalEmbedding: ParameterizedModule, Equatable, Hashabl
     /// let step = try rope(token, positionOffset: 17)   // token: (1, 64) at position 17
     /// ```
     ///
-    /// - Throws: `AttentionError.shapeMismatch` (`"x"`) for a rank below 2 or a last dimension
+    /// - Throws: `AttentionError.unsupportedDType` (`"x"`) unless `x` is `float32`;
+    ///   `.shapeMismatch` (`"x"`) for a rank below 2 or a last dimension
     ///   other than ``embeddingSize``; `.invalidArgument` (`"positionOffset"`) for a negative
     ///   offset; the kernel's errors.
     public func callAsFunction(_ x: Tensor, positionOffset: Int = 0) throws -> Tensor {
@@ -117,6 +118,7 @@ public struct RotaryPositionalEmbedding: ParameterizedModule, Equatable, Hashabl
     ///
     /// - Throws: as ``callAsFunction(_:positionOffset:)``; on error `x` is unchanged.
     public func rotate(_ x: inout Tensor, positionOffset: Int = 0) throws {
+        try x.requireFloat32("x")
         guard x.rank >= 2, x.shape[x.rank - 1] == embeddingSize else {
             throw AttentionError.shapeMismatch(
                 argument: "x", expected: "[..., L, \(embeddingSize)] (..., L, embeddingSize)", actual: x.shape)
@@ -148,10 +150,12 @@ public struct RotaryPositionalEmbedding: ParameterizedModule, Equatable, Hashabl
     ///     `(B, H, L, embeddingSize)`.
     ///   - layout: where the position axis is.
     ///   - positionOffset: the position of the first row; 0 by default.
-    /// - Throws: `AttentionError.shapeMismatch` (`"heads"`) for a rank other than 3 or 4 or a last
+    /// - Throws: `AttentionError.unsupportedDType` (`"heads"`) unless `heads` is `float32`;
+    ///   `.shapeMismatch` (`"heads"`) for a rank other than 3 or 4 or a last
     ///   dimension other than ``embeddingSize``; `.invalidArgument` (`"positionOffset"`); the
     ///   kernel's errors. On error `heads` is unchanged.
     public func rotateHeads(_ heads: inout Tensor, layout: AttentionLayout = .sequence, positionOffset: Int = 0) throws {
+        try heads.requireFloat32("heads")
         let names = layout == .sequence ? "(B, L, H, embeddingSize)" : "(B, H, L, embeddingSize)"
         guard (3...4).contains(heads.rank), heads.shape[heads.rank - 1] == embeddingSize else {
             throw AttentionError.shapeMismatch(

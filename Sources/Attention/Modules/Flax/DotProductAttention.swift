@@ -33,7 +33,11 @@
 ///   - broadcastDropout: share one dropout mask `(L, S)` across batch and heads (`true`, Flax's
 ///     default) or draw one decision per weight.
 /// - Returns: `[batch..., L, H, Dv]`.
-/// - Throws: `AttentionError.shapeMismatch` (`"query"`, `"key"`, `"value"`, `"bias"`, `"mask"`)
+/// Query, key and value may each be `float32`, `float16` or `bfloat16` (the result has the
+/// query's dtype); the bias must be `float32`.
+///
+/// - Throws: `AttentionError.unsupportedDType` (`"bias"`) for a half-precision bias;
+///   `.shapeMismatch` (`"query"`, `"key"`, `"value"`, `"bias"`, `"mask"`)
 ///   for shapes that do not fit; `.invalidArgument` for no heads or an empty depth (an empty batch
 ///   or query gives an empty result, no key gives zeros) or (`"dropout.probability"`) a
 ///   probability outside `[0, 1)`; `.outOfMemory` and the kernels' errors.
@@ -122,6 +126,7 @@ struct FlaxHeads {
     /// `(B, H, L, S)`, B the product of the batch dimensions: reshaped when its batch dimensions
     /// are all 1 or all the batch's, expanded over the batch otherwise.
     func flattenedBias(_ bias: Tensor) throws -> Tensor {
+        try bias.requireFloat32("bias", reason: "the additive bias is float32 whatever the dtypes of query, key and value")
         _ = try scoreStrides(of: bias.shape, argument: "bias")
         let padded = Array(repeating: 1, count: scoresShape.count - bias.rank) + bias.shape
         let (biasBatch, trailing) = (Array(padded.dropLast(3)), Array(padded.suffix(3)))

@@ -27,13 +27,19 @@
 ///   - dropout: dropout on the weights; `nil` (the default) for none.
 ///   - broadcastDropout: share one dropout mask `(L, S)` across batch and heads.
 /// - Returns: `[batch..., H, L, S]`.
-/// - Throws: `AttentionError.shapeMismatch` (`"query"`, `"key"`, `"mask"`, `"bias"`) for
+/// The key may be `float16` or `bfloat16` (read in place); the query and the bias must be
+/// `float32`, and the weights are `float32`.
+///
+/// - Throws: `AttentionError.unsupportedDType` (`"query"`, `"bias"`) for a half-precision query
+///   or bias; `.shapeMismatch` (`"query"`, `"key"`, `"mask"`, `"bias"`) for
 ///   shapes that do not fit; `.invalidArgument` for an empty dimension or
 ///   (`"dropout.probability"`) a probability outside `[0, 1)`; the kernels' errors.
 public func dotProductAttentionWeights(
     query: Tensor, key: Tensor, mask: BooleanMask? = nil, bias: Tensor? = nil,
     dropout: Dropout? = nil, broadcastDropout: Bool = true
 ) throws -> Tensor {
+    try query.requireFloat32("query", reason: "the scores are a matrix multiply whose float32 operand is the query (the key may be half precision)")
+    try bias?.requireFloat32("bias", reason: "the additive bias is float32")
     let shapes = try FlaxHeads(query: query, key: key, value: nil)
     let (batchShape, lengthQ, lengthK) = (shapes.batchShape, shapes.lengthQ, shapes.lengthK)
     let (heads, depth, scoresShape) = (shapes.heads, shapes.depth, shapes.scoresShape)
@@ -51,14 +57,16 @@ public func dotProductAttentionWeights(
     // Scores, one (b, h) at a time: q (L, D) and k (S, D) read in place with row stride H·D.
     let rowStride = heads * depth
     try withExtendedLifetime((query, key, weights)) { () throws(AttentionError) in
-        let q = UnsafePointer(query.storage.buffer.baseAddress!), k = UnsafePointer(key.storage.buffer.baseAddress!)
+        let q = UnsafePointer(query.storage.buffer.baseAddress!), k = UnsafeRawPointer(key.storage.bytes.baseAddress!)
+        let keySize = key.dtype.byteSize
         let out = weights.storage.buffer.baseAddress!
         for b in 0..<batch {
             for h in 0..<heads {
                 try multiplyMatrices(
                     m: lengthQ, n: lengthK, k: depth,
                     a: q + b * lengthQ * rowStride + h * depth, lda: rowStride,
-                    b: k + b * lengthK * rowStride + h * depth, ldb: rowStride, bTransposed: true,
+                    b: k + (b * lengthK * rowStride + h * depth) * keySize, ldb: rowStride, bTransposed: true,
+                    bType: key.dtype,
                     c: out + (b * heads + h) * lengthQ * lengthK, ldc: lengthK, context: context)
             }
         }

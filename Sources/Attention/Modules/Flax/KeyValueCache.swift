@@ -13,6 +13,14 @@
 /// cache.index   // 10
 /// ```
 ///
+/// The keys and values are stored in the cache's ``dtype``: `float32` by default, or `float16` or
+/// `bfloat16` (half the memory); each step's projected keys and values are rounded to it once
+/// (to nearest even) when written, and the attention kernel reads them in place, widening exactly.
+///
+/// ```swift
+/// var halfCache = try attention.makeCache(batchShape: [2], maxLength: 4096, dtype: .bfloat16)
+/// ```
+///
 /// The cache is a value: a copy taken before a step (to branch, as beam search does) is not
 /// changed by later steps. Steps write into the cache's storage in place when no copy shares it.
 ///
@@ -45,11 +53,11 @@ public struct KeyValueCache: Sendable, Equatable {
     /// ```
     public internal(set) var index: Int
 
-    /// Creates an empty cache (zeros, index 0).
+    /// Creates an empty cache (zeros, index 0) storing its keys and values as `dtype`.
     ///
     /// - Throws: `AttentionError.invalidArgument` (`"batchShape"`, `"maxLength"`, `"heads"`,
     ///   `"headDimension"`) for a size below 1; the allocation's errors.
-    public init(batchShape: [Int], maxLength: Int, heads: Int, headDimension: Int) throws {
+    public init(batchShape: [Int], maxLength: Int, heads: Int, headDimension: Int, dtype: Tensor.DType = .float32) throws {
         for (axis, size) in batchShape.enumerated() where size < 1 {
             throw AttentionError.invalidArgument(
                 argument: "batchShape", reason: "dimension \(axis) of \(batchShape) is \(size); must be at least 1")
@@ -59,8 +67,8 @@ public struct KeyValueCache: Sendable, Equatable {
             throw AttentionError.invalidArgument(argument: name, reason: "must be at least 1, got \(size)")
         }
         let shape = batchShape + [maxLength, heads, headDimension]
-        key = try Tensor(zeros: shape)
-        value = try Tensor(zeros: shape)
+        key = try Tensor(zeros: shape, dtype: dtype)
+        value = try Tensor(zeros: shape, dtype: dtype)
         index = 0
     }
 
@@ -73,8 +81,11 @@ public struct KeyValueCache: Sendable, Equatable {
     ///     index: 4)
     /// ```
     ///
+    /// The cache's ``dtype`` is theirs (both the same; any of the three).
+    ///
     /// - Throws: `AttentionError.shapeMismatch` (`"key"`, `"value"`) unless both are
     ///   `[batch..., maxLength, H, headDimension]` of one shape with every dimension at least 1;
+    ///   `.unsupportedDType` (`"value"`) when the dtypes differ;
     ///   `.invalidArgument` (`"index"`) unless `index` is in `0...maxLength`.
     public init(key: Tensor, value: Tensor, index: Int) throws {
         guard key.rank >= 3, !key.shape.contains(where: { $0 < 1 }) else {
@@ -85,6 +96,10 @@ public struct KeyValueCache: Sendable, Equatable {
         guard value.shape == key.shape else {
             throw AttentionError.shapeMismatch(argument: "value", expected: "\(key.shape), the key's shape", actual: value.shape)
         }
+        guard value.dtype == key.dtype else {
+            throw AttentionError.unsupportedDType(
+                argument: "value", dtype: value.dtype, reason: "the cache's keys and values share one dtype; key is \(key.dtype)")
+        }
         let maxLength = key.shape[key.rank - 3]
         guard (0...maxLength).contains(index) else {
             throw AttentionError.invalidArgument(argument: "index", reason: "must be in 0...\(maxLength), got \(index)")
@@ -93,6 +108,9 @@ public struct KeyValueCache: Sendable, Equatable {
         self.value = value
         self.index = index
     }
+
+    /// How the keys and values are stored.
+    public var dtype: Tensor.DType { key.dtype }
 
     /// The batch dimensions, `[batch...]`.
     public var batchShape: [Int] { Array(key.shape.dropLast(3)) }
@@ -111,39 +129,44 @@ public struct KeyValueCache: Sendable, Equatable {
 
     /// Empties the cache: index 0, every slot zero (a freshly initialised Flax cache).
     public mutating func reset() {
-        key.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-        value.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        // Zero bits are +0 in every dtype.
+        key.withUnsafeMutableRawBufferPointer { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+        value.withUnsafeMutableRawBufferPointer { $0.initializeMemory(as: UInt8.self, repeating: 0) }
         index = 0
     }
 
-    /// Writes `(B, n, H, d)` keys and values at positions `index..<index + n` of every batch,
-    /// without moving the index.
-    mutating func write(keys: Tensor, values: Tensor, count n: Int) {
+    /// Writes `(B, n, H, d)` float32 keys and values at positions `index..<index + n` of every
+    /// batch, rounded to the cache's dtype, without moving the index.
+    ///
+    /// - Throws: `AttentionError` from the conversion kernel (which cannot fail for these sizes).
+    mutating func write(keys: Tensor, values: Tensor, count n: Int) throws(AttentionError) {
         let (batch, maxLength, index) = (key.count / (maxLength * heads * headDimension), self.maxLength, self.index)
-        let row = heads * headDimension
+        let row = heads * headDimension, size = dtype.byteSize, dtype = self.dtype
         for (source, isKey) in [(keys, true), (values, false)] {
-            func copy(_ target: UnsafeMutableBufferPointer<Float>) {
-                source.withUnsafeBufferPointer { from in
+            func copy(_ target: UnsafeMutableRawBufferPointer) throws(AttentionError) {
+                try source.withUnsafeRawBufferPointer { (from) throws(AttentionError) in
                     for b in 0..<batch {
-                        (target.baseAddress! + (b * maxLength + index) * row)
-                            .update(from: from.baseAddress! + b * n * row, count: n * row)
+                        try convertElements(
+                            from: from.baseAddress! + b * n * row * MemoryLayout<Float>.stride, .float32,
+                            to: target.baseAddress! + (b * maxLength + index) * row * size, dtype, count: n * row)
                     }
                 }
             }
-            if isKey { key.withUnsafeMutableBufferPointer(copy) } else { value.withUnsafeMutableBufferPointer(copy) }
+            if isKey { try key.withUnsafeMutableRawBufferPointer(copy) } else { try value.withUnsafeMutableRawBufferPointer(copy) }
         }
     }
 
     /// Zeros positions `index..<index + n` again (after a failed step).
     mutating func clear(count n: Int) {
         let (batch, maxLength, index) = (key.count / (maxLength * heads * headDimension), self.maxLength, self.index)
-        let row = heads * headDimension
-        func zero(_ target: UnsafeMutableBufferPointer<Float>) {
+        let rowBytes = heads * headDimension * dtype.byteSize
+        func zero(_ target: UnsafeMutableRawBufferPointer) {
             for b in 0..<batch {
-                (target.baseAddress! + (b * maxLength + index) * row).update(repeating: 0, count: n * row)
+                (target.baseAddress! + (b * maxLength + index) * rowBytes)
+                    .initializeMemory(as: UInt8.self, repeating: 0, count: n * rowBytes)
             }
         }
-        key.withUnsafeMutableBufferPointer(zero)
-        value.withUnsafeMutableBufferPointer(zero)
+        key.withUnsafeMutableRawBufferPointer(zero)
+        value.withUnsafeMutableRawBufferPointer(zero)
     }
 }

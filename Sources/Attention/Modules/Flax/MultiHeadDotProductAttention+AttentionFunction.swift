@@ -4,7 +4,8 @@ extension MultiHeadDotProductAttention {
     ///
     /// It receives the query, key and value heads in the `(B, L, H, D)` layout (the module's
     /// leading batch dimensions flattened into B), the mask, and the dropout to apply, and returns
-    /// the output heads `(B, L, H, Dv)`. The module checks that shape.
+    /// the output heads `(B, L, H, Dv)` in `float32`. The module checks that shape and dtype
+    /// (`AttentionError.unsupportedDType` naming `"attentionFunction"` otherwise).
     ///
     /// ``fused`` (the default) runs the fused kernel on the heads in place; ``unfused`` runs the
     /// unfused reference kernel. A custom function is a closure:
@@ -46,7 +47,7 @@ extension MultiHeadDotProductAttention {
             /// The value heads, `(B, S, H, Dv)`.
             public var value: Tensor
 
-            /// The mask, as ``scaledDotProductAttention(query:key:value:mask:scale:dropout:maskedRows:threads:algorithm:layout:)``
+            /// The mask, as ``scaledDotProductAttention(query:key:value:mask:scale:dropout:maskedRows:threads:algorithm:layout:outputDType:)``
             /// takes it: a ``BooleanMask`` broadcastable to `(B, H, L, S)` (true attends) when the
             /// module was given one (its leading batch dimensions flattened), and no causal
             /// masking, window or bias. A row with every key masked must give the mean of the
@@ -120,7 +121,7 @@ extension MultiHeadDotProductAttention {
         /// Runs the function.
         ///
         /// - Throws: for ``fused`` and ``unfused``, the errors of
-        ///   ``scaledDotProductAttention(query:key:value:mask:scale:dropout:maskedRows:threads:algorithm:layout:)``
+        ///   ``scaledDotProductAttention(query:key:value:mask:scale:dropout:maskedRows:threads:algorithm:layout:outputDType:)``
         ///   with the `.sequence` layout; for a custom function, what it throws.
         public func callAsFunction(_ arguments: Arguments) throws -> Tensor {
             switch kind {

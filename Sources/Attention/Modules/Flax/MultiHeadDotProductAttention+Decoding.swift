@@ -3,9 +3,15 @@ extension MultiHeadDotProductAttention {
     /// positions of this module's heads (Flax's `module.init(rng, x)` with `decode=True` on an
     /// input of length `max_len`).
     ///
-    /// - Throws: the errors of ``KeyValueCache/init(batchShape:maxLength:heads:headDimension:)``.
-    public func makeCache(batchShape: [Int], maxLength: Int) throws -> KeyValueCache {
-        try KeyValueCache(batchShape: batchShape, maxLength: maxLength, heads: heads, headDimension: headDimension)
+    /// `dtype` is how the cache stores the keys and values: `float32` (the default), or `float16`
+    /// or `bfloat16` to halve its memory; new entries are rounded to it (to nearest even) when
+    /// written, and ``decode(_:key:value:cache:mask:deterministic:dropoutSeed:)`` reads them in
+    /// place.
+    ///
+    /// - Throws: the errors of ``KeyValueCache/init(batchShape:maxLength:heads:headDimension:dtype:)``.
+    public func makeCache(batchShape: [Int], maxLength: Int, dtype: Tensor.DType = .float32) throws -> KeyValueCache {
+        try KeyValueCache(
+            batchShape: batchShape, maxLength: maxLength, heads: heads, headDimension: headDimension, dtype: dtype)
     }
 
     /// One autoregressive step (Flax's `decode=True`): appends the keys and values of `n` new
@@ -28,6 +34,10 @@ extension MultiHeadDotProductAttention {
     /// bottom-right causal masking: nothing is copied per step beyond the new keys and values. A
     /// custom attention function receives the whole cache, with the unwritten slots and the
     /// future masked, as Flax gives it.
+    ///
+    /// A half-precision cache (``KeyValueCache/dtype``) gets the new keys and values rounded to
+    /// its dtype, and the kernel reads it in place (a custom function receives it in that dtype);
+    /// the query, the attention output and the result stay `float32`.
     ///
     /// Differences from Flax: Flax takes one position per step (its query must have length 1)
     /// and, past `max_len`, silently overwrites the last slot; this method takes any number of
@@ -57,6 +67,8 @@ extension MultiHeadDotProductAttention {
         mask: BooleanMask? = nil, deterministic: Bool? = nil, dropoutSeed: UInt64? = nil
     ) throws -> Tensor {
         try validateParameters()
+        try requireFloat32Parameters()
+        try requireFloat32Activations(["query": query, "key": key, "value": value])
         let (key, value, batchShape, n, lengthK) = try checkInputs(query: query, key: key, value: value)
         guard n >= 1 else {
             throw AttentionError.shapeMismatch(
@@ -99,7 +111,7 @@ extension MultiHeadDotProductAttention {
         let v = try projectedHeads(value, with: valueProjection, norm: nil, batch: batch)
         let headsShape = [batch, n, heads, headDimension]
 
-        cache.write(keys: k, values: v, count: n)
+        try cache.write(keys: k, values: v, count: n)
         let attended: Tensor
         do {
             switch attentionFunction.kind {

@@ -29,7 +29,8 @@ extension MultiHeadDotProductAttention {
     ///   input whose shape does not fit; `.invalidArgument` (`"key"`) for a value without a key,
     ///   (`"deterministic"`) when it is missing or given twice with dropout, (`"dropoutSeed"`) when
     ///   dropout is active without a seed; `.shapeMismatch` (`"attentionFunction"`) when the
-    ///   attention function returns another shape than `(B, L, H, headDim)`; the errors of the
+    ///   attention function returns another shape than `(B, L, H, headDim)`, `.unsupportedDType`
+    ///   (`"attentionFunction"`) when it returns heads that are not `float32`; the errors of the
     ///   parameters' checks, of the attention function and of the kernels.
     public func callAsFunction(
         query: Tensor, key: Tensor? = nil, value: Tensor? = nil, mask: BooleanMask? = nil,
@@ -101,6 +102,8 @@ extension MultiHeadDotProductAttention: Layer {
     public func callAsFunction(_ inputs: Inputs) throws -> AttentionResult {
         let (query, mask) = (inputs.query, inputs.mask)
         try validateParameters()
+        try requireFloat32Parameters()
+        try requireFloat32Activations(["query": query, "key": inputs.key, "value": inputs.value])
         let (key, value, batchShape, lengthQ, lengthK) = try checkInputs(
             query: query, key: inputs.key, value: inputs.value)
         let flatMask = try mask.map { mask throws(AttentionError) in
@@ -126,9 +129,14 @@ extension MultiHeadDotProductAttention: Layer {
 
 extension MultiHeadDotProductAttention {
 
-    /// Runs ``attentionFunction`` and checks the shape it returns.
+    /// Runs ``attentionFunction`` and checks the shape and dtype it returns (the output
+    /// projection takes float32 heads).
     func runAttentionFunction(_ arguments: AttentionFunction.Arguments, expectedShape: [Int]) throws -> Tensor {
         let heads = try attentionFunction(arguments)
+        try heads.requireFloat32(
+            "attentionFunction",
+            reason: "the output projection takes the attention function's heads in float32; return them as float32 "
+                + "(outputDType: .float32, or converted(to: .float32))")
         guard heads.shape == expectedShape else {
             throw AttentionError.shapeMismatch(
                 argument: "attentionFunction",

@@ -45,6 +45,9 @@ extension MultiHeadDotProductAttention {
             try validate()
         }
 
+        /// `kernel`: the one parameter that may be half precision.
+        public var matrixWeightNames: Set<String> { ["kernel"] }
+
         /// `kernel`, then `bias` when present: Flax's names inside the projection's scope.
         public var parameterPaths: [ParameterPath<Projection>] {
             var paths: [ParameterPath<Projection>] = [("kernel", \.kernel)]

@@ -233,6 +233,14 @@ public struct MultiHeadDotProductAttention: ParameterizedModule {
         }
     }
 
+    /// The four projections' kernels (`query.kernel`, `key.kernel`, `value.kernel`, `out.kernel`).
+    public var matrixWeightNames: Set<String> {
+        matrixWeightNames(of: \.queryProjection, prefixedBy: "query")
+            .union(matrixWeightNames(of: \.keyProjection, prefixedBy: "key"))
+            .union(matrixWeightNames(of: \.valueProjection, prefixedBy: "value"))
+            .union(matrixWeightNames(of: \.outputProjection, prefixedBy: "out"))
+    }
+
     /// Flax's parameter names: `query.kernel`, `query.bias`, `key.kernel`, `key.bias`,
     /// `value.kernel`, `value.bias`, `out.kernel`, `out.bias` (biases when `useBias`), then
     /// `query_ln.scale` and `key_ln.scale` (when `normalizeQK`).

@@ -29,7 +29,7 @@ enum TorchAttentionKernels {
         let result = try Tensor(zeros: [view.batch, length, width])
         let out = result.storage.buffer.baseAddress!
         withExtendedLifetime((view.tensor, bias)) {
-            let base = view.pointer!
+            let base = view.floatPointer!
             for b in 0..<view.batch {
                 let target = out + b * length * width
                 for l in 0..<view.length {
@@ -52,7 +52,7 @@ enum TorchAttentionKernels {
         let result = try Tensor(uninitializedShape: [view.batch, view.length, view.width], argument: "query")
         let out = result.storage.buffer.baseAddress!
         withExtendedLifetime(view.tensor) {
-            let base = view.pointer!
+            let base = view.floatPointer!
             for b in 0..<view.batch {
                 for l in 0..<view.length {
                     let source = base + b * view.batchStride + l * view.positionStride
@@ -263,7 +263,7 @@ enum TorchAttentionKernels {
                     try multiplyMatrices(
                         m: lengthQ, n: lengthK, k: dimQK,
                         a: q + b * lengthQ * query.width + h * dimQK, lda: query.width,
-                        b: key.pointer! + b * key.batchStride + h * key.headStride, ldb: key.positionStride,
+                        b: key.floatPointer! + b * key.batchStride + h * key.headStride, ldb: key.positionStride,
                         bTransposed: true, c: c, ldc: lengthK,
                         bias: paddingBias.map { UnsafePointer($0.storage.buffer.baseAddress! + b * lengthK) },
                         accumulate: attentionBias != nil, context: context)
@@ -285,7 +285,7 @@ enum TorchAttentionKernels {
                     try multiplyMatrices(
                         m: lengthQ, n: dimV, k: lengthK,
                         a: w + (b * heads + h) * block, lda: lengthK,
-                        b: value.pointer! + b * value.batchStride + h * value.headStride, ldb: value.positionStride,
+                        b: value.floatPointer! + b * value.batchStride + h * value.headStride, ldb: value.positionStride,
                         bTransposed: false, c: out + b * lengthQ * value.width + h * dimV, ldc: value.width,
                         context: context)
                 }

@@ -51,6 +51,13 @@ public enum TorchMask: Sendable, Equatable {
     /// - Throws: `AttentionError.invalidArgument` (`"size"`) for a negative size, `.overflow`
     ///   (`"size"`) when `size²` does not fit in `Int`, `.outOfMemory` when the mask cannot be
     ///   allocated.
+    /// Throws unless an additive mask is `float32` (it is added to the `float32` scores).
+    func requireFloat32(_ argument: String) throws(AttentionError) {
+        if case let .additive(tensor) = self {
+            try tensor.requireFloat32(argument, reason: "an additive mask is float32, whatever the weights' dtype")
+        }
+    }
+
     public static func squareSubsequent(_ size: Int) throws -> TorchMask {
         guard size >= 0 else {
             throw AttentionError.invalidArgument(argument: "size", reason: "must be non-negative, got \(size)")

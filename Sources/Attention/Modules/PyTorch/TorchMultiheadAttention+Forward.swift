@@ -45,7 +45,11 @@ extension TorchMultiheadAttention {
     ///   weights are the dropped-out ones), from `dropoutSeed`: the same seed drops the same
     ///   weights on both paths. Out of training there is no dropout.
     ///
-    /// - Throws: `AttentionError.shapeMismatch` naming `"query"`, `"key"`, `"value"`,
+    /// The projection weights may be `float16` or `bfloat16` (``ParameterizedModule/convertingWeights(to:)``);
+    /// inputs, biases and masks are `float32`.
+    ///
+    /// - Throws: `AttentionError.unsupportedDType` naming a half-precision input, mask or
+    ///   non-weight parameter (`"in_proj_bias"`, `"bias_k"`, ...); `.shapeMismatch` naming `"query"`, `"key"`, `"value"`,
     ///   `"keyPaddingMask"` or `"attentionMask"` for PyTorch's shape errors (wrong ranks,
     ///   embedding width, `key`/`value` shapes, batch sizes, mask shapes), or a parameter
     ///   changed to a wrong shape; `.invalidArgument` (`"isCausal"`) for `isCausal` without an
@@ -81,6 +85,10 @@ extension TorchMultiheadAttention {
     ) throws -> AttentionResult {
         typealias Kernels = TorchAttentionKernels
         try validateParameters()
+        try requireFloat32Parameters()
+        try requireFloat32Activations(["query": query, "key": key, "value": value])
+        try attentionMask?.requireFloat32("attentionMask")
+        try keyPaddingMask?.requireFloat32("keyPaddingMask")
         let e = embedDim
 
         // _mha_shape_check: ranks, and the unbatched 3-D mask.

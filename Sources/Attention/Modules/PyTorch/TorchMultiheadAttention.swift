@@ -256,6 +256,13 @@ public struct TorchMultiheadAttention: ParameterizedModule, Equatable {
         }
     }
 
+    /// The projection weights: `in_proj_weight` (or `q_proj_weight`, `k_proj_weight`,
+    /// `v_proj_weight`) and `out_proj.weight`.
+    public var matrixWeightNames: Set<String> {
+        Set(["in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight"])
+            .union(matrixWeightNames(of: \.outProjection, prefixedBy: "out_proj"))
+    }
+
     /// PyTorch's `state_dict` names, in its order: `in_proj_weight` (or `q_proj_weight`,
     /// `k_proj_weight`, `v_proj_weight`), `in_proj_bias`, `bias_k`, `bias_v`, `out_proj.weight`,
     /// `out_proj.bias`, each when present; `bias_k` and `bias_v` shaped as ``convention`` says.

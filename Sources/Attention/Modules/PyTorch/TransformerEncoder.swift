@@ -74,6 +74,13 @@ public struct TransformerEncoder: ParameterizedModule, Equatable {
         }
     }
 
+    /// Every layer's ``TransformerEncoderLayer/matrixWeightNames``.
+    public var matrixWeightNames: Set<String> {
+        layers.indices.reduce(into: Set<String>()) { names, index in
+            names.formUnion(matrixWeightNames(of: \.layers[index], prefixedBy: "layers.\(index)"))
+        }
+    }
+
     /// `layers.{i}.…` under each layer's convention, then `norm.weight` and `norm.bias` when there
     /// is a final norm.
     public var parameterPaths: [ParameterPath<TransformerEncoder>] {

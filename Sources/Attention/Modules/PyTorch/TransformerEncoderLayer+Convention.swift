@@ -16,10 +16,13 @@ extension TransformerEncoderLayer {
     /// | default `norm_first` | `False` (pass `normFirst: false`) | `True` (pass `normFirst: true`) |
     ///
     /// The separate Equinox projections are views of the packed in-projection: a noxton layer
-    /// still projects self-attention with one matmul. Mask polarity is not part of the convention:
-    /// it travels with the mask, so noxton's boolean masks (`True` = attend) are
-    /// ``TorchMask/allowed(_:)`` and PyTorch's (`True` = masked) ``TorchMask/disallowed(_:)``,
-    /// with either convention.
+    /// still projects self-attention with one matmul. So they share one dtype: one of them written
+    /// (loading, a key path of ``parameterPaths``) in a dtype the other two cannot take exactly
+    /// stores all three as `float32` (exact widening), never rounding the others; all three written
+    /// in one dtype (``ParameterizedModule/convertingWeights(to:)``) keep it. Mask polarity is not
+    /// part of the convention: it travels with the mask, so noxton's boolean masks (`True` =
+    /// attend) are ``TorchMask/allowed(_:)`` and PyTorch's (`True` = masked)
+    /// ``TorchMask/disallowed(_:)``, with either convention.
     ///
     /// ```swift
     /// // noxton.nn.TransformerEncoderLayer(16, 4, dim_feedforward=32) and its checkpoint
@@ -55,6 +58,13 @@ extension TransformerEncoderLayer {
         }
         return paths
     }
+
+    /// The noxton convention's matrix-multiply weights: the three projection weights (slices of
+    /// the packed `in_proj_weight`) and the output projection's.
+    var noxtonMatrixWeightNames: Set<String> {
+        ["self_attn.query_proj.weight", "self_attn.key_proj.weight", "self_attn.value_proj.weight",
+         "self_attn.output_proj.weight"]
+    }
 }
 
 extension TorchMultiheadAttention {
@@ -64,6 +74,9 @@ extension TorchMultiheadAttention {
     /// When the packed weight is absent or misshapen, reading gives zeros of the projection's
     /// shape (so loading checks a checkpoint's tensor against the shape the layer needs and reports
     /// any other as a shape mismatch), and writing first replaces it with zeros of the packed shape.
+    /// A slice written in another dtype than the packed weight's changes the packed weight to that
+    /// dtype only when the other two slices are exact in it, and to `float32` otherwise: no value
+    /// is ever rounded.
     subscript(equinoxWeight index: Int) -> Tensor {
         get { packedSlice(inProjectionWeight, index: index, shape: [embedDim, embedDim]) }
         set { writePackedSlice(&inProjectionWeight, index: index, shape: [embedDim, embedDim], newValue) }
@@ -96,10 +109,22 @@ extension TorchMultiheadAttention {
             guard let zeros = try? Tensor(zeros: packedShape) else { return }
             packed = zeros
         }
-        let count = newValue.count
-        packed!.withUnsafeMutableBufferPointer { target in
-            newValue.withUnsafeBufferPointer { source in
-                (target.baseAddress! + index * count).update(from: source.baseAddress!, count: count)
+        // One packed tensor holds the three slices in one dtype, and no value is ever rounded:
+        // it takes the slice's dtype when the other two slices are exact in it (as when loading
+        // or convertingWeights(to:) writes all three in one dtype), and float32 otherwise, which
+        // holds every dtype exactly (a half slice among float32 ones is widened).
+        var newValue = newValue
+        if packed!.dtype != newValue.dtype {
+            let dtype = packed!.holdsExactly(in: newValue.dtype, outside: index * newValue.count, count: newValue.count)
+                ? newValue.dtype : .float32
+            guard let converted = try? packed!.converted(to: dtype), let value = try? newValue.converted(to: dtype)
+            else { return }
+            (packed, newValue) = (converted, value)
+        }
+        let bytes = newValue.count * newValue.dtype.byteSize
+        packed!.withUnsafeMutableRawBufferPointer { target in
+            newValue.withUnsafeRawBufferPointer { source in
+                (target.baseAddress! + index * bytes).copyMemory(from: source.baseAddress!, byteCount: bytes)
             }
         }
     }
@@ -124,5 +149,21 @@ extension TorchMultiheadAttention {
             }
         }
         return module
+    }
+}
+
+extension Tensor {
+    /// Whether converting to `dtype` keeps every element outside `start ..< start + count` bit for
+    /// bit (converted back to this tensor's dtype), so a packed tensor can change dtype without
+    /// rounding the slices it keeps. `false` when the conversion cannot be allocated.
+    fileprivate func holdsExactly(in dtype: DType, outside start: Int, count: Int) -> Bool {
+        guard let back = try? converted(to: dtype).converted(to: self.dtype) else { return false }
+        let size = self.dtype.byteSize
+        return withUnsafeRawBufferPointer { original in
+            back.withUnsafeRawBufferPointer { roundTrip in
+                original[..<(start * size)].elementsEqual(roundTrip[..<(start * size)])
+                    && original[((start + count) * size)...].elementsEqual(roundTrip[((start + count) * size)...])
+            }
+        }
     }
 }

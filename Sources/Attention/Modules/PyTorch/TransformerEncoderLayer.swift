@@ -145,6 +145,13 @@ public struct TransformerEncoderLayer: ParameterizedModule, Equatable {
         self.convention = convention
     }
 
+    /// The attention's projection weights and `linear1.weight`, `linear2.weight`.
+    public var matrixWeightNames: Set<String> {
+        (convention == .torch ? matrixWeightNames(of: \.selfAttention, prefixedBy: "self_attn") : noxtonMatrixWeightNames)
+            .union(matrixWeightNames(of: \.linear1, prefixedBy: "linear1"))
+            .union(matrixWeightNames(of: \.linear2, prefixedBy: "linear2"))
+    }
+
     /// PyTorch's `state_dict` names (`self_attn.in_proj_weight`, `self_attn.in_proj_bias`,
     /// `self_attn.out_proj.weight`, ..., `linear1.weight`, ..., `norm2.bias`), or noxton's with
     /// ``Convention/noxton`` (`self_attn.query_proj.weight`, ..., `self_attn.output_proj.bias`,
@@ -182,6 +189,10 @@ public struct TransformerEncoderLayer: ParameterizedModule, Equatable {
         _ source: Tensor, mask: TorchMask? = nil, keyPaddingMask: TorchMask? = nil, isCausal: Bool = false,
         training: Bool = false, dropoutSeed: UInt64 = 0
     ) throws -> Tensor {
+        try requireFloat32Parameters()
+        try requireFloat32Activations(["source": source])
+        try mask?.requireFloat32("mask")
+        try keyPaddingMask?.requireFloat32("keyPaddingMask")
         guard (source.rank == 2 || source.rank == 3), source.shape[source.rank - 1] == dModel else {
             throw AttentionError.shapeMismatch(
                 argument: "source",

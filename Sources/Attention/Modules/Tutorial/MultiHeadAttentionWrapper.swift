@@ -59,6 +59,13 @@ public struct MultiHeadAttentionWrapper: ParameterizedModule, Equatable {
         try validateHeads()
     }
 
+    /// Every head's weights.
+    public var matrixWeightNames: Set<String> {
+        heads.indices.reduce(into: Set<String>()) { names, index in
+            names.formUnion(matrixWeightNames(of: \.heads[index], prefixedBy: "heads.\(index)"))
+        }
+    }
+
     /// `heads.<i>.W_query`, `heads.<i>.W_key`, `heads.<i>.W_value` for each head in order, as the
     /// tutorial module's `state_dict`.
     public var parameterPaths: [ParameterPath<MultiHeadAttentionWrapper>] {

@@ -75,6 +75,9 @@ public struct TutorialAttention<Kind: TutorialAttentionKind>: ParameterizedModul
     /// The value (and output) size, `d_out_v`.
     public var dOutV: Int { valueWeight.rank == 2 ? valueWeight.shape[1] : 0 }
 
+    /// `W_query`, `W_key` and `W_value`: all three may be half precision.
+    public var matrixWeightNames: Set<String> { ["W_query", "W_key", "W_value"] }
+
     /// `W_query`, `W_key`, `W_value`: the tutorial's `nn.Parameter` names, in their order.
     public var parameterPaths: [ParameterPath<Self>] {
         [("W_query", \.queryWeight), ("W_key", \.keyWeight), ("W_value", \.valueWeight)]

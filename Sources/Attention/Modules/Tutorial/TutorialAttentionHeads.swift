@@ -54,6 +54,17 @@ func validateTutorialHeads(_ heads: [TutorialHeadWeights]) throws(AttentionError
                 actual: head.value.shape)
         }
     }
+    // The weights are concatenated into one matrix multiply: one dtype for all (any of the three).
+    let dtype = first.query.dtype
+    for head in heads {
+        for (name, weight) in [("W_query", head.query), ("W_key", head.key), ("W_value", head.value)]
+        where weight.dtype != dtype {
+            throw .unsupportedDType(
+                argument: head.prefix + name, dtype: weight.dtype,
+                reason: "every weight must have the dtype of \(first.prefix)W_query, \(dtype); convert them together "
+                    + "with convertingWeights(to:)")
+        }
+    }
     return sizes
 }
 
@@ -74,6 +85,7 @@ func tutorialAttention(
     returningWeights: Bool = false, inputNames: (String, String) = ("x", "x")
 ) throws -> Tensor {
     let (dIn, kq, dv) = try validateTutorialHeads(heads)
+    try requireFloat32Activations([inputNames.0: x, inputNames.1: context])
     let rank = x.rank
     guard rank == 2 || rank == 3, x.shape[rank - 1] == dIn else {
         throw AttentionError.shapeMismatch(

@@ -78,6 +78,9 @@ public struct SqueezeExcitation: ParameterizedModule, Equatable {
         self.scaleActivation = scaleActivation
     }
 
+    /// `fc1.weight` and `fc2.weight`, the 1×1 convolutions computed as matrix multiplies.
+    public var matrixWeightNames: Set<String> { ["fc1.weight", "fc2.weight"] }
+
     /// `fc1.weight`, `fc1.bias`, `fc2.weight`, `fc2.bias`.
     public var parameterPaths: [ParameterPath<SqueezeExcitation>] {
         [("fc1.weight", \.fc1Weight), ("fc1.bias", \.fc1Bias), ("fc2.weight", \.fc2Weight), ("fc2.bias", \.fc2Bias)]
@@ -103,7 +106,11 @@ public struct SqueezeExcitation: ParameterizedModule, Equatable {
     /// - Parameters:
     ///   - activation: overrides ``activation`` for this call.
     ///   - scaleActivation: overrides ``scaleActivation`` for this call.
-    /// - Throws: `AttentionError.shapeMismatch` (`"input"`) for a rank other than 3 or 4 or a
+    /// The weights `fc1Weight` and `fc2Weight` may be half precision (they are matrix-multiply
+    /// weights); the input and the biases must be `float32`.
+    ///
+    /// - Throws: `AttentionError.unsupportedDType` (`"input"`, `"fc1Bias"`, `"fc2Bias"`) for a
+    ///   half-precision input or bias; `.shapeMismatch` (`"input"`) for a rank other than 3 or 4 or a
     ///   channel count other than ``inputChannels``; (`"fc1Weight"`, ...) when the parameters
     ///   were changed to inconsistent shapes; the kernels' errors.
     public func callAsFunction(
@@ -115,6 +122,10 @@ public struct SqueezeExcitation: ParameterizedModule, Equatable {
             throw AttentionError.shapeMismatch(
                 argument: "input", expected: "(\(c), H, W) or (N, \(c), H, W): \(c) input channels", actual: input.shape)
         }
+        // Checked before the empty case, so that a half-precision input or bias is refused whatever its size.
+        try input.requireFloat32("input")
+        try fc1Bias.requireFloat32("fc1Bias", reason: "a matrix multiply's bias is float32, whatever the weight's dtype")
+        try fc2Bias.requireFloat32("fc2Bias", reason: "a matrix multiply's bias is float32, whatever the weight's dtype")
         // An empty input is its own result; otherwise every product below is at most its count.
         if input.count == 0 { return input }
         let batch = input.rank == 4 ? input.shape[0] : 1
@@ -125,9 +136,11 @@ public struct SqueezeExcitation: ParameterizedModule, Equatable {
         // Excite: the 1×1 convolutions are matmuls over channels, their (out, in, 1, 1) weights
         // read as (out, in) and their (out, 1, 1) biases as (out,).
         let hidden = try (activation ?? self.activation)(
-            projectLastAxis(pooled, weight: fc1Weight.reshaped([s, c]), layout: .outputsByInputs, bias: fc1Bias.reshaped([s])))
+            projectLastAxis(pooled, weight: fc1Weight.reshaped([s, c]), layout: .outputsByInputs, bias: fc1Bias.reshaped([s]),
+                biasArgument: "fc1Bias"))
         let scale = try (scaleActivation ?? self.scaleActivation)(
-            projectLastAxis(hidden, weight: fc2Weight.reshaped([c, s]), layout: .outputsByInputs, bias: fc2Bias.reshaped([c])))
+            projectLastAxis(hidden, weight: fc2Weight.reshaped([c, s]), layout: .outputsByInputs, bias: fc2Bias.reshaped([c]),
+                biasArgument: "fc2Bias"))
 
         // Scale every plane by its channel's factor.
         let output = try Tensor(uninitializedShape: input.shape, argument: "input")

@@ -1,9 +1,11 @@
 // Exact conversions between `Float` and the 16-bit floating-point formats, by bit manipulation
-// (Swift's `Float16` is unavailable on some platforms, e.g. macOS on x86-64).
+// (Swift's `Float16` is unavailable on some platforms, e.g. macOS on x86-64), giving the same bits
+// as the kernels' `attn_convert` (tested exhaustively against it): the per-element conversions
+// of `Tensor`'s accessors and `BFloat16`.
 
 /// The `Float` with the value of an IEEE 754 binary16 number. Exact for every input: normal
 /// numbers, subnormals, signed zeros, infinities, and NaN (sign and payload kept, shifted into
-/// the upper fraction bits).
+/// the upper fraction bits, and quieted as the kernels' `attn_convert` does).
 func floatFromHalfBits(_ bits: UInt16) -> Float {
     let sign = UInt32(bits & 0x8000) << 16
     let exponent = UInt32(bits >> 10) & 0x1F
@@ -15,7 +17,8 @@ func floatFromHalfBits(_ bits: UInt16) -> Float {
         return Float(bitPattern: sign | magnitude.bitPattern)
     case 0x1F:
         // Infinity (fraction 0) or NaN (payload in the upper fraction bits).
-        return Float(bitPattern: sign | 0x7F80_0000 | fraction << 13)
+        if fraction == 0 { return Float(bitPattern: sign | 0x7F80_0000) }
+        return Float(bitPattern: sign | 0x7FC0_0000 | fraction << 13)
     default:
         return Float(bitPattern: sign | (exponent + (127 - 15)) << 23 | fraction << 13)
     }

@@ -1,0 +1,43 @@
+import Attention
+
+/// One pre-norm Llama decoder layer (`model.layers.N`):
+///
+/// ```
+/// h = x + self_attn(input_layernorm(x))
+/// y = h + mlp(post_attention_layernorm(h))
+/// ```
+struct LlamaDecoderLayer: ParameterizedModule, Equatable {
+    var inputNorm: RMSNorm
+    var attention: LlamaAttention
+    var postAttentionNorm: RMSNorm
+    var mlp: LlamaMLP
+
+    /// Projection weights in `weightDType` (`nil`: as stored), norms in f32.
+    init(configuration c: LlamaConfiguration, checkpoint: LlamaCheckpoint, prefix: String, weightDType: Tensor.DType?) throws {
+        func norm(_ name: String) throws -> RMSNorm {
+            try RMSNorm(
+                weight: checkpoint.tensor("\(prefix).\(name).weight", shape: [c.hiddenSize], dtype: .float32),
+                epsilon: c.rmsNormEpsilon)
+        }
+        inputNorm = try norm("input_layernorm")
+        attention = try LlamaAttention(configuration: c, checkpoint: checkpoint, prefix: "\(prefix).self_attn", weightDType: weightDType)
+        postAttentionNorm = try norm("post_attention_layernorm")
+        mlp = try LlamaMLP(configuration: c, checkpoint: checkpoint, prefix: "\(prefix).mlp", weightDType: weightDType)
+    }
+
+    var parameterPaths: [ParameterPath<LlamaDecoderLayer>] {
+        parameterPaths(of: \.inputNorm, prefixedBy: "input_layernorm")
+            + parameterPaths(of: \.attention, prefixedBy: "self_attn")
+            + parameterPaths(of: \.postAttentionNorm, prefixedBy: "post_attention_layernorm")
+            + parameterPaths(of: \.mlp, prefixedBy: "mlp")
+    }
+
+    /// `(batch, rows, hiddenSize)` → same shape; the layer's cache gains the new keys and values.
+    func callAsFunction(
+        _ hidden: Tensor, step: LlamaStep, layer: Int, rotary: LlamaRotaryEmbedding, cache: inout LlamaKeyValueCache
+    ) throws -> Tensor {
+        let attended = try attention(inputNorm(hidden), step: step, layer: layer, rotary: rotary, cache: &cache)
+        let residual = try hidden.adding(attended)
+        return try residual.adding(mlp(postAttentionNorm(residual)))
+    }
+}

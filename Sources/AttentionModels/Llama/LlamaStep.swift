@@ -1,0 +1,39 @@
+import Attention
+
+/// What every layer of one forward call shares: how many new tokens each sequence brings, where
+/// they start, the rotary table of their positions and the attention mask over the cache.
+struct LlamaStep {
+    /// The number of new tokens of each sequence (each at least 1).
+    let counts: [Int]
+    /// The positions each sequence held before this call: where its new tokens go.
+    let starts: [Int]
+    /// The rows of the padded `(batch, rows, ...)` activations: the largest count.
+    let rows: Int
+    /// Cosines and sines for every padded row `(b, r)` at position `starts[b] + r`.
+    let rotaryTable: (cosines: [Float], sines: [Float])
+    /// Which cached keys each new query sees.
+    let mask: AttentionMask
+
+    init(counts: [Int], starts: [Int], capacity: Int, rotary: LlamaRotaryEmbedding) throws {
+        self.counts = counts
+        self.starts = starts
+        let rows = counts.max() ?? 0
+        self.rows = rows
+        rotaryTable = rotary.table(positions: starts.flatMap { start in (0..<rows).map { start + $0 } })
+        let ends = zip(starts, counts).map { $0 + $1 }
+        if rows == 1 {
+            // One new token per sequence: it sees its whole sequence, itself included.
+            mask = AttentionMask(keyLengths: ends)
+        } else if starts.allSatisfy({ $0 == 0 }) {
+            // A prompt into an empty cache: query i sees keys 0...i, padding keys never.
+            mask = AttentionMask(causal: .topLeft, keyLengths: ends)
+        } else {
+            // New tokens after cached ones: query i of sequence b sees keys 0...(starts[b] + i),
+            // an alignment that differs per sequence, so it is spelled out.
+            let shape = [counts.count, 1, rows, capacity]
+            mask = AttentionMask(
+                keyLengths: ends,
+                booleanMask: try BooleanMask(shape: shape) { index in index[3] <= starts[index[0]] + index[2] })
+        }
+    }
+}
