@@ -10,10 +10,11 @@
  *
  * GFLOP/s counts 4·B·H·Lq·Lk·D for attention, half of that when causal. Then the dense matrix
  * multiply the modules use (attn_matmul, square M = N = K, 2·N³ FLOPs), and last, decoding (one
- * query against a 4096-key cache, with float32, f16 and bf16 K/V) compared with the memory
- * bandwidth a plain sum of the same K and V bytes reaches in the same run, and bf16 prefill (q, k
- * and v all bf16, the fused kernel, timed alternately with the same problem in float32 and with
- * bf16 widened to float: attn_bf16_dot OFF). The first line names the CPU (Linux: /proc/cpuinfo).
+ * query against a 4096-key cache, with float32, f16 and bf16 K/V, alternating) compared with the
+ * memory bandwidth a plain sum of the same K and V bytes reaches in the same rounds, and bf16
+ * prefill (q, k and v all bf16, the fused kernel, timed alternately with the same problem in float32
+ * and with bf16 widened to float: attn_bf16_dot OFF). The first line names the CPU (Linux:
+ * /proc/cpuinfo).
  *
  *   attn_bench [--quick] [--lengths 256,1024] [--dims 64,128] [--causal 0,1] [--threads 1,2]
  *              [--reps N] [--format table|csv|json] [--no-unfused] [--no-decode]
@@ -246,23 +247,41 @@ static double time_call(attn_status (*fn)(const attn_params *), const attn_param
 
 /*
  * Decoding: one query per head against a cache of `len` keys (32 heads, D = 128), which is bound
- * by reading K and V, stored as `dtype` (issue 12: half-precision caches). Compared with a plain
- * vector sum over the same K and V bytes, run alternately on the same threads: the share of the
- * bandwidth the kernel reaches; and, given the float32 cache's time f32_ms, the time against it.
- * Returns the kernel's median time in ms (0 when out of memory).
+ * by reading K and V (issue 12: half-precision caches). For each round, in turn for float32, f16
+ * and bf16 K/V: the kernel, then a plain vector sum over the same K and V bytes on the same
+ * threads. Each type's row gives the median times, the median per round of the sum's time over the
+ * kernel's (the share of that bandwidth the kernel reaches) and, for half types, the median per
+ * round of the kernel's time over the float32 kernel's: ratios taken within a round, because this
+ * machine's speed drifts between rounds. Returns 0, or 1 when out of memory.
  */
-static double bench_decode(int threads, int reps, attn_dtype dtype, double f32_ms) {
+static int bench_decode(int threads, int reps) {
+    enum { types = 3 };
     const int heads = 32, len = 4096, dim = 128;
-    const size_t n = (size_t)heads * len * dim, bytes = n * attn_dtype_size(dtype);
+    const size_t n = (size_t)heads * len * dim;
+    void *k[types] = {0}, *v[types] = {0};
     float *kf = malloc(n * sizeof(float));
-    void *k = malloc(bytes), *v = malloc(bytes);
     float *q = malloc((size_t)heads * dim * sizeof(float)), *out = malloc((size_t)heads * dim * sizeof(float));
-    if (!kf || !k || !v || !q || !out) return 0;
-    for (size_t i = 0; i < n; i++) kf[i] = (float)(i % 13) * 0.01f;
-    attn_convert(k, dtype, kf, ATTN_DTYPE_F32, (int64_t)n);
-    attn_convert(v, dtype, kf, ATTN_DTYPE_F32, (int64_t)n);
+    int ok = kf && q && out;
+    for (int t = 0; t < types && ok; t++) {
+        k[t] = malloc(n * attn_dtype_size((attn_dtype)t));
+        v[t] = malloc(n * attn_dtype_size((attn_dtype)t));
+        ok = k[t] && v[t];
+    }
+    if (ok) {
+        for (size_t i = 0; i < n; i++) kf[i] = (float)(i % 13) * 0.01f;
+        for (int t = 0; t < types; t++) {
+            attn_convert(k[t], (attn_dtype)t, kf, ATTN_DTYPE_F32, (int64_t)n);
+            attn_convert(v[t], (attn_dtype)t, kf, ATTN_DTYPE_F32, (int64_t)n);
+        }
+        for (int i = 0; i < heads * dim; i++) q[i] = (float)(i % 7) * 0.01f;
+    }
     free(kf);
-    for (int i = 0; i < heads * dim; i++) q[i] = (float)(i % 7) * 0.01f;
+    if (!ok) {
+        for (int t = 0; t < types; t++) free(k[t]), free(v[t]);
+        free(q);
+        free(out);
+        return 1;
+    }
     attn_params p = attn_params_default();
     p.batch = 1;
     p.heads_q = p.heads_kv = heads;
@@ -275,39 +294,46 @@ static double bench_decode(int threads, int reps, attn_dtype dtype, double f32_m
     memcpy(p.k_stride, ks, sizeof ks);
     memcpy(p.v_stride, ks, sizeof ks);
     p.q = q;
-    p.k = k;
-    p.v = v;
     p.out = out;
-    p.k_dtype = p.v_dtype = dtype;
     p.num_threads = threads;
-    const size_t chunk = bytes / sizeof(float) / 64; /* the sum reads the same bytes as floats */
-    double tk[64], ts[64];
-    time_call(attn_forward, &p);
-    for (int r = 0; r < reps && r < 64; r++) {
-        tk[r] = time_call(attn_forward, &p);
-        double t0 = now_seconds();
-        float total = 0;
+    if (reps > 64) reps = 64;
+    double tk[types][64], ts[types][64], share[types][64], vs_f32[types][64];
+    for (int r = -1; r < reps; r++) /* round -1: warm-up */
+        for (int t = 0; t < types; t++) {
+            p.k = k[t];
+            p.v = v[t];
+            p.k_dtype = p.v_dtype = (attn_dtype)t;
+            const double kernel = time_call(attn_forward, &p);
+            const size_t chunk = n * attn_dtype_size((attn_dtype)t) / sizeof(float) / 64; /* same bytes, as floats */
+            const double t0 = now_seconds();
+            float total = 0;
 #pragma omp parallel for num_threads(threads) reduction(+ : total)
-        for (long c = 0; c < 128; c++)
-            total += vector_sum((const float *)(c < 64 ? k : v) + (size_t)(c % 64) * chunk, chunk);
-        ts[r] = now_seconds() - t0;
-        sink = total;
+            for (long c = 0; c < 128; c++)
+                total += vector_sum((const float *)(c < 64 ? k[t] : v[t]) + (size_t)(c % 64) * chunk, chunk);
+            const double sum = now_seconds() - t0;
+            sink = total;
+            if (r < 0) continue;
+            tk[t][r] = kernel;
+            ts[t][r] = sum;
+            share[t][r] = sum / kernel;
+            vs_f32[t][r] = kernel / tk[0][r];
+        }
+    static const char *names[types] = {"f32", "f16", "bf16"};
+    for (int t = 0; t < types; t++) {
+        const double gb = 2.0 * (double)(n * attn_dtype_size((attn_dtype)t)) * 1e-9;
+        const double kernel_ms = 1e3 * median(tk[t], reps), sum_ms = 1e3 * median(ts[t], reps);
+        printf("# decode (1 query, %d cached keys, %d heads, D = %d, %s K/V, %d thread(s)): fused %.2f ms = %.1f GB/s; "
+               "vector sum of the same K and V %.2f ms = %.1f GB/s; %.0f%% of that bandwidth",
+               len, heads, dim, names[t], threads, kernel_ms, gb / (kernel_ms * 1e-3), sum_ms, gb / (sum_ms * 1e-3),
+               100.0 * median(share[t], reps));
+        if (t) printf("; %.2fx the f32 K/V time", median(vs_f32[t], reps));
+        printf("\n");
     }
-    const double kernel_ms = 1e3 * median(tk, reps), sum_ms = 1e3 * median(ts, reps);
-    const double gb = 2.0 * (double)bytes * 1e-9;
-    static const char *names[] = {"f32", "f16", "bf16"};
-    printf("# decode (1 query, %d cached keys, %d heads, D = %d, %s K/V, %d thread(s)): fused %.2f ms = %.1f GB/s; "
-           "vector sum of the same K and V %.2f ms = %.1f GB/s; %.0f%% of that bandwidth",
-           len, heads, dim, names[dtype], threads, kernel_ms, gb / (kernel_ms * 1e-3), sum_ms, gb / (sum_ms * 1e-3),
-           100.0 * sum_ms / kernel_ms);
-    if (f32_ms > 0) printf("; %.2fx the f32 K/V time", kernel_ms / f32_ms);
-    printf("\n");
     fflush(stdout);
-    free(k);
-    free(v);
+    for (int t = 0; t < types; t++) free(k[t]), free(v[t]);
     free(q);
     free(out);
-    return kernel_ms;
+    return 0;
 }
 
 /* The CPU's model name ("unknown" where /proc/cpuinfo has none), into buf. */
@@ -554,12 +580,11 @@ int main(int argc, char **argv) {
         }
     if (json) printf("\n]}\n");
     if (o.decode && !csv && !json)
-        for (int t = 0; t < o.n_threads; t++) {
-            const int reps = o.reps ? o.reps : 9;
-            const double f32_ms = bench_decode(o.threads[t], reps, ATTN_DTYPE_F32, 0);
-            bench_decode(o.threads[t], reps, ATTN_DTYPE_F16, f32_ms);
-            bench_decode(o.threads[t], reps, ATTN_DTYPE_BF16, f32_ms);
-        }
+        for (int t = 0; t < o.n_threads; t++)
+            if (bench_decode(o.threads[t], o.reps ? o.reps : 15)) {
+                fprintf(stderr, "attn_bench: out of memory\n");
+                return 1;
+            }
     if (!csv && !json)
         for (int li = 0; li < o.n_prefill; li++)
             for (int di = 0; di < o.n_dims; di++)

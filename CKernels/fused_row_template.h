@@ -21,7 +21,9 @@
  * D = 128, Zen 4): 8 KB ahead made float32 K/V 35-55 % faster on 1 and 2 threads, and f16/bf16
  * within noise on 1 thread and faster on 2; rows 8 ahead into L1 instead made every type 10-25 %
  * slower (the lines evicted what was in use). */
+#ifndef ROW_PREFETCH_BYTES
 #define ROW_PREFETCH_BYTES 8192
+#endif
 
 ATTN_INLINE void row_prefetch(const void *p, int64_t bytes) {
     for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch((const char *)p + off, 0, 2);
@@ -35,46 +37,95 @@ static int64_t fused_row_workspace_floats(const attn_problem *pr) {
     return dq + dv + ROW_KEY_BLOCK;
 }
 
-/* q·k over n features, k of type t: full vectors, then the partial tail read without passing the
- * row's end. */
-ATTN_INLINE float row_dot_as(const float *q, const void *k, attn_dtype t, int64_t n) {
-    vf acc0 = vsplat(0.0f), acc1 = vsplat(0.0f);
-    int64_t d = 0;
-    for (; d + 2 * ATTN_VL <= n; d += 2 * ATTN_VL) {
-        acc0 = vfma(vload(q + d), vload_full(k, d, t), acc0);
-        acc1 = vfma(vload(q + d + ATTN_VL), vload_full(k, d + ATTN_VL, t), acc1);
+/* Rows to ask into L2 ahead of use: K rows at pf->k while scores are computed, V rows at pf->v
+ * while they are summed; rows k_step or v_step bytes apart, k_bytes or v_bytes long, the first
+ * `rows` of a group or block (those before the item's last key). */
+typedef struct row_prefetch_plan {
+    const char *k, *v;
+    int64_t rows, k_step, v_step, k_bytes, v_bytes;
+} row_prefetch_plan;
+
+/* Scores of the keys g = 0 ..= last (< ATTN_VL) at once, key g's row at k + g * k_stride elements,
+ * against q (dq features, zero-padded to whole vectors): lane g of the result is key g's score, the
+ * lanes past `last` 0. Each row is read in memory order into its own vector sums (two, to halve
+ * the FMA chain); one lane-sum reduction (vhsums) then serves the whole group, where reducing each
+ * key's vector alone costs log2(ATTN_VL) shuffles and adds per key. Row g of pf->k is
+ * asked into L2 with key g (g < pf->rows), so the prefetches are spread between the loads. */
+ATTN_INLINE vf row_scores_as(const float *q, const void *k, int64_t k_stride, int last, int64_t dq,
+                             const row_prefetch_plan *pf, attn_dtype t) {
+    vf acc[ATTN_VL];
+#pragma GCC unroll 16
+    for (int g = 0; g < ATTN_VL; g++) {
+        vf a0 = vsplat(0.0f), a1 = vsplat(0.0f);
+        if (g <= last) {
+            if (g < pf->rows) row_prefetch(pf->k + g * pf->k_step, pf->k_bytes);
+            const void *kg = attn_element(k, t, g * k_stride);
+            int64_t d = 0;
+            for (; d + 2 * ATTN_VL <= dq; d += 2 * ATTN_VL) {
+                a0 = vfma(vload(q + d), vload_full(kg, d, t), a0);
+                a1 = vfma(vload(q + d + ATTN_VL), vload_full(kg, d + ATTN_VL, t), a1);
+            }
+            for (; d < dq; d += ATTN_VL)
+                a0 = vfma(vload(q + d), vload_as(kg, d, t, dq - d >= ATTN_VL ? ATTN_VL : (int)(dq - d)), a0);
+        }
+        acc[vhsum_lane(g)] = a0 + a1; /* vhsums leaves acc[c]'s sum in lane vhsum_lane(c) = g */
     }
-    for (; d < n; d += ATTN_VL) {
-        /* q is zero-padded to whole vectors, so only k's tail needs a partial load. */
-        vf kv = vload_as(k, d, t, n - d >= ATTN_VL ? ATTN_VL : (int)(n - d));
-        acc0 = vfma(vload(q + d), kv, acc0);
+    return vhsums(acc, ATTN_VL);
+}
+
+/* o[c .. c + NV·ATTN_VL) += sum over the n keys of s[t] · v row t (rows `stride` elements apart),
+ * with that slice of o held in NV registers for all n keys; w < ATTN_VL makes the last vector
+ * partial (w lanes read, the rest of o's padding untouched by value: it gains zeros). */
+ATTN_INLINE void row_accumulate_as(float *o, const float *s, int64_t n, const void *v, int64_t stride, int64_t c,
+                                   const int NV, int w, const row_prefetch_plan *pf, attn_dtype t) {
+    vf acc[8];
+#pragma GCC unroll 8
+    for (int u = 0; u < NV; u++) acc[u] = vload(o + c + u * ATTN_VL);
+    for (int64_t j = 0; j < n; j++) {
+        if (j < pf->rows) row_prefetch(pf->v + j * pf->v_step, pf->v_bytes);
+        const vf sj = vsplat(s[j]);
+        const void *vj = attn_element(v, t, j * stride);
+#pragma GCC unroll 8
+        for (int u = 0; u < NV; u++)
+            acc[u] = vfma(sj, u == NV - 1 && w < ATTN_VL ? vload_as(vj, c + u * ATTN_VL, t, w)
+                                                         : vload_full(vj, c + u * ATTN_VL, t), acc[u]);
     }
-    acc0 += acc1;
-    float s = 0.0f;
-    for (int l = 0; l < ATTN_VL; l++) s += acc0[l];
-    return s;
+#pragma GCC unroll 8
+    for (int u = 0; u < NV; u++) vstore(o + c + u * ATTN_VL, acc[u]);
 }
 
-ATTN_INLINE float row_dot(const float *q, const void *k, attn_dtype t, int64_t n) {
-    if (t == ATTN_DTYPE_F16) return row_dot_as(q, k, ATTN_DTYPE_F16, n);
-    if (t == ATTN_DTYPE_BF16) return row_dot_as(q, k, ATTN_DTYPE_BF16, n);
-    return row_dot_as(q, k, ATTN_DTYPE_F32, n);
+/* The weighted sum of a block's value rows into o (dv features): slices of 8 vectors (8
+ * accumulators, a broadcast and a load fit even 16 registers), then 4, 2 and 1, each sweeping the
+ * block's rows once (in L1 after the first sweep, which alone asks pf's rows into L2); the last
+ * vector may be partial. */
+ATTN_INLINE void row_accumulate_block_as(float *o, const float *s, int64_t n, const void *v, int64_t stride,
+                                         int64_t dv, const row_prefetch_plan *pf, attn_dtype t) {
+    const int64_t full = dv / ATTN_VL;
+    const int tail = (int)(dv - full * ATTN_VL);
+    const row_prefetch_plan none = {.rows = 0};
+    int64_t c = 0, left = full;
+    for (; left >= 8; left -= 8, c += 8 * ATTN_VL) row_accumulate_as(o, s, n, v, stride, c, 8, ATTN_VL, c ? &none : pf, t);
+    if (left >= 4) row_accumulate_as(o, s, n, v, stride, c, 4, ATTN_VL, c ? &none : pf, t), left -= 4, c += 4 * ATTN_VL;
+    if (left >= 2) row_accumulate_as(o, s, n, v, stride, c, 2, ATTN_VL, c ? &none : pf, t), left -= 2, c += 2 * ATTN_VL;
+    if (left >= 1) row_accumulate_as(o, s, n, v, stride, c, 1, ATTN_VL, c ? &none : pf, t), c += ATTN_VL;
+    if (tail) row_accumulate_as(o, s, n, v, stride, c, 1, tail, c ? &none : pf, t);
 }
 
-/* o[0..n) += w · v[0..n), v of type t (o is padded to whole vectors). */
-ATTN_INLINE void row_axpy_as(float *o, vf w, const void *v, attn_dtype t, int64_t n) {
-    int64_t c = 0;
-    for (; c + ATTN_VL <= n; c += ATTN_VL) vstore(o + c, vfma(w, vload_full(v, c, t), vload(o + c)));
-    if (c < n) vstore(o + c, vfma(w, vload_as(v, c, t, (int)(n - c)), vload(o + c)));
+ATTN_INLINE vf row_scores(const float *q, const void *k, int64_t k_stride, int last, int64_t dq,
+                          const row_prefetch_plan *pf, attn_dtype t) {
+    if (t == ATTN_DTYPE_F16) return row_scores_as(q, k, k_stride, last, dq, pf, ATTN_DTYPE_F16);
+    if (t == ATTN_DTYPE_BF16) return row_scores_as(q, k, k_stride, last, dq, pf, ATTN_DTYPE_BF16);
+    return row_scores_as(q, k, k_stride, last, dq, pf, ATTN_DTYPE_F32);
 }
 
-ATTN_INLINE void row_axpy(float *o, vf w, const void *v, attn_dtype t, int64_t n) {
+ATTN_INLINE void row_accumulate_block(float *o, const float *s, int64_t n, const void *v, int64_t stride, int64_t dv,
+                                      const row_prefetch_plan *pf, attn_dtype t) {
     if (t == ATTN_DTYPE_F16)
-        row_axpy_as(o, w, v, ATTN_DTYPE_F16, n);
+        row_accumulate_block_as(o, s, n, v, stride, dv, pf, ATTN_DTYPE_F16);
     else if (t == ATTN_DTYPE_BF16)
-        row_axpy_as(o, w, v, ATTN_DTYPE_BF16, n);
+        row_accumulate_block_as(o, s, n, v, stride, dv, pf, ATTN_DTYPE_BF16);
     else
-        row_axpy_as(o, w, v, ATTN_DTYPE_F32, n);
+        row_accumulate_block_as(o, s, n, v, stride, dv, pf, ATTN_DTYPE_F32);
 }
 
 /*
@@ -95,18 +146,25 @@ static void fused_row_item(const attn_problem *pr, int64_t b, int64_t h, int64_t
     float m = -INFINITY, l = 0.0f;
     const attn_row_masks masks = attn_row_masks_at(pr, b, h, i);
     const uint64_t counter = attn_dropout_counter(pr, b, h, i);
-    const int64_t k_bytes = dq * (int64_t)attn_dtype_size(p->k_dtype), v_bytes = dv * (int64_t)attn_dtype_size(p->v_dtype);
-    const int64_t k_ahead = ROW_PREFETCH_BYTES / k_bytes + 1, v_ahead = ROW_PREFETCH_BYTES / v_bytes + 1;
+    const int64_t k_size = (int64_t)attn_dtype_size(p->k_dtype), v_size = (int64_t)attn_dtype_size(p->v_dtype);
+    const int64_t k_ahead = ROW_PREFETCH_BYTES / (dq * k_size) + 1, v_ahead = ROW_PREFETCH_BYTES / (dv * v_size) + 1;
+    row_prefetch_plan pf = {.k_step = p->k_stride[2] * k_size, .v_step = p->v_stride[2] * v_size,
+                            .k_bytes = dq * k_size, .v_bytes = dv * v_size};
 
     for (int64_t jb = j0; jb < j1; jb += ROW_KEY_BLOCK) {
         const int64_t n = j1 - jb < ROW_KEY_BLOCK ? j1 - jb : ROW_KEY_BLOCK;
+        for (int64_t g = 0; g < n; g += ATTN_VL) {
+            const int64_t j = jb + g, w = n - g < ATTN_VL ? n - g : ATTN_VL;
+            /* rows j + ahead .. j + w - 1 + ahead, those before j1 */
+            pf.rows = j1 - (j + k_ahead) < w ? j1 - (j + k_ahead) : w;
+            if (pf.rows > 0) pf.k = (const char *)p->k + (k0 + (j + k_ahead) * p->k_stride[2]) * k_size;
+            const vf x = row_scores(q, attn_element(p->k, p->k_dtype, k0 + j * p->k_stride[2]), p->k_stride[2],
+                                    (int)w - 1, dq, &pf, p->k_dtype);
+            vstore_partial(s + g, x, (int)w);
+        }
         float block_max = -INFINITY;
         for (int64_t t = 0; t < n; t++) {
-            const int64_t j = jb + t;
-            const void *kj = attn_element(p->k, p->k_dtype, k0 + j * p->k_stride[2]);
-            if (j + k_ahead < j1)
-                row_prefetch(attn_element(p->k, p->k_dtype, k0 + (j + k_ahead) * p->k_stride[2]), k_bytes);
-            const float x = attn_bias_mask(&masks, j, row_dot(q, kj, p->k_dtype, dq));
+            const float x = attn_bias_mask(&masks, jb + t, s[t]);
             s[t] = x;
             block_max = x > block_max ? x : block_max; /* ignores NaN, as the tile kernel's max */
         }
@@ -130,11 +188,10 @@ static void fused_row_item(const attn_problem *pr, int64_t b, int64_t h, int64_t
         if (pr->dropout_threshold)
             for (int64_t t = 0; t < n; t++)
                 s[t] = attn_dropout(pr, counter + (uint64_t)(jb + t), s[t]);
-        for (int64_t t = 0; t < n; t++) {
-            if (jb + t + v_ahead < j1)
-                row_prefetch(attn_element(p->v, p->v_dtype, v0 + (jb + t + v_ahead) * p->v_stride[2]), v_bytes);
-            row_axpy(o, vsplat(s[t]), attn_element(p->v, p->v_dtype, v0 + (jb + t) * p->v_stride[2]), p->v_dtype, dv);
-        }
+        pf.rows = j1 - (jb + v_ahead) < n ? j1 - (jb + v_ahead) : n;
+        if (pf.rows > 0) pf.v = (const char *)p->v + (v0 + (jb + v_ahead) * p->v_stride[2]) * v_size;
+        row_accumulate_block(o, s, n, attn_element(p->v, p->v_dtype, v0 + jb * p->v_stride[2]), p->v_stride[2], dv,
+                             &pf, p->v_dtype);
     }
     partial[0] = m;
     partial[1] = l;

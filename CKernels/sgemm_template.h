@@ -281,27 +281,12 @@ static void sgemm_block(const attn_matmul_params *args, float *workspace) {
 #endif
 _Static_assert(SGEMM_FEW_COLS % FEW_DOT_COLS == 0, "column shares hold whole blocks of B rows");
 
+#define FEW_PREFETCH_MIN_BYTES (1 << 20) /* B larger than this is prefetched (few_dot, few_axpy) */
+#ifndef FEW_AXPY_AHEAD
+#define FEW_AXPY_AHEAD 32 /* rows; 8, 16 and 32 measured, 32 best (paired mmk, M = 1, B (K, N), 896 x 4864 and 4864 x 896) */
+#endif
+
 static inline int few_min(int a, int b) { return a < b ? a : b; }
-
-/* The lane sums of n vectors x[0 .. n) (n a power of two <= ATTN_VL; x is overwritten), all in one
- * vector: lane few_lane(c) holds the sum of x[c]. Pairs are interleaved and added (vzip) until one
- * vector is left, which is folded onto itself until each lane holds a whole sum: log2(ATTN_VL)
- * rounds of two shuffles and an add for all n, where one vector at a time takes that many each. */
-ATTN_INLINE vf few_hsums(vf *x, const int n) {
-    for (int left = n; left > 1; left /= 2)
-        for (int i = 0; i < left / 2; i++) x[i] = vzip_lo(x[2 * i], x[2 * i + 1]) + vzip_hi(x[2 * i], x[2 * i + 1]);
-    vf s = x[0];
-    for (int w = n; w < ATTN_VL; w *= 2) s = vzip_lo(s, s) + vzip_hi(s, s);
-    return s;
-}
-
-/* Where few_hsums leaves the sum of x[c]: c with its log2(ATTN_VL) bits reversed. */
-static inline int few_lane(int c) {
-    int lane = 0;
-    for (int bit = 1, mirror = ATTN_VL / 2; bit < ATTN_VL; bit *= 2, mirror /= 2)
-        if (c & bit) lane |= mirror;
-    return lane;
-}
 
 /* One step of the dot products of few_dot at depth p: w == ATTN_VL, or the last w (< ATTN_VL). */
 ATTN_INLINE void few_dot_step(vf acc[4][FEW_DOT_COLS], const float *const *a, const void *const *b, int64_t p, int w,
@@ -332,7 +317,24 @@ ATTN_INLINE void few_dot(const attn_matmul_params *args, int64_t i, int64_t j, i
     for (int r = 0; r < MB; r++)
 #pragma GCC unroll 8
         for (int c = 0; c < NB; c++) acc[r][c] = vsplat(0.0f);
+    /* When B is larger than a core's L2 (so it comes from memory), the first group of A rows asks
+     * the next block's B rows into L2 as it goes, a line per row per 64 bytes of depth: more lines
+     * in flight than the hardware prefetcher keeps, which one core needs to approach the memory
+     * bandwidth. Measured (paired mmk, M = 1, 1 thread, Zen 4): K x N = 896 x 4864, 4864 x 896,
+     * 896 x 32000: f32 1.1-1.3x, f16/bf16 1.3-2x faster; with B in L2 (896 x 128) 0.8x, hence
+     * the size test. */
+    const char *next[FEW_DOT_COLS];
+    const int64_t size = (int64_t)attn_dtype_size(dt);
+    const int64_t ahead = i == 0 && args->n * args->k * size > FEW_PREFETCH_MIN_BYTES ? args->n - (j + NB) : 0;
+    const int prefetch_rows = ahead < NB ? (int)ahead : NB;
+    for (int c = 0; c < prefetch_rows; c++) next[c] = (const char *)attn_element(args->b, dt, (j + NB + c) * args->ldb);
     int64_t p = 0;
+    if (prefetch_rows > 0)
+        for (; p + ATTN_VL <= args->k; p += ATTN_VL) {
+            if (((p * size) & 63) == 0)
+                for (int c = 0; c < prefetch_rows; c++) __builtin_prefetch(next[c] + p * size, 0, 2);
+            few_dot_step(acc, a, b, p, ATTN_VL, MB, NB, dt);
+        }
     for (; p + ATTN_VL <= args->k; p += ATTN_VL) few_dot_step(acc, a, b, p, ATTN_VL, MB, NB, dt);
     if (p < args->k) few_dot_step(acc, a, b, p, (int)(args->k - p), MB, NB, dt);
     for (int r = 0; r < MB; r++) {
@@ -340,8 +342,8 @@ ATTN_INLINE void few_dot(const attn_matmul_params *args, int64_t i, int64_t j, i
         for (int c0 = 0; c0 < NB; c0 += ATTN_VL) {
             const int group = few_min(NB - c0, ATTN_VL);
             float t[ATTN_VL];
-            vstore(t, few_hsums(&acc[r][c0], group));
-            for (int c = 0; c < group; c++) sums[c0 + c] = t[few_lane(c)];
+            vstore(t, vhsums(&acc[r][c0], group));
+            for (int c = 0; c < group; c++) sums[c0 + c] = t[vhsum_lane(c)];
         }
         float *cp = args->c + (i + r) * args->ldc + j;
         for (int c = 0; c < nb; c += ATTN_VL)
@@ -362,8 +364,15 @@ ATTN_INLINE void few_axpy(const attn_matmul_params *args, int64_t i, int64_t j, 
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++) acc[r][v] = vsplat(0.0f);
     }
+    /* B from memory (as in few_dot): the first group of A rows asks the panel's row FEW_AXPY_AHEAD
+     * rows further down into L2, each row's slice being too short for the hardware prefetcher. */
+    const int64_t size = (int64_t)attn_dtype_size(dt);
+    const int64_t last = i == 0 && args->n * args->k * size > FEW_PREFETCH_MIN_BYTES ? args->k - FEW_AXPY_AHEAD : 0;
     for (int64_t p = 0; p < args->k; p++) {
         const void *src = attn_element(args->b, dt, p * args->ldb + j);
+        if (p < last)
+            for (int64_t off = 0; off < w * size; off += 64)
+                __builtin_prefetch((const char *)src + FEW_AXPY_AHEAD * args->ldb * size + off, 0, 2);
         vf bv[FEW_AXPY_NV];
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++) {

@@ -108,6 +108,28 @@ ATTN_INLINE void vtranspose_rows(vf *r, int n) {
     }
 }
 
+/* The lane sums of n vectors x[0 .. n) (n a power of two <= ATTN_VL; x is overwritten), all in one
+ * vector: lane vhsum_lane(c) holds the sum of x[c]. Pairs are interleaved and added (vzip) until one
+ * vector is left, which is folded onto itself until each lane holds a whole sum: log2(ATTN_VL)
+ * rounds of two shuffles and an add for all n, where one vector at a time takes that many each.
+ * Used by the few-row matrix products and the row (decode) kernel's scores. */
+ATTN_INLINE vf vhsums(vf *x, const int n) {
+    for (int left = n; left > 1; left /= 2)
+        for (int i = 0; i < left / 2; i++) x[i] = vzip_lo(x[2 * i], x[2 * i + 1]) + vzip_hi(x[2 * i], x[2 * i + 1]);
+    vf s = x[0];
+    for (int w = n; w < ATTN_VL; w *= 2) s = vzip_lo(s, s) + vzip_hi(s, s);
+    return s;
+}
+
+/* Where vhsums leaves the sum of x[c]: c with its log2(ATTN_VL) bits reversed (so, an involution,
+ * x[vhsum_lane(j)] ends in lane j). */
+ATTN_INLINE int vhsum_lane(int c) {
+    int lane = 0;
+    for (int bit = 1, mirror = ATTN_VL / 2; bit < ATTN_VL; bit *= 2, mirror /= 2)
+        if (c & bit) lane |= mirror;
+    return lane;
+}
+
 ATTN_INLINE int vany(vi mask) {
     int32_t lanes[ATTN_VL];
     memcpy(lanes, &mask, sizeof lanes);

@@ -197,6 +197,14 @@ static void large_shapes(const char *isa) {
         {1, 4864, 896, 896, 896, 4864, 1, 0, 0, ATTN_DTYPE_BF16},
         {5, 1536, 384, 384, 1536, 1536, 0, 1, 1, ATTN_DTYPE_F16},
         {16, 384, 1536, 1536, 1536, 384, 1, 1, 0, ATTN_DTYPE_F32},
+        /* few rows with Bᵀ over 1 MB (few_dot prefetches the next block of B rows), N not a
+         * multiple of the block, every type */
+        {3, 4867, 300, 300, 301, 4870, 1, 1, 1, ATTN_DTYPE_F32},
+        {7, 2051, 517, 517, 520, 2051, 1, 0, 1, ATTN_DTYPE_F16},
+        {2, 1001, 600, 600, 600, 1001, 1, 1, 0, ATTN_DTYPE_BF16},
+        /* few rows with B (K, N) over 1 MB (few_axpy prefetches 32 rows ahead), K past and short of that */
+        {5, 2001, 300, 300, 2003, 2001, 0, 1, 0, ATTN_DTYPE_BF16},
+        {1, 40000, 20, 20, 40001, 40000, 0, 0, 1, ATTN_DTYPE_F16},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) run_shape(&shapes[i], isa);
 }
