@@ -37,6 +37,38 @@ extension KernelTests {
             #expect(!outputs.isEmpty)
         }
 
+        /// bf16 prefill: `.widened` is the f32 arithmetic of the widened inputs exactly; `.emulated`
+        /// is the instruction's arithmetic (bitwise `.native` where the CPU has it), within the
+        /// documented allowance of the widened result.
+        @Test func bfloat16ProductModes() throws {
+            let original = AttentionBackend.bfloat16Products
+            defer { try? AttentionBackend.setBFloat16Products(original) }
+            #expect(AttentionBackend.isSupported(.widened) && AttentionBackend.isSupported(.emulated))
+            #expect(original == (AttentionBackend.isSupported(.native) ? .native : .widened))
+            let problem = Problem(batch: 1, headsQ: 2, headsKV: 1, lengthQ: 64, lengthK: 81, dimQK: 24, dimV: 40, seed: 9)
+            let (q, k, v) = try problem.tensors()
+            let (qh, kh, vh) = (try q.converted(to: .bfloat16), try k.converted(to: .bfloat16), try v.converted(to: .bfloat16))
+            let mask = AttentionMask(causal: .bottomRight)
+            let widenedInputs = try scaledDotProductAttention(
+                query: qh.converted(to: .float32), key: kh.converted(to: .float32), value: vh.converted(to: .float32),
+                mask: mask)
+            var outputs: [AttentionBackend.BFloat16Products: Tensor] = [:]
+            for mode in AttentionBackend.BFloat16Products.allCases where AttentionBackend.isSupported(mode) {
+                try AttentionBackend.setBFloat16Products(mode)
+                #expect(AttentionBackend.bfloat16Products == mode)
+                outputs[mode] = try scaledDotProductAttention(
+                    query: qh, key: kh, value: vh, mask: mask, outputDType: .float32)
+            }
+            #expect(outputs[.widened] == widenedInputs)
+            if let native = outputs[.native] { #expect(native == outputs[.emulated]) }
+            let allowance = bfloat16DotAllowance(query: qh, key: kh, value: vh) + 1e-5
+            let worst = zip(outputs[.emulated]!.scalars, widenedInputs.scalars).map { abs($0 - $1) }.max() ?? 0
+            #expect(Double(worst) <= allowance && worst > 0, "emulated differs from widened by \(worst)")
+            if !AttentionBackend.isSupported(.native) {
+                #expect(throws: AttentionError.self) { try AttentionBackend.setBFloat16Products(.native) }
+            }
+        }
+
         @Test func threadCountSetAndRestore() throws {
             try AttentionBackend.setThreadCount(nil)
             let standard = AttentionBackend.threadCount

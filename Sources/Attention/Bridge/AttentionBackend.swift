@@ -90,6 +90,58 @@ public enum AttentionBackend {
         }
     }
 
+    /// How attention multiplies bf16 by bf16 when the query, key and value are all bf16 and the
+    /// tiled (prefill) kernel runs; decoding and mixed or f16 types always widen to `Float`.
+    public enum BFloat16Products: String, Sendable, Equatable, Hashable, CaseIterable, CustomStringConvertible {
+        /// Widened to `Float`, as every other type: the f32 tolerance of the rounded inputs.
+        case widened = "off"
+        /// The AVX512_BF16 dot-product instruction on bf16 pairs, with the softmax weights rounded
+        /// to bf16 for P·V (about twice the f32 speed; `attn.h` documents the added error, at most
+        /// 2⁻⁹ · max |v|, and the flushing of subnormal inputs). Needs a CPU with AVX512_BF16
+        /// (Zen 4, Sapphire Rapids) on the `.avx512` instruction set.
+        case native
+        /// The same arithmetic as ``native`` in portable code on any CPU (for tests; much slower).
+        case emulated
+
+        /// The name the C library and the `ATTN_BF16_DOT` environment variable use.
+        public var description: String { rawValue }
+
+        var cValue: attn_bf16_dot {
+            switch self {
+            case .widened: ATTN_BF16_DOT_OFF
+            case .native: ATTN_BF16_DOT_NATIVE
+            case .emulated: ATTN_BF16_DOT_EMULATED
+            }
+        }
+    }
+
+    /// The bf16 product mode in use: ``BFloat16Products/native`` when the CPU has AVX512_BF16,
+    /// else ``BFloat16Products/widened``, unless `ATTN_BF16_DOT` or ``setBFloat16Products(_:)``
+    /// chose another.
+    public static var bfloat16Products: BFloat16Products {
+        BFloat16Products.allCases.first { $0.cValue == attn_get_bf16_dot() } ?? .widened
+    }
+
+    /// Whether this CPU and build can use `mode` (only ``BFloat16Products/native`` can be missing).
+    public static func isSupported(_ mode: BFloat16Products) -> Bool {
+        attn_bf16_dot_supported(mode.cValue) != 0
+    }
+
+    /// Makes every later bf16 attention call use `mode`; ``BFloat16Products/widened`` gives bf16
+    /// inputs exactly the f32 arithmetic of their widened values.
+    ///
+    /// - Throws: `AttentionError.unsupported` when this CPU or build does not have `mode`.
+    public static func setBFloat16Products(_ mode: BFloat16Products) throws {
+        let status = attn_set_bf16_dot(mode.cValue)
+        if status == ATTN_ERR_UNSUPPORTED {
+            throw AttentionError.unsupported(
+                feature: "bf16 products \(mode)", reason: "this CPU or build lacks AVX512_BF16")
+        }
+        if let error = AttentionError(status: status, function: "attn_set_bf16_dot", context: mode.rawValue) {
+            throw error
+        }
+    }
+
     /// The most threads one call may use, and the largest thread count accepted.
     public static var maximumThreadCount: Int { Int(ATTN_MAX_THREADS) }
 
