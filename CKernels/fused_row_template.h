@@ -148,8 +148,11 @@ static void fused_row_item(const attn_problem *pr, int64_t b, int64_t h, int64_t
     const uint64_t counter = attn_dropout_counter(pr, b, h, i);
     const int64_t k_size = (int64_t)attn_dtype_size(p->k_dtype), v_size = (int64_t)attn_dtype_size(p->v_dtype);
     const int64_t k_ahead = ROW_PREFETCH_BYTES / (dq * k_size) + 1, v_ahead = ROW_PREFETCH_BYTES / (dv * v_size) + 1;
-    row_prefetch_plan pf = {.k_step = p->k_stride[2] * k_size, .v_step = p->v_stride[2] * v_size,
-                            .k_bytes = dq * k_size, .v_bytes = dv * v_size};
+    /* A position stride in bytes fits (validation checked the extents in bytes) only when there
+     * are two positions to step between; with len_k 1 it is never used and may be anything. */
+    const int64_t k_step = p->len_k > 1 ? p->k_stride[2] * k_size : 0;
+    const int64_t v_step = p->len_k > 1 ? p->v_stride[2] * v_size : 0;
+    row_prefetch_plan pf = {.k_step = k_step, .v_step = v_step, .k_bytes = dq * k_size, .v_bytes = dv * v_size};
 
     for (int64_t jb = j0; jb < j1; jb += ROW_KEY_BLOCK) {
         const int64_t n = j1 - jb < ROW_KEY_BLOCK ? j1 - jb : ROW_KEY_BLOCK;

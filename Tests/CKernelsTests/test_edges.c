@@ -1381,6 +1381,54 @@ static void test_nan_short_rows(void) {
     table_row("bias row NaN on every key, Lq = 1..30", "that row NaN, lse NaN", &total[2]);
 }
 
+/* A stride of a dimension of size 1 is never used, so validation accepts any value for it; the
+ * kernels must not compute with it either (the fuzzer found the decode kernel turning the key
+ * position stride into bytes: signed overflow under UBSan). One key: the output is its value row. */
+static void test_unused_huge_strides(void) {
+    printf("-- strides of size-1 dimensions near INT64_MAX, every K/V type (row and tile kernels)\n");
+    static const attn_dtype types[3] = {ATTN_DTYPE_F32, ATTN_DTYPE_F16, ATTN_DTYPE_BF16};
+    static const char *type_names[3] = {"f32", "f16", "bf16"};
+    enum { D = 8, LQ_TILE = 64 };
+    float q[LQ_TILE * D], v_row[D], out[LQ_TILE * D];
+    uint16_t k_half[D], v_half[D];
+    float k_row[D];
+    for (int d = 0; d < D; d++) {
+        k_row[d] = 0.25f * (float)(d - 3);
+        v_row[d] = 1.0f + 0.5f * (float)d; /* exact in f16 and bf16 */
+    }
+    for (int t = 0; t < LQ_TILE * D; t++) q[t] = 0.125f * (float)(t % 7);
+    for (int ti = 0; ti < 3; ti++) {
+        attn_convert(k_half, types[ti] == ATTN_DTYPE_F32 ? ATTN_DTYPE_F16 : types[ti], k_row, ATTN_DTYPE_F32, D);
+        attn_convert(v_half, types[ti] == ATTN_DTYPE_F32 ? ATTN_DTYPE_F16 : types[ti], v_row, ATTN_DTYPE_F32, D);
+        const void *k = types[ti] == ATTN_DTYPE_F32 ? (const void *)k_row : (const void *)k_half;
+        const void *v = types[ti] == ATTN_DTYPE_F32 ? (const void *)v_row : (const void *)v_half;
+        for (int64_t lq = 1; lq <= LQ_TILE; lq += LQ_TILE - 1) {
+            attn_params a = attn_params_default();
+            a.batch = a.heads_q = a.heads_kv = 1;
+            a.len_q = lq;
+            a.len_k = 1;
+            a.dim_qk = a.dim_v = D;
+            a.q = q;
+            a.k = k;
+            a.v = v;
+            a.out = out;
+            a.k_dtype = a.v_dtype = types[ti];
+            const int64_t huge = INT64_MAX / 3;
+            a.q_stride[0] = a.q_stride[1] = huge;
+            a.q_stride[2] = D;
+            a.k_stride[0] = a.k_stride[1] = a.k_stride[2] = huge;
+            a.v_stride[0] = a.v_stride[1] = a.v_stride[2] = huge;
+            a.out_stride[0] = a.out_stride[1] = huge;
+            a.out_stride[2] = D;
+            const attn_status st = attn_forward(&a);
+            int same = st == ATTN_OK;
+            for (int64_t t = 0; same && t < lq * D; t++) same = out[t] == v_row[t % D];
+            TU_CHECK(same, "unused huge strides, %s K/V, Lq %lld: status %s or output not the value row",
+                     type_names[ti], (long long)lq, attn_status_string(st));
+        }
+    }
+}
+
 /* The row NaN whatever dropout keeps: dropping the NaN weight must not turn the row finite. */
 static void test_nan_with_dropout(void) {
     printf("-- NaN in one query under dropout\n");
@@ -1719,6 +1767,7 @@ int main(int argc, char **argv) {
     test_inf_bias();
     test_nonfinite_rows();
     test_nan_short_rows();
+    test_unused_huge_strides();
     test_nan_with_dropout();
     test_masked_rows();
     test_dims();
