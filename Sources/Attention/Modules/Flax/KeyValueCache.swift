@@ -130,8 +130,8 @@ public struct KeyValueCache: Sendable, Equatable {
     /// Empties the cache: index 0, every slot zero (a freshly initialised Flax cache).
     public mutating func reset() {
         // Zero bits are +0 in every dtype.
-        key.withUnsafeMutableRawBufferPointer { $0.initializeMemory(as: UInt8.self, repeating: 0) }
-        value.withUnsafeMutableRawBufferPointer { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+        _ = key.withUnsafeMutableRawBufferPointer { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+        _ = value.withUnsafeMutableRawBufferPointer { $0.initializeMemory(as: UInt8.self, repeating: 0) }
         index = 0
     }
 
