@@ -49,6 +49,24 @@ package enum CommandRunner {
         }
     }
 
+    /// The model in the folder at `path` (`--model`), made by `load`.
+    ///
+    /// - Throws: `RunError` saying the folder is missing (with `hint` when given) or what `load`
+    ///   threw.
+    package static func loadModel<Model>(
+        at path: String, hint: String? = nil, _ load: (URL) throws -> Model
+    ) throws(RunError) -> Model {
+        let folder = URL(fileURLWithPath: path)
+        guard FileManager.default.fileExists(atPath: folder.path) else {
+            throw RunError("\(folder.path): no such model folder" + (hint.map { " (\($0))" } ?? ""))
+        }
+        do {
+            return try load(folder)
+        } catch {
+            throw RunError("cannot load the model in \(folder.path): \(error)")
+        }
+    }
+
     /// One line on standard error.
     package static func printLine(_ line: String) {
         FileHandle.standardError.write(Data((line + "\n").utf8))

@@ -18,16 +18,8 @@ enum AttentionEmbed {
         if let path = options.inputPath { sentences += try SentenceFile.read(path) }
         guard !sentences.isEmpty else { throw UsageError("no sentences: give some as arguments or with --input FILE") }
 
-        let folder = URL(fileURLWithPath: options.model!)
-        guard FileManager.default.fileExists(atPath: folder.path) else {
-            throw RunError("\(folder.path): no such model folder (make model-minilm downloads all-MiniLM-L6-v2)")
-        }
-        let embedder: SentenceEmbedder
-        do {
-            embedder = try SentenceEmbedder(contentsOf: folder)
-        } catch {
-            throw RunError("cannot load the model in \(folder.path): \(error)")
-        }
+        let embedder = try CommandRunner.loadModel(
+            at: options.model!, hint: "make model-minilm downloads all-MiniLM-L6-v2", SentenceEmbedder.init(contentsOf:))
 
         let ids = try embedder.tokenize(sentences)
         var embeddings = try embedder.embed(tokenIDs: ids, batchSize: options.batchSize)

@@ -19,16 +19,7 @@ enum AttentionGenerate {
         } catch {
             throw UsageError("\(error)")
         }
-        let folder = URL(fileURLWithPath: options.model!)
-        guard FileManager.default.fileExists(atPath: folder.path) else {
-            throw RunError("\(folder.path): no such model folder")
-        }
-        let model: LlamaForCausalLM
-        do {
-            model = try LlamaForCausalLM(contentsOf: folder)
-        } catch {
-            throw RunError("cannot load the model in \(folder.path): \(error)")
-        }
+        let model = try CommandRunner.loadModel(at: options.model!) { try LlamaForCausalLM(contentsOf: $0) }
 
         // With --repeat: a short warm-up (threads started, code paths touched), then the timed
         // runs; the rates are their medians.
