@@ -737,6 +737,24 @@ static void test_workspace_errors(void) {
                  below_bytes >= (size_t)(limit - 1) * sizeof(float),
              "Dqk = 2^46 - 1: want valid, with a workspace of at least 4 x Dqk bytes (%zu)", below_bytes);
 
+    /* B = 2^57 + 1 batches of Lq = 2 rows read through zero strides (found by fuzz_attention): the
+     * parameters are valid, and the unfused path's workspace (one Lq x Lk block per thread) is small,
+     * but the fused row kernel's partial results, B x Hq x Lq x (Dv + 2) floats, overflow. Each query
+     * answers for its own path; validation is the fused path's. */
+    attn_params many = broadcast_params(tiny, tiny, tiny, tiny, 2, 1, 7, 7);
+    many.batch = ((int64_t)1 << 57) + 1;
+    many.out_stride[0] = 2 * 7;
+    size_t many_fused = 777, many_unfused = 0, one_unfused = 1;
+    TU_CHECK(attn_validate(&many) == ATTN_ERR_OVERFLOW &&
+                 attn_forward_workspace(&many, &many_fused) == ATTN_ERR_OVERFLOW && many_fused == 777,
+             "B = 2^57 + 1, Lq = 2, Dv = 7: the fused row kernel's partials overflow; want OVERFLOW, *bytes untouched");
+    const attn_status many_status = attn_forward_unfused_workspace(&many, &many_unfused);
+    many.batch = 1;
+    attn_forward_unfused_workspace(&many, &one_unfused);
+    TU_CHECK(many_status == ATTN_OK && many_unfused == one_unfused,
+             "B = 2^57 + 1, Lq = 2, Lk = 1: want OK and the unfused workspace of B = 1 (%zu), got %s and %zu bytes",
+             one_unfused, attn_status_string(many_status), many_unfused);
+
     /* The fused workspace at a fixed thread count: the tile kernel's does not depend on Lq or Lk;
      * the row kernel's (few queries) grows with Lk only until each row has its largest number of key
      * chunks, then stays. The unfused one is threads x (Lq x Lk + 2 Lq + packing) floats. */
