@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "attn.h"
+#include "sgemm.h"
 
 /* ---- checked arithmetic: every size product goes through these before any allocation ---- */
 
@@ -120,9 +121,13 @@ typedef struct attn_kernels {
     void (*sgemm_block)(const attn_matmul_params *args, float *workspace);
     int64_t sgemm_mr, sgemm_nr, sgemm_mc, sgemm_kc, sgemm_nc;
     void (*sgemm_pack_b_block)(float *pack_b, const attn_matmul_params *args, int64_t j0, int64_t p0, int64_t kc,
-                               int64_t c0, int64_t c1);
+                               int64_t c0, int64_t c1, int pairs);
     void (*sgemm_rows)(const attn_matmul_params *args, const float *pack_b, int64_t j0, int64_t nc, int64_t p0,
-                       int64_t kc, int64_t i0, int64_t mc, float *pack_a);
+                       int64_t kc, int64_t i0, int64_t mc, float *pack_a, sgemm_form form);
+    /* sgemm_rows for SGEMM_PAIRS on VDPBF16PS itself: as fused_item_bf16_native, NULL but in the
+     * AVX-512 table of a build that has the instruction. */
+    void (*sgemm_rows_bf16_native)(const attn_matmul_params *args, const float *pack_b, int64_t j0, int64_t nc,
+                                   int64_t p0, int64_t kc, int64_t i0, int64_t mc, float *pack_a, sgemm_form form);
     /* Matrix multiply of at most sgemm_few_rows_max rows straight from B, no packing: columns
      * [j0, j1) of C, j0 a multiple of sgemm_few_cols. */
     int64_t sgemm_few_rows_max, sgemm_few_cols;
@@ -154,13 +159,15 @@ extern const attn_kernels attn_kernels_avx512;
 
 /* VDPBF16PS (AVX512_BF16) is compiled where the compiler has its intrinsic (GCC 10, clang 9, Apple
  * clang 12 on) and the AVX-512 kernels are real (not the AVX2 stand-in of ATTN_EMULATE_AVX512):
- * the AVX-512 tile kernel on bf16 pairs, kernels_avx512bf16.c. */
+ * the AVX-512 tile kernel and packed matrix multiply on bf16 pairs, kernels_avx512bf16.c. */
 #if defined(ATTN_HAVE_X86_PATHS) && !defined(ATTN_EMULATE_AVX512) && \
     ((defined(__clang__) && __clang_major__ >= (defined(__apple_build_version__) ? 12 : 9)) || \
      (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 10))
 #define ATTN_HAVE_BF16_DOT 1
 void attn_fused_item_avx512_bf16_native(const attn_problem *pr, int64_t b, int64_t h, int64_t i0, int64_t tiles,
                                         float *workspace);
+void attn_sgemm_rows_avx512_bf16_native(const attn_matmul_params *args, const float *pack_b, int64_t j0, int64_t nc,
+                                        int64_t p0, int64_t kc, int64_t i0, int64_t mc, float *pack_a, sgemm_form form);
 #endif
 
 #endif /* ATTN_INTERNAL_H */

@@ -23,6 +23,7 @@ static void fused_item_bf16_model(const attn_problem *pr, int64_t b, int64_t h, 
 
 #ifndef ATTN_BF16_NATIVE_ITEM
 #define ATTN_BF16_NATIVE_ITEM NULL /* only the AVX-512 table has one (kernels_avx512.c) */
+#define ATTN_BF16_NATIVE_ROWS NULL
 #endif
 
 const attn_kernels ATTN_KERNELS = {
@@ -45,6 +46,7 @@ const attn_kernels ATTN_KERNELS = {
     .sgemm_nc = SGEMM_NC,
     .sgemm_pack_b_block = sgemm_pack_b_block,
     .sgemm_rows = sgemm_rows,
+    .sgemm_rows_bf16_native = ATTN_BF16_NATIVE_ROWS,
     .sgemm_few_rows_max = SGEMM_FEW_ROWS,
     .sgemm_few_cols = SGEMM_FEW_COLS,
     .sgemm_few_rows = sgemm_few_rows,

@@ -36,6 +36,7 @@
 #include "internal.h"
 #if defined(ATTN_HAVE_BF16_DOT)
 #define ATTN_BF16_NATIVE_ITEM attn_fused_item_avx512_bf16_native /* kernels_avx512bf16.c */
+#define ATTN_BF16_NATIVE_ROWS attn_sgemm_rows_avx512_bf16_native
 #endif
 #include "kernel_table_template.h"
 

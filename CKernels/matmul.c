@@ -5,7 +5,8 @@
  * into one shared buffer, then each multiplies its own blocks of rows of A by it (packing those
  * into its own buffer). B is packed once, not once per thread, and rows are dealt out in equal
  * shares. Every element of C is summed in the same order whatever the thread count
- * (sgemm_template.h), so the result does not depend on it.
+ * (sgemm_template.h), so the result does not depend on it. ATTN_MATMUL_BF16_PRODUCTS picks the
+ * packed path's form (sgemm.h): bf16 pair words on VDPBF16PS or its model, or A rounded.
  */
 #include <stdint.h>
 
@@ -19,6 +20,9 @@
 typedef struct matmul_job {
     attn_matmul_params whole;     /* validated */
     const attn_kernels *kernels;
+    sgemm_form form;              /* packed path: how products are formed (sgemm.h) */
+    void (*multiply)(const attn_matmul_params *args, const float *pack_b, int64_t j0, int64_t nc, int64_t p0,
+                     int64_t kc, int64_t i0, int64_t mc, float *pack_a, sgemm_form form); /* sgemm_rows for it */
     float *pack_b;                 /* shared: the current KC x NC block of B */
     float *pack_a;                 /* per thread: ATTN_SGEMM_PACK_A_FLOATS each */
     int64_t j0, nc, p0, kc;        /* the current block of B: columns [j0, j0 + nc), depth [p0, p0 + kc) */
@@ -39,15 +43,16 @@ static void pack_task(void *ctx, int64_t item, int thread) {
     const matmul_job *job = ctx;
     const int64_t c0 = item * job->pack_cols;
     const int64_t c1 = c0 + job->pack_cols < job->nc ? c0 + job->pack_cols : job->nc;
-    job->kernels->sgemm_pack_b_block(job->pack_b, &job->whole, job->j0, job->p0, job->kc, c0, c1);
+    job->kernels->sgemm_pack_b_block(job->pack_b, &job->whole, job->j0, job->p0, job->kc, c0, c1,
+                                     job->form == SGEMM_PAIRS);
 }
 
 static void rows_task(void *ctx, int64_t item, int thread) {
     const matmul_job *job = ctx;
     const int64_t i0 = item * job->rows, m = job->whole.m;
-    job->kernels->sgemm_rows(&job->whole, job->pack_b, job->j0, job->nc, job->p0, job->kc, i0,
-                             m - i0 < job->rows ? m - i0 : job->rows,
-                             job->pack_a + (int64_t)thread * ATTN_SGEMM_PACK_A_FLOATS);
+    job->multiply(&job->whole, job->pack_b, job->j0, job->nc, job->p0, job->kc, i0,
+                  m - i0 < job->rows ? m - i0 : job->rows, job->pack_a + (int64_t)thread * ATTN_SGEMM_PACK_A_FLOATS,
+                  job->form);
 }
 
 attn_status attn_matmul(const attn_matmul_params *params) {
@@ -58,6 +63,9 @@ attn_status attn_matmul(const attn_matmul_params *params) {
     if (p.m < 1 || p.n < 1 || p.k < 1) return ATTN_ERR_INVALID_ARGUMENT;
     if (p.num_threads < 0 || p.num_threads > ATTN_MAX_THREADS) return ATTN_ERR_INVALID_ARGUMENT;
     if (p.b_dtype != ATTN_DTYPE_F32 && p.b_dtype != ATTN_DTYPE_F16 && p.b_dtype != ATTN_DTYPE_BF16)
+        return ATTN_ERR_INVALID_ARGUMENT;
+    if ((p.flags & ~(uint64_t)ATTN_MATMUL_BF16_PRODUCTS) ||
+        ((p.flags & ATTN_MATMUL_BF16_PRODUCTS) && p.b_dtype != ATTN_DTYPE_BF16))
         return ATTN_ERR_INVALID_ARGUMENT;
     const int64_t b_rows = p.b_transposed ? p.n : p.k, b_cols = p.b_transposed ? p.k : p.n;
     if (p.lda < p.k || p.ldb < b_cols || p.ldc < p.n) return ATTN_ERR_INVALID_STRIDE;
@@ -100,16 +108,31 @@ attn_status attn_matmul(const attn_matmul_params *params) {
     matmul_job job = {
         .whole = p,
         .kernels = kernels,
+        .form = SGEMM_F32,
+        .multiply = kernels->sgemm_rows,
         .pack_b = workspace,
         .pack_a = workspace + ATTN_SGEMM_PACK_B_FLOATS,
         .rows = rows,
     };
+    if (p.flags & ATTN_MATMUL_BF16_PRODUCTS) {
+        /* As attention's tile kernel: pairs on the instruction where the table has it, on its model
+         * when asked; otherwise A rounded and the products widened. */
+        const attn_bf16_dot mode = attn_bf16_dot_current();
+        if (mode == ATTN_BF16_DOT_NATIVE && kernels->sgemm_rows_bf16_native) {
+            job.form = SGEMM_PAIRS;
+            job.multiply = kernels->sgemm_rows_bf16_native;
+        } else {
+            job.form = mode == ATTN_BF16_DOT_EMULATED ? SGEMM_PAIRS : SGEMM_ROUNDED_A;
+        }
+    }
+    /* Pair words hold two depth steps: the same bytes of packed A and B cover twice the depth. */
+    const int64_t depth = job.form == SGEMM_PAIRS ? 2 * kernels->sgemm_kc : kernels->sgemm_kc;
     for (job.j0 = 0; job.j0 < p.n; job.j0 += kernels->sgemm_nc) {
         job.nc = p.n - job.j0 < kernels->sgemm_nc ? p.n - job.j0 : kernels->sgemm_nc;
         const int64_t panels = attn_ceil_div(job.nc, nr);
         job.pack_cols = attn_ceil_div(panels, threads) * nr;
-        for (job.p0 = 0; job.p0 < p.k; job.p0 += kernels->sgemm_kc) {
-            job.kc = p.k - job.p0 < kernels->sgemm_kc ? p.k - job.p0 : kernels->sgemm_kc;
+        for (job.p0 = 0; job.p0 < p.k; job.p0 += depth) {
+            job.kc = p.k - job.p0 < depth ? p.k - job.p0 : depth;
             attn_parallel_for(attn_ceil_div(job.nc, job.pack_cols), (int)threads, pack_task, &job);
             attn_parallel_for(attn_ceil_div(p.m, rows), (int)threads, rows_task, &job);
         }

@@ -18,7 +18,14 @@
 _Static_assert(offsetof(attn_params, q_dtype) >= SIZE_0_2_0(attn_params), "0.3.0 fields inside 0.2.0's layout");
 _Static_assert(offsetof(attn_matmul_params, b_dtype) >= SIZE_0_2_0(attn_matmul_params), "b_dtype inside 0.2.0's layout");
 static const size_t params_sizes[] = {SIZE_0_2_0(attn_params), sizeof(attn_params)};
-static const size_t matmul_sizes[] = {SIZE_0_2_0(attn_matmul_params), sizeof(attn_matmul_params)};
+/* attn_matmul_params then grew flags after b_dtype: a struct ending at b_dtype (its sizeof
+ * likewise computed) reads it as 0. */
+#define SIZE_B_DTYPE(type) \
+    ((offsetof(type, b_dtype) + sizeof(attn_dtype) + _Alignof(type) - 1) / _Alignof(type) * _Alignof(type))
+_Static_assert(offsetof(attn_matmul_params, flags) >= SIZE_B_DTYPE(attn_matmul_params),
+               "flags inside the layout that ended at b_dtype");
+static const size_t matmul_sizes[] = {SIZE_0_2_0(attn_matmul_params), SIZE_B_DTYPE(attn_matmul_params),
+                                      sizeof(attn_matmul_params)};
 static const size_t rotary_sizes[] = {sizeof(attn_rotary_params)};
 
 attn_params attn_params_default(void) {

@@ -9,6 +9,10 @@
  * into micro-panels of MR rows (MC x KC in all, kept in L2). The micro-kernel holds an MR x NR tile of
  * C in registers and runs over KC with one broadcast of A and NR/ATTN_VL vector loads of B per step.
  *
+ * With bf16 products (SGEMM_PAIRS, sgemm.h) the same loops run on pair words: A rounded to bf16
+ * and B's bf16 elements packed two depth steps to a 32-bit lane, each micro-kernel step one
+ * vdot_bf16 (VDPBF16PS, or its model) instead of one multiply-add, for twice the depth per step.
+ *
  * Edges cost no special arithmetic: packing pads short panels with zeros, every tile runs the same
  * full micro-kernel and only the store is clipped. So each element of C gets exactly the same
  * operations whether it sits in a full or an edge tile, and its sum order depends only on the KC
@@ -62,30 +66,54 @@ ATTN_INLINE float sgemm_load(const void *b, attn_dtype t, int64_t i) {
 _Static_assert(SGEMM_MR == SGEMM_MR_POW2 || SGEMM_MR_POW2 == ATTN_VL,
                "a padded transpose leaves one depth step per vector");
 
-/* Packs A rows [0, mc) x depth [0, kc) into micro-panels of MR rows: panel i holds
- * dst[i*MR*kc + p*MR + r] = a[(i*MR + r)*lda + p], zero rows past mc. Full panels go ATTN_VL depth
- * steps at a time: the MR row vectors (padded with zero rows to a power of two) are transposed
- * (vtranspose_rows) into vectors holding the rows of one or more depth steps, stored in order.
- * When MR is not a power of two each store also writes SGEMM_MR_POW2 - MR padding floats past its
- * depth step, which the next store (or the next panel, or the workspace's slack) overwrites. */
-static void sgemm_pack_a(float *restrict dst, const float *restrict a, int64_t lda, int64_t mc, int64_t kc) {
+/* Depth steps of a packed block of kc depth: kc floats, or pair words. */
+ATTN_INLINE int64_t sgemm_steps(int64_t kc, sgemm_form form) { return form == SGEMM_PAIRS ? (kc + 1) / 2 : kc; }
+
+/* Element p of an A row as packed by form: as is, rounded to bf16, or (pairs) the pair word of
+ * elements p and p + 1 (zero past kc). */
+ATTN_INLINE float sgemm_a_scalar(const float *row, int64_t p, int64_t kc, sgemm_form form) {
+    if (form == SGEMM_F32) return row[p];
+    if (form == SGEMM_ROUNDED_A) return attn_bf16_to_f32(attn_f32_to_bf16(row[p]));
+    const uint32_t word = attn_f32_to_bf16(row[p]) | (p + 1 < kc ? (uint32_t)attn_f32_to_bf16(row[p + 1]) << 16 : 0);
+    float f;
+    memcpy(&f, &word, sizeof f);
+    return f;
+}
+
+/* Packs A rows [0, mc) x depth [0, kc) into micro-panels of MR rows, each of steps =
+ * sgemm_steps(kc, form) depth steps (floats, or pair words): panel i holds
+ * dst[i*MR*steps + t*MR + r] = step t of row i*MR + r (sgemm_a_scalar), zero rows past mc. Full
+ * panels go ATTN_VL steps at a time: the MR row vectors (padded with zero rows to a power of two)
+ * are transposed (vtranspose_rows) into vectors holding the rows of one or more steps, stored in
+ * order. When MR is not a power of two each store also writes SGEMM_MR_POW2 - MR padding floats
+ * past its step, which the next store (or the next panel, or the workspace's slack) overwrites. */
+ATTN_INLINE void sgemm_pack_a(float *restrict dst, const float *restrict a, int64_t lda, int64_t mc, int64_t kc,
+                              sgemm_form form) {
+    const int64_t steps = sgemm_steps(kc, form), per = form == SGEMM_PAIRS ? 2 : 1; /* depth per step */
     for (int64_t i0 = 0; i0 < mc; i0 += SGEMM_MR) {
         const int64_t rows = sgemm_min(SGEMM_MR, mc - i0);
         const float *src = a + i0 * lda;
-        int64_t p = 0;
+        int64_t t = 0;
         if (rows == SGEMM_MR) {
-            for (; p + ATTN_VL <= kc; p += ATTN_VL) {
+            for (; (t + ATTN_VL) * per <= kc; t += ATTN_VL) {
                 vf r[SGEMM_MR_POW2];
-                for (int i = 0; i < SGEMM_MR_POW2; i++) r[i] = i < SGEMM_MR ? vload(src + i * lda + p) : vsplat(0.0f);
+                for (int i = 0; i < SGEMM_MR_POW2; i++) {
+                    const float *x = src + i * lda + t * per;
+                    r[i] = i >= SGEMM_MR             ? vsplat(0.0f)
+                         : form == SGEMM_PAIRS       ? vbf16_pair_words(vload(x), vload(x + ATTN_VL))
+                         : form == SGEMM_ROUNDED_A   ? vround_bf16(vload(x))
+                                                     : vload(x);
+                }
                 vtranspose_rows(r, SGEMM_MR_POW2);
-                /* r[v] holds depth steps p + v*s .. p + v*s + s - 1 (s = VL / POW2), POW2 rows each. */
+                /* r[v] holds steps t + v*s .. t + v*s + s - 1 (s = VL / POW2), POW2 rows each. */
                 for (int v = 0; v < SGEMM_MR_POW2; v++)
-                    vstore(dst + (p + v * (ATTN_VL / SGEMM_MR_POW2)) * SGEMM_MR, r[v]);
+                    vstore(dst + (t + v * (ATTN_VL / SGEMM_MR_POW2)) * SGEMM_MR, r[v]);
             }
         }
-        for (; p < kc; p++)
-            for (int r = 0; r < SGEMM_MR; r++) dst[p * SGEMM_MR + r] = r < rows ? src[r * lda + p] : 0.0f;
-        dst += SGEMM_MR * kc;
+        for (; t < steps; t++)
+            for (int r = 0; r < SGEMM_MR; r++)
+                dst[t * SGEMM_MR + r] = r < rows ? sgemm_a_scalar(src + r * lda, t * per, kc, form) : 0.0f;
+        dst += SGEMM_MR * steps;
     }
 }
 
@@ -132,6 +160,53 @@ ATTN_INLINE void sgemm_pack_b(float *restrict dst, const void *restrict b, int64
     }
 }
 
+/* sgemm_pack_b for SGEMM_PAIRS, B bf16: panel j holds dst[j*NR*steps + t*NR + c] = the pair word of
+ * B(2t, j*NR + c) (low half) and B(2t + 1, j*NR + c) (zero past kc), zero columns past nc. With Bᵀ
+ * a word is 32 bits of a row of b: ATTN_VL rows at a time are read a vector of words each and
+ * transposed (vtranspose_rows), so a panel is written sequentially; without, two rows of b give a
+ * vector of words, the first's halves in the low halves. */
+static inline void sgemm_pack_b_pairs(float *restrict dst, const uint16_t *restrict b, int64_t ldb, int transposed,
+                                      int64_t kc, int64_t nc) {
+    const int64_t steps = (kc + 1) / 2;
+    if (!transposed) {
+        for (int64_t t = 0; t < steps; t++) {
+            const uint16_t *lo = b + 2 * t * ldb, *hi = 2 * t + 1 < kc ? lo + ldb : NULL;
+            float *d = dst + t * SGEMM_NR;
+            for (int64_t j0 = 0; j0 < nc; j0 += SGEMM_NR, d += SGEMM_NR * steps) {
+                for (int v = 0; v < SGEMM_NV; v++) {
+                    const int64_t j = j0 + v * ATTN_VL, w = sgemm_min(nc - j, ATTN_VL);
+                    const vu l = w <= 0 ? (vu)vsplat(0.0f) : (vu)vload_as(lo, j, ATTN_DTYPE_BF16, (int)w);
+                    const vu h = w <= 0 || !hi ? (vu)vsplat(0.0f) : (vu)vload_as(hi, j, ATTN_DTYPE_BF16, (int)w);
+                    vstore(d + v * ATTN_VL, (vf)(l >> 16 | h));
+                }
+            }
+        }
+        return;
+    }
+    for (int64_t j0 = 0; j0 < nc; j0 += SGEMM_NR, dst += SGEMM_NR * steps) {
+        for (int g = 0; g < SGEMM_NV; g++) {
+            const int64_t c0 = j0 + g * ATTN_VL, cols = sgemm_min(ATTN_VL, nc - c0);
+            float *d = dst + g * ATTN_VL;
+            int64_t t = 0;
+            if (cols > 0)
+                for (; 2 * (t + ATTN_VL) <= kc; t += ATTN_VL) {
+                    vf r[ATTN_VL];
+                    for (int c = 0; c < ATTN_VL; c++)
+                        if (c < cols) memcpy(&r[c], b + (c0 + c) * ldb + 2 * t, sizeof r[c]); /* 2-byte aligned */
+                        else r[c] = vsplat(0.0f);
+                    vtranspose_rows(r, ATTN_VL);
+                    for (int v = 0; v < ATTN_VL; v++) vstore(d + (t + v) * SGEMM_NR, r[v]);
+                }
+            for (; t < steps; t++)
+                for (int c = 0; c < ATTN_VL; c++) {
+                    const uint16_t *row = b + (c0 + c) * ldb;
+                    const uint32_t word = c >= cols ? 0 : row[2 * t] | (2 * t + 1 < kc ? (uint32_t)row[2 * t + 1] << 16 : 0);
+                    memcpy(d + t * SGEMM_NR + c, &word, sizeof word);
+                }
+        }
+    }
+}
+
 /* x holds the sums for w <= ATTN_VL consecutive elements of a row of C: c = x (+ bias), or with
  * add_c, c += x (+ bias). Every path of the matrix multiply stores through this, so each element
  * gets the same last operations. bias points at the first of the w columns, or is NULL. */
@@ -148,12 +223,13 @@ ATTN_INLINE void sgemm_store(float *c, vf x, int w, const float *bias, int add_c
 }
 
 /*
- * One MR x NR tile: acc = Ap (MR, kc) · Bp (kc, NR) from packed panels, then stored into the
+ * One MR x NR tile: acc = Ap (MR, steps) · Bp (steps, NR) from packed panels (with pairs, each step
+ * a pair word and one vdot_bf16), then stored into the
  * mr x nr corner of c (row stride ldc) as c = acc (+ bias) or c += acc (+ bias). bias points at the
  * tile's first column, or is NULL; add_c says whether c already holds a partial sum.
  */
-static void sgemm_micro(int64_t kc, const float *restrict ap, const float *restrict bp, float *restrict c,
-                        int64_t ldc, int64_t mr, int64_t nr, const float *restrict bias, int add_c) {
+ATTN_INLINE void sgemm_micro(int64_t steps, const float *restrict ap, const float *restrict bp, float *restrict c,
+                             int64_t ldc, int64_t mr, int64_t nr, const float *restrict bias, int add_c, const int pairs) {
     /* C's tile is needed only after the k loop: start fetching its lines now, so the store does
      * not wait on L3 or memory. */
 #pragma GCC unroll 16
@@ -172,7 +248,7 @@ static void sgemm_micro(int64_t kc, const float *restrict ap, const float *restr
 
     /* Unrolled by 4: 10-13 % faster on Zen3 (AVX2) than not unrolled, measured side by side. */
 #pragma GCC unroll 4
-    for (int64_t p = 0; p < kc; p++) {
+    for (int64_t p = 0; p < steps; p++) {
         vf bv[SGEMM_NV];
 #pragma GCC unroll 4
         for (int v = 0; v < SGEMM_NV; v++) bv[v] = vload(bp + v * ATTN_VL);
@@ -180,7 +256,8 @@ static void sgemm_micro(int64_t kc, const float *restrict ap, const float *restr
         for (int r = 0; r < SGEMM_MR; r++) {
             const vf av = vsplat(ap[r]);
 #pragma GCC unroll 4
-            for (int v = 0; v < SGEMM_NV; v++) acc[r][v] = vfma(av, bv[v], acc[r][v]);
+            for (int v = 0; v < SGEMM_NV; v++)
+                acc[r][v] = pairs ? vdot_bf16(acc[r][v], av, bv[v]) : vfma(av, bv[v], acc[r][v]);
         }
         ap += SGEMM_MR;
         bp += SGEMM_NR;
@@ -202,13 +279,18 @@ static void sgemm_micro(int64_t kc, const float *restrict ap, const float *restr
                         bias ? bias + v * ATTN_VL : NULL, add_c);
 }
 
-/* Packs columns [c0, c1) (c0 a multiple of NR) of the KC x NC block of B at depth p0 and columns j0
- * into pack_b, at the place sgemm_rows reads them: threads can each pack a share of one block. */
-static void sgemm_pack_b_block(float *pack_b, const attn_matmul_params *args, int64_t j0, int64_t p0, int64_t kc,
-                               int64_t c0, int64_t c1) {
+/* Packs columns [c0, c1) (c0 a multiple of NR) of the block of B at depth [p0, p0 + kc) and columns
+ * j0 into pack_b, at the place sgemm_rows reads them: threads can each pack a share of one block.
+ * pairs (SGEMM_PAIRS, B bf16): as pair words. */
+static inline void sgemm_pack_b_block(float *pack_b, const attn_matmul_params *args, int64_t j0, int64_t p0, int64_t kc,
+                                      int64_t c0, int64_t c1, int pairs) {
     const int64_t col = j0 + c0, ldb = args->ldb, t = args->b_transposed;
     const attn_dtype dt = args->b_dtype;
     const void *b = attn_element(args->b, dt, t ? col * ldb + p0 : p0 * ldb + col);
+    if (pairs) {
+        sgemm_pack_b_pairs(pack_b + c0 * ((kc + 1) / 2), b, ldb, (int)t, kc, c1 - c0);
+        return;
+    }
     switch (dt) {
     case ATTN_DTYPE_F16: sgemm_pack_b(pack_b + c0 * kc, b, ldb, t, kc, c1 - c0, ATTN_DTYPE_F16); break;
     case ATTN_DTYPE_BF16: sgemm_pack_b(pack_b + c0 * kc, b, ldb, t, kc, c1 - c0, ATTN_DTYPE_BF16); break;
@@ -217,34 +299,46 @@ static void sgemm_pack_b_block(float *pack_b, const attn_matmul_params *args, in
 }
 
 /* C rows [i0, i0 + mc) (mc <= SGEMM_MC), columns [j0, j0 + nc), += or = A's rows at depth
- * [p0, p0 + kc) times the packed block of B: packs those rows of A into pack_a, then runs the
- * micro-kernel over every NR panel (each kept in L1) and MR panel (streamed from L2). */
-static void sgemm_rows(const attn_matmul_params *args, const float *pack_b, int64_t j0, int64_t nc, int64_t p0,
-                       int64_t kc, int64_t i0, int64_t mc, float *pack_a) {
+ * [p0, p0 + kc) times the packed block of B (packed for the same form): packs those rows of A into
+ * pack_a, then runs the micro-kernel over every NR panel (each kept in L1) and MR panel (streamed
+ * from L2). Inlined with form a constant: sgemm_rows (the table's, widened or rounded A, or pairs
+ * on the portable VDPBF16PS) and kernels_avx512bf16.c's pairs on the instruction. */
+ATTN_INLINE void sgemm_rows_as(const attn_matmul_params *args, const float *pack_b, int64_t j0, int64_t nc, int64_t p0,
+                               int64_t kc, int64_t i0, int64_t mc, float *pack_a, sgemm_form form) {
     /* The first k block writes (or adds to) C with the bias; later blocks add to it. */
     const int add_c = p0 > 0 || args->accumulate;
     const float *bias = p0 == 0 ? args->bias : NULL;
-    sgemm_pack_a(pack_a, args->a + i0 * args->lda + p0, args->lda, mc, kc);
+    const int64_t steps = sgemm_steps(kc, form);
+    sgemm_pack_a(pack_a, args->a + i0 * args->lda + p0, args->lda, mc, kc, form);
     for (int64_t jr = 0; jr < nc; jr += SGEMM_NR) {
-        const float *bp = pack_b + jr * kc;
+        const float *bp = pack_b + jr * steps;
         const float *bias_r = bias ? bias + j0 + jr : NULL;
         for (int64_t ir = 0; ir < mc; ir += SGEMM_MR) {
             float *c = args->c + (i0 + ir) * args->ldc + j0 + jr;
-            sgemm_micro(kc, pack_a + ir * kc, bp, c, args->ldc, sgemm_min(SGEMM_MR, mc - ir), sgemm_min(SGEMM_NR, nc - jr),
-                        bias_r, add_c);
+            sgemm_micro(steps, pack_a + ir * steps, bp, c, args->ldc, sgemm_min(SGEMM_MR, mc - ir),
+                        sgemm_min(SGEMM_NR, nc - jr), bias_r, add_c, form == SGEMM_PAIRS);
         }
     }
 }
 
-static void sgemm_block(const attn_matmul_params *args, float *workspace) {
+static inline void sgemm_rows(const attn_matmul_params *args, const float *pack_b, int64_t j0, int64_t nc, int64_t p0,
+                              int64_t kc, int64_t i0, int64_t mc, float *pack_a, sgemm_form form) {
+    switch (form) {
+    case SGEMM_PAIRS: sgemm_rows_as(args, pack_b, j0, nc, p0, kc, i0, mc, pack_a, SGEMM_PAIRS); break;
+    case SGEMM_ROUNDED_A: sgemm_rows_as(args, pack_b, j0, nc, p0, kc, i0, mc, pack_a, SGEMM_ROUNDED_A); break;
+    default: sgemm_rows_as(args, pack_b, j0, nc, p0, kc, i0, mc, pack_a, SGEMM_F32); break;
+    }
+}
+
+static inline void sgemm_block(const attn_matmul_params *args, float *workspace) {
     float *pack_a = workspace, *pack_b = workspace + ATTN_SGEMM_PACK_A_FLOATS;
     for (int64_t j0 = 0; j0 < args->n; j0 += SGEMM_NC) {
         const int64_t nc = sgemm_min(SGEMM_NC, args->n - j0);
         for (int64_t p0 = 0; p0 < args->k; p0 += SGEMM_KC) {
             const int64_t kc = sgemm_min(SGEMM_KC, args->k - p0);
-            sgemm_pack_b_block(pack_b, args, j0, p0, kc, 0, nc);
+            sgemm_pack_b_block(pack_b, args, j0, p0, kc, 0, nc, 0);
             for (int64_t i0 = 0; i0 < args->m; i0 += SGEMM_MC)
-                sgemm_rows(args, pack_b, j0, nc, p0, kc, i0, sgemm_min(SGEMM_MC, args->m - i0), pack_a);
+                sgemm_rows_as(args, pack_b, j0, nc, p0, kc, i0, sgemm_min(SGEMM_MC, args->m - i0), pack_a, SGEMM_F32);
         }
     }
 }
@@ -290,10 +384,13 @@ static inline int few_min(int a, int b) { return a < b ? a : b; }
 
 /* One step of the dot products of few_dot at depth p: w == ATTN_VL, or the last w (< ATTN_VL). */
 ATTN_INLINE void few_dot_step(vf acc[4][FEW_DOT_COLS], const float *const *a, const void *const *b, int64_t p, int w,
-                              const int MB, const int NB, attn_dtype dt) {
+                              const int MB, const int NB, attn_dtype dt, const int round_a) {
     vf av[4];
 #pragma GCC unroll 4
-    for (int r = 0; r < MB; r++) av[r] = w == ATTN_VL ? vload(a[r] + p) : vload_partial(a[r] + p, w);
+    for (int r = 0; r < MB; r++) {
+        av[r] = w == ATTN_VL ? vload(a[r] + p) : vload_partial(a[r] + p, w);
+        if (round_a) av[r] = vround_bf16(av[r]);
+    }
 #pragma GCC unroll 8
     for (int c = 0; c < NB; c++) {
         const vf bv = vload_as(b[c], p, dt, w);
@@ -305,7 +402,7 @@ ATTN_INLINE void few_dot_step(vf acc[4][FEW_DOT_COLS], const float *const *a, co
 /* Rows [i, i + MB) of C at columns [j, j + nb), nb <= NB, with B stored (N, K). Columns past nb
  * repeat the last B row (computed, not stored). */
 ATTN_INLINE void few_dot(const attn_matmul_params *args, int64_t i, int64_t j, int nb, const int MB, const int NB,
-                         attn_dtype dt) {
+                         attn_dtype dt, const int round_a) {
     const float *a[4];
     const void *b[FEW_DOT_COLS];
     vf acc[4][FEW_DOT_COLS];
@@ -333,10 +430,10 @@ ATTN_INLINE void few_dot(const attn_matmul_params *args, int64_t i, int64_t j, i
         for (; p + ATTN_VL <= args->k; p += ATTN_VL) {
             if (((p * size) & 63) == 0)
                 for (int c = 0; c < prefetch_rows; c++) __builtin_prefetch(next[c] + p * size, 0, 2);
-            few_dot_step(acc, a, b, p, ATTN_VL, MB, NB, dt);
+            few_dot_step(acc, a, b, p, ATTN_VL, MB, NB, dt, round_a);
         }
-    for (; p + ATTN_VL <= args->k; p += ATTN_VL) few_dot_step(acc, a, b, p, ATTN_VL, MB, NB, dt);
-    if (p < args->k) few_dot_step(acc, a, b, p, (int)(args->k - p), MB, NB, dt);
+    for (; p + ATTN_VL <= args->k; p += ATTN_VL) few_dot_step(acc, a, b, p, ATTN_VL, MB, NB, dt, round_a);
+    if (p < args->k) few_dot_step(acc, a, b, p, (int)(args->k - p), MB, NB, dt, round_a);
     for (int r = 0; r < MB; r++) {
         float sums[FEW_DOT_COLS + ATTN_VL];
         for (int c0 = 0; c0 < NB; c0 += ATTN_VL) {
@@ -355,7 +452,7 @@ ATTN_INLINE void few_dot(const attn_matmul_params *args, int64_t i, int64_t j, i
 /* Rows [i, i + MB) of C at columns [j, j + w), w <= NV vectors, with B stored (K, N); FULL says
  * w is all NV vectors, so no load is clipped. */
 ATTN_INLINE void few_axpy(const attn_matmul_params *args, int64_t i, int64_t j, int w, const int MB, const int NV,
-                          const int FULL, attn_dtype dt) {
+                          const int FULL, attn_dtype dt, const int round_a) {
     const float *a[4];
     vf acc[4][FEW_AXPY_NV];
 #pragma GCC unroll 4
@@ -383,7 +480,7 @@ ATTN_INLINE void few_axpy(const attn_matmul_params *args, int64_t i, int64_t j, 
         }
 #pragma GCC unroll 4
         for (int r = 0; r < MB; r++) {
-            const vf av = vsplat(a[r][p]);
+            const vf av = vsplat(round_a ? attn_bf16_to_f32(attn_f32_to_bf16(a[r][p])) : a[r][p]);
 #pragma GCC unroll 4
             for (int v = 0; v < NV; v++) acc[r][v] = vfma(av, bv[v], acc[r][v]);
         }
@@ -394,39 +491,43 @@ ATTN_INLINE void few_axpy(const attn_matmul_params *args, int64_t i, int64_t j, 
                         args->bias ? args->bias + j + v * ATTN_VL : NULL, args->accumulate);
 }
 
-/* Rows [i, i + MB) of C at columns [j, j + cols), cols <= SGEMM_FEW_COLS, in either layout. */
+/* Rows [i, i + MB) of C at columns [j, j + cols), cols <= SGEMM_FEW_COLS, in either layout; round_a
+ * (ATTN_MATMUL_BF16_PRODUCTS) rounds A to bf16 as it is read. */
 ATTN_INLINE void few_rows_block(const attn_matmul_params *args, int64_t i, int64_t j, int cols, const int MB,
-                                attn_dtype dt) {
+                                attn_dtype dt, const int round_a) {
     if (args->b_transposed) {
         const int NB = few_min(FEW_ACC / MB, FEW_DOT_COLS);
-        for (int c = 0; c < cols; c += NB) few_dot(args, i, j + c, few_min(NB, cols - c), MB, NB, dt);
+        for (int c = 0; c < cols; c += NB) few_dot(args, i, j + c, few_min(NB, cols - c), MB, NB, dt, round_a);
         return;
     }
     const int NV = few_min(FEW_ACC / MB, FEW_AXPY_NV), width = NV * ATTN_VL;
     int c = 0;
-    for (; c + width <= cols; c += width) few_axpy(args, i, j + c, width, MB, NV, 1, dt);
-    if (c < cols) few_axpy(args, i, j + c, cols - c, MB, NV, 0, dt);
+    for (; c + width <= cols; c += width) few_axpy(args, i, j + c, width, MB, NV, 1, dt, round_a);
+    if (c < cols) few_axpy(args, i, j + c, cols - c, MB, NV, 0, dt, round_a);
 }
 
-ATTN_INLINE void few_rows_as(const attn_matmul_params *args, int64_t j0, int64_t j1, attn_dtype dt) {
+ATTN_INLINE void few_rows_as(const attn_matmul_params *args, int64_t j0, int64_t j1, attn_dtype dt, const int round_a) {
     /* Bᵀ: blocks of FEW_DOT_COLS B rows (kept in L1); B: panels of SGEMM_FEW_COLS columns (in L2). */
     const int64_t block = args->b_transposed ? FEW_DOT_COLS : SGEMM_FEW_COLS;
     for (int64_t j = j0; j < j1; j += block) {
         const int cols = (int)sgemm_min(block, j1 - j);
         for (int64_t i = 0, rows; i < args->m; i += rows) {
             rows = args->m - i >= 4 ? 4 : args->m - i >= 2 ? 2 : 1;
-            if (rows == 4) few_rows_block(args, i, j, cols, 4, dt);
-            else if (rows == 2) few_rows_block(args, i, j, cols, 2, dt);
-            else few_rows_block(args, i, j, cols, 1, dt);
+            if (rows == 4) few_rows_block(args, i, j, cols, 4, dt, round_a);
+            else if (rows == 2) few_rows_block(args, i, j, cols, 2, dt, round_a);
+            else few_rows_block(args, i, j, cols, 1, dt, round_a);
         }
     }
 }
 
 /* C columns [j0, j1) of every row (M <= SGEMM_FEW_ROWS), straight from B. */
-static void sgemm_few_rows(const attn_matmul_params *args, int64_t j0, int64_t j1) {
+static inline void sgemm_few_rows(const attn_matmul_params *args, int64_t j0, int64_t j1) {
     switch (args->b_dtype) {
-    case ATTN_DTYPE_F16: few_rows_as(args, j0, j1, ATTN_DTYPE_F16); break;
-    case ATTN_DTYPE_BF16: few_rows_as(args, j0, j1, ATTN_DTYPE_BF16); break;
-    default: few_rows_as(args, j0, j1, ATTN_DTYPE_F32); break;
+    case ATTN_DTYPE_F16: few_rows_as(args, j0, j1, ATTN_DTYPE_F16, 0); break;
+    case ATTN_DTYPE_BF16:
+        if (args->flags & ATTN_MATMUL_BF16_PRODUCTS) few_rows_as(args, j0, j1, ATTN_DTYPE_BF16, 1);
+        else few_rows_as(args, j0, j1, ATTN_DTYPE_BF16, 0);
+        break;
+    default: few_rows_as(args, j0, j1, ATTN_DTYPE_F32, 0); break;
     }
 }

@@ -215,14 +215,22 @@ ATTN_INLINE vf vload_bf16(const uint16_t *p) {
 #endif
 }
 
-/* x rounded to bf16 (nearest even; NaN quieted, as attn_f32_to_bf16) into ATTN_VL values at p. */
-ATTN_INLINE void vstore_bf16(uint16_t *p, vf x) {
+/* Each lane of x rounded to bf16 (nearest even; NaN quieted, as attn_f32_to_bf16), its bits in the
+ * lane's low half. */
+ATTN_INLINE vu vbf16_bits(vf x) {
     const vu u = (vu)x;
     const vu rounded = (u + 0x7fff + ((u >> 16) & 1)) >> 16;
     const vi nan = (vi)((u & 0x7fffffff) > 0x7f800000);
-    const vu r = (vu)vselect(nan, (vf)((u >> 16) | 0x40), (vf)rounded);
-    *(vu16_unaligned *)p = __builtin_convertvector(r, __typeof__(*(vu16_unaligned *)p));
+    return (vu)vselect(nan, (vf)((u >> 16) | 0x40), (vf)rounded);
 }
+
+/* x rounded to bf16 into ATTN_VL values at p. */
+ATTN_INLINE void vstore_bf16(uint16_t *p, vf x) {
+    *(vu16_unaligned *)p = __builtin_convertvector(vbf16_bits(x), __typeof__(*(vu16_unaligned *)p));
+}
+
+/* x rounded to bf16 and widened back: the float each lane's bf16 stands for. */
+ATTN_INLINE vf vround_bf16(vf x) { return (vf)(vbf16_bits(x) << 16); }
 
 /* ---- bf16 pairs: the products of the tile kernel when q, k and v are all bf16 ----
  *
@@ -268,6 +276,29 @@ ATTN_INLINE vf vdot_bf16(vf acc, vf a, vf b) {
 ATTN_INLINE vf vbf16_pairs(vf lo, vf hi) {
     const vu l = (vu)lo, h = (vu)hi;
     return (vf)(((l + 0x7fff + ((l >> 16) & 1)) >> 16) | ((h + 0x7fff + ((h >> 16) & 1)) & 0xffff0000));
+}
+
+/* The 2·ATTN_VL floats x0 then x1 (consecutive elements of a row) rounded to bf16 and paired as they
+ * would lie in memory: lane w holds elements 2w (low half) and 2w + 1. The even and odd lanes of
+ * the two vectors are gathered by one shuffle each. */
+#if ATTN_VL == 4
+#define ATTN_EVEN 0, 2, 4, 6
+#define ATTN_ODD 1, 3, 5, 7
+#elif ATTN_VL == 8
+#define ATTN_EVEN 0, 2, 4, 6, 8, 10, 12, 14
+#define ATTN_ODD 1, 3, 5, 7, 9, 11, 13, 15
+#else
+#define ATTN_EVEN 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30
+#define ATTN_ODD 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31
+#endif
+ATTN_INLINE vf vbf16_pair_words(vf x0, vf x1) {
+    const vu b0 = vbf16_bits(x0), b1 = vbf16_bits(x1);
+#if defined(__clang__) || __GNUC__ >= 12
+    const vu even = __builtin_shufflevector(b0, b1, ATTN_EVEN), odd = __builtin_shufflevector(b0, b1, ATTN_ODD);
+#else
+    const vu even = __builtin_shuffle(b0, b1, (vu){ATTN_EVEN}), odd = __builtin_shuffle(b0, b1, (vu){ATTN_ODD});
+#endif
+    return (vf)(even | odd << 16);
 }
 
 /* ATTN_VL elements of type t from element i of p, as floats; with t constant after inlining, one

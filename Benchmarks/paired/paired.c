@@ -19,6 +19,9 @@
  * f32), and "bf16w" is bf16 with the build's attn_set_bf16_dot(ATTN_BF16_DOT_OFF) around each call
  * (every product widened to float; builds without attn_bf16_dot just run bf16). For example:
  *   PAIRED_DTYPES=f32,bf16,bf16w compare.sh "attn 4096 128 0 2" 7 base
+ * In matmul modes "bf16p" is bf16 weights with ATTN_MATMUL_BF16_PRODUCTS (A rounded, products on
+ * bf16 pairs; every build must then know attn_matmul_params.flags):
+ *   PAIRED_DTYPES=f32,bf16,bf16p compare.sh "mmk 512 896 4864 2 1" 9
  *
  * In mm mode, PAIRED_CBLAS=path/to/libopenblas.so adds that library's cblas_sgemm as one more
  * contender (PAIRED_CBLAS_SGEMM names the symbol when it is prefixed or suffixed, as in numpy's
@@ -49,6 +52,7 @@ typedef struct variant {
     const char *name;
     attn_dtype dtype; /* of B, in matmul modes; of q, k and v in attn mode */
     int widen;        /* attn mode, bf16: with attn_bf16_dot OFF */
+    int products;     /* matmul modes, bf16: with ATTN_MATMUL_BF16_PRODUCTS */
     attn_status (*forward)(const attn_params *);
     attn_status (*matmul)(const attn_matmul_params *);
     attn_params (*params_default)(void);
@@ -75,9 +79,11 @@ static attn_status cblas_matmul(const attn_matmul_params *p) {
     return ATTN_OK;
 }
 
-#define X(name) {#name, ATTN_DTYPE_F32, 0, name##_attn_forward, name##_attn_matmul, name##_attn_params_default, \
-                 name##_attn_matmul_params_default, name##_attn_set_bf16_dot, name##_attn_get_bf16_dot},
-static const variant builds[] = {VARIANT_LIST {"cblas", ATTN_DTYPE_F32, 0, NULL, cblas_matmul, NULL, NULL, NULL, NULL}};
+#define X(build)                                                                                            \
+    {.name = #build, .forward = build##_attn_forward, .matmul = build##_attn_matmul,                          \
+     .params_default = build##_attn_params_default, .matmul_params_default = build##_attn_matmul_params_default, \
+     .set_bf16_dot = build##_attn_set_bf16_dot, .get_bf16_dot = build##_attn_get_bf16_dot},
+static const variant builds[] = {VARIANT_LIST {.name = "cblas", .matmul = cblas_matmul}};
 #undef X
 #define N_BUILDS ((int)(sizeof builds / sizeof builds[0]) - 1) /* cblas not counted */
 #define MAX_CONTENDERS 16
@@ -118,18 +124,20 @@ static float *random_floats(size_t n, unsigned seed) {
 /* The builds, each once per type in PAIRED_DTYPES (matmul and attn modes), as the contenders. */
 static int make_contenders(int typed) {
     const char *list = typed && getenv("PAIRED_DTYPES") ? getenv("PAIRED_DTYPES") : "f32";
-    static const char *names[4] = {"f32", "f16", "bf16", "bf16w"};
+    static const char *names[5] = {"f32", "f16", "bf16", "bf16w", "bf16p"};
     static char labels[MAX_CONTENDERS][64];
     for (int b = 0; b < N_BUILDS; b++) {
         char copy[64];
         snprintf(copy, sizeof copy, "%s", list);
         for (char *save = NULL, *d = strtok_r(copy, ",", &save); d; d = strtok_r(NULL, ",", &save)) {
             int dt = 0;
-            while (dt < 4 && strcmp(d, names[dt])) dt++;
-            if (dt == 4 || (dt == 3 && typed != 2) || n_variants == MAX_CONTENDERS) return 0;
+            while (dt < 5 && strcmp(d, names[dt])) dt++;
+            if (dt == 5 || (dt == 3 && typed != 2) || (dt == 4 && typed != 1) || n_variants == MAX_CONTENDERS)
+                return 0;
             variant v = builds[b];
-            v.dtype = dt == 3 ? ATTN_DTYPE_BF16 : (attn_dtype)dt;
+            v.dtype = dt >= 3 ? ATTN_DTYPE_BF16 : (attn_dtype)dt;
             v.widen = dt == 3;
+            v.products = dt == 4;
             if (strcmp(list, "f32")) {
                 snprintf(labels[n_variants], sizeof labels[0], "%s/%s", builds[b].name, d);
                 v.name = labels[n_variants];
@@ -168,7 +176,7 @@ int main(int argc, char **argv) {
     if (rounds > MAX_ROUNDS) rounds = MAX_ROUNDS;
     const int is_mm = !strcmp(argv[2], "mm") || !strcmp(argv[2], "mmk");
     if (!make_contenders(is_mm ? 1 : !strcmp(argv[2], "attn") ? 2 : 0)) {
-        fprintf(stderr, "PAIRED_DTYPES: a list of f32, f16, bf16 (attn: also bf16w) (at most %d contenders)\n",
+        fprintf(stderr, "PAIRED_DTYPES: a list of f32, f16, bf16 (attn: also bf16w; matmul: also bf16p) (at most %d contenders)\n",
                 MAX_CONTENDERS);
         return 2;
     }
@@ -291,7 +299,7 @@ int main(int argc, char **argv) {
     /* One call of contender v on the shared problem (its weight type swapped in). */
     const void *b32 = is_mm ? mp.b : NULL;
 #define RUN(v) (is_mm ? (mp.b_dtype = variants[v].dtype, mp.b = mp.b_dtype ? (const void *)b16[mp.b_dtype] : b32, \
-                         variants[v].matmul(&mp))                                                                \
+                         mp.flags = variants[v].products ? ATTN_MATMUL_BF16_PRODUCTS : 0, variants[v].matmul(&mp)) \
                       : run_attn(&variants[v], &p, qkv))
 
     static double seconds[MAX_CONTENDERS][MAX_ROUNDS], ratio[MAX_CONTENDERS][MAX_ROUNDS];

@@ -325,6 +325,17 @@ ATTN_API uint32_t attn_dropout_threshold(float p);
  * |bias| + |c|) for every b_dtype (the test bound; float32 summation of up to a few thousand terms).
  * Against float32 weights rounded to f16 or bf16, add each weight's rounding: relative 2^-11 (f16)
  * or 2^-8 (bf16) of sum_k |a b| at most, and f16 turns |b| >= 65520 into infinity.
+ * ATTN_MATMUL_BF16_PRODUCTS in flags (b_dtype ATTN_DTYPE_BF16 only, else ATTN_ERR_INVALID_ARGUMENT):
+ * A is rounded to bf16 (nearest even, as attn_convert) before it is multiplied, as frameworks
+ * running a bf16 model do, so every product is of two bf16 values, exact in float32. With more than
+ * 32 rows and attn_bf16_dot NATIVE on the avx512 instruction set they are formed by VDPBF16PS on
+ * pairs of depth steps (twice the float32 multiply-adds per instruction); EMULATED runs its portable
+ * model (the same bits); otherwise, and always for 32 rows or fewer (decoding, bound by reading B),
+ * they are summed by float32 multiply-adds. The bound above then holds against the exact sum over
+ * A rounded to bf16 and B as stored, except that VDPBF16PS and its model read subnormal inputs and
+ * sums as zero (attn_bf16_dot); against A itself add each element's rounding, relative 2^-9 of
+ * sum_k |a b| at most. The result depends on the mode and the instruction set, never on the thread
+ * count.
  * Few rows (M <= 32): each thread computes a share of the columns of C straight from B, which is
  * read once and not copied (16-bit weights are widened in registers): no workspace. More rows:
  * packed and blocked; all threads share each packed block of B (converted to float32 while
@@ -342,7 +353,15 @@ typedef struct attn_matmul_params {
     int num_threads; /* 0: attn_get_num_threads() */
     /* Appended after 0.2.0 (a 0.2.0 struct reads as ATTN_DTYPE_F32): */
     attn_dtype b_dtype;
+    /* Appended after b_dtype, 8 bytes so that it starts past that layout's tail padding (a struct
+     * ending at b_dtype reads as 0): attn_matmul_flag bits; any other bit is
+     * ATTN_ERR_INVALID_ARGUMENT. */
+    uint64_t flags;
 } attn_matmul_params;
+
+typedef enum attn_matmul_flag {
+    ATTN_MATMUL_BF16_PRODUCTS = 1 /* A rounded to bf16, products of bf16 pairs (see below) */
+} attn_matmul_flag;
 
 /* Defaults: struct_size, b_dtype ATTN_DTYPE_F32, and every other field 0 / NULL. */
 ATTN_API attn_matmul_params attn_matmul_params_default(void);

@@ -75,6 +75,46 @@ extension KernelTests {
             try expectHalfWeightsMatchWidened(linear.convertingWeights(to: .float32), dtype: dtype) { [try $0(x)] }
         }
 
+        /// `products: .bfloat16` with a bf16 weight: the input rounded to bf16, then attn.h's bound
+        /// against the double reference over the rounded input, on the few-row and packed paths and
+        /// under every bf16 product mode this CPU has (VDPBF16PS and its model give the same bits);
+        /// a weight of another type ignores it.
+        @Test(arguments: [3, 45])
+        func bfloat16ProductsRoundTheInput(rows: Int) throws {
+            var rng = SeededGenerator(seed: 7 + UInt64(rows))
+            let linear = try Linear(inputSize: 75, outputSize: 21, using: &rng).convertingWeights(to: .bfloat16)
+            let x = try Tensor(randomNormal: [rows, 75], using: &rng)
+            let rounded = try x.converted(to: .bfloat16).scalars
+            #expect(rounded != x.scalars)
+            let initial = AttentionBackend.bfloat16Products
+            defer { try? AttentionBackend.setBFloat16Products(initial) }
+            var outputs: [AttentionBackend.BFloat16Products: [Float]] = [:]
+            for mode in AttentionBackend.BFloat16Products.allCases where AttentionBackend.isSupported(mode) {
+                try AttentionBackend.setBFloat16Products(mode)
+                let y = try linear(x, products: .bfloat16)
+                outputs[mode] = y.scalars
+                let (ws, bs, ys) = (linear.weight.scalars, linear.bias!.scalars, y.scalars)
+                for r in 0..<rows {
+                    for o in 0..<21 {
+                        var sum = Double(bs[o]), magnitude = abs(Double(bs[o]))
+                        for i in 0..<75 {
+                            let term = Double(rounded[r * 75 + i]) * Double(ws[o * 75 + i])
+                            sum += term
+                            magnitude += abs(term)
+                        }
+                        #expect(abs(Double(ys[r * 21 + o]) - sum) <= 1e-5 * magnitude, "\(mode) row \(r) column \(o)")
+                    }
+                }
+                // matmul passes it on: its product is the float32 one of the rounded input.
+                let product = try matmul(x, linear.weight, transposingB: true, products: .bfloat16)
+                let reference = try matmul(Tensor(shape: x.shape, scalars: rounded), linear.weight, transposingB: true)
+                expectClose(product, reference.scalars.map(Double.init), shape: [rows, 21], rtol: 1e-5, atol: 1e-5)
+            }
+            if let native = outputs[.native] { #expect(native == outputs[.emulated], "VDPBF16PS against its model") }
+            let f16 = try linear.convertingWeights(to: .float32).convertingWeights(to: .float16)
+            #expect(try f16(x, products: .bfloat16) == f16(x))
+        }
+
         @Test(arguments: halfTypes)
         func publicMatmulTakesAHalfRightOperand(dtype: Tensor.DType) throws {
             var rng = SeededGenerator(seed: 2)

@@ -1,7 +1,8 @@
 /*
  * test_matmul.c: attn_matmul against a double-precision reference, on every instruction set this
  * CPU runs, over randomized shapes (1 and odd sizes, both B layouts, bias, accumulate, padded
- * strides, float32, f16 and bf16 weights), with 1, 2 and 3 threads bitwise identical, plus every
+ * strides, float32, f16 and bf16 weights; bf16 products under every attn_bf16_dot mode, the
+ * instruction bitwise equal to its model), with 1, 2 and 3 threads bitwise identical, plus every
  * error status. Few-row products (M up to the few-row threshold + 2) get their own random shapes,
  * since they take another path. The 16-bit conversions (CKernels/half.h) are checked over all
  * 65536 patterns, and every ISA's in-register widening against them, bitwise, through attn_matmul.
@@ -18,6 +19,7 @@
  * Last line: "N passed, N failed"; exit status non-zero on any failure.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,7 +58,11 @@ typedef struct shape {
     int64_t m, n, k, lda, ldb, ldc;
     int b_transposed, has_bias, accumulate;
     attn_dtype dtype;
+    uint64_t flags; /* ATTN_MATMUL_BF16_PRODUCTS: the reference rounds A to bf16 */
 } shape;
+
+/* The attn_bf16_dot mode the bf16-product shapes run under, for the messages. */
+static const char *products_name = "";
 
 static const char *dtype_name(attn_dtype dt) { return dt == ATTN_DTYPE_F16 ? "f16" : dt == ATTN_DTYPE_BF16 ? "bf16" : "f32"; }
 
@@ -81,6 +87,10 @@ static void run_shape(const shape *s, const char *isa) {
     float *ct = malloc(c_len * sizeof(float));
     for (int64_t i = 0; i < a_len; i++) a[i] = rng_float();
     for (int64_t i = 0; i < b_len; i++) b[i] = rng_float();
+    /* With bf16 products the reference multiplies A rounded to bf16 (attn.h), the kernel A itself. */
+    float *ra = malloc(a_len * sizeof(float));
+    for (int64_t i = 0; i < a_len; i++)
+        ra[i] = s->flags & ATTN_MATMUL_BF16_PRODUCTS ? attn_bf16_to_f32(attn_f32_to_bf16(a[i])) : a[i];
     /* 16-bit weights: b rounded to the dtype, and b itself replaced by the widened values, which
      * the reference uses. */
     uint16_t *bh = s->dtype == ATTN_DTYPE_F32 ? NULL : malloc(b_len * sizeof(uint16_t));
@@ -94,9 +104,10 @@ static void run_shape(const shape *s, const char *isa) {
         for (int64_t j = 0; j < s->n; j++) c0[i * s->ldc + j] = rng_float();
 
     char what[256];
-    snprintf(what, sizeof what, "%s m=%lld n=%lld k=%lld lda=%lld ldb=%lld ldc=%lld bt=%d bias=%d acc=%d %s", isa,
+    snprintf(what, sizeof what, "%s m=%lld n=%lld k=%lld lda=%lld ldb=%lld ldc=%lld bt=%d bias=%d acc=%d %s%s%s", isa,
              (long long)s->m, (long long)s->n, (long long)s->k, (long long)s->lda, (long long)s->ldb,
-             (long long)s->ldc, s->b_transposed, s->has_bias, s->accumulate, dtype_name(s->dtype));
+             (long long)s->ldc, s->b_transposed, s->has_bias, s->accumulate, dtype_name(s->dtype),
+             s->flags ? " bf16 products " : "", s->flags ? products_name : "");
 
     static const int thread_counts[] = {1, 2, 3};
     for (int t = 0; t < 3; t++) {
@@ -108,6 +119,7 @@ static void run_shape(const shape *s, const char *isa) {
         p.b = bh ? (const void *)bh : b; p.ldb = s->ldb; p.b_transposed = s->b_transposed; p.b_dtype = s->dtype;
         p.c = c; p.ldc = s->ldc;
         p.bias = bias; p.accumulate = s->accumulate; p.num_threads = thread_counts[t];
+        p.flags = s->flags;
         attn_status st = attn_matmul(&p);
         if (st != ATTN_OK) {
             char msg[320];
@@ -134,8 +146,8 @@ static void run_shape(const shape *s, const char *isa) {
             double ref = 0.0, mag = 1e-30;
             for (int64_t q = 0; q < s->k; q++) {
                 const double bv = s->b_transposed ? b[j * s->ldb + q] : b[q * s->ldb + j];
-                ref += (double)a[i * s->lda + q] * bv;
-                mag += fabs((double)a[i * s->lda + q] * bv);
+                ref += (double)ra[i * s->lda + q] * bv;
+                mag += fabs((double)ra[i * s->lda + q] * bv);
             }
             if (bias) {
                 ref += bias[j];
@@ -155,6 +167,7 @@ static void run_shape(const shape *s, const char *isa) {
     snprintf(msg, sizeof msg, "%s: wrote outside C", what);
     check(gaps_ok, msg);
     free(a);
+    free(ra);
     free(b);
     free(bh);
     free(bias);
@@ -166,16 +179,16 @@ static void run_shape(const shape *s, const char *isa) {
 /* Random shapes, both layouts, bias, accumulate, padded strides, every dtype. few: the few-row
  * path, M from 1 to just past the threshold (so both paths and the switch between them run), K and
  * N odd as often as not and K longer; else sizes up to 300, often at the block edges. */
-static void random_shapes(const char *isa, int count, int few) {
+static void random_shapes(const char *isa, int count, int few, uint64_t flags) {
     for (int i = 0; i < count; i++) {
-        shape s;
+        shape s = {.flags = flags};
         s.m = few ? rng_int(1, FEW_ROWS + 2) : rng_size(300);
         s.n = few ? rng_size(300) | (int64_t)rng_int(0, 1) : rng_size(300);
         s.k = few ? rng_size(700) | (int64_t)rng_int(0, 1) : rng_size(300);
         s.b_transposed = (int)rng_int(0, 1);
         s.has_bias = (int)rng_int(0, 1);
         s.accumulate = (int)rng_int(0, 1);
-        s.dtype = (attn_dtype)rng_int(0, 2);
+        s.dtype = flags ? ATTN_DTYPE_BF16 : (attn_dtype)rng_int(0, 2);
         const int padded = (int)rng_int(0, 1);
         s.lda = s.k + (padded ? rng_int(1, 9) : 0);
         s.ldb = (s.b_transposed ? s.k : s.n) + (padded ? rng_int(1, 9) : 0);
@@ -187,24 +200,24 @@ static void random_shapes(const char *isa, int count, int few) {
 /* Shapes that cross every cache block: several k blocks (KC = 256), m past MC, n past NC = 1024. */
 static void large_shapes(const char *isa) {
     static const shape shapes[] = {
-        {300, 1100, 600, 601, 1103, 1101, 0, 1, 1, ATTN_DTYPE_F32},
-        {301, 1037, 513, 513, 513, 1037, 1, 1, 0, ATTN_DTYPE_F32},
-        {1, 2100, 300, 300, 2100, 2100, 0, 0, 1, ATTN_DTYPE_F32},
-        {700, 3, 777, 780, 777, 5, 1, 1, 1, ATTN_DTYPE_F32},
-        {577, 65, 1, 1, 65, 65, 0, 1, 0, ATTN_DTYPE_F32},
-        {300, 1100, 600, 601, 1103, 1101, 0, 1, 1, ATTN_DTYPE_F16},
-        {301, 1037, 513, 513, 513, 1037, 1, 1, 0, ATTN_DTYPE_BF16},
-        {1, 4864, 896, 896, 896, 4864, 1, 0, 0, ATTN_DTYPE_BF16},
-        {5, 1536, 384, 384, 1536, 1536, 0, 1, 1, ATTN_DTYPE_F16},
-        {16, 384, 1536, 1536, 1536, 384, 1, 1, 0, ATTN_DTYPE_F32},
+        {300, 1100, 600, 601, 1103, 1101, 0, 1, 1, ATTN_DTYPE_F32, 0},
+        {301, 1037, 513, 513, 513, 1037, 1, 1, 0, ATTN_DTYPE_F32, 0},
+        {1, 2100, 300, 300, 2100, 2100, 0, 0, 1, ATTN_DTYPE_F32, 0},
+        {700, 3, 777, 780, 777, 5, 1, 1, 1, ATTN_DTYPE_F32, 0},
+        {577, 65, 1, 1, 65, 65, 0, 1, 0, ATTN_DTYPE_F32, 0},
+        {300, 1100, 600, 601, 1103, 1101, 0, 1, 1, ATTN_DTYPE_F16, 0},
+        {301, 1037, 513, 513, 513, 1037, 1, 1, 0, ATTN_DTYPE_BF16, 0},
+        {1, 4864, 896, 896, 896, 4864, 1, 0, 0, ATTN_DTYPE_BF16, 0},
+        {5, 1536, 384, 384, 1536, 1536, 0, 1, 1, ATTN_DTYPE_F16, 0},
+        {16, 384, 1536, 1536, 1536, 384, 1, 1, 0, ATTN_DTYPE_F32, 0},
         /* few rows with Bᵀ over 1 MB (few_dot prefetches the next block of B rows), N not a
          * multiple of the block, every type */
-        {3, 4867, 300, 300, 301, 4870, 1, 1, 1, ATTN_DTYPE_F32},
-        {7, 2051, 517, 517, 520, 2051, 1, 0, 1, ATTN_DTYPE_F16},
-        {2, 1001, 600, 600, 600, 1001, 1, 1, 0, ATTN_DTYPE_BF16},
+        {3, 4867, 300, 300, 301, 4870, 1, 1, 1, ATTN_DTYPE_F32, 0},
+        {7, 2051, 517, 517, 520, 2051, 1, 0, 1, ATTN_DTYPE_F16, 0},
+        {2, 1001, 600, 600, 600, 1001, 1, 1, 0, ATTN_DTYPE_BF16, 0},
         /* few rows with B (K, N) over 1 MB (few_axpy prefetches 32 rows ahead), K past and short of that */
-        {5, 2001, 300, 300, 2003, 2001, 0, 1, 0, ATTN_DTYPE_BF16},
-        {1, 40000, 20, 20, 40001, 40000, 0, 0, 1, ATTN_DTYPE_F16},
+        {5, 2001, 300, 300, 2003, 2001, 0, 1, 0, ATTN_DTYPE_BF16, 0},
+        {1, 40000, 20, 20, 40001, 40000, 0, 0, 1, ATTN_DTYPE_F16, 0},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) run_shape(&shapes[i], isa);
 }
@@ -242,6 +255,9 @@ static void error_statuses(void) {
         {"c extent overflows", ok, ATTN_ERR_OVERFLOW},
         {"bytes overflow", ok, ATTN_ERR_OVERFLOW},
         {"b_dtype 3", ok, ATTN_ERR_INVALID_ARGUMENT},
+        {"bf16 products with float32 B", ok, ATTN_ERR_INVALID_ARGUMENT},
+        {"bf16 products with f16 B", ok, ATTN_ERR_INVALID_ARGUMENT},
+        {"an unknown flag", ok, ATTN_ERR_INVALID_ARGUMENT},
         {"valid", ok, ATTN_OK},
     };
     cases[0].p.a = NULL;
@@ -263,6 +279,9 @@ static void error_statuses(void) {
     cases[16].p.m = INT64_C(1) << 40, cases[16].p.ldc = INT64_C(1) << 30;
     cases[17].p.m = INT64_C(1) << 31, cases[17].p.lda = INT64_C(1) << 31, cases[17].p.ldc = INT64_C(1) << 31;
     cases[18].p.b_dtype = (attn_dtype)3;
+    cases[19].p.flags = ATTN_MATMUL_BF16_PRODUCTS;
+    cases[20].p.flags = ATTN_MATMUL_BF16_PRODUCTS, cases[20].p.b_dtype = ATTN_DTYPE_F16;
+    cases[21].p.flags = 2, cases[21].p.b_dtype = ATTN_DTYPE_BF16;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         for (int j = 0; j < 64; j++) c[j] = SENTINEL;
         attn_status st = attn_matmul(&cases[i].p);
@@ -360,6 +379,61 @@ static void widening_bitwise(const char *isa) {
     free(c);
 }
 
+/* ATTN_MATMUL_BF16_PRODUCTS under each attn_bf16_dot mode this CPU has: random shapes on both paths,
+ * and shapes at the edges of pair words (odd K, K = 1 and 2) and of the pairs' depth blocks (twice
+ * KC = 256: K = 511, 512, 513, 1025), few rows and just past them. Then, on the avx512 instruction
+ * set (the only one NATIVE changes), the instruction against its model, bitwise (attn.h promises
+ * the same bits), on the packed path. */
+static void bf16_products(const char *isa) {
+    static const shape edges[] = {
+        {33, 40, 1, 1, 40, 40, 1, 1, 0, ATTN_DTYPE_BF16, ATTN_MATMUL_BF16_PRODUCTS},
+        {40, 33, 2, 2, 33, 33, 0, 0, 1, ATTN_DTYPE_BF16, ATTN_MATMUL_BF16_PRODUCTS},
+        {37, 65, 511, 513, 511, 65, 1, 1, 1, ATTN_DTYPE_BF16, ATTN_MATMUL_BF16_PRODUCTS},
+        {45, 31, 512, 512, 31, 33, 0, 1, 0, ATTN_DTYPE_BF16, ATTN_MATMUL_BF16_PRODUCTS},
+        {300, 1100, 513, 515, 513, 1101, 1, 0, 1, ATTN_DTYPE_BF16, ATTN_MATMUL_BF16_PRODUCTS},
+        {64, 1030, 1025, 1025, 1031, 1030, 0, 1, 0, ATTN_DTYPE_BF16, ATTN_MATMUL_BF16_PRODUCTS},
+        {32, 300, 513, 513, 513, 300, 1, 1, 0, ATTN_DTYPE_BF16, ATTN_MATMUL_BF16_PRODUCTS},
+        {33, 300, 513, 513, 513, 300, 1, 1, 0, ATTN_DTYPE_BF16, ATTN_MATMUL_BF16_PRODUCTS},
+        {1, 2001, 300, 300, 2003, 2001, 0, 1, 0, ATTN_DTYPE_BF16, ATTN_MATMUL_BF16_PRODUCTS},
+    };
+    const attn_bf16_dot initial = attn_get_bf16_dot();
+    for (int mode = ATTN_BF16_DOT_OFF; mode <= ATTN_BF16_DOT_EMULATED; mode++) {
+        if (attn_set_bf16_dot((attn_bf16_dot)mode) != ATTN_OK) continue;
+        products_name = attn_bf16_dot_name((attn_bf16_dot)mode);
+        random_shapes(isa, 40, 0, ATTN_MATMUL_BF16_PRODUCTS);
+        random_shapes(isa, 20, 1, ATTN_MATMUL_BF16_PRODUCTS);
+        for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
+            const shape *e = &edges[i];
+            /* The model costs some hundred times the instruction: its large shapes are the bitwise check's. */
+            if (mode != ATTN_BF16_DOT_EMULATED || e->m * e->n * e->k < 4000000) run_shape(e, isa);
+        }
+    }
+    if (attn_bf16_dot_supported(ATTN_BF16_DOT_NATIVE) && attn_get_isa() == ATTN_ISA_AVX512) {
+        int differ = 0;
+        for (int i = 0; i < 6; i++) {
+            const int64_t m = 33 + rng_int(0, 100), n = rng_size(300), k = rng_int(1, 1100), bt = rng_int(0, 1);
+            float *a = malloc(m * k * sizeof(float)), *c[2] = {malloc(m * n * sizeof(float)), malloc(m * n * sizeof(float))};
+            uint16_t *b = malloc(n * k * sizeof(uint16_t));
+            for (int64_t e = 0; e < m * k; e++) a[e] = rng_float();
+            for (int64_t e = 0; e < n * k; e++) b[e] = attn_f32_to_bf16(rng_float());
+            for (int v = 0; v < 2; v++) {
+                attn_set_bf16_dot(v ? ATTN_BF16_DOT_EMULATED : ATTN_BF16_DOT_NATIVE);
+                attn_matmul_params p = attn_matmul_params_default();
+                p.m = m; p.n = n; p.k = k; p.a = a; p.lda = k; p.b = b; p.ldb = bt ? k : n; p.b_transposed = (int)bt;
+                p.b_dtype = ATTN_DTYPE_BF16; p.c = c[v]; p.ldc = n; p.flags = ATTN_MATMUL_BF16_PRODUCTS;
+                differ += attn_matmul(&p) != ATTN_OK;
+            }
+            differ += memcmp(c[0], c[1], m * n * sizeof(float)) != 0;
+            free(a), free(b), free(c[0]), free(c[1]);
+        }
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s: bf16 products on VDPBF16PS and on its model: %d of 6 shapes differ", isa, differ);
+        check(differ == 0, msg);
+    }
+    attn_set_bf16_dot(initial);
+    products_name = "";
+}
+
 /* A struct of 0.2.0's size (before b_dtype), ending its allocation: accepted, B read as float32. */
 static void struct_0_2_0(void) {
     const size_t size = offsetof(attn_matmul_params, b_dtype); /* 0.2.0's sizeof on the usual ABIs */
@@ -376,10 +450,30 @@ static void struct_0_2_0(void) {
     free(block);
 }
 
+/* A struct that ends at b_dtype (before flags), ending its allocation, its tail padding garbage:
+ * accepted with no flags, so A is not rounded (1 + 2^-10 would round to 1 in bf16). */
+static void struct_before_flags(void) {
+    const size_t end = offsetof(attn_matmul_params, b_dtype) + sizeof(attn_dtype);
+    const size_t size = (end + _Alignof(attn_matmul_params) - 1) / _Alignof(attn_matmul_params) * _Alignof(attn_matmul_params);
+    float a[1] = {1.0f + 0x1p-10f}, c[1];
+    const uint16_t b[1] = {attn_f32_to_bf16(1.0f)};
+    attn_matmul_params p = attn_matmul_params_default();
+    p.m = p.n = p.k = p.lda = p.ldb = p.ldc = 1;
+    p.a = a; p.b = b; p.c = c; p.b_dtype = ATTN_DTYPE_BF16;
+    p.struct_size = size;
+    unsigned char *block = malloc(size);
+    memcpy(block, &p, size);
+    memset(block + end, 0xff, size - end);
+    const attn_status st = attn_matmul((const attn_matmul_params *)block);
+    check(st == ATTN_OK && c[0] == 1.0f + 0x1p-10f, "an attn_matmul_params ending at b_dtype runs without bf16 products");
+    free(block);
+}
+
 int main(void) {
     error_statuses();
     conversions();
     struct_0_2_0();
+    struct_before_flags();
     for (int isa = ATTN_ISA_SCALAR; isa <= ATTN_ISA_AVX512; isa++) {
         if (!attn_isa_supported((attn_isa)isa)) continue;
         if (attn_set_isa((attn_isa)isa) != ATTN_OK) {
@@ -388,10 +482,11 @@ int main(void) {
         }
         const char *name = attn_isa_name((attn_isa)isa);
         const int before = failed;
-        random_shapes(name, 150, 0);
-        random_shapes(name, 200, 1);
+        random_shapes(name, 150, 0, 0);
+        random_shapes(name, 200, 1, 0);
         large_shapes(name);
         widening_bitwise(name);
+        bf16_products(name);
         printf("%s: %s\n", name, failed == before ? "ok" : "FAILURES");
     }
     printf("%d passed, %d failed\n", passed, failed);

@@ -12,7 +12,8 @@ enum WeightLayout {
 /// `attn_matmul`. `a` is `(m, k)` with row stride `lda`; `b` is `(k, n)` with row stride `ldb`, or
 /// holds `bᵀ` as `(n, k)` when `bTransposed`, its elements of `bType` (the weights may be half
 /// precision; `a`, `c` and `bias` are `Float`); `c` is `(m, n)` with row stride `ldc`; `bias` holds
-/// `n` floats. The caller keeps the memory alive and has checked the sizes.
+/// `n` floats; `products` applies to a `bfloat16` `b` only. The caller keeps the memory alive and
+/// has checked the sizes.
 ///
 /// - Parameter context: describes the operands in a kernel failure's error.
 func multiplyMatrices(
@@ -20,7 +21,7 @@ func multiplyMatrices(
     a: UnsafePointer<Float>?, lda: Int,
     b: UnsafeRawPointer?, ldb: Int, bTransposed: Bool, bType: Tensor.DType = .float32,
     c: UnsafeMutablePointer<Float>?, ldc: Int,
-    bias: UnsafePointer<Float>? = nil, accumulate: Bool = false,
+    bias: UnsafePointer<Float>? = nil, accumulate: Bool = false, products: MatrixProducts = .float32,
     context: @autoclosure () -> String
 ) throws(AttentionError) {
     if m == 0 || n == 0 { return }
@@ -32,6 +33,7 @@ func multiplyMatrices(
     (params.c, params.ldc) = (c, Int64(ldc))
     params.bias = bias
     params.accumulate = accumulate ? 1 : 0
+    if bType == .bfloat16 && products == .bfloat16 { params.flags = UInt64(ATTN_MATMUL_BF16_PRODUCTS.rawValue) }
     let status = attn_matmul(&params)
     if let error = AttentionError(status: status, function: "attn_matmul", context: context()) {
         throw error
@@ -44,7 +46,8 @@ func multiplyMatrices(
 /// `weightRows` (with `.outputsByInputs`) selects a block of output rows of a packed weight, and
 /// the bias is read from entry `biasOffset` of `bias`.
 ///
-/// The weight may be `float32`, `float16` or `bfloat16` (read in place, widened exactly); the
+/// The weight may be `float32`, `float16` or `bfloat16` (read in place, widened exactly, or with
+/// `products` `.bfloat16` and a `bfloat16` weight, multiplied by the input rounded to bf16); the
 /// input and the bias must be `float32`, and so is the result.
 ///
 /// The callers check the shapes; an empty result is returned as it is.
@@ -54,7 +57,7 @@ func multiplyMatrices(
 ///   mapped from the kernel's status.
 func matrixMultiply(
     _ input: Tensor, inputs: Int, weight: Tensor, layout: WeightLayout, outputs: Int, bias: Tensor?,
-    weightRows: Range<Int>? = nil, biasOffset: Int = 0, outputShape: [Int],
+    weightRows: Range<Int>? = nil, biasOffset: Int = 0, outputShape: [Int], products: MatrixProducts = .float32,
     inputArgument: @autoclosure () -> String = "input", biasArgument: @autoclosure () -> String = "bias",
     context: @autoclosure () -> String
 ) throws(AttentionError) -> Tensor {
@@ -72,7 +75,7 @@ func matrixMultiply(
             ldb: layout == .outputsByInputs ? inputs : outputs, bTransposed: layout == .outputsByInputs,
             bType: weight.dtype,
             c: output.storage.buffer.baseAddress, ldc: outputs,
-            bias: bias?.storage.buffer.baseAddress.map { UnsafePointer($0 + biasOffset) },
+            bias: bias?.storage.buffer.baseAddress.map { UnsafePointer($0 + biasOffset) }, products: products,
             context: context())
     }
     return output

@@ -17,13 +17,17 @@
 /// ```
 ///
 /// `b` may be `float32`, `float16` or `bfloat16` (weights kept in half precision, read in place
-/// and widened exactly); `a` must be `float32`, and the result is `float32`.
+/// and widened exactly; a `bfloat16` `b` with `products` ``MatrixProducts/bfloat16`` multiplies
+/// `a` rounded to bf16); `a` must be `float32`, and the result is `float32`.
 ///
 /// - Throws: `AttentionError.unsupportedDType` (`"a"`) for a half-precision `a`;
 ///   `.shapeMismatch` naming `"a"` or `"b"` for a rank below 2, and naming
 ///   `"b"` (with both shapes) when the inner dimensions differ or the batch dimensions do not
 ///   broadcast; `.overflow` or `.outOfMemory` for the result; the kernel's errors.
-public func matmul(_ a: Tensor, _ b: Tensor, transposingA: Bool = false, transposingB: Bool = false) throws -> Tensor {
+public func matmul(
+    _ a: Tensor, _ b: Tensor, transposingA: Bool = false, transposingB: Bool = false,
+    products: MatrixProducts = .float32
+) throws -> Tensor {
     for (name, tensor) in [("a", a), ("b", b)] where tensor.rank < 2 {
         throw AttentionError.shapeMismatch(argument: name, expected: "rank 2 or more: [batch..., rows, columns]", actual: tensor.shape)
     }
@@ -64,7 +68,7 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposingA: Bool = false, transpo
                     a: aBase + matrixA * m * inner, lda: inner,
                     b: bBase + matrixB * inner * n * b.dtype.byteSize, ldb: bColumns, bTransposed: transposingB,
                     bType: b.dtype,
-                    c: cBase + index * m * n, ldc: n, context: context)
+                    c: cBase + index * m * n, ldc: n, products: products, context: context)
             } catch {
                 failure = error
             }

@@ -58,8 +58,8 @@ struct FusedLinear: Sendable, Equatable {
     }
 
     /// `(..., inputs)` → each part's `(..., outputs)`, as separate dense f32 tensors.
-    func callAsFunction(_ input: Tensor) throws -> [Tensor] {
-        let stacked = try linear(input)
+    func callAsFunction(_ input: Tensor, products: MatrixProducts) throws -> [Tensor] {
+        let stacked = try linear(input, products: products)
         let total = widths.reduce(0, +)
         let rowCount = stacked.count / total
         let leading = Array(stacked.shape.dropLast())

@@ -53,7 +53,7 @@ struct LlamaAttention: ParameterizedModule, Equatable {
         _ hidden: Tensor, step: LlamaStep, layer: Int, rotary: LlamaRotaryEmbedding, cache: inout LlamaKeyValueCache
     ) throws -> Tensor {
         let (batch, rows) = (hidden.shape[0], hidden.shape[1])
-        let parts = try projection(hidden)
+        let parts = try projection(hidden, products: step.products)
         var queries = try parts[0].reshaped([batch, rows, headCount, headSize])
         var keys = try parts[1].reshaped([batch, rows, keyValueHeadCount, headSize])
         let values = try parts[2].reshaped([batch, rows, keyValueHeadCount, headSize])
@@ -66,6 +66,6 @@ struct LlamaAttention: ParameterizedModule, Equatable {
         try cache.append(layer: layer, keys: keys, values: values, counts: step.counts)
         let attended = try scaledDotProductAttention(
             query: queries, key: cache.keys[layer], value: cache.values[layer], mask: step.mask, layout: .sequence)
-        return try output(attended.reshaped([batch, rows, headCount * headSize]))
+        return try output(attended.reshaped([batch, rows, headCount * headSize]), products: step.products)
     }
 }

@@ -38,6 +38,6 @@ struct LlamaDecoderLayer: ParameterizedModule, Equatable {
     ) throws -> Tensor {
         let attended = try attention(inputNorm(hidden), step: step, layer: layer, rotary: rotary, cache: &cache)
         let residual = try hidden.adding(attended)
-        return try residual.adding(mlp(postAttentionNorm(residual)))
+        return try residual.adding(mlp(postAttentionNorm(residual), products: step.products))
     }
 }

@@ -33,9 +33,9 @@ struct LlamaMLP: ParameterizedModule, Equatable {
         return paths + parameterPaths(of: \.down, prefixedBy: "down_proj")
     }
 
-    /// `(..., hiddenSize)` → `(..., hiddenSize)`.
-    func callAsFunction(_ input: Tensor) throws -> Tensor {
-        let stacked = try gateUp.linear(input)
+    /// `(..., hiddenSize)` → `(..., hiddenSize)`, bf16 weights multiplied as `products` says.
+    func callAsFunction(_ input: Tensor, products: MatrixProducts) throws -> Tensor {
+        let stacked = try gateUp.linear(input, products: products)
         let width = gateUp.widths[0]
         var gated = try Tensor(zeros: Array(stacked.shape.dropLast()) + [width])
         gated.withUnsafeMutableBufferPointer { out in
@@ -49,6 +49,6 @@ struct LlamaMLP: ParameterizedModule, Equatable {
                 }
             }
         }
-        return try down(gated)
+        return try down(gated, products: products)
     }
 }

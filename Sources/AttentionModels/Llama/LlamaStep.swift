@@ -1,7 +1,8 @@
 import Attention
 
 /// What every layer of one forward call shares: how many new tokens each sequence brings, where
-/// they start, the rotary table of their positions and the attention mask over the cache.
+/// they start, the rotary table of their positions, the attention mask over the cache and how the
+/// projections multiply.
 struct LlamaStep {
     /// The number of new tokens of each sequence (each at least 1).
     let counts: [Int]
@@ -13,9 +14,12 @@ struct LlamaStep {
     let rotaryTable: (cosines: [Float], sines: [Float])
     /// Which cached keys each new query sees.
     let mask: AttentionMask
+    /// How every projection multiplies by bf16 weights.
+    let products: MatrixProducts
 
-    init(counts: [Int], starts: [Int], capacity: Int, rotary: LlamaRotaryEmbedding) throws {
+    init(counts: [Int], starts: [Int], capacity: Int, rotary: LlamaRotaryEmbedding, products: MatrixProducts) throws {
         self.counts = counts
+        self.products = products
         self.starts = starts
         let rows = counts.max() ?? 0
         self.rows = rows
