@@ -1,6 +1,6 @@
 /*
  * dense.c: the dense entry points around attention: attn_layer_norm, attn_activate,
- * attn_softmax_rows, attn_rotary and attn_mean_rows, and the element-type conversions
+ * attn_gated_activate, attn_softmax_rows, attn_rotary and attn_mean_rows, and the element-type conversions
  * (contracts in attn.h).
  *
  * Each validates everything before writing anything (pointers, then sizes and enums, then strides,
@@ -83,7 +83,7 @@ static void activate_task(void *ctx, int64_t item, int thread) {
     const activate_job *job = ctx;
     const int64_t j0 = item * DENSE_ITEM_FLOATS;
     const int64_t len = job->count - j0 < DENSE_ITEM_FLOATS ? job->count - j0 : DENSE_ITEM_FLOATS;
-    job->kernels->activate(job->out + j0, job->x + j0, len, job->kind);
+    job->kernels->activate(job->out + j0, job->x + j0, NULL, len, job->kind);
 }
 
 attn_status attn_activate(float *out, const float *x, int64_t count, attn_activation kind, int num_threads) {
@@ -94,6 +94,46 @@ attn_status attn_activate(float *out, const float *x, int64_t count, attn_activa
     if (!attn_extent_ok(0, NULL, NULL, count, NULL)) return ATTN_ERR_OVERFLOW;
     const activate_job job = {out, x, count, kind, attn_kernels_current()};
     attn_parallel_for(attn_ceil_div(count, DENSE_ITEM_FLOATS), attn_resolve_threads(num_threads), activate_task,
+                      (void *)&job);
+    return ATTN_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Gated activations                                                                               */
+
+typedef struct gated_job {
+    float *out;     /* (rows, width), row stride ld_out */
+    const float *x; /* (rows, 2 width): gate, then the linear half; row stride ld_x */
+    int64_t ld_out, ld_x, rows, width, rows_per_item;
+    attn_activation kind;
+    const attn_kernels *kernels;
+} gated_job;
+
+static void gated_task(void *ctx, int64_t item, int thread) {
+    (void)thread;
+    const gated_job *job = ctx;
+    const int64_t r0 = item * job->rows_per_item;
+    const int64_t r1 = job->rows - r0 < job->rows_per_item ? job->rows : r0 + job->rows_per_item;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *gate = job->x + r * job->ld_x;
+        job->kernels->activate(job->out + r * job->ld_out, gate, gate + job->width, job->width, job->kind);
+    }
+}
+
+attn_status attn_gated_activate(float *out, int64_t ld_out, const float *x, int64_t ld_x, int64_t rows, int64_t width,
+                                attn_activation kind, int num_threads) {
+    if (!out || !x) return ATTN_ERR_NULL_POINTER;
+    if (rows < 1 || width < 1 || (int)kind < (int)ATTN_ACTIVATION_IDENTITY || (int)kind > (int)ATTN_ACTIVATION_TANH ||
+        !threads_ok(num_threads))
+        return ATTN_ERR_INVALID_ARGUMENT;
+    int64_t both;
+    if (!attn_mul_ok(width, 2, &both)) return ATTN_ERR_OVERFLOW;
+    /* In place, as for layer norm: the same rows, each written over its own gate half. */
+    if (ld_out < width || ld_x < both || (out == x && ld_out != ld_x)) return ATTN_ERR_INVALID_STRIDE;
+    if (!attn_extent_ok(1, &rows, &ld_out, width, NULL) || !attn_extent_ok(1, &rows, &ld_x, both, NULL))
+        return ATTN_ERR_OVERFLOW;
+    const gated_job job = {out, x, ld_out, ld_x, rows, width, rows_per_item(both), kind, attn_kernels_current()};
+    attn_parallel_for(attn_ceil_div(rows, job.rows_per_item), attn_resolve_threads(num_threads), gated_task,
                       (void *)&job);
     return ATTN_OK;
 }

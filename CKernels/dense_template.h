@@ -263,29 +263,38 @@ ATTN_INLINE vf act_gelu_tanh(vf x) {
     return x * act_sigmoid(x * (c1 + c3 * (x * x)));
 }
 
-/* out[j] = fn(x[j]) for j < count, the last partial vector through the same code. */
-#define DENSE_MAP(out, x, count, fn)                                                                  \
+/* out[j] = fn(x[j]) (times times[j] when times is not NULL) for j < count, the last partial vector
+ * through the same code. */
+#define DENSE_MAP(out, x, times, count, fn)                                                           \
     do {                                                                                              \
         int64_t j_ = 0;                                                                               \
-        for (; j_ + ATTN_VL <= (count); j_ += ATTN_VL) vstore((out) + j_, fn(vload((x) + j_)));       \
+        for (; j_ + ATTN_VL <= (count); j_ += ATTN_VL) {                                              \
+            const vf y_ = fn(vload((x) + j_));                                                        \
+            vstore((out) + j_, (times) ? y_ * vload((times) + j_) : y_);                              \
+        }                                                                                             \
         if (j_ < (count)) {                                                                           \
             const int len_ = (int)((count) - j_);                                                     \
-            vstore_partial((out) + j_, fn(vload_partial((x) + j_, len_)), len_);                      \
+            const vf y_ = fn(vload_partial((x) + j_, len_));                                          \
+            vstore_partial((out) + j_, (times) ? y_ * vload_partial((times) + j_, len_) : y_, len_);  \
         }                                                                                             \
     } while (0)
 
-/* out[0..count) = kind(x[0..count)); out may equal x. */
-static void activate(float *out, const float *x, int64_t count, attn_activation kind) {
+ATTN_INLINE vf act_identity(vf x) { return x; }
+
+/* out[0..count) = kind(x[0..count)), times times[0..count) when it is not NULL (gated activations,
+ * attn_gated_activate); out may equal x, not times. */
+static void activate(float *out, const float *x, const float *times, int64_t count, attn_activation kind) {
     switch (kind) {
     case ATTN_ACTIVATION_IDENTITY:
-        if (out != x) memmove(out, x, (size_t)count * sizeof(float));
+        if (times) DENSE_MAP(out, x, times, count, act_identity);
+        else if (out != x) memmove(out, x, (size_t)count * sizeof(float));
         break;
-    case ATTN_ACTIVATION_RELU: DENSE_MAP(out, x, count, act_relu); break;
-    case ATTN_ACTIVATION_GELU: DENSE_MAP(out, x, count, act_gelu); break;
-    case ATTN_ACTIVATION_GELU_TANH: DENSE_MAP(out, x, count, act_gelu_tanh); break;
-    case ATTN_ACTIVATION_SIGMOID: DENSE_MAP(out, x, count, act_sigmoid); break;
-    case ATTN_ACTIVATION_SILU: DENSE_MAP(out, x, count, act_silu); break;
-    case ATTN_ACTIVATION_TANH: DENSE_MAP(out, x, count, act_tanh); break;
+    case ATTN_ACTIVATION_RELU: DENSE_MAP(out, x, times, count, act_relu); break;
+    case ATTN_ACTIVATION_GELU: DENSE_MAP(out, x, times, count, act_gelu); break;
+    case ATTN_ACTIVATION_GELU_TANH: DENSE_MAP(out, x, times, count, act_gelu_tanh); break;
+    case ATTN_ACTIVATION_SIGMOID: DENSE_MAP(out, x, times, count, act_sigmoid); break;
+    case ATTN_ACTIVATION_SILU: DENSE_MAP(out, x, times, count, act_silu); break;
+    case ATTN_ACTIVATION_TANH: DENSE_MAP(out, x, times, count, act_tanh); break;
     }
 }
 

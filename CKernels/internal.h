@@ -135,10 +135,11 @@ typedef struct attn_kernels {
     /* In-place softmax of one row; reports the row's maximum and sum of exponentials. */
     void (*softmax_row)(float *x, int64_t n, float *row_max, float *row_sum);
     /* Dense kernels (dense_template.h), one row or contiguous range each: layer norm of one row (out
-     * may equal x), an activation over a range (out may equal x), and a row's sum in double. */
+     * may equal x), an activation over a range, times a second range unless that is NULL (out may
+     * equal x), and a row's sum in double. */
     void (*layer_norm_row)(float *out, const float *x, int64_t n, const float *weight, const float *bias, float eps,
                            attn_variance variance);
-    void (*activate)(float *out, const float *x, int64_t count, attn_activation kind);
+    void (*activate)(float *out, const float *x, const float *times, int64_t count, attn_activation kind);
     double (*sum_row)(const float *x, int64_t n);
     /* n elements from type st at src to type dt at dst (simd_template.h's vconvert_row). */
     void (*convert_row)(void *dst, attn_dtype dt, const void *src, attn_dtype st, int64_t n);

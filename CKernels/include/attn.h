@@ -398,6 +398,16 @@ typedef enum attn_activation {
 
 ATTN_API attn_status attn_activate(float *out, const float *x, int64_t count, attn_activation kind, int num_threads);
 
+/* Gated activations, the GLU family of transformer MLPs (SwiGLU in Llama with ATTN_ACTIVATION_SILU,
+ * GEGLU with ATTN_ACTIVATION_GELU): for each of `rows` rows of x, whose 2 * width elements are a
+ * gate then a linear half (as one product with the two weights stacked gives them),
+ *   out[c] = kind(x[c]) * x[width + c],  c < width,
+ * each product rounded once. x row stride ld_x >= 2 * width; out row stride ld_out >= width; out may
+ * equal x (in place, then with ld_out == ld_x: each row's gate half is overwritten) but must not
+ * otherwise overlap it. Activations as attn_activate. */
+ATTN_API attn_status attn_gated_activate(float *out, int64_t ld_out, const float *x, int64_t ld_x, int64_t rows,
+                                         int64_t width, attn_activation kind, int num_threads);
+
 /* Row softmax in place over `rows` rows of n elements with row stride ld >= n. Rows whose entries
  * are all -inf become what masked_rows says: zeros, NaN, or uniform 1/n (the weights Equinox and
  * Flax produce). A row with a NaN or +inf entry becomes all NaN, as in PyTorch. */

@@ -141,7 +141,7 @@ extension KernelTests {
             var rng = SeededGenerator(seed: 2)
             let x = try auditTensor([3, 5], &rng)
             for activation in Activation.allCases {
-                try auditHalfPositions("\(activation)", [("input", x)]) { t in [try activation(t[0])] }
+                try auditHalfPositions("\(activation)", [("input", x)]) { t in [try activation(t[0]), try activation.gated(t[0])] }
             }
             var norm = try LayerNorm(size: 5)
             norm.weight = try auditTensor([5], &rng)

@@ -196,6 +196,30 @@ struct LayersTests {
         #expect(Activation.silu.parameterPaths.isEmpty)
     }
 
+    /// `gated`: each element is the activation of the gate times the linear half, rounded once
+    /// (so `activation(gate) * up` in Float, bitwise), for every activation, odd widths, leading
+    /// dimensions and empty inputs; an odd or missing last dimension is named.
+    @Test func gatedActivationsAreTheActivationTimesTheLinearHalf() throws {
+        var rng = SeededGenerator(seed: 32)
+        for width in [1, 7, 16, 37] {
+            let x = try Tensor(randomNormal: [2, 3, 2 * width], standardDeviation: 3, using: &rng)
+            let gate = try x.sliced(0..<width, axis: 2), up = try x.sliced(width..<(2 * width), axis: 2)
+            for activation in Activation.allCases {
+                let y = try activation.gated(x)
+                #expect(y.shape == [2, 3, width])
+                let expected = zip(try activation(gate).scalars, up.scalars).map { $0 * $1 }
+                #expect(y.scalars == expected, "\(activation), width \(width)")
+            }
+        }
+        #expect(try Activation.silu.gated(Tensor(zeros: [0, 8])).shape == [0, 4])
+        #expect(try Activation.silu.gated(Tensor(zeros: [3, 0])).shape == [3, 0])
+        #expect(throws: AttentionError.shapeMismatch(
+            argument: "input", expected: "[..., 2 · width]: a gate then a linear half", actual: [2, 5])) {
+            try Activation.silu.gated(Tensor(zeros: [2, 5]))
+        }
+        #expect(throws: AttentionError.self) { try Activation.silu.gated(Tensor(shape: [], scalars: [1])) }
+    }
+
     // MARK: Dropout
 
     @Test func dropoutKeepsTheExpectedFractionScaled() throws {

@@ -1,6 +1,7 @@
 /*
- * test_dense.c: the dense kernels (attn_layer_norm, attn_activate, attn_softmax_rows, attn_rotary,
- * attn_mean_rows) against double-precision references, on every instruction set this CPU runs.
+ * test_dense.c: the dense kernels (attn_layer_norm, attn_activate, attn_gated_activate,
+ * attn_softmax_rows, attn_rotary, attn_mean_rows) against double-precision references, on every
+ * instruction set this CPU runs.
  *
  *   layer norm   random shapes (1, odd, rows of thousands), both variance modes, NULL weight/bias,
  *                in place, padded rows, means far larger than the spread, constant rows;
@@ -11,6 +12,8 @@
  *                tanh 3, sigmoid 4, silu 5, gelu 8, gelu_tanh 4 + 3 |v (1 - sigmoid v)| (its
  *                condition number: rounding v = 2u to float alone costs that much); each value's
  *                result is the same wherever it sits in the range, and in place
+ *   gated        every activation of the gate half times the linear half: bitwise attn_activate's
+ *                value times it, widths around the vector edges, padded rows, in place
  *   softmax      random rows with -inf entries, all -inf rows under each masked-rows policy, NaN and
  *                +inf entries (whole row NaN)
  *   rotary       both pairings, offsets, several theta, (B, H, L, D) and (B, L, H, D) layouts with
@@ -333,6 +336,56 @@ static void test_activations(tu_rng *r) {
     free(wide);
 }
 
+/* Gated activations: each element is exactly attn_activate's value of the gate times the linear
+ * half, rounded once (so the activations' accuracy above carries over); rows with padded strides
+ * (the gaps keep their sentinel), widths around the vector edges, 2 threads and in place bitwise
+ * the same. */
+static void test_gated_activations(tu_rng *r) {
+    static const int64_t widths[] = {1, 2, 7, 15, 16, 17, 31, 33, 100, 1000, 4864};
+    for (int kind = ATTN_ACTIVATION_IDENTITY; kind <= ATTN_ACTIVATION_TANH; kind++) {
+        for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++) {
+            const int64_t width = widths[w], rows = 1 + (int64_t)(tu_rng_u64(r) % 9);
+            const int64_t ld_x = 2 * width + (int64_t)(tu_rng_u64(r) % 3), ld_out = width + (int64_t)(tu_rng_u64(r) % 3);
+            float *x = alloc_floats(rows * ld_x), *out = alloc_floats(rows * ld_out), *two = alloc_floats(rows * ld_out);
+            float *act = alloc_floats(width);
+            for (int64_t i = 0; i < rows * ld_x; i++) x[i] = tu_rng_uniform(r, -8.0f, 8.0f);
+            fill(out, rows * ld_out, SENTINEL);
+            fill(two, rows * ld_out, SENTINEL);
+            attn_status st = attn_gated_activate(out, ld_out, x, ld_x, rows, width, (attn_activation)kind, 1);
+            attn_status st2 = attn_gated_activate(two, ld_out, x, ld_x, rows, width, (attn_activation)kind, 2);
+            int wrong = 0, gaps = 0;
+            for (int64_t row = 0; row < rows; row++) {
+                attn_activate(act, x + row * ld_x, width, (attn_activation)kind, 1);
+                for (int64_t c = 0; c < ld_out; c++) {
+                    const float got = out[row * ld_out + c];
+                    if (c >= width) {
+                        gaps += got != SENTINEL;
+                        continue;
+                    }
+                    const float want = act[c] * x[row * ld_x + width + c];
+                    wrong += memcmp(&got, &want, sizeof got) != 0;
+                }
+            }
+            TU_CHECK(st == ATTN_OK && st2 == ATTN_OK && wrong == 0 && gaps == 0,
+                     "%s gated %s, %lld rows of %lld: status %s, %d values not act(gate) * up, %d gaps written",
+                     isa_name, act_names[kind], (long long)rows, (long long)width, attn_status_string(st), wrong, gaps);
+            TU_CHECK(memcmp(out, two, (size_t)(rows * ld_out) * sizeof(float)) == 0, "%s gated %s width %lld: 2 threads differ",
+                     isa_name, act_names[kind], (long long)width);
+            /* In place: each row's gate half becomes the result, the linear half stays. */
+            float *in_place = alloc_floats(rows * ld_x);
+            memcpy(in_place, x, (size_t)(rows * ld_x) * sizeof(float));
+            st = attn_gated_activate(in_place, ld_x, in_place, ld_x, rows, width, (attn_activation)kind, 0);
+            int same = st == ATTN_OK;
+            for (int64_t row = 0; row < rows; row++)
+                same &= memcmp(in_place + row * ld_x, out + row * ld_out, (size_t)width * sizeof(float)) == 0 &&
+                        memcmp(in_place + row * ld_x + width, x + row * ld_x + width,
+                               (size_t)(ld_x - width) * sizeof(float)) == 0;
+            TU_CHECK(same, "%s gated %s width %lld: in place differs", isa_name, act_names[kind], (long long)width);
+            free(x), free(out), free(two), free(act), free(in_place);
+        }
+    }
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Softmax rows                                                                                    */
 
@@ -621,6 +674,28 @@ static void test_errors(void) {
                   "act count overflows");
     EXPECT_STATUS(attn_activate(out, x, 64, ATTN_ACTIVATION_SILU, 1), ATTN_OK, out, 64, "act valid");
 
+    /* gated activations: x (4 rows of 2 x 8), out (4 rows of 8) */
+#define GA(o, ldo, xx, ldx, rows, width, kind, thr) attn_gated_activate(o, ldo, xx, ldx, rows, width, kind, thr)
+    EXPECT_STATUS(GA(NULL, 8, x, 16, 4, 8, ATTN_ACTIVATION_SILU, 1), ATTN_ERR_NULL_POINTER, out, 64, "gated out NULL");
+    EXPECT_STATUS(GA(out, 8, NULL, 16, 4, 8, ATTN_ACTIVATION_SILU, 1), ATTN_ERR_NULL_POINTER, out, 64, "gated x NULL");
+    EXPECT_STATUS(GA(out, 8, x, 16, 0, 8, ATTN_ACTIVATION_SILU, 1), ATTN_ERR_INVALID_ARGUMENT, out, 64, "gated rows 0");
+    EXPECT_STATUS(GA(out, 8, x, 16, 4, 0, ATTN_ACTIVATION_SILU, 1), ATTN_ERR_INVALID_ARGUMENT, out, 64, "gated width 0");
+    EXPECT_STATUS(GA(out, 8, x, 16, 4, 8, (attn_activation)7, 1), ATTN_ERR_INVALID_ARGUMENT, out, 64, "gated kind 7");
+    EXPECT_STATUS(GA(out, 8, x, 16, 4, 8, ATTN_ACTIVATION_SILU, -1), ATTN_ERR_INVALID_ARGUMENT, out, 64,
+                  "gated threads -1");
+    EXPECT_STATUS(GA(out, 8, x, 15, 4, 8, ATTN_ACTIVATION_SILU, 1), ATTN_ERR_INVALID_STRIDE, out, 64,
+                  "gated ld_x < 2 width");
+    EXPECT_STATUS(GA(out, 7, x, 16, 4, 8, ATTN_ACTIVATION_SILU, 1), ATTN_ERR_INVALID_STRIDE, out, 64,
+                  "gated ld_out < width");
+    EXPECT_STATUS(GA(out, 16, out, 17, 3, 8, ATTN_ACTIVATION_SILU, 1), ATTN_ERR_INVALID_STRIDE, out, 64,
+                  "gated in place with another stride");
+    EXPECT_STATUS(GA(out, 8, x, 16, 4, big + 1, ATTN_ACTIVATION_SILU, 1), ATTN_ERR_OVERFLOW, out, 64,
+                  "gated 2 width overflows");
+    EXPECT_STATUS(GA(out, 8, x, big, 4, 8, ATTN_ACTIVATION_SILU, 1), ATTN_ERR_OVERFLOW, out, 64, "gated x extent");
+    EXPECT_STATUS(GA(out, big, x, 16, 4, 8, ATTN_ACTIVATION_SILU, 1), ATTN_ERR_OVERFLOW, out, 64, "gated out extent");
+    EXPECT_STATUS(GA(out, 8, x, 16, 4, 8, ATTN_ACTIVATION_SILU, 1), ATTN_OK, out, 64, "gated valid");
+#undef GA
+
     /* softmax: in place, so the guarded buffer is x itself */
     float s[64];
 #define SM(xx, ld, rows, n, pol, thr) attn_softmax_rows(xx, ld, rows, n, pol, thr)
@@ -727,6 +802,7 @@ int main(int argc, char **argv) {
         tu_rng r = tu_rng_derive(seed, i);
         test_layer_norm(&r);
         test_activations(&r);
+        test_gated_activations(&r);
         test_softmax(&r);
         test_rotary(&r);
         test_mean_rows(&r);

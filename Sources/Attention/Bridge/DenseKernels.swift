@@ -31,6 +31,26 @@ extension Activation {
         }
         return output
     }
+
+    /// The gated activation of `input`, `(..., 2 · width)` → `(..., width)`, into a new tensor
+    /// (`attn_gated_activate`). The caller has checked that the last dimension is even.
+    func activateGated(_ input: Tensor) throws(AttentionError) -> Tensor {
+        try input.requireFloat32("input")
+        let width = input.shape[input.rank - 1] / 2
+        let output = try Tensor(uninitializedShape: Array(input.shape.dropLast()) + [width], argument: "input")
+        if output.count == 0 { return output }
+        let status = withExtendedLifetime((input, output)) {
+            attn_gated_activate(
+                output.storage.buffer.baseAddress, Int64(width), input.storage.buffer.baseAddress, Int64(2 * width),
+                Int64(output.count / width), Int64(width), kernelValue, 0)
+        }
+        if let error = AttentionError(
+            status: status, function: "attn_gated_activate", context: "gated \(self) of input \(input.shape)")
+        {
+            throw error
+        }
+        return output
+    }
 }
 
 /// Layer norm of each of the `input.count / size` rows of `size` floats, into a new tensor

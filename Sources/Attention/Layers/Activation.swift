@@ -34,6 +34,27 @@ public enum Activation: String, Sendable, Equatable, Hashable, CaseIterable, Par
     public func callAsFunction(_ input: Tensor) throws -> Tensor {
         try activate(input)
     }
+
+    /// The gated form (the GLU family of transformer MLPs): the last dimension of `input` holds a
+    /// gate then a linear half, `(..., 2 · width)`, and the result is `self(gate) · linear`,
+    /// `(..., width)`. `.silu` gives Llama's SwiGLU, `.gelu` GEGLU:
+    ///
+    /// ```swift
+    /// let both = try gateAndUp(x)                    // (..., 2 · intermediate): gate_proj, up_proj
+    /// let hidden = try Activation.silu.gated(both)   // (..., intermediate)
+    /// ```
+    ///
+    /// Each element is this activation's value times the linear element, rounded once.
+    ///
+    /// - Throws: `AttentionError.shapeMismatch` (`"input"`) for a scalar or an odd last dimension;
+    ///   `.unsupportedDType` (`"input"`) unless `input` is `float32`; the kernel's errors.
+    public func gated(_ input: Tensor) throws -> Tensor {
+        guard input.rank >= 1, input.shape[input.rank - 1] % 2 == 0 else {
+            throw AttentionError.shapeMismatch(
+                argument: "input", expected: "[..., 2 · width]: a gate then a linear half", actual: input.shape)
+        }
+        return try activateGated(input)
+    }
 }
 
 extension Activation: Layer {}

@@ -1,5 +1,4 @@
 import Attention
-import Foundation
 
 /// The SwiGLU feed-forward block of one Llama layer (`mlp`):
 /// `down_proj(silu(gate_proj(x)) · up_proj(x))`.
@@ -35,20 +34,7 @@ struct LlamaMLP: ParameterizedModule, Equatable {
 
     /// `(..., hiddenSize)` → `(..., hiddenSize)`, bf16 weights multiplied as `products` says.
     func callAsFunction(_ input: Tensor, products: MatrixProducts) throws -> Tensor {
-        let stacked = try gateUp.linear(input, products: products)
-        let width = gateUp.widths[0]
-        var gated = try Tensor(zeros: Array(stacked.shape.dropLast()) + [width])
-        gated.withUnsafeMutableBufferPointer { out in
-            stacked.withUnsafeBufferPointer { both in
-                for row in 0..<(out.count / width) {
-                    let (g, u, o) = (row * 2 * width, row * 2 * width + width, row * width)
-                    for column in 0..<width {
-                        let x = both[g + column]
-                        out[o + column] = x / (1 + expf(-x)) * both[u + column]
-                    }
-                }
-            }
-        }
+        let gated = try Activation.silu.gated(gateUp.linear(input, products: products))
         return try down(gated, products: products)
     }
 }
