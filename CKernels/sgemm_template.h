@@ -199,8 +199,11 @@ static inline void sgemm_pack_b_pairs(float *restrict dst, const uint16_t *restr
                 }
             for (; t < steps; t++)
                 for (int c = 0; c < ATTN_VL; c++) {
-                    const uint16_t *row = b + (c0 + c) * ldb;
-                    const uint32_t word = c >= cols ? 0 : row[2 * t] | (2 * t + 1 < kc ? (uint32_t)row[2 * t + 1] << 16 : 0);
+                    uint32_t word = 0;
+                    if (c < cols) {
+                        const uint16_t *row = b + (c0 + c) * ldb;
+                        word = row[2 * t] | (2 * t + 1 < kc ? (uint32_t)row[2 * t + 1] << 16 : 0);
+                    }
                     memcpy(d + t * SGEMM_NR + c, &word, sizeof word);
                 }
         }

@@ -19,7 +19,8 @@ enum AttentionGenerate {
         } catch {
             throw UsageError("\(error)")
         }
-        let model = try CommandRunner.loadModel(at: options.model!) { try LlamaForCausalLM(contentsOf: $0) }
+        var model = try CommandRunner.loadModel(at: options.model!) { try LlamaForCausalLM(contentsOf: $0) }
+        if let products = options.products { model.products = products }
 
         // With --repeat: a short warm-up (threads started, code paths touched), then the timed
         // runs; the rates are their medians.

@@ -15,6 +15,7 @@ struct Options: CommandOptions {
     var outputPath: String?
     var ignoresEndOfSequence = false
     var cacheDType: Tensor.DType?
+    var products: MatrixProducts?
     var repeats: Int?
     var showHelp = false
 
@@ -39,6 +40,9 @@ struct Options: CommandOptions {
           --ignore-eos          do not stop at the configuration's eos_token_id
           --cache-dtype TYPE    f32, f16 or bf16: how the key/value cache is stored (default: the
                                 weights' type)
+          --products TYPE       f32 or bf16: how the projections multiply by bf16 weights, the
+                                activations kept in f32 or rounded to bf16 first (faster on CPUs
+                                with AVX512_BF16; default: bf16 for a bf16 model)
           --repeat N            a short warm-up generation, then the whole one N times; report
                                 the median rates (for benchmarks)
           --output FILE         write JSON {"generated_ids": [...], "last_logits": [...]}, the logits
@@ -80,6 +84,13 @@ struct Options: CommandOptions {
                     throw UsageError("--cache-dtype must be f32, f16 or bf16, got \"\(text)\"")
                 }
                 cacheDType = dtype
+            case "--products":
+                let text = try reader.value(for: argument)
+                let choices: [String: MatrixProducts] = ["f32": .float32, "bf16": .bfloat16]
+                guard let choice = choices[text] else {
+                    throw UsageError("--products must be f32 or bf16, got \"\(text)\"")
+                }
+                products = choice
             case "--repeat": repeats = try reader.count(for: argument, minimum: 1)
             case "-h", "--help": showHelp = true
             default: throw UsageError("unknown option \(argument)")
