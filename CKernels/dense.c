@@ -52,7 +52,7 @@ attn_status attn_layer_norm(float *out, int64_t ld_out, const float *x, int64_t 
                             const float *weight, const float *bias, float eps, attn_variance variance, int num_threads) {
     if (!out || !x) return ATTN_ERR_NULL_POINTER;
     if (rows < 1 || n < 1 || !(eps >= 0.0f) || !isfinite(eps) || !threads_ok(num_threads) ||
-        (variance != ATTN_VARIANCE_TWO_PASS && variance != ATTN_VARIANCE_FAST))
+        (variance != ATTN_VARIANCE_TWO_PASS && variance != ATTN_VARIANCE_FAST && variance != ATTN_VARIANCE_RMS))
         return ATTN_ERR_INVALID_ARGUMENT;
     /* In place means the same rows: with another stride, rows of out would land on rows of x that
      * other threads have yet to read. */

@@ -86,7 +86,7 @@ static double centered_squares(const float *x, int64_t n, double mean) {
 /* ---- layer norm ---- */
 
 /*
- * out[0..n) = (x - mean) / sqrt(var + eps) * weight + bias for one row x[0..n) (see attn_layer_norm;
+ * out[0..n) = (x - mean) / sqrt(var + eps) * weight + bias for one row x[0..n), mean 0 for RMS (see attn_layer_norm;
  * weight and bias may be NULL; out may equal x). The statistics are in double; x - mean is formed in
  * float as (x - mean_hi) - mean_lo, mean split into two floats, so it is exact to rounding even when
  * the mean is large next to the spread (x - mean_hi is then exact).
@@ -94,7 +94,10 @@ static double centered_squares(const float *x, int64_t n, double mean) {
 static void layer_norm_row(float *out, const float *x, int64_t n, const float *weight, const float *bias, float eps,
                            attn_variance variance) {
     double mean, var;
-    if (variance == ATTN_VARIANCE_FAST) {
+    if (variance == ATTN_VARIANCE_RMS) {
+        mean = 0.0; /* RMSNorm: the mean square about zero */
+        var = centered_squares(x, n, 0.0) / (double)n;
+    } else if (variance == ATTN_VARIANCE_FAST) {
         /* mean(x^2) - mean^2 taken about x[0] rather than 0 (the same value in exact arithmetic): the
          * cancellation then costs digits in proportion to ((mean - x[0]) / std)^2, not (mean / std)^2,
          * so in double it is as accurate as the two-pass variance, in one pass. */

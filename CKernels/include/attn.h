@@ -373,11 +373,14 @@ ATTN_API attn_status attn_matmul(const attn_matmul_params *params);
  *   y = (x - mean) / sqrt(var + eps) * weight + bias
  * with the biased variance. ATTN_VARIANCE_TWO_PASS computes it as mean((x - mean)^2), as PyTorch
  * and Equinox do; ATTN_VARIANCE_FAST as max(0, mean(x^2) - mean^2), as Flax does by default.
+ * ATTN_VARIANCE_RMS centres nothing: y = x / sqrt(mean(x^2) + eps) * weight + bias, the RMSNorm of
+ * T5 and Llama (there an infinity in a row gives NaN in its place and 0 elsewhere, as x times
+ * rsqrt(inf) does in float; a NaN, a NaN row).
  * x row stride ld_x >= n, out row stride ld_out >= n; out may equal x (in place, then with
  * ld_out == ld_x) but must not otherwise overlap it. weight and bias (n,) may each be NULL (scale 1,
  * shift 0). eps >= 0 and finite.
  */
-typedef enum attn_variance { ATTN_VARIANCE_TWO_PASS = 0, ATTN_VARIANCE_FAST = 1 } attn_variance;
+typedef enum attn_variance { ATTN_VARIANCE_TWO_PASS = 0, ATTN_VARIANCE_FAST = 1, ATTN_VARIANCE_RMS = 2 } attn_variance;
 
 ATTN_API attn_status attn_layer_norm(float *out, int64_t ld_out, const float *x, int64_t ld_x, int64_t rows,
                                      int64_t n, const float *weight, const float *bias, float eps,

@@ -163,6 +163,28 @@ struct LayersTests {
         #expect(throws: AttentionError.self) { try norm(Tensor(zeros: [4])) }
     }
 
+    /// RMSNorm against the double formula over odd sizes and leading dimensions; bad shapes named.
+    @Test(arguments: [[1], [5], [3, 17], [2, 4, 896]])
+    func rmsNormMatchesDoublePrecision(shape: [Int]) throws {
+        var rng = SeededGenerator(seed: UInt64(shape.reduce(1, *)))
+        let size = shape.last!
+        let norm = try RMSNorm(weight: Tensor(randomNormal: [size], using: &rng), epsilon: 1e-6)
+        let x = try Tensor(randomNormal: shape, standardDeviation: 3, using: &rng)
+        let y = try norm(x)
+        #expect(y.shape == shape)
+        let (xs, ws) = (x.scalars, norm.weight.scalars)
+        var expected: [Double] = []
+        for row in stride(from: 0, to: xs.count, by: size) {
+            let squares = xs[row..<(row + size)].reduce(0.0) { $0 + Double($1) * Double($1) }
+            let inverse = 1 / (squares / Double(size) + 1e-6).squareRoot()
+            expected += (0..<size).map { Double(ws[$0]) * Double(xs[row + $0]) * inverse }
+        }
+        expectClose(y, expected, shape: shape, rtol: 1e-6, atol: 1e-6, "RMSNorm \(shape)")
+        #expect(throws: AttentionError.shapeMismatch(argument: "input", expected: "[..., \(size)]", actual: [size + 1])) {
+            try norm(Tensor(zeros: [size + 1]))
+        }
+    }
+
     // MARK: Activations
 
     @Test func activationsMatchDoublePrecision() throws {

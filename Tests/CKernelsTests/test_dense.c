@@ -3,7 +3,7 @@
  * attn_softmax_rows, attn_rotary, attn_mean_rows) against double-precision references, on every
  * instruction set this CPU runs.
  *
- *   layer norm   random shapes (1, odd, rows of thousands), both variance modes, NULL weight/bias,
+ *   layer norm   random shapes (1, odd, rows of thousands), every variance mode (RMS too), NULL weight/bias,
  *                in place, padded rows, means far larger than the spread, constant rows;
  *                |y - ref| <= 1e-6 (1 + |x̂ w| + |b|), far inside the 2e-5 the float32 references
  *                of PyTorch, Equinox and Flax need
@@ -108,7 +108,7 @@ static void layer_norm_case(tu_rng *r, const ln_case *c) {
         const float *xi = x0 + i * c->ld_x;
         double mean = 0, var = 0;
         for (int64_t j = 0; j < c->n; j++) mean += xi[j];
-        mean /= (double)c->n;
+        mean = c->variance == ATTN_VARIANCE_RMS ? 0.0 : mean / (double)c->n;
         for (int64_t j = 0; j < c->n; j++) var += ((double)xi[j] - mean) * ((double)xi[j] - mean);
         var /= (double)c->n;
         const double rstd = 1.0 / sqrt(var + (double)c->eps);
@@ -165,7 +165,7 @@ static void test_layer_norm(tu_rng *r) {
         if (c.spread < fabsf(c.offset) * 1e-4f) c.spread = fabsf(c.offset) * 1e-4f;
         static const float epss[] = {1e-5f, 1e-6f, 0.0f, 0.1f};
         c.eps = TU_PICK(r, epss);
-        c.variance = tu_rng_chance(r, 0.5) ? ATTN_VARIANCE_FAST : ATTN_VARIANCE_TWO_PASS;
+        c.variance = (attn_variance)tu_rng_range(r, ATTN_VARIANCE_TWO_PASS, ATTN_VARIANCE_RMS);
         layer_norm_case(r, &c);
     }
     /* Constant rows: x̂ = 0, so y = bias; with eps = 0, 0 * inf = NaN as in the float references. */
@@ -178,6 +178,10 @@ static void test_layer_norm(tu_rng *r) {
         /* Many rows of several items each: the thread split. */
         {200, 700, 703, 701, 1, 1, 0, 0, 1.0f, 2.0f, 1e-5f, ATTN_VARIANCE_TWO_PASS},
         {5, 40000, 40000, 40001, 1, 0, 0, 0, -2.0f, 3.0f, 1e-5f, ATTN_VARIANCE_FAST},
+        /* RMS: a constant row normalises to ±1 (times the weight); zeros with eps 0 are 0 · inf. */
+        {3, 17, 17, 17, 1, 1, 0, 1, -2.5f, 0, 1e-5f, ATTN_VARIANCE_RMS},
+        {2, 9, 12, 9, 1, 0, 1, 1, 0.0f, 0, 0.0f, ATTN_VARIANCE_RMS},
+        {200, 700, 703, 701, 1, 0, 0, 0, 1.0f, 2.0f, 1e-6f, ATTN_VARIANCE_RMS},
     };
     for (size_t k = 0; k < sizeof fixed / sizeof fixed[0]; k++) layer_norm_case(r, &fixed[k]);
 
@@ -197,6 +201,20 @@ static void test_layer_norm(tu_rng *r) {
             TU_CHECK(st == ATTN_OK && nan_row && finite_row, "%s layer_norm variance=%d: row with %g at %d", isa_name, v,
                      x[0][k * 9], k * 9);
         }
+    /* RMS: a NaN makes its row NaN; an infinity gives rsqrt(inf) = 0, so NaN in its place (inf · 0)
+     * and signed zeros elsewhere; the other row is untouched by either. */
+    for (int k = 0; k < 2; k++) {
+        float x[2][19], y[2][19];
+        for (int j = 0; j < 19; j++) x[0][j] = x[1][j] = tu_rng_uniform(r, -1, 1);
+        x[0][5] = k == 0 ? NAN : -INFINITY;
+        attn_status st = attn_layer_norm(&y[0][0], 19, &x[0][0], 19, 2, 19, NULL, NULL, 1e-5f, ATTN_VARIANCE_RMS, 1);
+        int first_ok = 1, finite_row = 1;
+        for (int j = 0; j < 19; j++) {
+            first_ok &= k == 0 || j == 5 ? isnan(y[0][j]) : y[0][j] == 0.0f;
+            finite_row &= isfinite(y[1][j]);
+        }
+        TU_CHECK(st == ATTN_OK && first_ok && finite_row, "%s rms norm: row with %g", isa_name, x[0][5]);
+    }
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -645,7 +663,7 @@ static void test_errors(void) {
     EXPECT_STATUS(LN(out, 8, x, 8, 4, 8, -1e-5f, ATTN_VARIANCE_TWO_PASS, 1), ATTN_ERR_INVALID_ARGUMENT, out, 32, "ln eps < 0");
     EXPECT_STATUS(LN(out, 8, x, 8, 4, 8, NAN, ATTN_VARIANCE_TWO_PASS, 1), ATTN_ERR_INVALID_ARGUMENT, out, 32, "ln eps NaN");
     EXPECT_STATUS(LN(out, 8, x, 8, 4, 8, INFINITY, ATTN_VARIANCE_TWO_PASS, 1), ATTN_ERR_INVALID_ARGUMENT, out, 32, "ln eps inf");
-    EXPECT_STATUS(LN(out, 8, x, 8, 4, 8, 1e-5f, (attn_variance)2, 1), ATTN_ERR_INVALID_ARGUMENT, out, 32, "ln variance 2");
+    EXPECT_STATUS(LN(out, 8, x, 8, 4, 8, 1e-5f, (attn_variance)3, 1), ATTN_ERR_INVALID_ARGUMENT, out, 32, "ln variance 3");
     EXPECT_STATUS(LN(out, 8, x, 8, 4, 8, 1e-5f, (attn_variance)-1, 1), ATTN_ERR_INVALID_ARGUMENT, out, 32, "ln variance -1");
     EXPECT_STATUS(LN(out, 8, x, 8, 4, 8, 1e-5f, ATTN_VARIANCE_FAST, -1), ATTN_ERR_INVALID_ARGUMENT, out, 32, "ln threads -1");
     EXPECT_STATUS(LN(out, 8, x, 8, 4, 8, 1e-5f, ATTN_VARIANCE_FAST, ATTN_MAX_THREADS + 1), ATTN_ERR_INVALID_ARGUMENT, out,

@@ -53,11 +53,18 @@ extension Activation {
     }
 }
 
-/// Layer norm of each of the `input.count / size` rows of `size` floats, into a new tensor
+/// What a row norm divides by: the variance about the mean (layer norm, computed as `LayerNorm`
+/// says), or the mean square about zero (RMS norm, nothing subtracted).
+enum RowStatistics {
+    case centered(LayerNorm.Variance)
+    case rootMeanSquare
+}
+
+/// Layer norm (or RMS norm) of each of the `input.count / size` rows of `size` floats, into a new tensor
 /// (`attn_layer_norm`). The caller has checked that the last dimension is `size` and that the
 /// optional `weight` and `bias` hold `size` floats.
 func layerNormRows(
-    _ input: Tensor, size: Int, weight: Tensor?, bias: Tensor?, epsilon: Float, variance: LayerNorm.Variance
+    _ input: Tensor, size: Int, weight: Tensor?, bias: Tensor?, epsilon: Float, statistics: RowStatistics
 ) throws(AttentionError) -> Tensor {
     try input.requireFloat32("input")
     try weight?.requireFloat32("weight")
@@ -65,7 +72,11 @@ func layerNormRows(
     let output = try Tensor(uninitializedShape: input.shape, argument: "input")
     let rows = size == 0 ? 0 : input.count / size
     if rows == 0 { return output }
-    let kind = variance == .twoPass ? ATTN_VARIANCE_TWO_PASS : ATTN_VARIANCE_FAST
+    let kind = switch statistics {
+    case .centered(.twoPass): ATTN_VARIANCE_TWO_PASS
+    case .centered(.fast): ATTN_VARIANCE_FAST
+    case .rootMeanSquare: ATTN_VARIANCE_RMS
+    }
     let status = withExtendedLifetime((input, output, weight, bias)) {
         attn_layer_norm(
             output.storage.buffer.baseAddress, Int64(size), input.storage.buffer.baseAddress, Int64(size),

@@ -105,7 +105,8 @@ public struct LayerNorm: ParameterizedModule, Equatable {
         guard input.rank >= 1, input.shape[input.rank - 1] == size else {
             throw AttentionError.shapeMismatch(argument: "input", expected: "[..., \(size)] (..., size)", actual: input.shape)
         }
-        return try layerNormRows(input, size: size, weight: weight, bias: bias, epsilon: epsilon, variance: variance)
+        return try layerNormRows(
+            input, size: size, weight: weight, bias: bias, epsilon: epsilon, statistics: .centered(variance))
     }
 }
 

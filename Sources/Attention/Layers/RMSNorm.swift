@@ -1,6 +1,4 @@
-import Attention
-
-/// Root-mean-square layer normalisation (`transformers`' `LlamaRMSNorm`):
+/// Root-mean-square layer normalisation (`transformers`' `LlamaRMSNorm`, PyTorch's `RMSNorm`):
 /// `y = weight · x / √(mean(x²) + ε)` over the last dimension, without centring or bias.
 ///
 /// ```swift
@@ -31,31 +29,19 @@ public struct RMSNorm: ParameterizedModule, Equatable {
     /// `weight`, `transformers`' name.
     public var parameterPaths: [ParameterPath<RMSNorm>] { [("weight", \.weight)] }
 
-    /// The normalised input, `(..., size)` → same shape. The mean square is summed in `Double`.
+    /// The normalised input, `(..., size)` → same shape: one `attn_layer_norm` call
+    /// (`ATTN_VARIANCE_RMS`), rows in parallel, the mean square summed in `Double`.
     ///
     /// - Throws: `AttentionError.shapeMismatch` (`"input"`) when the last dimension is not the
-    ///   weight's size.
+    ///   weight's size; `.unsupportedDType` (`"input"`, `"weight"`) unless both are `float32`.
     public func callAsFunction(_ input: Tensor) throws -> Tensor {
         let size = weight.count
+        guard weight.rank == 1, size >= 1 else {
+            throw AttentionError.shapeMismatch(argument: "weight", expected: "(size,), size at least 1", actual: weight.shape)
+        }
         guard input.rank >= 1, input.shape[input.rank - 1] == size else {
             throw AttentionError.shapeMismatch(argument: "input", expected: "[..., \(size)]", actual: input.shape)
         }
-        var output = input
-        output.withUnsafeMutableBufferPointer { values in
-            weight.withUnsafeBufferPointer { scale in
-                for start in stride(from: 0, to: values.count, by: size) {
-                    var sum = 0.0
-                    for column in 0..<size {
-                        let x = Double(values[start + column])
-                        sum += x * x
-                    }
-                    let inverse = Float(1 / (sum / Double(size) + Double(epsilon)).squareRoot())
-                    for column in 0..<size {
-                        values[start + column] = scale[column] * (values[start + column] * inverse)
-                    }
-                }
-            }
-        }
-        return output
+        return try layerNormRows(input, size: size, weight: weight, bias: nil, epsilon: epsilon, statistics: .rootMeanSquare)
     }
 }
