@@ -64,8 +64,12 @@ struct LlamaAttention: ParameterizedModule, Equatable {
             rotary.rotate($0, rows: batch * rows, heads: keyValueHeadCount, table: step.rotaryTable)
         }
         try cache.append(layer: layer, keys: keys, values: values, counts: step.counts)
+        // With bf16 products over a bf16 cache the queries are rounded to bf16 too, as the
+        // projections' inputs are: q, k and v all bf16 put prompts on the VDPBF16PS tile kernel.
+        if step.products == .bfloat16 && cache.dtype == .bfloat16 { queries = try queries.converted(to: .bfloat16) }
         let attended = try scaledDotProductAttention(
-            query: queries, key: cache.keys[layer], value: cache.values[layer], mask: step.mask, layout: .sequence)
+            query: queries, key: cache.keys[layer], value: cache.values[layer], mask: step.mask, layout: .sequence,
+            outputDType: .float32)
         return try output(attended.reshaped([batch, rows, headCount * headSize]), products: step.products)
     }
 }

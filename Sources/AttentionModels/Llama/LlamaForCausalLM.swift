@@ -34,9 +34,9 @@ public struct LlamaForCausalLM: ParameterizedModule, Equatable {
 
     /// How the projections and the LM head multiply by `bfloat16` matrices:
     /// ``MatrixProducts/bfloat16`` (each input rounded to bf16, as `transformers` runs a bf16
-    /// checkpoint; about twice as fast for prompts on CPUs with AVX512_BF16) or
-    /// ``MatrixProducts/float32`` (the inputs kept in f32: closer to an f32 model). Starts as
-    /// `.bfloat16` when the matrices are bf16; other types always multiply in f32.
+    /// checkpoint, and over a bf16 cache the queries too; about twice as fast for prompts on CPUs
+    /// with AVX512_BF16) or ``MatrixProducts/float32`` (the inputs kept in f32: closer to an f32
+    /// model). Starts as `.bfloat16` when the matrices are bf16; other types always multiply in f32.
     public var products: MatrixProducts
 
     /// Which positions a call returns logits for.
