@@ -398,8 +398,10 @@ static void bench_prefill_bf16(int len, int dim, int causal, int threads, int re
 }
 
 /* attn_matmul, C (n, n) = A (n, n) · B (n, n): the median of `reps` calls after a warm-up, and in
- * *pct (when `machine`) the median share of the peak measured right after each call. */
-static double bench_matmul(int n, int threads, int reps, int machine, double *pct) {
+ * *pct (when `machine`) the median share of the float32 FMA peak measured right after each call.
+ * bf16: B stored as bf16 and multiplied with ATTN_MATMUL_BF16_PRODUCTS (A rounded to bf16; pairs on
+ * VDPBF16PS where attn_bf16_dot is native). */
+static double bench_matmul(int n, int threads, int reps, int machine, int bf16, double *pct) {
     const size_t count = (size_t)n * (size_t)n;
     float *a = malloc(count * sizeof(float)), *b = malloc(count * sizeof(float)), *c = malloc(count * sizeof(float));
     if (!a || !b || !c) {
@@ -410,10 +412,14 @@ static double bench_matmul(int n, int threads, int reps, int machine, double *pc
         a[i] = (float)(i % 17) * 0.01f - 0.08f;
         b[i] = (float)(i % 13) * 0.01f - 0.06f;
     }
+    uint16_t *b16 = bf16 ? malloc(count * sizeof(uint16_t)) : NULL;
+    if (b16) attn_convert(b16, ATTN_DTYPE_BF16, b, ATTN_DTYPE_F32, (int64_t)count);
     attn_matmul_params p = attn_matmul_params_default();
     p.m = p.n = p.k = n;
     p.a = a;
-    p.b = b;
+    p.b = b16 ? (const void *)b16 : b;
+    p.b_dtype = b16 ? ATTN_DTYPE_BF16 : ATTN_DTYPE_F32;
+    p.flags = b16 ? ATTN_MATMUL_BF16_PRODUCTS : 0;
     p.c = c;
     p.lda = p.ldb = p.ldc = n;
     p.num_threads = threads;
@@ -432,6 +438,7 @@ static double bench_matmul(int n, int threads, int reps, int machine, double *pc
     }
     free(a);
     free(b);
+    free(b16);
     free(c);
     *pct = 100.0 * median(share, reps < 64 ? reps : 64);
     return 1e3 * median(t, reps < 64 ? reps : 64);
@@ -565,7 +572,7 @@ int main(int argc, char **argv) {
             const int n = o.matmul[mi], threads = o.threads[ti];
             const int reps = o.reps ? o.reps : n <= 1024 ? 9 : n <= 2048 ? 5 : 3;
             double pct;
-            const double ms = bench_matmul(n, threads, reps, o.machine, &pct);
+            const double ms = bench_matmul(n, threads, reps, o.machine, 0, &pct);
             const double gflops = 2.0 * (double)n * n * n / (ms * 1e-3) * 1e-9;
             if (json)
                 printf("%s  {\"n\": %d, \"threads\": %d, \"ms\": %.3f, \"gflops\": %.1f}", first ? "" : ",\n", n,
@@ -573,8 +580,17 @@ int main(int argc, char **argv) {
             else if (csv)
                 printf("%d,%d,%.3f,%.1f,%.1f\n", n, threads, ms, gflops, pct);
             else
+            {
                 printf("# matmul M = N = K = %d, %d thread(s): %.2f ms, %.1f GFLOP/s, %.1f%% of peak\n", n, threads,
                        ms, gflops, pct);
+                /* The same with bf16 weights and bf16 products (a Llama projection's prefill). */
+                double pct16;
+                const double ms16 = bench_matmul(n, threads, reps, o.machine, 1, &pct16);
+                printf("# matmul M = N = K = %d, %d thread(s), bf16 weights and products (bf16 dot %s): %.2f ms, "
+                       "%.1f GFLOP/s, %.1f%% of the f32 peak, %.2fx f32\n",
+                       n, threads, attn_bf16_dot_name(attn_get_bf16_dot()), ms16,
+                       2.0 * (double)n * n * n / (ms16 * 1e-3) * 1e-9, pct16, ms / ms16);
+            }
             fflush(stdout);
             first = 0;
         }

@@ -4,7 +4,7 @@ extension Tensor {
     /// Every tensor has one (``Tensor/dtype``); the initialisers make `float32` tensors unless
     /// given a `dtype:`. Half-precision tensors hold 16-bit patterns, read by the kernels in
     /// place: attention takes any dtype for its query, keys, values and output, and the matrix
-    /// multiplies (``Linear``, the attention modules' projections, ``matmul(_:_:transposingA:transposingB:)``)
+    /// multiplies (``Linear``, the attention modules' projections, ``matmul(_:_:transposingA:transposingB:products:)``)
     /// take half-precision weights. Everything else needs `float32` and throws
     /// ``AttentionError/unsupportedDType(argument:dtype:reason:)`` otherwise; nothing is widened
     /// silently. ``Tensor/converted(to:)`` converts explicitly.
