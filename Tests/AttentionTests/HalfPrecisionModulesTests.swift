@@ -29,6 +29,28 @@ func expectHalfWeightsMatchWidened<Module: ParameterizedModule>(
     }
 }
 
+/// attn.h's matrix-multiply bound for `linear`'s output `y` over the `input` values (row-major
+/// `(rows, inputSize)`), against the double sum over the weights as stored:
+/// |error| ≤ 1e-5 · (Σ|x w| + |b|) per element.
+func expectWithinTheMatmulBound(
+    _ y: Tensor, input: [Float], of linear: Linear, _ comment: String, sourceLocation: SourceLocation = #_sourceLocation
+) {
+    let (inputs, outputs) = (linear.inputSize, linear.outputSize)
+    let (ws, bs, ys) = (linear.weight.scalars, linear.bias?.scalars ?? Array(repeating: 0, count: outputs), y.scalars)
+    for r in 0..<(input.count / inputs) {
+        for o in 0..<outputs {
+            var sum = Double(bs[o]), magnitude = abs(Double(bs[o]))
+            for i in 0..<inputs {
+                let term = Double(input[r * inputs + i]) * Double(ws[o * inputs + i])
+                sum += term
+                magnitude += abs(term)
+            }
+            #expect(abs(Double(ys[r * outputs + o]) - sum) <= 1e-5 * magnitude, "\(comment) row \(r) column \(o)",
+                    sourceLocation: sourceLocation)
+        }
+    }
+}
+
 /// Expects `body` to throw `AttentionError.unsupportedDType` naming `argument`.
 func expectUnsupportedDType(
     _ argument: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void
@@ -60,18 +82,7 @@ extension KernelTests {
             let x = try Tensor(randomNormal: [rows, 37], using: &rng)
             let y = try linear(x)
             #expect(y.dtype == .float32 && y.shape == [rows, 19])
-            let (xs, ws, bs, ys) = (x.scalars, linear.weight.scalars, linear.bias!.scalars, y.scalars)
-            for r in 0..<rows {
-                for o in 0..<19 {
-                    var sum = Double(bs[o]), magnitude = abs(Double(bs[o]))
-                    for i in 0..<37 {
-                        let term = Double(xs[r * 37 + i]) * Double(ws[o * 37 + i])
-                        sum += term
-                        magnitude += abs(term)
-                    }
-                    #expect(abs(Double(ys[r * 19 + o]) - sum) <= 1e-5 * magnitude, "row \(r) column \(o)")
-                }
-            }
+            expectWithinTheMatmulBound(y, input: x.scalars, of: linear, "\(dtype)")
             try expectHalfWeightsMatchWidened(linear.convertingWeights(to: .float32), dtype: dtype) { [try $0(x)] }
         }
 
@@ -93,18 +104,7 @@ extension KernelTests {
                 try AttentionBackend.setBFloat16Products(mode)
                 let y = try linear(x, products: .bfloat16)
                 outputs[mode] = y.scalars
-                let (ws, bs, ys) = (linear.weight.scalars, linear.bias!.scalars, y.scalars)
-                for r in 0..<rows {
-                    for o in 0..<21 {
-                        var sum = Double(bs[o]), magnitude = abs(Double(bs[o]))
-                        for i in 0..<75 {
-                            let term = Double(rounded[r * 75 + i]) * Double(ws[o * 75 + i])
-                            sum += term
-                            magnitude += abs(term)
-                        }
-                        #expect(abs(Double(ys[r * 21 + o]) - sum) <= 1e-5 * magnitude, "\(mode) row \(r) column \(o)")
-                    }
-                }
+                expectWithinTheMatmulBound(y, input: rounded, of: linear, "\(mode)")
                 // matmul passes it on: its product is the float32 one of the rounded input.
                 let product = try matmul(x, linear.weight, transposingB: true, products: .bfloat16)
                 let reference = try matmul(Tensor(shape: x.shape, scalars: rounded), linear.weight, transposingB: true)
