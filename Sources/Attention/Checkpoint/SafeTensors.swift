@@ -303,11 +303,7 @@ public struct SafeTensors: Sendable, Equatable {
     /// - Throws: `AttentionError.shapeMismatch` (argument `"booleans"`) when the count is not the
     ///   shape's element count, and the errors of ``insert(_:named:as:)`` for the name and shape.
     public mutating func insert(booleans: [Bool], shape: [Int], named name: String) throws {
-        let count = try elementCount(of: shape, argument: "shape")
-        guard booleans.count == count else {
-            throw AttentionError.shapeMismatch(
-                argument: "booleans", expected: "\(count) values for shape \(shape)", actual: [booleans.count])
-        }
+        _ = try elementCount(of: shape, matching: booleans.count, argument: "booleans", noun: "values")
         try store(Entry(dtype: .bool, shape: shape, bytes: Data(booleans.map { $0 ? 1 : 0 })), named: name)
     }
 
@@ -322,11 +318,7 @@ public struct SafeTensors: Sendable, Equatable {
             throw AttentionError.invalidArgument(
                 argument: "dtype", reason: "must be an integer type or BOOL for integers, got \(dtype)")
         }
-        let count = try elementCount(of: shape, argument: "shape")
-        guard integers.count == count else {
-            throw AttentionError.shapeMismatch(
-                argument: "integers", expected: "\(count) values for shape \(shape)", actual: [integers.count])
-        }
+        let count = try elementCount(of: shape, matching: integers.count, argument: "integers", noun: "values")
         var bytes = try Self.allocate(count, of: dtype, argument: name)
         let failed = bytes.withUnsafeMutableBytes { raw in
             integers.indices.first { !dtype.storeInteger(Int64(integers[$0]), at: $0, into: raw) }

@@ -18,6 +18,17 @@ func elementCount(of shape: [Int], argument: String) throws(AttentionError) -> I
     return count
 }
 
+/// The element count of `shape` (argument `"shape"`), checked against the `valueCount` values
+/// given with it as `argument`: `.shapeMismatch` naming `argument` ("`N` `noun` for shape …")
+/// when they differ, and the errors of ``elementCount(of:argument:)``.
+func elementCount(of shape: [Int], matching valueCount: Int, argument: String, noun: String) throws(AttentionError) -> Int {
+    let count = try elementCount(of: shape, argument: "shape")
+    guard valueCount == count else {
+        throw .shapeMismatch(argument: argument, expected: "\(count) \(noun) for shape \(shape)", actual: [valueCount])
+    }
+    return count
+}
+
 /// `a * b`, or `AttentionError.overflow(argument:)`.
 func checkedProduct(_ a: Int, _ b: Int, argument: String) throws(AttentionError) -> Int {
     let (product, overflow) = a.multipliedReportingOverflow(by: b)

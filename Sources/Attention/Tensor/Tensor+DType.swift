@@ -113,11 +113,7 @@ extension Tensor {
             throw AttentionError.invalidArgument(
                 argument: "dtype", reason: "bit patterns of 16 bits need float16 or bfloat16, got \(dtype)")
         }
-        let count = try elementCount(of: shape, argument: "shape")
-        guard bitPatterns.count == count else {
-            throw AttentionError.shapeMismatch(
-                argument: "bitPatterns", expected: "\(count) bit patterns for shape \(shape)", actual: [bitPatterns.count])
-        }
+        let count = try elementCount(of: shape, matching: bitPatterns.count, argument: "bitPatterns", noun: "bit patterns")
         let storage = try TensorStorage(uninitializedCount: count, dtype: dtype, argument: "shape")
         if count > 0 {
             bitPatterns.withUnsafeBufferPointer { source in

@@ -36,13 +36,7 @@ public struct Tensor: Sendable {
     ///   `scalars.count` is not the product of the dimensions, `.outOfMemory` when the storage
     ///   cannot be allocated.
     public init(shape: [Int], scalars: [Float]) throws {
-        let count = try elementCount(of: shape, argument: "shape")
-        guard scalars.count == count else {
-            throw AttentionError.shapeMismatch(
-                argument: "scalars",
-                expected: "\(count) scalars for shape \(shape)",
-                actual: [scalars.count])
-        }
+        let count = try elementCount(of: shape, matching: scalars.count, argument: "scalars", noun: "scalars")
         let storage = try TensorStorage(uninitializedCount: count, argument: "shape")
         if count > 0 {
             scalars.withUnsafeBufferPointer { source in
