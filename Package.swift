@@ -81,7 +81,11 @@ let package = Package(
 
         /// What the two commands share: argument reading, one-line errors and exit statuses,
         /// output files written in place, medians, the thread count (not a product).
-        .target(name: "CommandLineSupport", dependencies: ["Attention"]),
+        .target(name: "CommandLineSupport", dependencies: ["Attention", "CProcessMemory"]),
+
+        /// The commands' allocator policy: freed activations kept for reuse (glibc's `mallopt`,
+        /// which Swift's `Glibc` module does not import).
+        .target(name: "CProcessMemory"),
 
         // MARK: - Implementation details
 

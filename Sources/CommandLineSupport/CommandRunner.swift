@@ -1,14 +1,18 @@
 import Attention
+internal import CProcessMemory
 import Foundation
 
 /// What the project's commands share around their own work: error reporting and exit statuses,
-/// lines on standard error, output files written in place, medians of repeated timings.
+/// lines on standard error, output files written in place, medians of repeated timings, and the
+/// allocator policy.
 package enum CommandRunner {
     /// The whole of a command's `main`: parses the process's arguments into `Options`, prints the
     /// usage for `--help`, otherwise runs `body`; errors as ``run(named:_:)`` reports them.
     package static func main<Options: CommandOptions>(
         named name: String, parsing _: Options.Type, _ body: (Options) throws -> Void
     ) {
+        // Freed activations stay in the process for the next layer (process_memory.h).
+        _ = process_memory_keep_freed()
         run(named: name) {
             let options = try Options(Array(CommandLine.arguments.dropFirst()))
             if options.showHelp {
