@@ -57,24 +57,10 @@ struct FusedLinear: Sendable, Equatable {
         set { replace(index, bias: newValue) }
     }
 
-    /// `(..., inputs)` → each part's `(..., outputs)`, as separate dense f32 tensors.
+    /// `(..., inputs)` → each part's `(..., outputs)`, as separate dense f32 tensors (each copied
+    /// out of the stacked product row by row).
     func callAsFunction(_ input: Tensor, products: MatrixProducts) throws -> [Tensor] {
         let stacked = try linear(input, products: products)
-        let total = widths.reduce(0, +)
-        let rowCount = stacked.count / total
-        let leading = Array(stacked.shape.dropLast())
-        return try widths.indices.map { index in
-            let columns = rows(of: index)
-            var part = try Tensor(zeros: leading + [columns.count])
-            part.withUnsafeMutableBufferPointer { out in
-                stacked.withUnsafeBufferPointer { all in
-                    for row in 0..<rowCount {
-                        (out.baseAddress! + row * columns.count)
-                            .update(from: all.baseAddress! + row * total + columns.lowerBound, count: columns.count)
-                    }
-                }
-            }
-            return part
-        }
+        return try widths.indices.map { try stacked.sliced(rows(of: $0), axis: -1) }
     }
 }
