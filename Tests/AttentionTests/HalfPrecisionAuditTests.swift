@@ -149,6 +149,12 @@ extension KernelTests {
             try auditModule("LayerNorm", norm, inputs: [("input", x)]) { m, t in [try m(t[0])] }
             let linear = try Linear(inputSize: 5, outputSize: 4, using: &rng)
             try auditModule("Linear", linear, inputs: [("input", x)]) { m, t in [try m(t[0])] }
+            try auditModule("Linear adding", linear, inputs: [("input", x), ("residual", try auditTensor([3, 4], &rng))]) { m, t in
+                [try m(t[0], adding: t[1])]   // (bf16 products round the input by design: tested on their own)
+            }
+            var norm2 = try RMSNorm(weight: auditTensor([5], &rng), epsilon: 1e-6)
+            norm2.epsilon = 1e-5
+            try auditModule("RMSNorm", norm2, inputs: [("input", x)]) { m, t in [try m(t[0])] }
             // Dropout rounds each kept element back to the input's dtype: the same values.
             let dropout = Dropout(probability: 0.25, seed: 3)
             try auditHalfPositions("Dropout", [("input", x)]) { t in [try dropout(t[0]), try dropout(t[0], inference: true)] }

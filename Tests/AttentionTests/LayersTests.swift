@@ -55,6 +55,31 @@ struct LayersTests {
         expectClose(y, referenceLinear(x, layer), shape: Array(inputShape.dropLast()) + [5])
     }
 
+    /// `linear(x, adding: r)`: the double reference plus `r`, on the few-row and packed paths (40
+    /// rows), with and without bias and for a bf16 weight with bf16 products; shapes and dtypes named.
+    @Test(arguments: [[3, 7], [40, 7], [2, 0, 7]], [true, false])
+    func linearAddingAResidual(inputShape: [Int], bias: Bool) throws {
+        var rng = SeededGenerator(seed: 5 + UInt64(inputShape.reduce(1, *)))
+        let layer = try Linear(inputSize: 7, outputSize: 5, bias: bias, using: &rng)
+        let x = try Tensor(randomNormal: inputShape, using: &rng)
+        let outputShape = Array(inputShape.dropLast()) + [5]
+        let residual = try Tensor(randomNormal: outputShape, using: &rng)
+        let before = residual.scalars
+        let y = try layer(x, adding: residual)
+        let expected = zip(referenceLinear(x, layer), residual.scalars).map { $0 + Double($1) }
+        expectClose(y, expected, shape: outputShape)
+        #expect(residual.scalars == before)   // the residual itself is not written
+        let half = try layer.convertingWeights(to: .bfloat16)
+        expectClose(try half(x, products: .bfloat16, adding: residual),
+                    zip(try half(x, products: .bfloat16).scalars, residual.scalars).map { Double($0 + $1) },
+                    shape: outputShape, rtol: 1e-5, atol: 1e-5)
+        #expect(throws: AttentionError.shapeMismatch(
+            argument: "residual", expected: "\(outputShape), the output's shape", actual: [5])) {
+            try layer(x, adding: Tensor(zeros: [5]))
+        }
+        expectUnsupportedDType("residual") { _ = try layer(x, adding: residual.converted(to: .float16)) }
+    }
+
     @Test func linearOfALargeLayerMatches() throws {
         var rng = SeededGenerator(seed: 11)
         let layer = try Linear(inputSize: 96, outputSize: 200, using: &rng)

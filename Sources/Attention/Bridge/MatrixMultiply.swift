@@ -48,24 +48,34 @@ func multiplyMatrices(
 ///
 /// The weight may be `float32`, `float16` or `bfloat16` (read in place, widened exactly, or with
 /// `products` `.bfloat16` and a `bfloat16` weight, multiplied by the input rounded to bf16); the
-/// input and the bias must be `float32`, and so is the result.
+/// input and the bias must be `float32`, and so is the result. With `residual` (of the output's
+/// shape: the caller checks) the result is the product plus it, summed by the kernel.
 ///
 /// The callers check the shapes; an empty result is returned as it is.
 ///
-/// - Throws: `AttentionError.unsupportedDType` naming `inputArgument` or `biasArgument` for a
-///   half-precision input or bias; `AttentionError` from the allocation (argument `"input"`) or
+/// - Throws: `AttentionError.unsupportedDType` naming `inputArgument`, `biasArgument` or
+///   `"residual"` for a half-precision input, bias or residual; `AttentionError` from the allocation (argument `"input"`) or
 ///   mapped from the kernel's status.
 func matrixMultiply(
     _ input: Tensor, inputs: Int, weight: Tensor, layout: WeightLayout, outputs: Int, bias: Tensor?,
     weightRows: Range<Int>? = nil, biasOffset: Int = 0, outputShape: [Int], products: MatrixProducts = .float32,
+    residual: Tensor? = nil,
     inputArgument: @autoclosure () -> String = "input", biasArgument: @autoclosure () -> String = "bias",
     context: @autoclosure () -> String
 ) throws(AttentionError) -> Tensor {
     try input.requireFloat32(
         inputArgument(), reason: "matrix multiplies take float32 activations (only the weights may be half precision)")
     try bias?.requireFloat32(biasArgument(), reason: "a matrix multiply's bias is float32, whatever the weight's dtype")
+    try residual?.requireFloat32("residual", reason: "a residual added to a matrix product is float32")
     let rows = inputs == 0 ? 0 : input.count / inputs
     let output = try Tensor(uninitializedShape: outputShape, argument: "input")
+    if let residual, output.count > 0 {
+        // The product is accumulated onto the residual's values, copied into the result.
+        withExtendedLifetime(residual) {
+            output.storage.bytes.baseAddress!.copyMemory(
+                from: residual.storage.bytes.baseAddress!, byteCount: output.count * MemoryLayout<Float>.size)
+        }
+    }
     let first = weightRows?.lowerBound ?? 0
     try withExtendedLifetime((input, weight, bias, output)) { () throws(AttentionError) in
         try multiplyMatrices(
@@ -75,8 +85,8 @@ func matrixMultiply(
             ldb: layout == .outputsByInputs ? inputs : outputs, bTransposed: layout == .outputsByInputs,
             bType: weight.dtype,
             c: output.storage.buffer.baseAddress, ldc: outputs,
-            bias: bias?.storage.buffer.baseAddress.map { UnsafePointer($0 + biasOffset) }, products: products,
-            context: context())
+            bias: bias?.storage.buffer.baseAddress.map { UnsafePointer($0 + biasOffset) }, accumulate: residual != nil,
+            products: products, context: context())
     }
     return output
 }

@@ -99,15 +99,39 @@ public struct Linear: ParameterizedModule, Equatable {
     ///
     /// - Throws: as ``callAsFunction(_:)``.
     public func callAsFunction(_ input: Tensor, products: MatrixProducts) throws -> Tensor {
+        try apply(input, products: products, residual: nil)
+    }
+
+    /// The layer's output plus `residual`, `(..., outputSize)`, in one matrix multiply (the
+    /// product accumulated onto a copy of `residual`, as PyTorch's `torch.addmm`): a transformer
+    /// block's residual connection after its output projection.
+    ///
+    /// ```swift
+    /// hidden = try outputProjection(attended, adding: hidden)   // hidden + attended Wᵀ + b
+    /// ```
+    ///
+    /// - Throws: as ``callAsFunction(_:)``; `AttentionError.shapeMismatch` (`"residual"`) unless
+    ///   `residual` has the output's shape; `.unsupportedDType` (`"residual"`) unless it is
+    ///   `float32`.
+    public func callAsFunction(_ input: Tensor, products: MatrixProducts = .float32, adding residual: Tensor) throws -> Tensor {
+        try apply(input, products: products, residual: residual)
+    }
+
+    private func apply(_ input: Tensor, products: MatrixProducts, residual: Tensor?) throws -> Tensor {
         try validateParameters()
         let (outputSize, inputSize) = (weight.shape[0], weight.shape[1])
         guard input.rank >= 1, input.shape[input.rank - 1] == inputSize else {
             throw AttentionError.shapeMismatch(
                 argument: "input", expected: "[..., \(inputSize)] (..., inputSize)", actual: input.shape)
         }
+        let outputShape = Array(input.shape.dropLast()) + [outputSize]
+        if let residual, residual.shape != outputShape {
+            throw AttentionError.shapeMismatch(
+                argument: "residual", expected: "\(outputShape), the output's shape", actual: residual.shape)
+        }
         return try matrixMultiply(
             input, inputs: inputSize, weight: weight, layout: .outputsByInputs, outputs: outputSize, bias: bias,
-            outputShape: Array(input.shape.dropLast()) + [outputSize], products: products,
+            outputShape: outputShape, products: products, residual: residual,
             context: "input \(input.shape), weight \(weight.shape), bias \(bias.map { "\($0.shape)" } ?? "none")")
     }
 }

@@ -47,10 +47,12 @@ struct LlamaAttention: ParameterizedModule, Equatable {
         return paths + parameterPaths(of: \.output, prefixedBy: "o_proj")
     }
 
-    /// `(batch, rows, hiddenSize)` normalised hidden states in, the attention's contribution out
-    /// (same shape); the layer's cache gains the new keys and values.
+    /// `(batch, rows, hiddenSize)` normalised hidden states in, `residual` plus the attention's
+    /// contribution out (same shape; the addition fused into the output projection); the layer's
+    /// cache gains the new keys and values.
     func callAsFunction(
-        _ hidden: Tensor, step: LlamaStep, layer: Int, rotary: LlamaRotaryEmbedding, cache: inout LlamaKeyValueCache
+        _ hidden: Tensor, adding residual: Tensor, step: LlamaStep, layer: Int, rotary: LlamaRotaryEmbedding,
+        cache: inout LlamaKeyValueCache
     ) throws -> Tensor {
         let (batch, rows) = (hidden.shape[0], hidden.shape[1])
         let parts = try projection(hidden, products: step.products)
@@ -70,6 +72,6 @@ struct LlamaAttention: ParameterizedModule, Equatable {
         let attended = try scaledDotProductAttention(
             query: queries, key: cache.keys[layer], value: cache.values[layer], mask: step.mask, layout: .sequence,
             outputDType: .float32)
-        return try output(attended.reshaped([batch, rows, headCount * headSize]), products: step.products)
+        return try output(attended.reshaped([batch, rows, headCount * headSize]), products: step.products, adding: residual)
     }
 }

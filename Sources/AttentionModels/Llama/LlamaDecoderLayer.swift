@@ -36,8 +36,8 @@ struct LlamaDecoderLayer: ParameterizedModule, Equatable {
     func callAsFunction(
         _ hidden: Tensor, step: LlamaStep, layer: Int, rotary: LlamaRotaryEmbedding, cache: inout LlamaKeyValueCache
     ) throws -> Tensor {
-        let attended = try attention(inputNorm(hidden), step: step, layer: layer, rotary: rotary, cache: &cache)
-        let residual = try hidden.adding(attended)
-        return try residual.adding(mlp(postAttentionNorm(residual), products: step.products))
+        let residual = try attention(
+            inputNorm(hidden), adding: hidden, step: step, layer: layer, rotary: rotary, cache: &cache)
+        return try mlp(postAttentionNorm(residual), adding: residual, products: step.products)
     }
 }

@@ -32,9 +32,10 @@ struct LlamaMLP: ParameterizedModule, Equatable {
         return paths + parameterPaths(of: \.down, prefixedBy: "down_proj")
     }
 
-    /// `(..., hiddenSize)` → `(..., hiddenSize)`, bf16 weights multiplied as `products` says.
-    func callAsFunction(_ input: Tensor, products: MatrixProducts) throws -> Tensor {
+    /// `residual` plus the block of `input`, `(..., hiddenSize)` → `(..., hiddenSize)` (the addition
+    /// fused into `down_proj`), bf16 weights multiplied as `products` says.
+    func callAsFunction(_ input: Tensor, adding residual: Tensor, products: MatrixProducts) throws -> Tensor {
         let gated = try Activation.silu.gated(gateUp.linear(input, products: products))
-        return try down(gated, products: products)
+        return try down(gated, products: products, adding: residual)
     }
 }
