@@ -275,11 +275,19 @@ ATTN_INLINE void sgemm_micro(int64_t steps, const float *restrict ap, const floa
         }
         return;
     }
-    /* Edge tile: the same sums, stored clipped to mr rows and nr columns. */
-    for (int r = 0; r < mr; r++)
-        for (int v = 0; v < SGEMM_NV && v * ATTN_VL < nr; v++)
-            sgemm_store(c + r * ldc + v * ATTN_VL, acc[r][v], (int)sgemm_min(ATTN_VL, nr - v * ATTN_VL),
-                        bias ? bias + v * ATTN_VL : NULL, add_c);
+    /* Edge tile: the same sums, stored clipped to mr rows and nr columns. The loops are unrolled
+     * like the ones above so that acc is only ever indexed by constants: one index known only at
+     * run time puts the whole array on the stack (clang then zeroes it with memset and reloads it
+     * for every tile: 1.3 % of a Llama prefill). */
+#pragma GCC unroll 16
+    for (int r = 0; r < SGEMM_MR; r++) {
+        if (r >= mr) break;
+#pragma GCC unroll 4
+        for (int v = 0; v < SGEMM_NV; v++)
+            if (v * ATTN_VL < nr)
+                sgemm_store(c + r * ldc + v * ATTN_VL, acc[r][v], (int)sgemm_min(ATTN_VL, nr - v * ATTN_VL),
+                            bias ? bias + v * ATTN_VL : NULL, add_c);
+    }
 }
 
 /* Packs columns [c0, c1) (c0 a multiple of NR) of the block of B at depth [p0, p0 + kc) and columns
