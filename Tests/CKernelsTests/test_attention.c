@@ -405,6 +405,18 @@ static void build_directed_cases(void) {
             c->dt_k = t; c->dt_v = (t + li) % 3; c->causal = li % 2 ? ATTN_CAUSAL_BOTTOM_RIGHT : ATTN_CAUSAL_NONE;
         }
 
+    /* The tile kernel's last micro-tile, computed on only the vectors that hold rows: query counts
+     * whose last tile has one row, one vector, a row more, two vectors, ... on tiles of 48, 24 and
+     * 12 rows (AVX-512, AVX2, portable), causal and not, with a mask, dropout and bf16 pairs. */
+    static const int64_t tile_lens[] = {49, 56, 57, 63, 64, 65, 72, 80, 81, 95, 96, 97};
+    for (int li = 0; li < 12; li++) {
+        c = add("tile_vectors", 1, 2, 1, tile_lens[li], 40 + 23 * li, 16 + 8 * (li % 4), 24 + 7 * (li % 3));
+        c->causal = li % 3;
+        if (li % 4 == 1) { c->mask_pat = PAT_LQ_LK; c->mask_zero = 0.3; }
+        if (li % 4 == 3) c->dt_q = c->dt_k = c->dt_v = ATTN_DTYPE_BF16;
+        if (li % 5 == 2) { c->p = 0.2f; c->dseed = 77; }
+    }
+
     /* ---- element types: every combination of q, k/v and out types, and k and v apart, on the tile
      * path (odd sizes, Lq != Lk), the row path (decode) and with every masking feature ---- */
     for (int kv = 0; kv < 3; kv++)
