@@ -482,6 +482,33 @@ ATTN_INLINE void fused_tile_block(fused_item_ctx *x, int64_t u, int64_t r0, int6
     fused_accumulate(x, u, a, z, rescale, alpha, pairs, NV);
 }
 
+/* A block that crosses some row's visible range (the causal diagonal, a window's edge, a key
+ * length), one vector of rows at a time, each on only its own keys: the rows of a vector see far
+ * fewer keys past the diagonal than the tile's last row (at L = 256, causal, a sixth of the tile's
+ * work was above the diagonal). Each vector is a tile of its own for fused_tile_block: the
+ * context's lane-indexed arrays start at its first lane. Rows and blocks are those of a fixed grid,
+ * so how the work is split never depends on the thread count. */
+ATTN_INLINE void fused_tile_block_by_vector(const fused_item_ctx *x, int64_t u, int64_t r0, int64_t rows, int64_t j0,
+                                            int64_t j1, int nv, const int pairs) {
+    const attn_problem *pr = x->pr;
+    for (int v = 0; v < nv; v++) {
+        const int64_t rv = r0 + v * ATTN_VL, n = rows - v * ATTN_VL < ATTN_VL ? rows - v * ATTN_VL : ATTN_VL;
+        int64_t lo_first, hi_first, lo_last, hi_last;
+        attn_row_range(pr, x->b, rv, &lo_first, &hi_first);
+        attn_row_range(pr, x->b, rv + n - 1, &lo_last, &hi_last);
+        const int64_t first = j0 > lo_first ? j0 : lo_first, z = j1 < hi_last ? j1 : hi_last;
+        if (first >= z) continue;
+        const int64_t a = j0 + (first - j0) / ATTN_NK * ATTN_NK;
+        fused_item_ctx y = *x;
+        y.qt += v * ATTN_VL;
+        y.ot += v * ATTN_VL;
+        y.st += v * ATTN_VL;
+        y.mrow += v * ATTN_VL;
+        y.lrow += v * ATTN_VL;
+        fused_tile_block(&y, u, rv, n, a, z, a < lo_last || z > hi_first, pairs, 1);
+    }
+}
+
 /* One work item; the entry points (kernel_table_template.h, kernels_avx512bf16.c) pass pairs as a
  * constant, so each gets its own products and packing and no per-step test. */
 ATTN_INLINE void fused_item_run(const attn_problem *pr, int64_t b, int64_t h, int64_t i0, int64_t tiles,
@@ -546,7 +573,9 @@ ATTN_INLINE void fused_item_run(const attn_problem *pr, int64_t b, int64_t h, in
              * 48-row tile were a ninth of all the work. Lanes are independent, so this never
              * changes a row's result. */
             const int nv = (int)((rows + ATTN_VL - 1) / ATTN_VL);
-            if (nv == 1)
+            if (range && nv > 1)
+                fused_tile_block_by_vector(&x, u, r0, rows, j0, j1, nv, pairs);
+            else if (nv == 1)
                 fused_tile_block(&x, u, r0, rows, a, z, range, pairs, 1);
             else if (nv == 2 && ATTN_Q_VECS > 2)
                 fused_tile_block(&x, u, r0, rows, a, z, range, pairs, 2);
