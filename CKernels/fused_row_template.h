@@ -11,8 +11,9 @@
  * log-sum-exp. Masking, bias, dropout and the softmax are those of the tile kernel.
  *
  * Half-precision K and V are read as stored and widened in registers (F16C on x86, a shift for
- * bf16), so decoding reads half the bytes of a float cache. Each key row's loop is chosen by its
- * type once per row (row_dot, row_axpy), a branch that always goes the same way.
+ * bf16), so decoding reads half the bytes of a float cache. The loops are chosen by K's and V's
+ * types once per group of keys (row_scores) or block (row_accumulate_block), a branch that always
+ * goes the same way.
  */
 
 #define ROW_KEY_BLOCK 64 /* scores held at once; whole vectors */
