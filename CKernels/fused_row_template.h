@@ -16,7 +16,15 @@
  * goes the same way.
  */
 
-#define ROW_KEY_BLOCK 64 /* scores held at once; whole vectors */
+/* Keys scored, then summed, at a time (a multiple of every ISA's ATTN_VL). Measured side by side
+ * against the plain sum over the same bytes (paired, PAIRED_SUM=1, decode 4096 keys, 32 heads,
+ * D = 128, Zen 4, 61 rounds, three runs, one disturbed by other work left out): f16 and bf16 K/V
+ * on 1 thread reached 0.97-1.07 of its bandwidth with 16, 0.77-1.04 with 32, 0.75-0.93 with 64 and
+ * 0.70-0.74 with 128 (K and V read in turn in shorter runs); on 2 threads, and float32 K/V, all
+ * within noise of each other. */
+#ifndef ROW_KEY_BLOCK
+#define ROW_KEY_BLOCK 16
+#endif
 /* K and V rows about this many bytes ahead of the one in use are asked into L2 (prefetcht1 on x86),
  * one line at a time, for float32 K or V only (elements of at least ROW_PREFETCH_MIN_ELEMENT bytes).
  * Measured side by side (Benchmarks/paired, decode 4096 keys, 32 heads, D = 128, Zen 4, against

@@ -391,7 +391,7 @@ static void build_directed_cases(void) {
     c = add("decode", 1, 1, 1, 1, 3000, 8, 8); c->p = 0.3f; c->dseed = 99; c->doff = 7;
     c = add("decode", 1, 3, 1, 4, 1111, 80, 80); c->causal = ATTN_CAUSAL_TOP_LEFT; c->policy = ATTN_MASKED_ROWS_NAN;
     /* The row kernel's groups and slices: key counts around its groups of one vector of keys (the
-     * last group partial, its missing keys reading the last one's row again) and its blocks of 64
+     * last group partial, its missing keys reading the last one's row again) and its blocks (16 keys)
      * (and a second chunk past 512), query and value widths that take every register slice of the
      * scores and the weighted sum (8 or 4, then 4, 2, 1 vectors and a partial one), every K and V type. */
     static const int64_t row_lens[] = {1, 15, 16, 17, 63, 64, 65, 1025};
