@@ -62,6 +62,14 @@
 #define FUSED_KEY_BLOCK 128 /* keys per block; a multiple of every ISA's ATTN_NK */
 #endif
 
+/* Blocks crossing a row's visible range taken one vector of rows at a time
+ * (fused_tile_block_by_vector): with 16-float vectors (AVX-512: 8 accumulators and 32 registers),
+ * causal L = 256 ran 1.04-1.07x faster than whole tiles on 1 thread (Zen 4, paired); with 8-float
+ * ones (AVX2: 4 accumulators, too few to hide the FMA latency) 0.81-0.83x, so not there. */
+#ifndef FUSED_DIAGONAL_BY_VECTOR
+#define FUSED_DIAGONAL_BY_VECTOR (ATTN_VL == 16)
+#endif
+
 static const float FUSED_LOG2E = 1.44269504088896340736f;
 static const float FUSED_LN2 = 0.69314718055994530942f;
 
@@ -90,18 +98,19 @@ static inline int64_t fused_workspace_floats(const attn_problem *pr, int64_t til
  * a is a (nt, QT) tile and b an (nt, ATTN_NK) packed panel of K or V, both in the workspace.
  */
 /* With pairs, a and b hold bf16 pair words (see the top) and each step is one vdot_bf16. */
-ATTN_INLINE void outer_tile(vf acc[ATTN_Q_VECS][ATTN_NK], const float *a, const float *b, int64_t nt, const int pairs) {
+ATTN_INLINE void outer_tile(vf acc[ATTN_Q_VECS][ATTN_NK], const float *a, const float *b, int64_t nt, const int pairs,
+                            const int NV) {
     /* Unrolled by 4: 8-12 % faster on Zen3 (AVX2) than by 1 or 2, measured side by side. */
 #pragma GCC unroll 4
     for (int64_t t = 0; t < nt; t++, a += QT, b += ATTN_NK) {
         vf av[ATTN_Q_VECS];
 #pragma GCC unroll 4
-        for (int v = 0; v < ATTN_Q_VECS; v++) av[v] = vload(a + v * ATTN_VL);
+        for (int v = 0; v < NV; v++) av[v] = vload(a + v * ATTN_VL);
 #pragma GCC unroll 16
         for (int c = 0; c < ATTN_NK; c++) {
             vf bc = vsplat(b[c]);
 #pragma GCC unroll 4
-            for (int v = 0; v < ATTN_Q_VECS; v++)
+            for (int v = 0; v < NV; v++)
                 acc[v][c] = pairs ? vdot_bf16(acc[v][c], av[v], bc) : vfma(av[v], bc, acc[v][c]);
         }
     }
@@ -222,13 +231,13 @@ static inline void fused_pack_pairs(fused_item_ctx *x, int64_t j0, int64_t nkb) 
 /* Sᵀ columns [0, n) of one panel of keys: qt · panel kp over `steps` features (pair words with
  * pairs, then times qscale), stored at s, their maximum into bmax. */
 ATTN_INLINE void fused_scores_panel(float *s, const float *qt, const float *kp, int64_t steps, int n,
-                                    vf bmax[ATTN_Q_VECS], const int pairs, float qscale) {
+                                    vf bmax[ATTN_Q_VECS], const int pairs, float qscale, const int NV) {
     vf acc[ATTN_Q_VECS][ATTN_NK];
-    for (int v = 0; v < ATTN_Q_VECS; v++)
+    for (int v = 0; v < NV; v++)
         for (int c = 0; c < ATTN_NK; c++) acc[v][c] = vsplat(0.0f);
-    outer_tile(acc, qt, kp, steps, pairs);
+    outer_tile(acc, qt, kp, steps, pairs, NV);
     for (int c = 0; c < n; c++)
-        for (int v = 0; v < ATTN_Q_VECS; v++) {
+        for (int v = 0; v < NV; v++) {
             if (pairs) acc[v][c] *= qscale;
             vstore(s + c * QT + v * ATTN_VL, acc[v][c]);
             bmax[v] = vmax(bmax[v], acc[v][c]);
@@ -240,17 +249,17 @@ ATTN_INLINE void fused_scores_panel(float *s, const float *qt, const float *kp, 
  * get a constant column count, so their accumulators stay in registers (a variable count kept
  * them in memory: 1-3 % of the whole kernel); only the last panel may be partial. */
 ATTN_INLINE void fused_scores(const fused_item_ctx *x, int64_t u, int64_t j0, int64_t j1, vf bmax[ATTN_Q_VECS],
-                              const int pairs) {
+                              const int pairs, const int NV) {
     const int64_t dq = x->pr->p.dim_qk, steps = pairs ? fused_words(dq) : dq;
     const float *qt = x->qt + u * QT * dq;
     const float qscale = fused_qscale(&x->pr->p);
-    for (int v = 0; v < ATTN_Q_VECS; v++) bmax[v] = vsplat(-INFINITY);
+    for (int v = 0; v < NV; v++) bmax[v] = vsplat(-INFINITY);
     int64_t j = j0;
     for (; j + ATTN_NK <= j1; j += ATTN_NK)
-        fused_scores_panel(x->st + (j - j0) * QT, qt, x->kp + (j - x->j0) * steps, steps, ATTN_NK, bmax, pairs, qscale);
+        fused_scores_panel(x->st + (j - j0) * QT, qt, x->kp + (j - x->j0) * steps, steps, ATTN_NK, bmax, pairs, qscale, NV);
     if (j < j1)
         fused_scores_panel(x->st + (j - j0) * QT, qt, x->kp + (j - x->j0) * steps, steps, (int)(j1 - j), bmax, pairs,
-                           qscale);
+                           qscale, NV);
 }
 
 /* Element-wise masks on Sᵀ for keys [j0, j1) of micro-tile u with rows [r0, r0 + rows):
@@ -271,14 +280,16 @@ static void fused_mask(const fused_item_ctx *x, int64_t r0, int64_t rows, int64_
             lo[l] = (int32_t)(a < 0 ? 0 : a > FUSED_KEY_BLOCK + 1 ? FUSED_KEY_BLOCK + 1 : a);
             hi[l] = (int32_t)(z < 0 ? 0 : z > FUSED_KEY_BLOCK + 1 ? FUSED_KEY_BLOCK + 1 : z);
         }
+        /* Only the vectors holding rows (fused_tile_block's nv). */
+        const int nv = (int)((rows + ATTN_VL - 1) / ATTN_VL);
         vi lov[ATTN_Q_VECS], hiv[ATTN_Q_VECS];
-        for (int v = 0; v < ATTN_Q_VECS; v++) {
+        for (int v = 0; v < nv; v++) {
             memcpy(&lov[v], lo + v * ATTN_VL, sizeof(vi));
             memcpy(&hiv[v], hi + v * ATTN_VL, sizeof(vi));
         }
         for (int64_t j = 0; j < j1 - j0; j++) {
             vi jv = (vi){0} + (int32_t)j;
-            for (int v = 0; v < ATTN_Q_VECS; v++) {
+            for (int v = 0; v < nv; v++) {
                 float *s = x->st + j * QT + v * ATTN_VL;
                 vi outside = (jv < lov[v]) | (jv >= hiv[v]);
                 vstore(s, vselect(outside, vsplat(neg_inf), vload(s)));
@@ -297,8 +308,8 @@ static void fused_mask(const fused_item_ctx *x, int64_t r0, int64_t rows, int64_
  * rows at a time, so its maximum, its sum and the exponent's constants stay in registers (all three
  * at once spilled the sums on AVX2). Inlined with unit 1 (base-2 scores, no multiply) or log2 e. */
 ATTN_INLINE void fused_exponents(float *st, int64_t nk, const vf m_use[ATTN_Q_VECS], float unit,
-                                 vf sum[ATTN_Q_VECS]) {
-    for (int v = 0; v < ATTN_Q_VECS; v++) {
+                                 vf sum[ATTN_Q_VECS], int nv) {
+    for (int v = 0; v < nv; v++) {
         float *s = st + v * ATTN_VL;
         for (int64_t j = 0; j < nk; j++, s += QT) {
             vf e = vexp2((vload(s) - m_use[v]) * unit);
@@ -312,19 +323,20 @@ ATTN_INLINE void fused_exponents(float *st, int64_t nk, const vf m_use[ATTN_Q_VE
  * as masking changed the scores): updates m and l, turns Sᵀ into Pᵀ in place, and returns alpha
  * (the factor O must be rescaled by) through *alpha, or 0 when no row's maximum moved, in which
  * case O is left as it is. */
-static int fused_softmax(const fused_item_ctx *x, int64_t u, int64_t nk, const vf *bmax, vf alpha[ATTN_Q_VECS]) {
+static int fused_softmax(const fused_item_ctx *x, int64_t u, int64_t nk, const vf *bmax, vf alpha[ATTN_Q_VECS],
+                         int nv) {
     const attn_params *p = &x->pr->p;
     float *mrow = x->mrow + u * QT, *lrow = x->lrow + u * QT;
     vf m_old[ATTN_Q_VECS], m_new[ATTN_Q_VECS], m_use[ATTN_Q_VECS], sum[ATTN_Q_VECS];
-    for (int v = 0; v < ATTN_Q_VECS; v++) m_new[v] = m_old[v] = vload(mrow + v * ATTN_VL);
+    for (int v = 0; v < nv; v++) m_new[v] = m_old[v] = vload(mrow + v * ATTN_VL);
     if (bmax) {
-        for (int v = 0; v < ATTN_Q_VECS; v++) m_new[v] = vmax(m_new[v], bmax[v]);
+        for (int v = 0; v < nv; v++) m_new[v] = vmax(m_new[v], bmax[v]);
     } else {
         for (int64_t j = 0; j < nk; j++)
-            for (int v = 0; v < ATTN_Q_VECS; v++) m_new[v] = vmax(m_new[v], vload(x->st + j * QT + v * ATTN_VL));
+            for (int v = 0; v < nv; v++) m_new[v] = vmax(m_new[v], vload(x->st + j * QT + v * ATTN_VL));
     }
     int moved = 0;
-    for (int v = 0; v < ATTN_Q_VECS; v++) {
+    for (int v = 0; v < nv; v++) {
         moved |= vany(m_new[v] != m_old[v]);
         /* A row with nothing visible yet keeps m = -inf; exponents then use 0 so exp2(-inf - 0) = 0
          * instead of exp2(-inf + inf) = NaN. */
@@ -332,10 +344,10 @@ static int fused_softmax(const fused_item_ctx *x, int64_t u, int64_t nk, const v
         sum[v] = vsplat(0.0f);
     }
     if (p->bias)
-        fused_exponents(x->st, nk, m_use, FUSED_LOG2E, sum);
+        fused_exponents(x->st, nk, m_use, FUSED_LOG2E, sum, nv);
     else
-        fused_exponents(x->st, nk, m_use, 1.0f, sum);
-    for (int v = 0; v < ATTN_Q_VECS; v++) {
+        fused_exponents(x->st, nk, m_use, 1.0f, sum, nv);
+    for (int v = 0; v < nv; v++) {
         const vf l = vload(lrow + v * ATTN_VL);
         /* One expression either way: whether l·alpha + sum is fused must not depend on how the
          * compiler inlined this function (the bf16 entry points must agree bit for bit). */
@@ -361,9 +373,9 @@ static void fused_dropout(const fused_item_ctx *x, int64_t r0, int64_t rows, int
 /* Pᵀ as bf16 pair words, in place: word row t from rows 2t and 2t + 1 of the nk rows of Sᵀ (a zero
  * half when 2t + 1 = nk). Row t is written after rows 2t and 2t + 1 were read, and nothing later
  * reads a row below 2t + 2. */
-ATTN_INLINE void fused_pair_weights(float *st, int64_t nk) {
+ATTN_INLINE void fused_pair_weights(float *st, int64_t nk, const int NV) {
     for (int64_t t = 0; t < fused_words(nk); t++)
-        for (int v = 0; v < ATTN_Q_VECS; v++) {
+        for (int v = 0; v < NV; v++) {
             const vf lo = vload(st + 2 * t * QT + v * ATTN_VL);
             const vf hi = 2 * t + 1 < nk ? vload(st + (2 * t + 1) * QT + v * ATTN_VL) : vsplat(0.0f);
             vstore(st + t * QT + v * ATTN_VL, vbf16_pairs(lo, hi));
@@ -374,39 +386,66 @@ ATTN_INLINE void fused_pair_weights(float *st, int64_t nk) {
  * over nk keys (pairs: nk / 2 words, then the lone last key of an odd nk with the other half of
  * its V word masked off). */
 ATTN_INLINE void fused_accumulate_panel(float *ot, const float *pt, const float *vp, int64_t nk, int n, int rescale,
-                                        const vf alpha[ATTN_Q_VECS], const int pairs) {
+                                        const vf alpha[ATTN_Q_VECS], const int pairs, const int NV) {
     vf acc[ATTN_Q_VECS][ATTN_NK];
     for (int c = 0; c < ATTN_NK; c++)
-        for (int v = 0; v < ATTN_Q_VECS; v++) {
+        for (int v = 0; v < NV; v++) {
             vf o = c < n ? vload(ot + c * QT + v * ATTN_VL) : vsplat(0.0f);
             acc[v][c] = rescale ? o * alpha[v] : o;
         }
-    outer_tile(acc, pt, vp, pairs ? nk / 2 : nk, pairs);
+    outer_tile(acc, pt, vp, pairs ? nk / 2 : nk, pairs, NV);
     if (pairs && (nk & 1)) {
         const float *a = pt + nk / 2 * QT, *b = vp + nk / 2 * ATTN_NK;
         for (int c = 0; c < ATTN_NK; c++) {
             const vf bc = vsplat(attn_bits_f32(attn_f32_bits(b[c]) & 0xffff));
-            for (int v = 0; v < ATTN_Q_VECS; v++) acc[v][c] = vdot_bf16(acc[v][c], vload(a + v * ATTN_VL), bc);
+            for (int v = 0; v < NV; v++) acc[v][c] = vdot_bf16(acc[v][c], vload(a + v * ATTN_VL), bc);
         }
     }
     for (int c = 0; c < n; c++)
-        for (int v = 0; v < ATTN_Q_VECS; v++) vstore(ot + c * QT + v * ATTN_VL, acc[v][c]);
+        for (int v = 0; v < NV; v++) vstore(ot + c * QT + v * ATTN_VL, acc[v][c]);
 }
 
 /* Oᵀ (dim_v, QT) of micro-tile u = alpha·Oᵀ (when rescale) + Pᵀ-weighted sum of V rows [j0, j1)
  * of the packed block. As in fused_scores, whole panels get a constant column count. */
 ATTN_INLINE void fused_accumulate(const fused_item_ctx *x, int64_t u, int64_t j0, int64_t j1, int rescale,
-                                  const vf alpha[ATTN_Q_VECS], const int pairs) {
+                                  const vf alpha[ATTN_Q_VECS], const int pairs, const int NV) {
     const int64_t dv = x->pr->p.dim_v;
     float *ot = x->ot + u * QT * dv;
     /* j0 - x->j0 is a multiple of ATTN_NK, so even: a word boundary of the packed block. */
     const float *panel = x->vp + (pairs ? (j0 - x->j0) / 2 : j0 - x->j0) * ATTN_NK;
     const int64_t stride = (pairs ? fused_words(x->nkb) : x->nkb) * ATTN_NK;
-    if (pairs) fused_pair_weights(x->st, j1 - j0);
+    if (pairs) fused_pair_weights(x->st, j1 - j0, NV);
     int64_t c0 = 0;
     for (; c0 + ATTN_NK <= dv; c0 += ATTN_NK, panel += stride)
-        fused_accumulate_panel(ot + c0 * QT, x->st, panel, j1 - j0, ATTN_NK, rescale, alpha, pairs);
-    if (c0 < dv) fused_accumulate_panel(ot + c0 * QT, x->st, panel, j1 - j0, (int)(dv - c0), rescale, alpha, pairs);
+        fused_accumulate_panel(ot + c0 * QT, x->st, panel, j1 - j0, ATTN_NK, rescale, alpha, pairs, NV);
+    if (c0 < dv)
+        fused_accumulate_panel(ot + c0 * QT, x->st, panel, j1 - j0, (int)(dv - c0), rescale, alpha, pairs, NV);
+}
+
+/* Qᵀ of micro-tile u from float32 q, scaled, zero past the last row: ATTN_VL rows by ATTN_VL
+ * features at a time, transposed in registers (one store per vector where the row-by-row loop
+ * stored every element alone: 5 % of the time at L = 256, D = 64). */
+static void fused_load_floats(const fused_item_ctx *x, int64_t u) {
+    const attn_params *p = &x->pr->p;
+    const int64_t dq = p->dim_qk, full = dq / ATTN_VL * ATTN_VL;
+    const float qscale = fused_qscale(p);
+    const float *q = (const float *)p->q + x->b * p->q_stride[0] + x->h * p->q_stride[1];
+    float *qt = x->qt + u * QT * dq;
+    for (int v = 0; v < ATTN_Q_VECS; v++) {
+        const float *rows[ATTN_VL];
+        for (int l = 0; l < ATTN_VL; l++) {
+            const int64_t i = x->i0 + u * QT + v * ATTN_VL + l;
+            rows[l] = i < p->len_q ? q + i * p->q_stride[2] : NULL;
+        }
+        for (int64_t d = 0; d < full; d += ATTN_VL) {
+            vf r[ATTN_VL];
+            for (int l = 0; l < ATTN_VL; l++) r[l] = rows[l] ? vload(rows[l] + d) * qscale : vsplat(0.0f);
+            vtranspose_rows(r, ATTN_VL);
+            for (int c = 0; c < ATTN_VL; c++) vstore(qt + (d + c) * QT + v * ATTN_VL, r[c]);
+        }
+        for (int64_t d = full; d < dq; d++)
+            for (int l = 0; l < ATTN_VL; l++) qt[d * QT + v * ATTN_VL + l] = rows[l] ? rows[l][d] * qscale : 0.0f;
+    }
 }
 
 /* Qᵀ tiles (scaled; with pairs, bf16 pair words unscaled), zero past the last row, and the running
@@ -418,18 +457,21 @@ ATTN_INLINE void fused_load(const fused_item_ctx *x, const int pairs) {
     const int64_t q0 = x->b * p->q_stride[0] + x->h * p->q_stride[1];
     for (int64_t u = 0; u < x->tiles; u++) {
         float *qt = x->qt + u * QT * dq;
-        for (int l = 0; l < QT; l++) {
-            const int64_t i = x->i0 + u * QT + l;
-            if (pairs && i < p->len_q) {
-                const uint16_t *qi = (const uint16_t *)p->q + q0 + i * p->q_stride[2];
-                for (int64_t w = 0; w < words; w++) qt[w * QT + l] = fused_word(qi, 2 * w, dq);
-            } else if (i < p->len_q) {
-                const float *qi = vrow_f32(p->q, p->q_dtype, q0 + i * p->q_stride[2], dq, x->conv);
-                for (int64_t d = 0; d < dq; d++) qt[d * QT + l] = qi[d] * qscale;
-            } else {
-                for (int64_t d = 0; d < dq; d++) qt[d * QT + l] = 0.0f;
+        if (!pairs && p->q_dtype == ATTN_DTYPE_F32)
+            fused_load_floats(x, u);
+        else
+            for (int l = 0; l < QT; l++) {
+                const int64_t i = x->i0 + u * QT + l;
+                if (pairs && i < p->len_q) {
+                    const uint16_t *qi = (const uint16_t *)p->q + q0 + i * p->q_stride[2];
+                    for (int64_t w = 0; w < words; w++) qt[w * QT + l] = fused_word(qi, 2 * w, dq);
+                } else if (i < p->len_q) {
+                    const float *qi = vrow_f32(p->q, p->q_dtype, q0 + i * p->q_stride[2], dq, x->conv);
+                    for (int64_t d = 0; d < dq; d++) qt[d * QT + l] = qi[d] * qscale;
+                } else {
+                    for (int64_t d = 0; d < dq; d++) qt[d * QT + l] = 0.0f;
+                }
             }
-        }
         memset(x->ot + u * QT * dv, 0, sizeof(float) * (size_t)(QT * dv));
         for (int l = 0; l < QT; l++) {
             x->mrow[u * QT + l] = -INFINITY;
@@ -438,8 +480,42 @@ ATTN_INLINE void fused_load(const fused_item_ctx *x, const int pairs) {
     }
 }
 
+/* fused_store for float32 out, micro-tile u: ATTN_VL rows by ATTN_VL columns of Oᵀ at a time,
+ * transposed in registers (vtranspose_rows) and stored a vector per row, each times its 1 / l. */
+static void fused_store_floats(const fused_item_ctx *x, int64_t u) {
+    const attn_problem *pr = x->pr;
+    const attn_params *p = &pr->p;
+    const int64_t dv = p->dim_v, full = dv / ATTN_VL * ATTN_VL;
+    float *out = (float *)p->out + x->b * p->out_stride[0] + x->h * p->out_stride[1];
+    const float *ot = x->ot + u * QT * dv;
+    for (int v = 0; v < ATTN_Q_VECS && x->i0 + u * QT + v * ATTN_VL < p->len_q; v++) {
+        float *rows[ATTN_VL], inv[ATTN_VL];
+        for (int l = 0; l < ATTN_VL; l++) {
+            const int64_t i = x->i0 + u * QT + v * ATTN_VL + l;
+            const float sum = x->lrow[u * QT + v * ATTN_VL + l], m = x->mrow[u * QT + v * ATTN_VL + l];
+            rows[l] = NULL;
+            inv[l] = 0.0f;
+            if (i < p->len_q && attn_row_finish(pr, x->b, x->h, i, p->bias ? m : m * FUSED_LN2, sum,
+                                                out + i * p->out_stride[2])) {
+                rows[l] = out + i * p->out_stride[2];
+                inv[l] = 1.0f / sum;
+            }
+        }
+        for (int64_t c = 0; c < full; c += ATTN_VL) {
+            vf r[ATTN_VL];
+            for (int k = 0; k < ATTN_VL; k++) r[k] = vload(ot + (c + k) * QT + v * ATTN_VL);
+            vtranspose_rows(r, ATTN_VL);
+            for (int l = 0; l < ATTN_VL; l++)
+                if (rows[l]) vstore(rows[l] + c, r[l] * inv[l]);
+        }
+        for (int64_t c = full; c < dv; c++)
+            for (int l = 0; l < ATTN_VL; l++)
+                if (rows[l]) rows[l][c] = ot[c * QT + v * ATTN_VL + l] * inv[l];
+    }
+}
+
 /* out rows (and lse) from Oᵀ / l; rows that saw no key, or a NaN score, are written by the finish.
- * A half-precision row is formed in floats and rounded once. */
+ * A half-precision row is formed in floats (in conv) and rounded once. */
 static void fused_store(const fused_item_ctx *x) {
     const attn_problem *pr = x->pr;
     const attn_params *p = &pr->p;
@@ -447,18 +523,64 @@ static void fused_store(const fused_item_ctx *x) {
     const int64_t out0 = x->b * p->out_stride[0] + x->h * p->out_stride[1];
     for (int64_t u = 0; u < x->tiles; u++) {
         const float *ot = x->ot + u * QT * dv;
+        if (p->out_dtype == ATTN_DTYPE_F32) {
+            fused_store_floats(x, u);
+            continue;
+        }
         for (int l = 0; l < QT; l++) {
             const int64_t i = x->i0 + u * QT + l;
             if (i >= p->len_q) break;
             void *dst = (void *)attn_element(p->out, p->out_dtype, out0 + i * p->out_stride[2]);
-            float *oi = p->out_dtype == ATTN_DTYPE_F32 ? dst : x->conv;
+            float *oi = x->conv;
             const float sum = x->lrow[u * QT + l], m = x->mrow[u * QT + l];
             if (attn_row_finish(pr, x->b, x->h, i, p->bias ? m : m * FUSED_LN2, sum, oi)) {
                 const float inv = 1.0f / sum;
                 for (int64_t c = 0; c < dv; c++) oi[c] = ot[c * QT + l] * inv;
             }
-            if (oi != dst) vconvert_row(dst, p->out_dtype, oi, ATTN_DTYPE_F32, dv);
+            vconvert_row(dst, p->out_dtype, oi, ATTN_DTYPE_F32, dv);
         }
+    }
+}
+
+/* Keys [a, z) of the packed block for micro-tile u (rows [r0, r0 + rows)), computed on its first NV
+ * vectors of rows (those holding rows; the rest are padding): scores, masks where needed (range:
+ * the block crosses some row's visible range), the online softmax, dropout, and O += P·V. */
+ATTN_INLINE void fused_tile_block(fused_item_ctx *x, int64_t u, int64_t r0, int64_t rows, int64_t a, int64_t z,
+                                  int range, const int pairs, const int NV) {
+    const attn_problem *pr = x->pr;
+    const int masked = range || pr->p.bias || pr->p.mask;
+    vf alpha[ATTN_Q_VECS] = {0}, bmax[ATTN_Q_VECS];
+    fused_scores(x, u, a, z, bmax, pairs, NV);
+    if (masked) fused_mask(x, r0, rows, a, z, range);
+    const int rescale = fused_softmax(x, u, z - a, masked ? NULL : bmax, alpha, NV);
+    if (pr->dropout_threshold) fused_dropout(x, r0, rows, a, z);
+    fused_accumulate(x, u, a, z, rescale, alpha, pairs, NV);
+}
+
+/* A block that crosses some row's visible range (the causal diagonal, a window's edge, a key
+ * length), one vector of rows at a time, each on only its own keys: the rows of a vector see far
+ * fewer keys past the diagonal than the tile's last row (at L = 256, causal, a sixth of the tile's
+ * work was above the diagonal). Each vector is a tile of its own for fused_tile_block: the
+ * context's lane-indexed arrays start at its first lane. Rows and blocks are those of a fixed grid,
+ * so how the work is split never depends on the thread count. */
+ATTN_INLINE void fused_tile_block_by_vector(const fused_item_ctx *x, int64_t u, int64_t r0, int64_t rows, int64_t j0,
+                                            int64_t j1, int nv, const int pairs) {
+    const attn_problem *pr = x->pr;
+    for (int v = 0; v < nv; v++) {
+        const int64_t rv = r0 + v * ATTN_VL, n = rows - v * ATTN_VL < ATTN_VL ? rows - v * ATTN_VL : ATTN_VL;
+        int64_t lo_first, hi_first, lo_last, hi_last;
+        attn_row_range(pr, x->b, rv, &lo_first, &hi_first);
+        attn_row_range(pr, x->b, rv + n - 1, &lo_last, &hi_last);
+        const int64_t first = j0 > lo_first ? j0 : lo_first, z = j1 < hi_last ? j1 : hi_last;
+        if (first >= z) continue;
+        const int64_t a = j0 + (first - j0) / ATTN_NK * ATTN_NK;
+        fused_item_ctx y = *x;
+        y.qt += v * ATTN_VL;
+        y.ot += v * ATTN_VL;
+        y.st += v * ATTN_VL;
+        y.mrow += v * ATTN_VL;
+        y.lrow += v * ATTN_VL;
+        fused_tile_block(&y, u, rv, n, a, z, a < lo_last || z > hi_first, pairs, 1);
     }
 }
 
@@ -505,7 +627,6 @@ ATTN_INLINE void fused_item_run(const attn_problem *pr, int64_t b, int64_t h, in
      * into items, so the grouping (which depends on the thread count) never changes a result. */
     item_lo = item_lo / FUSED_KEY_BLOCK * FUSED_KEY_BLOCK;
 
-    vf alpha[ATTN_Q_VECS] = {0}, bmax[ATTN_Q_VECS];
     for (int64_t j0 = item_lo; j0 < item_hi; j0 += FUSED_KEY_BLOCK) {
         const int64_t j1 = j0 + FUSED_KEY_BLOCK < item_hi ? j0 + FUSED_KEY_BLOCK : item_hi;
         if (pairs)
@@ -523,12 +644,18 @@ ATTN_INLINE void fused_item_run(const attn_problem *pr, int64_t b, int64_t h, in
             const int64_t r0 = i0 + u * QT;
             const int64_t rows = p->len_q - r0 < QT ? p->len_q - r0 : QT;
             const int range = a < full_lo[u] || z > full_hi[u];
-            const int masked = range || p->bias || p->mask;
-            fused_scores(&x, u, a, z, bmax, pairs);
-            if (masked) fused_mask(&x, r0, rows, a, z, range);
-            const int rescale = fused_softmax(&x, u, z - a, masked ? NULL : bmax, alpha);
-            if (pr->dropout_threshold) fused_dropout(&x, r0, rows, a, z);
-            fused_accumulate(&x, u, a, z, rescale, alpha, pairs);
+            /* The last tile computes only the vectors that hold rows: at L = 256 its 16 rows in a
+             * 48-row tile were a ninth of all the work. Lanes are independent, so this never
+             * changes a row's result. */
+            const int nv = (int)((rows + ATTN_VL - 1) / ATTN_VL);
+            if (FUSED_DIAGONAL_BY_VECTOR && range && nv > 1)
+                fused_tile_block_by_vector(&x, u, r0, rows, j0, j1, nv, pairs);
+            else if (nv == 1)
+                fused_tile_block(&x, u, r0, rows, a, z, range, pairs, 1);
+            else if (nv == 2 && ATTN_Q_VECS > 2)
+                fused_tile_block(&x, u, r0, rows, a, z, range, pairs, 2);
+            else
+                fused_tile_block(&x, u, r0, rows, a, z, range, pairs, ATTN_Q_VECS);
         }
     }
     fused_store(&x);

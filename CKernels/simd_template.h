@@ -124,10 +124,9 @@ ATTN_INLINE vf vhsums(vf *x, const int n) {
 /* Where vhsums leaves the sum of x[c]: c with its log2(ATTN_VL) bits reversed (so, an involution,
  * x[vhsum_lane(j)] ends in lane j). */
 ATTN_INLINE int vhsum_lane(int c) {
-    int lane = 0;
-    for (int bit = 1, mirror = ATTN_VL / 2; bit < ATTN_VL; bit *= 2, mirror /= 2)
-        if (c & bit) lane |= mirror;
-    return lane;
+    /* Bit by bit without a loop: callers index register arrays with it inside unrolled loops, and
+     * GCC left the loop form unfolded there, which put those arrays on the stack. */
+    return (c & 1 ? ATTN_VL / 2 : 0) | (c & 2 ? ATTN_VL / 4 : 0) | (c & 4 ? ATTN_VL / 8 : 0) | (c & 8 ? ATTN_VL / 16 : 0);
 }
 
 ATTN_INLINE int vany(vi mask) {

@@ -21,7 +21,7 @@ for name in "$@"; do
     list="$list X($name)"
     objects+=("$out/$name.o")
 done
-${CC:-cc} -O2 -fopenmp -I"$here/../../CKernels/include" "-DVARIANT_LIST=$list" "$here/paired.c" "${objects[@]}" \
+${CC:-cc} -O3 -ffp-contract=fast -fopenmp -I"$here/../../CKernels/include" "-DVARIANT_LIST=$list" "$here/paired.c" "${objects[@]}" \
     -lm -ldl -o "$out/paired"
 # shellcheck disable=SC2086
 set -- $problem

@@ -27,6 +27,10 @@
  * contender (PAIRED_CBLAS_SGEMM names the symbol when it is prefixed or suffixed, as in numpy's
  * bundled OpenBLAS; PAIRED_CBLAS_ILP64=1 when its integers are 64-bit). Its thread count comes from
  * OPENBLAS_NUM_THREADS, which compare.sh sets to THREADS.
+ *
+ * In decode mode, PAIRED_SUM=1 adds, as the first contender, "vsum": the plain vector sum over the
+ * same K and V bytes on the same threads that attn_bench's decode rows compare against, so each
+ * build's "speed relative to vsum" is the share of that bandwidth it reaches, per round.
  */
 #include <dlfcn.h>
 #include <stdint.h>
@@ -148,6 +152,36 @@ static int make_contenders(int typed) {
     return 1;
 }
 
+/* Sum of x[0..n) with four independent 4-float accumulators (attn_bench's vector_sum): bound by
+ * memory, not by one chain of additions. n is a multiple of 16. */
+static float vector_sum(const float *x, size_t n) {
+    typedef float vec __attribute__((vector_size(16)));
+    vec acc[4] = {{0}};
+    for (size_t i = 0; i < n; i += 16)
+        for (int c = 0; c < 4; c++) {
+            vec v;
+            memcpy(&v, x + i + 4 * c, sizeof v);
+            acc[c] += v;
+        }
+    vec t = acc[0] + acc[1] + acc[2] + acc[3];
+    return t[0] + t[1] + t[2] + t[3];
+}
+
+static volatile float sum_sink;
+
+/* The "vsum" contender of decode mode: every byte of K and V read once, in 128 chunks shared by
+ * the call's threads, as attn_bench does. */
+static attn_status sum_forward(const attn_params *p) {
+    const size_t bytes = (size_t)(p->batch * p->heads_kv * p->len_k * p->dim_qk) * (p->k_dtype == ATTN_DTYPE_F32 ? 4 : 2);
+    const size_t chunk = bytes / sizeof(float) / 64;
+    float total = 0;
+#pragma omp parallel for num_threads(p->num_threads) reduction(+ : total)
+    for (long c = 0; c < 128; c++)
+        total += vector_sum((const float *)(c < 64 ? p->k : p->v) + (size_t)(c % 64) * chunk, chunk);
+    sum_sink = total;
+    return ATTN_OK;
+}
+
 /* One attention call of contender v: its q, k, v type swapped in (decode mode: as they are). */
 static attn_status run_attn(const variant *v, attn_params *p, const void *qkv[3][3]) {
     if (qkv[0][0]) {
@@ -179,6 +213,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "PAIRED_DTYPES: a list of f32, f16, bf16 (attn: also bf16w; matmul: also bf16p) (at most %d contenders)\n",
                 MAX_CONTENDERS);
         return 2;
+    }
+    if (!strcmp(argv[2], "decode") && getenv("PAIRED_SUM") && atoi(getenv("PAIRED_SUM"))) {
+        if (n_variants == MAX_CONTENDERS) return 2;
+        memmove(variants + 1, variants, sizeof(variant) * (size_t)n_variants++);
+        variants[0] = (variant){"vsum", ATTN_DTYPE_F32, 0, sum_forward, NULL, builds[0].params_default, NULL, NULL, NULL};
     }
     attn_params p;
     attn_matmul_params mp;

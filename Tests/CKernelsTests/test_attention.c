@@ -390,17 +390,32 @@ static void build_directed_cases(void) {
     c->bias_pat = PAT_LQ_LK; c->bias_ninf = 0.2;
     c = add("decode", 1, 1, 1, 1, 3000, 8, 8); c->p = 0.3f; c->dseed = 99; c->doff = 7;
     c = add("decode", 1, 3, 1, 4, 1111, 80, 80); c->causal = ATTN_CAUSAL_TOP_LEFT; c->policy = ATTN_MASKED_ROWS_NAN;
-    /* The row kernel's groups and slices: key counts around its groups of one vector of keys and
-     * its blocks of 64 (and a second chunk past 512), value widths that take every register slice
-     * (8, 4, 2, 1 vectors and a partial one), every K and V type. */
+    /* The row kernel's groups and slices: key counts around its groups of one vector of keys (the
+     * last group partial, its missing keys reading the last one's row again) and its blocks (16 keys)
+     * (and a second chunk past 512), query and value widths that take every register slice of the
+     * scores and the weighted sum (8 or 4, then 4, 2, 1 vectors and a partial one), every K and V type. */
     static const int64_t row_lens[] = {1, 15, 16, 17, 63, 64, 65, 1025};
-    static const int64_t row_dims[][2] = {{200, 200}, {130, 72}, {5, 3}, {48, 112}, {16, 17}, {33, 129}, {256, 250}};
+    static const int64_t row_dims[][2] = {{200, 200}, {130, 72}, {5, 3}, {48, 112}, {16, 17}, {33, 129}, {256, 250},
+                                          {112, 48}, {129, 16}};
+    const int n_row_dims = (int)(sizeof row_dims / sizeof row_dims[0]);
     for (int t = 0; t < 3; t++)
         for (int li = 0; li < 8; li++) {
-            const int64_t *d = row_dims[(t + li) % 7];
+            const int64_t *d = row_dims[(3 * t + li) % n_row_dims];
             c = add("row_groups", 1, 2, 1, 1 + li % 3, row_lens[li], d[0], d[1]);
             c->dt_k = t; c->dt_v = (t + li) % 3; c->causal = li % 2 ? ATTN_CAUSAL_BOTTOM_RIGHT : ATTN_CAUSAL_NONE;
         }
+
+    /* The tile kernel's last micro-tile, computed on only the vectors that hold rows: query counts
+     * whose last tile has one row, one vector, a row more, two vectors, ... on tiles of 48, 24 and
+     * 12 rows (AVX-512, AVX2, portable), causal and not, with a mask, dropout and bf16 pairs. */
+    static const int64_t tile_lens[] = {49, 56, 57, 63, 64, 65, 72, 80, 81, 95, 96, 97};
+    for (int li = 0; li < 12; li++) {
+        c = add("tile_vectors", 1, 2, 1, tile_lens[li], 40 + 23 * li, 16 + 8 * (li % 4), 24 + 7 * (li % 3));
+        c->causal = li % 3;
+        if (li % 4 == 1) { c->mask_pat = PAT_LQ_LK; c->mask_zero = 0.3; }
+        if (li % 4 == 3) c->dt_q = c->dt_k = c->dt_v = ATTN_DTYPE_BF16;
+        if (li % 5 == 2) { c->p = 0.2f; c->dseed = 77; }
+    }
 
     /* ---- element types: every combination of q, k/v and out types, and k and v apart, on the tile
      * path (odd sizes, Lq != Lk), the row path (decode) and with every masking feature ---- */
