@@ -92,7 +92,7 @@ $(BUILD)/examples/%: examples/%.c CKernels/include/attn.h $(BUILD)/libattn.a
 test-c: $(TESTS) $(BUILD)/examples/attention
 	@for t in $(abspath $(TESTS) $(BUILD)/examples/attention); do echo "== $$t"; $$t || exit 1; done
 
-$(BUILD)/attn_bench: Benchmarks/attn_bench.c CKernels/include/attn.h $(BUILD)/libattn.a
+$(BUILD)/attn_bench: Benchmarks/attn_bench.c Benchmarks/vector_sum.h CKernels/include/attn.h $(BUILD)/libattn.a
 	$(CC) $(CFLAGS) -std=gnu11 $(OPENMP) -ffp-contract=fast -Wall -Wextra -ICKernels/include $(LDFLAGS) $< $(BUILD)/libattn.a $(LDLIBS) -o $@
 
 # The benchmark table; e.g. make bench BENCH_ARGS="--quick" or BENCH_ARGS="--lengths 4096 --format csv".

@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "attn.h"
+#include "vector_sum.h"
 
 #define MAX_LIST 16
 
@@ -126,21 +127,6 @@ static double measure_peak(int threads, long iters, int reps) {
         if (gflops > best) best = gflops;
     }
     return best;
-}
-
-/* Sum of x[0..n) with four independent vector accumulators, so the loop is bound by memory, not
- * by the latency of one chain of additions. n is a multiple of 16. */
-static float vector_sum(const float *x, size_t n) {
-    typedef float vec __attribute__((vector_size(16)));
-    vec acc[4] = {{0}};
-    for (size_t i = 0; i < n; i += 16)
-        for (int c = 0; c < 4; c++) {
-            vec v;
-            memcpy(&v, x + i + 4 * c, sizeof v);
-            acc[c] += v;
-        }
-    vec t = acc[0] + acc[1] + acc[2] + acc[3];
-    return t[0] + t[1] + t[2] + t[3];
 }
 
 /* GB/s of a parallel sum over 1 GiB (read bandwidth, what attention's K/V streaming needs). */

@@ -40,6 +40,7 @@
 #include <time.h>
 
 #include "attn.h"
+#include "../vector_sum.h"
 #include "../../CKernels/half.h"
 
 #define X(name)                                                                   \
@@ -152,21 +153,6 @@ static int make_contenders(int typed) {
     return 1;
 }
 
-/* Sum of x[0..n) with four independent 4-float accumulators (attn_bench's vector_sum): bound by
- * memory, not by one chain of additions. n is a multiple of 16. */
-static float vector_sum(const float *x, size_t n) {
-    typedef float vec __attribute__((vector_size(16)));
-    vec acc[4] = {{0}};
-    for (size_t i = 0; i < n; i += 16)
-        for (int c = 0; c < 4; c++) {
-            vec v;
-            memcpy(&v, x + i + 4 * c, sizeof v);
-            acc[c] += v;
-        }
-    vec t = acc[0] + acc[1] + acc[2] + acc[3];
-    return t[0] + t[1] + t[2] + t[3];
-}
-
 static volatile float sum_sink;
 
 /* The "vsum" contender of decode mode: every byte of K and V read once, in 128 chunks shared by
@@ -217,7 +203,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[2], "decode") && getenv("PAIRED_SUM") && atoi(getenv("PAIRED_SUM"))) {
         if (n_variants == MAX_CONTENDERS) return 2;
         memmove(variants + 1, variants, sizeof(variant) * (size_t)n_variants++);
-        variants[0] = (variant){"vsum", ATTN_DTYPE_F32, 0, sum_forward, NULL, builds[0].params_default, NULL, NULL, NULL};
+        variants[0] = (variant){.name = "vsum", .forward = sum_forward, .params_default = builds[0].params_default};
     }
     attn_params p;
     attn_matmul_params mp;
