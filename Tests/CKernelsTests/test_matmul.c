@@ -400,8 +400,8 @@ static void bf16_products(const char *isa) {
     for (int mode = ATTN_BF16_DOT_OFF; mode <= ATTN_BF16_DOT_EMULATED; mode++) {
         if (attn_set_bf16_dot((attn_bf16_dot)mode) != ATTN_OK) continue;
         products_name = attn_bf16_dot_name((attn_bf16_dot)mode);
-        random_shapes(isa, 40, 0, ATTN_MATMUL_BF16_PRODUCTS);
-        random_shapes(isa, 20, 1, ATTN_MATMUL_BF16_PRODUCTS);
+        random_shapes(isa, 16, 0, ATTN_MATMUL_BF16_PRODUCTS);
+        random_shapes(isa, 12, 1, ATTN_MATMUL_BF16_PRODUCTS);
         for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
             const shape *e = &edges[i];
             /* The model costs some hundred times the instruction: its large shapes are the bitwise check's. */
