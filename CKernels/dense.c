@@ -25,6 +25,12 @@ static int threads_ok(int num_threads) { return num_threads >= 0 && num_threads 
 /* Rows per item for rows of n floats (the items for `rows` rows: attn_ceil_div(rows, that)). */
 static int64_t rows_per_item(int64_t n) { return n >= DENSE_ITEM_FLOATS ? 1 : DENSE_ITEM_FLOATS / n; }
 
+/* The rows [*r0, *r1) of work item `item` when items hold per_item of `rows` rows (the last fewer). */
+static void item_rows(int64_t item, int64_t per_item, int64_t rows, int64_t *r0, int64_t *r1) {
+    *r0 = item * per_item;
+    *r1 = rows - *r0 < per_item ? rows : *r0 + per_item;
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Layer norm                                                                                      */
 
@@ -41,8 +47,8 @@ typedef struct layer_norm_job {
 static void layer_norm_task(void *ctx, int64_t item, int thread) {
     (void)thread;
     const layer_norm_job *job = ctx;
-    const int64_t r0 = item * job->rows_per_item;
-    const int64_t r1 = job->rows - r0 < job->rows_per_item ? job->rows : r0 + job->rows_per_item;
+    int64_t r0, r1;
+    item_rows(item, job->rows_per_item, job->rows, &r0, &r1);
     for (int64_t r = r0; r < r1; r++)
         job->kernels->layer_norm_row(job->out + r * job->ld_out, job->x + r * job->ld_x, job->n, job->weight, job->bias,
                                      job->eps, job->variance);
@@ -112,8 +118,8 @@ typedef struct gated_job {
 static void gated_task(void *ctx, int64_t item, int thread) {
     (void)thread;
     const gated_job *job = ctx;
-    const int64_t r0 = item * job->rows_per_item;
-    const int64_t r1 = job->rows - r0 < job->rows_per_item ? job->rows : r0 + job->rows_per_item;
+    int64_t r0, r1;
+    item_rows(item, job->rows_per_item, job->rows, &r0, &r1);
     for (int64_t r = r0; r < r1; r++) {
         const float *gate = job->x + r * job->ld_x;
         job->kernels->activate(job->out + r * job->ld_out, gate, gate + job->width, job->width, job->kind);
@@ -151,8 +157,8 @@ typedef struct softmax_job {
 static void softmax_task(void *ctx, int64_t item, int thread) {
     (void)thread;
     const softmax_job *job = ctx;
-    const int64_t r0 = item * job->rows_per_item;
-    const int64_t r1 = job->rows - r0 < job->rows_per_item ? job->rows : r0 + job->rows_per_item;
+    int64_t r0, r1;
+    item_rows(item, job->rows_per_item, job->rows, &r0, &r1);
     for (int64_t r = r0; r < r1; r++) {
         float *row = job->x + r * job->ld;
         float row_max, row_sum;
@@ -196,8 +202,8 @@ typedef struct mean_job {
 static void mean_task(void *ctx, int64_t item, int thread) {
     (void)thread;
     const mean_job *job = ctx;
-    const int64_t r0 = item * job->rows_per_item;
-    const int64_t r1 = job->rows - r0 < job->rows_per_item ? job->rows : r0 + job->rows_per_item;
+    int64_t r0, r1;
+    item_rows(item, job->rows_per_item, job->rows, &r0, &r1);
     for (int64_t r = r0; r < r1; r++)
         job->out[r] = (float)(job->kernels->sum_row(job->x + r * job->ld, job->n) / (double)job->n);
 }
