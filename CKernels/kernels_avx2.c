@@ -22,7 +22,6 @@
 #define ATTN_F16C 8     /* f16 through VCVTPH2PS / VCVTPS2PH on ymm (every AVX2 CPU has F16C; the
                         * dispatcher checks) */
 #define ATTN_X86_MAXPS /* simd_template.h may use MAXPS */
-#define ATTN_F16C 8    /* f16 through VCVTPH2PS on ymm (F16C came before AVX2 on every CPU) */
 #define ATTN_KERNELS attn_kernels_avx2
 #define ATTN_KERNELS_ISA ATTN_ISA_AVX2
 #include "kernel_table_template.h"

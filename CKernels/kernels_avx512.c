@@ -30,6 +30,7 @@
 #define ATTN_F16C 8    /* f16 conversions on ymm halves */
 #else
 #define ATTN_F16C 16   /* f16 conversions on whole zmm vectors */
+#define ATTN_X86_AVX512F /* simd_template.h may use AVX-512F instructions on zmm vectors */
 #endif
 #define ATTN_KERNELS attn_kernels_avx512
 #define ATTN_KERNELS_ISA ATTN_ISA_AVX512

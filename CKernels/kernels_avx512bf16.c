@@ -24,6 +24,7 @@
 #define ATTN_Q_VECS 3  /* as kernels_avx512.c: the planner sizes items with that table's numbers */
 #define ATTN_NK 8
 #define ATTN_F16C 16
+#define ATTN_X86_AVX512F
 #define ATTN_BF16_DOT_NATIVE /* simd_template.h: vdot_bf16 is the instruction */
 #include "problem.h"
 #include "simd_template.h"
