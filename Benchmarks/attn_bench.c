@@ -6,7 +6,8 @@
  * for each thread count. Then, for each shape of the standard table (B = 1, H = 8, fp32), it times
  * the fused kernel and the unfused path alternately (fused, unfused, fused, ...) after a warm-up and
  * prints one row as soon as the shape is done: medians, speed-up, GFLOP/s, % of peak and each
- * path's extra memory (its workspace, from attn_forward_workspace).
+ * path's extra memory (its workspace, from attn_forward_workspace). A sample of a call shorter than
+ * 10 ms is the mean of enough back-to-back calls to last that long (SAMPLE_SECONDS).
  *
  * GFLOP/s counts 4·B·H·Lq·Lk·D for attention, half of that when causal. Then the dense matrix
  * multiply the modules use (attn_matmul, square M = N = K, 2·N³ FLOPs), and last, decoding (one
@@ -220,15 +221,30 @@ static void problem_free(problem *pb) {
     free(pb->out);
 }
 
-static double time_call(attn_status (*fn)(const attn_params *), const attn_params *p) {
+/* The mean time of `calls` back-to-back calls. */
+static double time_calls(attn_status (*fn)(const attn_params *), const attn_params *p, int calls) {
     double t0 = now_seconds();
-    attn_status st = fn(p);
-    double t = now_seconds() - t0;
-    if (st != ATTN_OK) {
-        fprintf(stderr, "attn_bench: %s\n", attn_status_string(st));
-        exit(1);
+    for (int c = 0; c < calls; c++) {
+        attn_status st = fn(p);
+        if (st != ATTN_OK) {
+            fprintf(stderr, "attn_bench: %s\n", attn_status_string(st));
+            exit(1);
+        }
     }
-    return t;
+    return (now_seconds() - t0) / calls;
+}
+
+static double time_call(attn_status (*fn)(const attn_params *), const attn_params *p) { return time_calls(fn, p, 1); }
+
+/* A table sample is at least this long: shorter calls are timed as a batch of back-to-back calls.
+ * A lone call of a millisecond or less runs in the wake of whatever came before it (here, the peak
+ * measurement): on a Zen 4, L = 256, D = 64, causal, 1 thread, the call right after 4 ms of FMAs, 4 ms
+ * of scalar work or 4 ms asleep ran at 0.75-0.85x its back-to-back speed, on a clock 3-7 % slower
+ * (a dependent-add probe), so one-call samples measured those transitions more than the kernel. */
+#define SAMPLE_SECONDS 0.01
+
+static int calls_per_sample(double call_seconds) {
+    return call_seconds < SAMPLE_SECONDS ? (int)ceil(SAMPLE_SECONDS / call_seconds) : 1;
 }
 
 /*
@@ -511,10 +527,14 @@ int main(int argc, char **argv) {
                     size_t fused_mem = 0, unfused_mem = 0;
                     attn_forward_workspace(&pb.p, &fused_mem);
                     attn_forward_unfused_workspace(&pb.p, &unfused_mem);
-                    /* Warm-up, which also sizes the repetitions: about 1 s per path, 3 to 9 runs. */
-                    double warm = time_call(attn_forward, &pb.p);
+                    /* Warm-up, then one call of each path that sizes the samples (calls_per_sample)
+                     * and the repetitions: about 1 s per path, 3 to 9 samples. */
+                    time_call(attn_forward, &pb.p);
                     if (o.unfused) time_call(attn_forward_unfused, &pb.p);
-                    int reps = o.reps ? o.reps : (int)(1.0 / warm);
+                    const double warm = time_call(attn_forward, &pb.p);
+                    const int calls = calls_per_sample(warm);
+                    const int unfused_calls = o.unfused ? calls_per_sample(time_call(attn_forward_unfused, &pb.p)) : 0;
+                    int reps = o.reps ? o.reps : (int)(1.0 / (warm * calls));
                     if (!o.reps) reps = reps < 3 ? 3 : reps > 9 ? 9 : reps;
                     /* The share of the peak is taken run by run against a short peak measurement
                      * right after each fused run (the median of those ratios): on a shared machine
@@ -523,9 +543,9 @@ int main(int argc, char **argv) {
                     const double flops = 4.0 * 8 * (double)len * len * dim * (causal ? 0.5 : 1.0);
                     double tf[64], tu[64], share[64];
                     for (int r = 0; r < reps && r < 64; r++) {
-                        tf[r] = time_call(attn_forward, &pb.p);
+                        tf[r] = time_calls(attn_forward, &pb.p, calls);
                         share[r] = o.machine ? flops / tf[r] * 1e-9 / measure_peak(threads, 2000000, 2) : NAN;
-                        if (o.unfused) tu[r] = time_call(attn_forward_unfused, &pb.p);
+                        if (o.unfused) tu[r] = time_calls(attn_forward_unfused, &pb.p, unfused_calls);
                     }
                     const double fused_ms = 1e3 * median(tf, reps);
                     const double unfused_ms = o.unfused ? 1e3 * median(tu, reps) : NAN;
