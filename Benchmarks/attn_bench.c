@@ -239,7 +239,7 @@ static double time_call(attn_status (*fn)(const attn_params *), const attn_param
 /* A table sample is at least this long: shorter calls are timed as a batch of back-to-back calls.
  * A lone call of a millisecond or less runs in the wake of whatever came before it (here, the peak
  * measurement): on a Zen 4, L = 256, D = 64, causal, 1 thread, the call right after 4 ms of FMAs, 4 ms
- * of scalar work or 4 ms asleep ran at 0.75-0.85x its back-to-back speed, on a clock 3-7 % slower
+ * of scalar work or 4 ms asleep ran at 0.64-0.90x its back-to-back speed, on a clock 4-7 % slower
  * (a dependent-add probe), so one-call samples measured those transitions more than the kernel. */
 #define SAMPLE_SECONDS 0.01
 
