@@ -8,8 +8,9 @@
  *   2. Error statuses the other suites leave out: attn_forward_workspace and
  *      attn_forward_unfused_workspace (every status, and *bytes untouched on error).
  *   3. Threads: the thread count each call resolves to (per call, global, default), the same
- *      problems from 8 threads at once (bitwise equal to sequential calls), calls from inside an
- *      OpenMP parallel region (they run serially on the calling thread and give the same result).
+ *      problems from 8 threads at once (bitwise equal to sequential calls), back-to-back calls
+ *      cycling through thread counts (the pthread pool's idle workers rejoining), calls from inside
+ *      an OpenMP parallel region (they run serially on the calling thread and give the same result).
  *   4. Numerical edges against a double-precision reference, on both paths and every instruction
  *      set this CPU has: logits of magnitude 1e4, all-equal scores, -inf and -FLT_MAX biases,
  *      scores that overflow float, NaN and +-inf in one row of Q, K or V (which outputs they reach,
@@ -1047,6 +1048,40 @@ static void test_concurrent_calls(void) {
     prob_free(&s.P);
 }
 
+/* Back-to-back calls cycling through thread counts. In the pthread pool a worker that sits a call
+ * out keeps spinning on the job counter or parks, and must rejoin the next call that needs it; a
+ * 1-thread call of about half a millisecond in the cycle outlasts the spin, so both ways back are
+ * taken. Every result must be the one-thread bits (the kernels' results never depend on it). */
+static void test_thread_count_cycle(void) {
+    static const int cycle[] = {2, 3, 1, 5, 8, 2, 1, 3, 2};
+    enum { ROUNDS = 20, STEPS = (int)(sizeof cycle / sizeof cycle[0]) };
+    printf("-- %d back-to-back calls cycling through 1, 2, 3, 5 and 8 threads\n", ROUNDS * STEPS);
+    prob small = prob_random(1, 4, 4, 64, 64, 16, 16, 78), large = prob_random(1, 8, 8, 128, 128, 64, 64, 79);
+    float *want_small = xmalloc(sizeof(float) * (size_t)n_out(&small));
+    float *want_large = xmalloc(sizeof(float) * (size_t)n_out(&large));
+    float *got_small = xmalloc(sizeof(float) * (size_t)n_out(&small));
+    float *got_large = xmalloc(sizeof(float) * (size_t)n_out(&large));
+    attn_params ws = prob_params(&small, want_small, NULL, 1), wl = prob_params(&large, want_large, NULL, 1);
+    TU_CHECK(attn_forward(&ws) == ATTN_OK && attn_forward(&wl) == ATTN_OK, "one-thread reference calls failed");
+    int mismatches = 0, errors = 0;
+    for (int r = 0; r < ROUNDS; r++)
+        for (int c = 0; c < STEPS; c++) {
+            /* 1 thread: the long call; otherwise the short one on that many threads */
+            const int large_call = cycle[c] == 1;
+            const prob *P = large_call ? &large : &small;
+            float *got = large_call ? got_large : got_small;
+            const float *want = large_call ? want_large : want_small;
+            attn_params a = prob_params(P, got, NULL, cycle[c]);
+            errors += attn_forward(&a) != ATTN_OK;
+            mismatches += memcmp(got, want, sizeof(float) * (size_t)n_out(P)) != 0;
+        }
+    TU_CHECK(errors == 0, "thread-count cycle: %d calls failed", errors);
+    TU_CHECK(mismatches == 0, "thread-count cycle: %d results differ from one thread's", mismatches);
+    free(want_small); free(want_large); free(got_small); free(got_large);
+    prob_free(&small);
+    prob_free(&large);
+}
+
 /* ---- calls from inside an OpenMP parallel region ---- */
 
 static void test_nested_region(void) {
@@ -1776,6 +1811,7 @@ int main(int argc, char **argv) {
     test_struct_size();
     test_thread_resolution();
     test_concurrent_calls();
+    test_thread_count_cycle();
     test_nested_region();
 #if !defined(_OPENMP) && !defined(EDGES_TSAN) /* TSan cannot start threads in a forked child */
     test_pool_after_fork();
