@@ -347,9 +347,13 @@ class Worker:
 
 
 def run_attn_bench(binary: str, length: int, dim: int, causal: int, threads: int, reps: int,
-                   dtype: str = "f32") -> dict:
+                   dtype: str = "f32", unfused: bool = True) -> dict:
+    """One attn_bench row: the fused kernel, and the unfused path too when `unfused` (the table's
+    "ours unfused" column; bf16 prefill leaves it out)."""
     cmd = [binary, "--lengths", str(length), "--dims", str(dim), "--causal", str(causal), "--threads", str(threads),
-           "--format", "json", "--no-machine", "--no-unfused", "--no-decode", "--dtype", dtype]
+           "--format", "json", "--no-machine", "--no-decode", "--dtype", dtype]
+    if not unfused:
+        cmd.append("--no-unfused")
     if reps:
         cmd += ["--reps", str(reps)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -647,7 +651,7 @@ def main(argv=None) -> int:
                                         torch_bf16.append(reply["ms"])
                                 continue
                             row = run_attn_bench(args.attn_bench, length, dim, causal, threads, args.reps,
-                                                 dtype=step)
+                                                 dtype=step, unfused=False)
                             (f32 if step == "f32" else bf16).append(row["fused_ms"])
                     r = {"length": length, "dim": dim, "causal": causal, "threads": threads,
                          "f32_ms": statistics.median(f32), "bf16_ms": statistics.median(bf16),
