@@ -6,7 +6,9 @@
 # public one is renamed NAME_<symbol>, so that several builds link into one program (compare.sh).
 # For example: build_variant.sh base; build_variant.sh tiles8 -DFUSED_MAX_TILES=8;
 # build_variant.sh old "" /tmp/old-checkout. OPENMP= (empty) builds the POSIX-threads pool instead of
-# OpenMP (CKernels/parallel.c), e.g. to time its per-call overhead.
+# OpenMP (CKernels/parallel.c), e.g. to time its per-call overhead. Pair such builds only with each
+# other: after every call of an OpenMP build its runtime's threads keep spinning, and took a core
+# from the pool build's next call (L = 256 attention on 2 threads timed at 0.49-0.57x its speed alone).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 name="$1"
