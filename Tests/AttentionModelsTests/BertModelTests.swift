@@ -115,7 +115,7 @@ struct TinyBertOutputs: Decodable {
         let mixed = try BertModel(
             configuration: configuration, checkpoint: brain, precision: .converting(matrixWeightsTo: .bfloat16))
         #expect(widened.namedParameters.allSatisfy { $0.tensor.dtype == .float32 })
-        #expect(mixed.layers[0].query.kernel.dtype == .bfloat16 && mixed.embeddings.wordEmbeddings.dtype == .float32)
+        #expect(mixed.layers[0].query.weight.dtype == .bfloat16 && mixed.embeddings.wordEmbeddings.dtype == .float32)
         #expect(mixed.layers[0].attentionNorm.weight?.dtype == .float32)
         #expect(try mixed.convertingWeights(to: .float32) == widened)
         let batch = try TokenBatch(outputs.ids)
@@ -234,20 +234,5 @@ struct TinyBertOutputs: Decodable {
         #expect(throws: ModelError.invalidFile(file: "config.json", reason: "is not valid JSON")) {
             try BertModel(contentsOf: url)
         }
-    }
-}
-
-@Suite struct DenseLayerTests {
-    @Test func matchesLinearAndLoadsItsWeight() throws {
-        var rng = SeededGenerator(seed: 3)
-        let linear = try Linear(inputSize: 8, outputSize: 5, using: &rng)
-        var dense = try DenseLayer(inputSize: 8, outputSize: 5)
-        try dense.loadParameters(from: linear.parameterDictionary())
-        #expect(dense.kernel.shape == [8, 5] && dense.weight == linear.weight && dense.bias == linear.bias)
-        for rows in [1, 3, 40] {
-            let x = try Tensor(randomNormal: [rows, 8], using: &rng)
-            expectClose(try dense(x).scalars, try linear(x).scalars, rtol: 1e-6, atol: 1e-6, "\(rows) rows")
-        }
-        #expect(throws: AttentionError.self) { try dense(Tensor(zeros: [2, 7])) }
     }
 }

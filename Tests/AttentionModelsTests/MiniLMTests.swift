@@ -38,7 +38,7 @@ struct MiniLMTests {
         let half = try SentenceEmbedder(
             tokenizer: full.tokenizer, model: full.model.convertingWeights(to: dtype), pooling: full.pooling,
             normalizesEmbeddings: full.normalizesEmbeddings, maxSequenceLength: full.maxSequenceLength)
-        #expect(half.model.layers[0].intermediate.kernel.dtype == dtype)
+        #expect(half.model.layers[0].intermediate.weight.dtype == dtype)
         let embeddings = try half.embed(reference.sentences)
         for index in reference.sentences.indices {
             let a = try row(embeddings, index), b = reference.embeddings[index]

@@ -345,8 +345,8 @@ extension KernelTests {
             #expect(module.inputFeatures == 512 && module.keyFeatures == 256 && module.valueFeatures == 128)
             let (second, fourth) = truncatedNormalMoments()
             for (kernel, fanIn) in [
-                (module.queryProjection.kernel, 512), (module.keyProjection.kernel, 256),
-                (module.valueProjection.kernel, 128), (module.outputProjection.kernel, 256),
+                (module.queryProjection.weight, 512), (module.keyProjection.weight, 256),
+                (module.valueProjection.weight, 128), (module.outputProjection.weight, 256),
             ] {
                 let sigma = (1 / Double(fanIn)).squareRoot() / 0.87962566103423978
                 let values = kernel.scalars
@@ -501,10 +501,10 @@ extension KernelTests {
             expectFlaxError("dropoutRate") { _ = try MHDPA(heads: 2, inputFeatures: 8, dropoutRate: 1, using: &rng) }
             expectFlaxError("dropoutRate") { _ = try MHDPA(heads: 2, inputFeatures: 8, dropoutRate: -0.1, using: &rng) }
             expectFlaxError("inputAxes") {
-                _ = try MHDPA.Projection(kernel: Tensor(zeros: [2, 3]), inputAxes: 2)
+                _ = try Linear(kernel: Tensor(zeros: [2, 3]), inputAxes: 2)
             }
             expectFlaxError("bias") {
-                _ = try MHDPA.Projection(kernel: Tensor(zeros: [2, 3, 4]), bias: Tensor(zeros: [4]), inputAxes: 1)
+                _ = try Linear(kernel: Tensor(zeros: [2, 3, 4]), bias: Tensor(zeros: [4]), inputAxes: 1)
             }
             expectFlaxError("maxLength") { _ = try KeyValueCache(batchShape: [2], maxLength: 0, heads: 2, headDimension: 4) }
             expectFlaxError("batchShape") { _ = try KeyValueCache(batchShape: [0], maxLength: 4, heads: 2, headDimension: 4) }
@@ -561,10 +561,10 @@ extension KernelTests {
 
             // Parameters changed to shapes that do not fit.
             var broken = module
-            broken.outputProjection.kernel = try Tensor(zeros: [2, 3, 8])
+            broken.outputProjection.weight = try Tensor(zeros: [2, 3, 8])
             expectFlaxError("outputProjection.kernel") { _ = try broken(query: q, key: k, value: v) }
             broken = module
-            broken.keyProjection.kernel = try Tensor(zeros: [6, 2, 3])
+            broken.keyProjection.weight = try Tensor(zeros: [6, 2, 3])
             expectFlaxError("keyProjection.kernel") { _ = try broken(query: q, key: k, value: v) }
             broken = module
             broken.valueProjection.bias = try Tensor(zeros: [8])

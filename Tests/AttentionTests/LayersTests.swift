@@ -55,6 +55,32 @@ struct LayersTests {
         expectClose(y, referenceLinear(x, layer), shape: Array(inputShape.dropLast()) + [5])
     }
 
+    /// Flax's layout: a kernel `(inputs, heads, headSize)` is PyTorch's weight transposed, on the
+    /// few-row and packed paths; `(heads, headSize, outputs)` contracts two input axes; one block
+    /// of outputs of a packed weight (an in_proj block) is that block's own layer, in both layouts.
+    @Test(arguments: [1, 3, 40])
+    func linearLayoutsAndOutputBlocks(rows: Int) throws {
+        var rng = SeededGenerator(seed: 90 + UInt64(rows))
+        let torch = try Linear(inputSize: 6, outputSize: 12, using: &rng)
+        let kernel = try torch.weight.transposed().reshaped([6, 3, 4])
+        let flax = try Linear(kernel: kernel, bias: torch.bias!.reshaped([3, 4]), inputAxes: 1)
+        #expect(flax.parameterShapes.map(\.name) == ["kernel", "bias"] && flax.outputShape == [3, 4])
+        let x = try Tensor(randomNormal: [rows, 6], using: &rng)
+        let expected = referenceLinear(x, torch)
+        expectClose(try flax(x), expected, shape: [rows, 3, 4], rtol: 1e-6, atol: 1e-6)
+        let block = 4..<9
+        let blockExpected = (0..<rows).flatMap { r in expected[(r * 12 + block.lowerBound)..<(r * 12 + block.upperBound)] }
+        expectClose(try torch(x, outputs: block), blockExpected, shape: [rows, 5], rtol: 1e-6, atol: 1e-6)
+        let flat = try Linear(kernel: kernel.reshaped([6, 12]), bias: torch.bias, inputAxes: 1)
+        expectClose(try flat(x, outputs: block), blockExpected, shape: [rows, 5], rtol: 1e-6, atol: 1e-6)
+        let out = try Linear(kernel: Tensor(randomNormal: [3, 4, 5], using: &rng), inputAxes: 2)
+        let heads = try Tensor(randomNormal: [rows, 3, 4], using: &rng)
+        let asTorch = try Linear(weight: out.weight.reshaped([12, 5]).transposed())
+        expectClose(try out(heads), referenceLinear(try heads.reshaped([rows, 12]), asTorch), shape: [rows, 5],
+                    rtol: 1e-6, atol: 1e-6)
+        #expect(throws: AttentionError.self) { try out(x) }
+    }
+
     /// `linear(x, adding: r)`: the double reference plus `r`, on the few-row and packed paths (40
     /// rows), with and without bias and for a bf16 weight with bf16 products; shapes and dtypes named.
     @Test(arguments: [[3, 7], [40, 7], [2, 0, 7]], [true, false])

@@ -43,7 +43,8 @@ func multiplyMatrices(
 /// `x W (+ bias)` over the last dimension of `input`: one matmul over `input` read as
 /// `(rows, inputs)`, whatever its leading dimensions, into a new tensor of `outputShape` read as
 /// `(rows, outputs)`. `weight` holds `(outputs, inputs)` or `(inputs, outputs)` as `layout` says;
-/// `weightRows` (with `.outputsByInputs`) selects a block of output rows of a packed weight, and
+/// `weightRows` selects a block of the outputs of a packed weight (rows of an `(outputs, inputs)`
+/// weight, columns of an `(inputs, outputs)` one), and
 /// the bias is read from entry `biasOffset` of `bias`.
 ///
 /// The weight may be `float32`, `float16` or `bfloat16` (read in place, widened exactly, or with
@@ -76,13 +77,16 @@ func matrixMultiply(
                 from: residual.storage.bytes.baseAddress!, byteCount: output.count * MemoryLayout<Float>.size)
         }
     }
+    // A block of outputs: rows of an (outputs, inputs) weight, columns of an (inputs, outputs) one.
     let first = weightRows?.lowerBound ?? 0
+    let weightOutputs = inputs == 0 ? 0 : weight.count / inputs
+    let firstElement = layout == .outputsByInputs ? first * inputs : first
     try withExtendedLifetime((input, weight, bias, output)) { () throws(AttentionError) in
         try multiplyMatrices(
             m: rows, n: outputs, k: inputs,
             a: input.storage.buffer.baseAddress.map { UnsafePointer($0) }, lda: inputs,
-            b: weight.storage.bytes.baseAddress.map { UnsafeRawPointer($0 + first * inputs * weight.dtype.byteSize) },
-            ldb: layout == .outputsByInputs ? inputs : outputs, bTransposed: layout == .outputsByInputs,
+            b: weight.storage.bytes.baseAddress.map { UnsafeRawPointer($0 + firstElement * weight.dtype.byteSize) },
+            ldb: layout == .outputsByInputs ? inputs : weightOutputs, bTransposed: layout == .outputsByInputs,
             bType: weight.dtype,
             c: output.storage.buffer.baseAddress, ldc: outputs,
             bias: bias?.storage.buffer.baseAddress.map { UnsafePointer($0 + biasOffset) }, accumulate: residual != nil,

@@ -16,15 +16,9 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable {
     /// xoshiro authors recommend (so nearby seeds give unrelated sequences and the state is never
     /// all zero).
     public init(seed: UInt64) {
-        var splitMix = seed
-        func nextSplitMix() -> UInt64 {
-            splitMix &+= 0x9E37_79B9_7F4A_7C15
-            var z = splitMix
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        state = (nextSplitMix(), nextSplitMix(), nextSplitMix(), nextSplitMix())
+        state = (
+            splitMix64(state: seed, step: 1), splitMix64(state: seed, step: 2), splitMix64(state: seed, step: 3),
+            splitMix64(state: seed, step: 4))
     }
 
     /// The next 64 random bits.

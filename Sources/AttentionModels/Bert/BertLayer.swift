@@ -19,19 +19,19 @@ import Attention
 /// ```
 public struct BertLayer: ParameterizedModule, Equatable {
     /// The query projection, `(hiddenSize, hiddenSize)`.
-    public var query: DenseLayer
+    public var query: Linear
     /// The key projection, `(hiddenSize, hiddenSize)`.
-    public var key: DenseLayer
+    public var key: Linear
     /// The value projection, `(hiddenSize, hiddenSize)`.
-    public var value: DenseLayer
+    public var value: Linear
     /// The projection of the joined heads (`attention.output.dense`).
-    public var attentionOutput: DenseLayer
+    public var attentionOutput: Linear
     /// The norm after the attention's residual connection (`attention.output.LayerNorm`).
     public var attentionNorm: LayerNorm
     /// The first feed-forward projection, `(intermediateSize, hiddenSize)`.
-    public var intermediate: DenseLayer
+    public var intermediate: Linear
     /// The second feed-forward projection, `(hiddenSize, intermediateSize)` (`output.dense`).
-    public var output: DenseLayer
+    public var output: Linear
     /// The norm after the feed-forward residual connection (`output.LayerNorm`).
     public var outputNorm: LayerNorm
     /// The feed-forward activation.
@@ -44,8 +44,8 @@ public struct BertLayer: ParameterizedModule, Equatable {
     /// - Throws: `AttentionError` when the parameters cannot be allocated.
     public init(configuration: BertConfiguration) throws {
         let hidden = configuration.hiddenSize
-        func linear(_ inputs: Int, _ outputs: Int) throws -> DenseLayer {
-            try DenseLayer(inputSize: inputs, outputSize: outputs)
+        func linear(_ inputs: Int, _ outputs: Int) throws -> Linear {
+            try Linear(weight: Tensor(zeros: [outputs, inputs]), bias: Tensor(zeros: [outputs]))
         }
         query = try linear(hidden, hidden)
         key = try linear(hidden, hidden)

@@ -4,7 +4,7 @@ import Foundation
 /// A BERT encoder (`transformers`' `BertModel` without its pooler): ``BertEmbeddings``, then
 /// ``BertConfiguration/layerCount`` post-norm ``BertLayer``s, returning the last hidden states.
 ///
-/// Built from this package's layers (the library's matrix multiply through ``DenseLayer``,
+/// Built from this package's layers (the library's matrix multiply through `Linear`,
 /// `LayerNorm`, `Activation` and `scaledDotProductAttention`), on a packed ``TokenBatch`` so
 /// that sentences of different lengths cost only their own tokens.
 ///

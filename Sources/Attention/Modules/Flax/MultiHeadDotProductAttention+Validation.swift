@@ -8,35 +8,35 @@ extension MultiHeadDotProductAttention {
     func validateParameters() throws(AttentionError) {
         // Kernels first (their shapes define the others), then each projection's own checks.
         let (h, d) = (heads, headDimension)
-        guard queryProjection.inputAxes == 1, queryProjection.kernel.rank == 3, h >= 1,
-              queryProjection.featureShape == [h, d]
+        guard queryProjection.layout == .inputsByOutputs(inputAxes: 1), queryProjection.weight.rank == 3, h >= 1,
+              queryProjection.outputShape == [h, d]
         else {
             throw .shapeMismatch(
                 argument: "queryProjection.kernel", expected: "(features, \(h), headDim) for \(h) heads, inputAxes 1",
-                actual: queryProjection.kernel.shape)
+                actual: queryProjection.weight.shape)
         }
         for (name, projection) in [("keyProjection", keyProjection), ("valueProjection", valueProjection)] {
-            guard projection.inputAxes == 1, projection.kernel.rank == 3, projection.featureShape == [h, d] else {
+            guard projection.layout == .inputsByOutputs(inputAxes: 1), projection.weight.rank == 3, projection.outputShape == [h, d] else {
                 throw .shapeMismatch(
                     argument: "\(name).kernel",
                     expected: "(features, \(h), \(d)) (features, H, headDim) like queryProjection.kernel "
-                        + "\(queryProjection.kernel.shape), inputAxes 1",
-                    actual: projection.kernel.shape)
+                        + "\(queryProjection.weight.shape), inputAxes 1",
+                    actual: projection.weight.shape)
             }
         }
-        guard outputProjection.inputAxes == 2, outputProjection.kernel.rank == 3,
+        guard outputProjection.layout == .inputsByOutputs(inputAxes: 2), outputProjection.weight.rank == 3,
               outputProjection.inputShape == [h, d]
         else {
             throw .shapeMismatch(
                 argument: "outputProjection.kernel", expected: "[\(h), \(d), out] (H, headDim, out) with inputAxes 2",
-                actual: outputProjection.kernel.shape)
+                actual: outputProjection.weight.shape)
         }
         for (name, projection) in [
             ("queryProjection", queryProjection), ("keyProjection", keyProjection),
             ("valueProjection", valueProjection), ("outputProjection", outputProjection),
         ] {
             do {
-                try projection.validate()
+                try projection.validateParameters()
             } catch {
                 throw Self.renamed(error, in: name)
             }
@@ -121,7 +121,7 @@ extension MultiHeadDotProductAttention {
     }
 
     /// The projected (and normalised) heads, flattened to `(B, length, H, d)`.
-    func projectedHeads(_ input: Tensor, with projection: Projection, norm: LayerNorm?, batch: Int) throws -> Tensor {
+    func projectedHeads(_ input: Tensor, with projection: Linear, norm: LayerNorm?, batch: Int) throws -> Tensor {
         var heads = try projection(input)
         if let norm { heads = try norm(heads) }
         return try heads.reshaped([batch, input.shape[input.rank - 2], self.heads, headDimension])

@@ -71,16 +71,16 @@ public struct MultiHeadDotProductAttention: ParameterizedModule {
     public let heads: Int
 
     /// The query projection, kernel `(inputFeatures, H, headDim)` (Flax's `query`).
-    public var queryProjection: Projection
+    public var queryProjection: Linear
 
     /// The key projection, kernel `(keyFeatures, H, headDim)` (Flax's `key`).
-    public var keyProjection: Projection
+    public var keyProjection: Linear
 
     /// The value projection, kernel `(valueFeatures, H, headDim)` (Flax's `value`).
-    public var valueProjection: Projection
+    public var valueProjection: Linear
 
     /// The output projection, kernel `(H, headDim, outFeatures)` (Flax's `out`).
-    public var outputProjection: Projection
+    public var outputProjection: Linear
 
     /// The layer norm of the query heads over `headDim`, one scale shared by all heads, no bias,
     /// epsilon 1e-6, fast variance (Flax's `query_ln`); `nil` unless `normalizeQK`.
@@ -108,23 +108,23 @@ public struct MultiHeadDotProductAttention: ParameterizedModule {
     public var attentionFunction: AttentionFunction
 
     /// The size of each head: `qkvFeatures / heads`.
-    public var headDimension: Int { queryProjection.kernel.shape.last ?? 0 }
+    public var headDimension: Int { queryProjection.weight.shape.last ?? 0 }
 
     /// The width of the projected query, key and value, `heads · headDimension` (Flax's
     /// `qkv_features`).
     public var qkvFeatures: Int { heads * headDimension }
 
     /// The width of the query input, `inputs_q.shape[-1]`.
-    public var inputFeatures: Int { queryProjection.kernel.shape.first ?? 0 }
+    public var inputFeatures: Int { queryProjection.weight.shape.first ?? 0 }
 
     /// The width of the key input, `inputs_k.shape[-1]`.
-    public var keyFeatures: Int { keyProjection.kernel.shape.first ?? 0 }
+    public var keyFeatures: Int { keyProjection.weight.shape.first ?? 0 }
 
     /// The width of the value input, `inputs_v.shape[-1]`.
-    public var valueFeatures: Int { valueProjection.kernel.shape.first ?? 0 }
+    public var valueFeatures: Int { valueProjection.weight.shape.first ?? 0 }
 
     /// The width of the output (Flax's `out_features`).
-    public var outFeatures: Int { outputProjection.kernel.shape.last ?? 0 }
+    public var outFeatures: Int { outputProjection.weight.shape.last ?? 0 }
 
     /// Whether the projections have biases (Flax's `use_bias`).
     public var useBias: Bool { queryProjection.bias != nil }
@@ -199,8 +199,8 @@ public struct MultiHeadDotProductAttention: ParameterizedModule {
         try Self.validateRate(dropoutRate)
         let headDimension = qkvFeatures / heads
 
-        func headProjection(inputs: Int) throws -> Projection {
-            try Projection(
+        func headProjection(inputs: Int) throws -> Linear {
+            try Linear(
                 kernel: .lecunNormal([inputs, heads, headDimension], fanIn: inputs, using: &generator),
                 bias: useBias ? Tensor(zeros: [heads, headDimension]) : nil, inputAxes: 1)
         }
@@ -208,7 +208,7 @@ public struct MultiHeadDotProductAttention: ParameterizedModule {
         queryProjection = try headProjection(inputs: inputFeatures)
         keyProjection = try headProjection(inputs: keyFeatures)
         valueProjection = try headProjection(inputs: valueFeatures)
-        outputProjection = try Projection(
+        outputProjection = try Linear(
             kernel: .lecunNormal([heads, headDimension, outFeatures], fanIn: qkvFeatures, using: &generator),
             bias: useBias ? Tensor(zeros: [outFeatures]) : nil, inputAxes: 2)
         if normalizeQK {

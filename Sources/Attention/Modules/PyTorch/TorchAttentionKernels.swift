@@ -6,18 +6,6 @@
 /// Internal helpers of ``TorchMultiheadAttention``, in a namespace so their names cannot clash
 /// with other modules' helpers.
 enum TorchAttentionKernels {
-    // MARK: Seeds
-
-    /// An independent seed for dropout site `stream` from one user seed: SplitMix64's finaliser of
-    /// `seed + (stream + 1)·γ`. Keeps the dropout of different sites (attention weights, the
-    /// feed-forward block, each layer) decorrelated while staying a pure function of the seed.
-    static func derivedSeed(_ seed: UInt64, stream: UInt64) -> UInt64 {
-        var z = seed &+ (stream &+ 1) &* 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
     // MARK: Projections
 
     /// A dense `(B, L + appended, width)` copy of `view` with `bias` (`(…, width)`, one row)

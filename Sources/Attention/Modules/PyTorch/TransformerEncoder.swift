@@ -118,7 +118,7 @@ public struct TransformerEncoder: ParameterizedModule, Equatable {
         for (index, layer) in layers.enumerated() {
             x = try layer(
                 x, mask: mask, keyPaddingMask: keyPaddingMask, isCausal: causal, training: training,
-                dropoutSeed: TorchAttentionKernels.derivedSeed(dropoutSeed, stream: UInt64(index)))
+                dropoutSeed: derivedSeed(dropoutSeed, stream: UInt64(index)))
         }
         if let norm { x = try norm(x) }
         return x

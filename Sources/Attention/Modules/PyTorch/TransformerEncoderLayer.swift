@@ -202,7 +202,7 @@ public struct TransformerEncoderLayer: ParameterizedModule, Equatable {
         func site(_ stream: UInt64, _ probability: Float) throws(AttentionError) -> Dropout? {
             try Dropout.forCall(
                 probability: probability, probabilityArgument: "dropout", training: training,
-                seed: TorchAttentionKernels.derivedSeed(dropoutSeed, stream: stream))
+                seed: derivedSeed(dropoutSeed, stream: stream))
         }
         func selfAttentionBlock(_ x: Tensor) throws -> Tensor {
             let attended: Tensor
