@@ -1,6 +1,6 @@
-// The kernel calls behind TorchMultiheadAttention (and so TransformerEncoderLayer): attention that
-// reads the projections in place, the need_weights path built from matrix multiplies and a row
-// softmax, and the normalisation of PyTorch's masks into the broadcastable forms the kernels take.
+// What TorchMultiheadAttention adds to the shared attention core: add_bias_kv / add_zero_attn, the
+// normalisation of PyTorch's masks into the broadcastable forms the kernels take, and the mean of
+// the weights over heads.
 // Internal: nothing here is public API.
 
 /// Internal helpers of ``TorchMultiheadAttention``, in a namespace so their names cannot clash
@@ -32,24 +32,6 @@ enum TorchAttentionKernels {
         }
         return StridedHeads(
             rows: result, batch: view.batch, length: length, rowWidth: width, heads: view.heads, dim: view.dim)
-    }
-
-    /// A dense `(B, L, width)` copy of `view` multiplied by `factor` (PyTorch's
-    /// `q_scaled = q * sqrt(1 / head_dim)` on the need_weights path).
-    static func scaledCopy(_ view: StridedHeads, by factor: Float) throws -> Tensor {
-        let result = try Tensor(uninitializedShape: [view.batch, view.length, view.width], argument: "query")
-        let out = result.storage.buffer.baseAddress!
-        withExtendedLifetime(view.tensor) {
-            let base = view.floatPointer!
-            for b in 0..<view.batch {
-                for l in 0..<view.length {
-                    let source = base + b * view.batchStride + l * view.positionStride
-                    let target = out + (b * view.length + l) * view.width
-                    for d in 0..<view.width { target[d] = source[d] * factor }
-                }
-            }
-        }
-        return result
     }
 
     // MARK: Masks
@@ -194,92 +176,6 @@ enum TorchAttentionKernels {
         }
         return (try Tensor(shape: [batch, heads, rows, columns], scalars: scalars),
             CanonicalMask.strides(batch: batch, heads: heads, rows: rows, columns: columns))
-    }
-
-    // MARK: Attention
-
-    /// Attention over projections read in place by the fused kernel (`attn_forward`).
-    /// Returns `(B, Lq, Hq·Dv)`.
-    static func fusedAttention(
-        query: StridedHeads, key: StridedHeads, value: StridedHeads, mask: KernelMask, dropout: Dropout?,
-        maskedRows: MaskedRowPolicy
-    ) throws -> Tensor {
-        var call = AttentionKernelCall(query: query, key: key, value: value)
-        (call.mask, call.dropout, call.maskedRows) = (mask, dropout, maskedRows)
-        return try call.run(
-            outputShape: [query.batch, query.length, value.width], outputLayout: .sequence,
-            context: "query (\(query.batch), \(query.length), \(query.width)), "
-                + "key (\(key.batch), \(key.length), \(key.width)), \(query.heads) heads").output
-    }
-
-    /// PyTorch's need_weights path: per batch and head, `w = attn_mask + (q·√(1/D)) kᵀ` (one
-    /// matmul accumulating onto the mask, the key padding row added as the matmul's bias), a plain
-    /// row softmax (`attn_softmax_rows`, so a fully masked row is NaN), dropout on the weights,
-    /// then `w v` (one matmul writing the head's columns of the output).
-    ///
-    /// - Parameters:
-    ///   - attentionMask: PyTorch's float attention mask, `(1 or N, 1 or H, L, S')`.
-    ///   - keyPadding: the float key padding mask, `(N, 1, 1, S')`.
-    /// - Returns: the attention output `(N, L, H·Dv)` and the weights `(N, H, L, S')`.
-    static func attentionWithWeights(
-        query: StridedHeads, key: StridedHeads, value: StridedHeads,
-        attentionMask: CanonicalMask?, keyPadding: CanonicalMask?, dropout: Dropout?
-    ) throws -> (output: Tensor, weights: Tensor) {
-        let (batch, heads, lengthQ, lengthK) = (query.batch, query.heads, query.length, key.length)
-        let (dimQK, dimV) = (query.dim, value.dim)
-        let context = "query (\(batch), \(lengthQ), \(query.width)), key (\(batch), \(lengthK), \(key.width)), \(heads) heads"
-        let scaled = try scaledCopy(query, by: Float((1 / Double(dimQK)).squareRoot()))
-        let attentionBias = try attentionMask?.additiveTensor()
-        let paddingBias = try keyPadding?.additiveTensor()
-        var weights = try Tensor(uninitializedShape: [batch, heads, lengthQ, lengthK], argument: "query")
-        let block = lengthQ * lengthK
-        try withExtendedLifetime((scaled, key.tensor, attentionBias, paddingBias, weights)) {
-            let w = weights.storage.buffer.baseAddress!
-            let q = UnsafePointer(scaled.storage.buffer.baseAddress!)
-            for b in 0..<batch {
-                for h in 0..<heads {
-                    let c = w + (b * heads + h) * block
-                    if let attentionBias, let attentionMask {
-                        let strides = attentionMask.strides
-                        let source = attentionBias.storage.buffer.baseAddress! + b * strides.batch + h * strides.head
-                        if attentionMask.rows == 1 {
-                            for i in 0..<lengthQ { (c + i * lengthK).update(from: source, count: lengthK) }
-                        } else {
-                            c.update(from: source, count: block)
-                        }
-                    }
-                    try multiplyMatrices(
-                        m: lengthQ, n: lengthK, k: dimQK,
-                        a: q + b * lengthQ * query.width + h * dimQK, lda: query.width,
-                        b: key.floatPointer! + b * key.batchStride + h * key.headStride, ldb: key.positionStride,
-                        bTransposed: true, c: c, ldc: lengthK,
-                        bias: paddingBias.map { UnsafePointer($0.storage.buffer.baseAddress! + b * lengthK) },
-                        accumulate: attentionBias != nil, context: context)
-                }
-            }
-            try softmaxRows(w, rows: batch * heads * lengthQ, length: lengthK, stride: lengthK, maskedRows: .nan, context: context)
-        }
-        if let dropout, dropout.probability > 0 {
-            // The counter of weight (b, h, i, j) is ((b·H + h)·L + i)·S' + j, the fused kernel's:
-            // the same seed drops the same weights on both paths.
-            weights = try dropout(weights)
-        }
-        let output = try Tensor(uninitializedShape: [batch, lengthQ, value.width], argument: "query")
-        try withExtendedLifetime((value.tensor, weights, output)) {
-            let w = UnsafePointer(weights.storage.buffer.baseAddress!)
-            let out = output.storage.buffer.baseAddress!
-            for b in 0..<batch {
-                for h in 0..<heads {
-                    try multiplyMatrices(
-                        m: lengthQ, n: dimV, k: lengthK,
-                        a: w + (b * heads + h) * block, lda: lengthK,
-                        b: value.floatPointer! + b * value.batchStride + h * value.headStride, ldb: value.positionStride,
-                        bTransposed: false, c: out + b * lengthQ * value.width + h * dimV, ldc: value.width,
-                        context: context)
-                }
-            }
-        }
-        return (output, weights)
     }
 
     /// The mean over heads of weights `(N, H, L, S)` → `(N, L, S)`, as one `(1, H)·(H, L·S)`

@@ -83,58 +83,80 @@ extension TorchMultiheadAttention {
         attentionMask: TorchMask?, averageAttentionWeights: Bool, causal: CausalMasking,
         maskedRows: MaskedRowPolicy, dropout: Dropout?
     ) throws -> AttentionResult {
-        typealias Kernels = TorchAttentionKernels
         try validateParameters()
         try requireFloat32Parameters()
         try requireFloat32Activations(["query": query, "key": key, "value": value])
         try attentionMask?.requireFloat32("attentionMask")
         try keyPaddingMask?.requireFloat32("keyPaddingMask")
+        let shapes = try TorchShapes(self, query: query, key: key, value: value)
+        try checkMasks(attentionMask: attentionMask, keyPaddingMask: keyPaddingMask, shapes)
+        let (mask, causalKernel) = try resolveCausal(
+            causal, attentionMask: attentionMask, keyPadding: keyPaddingMask != nil, needWeights: needWeights)
+        // The library's rule for empty inputs (PyTorch's): no batch or no query gives an empty
+        // result; no key at all gives zero attention, so the output projection's bias.
+        if shapes.batch == 0 || shapes.length == 0 || shapes.extendedLength == 0 {
+            return try emptyResult(shapes, needWeights: needWeights, averageAttentionWeights: averageAttentionWeights)
+        }
+        var heads = try projectedHeads(query: query, key: key, value: value, shapes)
+        if shapes.appended > 0 {
+            // add_bias_kv, then add_zero_attn.
+            heads.key = try TorchAttentionKernels.appending(heads.key, bias: biasKey, zero: addZeroAttention)
+            heads.value = try TorchAttentionKernels.appending(heads.value, bias: biasValue, zero: addZeroAttention)
+        }
+        let kernelMask = try canonicalMask(
+            attention: mask, keyPadding: keyPaddingMask, causal: causalKernel && !needWeights, shapes)
+        let (attended, weights) = try core.attend(
+            heads, mask: kernelMask, dropout: dropout, maskedRows: needWeights ? .nan : maskedRows,
+            returningWeights: needWeights,
+            context: "query \(query.shape), key \(key.shape), value \(value.shape), \(self.heads) heads")
+        var output = try outProjection(attended)
+        var averaged = try weights.map { averageAttentionWeights ? try TorchAttentionKernels.meanOverHeads($0) : $0 }
+        if !shapes.batched {
+            output = try output.reshaped(shapes.outputShape)
+            averaged = try averaged.map { try $0.reshaped(Array($0.shape.dropFirst())) }
+        } else if !batchFirst {
+            output = try output.permuted([1, 0, 2])
+        }
+        return AttentionResult(output: output, weights: averaged)
+    }
+
+    /// The heads of this module: `heads` of `headDim`, queries, keys and values alike.
+    var core: MultiHeadAttentionCore { MultiHeadAttentionCore(heads: heads, queryKeySize: headDim) }
+
+    /// The in-projection: the packed `in_proj_weight`, or the three `q/k/v_proj_weight`s with
+    /// their thirds of `in_proj_bias`; inputs made batch-major `(N, L, E)` (identity survives).
+    private func projectedHeads(query: Tensor, key: Tensor, value: Tensor, _ shapes: TorchShapes) throws -> ProjectedHeads {
+        let selfAttention = isSelfAttention(query: query, key: key, value: value)
+        let keyIsValue = isSameTensor(key, value)
+        func batchMajor(_ tensor: Tensor) throws -> Tensor {
+            if !shapes.batched { return try tensor.reshaped([1] + tensor.shape) }
+            return batchFirst ? tensor : try tensor.permuted([1, 0, 2])
+        }
+        let q = try batchMajor(query)
+        let k = selfAttention ? q : try batchMajor(key)
+        let v = keyIsValue ? k : try batchMajor(value)
         let e = embedDim
-
-        // _mha_shape_check: ranks, and the unbatched 3-D mask.
-        let batched: Bool
-        switch query.rank {
-        case 3: batched = true
-        case 2: batched = false
-        default:
-            throw AttentionError.shapeMismatch(
-                argument: "query",
-                expected: "unbatched 2-D (L, E) or batched 3-D \(batchFirst ? "(N, L, E)" : "(L, N, E)")",
-                actual: query.shape)
-        }
-        let kind = batched ? "batched (3-D)" : "unbatched (2-D)"
-        for (name, tensor) in [("key", key), ("value", value)] where tensor.rank != query.rank {
-            throw AttentionError.shapeMismatch(
-                argument: name, expected: "\(query.rank)-D, as the \(kind) query \(query.shape)", actual: tensor.shape)
-        }
-        if let keyPaddingMask, keyPaddingMask.shape.count != (batched ? 2 : 1) {
-            throw AttentionError.shapeMismatch(
-                argument: "keyPaddingMask", expected: batched ? "2-D (N, S) for a batched query" : "1-D (S) for an unbatched query",
-                actual: keyPaddingMask.shape)
-        }
-        let (batch, length) = batched ? (batchFirst ? (query.shape[0], query.shape[1]) : (query.shape[1], query.shape[0]))
-                                      : (1, query.shape[0])
-        let (keyBatch, keyLength) = batched ? (batchFirst ? (key.shape[0], key.shape[1]) : (key.shape[1], key.shape[0]))
-                                            : (1, key.shape[0])
-        if let attentionMask {
-            let rank = attentionMask.shape.count
-            guard rank == 2 || rank == 3 || (batched && rank == 4) else {
-                throw AttentionError.shapeMismatch(
-                    argument: "attentionMask",
-                    expected: batched ? "2-D (L, S), 3-D (N·H, L, S) or 4-D (N or 1, H or 1, L, S)" : "2-D (L, S) or 3-D (H, L, S)",
-                    actual: attentionMask.shape)
+        let projections: InputProjections
+        if let packed = inProjectionWeight {
+            projections = .packed(try Linear(weight: packed, bias: inProjectionBias))
+        } else {
+            func third(_ index: Int) throws -> Tensor? {
+                try inProjectionBias?.sliced((index * e)..<((index + 1) * e), axis: 0)
             }
-            if !batched && rank == 3 && attentionMask.shape != [heads, length, keyLength] {
-                throw AttentionError.shapeMismatch(
-                    argument: "attentionMask", expected: "[\(heads), \(length), \(keyLength)] (H, L, S)",
-                    actual: attentionMask.shape)
-            }
+            projections = .separate(
+                query: try Linear(weight: queryProjectionWeight!, bias: third(0)),
+                key: try Linear(weight: keyProjectionWeight!, bias: third(1)),
+                value: try Linear(weight: valueProjectionWeight!, bias: third(2)))
         }
+        return try core.project(query: q, key: k, value: v, with: projections)
+    }
 
-        // is_causal: a hint that requires the mask; the causal kernel replaces the mask when
-        // neither weights nor a key padding mask need it.
-        var attentionMask = attentionMask
-        var causalKernel = false
+    /// `is_causal`: a hint that requires the mask; the causal kernel replaces the mask when
+    /// neither weights nor a key padding mask need it. Combined (noxton, Equinox): in addition.
+    /// Returns the mask still to apply and whether the kernel masks causally.
+    private func resolveCausal(
+        _ causal: CausalMasking, attentionMask: TorchMask?, keyPadding: Bool, needWeights: Bool
+    ) throws -> (TorchMask?, Bool) {
         switch causal {
         case .hint(true):
             guard attentionMask != nil else {
@@ -143,184 +165,48 @@ extension TorchMultiheadAttention {
                     reason: "Need attn_mask if specifying the is_causal hint. You may use "
                         + "TorchMask.squareSubsequent(_:) (generate_square_subsequent_mask) to create this mask.")
             }
-            if keyPaddingMask == nil && !needWeights {
-                attentionMask = nil
-                causalKernel = true
-            }
+            return !keyPadding && !needWeights ? (nil, true) : (attentionMask, false)
         case .hint(false):
-            break
+            return (attentionMask, false)
         case let .combined(isCausal):
             guard !(isCausal && needWeights) else {
                 throw AttentionError.invalidArgument(
                     argument: "needWeights", reason: "causal masking combined with the mask runs on the fused path only")
             }
-            causalKernel = isCausal
+            return (attentionMask, isCausal)
         }
+    }
 
-        // Widths, key/value agreement, batch sizes.
-        guard query.shape[query.rank - 1] == e else {
-            throw AttentionError.shapeMismatch(
-                argument: "query", expected: "last dimension \(e): was expecting embedding dimension of \(e)",
-                actual: query.shape)
-        }
-        if usesPackedInProjection {
-            guard key.shape == value.shape else {
-                throw AttentionError.shapeMismatch(
-                    argument: "value", expected: "\(key.shape), the key's shape", actual: value.shape)
-            }
-        } else {
-            guard key.shape.dropLast() == value.shape.dropLast() else {
-                throw AttentionError.shapeMismatch(
-                    argument: "value",
-                    expected: "the key's sequence and batch dimensions \(Array(key.shape.dropLast()))",
-                    actual: value.shape)
-            }
-        }
-        guard key.shape[key.rank - 1] == keyDim else {
-            throw AttentionError.shapeMismatch(
-                argument: "key", expected: "last dimension \(keyDim) (kdim)", actual: key.shape)
-        }
-        guard value.shape[value.rank - 1] == valueDim else {
-            throw AttentionError.shapeMismatch(
-                argument: "value", expected: "last dimension \(valueDim) (vdim)", actual: value.shape)
-        }
-        guard keyBatch == batch else {
-            throw AttentionError.shapeMismatch(
-                argument: "key", expected: "batch size \(batch), the query's", actual: key.shape)
-        }
-
-        // Mask shapes against L and S.
-        if let attentionMask {
-            let shape = attentionMask.shape
-            let batchHeads = try checkedProduct(batch, heads, argument: "attentionMask")
-            let fits = switch shape.count {
-            case 2: shape == [length, keyLength]
-            case 3: shape == [batchHeads, length, keyLength]
-            default: (shape[0] == 1 || shape[0] == batch) && (shape[1] == 1 || shape[1] == heads)
-                && shape[2] == length && shape[3] == keyLength
-            }
-            guard fits else {
-                let expected = switch shape.count {
-                case 2: "[\(length), \(keyLength)] (L, S)"
-                case 3: "[\(batchHeads), \(length), \(keyLength)] (N·H, L, S)"
-                default: "[\(batch) or 1, \(heads) or 1, \(length), \(keyLength)] (N, H, L, S)"
-                }
-                throw AttentionError.shapeMismatch(argument: "attentionMask", expected: expected, actual: shape)
-            }
-        }
-        if let keyPaddingMask {
-            let expected = batched ? [batch, keyLength] : [keyLength]
-            guard keyPaddingMask.shape == expected else {
-                throw AttentionError.shapeMismatch(
-                    argument: "keyPaddingMask", expected: batched ? "\(expected) (N, S)" : "\(expected) (S)",
-                    actual: keyPaddingMask.shape)
-            }
-        }
-        let appended = (biasKey == nil ? 0 : 1) + (addZeroAttention ? 1 : 0)
-        let (extendedLength, overflow) = keyLength.addingReportingOverflow(appended)
-        if overflow { throw AttentionError.overflow(argument: "key") }
-        let outputShape = batched ? query.shape : [length, e]
-        // The library's rule for empty inputs (PyTorch's): no batch or no query gives an empty
-        // result; no key at all gives zero attention, so the output projection's bias.
-        if batch == 0 || length == 0 || extendedLength == 0 {
-            let weightShape = averageAttentionWeights ? [batch, length, extendedLength] : [batch, heads, length, extendedLength]
-            let zeros = try Tensor(zeros: outputShape)
-            return AttentionResult(
-                output: extendedLength == 0 && zeros.count > 0 ? try outProjection(zeros) : zeros,
-                weights: needWeights ? try Tensor(zeros: batched ? weightShape : Array(weightShape.dropFirst())) : nil)
-        }
-
-        // Batch-major inputs (N, L, E); identity (self-attention) survives the transposes.
-        let selfAttention = isSelfAttention(query: query, key: key, value: value)
-        let keyIsValue = isSameTensor(key, value)
-        func batchMajor(_ tensor: Tensor) throws -> Tensor {
-            if !batched { return try tensor.reshaped([1] + tensor.shape) }
-            return batchFirst ? tensor : try tensor.permuted([1, 0, 2])
-        }
-        let q = try batchMajor(query)
-        let k = selfAttention ? q : try batchMajor(key)
-        let v = keyIsValue ? k : try batchMajor(value)
-
-        // In-projection: one matmul for self-attention, key and value together when they are one
-        // tensor, read in place by the attention.
-        var queryView: StridedHeads, keyView: StridedHeads, valueView: StridedHeads
-        let bias = inProjectionBias
-        let d = e / heads
-        /// `width` features of each row of `tensor` starting at column `offset`, as the heads.
-        func view(_ tensor: Tensor, length: Int, rowWidth: Int, offset: Int = 0) -> StridedHeads {
-            StridedHeads(rows: tensor, batch: batch, length: length, rowWidth: rowWidth, offset: offset, heads: heads, dim: d)
-        }
-        func project(_ x: Tensor, _ weight: Tensor, rows: Range<Int>, biasOffset: Int) throws -> Tensor {
-            try projectLastAxis(x, weight: weight, layout: .outputsByInputs, bias: bias, rows: rows, biasOffset: biasOffset)
-        }
-        if let packed = inProjectionWeight {
-            if selfAttention {
-                let qkv = try project(q, packed, rows: 0..<(3 * e), biasOffset: 0)
-                queryView = view(qkv, length: length, rowWidth: 3 * e)
-                keyView = view(qkv, length: length, rowWidth: 3 * e, offset: e)
-                valueView = view(qkv, length: length, rowWidth: 3 * e, offset: 2 * e)
-            } else {
-                queryView = view(try project(q, packed, rows: 0..<e, biasOffset: 0), length: length, rowWidth: e)
-                if keyIsValue {
-                    let kv = try project(k, packed, rows: e..<(3 * e), biasOffset: e)
-                    keyView = view(kv, length: keyLength, rowWidth: 2 * e)
-                    valueView = view(kv, length: keyLength, rowWidth: 2 * e, offset: e)
-                } else {
-                    keyView = view(try project(k, packed, rows: e..<(2 * e), biasOffset: e), length: keyLength, rowWidth: e)
-                    valueView = view(
-                        try project(v, packed, rows: (2 * e)..<(3 * e), biasOffset: 2 * e), length: keyLength, rowWidth: e)
-                }
-            }
-        } else {
-            queryView = view(try project(q, queryProjectionWeight!, rows: 0..<e, biasOffset: 0), length: length, rowWidth: e)
-            keyView = view(try project(k, keyProjectionWeight!, rows: 0..<e, biasOffset: e), length: keyLength, rowWidth: e)
-            valueView = view(
-                try project(v, valueProjectionWeight!, rows: 0..<e, biasOffset: 2 * e), length: keyLength, rowWidth: e)
-        }
-
-        // add_bias_kv, then add_zero_attn.
-        if appended > 0 {
-            keyView = try Kernels.appending(keyView, bias: biasKey, zero: addZeroAttention)
-            valueView = try Kernels.appending(valueView, bias: biasValue, zero: addZeroAttention)
-        }
-
-        // Masks, padded with attending columns for the appended keys, in broadcastable form.
-        let attention = try attentionMask.map { mask in
+    /// The masks, padded with attending columns for the appended keys, as the kernels take them.
+    private func canonicalMask(
+        attention: TorchMask?, keyPadding: TorchMask?, causal: Bool, _ shapes: TorchShapes
+    ) throws -> KernelMask {
+        typealias Canonical = TorchAttentionKernels.CanonicalMask
+        let attention = try attention.map { mask in
             let shape = mask.shape
             let (maskBatch, maskHeads) = switch shape.count {
             case 2: (1, 1)
-            case 3: (batch, heads)
+            case 3: (shapes.batch, heads)
             default: (shape[0], shape[1])
             }
-            return try Kernels.CanonicalMask(
-                mask, batch: maskBatch, heads: maskHeads, rows: length, columns: extendedLength, padding: appended)
+            return try Canonical(
+                mask, batch: maskBatch, heads: maskHeads, rows: shapes.length, columns: shapes.extendedLength,
+                padding: shapes.appended)
         }
-        let keyPadding = try keyPaddingMask.map {
-            try Kernels.CanonicalMask($0, batch: batch, heads: 1, rows: 1, columns: extendedLength, padding: appended)
+        let padding = try keyPadding.map {
+            try Canonical($0, batch: shapes.batch, heads: 1, rows: 1, columns: shapes.extendedLength, padding: shapes.appended)
         }
+        return try TorchAttentionKernels.kernelMask(causal: causal, attention: attention, keyPadding: padding)
+    }
 
-        var output: Tensor, weights: Tensor?
-        if needWeights {
-            let result = try Kernels.attentionWithWeights(
-                query: queryView, key: keyView, value: valueView,
-                attentionMask: attention, keyPadding: keyPadding, dropout: dropout)
-            output = try outProjection(result.output)
-            weights = averageAttentionWeights ? try Kernels.meanOverHeads(result.weights) : result.weights
-        } else {
-            let mask = try Kernels.kernelMask(causal: causalKernel, attention: attention, keyPadding: keyPadding)
-            let attended = try Kernels.fusedAttention(
-                query: queryView, key: keyView, value: valueView, mask: mask, dropout: dropout, maskedRows: maskedRows)
-            output = try outProjection(attended)
-            weights = nil
-        }
-
-        if !batched {
-            output = try output.reshaped(outputShape)
-            weights = try weights.map { try $0.reshaped(Array($0.shape.dropFirst())) }
-        } else if !batchFirst {
-            output = try output.permuted([1, 0, 2])
-        }
-        return AttentionResult(output: output, weights: weights)
+    /// The result for no batch, no query or no key at all.
+    private func emptyResult(_ shapes: TorchShapes, needWeights: Bool, averageAttentionWeights: Bool) throws -> AttentionResult {
+        let (batch, length, columns) = (shapes.batch, shapes.length, shapes.extendedLength)
+        let weightShape = averageAttentionWeights ? [batch, length, columns] : [batch, heads, length, columns]
+        let zeros = try Tensor(zeros: shapes.outputShape)
+        return AttentionResult(
+            output: columns == 0 && zeros.count > 0 ? try outProjection(zeros) : zeros,
+            weights: needWeights ? try Tensor(zeros: shapes.batched ? weightShape : Array(weightShape.dropFirst())) : nil)
     }
 }
 

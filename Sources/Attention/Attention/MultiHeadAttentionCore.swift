@@ -1,0 +1,122 @@
+// The one multi-head attention of this package. Every attention module (PyTorch's, Equinox's,
+// Flax's, the tutorial's) and the models (BERT, Llama) are thin adapters over it: they check their
+// own conventions (shapes, masks, names), then project, attend and project out here, so that a
+// backward pass has one forward to differentiate.
+
+/// The query, key and value heads of one attention call, read in place (strided views into the
+/// projections, a packed projection or a cache).
+package struct ProjectedHeads {
+    /// `(B, Hq, Lq, Dqk)` by strides.
+    var query: StridedHeads
+    /// `(B, Hkv, Lk, Dqk)` by strides.
+    var key: StridedHeads
+    /// `(B, Hkv, Lk, Dv)` by strides.
+    var value: StridedHeads
+}
+
+/// How a module's inputs become query, key and value heads.
+enum InputProjections {
+    /// One layer whose outputs are the query, key and value projections side by side, `[q | k | v]`
+    /// (PyTorch's `in_proj_weight`, Llama's stacked `q_proj`/`k_proj`/`v_proj`).
+    case packed(Linear)
+    /// A layer each.
+    case separate(query: Linear, key: Linear, value: Linear)
+}
+
+/// The shape of a module's heads and how it attends: the one implementation behind every
+/// attention module.
+struct MultiHeadAttentionCore {
+    /// Query heads and key/value heads (grouped-query attention when they differ).
+    var heads: Int, keyValueHeads: Int
+    /// The features of one query/key head and of one value head.
+    var queryKeySize: Int, valueSize: Int
+
+    /// A core of `heads` query heads over `keyValueHeads` key/value heads (default: as many).
+    init(heads: Int, keyValueHeads: Int? = nil, queryKeySize: Int, valueSize: Int? = nil) {
+        (self.heads, self.keyValueHeads) = (heads, keyValueHeads ?? heads)
+        (self.queryKeySize, self.valueSize) = (queryKeySize, valueSize ?? queryKeySize)
+    }
+
+    /// The widths of the query, key and value projections.
+    var widths: (query: Int, key: Int, value: Int) {
+        (heads * queryKeySize, keyValueHeads * queryKeySize, keyValueHeads * valueSize)
+    }
+
+    /// Projects batch-major inputs, query `(B, Lq, ·)` and key and value `(B, Lk, ·)`, into heads:
+    /// one matrix multiply for self-attention with a packed projection, one for key and value
+    /// when they are one tensor, heads read in place from the products' rows.
+    ///
+    /// - Throws: the layers' errors.
+    func project(
+        query: Tensor, key: Tensor, value: Tensor, with projections: InputProjections, products: MatrixProducts = .float32
+    ) throws -> ProjectedHeads {
+        let (q, k, v) = widths
+        let (batch, lengthQ, lengthK) = (query.shape[0], query.shape[1], key.shape[1])
+        func heads(_ rows: Tensor, length: Int, offset: Int = 0, count: Int, dim: Int) -> StridedHeads {
+            StridedHeads(
+                rows: rows, batch: batch, length: length, rowWidth: rows.shape[rows.rank - 1], offset: offset,
+                heads: count, dim: dim)
+        }
+        switch projections {
+        case let .packed(linear) where isSameTensor(query, key) && isSameTensor(key, value):
+            let qkv = try linear(query, products: products)
+            return ProjectedHeads(
+                query: heads(qkv, length: lengthQ, count: self.heads, dim: queryKeySize),
+                key: heads(qkv, length: lengthK, offset: q, count: keyValueHeads, dim: queryKeySize),
+                value: heads(qkv, length: lengthK, offset: q + k, count: keyValueHeads, dim: valueSize))
+        case let .packed(linear) where isSameTensor(key, value):
+            let kv = try linear(key, outputs: q..<(q + k + v), products: products)
+            return ProjectedHeads(
+                query: heads(try linear(query, outputs: 0..<q, products: products), length: lengthQ, count: self.heads, dim: queryKeySize),
+                key: heads(kv, length: lengthK, count: keyValueHeads, dim: queryKeySize),
+                value: heads(kv, length: lengthK, offset: k, count: keyValueHeads, dim: valueSize))
+        case let .packed(linear):
+            return ProjectedHeads(
+                query: heads(try linear(query, outputs: 0..<q, products: products), length: lengthQ, count: self.heads, dim: queryKeySize),
+                key: heads(try linear(key, outputs: q..<(q + k), products: products), length: lengthK, count: keyValueHeads, dim: queryKeySize),
+                value: heads(try linear(value, outputs: (q + k)..<(q + k + v), products: products), length: lengthK, count: keyValueHeads, dim: valueSize))
+        case let .separate(queryLayer, keyLayer, valueLayer):
+            return ProjectedHeads(
+                query: heads(try flattened(queryLayer(query, products: products), queryLayer), length: lengthQ, count: self.heads, dim: queryKeySize),
+                key: heads(try flattened(keyLayer(key, products: products), keyLayer), length: lengthK, count: keyValueHeads, dim: queryKeySize),
+                value: heads(try flattened(valueLayer(value, products: products), valueLayer), length: lengthK, count: keyValueHeads, dim: valueSize))
+        }
+    }
+
+    /// Attention of the heads: `(B, Lq, Hq·Dv)`, the heads merged as an output projection reads
+    /// them, and with `returningWeights` the weights `(B, Hq, Lq, Lk)` from ``attentionWeights``
+    /// (the output then their product with the values, as the references compute it); otherwise
+    /// the fused kernel (or `algorithm`) and no weights.
+    ///
+    /// - Parameters:
+    ///   - scale: the scores' scale; `nil` for `1/√Dqk`.
+    ///   - maskedRows: what a query row with no visible key gives, on either path.
+    ///   - broadcastDropout: one dropout pattern for every (batch, head) (Flax).
+    /// - Throws: `AttentionError` from the kernels.
+    func attend(
+        _ heads: ProjectedHeads, mask: KernelMask = KernelMask(), scale: Float? = nil, dropout: Dropout? = nil,
+        broadcastDropout: Bool = false, maskedRows: MaskedRowPolicy, returningWeights: Bool = false,
+        algorithm: AttentionAlgorithm = .fused, context: @autoclosure () -> String
+    ) throws -> (output: Tensor, weights: Tensor?) {
+        let scale = scale ?? 1 / Float(heads.query.dim).squareRoot()
+        if returningWeights {
+            let weights = try attentionWeights(
+                query: heads.query, key: heads.key, mask: mask, scale: scale, maskedRows: maskedRows, dropout: dropout,
+                broadcastDropout: broadcastDropout)
+            return (try weightedValues(weights, value: heads.value), weights)
+        }
+        var call = AttentionKernelCall(query: heads.query, key: heads.key, value: heads.value)
+        (call.mask, call.scale, call.dropout, call.broadcastDropout) = (mask, scale, dropout, broadcastDropout)
+        (call.maskedRows, call.algorithm) = (maskedRows, algorithm)
+        let (batch, length) = (heads.query.batch, heads.query.length)
+        let output = try call.run(
+            outputShape: [batch, length, heads.query.heads * heads.value.dim], outputLayout: .sequence,
+            context: context()).output
+        return (output, nil)
+    }
+
+    /// `layer`'s output `(B, L, outputShape...)` as rows `(B, L, outputSize)`.
+    private func flattened(_ tensor: Tensor, _ layer: Linear) throws -> Tensor {
+        try tensor.reshaped(Array(tensor.shape.prefix(2)) + [layer.outputSize])
+    }
+}
