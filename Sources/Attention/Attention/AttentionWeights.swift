@@ -1,6 +1,6 @@
 // The one routine behind every returned attention weight (PyTorch's need_weights path, Equinox's
-// and Flax's dot_product_attention_weights, the tutorial's attn_weights), and the product of such
-// weights with the values. Internal: the modules return its results.
+// and Flax's dot_product_attention_weights, the tutorial's attn_weights). Internal: the modules
+// return its results.
 
 /// The attention weights `(B, Hq, Lq, Lk)` of heads read in place, as the reference libraries
 /// compute them: the query scaled first (`q · scale`, as PyTorch's `q_scaled`, Flax's and
@@ -49,33 +49,6 @@ func attentionWeights(
         }
     }
     return weights
-}
-
-/// `weights · value` per (batch, head): weights `(B, Hq, Lq, Lk)`, value heads read in place
-/// (query head h reads value head `h / (Hq / Hkv)`), into `(B, Lq, Hq·Dv)`, the heads merged as
-/// an output projection reads them.
-///
-/// - Throws: `AttentionError` from the allocation or mapped from the kernel's status.
-func weightedValues(_ weights: Tensor, value: StridedHeads) throws(AttentionError) -> Tensor {
-    let (batch, heads, lengthQ, lengthK) = (weights.shape[0], weights.shape[1], weights.shape[2], weights.shape[3])
-    let dim = value.dim, group = heads / max(value.heads, 1)
-    let output = try Tensor(uninitializedShape: [batch, lengthQ, heads * dim], argument: "value")
-    if output.count == 0 || lengthK == 0 { return output.filled(with: 0) }
-    try withExtendedLifetime((weights, value.tensor, output)) { () throws(AttentionError) -> Void in
-        let w = UnsafePointer(weights.storage.buffer.baseAddress!), v = value.pointer!
-        let out = output.storage.buffer.baseAddress!
-        for b in 0..<batch {
-            for h in 0..<heads {
-                try multiplyMatrices(
-                    m: lengthQ, n: dim, k: lengthK, a: w + (b * heads + h) * lengthQ * lengthK, lda: lengthK,
-                    b: v + (b * value.batchStride + h / group * value.headStride) * value.dtype.byteSize,
-                    ldb: value.positionStride, bTransposed: false, bType: value.dtype,
-                    c: out + b * lengthQ * heads * dim + h * dim, ldc: heads * dim,
-                    context: "weights \(weights.shape), value \(value.summary)")
-            }
-        }
-    }
-    return output
 }
 
 /// A dense `(B, L, H·D)` float32 copy of `heads` multiplied by `factor`.

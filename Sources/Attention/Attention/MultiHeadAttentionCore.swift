@@ -83,14 +83,14 @@ struct MultiHeadAttentionCore {
         }
     }
 
-    /// Attention of the heads: `(B, Lq, Hq·Dv)`, the heads merged as an output projection reads
-    /// them, and with `returningWeights` the weights `(B, Hq, Lq, Lk)` from ``attentionWeights``
-    /// (the output then their product with the values, as the references compute it); otherwise
-    /// the fused kernel (or `algorithm`) and no weights.
+    /// Attention of the heads: `(B, Lq, Hq·Dv)` from the fused kernel (or `algorithm`), the heads
+    /// merged as an output projection reads them, and with `returningWeights` the weights
+    /// `(B, Hq, Lq, Lk)` from ``attentionWeights`` (the same masks, scale and dropout decisions,
+    /// so the output is the same with or without them).
     ///
     /// - Parameters:
     ///   - scale: the scores' scale; `nil` for `1/√Dqk`.
-    ///   - maskedRows: what a query row with no visible key gives, on either path.
+    ///   - maskedRows: what a query row with no visible key gives, in the output and the weights.
     ///   - broadcastDropout: one dropout pattern for every (batch, head) (Flax).
     /// - Throws: `AttentionError` from the kernels.
     func attend(
@@ -99,12 +99,6 @@ struct MultiHeadAttentionCore {
         algorithm: AttentionAlgorithm = .fused, context: @autoclosure () -> String
     ) throws -> (output: Tensor, weights: Tensor?) {
         let scale = scale ?? 1 / Float(heads.query.dim).squareRoot()
-        if returningWeights {
-            let weights = try attentionWeights(
-                query: heads.query, key: heads.key, mask: mask, scale: scale, maskedRows: maskedRows, dropout: dropout,
-                broadcastDropout: broadcastDropout)
-            return (try weightedValues(weights, value: heads.value), weights)
-        }
         var call = AttentionKernelCall(query: heads.query, key: heads.key, value: heads.value)
         (call.mask, call.scale, call.dropout, call.broadcastDropout) = (mask, scale, dropout, broadcastDropout)
         (call.maskedRows, call.algorithm) = (maskedRows, algorithm)
@@ -112,11 +106,45 @@ struct MultiHeadAttentionCore {
         let output = try call.run(
             outputShape: [batch, length, heads.query.heads * heads.value.dim], outputLayout: .sequence,
             context: context()).output
-        return (output, nil)
+        guard returningWeights else { return (output, nil) }
+        let weights = try attentionWeights(
+            query: heads.query, key: heads.key, mask: mask, scale: scale, maskedRows: maskedRows, dropout: dropout,
+            broadcastDropout: broadcastDropout)
+        return (output, weights)
     }
 
     /// `layer`'s output `(B, L, outputShape...)` as rows `(B, L, outputSize)`.
     private func flattened(_ tensor: Tensor, _ layer: Linear) throws -> Tensor {
         try tensor.reshaped(Array(tensor.shape.prefix(2)) + [layer.outputSize])
+    }
+}
+
+extension StridedHeads {
+    /// The heads as a dense `(B, L, H·D)` tensor of their dtype: the tensor itself when it is laid
+    /// out so already, else a copy (for hooks that take dense heads).
+    ///
+    /// - Throws: `AttentionError` when the copy cannot be allocated.
+    func denseRows() throws -> Tensor {
+        let shape = [batch, length, width]
+        if offset == 0, headStride == dim, positionStride == width, batchStride == length * width || batch == 1,
+           tensor.count == batch * length * width
+        {
+            return try tensor.reshaped(shape)
+        }
+        let result = try Tensor(uninitializedShape: shape, dtype: dtype, argument: "heads")
+        let size = dtype.byteSize
+        if result.count == 0 { return result }
+        withExtendedLifetime(tensor) {
+            let source = pointer!, target = result.storage.bytes.baseAddress!
+            for b in 0..<batch {
+                for l in 0..<length {
+                    for h in 0..<heads {
+                        let from = source + (b * batchStride + l * positionStride + h * headStride) * size
+                        (target + ((b * length + l) * heads + h) * dim * size).copyMemory(from: from, byteCount: dim * size)
+                    }
+                }
+            }
+        }
+        return result
     }
 }

@@ -137,7 +137,6 @@ extension MultiheadAttention: Layer {
     /// ``callAsFunction(query:key:value:mask:inference:dropoutSeed:rotary:processHeads:)``.
     public func callAsFunction(_ inputs: Inputs) throws -> AttentionResult {
         let (query, key, value, mask) = (inputs.query, inputs.key, inputs.value, inputs.mask)
-        let (rotary, processHeads) = (inputs.rotary, inputs.processHeads)
         try validateParameters()
         try requireFloat32Parameters()
         try requireFloat32Activations(["query": query, "key": key, "value": value])
@@ -145,85 +144,72 @@ extension MultiheadAttention: Layer {
         let batched = query.rank == 3
         let maskStrides = try validateMask(mask, batched: batched, batch: batch, length: length, keyLength: keyLength)
         let dropout = try activeDropout(inference: inputs.inference, seed: inputs.dropoutSeed)
-        if let rotary, rotary.embeddingSize != qkSize {
+        if let rotary = inputs.rotary, rotary.embeddingSize != qkSize {
             throw AttentionError.invalidArgument(
-                argument: "rotary",
-                reason: "its embeddingSize \(rotary.embeddingSize) must equal qkSize \(qkSize)")
+                argument: "rotary", reason: "its embeddingSize \(rotary.embeddingSize) must equal qkSize \(qkSize)")
         }
-
-        let (h, qk, vo) = (heads, qkSize, voSize)
+        func batchMajor(_ x: Tensor) throws -> Tensor { batched ? x : try x.reshaped([1] + x.shape) }
+        let selfAttention = isSelfAttention(query: query, key: key, value: value)
+        let projections: InputProjections = selfAttention
+            ? .packed(try packedInputProjection())
+            : .separate(query: queryProjection, key: keyProjection, value: valueProjection)
+        var heads = try core.project(
+            query: batchMajor(query), key: batchMajor(key), value: batchMajor(value), with: projections)
+        if let rotary = inputs.rotary { try rotate(&heads, with: rotary, packed: selfAttention) }
+        if let processHeads = inputs.processHeads { heads = try processed(heads, by: processHeads, batched: batched) }
+        var kernelMask = KernelMask()
+        if let mask { kernelMask.allowed = (mask.values, maskStrides) }
+        let (attended, weights) = try core.attend(
+            heads, mask: kernelMask, scale: 1 / Float(qkSize).squareRoot(), dropout: dropout, maskedRows: .meanOfValues,
+            returningWeights: inputs.returningWeights,
+            context: "query \(query.shape), key \(key.shape), value \(value.shape)")
         let lead = batched ? [batch] : []
-        var views: (query: StridedHeads, key: StridedHeads, value: StridedHeads)
-        var separate: AttentionHeads? = nil
-        if isSelfAttention(query: query, key: key, value: value) {
-            // One matmul; the heads are read in place from its rows [q heads | k heads | v heads].
-            let (weight, bias) = try packedInputProjection()
-            var packed = try projectLastAxis(query, weight: weight, layout: .outputsByInputs, bias: bias)
-            let width = 2 * h * qk + h * vo
-            if let rotary {
-                // The query and key heads are adjacent in every row: rotate them as 2H heads at once.
-                var queryAndKey = StridedHeads(rows: packed, batch: batch, length: length, rowWidth: width, heads: 2 * h, dim: qk)
-                try rotary.rotate(&queryAndKey, positionOffset: 0)
-                packed = queryAndKey.tensor
-            }
-            if processHeads != nil || inputs.returningWeights {
-                separate = AttentionHeads(
-                    query: try packed.sliced(0 ..< h * qk, axis: -1).reshaped(lead + [length, h, qk]),
-                    key: try packed.sliced(h * qk ..< 2 * h * qk, axis: -1).reshaped(lead + [keyLength, h, qk]),
-                    value: try packed.sliced(2 * h * qk ..< width, axis: -1).reshaped(lead + [keyLength, h, vo]))
-            }
-            views = (
-                StridedHeads(rows: packed, batch: batch, length: length, rowWidth: width, offset: 0, heads: h, dim: qk),
-                StridedHeads(
-                    rows: packed, batch: batch, length: keyLength, rowWidth: width, offset: h * qk, heads: h, dim: qk),
-                StridedHeads(
-                    rows: packed, batch: batch, length: keyLength, rowWidth: width, offset: 2 * h * qk, heads: h,
-                    dim: vo))
-        } else {
-            var heads = AttentionHeads(
-                query: try queryProjection(query).reshaped(lead + [length, h, qk]),
-                key: try keyProjection(key).reshaped(lead + [keyLength, h, qk]),
-                value: try valueProjection(value).reshaped(lead + [keyLength, h, vo]))
-            if let rotary {
-                try rotary.rotateHeads(&heads.query)
-                try rotary.rotateHeads(&heads.key)
-            }
-            separate = heads
-            views = Self.views(of: heads, batch: batch, length: length, keyLength: keyLength, h: h, qk: qk, vo: vo)
-        }
-        if let processHeads, var heads = separate {
-            let shapes = [heads.query.shape, heads.key.shape, heads.value.shape]
-            try processHeads(&heads)
-            for (name, before, after) in zip3(["query", "key", "value"], shapes, [heads.query.shape, heads.key.shape, heads.value.shape])
-            where before != after {
-                throw AttentionError.shapeMismatch(
-                    argument: "processHeads",
-                    expected: "\(name) heads of shape \(before): processHeads must not change the shape of the heads",
-                    actual: after)
-            }
-            views = Self.views(of: heads, batch: batch, length: length, keyLength: keyLength, h: h, qk: qk, vo: vo)
-            separate = heads
-        }
+        let output = try outputProjection(attended.reshaped(lead + [length, self.heads * voSize]))
+        return AttentionResult(
+            output: output, weights: try weights.map { try $0.reshaped(lead + [self.heads, length, keyLength]) })
+    }
 
-        var call = AttentionKernelCall(query: views.query, key: views.key, value: views.value)
-        if let mask { call.mask.allowed = (mask.values, maskStrides) }
-        (call.scale, call.dropout, call.maskedRows) = (1 / Float(qk).squareRoot(), dropout, .meanOfValues)
-        let attended = try call.run(
-            outputShape: lead + [length, h * vo], outputLayout: .sequence,
-            context: "query \(query.shape), key \(key.shape), value \(value.shape)").output
-        let output = try outputProjection(attended)
-        guard inputs.returningWeights, let heads = separate else { return AttentionResult(output: output) }
-        // Equinox's mask (B, L, S) is per example for every head: (B, 1, L, S) in Flax's layout.
-        let weightsMask = try mask.map { mask in
-            batched && mask.rank == 3 ? try BooleanMask(shape: [batch, 1, length, keyLength], values: mask.values) : mask
+    /// The heads of this module: ``heads`` of ``qkSize`` for queries and keys, ``voSize`` for values.
+    var core: MultiHeadAttentionCore { MultiHeadAttentionCore(heads: heads, queryKeySize: qkSize, valueSize: voSize) }
+
+    /// Rotates the query and key heads in place (positions from 0); in one packed projection
+    /// they are adjacent in every row, so they are rotated as 2H heads at once.
+    private func rotate(_ heads: inout ProjectedHeads, with rotary: RotaryPositionalEmbedding, packed: Bool) throws {
+        if packed {
+            var queryAndKey = heads.query
+            queryAndKey.heads *= 2
+            try rotary.rotate(&queryAndKey, positionOffset: 0)
+            (heads.query.tensor, heads.key.tensor, heads.value.tensor) = (queryAndKey.tensor, queryAndKey.tensor, queryAndKey.tensor)
+        } else {
+            try rotary.rotate(&heads.query, positionOffset: 0)
+            try rotary.rotate(&heads.key, positionOffset: 0)
         }
-        let weights = try dotProductAttentionWeights(
-            query: heads.query, key: heads.key, mask: weightsMask, dropout: dropout, broadcastDropout: false)
-        return AttentionResult(output: output, weights: weights)
+    }
+
+    /// Equinox's `process_heads` on dense copies of the heads, `(B, L, H, d)` (no `B` unbatched),
+    /// which it may change in value but not in shape.
+    private func processed(
+        _ heads: ProjectedHeads, by process: (inout AttentionHeads) throws -> Void, batched: Bool
+    ) throws -> ProjectedHeads {
+        func dense(_ view: StridedHeads) throws -> Tensor {
+            let shape = [view.length, view.heads, view.dim]
+            return try view.denseRows().reshaped(batched ? [view.batch] + shape : shape)
+        }
+        var tensors = AttentionHeads(query: try dense(heads.query), key: try dense(heads.key), value: try dense(heads.value))
+        let before = [tensors.query.shape, tensors.key.shape, tensors.value.shape]
+        try process(&tensors)
+        let after = [tensors.query.shape, tensors.key.shape, tensors.value.shape]
+        for (name, (old, new)) in zip(["query", "key", "value"], zip(before, after)) where old != new {
+            throw AttentionError.shapeMismatch(
+                argument: "processHeads",
+                expected: "\(name) heads of shape \(old): processHeads must not change the shape of the heads", actual: new)
+        }
+        func view(_ tensor: Tensor, like old: StridedHeads) -> StridedHeads {
+            StridedHeads(dense: tensor, layout: .sequence, batch: old.batch, length: old.length, heads: old.heads, dim: old.dim)
+        }
+        return ProjectedHeads(
+            query: view(tensors.query, like: heads.query), key: view(tensors.key, like: heads.key),
+            value: view(tensors.value, like: heads.value))
     }
 }
 
-/// Three sequences zipped.
-fileprivate func zip3<A, B, C>(_ a: [A], _ b: [B], _ c: [C]) -> [(A, B, C)] {
-    zip(a, zip(b, c)).map { ($0, $1.0, $1.1) }
-}

@@ -3,19 +3,10 @@
 extension MultiheadAttention {
     // MARK: - Helpers
 
-    static func views(
-        of heads: AttentionHeads, batch: Int, length: Int, keyLength: Int, h: Int, qk: Int, vo: Int
-    ) -> (query: StridedHeads, key: StridedHeads, value: StridedHeads) {
-        (
-            StridedHeads(dense: heads.query, layout: .sequence, batch: batch, length: length, heads: h, dim: qk),
-            StridedHeads(dense: heads.key, layout: .sequence, batch: batch, length: keyLength, heads: h, dim: qk),
-            StridedHeads(dense: heads.value, layout: .sequence, batch: batch, length: keyLength, heads: h, dim: vo)
-        )
-    }
-
-    /// The query, key and value weights stacked `(2·H·qkSize + H·voSize, querySize)`, and their
-    /// biases (zeros for an absent one) when any is present.
-    func packedInputProjection() throws -> (weight: Tensor, bias: Tensor?) {
+    /// The query, key and value layers as one: weights stacked `(2·H·qkSize + H·voSize,
+    /// querySize)` and biases (zeros for an absent one) when any is present, built once per set
+    /// of parameters.
+    func packedInputProjection() throws -> Linear {
         let layers = [queryProjection, keyProjection, valueProjection]
         // One matrix multiply over the stacked weights: they share one dtype (any of the three).
         for (name, layer) in zip(["key_proj.weight", "value_proj.weight"], layers.dropFirst())
@@ -25,12 +16,13 @@ extension MultiheadAttention {
                 reason: "self-attention stacks the projection weights: they must share query_proj.weight's dtype, "
                     + "\(queryProjection.weight.dtype); convert them together with convertingWeights(to:)")
         }
-        return try packedQKV.packed(for: layers.map(\.weight) + layers.map(\.bias)) {
+        let (weight, bias) = try packedQKV.packed(for: layers.map(\.weight) + layers.map(\.bias)) {
             let weight = try Tensor.concatenated(layers.map(\.weight), axis: 0)
             guard layers.contains(where: { $0.bias != nil }) else { return (weight, nil) }
             let biases = try layers.map { try $0.bias ?? Tensor(zeros: [$0.outputSize]) }
             return (weight, try Tensor.concatenated(biases, axis: 0))
         }
+        return try Linear(weight: weight, bias: bias)
     }
 
     /// Checks the projections (public and mutable) against `heads`, `qkSize` and `voSize`.
