@@ -5,11 +5,15 @@
 /// The attention weights `(B, Hq, Lq, Lk)` of heads read in place, as the reference libraries
 /// compute them: the query scaled first (`q · scale`, as PyTorch's `q_scaled`, Flax's and
 /// Equinox's `query / √depth`), one matrix multiply per (batch, head) accumulated onto the
-/// additive bias, every masked score set to `-infinity`, a row softmax whose fully masked rows
-/// become what `maskedRows` says (NaN for PyTorch, uniform for Equinox and Flax, which mask with
-/// the most negative float), then dropout with the kernels' counters (`((b·Hq + h)·Lq + i)·Lk + j`,
+/// additive bias, every masked score replaced, a row softmax, then dropout with the kernels' counters (`((b·Hq + h)·Lq + i)·Lk + j`,
 /// or `i·Lk + j` for every (b, h) with `broadcastDropout`), so the fused kernel drops the same
 /// weights for the same seed.
+///
+/// `maskedRows` says what a fully masked row gives. `.meanOfValues` is Equinox's and Flax's
+/// masking: a masked score is replaced by the most negative float (`finfo.min`), so such a row is
+/// uniform while a row of `-infinity` biases is still NaN, as in their softmax. Otherwise masked
+/// scores are `-infinity` and a row with no finite score is NaN (PyTorch's plain softmax) or
+/// zeros.
 ///
 /// The query is `float32`; the key may be half precision (widened exactly by the multiply).
 ///
@@ -31,7 +35,7 @@ func attentionWeights(
         for b in 0..<batch {
             for h in 0..<heads {
                 let c = w + (b * heads + h) * block
-                let biased = mask.bias.map { fill(c, rows: lengthQ, columns: lengthK, from: $0, batch: b, head: h) } != nil
+                let biased = mask.bias.map { copyBias(into: c, rows: lengthQ, columns: lengthK, from: $0, batch: b, head: h) } != nil
                 try multiplyMatrices(
                     m: lengthQ, n: lengthK, k: dim, a: q + (b * lengthQ * heads + h) * dim, lda: heads * dim,
                     b: k + (b * key.batchStride + h / group * key.headStride) * key.dtype.byteSize,
@@ -39,8 +43,11 @@ func attentionWeights(
                     accumulate: biased, context: context)
             }
         }
-        maskScores(w, mask, batch: batch, heads: heads, lengthQ: lengthQ, lengthK: lengthK)
-        try softmaxRows(w, rows: batch * heads * lengthQ, length: lengthK, stride: lengthK, maskedRows: maskedRows, context: context)
+        let fill: Float = maskedRows == .meanOfValues ? -.greatestFiniteMagnitude : -.infinity
+        maskScores(w, mask, with: fill, batch: batch, heads: heads, lengthQ: lengthQ, lengthK: lengthK)
+        try softmaxRows(
+            w, rows: batch * heads * lengthQ, length: lengthK, stride: lengthK,
+            maskedRows: maskedRows == .zero ? .zero : .nan, context: context)
     }
     if let dropout, dropout.probability > 0 {
         let keep = dropout.decision()
@@ -74,8 +81,8 @@ private func scaledCopy(_ heads: StridedHeads, by factor: Float) throws(Attentio
 
 /// Copies the bias scores of (`batch`, `head`) into the `(rows, columns)` block `c` through the
 /// bias's broadcast strides.
-private func fill(
-    _ c: UnsafeMutablePointer<Float>, rows: Int, columns: Int, from bias: (tensor: Tensor, strides: ScoreStrides),
+private func copyBias(
+    into c: UnsafeMutablePointer<Float>, rows: Int, columns: Int, from bias: (tensor: Tensor, strides: ScoreStrides),
     batch: Int, head: Int
 ) {
     let s = bias.strides
@@ -85,10 +92,11 @@ private func fill(
     }
 }
 
-/// Sets every score the mask hides to `-infinity`: causality, the window, key lengths and the
+/// Replaces every score the mask hides by `fill`: causality, the window, key lengths and the
 /// boolean mask, with the kernels' semantics (attn.h).
 private func maskScores(
-    _ w: UnsafeMutablePointer<Float>, _ mask: KernelMask, batch: Int, heads: Int, lengthQ: Int, lengthK: Int
+    _ w: UnsafeMutablePointer<Float>, _ mask: KernelMask, with fill: Float, batch: Int, heads: Int, lengthQ: Int,
+    lengthK: Int
 ) {
     let shift = mask.causal == .topLeft ? 0 : lengthK - lengthQ
     for b in 0..<batch {
@@ -98,7 +106,7 @@ private func maskScores(
                 let row = w + ((b * heads + h) * lengthQ + i) * lengthK
                 let anchor = i + shift
                 for j in 0..<lengthK where isHidden(j, anchor: anchor, row: (b, h, i), visibleKeys, mask) {
-                    row[j] = -.infinity
+                    row[j] = fill
                 }
             }
         }

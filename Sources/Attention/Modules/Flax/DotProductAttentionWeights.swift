@@ -39,77 +39,30 @@ public func dotProductAttentionWeights(
     dropout: Dropout? = nil, broadcastDropout: Bool = true
 ) throws -> Tensor {
     try query.requireFloat32("query", reason: "the scores are a matrix multiply whose float32 operand is the query (the key may be half precision)")
-    try bias?.requireFloat32("bias", reason: "the additive bias is float32")
     let shapes = try FlaxHeads(query: query, key: key, value: nil)
-    let (batchShape, lengthQ, lengthK) = (shapes.batchShape, shapes.lengthQ, shapes.lengthK)
-    let (heads, depth, scoresShape) = (shapes.heads, shapes.depth, shapes.scoresShape)
     if let dropout, !(dropout.probability >= 0 && dropout.probability < 1) {
         throw AttentionError.invalidArgument(
             argument: "dropout.probability", reason: "must be in [0, 1), got \(dropout.probability)")
     }
-    let maskStrides = try mask.map { mask throws(AttentionError) in try shapes.scoreStrides(of: mask.shape, argument: "mask") }
-    let biasStrides = try bias.map { bias throws(AttentionError) in try shapes.scoreStrides(of: bias.shape, argument: "bias") }
-    let batch = try elementCount(of: batchShape, argument: "query")
-    var weights = try Tensor(zeros: scoresShape)
-    let context = "query \(query.shape), key \(key.shape)"
-    if weights.count == 0 { return weights }
-
-    // Scores, one (b, h) at a time: q (L, D) and k (S, D) read in place with row stride H·D.
-    let rowStride = heads * depth
-    try withExtendedLifetime((query, key, weights)) { () throws(AttentionError) in
-        let q = UnsafePointer(query.storage.buffer.baseAddress!), k = UnsafeRawPointer(key.storage.bytes.baseAddress!)
-        let keySize = key.dtype.byteSize
-        let out = weights.storage.buffer.baseAddress!
-        for b in 0..<batch {
-            for h in 0..<heads {
-                try multiplyMatrices(
-                    m: lengthQ, n: lengthK, k: depth,
-                    a: q + b * lengthQ * rowStride + h * depth, lda: rowStride,
-                    b: k + (b * lengthK * rowStride + h * depth) * keySize, ldb: rowStride, bTransposed: true,
-                    bType: key.dtype,
-                    c: out + (b * heads + h) * lengthQ * lengthK, ldc: lengthK, context: context)
-            }
-        }
+    let batch = try elementCount(of: shapes.batchShape, argument: "query")
+    let scores = [batch, shapes.heads, shapes.lengthQ, shapes.lengthK]
+    var kernelMask = KernelMask()
+    if let mask {
+        let flat = try MultiHeadDotProductAttention.flattenedMask(
+            mask, batchShape: shapes.batchShape, heads: shapes.heads, lengthQ: shapes.lengthQ, lengthK: shapes.lengthK,
+            argument: "mask")
+        kernelMask.allowed = (flat.values, ScoreStrides(broadcasting: flat.shape, to: scores)!)
     }
-
-    // Scale, bias, mask (finfo.min, as Flax), then the row softmax. Element `index` of the
-    // scores has the multi-index `scoresShape` gives it; a broadcast operand is read at the dot
-    // product of that index with its strides.
-    let scale = Float(1 / Double(depth).squareRoot())
-    let biasValues = bias?.scalars
-    let maskValues = mask?.values
-    let denseStrides = contiguousStrides(of: scoresShape)
-    func offset(of index: Int, _ strides: [Int]) -> Int {
-        var offset = 0, rest = index
-        for (dense, stride) in zip(denseStrides, strides) {
-            offset += rest / dense * stride
-            rest %= dense
-        }
-        return offset
+    if let bias {
+        let flat = try shapes.flattenedBias(bias)
+        kernelMask.bias = (flat, ScoreStrides(broadcasting: flat.shape, to: scores)!)
     }
-    try weights.withUnsafeMutableBufferPointer { w throws(AttentionError) in
-        for index in w.indices {
-            var score = w[index] * scale
-            if let biasValues, let biasStrides { score += biasValues[offset(of: index, biasStrides)] }
-            if let maskValues, let maskStrides, !maskValues[offset(of: index, maskStrides)] {
-                score = -Float.greatestFiniteMagnitude
-            }
-            w[index] = score
-        }
-        try softmaxRows(
-            w.baseAddress, rows: batch * heads * lengthQ, length: lengthK, stride: lengthK, maskedRows: .nan,
-            context: context)
+    func heads(_ tensor: Tensor, length: Int) -> StridedHeads {
+        StridedHeads(dense: tensor, layout: .sequence, batch: batch, length: length, heads: shapes.heads, dim: shapes.depth)
     }
-
-    if let dropout, dropout.probability > 0 {
-        let keep = dropout.decision()
-        let rows = lengthQ * lengthK
-        weights.withUnsafeMutableBufferPointer { w in
-            for index in w.indices {
-                // index = ((b·H + h)·L + i)·S + j; broadcast keeps only i·S + j.
-                w[index] = keep(w[index], broadcastDropout ? index % rows : index)
-            }
-        }
-    }
-    return weights
+    let weights = try attentionWeights(
+        query: heads(query, length: shapes.lengthQ), key: heads(key, length: shapes.lengthK), mask: kernelMask,
+        scale: Float(1 / Double(shapes.depth).squareRoot()), maskedRows: .meanOfValues, dropout: dropout,
+        broadcastDropout: broadcastDropout)
+    return try weights.reshaped(shapes.scoresShape)
 }

@@ -106,75 +106,60 @@ extension MultiHeadDotProductAttention {
         let dropout = try resolveDropout(deterministic: deterministic, dropoutSeed: dropoutSeed)
         let batch = try elementCount(of: batchShape, argument: "query")
 
-        let q = try projectedHeads(query, with: queryProjection, norm: queryNorm, batch: batch)
-        let k = try projectedHeads(key, with: keyProjection, norm: keyNorm, batch: batch)
-        let v = try projectedHeads(value, with: valueProjection, norm: nil, batch: batch)
-        let headsShape = [batch, n, heads, headDimension]
-
-        try cache.write(keys: k, values: v, count: n)
+        var projected = try projectedHeads(query: query, key: key, value: value, batch: batch)
+        try cache.write(keys: projected.key.denseRows(), values: projected.value.denseRows(), count: n)
+        // The cache is read in place: the first start + n of its maxLength positions.
+        func cached(_ tensor: Tensor, dim: Int) -> StridedHeads {
+            StridedHeads(
+                rows: tensor, batch: batch, length: start + n, capacity: maxLength, rowWidth: heads * dim,
+                heads: heads, dim: dim)
+        }
+        (projected.key, projected.value) = (cached(cache.key, dim: headDimension), cached(cache.value, dim: headDimension))
+        var kernelMask = KernelMask()
+        kernelMask.causal = .bottomRight
+        if let flatMask {
+            // Broadcast over the whole cache; the kernel reads the first start + n columns.
+            let strides = ScoreStrides(broadcasting: flatMask.shape, to: [batch, heads, n, maxLength])!
+            kernelMask.allowed = (flatMask.values, strides)
+        }
         let attended: Tensor
         do {
-            switch attentionFunction.kind {
-            case let .kernel(algorithm):
-                // The cache is read in place: the first start + n of its maxLength positions.
-                func cached(_ tensor: Tensor) -> StridedHeads {
-                    StridedHeads(
-                        rows: tensor, batch: batch, length: start + n, capacity: maxLength,
-                        rowWidth: heads * headDimension, heads: heads, dim: headDimension)
-                }
-                var call = AttentionKernelCall(
-                    query: StridedHeads(
-                        dense: q, layout: .sequence, batch: batch, length: n, heads: heads, dim: headDimension),
-                    key: cached(cache.key), value: cached(cache.value))
-                call.mask.causal = .bottomRight
-                if let flatMask {
-                    // Broadcast over the whole cache; the kernel reads the first start + n columns.
-                    let strides = ScoreStrides(broadcasting: flatMask.shape, to: [batch, heads, n, maxLength])!
-                    call.mask.allowed = (flatMask.values, strides)
-                }
-                (call.dropout, call.broadcastDropout) = (dropout, broadcastDropout)
-                (call.maskedRows, call.algorithm) = (.meanOfValues, algorithm)
-                attended = try call.run(
-                    outputShape: headsShape, outputLayout: .sequence,
-                    context: "query \(q.shape), key cache \(cache.key.shape) (\(start + n) of \(maxLength) positions)").output
-            case .custom:
-                let arguments = AttentionFunction.Arguments(
-                    query: q,
-                    key: try cache.key.reshaped([batch, maxLength, heads, headDimension]),
-                    value: try cache.value.reshaped([batch, maxLength, heads, headDimension]),
-                    mask: AttentionMask(
-                        booleanMask: try Self.cacheMask(flatMask, start: start, count: n, maxLength: maxLength)),
-                    dropout: dropout, broadcastDropout: broadcastDropout)
-                attended = try runAttentionFunction(arguments, expectedShape: headsShape)
-            }
+            attended = try attend(
+                projected, mask: kernelMask,
+                customMask: {
+                    AttentionMask(booleanMask: try Self.cacheMask(flatMask, start: start, count: n, keys: start + n))
+                },
+                dropout: dropout, returningWeights: false,
+                context: "query \(query.shape), key cache \(cache.key.shape) (\(start + n) of \(maxLength) positions)").output
         } catch {
             cache.clear(count: n)
             throw error
         }
         cache.index = start + n
-        return try projectedOutput(attended, batchShape: batchShape)
+        return try projectedOutput(attended, batchShape: batchShape, length: n)
     }
 
-    /// The mask a custom attention function gets while decoding: `(Bm, Hm, n, maxLength)`, slot j
-    /// visible to new query i when `j <= start + i` and the user's mask allows it (Flax's
+    /// The mask a custom attention function gets while decoding, over the `keys` cached
+    /// positions it is given: `(Bm, Hm, n, keys)`, slot j visible to new query i when
+    /// `j <= start + i` and the user's mask allows it (Flax's
     /// `combine_masks(mask, arange(max_len) <= cur_index)`, for n positions).
     private static func cacheMask(
-        _ mask: BooleanMask?, start: Int, count n: Int, maxLength: Int
+        _ mask: BooleanMask?, start: Int, count n: Int, keys: Int
     ) throws -> BooleanMask {
         let shape = mask?.shape ?? [1, 1, 1, 1]
         let (outer, rows, columns) = (shape[0] * shape[1], shape[2], shape[3])
-        let total = try elementCount(of: [outer, n, maxLength], argument: "mask")
+        let total = try elementCount(of: [outer, n, keys], argument: "mask")
         try checkAllocatable(total, of: Bool.self, argument: "mask")
         var values: [Bool] = []
         values.reserveCapacity(total)
         for o in 0..<outer {
             for i in 0..<n {
-                for j in 0..<maxLength {
+                for j in 0..<keys {
                     let allowed = mask.map { $0.values[(o * rows + (rows == 1 ? 0 : i)) * columns + (columns == 1 ? 0 : j)] }
                     values.append(j <= start + i && allowed ?? true)
                 }
             }
         }
-        return try BooleanMask(shape: [shape[0], shape[1], n, maxLength], values: values)
+        return try BooleanMask(shape: [shape[0], shape[1], n, keys], values: values)
     }
 }

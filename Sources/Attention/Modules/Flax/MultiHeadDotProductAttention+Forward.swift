@@ -113,17 +113,17 @@ extension MultiHeadDotProductAttention: Layer {
         let dropout = try resolveDropout(deterministic: inputs.deterministic, dropoutSeed: inputs.dropoutSeed)
         let batch = try elementCount(of: batchShape, argument: "query")
 
-        let q = try projectedHeads(query, with: queryProjection, norm: queryNorm, batch: batch)
-        let k = try projectedHeads(key, with: keyProjection, norm: keyNorm, batch: batch)
-        let v = try projectedHeads(value, with: valueProjection, norm: nil, batch: batch)
-        let arguments = AttentionFunction.Arguments(
-            query: q, key: k, value: v, mask: AttentionMask(booleanMask: flatMask), dropout: dropout,
-            broadcastDropout: broadcastDropout)
-        let attended = try runAttentionFunction(arguments, expectedShape: [batch, lengthQ, heads, headDimension])
-        let output = try projectedOutput(attended, batchShape: batchShape)
-        guard inputs.returningWeights else { return AttentionResult(output: output) }
-        let weights = try dotProductAttentionWeights(query: q, key: k, mask: flatMask)
-        return AttentionResult(output: output, weights: try weights.reshaped(batchShape + [heads, lengthQ, lengthK]))
+        let projected = try projectedHeads(query: query, key: key, value: value, batch: batch)
+        let scores = [batch, heads, lengthQ, lengthK]
+        var kernelMask = KernelMask()
+        if let flatMask { kernelMask.allowed = (flatMask.values, ScoreStrides(broadcasting: flatMask.shape, to: scores)!) }
+        let (attended, weights) = try attend(
+            projected, mask: kernelMask, customMask: { AttentionMask(booleanMask: flatMask) }, dropout: dropout,
+            returningWeights: inputs.returningWeights,
+            context: "query \(query.shape), key \(key.shape), value \(value.shape)")
+        let output = try projectedOutput(attended, batchShape: batchShape, length: lengthQ)
+        return AttentionResult(
+            output: output, weights: try weights.map { try $0.reshaped(batchShape + [heads, lengthQ, lengthK]) })
     }
 }
 

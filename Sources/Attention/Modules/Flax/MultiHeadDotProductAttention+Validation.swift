@@ -120,16 +120,60 @@ extension MultiHeadDotProductAttention {
         return (key, value, batchShape, query.shape[query.rank - 2], lengthK)
     }
 
-    /// The projected (and normalised) heads, flattened to `(B, length, H, d)`.
-    func projectedHeads(_ input: Tensor, with projection: Linear, norm: LayerNorm?, batch: Int) throws -> Tensor {
-        var heads = try projection(input)
-        if let norm { heads = try norm(heads) }
-        return try heads.reshaped([batch, input.shape[input.rank - 2], self.heads, headDimension])
+    /// The heads of this module: ``heads`` of ``headDimension``.
+    var core: MultiHeadAttentionCore { MultiHeadAttentionCore(heads: heads, queryKeySize: headDimension) }
+
+    /// The projected heads of inputs `[batch..., length, features]` (flattened to `B` batches),
+    /// the query and key heads normalised when ``normalizeQK``.
+    func projectedHeads(query: Tensor, key: Tensor, value: Tensor, batch: Int) throws -> ProjectedHeads {
+        func rows(_ x: Tensor) throws -> Tensor { try x.reshaped([batch, x.shape[x.rank - 2], x.shape[x.rank - 1]]) }
+        var heads = try core.project(
+            query: rows(query), key: rows(key), value: rows(value),
+            with: .separate(query: queryProjection, key: keyProjection, value: valueProjection))
+        for (norm, path) in [(queryNorm, \ProjectedHeads.query), (keyNorm, \ProjectedHeads.key)] {
+            guard let norm else { continue }
+            let view = heads[keyPath: path]   // dense (B, L, H·d): the norm is over each head's d
+            let perHead = try view.tensor.reshaped([view.batch, view.length, view.heads, view.dim])
+            heads[keyPath: path].tensor = try norm(perHead).reshaped([view.batch, view.length, view.width])
+        }
+        return heads
+    }
+
+    /// The attention of projected heads through ``attentionFunction``: the kernels over the heads
+    /// in place, or a custom function over dense `(B, L, H, d)` copies; the weights, when asked
+    /// for, from the one weights routine. Masks and dropout as Flax's: a fully masked row is uniform.
+    ///
+    /// - Parameters:
+    ///   - mask: what the kernels and the weights mask.
+    ///   - customMask: the same mask as a custom function takes it.
+    func attend(
+        _ heads: ProjectedHeads, mask: KernelMask, customMask: () throws -> AttentionMask, dropout: Dropout?,
+        returningWeights: Bool, context: @autoclosure () -> String
+    ) throws -> (output: Tensor, weights: Tensor?) {
+        switch attentionFunction.kind {
+        case let .kernel(algorithm):
+            return try core.attend(
+                heads, mask: mask, dropout: dropout, broadcastDropout: broadcastDropout, maskedRows: .meanOfValues,
+                returningWeights: returningWeights, algorithm: algorithm, context: context())
+        case .custom:
+            func dense(_ view: StridedHeads) throws -> Tensor {
+                try view.denseRows().reshaped([view.batch, view.length, view.heads, view.dim])
+            }
+            let arguments = AttentionFunction.Arguments(
+                query: try dense(heads.query), key: try dense(heads.key), value: try dense(heads.value),
+                mask: try customMask(), dropout: dropout, broadcastDropout: broadcastDropout)
+            let output = try runAttentionFunction(
+                arguments, expectedShape: [heads.query.batch, heads.query.length, heads.query.heads, heads.value.dim])
+            let weights = try returningWeights ? attentionWeights(
+                query: heads.query, key: heads.key, mask: mask, scale: 1 / Float(headDimension).squareRoot(),
+                maskedRows: .meanOfValues, dropout: dropout, broadcastDropout: broadcastDropout) : nil
+            return (try output.reshaped([heads.query.batch, heads.query.length, heads.query.heads * heads.value.dim]), weights)
+        }
     }
 
     /// The output projection of `(B, L, H, d)` heads, reshaped to `[batch..., L, out]`.
-    func projectedOutput(_ heads: Tensor, batchShape: [Int]) throws -> Tensor {
-        let output = try outputProjection(heads)   // (B, L, out)
-        return try output.reshaped(batchShape + [heads.shape[1], outFeatures])
+    func projectedOutput(_ heads: Tensor, batchShape: [Int], length: Int) throws -> Tensor {
+        let output = try outputProjection(heads.reshaped([heads.shape[0], length, self.heads, headDimension]))
+        return try output.reshaped(batchShape + [length, outFeatures])
     }
 }
