@@ -115,8 +115,6 @@ extension MultiHeadAttentionWrapper: Layer {
             throw AttentionError.invalidArgument(
                 argument: "x2", reason: "self-attention attends within x; it takes no second sequence")
         }
-        let output = try tutorialAttention(inputs.x, heads: headWeights)
-        let weights = inputs.returningWeights ? try tutorialAttention(inputs.x, heads: headWeights, returningWeights: true) : nil
-        return AttentionResult(output: output, weights: weights)
+        return try tutorialAttention(inputs.x, heads: headWeights, returningWeights: inputs.returningWeights)
     }
 }

@@ -46,14 +46,9 @@ extension TutorialAttention: Layer {
         }
         let names = Kind.isCrossAttention ? ("x1", "x2") : ("x", "x")
         let heads = [headWeights(prefix: "")]
-        let output = try tutorialAttention(
-            inputs.x, context: inputs.context, heads: heads, causal: Kind.isCausal, inputNames: names)
-        let weights = inputs.returningWeights
-            ? try tutorialAttention(
-                inputs.x, context: inputs.context, heads: heads, causal: Kind.isCausal, returningWeights: true,
-                inputNames: names)
-            : nil
-        return AttentionResult(output: output, weights: weights)
+        return try tutorialAttention(
+            inputs.x, context: inputs.context, heads: heads, causal: Kind.isCausal,
+            returningWeights: inputs.returningWeights, inputNames: names)
     }
 }
 

@@ -68,22 +68,23 @@ func validateTutorialHeads(_ heads: [TutorialHeadWeights]) throws(AttentionError
     return sizes
 }
 
-/// The attention of the tutorial's modules over `heads`:
+/// The attention of the tutorial's modules over `heads`, through the shared attention core:
 /// `softmax((x₁ W_query)(x₂ W_key)ᵀ / √dOutKQ) (x₂ W_value)` per head, heads concatenated along
-/// the last axis. `x₂` is `nil` for self-attention (`x₂ = x₁`).
+/// the last axis. `x₂` is `nil` for self-attention (`x₂ = x₁`). All heads' projections are one
+/// layer whose kernel is the weights side by side (`[Q heads | K heads | V heads]`): one product
+/// for self-attention, two (queries; keys and values) for cross-attention.
 ///
 /// - Parameters:
 ///   - x: `(L, dIn)` or `(B, L, dIn)`.
 ///   - context: `nil`, or `(S, dIn)` / `(B, S, dIn)` for cross-attention.
 ///   - causal: mask key j > query i before the softmax (top-left aligned).
-///   - returningWeights: return the attention weights `(B?, H, L, S)` (squeezed to `(B?, L, S)`
-///     for one head) instead of the output, computed by the same kernel with the identity matrix
-///     as the values.
-/// - Returns: `(L, H·dOutV)` or `(B, L, H·dOutV)`.
+///   - returningWeights: also return the attention weights `(B?, H, L, S)` (squeezed to
+///     `(B?, L, S)` for one head).
+/// - Returns: `(L, H·dOutV)` or `(B, L, H·dOutV)`, and the weights when asked for.
 func tutorialAttention(
     _ x: Tensor, context: Tensor? = nil, heads: [TutorialHeadWeights], causal: Bool = false,
     returningWeights: Bool = false, inputNames: (String, String) = ("x", "x")
-) throws -> Tensor {
+) throws -> AttentionResult {
     let (dIn, kq, dv) = try validateTutorialHeads(heads)
     try requireFloat32Activations([inputNames.0: x, inputNames.1: context])
     let rank = x.rank
@@ -91,75 +92,29 @@ func tutorialAttention(
         throw AttentionError.shapeMismatch(
             argument: inputNames.0, expected: "[L, \(dIn)] (L, dIn) or batched (B, L, dIn)", actual: x.shape)
     }
-    let batch = rank == 3 ? x.shape[0] : 1
-    let length = x.shape[rank - 2]
-    var keyLength = length
     if let context {
-        guard context.rank == rank, context.shape[rank - 1] == dIn, rank == 2 || context.shape[0] == batch else {
-            let expected = rank == 3 ? "[\(batch), S, \(dIn)] (B, S, dIn)" : "[S, \(dIn)] (S, dIn)"
+        guard context.rank == rank, context.shape[rank - 1] == dIn, rank == 2 || context.shape[0] == x.shape[0] else {
+            let expected = rank == 3 ? "[\(x.shape[0]), S, \(dIn)] (B, S, dIn)" : "[S, \(dIn)] (S, dIn)"
             throw AttentionError.shapeMismatch(
                 argument: inputNames.1, expected: "\(expected), the rank and batch of \(inputNames.0)",
                 actual: context.shape)
         }
-        keyLength = context.shape[rank - 2]
     }
-
-    let h = heads.count
-    let lead = rank == 3 ? [batch] : []
-    let (queryWidth, keyWidth, valueWidth) = (h * kq, h * kq, h * dv)
-    let query: StridedHeads, key: StridedHeads
-    var value: StridedHeads
-    if let context {
-        // Queries from x; keys and values from the context, in one product [K heads | V heads].
-        let queryProjection = try projectLastAxis(
-            x, weight: Tensor.concatenated(heads.map(\.query), axis: 1), layout: .inputsByOutputs)
-        let keyValue = try projectLastAxis(
-            context, weight: Tensor.concatenated(heads.map(\.key) + heads.map(\.value), axis: 1),
-            layout: .inputsByOutputs)
-        query = StridedHeads(
-            rows: queryProjection, batch: batch, length: length, rowWidth: queryWidth, offset: 0, heads: h, dim: kq)
-        key = StridedHeads(
-            rows: keyValue, batch: batch, length: keyLength, rowWidth: keyWidth + valueWidth, offset: 0, heads: h,
-            dim: kq)
-        value = StridedHeads(
-            rows: keyValue, batch: batch, length: keyLength, rowWidth: keyWidth + valueWidth, offset: keyWidth,
-            heads: h, dim: dv)
-    } else {
-        // One product [Q heads | K heads | V heads].
-        let weight = try Tensor.concatenated(heads.map(\.query) + heads.map(\.key) + heads.map(\.value), axis: 1)
-        let packed = try projectLastAxis(x, weight: weight, layout: .inputsByOutputs)
-        let width = queryWidth + keyWidth + valueWidth
-        query = StridedHeads(rows: packed, batch: batch, length: length, rowWidth: width, offset: 0, heads: h, dim: kq)
-        key = StridedHeads(
-            rows: packed, batch: batch, length: length, rowWidth: width, offset: queryWidth, heads: h, dim: kq)
-        value = StridedHeads(
-            rows: packed, batch: batch, length: length, rowWidth: width, offset: queryWidth + keyWidth, heads: h,
-            dim: dv)
-    }
-    if returningWeights {
-        // Σ_j w_ij e_j = row i of the weights: the identity (S, S) as every head's values, shared
-        // by the batch (strides 0).
-        var identity = try Tensor(zeros: [keyLength, keyLength])
-        identity.withUnsafeMutableBufferPointer { buffer in
-            for j in 0 ..< keyLength { buffer[j * keyLength + j] = 1 }
-        }
-        value = StridedHeads(
-            rows: identity, batch: batch, length: keyLength, rowWidth: keyLength, offset: 0, heads: h,
-            dim: keyLength, batchStride: 0)
-        value.headStride = 0
-    }
-    var call = AttentionKernelCall(query: query, key: key, value: value)
-    (call.mask.causal, call.scale) = (causal ? .topLeft : .none, 1 / Float(kq).squareRoot())
-    let output = try call.run(
-        outputShape: [batch, length, h, value.dim], outputLayout: .sequence,
-        context: "\(inputNames.0) \(x.shape), \(h) heads of \(dIn) → \(kq)").output
-    if returningWeights {
-        // (B, L, H, S) → (B, H, L, S), or (B, L, S) for one head.
-        let weights = try output.reshaped([batch, length, h, keyLength])
-        let shaped = h == 1 ? try weights.reshaped(lead + [length, keyLength])
-            : try weights.permuted([0, 2, 1, 3]).reshaped(lead + [h, length, keyLength])
-        return shaped
-    }
-    return try output.reshaped(lead + [length, h * dv])
+    func batchMajor(_ tensor: Tensor) throws -> Tensor { rank == 3 ? tensor : try tensor.reshaped([1] + tensor.shape) }
+    let queries = try batchMajor(x)
+    let keys = try context.map(batchMajor) ?? queries
+    let kernel = try Tensor.concatenated(heads.map(\.query) + heads.map(\.key) + heads.map(\.value), axis: 1)
+    let core = MultiHeadAttentionCore(heads: heads.count, queryKeySize: kq, valueSize: dv)
+    let projected = try core.project(
+        query: queries, key: keys, value: keys, with: .packed(Linear(kernel: kernel, inputAxes: 1)))
+    var mask = KernelMask()
+    mask.causal = causal ? .topLeft : .none
+    let (output, weights) = try core.attend(
+        projected, mask: mask, scale: 1 / Float(kq).squareRoot(), maskedRows: .nan, returningWeights: returningWeights,
+        context: "\(inputNames.0) \(x.shape), \(heads.count) heads of \(dIn) → \(kq)")
+    let (lead, length, keyLength) = (rank == 3 ? [x.shape[0]] : [], queries.shape[1], keys.shape[1])
+    let weightShape = heads.count == 1 ? lead + [length, keyLength] : lead + [heads.count, length, keyLength]
+    return AttentionResult(
+        output: try output.reshaped(lead + [length, heads.count * dv]),
+        weights: try weights.map { try $0.reshaped(weightShape) })
 }
-
