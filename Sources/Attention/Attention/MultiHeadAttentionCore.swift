@@ -15,7 +15,7 @@ package struct ProjectedHeads {
 }
 
 /// How a module's inputs become query, key and value heads.
-enum InputProjections {
+package enum InputProjections {
     /// One layer whose outputs are the query, key and value projections side by side, `[q | k | v]`
     /// (PyTorch's `in_proj_weight`, Llama's stacked `q_proj`/`k_proj`/`v_proj`).
     case packed(Linear)
@@ -25,14 +25,14 @@ enum InputProjections {
 
 /// The shape of a module's heads and how it attends: the one implementation behind every
 /// attention module.
-struct MultiHeadAttentionCore {
+package struct MultiHeadAttentionCore {
     /// Query heads and key/value heads (grouped-query attention when they differ).
     var heads: Int, keyValueHeads: Int
     /// The features of one query/key head and of one value head.
     var queryKeySize: Int, valueSize: Int
 
     /// A core of `heads` query heads over `keyValueHeads` key/value heads (default: as many).
-    init(heads: Int, keyValueHeads: Int? = nil, queryKeySize: Int, valueSize: Int? = nil) {
+    package init(heads: Int, keyValueHeads: Int? = nil, queryKeySize: Int, valueSize: Int? = nil) {
         (self.heads, self.keyValueHeads) = (heads, keyValueHeads ?? heads)
         (self.queryKeySize, self.valueSize) = (queryKeySize, valueSize ?? queryKeySize)
     }
@@ -47,7 +47,7 @@ struct MultiHeadAttentionCore {
     /// when they are one tensor, heads read in place from the products' rows.
     ///
     /// - Throws: the layers' errors.
-    func project(
+    package func project(
         query: Tensor, key: Tensor, value: Tensor, with projections: InputProjections, products: MatrixProducts = .float32
     ) throws -> ProjectedHeads {
         let (q, k, v) = widths
@@ -111,6 +111,44 @@ struct MultiHeadAttentionCore {
             query: heads.query, key: heads.key, mask: mask, scale: scale, maskedRows: maskedRows, dropout: dropout,
             broadcastDropout: broadcastDropout)
         return (output, weights)
+    }
+
+    /// Attention within sequences packed end to end: `heads` hold one batch of `T` rows, the
+    /// sequences' tokens one after another, and each sequence is one kernel call on views of its
+    /// rows, written into its rows of the one result `(T, Hq·Dv)`, in `outputDType`. No token
+    /// sees another sequence's; no padding exists. The lengths are non-negative and add up to `T`
+    /// (the caller checks).
+    ///
+    /// - Parameters:
+    ///   - causal: causal masking within each sequence.
+    ///   - scale: the scores' scale; `nil` for `1/√Dqk`.
+    ///   - threads: the threads each call may use; `nil` for the backend's default.
+    /// - Throws: `AttentionError` from the allocation or the kernels.
+    package func attend(
+        _ heads: ProjectedHeads, sequenceLengths: [Int], causal: AttentionMask.Causal = .none, scale: Float? = nil,
+        threads: Int? = nil, outputDType: Tensor.DType = .float32, context: @autoclosure () -> String
+    ) throws(AttentionError) -> Tensor {
+        var call = AttentionKernelCall(query: heads.query, key: heads.key, value: heads.value)
+        (call.mask.causal, call.scale, call.threads, call.outputDType) = (causal, scale, threads, outputDType)
+        let total = heads.query.length
+        let output = try Tensor(
+            uninitializedShape: [total, heads.query.heads * heads.value.dim], dtype: call.outputDType, argument: "output")
+        if output.count == 0 { return output }
+        let written = StridedHeads(
+            dense: output, layout: .sequence, batch: 1, length: total, heads: heads.query.heads, dim: heads.value.dim)
+        var offset = 0
+        for length in sequenceLengths where length > 0 {
+            func rows(_ view: StridedHeads) -> StridedHeads {
+                var view = view
+                view.offset += offset * view.positionStride
+                view.length = length
+                return view
+            }
+            (call.query, call.key, call.value) = (rows(heads.query), rows(heads.key), rows(heads.value))
+            try call.write(into: rows(written), context: "sequence of \(length) tokens at row \(offset) of \(context())")
+            offset += length
+        }
+        return output
     }
 
     /// `layer`'s output `(B, L, outputShape...)` as rows `(B, L, outputSize)`.

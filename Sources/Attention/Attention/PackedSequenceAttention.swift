@@ -65,23 +65,11 @@ public func scaledDotProductAttention(
         throw AttentionError.shapeMismatch(
             argument: "key", expected: "[\(total), Hkv, Dqk]: the packed query's T rows", actual: key.shape)
     }
-    let output = try Tensor(uninitializedShape: whole.outputShape, dtype: whole.call.outputDType, argument: "output")
-    if output.count == 0 { return output }
-    var call = whole.call
-    call.mask.causal = causal
-    var offset = 0
-    for length in sequenceLengths where length > 0 {
-        func rows(_ heads: StridedHeads) -> StridedHeads {
-            var view = heads
-            view.offset += offset * heads.positionStride
-            view.length = length
-            return view
-        }
-        (call.query, call.key, call.value) = (rows(whole.call.query), rows(whole.call.key), rows(whole.call.value))
-        let written = StridedHeads(
-            dense: output, layout: .sequence, batch: 1, length: total, heads: call.query.heads, dim: call.value.dim)
-        try call.write(into: rows(written), context: "sequence of \(length) tokens at row \(offset) of \(whole.context)")
-        offset += length
-    }
-    return output
+    let heads = ProjectedHeads(query: whole.call.query, key: whole.call.key, value: whole.call.value)
+    let core = MultiHeadAttentionCore(
+        heads: whole.headsQ, keyValueHeads: whole.headsKV, queryKeySize: whole.dimQK, valueSize: whole.dimV)
+    let output = try core.attend(
+        heads, sequenceLengths: sequenceLengths, causal: causal, scale: whole.call.scale, threads: whole.call.threads,
+        outputDType: whole.call.outputDType, context: whole.context)
+    return try output.reshaped(whole.outputShape)
 }

@@ -10,9 +10,10 @@ import Attention
 ///
 /// Parameter names as in `transformers`' `BertLayer` (`attention.self.query.weight`, ...,
 /// `output.LayerNorm.bias`). It runs on a packed ``TokenBatch``: the projections, norms and
-/// feed-forward block on all tokens at once, the attention within each sequence with
-/// `scaledDotProductAttention(packedQuery:key:value:sequenceLengths:)`, so a token only ever
-/// attends within its own sequence and no padding is computed or stored.
+/// feed-forward block on all tokens at once, the attention within each sequence (as
+/// `scaledDotProductAttention(packedQuery:key:value:sequenceLengths:)` computes it), so a token
+/// only ever attends within its own sequence and no padding is computed or stored. The residual
+/// connections are summed by the output projections' matrix multiplies.
 ///
 /// ```swift
 /// let next = try layer(hidden, batch: batch)   // (tokenCount, hiddenSize) → same shape
@@ -101,21 +102,24 @@ public struct BertLayer: ParameterizedModule, Equatable {
                 expected: "[\(batch.tokenCount), \(size)] (tokenCount, hiddenSize), hiddenSize a multiple of \(headCount) heads",
                 actual: hidden.shape)
         }
-        let context = try attention(queries: query(hidden), keys: key(hidden), values: value(hidden), batch: batch)
-        let attended = try attentionNorm(attentionOutput(context).adding(hidden))
+        let context = try attention(hidden, batch: batch)
+        let attended = try attentionNorm(attentionOutput(context, adding: hidden))
         let expanded = try activation(intermediate(attended))
-        return try outputNorm(output(expanded).adding(attended))
+        return try outputNorm(output(expanded, adding: attended))
     }
 
-    /// Multi-head attention of each sequence over itself: `(tokenCount, hiddenSize)` projections
-    /// in, the joined heads `(tokenCount, hiddenSize)` out. The packed rows are read in place as
-    /// `(tokenCount, heads, headSize)`, the layout the projections produce.
-    private func attention(queries: Tensor, keys: Tensor, values: Tensor, batch: TokenBatch) throws -> Tensor {
-        let size = queries.shape[1]
-        let shape = [batch.tokenCount, headCount, size / headCount]
-        let context = try scaledDotProductAttention(
-            packedQuery: queries.reshaped(shape), key: keys.reshaped(shape), value: values.reshaped(shape),
-            sequenceLengths: batch.ranges.map(\.count))
-        return try context.reshaped([batch.tokenCount, size])
+    /// Multi-head attention of each sequence over itself, on the shared attention core: the
+    /// query, key and value projections of the packed tokens read in place as
+    /// `(tokenCount, heads, headSize)`, each sequence attending within its own rows; the joined
+    /// heads `(tokenCount, hiddenSize)` out.
+    private func attention(_ hidden: Tensor, batch: TokenBatch) throws -> Tensor {
+        let size = hidden.shape[1]
+        let core = MultiHeadAttentionCore(heads: headCount, queryKeySize: size / headCount)
+        let rows = try hidden.reshaped([1, batch.tokenCount, size])
+        let heads = try core.project(
+            query: rows, key: rows, value: rows, with: .separate(query: query, key: key, value: value))
+        return try core.attend(
+            heads, sequenceLengths: batch.ranges.map(\.count),
+            context: "\(batch.tokenCount) tokens of \(batch.ranges.count) sequences, \(headCount) heads")
     }
 }
