@@ -93,6 +93,11 @@ extension MultiHeadDotProductAttention {
                 actual: cache.key.shape)
         }
         let (start, maxLength) = (cache.index, cache.maxLength)
+        guard cache.lengths.allSatisfy({ $0 == start }) else {
+            throw AttentionError.invalidArgument(
+                argument: "cache",
+                reason: "its sequences hold different numbers of positions \(cache.lengths); decode steps every sequence at once")
+        }
         guard n <= maxLength - start else {
             throw AttentionError.invalidArgument(
                 argument: "cache",
@@ -107,14 +112,10 @@ extension MultiHeadDotProductAttention {
         let batch = try elementCount(of: batchShape, argument: "query")
 
         var projected = try projectedHeads(query: query, key: key, value: value, batch: batch)
-        try cache.write(keys: projected.key.denseRows(), values: projected.value.denseRows(), count: n)
+        let counts = Array(repeating: n, count: batch)
+        try cache.append(keys: projected.key, values: projected.value, counts: counts)
         // The cache is read in place: the first start + n of its maxLength positions.
-        func cached(_ tensor: Tensor, dim: Int) -> StridedHeads {
-            StridedHeads(
-                rows: tensor, batch: batch, length: start + n, capacity: maxLength, rowWidth: heads * dim,
-                heads: heads, dim: dim)
-        }
-        (projected.key, projected.value) = (cached(cache.key, dim: headDimension), cached(cache.value, dim: headDimension))
+        (projected.key, projected.value) = (cache.keyHeads(length: start + n), cache.valueHeads(length: start + n))
         var kernelMask = KernelMask()
         kernelMask.causal = .bottomRight
         if let flatMask {
@@ -132,10 +133,9 @@ extension MultiHeadDotProductAttention {
                 dropout: dropout, returningWeights: false,
                 context: "query \(query.shape), key cache \(cache.key.shape) (\(start + n) of \(maxLength) positions)").output
         } catch {
-            cache.clear(count: n)
+            cache.removeLast(counts)
             throw error
         }
-        cache.index = start + n
         return try projectedOutput(attended, batchShape: batchShape, length: n)
     }
 

@@ -1,6 +1,9 @@
-/// The keys and values an autoregressive decoder has computed so far, for
-/// ``MultiHeadDotProductAttention/decode(_:key:value:cache:mask:deterministic:dropoutSeed:)``:
-/// Flax's `cache` collection (`cached_key`, `cached_value`, `cache_index`) as an explicit value.
+/// The keys and values an autoregressive decoder has computed so far: the one key/value cache of
+/// this package, behind
+/// ``MultiHeadDotProductAttention/decode(_:key:value:cache:mask:deterministic:dropoutSeed:)``
+/// (Flax's `cache` collection, `cached_key`, `cached_value`, `cache_index`, as an explicit value)
+/// and each layer of a Llama decoder. Every sequence of the batch holds its own number of
+/// positions (``lengths``), so sequences of different lengths decode together.
 ///
 /// ```swift
 /// var rng = SeededGenerator(seed: 0)
@@ -46,12 +49,22 @@ public struct KeyValueCache: Sendable, Equatable {
     /// ```
     public internal(set) var value: Tensor
 
-    /// The number of positions written: the next step writes at this position.
+    /// The number of positions each sequence holds, one per sequence of the flattened batch
+    /// dimensions (one for an unbatched cache): sequence b's next position is written at
+    /// `lengths[b]`.
+    ///
+    /// ```swift
+    /// cache.lengths   // [0, 0] for a new cache of batchShape [2]
+    /// ```
+    public internal(set) var lengths: [Int]
+
+    /// The number of positions written (Flax's `cache_index`): the next step writes at this
+    /// position. When the sequences hold different numbers of positions, the largest.
     ///
     /// ```swift
     /// cache.index   // 0 for a new cache
     /// ```
-    public internal(set) var index: Int
+    public var index: Int { lengths.max() ?? 0 }
 
     /// Creates an empty cache (zeros, index 0) storing its keys and values as `dtype`.
     ///
@@ -69,7 +82,7 @@ public struct KeyValueCache: Sendable, Equatable {
         let shape = batchShape + [maxLength, heads, headDimension]
         key = try Tensor(zeros: shape, dtype: dtype)
         value = try Tensor(zeros: shape, dtype: dtype)
-        index = 0
+        lengths = Array(repeating: 0, count: batchShape.reduce(1, *))
     }
 
     /// Creates a cache from existing contents, such as a Flax `cache` collection
@@ -106,7 +119,7 @@ public struct KeyValueCache: Sendable, Equatable {
         }
         self.key = key
         self.value = value
-        self.index = index
+        lengths = Array(repeating: index, count: key.shape.dropLast(3).reduce(1, *))
     }
 
     /// How the keys and values are stored.
@@ -127,46 +140,70 @@ public struct KeyValueCache: Sendable, Equatable {
     /// The positions still free: `maxLength - index`.
     public var remaining: Int { maxLength - index }
 
-    /// Empties the cache: index 0, every slot zero (a freshly initialised Flax cache).
+    /// Empties the cache: every length 0, every slot zero (a freshly initialised Flax cache).
     public mutating func reset() {
         // Zero bits are +0 in every dtype.
         _ = key.withUnsafeMutableRawBufferPointer { $0.initializeMemory(as: UInt8.self, repeating: 0) }
         _ = value.withUnsafeMutableRawBufferPointer { $0.initializeMemory(as: UInt8.self, repeating: 0) }
-        index = 0
+        lengths = Array(repeating: 0, count: lengths.count)
     }
 
-    /// Writes `(B, n, H, d)` float32 keys and values at positions `index..<index + n` of every
-    /// batch, rounded to the cache's dtype, without moving the index.
+    /// Appends the first `counts[b]` positions of sequence b of `keys` and `values` (heads
+    /// `(B, rows, H, d)` read in place, of any dtype, the heads of a position side by side as a
+    /// projection gives them) at its positions `lengths[b]...`, rounded to the cache's dtype, and
+    /// advances the lengths. The caller has checked the shapes and that every sequence has room.
     ///
     /// - Throws: `AttentionError` from the conversion kernel (which cannot fail for these sizes).
-    mutating func write(keys: Tensor, values: Tensor, count n: Int) throws(AttentionError) {
-        let (batch, maxLength, index) = (key.count / (maxLength * heads * headDimension), self.maxLength, self.index)
-        let row = heads * headDimension, size = dtype.byteSize, dtype = self.dtype
-        for (source, isKey) in [(keys, true), (values, false)] {
-            func copy(_ target: UnsafeMutableRawBufferPointer) throws(AttentionError) {
-                try source.withUnsafeRawBufferPointer { (from) throws(AttentionError) in
-                    for b in 0..<batch {
-                        try convertElements(
-                            from: from.baseAddress! + b * n * row * MemoryLayout<Float>.stride, .float32,
-                            to: target.baseAddress! + (b * maxLength + index) * row * size, dtype, count: n * row)
-                    }
-                }
-            }
-            if isKey { try key.withUnsafeMutableRawBufferPointer(copy) } else { try value.withUnsafeMutableRawBufferPointer(copy) }
-        }
+    mutating func append(keys: StridedHeads, values: StridedHeads, counts: [Int]) throws(AttentionError) {
+        try write(keys, into: &key, counts: counts)
+        try write(values, into: &value, counts: counts)
+        for (b, count) in counts.enumerated() { lengths[b] += count }
     }
 
-    /// Zeros positions `index..<index + n` again (after a failed step).
-    mutating func clear(count n: Int) {
-        let (batch, maxLength, index) = (key.count / (maxLength * heads * headDimension), self.maxLength, self.index)
-        let rowBytes = heads * headDimension * dtype.byteSize
+    /// Takes back the last `counts[b]` positions of each sequence: zeros them and shortens the
+    /// lengths (a step that failed after appending).
+    mutating func removeLast(_ counts: [Int]) {
+        let rowBytes = heads * headDimension * dtype.byteSize, maxLength = self.maxLength
+        for (b, count) in counts.enumerated() { lengths[b] -= count }
+        let lengths = self.lengths
         func zero(_ target: UnsafeMutableRawBufferPointer) {
-            for b in 0..<batch {
-                (target.baseAddress! + (b * maxLength + index) * rowBytes)
-                    .initializeMemory(as: UInt8.self, repeating: 0, count: n * rowBytes)
+            for (b, count) in counts.enumerated() where count > 0 {
+                (target.baseAddress! + (b * maxLength + lengths[b]) * rowBytes)
+                    .initializeMemory(as: UInt8.self, repeating: 0, count: count * rowBytes)
             }
         }
         key.withUnsafeMutableRawBufferPointer(zero)
         value.withUnsafeMutableRawBufferPointer(zero)
+    }
+
+    /// The cached keys of every sequence's first `length` positions, as heads read in place.
+    func keyHeads(length: Int) -> StridedHeads { heads(of: key, length: length) }
+
+    /// The cached values of every sequence's first `length` positions, as heads read in place.
+    func valueHeads(length: Int) -> StridedHeads { heads(of: value, length: length) }
+
+    private func heads(of tensor: Tensor, length: Int) -> StridedHeads {
+        StridedHeads(
+            rows: tensor, batch: lengths.count, length: length, capacity: maxLength, rowWidth: heads * headDimension,
+            heads: heads, dim: headDimension)
+    }
+
+    /// Writes sequence b's first `counts[b]` rows of `source` at its positions `lengths[b]...` of
+    /// `target`, converting each row of heads to the cache's dtype.
+    private func write(_ source: StridedHeads, into target: inout Tensor, counts: [Int]) throws(AttentionError) {
+        let (dtype, maxLength, lengths) = (self.dtype, self.maxLength, self.lengths)
+        let row = heads * headDimension, size = dtype.byteSize, sourceSize = source.dtype.byteSize
+        try withExtendedLifetime(source.tensor) { () throws(AttentionError) in
+            let from = source.pointer!
+            try target.withUnsafeMutableRawBufferPointer { (to) throws(AttentionError) in
+                for (b, count) in counts.enumerated() {
+                    for position in 0..<count {
+                        let heads = from + (b * source.batchStride + position * source.positionStride) * sourceSize
+                        let slot = to.baseAddress! + ((b * maxLength + lengths[b] + position) * row) * size
+                        try convertElements(from: heads, source.dtype, to: slot, dtype, count: row)
+                    }
+                }
+            }
+        }
     }
 }
