@@ -215,7 +215,8 @@ extension KernelTests {
             var module = try MHDPA(
                 heads: 3, inputFeatures: 10, qkvFeatures: 12, outFeatures: 7, normalizeQK: true, using: &rng)
             // Non-trivial biases and scales.
-            for (name, path) in module.parameterPaths where !name.hasSuffix("kernel") {
+            for entry in module.parameterPaths where !entry.name.hasSuffix("kernel") {
+                let (name, path) = (entry.name, entry.path)
                 let shape = module[keyPath: path].shape
                 module[keyPath: path] = try Tensor(randomNormal: shape, mean: name.hasSuffix("scale") ? 1 : 0,
                                                    standardDeviation: 0.3, using: &rng)

@@ -17,8 +17,8 @@ struct PackedAttentionParameters: ParameterizedModule, Equatable {
     }
 
     var parameterPaths: [ParameterPath<Self>] {
-        var paths: [ParameterPath<Self>] = [("in_proj_weight", \.inProjectionWeight)]
-        if inProjectionBias != nil { paths.append(("in_proj_bias", \.inProjectionBias!)) }
+        var paths: [ParameterPath<Self>] = [ParameterPath("in_proj_weight", \.inProjectionWeight)]
+        if inProjectionBias != nil { paths.append(ParameterPath("in_proj_bias", \.inProjectionBias!)) }
         return paths + parameterPaths(of: \.outProjection, prefixedBy: "out_proj")
     }
 }
@@ -63,7 +63,7 @@ struct Stack: ParameterizedModule, Equatable {
 /// A module whose author listed a name twice.
 struct Duplicated: ParameterizedModule {
     var a: Tensor
-    var parameterPaths: [ParameterPath<Self>] { [("w", \.a), ("w", \.a)] }
+    var parameterPaths: [ParameterPath<Self>] { [ParameterPath("w", \.a), ParameterPath("w", \.a)] }
 }
 
 @Suite("ParameterizedModule")

@@ -89,8 +89,8 @@ public struct LayerNorm: ParameterizedModule, Equatable {
     /// `weight` and `bias`, each when present.
     public var parameterPaths: [ParameterPath<LayerNorm>] {
         var paths: [ParameterPath<LayerNorm>] = []
-        if weight != nil { paths.append(("weight", \.weight!)) }
-        if bias != nil { paths.append(("bias", \.bias!)) }
+        if weight != nil { paths.append(ParameterPath("weight", \.weight!)) }
+        if bias != nil { paths.append(ParameterPath("bias", \.bias!)) }
         return paths
     }
 

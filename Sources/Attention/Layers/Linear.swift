@@ -133,8 +133,8 @@ public struct Linear: ParameterizedModule, Equatable {
 
     /// ``weight`` (`weight` or `kernel`), then `bias` when present.
     public var parameterPaths: [ParameterPath<Linear>] {
-        var paths: [ParameterPath<Linear>] = [(weightName, \.weight)]
-        if bias != nil { paths.append(("bias", \.bias!)) }
+        var paths: [ParameterPath<Linear>] = [ParameterPath(weightName, \.weight)]
+        if bias != nil { paths.append(ParameterPath("bias", \.bias!)) }
         return paths
     }
 }

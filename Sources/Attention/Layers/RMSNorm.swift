@@ -27,7 +27,7 @@ public struct RMSNorm: ParameterizedModule, Equatable {
     }
 
     /// `weight`, `transformers`' name.
-    public var parameterPaths: [ParameterPath<RMSNorm>] { [("weight", \.weight)] }
+    public var parameterPaths: [ParameterPath<RMSNorm>] { [ParameterPath("weight", \.weight)] }
 
     /// The normalised input, `(..., size)` → same shape: one `attn_layer_norm` call
     /// (`ATTN_VARIANCE_RMS`), rows in parallel, the mean square summed in `Double`.

@@ -1,9 +1,5 @@
 import Foundation
 
-/// A parameter's name under the reference library's naming (`"out_proj.weight"`) and the key
-/// path to its tensor.
-public typealias ParameterPath<Root> = (name: String, path: WritableKeyPath<Root, Tensor>)
-
 /// A value with named tensor parameters, which can be listed, saved and loaded under the names
 /// PyTorch's `state_dict`, Equinox's fields or Flax's parameter tree use.
 ///
@@ -30,11 +26,11 @@ public typealias ParameterPath<Root> = (name: String, path: WritableKeyPath<Root
 /// Rules for ``parameterPaths``:
 /// - names are unique, in a stable order (the order of the reference module's `state_dict`);
 /// - an optional parameter is listed only when present, through a forced unwrap
-///   (`if bias != nil { paths.append(("bias", \.bias!)) }`), so a checkpoint that has it when the
+///   (`if bias != nil { paths.append(ParameterPath("bias", \.bias!)) }`), so a checkpoint that has it when the
 ///   module does not is reported as unexpected, and the reverse as missing;
 /// - nested modules are listed with ``parameterPaths(of:prefixedBy:)``, arrays of modules with
 ///   their index (`parameterPaths(of: \.layers[i], prefixedBy: "layers.\(i)")`), and a parameter
-///   may be listed under a name of the parent's choosing (`("query_ln.scale", \.queryNorm.weight!)`).
+///   may be listed under a name of the parent's choosing (`ParameterPath("query_ln.scale", \.queryNorm.weight!)`).
 ///
 /// Key paths keep the protocol free of reference types and of any registration step: a module is
 /// a plain `Sendable` struct, copies are independent, and loading writes through
@@ -112,7 +108,9 @@ extension ParameterizedModule {
     public func convertingWeights(to dtype: Tensor.DType) throws -> Self {
         let names = matrixWeightNames
         var result = self
-        for entry in parameterPaths where names.contains(entry.name) {
+        var converted: Set<WritableKeyPath<Self, Tensor>> = []
+        // A tensor stacking several parameters is converted once.
+        for entry in parameterPaths where names.contains(entry.name) && converted.insert(entry.path).inserted {
             result[keyPath: entry.path] = try self[keyPath: entry.path].converting(to: dtype, argument: entry.name)
         }
         return result
@@ -124,9 +122,10 @@ extension ParameterizedModule {
     /// - Throws: `AttentionError.unsupportedDType` naming the first such parameter.
     func requireFloat32Parameters() throws(AttentionError) {
         let names = matrixWeightNames
-        for entry in parameterPaths where !names.contains(entry.name) {
-            try self[keyPath: entry.path].requireFloat32(
-                entry.name, reason: "only matrix-multiply weights may be half precision; this parameter must be float32")
+        for entry in parameterPaths where !names.contains(entry.name) && entry.dtype(in: self) != .float32 {
+            throw .unsupportedDType(
+                argument: entry.name, dtype: entry.dtype(in: self),
+                reason: "only matrix-multiply weights may be half precision; this parameter must be float32")
         }
     }
 
@@ -135,38 +134,36 @@ extension ParameterizedModule {
     ///
     /// ```swift
     /// var parameterPaths: [ParameterPath<Self>] {
-    ///     [("in_proj_weight", \.inProjectionWeight)]
+    ///     [ParameterPath("in_proj_weight", \.inProjectionWeight)]
     ///         + parameterPaths(of: \.outProjection, prefixedBy: "out_proj")   // "out_proj.weight", ...
     /// }
     /// ```
     public func parameterPaths<Child: ParameterizedModule>(
         of child: WritableKeyPath<Self, Child>, prefixedBy prefix: String
     ) -> [ParameterPath<Self>] {
-        self[keyPath: child].parameterPaths.map { entry in
-            (name: parameterName(entry.name, prefixedBy: prefix), path: child.appending(path: entry.path))
-        }
+        self[keyPath: child].parameterPaths.map { $0.appending(to: child, name: parameterName($0.name, prefixedBy: prefix)) }
     }
 
     /// Every parameter with its name, in the order of ``parameterPaths``.
     public var namedParameters: [(name: String, tensor: Tensor)] {
-        parameterPaths.map { (name: $0.name, tensor: self[keyPath: $0.path]) }
+        parameterPaths.map { (name: $0.name, tensor: $0.value(in: self)) }
     }
 
     /// Every parameter's name and shape, in the order of ``parameterPaths``.
     public var parameterShapes: [(name: String, shape: [Int])] {
-        parameterPaths.map { (name: $0.name, shape: self[keyPath: $0.path].shape) }
+        parameterPaths.map { (name: $0.name, shape: $0.shape(in: self)) }
     }
 
     /// The total number of scalars in the parameters.
     public var parameterCount: Int {
-        parameterPaths.reduce(0) { $0 + self[keyPath: $1.path].count }
+        parameterPaths.reduce(0) { $0 + $1.shape(in: self).reduce(1, *) }
     }
 
     /// The parameters by full name (`prefix.name`), like PyTorch's `state_dict(prefix=...)`.
     public func parameterDictionary(prefix: String = "") -> [String: Tensor] {
         var dictionary: [String: Tensor] = [:]
         for entry in parameterPaths {
-            dictionary[parameterName(entry.name, prefixedBy: prefix)] = self[keyPath: entry.path]
+            dictionary[parameterName(entry.name, prefixedBy: prefix)] = entry.value(in: self)
         }
         return dictionary
     }
@@ -224,13 +221,47 @@ extension ParameterizedModule {
         names: [String], prefix: String, strict: Bool, precision: ParameterPrecision,
         shape: (String) -> [Int]?, tensor: (String) throws -> Tensor
     ) throws {
-        let paths = parameterPaths
+        let assignments = try matchedParameters(names: names, prefix: prefix, strict: strict, shape: shape)
+        // Convert everything first, so that a failure (a dtype, out of memory) leaves the module
+        // unchanged.
         let matrixWeights = matrixWeightNames
+        let loaded = try assignments.map { assignment in
+            let stored = try tensor(assignment.name)
+            let isMatrixWeight = matrixWeights.contains(assignment.entry.name)
+            switch precision {
+            case .asStored:
+                if !isMatrixWeight {
+                    try stored.requireFloat32(
+                        assignment.name,
+                        reason: "only matrix-multiply weights may be loaded in half precision; "
+                            + "pass precision: .float32 to widen the other parameters explicitly")
+                }
+                return (entry: assignment.entry, tensor: stored)
+            case let .converting(weightType):
+                let dtype = isMatrixWeight ? weightType : .float32
+                return (entry: assignment.entry, tensor: try stored.converting(to: dtype, argument: assignment.name))
+            }
+        }
+        var blocks: [WritableKeyPath<Self, Tensor>: [(rows: Range<Int>, tensor: Tensor)]] = [:]
+        for (entry, value) in loaded {
+            if let rows = entry.rows { blocks[entry.path, default: []].append((rows, value)) } else { self[keyPath: entry.path] = value }
+        }
+        for (path, parts) in blocks { self[keyPath: path] = try self[keyPath: path].replacingRows(parts) }
+    }
+
+    /// The parameters the checkpoint's `names` give (with `prefix`), after checking names and
+    /// shapes: every problem reported together.
+    ///
+    /// - Throws: `AttentionError.checkpointMismatch`; `.invalidArgument` (`"parameterPaths"`)
+    ///   for a name listed twice.
+    private func matchedParameters(
+        names: [String], prefix: String, strict: Bool, shape: (String) -> [Int]?
+    ) throws -> [(entry: ParameterPath<Self>, name: String)] {
         var expected: Set<String> = []
-        var assignments: [(path: WritableKeyPath<Self, Tensor>, name: String, relativeName: String)] = []
+        var assignments: [(entry: ParameterPath<Self>, name: String)] = []
         var missing: [String] = []
         var mismatches: [ParameterShapeMismatch] = []
-        for entry in paths {
+        for entry in parameterPaths {
             let fullName = parameterName(entry.name, prefixedBy: prefix)
             guard expected.insert(fullName).inserted else {
                 throw AttentionError.invalidArgument(
@@ -241,11 +272,11 @@ extension ParameterizedModule {
                 missing.append(fullName)
                 continue
             }
-            let current = self[keyPath: entry.path].shape
+            let current = entry.shape(in: self)
             if actual != current {
                 mismatches.append(ParameterShapeMismatch(name: fullName, expected: current, actual: actual))
             } else {
-                assignments.append((entry.path, fullName, entry.name))
+                assignments.append((entry, fullName))
             }
         }
         let scope = prefix.isEmpty ? "" : (prefix.hasSuffix(".") ? prefix : prefix + ".")
@@ -255,28 +286,7 @@ extension ParameterizedModule {
             throw AttentionError.checkpointMismatch(
                 missing: strict ? missing : [], unexpected: strict ? unexpected : [], shapeMismatches: mismatches)
         }
-        // Convert everything first, so that a failure (a dtype, out of memory) leaves the module
-        // unchanged.
-        let loaded = try assignments.map { assignment in
-            let isMatrixWeight = matrixWeights.contains(assignment.relativeName)
-            let stored = try tensor(assignment.name)
-            switch precision {
-            case .asStored:
-                if !isMatrixWeight {
-                    try stored.requireFloat32(
-                        assignment.name,
-                        reason: "only matrix-multiply weights may be loaded in half precision; "
-                            + "pass precision: .float32 to widen the other parameters explicitly")
-                }
-                return (path: assignment.path, tensor: stored)
-            case let .converting(weightType):
-                let dtype = isMatrixWeight ? weightType : .float32
-                return (path: assignment.path, tensor: try stored.converting(to: dtype, argument: assignment.name))
-            }
-        }
-        for (path, value) in loaded {
-            self[keyPath: path] = value
-        }
+        return assignments
     }
 
     /// The parameters as a ``SafeTensors`` value, named `prefix.name` and stored as `dtype`

@@ -35,8 +35,8 @@ public struct BertEmbeddings: ParameterizedModule, Equatable {
     /// The names of `transformers`' `BertEmbeddings`.
     public var parameterPaths: [ParameterPath<BertEmbeddings>] {
         [
-            ("word_embeddings.weight", \.wordEmbeddings), ("position_embeddings.weight", \.positionEmbeddings),
-            ("token_type_embeddings.weight", \.tokenTypeEmbeddings),
+            ParameterPath("word_embeddings.weight", \.wordEmbeddings), ParameterPath("position_embeddings.weight", \.positionEmbeddings),
+            ParameterPath("token_type_embeddings.weight", \.tokenTypeEmbeddings),
         ] + parameterPaths(of: \.norm, prefixedBy: "LayerNorm")
     }
 

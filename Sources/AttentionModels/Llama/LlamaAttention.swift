@@ -35,13 +35,13 @@ struct LlamaAttention: ParameterizedModule, Equatable {
     /// projection), `o_proj`.
     var parameterPaths: [ParameterPath<LlamaAttention>] {
         var paths: [ParameterPath<LlamaAttention>] = [
-            ("q_proj.weight", \.projection[weight: 0]), ("k_proj.weight", \.projection[weight: 1]),
-            ("v_proj.weight", \.projection[weight: 2]),
+            ParameterPath("q_proj.weight", \.projection[weight: 0]), ParameterPath("k_proj.weight", \.projection[weight: 1]),
+            ParameterPath("v_proj.weight", \.projection[weight: 2]),
         ]
         if projection.linear.bias != nil {
             paths += [
-                ("q_proj.bias", \.projection[bias: 0]), ("k_proj.bias", \.projection[bias: 1]),
-                ("v_proj.bias", \.projection[bias: 2]),
+                ParameterPath("q_proj.bias", \.projection[bias: 0]), ParameterPath("k_proj.bias", \.projection[bias: 1]),
+                ParameterPath("v_proj.bias", \.projection[bias: 2]),
             ]
         }
         return paths + parameterPaths(of: \.output, prefixedBy: "o_proj")

@@ -99,7 +99,7 @@ public struct LlamaForCausalLM: ParameterizedModule, Equatable {
     /// `transformers`' names: `model.embed_tokens.weight`, `model.layers.N.*`, `model.norm.weight`,
     /// and `lm_head.weight` unless tied.
     public var parameterPaths: [ParameterPath<LlamaForCausalLM>] {
-        var paths: [ParameterPath<LlamaForCausalLM>] = [("model.embed_tokens.weight", \.embedding)]
+        var paths: [ParameterPath<LlamaForCausalLM>] = [ParameterPath("model.embed_tokens.weight", \.embedding)]
         for index in layers.indices {
             paths += parameterPaths(of: \.layers[index], prefixedBy: "model.layers.\(index)")
         }

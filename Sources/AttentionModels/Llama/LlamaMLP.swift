@@ -25,10 +25,10 @@ struct LlamaMLP: ParameterizedModule, Equatable {
     /// `transformers`' names: `gate_proj` and `up_proj` (read from and written to the stacked
     /// projection), `down_proj`.
     var parameterPaths: [ParameterPath<LlamaMLP>] {
-        var paths: [ParameterPath<LlamaMLP>] = [("gate_proj.weight", \.gateUp[weight: 0])]
-        if gateUp.linear.bias != nil { paths.append(("gate_proj.bias", \.gateUp[bias: 0])) }
-        paths.append(("up_proj.weight", \.gateUp[weight: 1]))
-        if gateUp.linear.bias != nil { paths.append(("up_proj.bias", \.gateUp[bias: 1])) }
+        var paths: [ParameterPath<LlamaMLP>] = [ParameterPath("gate_proj.weight", \.gateUp[weight: 0])]
+        if gateUp.linear.bias != nil { paths.append(ParameterPath("gate_proj.bias", \.gateUp[bias: 0])) }
+        paths.append(ParameterPath("up_proj.weight", \.gateUp[weight: 1]))
+        if gateUp.linear.bias != nil { paths.append(ParameterPath("up_proj.bias", \.gateUp[bias: 1])) }
         return paths + parameterPaths(of: \.down, prefixedBy: "down_proj")
     }
 

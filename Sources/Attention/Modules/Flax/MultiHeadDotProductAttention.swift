@@ -255,8 +255,8 @@ public struct MultiHeadDotProductAttention: ParameterizedModule {
             + parameterPaths(of: \.keyProjection, prefixedBy: "key")
             + parameterPaths(of: \.valueProjection, prefixedBy: "value")
             + parameterPaths(of: \.outputProjection, prefixedBy: "out")
-        if queryNorm?.weight != nil { paths.append(("query_ln.scale", \.queryNorm!.weight!)) }
-        if keyNorm?.weight != nil { paths.append(("key_ln.scale", \.keyNorm!.weight!)) }
+        if queryNorm?.weight != nil { paths.append(ParameterPath("query_ln.scale", \.queryNorm!.weight!)) }
+        if keyNorm?.weight != nil { paths.append(ParameterPath("key_ln.scale", \.keyNorm!.weight!)) }
         return paths
     }
 

@@ -268,14 +268,14 @@ public struct TorchMultiheadAttention: ParameterizedModule, Equatable {
     /// `out_proj.bias`, each when present; `bias_k` and `bias_v` shaped as ``convention`` says.
     public var parameterPaths: [ParameterPath<TorchMultiheadAttention>] {
         var paths: [ParameterPath<TorchMultiheadAttention>] = []
-        if inProjectionWeight != nil { paths.append(("in_proj_weight", \.inProjectionWeight!)) }
-        if queryProjectionWeight != nil { paths.append(("q_proj_weight", \.queryProjectionWeight!)) }
-        if keyProjectionWeight != nil { paths.append(("k_proj_weight", \.keyProjectionWeight!)) }
-        if valueProjectionWeight != nil { paths.append(("v_proj_weight", \.valueProjectionWeight!)) }
-        if inProjectionBias != nil { paths.append(("in_proj_bias", \.inProjectionBias!)) }
+        if inProjectionWeight != nil { paths.append(ParameterPath("in_proj_weight", \.inProjectionWeight!)) }
+        if queryProjectionWeight != nil { paths.append(ParameterPath("q_proj_weight", \.queryProjectionWeight!)) }
+        if keyProjectionWeight != nil { paths.append(ParameterPath("k_proj_weight", \.keyProjectionWeight!)) }
+        if valueProjectionWeight != nil { paths.append(ParameterPath("v_proj_weight", \.valueProjectionWeight!)) }
+        if inProjectionBias != nil { paths.append(ParameterPath("in_proj_bias", \.inProjectionBias!)) }
         let biasShape = convention == .torch ? [1, 1, embedDim] : [1, embedDim]
-        if biasKey != nil { paths.append(("bias_k", \.biasKey![storedAs: biasShape])) }
-        if biasValue != nil { paths.append(("bias_v", \.biasValue![storedAs: biasShape])) }
+        if biasKey != nil { paths.append(ParameterPath("bias_k", \.biasKey![storedAs: biasShape])) }
+        if biasValue != nil { paths.append(ParameterPath("bias_v", \.biasValue![storedAs: biasShape])) }
         return paths + parameterPaths(of: \.outProjection, prefixedBy: "out_proj")
     }
 

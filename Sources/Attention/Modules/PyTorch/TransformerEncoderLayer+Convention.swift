@@ -49,12 +49,12 @@ extension TransformerEncoderLayer {
         var paths: [ParameterPath<TransformerEncoderLayer>] = []
         let hasBias = selfAttention.inProjectionBias != nil
         for (index, name) in ["query_proj", "key_proj", "value_proj"].enumerated() {
-            paths.append(("self_attn.\(name).weight", \.selfAttention[equinoxWeight: index]))
-            if hasBias { paths.append(("self_attn.\(name).bias", \.selfAttention[equinoxBias: index])) }
+            paths.append(ParameterPath("self_attn.\(name).weight", \.selfAttention[equinoxWeight: index]))
+            if hasBias { paths.append(ParameterPath("self_attn.\(name).bias", \.selfAttention[equinoxBias: index])) }
         }
-        paths.append(("self_attn.output_proj.weight", \.selfAttention.outProjection.weight))
+        paths.append(ParameterPath("self_attn.output_proj.weight", \.selfAttention.outProjection.weight))
         if selfAttention.outProjection.bias != nil {
-            paths.append(("self_attn.output_proj.bias", \.selfAttention.outProjection.bias!))
+            paths.append(ParameterPath("self_attn.output_proj.bias", \.selfAttention.outProjection.bias!))
         }
         return paths
     }

@@ -80,7 +80,7 @@ public struct TutorialAttention<Kind: TutorialAttentionKind>: ParameterizedModul
 
     /// `W_query`, `W_key`, `W_value`: the tutorial's `nn.Parameter` names, in their order.
     public var parameterPaths: [ParameterPath<Self>] {
-        [("W_query", \.queryWeight), ("W_key", \.keyWeight), ("W_value", \.valueWeight)]
+        [ParameterPath("W_query", \.queryWeight), ParameterPath("W_key", \.keyWeight), ParameterPath("W_value", \.valueWeight)]
     }
 
     /// The weights, named with `prefix` in errors.

@@ -83,7 +83,7 @@ public struct SqueezeExcitation: ParameterizedModule, Equatable {
 
     /// `fc1.weight`, `fc1.bias`, `fc2.weight`, `fc2.bias`.
     public var parameterPaths: [ParameterPath<SqueezeExcitation>] {
-        [("fc1.weight", \.fc1Weight), ("fc1.bias", \.fc1Bias), ("fc2.weight", \.fc2Weight), ("fc2.bias", \.fc2Bias)]
+        [ParameterPath("fc1.weight", \.fc1Weight), ParameterPath("fc1.bias", \.fc1Bias), ParameterPath("fc2.weight", \.fc2Weight), ParameterPath("fc2.bias", \.fc2Bias)]
     }
 
     private func validateParameters() throws(AttentionError) {
