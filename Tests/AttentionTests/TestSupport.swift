@@ -16,6 +16,8 @@ struct ReferenceAttention {
     var logSumExp: [Double]
     /// Per row (b, h, i): whether every score was masked.
     var fullyMasked: [Bool]
+    /// The weights (b, h, i, j) after dropout; NaN in a fully masked row with `.nan`.
+    var weights: [Double]
 }
 
 /// The dropout hash of attn.h, re-implemented: splitmix64 at seed + (counter + 1) * golden gamma,
@@ -68,7 +70,8 @@ func referenceAttention(
     var result = ReferenceAttention(
         output: Array(repeating: 0, count: batch * headsQ * lengthQ * dimV),
         logSumExp: Array(repeating: 0, count: batch * headsQ * lengthQ),
-        fullyMasked: Array(repeating: false, count: batch * headsQ * lengthQ))
+        fullyMasked: Array(repeating: false, count: batch * headsQ * lengthQ),
+        weights: Array(repeating: 0, count: batch * headsQ * lengthQ * lengthK))
 
     for b in 0..<batch {
         for h in 0..<headsQ {
@@ -105,6 +108,7 @@ func referenceAttention(
                     case .zero: continue
                     case .nan:
                         for c in 0..<dimV { result.output[row * dimV + c] = .nan }
+                        for j in 0..<lengthK { result.weights[row * lengthK + j] = .nan }
                         continue
                     case .meanOfValues:
                         for j in 0..<lengthK { weights[j] = 1 / Double(lengthK) }
@@ -116,6 +120,7 @@ func referenceAttention(
                 }
                 for j in 0..<lengthK {
                     let w = kept(j) ? weights[j] * keepScale : 0
+                    result.weights[row * lengthK + j] = w
                     if w == 0 { continue }
                     for c in 0..<dimV {
                         result.output[row * dimV + c] += w * v[((b * headsKV + kvHead) * lengthK + j) * dimV + c]
