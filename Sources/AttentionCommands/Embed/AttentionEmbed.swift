@@ -13,8 +13,8 @@ package struct AttentionEmbed: ParsableCommand {
         discussion: """
             Prints each sentence's token count and the cosine similarity of every pair, with a \
             model folder such as the one `make model-minilm` writes to models/all-MiniLM-L6-v2. \
-            An embedding that is not finite (NaN or infinity) is an error: nothing is printed or \
-            written.
+            An embedding that is not finite (NaN or infinity) is an error: no report is printed \
+            and nothing is written.
             """)
 
     /// The model folder (`--model`).

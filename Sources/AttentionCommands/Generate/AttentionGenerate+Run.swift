@@ -50,6 +50,7 @@ extension AttentionGenerate {
         return .object(["generated_ids": .array(of: ids), "last_logits": numbers])
     }
 
+    /// `duration` in seconds.
     static func seconds(_ duration: Duration) -> Double {
         let (whole, fraction) = duration.components
         return Double(whole) + Double(fraction) * 1e-18

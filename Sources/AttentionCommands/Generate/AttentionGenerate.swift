@@ -17,8 +17,8 @@ package struct AttentionGenerate: ParsableCommand {
             model-0000N-of-0000M.safetensors with model.safetensors.index.json. The prompt runs in \
             one prefill call, then one token per step over a key/value cache. Prints the generated \
             ids, comma-separated, and on standard error "prefill: X tokens/s, decode: Y tokens/s" \
-            (model loading excluded). Logits that are not finite (NaN or infinity) are an error \
-            with --output: nothing is printed or written.
+            (model loading excluded). With --output, logits that are not finite (NaN or \
+            infinity) are an error: no ids are printed and nothing is written.
             """)
 
     /// The model folder (`--model`).
