@@ -6,9 +6,10 @@ func modelFixture(_ name: String) -> String {
         .appendingPathComponent("AttentionModelsTests/Fixtures/\(name)").path
 }
 
-/// A path for a file the test writes, in a folder of its own.
-func temporaryPath(_ name: String) throws -> String {
+/// Runs `body` with a new empty folder, removed afterwards.
+func withTemporaryFolder(_ body: (URL) throws -> Void) throws {
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("attention-commands-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-    return folder.appendingPathComponent(name).path
+    defer { try? FileManager.default.removeItem(at: folder) }
+    try body(folder)
 }

@@ -31,38 +31,42 @@ struct OutputTests {
     }
 
     @Test func generateWritesItsOutputFile() throws {
-        let path = try temporaryPath("generation.json")
-        let command = try AttentionGenerate.parse([
-            "--model", modelFixture("tiny-llama"), "--prompt-ids", "36,81,11,2,99", "--max-new-tokens", "12",
-            "--output", path,
-        ])
-        try command.run()
-        let object = try #require(
-            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
-        // The greedy ids of README's example, which LlamaTests checks against transformers.
-        #expect(object["generated_ids"] as? [Int] == [58, 89, 23, 59, 2, 98, 7, 8, 76, 11, 1, 103])
-        #expect((object["last_logits"] as? [Double])?.count == 128)
+        try withTemporaryFolder { folder in
+            let path = folder.appendingPathComponent("generation.json").path
+            let command = try AttentionGenerate.parse([
+                "--model", modelFixture("tiny-llama"), "--prompt-ids", "36,81,11,2,99", "--max-new-tokens", "12",
+                "--output", path,
+            ])
+            try command.run()
+            let object = try #require(
+                try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+            // The greedy ids of README's example, which LlamaTests checks against transformers.
+            #expect(object["generated_ids"] as? [Int] == [58, 89, 23, 59, 2, 98, 7, 8, 76, 11, 1, 103])
+            #expect((object["last_logits"] as? [Double])?.count == 128)
+        }
     }
 
     @Test func embedWritesItsOutputFile() throws {
-        let input = try temporaryPath("sentences.json")
-        try Data(#"["A man is eating food.", "The girl is carrying a baby."]"#.utf8).write(to: URL(fileURLWithPath: input))
-        let output = input.replacingOccurrences(of: "sentences.json", with: "embeddings.json")
-        let command = try AttentionEmbed.parse([
-            "--model", modelFixture("tiny-bert"), "--input", input, "--output", output, "Hello world",
-        ])
-        try command.run()
-        let parsed = try JSONParser.parse(utf8: [UInt8](Data(contentsOf: URL(fileURLWithPath: output))))
-        guard case let .array(records) = parsed else { Issue.record("not an array: \(parsed)"); return }
-        #expect(records.count == 3)
-        for record in records {
-            guard case let .object(members) = record, case let .array(embedding)? = members["embedding"] else {
-                Issue.record("not a record: \(record)")
-                continue
+        try withTemporaryFolder { folder in
+            let input = folder.appendingPathComponent("sentences.json")
+            let output = folder.appendingPathComponent("embeddings.json")
+            try Data(#"["A man is eating food.", "The girl is carrying a baby."]"#.utf8).write(to: input)
+            let command = try AttentionEmbed.parse([
+                "--model", modelFixture("tiny-bert"), "--input", input.path, "--output", output.path, "Hello world",
+            ])
+            try command.run()
+            let parsed = try JSONParser.parse(utf8: [UInt8](Data(contentsOf: output)))
+            guard case let .array(records) = parsed else { Issue.record("not an array: \(parsed)"); return }
+            #expect(records.count == 3)
+            for record in records {
+                guard case let .object(members) = record, case let .array(embedding)? = members["embedding"] else {
+                    Issue.record("not a record: \(record)")
+                    continue
+                }
+                let norm = embedding.compactMap { if case let .number(text) = $0 { Double(text) } else { nil } }
+                    .reduce(0) { $0 + $1 * $1 }
+                #expect(abs(norm - 1) < 1e-5, "tiny-bert normalises its embeddings")
             }
-            let norm = embedding.compactMap { if case let .number(text) = $0 { Double(text) } else { nil } }
-                .reduce(0) { $0 + $1 * $1 }
-            #expect(abs(norm - 1) < 1e-5, "tiny-bert normalises its embeddings")
         }
     }
 
