@@ -41,6 +41,9 @@ struct JSONWritingTests {
 
     @Test func parsingFromBytesChecksUTF8AndSkipsAByteOrderMark() throws {
         #expect(try JSONParser.parse(utf8: [0xEF, 0xBB, 0xBF] + Array("[1]".utf8)) == .array([.number("1")]))
+        #expect(throws: JSONSyntaxError(message: "duplicate key \"a\"", offset: 10)) {
+            try JSONParser.parse(utf8: [0xEF, 0xBB, 0xBF] + Array(#"{"a":1,"a":2}"#.utf8))
+        }
         #expect(throws: JSONSyntaxError(message: "not valid UTF-8", offset: 0)) {
             try JSONParser.parse(utf8: Array("[\"".utf8) + [0xFF] + Array("\"]".utf8))
         }

@@ -21,7 +21,7 @@ package enum JSONValue: Equatable, Sendable {
     case object([String: JSONValue])
 
     /// A short name of the value's kind for error messages: "a string", "an array", ...
-    package var kindDescription: String {
+    var kindDescription: String {
         switch self {
         case .null: "null"
         case .bool: "a boolean"
@@ -45,7 +45,7 @@ package struct JSONSyntaxError: Error, Equatable {
 /// overflow the stack nor make the parser read outside its buffer.
 package struct JSONParser {
     /// The deepest nesting of arrays and objects accepted. A safetensors header needs 3.
-    package static let maximumDepth = 64
+    static let maximumDepth = 64
 
     private let bytes: [UInt8]
     private var position = 0
@@ -54,12 +54,17 @@ package struct JSONParser {
     /// checking that they are UTF-8; a leading byte-order mark is skipped, as Foundation's decoder
     /// does.
     package static func parse(utf8 bytes: [UInt8]) throws(JSONSyntaxError) -> JSONValue {
-        let text = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(bytes.dropFirst(3)) : bytes
+        let markLength = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
+        let text = Array(bytes.dropFirst(markLength))
         // Valid UTF-8 decodes without replacement characters, so it survives a round trip unchanged.
         guard String(decoding: text, as: UTF8.self).utf8.elementsEqual(text) else {
             throw JSONSyntaxError(message: "not valid UTF-8", offset: 0)
         }
-        return try parse(text)
+        do {
+            return try parse(text)
+        } catch {
+            throw JSONSyntaxError(message: error.message, offset: error.offset + markLength)
+        }
     }
 
     /// Parses one JSON value that spans all of `bytes` (surrounding whitespace allowed); the caller
