@@ -30,7 +30,8 @@ extension AttentionGenerate {
                 cacheDType: cacheType?.dtype))
         }
         let result = timed[0]
-        let document = try outputPath.map { _ throws(CommandFailure) in
+        // Checked before anything is printed: logits that JSON cannot hold stop the command.
+        let document = try outputPath.map { _ in
             try Self.document(ids: result.tokens[0], logits: result.promptLogits.scalars)
         }
         let prefillRate = timed.map { Double(promptIDs.count) / Self.seconds($0.prefillDuration) }.median
