@@ -50,6 +50,10 @@ let package = Package(
         /// `attention-generate`: token generation with a Llama model folder from the command line.
         .executable(name: "attention-generate", targets: ["attention-generate"]),
     ],
+    dependencies: [
+        // The commands' argument parsing only: no library target depends on it.
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
     targets: [
         // MARK: - Public modules
 
@@ -67,21 +71,29 @@ let package = Package(
             dependencies: ["Attention"]
         ),
 
-        /// The command-line front end of `AttentionModels` (arguments parsed by hand: no dependency).
+        /// `attention-embed`'s `main`: `AttentionEmbed` of `AttentionCommands`.
         .executableTarget(
             name: "attention-embed",
-            dependencies: ["AttentionModels", "Attention", "CommandLineSupport"]
+            dependencies: ["AttentionCommands"]
         ),
 
-        /// The command-line front end of the Llama decoder (arguments parsed by hand: no dependency).
+        /// `attention-generate`'s `main`: `AttentionGenerate` of `AttentionCommands`.
         .executableTarget(
             name: "attention-generate",
-            dependencies: ["AttentionModels", "Attention", "CommandLineSupport"]
+            dependencies: ["AttentionCommands"]
         ),
 
-        /// What the two commands share: argument reading, one-line errors and exit statuses,
-        /// output files written in place, medians, the thread count (not a product).
-        .target(name: "CommandLineSupport", dependencies: ["Attention", "CProcessMemory"]),
+        /// The two commands, parsed by swift-argument-parser, and what they share: one-line errors
+        /// and exit statuses, output files written in place, medians, the thread count, the
+        /// allocator policy. A library (not a product) so that tests can parse and run them; with
+        /// its tests, the only target that depends on ArgumentParser.
+        .target(
+            name: "AttentionCommands",
+            dependencies: [
+                "AttentionModels", "Attention", "CProcessMemory",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
 
         /// The commands' allocator policy: freed activations kept for reuse (glibc's `mallopt`,
         /// which Swift's `Glibc` module does not import).
@@ -117,6 +129,16 @@ let package = Package(
             name: "AttentionModelsTests",
             dependencies: ["AttentionModels", "Attention"],
             resources: [.copy("Fixtures")]
+        ),
+
+        /// Tests of the commands: parsing, exit statuses, the JSON they write, and runs on the tiny
+        /// models of `Tests/AttentionModelsTests/Fixtures` (read in place, not copied).
+        .testTarget(
+            name: "AttentionCommandsTests",
+            dependencies: [
+                "AttentionCommands",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
     ]
 )

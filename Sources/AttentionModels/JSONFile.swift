@@ -1,7 +1,14 @@
+import Attention
 import Foundation
 
 /// A JSON object read from one of a model folder's files, with typed accessors whose errors name
 /// the file and the key. Absent keys and `null` read as `nil`; a value of another type throws.
+///
+/// The files are parsed by `Attention`'s strict parser (the one that reads safetensors headers),
+/// not decoded into `Decodable` structs: one parser behaves the same on every platform (a
+/// duplicate key or a trailing comma is an error, an integer is read exactly), and an error can
+/// quote the offending value ("hidden_size must be an integer, got \"32\""), which a
+/// `DecodingError` does not carry.
 struct JSONFile: Sendable {
     /// The file's name, for errors (`config.json`, `1_Pooling/config.json`).
     let name: String
@@ -38,14 +45,14 @@ struct JSONFile: Sendable {
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw .missingFile(path: url.path)
         }
-        let data: Data
+        let bytes: [UInt8]
         do {
-            data = try Data(contentsOf: url)
+            bytes = try [UInt8](Data(contentsOf: url))
         } catch {
             throw .invalidFile(file: name, reason: "cannot be read (\(error.localizedDescription))")
         }
         do {
-            return try JSONDecoder().decode(JSONValue.self, from: data)
+            return try JSONParser.parse(utf8: bytes)
         } catch {
             throw .invalidFile(file: name, reason: "is not valid JSON")
         }
@@ -63,23 +70,21 @@ struct JSONFile: Sendable {
     /// The whole number under `key`.
     func integer(_ key: String) throws(ModelError) -> Int? {
         guard let value = value(key) else { return nil }
-        guard case let .number(number) = value, let integer = Int(exactly: number) else {
-            throw mismatch(key, "an integer", value)
-        }
+        guard let integer = value.integer else { throw mismatch(key, "an integer", value) }
         return integer
     }
 
     /// The finite number under `key`.
     func number(_ key: String) throws(ModelError) -> Double? {
         guard let value = value(key) else { return nil }
-        guard case let .number(number) = value, number.isFinite else { throw mismatch(key, "a number", value) }
+        guard let number = value.double, number.isFinite else { throw mismatch(key, "a number", value) }
         return number
     }
 
     /// The boolean under `key`.
     func boolean(_ key: String) throws(ModelError) -> Bool? {
         guard let value = value(key) else { return nil }
-        guard case let .boolean(boolean) = value else { throw mismatch(key, "true or false", value) }
+        guard case let .bool(boolean) = value else { throw mismatch(key, "true or false", value) }
         return boolean
     }
 
@@ -112,7 +117,7 @@ struct JSONFile: Sendable {
         if case let .array(array) = value { elements = array } else { elements = [value] }
         var result: [Int] = []
         for element in elements {
-            guard case let .number(number) = element, let integer = Int(exactly: number) else {
+            guard let integer = element.integer else {
                 throw mismatch(key, "an integer or an array of integers", value)
             }
             result.append(integer)

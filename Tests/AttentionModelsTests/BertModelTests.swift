@@ -235,4 +235,25 @@ struct TinyBertOutputs: Decodable {
             try BertModel(contentsOf: url)
         }
     }
+
+    /// The strict parser's rules: a duplicate key or a trailing comma is not JSON; an integral
+    /// number written with a fraction or an exponent still reads as an integer, as before.
+    @Test func configurationIsParsedStrictly() throws {
+        let url = try folder { _ in }
+        defer { try? FileManager.default.removeItem(at: url) }
+        let configURL = url.appendingPathComponent("config.json")
+        let text = try String(contentsOf: configURL, encoding: .utf8)
+        let body = text.drop { $0 != "{" }.dropFirst()
+        for broken in ["{\"hidden_size\": 32, " + body, String(text.dropLast(text.hasSuffix("\n") ? 2 : 1)) + ",}"] {
+            try Data(broken.utf8).write(to: configURL)
+            #expect(throws: ModelError.invalidFile(file: "config.json", reason: "is not valid JSON")) {
+                try BertConfiguration(contentsOf: configURL)
+            }
+        }
+        let integral = text.replacing(#/"num_hidden_layers"\s*:\s*2/#, with: #""num_hidden_layers": 2.0"#)
+            .replacing(#/"type_vocab_size"\s*:\s*2/#, with: #""type_vocab_size": 2e0"#)
+        try Data(integral.utf8).write(to: configURL)
+        let configuration = try BertConfiguration(contentsOf: configURL)
+        #expect(configuration.layerCount == 2 && configuration.tokenTypeCount == 2)
+    }
 }

@@ -1,4 +1,5 @@
-// A strict JSON parser (RFC 8259) for safetensors headers.
+// A strict JSON parser (RFC 8259): the package's one JSON reader, for safetensors headers and, with
+// `package` access, for the model folders' configuration files and the commands' files.
 //
 // Foundation's `JSONSerialization` is not used: on Linux it accepts trailing commas, keeps the last
 // of duplicate keys and reads `true` as the integer 1, and its leniency differs between platforms.
@@ -8,7 +9,7 @@
 
 /// A parsed JSON value. Numbers keep their literal text, so integers of any size can be checked
 /// exactly (`18446744073709551615` is not silently rounded through `Double`).
-enum JSONValue: Equatable {
+package enum JSONValue: Equatable, Sendable {
     case null
     case bool(Bool)
     /// The number's text, valid under the JSON grammar (`-?int frac? exp?`).
@@ -33,21 +34,41 @@ enum JSONValue: Equatable {
 }
 
 /// Why a text is not JSON, and the byte offset where the parser noticed.
-struct JSONSyntaxError: Error, Equatable {
-    var message: String
-    var offset: Int
+package struct JSONSyntaxError: Error, Equatable {
+    /// What is wrong: "duplicate key \"a\"", "unterminated string", ...
+    package var message: String
+    /// Where, in bytes from the start of the text.
+    package var offset: Int
 }
 
 /// A recursive-descent parser over UTF-8 bytes with a nesting limit, so hostile input can neither
 /// overflow the stack nor make the parser read outside its buffer.
-struct JSONParser {
+package struct JSONParser {
     /// The deepest nesting of arrays and objects accepted. A safetensors header needs 3.
     static let maximumDepth = 64
 
     private let bytes: [UInt8]
     private var position = 0
 
-    /// Parses one JSON value that spans all of `bytes` (surrounding whitespace allowed).
+    /// Parses one JSON value that spans all of `bytes` (surrounding whitespace allowed), after
+    /// checking that they are UTF-8; a leading byte-order mark is skipped, as Foundation's decoder
+    /// does.
+    package static func parse(utf8 bytes: [UInt8]) throws(JSONSyntaxError) -> JSONValue {
+        let markLength = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
+        let text = Array(bytes.dropFirst(markLength))
+        // Valid UTF-8 decodes without replacement characters, so it survives a round trip unchanged.
+        guard String(decoding: text, as: UTF8.self).utf8.elementsEqual(text) else {
+            throw JSONSyntaxError(message: "not valid UTF-8", offset: 0)
+        }
+        do {
+            return try parse(text)
+        } catch {
+            throw JSONSyntaxError(message: error.message, offset: error.offset + markLength)
+        }
+    }
+
+    /// Parses one JSON value that spans all of `bytes` (surrounding whitespace allowed); the caller
+    /// has checked that `bytes` are UTF-8.
     static func parse(_ bytes: [UInt8]) throws(JSONSyntaxError) -> JSONValue {
         var parser = JSONParser(bytes: bytes)
         parser.skipWhitespace()
@@ -290,34 +311,5 @@ struct JSONParser {
             while isDigit(position) { position += 1 }
         }
         return String(decoding: bytes[start..<position], as: UTF8.self)
-    }
-}
-
-// MARK: - Writing
-
-extension String {
-    /// This string as a JSON string literal: quotes, backslashes and control characters escaped,
-    /// everything else written as UTF-8.
-    var jsonLiteral: String {
-        var result = "\""
-        for scalar in unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            case "\u{08}": result += "\\b"
-            case "\u{0C}": result += "\\f"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16, uppercase: false)
-                    result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    result.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return result + "\""
     }
 }

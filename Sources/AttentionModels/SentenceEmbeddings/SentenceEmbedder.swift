@@ -127,7 +127,7 @@ public struct SentenceEmbedder: Sendable {
                 throw .unsupported(file: name, setting: "do_lower_case", value: "true", supported: ["false"])
             }
             // transformers writes a huge model_max_length (1e30) for "no limit".
-            if case let .number(value)? = file.members[key], value >= 1e9 { continue }
+            if let value = file.members[key]?.double, value >= 1e9 { continue }
             if let length = try file.integer(key) { return length }
         }
         return nil

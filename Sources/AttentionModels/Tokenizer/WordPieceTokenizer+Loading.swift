@@ -1,3 +1,4 @@
+import Attention
 import Foundation
 
 extension WordPieceTokenizer {
@@ -117,7 +118,7 @@ extension WordPieceTokenizer {
         }
         var vocabulary = [String?](repeating: nil, count: entries.count)
         for (token, value) in entries {
-            guard case let .number(number) = value, let id = Int(exactly: number), vocabulary.indices.contains(id),
+            guard let id = value.integer, vocabulary.indices.contains(id),
                 vocabulary[id] == nil
             else {
                 throw .invalidFile(

@@ -3,6 +3,8 @@ enum SimilarityReport {
     /// At most this many sentences get the matrix; more would not fit a terminal.
     static let largestMatrix = 16
 
+    /// Each sentence's token count and shortened text, then the matrix of cosine similarities
+    /// (up to ``largestMatrix`` sentences).
     static func render(sentences: [String], ids: [[Int]], embeddings: [[Float]]) -> String {
         var lines: [String] = []
         for (index, sentence) in sentences.enumerated() {
@@ -28,6 +30,7 @@ enum SimilarityReport {
         return lines.joined(separator: "\n")
     }
 
+    /// The cosine similarity of `a` and `b`, in double precision; 0 when either is zero.
     static func cosine(_ a: [Float], _ b: [Float]) -> Double {
         var dot = 0.0, normA = 0.0, normB = 0.0
         for index in a.indices {
@@ -47,6 +50,7 @@ enum SimilarityReport {
             + String(repeating: "0", count: 3 - digits.count) + digits
     }
 
+    /// `text` filled with spaces to `width`, on the left (right-aligned) unless `left`.
     static func pad(_ text: String, _ width: Int, left: Bool = false) -> String {
         let fill = String(repeating: " ", count: max(0, width - text.count))
         return left ? text + fill : fill + text

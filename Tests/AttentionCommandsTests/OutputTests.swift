@@ -1,0 +1,84 @@
+import ArgumentParser
+import Attention
+import Foundation
+import Testing
+@testable import AttentionCommands
+
+@Suite("Command output")
+struct OutputTests {
+    @Test func nonFiniteEmbeddingIsRefused() throws {
+        let failure = CommandFailure("the embedding of sentence 2 is not finite (NaN or infinity)")
+        #expect(throws: failure) {
+            try SentenceFile.document(ids: [[1], [2]], embeddings: [[0.5, 1], [.nan, 1]])
+        }
+        let embeddings = try Tensor(shape: [2, 2], scalars: [0.5, 1, 1, -.infinity])
+        #expect(throws: failure) { try AttentionEmbed.rows(of: embeddings, count: 2, dimension: 2) }
+        #expect(AttentionEmbed.exitCode(for: failure) == .failure)
+    }
+
+    @Test func nonFiniteLogitsAreRefused() {
+        #expect(throws: CommandFailure.self) {
+            try AttentionGenerate.document(ids: [1], logits: [0.5, .infinity])
+        }
+    }
+
+    @Test func embeddingsDocumentParsesBack() throws {
+        let document = try SentenceFile.document(ids: [[101, 7, 102], [101, 102]], embeddings: [[0.25, -1e-7], [3, 0]])
+        let text = document.serialized
+        #expect(text == #"[{"embedding":[0.25,-1e-07],"ids":[101,7,102]},{"embedding":[3.0,0.0],"ids":[101,102]}]"#)
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]])
+        #expect(parsed.map { $0["ids"] as? [Int] } == [[101, 7, 102], [101, 102]])
+    }
+
+    @Test func generateWritesItsOutputFile() throws {
+        try withTemporaryFolder { folder in
+            let path = folder.appendingPathComponent("generation.json").path
+            let command = try AttentionGenerate.parse([
+                "--model", modelFixture("tiny-llama"), "--prompt-ids", "36,81,11,2,99", "--max-new-tokens", "12",
+                "--output", path,
+            ])
+            try command.run()
+            let object = try #require(
+                try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+            // The greedy ids of README's example, which LlamaTests checks against transformers.
+            #expect(object["generated_ids"] as? [Int] == [58, 89, 23, 59, 2, 98, 7, 8, 76, 11, 1, 103])
+            #expect((object["last_logits"] as? [Double])?.count == 128)
+        }
+    }
+
+    @Test func embedWritesItsOutputFile() throws {
+        try withTemporaryFolder { folder in
+            let input = folder.appendingPathComponent("sentences.json")
+            let output = folder.appendingPathComponent("embeddings.json")
+            try Data(#"["A man is eating food.", "The girl is carrying a baby."]"#.utf8).write(to: input)
+            let command = try AttentionEmbed.parse([
+                "--model", modelFixture("tiny-bert"), "--input", input.path, "--output", output.path, "Hello world",
+            ])
+            try command.run()
+            let parsed = try JSONParser.parse(utf8: [UInt8](Data(contentsOf: output)))
+            guard case let .array(records) = parsed else { Issue.record("not an array: \(parsed)"); return }
+            #expect(records.count == 3)
+            for record in records {
+                guard case let .object(members) = record, case let .array(embedding)? = members["embedding"] else {
+                    Issue.record("not a record: \(record)")
+                    continue
+                }
+                let norm = embedding.compactMap { if case let .number(text) = $0 { Double(text) } else { nil } }
+                    .reduce(0) { $0 + $1 * $1 }
+                #expect(abs(norm - 1) < 1e-5, "tiny-bert normalises its embeddings")
+            }
+        }
+    }
+
+    @Test func runtimeFailuresAreOneLineWithStatusOne() throws {
+        let command = try AttentionEmbed.parse(["--model", "/nonexistent/model", "a sentence"])
+        #expect(throws: (any Error).self) { try command.run() }
+        do {
+            try command.run()
+        } catch {
+            #expect(AttentionEmbed.exitCode(for: error) == .failure)
+            #expect(CommandMain.diagnostic(for: error, of: AttentionEmbed.self)
+                == "attention-embed: /nonexistent/model: no such model folder (make model-minilm downloads all-MiniLM-L6-v2)")
+        }
+    }
+}
