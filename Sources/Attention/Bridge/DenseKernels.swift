@@ -22,9 +22,13 @@ extension Activation {
         try input.requireFloat32("input")
         let output = try Tensor(uninitializedShape: input.shape, argument: "input")
         if input.count == 0 { return output }
+        var params = attn_activate_params_default()
+        params.count = Int64(input.count)
+        params.kind = kernelValue
         let status = withExtendedLifetime((input, output)) {
-            attn_activate(
-                output.storage.buffer.baseAddress, input.storage.buffer.baseAddress, Int64(input.count), kernelValue, 0)
+            params.out = output.storage.buffer.baseAddress
+            params.x = UnsafePointer(input.storage.buffer.baseAddress)
+            return attn_activate(&params)
         }
         if let error = AttentionError(status: status, function: "attn_activate", context: "\(self) of input \(input.shape)") {
             throw error
@@ -39,10 +43,14 @@ extension Activation {
         let width = input.shape[input.rank - 1] / 2
         let output = try Tensor(uninitializedShape: Array(input.shape.dropLast()) + [width], argument: "input")
         if output.count == 0 { return output }
+        var params = attn_gated_activate_params_default()
+        (params.rows, params.width) = (Int64(output.count / width), Int64(width))
+        (params.ld_out, params.ld_x) = (Int64(width), Int64(2 * width))
+        params.kind = kernelValue
         let status = withExtendedLifetime((input, output)) {
-            attn_gated_activate(
-                output.storage.buffer.baseAddress, Int64(width), input.storage.buffer.baseAddress, Int64(2 * width),
-                Int64(output.count / width), Int64(width), kernelValue, 0)
+            params.out = output.storage.buffer.baseAddress
+            params.x = UnsafePointer(input.storage.buffer.baseAddress)
+            return attn_gated_activate(&params)
         }
         if let error = AttentionError(
             status: status, function: "attn_gated_activate", context: "gated \(self) of input \(input.shape)")
@@ -77,11 +85,16 @@ func layerNormRows(
     case .centered(.fast): ATTN_VARIANCE_FAST
     case .rootMeanSquare: ATTN_VARIANCE_RMS
     }
+    var params = attn_layer_norm_params_default()
+    (params.rows, params.n) = (Int64(rows), Int64(size))
+    (params.ld_out, params.ld_x) = (Int64(size), Int64(size))
+    (params.eps, params.variance) = (epsilon, kind)
     let status = withExtendedLifetime((input, output, weight, bias)) {
-        attn_layer_norm(
-            output.storage.buffer.baseAddress, Int64(size), input.storage.buffer.baseAddress, Int64(size),
-            Int64(rows), Int64(size), weight?.storage.buffer.baseAddress, bias?.storage.buffer.baseAddress,
-            epsilon, kind, 0)
+        params.out = output.storage.buffer.baseAddress
+        params.x = UnsafePointer(input.storage.buffer.baseAddress)
+        params.weight = weight.flatMap { UnsafePointer($0.storage.buffer.baseAddress) }
+        params.bias = bias.flatMap { UnsafePointer($0.storage.buffer.baseAddress) }
+        return attn_layer_norm(&params)
     }
     if let error = AttentionError(status: status, function: "attn_layer_norm", context: "input \(input.shape), size \(size)") {
         throw error
@@ -97,7 +110,11 @@ func softmaxRows(
     context: @autoclosure () -> String
 ) throws(AttentionError) {
     if rows == 0 || length == 0 { return }
-    let status = attn_softmax_rows(base, Int64(stride), Int64(rows), Int64(length), maskedRows.kernelValue, 0)
+    var params = attn_softmax_rows_params_default()
+    (params.rows, params.n, params.ld) = (Int64(rows), Int64(length), Int64(stride))
+    params.x = base
+    params.masked_rows = maskedRows.kernelValue
+    let status = attn_softmax_rows(&params)
     if let error = AttentionError(status: status, function: "attn_softmax_rows", context: context()) {
         throw error
     }
@@ -108,10 +125,12 @@ func meanRows(_ input: Tensor, rows: Int, length: Int, outputShape: [Int]) throw
     try input.requireFloat32("input")
     let output = try Tensor(uninitializedShape: outputShape, argument: "input")
     if rows == 0 || length == 0 { return output }
+    var params = attn_mean_rows_params_default()
+    (params.rows, params.n, params.ld) = (Int64(rows), Int64(length), Int64(length))
     let status = withExtendedLifetime((input, output)) {
-        attn_mean_rows(
-            output.storage.buffer.baseAddress, input.storage.buffer.baseAddress, Int64(length), Int64(rows),
-            Int64(length), 0)
+        params.out = output.storage.buffer.baseAddress
+        params.x = UnsafePointer(input.storage.buffer.baseAddress)
+        return attn_mean_rows(&params)
     }
     if let error = AttentionError(status: status, function: "attn_mean_rows", context: "input \(input.shape)") {
         throw error
