@@ -18,9 +18,12 @@
  *                value times it, widths around the vector edges, padded rows, in place
  *   softmax      random rows with -inf entries, all -inf rows under each masked-rows policy, NaN and
  *                +inf entries (whole row NaN)
- *   rotary       both pairings, offsets, several theta, (B, H, L, D) and (B, L, H, D) layouts with
- *                dim < D: against a direct double implementation (Equinox's half split); the tail
- *                and the gaps between rows are untouched
+ *   rotary       both pairings, offsets and per-sequence start positions, several theta, (B, H, L, D)
+ *                and (B, L, H, D) layouts with dim < D: double angles against a direct double
+ *                implementation (Equinox's half split), float angles against the serial float
+ *                formula of transformers (within the rounding of the rotation itself); positions all
+ *                equal to the offset give the bits of no positions; the tail and the gaps between
+ *                rows are untouched
  *   mean rows    against a double sum
  * plus 1 vs 2 threads bitwise identical for every function, and every error status with nothing
  * written. Padded row gaps hold a sentinel, so writes outside the rows are caught.
@@ -100,7 +103,7 @@ static attn_status mean_rows(float *out, const float *x, int64_t ld, int64_t row
 static const float SENTINEL = 1234.5f;
 static const char *isa_name = "";
 /* Worst error seen per function on the current ISA, as a fraction of its tolerance (printed). */
-static double worst_ln, worst_ln_stats, worst_softmax, worst_rope, worst_mean, worst_act[7];
+static double worst_ln, worst_ln_stats, worst_softmax, worst_rope, worst_rope_float, worst_mean, worst_act[7];
 
 static void note_worst(double *slot, double value) {
     if (!(value <= *slot)) *slot = value;
@@ -641,7 +644,62 @@ typedef struct rope_case {
     float theta;
     int64_t offset;
     attn_rotary_pairing pairing;
+    const int64_t *positions;          /* (batch,) per-sequence starts, or NULL (offset for all) */
+    attn_rotary_angles angles;
 } rope_case;
+
+/* The cos and sin of position's angle i in float precision, written out as transformers computes
+ * them (inv_freq = 1 / theta^(arange(0, dim, 2) / dim) in float32, angle = float(p) * inv_freq),
+ * cos and sin in double rounded to float: what Llama's rotary embedding did in Swift. */
+static void float_angle(float theta, int64_t dim, int64_t i, int64_t position, float *c, float *s) {
+    const float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)dim);
+    const float angle = (float)position * inv_freq;
+    *c = (float)cos((double)angle);
+    *s = (float)sin((double)angle);
+}
+
+/* Checks x (rotated) against x0 (before) for every row: the double reference (Equinox's formula,
+ * angles in double) within 3e-7 (|a| + |b|) for double angles; for float angles the serial float
+ * formula's cos and sin, the rotation itself rounded in float at most once per product and once
+ * for the sum (with or without a fused multiply-add), so within 2^-24 (|a c| + |b s| + |result|)
+ * of the same rotation in double. Returns the worst error as a fraction of the tolerance. */
+static double rotary_error(const rope_case *c, const int64_t *stride, const float *x0, const float *x, int *untouched) {
+    const int64_t half = c->dim / 2, row = c->d + c->pad;
+    double worst = 0;
+    for (int64_t b = 0; b < c->batch; b++)
+        for (int64_t h = 0; h < c->heads; h++)
+            for (int64_t l = 0; l < c->len; l++) {
+                const int64_t at = b * stride[0] + h * stride[1] + l * stride[2];
+                const float *in = x0 + at, *got = x + at;
+                for (int64_t j = c->dim; j < row; j++) *untouched &= memcmp(&got[j], &in[j], sizeof(float)) == 0;
+                const int64_t position = (c->positions ? c->positions[b] : c->offset) + l;
+                for (int64_t i = 0; i < half; i++) {
+                    const int64_t ia = c->pairing == ATTN_ROTARY_HALF ? i : 2 * i;
+                    const int64_t ib = c->pairing == ATTN_ROTARY_HALF ? i + half : 2 * i + 1;
+                    const double a = in[ia], bb = in[ib];
+                    double cs, sn, tol_a, tol_b;
+                    if (c->angles == ATTN_ROTARY_ANGLES_FLOAT) {
+                        float fc, fs;
+                        float_angle(c->theta, c->dim, i, position, &fc, &fs);
+                        cs = fc, sn = fs;
+                    } else {
+                        /* Equinox: x * cos + rotate_half(x) * sin, with 1 / theta^(2i/dim). */
+                        const double angle = (double)position * pow((double)c->theta, -2.0 * (double)i / (double)c->dim);
+                        cs = cos(angle), sn = sin(angle);
+                    }
+                    const double ra = a * cs - bb * sn, rb = bb * cs + a * sn;
+                    if (c->angles == ATTN_ROTARY_ANGLES_FLOAT) {
+                        tol_a = 0x1p-24 * (fabs(a * cs) + fabs(bb * sn) + fabs(ra)) + 1e-40;
+                        tol_b = 0x1p-24 * (fabs(bb * cs) + fabs(a * sn) + fabs(rb)) + 1e-40;
+                    } else {
+                        tol_a = tol_b = 3e-7 * (fabs(a) + fabs(bb)) + 1e-30;
+                    }
+                    const double e = fmax(fabs(got[ia] - ra) / tol_a, fabs(got[ib] - rb) / tol_b);
+                    if (!(e <= worst)) worst = e;
+                }
+            }
+    return worst;
+}
 
 static void rotary_case(tu_rng *r, const rope_case *c) {
     const int64_t row = c->d + c->pad;
@@ -661,56 +719,52 @@ static void rotary_case(tu_rng *r, const rope_case *c) {
     memcpy(x0, x, (size_t)total * sizeof(float));
     memcpy(x2, x, (size_t)total * sizeof(float));
 
-    char what[256];
+    char what[320];
     snprintf(what, sizeof what, "%s rotary B=%lld H=%lld L=%lld dim=%lld D=%lld seq_major=%d pad=%lld theta=%g "
-             "offset=%lld pairing=%d", isa_name, (long long)c->batch, (long long)c->heads, (long long)c->len,
-             (long long)c->dim, (long long)c->d, c->seq_major, (long long)c->pad, c->theta, (long long)c->offset,
-             (int)c->pairing);
+             "offset=%lld pairing=%d positions=%s%lld angles=%d", isa_name, (long long)c->batch, (long long)c->heads,
+             (long long)c->len, (long long)c->dim, (long long)c->d, c->seq_major, (long long)c->pad, c->theta,
+             (long long)c->offset, (int)c->pairing, c->positions ? "[0]=" : "none ",
+             (long long)(c->positions ? c->positions[0] : 0), (int)c->angles);
     attn_rotary_params p = attn_rotary_params_default();
     p.batch = c->batch; p.heads = c->heads; p.len = c->len; p.dim = c->dim;
     p.x = x; p.x_stride[0] = stride[0]; p.x_stride[1] = stride[1]; p.x_stride[2] = stride[2];
     p.theta = c->theta; p.position_offset = c->offset; p.pairing = c->pairing; p.num_threads = 1;
+    p.positions = c->positions; p.angles = c->angles;
     attn_status st = attn_rotary(&p);
     TU_CHECK(st == ATTN_OK, "%s: status %s", what, attn_status_string(st));
 
-    const int64_t half = c->dim / 2;
-    double worst = 0;
     int untouched = 1;
-    for (int64_t b = 0; b < c->batch; b++)
-        for (int64_t h = 0; h < c->heads; h++)
-            for (int64_t l = 0; l < c->len; l++) {
-                const int64_t at = b * stride[0] + h * stride[1] + l * stride[2];
-                const float *in = x0 + at, *got = x + at;
-                for (int64_t j = c->dim; j < row; j++) untouched &= memcmp(&got[j], &in[j], sizeof(float)) == 0;
-                const double pos = (double)(c->offset + l);
-                for (int64_t i = 0; i < half; i++) {
-                    /* Equinox: x * cos + rotate_half(x) * sin, with 1 / theta^(2i/dim). */
-                    const double angle = pos * pow((double)c->theta, -2.0 * (double)i / (double)c->dim);
-                    const int64_t ia = c->pairing == ATTN_ROTARY_HALF ? i : 2 * i;
-                    const int64_t ib = c->pairing == ATTN_ROTARY_HALF ? i + half : 2 * i + 1;
-                    const double a = in[ia], bb = in[ib];
-                    const double ra = a * cos(angle) - bb * sin(angle), rb = bb * cos(angle) + a * sin(angle);
-                    const double tol = 3e-7 * (fabs(a) + fabs(bb)) + 1e-30;
-                    const double e = fmax(fabs(got[ia] - ra), fabs(got[ib] - rb)) / tol;
-                    if (!(e <= worst)) worst = e;
-                }
-            }
+    const double worst = rotary_error(c, stride, x0, x, &untouched);
     TU_CHECK(worst <= 1.0, "%s: error %.3g of tolerance", what, worst);
-    note_worst(&worst_rope, worst);
+    note_worst(c->angles == ATTN_ROTARY_ANGLES_FLOAT ? &worst_rope_float : &worst_rope, worst);
     TU_CHECK(untouched, "%s: features past dim or row gaps changed", what);
     p.x = x2;
     p.num_threads = 2;
     st = attn_rotary(&p);
     TU_CHECK(st == ATTN_OK && memcmp(x, x2, (size_t)total * sizeof(float)) == 0, "%s: 2 threads differ", what);
+    /* Per-sequence positions all equal to the offset: the bits of positions NULL. */
+    if (!c->positions) {
+        int64_t *same = malloc((size_t)c->batch * sizeof(int64_t));
+        for (int64_t b = 0; b < c->batch; b++) same[b] = c->offset;
+        memcpy(x2, x0, (size_t)total * sizeof(float));
+        p.positions = same;
+        p.position_offset = 0;
+        st = attn_rotary(&p);
+        TU_CHECK(st == ATTN_OK && memcmp(x, x2, (size_t)total * sizeof(float)) == 0,
+                 "%s: positions all %lld differ from position_offset %lld", what, (long long)c->offset,
+                 (long long)c->offset);
+        free(same);
+    }
     free(x);
     free(x0);
     free(x2);
 }
 
 static void test_rotary(tu_rng *r) {
-    static const float thetas[] = {10000.0f, 100.0f, 500.0f, 1.5f, 1e6f};
+    static const float thetas[] = {10000.0f, 100.0f, 500.0f, 1.5f, 1e6f, 500000.0f};
     static const int64_t offsets[] = {0, 0, 1, 5, 1000, 1000000};
-    for (int k = 0; k < 80; k++) {
+    int64_t starts[3];
+    for (int k = 0; k < 160; k++) {
         rope_case c;
         c.batch = tu_rng_range(r, 1, 3);
         c.heads = tu_rng_range(r, 1, 4);
@@ -722,13 +776,27 @@ static void test_rotary(tu_rng *r) {
         c.theta = TU_PICK(r, thetas);
         c.offset = TU_PICK(r, offsets);
         c.pairing = tu_rng_chance(r, 0.5) ? ATTN_ROTARY_INTERLEAVED : ATTN_ROTARY_HALF;
+        c.angles = k % 2 ? ATTN_ROTARY_ANGLES_FLOAT : ATTN_ROTARY_ANGLES_DOUBLE;
+        /* Per-sequence starts half the time: different, or repeated (a table reused across b). */
+        c.positions = NULL;
+        if (tu_rng_chance(r, 0.5)) {
+            for (int64_t b = 0; b < c.batch; b++) starts[b] = b > 0 && tu_rng_chance(r, 0.3) ? starts[b - 1] : TU_PICK(r, offsets);
+            c.positions = starts;
+        }
         rotary_case(r, &c);
     }
-    /* Large enough for several work items (the thread split), both pairings. */
+    /* Large enough for several work items (the thread split), both pairings, both angle modes;
+     * sequences at decoding starts far apart (float angles at 100000 differ from double ones by far
+     * more than the tolerance, so each mode is told from the other). */
+    static const int64_t decode[3] = {100000, 3, 100000};
     const rope_case big[] = {
-        {2, 8, 300, 64, 64, 1, 0, 10000.0f, 7, ATTN_ROTARY_HALF},
-        {1, 3, 500, 32, 40, 0, 1, 10000.0f, 0, ATTN_ROTARY_INTERLEAVED},
-        {1, 1, 1, 2, 2, 0, 0, 10000.0f, 0, ATTN_ROTARY_HALF},
+        {2, 8, 300, 64, 64, 1, 0, 10000.0f, 7, ATTN_ROTARY_HALF, NULL, ATTN_ROTARY_ANGLES_DOUBLE},
+        {1, 3, 500, 32, 40, 0, 1, 10000.0f, 0, ATTN_ROTARY_INTERLEAVED, NULL, ATTN_ROTARY_ANGLES_DOUBLE},
+        {1, 1, 1, 2, 2, 0, 0, 10000.0f, 0, ATTN_ROTARY_HALF, NULL, ATTN_ROTARY_ANGLES_DOUBLE},
+        {2, 8, 300, 64, 64, 1, 0, 500000.0f, 7, ATTN_ROTARY_HALF, NULL, ATTN_ROTARY_ANGLES_FLOAT},
+        {3, 4, 200, 128, 128, 1, 0, 10000.0f, 0, ATTN_ROTARY_HALF, decode, ATTN_ROTARY_ANGLES_FLOAT},
+        {3, 4, 200, 128, 128, 0, 2, 10000.0f, 0, ATTN_ROTARY_HALF, decode, ATTN_ROTARY_ANGLES_DOUBLE},
+        {3, 2, 1, 64, 64, 1, 0, 10000.0f, 0, ATTN_ROTARY_INTERLEAVED, decode, ATTN_ROTARY_ANGLES_FLOAT},
     };
     for (size_t k = 0; k < sizeof big / sizeof big[0]; k++) rotary_case(r, &big[k]);
 }
@@ -917,7 +985,12 @@ static void test_errors(void) {
         {"rope valid", ok, ATTN_OK},
         {"rope valid, (B, L, H, D)", ok, ATTN_OK},
         {"rope valid, len 1 with any position stride", ok, ATTN_OK},
+        {"rope angles 2", ok, ATTN_ERR_INVALID_ARGUMENT},
+        {"rope positions[0] < 0", ok, ATTN_ERR_INVALID_ARGUMENT},
+        {"rope positions[0] + len overflows", ok, ATTN_ERR_OVERFLOW},
+        {"rope valid, positions", ok, ATTN_OK},
     };
+    static const int64_t negative[1] = {-1}, huge[1] = {INT64_MAX - 2}, fine[1] = {1000};
     cases[0].p.x = NULL;
     cases[1].p.batch = 0;
     cases[2].p.heads = -1;
@@ -940,6 +1013,11 @@ static void test_errors(void) {
     cases[19].p.x_stride[2] = 16;
     cases[20].p.len = 1;
     cases[20].p.x_stride[2] = 0;
+    cases[21].p.angles = (attn_rotary_angles)2;
+    cases[22].p.positions = negative;
+    cases[23].p.positions = huge;
+    cases[24].p.positions = fine;
+    cases[24].p.angles = ATTN_ROTARY_ANGLES_FLOAT;
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
         EXPECT_STATUS(attn_rotary(&cases[k].p), cases[k].want, q, 64, cases[k].name);
     EXPECT_STATUS(attn_rotary(NULL), ATTN_ERR_NULL_POINTER, q, 64, "rope params NULL");
@@ -968,8 +1046,9 @@ int main(int argc, char **argv) {
         test_softmax(&r);
         test_rotary(&r);
         test_mean_rows(&r);
-        printf("  worst error / tolerance: layer_norm %.3f (mean, rstd %.3f), softmax %.3f, rotary %.3f, mean_rows "
-               "%.3f\n", worst_ln, worst_ln_stats, worst_softmax, worst_rope, worst_mean);
+        printf("  worst error / tolerance: layer_norm %.3f (mean, rstd %.3f), softmax %.3f, rotary %.3f (float "
+               "angles %.3f), mean_rows %.3f\n", worst_ln, worst_ln_stats, worst_softmax, worst_rope, worst_rope_float,
+               worst_mean);
         printf("  worst error / bound:");
         for (int k = 0; k < 7; k++) printf(" %s %.3f", act_names[k], worst_act[k]);
         printf("\n");
