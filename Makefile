@@ -16,6 +16,10 @@
 #
 # CC defaults to cc; gcc (libgomp) and clang (libomp) both work. Kernels for every instruction set
 # are always compiled; the CPU picks one at run time, so no -march flag is ever passed.
+# Threads: OpenMP when the compiler's runtime is installed; otherwise (clang without libomp-dev, say)
+# the build prints a one-line note and builds the POSIX-threads variant (OPENMP=, as make
+# test-threads does), which runs the same kernels with the same results. make test and make bench
+# install libomp-dev first (.ci/install-deps); OPENMP=-fopenmp forces OpenMP, OPENMP= the threads.
 
 CC      ?= cc
 PREFIX  ?= /usr/local
@@ -29,9 +33,23 @@ ATTN_CFLAGS = -std=gnu11 -fPIC $(OPENMP) -ffp-contract=fast -fvisibility=hidden 
 LDLIBS  = -lm
 # clang's -fopenmp links libomp, whose unversioned libomp.so Debian keeps in the LLVM folder only.
 ifneq ($(findstring clang,$(shell $(CC) --version 2>/dev/null | head -n 1)),)
+OMP_RUNTIME := libomp
 OMP_LIBDIR := $(lastword $(sort $(wildcard /usr/lib/llvm-*/lib)))
 ifneq ($(OMP_LIBDIR),)
 LDFLAGS += -L$(OMP_LIBDIR)
+endif
+else
+OMP_RUNTIME := libgomp
+endif
+# Without the runtime -fopenmp cannot link ("cannot find -lomp": clang without libomp-dev), so
+# unless OPENMP was given, a build that finds no $(OMP_RUNTIME) in OMP_SEARCH (the LLVM folder and
+# the compiler's library folders) builds the POSIX-threads variant instead and says so. OMP_SEARCH
+# is a variable so that Tests/Build/test_openmp_fallback.sh can point it at an empty folder.
+OMP_SEARCH ?= $(OMP_LIBDIR) $(shell $(CC) -print-search-dirs 2>/dev/null | sed -n 's/^libraries: =//p' | tr ':' ' ')
+ifeq ($(origin OPENMP),file)
+ifeq ($(wildcard $(foreach d,$(OMP_SEARCH),$(d)/$(OMP_RUNTIME).so $(d)/$(OMP_RUNTIME).a $(d)/$(OMP_RUNTIME).dylib)),)
+$(info note: $(CC) has no OpenMP runtime ($(OMP_RUNTIME)): building the POSIX-threads variant (OPENMP=); for OpenMP install libomp-dev (clang) or pass OPENMP=-fopenmp)
+OPENMP :=
 endif
 endif
 
@@ -88,8 +106,10 @@ $(BUILD)/examples/%: examples/%.c CKernels/include/attn.h $(BUILD)/libattn.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -std=c99 $(OPENMP) -Wall -Wextra -ICKernels/include $(LDFLAGS) $< $(BUILD)/libattn.a $(LDLIBS) -o $@
 
+# The C suites and the example, then the Makefile's own OpenMP fallback (a dry run, under a second).
 test-c: $(TESTS) $(BUILD)/examples/attention
 	@for t in $(abspath $(TESTS) $(BUILD)/examples/attention); do echo "== $$t"; $$t || exit 1; done
+	@echo "== Tests/Build/test_openmp_fallback.sh"; MAKE="$(MAKE)" bash Tests/Build/test_openmp_fallback.sh
 
 $(BUILD)/attn_bench: Benchmarks/attn_bench.c Benchmarks/vector_sum.h CKernels/include/attn.h $(BUILD)/libattn.a
 	$(CC) $(CFLAGS) -std=gnu11 $(OPENMP) -ffp-contract=fast -Wall -Wextra -ICKernels/include $(LDFLAGS) $< $(BUILD)/libattn.a $(LDLIBS) -o $@
