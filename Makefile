@@ -93,7 +93,10 @@ $(BUILD)/tests/%: Tests/CKernelsTests/%.c $(wildcard Tests/CKernelsTests/*.h) $(
 deps:
 	@bash .ci/install-deps
 
-test: deps test-c check-layers
+# deps may install the OpenMP runtime: the C side is made by a fresh make that sees it (this one
+# decided OPENMP before deps ran).
+test: deps
+	@$(MAKE) --no-print-directory test-c check-layers
 	$(SWIFT) test
 
 # The Swift library's layering: only Sources/Attention/Bridge talks to the C module, and it
@@ -115,7 +118,8 @@ $(BUILD)/attn_bench: Benchmarks/attn_bench.c Benchmarks/vector_sum.h CKernels/in
 	$(CC) $(CFLAGS) -std=gnu11 $(OPENMP) -ffp-contract=fast -Wall -Wextra -ICKernels/include $(LDFLAGS) $< $(BUILD)/libattn.a $(LDLIBS) -o $@
 
 # The benchmark table; e.g. make bench BENCH_ARGS="--quick" or BENCH_ARGS="--lengths 4096 --format csv".
-bench: deps $(BUILD)/attn_bench
+bench: deps
+	@$(MAKE) --no-print-directory $(BUILD)/attn_bench
 	$(abspath $(BUILD))/attn_bench $(BENCH_ARGS)
 
 # Peers in a virtual environment outside the repository; what is missing is installed with pip.
@@ -123,7 +127,8 @@ bench: deps $(BUILD)/attn_bench
 PEERS_VENV   ?= $(HOME)/.cache/swift-attention-venv
 PEERS_ARGS   ?=
 PEERS_PYTHON ?= python3
-bench-peers: deps $(BUILD)/attn_bench
+bench-peers: deps
+	@$(MAKE) --no-print-directory $(BUILD)/attn_bench
 	@test -x $(PEERS_VENV)/bin/python || $(PEERS_PYTHON) -m venv $(PEERS_VENV)
 	@$(PEERS_VENV)/bin/python -c 'import torch, jax, onnx, onnxruntime, numpy, threadpoolctl' 2>/dev/null || \
 	    $(PEERS_VENV)/bin/python -m pip install torch jax onnx onnxruntime numpy threadpoolctl
@@ -131,7 +136,8 @@ bench-peers: deps $(BUILD)/attn_bench
 
 # The chart: attn_bench's CSV over the lengths, drawn by Benchmarks/plot_bench.py (standard library).
 CHART_ARGS ?= --lengths 256,512,1024,2048,4096,8192 --dims 64,128 --causal 0,1 --threads 2 --no-matmul
-bench-chart: deps $(BUILD)/attn_bench
+bench-chart: deps
+	@$(MAKE) --no-print-directory $(BUILD)/attn_bench
 	$(abspath $(BUILD))/attn_bench --format csv $(CHART_ARGS) > $(BUILD)/bench.csv
 	python3 Benchmarks/plot_bench.py $(BUILD)/bench.csv -o docs/bench.svg
 
@@ -168,7 +174,8 @@ bench-minilm: deps model-minilm
 # created once under MODEL_CACHE. Each timed process takes /tmp/swift-attention-bench.lock itself, so
 # do not wrap this target in flock. e.g. make bench-llama LLAMA_BENCH_ARGS="--rounds 3 --threads 2"
 LLAMA_BENCH_ARGS ?=
-bench-llama: deps $(BUILD)/attn_bench
+bench-llama: deps
+	@$(MAKE) --no-print-directory $(BUILD)/attn_bench
 	$(SWIFT) build -c release --product attention-generate
 	@test -x $(PEERS_VENV)/bin/python || $(PEERS_PYTHON) -m venv $(PEERS_VENV)
 	@$(PEERS_VENV)/bin/python -c 'import torch, transformers, safetensors' 2>/dev/null || \
