@@ -63,8 +63,11 @@ struct RotaryPositionalEmbeddingTests {
         let starts = [0, 7, 100_000]
         let rope = try RotaryPositionalEmbedding(embeddingSize: d, theta: 10_000, anglePrecision: precision)
         let rows = try Tensor(randomNormal: [batch, length, width], using: &rng)
-        var rotated = rows
+        // A tensor of its own is rotated where it is, without a copy.
+        var rotated = try Tensor(shape: rows.shape, scalars: rows.scalars)
+        let storage = ObjectIdentifier(rotated.storage)
         try rope.rotate(projection: &rotated, offset: offset, heads: heads, starts: starts)
+        #expect(ObjectIdentifier(rotated.storage) == storage)
         let columns = offset ..< offset + heads * d
         for b in 0 ..< batch {
             let sequence = try rows.sliced(b ..< b + 1)

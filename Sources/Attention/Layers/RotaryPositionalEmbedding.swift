@@ -222,10 +222,13 @@ public struct RotaryPositionalEmbedding: ParameterizedModule, Equatable, Hashabl
             throw .invalidArgument(argument: "starts", reason: "must be \(batch) positions, none negative, got \(starts)")
         }
         if rows.count == 0 { return }
+        // The view takes `rows` over (a second reference would make the kernel call copy the rows
+        // first) and gives it back however the call ends.
         var view = StridedHeads(
-            rows: rows, batch: batch, length: length, rowWidth: width, offset: offset, heads: heads, dim: embeddingSize)
+            rows: consume rows, batch: batch, length: length, rowWidth: width, offset: offset, heads: heads,
+            dim: embeddingSize)
+        defer { rows = view.tensor }
         try rotate(&view, positionOffset: 0, starts: starts)
-        rows = view.tensor
     }
 
     /// Rotates, in place, the first ``embeddingSize`` features of every row of `view` (its tensor
