@@ -42,8 +42,8 @@ extern "C" {
  * A binary interface that can grow. The parameter structs (attn_params, attn_matmul_params,
  * attn_rotary_params, attn_layer_norm_params, attn_activate_params, attn_gated_activate_params,
  * attn_softmax_rows_params, attn_mean_rows_params) begin with `size_t struct_size`, which their
- * *_default() function sets to the
- * sizeof of the struct this header declares. Every entry point taking one reads struct_size first:
+ * *_default() function sets to the sizeof of the struct this header declares. Every entry point
+ * taking one reads struct_size first:
  *   - a size that is not the sizeof of a layout some release of this library declared (0, garbage,
  *     or a layout from a newer header than the library) is ATTN_ERR_INVALID_ARGUMENT;
  *   - the size of an older layout reads only that prefix, and the fields added since take their

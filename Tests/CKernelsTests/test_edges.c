@@ -883,11 +883,9 @@ static void test_struct_size(void) {
 }
 
 /* The dense structs of 1.0.0: every size but their own rejected before anything is read or
- * written, their defaults working at the end of a block of exactly their size; and rotary's 0.3.0
- * layout (ending at num_threads), tail garbage and all, giving the bits of the current layout with
- * positions NULL and double angles. */
+ * written, their defaults working at the end of a block of exactly their size. */
 static void test_struct_size_dense(void) {
-    printf("-- struct_size of the dense structs: their own size only; rotary's 0.3.0 layout still read\n");
+    printf("-- struct_size of the dense structs: their own size only\n");
     float x[64], out[64], mean[4];
     for (int i = 0; i < 64; i++) x[i] = (float)(i % 7) - 3.0f;
     attn_layer_norm_params *ln = xmalloc(sizeof *ln);
@@ -932,8 +930,19 @@ static void test_struct_size_dense(void) {
     TU_CHECK(attn_layer_norm(NULL) == ATTN_ERR_NULL_POINTER && attn_activate(NULL) == ATTN_ERR_NULL_POINTER &&
              attn_gated_activate(NULL) == ATTN_ERR_NULL_POINTER && attn_softmax_rows(NULL) == ATTN_ERR_NULL_POINTER &&
              attn_mean_rows(NULL) == ATTN_ERR_NULL_POINTER, "a NULL dense params struct: want NULL_POINTER");
+    free(ln);
+    free(act);
+    free(ga);
+    free(sm);
+    free(mr);
+}
 
-    /* Rotary's 0.3.0 layout. */
+/* Rotary's 0.3.0 layout (ending at num_threads) at the end of a block of exactly its size, tail
+ * padding full of garbage: the bits of the current layout with positions NULL and double angles. */
+static void test_struct_size_rotary_0_3_0(void) {
+    printf("-- attn_rotary_params of 0.3.0: read as positions NULL, double angles\n");
+    float x[64];
+    for (int i = 0; i < 64; i++) x[i] = (float)(i % 7) - 3.0f;
     const size_t old_size = (offsetof(attn_rotary_params, num_threads) + sizeof(int) + _Alignof(attn_rotary_params) - 1) /
                             _Alignof(attn_rotary_params) * _Alignof(attn_rotary_params);
     if (offsetof(attn_rotary_params, positions) < old_size)
@@ -956,11 +965,6 @@ static void test_struct_size_dense(void) {
     TU_CHECK(attn_rotary((const attn_rotary_params *)old) == ATTN_OK && memcmp(got, want, sizeof got) == 0,
              "0.3.0's attn_rotary_params (struct_size %zu): not the current layout's result", old_size);
     free(old);
-    free(ln);
-    free(act);
-    free(ga);
-    free(sm);
-    free(mr);
 }
 
 /* ============================================================================================== */
@@ -1899,6 +1903,7 @@ int main(int argc, char **argv) {
     test_workspace_errors();
     test_struct_size();
     test_struct_size_dense();
+    test_struct_size_rotary_0_3_0();
     test_thread_resolution();
     test_concurrent_calls();
     test_thread_count_cycle();
