@@ -16,6 +16,10 @@
 #
 # CC defaults to cc; gcc (libgomp) and clang (libomp) both work. Kernels for every instruction set
 # are always compiled; the CPU picks one at run time, so no -march flag is ever passed.
+# Threads: OpenMP when the compiler's runtime is installed; otherwise (clang without libomp-dev, say)
+# the build prints a one-line note and builds the POSIX-threads variant (OPENMP=, as make
+# test-threads does), which runs the same kernels with the same results. make test and make bench
+# install libomp-dev first (.ci/install-deps); OPENMP=-fopenmp forces OpenMP, OPENMP= the threads.
 
 CC      ?= cc
 PREFIX  ?= /usr/local
@@ -29,9 +33,23 @@ ATTN_CFLAGS = -std=gnu11 -fPIC $(OPENMP) -ffp-contract=fast -fvisibility=hidden 
 LDLIBS  = -lm
 # clang's -fopenmp links libomp, whose unversioned libomp.so Debian keeps in the LLVM folder only.
 ifneq ($(findstring clang,$(shell $(CC) --version 2>/dev/null | head -n 1)),)
+OMP_RUNTIME := libomp
 OMP_LIBDIR := $(lastword $(sort $(wildcard /usr/lib/llvm-*/lib)))
 ifneq ($(OMP_LIBDIR),)
 LDFLAGS += -L$(OMP_LIBDIR)
+endif
+else
+OMP_RUNTIME := libgomp
+endif
+# Without the runtime -fopenmp cannot link ("cannot find -lomp": clang without libomp-dev), so
+# unless OPENMP was given, a build that finds no $(OMP_RUNTIME) in OMP_SEARCH (the LLVM folder and
+# the compiler's library folders) builds the POSIX-threads variant instead and says so. OMP_SEARCH
+# is a variable so that Tests/Build/test_openmp_fallback.sh can point it at an empty folder.
+OMP_SEARCH ?= $(OMP_LIBDIR) $(shell $(CC) -print-search-dirs 2>/dev/null | sed -n 's/^libraries: =//p' | tr ':' ' ')
+ifeq ($(origin OPENMP),file)
+ifeq ($(wildcard $(foreach d,$(OMP_SEARCH),$(d)/$(OMP_RUNTIME).so $(d)/$(OMP_RUNTIME).a $(d)/$(OMP_RUNTIME).dylib)),)
+$(info note: $(CC) has no OpenMP runtime ($(OMP_RUNTIME)): building the POSIX-threads variant (OPENMP=); for OpenMP install libomp-dev (clang) or pass OPENMP=-fopenmp)
+OPENMP :=
 endif
 endif
 
@@ -75,28 +93,33 @@ $(BUILD)/tests/%: Tests/CKernelsTests/%.c $(wildcard Tests/CKernelsTests/*.h) $(
 deps:
 	@bash .ci/install-deps
 
-test: deps test-c check-layers
+# deps may install the OpenMP runtime: the C side is made by a fresh make that sees it (this one
+# decided OPENMP before deps ran).
+test: deps
+	@$(MAKE) --no-print-directory test-c check-layers
 	$(SWIFT) test
 
-# The Swift library's layering: only Sources/Attention/Bridge talks to the C module.
+# The Swift library's layering: only Sources/Attention/Bridge talks to the C module, and it
+# extends or names no layer or module type (the layers call it): .ci/check-layers.
 check-layers:
-	@offenders=$$(grep -rlE '^(internal |public |package )?import CAttention' Sources | grep -v '^Sources/Attention/Bridge/' || true); \
-	 if [ -n "$$offenders" ]; then echo "error: only Sources/Attention/Bridge may import CAttention; also:" $$offenders >&2; exit 1; fi; \
-	 echo "layers: only Sources/Attention/Bridge imports CAttention"
+	@bash .ci/check-layers
 
 # The example is built against the installed-style interface only (attn.h and the library).
 $(BUILD)/examples/%: examples/%.c CKernels/include/attn.h $(BUILD)/libattn.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -std=c99 $(OPENMP) -Wall -Wextra -ICKernels/include $(LDFLAGS) $< $(BUILD)/libattn.a $(LDLIBS) -o $@
 
+# The C suites and the example, then the Makefile's own OpenMP fallback (a dry run, under a second).
 test-c: $(TESTS) $(BUILD)/examples/attention
 	@for t in $(abspath $(TESTS) $(BUILD)/examples/attention); do echo "== $$t"; $$t || exit 1; done
+	@echo "== Tests/Build/test_openmp_fallback.sh"; MAKE="$(MAKE)" bash Tests/Build/test_openmp_fallback.sh
 
 $(BUILD)/attn_bench: Benchmarks/attn_bench.c Benchmarks/vector_sum.h CKernels/include/attn.h $(BUILD)/libattn.a
 	$(CC) $(CFLAGS) -std=gnu11 $(OPENMP) -ffp-contract=fast -Wall -Wextra -ICKernels/include $(LDFLAGS) $< $(BUILD)/libattn.a $(LDLIBS) -o $@
 
 # The benchmark table; e.g. make bench BENCH_ARGS="--quick" or BENCH_ARGS="--lengths 4096 --format csv".
-bench: deps $(BUILD)/attn_bench
+bench: deps
+	@$(MAKE) --no-print-directory $(BUILD)/attn_bench
 	$(abspath $(BUILD))/attn_bench $(BENCH_ARGS)
 
 # Peers in a virtual environment outside the repository; what is missing is installed with pip.
@@ -104,7 +127,8 @@ bench: deps $(BUILD)/attn_bench
 PEERS_VENV   ?= $(HOME)/.cache/swift-attention-venv
 PEERS_ARGS   ?=
 PEERS_PYTHON ?= python3
-bench-peers: deps $(BUILD)/attn_bench
+bench-peers: deps
+	@$(MAKE) --no-print-directory $(BUILD)/attn_bench
 	@test -x $(PEERS_VENV)/bin/python || $(PEERS_PYTHON) -m venv $(PEERS_VENV)
 	@$(PEERS_VENV)/bin/python -c 'import torch, jax, onnx, onnxruntime, numpy, threadpoolctl' 2>/dev/null || \
 	    $(PEERS_VENV)/bin/python -m pip install torch jax onnx onnxruntime numpy threadpoolctl
@@ -112,7 +136,8 @@ bench-peers: deps $(BUILD)/attn_bench
 
 # The chart: attn_bench's CSV over the lengths, drawn by Benchmarks/plot_bench.py (standard library).
 CHART_ARGS ?= --lengths 256,512,1024,2048,4096,8192 --dims 64,128 --causal 0,1 --threads 2 --no-matmul
-bench-chart: deps $(BUILD)/attn_bench
+bench-chart: deps
+	@$(MAKE) --no-print-directory $(BUILD)/attn_bench
 	$(abspath $(BUILD))/attn_bench --format csv $(CHART_ARGS) > $(BUILD)/bench.csv
 	python3 Benchmarks/plot_bench.py $(BUILD)/bench.csv -o docs/bench.svg
 
@@ -149,7 +174,8 @@ bench-minilm: deps model-minilm
 # created once under MODEL_CACHE. Each timed process takes /tmp/swift-attention-bench.lock itself, so
 # do not wrap this target in flock. e.g. make bench-llama LLAMA_BENCH_ARGS="--rounds 3 --threads 2"
 LLAMA_BENCH_ARGS ?=
-bench-llama: deps $(BUILD)/attn_bench
+bench-llama: deps
+	@$(MAKE) --no-print-directory $(BUILD)/attn_bench
 	$(SWIFT) build -c release --product attention-generate
 	@test -x $(PEERS_VENV)/bin/python || $(PEERS_PYTHON) -m venv $(PEERS_VENV)
 	@$(PEERS_VENV)/bin/python -c 'import torch, transformers, safetensors' 2>/dev/null || \

@@ -4,7 +4,8 @@
  * (contracts in attn.h).
  *
  * Each validates everything before writing anything (pointers, then sizes and enums, then strides,
- * then overflow of every extent; for rotary then overlapping rows), then splits the work into items
+ * then overflow of every extent; for rotary then overlapping rows), reading the caller's parameter
+ * struct first as its struct_size says (params.c), then splits the work into items
  * for attn_parallel_for: groups of whole rows, fixed-size ranges for activations, groups of positions
  * for rotary. The per-row work is the ISA's row kernels (dense_template.h, softmax_template.h). Items
  * depend on the shape only, never on the thread count, and no row or element is computed differently
@@ -35,40 +36,39 @@ static void item_rows(int64_t item, int64_t per_item, int64_t rows, int64_t *r0,
 /* Layer norm                                                                                      */
 
 typedef struct layer_norm_job {
-    float *out;         /* (rows, n), row stride ld_out */
-    const float *x;     /* (rows, n), row stride ld_x */
-    int64_t ld_out, ld_x, rows, n, rows_per_item;
-    const float *weight, *bias; /* (n,) or NULL */
-    float eps;
-    attn_variance variance;
+    attn_layer_norm_params p;
+    int64_t rows_per_item;
     const attn_kernels *kernels;
 } layer_norm_job;
 
 static void layer_norm_task(void *ctx, int64_t item, int thread) {
     (void)thread;
     const layer_norm_job *job = ctx;
+    const attn_layer_norm_params *p = &job->p;
     int64_t r0, r1;
-    item_rows(item, job->rows_per_item, job->rows, &r0, &r1);
+    item_rows(item, job->rows_per_item, p->rows, &r0, &r1);
     for (int64_t r = r0; r < r1; r++)
-        job->kernels->layer_norm_row(job->out + r * job->ld_out, job->x + r * job->ld_x, job->n, job->weight, job->bias,
-                                     job->eps, job->variance);
+        job->kernels->layer_norm_row(p->out + r * p->ld_out, p->x + r * p->ld_x, p->n, p->weight, p->bias, p->eps,
+                                     p->variance, p->mean ? p->mean + r : NULL, p->rstd ? p->rstd + r : NULL);
 }
 
-attn_status attn_layer_norm(float *out, int64_t ld_out, const float *x, int64_t ld_x, int64_t rows, int64_t n,
-                            const float *weight, const float *bias, float eps, attn_variance variance, int num_threads) {
-    if (!out || !x) return ATTN_ERR_NULL_POINTER;
-    if (rows < 1 || n < 1 || !(eps >= 0.0f) || !isfinite(eps) || !threads_ok(num_threads) ||
-        (variance != ATTN_VARIANCE_TWO_PASS && variance != ATTN_VARIANCE_FAST && variance != ATTN_VARIANCE_RMS))
+attn_status attn_layer_norm(const attn_layer_norm_params *params) {
+    attn_layer_norm_params p;
+    const attn_status status = attn_read_layer_norm_params(&p, params);
+    if (status != ATTN_OK) return status;
+    if (!p.out || !p.x) return ATTN_ERR_NULL_POINTER;
+    if (p.rows < 1 || p.n < 1 || !(p.eps >= 0.0f) || !isfinite(p.eps) || !threads_ok(p.num_threads) ||
+        (p.variance != ATTN_VARIANCE_TWO_PASS && p.variance != ATTN_VARIANCE_FAST && p.variance != ATTN_VARIANCE_RMS))
         return ATTN_ERR_INVALID_ARGUMENT;
     /* In place means the same rows: with another stride, rows of out would land on rows of x that
      * other threads have yet to read. */
-    if (ld_out < n || ld_x < n || (out == x && ld_out != ld_x)) return ATTN_ERR_INVALID_STRIDE;
-    if (!attn_extent_ok(1, &rows, &ld_out, n, NULL) || !attn_extent_ok(1, &rows, &ld_x, n, NULL))
+    if (p.ld_out < p.n || p.ld_x < p.n || (p.out == p.x && p.ld_out != p.ld_x)) return ATTN_ERR_INVALID_STRIDE;
+    if (!attn_extent_ok(1, &p.rows, &p.ld_out, p.n, NULL) || !attn_extent_ok(1, &p.rows, &p.ld_x, p.n, NULL) ||
+        !attn_extent_ok(0, NULL, NULL, p.rows, NULL))
         return ATTN_ERR_OVERFLOW;
 
-    const layer_norm_job job = {out, x, ld_out, ld_x, rows, n, rows_per_item(n), weight, bias, eps, variance,
-                                attn_kernels_current()};
-    attn_parallel_for(attn_ceil_div(rows, job.rows_per_item), attn_resolve_threads(num_threads), layer_norm_task,
+    const layer_norm_job job = {p, rows_per_item(p.n), attn_kernels_current()};
+    attn_parallel_for(attn_ceil_div(p.rows, job.rows_per_item), attn_resolve_threads(p.num_threads), layer_norm_task,
                       (void *)&job);
     return ATTN_OK;
 }
@@ -77,29 +77,31 @@ attn_status attn_layer_norm(float *out, int64_t ld_out, const float *x, int64_t 
 /* Activations                                                                                     */
 
 typedef struct activate_job {
-    float *out;     /* (count,) */
-    const float *x; /* (count,) */
-    int64_t count;
-    attn_activation kind;
+    attn_activate_params p;
     const attn_kernels *kernels;
 } activate_job;
+
+static int kind_ok(attn_activation kind) {
+    return (int)kind >= (int)ATTN_ACTIVATION_IDENTITY && (int)kind <= (int)ATTN_ACTIVATION_TANH;
+}
 
 static void activate_task(void *ctx, int64_t item, int thread) {
     (void)thread;
     const activate_job *job = ctx;
-    const int64_t j0 = item * DENSE_ITEM_FLOATS;
-    const int64_t len = job->count - j0 < DENSE_ITEM_FLOATS ? job->count - j0 : DENSE_ITEM_FLOATS;
-    job->kernels->activate(job->out + j0, job->x + j0, NULL, len, job->kind);
+    const int64_t j0 = item * DENSE_ITEM_FLOATS, count = job->p.count;
+    const int64_t len = count - j0 < DENSE_ITEM_FLOATS ? count - j0 : DENSE_ITEM_FLOATS;
+    job->kernels->activate(job->p.out + j0, job->p.x + j0, NULL, len, job->p.kind);
 }
 
-attn_status attn_activate(float *out, const float *x, int64_t count, attn_activation kind, int num_threads) {
-    if (!out || !x) return ATTN_ERR_NULL_POINTER;
-    if (count < 1 || (int)kind < (int)ATTN_ACTIVATION_IDENTITY || (int)kind > (int)ATTN_ACTIVATION_TANH ||
-        !threads_ok(num_threads))
-        return ATTN_ERR_INVALID_ARGUMENT;
-    if (!attn_extent_ok(0, NULL, NULL, count, NULL)) return ATTN_ERR_OVERFLOW;
-    const activate_job job = {out, x, count, kind, attn_kernels_current()};
-    attn_parallel_for(attn_ceil_div(count, DENSE_ITEM_FLOATS), attn_resolve_threads(num_threads), activate_task,
+attn_status attn_activate(const attn_activate_params *params) {
+    attn_activate_params p;
+    const attn_status status = attn_read_activate_params(&p, params);
+    if (status != ATTN_OK) return status;
+    if (!p.out || !p.x) return ATTN_ERR_NULL_POINTER;
+    if (p.count < 1 || !kind_ok(p.kind) || !threads_ok(p.num_threads)) return ATTN_ERR_INVALID_ARGUMENT;
+    if (!attn_extent_ok(0, NULL, NULL, p.count, NULL)) return ATTN_ERR_OVERFLOW;
+    const activate_job job = {p, attn_kernels_current()};
+    attn_parallel_for(attn_ceil_div(p.count, DENSE_ITEM_FLOATS), attn_resolve_threads(p.num_threads), activate_task,
                       (void *)&job);
     return ATTN_OK;
 }
@@ -108,38 +110,37 @@ attn_status attn_activate(float *out, const float *x, int64_t count, attn_activa
 /* Gated activations                                                                               */
 
 typedef struct gated_job {
-    float *out;     /* (rows, width), row stride ld_out */
-    const float *x; /* (rows, 2 width): gate, then the linear half; row stride ld_x */
-    int64_t ld_out, ld_x, rows, width, rows_per_item;
-    attn_activation kind;
+    attn_gated_activate_params p; /* x (rows, 2 width): gate, then the linear half */
+    int64_t rows_per_item;
     const attn_kernels *kernels;
 } gated_job;
 
 static void gated_task(void *ctx, int64_t item, int thread) {
     (void)thread;
     const gated_job *job = ctx;
+    const attn_gated_activate_params *p = &job->p;
     int64_t r0, r1;
-    item_rows(item, job->rows_per_item, job->rows, &r0, &r1);
+    item_rows(item, job->rows_per_item, p->rows, &r0, &r1);
     for (int64_t r = r0; r < r1; r++) {
-        const float *gate = job->x + r * job->ld_x;
-        job->kernels->activate(job->out + r * job->ld_out, gate, gate + job->width, job->width, job->kind);
+        const float *gate = p->x + r * p->ld_x;
+        job->kernels->activate(p->out + r * p->ld_out, gate, gate + p->width, p->width, p->kind);
     }
 }
 
-attn_status attn_gated_activate(float *out, int64_t ld_out, const float *x, int64_t ld_x, int64_t rows, int64_t width,
-                                attn_activation kind, int num_threads) {
-    if (!out || !x) return ATTN_ERR_NULL_POINTER;
-    if (rows < 1 || width < 1 || (int)kind < (int)ATTN_ACTIVATION_IDENTITY || (int)kind > (int)ATTN_ACTIVATION_TANH ||
-        !threads_ok(num_threads))
-        return ATTN_ERR_INVALID_ARGUMENT;
+attn_status attn_gated_activate(const attn_gated_activate_params *params) {
+    attn_gated_activate_params p;
+    const attn_status status = attn_read_gated_activate_params(&p, params);
+    if (status != ATTN_OK) return status;
+    if (!p.out || !p.x) return ATTN_ERR_NULL_POINTER;
+    if (p.rows < 1 || p.width < 1 || !kind_ok(p.kind) || !threads_ok(p.num_threads)) return ATTN_ERR_INVALID_ARGUMENT;
     int64_t both;
-    if (!attn_mul_ok(width, 2, &both)) return ATTN_ERR_OVERFLOW;
+    if (!attn_mul_ok(p.width, 2, &both)) return ATTN_ERR_OVERFLOW;
     /* In place, as for layer norm: the same rows, each written over its own gate half. */
-    if (ld_out < width || ld_x < both || (out == x && ld_out != ld_x)) return ATTN_ERR_INVALID_STRIDE;
-    if (!attn_extent_ok(1, &rows, &ld_out, width, NULL) || !attn_extent_ok(1, &rows, &ld_x, both, NULL))
+    if (p.ld_out < p.width || p.ld_x < both || (p.out == p.x && p.ld_out != p.ld_x)) return ATTN_ERR_INVALID_STRIDE;
+    if (!attn_extent_ok(1, &p.rows, &p.ld_out, p.width, NULL) || !attn_extent_ok(1, &p.rows, &p.ld_x, both, NULL))
         return ATTN_ERR_OVERFLOW;
-    const gated_job job = {out, x, ld_out, ld_x, rows, width, rows_per_item(both), kind, attn_kernels_current()};
-    attn_parallel_for(attn_ceil_div(rows, job.rows_per_item), attn_resolve_threads(num_threads), gated_task,
+    const gated_job job = {p, rows_per_item(both), attn_kernels_current()};
+    attn_parallel_for(attn_ceil_div(p.rows, job.rows_per_item), attn_resolve_threads(p.num_threads), gated_task,
                       (void *)&job);
     return ATTN_OK;
 }
@@ -148,43 +149,45 @@ attn_status attn_gated_activate(float *out, int64_t ld_out, const float *x, int6
 /* Row softmax                                                                                     */
 
 typedef struct softmax_job {
-    float *x; /* (rows, n), row stride ld */
-    int64_t ld, rows, n, rows_per_item;
-    attn_masked_rows masked_rows;
+    attn_softmax_rows_params p;
+    int64_t rows_per_item;
     const attn_kernels *kernels;
 } softmax_job;
 
 static void softmax_task(void *ctx, int64_t item, int thread) {
     (void)thread;
     const softmax_job *job = ctx;
+    const attn_softmax_rows_params *p = &job->p;
     int64_t r0, r1;
-    item_rows(item, job->rows_per_item, job->rows, &r0, &r1);
+    item_rows(item, job->rows_per_item, p->rows, &r0, &r1);
     for (int64_t r = r0; r < r1; r++) {
-        float *row = job->x + r * job->ld;
+        float *row = p->x + r * p->ld;
         float row_max, row_sum;
-        job->kernels->softmax_row(row, job->n, &row_max, &row_sum);
+        job->kernels->softmax_row(row, p->n, &row_max, &row_sum);
         if (row_sum > 0.0f) continue;
         /* Sum 0: every entry was -inf, and the row holds zeros. Otherwise the sum is NaN (a NaN or
          * +inf entry) and, as in PyTorch, the whole row is NaN. */
         float fill;
-        if (row_sum != 0.0f || job->masked_rows == ATTN_MASKED_ROWS_NAN) fill = NAN;
-        else if (job->masked_rows == ATTN_MASKED_ROWS_MEAN) fill = 1.0f / (float)job->n;
+        if (row_sum != 0.0f || p->masked_rows == ATTN_MASKED_ROWS_NAN) fill = NAN;
+        else if (p->masked_rows == ATTN_MASKED_ROWS_MEAN) fill = 1.0f / (float)p->n;
         else continue;
-        for (int64_t j = 0; j < job->n; j++) row[j] = fill;
+        for (int64_t j = 0; j < p->n; j++) row[j] = fill;
     }
 }
 
-attn_status attn_softmax_rows(float *x, int64_t ld, int64_t rows, int64_t n, attn_masked_rows masked_rows,
-                              int num_threads) {
-    if (!x) return ATTN_ERR_NULL_POINTER;
-    if (rows < 1 || n < 1 || !threads_ok(num_threads) ||
-        (masked_rows != ATTN_MASKED_ROWS_ZERO && masked_rows != ATTN_MASKED_ROWS_NAN &&
-         masked_rows != ATTN_MASKED_ROWS_MEAN))
+attn_status attn_softmax_rows(const attn_softmax_rows_params *params) {
+    attn_softmax_rows_params p;
+    const attn_status status = attn_read_softmax_rows_params(&p, params);
+    if (status != ATTN_OK) return status;
+    if (!p.x) return ATTN_ERR_NULL_POINTER;
+    if (p.rows < 1 || p.n < 1 || !threads_ok(p.num_threads) ||
+        (p.masked_rows != ATTN_MASKED_ROWS_ZERO && p.masked_rows != ATTN_MASKED_ROWS_NAN &&
+         p.masked_rows != ATTN_MASKED_ROWS_MEAN))
         return ATTN_ERR_INVALID_ARGUMENT;
-    if (ld < n) return ATTN_ERR_INVALID_STRIDE;
-    if (!attn_extent_ok(1, &rows, &ld, n, NULL)) return ATTN_ERR_OVERFLOW;
-    const softmax_job job = {x, ld, rows, n, rows_per_item(n), masked_rows, attn_kernels_current()};
-    attn_parallel_for(attn_ceil_div(rows, job.rows_per_item), attn_resolve_threads(num_threads), softmax_task,
+    if (p.ld < p.n) return ATTN_ERR_INVALID_STRIDE;
+    if (!attn_extent_ok(1, &p.rows, &p.ld, p.n, NULL)) return ATTN_ERR_OVERFLOW;
+    const softmax_job job = {p, rows_per_item(p.n), attn_kernels_current()};
+    attn_parallel_for(attn_ceil_div(p.rows, job.rows_per_item), attn_resolve_threads(p.num_threads), softmax_task,
                       (void *)&job);
     return ATTN_OK;
 }
@@ -193,29 +196,32 @@ attn_status attn_softmax_rows(float *x, int64_t ld, int64_t rows, int64_t n, att
 /* Mean of rows                                                                                    */
 
 typedef struct mean_job {
-    float *out;     /* (rows,) */
-    const float *x; /* (rows, n), row stride ld */
-    int64_t ld, rows, n, rows_per_item;
+    attn_mean_rows_params p;
+    int64_t rows_per_item;
     const attn_kernels *kernels;
 } mean_job;
 
 static void mean_task(void *ctx, int64_t item, int thread) {
     (void)thread;
     const mean_job *job = ctx;
+    const attn_mean_rows_params *p = &job->p;
     int64_t r0, r1;
-    item_rows(item, job->rows_per_item, job->rows, &r0, &r1);
-    for (int64_t r = r0; r < r1; r++)
-        job->out[r] = (float)(job->kernels->sum_row(job->x + r * job->ld, job->n) / (double)job->n);
+    item_rows(item, job->rows_per_item, p->rows, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++) p->out[r] = (float)(job->kernels->sum_row(p->x + r * p->ld, p->n) / (double)p->n);
 }
 
-attn_status attn_mean_rows(float *out, const float *x, int64_t ld, int64_t rows, int64_t n, int num_threads) {
-    if (!out || !x) return ATTN_ERR_NULL_POINTER;
-    if (rows < 1 || n < 1 || !threads_ok(num_threads)) return ATTN_ERR_INVALID_ARGUMENT;
-    if (ld < n) return ATTN_ERR_INVALID_STRIDE;
-    if (!attn_extent_ok(1, &rows, &ld, n, NULL) || !attn_extent_ok(0, NULL, NULL, rows, NULL))
+attn_status attn_mean_rows(const attn_mean_rows_params *params) {
+    attn_mean_rows_params p;
+    const attn_status status = attn_read_mean_rows_params(&p, params);
+    if (status != ATTN_OK) return status;
+    if (!p.out || !p.x) return ATTN_ERR_NULL_POINTER;
+    if (p.rows < 1 || p.n < 1 || !threads_ok(p.num_threads)) return ATTN_ERR_INVALID_ARGUMENT;
+    if (p.ld < p.n) return ATTN_ERR_INVALID_STRIDE;
+    if (!attn_extent_ok(1, &p.rows, &p.ld, p.n, NULL) || !attn_extent_ok(0, NULL, NULL, p.rows, NULL))
         return ATTN_ERR_OVERFLOW;
-    const mean_job job = {out, x, ld, rows, n, rows_per_item(n), attn_kernels_current()};
-    attn_parallel_for(attn_ceil_div(rows, job.rows_per_item), attn_resolve_threads(num_threads), mean_task, (void *)&job);
+    const mean_job job = {p, rows_per_item(p.n), attn_kernels_current()};
+    attn_parallel_for(attn_ceil_div(p.rows, job.rows_per_item), attn_resolve_threads(p.num_threads), mean_task,
+                      (void *)&job);
     return ATTN_OK;
 }
 
@@ -223,17 +229,19 @@ attn_status attn_mean_rows(float *out, const float *x, int64_t ld, int64_t rows,
 /* Rotary positional embedding                                                                     */
 
 /*
- * Work items are groups of positions. An item computes the cos and sin of each of its positions'
- * angles once, into its thread's table of dim floats, and rotates that position's row in every
- * (batch, head) from there: the trigonometry (in double, the expensive part for few heads) is done
- * once per (position, frequency) per call, exactly as a precomputed len x dim/2 table would, but the
- * workspace is threads x dim floats whatever the length, and the table stays in L1 while it is used.
+ * Work items are groups of positions (row indices l). An item computes the cos and sin of each
+ * position's angles into its thread's table of dim floats and rotates that row in every (batch,
+ * head) from there, recomputing the table only when sequence b starts elsewhere than sequence b - 1:
+ * without per-sequence positions the trigonometry (in double, the expensive part for few heads) is
+ * done once per (row index, frequency) per call, exactly as a precomputed len x dim/2 table would,
+ * but the workspace is threads x dim floats whatever the length, and the table stays in L1. A table
+ * depends only on its position, so results do not depend on how the rows are split.
  */
 typedef struct rotary_job {
     attn_rotary_params p;
     int64_t half;              /* dim / 2 */
     int64_t positions_per_item;
-    const double *freq;        /* (half,) theta^(-2i/dim) */
+    const double *freq;        /* (half,) theta^(-2i/dim); in float mode the float f_i, widened */
     float *tables;             /* per thread: cos (half,) then sin (half,) */
     int64_t table_floats;      /* per thread, whole cache lines */
 } rotary_job;
@@ -256,44 +264,69 @@ static void rotate_interleaved(float *restrict x, int64_t half, const float *res
     }
 }
 
+/* c (half,), s (half,): cos and sin of position's angles, in the job's angle precision. */
+static void rotary_table(const rotary_job *job, int64_t position, float *c, float *s) {
+    if (job->p.angles == ATTN_ROTARY_ANGLES_FLOAT) {
+        const float p = (float)position;
+        for (int64_t i = 0; i < job->half; i++) {
+            const double angle = (double)(p * (float)job->freq[i]);
+            c[i] = (float)cos(angle);
+            s[i] = (float)sin(angle);
+        }
+        return;
+    }
+    for (int64_t i = 0; i < job->half; i++) {
+        const double angle = (double)position * job->freq[i];
+        c[i] = (float)cos(angle);
+        s[i] = (float)sin(angle);
+    }
+}
+
 static void rotary_task(void *ctx, int64_t item, int thread) {
     const rotary_job *job = ctx;
     const attn_rotary_params *p = &job->p;
     float *c = job->tables + (int64_t)thread * job->table_floats, *s = c + job->half;
     const int64_t l0 = item * job->positions_per_item;
     const int64_t l1 = p->len - l0 < job->positions_per_item ? p->len : l0 + job->positions_per_item;
-    for (int64_t l = l0; l < l1; l++) {
-        const double position = (double)(p->position_offset + l);
-        for (int64_t i = 0; i < job->half; i++) {
-            const double angle = position * job->freq[i];
-            c[i] = (float)cos(angle);
-            s[i] = (float)sin(angle);
-        }
-        for (int64_t b = 0; b < p->batch; b++)
+    for (int64_t l = l0; l < l1; l++)
+        for (int64_t b = 0; b < p->batch; b++) {
+            const int64_t position = (p->positions ? p->positions[b] : p->position_offset) + l;
+            if (b == 0 || (p->positions && p->positions[b] != p->positions[b - 1])) rotary_table(job, position, c, s);
             for (int64_t h = 0; h < p->heads; h++) {
                 float *row = p->x + b * p->x_stride[0] + h * p->x_stride[1] + l * p->x_stride[2];
                 if (p->pairing == ATTN_ROTARY_HALF) rotate_halves(row, row + job->half, job->half, c, s);
                 else rotate_interleaved(row, job->half, c, s);
             }
-    }
+        }
+}
+
+/* Everything attn_rotary checks before it allocates (its sizes, enums, strides, positions). */
+static attn_status rotary_check(const attn_rotary_params *p) {
+    if (!p->x) return ATTN_ERR_NULL_POINTER;
+    if (p->batch < 1 || p->heads < 1 || p->len < 1 || p->dim < 1 || p->dim % 2 != 0 || !(p->theta > 0.0f) ||
+        !isfinite(p->theta) || p->position_offset < 0 || !threads_ok(p->num_threads) ||
+        (p->pairing != ATTN_ROTARY_HALF && p->pairing != ATTN_ROTARY_INTERLEAVED) ||
+        (p->angles != ATTN_ROTARY_ANGLES_DOUBLE && p->angles != ATTN_ROTARY_ANGLES_FLOAT))
+        return ATTN_ERR_INVALID_ARGUMENT;
+    for (int64_t b = 0; p->positions && b < p->batch; b++)
+        if (p->positions[b] < 0) return ATTN_ERR_INVALID_ARGUMENT;
+    if (p->x_stride[0] < 0 || p->x_stride[1] < 0 || p->x_stride[2] < 0) return ATTN_ERR_INVALID_STRIDE;
+    const int64_t count[3] = {p->batch, p->heads, p->len};
+    int64_t last_position;
+    if (!attn_extent_ok(3, count, p->x_stride, p->dim, NULL) ||
+        !attn_add_ok(p->position_offset, p->len - 1, &last_position))
+        return ATTN_ERR_OVERFLOW;
+    for (int64_t b = 0; p->positions && b < p->batch; b++)
+        if (!attn_add_ok(p->positions[b], p->len - 1, &last_position)) return ATTN_ERR_OVERFLOW;
+    if (!attn_rows_disjoint(3, count, p->x_stride, p->dim)) return ATTN_ERR_INVALID_STRIDE;
+    return ATTN_OK;
 }
 
 attn_status attn_rotary(const attn_rotary_params *params) {
     attn_rotary_params p;
-    const attn_status status = attn_read_rotary_params(&p, params);
+    attn_status status = attn_read_rotary_params(&p, params);
     if (status != ATTN_OK) return status;
-    if (!p.x) return ATTN_ERR_NULL_POINTER;
-    if (p.batch < 1 || p.heads < 1 || p.len < 1 || p.dim < 1 || p.dim % 2 != 0 || !(p.theta > 0.0f) ||
-        !isfinite(p.theta) || p.position_offset < 0 || !threads_ok(p.num_threads) ||
-        (p.pairing != ATTN_ROTARY_HALF && p.pairing != ATTN_ROTARY_INTERLEAVED))
-        return ATTN_ERR_INVALID_ARGUMENT;
-    if (p.x_stride[0] < 0 || p.x_stride[1] < 0 || p.x_stride[2] < 0) return ATTN_ERR_INVALID_STRIDE;
-    const int64_t count[3] = {p.batch, p.heads, p.len};
-    int64_t last_position;
-    if (!attn_extent_ok(3, count, p.x_stride, p.dim, NULL) ||
-        !attn_add_ok(p.position_offset, p.len - 1, &last_position))
-        return ATTN_ERR_OVERFLOW;
-    if (!attn_rows_disjoint(3, count, p.x_stride, p.dim)) return ATTN_ERR_INVALID_STRIDE;
+    if ((status = rotary_check(&p)) != ATTN_OK) return status;
 
     rotary_job job = {.p = p, .half = p.dim / 2};
     /* Positions per item: enough rows (batch x heads of them per position) to fill an item. */
@@ -316,7 +349,9 @@ attn_status attn_rotary(const attn_rotary_params *params) {
     char *workspace = attn_alloc(bytes);
     if (!workspace) return ATTN_ERR_OUT_OF_MEMORY;
     double *freq = (double *)workspace;
-    for (int64_t i = 0; i < job.half; i++) freq[i] = pow((double)p.theta, -2.0 * (double)i / (double)p.dim);
+    for (int64_t i = 0; i < job.half; i++)
+        freq[i] = p.angles == ATTN_ROTARY_ANGLES_FLOAT ? (double)(1.0f / powf(p.theta, (float)(2 * i) / (float)p.dim))
+                                                       : pow((double)p.theta, -2.0 * (double)i / (double)p.dim);
     job.freq = freq;
     job.tables = (float *)(workspace + freq_bytes);
     attn_parallel_for(items, threads, rotary_task, &job);

@@ -86,13 +86,14 @@ static double centered_squares(const float *x, int64_t n, double mean) {
 /* ---- layer norm ---- */
 
 /*
- * out[0..n) = (x - mean) / sqrt(var + eps) * weight + bias for one row x[0..n), mean 0 for RMS (see attn_layer_norm;
- * weight and bias may be NULL; out may equal x). The statistics are in double; x - mean is formed in
- * float as (x - mean_hi) - mean_lo, mean split into two floats, so it is exact to rounding even when
- * the mean is large next to the spread (x - mean_hi is then exact).
+ * out[0..n) = (x - mean) / sqrt(var + eps) * weight + bias for one row x[0..n), mean 0 for RMS (see
+ * attn_layer_norm; weight and bias may be NULL; out may equal x), and the mean and rstd =
+ * 1/sqrt(var + eps) into *mean_out and *rstd_out when not NULL. The statistics are in double; x - mean
+ * is formed in float as (x - mean_hi) - mean_lo, mean split into two floats, so it is exact to
+ * rounding even when the mean is large next to the spread (x - mean_hi is then exact).
  */
 static void layer_norm_row(float *out, const float *x, int64_t n, const float *weight, const float *bias, float eps,
-                           attn_variance variance) {
+                           attn_variance variance, float *mean_out, float *rstd_out) {
     double mean, var;
     if (variance == ATTN_VARIANCE_RMS) {
         mean = 0.0; /* RMSNorm: the mean square about zero */
@@ -113,6 +114,8 @@ static void layer_norm_row(float *out, const float *x, int64_t n, const float *w
     }
     const float mean_hi = (float)mean, mean_lo = (float)(mean - (double)mean_hi);
     const float rstd = (float)(1.0 / sqrt(var + (double)eps));
+    if (mean_out) *mean_out = (float)mean;
+    if (rstd_out) *rstd_out = rstd;
     const vf hi = vsplat(mean_hi), lo = vsplat(mean_lo), r = vsplat(rstd);
     int64_t j = 0;
     for (; j + ATTN_VL <= n; j += ATTN_VL) {

@@ -73,6 +73,11 @@ static inline int attn_rows_disjoint(int rank, const int64_t *count, const int64
 attn_status attn_read_params(attn_params *out, const attn_params *in);
 attn_status attn_read_matmul_params(attn_matmul_params *out, const attn_matmul_params *in);
 attn_status attn_read_rotary_params(attn_rotary_params *out, const attn_rotary_params *in);
+attn_status attn_read_layer_norm_params(attn_layer_norm_params *out, const attn_layer_norm_params *in);
+attn_status attn_read_activate_params(attn_activate_params *out, const attn_activate_params *in);
+attn_status attn_read_gated_activate_params(attn_gated_activate_params *out, const attn_gated_activate_params *in);
+attn_status attn_read_softmax_rows_params(attn_softmax_rows_params *out, const attn_softmax_rows_params *in);
+attn_status attn_read_mean_rows_params(attn_mean_rows_params *out, const attn_mean_rows_params *in);
 
 /* ---- workspace: 64-byte aligned, NULL on failure or when bytes does not fit ---- */
 void *attn_alloc(int64_t bytes);
@@ -135,10 +140,10 @@ typedef struct attn_kernels {
     /* In-place softmax of one row; reports the row's maximum and sum of exponentials. */
     void (*softmax_row)(float *x, int64_t n, float *row_max, float *row_sum);
     /* Dense kernels (dense_template.h), one row or contiguous range each: layer norm of one row (out
-     * may equal x), an activation over a range, times a second range unless that is NULL (out may
-     * equal x), and a row's sum in double. */
+     * may equal x; its mean and rstd into *mean and *rstd when not NULL), an activation over a
+     * range, times a second range unless that is NULL (out may equal x), and a row's sum in double. */
     void (*layer_norm_row)(float *out, const float *x, int64_t n, const float *weight, const float *bias, float eps,
-                           attn_variance variance);
+                           attn_variance variance, float *mean, float *rstd);
     void (*activate)(float *out, const float *x, const float *times, int64_t count, attn_activation kind);
     double (*sum_row)(const float *x, int64_t n);
     /* n elements from type st at src to type dt at dst (simd_template.h's vconvert_row). */

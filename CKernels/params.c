@@ -26,7 +26,16 @@ _Static_assert(offsetof(attn_matmul_params, flags) >= SIZE_B_DTYPE(attn_matmul_p
                "flags inside the layout that ended at b_dtype");
 static const size_t matmul_sizes[] = {SIZE_0_2_0(attn_matmul_params), SIZE_B_DTYPE(attn_matmul_params),
                                       sizeof(attn_matmul_params)};
-static const size_t rotary_sizes[] = {sizeof(attn_rotary_params)};
+/* attn_rotary_params of 0.3.0 also ended at num_threads; 1.0.0 appended positions and angles. */
+_Static_assert(offsetof(attn_rotary_params, positions) >= SIZE_0_2_0(attn_rotary_params),
+               "positions inside 0.3.0's layout");
+static const size_t rotary_sizes[] = {SIZE_0_2_0(attn_rotary_params), sizeof(attn_rotary_params)};
+/* The dense structs of 1.0.0: one layout each so far. */
+static const size_t layer_norm_sizes[] = {sizeof(attn_layer_norm_params)};
+static const size_t activate_sizes[] = {sizeof(attn_activate_params)};
+static const size_t gated_sizes[] = {sizeof(attn_gated_activate_params)};
+static const size_t softmax_sizes[] = {sizeof(attn_softmax_rows_params)};
+static const size_t mean_sizes[] = {sizeof(attn_mean_rows_params)};
 
 attn_params attn_params_default(void) {
     attn_params p = {0};
@@ -46,6 +55,37 @@ attn_rotary_params attn_rotary_params_default(void) {
     attn_rotary_params p = {0};
     p.struct_size = sizeof p;
     p.theta = 10000.0f;
+    return p;
+}
+
+attn_layer_norm_params attn_layer_norm_params_default(void) {
+    attn_layer_norm_params p = {0};
+    p.struct_size = sizeof p;
+    p.eps = 1e-5f;
+    return p;
+}
+
+attn_activate_params attn_activate_params_default(void) {
+    attn_activate_params p = {0};
+    p.struct_size = sizeof p;
+    return p;
+}
+
+attn_gated_activate_params attn_gated_activate_params_default(void) {
+    attn_gated_activate_params p = {0};
+    p.struct_size = sizeof p;
+    return p;
+}
+
+attn_softmax_rows_params attn_softmax_rows_params_default(void) {
+    attn_softmax_rows_params p = {0};
+    p.struct_size = sizeof p;
+    return p;
+}
+
+attn_mean_rows_params attn_mean_rows_params_default(void) {
+    attn_mean_rows_params p = {0};
+    p.struct_size = sizeof p;
     return p;
 }
 
@@ -84,3 +124,17 @@ attn_status attn_read_rotary_params(attn_rotary_params *out, const attn_rotary_p
     return read_struct(out, sizeof *out, in, rotary_sizes, sizeof rotary_sizes / sizeof rotary_sizes[0])
                ? ATTN_OK : ATTN_ERR_INVALID_ARGUMENT;
 }
+
+/* One reader per dense struct, as attn_read_rotary_params. */
+#define DEFINE_READER(name, type, sizes)                                                               \
+    attn_status name(type *out, const type *in) {                                                      \
+        if (!in) return ATTN_ERR_NULL_POINTER;                                                         \
+        *out = type##_default();                                                                       \
+        return read_struct(out, sizeof *out, in, sizes, sizeof sizes / sizeof sizes[0])                \
+                   ? ATTN_OK : ATTN_ERR_INVALID_ARGUMENT;                                              \
+    }
+DEFINE_READER(attn_read_layer_norm_params, attn_layer_norm_params, layer_norm_sizes)
+DEFINE_READER(attn_read_activate_params, attn_activate_params, activate_sizes)
+DEFINE_READER(attn_read_gated_activate_params, attn_gated_activate_params, gated_sizes)
+DEFINE_READER(attn_read_softmax_rows_params, attn_softmax_rows_params, softmax_sizes)
+DEFINE_READER(attn_read_mean_rows_params, attn_mean_rows_params, mean_sizes)

@@ -28,24 +28,32 @@ extern "C" {
 #define ATTN_API
 #endif
 
-#define ATTN_VERSION_MAJOR 0
-#define ATTN_VERSION_MINOR 3
+/* 1.0.0 changed the signatures of attn_layer_norm, attn_activate, attn_gated_activate,
+ * attn_softmax_rows and attn_mean_rows (positional arguments before, a parameter struct now, so that
+ * they can grow as the others do): a program built against 0.x calls them wrongly, so the soname's
+ * major number changed (libattn.so.0 -> libattn.so.1). The other entry points are as in 0.3.0
+ * (attn_rotary_params gained appended fields), and their 0.x struct sizes are still accepted. */
+#define ATTN_VERSION_MAJOR 1
+#define ATTN_VERSION_MINOR 0
 #define ATTN_VERSION_PATCH 0
-#define ATTN_VERSION_STRING "0.3.0"
+#define ATTN_VERSION_STRING "1.0.0"
 
 /*
  * A binary interface that can grow. The parameter structs (attn_params, attn_matmul_params,
- * attn_rotary_params) begin with `size_t struct_size`, which their *_default() function sets to the
- * sizeof of the struct this header declares. Every entry point taking one reads struct_size first:
+ * attn_rotary_params, attn_layer_norm_params, attn_activate_params, attn_gated_activate_params,
+ * attn_softmax_rows_params, attn_mean_rows_params) begin with `size_t struct_size`, which their
+ * *_default() function sets to the sizeof of the struct this header declares. Every entry point
+ * taking one reads struct_size first:
  *   - a size that is not the sizeof of a layout some release of this library declared (0, garbage,
  *     or a layout from a newer header than the library) is ATTN_ERR_INVALID_ARGUMENT;
  *   - the size of an older layout reads only that prefix, and the fields added since take their
  *     default values; so a program built against an older attn.h keeps working with a newer
- *     libattn.so.0.
+ *     libattn.so.1.
  * Callers: start every struct from its *_default() function and never set struct_size by hand.
  * The library: fields are only appended, each release's first new field placed at or after the
  * previous layout's sizeof (its tail padding included); every released size stays accepted; a change
- * that cannot follow these rules changes the soname's major number (libattn.so.0 now).
+ * that cannot follow these rules changes the soname's major number (libattn.so.1 now: see
+ * ATTN_VERSION_MAJOR).
  */
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -376,15 +384,36 @@ ATTN_API attn_status attn_matmul(const attn_matmul_params *params);
  * ATTN_VARIANCE_RMS centres nothing: y = x / sqrt(mean(x^2) + eps) * weight + bias, the RMSNorm of
  * T5 and Llama (there an infinity in a row gives NaN in its place and 0 elsewhere, as x times
  * rsqrt(inf) does in float; a NaN, a NaN row).
- * x row stride ld_x >= n, out row stride ld_out >= n; out may equal x (in place, then with
- * ld_out == ld_x) but must not otherwise overlap it. weight and bias (n,) may each be NULL (scale 1,
- * shift 0). eps >= 0 and finite.
+ *   x (rows, n), row stride ld_x >= n
+ *   out (rows, n), row stride ld_out >= n; may equal x (in place, then with ld_out == ld_x) but must
+ *     not otherwise overlap it
+ *   weight, bias (n,), each may be NULL (scale 1, shift 0)
+ *   mean, rstd (rows,), each may be NULL: the statistics a backward pass needs (llm.c's
+ *     layernorm_forward), each row's mean (0 for RMS) and rstd = 1/sqrt(var + eps) (RMS:
+ *     1/sqrt(mean(x^2) + eps)), the values the row was normalised with, computed in double and
+ *     rounded to float once. A row with a NaN or an infinity has an rstd of NaN (RMS: NaN with a
+ *     NaN, else 0 with an infinity) and a mean that is not finite (RMS: 0). They must not overlap
+ *     x, out or each other.
+ * eps >= 0 and finite. Start from attn_layer_norm_params_default() (eps 1e-5, PyTorch's default).
  */
 typedef enum attn_variance { ATTN_VARIANCE_TWO_PASS = 0, ATTN_VARIANCE_FAST = 1, ATTN_VARIANCE_RMS = 2 } attn_variance;
 
-ATTN_API attn_status attn_layer_norm(float *out, int64_t ld_out, const float *x, int64_t ld_x, int64_t rows,
-                                     int64_t n, const float *weight, const float *bias, float eps,
-                                     attn_variance variance, int num_threads);
+typedef struct attn_layer_norm_params {
+    size_t struct_size;  /* sizeof(attn_layer_norm_params), set by attn_layer_norm_params_default() */
+    int64_t rows, n;
+    float *out;       int64_t ld_out;
+    const float *x;   int64_t ld_x;
+    const float *weight, *bias;  /* (n,) or NULL */
+    float eps;
+    attn_variance variance;
+    float *mean, *rstd;          /* (rows,) or NULL */
+    int num_threads;             /* 0: attn_get_num_threads() */
+} attn_layer_norm_params;
+
+/* Defaults: struct_size, eps = 1e-5, ATTN_VARIANCE_TWO_PASS, and every other field 0 / NULL. */
+ATTN_API attn_layer_norm_params attn_layer_norm_params_default(void);
+
+ATTN_API attn_status attn_layer_norm(const attn_layer_norm_params *params);
 
 /* Element-wise activations of `count` contiguous floats; out may equal x. Infinities and NaN give
  * what the formulas give in IEEE arithmetic, as PyTorch and JAX do: NaN stays NaN, and gelu,
@@ -399,36 +428,83 @@ typedef enum attn_activation {
     ATTN_ACTIVATION_TANH = 6
 } attn_activation;
 
-ATTN_API attn_status attn_activate(float *out, const float *x, int64_t count, attn_activation kind, int num_threads);
+/* out (count,) = kind(x (count,)) element by element, count >= 1; out may equal x but must not
+ * otherwise overlap it. */
+typedef struct attn_activate_params {
+    size_t struct_size;  /* sizeof(attn_activate_params), set by attn_activate_params_default() */
+    int64_t count;
+    float *out;
+    const float *x;
+    attn_activation kind;
+    int num_threads;     /* 0: attn_get_num_threads() */
+} attn_activate_params;
+
+/* Defaults: struct_size, ATTN_ACTIVATION_IDENTITY, and every other field 0 / NULL. */
+ATTN_API attn_activate_params attn_activate_params_default(void);
+
+ATTN_API attn_status attn_activate(const attn_activate_params *params);
 
 /* Gated activations, the GLU family of transformer MLPs (SwiGLU in Llama with ATTN_ACTIVATION_SILU,
  * GEGLU with ATTN_ACTIVATION_GELU): for each of `rows` rows of x, whose 2 * width elements are a
  * gate then a linear half (as one product with the two weights stacked gives them),
  *   out[c] = kind(x[c]) * x[width + c],  c < width,
- * each product rounded once. x row stride ld_x >= 2 * width; out row stride ld_out >= width; out may
- * equal x (in place, then with ld_out == ld_x: each row's gate half is overwritten) but must not
- * otherwise overlap it. Activations as attn_activate. */
-ATTN_API attn_status attn_gated_activate(float *out, int64_t ld_out, const float *x, int64_t ld_x, int64_t rows,
-                                         int64_t width, attn_activation kind, int num_threads);
+ * each product rounded once.
+ *   x (rows, 2 width), row stride ld_x >= 2 * width
+ *   out (rows, width), row stride ld_out >= width; may equal x (in place, then with ld_out == ld_x:
+ *     each row's gate half is overwritten) but must not otherwise overlap it
+ * Activations as attn_activate. */
+typedef struct attn_gated_activate_params {
+    size_t struct_size;  /* sizeof(attn_gated_activate_params), set by attn_gated_activate_params_default() */
+    int64_t rows, width;
+    float *out;       int64_t ld_out;
+    const float *x;   int64_t ld_x;
+    attn_activation kind;
+    int num_threads;     /* 0: attn_get_num_threads() */
+} attn_gated_activate_params;
 
-/* Row softmax in place over `rows` rows of n elements with row stride ld >= n. Rows whose entries
- * are all -inf become what masked_rows says: zeros, NaN, or uniform 1/n (the weights Equinox and
- * Flax produce). A row with a NaN or +inf entry becomes all NaN, as in PyTorch. */
-ATTN_API attn_status attn_softmax_rows(float *x, int64_t ld, int64_t rows, int64_t n, attn_masked_rows masked_rows,
-                                       int num_threads);
+/* Defaults: struct_size, ATTN_ACTIVATION_IDENTITY, and every other field 0 / NULL. */
+ATTN_API attn_gated_activate_params attn_gated_activate_params_default(void);
+
+ATTN_API attn_status attn_gated_activate(const attn_gated_activate_params *params);
+
+/* Row softmax in place over x (rows, n) with row stride ld >= n. Rows whose entries are all -inf
+ * become what masked_rows says: zeros, NaN, or uniform 1/n (the weights Equinox and Flax produce).
+ * A row with a NaN or +inf entry becomes all NaN, as in PyTorch. */
+typedef struct attn_softmax_rows_params {
+    size_t struct_size;  /* sizeof(attn_softmax_rows_params), set by attn_softmax_rows_params_default() */
+    int64_t rows, n;
+    float *x;         int64_t ld;
+    attn_masked_rows masked_rows;
+    int num_threads;     /* 0: attn_get_num_threads() */
+} attn_softmax_rows_params;
+
+/* Defaults: struct_size, ATTN_MASKED_ROWS_ZERO, and every other field 0 / NULL. */
+ATTN_API attn_softmax_rows_params attn_softmax_rows_params_default(void);
+
+ATTN_API attn_status attn_softmax_rows(const attn_softmax_rows_params *params);
 
 /*
  * Rotary positional embedding applied in place to x (B, H, L, D) with element strides
  * {batch, head, position} (features contiguous), on the first `dim` features of each row (dim even,
  * dim <= D; the rest are untouched). D itself is not passed: the first dim features of the rows
- * must not overlap one another (else ATTN_ERR_INVALID_STRIDE). Row at position l uses position
- * p = position_offset + l and frequencies f_i = theta^(-2i/dim), i < dim/2; angles p * f_i, their
- * cos and sin are computed in double. Workspace: dim/2 doubles plus threads x dim floats.
+ * must not overlap one another (else ATTN_ERR_INVALID_STRIDE). Row l of sequence b is at position
+ * p = start_b + l, where start_b = positions[b] when positions is not NULL, else position_offset
+ * (so each sequence of a batch may start elsewhere: decoding sequences of different lengths).
+ * Frequencies f_i for i < dim/2 and the angles p * f_i, by `angles`:
+ *   ATTN_ROTARY_ANGLES_DOUBLE: f_i = theta^(-2i/dim) and p * f_i in double (the default);
+ *   ATTN_ROTARY_ANGLES_FLOAT:  in float, as Hugging Face transformers computes them:
+ *                              f_i = 1 / powf(theta, (float)(2i) / (float)dim), p * f_i with p
+ *                              rounded to float, the product rounded to float;
+ * and in both, cos and sin of the angle in double, rounded to float. Workspace: dim/2 doubles plus
+ * threads x dim floats.
  *   ATTN_ROTARY_HALF:        pairs (x[i], x[i + dim/2])  (GPT-NeoX, Llama, Equinox)
  *   ATTN_ROTARY_INTERLEAVED: pairs (x[2i], x[2i + 1])    (RoFormer, GPT-J)
- * Each pair (a, b) becomes (a cos - b sin, b cos + a sin). theta > 0 and finite; offset >= 0.
+ * Each pair (a, b) becomes (a cos - b sin, b cos + a sin). theta > 0 and finite; position_offset
+ * and every positions[b] >= 0, and start_b + L - 1 must fit int64_t (else ATTN_ERR_OVERFLOW).
  */
 typedef enum attn_rotary_pairing { ATTN_ROTARY_HALF = 0, ATTN_ROTARY_INTERLEAVED = 1 } attn_rotary_pairing;
+
+typedef enum attn_rotary_angles { ATTN_ROTARY_ANGLES_DOUBLE = 0, ATTN_ROTARY_ANGLES_FLOAT = 1 } attn_rotary_angles;
 
 typedef struct attn_rotary_params {
     size_t struct_size;  /* sizeof(attn_rotary_params), set by attn_rotary_params_default() */
@@ -438,6 +514,10 @@ typedef struct attn_rotary_params {
     int64_t position_offset;
     attn_rotary_pairing pairing;
     int num_threads;
+    /* Appended in 1.0.0 (a 0.3.0 struct, which ended at num_threads, reads them as NULL and
+     * ATTN_ROTARY_ANGLES_DOUBLE): */
+    const int64_t *positions;     /* (B,): the position of row 0 of each sequence; or NULL */
+    attn_rotary_angles angles;
 } attn_rotary_params;
 
 /* Defaults: struct_size, theta = 10000 (RoFormer, Llama), and every other field 0 / NULL. */
@@ -445,9 +525,20 @@ ATTN_API attn_rotary_params attn_rotary_params_default(void);
 
 ATTN_API attn_status attn_rotary(const attn_rotary_params *params);
 
-/* Global average pooling: out[r] = mean of x[r*ld .. r*ld + n) for each of `rows` rows (e.g. the
- * (N*C) channels of an (N, C, H*W) feature map), summed in double. ld >= n. */
-ATTN_API attn_status attn_mean_rows(float *out, const float *x, int64_t ld, int64_t rows, int64_t n, int num_threads);
+/* Global average pooling: out (rows,), out[r] = the mean of row r of x (rows, n), row stride ld >= n
+ * (e.g. the (N*C) channels of an (N, C, H*W) feature map), summed in double. out must not overlap x. */
+typedef struct attn_mean_rows_params {
+    size_t struct_size;  /* sizeof(attn_mean_rows_params), set by attn_mean_rows_params_default() */
+    int64_t rows, n;
+    float *out;
+    const float *x;   int64_t ld;
+    int num_threads;     /* 0: attn_get_num_threads() */
+} attn_mean_rows_params;
+
+/* Defaults: struct_size, and every other field 0 / NULL. */
+ATTN_API attn_mean_rows_params attn_mean_rows_params_default(void);
+
+ATTN_API attn_status attn_mean_rows(const attn_mean_rows_params *params);
 
 #ifdef __cplusplus
 }

@@ -6,7 +6,9 @@
  *   layer norm   random shapes (1, odd, rows of thousands), every variance mode (RMS too), NULL weight/bias,
  *                in place, padded rows, means far larger than the spread, constant rows;
  *                |y - ref| <= 1e-6 (1 + |x̂ w| + |b|), far inside the 2e-5 the float32 references
- *                of PyTorch, Equinox and Flax need
+ *                of PyTorch, Equinox and Flax need; the saved mean and rstd (each optional) against
+ *                the double statistics, rows of length 1, NaN and infinite rows in every mode, and
+ *                out bitwise the same with or without them
  *   activations  a dense sweep of [-10, 10], random floats of every magnitude, and the specials
  *                (±0, ±inf, NaN, ±FLT_MAX, subnormals), in ulp of the double result: relu exact,
  *                tanh 3, sigmoid 4, silu 5, gelu 8, gelu_tanh 4 + 3 |v (1 - sigmoid v)| (its
@@ -16,9 +18,12 @@
  *                value times it, widths around the vector edges, padded rows, in place
  *   softmax      random rows with -inf entries, all -inf rows under each masked-rows policy, NaN and
  *                +inf entries (whole row NaN)
- *   rotary       both pairings, offsets, several theta, (B, H, L, D) and (B, L, H, D) layouts with
- *                dim < D: against a direct double implementation (Equinox's half split); the tail
- *                and the gaps between rows are untouched
+ *   rotary       both pairings, offsets and per-sequence start positions, several theta, (B, H, L, D)
+ *                and (B, L, H, D) layouts with dim < D: double angles against a direct double
+ *                implementation (Equinox's half split), float angles against the serial float
+ *                formula of transformers (within the rounding of the rotation itself); positions all
+ *                equal to the offset give the bits of no positions; the tail and the gaps between
+ *                rows are untouched
  *   mean rows    against a double sum
  * plus 1 vs 2 threads bitwise identical for every function, and every error status with nothing
  * written. Padded row gaps hold a sentinel, so writes outside the rows are caught.
@@ -35,10 +40,70 @@
 #include "attn.h"
 #include "test_util.h"
 
+/* The entry points with their fields as positional arguments, in the order of the parameter
+ * structs, so that each case reads as one call. */
+static attn_status layer_norm_stats(float *out, int64_t ld_out, const float *x, int64_t ld_x, int64_t rows, int64_t n,
+                                    const float *weight, const float *bias, float eps, attn_variance variance,
+                                    int num_threads, float *mean, float *rstd) {
+    attn_layer_norm_params p = attn_layer_norm_params_default();
+    p.rows = rows; p.n = n;
+    p.out = out; p.ld_out = ld_out;
+    p.x = x; p.ld_x = ld_x;
+    p.weight = weight; p.bias = bias;
+    p.eps = eps; p.variance = variance;
+    p.mean = mean; p.rstd = rstd;
+    p.num_threads = num_threads;
+    return attn_layer_norm(&p);
+}
+
+static attn_status layer_norm(float *out, int64_t ld_out, const float *x, int64_t ld_x, int64_t rows, int64_t n,
+                              const float *weight, const float *bias, float eps, attn_variance variance, int num_threads) {
+    return layer_norm_stats(out, ld_out, x, ld_x, rows, n, weight, bias, eps, variance, num_threads, NULL, NULL);
+}
+
+static attn_status activate(float *out, const float *x, int64_t count, attn_activation kind, int num_threads) {
+    attn_activate_params p = attn_activate_params_default();
+    p.count = count;
+    p.out = out; p.x = x;
+    p.kind = kind;
+    p.num_threads = num_threads;
+    return attn_activate(&p);
+}
+
+static attn_status gated_activate(float *out, int64_t ld_out, const float *x, int64_t ld_x, int64_t rows, int64_t width,
+                                  attn_activation kind, int num_threads) {
+    attn_gated_activate_params p = attn_gated_activate_params_default();
+    p.rows = rows; p.width = width;
+    p.out = out; p.ld_out = ld_out;
+    p.x = x; p.ld_x = ld_x;
+    p.kind = kind;
+    p.num_threads = num_threads;
+    return attn_gated_activate(&p);
+}
+
+static attn_status softmax_rows(float *x, int64_t ld, int64_t rows, int64_t n, attn_masked_rows masked_rows,
+                                int num_threads) {
+    attn_softmax_rows_params p = attn_softmax_rows_params_default();
+    p.rows = rows; p.n = n;
+    p.x = x; p.ld = ld;
+    p.masked_rows = masked_rows;
+    p.num_threads = num_threads;
+    return attn_softmax_rows(&p);
+}
+
+static attn_status mean_rows(float *out, const float *x, int64_t ld, int64_t rows, int64_t n, int num_threads) {
+    attn_mean_rows_params p = attn_mean_rows_params_default();
+    p.rows = rows; p.n = n;
+    p.out = out;
+    p.x = x; p.ld = ld;
+    p.num_threads = num_threads;
+    return attn_mean_rows(&p);
+}
+
 static const float SENTINEL = 1234.5f;
 static const char *isa_name = "";
 /* Worst error seen per function on the current ISA, as a fraction of its tolerance (printed). */
-static double worst_ln, worst_softmax, worst_rope, worst_mean, worst_act[7];
+static double worst_ln, worst_ln_stats, worst_softmax, worst_rope, worst_rope_float, worst_mean, worst_act[7];
 
 static void note_worst(double *slot, double value) {
     if (!(value <= *slot)) *slot = value;
@@ -77,6 +142,63 @@ typedef struct ln_case {
     attn_variance variance;
 } ln_case;
 
+/* The saved statistics (mean, rstd) of x0 against a double reference: the mean (0 for RMS) within
+ * half a float ulp and the double sum's rounding, rstd = 1/sqrt(var + eps) within 3e-7 relative
+ * (rounded once from double, with the fast variance's few bits of cancellation); out bitwise the
+ * normalised rows without statistics (`want`, ld_want), on 1 and 2 threads, NULL for either
+ * statistic alone, and nothing written past `rows` entries. */
+static void check_layer_norm_stats(const ln_case *c, const float *x0, const float *w, const float *b, const float *want,
+                                   int64_t ld_want, int64_t len_want, const char *what) {
+    const int64_t len_x = (c->rows - 1) * c->ld_x + c->n;
+    float *x = alloc_floats(len_x), *out = alloc_floats(len_want), *mean = alloc_floats(c->rows + 1);
+    float *rstd = alloc_floats(c->rows + 1), *mean2 = alloc_floats(c->rows + 1), *rstd2 = alloc_floats(c->rows + 1);
+    memcpy(x, x0, (size_t)len_x * sizeof(float));
+    double worst_mean = 0, worst_rstd = 0;
+    for (int threads = 1; threads <= 2; threads++) {
+        float *m = threads == 1 ? mean : mean2, *rs = threads == 1 ? rstd : rstd2;
+        fill(m, c->rows + 1, SENTINEL);
+        fill(rs, c->rows + 1, SENTINEL);
+        fill(out, len_want, SENTINEL);
+        for (int64_t i = 0; c->in_place && i < len_want; i++) out[i] = x0[i];
+        const float *src = c->in_place ? out : x;
+        attn_status st = layer_norm_stats(out, ld_want, src, c->in_place ? ld_want : c->ld_x, c->rows, c->n, w, b,
+                                          c->eps, c->variance, threads, m, rs);
+        int same = st == ATTN_OK;
+        for (int64_t i = 0; i < c->rows; i++)
+            same &= memcmp(out + i * ld_want, want + i * ld_want, (size_t)c->n * sizeof(float)) == 0;
+        TU_CHECK(same, "%s, with mean and rstd on %d threads: status %s or out differs", what,
+                 threads, attn_status_string(st));
+        TU_CHECK(m[c->rows] == SENTINEL && rs[c->rows] == SENTINEL, "%s: wrote past mean or rstd", what);
+    }
+    TU_CHECK(memcmp(mean, mean2, (size_t)c->rows * sizeof(float)) == 0 &&
+             memcmp(rstd, rstd2, (size_t)c->rows * sizeof(float)) == 0, "%s: mean or rstd differ on 2 threads", what);
+    for (int64_t i = 0; i < c->rows; i++) {
+        const float *xi = x0 + i * c->ld_x;
+        double sum = 0, mag = 0, var = 0;
+        for (int64_t j = 0; j < c->n; j++) sum += xi[j], mag += fabs(xi[j]);
+        const double ref_mean = c->variance == ATTN_VARIANCE_RMS ? 0.0 : sum / (double)c->n;
+        for (int64_t j = 0; j < c->n; j++) var += ((double)xi[j] - ref_mean) * ((double)xi[j] - ref_mean);
+        const double ref_rstd = 1.0 / sqrt(var / (double)c->n + (double)c->eps);
+        const double tol_mean = 0x1p-24 * fabs(ref_mean) * 1.001 + 1e-14 * mag / (double)c->n + 1e-300;
+        const double e_mean = fabs(mean[i] - ref_mean) / tol_mean;
+        const double e_rstd = isinf(ref_rstd) ? (isinf(rstd[i]) ? 0 : INFINITY)
+                                              : fabs(rstd[i] - ref_rstd) / (3e-7 * ref_rstd);
+        if (!(e_mean <= worst_mean)) worst_mean = e_mean;
+        if (!(e_rstd <= worst_rstd)) worst_rstd = e_rstd;
+    }
+    TU_CHECK(worst_mean <= 1.0 && worst_rstd <= 1.0, "%s: mean error %.3g, rstd error %.3g of tolerance", what,
+             worst_mean, worst_rstd);
+    note_worst(&worst_ln_stats, fmax(worst_mean, worst_rstd));
+    /* Either statistic alone: the same values. */
+    fill(mean2, c->rows + 1, SENTINEL);
+    attn_status st = layer_norm_stats(out, ld_want, x, c->ld_x, c->rows, c->n, w, b, c->eps, c->variance, 1, mean2, NULL);
+    fill(rstd2, c->rows + 1, SENTINEL);
+    attn_status st2 = layer_norm_stats(out, ld_want, x, c->ld_x, c->rows, c->n, w, b, c->eps, c->variance, 1, NULL, rstd2);
+    TU_CHECK(st == ATTN_OK && st2 == ATTN_OK && memcmp(mean, mean2, (size_t)c->rows * sizeof(float)) == 0 &&
+             memcmp(rstd, rstd2, (size_t)c->rows * sizeof(float)) == 0, "%s: mean or rstd alone differ", what);
+    free(x), free(out), free(mean), free(rstd), free(mean2), free(rstd2);
+}
+
 static void layer_norm_case(tu_rng *r, const ln_case *c) {
     const int64_t len_x = (c->rows - 1) * c->ld_x + c->n, len_out = (c->rows - 1) * c->ld_out + c->n;
     float *x = alloc_floats(len_x), *x0 = alloc_floats(len_x), *out = alloc_floats(len_out);
@@ -99,7 +221,7 @@ static void layer_norm_case(tu_rng *r, const ln_case *c) {
 
     float *dst = c->in_place ? x : out;
     const int64_t ld_dst = c->in_place ? c->ld_x : c->ld_out, len_dst = c->in_place ? len_x : len_out;
-    attn_status st = attn_layer_norm(dst, ld_dst, x, c->ld_x, c->rows, c->n, w, b, c->eps, c->variance, 1);
+    attn_status st = layer_norm(dst, ld_dst, x, c->ld_x, c->rows, c->n, w, b, c->eps, c->variance, 1);
     TU_CHECK(st == ATTN_OK, "%s: status %s", what, attn_status_string(st));
 
     double worst = 0;
@@ -134,10 +256,11 @@ static void layer_norm_case(tu_rng *r, const ln_case *c) {
     /* Two threads, bitwise the same as one. */
     if (!c->in_place) {
         fill(out2, len_out, SENTINEL);
-        st = attn_layer_norm(out2, c->ld_out, x, c->ld_x, c->rows, c->n, w, b, c->eps, c->variance, 2);
+        st = layer_norm(out2, c->ld_out, x, c->ld_x, c->rows, c->n, w, b, c->eps, c->variance, 2);
         TU_CHECK(st == ATTN_OK && memcmp(out, out2, (size_t)len_out * sizeof(float)) == 0,
                  "%s: 2 threads differ from 1", what);
     }
+    check_layer_norm_stats(c, x0, w, b, dst, ld_dst, len_dst, what);
     free(x);
     free(x0);
     free(out);
@@ -182,6 +305,10 @@ static void test_layer_norm(tu_rng *r) {
         {3, 17, 17, 17, 1, 1, 0, 1, -2.5f, 0, 1e-5f, ATTN_VARIANCE_RMS},
         {2, 9, 12, 9, 1, 0, 1, 1, 0.0f, 0, 0.0f, ATTN_VARIANCE_RMS},
         {200, 700, 703, 701, 1, 0, 0, 0, 1.0f, 2.0f, 1e-6f, ATTN_VARIANCE_RMS},
+        /* Rows of one element: variance 0, so rstd 1/sqrt(eps) (inf for eps 0), in every mode. */
+        {7, 1, 1, 3, 1, 1, 0, 0, 1.0f, 5.0f, 1e-5f, ATTN_VARIANCE_TWO_PASS},
+        {7, 1, 2, 1, 0, 0, 0, 0, -1.0f, 5.0f, 0.0f, ATTN_VARIANCE_FAST},
+        {7, 1, 1, 1, 1, 0, 1, 0, 3.0f, 5.0f, 1e-5f, ATTN_VARIANCE_RMS},
     };
     for (size_t k = 0; k < sizeof fixed / sizeof fixed[0]; k++) layer_norm_case(r, &fixed[k]);
 
@@ -192,7 +319,7 @@ static void test_layer_norm(tu_rng *r) {
             float x[2][19], y[2][19];
             for (int j = 0; j < 19; j++) x[0][j] = x[1][j] = tu_rng_uniform(r, -1, 1);
             x[0][k * 9] = k == 0 ? NAN : k == 1 ? INFINITY : -INFINITY;
-            attn_status st = attn_layer_norm(&y[0][0], 19, &x[0][0], 19, 2, 19, NULL, NULL, 1e-5f, (attn_variance)v, 1);
+            attn_status st = layer_norm(&y[0][0], 19, &x[0][0], 19, 2, 19, NULL, NULL, 1e-5f, (attn_variance)v, 1);
             int nan_row = 1, finite_row = 1;
             for (int j = 0; j < 19; j++) {
                 nan_row &= isnan(y[0][j]);
@@ -201,13 +328,33 @@ static void test_layer_norm(tu_rng *r) {
             TU_CHECK(st == ATTN_OK && nan_row && finite_row, "%s layer_norm variance=%d: row with %g at %d", isa_name, v,
                      x[0][k * 9], k * 9);
         }
+    /* The statistics of rows with a NaN or an infinity (lengths 1, 19 and 40), in every mode: rstd
+     * NaN (RMS: NaN with a NaN, 0 with an infinity), a mean that is not finite (RMS: 0); the finite
+     * row beside them keeps finite statistics. */
+    for (int v = 0; v < 3; v++)
+        for (int k = 0; k < 3; k++)
+            for (int len = 0; len < 3; len++) {
+                const int64_t n = len == 0 ? 1 : len == 1 ? 19 : 40;
+                float x[2][40], y[2][40], mean[2], rstd[2];
+                for (int j = 0; j < n; j++) x[0][j] = x[1][j] = tu_rng_uniform(r, -1, 1);
+                const float special = k == 0 ? NAN : k == 1 ? INFINITY : -INFINITY;
+                x[0][n == 1 ? 0 : 7 * k] = special;
+                const attn_status st = layer_norm_stats(&y[0][0], n, &x[0][0], n, 2, n, NULL, NULL, 1e-5f,
+                                                        (attn_variance)v, 1, mean, rstd);
+                const int rms = v == ATTN_VARIANCE_RMS;
+                const int rstd_ok = rms && k > 0 ? rstd[0] == 0.0f : isnan(rstd[0]);
+                const int mean_ok = rms ? mean[0] == 0.0f : !isfinite(mean[0]);
+                TU_CHECK(st == ATTN_OK && rstd_ok && mean_ok && isfinite(mean[1]) && isfinite(rstd[1]),
+                         "%s layer_norm variance=%d n=%lld with %g: mean %g, rstd %g (other row %g, %g)", isa_name, v,
+                         (long long)n, special, mean[0], rstd[0], mean[1], rstd[1]);
+            }
     /* RMS: a NaN makes its row NaN; an infinity gives rsqrt(inf) = 0, so NaN in its place (inf · 0)
      * and signed zeros elsewhere; the other row is untouched by either. */
     for (int k = 0; k < 2; k++) {
         float x[2][19], y[2][19];
         for (int j = 0; j < 19; j++) x[0][j] = x[1][j] = tu_rng_uniform(r, -1, 1);
         x[0][5] = k == 0 ? NAN : -INFINITY;
-        attn_status st = attn_layer_norm(&y[0][0], 19, &x[0][0], 19, 2, 19, NULL, NULL, 1e-5f, ATTN_VARIANCE_RMS, 1);
+        attn_status st = layer_norm(&y[0][0], 19, &x[0][0], 19, 2, 19, NULL, NULL, 1e-5f, ATTN_VARIANCE_RMS, 1);
         int first_ok = 1, finite_row = 1;
         for (int j = 0; j < 19; j++) {
             first_ok &= k == 0 || j == 5 ? isnan(y[0][j]) : y[0][j] == 0.0f;
@@ -272,7 +419,7 @@ static double ulp_error(float got, double ref) {
  * results); then 2 threads, in place, and the range shifted by one must give the same bits. */
 static void check_activation(attn_activation kind, const float *x, int64_t n, const char *range) {
     float *y = alloc_floats(n), *y2 = alloc_floats(n), *inplace = alloc_floats(n);
-    attn_status st = attn_activate(y, x, n, kind, 1);
+    attn_status st = activate(y, x, n, kind, 1);
     TU_CHECK(st == ATTN_OK, "%s %s %s: status %s", isa_name, act_names[kind], range, attn_status_string(st));
     double worst_ratio = 0, worst_ulp = 0;
     int64_t worst_at = 0;
@@ -291,15 +438,15 @@ static void check_activation(attn_activation kind, const float *x, int64_t n, co
     note_worst(&worst_act[kind], worst_ratio);
 
     /* Two threads, in place, and shifted by one element: all bitwise the same. */
-    st = attn_activate(y2, x, n, kind, 2);
+    st = activate(y2, x, n, kind, 2);
     TU_CHECK(st == ATTN_OK && memcmp(y, y2, (size_t)n * sizeof(float)) == 0, "%s %s %s: 2 threads differ",
              isa_name, act_names[kind], range);
     memcpy(inplace, x, (size_t)n * sizeof(float));
-    st = attn_activate(inplace, inplace, n, kind, 0);
+    st = activate(inplace, inplace, n, kind, 0);
     TU_CHECK(st == ATTN_OK && memcmp(y, inplace, (size_t)n * sizeof(float)) == 0, "%s %s %s: in place differs",
              isa_name, act_names[kind], range);
     if (n > 1) {
-        st = attn_activate(y2, x + 1, n - 1, kind, 1);
+        st = activate(y2, x + 1, n - 1, kind, 1);
         TU_CHECK(st == ATTN_OK && memcmp(y + 1, y2, (size_t)(n - 1) * sizeof(float)) == 0,
                  "%s %s %s: result depends on the position in the range", isa_name, act_names[kind], range);
     }
@@ -338,15 +485,15 @@ static void test_activations(tu_rng *r) {
     /* Signs of zero and the limits. */
     float y[4];
     const float z[4] = {0.0f, -0.0f, INFINITY, -INFINITY};
-    attn_activate(y, z, 4, ATTN_ACTIVATION_TANH, 1);
+    activate(y, z, 4, ATTN_ACTIVATION_TANH, 1);
     TU_CHECK(y[0] == 0 && !signbit(y[0]) && y[1] == 0 && signbit(y[1]) && y[2] == 1 && y[3] == -1,
              "%s tanh(±0, ±inf) = %g %g %g %g", isa_name, y[0], y[1], y[2], y[3]);
-    attn_activate(y, z, 4, ATTN_ACTIVATION_SIGMOID, 1);
+    activate(y, z, 4, ATTN_ACTIVATION_SIGMOID, 1);
     TU_CHECK(y[0] == 0.5f && y[1] == 0.5f && y[2] == 1 && y[3] == 0, "%s sigmoid(±0, ±inf) = %g %g %g %g", isa_name,
              y[0], y[1], y[2], y[3]);
     for (int kind = ATTN_ACTIVATION_GELU; kind <= ATTN_ACTIVATION_SILU; kind++) {
         if (kind == ATTN_ACTIVATION_SIGMOID) continue;
-        attn_activate(y, z, 4, (attn_activation)kind, 1);
+        activate(y, z, 4, (attn_activation)kind, 1);
         TU_CHECK(y[0] == 0 && y[1] == 0 && y[2] == INFINITY && isnan(y[3]), "%s %s(±0, ±inf) = %g %g %g %g",
                  isa_name, act_names[kind], y[0], y[1], y[2], y[3]);
     }
@@ -369,11 +516,11 @@ static void test_gated_activations(tu_rng *r) {
             for (int64_t i = 0; i < rows * ld_x; i++) x[i] = tu_rng_uniform(r, -8.0f, 8.0f);
             fill(out, rows * ld_out, SENTINEL);
             fill(two, rows * ld_out, SENTINEL);
-            attn_status st = attn_gated_activate(out, ld_out, x, ld_x, rows, width, (attn_activation)kind, 1);
-            attn_status st2 = attn_gated_activate(two, ld_out, x, ld_x, rows, width, (attn_activation)kind, 2);
+            attn_status st = gated_activate(out, ld_out, x, ld_x, rows, width, (attn_activation)kind, 1);
+            attn_status st2 = gated_activate(two, ld_out, x, ld_x, rows, width, (attn_activation)kind, 2);
             int wrong = 0, gaps = 0;
             for (int64_t row = 0; row < rows; row++) {
-                attn_activate(act, x + row * ld_x, width, (attn_activation)kind, 1);
+                activate(act, x + row * ld_x, width, (attn_activation)kind, 1);
                 for (int64_t c = 0; c < ld_out; c++) {
                     const float got = out[row * ld_out + c];
                     if (c >= width) {
@@ -392,7 +539,7 @@ static void test_gated_activations(tu_rng *r) {
             /* In place: each row's gate half becomes the result, the linear half stays. */
             float *in_place = alloc_floats(rows * ld_x);
             memcpy(in_place, x, (size_t)(rows * ld_x) * sizeof(float));
-            st = attn_gated_activate(in_place, ld_x, in_place, ld_x, rows, width, (attn_activation)kind, 0);
+            st = gated_activate(in_place, ld_x, in_place, ld_x, rows, width, (attn_activation)kind, 0);
             int same = st == ATTN_OK;
             for (int64_t row = 0; row < rows; row++)
                 same &= memcmp(in_place + row * ld_x, out + row * ld_out, (size_t)width * sizeof(float)) == 0 &&
@@ -434,7 +581,7 @@ static void softmax_case(tu_rng *r, int64_t rows, int64_t n, int64_t ld, attn_ma
     char what[200];
     snprintf(what, sizeof what, "%s softmax rows=%lld n=%lld ld=%lld policy=%d", isa_name, (long long)rows,
              (long long)n, (long long)ld, (int)policy);
-    attn_status st = attn_softmax_rows(x, ld, rows, n, policy, 1);
+    attn_status st = softmax_rows(x, ld, rows, n, policy, 1);
     TU_CHECK(st == ATTN_OK, "%s: status %s", what, attn_status_string(st));
     double worst = 0;
     int gaps_ok = 1, special_ok = 1;
@@ -467,7 +614,7 @@ static void softmax_case(tu_rng *r, int64_t rows, int64_t n, int64_t ld, attn_ma
     note_worst(&worst_softmax, worst);
     TU_CHECK(special_ok, "%s: -inf entries, or fully masked / NaN / +inf rows, wrong", what);
     TU_CHECK(gaps_ok, "%s: wrote outside the rows", what);
-    st = attn_softmax_rows(x2, ld, rows, n, policy, 2);
+    st = softmax_rows(x2, ld, rows, n, policy, 2);
     TU_CHECK(st == ATTN_OK && memcmp(x, x2, (size_t)len * sizeof(float)) == 0, "%s: 2 threads differ", what);
     free(kind);
     free(x);
@@ -497,7 +644,62 @@ typedef struct rope_case {
     float theta;
     int64_t offset;
     attn_rotary_pairing pairing;
+    const int64_t *positions;          /* (batch,) per-sequence starts, or NULL (offset for all) */
+    attn_rotary_angles angles;
 } rope_case;
+
+/* The cos and sin of position's angle i in float precision, written out as transformers computes
+ * them (inv_freq = 1 / theta^(arange(0, dim, 2) / dim) in float32, angle = float(p) * inv_freq),
+ * cos and sin in double rounded to float: what Llama's rotary embedding did in Swift. */
+static void float_angle(float theta, int64_t dim, int64_t i, int64_t position, float *c, float *s) {
+    const float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)dim);
+    const float angle = (float)position * inv_freq;
+    *c = (float)cos((double)angle);
+    *s = (float)sin((double)angle);
+}
+
+/* Checks x (rotated) against x0 (before) for every row: the double reference (Equinox's formula,
+ * angles in double) within 3e-7 (|a| + |b|) for double angles; for float angles the serial float
+ * formula's cos and sin, the rotation itself rounded in float at most once per product and once
+ * for the sum (with or without a fused multiply-add), so within 2^-24 (|a c| + |b s| + |result|)
+ * of the same rotation in double. Returns the worst error as a fraction of the tolerance. */
+static double rotary_error(const rope_case *c, const int64_t *stride, const float *x0, const float *x, int *untouched) {
+    const int64_t half = c->dim / 2, row = c->d + c->pad;
+    double worst = 0;
+    for (int64_t b = 0; b < c->batch; b++)
+        for (int64_t h = 0; h < c->heads; h++)
+            for (int64_t l = 0; l < c->len; l++) {
+                const int64_t at = b * stride[0] + h * stride[1] + l * stride[2];
+                const float *in = x0 + at, *got = x + at;
+                for (int64_t j = c->dim; j < row; j++) *untouched &= memcmp(&got[j], &in[j], sizeof(float)) == 0;
+                const int64_t position = (c->positions ? c->positions[b] : c->offset) + l;
+                for (int64_t i = 0; i < half; i++) {
+                    const int64_t ia = c->pairing == ATTN_ROTARY_HALF ? i : 2 * i;
+                    const int64_t ib = c->pairing == ATTN_ROTARY_HALF ? i + half : 2 * i + 1;
+                    const double a = in[ia], bb = in[ib];
+                    double cs, sn, tol_a, tol_b;
+                    if (c->angles == ATTN_ROTARY_ANGLES_FLOAT) {
+                        float fc, fs;
+                        float_angle(c->theta, c->dim, i, position, &fc, &fs);
+                        cs = fc, sn = fs;
+                    } else {
+                        /* Equinox: x * cos + rotate_half(x) * sin, with 1 / theta^(2i/dim). */
+                        const double angle = (double)position * pow((double)c->theta, -2.0 * (double)i / (double)c->dim);
+                        cs = cos(angle), sn = sin(angle);
+                    }
+                    const double ra = a * cs - bb * sn, rb = bb * cs + a * sn;
+                    if (c->angles == ATTN_ROTARY_ANGLES_FLOAT) {
+                        tol_a = 0x1p-24 * (fabs(a * cs) + fabs(bb * sn) + fabs(ra)) + 1e-40;
+                        tol_b = 0x1p-24 * (fabs(bb * cs) + fabs(a * sn) + fabs(rb)) + 1e-40;
+                    } else {
+                        tol_a = tol_b = 3e-7 * (fabs(a) + fabs(bb)) + 1e-30;
+                    }
+                    const double e = fmax(fabs(got[ia] - ra) / tol_a, fabs(got[ib] - rb) / tol_b);
+                    if (!(e <= worst)) worst = e;
+                }
+            }
+    return worst;
+}
 
 static void rotary_case(tu_rng *r, const rope_case *c) {
     const int64_t row = c->d + c->pad;
@@ -517,56 +719,52 @@ static void rotary_case(tu_rng *r, const rope_case *c) {
     memcpy(x0, x, (size_t)total * sizeof(float));
     memcpy(x2, x, (size_t)total * sizeof(float));
 
-    char what[256];
+    char what[320];
     snprintf(what, sizeof what, "%s rotary B=%lld H=%lld L=%lld dim=%lld D=%lld seq_major=%d pad=%lld theta=%g "
-             "offset=%lld pairing=%d", isa_name, (long long)c->batch, (long long)c->heads, (long long)c->len,
-             (long long)c->dim, (long long)c->d, c->seq_major, (long long)c->pad, c->theta, (long long)c->offset,
-             (int)c->pairing);
+             "offset=%lld pairing=%d positions=%s%lld angles=%d", isa_name, (long long)c->batch, (long long)c->heads,
+             (long long)c->len, (long long)c->dim, (long long)c->d, c->seq_major, (long long)c->pad, c->theta,
+             (long long)c->offset, (int)c->pairing, c->positions ? "[0]=" : "none ",
+             (long long)(c->positions ? c->positions[0] : 0), (int)c->angles);
     attn_rotary_params p = attn_rotary_params_default();
     p.batch = c->batch; p.heads = c->heads; p.len = c->len; p.dim = c->dim;
     p.x = x; p.x_stride[0] = stride[0]; p.x_stride[1] = stride[1]; p.x_stride[2] = stride[2];
     p.theta = c->theta; p.position_offset = c->offset; p.pairing = c->pairing; p.num_threads = 1;
+    p.positions = c->positions; p.angles = c->angles;
     attn_status st = attn_rotary(&p);
     TU_CHECK(st == ATTN_OK, "%s: status %s", what, attn_status_string(st));
 
-    const int64_t half = c->dim / 2;
-    double worst = 0;
     int untouched = 1;
-    for (int64_t b = 0; b < c->batch; b++)
-        for (int64_t h = 0; h < c->heads; h++)
-            for (int64_t l = 0; l < c->len; l++) {
-                const int64_t at = b * stride[0] + h * stride[1] + l * stride[2];
-                const float *in = x0 + at, *got = x + at;
-                for (int64_t j = c->dim; j < row; j++) untouched &= memcmp(&got[j], &in[j], sizeof(float)) == 0;
-                const double pos = (double)(c->offset + l);
-                for (int64_t i = 0; i < half; i++) {
-                    /* Equinox: x * cos + rotate_half(x) * sin, with 1 / theta^(2i/dim). */
-                    const double angle = pos * pow((double)c->theta, -2.0 * (double)i / (double)c->dim);
-                    const int64_t ia = c->pairing == ATTN_ROTARY_HALF ? i : 2 * i;
-                    const int64_t ib = c->pairing == ATTN_ROTARY_HALF ? i + half : 2 * i + 1;
-                    const double a = in[ia], bb = in[ib];
-                    const double ra = a * cos(angle) - bb * sin(angle), rb = bb * cos(angle) + a * sin(angle);
-                    const double tol = 3e-7 * (fabs(a) + fabs(bb)) + 1e-30;
-                    const double e = fmax(fabs(got[ia] - ra), fabs(got[ib] - rb)) / tol;
-                    if (!(e <= worst)) worst = e;
-                }
-            }
+    const double worst = rotary_error(c, stride, x0, x, &untouched);
     TU_CHECK(worst <= 1.0, "%s: error %.3g of tolerance", what, worst);
-    note_worst(&worst_rope, worst);
+    note_worst(c->angles == ATTN_ROTARY_ANGLES_FLOAT ? &worst_rope_float : &worst_rope, worst);
     TU_CHECK(untouched, "%s: features past dim or row gaps changed", what);
     p.x = x2;
     p.num_threads = 2;
     st = attn_rotary(&p);
     TU_CHECK(st == ATTN_OK && memcmp(x, x2, (size_t)total * sizeof(float)) == 0, "%s: 2 threads differ", what);
+    /* Per-sequence positions all equal to the offset: the bits of positions NULL. */
+    if (!c->positions) {
+        int64_t *same = malloc((size_t)c->batch * sizeof(int64_t));
+        for (int64_t b = 0; b < c->batch; b++) same[b] = c->offset;
+        memcpy(x2, x0, (size_t)total * sizeof(float));
+        p.positions = same;
+        p.position_offset = 0;
+        st = attn_rotary(&p);
+        TU_CHECK(st == ATTN_OK && memcmp(x, x2, (size_t)total * sizeof(float)) == 0,
+                 "%s: positions all %lld differ from position_offset %lld", what, (long long)c->offset,
+                 (long long)c->offset);
+        free(same);
+    }
     free(x);
     free(x0);
     free(x2);
 }
 
 static void test_rotary(tu_rng *r) {
-    static const float thetas[] = {10000.0f, 100.0f, 500.0f, 1.5f, 1e6f};
+    static const float thetas[] = {10000.0f, 100.0f, 500.0f, 1.5f, 1e6f, 500000.0f};
     static const int64_t offsets[] = {0, 0, 1, 5, 1000, 1000000};
-    for (int k = 0; k < 80; k++) {
+    int64_t starts[3];
+    for (int k = 0; k < 160; k++) {
         rope_case c;
         c.batch = tu_rng_range(r, 1, 3);
         c.heads = tu_rng_range(r, 1, 4);
@@ -578,13 +776,27 @@ static void test_rotary(tu_rng *r) {
         c.theta = TU_PICK(r, thetas);
         c.offset = TU_PICK(r, offsets);
         c.pairing = tu_rng_chance(r, 0.5) ? ATTN_ROTARY_INTERLEAVED : ATTN_ROTARY_HALF;
+        c.angles = k % 2 ? ATTN_ROTARY_ANGLES_FLOAT : ATTN_ROTARY_ANGLES_DOUBLE;
+        /* Per-sequence starts half the time: different, or repeated (a table reused across b). */
+        c.positions = NULL;
+        if (tu_rng_chance(r, 0.5)) {
+            for (int64_t b = 0; b < c.batch; b++) starts[b] = b > 0 && tu_rng_chance(r, 0.3) ? starts[b - 1] : TU_PICK(r, offsets);
+            c.positions = starts;
+        }
         rotary_case(r, &c);
     }
-    /* Large enough for several work items (the thread split), both pairings. */
+    /* Large enough for several work items (the thread split), both pairings, both angle modes;
+     * sequences at decoding starts far apart (float angles at 100000 differ from double ones by far
+     * more than the tolerance, so each mode is told from the other). */
+    static const int64_t decode[3] = {100000, 3, 100000};
     const rope_case big[] = {
-        {2, 8, 300, 64, 64, 1, 0, 10000.0f, 7, ATTN_ROTARY_HALF},
-        {1, 3, 500, 32, 40, 0, 1, 10000.0f, 0, ATTN_ROTARY_INTERLEAVED},
-        {1, 1, 1, 2, 2, 0, 0, 10000.0f, 0, ATTN_ROTARY_HALF},
+        {2, 8, 300, 64, 64, 1, 0, 10000.0f, 7, ATTN_ROTARY_HALF, NULL, ATTN_ROTARY_ANGLES_DOUBLE},
+        {1, 3, 500, 32, 40, 0, 1, 10000.0f, 0, ATTN_ROTARY_INTERLEAVED, NULL, ATTN_ROTARY_ANGLES_DOUBLE},
+        {1, 1, 1, 2, 2, 0, 0, 10000.0f, 0, ATTN_ROTARY_HALF, NULL, ATTN_ROTARY_ANGLES_DOUBLE},
+        {2, 8, 300, 64, 64, 1, 0, 500000.0f, 7, ATTN_ROTARY_HALF, NULL, ATTN_ROTARY_ANGLES_FLOAT},
+        {3, 4, 200, 128, 128, 1, 0, 10000.0f, 0, ATTN_ROTARY_HALF, decode, ATTN_ROTARY_ANGLES_FLOAT},
+        {3, 4, 200, 128, 128, 0, 2, 10000.0f, 0, ATTN_ROTARY_HALF, decode, ATTN_ROTARY_ANGLES_DOUBLE},
+        {3, 2, 1, 64, 64, 1, 0, 10000.0f, 0, ATTN_ROTARY_INTERLEAVED, decode, ATTN_ROTARY_ANGLES_FLOAT},
     };
     for (size_t k = 0; k < sizeof big / sizeof big[0]; k++) rotary_case(r, &big[k]);
 }
@@ -600,7 +812,7 @@ static void mean_case(tu_rng *r, int64_t rows, int64_t n, int64_t ld, float offs
     char what[160];
     snprintf(what, sizeof what, "%s mean_rows rows=%lld n=%lld ld=%lld offset=%g", isa_name, (long long)rows,
              (long long)n, (long long)ld, offset);
-    attn_status st = attn_mean_rows(out, x, ld, rows, n, 1);
+    attn_status st = mean_rows(out, x, ld, rows, n, 1);
     TU_CHECK(st == ATTN_OK, "%s: status %s", what, attn_status_string(st));
     double worst = 0;
     for (int64_t i = 0; i < rows; i++) {
@@ -617,7 +829,7 @@ static void mean_case(tu_rng *r, int64_t rows, int64_t n, int64_t ld, float offs
     TU_CHECK(worst <= 1.0, "%s: error %.3g of tolerance", what, worst);
     note_worst(&worst_mean, worst);
     TU_CHECK(out[rows] == SENTINEL, "%s: wrote past out", what);
-    st = attn_mean_rows(out2, x, ld, rows, n, 2);
+    st = mean_rows(out2, x, ld, rows, n, 2);
     TU_CHECK(st == ATTN_OK && memcmp(out, out2, (size_t)rows * sizeof(float)) == 0, "%s: 2 threads differ", what);
     free(x);
     free(out);
@@ -655,7 +867,7 @@ static void test_errors(void) {
     const int64_t big = INT64_MAX / 2;
 
     /* layer norm: out (4 rows of 8), x (4 rows of 8) */
-#define LN(o, ldo, xx, ldx, rows, n, eps, var, thr) attn_layer_norm(o, ldo, xx, ldx, rows, n, w, w, eps, var, thr)
+#define LN(o, ldo, xx, ldx, rows, n, eps, var, thr) layer_norm(o, ldo, xx, ldx, rows, n, w, w, eps, var, thr)
     EXPECT_STATUS(LN(NULL, 8, x, 8, 4, 8, 1e-5f, ATTN_VARIANCE_TWO_PASS, 1), ATTN_ERR_NULL_POINTER, out, 32, "ln out NULL");
     EXPECT_STATUS(LN(out, 8, NULL, 8, 4, 8, 1e-5f, ATTN_VARIANCE_TWO_PASS, 1), ATTN_ERR_NULL_POINTER, out, 32, "ln x NULL");
     EXPECT_STATUS(LN(out, 8, x, 8, 0, 8, 1e-5f, ATTN_VARIANCE_TWO_PASS, 1), ATTN_ERR_INVALID_ARGUMENT, out, 32, "ln rows 0");
@@ -676,24 +888,24 @@ static void test_errors(void) {
     EXPECT_STATUS(LN(out, 8, x, big, 4, 8, 1e-5f, ATTN_VARIANCE_FAST, 1), ATTN_ERR_OVERFLOW, out, 32, "ln x extent");
     EXPECT_STATUS(LN(out, big, x, 8, 4, 8, 1e-5f, ATTN_VARIANCE_FAST, 1), ATTN_ERR_OVERFLOW, out, 32, "ln out extent");
     EXPECT_STATUS(LN(out, 8, x, 8, 4, 8, 1e-5f, ATTN_VARIANCE_FAST, 1), ATTN_OK, out, 32, "ln valid");
-    EXPECT_STATUS(attn_layer_norm(out, 8, x, 8, 4, 8, NULL, NULL, 0.0f, ATTN_VARIANCE_FAST, 0), ATTN_OK, out, 32,
+    EXPECT_STATUS(layer_norm(out, 8, x, 8, 4, 8, NULL, NULL, 0.0f, ATTN_VARIANCE_FAST, 0), ATTN_OK, out, 32,
                   "ln valid, no weight or bias, eps 0");
 #undef LN
 
     /* activations */
-    EXPECT_STATUS(attn_activate(NULL, x, 8, ATTN_ACTIVATION_GELU, 1), ATTN_ERR_NULL_POINTER, out, 64, "act out NULL");
-    EXPECT_STATUS(attn_activate(out, NULL, 8, ATTN_ACTIVATION_GELU, 1), ATTN_ERR_NULL_POINTER, out, 64, "act x NULL");
-    EXPECT_STATUS(attn_activate(out, x, 0, ATTN_ACTIVATION_GELU, 1), ATTN_ERR_INVALID_ARGUMENT, out, 64, "act count 0");
-    EXPECT_STATUS(attn_activate(out, x, -3, ATTN_ACTIVATION_GELU, 1), ATTN_ERR_INVALID_ARGUMENT, out, 64, "act count -3");
-    EXPECT_STATUS(attn_activate(out, x, 8, (attn_activation)-1, 1), ATTN_ERR_INVALID_ARGUMENT, out, 64, "act kind -1");
-    EXPECT_STATUS(attn_activate(out, x, 8, (attn_activation)7, 1), ATTN_ERR_INVALID_ARGUMENT, out, 64, "act kind 7");
-    EXPECT_STATUS(attn_activate(out, x, 8, ATTN_ACTIVATION_GELU, -2), ATTN_ERR_INVALID_ARGUMENT, out, 64, "act threads -2");
-    EXPECT_STATUS(attn_activate(out, x, INT64_MAX / 2, ATTN_ACTIVATION_GELU, 1), ATTN_ERR_OVERFLOW, out, 64,
+    EXPECT_STATUS(activate(NULL, x, 8, ATTN_ACTIVATION_GELU, 1), ATTN_ERR_NULL_POINTER, out, 64, "act out NULL");
+    EXPECT_STATUS(activate(out, NULL, 8, ATTN_ACTIVATION_GELU, 1), ATTN_ERR_NULL_POINTER, out, 64, "act x NULL");
+    EXPECT_STATUS(activate(out, x, 0, ATTN_ACTIVATION_GELU, 1), ATTN_ERR_INVALID_ARGUMENT, out, 64, "act count 0");
+    EXPECT_STATUS(activate(out, x, -3, ATTN_ACTIVATION_GELU, 1), ATTN_ERR_INVALID_ARGUMENT, out, 64, "act count -3");
+    EXPECT_STATUS(activate(out, x, 8, (attn_activation)-1, 1), ATTN_ERR_INVALID_ARGUMENT, out, 64, "act kind -1");
+    EXPECT_STATUS(activate(out, x, 8, (attn_activation)7, 1), ATTN_ERR_INVALID_ARGUMENT, out, 64, "act kind 7");
+    EXPECT_STATUS(activate(out, x, 8, ATTN_ACTIVATION_GELU, -2), ATTN_ERR_INVALID_ARGUMENT, out, 64, "act threads -2");
+    EXPECT_STATUS(activate(out, x, INT64_MAX / 2, ATTN_ACTIVATION_GELU, 1), ATTN_ERR_OVERFLOW, out, 64,
                   "act count overflows");
-    EXPECT_STATUS(attn_activate(out, x, 64, ATTN_ACTIVATION_SILU, 1), ATTN_OK, out, 64, "act valid");
+    EXPECT_STATUS(activate(out, x, 64, ATTN_ACTIVATION_SILU, 1), ATTN_OK, out, 64, "act valid");
 
     /* gated activations: x (4 rows of 2 x 8), out (4 rows of 8) */
-#define GA(o, ldo, xx, ldx, rows, width, kind, thr) attn_gated_activate(o, ldo, xx, ldx, rows, width, kind, thr)
+#define GA(o, ldo, xx, ldx, rows, width, kind, thr) gated_activate(o, ldo, xx, ldx, rows, width, kind, thr)
     EXPECT_STATUS(GA(NULL, 8, x, 16, 4, 8, ATTN_ACTIVATION_SILU, 1), ATTN_ERR_NULL_POINTER, out, 64, "gated out NULL");
     EXPECT_STATUS(GA(out, 8, NULL, 16, 4, 8, ATTN_ACTIVATION_SILU, 1), ATTN_ERR_NULL_POINTER, out, 64, "gated x NULL");
     EXPECT_STATUS(GA(out, 8, x, 16, 0, 8, ATTN_ACTIVATION_SILU, 1), ATTN_ERR_INVALID_ARGUMENT, out, 64, "gated rows 0");
@@ -716,7 +928,7 @@ static void test_errors(void) {
 
     /* softmax: in place, so the guarded buffer is x itself */
     float s[64];
-#define SM(xx, ld, rows, n, pol, thr) attn_softmax_rows(xx, ld, rows, n, pol, thr)
+#define SM(xx, ld, rows, n, pol, thr) softmax_rows(xx, ld, rows, n, pol, thr)
     EXPECT_STATUS(SM(NULL, 8, 4, 8, ATTN_MASKED_ROWS_ZERO, 1), ATTN_ERR_NULL_POINTER, s, 32, "softmax x NULL");
     EXPECT_STATUS(SM(s, 8, 0, 8, ATTN_MASKED_ROWS_ZERO, 1), ATTN_ERR_INVALID_ARGUMENT, s, 32, "softmax rows 0");
     EXPECT_STATUS(SM(s, 8, 4, 0, ATTN_MASKED_ROWS_ZERO, 1), ATTN_ERR_INVALID_ARGUMENT, s, 32, "softmax n 0");
@@ -729,17 +941,17 @@ static void test_errors(void) {
 #undef SM
 
     /* mean rows */
-    EXPECT_STATUS(attn_mean_rows(NULL, x, 8, 4, 8, 1), ATTN_ERR_NULL_POINTER, out, 8, "mean out NULL");
-    EXPECT_STATUS(attn_mean_rows(out, NULL, 8, 4, 8, 1), ATTN_ERR_NULL_POINTER, out, 8, "mean x NULL");
-    EXPECT_STATUS(attn_mean_rows(out, x, 8, -4, 8, 1), ATTN_ERR_INVALID_ARGUMENT, out, 8, "mean rows -4");
-    EXPECT_STATUS(attn_mean_rows(out, x, 8, 4, 0, 1), ATTN_ERR_INVALID_ARGUMENT, out, 8, "mean n 0");
-    EXPECT_STATUS(attn_mean_rows(out, x, 8, 4, 8, ATTN_MAX_THREADS + 1), ATTN_ERR_INVALID_ARGUMENT, out, 8,
+    EXPECT_STATUS(mean_rows(NULL, x, 8, 4, 8, 1), ATTN_ERR_NULL_POINTER, out, 8, "mean out NULL");
+    EXPECT_STATUS(mean_rows(out, NULL, 8, 4, 8, 1), ATTN_ERR_NULL_POINTER, out, 8, "mean x NULL");
+    EXPECT_STATUS(mean_rows(out, x, 8, -4, 8, 1), ATTN_ERR_INVALID_ARGUMENT, out, 8, "mean rows -4");
+    EXPECT_STATUS(mean_rows(out, x, 8, 4, 0, 1), ATTN_ERR_INVALID_ARGUMENT, out, 8, "mean n 0");
+    EXPECT_STATUS(mean_rows(out, x, 8, 4, 8, ATTN_MAX_THREADS + 1), ATTN_ERR_INVALID_ARGUMENT, out, 8,
                   "mean threads > max");
-    EXPECT_STATUS(attn_mean_rows(out, x, 4, 4, 8, 1), ATTN_ERR_INVALID_STRIDE, out, 8, "mean ld < n");
-    EXPECT_STATUS(attn_mean_rows(out, x, big, 4, 8, 1), ATTN_ERR_OVERFLOW, out, 8, "mean extent");
-    EXPECT_STATUS(attn_mean_rows(out, x, 0, INT64_MAX / 2, 1, 1), ATTN_ERR_INVALID_STRIDE, out, 8, "mean ld 0 < n");
-    EXPECT_STATUS(attn_mean_rows(out, x, 1, INT64_MAX / 2, 1, 1), ATTN_ERR_OVERFLOW, out, 8, "mean rows overflow");
-    EXPECT_STATUS(attn_mean_rows(out, x, 8, 4, 8, 1), ATTN_OK, out, 8, "mean valid");
+    EXPECT_STATUS(mean_rows(out, x, 4, 4, 8, 1), ATTN_ERR_INVALID_STRIDE, out, 8, "mean ld < n");
+    EXPECT_STATUS(mean_rows(out, x, big, 4, 8, 1), ATTN_ERR_OVERFLOW, out, 8, "mean extent");
+    EXPECT_STATUS(mean_rows(out, x, 0, INT64_MAX / 2, 1, 1), ATTN_ERR_INVALID_STRIDE, out, 8, "mean ld 0 < n");
+    EXPECT_STATUS(mean_rows(out, x, 1, INT64_MAX / 2, 1, 1), ATTN_ERR_OVERFLOW, out, 8, "mean rows overflow");
+    EXPECT_STATUS(mean_rows(out, x, 8, 4, 8, 1), ATTN_OK, out, 8, "mean valid");
 
     /* rotary: x is (1, 2, 4, 8) contiguous, modified in place, so it is the guarded buffer */
     float q[64];
@@ -773,7 +985,12 @@ static void test_errors(void) {
         {"rope valid", ok, ATTN_OK},
         {"rope valid, (B, L, H, D)", ok, ATTN_OK},
         {"rope valid, len 1 with any position stride", ok, ATTN_OK},
+        {"rope angles 2", ok, ATTN_ERR_INVALID_ARGUMENT},
+        {"rope positions[0] < 0", ok, ATTN_ERR_INVALID_ARGUMENT},
+        {"rope positions[0] + len overflows", ok, ATTN_ERR_OVERFLOW},
+        {"rope valid, positions", ok, ATTN_OK},
     };
+    static const int64_t negative[1] = {-1}, huge[1] = {INT64_MAX - 2}, fine[1] = {1000};
     cases[0].p.x = NULL;
     cases[1].p.batch = 0;
     cases[2].p.heads = -1;
@@ -796,6 +1013,11 @@ static void test_errors(void) {
     cases[19].p.x_stride[2] = 16;
     cases[20].p.len = 1;
     cases[20].p.x_stride[2] = 0;
+    cases[21].p.angles = (attn_rotary_angles)2;
+    cases[22].p.positions = negative;
+    cases[23].p.positions = huge;
+    cases[24].p.positions = fine;
+    cases[24].p.angles = ATTN_ROTARY_ANGLES_FLOAT;
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
         EXPECT_STATUS(attn_rotary(&cases[k].p), cases[k].want, q, 64, cases[k].name);
     EXPECT_STATUS(attn_rotary(NULL), ATTN_ERR_NULL_POINTER, q, 64, "rope params NULL");
@@ -824,8 +1046,9 @@ int main(int argc, char **argv) {
         test_softmax(&r);
         test_rotary(&r);
         test_mean_rows(&r);
-        printf("  worst error / tolerance: layer_norm %.3f, softmax %.3f, rotary %.3f, mean_rows %.3f\n", worst_ln,
-               worst_softmax, worst_rope, worst_mean);
+        printf("  worst error / tolerance: layer_norm %.3f (mean, rstd %.3f), softmax %.3f, rotary %.3f (float "
+               "angles %.3f), mean_rows %.3f\n", worst_ln, worst_ln_stats, worst_softmax, worst_rope, worst_rope_float,
+               worst_mean);
         printf("  worst error / bound:");
         for (int k = 0; k < 7; k++) printf(" %s %.3f", act_names[k], worst_act[k]);
         printf("\n");

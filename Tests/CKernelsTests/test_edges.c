@@ -882,6 +882,91 @@ static void test_struct_size(void) {
     prob_free(&P);
 }
 
+/* The dense structs of 1.0.0: every size but their own rejected before anything is read or
+ * written, their defaults working at the end of a block of exactly their size. */
+static void test_struct_size_dense(void) {
+    printf("-- struct_size of the dense structs: their own size only\n");
+    float x[64], out[64], mean[4];
+    for (int i = 0; i < 64; i++) x[i] = (float)(i % 7) - 3.0f;
+    attn_layer_norm_params *ln = xmalloc(sizeof *ln);
+    *ln = attn_layer_norm_params_default();
+    ln->rows = 4; ln->n = 16; ln->out = out; ln->ld_out = 16; ln->x = x; ln->ld_x = 16; ln->mean = mean;
+    attn_activate_params *act = xmalloc(sizeof *act);
+    *act = attn_activate_params_default();
+    act->count = 64; act->out = out; act->x = x;
+    attn_gated_activate_params *ga = xmalloc(sizeof *ga);
+    *ga = attn_gated_activate_params_default();
+    ga->rows = 4; ga->width = 8; ga->out = out; ga->ld_out = 8; ga->x = x; ga->ld_x = 16;
+    attn_softmax_rows_params *sm = xmalloc(sizeof *sm);
+    *sm = attn_softmax_rows_params_default();
+    sm->rows = 4; sm->n = 16; sm->x = out; sm->ld = 16;
+    attn_mean_rows_params *mr = xmalloc(sizeof *mr);
+    *mr = attn_mean_rows_params_default();
+    mr->rows = 4; mr->n = 16; mr->out = mean; mr->x = x; mr->ld = 16;
+    const size_t sizes[5] = {sizeof *ln, sizeof *act, sizeof *ga, sizeof *sm, sizeof *mr};
+    size_t *struct_size[5] = {&ln->struct_size, &act->struct_size, &ga->struct_size, &sm->struct_size,
+                              &mr->struct_size};
+    static const char *names[5] = {"attn_layer_norm", "attn_activate", "attn_gated_activate", "attn_softmax_rows",
+                                   "attn_mean_rows"};
+    for (int f = 0; f < 5; f++) {
+        const size_t garbage[6] = {0, 2, sizes[f] - 8, sizes[f] - 1, sizes[f] + 8, SIZE_MAX};
+        for (int g = 0; g <= 6; g++) {
+            *struct_size[f] = g < 6 ? garbage[g] : sizes[f];
+            for (int i = 0; i < 64; i++) out[i] = 7.0f;
+            for (int i = 0; i < 4; i++) mean[i] = 7.0f;
+            const attn_status st = f == 0 ? attn_layer_norm(ln) : f == 1 ? attn_activate(act)
+                                 : f == 2 ? attn_gated_activate(ga) : f == 3 ? attn_softmax_rows(sm) : attn_mean_rows(mr);
+            int clean = 1;
+            for (int i = 0; i < 64; i++) clean &= out[i] == 7.0f;
+            for (int i = 0; i < 4; i++) clean &= mean[i] == 7.0f;
+            if (g < 6)
+                TU_CHECK(st == ATTN_ERR_INVALID_ARGUMENT && clean, "%s struct_size %zu: %s, %s", names[f], garbage[g],
+                         attn_status_string(st), clean ? "nothing written" : "something written");
+            else
+                TU_CHECK(st == ATTN_OK && *struct_size[f] == sizes[f], "%s_params_default: %s", names[f],
+                         attn_status_string(st));
+        }
+    }
+    TU_CHECK(attn_layer_norm(NULL) == ATTN_ERR_NULL_POINTER && attn_activate(NULL) == ATTN_ERR_NULL_POINTER &&
+             attn_gated_activate(NULL) == ATTN_ERR_NULL_POINTER && attn_softmax_rows(NULL) == ATTN_ERR_NULL_POINTER &&
+             attn_mean_rows(NULL) == ATTN_ERR_NULL_POINTER, "a NULL dense params struct: want NULL_POINTER");
+    free(ln);
+    free(act);
+    free(ga);
+    free(sm);
+    free(mr);
+}
+
+/* Rotary's 0.3.0 layout (ending at num_threads) at the end of a block of exactly its size, tail
+ * padding full of garbage: the bits of the current layout with positions NULL and double angles. */
+static void test_struct_size_rotary_0_3_0(void) {
+    printf("-- attn_rotary_params of 0.3.0: read as positions NULL, double angles\n");
+    float x[64];
+    for (int i = 0; i < 64; i++) x[i] = (float)(i % 7) - 3.0f;
+    const size_t old_size = (offsetof(attn_rotary_params, num_threads) + sizeof(int) + _Alignof(attn_rotary_params) - 1) /
+                            _Alignof(attn_rotary_params) * _Alignof(attn_rotary_params);
+    if (offsetof(attn_rotary_params, positions) < old_size)
+        tu_fail("attn_rotary_params: positions at %zu, inside 0.3.0's %zu bytes", offsetof(attn_rotary_params, positions),
+                old_size);
+    float want[64], got[64];
+    memcpy(want, x, sizeof x);
+    memcpy(got, x, sizeof x);
+    attn_rotary_params cur = attn_rotary_params_default();
+    cur.batch = 2; cur.heads = 2; cur.len = 2; cur.dim = 8;
+    cur.x_stride[0] = 32; cur.x_stride[1] = 16; cur.x_stride[2] = 8;
+    cur.position_offset = 3;
+    cur.x = want;
+    TU_CHECK(attn_rotary(&cur) == ATTN_OK, "attn_rotary, current layout");
+    unsigned char *old = xmalloc(old_size);
+    memset(old, 0xA5, old_size);
+    cur.x = got;
+    memcpy(old, &cur, offsetof(attn_rotary_params, num_threads) + sizeof(int));
+    memcpy(old, &old_size, sizeof old_size);
+    TU_CHECK(attn_rotary((const attn_rotary_params *)old) == ATTN_OK && memcmp(got, want, sizeof got) == 0,
+             "0.3.0's attn_rotary_params (struct_size %zu): not the current layout's result", old_size);
+    free(old);
+}
+
 /* ============================================================================================== */
 /* 3. Threads                                                                                      */
 
@@ -968,10 +1053,18 @@ static void conc_compute(conc_shared *s, int threads, float *fused, float *unfus
     m.c = mm; m.ldc = s->mm_n;
     m.num_threads = threads;
     *errors += attn_matmul(&m) != ATTN_OK;
-    *errors += attn_layer_norm(ln, s->ln_n, s->ln_x, s->ln_n, s->ln_rows, s->ln_n, NULL, NULL, 1e-5f, ATTN_VARIANCE_TWO_PASS,
-                               threads) != ATTN_OK;
+    attn_layer_norm_params l = attn_layer_norm_params_default();
+    l.rows = s->ln_rows; l.n = s->ln_n;
+    l.out = ln; l.ld_out = s->ln_n;
+    l.x = s->ln_x; l.ld_x = s->ln_n;
+    l.num_threads = threads;
+    *errors += attn_layer_norm(&l) != ATTN_OK;
     memcpy(sm, s->sm_x, sizeof(float) * (size_t)(s->ln_rows * s->ln_n));
-    *errors += attn_softmax_rows(sm, s->ln_n, s->ln_rows, s->ln_n, ATTN_MASKED_ROWS_ZERO, threads) != ATTN_OK;
+    attn_softmax_rows_params sp = attn_softmax_rows_params_default();
+    sp.rows = s->ln_rows; sp.n = s->ln_n;
+    sp.x = sm; sp.ld = s->ln_n;
+    sp.num_threads = threads;
+    *errors += attn_softmax_rows(&sp) != ATTN_OK;
 }
 
 static void *conc_worker(void *p) {
@@ -1809,6 +1902,8 @@ int main(int argc, char **argv) {
     test_allocation_failure();
     test_workspace_errors();
     test_struct_size();
+    test_struct_size_dense();
+    test_struct_size_rotary_0_3_0();
     test_thread_resolution();
     test_concurrent_calls();
     test_thread_count_cycle();

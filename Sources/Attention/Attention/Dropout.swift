@@ -33,4 +33,11 @@ public struct Dropout: Sendable, Equatable, Hashable {
         self.seed = seed
         self.offset = offset
     }
+
+    /// The one dropout decision of the library, the kernels' hash: a function that scales a weight
+    /// by `1/(1 - probability)` when element `counter` (counted from ``offset``) is kept and gives 0
+    /// otherwise, so every path drops the same elements for the same seed.
+    func decision() -> (_ value: Float, _ counter: Int) -> Float {
+        dropoutDecision(probability: probability, seed: seed, offset: offset)
+    }
 }

@@ -124,14 +124,14 @@ struct AttentionKernelCall {
         (params.out, params.out_stride, params.lse) = (output, outputStrides, logSumExp)
         params.out_dtype = outputDType.kernelValue
         params.scale = scale ?? 0
-        params.causal = mask.causal.kernelValue
+        params.causal = kernelCausal(mask.causal)
         params.window_left = mask.window.left.map(Int64.init) ?? -1
         params.window_right = mask.window.right.map(Int64.init) ?? -1
         if let dropout, dropout.probability > 0 {
             (params.dropout_p, params.dropout_seed, params.dropout_offset) =
                 (dropout.probability, dropout.seed, dropout.offset)
         }
-        params.masked_rows = maskedRows.kernelValue
+        params.masked_rows = kernelMaskedRows(maskedRows)
         params.num_threads = Int32(threads ?? 0)
         if let allowed = mask.allowed { params.mask_stride = allowed.strides.kernelValue }
         if let bias = mask.bias { params.bias_stride = bias.strides.kernelValue }
@@ -193,25 +193,21 @@ extension ScoreStrides {
     var kernelValue: (Int64, Int64, Int64, Int64) { (Int64(batch), Int64(head), Int64(query), Int64(key)) }
 }
 
-extension AttentionMask.Causal {
-    /// The kernels' spelling of the alignment.
-    var kernelValue: attn_causal {
-        switch self {
-        case .none: ATTN_CAUSAL_NONE
-        case .topLeft: ATTN_CAUSAL_TOP_LEFT
-        case .bottomRight: ATTN_CAUSAL_BOTTOM_RIGHT
-        }
+/// The kernels' spelling of a causal alignment.
+func kernelCausal(_ causal: AttentionMask.Causal) -> attn_causal {
+    switch causal {
+    case .none: ATTN_CAUSAL_NONE
+    case .topLeft: ATTN_CAUSAL_TOP_LEFT
+    case .bottomRight: ATTN_CAUSAL_BOTTOM_RIGHT
     }
 }
 
-extension MaskedRowPolicy {
-    /// The kernels' spelling of the policy.
-    var kernelValue: attn_masked_rows {
-        switch self {
-        case .zero: ATTN_MASKED_ROWS_ZERO
-        case .nan: ATTN_MASKED_ROWS_NAN
-        case .meanOfValues: ATTN_MASKED_ROWS_MEAN
-        }
+/// The kernels' spelling of a masked-row policy.
+func kernelMaskedRows(_ policy: MaskedRowPolicy) -> attn_masked_rows {
+    switch policy {
+    case .zero: ATTN_MASKED_ROWS_ZERO
+    case .nan: ATTN_MASKED_ROWS_NAN
+    case .meanOfValues: ATTN_MASKED_ROWS_MEAN
     }
 }
 

@@ -1,11 +1,15 @@
 internal import CAttention
 
 // The dense kernels around attention (activations, layer norm, row softmax, mean pooling, rotary
-// embedding, the dropout hash), each called from exactly one place here.
+// embedding, the dropout hash), each called from exactly one place here, in the kernels' terms:
+// tensors, strided heads and enums of this file; the layers map their own types onto these.
 
-extension Activation {
+/// The element-wise functions of `attn_activate` (the `Activation` layer maps itself onto these).
+enum KernelActivation {
+    case identity, relu, gelu, geluTanh, sigmoid, silu, tanh
+
     /// The kernels' spelling of the activation.
-    private var kernelValue: attn_activation {
+    fileprivate var value: attn_activation {
         switch self {
         case .identity: ATTN_ACTIVATION_IDENTITY
         case .relu: ATTN_ACTIVATION_RELU
@@ -16,47 +20,57 @@ extension Activation {
         case .tanh: ATTN_ACTIVATION_TANH
         }
     }
-
-    /// The activation of every element of `input`, into a new tensor (`attn_activate`).
-    func activate(_ input: Tensor) throws(AttentionError) -> Tensor {
-        try input.requireFloat32("input")
-        let output = try Tensor(uninitializedShape: input.shape, argument: "input")
-        if input.count == 0 { return output }
-        let status = withExtendedLifetime((input, output)) {
-            attn_activate(
-                output.storage.buffer.baseAddress, input.storage.buffer.baseAddress, Int64(input.count), kernelValue, 0)
-        }
-        if let error = AttentionError(status: status, function: "attn_activate", context: "\(self) of input \(input.shape)") {
-            throw error
-        }
-        return output
-    }
-
-    /// The gated activation of `input`, `(..., 2 · width)` → `(..., width)`, into a new tensor
-    /// (`attn_gated_activate`). The caller has checked that the last dimension is even.
-    func activateGated(_ input: Tensor) throws(AttentionError) -> Tensor {
-        try input.requireFloat32("input")
-        let width = input.shape[input.rank - 1] / 2
-        let output = try Tensor(uninitializedShape: Array(input.shape.dropLast()) + [width], argument: "input")
-        if output.count == 0 { return output }
-        let status = withExtendedLifetime((input, output)) {
-            attn_gated_activate(
-                output.storage.buffer.baseAddress, Int64(width), input.storage.buffer.baseAddress, Int64(2 * width),
-                Int64(output.count / width), Int64(width), kernelValue, 0)
-        }
-        if let error = AttentionError(
-            status: status, function: "attn_gated_activate", context: "gated \(self) of input \(input.shape)")
-        {
-            throw error
-        }
-        return output
-    }
 }
 
-/// What a row norm divides by: the variance about the mean (layer norm, computed as `LayerNorm`
-/// says), or the mean square about zero (RMS norm, nothing subtracted).
+/// `kind` of every element of `input`, into a new tensor (`attn_activate`).
+func activate(_ input: Tensor, kind: KernelActivation) throws(AttentionError) -> Tensor {
+    try input.requireFloat32("input")
+    let output = try Tensor(uninitializedShape: input.shape, argument: "input")
+    if input.count == 0 { return output }
+    var params = attn_activate_params_default()
+    params.count = Int64(input.count)
+    params.kind = kind.value
+    let status = withExtendedLifetime((input, output)) {
+        params.out = output.storage.buffer.baseAddress
+        params.x = UnsafePointer(input.storage.buffer.baseAddress)
+        return attn_activate(&params)
+    }
+    if let error = AttentionError(status: status, function: "attn_activate", context: "\(kind) of input \(input.shape)") {
+        throw error
+    }
+    return output
+}
+
+/// The gated activation of `input`, `(..., 2 · width)` → `(..., width)`: `kind(gate) · linear`,
+/// into a new tensor (`attn_gated_activate`). The caller has checked that the last dimension is even.
+func activateGated(_ input: Tensor, kind: KernelActivation) throws(AttentionError) -> Tensor {
+    try input.requireFloat32("input")
+    let width = input.shape[input.rank - 1] / 2
+    let output = try Tensor(uninitializedShape: Array(input.shape.dropLast()) + [width], argument: "input")
+    if output.count == 0 { return output }
+    var params = attn_gated_activate_params_default()
+    (params.rows, params.width) = (Int64(output.count / width), Int64(width))
+    (params.ld_out, params.ld_x) = (Int64(width), Int64(2 * width))
+    params.kind = kind.value
+    let status = withExtendedLifetime((input, output)) {
+        params.out = output.storage.buffer.baseAddress
+        params.x = UnsafePointer(input.storage.buffer.baseAddress)
+        return attn_gated_activate(&params)
+    }
+    if let error = AttentionError(
+        status: status, function: "attn_gated_activate", context: "gated \(kind) of input \(input.shape)")
+    {
+        throw error
+    }
+    return output
+}
+
+/// What a row norm divides by (`attn_variance`): the variance about the mean, as the mean of the
+/// squared deviations (two passes) or as `mean(x²) - mean²` (fast), or the mean square about zero
+/// (RMS norm, nothing subtracted).
 enum RowStatistics {
-    case centered(LayerNorm.Variance)
+    case twoPass
+    case fast
     case rootMeanSquare
 }
 
@@ -73,15 +87,20 @@ func layerNormRows(
     let rows = size == 0 ? 0 : input.count / size
     if rows == 0 { return output }
     let kind = switch statistics {
-    case .centered(.twoPass): ATTN_VARIANCE_TWO_PASS
-    case .centered(.fast): ATTN_VARIANCE_FAST
+    case .twoPass: ATTN_VARIANCE_TWO_PASS
+    case .fast: ATTN_VARIANCE_FAST
     case .rootMeanSquare: ATTN_VARIANCE_RMS
     }
+    var params = attn_layer_norm_params_default()
+    (params.rows, params.n) = (Int64(rows), Int64(size))
+    (params.ld_out, params.ld_x) = (Int64(size), Int64(size))
+    (params.eps, params.variance) = (epsilon, kind)
     let status = withExtendedLifetime((input, output, weight, bias)) {
-        attn_layer_norm(
-            output.storage.buffer.baseAddress, Int64(size), input.storage.buffer.baseAddress, Int64(size),
-            Int64(rows), Int64(size), weight?.storage.buffer.baseAddress, bias?.storage.buffer.baseAddress,
-            epsilon, kind, 0)
+        params.out = output.storage.buffer.baseAddress
+        params.x = UnsafePointer(input.storage.buffer.baseAddress)
+        params.weight = weight.flatMap { UnsafePointer($0.storage.buffer.baseAddress) }
+        params.bias = bias.flatMap { UnsafePointer($0.storage.buffer.baseAddress) }
+        return attn_layer_norm(&params)
     }
     if let error = AttentionError(status: status, function: "attn_layer_norm", context: "input \(input.shape), size \(size)") {
         throw error
@@ -97,7 +116,11 @@ func softmaxRows(
     context: @autoclosure () -> String
 ) throws(AttentionError) {
     if rows == 0 || length == 0 { return }
-    let status = attn_softmax_rows(base, Int64(stride), Int64(rows), Int64(length), maskedRows.kernelValue, 0)
+    var params = attn_softmax_rows_params_default()
+    (params.rows, params.n, params.ld) = (Int64(rows), Int64(length), Int64(stride))
+    params.x = base
+    params.masked_rows = kernelMaskedRows(maskedRows)
+    let status = attn_softmax_rows(&params)
     if let error = AttentionError(status: status, function: "attn_softmax_rows", context: context()) {
         throw error
     }
@@ -108,10 +131,12 @@ func meanRows(_ input: Tensor, rows: Int, length: Int, outputShape: [Int]) throw
     try input.requireFloat32("input")
     let output = try Tensor(uninitializedShape: outputShape, argument: "input")
     if rows == 0 || length == 0 { return output }
+    var params = attn_mean_rows_params_default()
+    (params.rows, params.n, params.ld) = (Int64(rows), Int64(length), Int64(length))
     let status = withExtendedLifetime((input, output)) {
-        attn_mean_rows(
-            output.storage.buffer.baseAddress, input.storage.buffer.baseAddress, Int64(length), Int64(rows),
-            Int64(length), 0)
+        params.out = output.storage.buffer.baseAddress
+        params.x = UnsafePointer(input.storage.buffer.baseAddress)
+        return attn_mean_rows(&params)
     }
     if let error = AttentionError(status: status, function: "attn_mean_rows", context: "input \(input.shape)") {
         throw error
@@ -119,46 +144,66 @@ func meanRows(_ input: Tensor, rows: Int, length: Int, outputShape: [Int]) throw
     return output
 }
 
-extension RotaryPositionalEmbedding {
-    /// Rotates, in place, the first ``embeddingSize`` features of every row of `heads` (its
-    /// tensor is made unique first); row (b, h, l) gets position `positionOffset + l`
-    /// (`attn_rotary`).
-    func rotate(_ heads: inout StridedHeads, positionOffset: Int) throws(AttentionError) {
-        if embeddingSize == 0 || heads.batch == 0 || heads.heads == 0 || heads.length == 0 { return }
-        var params = attn_rotary_params_default()
-        (params.batch, params.heads, params.len) = (Int64(heads.batch), Int64(heads.heads), Int64(heads.length))
-        params.dim = Int64(embeddingSize)
-        params.x_stride = heads.strides
-        params.theta = theta
-        params.position_offset = Int64(positionOffset)
-        params.pairing = pairing == .halfSplit ? ATTN_ROTARY_HALF : ATTN_ROTARY_INTERLEAVED
-        // Half-precision heads are refused by the public entry points; the projections are float32.
-        precondition(heads.dtype == .float32, "internal error: rotary embedding of \(heads.dtype) heads")
-        let offset = heads.offset
-        let status = heads.tensor.withUnsafeMutableBufferPointer { buffer in
+/// How `attn_rotary` pairs the rotated features.
+enum KernelRotaryPairing {
+    /// `(x[i], x[i + d/2])`.
+    case half
+    /// `(x[2i], x[2i + 1])`.
+    case interleaved
+}
+
+/// The precision `attn_rotary` computes frequencies and angles in (their cosine and sine always
+/// in double).
+enum KernelRotaryAngles {
+    case double
+    /// As `transformers`: `inv_freq` and `p · inv_freq` in float.
+    case float
+}
+
+/// Rotates, in place, the first `dim` features of every row of `heads` (its tensor is made unique
+/// first); row (b, h, l) gets position `starts[b] + l`, or `positionOffset + l` without `starts`
+/// (`attn_rotary`). The caller has checked that `starts`, when given, has `heads.batch` entries.
+func rotary(
+    _ heads: inout StridedHeads, dim: Int, theta: Float, pairing: KernelRotaryPairing, angles: KernelRotaryAngles,
+    positionOffset: Int, starts: [Int]? = nil
+) throws(AttentionError) {
+    if dim == 0 || heads.batch == 0 || heads.heads == 0 || heads.length == 0 { return }
+    var params = attn_rotary_params_default()
+    (params.batch, params.heads, params.len) = (Int64(heads.batch), Int64(heads.heads), Int64(heads.length))
+    params.dim = Int64(dim)
+    params.x_stride = heads.strides
+    params.theta = theta
+    params.position_offset = Int64(positionOffset)
+    params.pairing = pairing == .half ? ATTN_ROTARY_HALF : ATTN_ROTARY_INTERLEAVED
+    params.angles = angles == .double ? ATTN_ROTARY_ANGLES_DOUBLE : ATTN_ROTARY_ANGLES_FLOAT
+    // Half-precision heads are refused by the public entry points; the projections are float32.
+    precondition(heads.dtype == .float32, "internal error: rotary embedding of \(heads.dtype) heads")
+    let offset = heads.offset
+    let positions = starts?.map { Int64($0) }
+    let status = withOptionalBuffer(positions) { positions in
+        heads.tensor.withUnsafeMutableBufferPointer { buffer in
             params.x = buffer.baseAddress.map { $0 + offset }
+            params.positions = positions
             return attn_rotary(&params)
         }
-        if let error = AttentionError(
-            status: status, function: "attn_rotary",
-            context: "heads \(heads.summary), rotated \(embeddingSize), theta \(theta), offset \(positionOffset)")
-        {
-            throw error
-        }
+    }
+    if let error = AttentionError(
+        status: status, function: "attn_rotary",
+        context: "heads \(heads.summary), rotated \(dim), theta \(theta), offset \(positionOffset)"
+            + (starts.map { ", starts \($0)" } ?? ""))
+    {
+        throw error
     }
 }
 
-extension Dropout {
-    /// The one dropout decision of the library, the kernels' counter-based hash: a function that
-    /// scales a weight by `1/(1 - p)` when element `counter` is kept and gives 0 otherwise. The
-    /// element's counter is `offset + counter`, as in the kernels, so every path drops the same
-    /// elements for the same seed.
-    func decision() -> (_ value: Float, _ counter: Int) -> Float {
-        let threshold = attn_dropout_threshold(probability)
-        let scale: Float = 1 / (1 - probability)
-        let (seed, offset) = (seed, offset)
-        return { value, counter in
-            attn_dropout_bits(seed, offset &+ UInt64(counter)) >= threshold ? value * scale : 0
-        }
+/// The one dropout decision of the library, the kernels' counter-based hash: a function that scales
+/// a weight by `1/(1 - probability)` when element `counter` is kept and gives 0 otherwise. The
+/// element's counter is `offset + counter`, as in the kernels, so every path drops the same
+/// elements for the same seed.
+func dropoutDecision(probability: Float, seed: UInt64, offset: UInt64) -> (_ value: Float, _ counter: Int) -> Float {
+    let threshold = attn_dropout_threshold(probability)
+    let scale: Float = 1 / (1 - probability)
+    return { value, counter in
+        attn_dropout_bits(seed, offset &+ UInt64(counter)) >= threshold ? value * scale : 0
     }
 }

@@ -32,7 +32,7 @@ public enum Activation: String, Sendable, Equatable, Hashable, CaseIterable, Par
     /// - Throws: `AttentionError.unsupportedDType` (`"input"`) unless `input` is `float32`; the
     ///   kernel's errors (`.outOfMemory` when the result cannot be allocated).
     public func callAsFunction(_ input: Tensor) throws -> Tensor {
-        try activate(input)
+        try activate(input, kind: kernel)
     }
 
     /// The gated form (the GLU family of transformer MLPs): the last dimension of `input` holds a
@@ -53,7 +53,20 @@ public enum Activation: String, Sendable, Equatable, Hashable, CaseIterable, Par
             throw AttentionError.shapeMismatch(
                 argument: "input", expected: "[..., 2 · width]: a gate then a linear half", actual: input.shape)
         }
-        return try activateGated(input)
+        return try activateGated(input, kind: kernel)
+    }
+
+    /// The kernels' name for this function.
+    var kernel: KernelActivation {
+        switch self {
+        case .identity: .identity
+        case .relu: .relu
+        case .gelu: .gelu
+        case .geluTanh: .geluTanh
+        case .sigmoid: .sigmoid
+        case .silu: .silu
+        case .tanh: .tanh
+        }
     }
 }
 

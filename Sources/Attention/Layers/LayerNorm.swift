@@ -106,7 +106,8 @@ public struct LayerNorm: ParameterizedModule, Equatable {
             throw AttentionError.shapeMismatch(argument: "input", expected: "[..., \(size)] (..., size)", actual: input.shape)
         }
         return try layerNormRows(
-            input, size: size, weight: weight, bias: bias, epsilon: epsilon, statistics: .centered(variance))
+            input, size: size, weight: weight, bias: bias, epsilon: epsilon,
+            statistics: variance == .twoPass ? .twoPass : .fast)
     }
 }
 

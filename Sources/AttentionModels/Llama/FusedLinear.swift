@@ -58,9 +58,13 @@ struct FusedLinear: Sendable, Equatable {
     }
 
     /// `(..., inputs)` → each part's `(..., outputs)`, as separate dense f32 tensors (each copied
-    /// out of the stacked product row by row).
-    func callAsFunction(_ input: Tensor, products: MatrixProducts) throws -> [Tensor] {
-        let stacked = try linear(input, products: products)
+    /// out of the stacked product row by row), after `transform` has changed the stacked product
+    /// `(..., Σ outputs)` in place (Llama's rotary embedding on its query and key columns).
+    func callAsFunction(
+        _ input: Tensor, products: MatrixProducts, transform: (inout Tensor) throws -> Void = { _ in }
+    ) throws -> [Tensor] {
+        var stacked = try linear(input, products: products)
+        try transform(&stacked)
         return try widths.indices.map { try stacked.sliced(rows(of: $0), axis: -1) }
     }
 }

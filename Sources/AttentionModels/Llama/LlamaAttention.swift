@@ -51,20 +51,17 @@ struct LlamaAttention: ParameterizedModule, Equatable {
     /// contribution out (same shape; the addition fused into the output projection); the layer's
     /// cache gains the new keys and values.
     func callAsFunction(
-        _ hidden: Tensor, adding residual: Tensor, step: LlamaStep, layer: Int, rotary: LlamaRotaryEmbedding,
+        _ hidden: Tensor, adding residual: Tensor, step: LlamaStep, layer: Int, rotary: RotaryPositionalEmbedding,
         cache: inout LlamaKeyValueCache
     ) throws -> Tensor {
         let (batch, rows) = (hidden.shape[0], hidden.shape[1])
-        let parts = try projection(hidden, products: step.products)
+        let parts = try projection(hidden, products: step.products) { stacked in
+            // Query and key heads are adjacent in every row: rotated together, where they are.
+            try rotary.rotate(projection: &stacked, offset: 0, heads: headCount + keyValueHeadCount, starts: step.starts)
+        }
         var queries = try parts[0].reshaped([batch, rows, headCount, headSize])
-        var keys = try parts[1].reshaped([batch, rows, keyValueHeadCount, headSize])
+        let keys = try parts[1].reshaped([batch, rows, keyValueHeadCount, headSize])
         let values = try parts[2].reshaped([batch, rows, keyValueHeadCount, headSize])
-        queries.withUnsafeMutableBufferPointer {
-            rotary.rotate($0, rows: batch * rows, heads: headCount, table: step.rotaryTable)
-        }
-        keys.withUnsafeMutableBufferPointer {
-            rotary.rotate($0, rows: batch * rows, heads: keyValueHeadCount, table: step.rotaryTable)
-        }
         try cache.append(layer: layer, keys: keys, values: values, counts: step.counts)
         // With bf16 products over a bf16 cache the queries are rounded to bf16 too, as the
         // projections' inputs are: q, k and v all bf16 put prompts on the VDPBF16PS tile kernel.

@@ -34,7 +34,7 @@ struct LlamaDecoderLayer: ParameterizedModule, Equatable {
 
     /// `(batch, rows, hiddenSize)` → same shape; the layer's cache gains the new keys and values.
     func callAsFunction(
-        _ hidden: Tensor, step: LlamaStep, layer: Int, rotary: LlamaRotaryEmbedding, cache: inout LlamaKeyValueCache
+        _ hidden: Tensor, step: LlamaStep, layer: Int, rotary: RotaryPositionalEmbedding, cache: inout LlamaKeyValueCache
     ) throws -> Tensor {
         let residual = try attention(
             inputNorm(hidden), adding: hidden, step: step, layer: layer, rotary: rotary, cache: &cache)

@@ -30,7 +30,8 @@ public struct LlamaForCausalLM: ParameterizedModule, Equatable {
     var norm: RMSNorm
     /// `nil` when the head is tied to the embedding.
     var head: Linear?
-    let rotary: LlamaRotaryEmbedding
+    /// `transformers`' default rope: half-split pairs, frequencies and angles in `Float`.
+    let rotary: RotaryPositionalEmbedding
 
     /// How the projections and the LM head multiply by `bfloat16` matrices:
     /// ``MatrixProducts/bfloat16`` (each input rounded to bf16, as `transformers` runs a bf16
@@ -92,7 +93,7 @@ public struct LlamaForCausalLM: ParameterizedModule, Equatable {
             epsilon: c.rmsNormEpsilon)
         head = c.tieWordEmbeddings
             ? nil : try Linear(weight: checkpoint.tensor("lm_head.weight", shape: matrix, dtype: weightDType))
-        rotary = LlamaRotaryEmbedding(headSize: c.headSize, theta: c.ropeTheta)
+        rotary = try RotaryPositionalEmbedding(embeddingSize: c.headSize, theta: c.ropeTheta, anglePrecision: .float)
         products = embedding.dtype == .bfloat16 ? .bfloat16 : .float32
     }
 
@@ -136,8 +137,7 @@ public struct LlamaForCausalLM: ParameterizedModule, Equatable {
         try validate(tokens, cache: cache)
         let (batch, hiddenSize) = (tokens.count, configuration.hiddenSize)
         let step = try LlamaStep(
-            counts: tokens.map(\.count), starts: cache.lengths, capacity: cache.capacity, rotary: rotary,
-            products: products)
+            counts: tokens.map(\.count), starts: cache.lengths, capacity: cache.capacity, products: products)
         var hidden = try embed(tokens, rows: step.rows)
         for (index, layer) in layers.enumerated() {
             hidden = try layer(hidden, step: step, layer: index, rotary: rotary, cache: &cache)

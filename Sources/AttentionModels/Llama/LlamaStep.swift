@@ -1,7 +1,7 @@
 import Attention
 
 /// What every layer of one forward call shares: how many new tokens each sequence brings, where
-/// they start, the rotary table of their positions, the attention mask over the cache and how the
+/// they start (the rotary embedding's positions), the attention mask over the cache and how the
 /// projections multiply.
 struct LlamaStep {
     /// The number of new tokens of each sequence (each at least 1).
@@ -10,20 +10,17 @@ struct LlamaStep {
     let starts: [Int]
     /// The rows of the padded `(batch, rows, ...)` activations: the largest count.
     let rows: Int
-    /// Cosines and sines for every padded row `(b, r)` at position `starts[b] + r`.
-    let rotaryTable: (cosines: [Float], sines: [Float])
     /// Which cached keys each new query sees.
     let mask: AttentionMask
     /// How every projection multiplies by bf16 weights.
     let products: MatrixProducts
 
-    init(counts: [Int], starts: [Int], capacity: Int, rotary: LlamaRotaryEmbedding, products: MatrixProducts) throws {
+    init(counts: [Int], starts: [Int], capacity: Int, products: MatrixProducts) throws {
         self.counts = counts
         self.products = products
         self.starts = starts
         let rows = counts.max() ?? 0
         self.rows = rows
-        rotaryTable = rotary.table(positions: starts.flatMap { start in (0..<rows).map { start + $0 } })
         let ends = zip(starts, counts).map { $0 + $1 }
         if rows == 1 {
             // One new token per sequence: it sees its whole sequence, itself included.

@@ -40,10 +40,15 @@
 ///   run, another with the same size but a different `theta` silently reuses the first one's
 ///   frequencies (until `equinox.clear_caches()`). Here every call derives the frequencies from
 ///   its own instance's `theta`, so instances with different `theta` never interfere.
-/// - The angles are computed in double precision (Equinox: in float32); the difference is at
-///   rounding level for the positions of ordinary sequences and smaller for long ones.
+/// - The angles are computed in double precision by default (Equinox: in float32); the
+///   difference is at rounding level for the positions of ordinary sequences and smaller for long
+///   ones. ``AnglePrecision/float`` computes them in `Float` as Hugging Face `transformers` does
+///   (Llama's rotary embedding).
 /// - The input may have any number of leading (batch) dimensions, and positions may start at an
 ///   offset.
+///
+/// It is the one rotary embedding of the package: the Llama model rotates with it too
+/// (``AnglePrecision/float``, each sequence of a batch from its own start).
 public struct RotaryPositionalEmbedding: ParameterizedModule, Equatable, Hashable {
     /// Which features are rotated together.
     ///
@@ -59,6 +64,22 @@ public struct RotaryPositionalEmbedding: ParameterizedModule, Equatable, Hashabl
         case interleaved
     }
 
+    /// The precision of the frequencies and angles (their cosine and sine are always computed in
+    /// `Double` and rounded to `Float`).
+    ///
+    /// ```swift
+    /// let llama = try RotaryPositionalEmbedding(embeddingSize: 128, theta: 500_000, anglePrecision: .float)
+    /// ```
+    public enum AnglePrecision: Sendable, Equatable, Hashable, CaseIterable {
+        /// `f_i = θ^(-2i/d)` and the angle `p · f_i` in `Double`. The default.
+        case double
+        /// In `Float`, as Hugging Face `transformers` computes them: `inv_freq = 1 / θ^(2i/d)` and
+        /// the angle `Float(p) · inv_freq`, each rounded to `Float`. Far from position 0 the
+        /// angles are then off by up to half a `Float` ulp of `p · f_i` (0.004 radians at
+        /// p = 100 000); use it to reproduce models trained that way.
+        case float
+    }
+
     /// The number of features rotated: the size of the last dimension of the input. Even and
     /// non-negative.
     public let embeddingSize: Int
@@ -70,12 +91,17 @@ public struct RotaryPositionalEmbedding: ParameterizedModule, Equatable, Hashabl
     /// Which features are rotated together.
     public let pairing: Pairing
 
+    /// The precision of the frequencies and angles.
+    public let anglePrecision: AnglePrecision
+
     /// Creates a rotary embedding for `embeddingSize` features.
     ///
     /// - Throws: `AttentionError.invalidArgument` (`"embeddingSize"`) for a negative or odd size,
     ///   as Equinox's `ValueError`s at construction; (`"theta"`) unless `theta` is positive and
     ///   finite.
-    public init(embeddingSize: Int, theta: Float = 10_000, pairing: Pairing = .halfSplit) throws {
+    public init(
+        embeddingSize: Int, theta: Float = 10_000, pairing: Pairing = .halfSplit, anglePrecision: AnglePrecision = .double
+    ) throws {
         guard embeddingSize >= 0 else {
             throw AttentionError.invalidArgument(
                 argument: "embeddingSize", reason: "must not be negative, got \(embeddingSize)")
@@ -89,6 +115,7 @@ public struct RotaryPositionalEmbedding: ParameterizedModule, Equatable, Hashabl
         self.embeddingSize = embeddingSize
         self.theta = theta
         self.pairing = pairing
+        self.anglePrecision = anglePrecision
     }
 
     /// No parameters: the frequencies are a function of ``theta`` and ``embeddingSize``.
@@ -128,7 +155,7 @@ public struct RotaryPositionalEmbedding: ParameterizedModule, Equatable, Hashabl
         let length = x.shape[x.rank - 2]
         let batch = x.count / (length * embeddingSize)
         var rows = StridedHeads(rows: x, batch: batch, length: length, rowWidth: embeddingSize, heads: 1, dim: embeddingSize)
-        try rotate(&rows, positionOffset: positionOffset)
+        try rotate(&rows, positionOffset: positionOffset, starts: nil)
         x = rows.tensor
     }
 
@@ -168,8 +195,49 @@ public struct RotaryPositionalEmbedding: ParameterizedModule, Equatable, Hashabl
         let (headCount, length) = layout == .sequence ? (shape[2], shape[1]) : (shape[1], shape[2])
         if heads.count == 0 { return }
         var view = StridedHeads(dense: heads, layout: layout, batch: batch, length: length, heads: headCount, dim: d)
-        try rotate(&view, positionOffset: positionOffset)
+        try rotate(&view, positionOffset: positionOffset, starts: nil)
         heads = view.tensor
+    }
+
+    /// Rotates, in place, heads that live inside the rows of a projection: `rows` is
+    /// `(B, L, rowWidth)` and holds `heads` heads of ``embeddingSize`` features at columns
+    /// `offset ..< offset + heads · embeddingSize` of every row (a fused query|key|value
+    /// projection's queries or keys, rotated where the product left them, without a copy). Row l
+    /// of sequence b is at position `starts[b] + l`, so sequences of different lengths share a
+    /// decoding step.
+    ///
+    /// - Throws: `AttentionError.unsupportedDType` (`"rows"`) unless `float32`;
+    ///   `.shapeMismatch` (`"rows"`) unless rank 3 with room for the heads at `offset`;
+    ///   `.invalidArgument` (`"starts"`) unless it has B entries, none negative; the kernel's
+    ///   errors. On error `rows` is unchanged.
+    package func rotate(projection rows: inout Tensor, offset: Int, heads: Int, starts: [Int]) throws(AttentionError) {
+        try rows.requireFloat32("rows")
+        guard rows.rank == 3, offset >= 0, heads >= 0, offset + heads * embeddingSize <= rows.shape[2] else {
+            throw .shapeMismatch(
+                argument: "rows", expected: "(B, L, rowWidth) with \(heads) heads of \(embeddingSize) at column \(offset)",
+                actual: rows.shape)
+        }
+        let (batch, length, width) = (rows.shape[0], rows.shape[1], rows.shape[2])
+        guard starts.count == batch, starts.allSatisfy({ $0 >= 0 }) else {
+            throw .invalidArgument(argument: "starts", reason: "must be \(batch) positions, none negative, got \(starts)")
+        }
+        if rows.count == 0 { return }
+        // The view takes `rows` over (a second reference would make the kernel call copy the rows
+        // first) and gives it back however the call ends.
+        var view = StridedHeads(
+            rows: consume rows, batch: batch, length: length, rowWidth: width, offset: offset, heads: heads,
+            dim: embeddingSize)
+        defer { rows = view.tensor }
+        try rotate(&view, positionOffset: 0, starts: starts)
+    }
+
+    /// Rotates, in place, the first ``embeddingSize`` features of every row of `view` (its tensor
+    /// is made unique first); row (b, h, l) gets position `starts[b] + l`, or `positionOffset + l`
+    /// without `starts`: the kernel call every entry point ends in.
+    func rotate(_ view: inout StridedHeads, positionOffset: Int, starts: [Int]? = nil) throws(AttentionError) {
+        try rotary(
+            &view, dim: embeddingSize, theta: theta, pairing: pairing == .halfSplit ? .half : .interleaved,
+            angles: anglePrecision == .double ? .double : .float, positionOffset: positionOffset, starts: starts)
     }
 
     private func checkOffset(_ positionOffset: Int) throws(AttentionError) {
