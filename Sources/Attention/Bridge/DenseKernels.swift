@@ -197,13 +197,14 @@ func rotary(
 }
 
 /// The one dropout decision of the library, the kernels' counter-based hash: a function that scales
-/// a weight by `1/(1 - probability)` when element `counter` is kept and gives 0 otherwise. The
+/// a weight by `1/(1 - probability)` when element `counter` is kept and multiplies it by 0
+/// otherwise (so NaN and infinities stay NaN, as PyTorch's `x * mask / (1 - p)` gives). The
 /// element's counter is `offset + counter`, as in the kernels, so every path drops the same
 /// elements for the same seed.
 func dropoutDecision(probability: Float, seed: UInt64, offset: UInt64) -> (_ value: Float, _ counter: Int) -> Float {
     let threshold = attn_dropout_threshold(probability)
     let scale: Float = 1 / (1 - probability)
     return { value, counter in
-        attn_dropout_bits(seed, offset &+ UInt64(counter)) >= threshold ? value * scale : 0
+        value * (attn_dropout_bits(seed, offset &+ UInt64(counter)) >= threshold ? scale : 0)
     }
 }
