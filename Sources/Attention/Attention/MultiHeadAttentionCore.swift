@@ -44,42 +44,96 @@ package struct MultiHeadAttentionCore {
 
     /// Projects batch-major inputs, query `(B, Lq, ·)` and key and value `(B, Lk, ·)`, into heads:
     /// one matrix multiply for self-attention with a packed projection, one for key and value
-    /// when they are one tensor, heads read in place from the products' rows.
+    /// when they are one tensor, heads read in place from the products' rows. With `rotary` the
+    /// query and key heads are rotated in place in those rows (positions from each sequence's
+    /// start in `starts`, from 0 without), before any view of them exists, so nothing is copied.
     ///
-    /// - Throws: the layers' errors.
+    /// - Throws: the layers' and the rotation's errors.
     package func project(
-        query: Tensor, key: Tensor, value: Tensor, with projections: InputProjections, products: MatrixProducts = .float32
+        query: Tensor, key: Tensor, value: Tensor, with projections: InputProjections, products: MatrixProducts = .float32,
+        rotary: RotaryPositionalEmbedding? = nil, starts: [Int]? = nil
     ) throws -> ProjectedHeads {
-        let (q, k, v) = widths
+        let (q, k, _) = widths
         let (batch, lengthQ, lengthK) = (query.shape[0], query.shape[1], key.shape[1])
         func heads(_ rows: Tensor, length: Int, offset: Int = 0, count: Int, dim: Int) -> StridedHeads {
             StridedHeads(
                 rows: rows, batch: batch, length: length, rowWidth: rows.shape[rows.rank - 1], offset: offset,
                 heads: count, dim: dim)
         }
-        switch projections {
-        case let .packed(linear) where isSameTensor(query, key) && isSameTensor(key, value):
-            let qkv = try linear(query, products: products)
+        var rows = try projectedRows(query: query, key: key, value: value, with: projections, products: products)
+        if let rotary {
+            let starts = starts ?? Array(repeating: 0, count: batch)
+            rows = try rotated(consume rows, with: rotary, starts: starts)
+        }
+        switch rows {
+        case let .stacked(qkv):
             return ProjectedHeads(
                 query: heads(qkv, length: lengthQ, count: self.heads, dim: queryKeySize),
                 key: heads(qkv, length: lengthK, offset: q, count: keyValueHeads, dim: queryKeySize),
                 value: heads(qkv, length: lengthK, offset: q + k, count: keyValueHeads, dim: valueSize))
-        case let .packed(linear) where isSameTensor(key, value):
-            let kv = try linear(key, outputs: q..<(q + k + v), products: products)
+        case let .queryAndKeyValue(queries, kv):
             return ProjectedHeads(
-                query: heads(try linear(query, outputs: 0..<q, products: products), length: lengthQ, count: self.heads, dim: queryKeySize),
+                query: heads(queries, length: lengthQ, count: self.heads, dim: queryKeySize),
                 key: heads(kv, length: lengthK, count: keyValueHeads, dim: queryKeySize),
                 value: heads(kv, length: lengthK, offset: k, count: keyValueHeads, dim: valueSize))
+        case let .separate(queries, keys, values):
+            return ProjectedHeads(
+                query: heads(queries, length: lengthQ, count: self.heads, dim: queryKeySize),
+                key: heads(keys, length: lengthK, count: keyValueHeads, dim: queryKeySize),
+                value: heads(values, length: lengthK, count: keyValueHeads, dim: valueSize))
+        }
+    }
+
+    /// The products the heads are read from, `(B, L, width)` each.
+    private enum ProjectedRows {
+        /// `[q | k | v]` in every row (self-attention, a packed projection).
+        case stacked(Tensor)
+        /// The queries, and `[k | v]` (key and value one tensor).
+        case queryAndKeyValue(Tensor, Tensor)
+        /// One product each.
+        case separate(Tensor, Tensor, Tensor)
+    }
+
+    private func projectedRows(
+        query: Tensor, key: Tensor, value: Tensor, with projections: InputProjections, products: MatrixProducts
+    ) throws -> ProjectedRows {
+        let (q, k, v) = widths
+        switch projections {
+        case let .packed(linear) where isSameTensor(query, key) && isSameTensor(key, value):
+            return .stacked(try linear(query, products: products))
+        case let .packed(linear) where isSameTensor(key, value):
+            return .queryAndKeyValue(
+                try linear(query, outputs: 0..<q, products: products),
+                try linear(key, outputs: q..<(q + k + v), products: products))
         case let .packed(linear):
-            return ProjectedHeads(
-                query: heads(try linear(query, outputs: 0..<q, products: products), length: lengthQ, count: self.heads, dim: queryKeySize),
-                key: heads(try linear(key, outputs: q..<(q + k), products: products), length: lengthK, count: keyValueHeads, dim: queryKeySize),
-                value: heads(try linear(value, outputs: (q + k)..<(q + k + v), products: products), length: lengthK, count: keyValueHeads, dim: valueSize))
+            return .separate(
+                try linear(query, outputs: 0..<q, products: products), try linear(key, outputs: q..<(q + k), products: products),
+                try linear(value, outputs: (q + k)..<(q + k + v), products: products))
         case let .separate(queryLayer, keyLayer, valueLayer):
-            return ProjectedHeads(
-                query: heads(try flattened(queryLayer(query, products: products), queryLayer), length: lengthQ, count: self.heads, dim: queryKeySize),
-                key: heads(try flattened(keyLayer(key, products: products), keyLayer), length: lengthK, count: keyValueHeads, dim: queryKeySize),
-                value: heads(try flattened(valueLayer(value, products: products), valueLayer), length: lengthK, count: keyValueHeads, dim: valueSize))
+            return .separate(
+                try flattened(queryLayer(query, products: products), queryLayer),
+                try flattened(keyLayer(key, products: products), keyLayer),
+                try flattened(valueLayer(value, products: products), valueLayer))
+        }
+    }
+
+    /// The rows with the query and key heads rotated where they are: in one pass when they are
+    /// adjacent in stacked rows. The rows are taken over, so the rotation writes their storage.
+    private func rotated(
+        _ rows: consuming ProjectedRows, with rotary: RotaryPositionalEmbedding, starts: [Int]
+    ) throws -> ProjectedRows {
+        switch consume rows {
+        case var .stacked(qkv):
+            try rotary.rotate(projection: &qkv, offset: 0, heads: heads + keyValueHeads, starts: starts)
+            return .stacked(qkv)
+        case .queryAndKeyValue(var queries, var kv):
+            try rotary.rotate(projection: &queries, offset: 0, heads: heads, starts: starts)
+            try rotary.rotate(projection: &kv, offset: 0, heads: keyValueHeads, starts: starts)
+            return .queryAndKeyValue(queries, kv)
+        case .separate(var queries, var keys, let values):
+            try rotary.rotate(projection: &queries, offset: 0, heads: heads, starts: starts)
+            try rotary.rotate(projection: &keys, offset: 0, heads: keyValueHeads, starts: starts)
+            return .separate(queries, keys, values)
         }
     }
 

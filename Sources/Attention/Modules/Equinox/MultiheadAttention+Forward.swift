@@ -154,8 +154,8 @@ extension MultiheadAttention: Layer {
             ? .packed(try packedInputProjection())
             : .separate(query: queryProjection, key: keyProjection, value: valueProjection)
         var heads = try core.project(
-            query: batchMajor(query), key: batchMajor(key), value: batchMajor(value), with: projections)
-        if let rotary = inputs.rotary { try rotate(&heads, with: rotary, packed: selfAttention) }
+            query: batchMajor(query), key: batchMajor(key), value: batchMajor(value), with: projections,
+            rotary: inputs.rotary)
         if let processHeads = inputs.processHeads { heads = try processed(heads, by: processHeads, batched: batched) }
         var kernelMask = KernelMask()
         if let mask { kernelMask.allowed = (mask.values, maskStrides) }
@@ -171,20 +171,6 @@ extension MultiheadAttention: Layer {
 
     /// The heads of this module: ``heads`` of ``qkSize`` for queries and keys, ``voSize`` for values.
     var core: MultiHeadAttentionCore { MultiHeadAttentionCore(heads: heads, queryKeySize: qkSize, valueSize: voSize) }
-
-    /// Rotates the query and key heads in place (positions from 0); in one packed projection
-    /// they are adjacent in every row, so they are rotated as 2H heads at once.
-    private func rotate(_ heads: inout ProjectedHeads, with rotary: RotaryPositionalEmbedding, packed: Bool) throws {
-        if packed {
-            var queryAndKey = heads.query
-            queryAndKey.heads *= 2
-            try rotary.rotate(&queryAndKey, positionOffset: 0)
-            (heads.query.tensor, heads.key.tensor, heads.value.tensor) = (queryAndKey.tensor, queryAndKey.tensor, queryAndKey.tensor)
-        } else {
-            try rotary.rotate(&heads.query, positionOffset: 0)
-            try rotary.rotate(&heads.key, positionOffset: 0)
-        }
-    }
 
     /// Equinox's `process_heads` on dense copies of the heads, `(B, L, H, d)` (no `B` unbatched),
     /// which it may change in value but not in shape.
