@@ -239,7 +239,7 @@ let float32Llamas = ["tiny-llama", "tiny-llama-bias"]
         let model = try model("tiny-llama")
         var cache = try model.makeCache(batchSize: 2, capacity: 24, dtype: dtype)
         func addresses(_ cache: LlamaKeyValueCache) -> [UnsafeRawPointer?] {
-            (cache.keys + cache.values).map { $0.withUnsafeRawBufferPointer { UnsafeRawPointer($0.baseAddress) } }
+            cache.layers.flatMap { [$0.key, $0.value] }.map { $0.withUnsafeRawBufferPointer { UnsafeRawPointer($0.baseAddress) } }
         }
         let before = addresses(cache)
         _ = try model([[1, 2, 3, 4], [5, 6]], cache: &cache)

@@ -123,47 +123,9 @@ struct AttentionProblem {
     // MARK: Mask
 
     private mutating func validateMask(_ mask: AttentionMask) throws(AttentionError) {
-        for (side, value) in [("left", mask.window.left), ("right", mask.window.right)] {
-            if let value, value < 0 {
-                throw .invalidArgument(
-                    argument: "mask.window.\(side)",
-                    reason: "must be non-negative, or nil for unbounded; got \(value)")
-            }
-        }
-        call.mask.causal = mask.causal
-        call.mask.window = mask.window
-        if let lengths = mask.keyLengths {
-            guard lengths.count == batch else {
-                throw .shapeMismatch(
-                    argument: "mask.keyLengths",
-                    expected: "[\(batch)]: one length per batch of the query \(queryShape)",
-                    actual: [lengths.count])
-            }
-            for (b, length) in lengths.enumerated() where !(0...lengthK).contains(length) {
-                throw .invalidArgument(
-                    argument: "mask.keyLengths[\(b)]",
-                    reason: "must be in 0...\(lengthK) (Lk, the key length of \(keyShape)), got \(length)")
-            }
-            call.mask.keyLengths = lengths
-        }
-        if let booleanMask = mask.booleanMask {
-            call.mask.allowed = (booleanMask.values, try scoreStrides(of: booleanMask.shape, argument: "mask.booleanMask"))
-        }
-        if let bias = mask.bias {
-            try bias.requireFloat32(
-                "mask.bias", reason: "the additive bias is float32 whatever the dtypes of query, key and value")
-            call.mask.bias = (bias, try scoreStrides(of: bias.shape, argument: "mask.bias"))
-        }
-    }
-
-    /// How a dense array of `shape` is read as the scores (B, Hq, Lq, Lk), broadcasting.
-    private func scoreStrides(of shape: [Int], argument: String) throws(AttentionError) -> ScoreStrides {
-        let target = [batch, headsQ, lengthQ, lengthK]
-        guard let strides = ScoreStrides(broadcasting: shape, to: target) else {
-            throw .shapeMismatch(
-                argument: argument, expected: "a shape broadcastable to \(target) (B, Hq, Lq, Lk)", actual: shape)
-        }
-        return strides
+        call.mask = try KernelMask(
+            mask, scores: [batch, headsQ, lengthQ, lengthK],
+            keyLengthsContext: "the key length of \(keyShape)", batchContext: "the query \(queryShape)")
     }
 
     // MARK: Options
@@ -210,5 +172,58 @@ struct AttentionProblem {
         return try call.run(
             outputShape: outputShape, outputLayout: layout,
             logSumExpShape: returningLogSumExp ? logSumExpShape : nil, context: context)
+    }
+}
+
+extension KernelMask {
+    /// The kernels' form of `mask` for scores `(B, Hq, Lq, Lk)`, checked: windows non-negative,
+    /// one key length per batch within `0...Lk`, the boolean mask and the bias broadcastable to
+    /// the scores, the bias `float32`.
+    ///
+    /// - Parameters:
+    ///   - keyLengthsContext, batchContext: name Lk and B in the errors.
+    /// - Throws: `AttentionError.invalidArgument` or `.shapeMismatch` naming `"mask.window.left"`,
+    ///   `"mask.keyLengths"`, `"mask.booleanMask"`, `"mask.bias"`; `.unsupportedDType` (`"mask.bias"`).
+    init(
+        _ mask: AttentionMask, scores: [Int], keyLengthsContext: @autoclosure () -> String = "Lk",
+        batchContext: @autoclosure () -> String = "the query"
+    ) throws(AttentionError) {
+        for (side, value) in [("left", mask.window.left), ("right", mask.window.right)] {
+            if let value, value < 0 {
+                throw .invalidArgument(
+                    argument: "mask.window.\(side)", reason: "must be non-negative, or nil for unbounded; got \(value)")
+            }
+        }
+        self.init()
+        (causal, window) = (mask.causal, mask.window)
+        let (batch, lengthK) = (scores[0], scores[3])
+        if let lengths = mask.keyLengths {
+            guard lengths.count == batch else {
+                throw .shapeMismatch(
+                    argument: "mask.keyLengths", expected: "[\(batch)]: one length per batch of \(batchContext())",
+                    actual: [lengths.count])
+            }
+            for (b, length) in lengths.enumerated() where !(0...lengthK).contains(length) {
+                throw .invalidArgument(
+                    argument: "mask.keyLengths[\(b)]",
+                    reason: "must be in 0...\(lengthK) (Lk, \(keyLengthsContext())), got \(length)")
+            }
+            keyLengths = lengths
+        }
+        func strides(of shape: [Int], argument: String) throws(AttentionError) -> ScoreStrides {
+            guard let strides = ScoreStrides(broadcasting: shape, to: scores) else {
+                throw .shapeMismatch(
+                    argument: argument, expected: "a shape broadcastable to \(scores) (B, Hq, Lq, Lk)", actual: shape)
+            }
+            return strides
+        }
+        if let booleanMask = mask.booleanMask {
+            allowed = (booleanMask.values, try strides(of: booleanMask.shape, argument: "mask.booleanMask"))
+        }
+        if let bias = mask.bias {
+            try bias.requireFloat32(
+                "mask.bias", reason: "the additive bias is float32 whatever the dtypes of query, key and value")
+            self.bias = (bias, try strides(of: bias.shape, argument: "mask.bias"))
+        }
     }
 }

@@ -155,9 +155,11 @@ public struct KeyValueCache: Sendable, Equatable {
     ///
     /// - Throws: `AttentionError` from the conversion kernel (which cannot fail for these sizes).
     mutating func append(keys: StridedHeads, values: StridedHeads, counts: [Int]) throws(AttentionError) {
-        try write(keys, into: &key, counts: counts)
-        try write(values, into: &value, counts: counts)
-        for (b, count) in counts.enumerated() { lengths[b] += count }
+        // Static: a method of self would hold a second reference to the storage being written.
+        let (lengths, maxLength) = (self.lengths, self.maxLength)
+        try Self.write(keys, into: &key, at: lengths, maxLength: maxLength, counts: counts)
+        try Self.write(values, into: &value, at: lengths, maxLength: maxLength, counts: counts)
+        for (b, count) in counts.enumerated() { self.lengths[b] += count }
     }
 
     /// Takes back the last `counts[b]` positions of each sequence: zeros them and shortens the
@@ -189,10 +191,12 @@ public struct KeyValueCache: Sendable, Equatable {
     }
 
     /// Writes sequence b's first `counts[b]` rows of `source` at its positions `lengths[b]...` of
-    /// `target`, converting each row of heads to the cache's dtype.
-    private func write(_ source: StridedHeads, into target: inout Tensor, counts: [Int]) throws(AttentionError) {
-        let (dtype, maxLength, lengths) = (self.dtype, self.maxLength, self.lengths)
-        let row = heads * headDimension, size = dtype.byteSize, sourceSize = source.dtype.byteSize
+    /// `target` (`[batch..., maxLength, H, d]`), converting each row of heads to its dtype.
+    private static func write(
+        _ source: StridedHeads, into target: inout Tensor, at lengths: [Int], maxLength: Int, counts: [Int]
+    ) throws(AttentionError) {
+        let dtype = target.dtype, row = source.width
+        let size = dtype.byteSize, sourceSize = source.dtype.byteSize
         try withExtendedLifetime(source.tensor) { () throws(AttentionError) in
             let from = source.pointer!
             try target.withUnsafeMutableRawBufferPointer { (to) throws(AttentionError) in

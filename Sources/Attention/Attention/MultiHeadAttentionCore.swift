@@ -6,6 +6,29 @@
 /// The query, key and value heads of one attention call, read in place (strided views into the
 /// projections, a packed projection or a cache).
 package struct ProjectedHeads {
+    /// The queries stored as `dtype` (a dense copy, rounded once): bf16 queries over a bf16 cache
+    /// put the attention on the bf16 dot-product kernel.
+    ///
+    /// - Throws: `AttentionError` from the allocation.
+    package mutating func convertQuery(to dtype: Tensor.DType) throws {
+        let q = query
+        query = StridedHeads(
+            dense: try q.denseRows().converted(to: dtype), layout: .sequence, batch: q.batch, length: q.length,
+            heads: q.heads, dim: q.dim)
+    }
+
+    /// Reads the keys and values from `cache` instead: its sequences' first `length` positions.
+    package mutating func readKeysAndValues(from cache: KeyValueCache, length: Int) {
+        (key, value) = (cache.keyHeads(length: length), cache.valueHeads(length: length))
+    }
+
+    /// Appends the new keys and values to `cache` (each sequence's first `counts[b]` rows).
+    ///
+    /// - Throws: `AttentionError` from the conversion.
+    package func append(to cache: inout KeyValueCache, counts: [Int]) throws {
+        try cache.append(keys: key, values: value, counts: counts)
+    }
+
     /// `(B, Hq, Lq, Dqk)` by strides.
     var query: StridedHeads
     /// `(B, Hkv, Lk, Dqk)` by strides.
@@ -165,6 +188,23 @@ package struct MultiHeadAttentionCore {
             query: heads.query, key: heads.key, mask: mask, scale: scale, maskedRows: maskedRows, dropout: dropout,
             broadcastDropout: broadcastDropout)
         return (output, weights)
+    }
+
+    /// Attention of the heads under a public ``AttentionMask`` (a model's own masks, checked
+    /// against the scores), `(B, Lq, Hq·Dv)` in `outputDType`; a fully masked row gives zeros.
+    ///
+    /// - Throws: `AttentionError` for a mask that does not fit the scores, or from the kernels.
+    package func attend(
+        _ heads: ProjectedHeads, mask: AttentionMask, outputDType: Tensor.DType = .float32,
+        context: @autoclosure () -> String
+    ) throws(AttentionError) -> Tensor {
+        var call = AttentionKernelCall(query: heads.query, key: heads.key, value: heads.value)
+        let scores = [heads.query.batch, heads.query.heads, heads.query.length, heads.key.length]
+        (call.mask, call.outputDType) = (try KernelMask(mask, scores: scores), outputDType)
+        let (batch, length) = (heads.query.batch, heads.query.length)
+        return try call.run(
+            outputShape: [batch, length, heads.query.heads * heads.value.dim], outputLayout: .sequence,
+            context: context()).output
     }
 
     /// Attention within sequences packed end to end: `heads` hold one batch of `T` rows, the

@@ -87,6 +87,27 @@ public struct Linear: ParameterizedModule, Equatable {
         try validateParameters()
     }
 
+    /// Creates one layer computing several of the same input side by side: the parts' weights
+    /// `(outputs_i, inputSize)` stacked row by row and their biases likewise, so one matrix
+    /// multiply computes them all (a decoder's query, key and value projections).
+    ///
+    /// - Throws: `AttentionError.invalidArgument` (`"parts"`) for no part, parts of different
+    ///   input sizes or dtypes, or biases on some parts only; the errors of ``init(weight:bias:)``.
+    public init(stacking parts: [(weight: Tensor, bias: Tensor?)]) throws {
+        guard let first = parts.first?.weight,
+              parts.allSatisfy({ $0.weight.rank == 2 && $0.weight.shape[1] == first.shape.last && $0.weight.dtype == first.dtype }),
+              parts.allSatisfy({ ($0.bias == nil) == (parts[0].bias == nil) })
+        else {
+            throw AttentionError.invalidArgument(
+                argument: "parts",
+                reason: "needs at least one (outputs, inputSize) weight, all of one inputSize and dtype, with a bias each or none")
+        }
+        let biases = parts.compactMap(\.bias)
+        try self.init(
+            weight: Tensor.concatenated(parts.map(\.weight), axis: 0),
+            bias: biases.isEmpty ? nil : try Tensor.concatenated(biases, axis: 0))
+    }
+
     /// Creates a layer from Flax's `kernel`, `inputShape + outputShape`, whose first `inputAxes`
     /// dimensions are contracted, and a bias of shape `outputShape`.
     ///

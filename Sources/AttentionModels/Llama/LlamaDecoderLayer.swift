@@ -32,12 +32,11 @@ struct LlamaDecoderLayer: ParameterizedModule, Equatable {
             + parameterPaths(of: \.mlp, prefixedBy: "mlp")
     }
 
-    /// `(batch, rows, hiddenSize)` → same shape; the layer's cache gains the new keys and values.
+    /// `(batch, rows, hiddenSize)` → same shape; `cache` (the layer's) gains the new keys and values.
     func callAsFunction(
-        _ hidden: Tensor, step: LlamaStep, layer: Int, rotary: RotaryPositionalEmbedding, cache: inout LlamaKeyValueCache
+        _ hidden: Tensor, step: LlamaStep, rotary: RotaryPositionalEmbedding, cache: inout KeyValueCache
     ) throws -> Tensor {
-        let residual = try attention(
-            inputNorm(hidden), adding: hidden, step: step, layer: layer, rotary: rotary, cache: &cache)
+        let residual = try attention(inputNorm(hidden), adding: hidden, step: step, rotary: rotary, cache: &cache)
         return try mlp(postAttentionNorm(residual), adding: residual, products: step.products)
     }
 }

@@ -140,9 +140,8 @@ public struct LlamaForCausalLM: ParameterizedModule, Equatable {
             counts: tokens.map(\.count), starts: cache.lengths, capacity: cache.capacity, products: products)
         var hidden = try embed(tokens, rows: step.rows)
         for (index, layer) in layers.enumerated() {
-            hidden = try layer(hidden, step: step, layer: index, rotary: rotary, cache: &cache)
+            hidden = try layer(hidden, step: step, rotary: rotary, cache: &cache.layers[index])
         }
-        cache.lengths = zip(step.starts, step.counts).map { $0 + $1 }
         switch logits {
         case .all:
             return try project(norm(hidden))
@@ -189,8 +188,8 @@ public struct LlamaForCausalLM: ParameterizedModule, Equatable {
             throw .invalidArgument(
                 argument: "tokens", reason: "has \(tokens.count) sequences, the cache \(cache.batchSize)")
         }
-        guard cache.keys.count == layers.count,
-              cache.keys.first?.shape.dropFirst(2) == [configuration.keyValueHeadCount, configuration.headSize]
+        guard cache.layers.count == layers.count,
+              cache.layers.allSatisfy({ [$0.heads, $0.headDimension] == [configuration.keyValueHeadCount, configuration.headSize] })
         else {
             throw .invalidArgument(argument: "cache", reason: "was made for another model's layers or heads")
         }

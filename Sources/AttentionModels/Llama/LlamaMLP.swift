@@ -1,41 +1,42 @@
 import Attention
 
-/// The SwiGLU feed-forward block of one Llama layer (`mlp`):
-/// `down_proj(silu(gate_proj(x)) · up_proj(x))`.
+/// The feed-forward block of one Llama layer (`mlp`): `down(silu(gate(x)) · up(x))`, with the
+/// gate and up projections stacked into one product and the gated activation applied to it.
 struct LlamaMLP: ParameterizedModule, Equatable {
-    /// `gate_proj` and `up_proj` stacked: one product per call.
-    var gateUp: FusedLinear
+    /// `gate_proj` and `up_proj` stacked row by row, `(2·intermediate, hidden)`; each keeps its
+    /// checkpoint name as a block of rows.
+    var gateUp: Linear
     var down: Linear
 
-    /// Reads `prefix.gate_proj.weight`, `up_proj`, `down_proj` (and biases with `mlp_bias`).
-    /// Weights in `weightDType` (`nil`: as stored), biases in f32.
+    /// Reads `prefix.gate_proj.weight`, ... (and their biases when the configuration has them).
     init(configuration c: LlamaConfiguration, checkpoint: LlamaCheckpoint, prefix: String, weightDType: Tensor.DType?) throws {
-        func linear(_ name: String, _ outputs: Int, _ inputs: Int) throws -> Linear {
+        func part(_ name: String, _ outputs: Int, _ inputs: Int) throws -> (Tensor, Tensor?) {
             let weight = try checkpoint.tensor("\(prefix).\(name).weight", shape: [outputs, inputs], dtype: weightDType)
             let bias = c.mlpBias
                 ? try checkpoint.tensor("\(prefix).\(name).bias", shape: [outputs], dtype: .float32) : nil
-            return try Linear(weight: weight, bias: bias)
+            return (weight, bias)
         }
-        let gate = try linear("gate_proj", c.intermediateSize, c.hiddenSize)
-        let up = try linear("up_proj", c.intermediateSize, c.hiddenSize)
-        gateUp = try FusedLinear(weights: [gate.weight, up.weight], biases: c.mlpBias ? [gate.bias!, up.bias!] : nil)
-        down = try linear("down_proj", c.hiddenSize, c.intermediateSize)
+        gateUp = try Linear(stacking: [
+            part("gate_proj", c.intermediateSize, c.hiddenSize), part("up_proj", c.intermediateSize, c.hiddenSize),
+        ])
+        let (weight, bias) = try part("down_proj", c.hiddenSize, c.intermediateSize)
+        down = try Linear(weight: weight, bias: bias)
     }
 
-    /// `transformers`' names: `gate_proj` and `up_proj` (read from and written to the stacked
-    /// projection), `down_proj`.
+    /// `transformers`' names: `gate_proj` and `up_proj` (blocks of the stacked rows), `down_proj`.
     var parameterPaths: [ParameterPath<LlamaMLP>] {
-        var paths: [ParameterPath<LlamaMLP>] = [ParameterPath("gate_proj.weight", \.gateUp[weight: 0])]
-        if gateUp.linear.bias != nil { paths.append(ParameterPath("gate_proj.bias", \.gateUp[bias: 0])) }
-        paths.append(ParameterPath("up_proj.weight", \.gateUp[weight: 1]))
-        if gateUp.linear.bias != nil { paths.append(ParameterPath("up_proj.bias", \.gateUp[bias: 1])) }
+        let width = gateUp.outputSize / 2
+        let blocks = [("gate_proj", 0..<width), ("up_proj", width..<(2 * width))]
+        let paths = blocks.flatMap { name, rows in
+            [ParameterPath<LlamaMLP>("\(name).weight", \.gateUp.weight, rows: rows)]
+                + (gateUp.bias == nil ? [] : [ParameterPath("\(name).bias", \.gateUp.bias!, rows: rows)])
+        }
         return paths + parameterPaths(of: \.down, prefixedBy: "down_proj")
     }
 
-    /// `residual` plus the block of `input`, `(..., hiddenSize)` → `(..., hiddenSize)` (the addition
-    /// fused into `down_proj`), bf16 weights multiplied as `products` says.
+    /// `input` `(..., hidden)` through the block, plus `residual` (summed by the last product).
     func callAsFunction(_ input: Tensor, adding residual: Tensor, products: MatrixProducts) throws -> Tensor {
-        let gated = try Activation.silu.gated(gateUp.linear(input, products: products))
+        let gated = try Activation.silu.gated(gateUp(input, products: products))
         return try down(gated, products: products, adding: residual)
     }
 }

@@ -113,9 +113,9 @@ extension MultiHeadDotProductAttention {
 
         var projected = try projectedHeads(query: query, key: key, value: value, batch: batch)
         let counts = Array(repeating: n, count: batch)
-        try cache.append(keys: projected.key, values: projected.value, counts: counts)
+        try projected.append(to: &cache, counts: counts)
         // The cache is read in place: the first start + n of its maxLength positions.
-        (projected.key, projected.value) = (cache.keyHeads(length: start + n), cache.valueHeads(length: start + n))
+        projected.readKeysAndValues(from: cache, length: start + n)
         var kernelMask = KernelMask()
         kernelMask.causal = .bottomRight
         if let flatMask {
