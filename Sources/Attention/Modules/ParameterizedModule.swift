@@ -117,15 +117,18 @@ extension ParameterizedModule {
     }
 
     /// Throws unless every parameter outside ``matrixWeightNames`` is `float32`: the check each
-    /// module's forward pass makes before its `float32`-only operations.
+    /// module's forward pass makes before its `float32`-only operations, on the stored dtypes
+    /// (no parameter is read), so that a half-precision parameter assigned through a public
+    /// property is reported under its full name at the level that checks.
     ///
+    /// - Parameter reason: the error's explanation.
     /// - Throws: `AttentionError.unsupportedDType` naming the first such parameter.
-    func requireFloat32Parameters() throws(AttentionError) {
+    package func requireFloat32Parameters(
+        reason: @autoclosure () -> String = "only matrix-multiply weights may be half precision; this parameter must be float32"
+    ) throws(AttentionError) {
         let names = matrixWeightNames
         for entry in parameterPaths where !names.contains(entry.name) && entry.dtype(in: self) != .float32 {
-            throw .unsupportedDType(
-                argument: entry.name, dtype: entry.dtype(in: self),
-                reason: "only matrix-multiply weights may be half precision; this parameter must be float32")
+            throw .unsupportedDType(argument: entry.name, dtype: entry.dtype(in: self), reason: reason())
         }
     }
 
@@ -244,7 +247,11 @@ extension ParameterizedModule {
         }
         var blocks: [WritableKeyPath<Self, Tensor>: [(rows: Range<Int>, tensor: Tensor)]] = [:]
         for (entry, value) in loaded {
-            if let rows = entry.rows { blocks[entry.path, default: []].append((rows, value)) } else { self[keyPath: entry.path] = value }
+            switch entry.storage {
+            case .whole: self[keyPath: entry.path] = value
+            case let .rows(rows): blocks[entry.path, default: []].append((rows, value))
+            case .transposed: self[keyPath: entry.path] = try value.transposed()
+            }
         }
         for (path, parts) in blocks { self[keyPath: path] = try self[keyPath: path].replacingRows(parts) }
     }

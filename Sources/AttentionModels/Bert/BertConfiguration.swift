@@ -106,3 +106,7 @@ public struct BertConfiguration: Sendable, Equatable, Hashable {
         }
     }
 }
+
+/// Why a BERT model refuses a half-precision parameter other than a projection weight.
+let bertFloat32Reason = "the embedding tables, biases and layer norms are float32 (only the layers' projection weights "
+    + "may be half precision); convert explicitly with converted(to: .float32)"

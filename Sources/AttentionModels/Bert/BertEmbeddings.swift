@@ -47,7 +47,7 @@ public struct BertEmbeddings: ParameterizedModule, Equatable {
     ///   (`"sequences[i]"`); `AttentionError.unsupportedDType` (naming the parameter) for a
     ///   half-precision table; `AttentionError` from the layer norm.
     public func callAsFunction(_ batch: TokenBatch) throws -> Tensor {
-        try requireFloat32Parameters()
+        try requireFloat32Parameters(reason: bertFloat32Reason)
         let hidden = wordEmbeddings.shape[1]
         let vocabulary = wordEmbeddings.shape[0]
         let positions = positionEmbeddings.shape[0]

@@ -45,8 +45,11 @@ public struct BertLayer: ParameterizedModule, Equatable {
     /// - Throws: `AttentionError` when the parameters cannot be allocated.
     public init(configuration: BertConfiguration) throws {
         let hidden = configuration.hiddenSize
+        // Kernels (inputs, outputs): the layout the matrix multiply reads fastest for a few rows
+        // (one short sentence); the checkpoint's (outputs, inputs) weights are transposed once,
+        // when loaded (``parameterPaths``).
         func linear(_ inputs: Int, _ outputs: Int) throws -> Linear {
-            try Linear(weight: Tensor(zeros: [outputs, inputs]), bias: Tensor(zeros: [outputs]))
+            try Linear(kernel: Tensor(zeros: [inputs, outputs]), bias: Tensor(zeros: [outputs]), inputAxes: 1)
         }
         query = try linear(hidden, hidden)
         key = try linear(hidden, hidden)
@@ -60,25 +63,30 @@ public struct BertLayer: ParameterizedModule, Equatable {
         headCount = configuration.headCount
     }
 
-    /// The six projections' weights (query, key, value, attention output, intermediate, output).
-    public var matrixWeightNames: Set<String> {
-        matrixWeightNames(of: \.query, prefixedBy: "attention.self.query")
-            .union(matrixWeightNames(of: \.key, prefixedBy: "attention.self.key"))
-            .union(matrixWeightNames(of: \.value, prefixedBy: "attention.self.value"))
-            .union(matrixWeightNames(of: \.attentionOutput, prefixedBy: "attention.output.dense"))
-            .union(matrixWeightNames(of: \.intermediate, prefixedBy: "intermediate.dense"))
-            .union(matrixWeightNames(of: \.output, prefixedBy: "output.dense"))
+    /// The six projections, with `transformers`' names.
+    private static var projections: [(name: String, layer: WritableKeyPath<BertLayer, Linear>)] {
+        [
+            ("attention.self.query", \.query), ("attention.self.key", \.key), ("attention.self.value", \.value),
+            ("attention.output.dense", \.attentionOutput), ("intermediate.dense", \.intermediate),
+            ("output.dense", \.output),
+        ]
     }
 
-    /// The names of `transformers`' `BertLayer`.
+    /// The six projections' weights (query, key, value, attention output, intermediate, output).
+    public var matrixWeightNames: Set<String> { Set(Self.projections.map { "\($0.name).weight" }) }
+
+    /// The names of `transformers`' `BertLayer`; each projection's `weight` is named in PyTorch's
+    /// `(outputs, inputs)` layout and stored transposed.
     public var parameterPaths: [ParameterPath<BertLayer>] {
-        parameterPaths(of: \.query, prefixedBy: "attention.self.query")
-            + parameterPaths(of: \.key, prefixedBy: "attention.self.key")
-            + parameterPaths(of: \.value, prefixedBy: "attention.self.value")
-            + parameterPaths(of: \.attentionOutput, prefixedBy: "attention.output.dense")
+        let projections = Self.projections
+        func projection(_ index: Int) -> [ParameterPath<BertLayer>] {
+            let (name, layer) = projections[index]
+            return [ParameterPath("\(name).weight", layer.appending(path: \.weight), storage: .transposed)]
+                + (self[keyPath: layer].bias == nil ? [] : [ParameterPath("\(name).bias", layer.appending(path: \.bias!))])
+        }
+        return (0..<4).flatMap(projection)
             + parameterPaths(of: \.attentionNorm, prefixedBy: "attention.output.LayerNorm")
-            + parameterPaths(of: \.intermediate, prefixedBy: "intermediate.dense")
-            + parameterPaths(of: \.output, prefixedBy: "output.dense")
+            + projection(4) + projection(5)
             + parameterPaths(of: \.outputNorm, prefixedBy: "output.LayerNorm")
     }
 
@@ -94,7 +102,7 @@ public struct BertLayer: ParameterizedModule, Equatable {
             throw AttentionError.unsupportedDType(
                 argument: "hidden", dtype: hidden.dtype, reason: "the layer takes float32 hidden states")
         }
-        try requireFloat32Parameters()
+        try requireFloat32Parameters(reason: bertFloat32Reason)
         let size = query.inputSize
         guard hidden.shape == [batch.tokenCount, size], headCount >= 1, size % headCount == 0 else {
             throw AttentionError.shapeMismatch(

@@ -99,7 +99,7 @@ public struct BertModel: ParameterizedModule, Equatable {
     ///   other than a projection weight; the errors of ``BertEmbeddings/callAsFunction(_:)``
     ///   (token ids, lengths) and of the layers.
     public func callAsFunction(_ batch: TokenBatch) throws -> Tensor {
-        try requireFloat32Parameters()
+        try requireFloat32Parameters(reason: bertFloat32Reason)
         var hidden = try embeddings(batch)
         for layer in layers {
             hidden = try layer(hidden, batch: batch)

@@ -42,8 +42,8 @@ struct LlamaAttention: ParameterizedModule, Equatable {
         let (q, k) = (headCount * headSize, keyValueHeadCount * headSize)
         let blocks = [("q_proj", 0..<q), ("k_proj", q..<(q + k)), ("v_proj", (q + k)..<(q + 2 * k))]
         let paths = blocks.flatMap { name, rows in
-            [ParameterPath<LlamaAttention>("\(name).weight", \.projection.weight, rows: rows)]
-                + (projection.bias == nil ? [] : [ParameterPath("\(name).bias", \.projection.bias!, rows: rows)])
+            [ParameterPath<LlamaAttention>("\(name).weight", \.projection.weight, storage: .rows(rows))]
+                + (projection.bias == nil ? [] : [ParameterPath("\(name).bias", \.projection.bias!, storage: .rows(rows))])
         }
         return paths + parameterPaths(of: \.output, prefixedBy: "o_proj")
     }

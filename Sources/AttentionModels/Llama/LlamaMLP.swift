@@ -28,8 +28,8 @@ struct LlamaMLP: ParameterizedModule, Equatable {
         let width = gateUp.outputSize / 2
         let blocks = [("gate_proj", 0..<width), ("up_proj", width..<(2 * width))]
         let paths = blocks.flatMap { name, rows in
-            [ParameterPath<LlamaMLP>("\(name).weight", \.gateUp.weight, rows: rows)]
-                + (gateUp.bias == nil ? [] : [ParameterPath("\(name).bias", \.gateUp.bias!, rows: rows)])
+            [ParameterPath<LlamaMLP>("\(name).weight", \.gateUp.weight, storage: .rows(rows))]
+                + (gateUp.bias == nil ? [] : [ParameterPath("\(name).bias", \.gateUp.bias!, storage: .rows(rows))])
         }
         return paths + parameterPaths(of: \.down, prefixedBy: "down_proj")
     }
