@@ -12,6 +12,7 @@
 #   make test-sanitize  C tests under ASan + UBSan, then `swift test --sanitize=address`
 #   make test-threads   library and C tests without OpenMP (the pthread fallback), plain and under TSan
 #   make test-avx512-logic  C tests with the AVX-512 kernels compiled for AVX2 (their logic, anywhere)
+#   make test-arm64     C tests cross-built for arm64 (NEON) and run under qemu-user
 #   make fuzz           each libFuzzer target for FUZZ_SECONDS (default 60); see docs/RELIABILITY.md
 #
 # CC defaults to cc; gcc (libgomp) and clang (libomp) both work. Kernels for every instruction set
@@ -65,7 +66,7 @@ OBJECTS  = $(SOURCES:CKernels/%.c=$(BUILD)/obj/%.o)
 TESTS    = $(patsubst Tests/CKernelsTests/%.c,$(BUILD)/tests/%,$(wildcard Tests/CKernelsTests/test_*.c))
 SWIFT   ?= swift
 
-.PHONY: all test test-c check-layers bench bench-peers bench-chart model-minilm bench-minilm bench-llama install clean deps test-sanitize test-threads test-avx512-logic fuzz fuzz-build san-deps
+.PHONY: all test test-c test-arm64 check-layers bench bench-peers bench-chart model-minilm bench-minilm bench-llama install clean deps test-sanitize test-threads test-avx512-logic fuzz fuzz-build san-deps
 BENCH_ARGS ?=
 
 all: $(BUILD)/libattn.a $(BUILD)/libattn.so
@@ -110,8 +111,10 @@ $(BUILD)/examples/%: examples/%.c CKernels/include/attn.h $(BUILD)/libattn.a
 	$(CC) $(CFLAGS) -std=c99 $(OPENMP) -Wall -Wextra -ICKernels/include $(LDFLAGS) $< $(BUILD)/libattn.a $(LDLIBS) -o $@
 
 # The C suites and the example, then the Makefile's own OpenMP fallback (a dry run, under a second).
+# TEST_RUNNER prefixes each test program (test-arm64 runs them under qemu-user).
+TEST_RUNNER ?=
 test-c: $(TESTS) $(BUILD)/examples/attention
-	@for t in $(abspath $(TESTS) $(BUILD)/examples/attention); do echo "== $$t"; $$t || exit 1; done
+	@for t in $(abspath $(TESTS) $(BUILD)/examples/attention); do echo "== $$t"; $(TEST_RUNNER) $$t || exit 1; done
 	@echo "== Tests/Build/test_openmp_fallback.sh"; MAKE="$(MAKE)" bash Tests/Build/test_openmp_fallback.sh
 
 $(BUILD)/attn_bench: Benchmarks/attn_bench.c Benchmarks/vector_sum.h CKernels/include/attn.h $(BUILD)/libattn.a
@@ -247,6 +250,17 @@ test-threads: san-deps
 # as "avx512" (CKernels/kernels_avx512.c), under every C test. Only meaningful on x86-64 with AVX2.
 test-avx512-logic: deps
 	$(MAKE) --no-print-directory BUILD=$(BUILD)/emu512 CFLAGS="$(CFLAGS) -DATTN_EMULATE_AVX512 -Wno-psabi" test-c
+
+# The C library and every C suite cross-built for arm64 (Debian's aarch64-linux-gnu-gcc, the NEON
+# and portable paths) and run under qemu-user, about five minutes; .ci/install-arm64-deps installs
+# the cross compiler and qemu when missing. qemu-user does not apply RLIMIT_AS to the guest's own
+# mappings, so the address-space-limit checks of test_edges are left out (-DEDGES_NO_RLIMIT).
+ARM64_CC     ?= aarch64-linux-gnu-gcc
+ARM64_RUNNER ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
+test-arm64:
+	@bash .ci/install-arm64-deps
+	$(MAKE) --no-print-directory BUILD=$(BUILD)/arm64 CC=$(ARM64_CC) CFLAGS="-O3 -DEDGES_NO_RLIMIT" \
+	    TEST_RUNNER="$(ARM64_RUNNER)" test-c
 
 # The fuzz targets: the C attention API (libattn built with coverage, ASan and UBSan) and the
 # safetensors reader (Tests/Fuzz/SafeTensorsFuzz, a separate package that depends on this one).

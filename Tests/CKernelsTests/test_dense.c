@@ -335,12 +335,12 @@ static void test_layer_norm(tu_rng *r) {
         for (int k = 0; k < 3; k++)
             for (int len = 0; len < 3; len++) {
                 const int64_t n = len == 0 ? 1 : len == 1 ? 19 : 40;
-                float x[2][40], y[2][40], mean[2], rstd[2];
-                for (int j = 0; j < n; j++) x[0][j] = x[1][j] = tu_rng_uniform(r, -1, 1);
+                /* Two rows of n, one after the other (row stride n). */
+                float x[2 * 40], y[2 * 40], mean[2], rstd[2];
+                for (int j = 0; j < n; j++) x[j] = x[n + j] = tu_rng_uniform(r, -1, 1);
                 const float special = k == 0 ? NAN : k == 1 ? INFINITY : -INFINITY;
-                x[0][n == 1 ? 0 : 7 * k] = special;
-                const attn_status st = layer_norm_stats(&y[0][0], n, &x[0][0], n, 2, n, NULL, NULL, 1e-5f,
-                                                        (attn_variance)v, 1, mean, rstd);
+                x[n == 1 ? 0 : 7 * k] = special;
+                const attn_status st = layer_norm_stats(y, n, x, n, 2, n, NULL, NULL, 1e-5f, (attn_variance)v, 1, mean, rstd);
                 const int rms = v == ATTN_VARIANCE_RMS;
                 const int rstd_ok = rms && k > 0 ? rstd[0] == 0.0f : isnan(rstd[0]);
                 const int mean_ok = rms ? mean[0] == 0.0f : !isfinite(mean[0]);
