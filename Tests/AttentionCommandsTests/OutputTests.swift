@@ -81,4 +81,49 @@ struct OutputTests {
                 == "attention-embed: /nonexistent/model: no such model folder (make model-minilm downloads all-MiniLM-L6-v2)")
         }
     }
+
+    /// An `--output` that cannot be written stops the command before the model is loaded: the
+    /// model folder here does not exist, so reaching the load would report that instead.
+    @Test func unwritableOutputIsRefusedBeforeAnyWork() throws {
+        try withTemporaryFolder { folder in
+            let cases = [
+                (folder.path, "--output \(folder.path): is a folder, not a file"),
+                ("\(folder.path)/missing/out.json", "--output \(folder.path)/missing/out.json: cannot be written (no folder \(folder.path)/missing)"),
+            ]
+            for (path, message) in cases {
+                let embed = try AttentionEmbed.parse(["--model", "/nonexistent/model", "--output", path, "a sentence"])
+                #expect(throws: CommandFailure(message)) { try embed.run() }
+                let generate = try AttentionGenerate.parse([
+                    "--model", "/nonexistent/model", "--prompt-ids", "1", "--max-new-tokens", "1", "--output", path,
+                ])
+                #expect(throws: CommandFailure(message)) { try generate.run() }
+            }
+        }
+    }
+
+    @Test func standardOutputIsAlwaysWritable() throws {
+        #expect(OutputFile.takesStandardOutput("-"))
+        #expect(!OutputFile.takesStandardOutput("./-"))
+        #expect(!OutputFile.takesStandardOutput(nil))
+        try OutputFile.checkWritable("-", option: "--output")
+    }
+
+    /// `--products` chooses how bf16 weights are multiplied: an f32 model refuses it (exit 64).
+    @Test func productsOnAFloat32ModelIsRefused() throws {
+        let command = try AttentionGenerate.parse([
+            "--model", modelFixture("tiny-llama"), "--prompt-ids", "1,2", "--max-new-tokens", "1", "--products", "bf16",
+        ])
+        #expect(throws: ValidationError.self) { try command.run() }
+        do {
+            try command.run()
+        } catch {
+            #expect(AttentionGenerate.exitCode(for: error) == .validationFailure)
+            #expect(AttentionGenerate.message(for: error) == "--products bf16 applies to bf16 weights; this model's are float32")
+        }
+        let bf16 = try AttentionGenerate.parse([
+            "--model", modelFixture("tiny-llama-bf16"), "--prompt-ids", "1,2", "--max-new-tokens", "1", "--products", "f32",
+            "--output", "/dev/null",
+        ])
+        try bf16.run()
+    }
 }

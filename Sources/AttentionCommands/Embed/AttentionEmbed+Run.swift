@@ -7,10 +7,13 @@ import Foundation
 extension AttentionEmbed {
     /// Embeds the sentences, prints the report, and writes `--output`.
     ///
+    /// With `--output -` the JSON goes to standard output and the report to standard error.
+    ///
     /// - Throws: `ValidationError` when there are no sentences at all; ``CommandFailure`` for a
-    ///   file that cannot be read or written, a model that cannot be loaded, or an embedding that
-    ///   is not finite.
+    ///   file that cannot be read or written (an unwritable `--output` before any work), a model
+    ///   that cannot be loaded, or an embedding that is not finite.
     package func run() throws {
+        if let outputPath { try OutputFile.checkWritable(outputPath, option: "--output") }
         try threads.apply()
         var sentences = sentences
         if let inputPath { sentences += try SentenceFile.read(inputPath) }
@@ -34,7 +37,8 @@ extension AttentionEmbed {
         }
         let rows = try Self.rows(of: embeddings, count: sentences.count, dimension: embedder.dimension)
         if let outputPath { try SentenceFile.write(outputPath, ids: ids, embeddings: rows) }
-        print(SimilarityReport.render(sentences: sentences, ids: ids, embeddings: rows))
+        OutputFile.printReport(
+            SimilarityReport.render(sentences: sentences, ids: ids, embeddings: rows), outputPath: outputPath)
     }
 
     /// The embeddings of `count` sentences, one row each.

@@ -34,7 +34,8 @@ package struct AttentionEmbed: ParsableCommand {
     @Option(
         name: .customLong("output"), parsing: .unconditional,
         help: ArgumentHelp(
-            #"Write a JSON array, in input order, of {"embedding": [...], "ids": [...]}."#, valueName: "FILE"))
+            #"Write a JSON array, in input order, of {"embedding": [...], "ids": [...]}; "-" for standard output (the report then goes to standard error)."#,
+            valueName: "FILE"))
     package var outputPath: String?
 
     /// `--threads`.

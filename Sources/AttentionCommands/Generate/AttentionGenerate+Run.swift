@@ -1,3 +1,4 @@
+import ArgumentParser
 import Attention
 import AttentionModels
 import Foundation
@@ -5,13 +6,24 @@ import Foundation
 extension AttentionGenerate {
     /// Generates after the prompt, prints the ids and the rates, and writes `--output`.
     ///
-    /// - Throws: ``CommandFailure`` for a model that cannot be loaded, a file that cannot be
-    ///   written, or logits for `--output` that are not finite; the errors of generation.
+    /// With `--output -` the JSON goes to standard output and the ids to standard error.
+    ///
+    /// - Throws: ``CommandFailure`` for a model that cannot be loaded, an `--output` that cannot
+    ///   be written (checked before any work), or logits for `--output` that are not finite;
+    ///   `ValidationError` for `--products` on a model whose weights are not bf16; the errors of
+    ///   generation.
     package func run() throws {
+        if let outputPath { try OutputFile.checkWritable(outputPath, option: "--output") }
         try threads.apply()
         let sampling = try sampling()
         var model = try ModelFolder.load(model) { try LlamaForCausalLM(contentsOf: $0) }
-        if let products { model.products = products.products }
+        if let products {
+            guard model.weightDType == .bfloat16 else {
+                throw ValidationError(
+                    "--products \(products.rawValue) applies to bf16 weights; this model's are \(model.weightDType)")
+            }
+            model.products = products.products
+        }
 
         // With --repeat: a short warm-up (threads started, code paths touched), then the timed
         // runs; the rates are their medians.
@@ -36,7 +48,7 @@ extension AttentionGenerate {
         }
         let prefillRate = timed.map { Double(promptIDs.count) / Self.seconds($0.prefillDuration) }.median
         let decodeRate = timed.map { Double($0.decodeSteps) / Self.seconds($0.decodeDuration) }.median
-        print(result.tokens[0].map(String.init).joined(separator: ","))
+        OutputFile.printReport(result.tokens[0].map(String.init).joined(separator: ","), outputPath: outputPath)
         CommandMain.printLine(String(format: "prefill: %.1f tokens/s, decode: %.1f tokens/s", prefillRate, decodeRate))
         if let outputPath, let document { try OutputFile.write(document, toPath: outputPath, option: "--output") }
     }

@@ -81,7 +81,7 @@ package struct AttentionGenerate: ParsableCommand {
         name: .customLong("products"), parsing: .unconditional,
         help: ArgumentHelp(
             "How the projections multiply by bf16 weights: the activations kept in f32 or rounded to bf16 "
-                + "first (faster on CPUs with AVX512_BF16; default: bf16 for a bf16 model).",
+                + "first (faster on CPUs with AVX512_BF16; default: bf16 for a bf16 model; refused for other models).",
             valueName: "TYPE"))
     package var products: ProductsType?
 
@@ -97,7 +97,7 @@ package struct AttentionGenerate: ParsableCommand {
     @Option(
         name: .customLong("output"), parsing: .unconditional,
         help: ArgumentHelp(
-            #"Write JSON {"generated_ids": [...], "last_logits": [...]}, the logits (f32) at the last prompt position."#,
+            #"Write JSON {"generated_ids": [...], "last_logits": [...]}, the logits (f32) at the last prompt position; "-" for standard output (the ids then go to standard error)."#,
             valueName: "FILE"))
     package var outputPath: String?
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Attention
+import Foundation
 
 /// `--threads N`, which both commands take: how many threads the kernels use.
 package struct ThreadOptions: ParsableArguments {
@@ -11,11 +12,13 @@ package struct ThreadOptions: ParsableArguments {
     /// No thread count: the default.
     package init() {}
 
-    /// Checks that the count is one the kernels accept.
+    /// Checks that the count is at least 1 and at most the processors this process can run on
+    /// (more threads than processors only wait for one another).
     package func validate() throws {
-        let largest = AttentionBackend.maximumThreadCount
+        let largest = Swift.min(ProcessInfo.processInfo.activeProcessorCount, AttentionBackend.maximumThreadCount)
         if let count, !(1...largest).contains(count) {
-            throw ValidationError("--threads must be an integer in 1...\(largest), got \(count)")
+            throw ValidationError(
+                "--threads must be in 1...\(largest) (the processors this process can run on), got \(count)")
         }
     }
 
