@@ -53,6 +53,8 @@ let package = Package(
     dependencies: [
         // The commands' argument parsing only: no library target depends on it.
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // `swift package generate-documentation`: a command plugin, linked into nothing.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
     ],
     targets: [
         // MARK: - Public modules

@@ -201,7 +201,7 @@ extension ParameterizedModule {
     /// checking all of them. Only the module's tensors are read: `F32`, `F16` and `BF16` as
     /// stored (then as `precision` says), any other type converted to `float32`.
     ///
-    /// - Throws: as ``loadParameters(from:prefix:strict:precision:)-(([String:Tensor],_,_,_)``.
+    /// - Throws: as ``loadParameters(from:prefix:strict:precision:)-([String:Tensor],_,_,_)``.
     public mutating func loadParameters(
         from file: SafeTensors, prefix: String = "", strict: Bool = true, precision: ParameterPrecision = .asStored
     ) throws {

@@ -83,7 +83,7 @@ public struct BertConfiguration: Sendable, Equatable, Hashable {
     ///
     /// - Throws: `ModelError.missingFile`; `.invalidFile` naming a missing or mistyped key or an
     ///   inconsistent size; `.unsupported` for a `model_type` other than `bert`, a `hidden_act`
-    ///   other than those of ``activations``, or a `position_embedding_type` other than `absolute`.
+    ///   other than `gelu`, `gelu_new`, `gelu_pytorch_tanh`, `relu`, `silu` and `swish` (those of `activations`), or a `position_embedding_type` other than `absolute`.
     public init(contentsOf url: URL) throws(ModelError) {
         let file = try JSONFile(contentsOf: url, name: url.lastPathComponent)
         _ = try file.choice("model_type", default: "(none)", supported: ["bert"])

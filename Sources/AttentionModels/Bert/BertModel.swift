@@ -50,11 +50,13 @@ public struct BertModel: ParameterizedModule, Equatable {
     ///
     /// A half-precision checkpoint loads as `precision` says: by default the layers' projection
     /// weights keep their dtype and a half-precision embedding table or layer norm is an error;
-    /// ``ParameterPrecision/float32`` widens everything explicitly.
+    /// `ParameterPrecision.float32` widens everything explicitly.
     ///
     /// - Parameters:
+    ///   - configuration: the model's `config.json`.
+    ///   - checkpoint: the weights.
     ///   - file: how errors name the checkpoint.
-    ///   - precision: ``ParameterPrecision/asStored`` (the default) or a conversion.
+    ///   - precision: `.asStored` (the default) or a conversion (`ParameterPrecision`).
     /// - Throws: `ModelError.missingTensor` for the first parameter absent from the checkpoint,
     ///   `.tensorShape` for the first whose shape differs from the configuration's;
     ///   `AttentionError.unsupportedDType` for a half-precision parameter outside the projection

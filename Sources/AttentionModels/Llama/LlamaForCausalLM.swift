@@ -34,9 +34,9 @@ public struct LlamaForCausalLM: ParameterizedModule, Equatable {
     let rotary: RotaryPositionalEmbedding
 
     /// How the projections and the LM head multiply by `bfloat16` matrices:
-    /// ``MatrixProducts/bfloat16`` (each input rounded to bf16, as `transformers` runs a bf16
+    /// `MatrixProducts.bfloat16` (each input rounded to bf16, as `transformers` runs a bf16
     /// checkpoint, and over a bf16 cache the queries too; about twice as fast for prompts on CPUs
-    /// with AVX512_BF16) or ``MatrixProducts/float32`` (the inputs kept in f32: closer to an f32
+    /// with AVX512_BF16) or `MatrixProducts.float32` (the inputs kept in f32: closer to an f32
     /// model). Starts as `.bfloat16` when the matrices are bf16; other types always multiply in f32.
     public var products: MatrixProducts
 
@@ -69,6 +69,8 @@ public struct LlamaForCausalLM: ParameterizedModule, Equatable {
     /// (`lm_head.weight` of a tied model, rotary buffers) are ignored.
     ///
     /// - Parameters:
+    ///   - configuration: the model's `config.json`.
+    ///   - checkpoint: the weights (one file, or a sharded checkpoint's files read as one).
     ///   - file: how errors name the checkpoint.
     ///   - weightDType: the type of the matrices; `nil` (the default) keeps each as stored.
     /// - Throws: `ModelError.missingTensor` or `.tensorShape` naming the first parameter absent or

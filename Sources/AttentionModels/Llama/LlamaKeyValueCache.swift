@@ -1,7 +1,7 @@
 import Attention
 
 /// The keys and values a Llama model has computed so far, for several sequences at once: one
-/// ``KeyValueCache`` per layer, `(batchSize, capacity, keyValueHeads, headSize)`, allocated once,
+/// `KeyValueCache` (of `Attention`) per layer, `(batchSize, capacity, keyValueHeads, headSize)`, allocated once,
 /// written in place as tokens arrive and read in place by the attention kernel (no copy per
 /// step). Sequence b holds its first ``lengths``[b] positions.
 ///

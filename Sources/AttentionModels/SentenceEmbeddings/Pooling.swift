@@ -54,8 +54,11 @@ public struct Pooling: Sendable, Equatable, Hashable {
 
     /// Reads `config.json` of a sentence-transformers `Pooling` folder.
     ///
-    /// - Parameter hiddenSize: the encoder's width, checked against `embedding_dimension`
-    ///   (`word_embedding_dimension` in the older format).
+    /// - Parameters:
+    ///   - url: the file.
+    ///   - name: how errors name the file.
+    ///   - hiddenSize: the encoder's width, checked against `embedding_dimension`
+    ///     (`word_embedding_dimension` in the older format).
     /// - Throws: `ModelError.missingFile`, `.invalidFile` (a mistyped key, a dimension that differs
     ///   from `hiddenSize`, no mode at all), `.unsupported` (an unknown mode, `include_prompt: false`).
     public init(contentsOf url: URL, name: String = "1_Pooling/config.json", hiddenSize: Int) throws(ModelError) {

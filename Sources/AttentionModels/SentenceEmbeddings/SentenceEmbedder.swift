@@ -48,7 +48,12 @@ public struct SentenceEmbedder: Sendable {
 
     /// Creates a pipeline from its parts.
     ///
-    /// - Parameter maxSequenceLength: `nil` for the model's position count.
+    /// - Parameters:
+    ///   - tokenizer: turns sentences into token ids.
+    ///   - model: the BERT encoder.
+    ///   - pooling: how token states become one vector.
+    ///   - normalizesEmbeddings: whether each embedding is scaled to unit length.
+    ///   - maxSequenceLength: `nil` for the model's position count.
     /// - Throws: `ModelError.invalidArgument` (`"maxSequenceLength"`) unless it is in
     ///   `2...model.configuration.maxPositions`.
     public init(
@@ -143,8 +148,10 @@ public struct SentenceEmbedder: Sendable {
 
     /// The embeddings of `sentences`, one row each in order: `(sentences.count, dimension)`.
     ///
-    /// - Parameter batchSize: the most sentences encoded together (their tokens packed into one
-    ///   matrix); it bounds the memory, not the results.
+    /// - Parameters:
+    ///   - sentences: the texts, tokenized as ``tokenize(_:)`` does.
+    ///   - batchSize: the most sentences encoded together (their tokens packed into one
+    ///     matrix); it bounds the memory, not the results.
     /// - Throws: `ModelError.invalidArgument` (`"batchSize"`) below 1; the encoder's errors.
     public func embed(_ sentences: [String], batchSize: Int = 32) throws -> Tensor {
         try embed(tokenIDs: tokenize(sentences), batchSize: batchSize)

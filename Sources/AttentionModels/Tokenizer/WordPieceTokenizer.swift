@@ -53,9 +53,16 @@ public struct WordPieceTokenizer: Sendable {
     /// ```
     ///
     /// - Parameters:
+    ///   - vocabulary: the tokens, `vocab.txt`'s lines in order.
+    ///   - normalizer: cleaning, lower-casing and accent stripping before splitting.
+    ///   - unknownToken: the token of a word no pieces spell.
+    ///   - classToken: the token put first (`[CLS]`).
+    ///   - separatorToken: the token put last (`[SEP]`).
     ///   - specialTokens: tokens matched verbatim in the text before normalisation; by default
     ///     the unknown, class and separator tokens plus `[PAD]` and `[MASK]` where the vocabulary
     ///     has them.
+    ///   - continuingSubwordPrefix: the prefix of a piece inside a word (`##`).
+    ///   - maxInputCharactersPerWord: a longer word is the unknown token.
     /// - Throws: `ModelError.invalidArgument` naming the token (`"unknownToken"`, ...) that is
     ///   not in the vocabulary, or `"maxInputCharactersPerWord"` below 1.
     public init(

@@ -127,9 +127,15 @@ public struct MultiheadAttention: ParameterizedModule, Equatable {
     /// - Parameters:
     ///   - heads: the number of heads, at least 1.
     ///   - querySize: the query's feature size.
-    ///   - keySize, valueSize, outputSize: default `querySize`.
-    ///   - qkSize, voSize: per-head sizes; default `querySize / heads`.
-    ///   - useQueryBias, useKeyBias, useValueBias, useOutputBias: default `false`.
+    ///   - keySize: the key's feature size; default `querySize`.
+    ///   - valueSize: the value's feature size; default `querySize`.
+    ///   - outputSize: the output's feature size; default `querySize`.
+    ///   - qkSize: the per-head size of queries and keys; default `querySize / heads`.
+    ///   - voSize: the per-head size of values (and of the heads' outputs); default `querySize / heads`.
+    ///   - useQueryBias: whether the query projection has a bias; default `false`.
+    ///   - useKeyBias: whether the key projection has a bias; default `false`.
+    ///   - useValueBias: whether the value projection has a bias; default `false`.
+    ///   - useOutputBias: whether the output projection has a bias; default `false`.
     ///   - dropoutProbability: on the attention weights, in `[0, 1)`; default 0.
     ///   - inference: `true` disables dropout unless a call says otherwise; default `false`.
     ///   - generator: draws the weights and biases, query projection first.

@@ -65,7 +65,7 @@ extension MultiHeadDotProductAttention: Layer {
     public typealias Output = AttentionResult
 
     /// What one call takes: Flax's `__call__` arguments (without decoding, see
-    /// ``decode(query:key:value:cache:mask:deterministic:dropoutSeed:)``), and whether to return
+    /// ``decode(_:key:value:cache:mask:deterministic:dropoutSeed:)``), and whether to return
     /// the weights (Flax's `sow_weights`).
     ///
     /// ```swift

@@ -39,7 +39,7 @@
 /// | `normalize_qk` | `normalizeQK` |
 /// | `attention_fn` | ``attentionFunction`` |
 /// | `kernel_init` = `lecun_normal()`, `bias_init` = `zeros` | fixed: ``Tensor/lecunNormal(_:fanIn:using:)`` and zeros, drawn from `using:` |
-/// | `decode=True`, `cache` collection | ``makeCache(batchShape:maxLength:)`` and ``decode(_:key:value:cache:mask:deterministic:dropoutSeed:)`` with an explicit ``KeyValueCache`` |
+/// | `decode=True`, `cache` collection | ``makeCache(batchShape:maxLength:dtype:)`` and ``decode(_:key:value:cache:mask:deterministic:dropoutSeed:)`` with an explicit ``KeyValueCache`` |
 /// | `__call__(inputs_q, inputs_k, inputs_v, mask=, deterministic=, dropout_rng=)` | ``callAsFunction(query:key:value:mask:deterministic:dropoutSeed:)`` |
 /// | `sow_weights=True` (`intermediates/attention_weights`) | ``callWithWeights(query:key:value:mask:deterministic:dropoutSeed:)`` |
 /// | `dtype`, `param_dtype`, `precision`, `*_dot_general*`, `force_fp32_for_softmax` | not supported: everything is `Float` |

@@ -51,13 +51,6 @@ public enum TorchMask: Sendable, Equatable {
     /// - Throws: `AttentionError.invalidArgument` (`"size"`) for a negative size, `.overflow`
     ///   (`"size"`) when `size²` does not fit in `Int`, `.outOfMemory` when the mask cannot be
     ///   allocated.
-    /// Throws unless an additive mask is `float32` (it is added to the `float32` scores).
-    func requireFloat32(_ argument: String) throws(AttentionError) {
-        if case let .additive(tensor) = self {
-            try tensor.requireFloat32(argument, reason: "an additive mask is float32, whatever the weights' dtype")
-        }
-    }
-
     public static func squareSubsequent(_ size: Int) throws -> TorchMask {
         guard size >= 0 else {
             throw AttentionError.invalidArgument(argument: "size", reason: "must be non-negative, got \(size)")
@@ -69,6 +62,13 @@ public enum TorchMask: Sendable, Equatable {
             }
         }
         return .additive(mask)
+    }
+
+    /// Throws unless an additive mask is `float32` (it is added to the `float32` scores).
+    func requireFloat32(_ argument: String) throws(AttentionError) {
+        if case let .additive(tensor) = self {
+            try tensor.requireFloat32(argument, reason: "an additive mask is float32, whatever the weights' dtype")
+        }
     }
 
     /// Whether this is PyTorch's causal mask for `length` positions: exactly `(length, length)`

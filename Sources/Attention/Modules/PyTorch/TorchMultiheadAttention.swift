@@ -179,6 +179,7 @@ public struct TorchMultiheadAttention: ParameterizedModule, Equatable {
     ///   - keyDim: the key width (`kdim`), E when `nil`.
     ///   - valueDim: the value width (`vdim`), E when `nil`.
     ///   - batchFirst: `(N, L, E)` batched inputs instead of `(L, N, E)`.
+    ///   - generator: draws the weights as PyTorch's initialisation does.
     /// - Throws: `AttentionError.invalidArgument` (`"embedDim"`, `"heads"`, `"keyDim"`,
     ///   `"valueDim"`, `"dropout"`) as PyTorch's `ValueError`/`AssertionError`: a size below 1,
     ///   `embed_dim must be divisible by num_heads`, or a probability outside `[0, 1)`.

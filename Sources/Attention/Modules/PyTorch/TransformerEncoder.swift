@@ -96,6 +96,9 @@ public struct TransformerEncoder: ParameterizedModule, Equatable {
     /// layers' (see ``TransformerEncoderLayer/callAsFunction(_:mask:keyPaddingMask:isCausal:training:dropoutSeed:)``).
     ///
     /// - Parameters:
+    ///   - source: `src`, as the layers take it.
+    ///   - mask: `mask`, passed to every layer.
+    ///   - keyPaddingMask: `src_key_padding_mask`, passed to every layer.
     ///   - isCausal: passed to every layer; `nil` (the default, as PyTorch) detects it: `true`
     ///     exactly when `mask` is PyTorch's causal `(L, L)` mask (``TorchMask/isCausal(length:)``).
     ///   - training: dropout in every layer.

@@ -112,6 +112,7 @@ public struct TransformerEncoderLayer: ParameterizedModule, Equatable {
     ///   - normFirst: pre-norm instead of post-norm.
     ///   - bias: whether the projections, linear layers and layer norms have biases.
     ///   - convention: ``Convention/torch`` (default) or ``Convention/noxton``.
+    ///   - generator: draws the weights as PyTorch's initialisation does.
     /// - Throws: `AttentionError.invalidArgument` for a size below 1 (`"dModel"`, `"heads"`,
     ///   `"feedForwardSize"`), E not divisible by H (`"heads"`), a dropout outside `[0, 1)`
     ///   (`"dropout"`) or an invalid epsilon (`"epsilon"`).
@@ -174,6 +175,7 @@ public struct TransformerEncoderLayer: ParameterizedModule, Equatable {
     /// ```
     ///
     /// - Parameters:
+    ///   - source: `src`, `(L, E)` unbatched, `(N, L, E)` with `batchFirst`, `(L, N, E)` otherwise.
     ///   - mask: `src_mask`, `(L, L)` or `(N·H, L, L)` (also `(N or 1, H or 1, L, L)`), in any
     ///     ``TorchMask`` form.
     ///   - keyPaddingMask: `src_key_padding_mask`, `(L)` unbatched or `(N, L)`.

@@ -86,7 +86,7 @@ public struct MultiHeadAttentionWrapper: ParameterizedModule, Equatable {
     /// The concatenated context vectors and every head's weights, `(H, L, L)` or `(B, H, L, L)`
     /// (`(L, L)` or `(B, L, L)` for one head), each row summing to 1.
     ///
-    /// - Throws: as ``callAsFunction(_:)``.
+    /// - Throws: as ``callAsFunction(_:)-(Tensor)``.
     public func callWithWeights(_ x: Tensor) throws -> AttentionResult {
         try callAsFunction(TutorialAttentionInputs(x: x, returningWeights: true))
     }

@@ -65,7 +65,7 @@ extension TutorialAttention where Kind == SelfAttentionKind {
     /// The context vectors and the weights `softmax((x W_query)(x W_key)ᵀ / √dOutKQ)`, `(L, L)`
     /// or `(B, L, L)`: the tutorial's `attn_weights`, each row summing to 1.
     ///
-    /// - Throws: as ``callAsFunction(_:)``.
+    /// - Throws: as `callAsFunction(_:)` with a tensor, above.
     public func callWithWeights(_ x: Tensor) throws -> AttentionResult {
         try callAsFunction(TutorialAttentionInputs(x: x, returningWeights: true))
     }
@@ -82,7 +82,7 @@ extension TutorialAttention where Kind == CausalSelfAttentionKind {
     /// The context vectors and the masked weights, `(L, L)` or `(B, L, L)`, zero above the
     /// diagonal and each row summing to 1.
     ///
-    /// - Throws: as ``callAsFunction(_:)``.
+    /// - Throws: as `callAsFunction(_:)` with a tensor, above.
     public func callWithWeights(_ x: Tensor) throws -> AttentionResult {
         try callAsFunction(TutorialAttentionInputs(x: x, returningWeights: true))
     }

@@ -1,7 +1,7 @@
 /// A single-head attention module of the attention tutorial: three bias-free weights `W_query`,
 /// `W_key` `(dIn, dOutKQ)` and `W_value` `(dIn, dOutV)`, applied as `x · W` (not `Linear`'s
 /// `x · Wᵀ`), and `softmax(Q Kᵀ / √dOutKQ) V`. One implementation serves the tutorial's three
-/// modules, which differ only in their ``Kind``: ``SelfAttention``, ``CausalSelfAttention`` and
+/// modules, which differ only in their `Kind`: ``SelfAttention``, ``CausalSelfAttention`` and
 /// ``CrossAttention``.
 ///
 /// The projections run as one matrix multiply over the weights concatenated column-wise, and

@@ -104,6 +104,7 @@ public struct SqueezeExcitation: ParameterizedModule, Equatable {
     /// input's shape.
     ///
     /// - Parameters:
+    ///   - input: `(C, H, W)` or `(N, C, H, W)`.
     ///   - activation: overrides ``activation`` for this call.
     ///   - scaleActivation: overrides ``scaleActivation`` for this call.
     /// The weights `fc1Weight` and `fc2Weight` may be half precision (they are matrix-multiply
