@@ -1,6 +1,7 @@
-/// A mask for ``TorchMultiheadAttention``, ``TransformerEncoderLayer`` and ``TransformerEncoder``,
-/// in the forms PyTorch accepts for `attn_mask`, `key_padding_mask`, `src_mask` and
-/// `src_key_padding_mask`, plus the opposite boolean polarity that Equinox and noxton use.
+/// A mask for ``TorchMultiheadAttention`` and PyTorch's transformer modules (``TransformerEncoderLayer``,
+/// ``TransformerEncoder``, ``TransformerDecoderLayer``, ``TransformerDecoder``, ``Transformer``), in the
+/// forms PyTorch accepts for `attn_mask`, `key_padding_mask`, `src_mask`, `tgt_mask`, `memory_mask`
+/// and the `*_key_padding_mask`s, plus the opposite boolean polarity that Equinox and noxton use.
 ///
 /// PyTorch tells its two mask kinds apart by dtype; here each kind is a case:
 ///
@@ -44,13 +45,6 @@ public enum TorchMask: Sendable, Equatable {
         }
     }
 
-    /// PyTorch's `nn.Transformer.generate_square_subsequent_mask(size)`: a float `(size, size)`
-    /// mask with `-infinity` above the diagonal and `0` elsewhere, so position i attends to
-    /// positions `0...i`.
-    ///
-    /// - Throws: `AttentionError.invalidArgument` (`"size"`) for a negative size, `.overflow`
-    ///   (`"size"`) when `size²` does not fit in `Int`, `.outOfMemory` when the mask cannot be
-    ///   allocated.
     /// Throws unless an additive mask is `float32` (it is added to the `float32` scores).
     func requireFloat32(_ argument: String) throws(AttentionError) {
         if case let .additive(tensor) = self {
@@ -58,6 +52,13 @@ public enum TorchMask: Sendable, Equatable {
         }
     }
 
+    /// PyTorch's `nn.Transformer.generate_square_subsequent_mask(size)`: a float `(size, size)`
+    /// mask with `-infinity` above the diagonal and `0` elsewhere, so position i attends to
+    /// positions `0...i`.
+    ///
+    /// - Throws: `AttentionError.invalidArgument` (`"size"`) for a negative size, `.overflow`
+    ///   (`"size"`) when `size²` does not fit in `Int`, `.outOfMemory` when the mask cannot be
+    ///   allocated.
     public static func squareSubsequent(_ size: Int) throws -> TorchMask {
         guard size >= 0 else {
             throw AttentionError.invalidArgument(argument: "size", reason: "must be non-negative, got \(size)")
