@@ -23,6 +23,15 @@ extension Transformer {
     /// ```
     ///
     /// - Parameters:
+    ///   - source: `src`, the encoder's input.
+    ///   - target: `tgt`, the decoder's input.
+    ///   - sourceMask: `src_mask`, the encoder's self-attention mask.
+    ///   - targetMask: `tgt_mask`, the decoder's self-attention mask.
+    ///   - memoryMask: `memory_mask`, the decoder's cross-attention mask.
+    ///   - sourceKeyPaddingMask: `src_key_padding_mask`, the padding of the source.
+    ///   - targetKeyPaddingMask: `tgt_key_padding_mask`, the padding of the target.
+    ///   - memoryKeyPaddingMask: `memory_key_padding_mask`, the padding of the memory (usually the
+    ///     source's).
     ///   - sourceIsCausal: the encoder's hint; `nil` (the default, as PyTorch) detects whether
     ///     `sourceMask` is the causal mask.
     ///   - targetIsCausal: the decoder's hint; `nil` (the default) detects it from `targetMask`.

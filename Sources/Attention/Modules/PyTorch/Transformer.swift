@@ -66,6 +66,7 @@ public struct Transformer: ParameterizedModule, Equatable {
     ///   - batchFirst: `(N, L, E)` batched inputs.
     ///   - normFirst: pre-norm layers.
     ///   - bias: whether the projections, linear layers and layer norms have biases.
+    ///   - generator: the source of the initial parameters.
     /// - Throws: the layers' `AttentionError.invalidArgument` (`"dModel"`, `"heads"`,
     ///   `"feedForwardSize"`, `"dropout"`, `"epsilon"`); `.invalidArgument`
     ///   (`"encoderLayerCount"`, `"decoderLayerCount"`) for a count below 1, `.overflow` or

@@ -67,6 +67,12 @@ public struct TransformerDecoder: ParameterizedModule, Equatable {
     /// are the layers' (see ``TransformerDecoderLayer/callAsFunction(_:memory:targetMask:memoryMask:targetKeyPaddingMask:memoryKeyPaddingMask:targetIsCausal:memoryIsCausal:training:dropoutSeed:)``).
     ///
     /// - Parameters:
+    ///   - target: `tgt`, the input of the first layer.
+    ///   - memory: `memory`, which every layer's cross-attention attends to.
+    ///   - targetMask: `tgt_mask`, passed to every layer's self-attention.
+    ///   - memoryMask: `memory_mask`, passed to every layer's cross-attention.
+    ///   - targetKeyPaddingMask: `tgt_key_padding_mask`, passed to every layer.
+    ///   - memoryKeyPaddingMask: `memory_key_padding_mask`, passed to every layer.
     ///   - targetIsCausal: passed to every layer; `nil` (the default, as PyTorch) detects it: `true`
     ///     exactly when `targetMask` is PyTorch's causal `(L, L)` mask (``TorchMask/isCausal(length:)``).
     ///   - memoryIsCausal: passed to every layer (`false` by default, as PyTorch).

@@ -21,6 +21,8 @@ extension TransformerDecoderLayer {
     /// ```
     ///
     /// - Parameters:
+    ///   - target: `tgt`, the decoder's input sequence.
+    ///   - memory: `memory`, the encoder's output (the cross-attention's keys and values).
     ///   - targetMask: `tgt_mask`, in any ``TorchMask`` form (boolean `true` = not allowed, or added).
     ///   - memoryMask: `memory_mask`.
     ///   - targetKeyPaddingMask: `tgt_key_padding_mask` (boolean `true` = padding, or added).

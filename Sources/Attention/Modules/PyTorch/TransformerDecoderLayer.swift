@@ -110,6 +110,7 @@ public struct TransformerDecoderLayer: ParameterizedModule, Equatable, TorchTran
     ///   - batchFirst: `(N, L, E)` batched inputs.
     ///   - normFirst: pre-norm instead of post-norm.
     ///   - bias: whether the projections, linear layers and layer norms have biases.
+    ///   - generator: the source of the initial parameters.
     /// - Throws: `AttentionError.invalidArgument` for a size below 1 (`"dModel"`, `"heads"`,
     ///   `"feedForwardSize"`), E not divisible by H (`"heads"`), a dropout outside `[0, 1)`
     ///   (`"dropout"`) or an invalid epsilon (`"epsilon"`).
