@@ -212,6 +212,26 @@ extension KernelTests {
             expectFixtureClose(try half(source, target: target), out, rtol: 0.05, atol: 0.05)
         }
 
+        @Test func emptySequencesFollowTheLibraryRule() throws {
+            var rng = SeededGenerator(seed: 49)
+            let model = try Transformer(
+                dModel: 8, heads: 2, encoderLayerCount: 1, decoderLayerCount: 1, feedForwardSize: 16, batchFirst: true,
+                using: &rng)
+            let source = try Tensor(randomNormal: [2, 5, 8], using: &rng)
+            // No target position: an empty result of the target's shape.
+            #expect(try model(source, target: Tensor(zeros: [2, 0, 8])).shape == [2, 0, 8])
+            #expect(try model(Tensor(zeros: [0, 5, 8]), target: Tensor(zeros: [0, 3, 8])).shape == [0, 3, 8])
+            // No memory position: the cross-attention gives its output projection's bias, whatever
+            // its weights.
+            let layer = model.decoder.layers[0]
+            let target = try Tensor(randomNormal: [2, 3, 8], using: &rng)
+            let noMemory = try layer(target, memory: Tensor(zeros: [2, 0, 8]))
+            #expect(noMemory.shape == [2, 3, 8] && noMemory.scalars.allSatisfy(\.isFinite))
+            var biasOnly = layer
+            biasOnly.crossAttention.outProjection.weight = try Tensor(zeros: [8, 8])
+            #expect(try biasOnly(target, memory: Tensor(zeros: [2, 0, 8])) == noMemory)
+        }
+
         // MARK: Dropout
 
         @Test func dropoutIsSeededAndOnlyInTraining() throws {

@@ -43,7 +43,8 @@ extension Transformer {
     ///   source's, or a width other than E (PyTorch's "the batch number of src and tgt must be
     ///   equal", "the feature number of src and tgt must be equal to d_model"); the encoder's errors
     ///   under the names of this call (`"sourceMask"`, `"sourceKeyPaddingMask"`, `"sourceIsCausal"`);
-    ///   the decoder's errors.
+    ///   the decoder's errors; `.unsupportedDType` for a half-precision input or a half-precision
+    ///   parameter other than a matrix weight (under its full name, `"decoder.layers.0.norm3.bias"`).
     public func callAsFunction(
         _ source: Tensor, target: Tensor, sourceMask: TorchMask? = nil, targetMask: TorchMask? = nil,
         memoryMask: TorchMask? = nil, sourceKeyPaddingMask: TorchMask? = nil, targetKeyPaddingMask: TorchMask? = nil,
@@ -51,6 +52,8 @@ extension Transformer {
         memoryIsCausal: Bool = false, training: Bool = false, dropoutSeed: UInt64 = 0
     ) throws -> Tensor {
         try validate()
+        try requireFloat32Parameters()
+        try requireFloat32Activations(["source": source, "target": target])
         try checkShapes(source: source, target: target)
         let memory: Tensor
         do {

@@ -79,13 +79,16 @@ public struct TransformerDecoder: ParameterizedModule, Equatable {
     ///   - training: dropout in every layer.
     ///   - dropoutSeed: layer i uses a seed derived from this one and i.
     /// - Throws: the layers' errors; `.invalidArgument` (`"layers"`) or `.shapeMismatch` (`"norm"`)
-    ///   when the stored layers or norm were changed to inconsistent values.
+    ///   when the stored layers or norm were changed to inconsistent values; `.unsupportedDType`
+    ///   under the full name (`"layers.1.norm2.weight"`) for a half-precision parameter other than a
+    ///   matrix weight.
     public func callAsFunction(
         _ target: Tensor, memory: Tensor, targetMask: TorchMask? = nil, memoryMask: TorchMask? = nil,
         targetKeyPaddingMask: TorchMask? = nil, memoryKeyPaddingMask: TorchMask? = nil,
         targetIsCausal: Bool? = nil, memoryIsCausal: Bool = false, training: Bool = false, dropoutSeed: UInt64 = 0
     ) throws -> Tensor {
         try validateTransformerStack(layers, norm: norm)
+        try requireFloat32Parameters()
         let causal = TorchMask.resolvedIsCausal(
             targetIsCausal, mask: targetMask, input: target, batchFirst: layers[0].batchFirst)
         var x = target
