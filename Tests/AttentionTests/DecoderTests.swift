@@ -330,6 +330,12 @@ extension KernelTests {
             #expect(memoryError?.description.contains("[4, 2, 8]") == true, "\(String(describing: memoryError))")
             #expect(expectAttentionError { _ = try layer(target, memory: memory, targetIsCausal: true) }?.argument == "targetIsCausal")
             #expect(expectAttentionError { _ = try layer(target, memory: memory, memoryIsCausal: true) }?.argument == "memoryIsCausal")
+            var mixedLayout = layer
+            mixedLayout.crossAttention.batchFirst = true
+            #expect(expectAttentionError { _ = try mixedLayout(target, memory: memory) }?.argument == "crossAttention")
+            var narrowMemory = layer
+            narrowMemory.crossAttention = try TorchMultiheadAttention(embedDim: 8, heads: 2, keyDim: 6, valueDim: 6, using: &rng)
+            #expect(expectAttentionError { _ = try narrowMemory(target, memory: memory) }?.argument == "crossAttention")
             var broken = layer
             broken.dropout = -0.5
             #expect(expectAttentionError { _ = try broken(target, memory: memory) }?.argument == "dropout")

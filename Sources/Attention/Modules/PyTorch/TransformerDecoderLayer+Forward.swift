@@ -36,7 +36,8 @@ extension TransformerDecoderLayer {
     ///   `"memoryMask"`, `"targetKeyPaddingMask"`, `"memoryKeyPaddingMask"`) for a width other than
     ///   E, ranks or batch sizes that differ, or masks that do not fit; `.invalidArgument`
     ///   (`"targetIsCausal"`, `"memoryIsCausal"`) for a causal hint without its mask, (`"dropout"`)
-    ///   for a probability outside `[0, 1)`; `.unsupportedDType` for a half-precision input or mask;
+    ///   for a probability outside `[0, 1)`, (`"crossAttention"`) for a cross-attention replaced by
+    ///   one of another width or batch layout; `.unsupportedDType` for a half-precision input or mask;
     ///   the parameters' and kernels' errors.
     public func callAsFunction(
         _ target: Tensor, memory: Tensor, targetMask: TorchMask? = nil, memoryMask: TorchMask? = nil,
@@ -74,11 +75,20 @@ extension TransformerDecoderLayer {
         return try residual(x, norm: norm3) { try feedForwardBlock($0, call) }
     }
 
-    /// The target's and the memory's shapes: the same rank (2 or 3), width E, and one batch size.
+    /// The target's and the memory's shapes: the same rank (2 or 3), width E, and one batch size;
+    /// and a cross-attention (a public property) that still fits the self-attention.
     ///
-    /// - Throws: `AttentionError.shapeMismatch` naming `"target"` or `"memory"`.
+    /// - Throws: `AttentionError.shapeMismatch` naming `"target"` or `"memory"`;
+    ///   `.invalidArgument` (`"crossAttention"`).
     func checkShapes(target: Tensor, memory: Tensor) throws(AttentionError) {
         let e = dModel
+        let cross = crossAttention
+        guard cross.embedDim == e, cross.keyDim == e, cross.valueDim == e, cross.batchFirst == batchFirst else {
+            throw .invalidArgument(
+                argument: "crossAttention",
+                reason: "must have embedDim, keyDim and valueDim \(e) and batchFirst \(batchFirst) as the self-attention, "
+                    + "got \(cross.embedDim), \(cross.keyDim), \(cross.valueDim) and \(cross.batchFirst)")
+        }
         let batched = batchFirst ? "(N, L, \(e))" : "(L, N, \(e))"
         guard target.rank == 2 || target.rank == 3, target.shape[target.rank - 1] == e else {
             throw .shapeMismatch(argument: "target", expected: "(L, \(e)) or \(batched) with d_model \(e)", actual: target.shape)
