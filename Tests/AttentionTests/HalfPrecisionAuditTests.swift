@@ -271,6 +271,31 @@ extension KernelTests {
         /// noxton's separate projections are slices of one packed weight: one slice written in
         /// half precision through its key path (or from a mixed checkpoint) never rounds the other
         /// two (it rounded them to the slice's dtype), and all three in one dtype keep it.
+        /// PyTorch's decoder layer, decoder and Transformer: every parameter, input and mask.
+        @Test func torchDecoderModules() throws {
+            var rng = SeededGenerator(seed: 14)
+            let target = try auditTensor([4, 2, 8], &rng), memory = try auditTensor([5, 2, 8], &rng)
+            let masks: [AuditedTensor] = [
+                ("targetMask", try auditTensor([4, 4], &rng)), ("memoryMask", try auditTensor([4, 5], &rng)),
+                ("targetKeyPaddingMask", try auditTensor([2, 4], &rng)), ("memoryKeyPaddingMask", try auditTensor([2, 5], &rng)),
+            ]
+            let layer = try TransformerDecoderLayer(dModel: 8, heads: 2, feedForwardSize: 12, dropout: 0, using: &rng)
+            try auditModule("decoder layer", layer, inputs: [("target", target), ("memory", memory)] + masks) { m, t in
+                [try m(t[0], memory: t[1], targetMask: .additive(t[2]), memoryMask: .additive(t[3]),
+                       targetKeyPaddingMask: .additive(t[4]), memoryKeyPaddingMask: .additive(t[5])),
+                 try m(t[0], memory: t[1])]
+            }
+            let decoder = try TransformerDecoder(layer: layer, count: 2, norm: LayerNorm(size: 8))
+            try auditModule("decoder", decoder, inputs: [("target", target), ("memory", memory)]) { m, t in
+                [try m(t[0], memory: t[1])]
+            }
+            let model = try Transformer(
+                dModel: 8, heads: 2, encoderLayerCount: 1, decoderLayerCount: 1, feedForwardSize: 12, dropout: 0, using: &rng)
+            try auditModule("transformer", model, inputs: [("source", memory), ("target", target)]) { m, t in
+                [try m(t[0], target: t[1])]
+            }
+        }
+
         @Test(arguments: [Tensor.DType.float16, .bfloat16])
         func noxtonSlicesOfOnePackedWeight(dtype: Tensor.DType) throws {
             var rng = SeededGenerator(seed: 13)

@@ -17,7 +17,6 @@ JAX parameters from `jax.random.PRNGKey(seed)`, torch parameters from
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import math
 import os
 import sys
@@ -27,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file
+
+from fixture_format import fixture_bytes, to_np  # this folder: the file format shared with the other scripts
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
@@ -64,61 +65,12 @@ WRITTEN: list[tuple[str, str]] = []
 # --------------------------------------------------------------------------------------------
 
 
-def to_np(x) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    x = np.asarray(x)
-    if x.dtype == np.bool_:
-        return np.ascontiguousarray(x)
-    if x.dtype.kind in "fiu":
-        if x.dtype.kind == "f" and x.dtype != np.float32:
-            raise TypeError(f"unexpected float dtype {x.dtype}")
-        if x.dtype.kind in "iu":
-            raise TypeError(f"integer tensors are not used in fixtures (got {x.dtype})")
-        return np.ascontiguousarray(x)
-    raise TypeError(f"unsupported dtype {x.dtype}")
-
-
 def save(name: str, *, params: dict, inputs: dict, outputs: dict, config: dict,
          library: str, case: str) -> None:
-    tensors: dict[str, np.ndarray] = {}
-    for prefix, group in (("param", params), ("input", inputs), ("output", outputs)):
-        for k, v in group.items():
-            key = f"{prefix}.{k}"
-            if key in tensors:
-                raise KeyError(key)
-            tensors[key] = to_np(v)
-    metadata = {
-        "config": json.dumps(config, sort_keys=True),
-        "library": library,
-        "case": case,
-    }
     path = OUT_DIR / f"{name}.safetensors"
-    path.write_bytes(serialize(tensors, metadata))
+    path.write_bytes(fixture_bytes(params=params, inputs=inputs, outputs=outputs, config=config,
+                                   library=library, case=case))
     WRITTEN.append((name, case))
-
-
-def serialize(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
-    """Byte-for-byte deterministic safetensors writer.
-
-    `safetensors.numpy.save_file` orders the `__metadata__` keys differently from run to
-    run, so regenerating would churn every file. This writes the same format (8-byte
-    little-endian header length, JSON header padded with spaces to a multiple of 8,
-    then the raw little-endian data) with sorted keys. The files are read back with
-    `safetensors.numpy.load_file` in main().
-    """
-    header: dict = {"__metadata__": dict(sorted(metadata.items()))}
-    chunks, offset = [], 0
-    for k in sorted(tensors):
-        a = tensors[k]
-        dtype = {np.dtype(np.float32): "F32", np.dtype(np.bool_): "BOOL"}[a.dtype]
-        data = np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[k] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [offset, offset + len(data)]}
-        chunks.append(data)
-        offset += len(data)
-    hb = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    hb += b" " * (-len(hb) % 8)
-    return len(hb).to_bytes(8, "little") + hb + b"".join(chunks)
 
 
 def randn(rng: np.random.Generator, *shape) -> np.ndarray:
@@ -1070,9 +1022,9 @@ def main() -> int:
     t0 = time.time()
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     # Only this script's files: interop_* and half_* come from generate_interop_safetensors.py and
-    # generate_half_fixtures.py.
+    # generate_half_fixtures.py, torch_decoder* and torch_transformer* from generate_decoder_fixtures.py.
     for p in OUT_DIR.glob("*.safetensors"):
-        if not p.name.startswith(("interop_", "half_")):
+        if not p.name.startswith(("interop_", "half_", "torch_decoder", "torch_transformer")):
             p.unlink()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)

@@ -100,3 +100,24 @@ public enum AttentionError: Error, Equatable, Sendable, CustomStringConvertible 
         }
     }
 }
+
+extension AttentionError {
+    /// The same error with the argument it names passed through `rename`: how a module reports an
+    /// error of a part it calls under its own argument names (`"attentionMask"` as `"memoryMask"`)
+    /// or under the part's path (`"keyProjection.bias"`). Errors that name no argument are
+    /// returned unchanged.
+    func renamingArgument(_ rename: (String) -> String) -> AttentionError {
+        switch self {
+        case let .shapeMismatch(argument, expected, actual):
+            .shapeMismatch(argument: rename(argument), expected: expected, actual: actual)
+        case let .invalidArgument(argument, reason):
+            .invalidArgument(argument: rename(argument), reason: reason)
+        case let .overflow(argument):
+            .overflow(argument: rename(argument))
+        case let .unsupportedDType(argument, dtype, reason):
+            .unsupportedDType(argument: rename(argument), dtype: dtype, reason: reason)
+        default:
+            self
+        }
+    }
+}

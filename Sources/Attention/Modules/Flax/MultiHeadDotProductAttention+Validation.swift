@@ -38,7 +38,7 @@ extension MultiHeadDotProductAttention {
             do {
                 try projection.validateParameters()
             } catch {
-                throw Self.renamed(error, in: name)
+                throw error.renamingArgument { "\(name).\($0)" }
             }
         }
         for (name, norm) in [("queryNorm", queryNorm), ("keyNorm", keyNorm)] {
@@ -48,17 +48,6 @@ extension MultiHeadDotProductAttention {
             }
         }
         try Self.validateRate(dropoutRate)
-    }
-
-    static func renamed(_ error: AttentionError, in scope: String) -> AttentionError {
-        switch error {
-        case let .shapeMismatch(argument, expected, actual):
-            return .shapeMismatch(argument: "\(scope).\(argument)", expected: expected, actual: actual)
-        case let .invalidArgument(argument, reason):
-            return .invalidArgument(argument: "\(scope).\(argument)", reason: reason)
-        default:
-            return error
-        }
     }
 
     /// The dropout of a call: `nil` when the rate is 0 or the call is deterministic. Flax's

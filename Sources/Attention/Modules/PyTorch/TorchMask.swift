@@ -1,6 +1,7 @@
-/// A mask for ``TorchMultiheadAttention``, ``TransformerEncoderLayer`` and ``TransformerEncoder``,
-/// in the forms PyTorch accepts for `attn_mask`, `key_padding_mask`, `src_mask` and
-/// `src_key_padding_mask`, plus the opposite boolean polarity that Equinox and noxton use.
+/// A mask for ``TorchMultiheadAttention`` and PyTorch's transformer modules (``TransformerEncoderLayer``,
+/// ``TransformerEncoder``, ``TransformerDecoderLayer``, ``TransformerDecoder``, ``Transformer``), in the
+/// forms PyTorch accepts for `attn_mask`, `key_padding_mask`, `src_mask`, `tgt_mask`, `memory_mask`
+/// and the `*_key_padding_mask`s, plus the opposite boolean polarity that Equinox and noxton use.
 ///
 /// PyTorch tells its two mask kinds apart by dtype; here each kind is a case:
 ///
@@ -44,6 +45,13 @@ public enum TorchMask: Sendable, Equatable {
         }
     }
 
+    /// Throws unless an additive mask is `float32` (it is added to the `float32` scores).
+    func requireFloat32(_ argument: String) throws(AttentionError) {
+        if case let .additive(tensor) = self {
+            try tensor.requireFloat32(argument, reason: "an additive mask is float32, whatever the weights' dtype")
+        }
+    }
+
     /// PyTorch's `nn.Transformer.generate_square_subsequent_mask(size)`: a float `(size, size)`
     /// mask with `-infinity` above the diagonal and `0` elsewhere, so position i attends to
     /// positions `0...i`.
@@ -62,13 +70,6 @@ public enum TorchMask: Sendable, Equatable {
             }
         }
         return .additive(mask)
-    }
-
-    /// Throws unless an additive mask is `float32` (it is added to the `float32` scores).
-    func requireFloat32(_ argument: String) throws(AttentionError) {
-        if case let .additive(tensor) = self {
-            try tensor.requireFloat32(argument, reason: "an additive mask is float32, whatever the weights' dtype")
-        }
     }
 
     /// Whether this is PyTorch's causal mask for `length` positions: exactly `(length, length)`

@@ -57,21 +57,7 @@ public struct TransformerEncoder: ParameterizedModule, Equatable {
     public init(layers: [TransformerEncoderLayer], norm: LayerNorm? = nil) throws {
         self.layers = layers
         self.norm = norm
-        try validate()
-    }
-
-    private func validate() throws(AttentionError) {
-        guard let first = layers.first else {
-            throw .invalidArgument(argument: "layers", reason: "must hold at least one layer")
-        }
-        for (index, layer) in layers.enumerated() where layer.dModel != first.dModel {
-            throw .invalidArgument(
-                argument: "layers",
-                reason: "layer \(index) has dModel \(layer.dModel), layer 0 has \(first.dModel)")
-        }
-        if let norm, norm.size != first.dModel {
-            throw .shapeMismatch(argument: "norm", expected: "size \(first.dModel) (dModel)", actual: [norm.size])
-        }
+        try validateTransformerStack(layers, norm: norm)
     }
 
     /// Every layer's ``TransformerEncoderLayer/matrixWeightNames``.
@@ -109,14 +95,8 @@ public struct TransformerEncoder: ParameterizedModule, Equatable {
         _ source: Tensor, mask: TorchMask? = nil, keyPaddingMask: TorchMask? = nil, isCausal: Bool? = nil,
         training: Bool = false, dropoutSeed: UInt64 = 0
     ) throws -> Tensor {
-        try validate()
-        // PyTorch's _get_seq_len: L of (L, E), (N, L, E) with batch_first, or (L, N, E).
-        let length = switch source.rank {
-        case 2: source.shape[0]
-        case 3: layers[0].batchFirst ? source.shape[1] : source.shape[0]
-        default: 0  // the layers reject the shape
-        }
-        let causal = isCausal ?? (mask?.isCausal(length: length) ?? false)
+        try validateTransformerStack(layers, norm: norm)
+        let causal = TorchMask.resolvedIsCausal(isCausal, mask: mask, input: source, batchFirst: layers[0].batchFirst)
         var x = source
         for (index, layer) in layers.enumerated() {
             x = try layer(

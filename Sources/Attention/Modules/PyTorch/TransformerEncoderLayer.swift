@@ -43,7 +43,7 @@
 /// `is_causal` → `isCausal:`, `inference=True` → `training: false`, the dropout `key` →
 /// `dropoutSeed:`. noxton layers are unbatched (`jax.vmap` for batches); here `(N, L, E)` with
 /// `batchFirst: true` does the same, with per-example masks as `(N, 1, L, L)`.
-public struct TransformerEncoderLayer: ParameterizedModule, Equatable {
+public struct TransformerEncoderLayer: ParameterizedModule, Equatable, TorchTransformerLayer {
     /// The self-attention (`self_attn`), a packed ``TorchMultiheadAttention``; its ``TorchMultiheadAttention/dropout``
     /// is the attention-weight dropout.
     public var selfAttention: TorchMultiheadAttention
@@ -201,41 +201,17 @@ public struct TransformerEncoderLayer: ParameterizedModule, Equatable {
                 expected: "(L, \(dModel)) or \(batchFirst ? "(N, L, \(dModel))" : "(L, N, \(dModel))")",
                 actual: source.shape)
         }
-        func site(_ stream: UInt64, _ probability: Float) throws(AttentionError) -> Dropout? {
-            try Dropout.forCall(
-                probability: probability, probabilityArgument: "dropout", training: training,
-                seed: derivedSeed(dropoutSeed, stream: stream))
-        }
+        let call = TransformerLayerCall(training: training, dropoutSeed: dropoutSeed)
         func selfAttentionBlock(_ x: Tensor) throws -> Tensor {
-            let attended: Tensor
-            do {
-                attended = try selfAttention.forward(
-                    query: x, key: x, value: x, keyPaddingMask: keyPaddingMask, needWeights: false,
-                    attentionMask: mask, averageAttentionWeights: true,
-                    causal: convention == .torch ? .hint(isCausal) : .combined(isCausal),
-                    maskedRows: convention == .torch ? .zero : .meanOfValues,
-                    dropout: try site(0, selfAttention.dropout)
-                ).output
-            } catch let AttentionError.shapeMismatch(argument, expected, actual) where argument == "attentionMask" {
-                throw AttentionError.shapeMismatch(argument: "mask", expected: expected, actual: actual)
-            }
-            return try site(1, dropout).map { try $0(attended) } ?? attended
+            try selfAttention.transformerBlock(
+                query: x, memory: x, mask: mask, keyPaddingMask: keyPaddingMask,
+                causal: convention == .torch ? .hint(isCausal) : .combined(isCausal),
+                maskedRows: convention == .torch ? .zero : .meanOfValues, call: call,
+                sites: (.selfAttentionWeights, .selfAttentionOutput), outputDropout: dropout,
+                names: ["attentionMask": "mask"])
         }
-        func feedForwardBlock(_ x: Tensor) throws -> Tensor {
-            var hidden = try activation(linear1(x))
-            if let inner = try site(2, dropout) { hidden = try inner(hidden) }
-            let y = try linear2(hidden)
-            return try site(3, dropout).map { try $0(y) } ?? y
-        }
-        var x = source
-        if normFirst {
-            x = try x.adding(selfAttentionBlock(norm1(x)))
-            x = try x.adding(feedForwardBlock(norm2(x)))
-        } else {
-            x = try norm1(x.adding(selfAttentionBlock(x)))
-            x = try norm2(x.adding(feedForwardBlock(x)))
-        }
-        return x
+        let x = try residual(source, norm: norm1, selfAttentionBlock)
+        return try residual(x, norm: norm2) { try feedForwardBlock($0, call) }
     }
 }
 
