@@ -1,7 +1,7 @@
 # swift-attention: the C library (libattn), its tests and benchmarks, and the Swift package's tests.
 #
 #   make              build/libattn.a and build/libattn.so
-#   make test         C tests, then `swift test` and the commands' standard-output check
+#   make test         C tests, `swift test`, the commands' standard output, the documentation's snippets compiled
 #   make bench        the fused-vs-unfused benchmark (see README)
 #   make bench-peers  the fused kernel against PyTorch, ONNX Runtime, JAX and numpy (Benchmarks/peers)
 #   make bench-chart  time and memory against length, fused vs unfused, drawn into docs/bench.svg
@@ -101,6 +101,7 @@ test: deps
 	$(SWIFT) test
 	$(SWIFT) build
 	bash Tests/Commands/test_standard_output.sh "$$($(SWIFT) build --show-bin-path)"
+	SWIFT="$(SWIFT)" bash Tests/Documentation/check_snippets.sh "$$($(SWIFT) build --show-bin-path)"
 
 # The Swift library's layering: only Sources/Attention/Bridge talks to the C module, and it
 # extends or names no layer or module type (the layers call it): .ci/check-layers.

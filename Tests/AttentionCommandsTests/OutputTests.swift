@@ -127,3 +127,21 @@ struct OutputTests {
         try bf16.run()
     }
 }
+
+/// The AttentionCommands catalogue's snippet, run as written; its path is relative to the
+/// package's root, where `swift test` runs (skipped when run from elsewhere).
+@Suite("Documentation snippet")
+struct CommandsDocumentationSnippetTests {
+    static let runsFromTheRoot = FileManager.default.fileExists(
+        atPath: "Tests/AttentionModelsTests/Fixtures/tiny-llama/config.json")
+
+    @Test(.enabled(if: runsFromTheRoot, "the snippet's path is relative to the package's root"))
+    func parseAndRun() throws {
+        // Snippet:
+        let model = "Tests/AttentionModelsTests/Fixtures/tiny-llama"   // from the package's root
+        let command = try AttentionGenerate.parse(["--model", model, "--prompt-ids", "1,2", "--max-new-tokens", "4"])
+        try command.run()
+        // End of snippet.
+        #expect(command.maxNewTokens == 4 && command.promptIDs == [1, 2])
+    }
+}

@@ -1,0 +1,46 @@
+import Attention
+import AttentionModels
+import Foundation
+import Testing
+
+/// The Swift snippets of README.md and of the `AttentionModels` catalogue, run as written (between
+/// the marked lines) on the tiny fixture models: the snippets' model folders are read as
+/// `tiny-bert` and `tiny-llama`. `AttentionTests`' suite checks that every snippet is run by some test.
+@Suite("Documentation snippets")
+struct ModelsDocumentationSnippetTests {
+    /// The fixture model standing for each folder the snippets name.
+    static func fixture(for path: String) throws -> Foundation.URL {
+        let models = ["models/all-MiniLM-L6-v2": "tiny-bert", "models/my-llama": "tiny-llama"]
+        let name = try #require(models[path], "a snippet names \(path), which has no fixture")
+        return try fixtureURL(name)
+    }
+
+    @Test func sentenceEmbeddings() throws {
+        func URL(fileURLWithPath path: String) throws -> Foundation.URL { try Self.fixture(for: path) }
+        // Snippet:
+        let embedder = try SentenceEmbedder(contentsOf: URL(fileURLWithPath: "models/all-MiniLM-L6-v2"))
+        let embeddings = try embedder.embed(["A man is eating food.", "Someone is eating a meal."])
+        // (2, 384), each row of unit length: their dot product is the cosine similarity
+        let rows = embeddings.scalars, width = embedder.dimension
+        let similarity = zip(rows[..<width], rows[width...]).map(*).reduce(0, +)
+        // End of snippet.
+        #expect(embeddings.shape == [2, width])
+        let norm = rows[..<width].map { $0 * $0 }.reduce(0, +)
+        #expect(abs(norm - 1) < 1e-5 && abs(similarity) <= 1 + 1e-5)
+    }
+
+    @Test func textGeneration() throws {
+        func URL(fileURLWithPath path: String) throws -> Foundation.URL { try Self.fixture(for: path) }
+        // Snippet:
+        let model = try LlamaForCausalLM(contentsOf: URL(fileURLWithPath: "models/my-llama"))
+        var cache = try model.makeCache(batchSize: 2, capacity: 256, dtype: .bfloat16)
+        var logits = try model([[1, 2, 3, 4], [5, 6]], cache: &cache)   // prefill: (2, vocabularySize)
+        logits = try model([[7], [8]], cache: &cache)                   // one token each
+        var rng = SeededGenerator(seed: 0)
+        let result = try model.generate(prompts: [[1, 2, 3]], maxNewTokens: 32, generator: &rng)
+        // End of snippet.
+        #expect(logits.shape == [2, model.configuration.vocabularySize])
+        #expect(cache.lengths == [5, 3])
+        #expect(result.tokens[0].count <= 32 && !result.tokens[0].isEmpty)
+    }
+}
