@@ -16,25 +16,12 @@
 /// | `layers` (`layers.{i}.…` in the `state_dict`)      | ``layers``                                 |
 /// | `norm` (`norm.weight`, `norm.bias`)                | ``norm``                                   |
 /// | `forward(tgt, memory, tgt_mask, memory_mask, tgt_key_padding_mask, memory_key_padding_mask, tgt_is_causal, memory_is_causal)` | ``callAsFunction(_:memory:targetMask:memoryMask:targetKeyPaddingMask:memoryKeyPaddingMask:targetIsCausal:memoryIsCausal:training:dropoutSeed:)`` |
-public struct TransformerDecoder: ParameterizedModule, Equatable {
+public struct TransformerDecoder: TransformerLayerStack, Equatable {
     /// The layers, run in order (`layers`).
     public var layers: [TransformerDecoderLayer]
 
     /// The final layer norm, applied after the last layer, or `nil` (`norm`).
     public var norm: LayerNorm?
-
-    /// `count` copies of `layer`, all with **identical** parameters, as PyTorch's `deepcopy`
-    /// clones (re-initialise or load them to make them differ), and an optional final norm.
-    ///
-    /// - Throws: `AttentionError.invalidArgument` (`"count"`) for a count below 1;
-    ///   `.shapeMismatch` (`"norm"`) for a norm whose size is not the layer's `dModel`.
-    public init(layer: TransformerDecoderLayer, count: Int, norm: LayerNorm? = nil) throws {
-        guard count >= 1 else {
-            throw AttentionError.invalidArgument(argument: "count", reason: "must be at least 1, got \(count)")
-        }
-        try checkAllocatable(count, of: TransformerDecoderLayer.self, argument: "count")
-        try self.init(layers: Array(repeating: layer, count: count), norm: norm)
-    }
 
     /// A decoder of the given layers (each with its own parameters) and an optional final norm.
     ///
@@ -44,23 +31,6 @@ public struct TransformerDecoder: ParameterizedModule, Equatable {
         self.layers = layers
         self.norm = norm
         try validateTransformerStack(layers, norm: norm)
-    }
-
-    /// Every layer's ``TransformerDecoderLayer/matrixWeightNames``.
-    public var matrixWeightNames: Set<String> {
-        layers.indices.reduce(into: Set<String>()) { names, index in
-            names.formUnion(matrixWeightNames(of: \.layers[index], prefixedBy: "layers.\(index)"))
-        }
-    }
-
-    /// `layers.{i}.…`, then `norm.weight` and `norm.bias` when there is a final norm.
-    public var parameterPaths: [ParameterPath<TransformerDecoder>] {
-        var paths: [ParameterPath<TransformerDecoder>] = []
-        for index in layers.indices {
-            paths += parameterPaths(of: \.layers[index], prefixedBy: "layers.\(index)")
-        }
-        if norm != nil { paths += parameterPaths(of: \.norm!, prefixedBy: "norm") }
-        return paths
     }
 
     /// Runs every layer with the same memory and masks, then the final norm. The shapes and masks

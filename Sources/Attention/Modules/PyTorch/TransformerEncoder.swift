@@ -20,25 +20,12 @@
 /// | `forward(src, mask, src_key_padding_mask, is_causal)` | ``callAsFunction(_:mask:keyPaddingMask:isCausal:training:dropoutSeed:)`` |
 /// | `enable_nested_tensor`, `mask_check`              | not applicable: there is no nested-tensor fast path, so padded positions get ordinary values (PyTorch's slow path) |
 /// | noxton `TransformerEncoder(d_model, n_heads, num_layers, ..., norm_first, use_bias, use_final_norm)` | ``init(layers:norm:)`` with `convention: .noxton` layers and `norm: use_final_norm ? LayerNorm(size: d_model, epsilon: layer_norm_eps, bias: use_bias) : nil` |
-public struct TransformerEncoder: ParameterizedModule, Equatable {
+public struct TransformerEncoder: TransformerLayerStack, Equatable {
     /// The layers, run in order (`layers`).
     public var layers: [TransformerEncoderLayer]
 
     /// The final layer norm, applied after the last layer, or `nil` (`norm`).
     public var norm: LayerNorm?
-
-    /// `count` copies of `layer`, all with **identical** parameters, as PyTorch's `deepcopy`
-    /// clones (re-initialise or load them to make them differ), and an optional final norm.
-    ///
-    /// - Throws: `AttentionError.invalidArgument` (`"count"`) for a count below 1;
-    ///   `.shapeMismatch` (`"norm"`) for a norm whose size is not the layer's `dModel`.
-    public init(layer: TransformerEncoderLayer, count: Int, norm: LayerNorm? = nil) throws {
-        guard count >= 1 else {
-            throw AttentionError.invalidArgument(argument: "count", reason: "must be at least 1, got \(count)")
-        }
-        try checkAllocatable(count, of: TransformerEncoderLayer.self, argument: "count")
-        try self.init(layers: Array(repeating: layer, count: count), norm: norm)
-    }
 
     /// An encoder of the given layers (each with its own parameters, as noxton initialises them)
     /// and an optional final norm.
@@ -58,24 +45,6 @@ public struct TransformerEncoder: ParameterizedModule, Equatable {
         self.layers = layers
         self.norm = norm
         try validateTransformerStack(layers, norm: norm)
-    }
-
-    /// Every layer's ``TransformerEncoderLayer/matrixWeightNames``.
-    public var matrixWeightNames: Set<String> {
-        layers.indices.reduce(into: Set<String>()) { names, index in
-            names.formUnion(matrixWeightNames(of: \.layers[index], prefixedBy: "layers.\(index)"))
-        }
-    }
-
-    /// `layers.{i}.…` under each layer's convention, then `norm.weight` and `norm.bias` when there
-    /// is a final norm.
-    public var parameterPaths: [ParameterPath<TransformerEncoder>] {
-        var paths: [ParameterPath<TransformerEncoder>] = []
-        for index in layers.indices {
-            paths += parameterPaths(of: \.layers[index], prefixedBy: "layers.\(index)")
-        }
-        if norm != nil { paths += parameterPaths(of: \.norm!, prefixedBy: "norm") }
-        return paths
     }
 
     /// Runs every layer with the same masks, then the final norm. The shapes and masks are the
