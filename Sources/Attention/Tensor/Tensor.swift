@@ -243,17 +243,3 @@ extension Tensor: Equatable {
         }
     }
 }
-
-extension Tensor: CustomStringConvertible {
-    /// The shape, the dtype when not `float32`, and up to the first 16 elements (as `Float`s).
-    public var description: String {
-        let first: [Float] = switch dtype {
-        case .float32: Array(storage.buffer.prefix(16))
-        case .float16, .bfloat16: storage.bitPatterns.prefix(16).map(dtype.value(ofBitPattern:))
-        }
-        let shown = first.map { "\($0)" }.joined(separator: ", ")
-        let more = count > 16 ? ", … \(count - 16) more" : ""
-        let type = dtype == .float32 ? "" : "dtype: \(dtype), "
-        return "Tensor(shape: \(shape), \(type)scalars: [\(shown)\(more)])"
-    }
-}
