@@ -1,6 +1,7 @@
 /*
  * dense.c: the dense entry points around attention: attn_layer_norm, attn_activate,
- * attn_gated_activate, attn_softmax_rows, attn_rotary and attn_mean_rows, and the element-type conversions
+ * attn_gated_activate, attn_softmax_rows, attn_rotary, attn_mean_rows and attn_reduce_rows, and the
+ * element-type conversions
  * (contracts in attn.h).
  *
  * Each validates everything before writing anything (pointers, then sizes and enums, then strides,
@@ -221,6 +222,53 @@ attn_status attn_mean_rows(const attn_mean_rows_params *params) {
         return ATTN_ERR_OVERFLOW;
     const mean_job job = {p, rows_per_item(p.n), attn_kernels_current()};
     attn_parallel_for(attn_ceil_div(p.rows, job.rows_per_item), attn_resolve_threads(p.num_threads), mean_task,
+                      (void *)&job);
+    return ATTN_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Row reductions                                                                                  */
+
+typedef struct reduce_job {
+    attn_reduce_rows_params p;
+    int64_t rows_per_item;
+    const attn_kernels *kernels;
+} reduce_job;
+
+static void reduce_task(void *ctx, int64_t item, int thread) {
+    (void)thread;
+    const reduce_job *job = ctx;
+    const attn_reduce_rows_params *p = &job->p;
+    int64_t r0, r1;
+    item_rows(item, job->rows_per_item, p->rows, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++) {
+        const float *row = p->x + r * p->ld;
+        if (p->op == ATTN_REDUCE_SUM || p->op == ATTN_REDUCE_MEAN) {
+            const double sum = job->kernels->sum_row(row, p->n);
+            p->out[r] = (float)(p->op == ATTN_REDUCE_SUM ? sum : sum / (double)p->n);
+            continue;
+        }
+        const int64_t k = job->kernels->extremum_row(row, p->n, p->op == ATTN_REDUCE_MAX ? 1.0f : -1.0f);
+        if (p->out) p->out[r] = row[k];
+        if (p->indices) p->indices[r] = k;
+    }
+}
+
+attn_status attn_reduce_rows(const attn_reduce_rows_params *params) {
+    attn_reduce_rows_params p;
+    const attn_status status = attn_read_reduce_rows_params(&p, params);
+    if (status != ATTN_OK) return status;
+    const int extremum = p.op == ATTN_REDUCE_MAX || p.op == ATTN_REDUCE_MIN;
+    if (!p.x || (!p.out && (!extremum || !p.indices))) return ATTN_ERR_NULL_POINTER;
+    if (p.rows < 1 || p.n < 1 || !threads_ok(p.num_threads) ||
+        (!extremum && p.op != ATTN_REDUCE_SUM && p.op != ATTN_REDUCE_MEAN) || (!extremum && p.indices))
+        return ATTN_ERR_INVALID_ARGUMENT;
+    if (p.ld < p.n) return ATTN_ERR_INVALID_STRIDE;
+    if (!attn_extent_ok(1, &p.rows, &p.ld, p.n, NULL) || !attn_extent_ok(0, NULL, NULL, p.rows, NULL) ||
+        !attn_extent_bytes_ok(0, NULL, NULL, p.rows, (int64_t)sizeof(int64_t), NULL))
+        return ATTN_ERR_OVERFLOW;
+    const reduce_job job = {p, rows_per_item(p.n), attn_kernels_current()};
+    attn_parallel_for(attn_ceil_div(p.rows, job.rows_per_item), attn_resolve_threads(p.num_threads), reduce_task,
                       (void *)&job);
     return ATTN_OK;
 }

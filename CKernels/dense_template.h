@@ -1,6 +1,6 @@
 /*
  * dense_template.h: the row kernels behind the dense entry points of dense.c (layer norm, element-wise
- * activations, row sums), compiled once per ISA through kernel_table_template.h. Each works on one row or one
+ * activations, row sums and extrema), compiled once per ISA through kernel_table_template.h. Each works on one row or one
  * contiguous range and is single-threaded; dense.c validates and splits the work.
  *
  * Accuracy (float32 results against a double-precision reference; largest errors measured over
@@ -42,6 +42,46 @@ static double sum_row(const float *x, int64_t n) {
     double s = dense_hsum(s0 + s1);
     for (; j < n; j++) s += x[j];
     return s;
+}
+
+/*
+ * The index of the first largest element of sign * x[0..n) (n >= 1; sign 1 for the maximum, -1 for
+ * the minimum: negation is exact), or of the first NaN when the row has one, as NumPy's argmax and
+ * argmin. One vector pass finds the extremum, NaN-blind, and whether a NaN was seen (two running
+ * extrema, for two independent dependency chains); a second finds the first element equal to it
+ * and stops there, so a row costs 1 to 2 reads. Comparisons are exact, so the result does not depend
+ * on the vector width: every ISA returns the same index.
+ */
+static int64_t extremum_row(const float *x, int64_t n, float sign) {
+    const vf s = vsplat(sign);
+    vf m0 = vsplat(-INFINITY), m1 = m0;
+    vi nan = {0};
+    int64_t j = 0;
+    for (; j + 2 * ATTN_VL <= n; j += 2 * ATTN_VL) {
+        const vf a = vload(x + j) * s, b = vload(x + j + ATTN_VL) * s;
+        nan |= (a != a) | (b != b);
+        m0 = vselect(a > m0, a, m0);
+        m1 = vselect(b > m1, b, m1);
+    }
+    m0 = vselect(m1 > m0, m1, m0);
+    float best = -INFINITY;
+    for (int l = 0; l < ATTN_VL; l++) best = m0[l] > best ? m0[l] : best;
+    int any_nan = vany(nan);
+    for (int64_t k = j; k < n; k++) {
+        const float v = x[k] * sign;
+        any_nan |= v != v;
+        best = v > best ? v : best;
+    }
+    if (any_nan) {
+        for (int64_t k = 0;; k++)
+            if (x[k] != x[k]) return k;
+    }
+    /* best is an element of the row (or -inf, and then every element is -inf): the scans stop. */
+    const vf target = vsplat(best);
+    for (j = 0; j + ATTN_VL <= n; j += ATTN_VL)
+        if (vany(vload(x + j) * s == target)) break;
+    for (;; j++)
+        if (x[j] * sign == best) return j;
 }
 
 /* Sums of d = x - shift and of d^2 over x[0..n) in double, in one pass. */

@@ -78,6 +78,7 @@ attn_status attn_read_activate_params(attn_activate_params *out, const attn_acti
 attn_status attn_read_gated_activate_params(attn_gated_activate_params *out, const attn_gated_activate_params *in);
 attn_status attn_read_softmax_rows_params(attn_softmax_rows_params *out, const attn_softmax_rows_params *in);
 attn_status attn_read_mean_rows_params(attn_mean_rows_params *out, const attn_mean_rows_params *in);
+attn_status attn_read_reduce_rows_params(attn_reduce_rows_params *out, const attn_reduce_rows_params *in);
 
 /* ---- workspace: 64-byte aligned, NULL on failure or when bytes does not fit ---- */
 void *attn_alloc(int64_t bytes);
@@ -141,11 +142,14 @@ typedef struct attn_kernels {
     void (*softmax_row)(float *x, int64_t n, float *row_max, float *row_sum);
     /* Dense kernels (dense_template.h), one row or contiguous range each: layer norm of one row (out
      * may equal x; its mean and rstd into *mean and *rstd when not NULL), an activation over a
-     * range, times a second range unless that is NULL (out may equal x), and a row's sum in double. */
+     * range, times a second range unless that is NULL (out may equal x), a row's sum in double, and
+     * the index of a row's first largest element of sign * x (sign 1: max, -1: min), or of its first
+     * NaN. */
     void (*layer_norm_row)(float *out, const float *x, int64_t n, const float *weight, const float *bias, float eps,
                            attn_variance variance, float *mean, float *rstd);
     void (*activate)(float *out, const float *x, const float *times, int64_t count, attn_activation kind);
     double (*sum_row)(const float *x, int64_t n);
+    int64_t (*extremum_row)(const float *x, int64_t n, float sign);
     /* n elements from type st at src to type dt at dst (simd_template.h's vconvert_row). */
     void (*convert_row)(void *dst, attn_dtype dt, const void *src, attn_dtype st, int64_t n);
 } attn_kernels;

@@ -54,5 +54,6 @@ const attn_kernels ATTN_KERNELS = {
     .layer_norm_row = layer_norm_row,
     .activate = activate,
     .sum_row = sum_row,
+    .extremum_row = extremum_row,
     .convert_row = vconvert_row,
 };

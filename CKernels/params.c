@@ -36,6 +36,8 @@ static const size_t activate_sizes[] = {sizeof(attn_activate_params)};
 static const size_t gated_sizes[] = {sizeof(attn_gated_activate_params)};
 static const size_t softmax_sizes[] = {sizeof(attn_softmax_rows_params)};
 static const size_t mean_sizes[] = {sizeof(attn_mean_rows_params)};
+/* Added after 1.0.0: one layout so far. */
+static const size_t reduce_sizes[] = {sizeof(attn_reduce_rows_params)};
 
 attn_params attn_params_default(void) {
     attn_params p = {0};
@@ -89,6 +91,13 @@ attn_mean_rows_params attn_mean_rows_params_default(void) {
     return p;
 }
 
+attn_reduce_rows_params attn_reduce_rows_params_default(void) {
+    attn_reduce_rows_params p = {0};
+    p.struct_size = sizeof p;
+    p.op = ATTN_REDUCE_SUM;
+    return p;
+}
+
 /* *out (current layout, holding the defaults) takes the first struct_size bytes of *in when that
  * size is a known layout's; 0 (and *out untouched) otherwise. Only struct_size bytes of *in are
  * read: an older caller's struct is no larger. */
@@ -138,3 +147,4 @@ DEFINE_READER(attn_read_activate_params, attn_activate_params, activate_sizes)
 DEFINE_READER(attn_read_gated_activate_params, attn_gated_activate_params, gated_sizes)
 DEFINE_READER(attn_read_softmax_rows_params, attn_softmax_rows_params, softmax_sizes)
 DEFINE_READER(attn_read_mean_rows_params, attn_mean_rows_params, mean_sizes)
+DEFINE_READER(attn_read_reduce_rows_params, attn_reduce_rows_params, reduce_sizes)

@@ -41,7 +41,7 @@ extern "C" {
 /*
  * A binary interface that can grow. The parameter structs (attn_params, attn_matmul_params,
  * attn_rotary_params, attn_layer_norm_params, attn_activate_params, attn_gated_activate_params,
- * attn_softmax_rows_params, attn_mean_rows_params) begin with `size_t struct_size`, which their
+ * attn_softmax_rows_params, attn_mean_rows_params, attn_reduce_rows_params) begin with `size_t struct_size`, which their
  * *_default() function sets to the sizeof of the struct this header declares. Every entry point
  * taking one reads struct_size first:
  *   - a size that is not the sizeof of a layout some release of this library declared (0, garbage,
@@ -539,6 +539,41 @@ typedef struct attn_mean_rows_params {
 ATTN_API attn_mean_rows_params attn_mean_rows_params_default(void);
 
 ATTN_API attn_status attn_mean_rows(const attn_mean_rows_params *params);
+
+/* Row reductions: for each of `rows` rows of x (rows, n), row stride ld >= n, by `op`:
+ *   ATTN_REDUCE_SUM   out[r] = the sum of the row, accumulated in double and rounded to float once;
+ *   ATTN_REDUCE_MEAN  out[r] = that sum / n in double, rounded once (attn_mean_rows' result);
+ *   ATTN_REDUCE_MAX   out[r] = the row's largest element, indices[r] = the index of its first
+ *                     occurrence (NumPy's max and argmax);
+ *   ATTN_REDUCE_MIN   the smallest, likewise (min and argmin).
+ * NaN propagates as in NumPy and PyTorch: a row holding a NaN has a NaN sum, mean, max and min, and
+ * its index is that of its first NaN. -0 and +0 compare equal: the first of them is the one reported,
+ * sign and all (out[r] is always x[indices[r]]). Infinities give what IEEE sums give (inf - inf is NaN).
+ *   out (rows,): required for SUM and MEAN; MAX and MIN may leave it NULL when indices is given
+ *   indices (rows,) or NULL: MAX and MIN only (else ATTN_ERR_INVALID_ARGUMENT)
+ *   out and indices must not overlap x or each other.
+ * Results do not depend on the thread count; MAX and MIN (exact) not on the instruction set either. */
+typedef enum attn_reduction {
+    ATTN_REDUCE_SUM = 0,
+    ATTN_REDUCE_MEAN = 1,
+    ATTN_REDUCE_MAX = 2,
+    ATTN_REDUCE_MIN = 3
+} attn_reduction;
+
+typedef struct attn_reduce_rows_params {
+    size_t struct_size;  /* sizeof(attn_reduce_rows_params), set by attn_reduce_rows_params_default() */
+    int64_t rows, n;
+    float *out;          /* (rows,); NULL allowed for MAX and MIN with indices */
+    int64_t *indices;    /* (rows,) or NULL; ATTN_REDUCE_MAX and ATTN_REDUCE_MIN only */
+    const float *x;   int64_t ld;
+    attn_reduction op;
+    int num_threads;     /* 0: attn_get_num_threads() */
+} attn_reduce_rows_params;
+
+/* Defaults: struct_size, ATTN_REDUCE_SUM, and every other field 0 / NULL. */
+ATTN_API attn_reduce_rows_params attn_reduce_rows_params_default(void);
+
+ATTN_API attn_status attn_reduce_rows(const attn_reduce_rows_params *params);
 
 #ifdef __cplusplus
 }

@@ -107,8 +107,8 @@ extension KernelTests {
             #expect(b != f && b == again)
             #expect(try b.converted(to: .float32) == f)
             #expect(try f.converted(to: .float32).storage === f.storage)  // same dtype: shared
-            #expect("\(b)" == "Tensor(shape: [3], dtype: bfloat16, scalars: [1.0, 2.0, 3.0])")
-            #expect("\(f)" == "Tensor(shape: [3], scalars: [1.0, 2.0, 3.0])")
+            #expect("\(b)" == "Tensor([1, 2, 3], dtype: bfloat16)")
+            #expect("\(f)" == "Tensor([1, 2, 3])")
             let signedZeros = try Tensor(shape: [2], bitPatterns: [0x0000, 0x8000], dtype: .float16)
             #expect(try signedZeros == Tensor(zeros: [2], dtype: .float16))  // -0 == 0
             #expect(try Tensor(zeros: [2, 3], dtype: .float16).bitPatterns == Array(repeating: 0, count: 6))

@@ -1,6 +1,6 @@
 /*
  * test_dense.c: the dense kernels (attn_layer_norm, attn_activate, attn_gated_activate,
- * attn_softmax_rows, attn_rotary, attn_mean_rows) against double-precision references, on every
+ * attn_softmax_rows, attn_rotary, attn_mean_rows, attn_reduce_rows) against double-precision references, on every
  * instruction set this CPU runs.
  *
  *   layer norm   random shapes (1, odd, rows of thousands), every variance mode (RMS too), NULL weight/bias,
@@ -25,6 +25,9 @@
  *                equal to the offset give the bits of no positions; the tail and the gaps between
  *                rows are untouched
  *   mean rows    against a double sum
+ *   reductions   sum and mean against a double sum; max and min exactly (index and bits of the value)
+ *                against a first-occurrence scan, rows with NaN (first NaN's index), ±inf, ties,
+ *                signed zeros, rows of one special value, n = 1 and odd sizes; indices alone (out NULL)
  * plus 1 vs 2 threads bitwise identical for every function, and every error status with nothing
  * written. Padded row gaps hold a sentinel, so writes outside the rows are caught.
  *
@@ -100,10 +103,22 @@ static attn_status mean_rows(float *out, const float *x, int64_t ld, int64_t row
     return attn_mean_rows(&p);
 }
 
+static attn_status reduce_rows(float *out, int64_t *indices, const float *x, int64_t ld, int64_t rows, int64_t n,
+                               attn_reduction op, int num_threads) {
+    attn_reduce_rows_params p = attn_reduce_rows_params_default();
+    p.rows = rows; p.n = n;
+    p.out = out; p.indices = indices;
+    p.x = x; p.ld = ld;
+    p.op = op;
+    p.num_threads = num_threads;
+    return attn_reduce_rows(&p);
+}
+
 static const float SENTINEL = 1234.5f;
 static const char *isa_name = "";
 /* Worst error seen per function on the current ISA, as a fraction of its tolerance (printed). */
-static double worst_ln, worst_ln_stats, worst_softmax, worst_rope, worst_rope_float, worst_mean, worst_act[7];
+static double worst_ln, worst_ln_stats, worst_softmax, worst_rope, worst_rope_float, worst_mean, worst_reduce,
+    worst_act[7];
 
 static void note_worst(double *slot, double value) {
     if (!(value <= *slot)) *slot = value;
@@ -846,6 +861,126 @@ static void test_mean_rows(tu_rng *r) {
 }
 
 /* ---------------------------------------------------------------------------------------------- */
+/* Row reductions                                                                                  */
+
+static const char *reduce_names[4] = {"sum", "mean", "max", "min"};
+
+/* Row r of x (n floats): uniform values, and with some chance a special: NaN, +inf, -inf (one or
+ * several), a tie of the row's extremum, signed zeros, or a whole row of one special value. */
+static void reduce_fill_row(tu_rng *r, float *row, int64_t n) {
+    for (int64_t j = 0; j < n; j++) row[j] = tu_rng_uniform(r, -2, 2);
+    static const float specials[] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 2.5f, -2.5f};
+    switch (tu_rng_range(r, 0, 5)) {
+    case 0:
+    case 1: break;
+    case 2: /* one to three specials anywhere (two 2.5s are a tie of the maximum) */
+        for (int k = (int)tu_rng_range(r, 1, 3); k > 0; k--) row[tu_rng_range(r, 0, n - 1)] = TU_PICK(r, specials);
+        break;
+    case 3: /* signed zeros only: max and min are a zero, the first one */
+        for (int64_t j = 0; j < n; j++) row[j] = tu_rng_chance(r, 0.5) ? 0.0f : -0.0f;
+        break;
+    case 4: { /* one special value everywhere */
+        const float v = TU_PICK(r, specials);
+        for (int64_t j = 0; j < n; j++) row[j] = v;
+        break;
+    }
+    default: /* NaN near the end and an infinity before it: the NaN's index wins */
+        row[n - 1] = NAN;
+        row[0] = INFINITY;
+        break;
+    }
+}
+
+/* The reference of one row: sum in double, then the first index of the extremum (first NaN). */
+static void reduce_reference(const float *row, int64_t n, attn_reduction op, double *value, int64_t *index,
+                             double *magnitude) {
+    double s = 0, mag = 0;
+    for (int64_t j = 0; j < n; j++) {
+        s += row[j];
+        mag += fabs(row[j]);
+    }
+    *magnitude = mag;
+    *index = -1;
+    if (op == ATTN_REDUCE_SUM || op == ATTN_REDUCE_MEAN) {
+        *value = op == ATTN_REDUCE_SUM ? s : s / (double)n;
+        return;
+    }
+    int64_t best = 0;
+    for (int64_t j = 0; j < n; j++) {
+        if (row[j] != row[j]) {
+            best = j;
+            break;
+        }
+        if (op == ATTN_REDUCE_MAX ? row[j] > row[best] : row[j] < row[best]) best = j;
+    }
+    *index = best;
+    *value = row[best];
+}
+
+static void reduce_case(tu_rng *r, int64_t rows, int64_t n, int64_t ld, attn_reduction op) {
+    const int64_t len = (rows - 1) * ld + n;
+    float *x = alloc_floats(len), *out = alloc_floats(rows + 1), *out2 = alloc_floats(rows + 1);
+    int64_t *idx = malloc((size_t)(rows + 1) * sizeof *idx), *idx2 = malloc((size_t)(rows + 1) * sizeof *idx2);
+    fill(x, len, SENTINEL);
+    for (int64_t i = 0; i < rows; i++) reduce_fill_row(r, x + i * ld, n);
+    fill(out, rows + 1, SENTINEL);
+    const int extremum = op == ATTN_REDUCE_MAX || op == ATTN_REDUCE_MIN;
+    for (int64_t i = 0; i <= rows; i++) idx[i] = -7;
+    char what[160];
+    snprintf(what, sizeof what, "%s reduce_rows %s rows=%lld n=%lld ld=%lld", isa_name, reduce_names[op],
+             (long long)rows, (long long)n, (long long)ld);
+    attn_status st = reduce_rows(out, extremum ? idx : NULL, x, ld, rows, n, op, 1);
+    TU_CHECK(st == ATTN_OK, "%s: status %s", what, attn_status_string(st));
+    double worst = 0;
+    int64_t wrong = 0;
+    for (int64_t i = 0; i < rows; i++) {
+        double ref, mag;
+        int64_t ref_index;
+        reduce_reference(x + i * ld, n, op, &ref, &ref_index, &mag);
+        if (extremum) {
+            /* Exact: the index, and the value bit for bit (x[index], signed zeros and NaN included). */
+            wrong += idx[i] != ref_index || memcmp(&out[i], &x[i * ld + ref_index], sizeof(float)) != 0;
+        } else if (isnan(ref) || isinf(ref)) {
+            wrong += isnan(ref) ? !isnan(out[i]) : out[i] != ref;
+        } else {
+            const double tol = 0x1p-24 * fabs(ref) * 1.001 + 1e-14 * mag / (op == ATTN_REDUCE_MEAN ? (double)n : 1) + 1e-300;
+            const double e = fabs(out[i] - ref) / tol;
+            if (!(e <= worst)) worst = e;
+        }
+    }
+    TU_CHECK(wrong == 0, "%s: %lld rows differ from the reference", what, (long long)wrong);
+    TU_CHECK(worst <= 1.0, "%s: error %.3g of tolerance", what, worst);
+    note_worst(&worst_reduce, worst);
+    TU_CHECK(out[rows] == SENTINEL && idx[rows] == -7, "%s: wrote past out", what);
+    /* Two threads give the same bits; an extremum's indices alone (out NULL) are the same indices. */
+    st = reduce_rows(out2, extremum ? idx2 : NULL, x, ld, rows, n, op, 2);
+    TU_CHECK(st == ATTN_OK && memcmp(out, out2, (size_t)rows * sizeof(float)) == 0 &&
+             (!extremum || memcmp(idx, idx2, (size_t)rows * sizeof *idx) == 0), "%s: 2 threads differ", what);
+    if (extremum) {
+        for (int64_t i = 0; i < rows; i++) idx2[i] = -7;
+        st = reduce_rows(NULL, idx2, x, ld, rows, n, op, 0);
+        TU_CHECK(st == ATTN_OK && memcmp(idx, idx2, (size_t)rows * sizeof *idx) == 0, "%s: indices alone differ", what);
+    }
+    free(x);
+    free(out);
+    free(out2);
+    free(idx);
+    free(idx2);
+}
+
+static void test_reduce_rows(tu_rng *r) {
+    for (int op = ATTN_REDUCE_SUM; op <= ATTN_REDUCE_MIN; op++) {
+        for (int k = 0; k < 40; k++) {
+            const int64_t n = tu_rng_chance(r, 0.15) ? tu_rng_range(r, 1000, 20000) : rand_size(r, 300);
+            reduce_case(r, rand_size(r, 60), n, n + (tu_rng_chance(r, 0.5) ? tu_rng_range(r, 1, 9) : 0),
+                        (attn_reduction)op);
+        }
+        reduce_case(r, 1, 1, 1, (attn_reduction)op);
+        reduce_case(r, 1000, 49, 53, (attn_reduction)op);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
 /* Error statuses                                                                                  */
 
 /* Checks a status, and that the guarded buffer still holds its sentinel (nothing written). */
@@ -953,6 +1088,35 @@ static void test_errors(void) {
     EXPECT_STATUS(mean_rows(out, x, 1, INT64_MAX / 2, 1, 1), ATTN_ERR_OVERFLOW, out, 8, "mean rows overflow");
     EXPECT_STATUS(mean_rows(out, x, 8, 4, 8, 1), ATTN_OK, out, 8, "mean valid");
 
+    /* row reductions */
+    int64_t ix[8];
+    EXPECT_STATUS(reduce_rows(out, NULL, NULL, 8, 4, 8, ATTN_REDUCE_SUM, 1), ATTN_ERR_NULL_POINTER, out, 8,
+                  "reduce x NULL");
+    EXPECT_STATUS(reduce_rows(NULL, NULL, x, 8, 4, 8, ATTN_REDUCE_MAX, 1), ATTN_ERR_NULL_POINTER, out, 8,
+                  "reduce max out and indices NULL");
+    EXPECT_STATUS(reduce_rows(NULL, ix, x, 8, 4, 8, ATTN_REDUCE_SUM, 1), ATTN_ERR_NULL_POINTER, out, 8,
+                  "reduce sum out NULL");
+    EXPECT_STATUS(reduce_rows(out, ix, x, 8, 4, 8, ATTN_REDUCE_MEAN, 1), ATTN_ERR_INVALID_ARGUMENT, out, 8,
+                  "reduce mean with indices");
+    EXPECT_STATUS(reduce_rows(out, NULL, x, 8, 4, 8, (attn_reduction)4, 1), ATTN_ERR_INVALID_ARGUMENT, out, 8,
+                  "reduce op 4");
+    EXPECT_STATUS(reduce_rows(out, NULL, x, 8, 4, 8, (attn_reduction)-1, 1), ATTN_ERR_INVALID_ARGUMENT, out, 8,
+                  "reduce op -1");
+    EXPECT_STATUS(reduce_rows(out, NULL, x, 8, 0, 8, ATTN_REDUCE_SUM, 1), ATTN_ERR_INVALID_ARGUMENT, out, 8,
+                  "reduce rows 0");
+    EXPECT_STATUS(reduce_rows(out, NULL, x, 8, 4, 0, ATTN_REDUCE_SUM, 1), ATTN_ERR_INVALID_ARGUMENT, out, 8,
+                  "reduce n 0");
+    EXPECT_STATUS(reduce_rows(out, NULL, x, 8, 4, 8, ATTN_REDUCE_SUM, -1), ATTN_ERR_INVALID_ARGUMENT, out, 8,
+                  "reduce threads -1");
+    EXPECT_STATUS(reduce_rows(out, NULL, x, 7, 4, 8, ATTN_REDUCE_SUM, 1), ATTN_ERR_INVALID_STRIDE, out, 8,
+                  "reduce ld < n");
+    EXPECT_STATUS(reduce_rows(out, NULL, x, big, 4, 8, ATTN_REDUCE_SUM, 1), ATTN_ERR_OVERFLOW, out, 8,
+                  "reduce extent");
+    EXPECT_STATUS(reduce_rows(out, ix, x, 1, INT64_MAX / 4, 1, ATTN_REDUCE_MAX, 1), ATTN_ERR_OVERFLOW, out, 8,
+                  "reduce indices overflow");
+    EXPECT_STATUS(reduce_rows(out, ix, x, 8, 4, 8, ATTN_REDUCE_MIN, 1), ATTN_OK, out, 8, "reduce valid");
+    TU_CHECK(attn_reduce_rows(NULL) == ATTN_ERR_NULL_POINTER, "reduce params NULL");
+
     /* rotary: x is (1, 2, 4, 8) contiguous, modified in place, so it is the guarded buffer */
     float q[64];
     attn_rotary_params ok = attn_rotary_params_default();
@@ -1046,13 +1210,14 @@ int main(int argc, char **argv) {
         test_softmax(&r);
         test_rotary(&r);
         test_mean_rows(&r);
+        test_reduce_rows(&r);
         printf("  worst error / tolerance: layer_norm %.3f (mean, rstd %.3f), softmax %.3f, rotary %.3f (float "
-               "angles %.3f), mean_rows %.3f\n", worst_ln, worst_ln_stats, worst_softmax, worst_rope, worst_rope_float,
-               worst_mean);
+               "angles %.3f), mean_rows %.3f, reduce_rows (sums) %.3f\n", worst_ln, worst_ln_stats, worst_softmax,
+               worst_rope, worst_rope_float, worst_mean, worst_reduce);
         printf("  worst error / bound:");
         for (int k = 0; k < 7; k++) printf(" %s %.3f", act_names[k], worst_act[k]);
         printf("\n");
-        worst_ln = worst_softmax = worst_rope = worst_mean = 0;
+        worst_ln = worst_softmax = worst_rope = worst_mean = worst_reduce = 0;
         memset(worst_act, 0, sizeof worst_act);
     }
     printf("%.1f s\n", tu_now() - t0);

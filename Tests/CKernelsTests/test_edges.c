@@ -905,19 +905,23 @@ static void test_struct_size_dense(void) {
     attn_mean_rows_params *mr = xmalloc(sizeof *mr);
     *mr = attn_mean_rows_params_default();
     mr->rows = 4; mr->n = 16; mr->out = mean; mr->x = x; mr->ld = 16;
-    const size_t sizes[5] = {sizeof *ln, sizeof *act, sizeof *ga, sizeof *sm, sizeof *mr};
-    size_t *struct_size[5] = {&ln->struct_size, &act->struct_size, &ga->struct_size, &sm->struct_size,
-                              &mr->struct_size};
-    static const char *names[5] = {"attn_layer_norm", "attn_activate", "attn_gated_activate", "attn_softmax_rows",
-                                   "attn_mean_rows"};
-    for (int f = 0; f < 5; f++) {
+    attn_reduce_rows_params *rr = xmalloc(sizeof *rr);
+    *rr = attn_reduce_rows_params_default();
+    rr->rows = 4; rr->n = 16; rr->out = mean; rr->x = x; rr->ld = 16;
+    const size_t sizes[6] = {sizeof *ln, sizeof *act, sizeof *ga, sizeof *sm, sizeof *mr, sizeof *rr};
+    size_t *struct_size[6] = {&ln->struct_size, &act->struct_size, &ga->struct_size, &sm->struct_size,
+                              &mr->struct_size, &rr->struct_size};
+    static const char *names[6] = {"attn_layer_norm", "attn_activate", "attn_gated_activate", "attn_softmax_rows",
+                                   "attn_mean_rows", "attn_reduce_rows"};
+    for (int f = 0; f < 6; f++) {
         const size_t garbage[6] = {0, 2, sizes[f] - 8, sizes[f] - 1, sizes[f] + 8, SIZE_MAX};
         for (int g = 0; g <= 6; g++) {
             *struct_size[f] = g < 6 ? garbage[g] : sizes[f];
             for (int i = 0; i < 64; i++) out[i] = 7.0f;
             for (int i = 0; i < 4; i++) mean[i] = 7.0f;
             const attn_status st = f == 0 ? attn_layer_norm(ln) : f == 1 ? attn_activate(act)
-                                 : f == 2 ? attn_gated_activate(ga) : f == 3 ? attn_softmax_rows(sm) : attn_mean_rows(mr);
+                                 : f == 2 ? attn_gated_activate(ga) : f == 3 ? attn_softmax_rows(sm)
+                                 : f == 4 ? attn_mean_rows(mr) : attn_reduce_rows(rr);
             int clean = 1;
             for (int i = 0; i < 64; i++) clean &= out[i] == 7.0f;
             for (int i = 0; i < 4; i++) clean &= mean[i] == 7.0f;
@@ -931,12 +935,14 @@ static void test_struct_size_dense(void) {
     }
     TU_CHECK(attn_layer_norm(NULL) == ATTN_ERR_NULL_POINTER && attn_activate(NULL) == ATTN_ERR_NULL_POINTER &&
              attn_gated_activate(NULL) == ATTN_ERR_NULL_POINTER && attn_softmax_rows(NULL) == ATTN_ERR_NULL_POINTER &&
-             attn_mean_rows(NULL) == ATTN_ERR_NULL_POINTER, "a NULL dense params struct: want NULL_POINTER");
+             attn_mean_rows(NULL) == ATTN_ERR_NULL_POINTER && attn_reduce_rows(NULL) == ATTN_ERR_NULL_POINTER,
+             "a NULL dense params struct: want NULL_POINTER");
     free(ln);
     free(act);
     free(ga);
     free(sm);
     free(mr);
+    free(rr);
 }
 
 /* Rotary's 0.3.0 layout (ending at num_threads) at the end of a block of exactly its size, tail

@@ -1,7 +1,7 @@
 internal import CAttention
 
-// The dense kernels around attention (activations, layer norm, row softmax, mean pooling, rotary
-// embedding, the dropout hash), each called from exactly one place here, in the kernels' terms:
+// The dense kernels around attention (activations, layer norm, row softmax, mean pooling, row
+// reductions, rotary embedding, the dropout hash), each called from exactly one place here, in the kernels' terms:
 // tensors, strided heads and enums of this file; the layers map their own types onto these.
 
 /// The element-wise functions of `attn_activate` (the `Activation` layer maps itself onto these).
@@ -206,5 +206,34 @@ func dropoutDecision(probability: Float, seed: UInt64, offset: UInt64) -> (_ val
     let scale: Float = 1 / (1 - probability)
     return { value, counter in
         value * (attn_dropout_bits(seed, offset &+ UInt64(counter)) >= threshold ? scale : 0)
+    }
+}
+
+/// What `attn_reduce_rows` computes of each row.
+enum KernelReduction {
+    case sum, mean, max, min
+}
+
+/// Reduces each of `rows` rows of `length` contiguous floats at `input` (`attn_reduce_rows`): the
+/// row's value into `values[r]` and, for `.max` and `.min`, the index of its first extremum (or first
+/// NaN) into `indices[r]`. Either output may be `nil` for `.max` and `.min`; `.sum` and `.mean` need
+/// `values` and no `indices`. The caller has checked the dtype and that `rows` and `length` are at
+/// least 1.
+func reduceRows(
+    _ input: UnsafePointer<Float>, rows: Int, length: Int, reduction: KernelReduction,
+    values: UnsafeMutablePointer<Float>?, indices: UnsafeMutablePointer<Int64>?, context: @autoclosure () -> String
+) throws(AttentionError) {
+    var params = attn_reduce_rows_params_default()
+    (params.rows, params.n, params.ld) = (Int64(rows), Int64(length), Int64(length))
+    params.op = switch reduction {
+    case .sum: ATTN_REDUCE_SUM
+    case .mean: ATTN_REDUCE_MEAN
+    case .max: ATTN_REDUCE_MAX
+    case .min: ATTN_REDUCE_MIN
+    }
+    (params.x, params.out, params.indices) = (input, values, indices)
+    let status = attn_reduce_rows(&params)
+    if let error = AttentionError(status: status, function: "attn_reduce_rows", context: context()) {
+        throw error
     }
 }

@@ -11,6 +11,14 @@
 /// print(a.shape, a.rank, a.count)   // [2, 3] 2 6
 /// ```
 ///
+/// The basics read as in NumPy or MLX, and throw instead of trapping: arithmetic with broadcasting
+/// (`try a + b * 2`), reductions (`x.sum(alongAxis: -1)`, ``argmax(alongAxis:keepingDimensions:)``),
+/// element-wise functions (`try exp(x)`), rows (`try x[0]`, `try x[2..<4]`, copies), literals
+/// (`let v: Tensor = [1, 2, 3]`, ``init(_:)``, ``init(arange:dtype:)``, ``init(eye:columns:dtype:)``)
+/// and a nested ``description``. They compute on `float32` tensors and throw
+/// `AttentionError.unsupportedDType` for half precision; moving elements (rows, slices,
+/// transposes, printing) works on every dtype.
+///
 /// Every initialiser validates its shape (non-negative dimensions, an element count that fits
 /// in `Int`) and throws `AttentionError` instead of trapping. A rank-0 shape `[]` holds one scalar.
 /// The buffer is aligned to 64 bytes.
@@ -241,19 +249,5 @@ extension Tensor: Equatable {
                 dtype.value(ofBitPattern: $0) == dtype.value(ofBitPattern: $1)
             }
         }
-    }
-}
-
-extension Tensor: CustomStringConvertible {
-    /// The shape, the dtype when not `float32`, and up to the first 16 elements (as `Float`s).
-    public var description: String {
-        let first: [Float] = switch dtype {
-        case .float32: Array(storage.buffer.prefix(16))
-        case .float16, .bfloat16: storage.bitPatterns.prefix(16).map(dtype.value(ofBitPattern:))
-        }
-        let shown = first.map { "\($0)" }.joined(separator: ", ")
-        let more = count > 16 ? ", … \(count - 16) more" : ""
-        let type = dtype == .float32 ? "" : "dtype: \(dtype), "
-        return "Tensor(shape: \(shape), \(type)scalars: [\(shown)\(more)])"
     }
 }

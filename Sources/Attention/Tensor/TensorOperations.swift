@@ -10,14 +10,7 @@ extension Tensor {
     /// - Throws: `AttentionError.unsupportedDType` (`"self"`) unless the tensor is `float32`;
     ///   `.outOfMemory` when the result cannot be allocated.
     public func scaled(by factor: Float) throws -> Tensor {
-        try requireFloat32("self")
-        var result = try Tensor(uninitializedShape: shape, argument: "self")
-        result.withUnsafeMutableBufferPointer { out in
-            withUnsafeBufferPointer { a in
-                for index in out.indices { out[index] = a[index] * factor }
-            }
-        }
-        return result
+        try combined(withScalar: factor, Multiplication.self, scalarFirst: false, argument: "self")
     }
 
     /// The axis `axis` of this tensor, with negative values counted from the end (-1 is the last).
