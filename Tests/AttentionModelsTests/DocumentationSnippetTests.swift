@@ -21,12 +21,13 @@ struct ModelsDocumentationSnippetTests {
         let embedder = try SentenceEmbedder(contentsOf: URL(fileURLWithPath: "models/all-MiniLM-L6-v2"))
         let embeddings = try embedder.embed(["A man is eating food.", "Someone is eating a meal."])
         // (2, 384), each row of unit length: their dot product is the cosine similarity
-        let rows = embeddings.scalars, width = embedder.dimension
-        let similarity = zip(rows[..<width], rows[width...]).map(*).reduce(0, +)
+        let similarity = try (embeddings[0] * embeddings[1]).sum()   // a rank-0 tensor
         // End of snippet.
-        #expect(embeddings.shape == [2, width])
+        let rows = embeddings.scalars, width = embedder.dimension
+        #expect(embeddings.shape == [2, width] && similarity.shape == [])
+        let dot = zip(rows[..<width], rows[width...]).map { Double($0) * Double($1) }.reduce(0, +)
         let norm = rows[..<width].map { $0 * $0 }.reduce(0, +)
-        #expect(abs(norm - 1) < 1e-5 && abs(similarity) <= 1 + 1e-5)
+        #expect(abs(norm - 1) < 1e-5 && abs(Double(similarity.scalars[0]) - dot) < 1e-5)
     }
 
     @Test func textGeneration() throws {

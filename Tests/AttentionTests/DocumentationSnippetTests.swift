@@ -22,6 +22,22 @@ struct DocumentationSnippetTests {
         #expect(count >= 12, "the README and the catalogues hold at least 12 Swift snippets, found \(count)")
     }
 
+    /// README "Tensors".
+    @Test func tensors() throws {
+        // Snippet:
+        let x = try Tensor([[1, 2, 3], [4, 5, 6]])
+        let bias: Tensor = [0.5, 0.5, 0.5]
+        let y = try exp(x - x.max(alongAxis: -1, keepingDimensions: true)) * 2 + bias
+        let probabilities = try y / y.sum(alongAxis: -1, keepingDimensions: true)
+        print(try probabilities.argmax(alongAxis: -1).indices)   // [2, 2]
+        print(try x[1])                                          // Tensor([4, 5, 6])
+        // End of snippet.
+        #expect(try probabilities.argmax(alongAxis: -1).indices == [2, 2])
+        #expect(try x[1].description == "Tensor([4, 5, 6])")
+        let sums = try probabilities.sum(alongAxis: -1).scalars
+        #expect(sums.allSatisfy { abs($0 - 1) < 1e-6 })
+    }
+
     /// README "Attention".
     @Test func attention() throws {
         // Snippet:

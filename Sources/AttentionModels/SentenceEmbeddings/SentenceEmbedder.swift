@@ -12,8 +12,7 @@ import Foundation
 /// let embedder = try SentenceEmbedder(contentsOf: URL(fileURLWithPath: "models/all-MiniLM-L6-v2"))
 /// let embeddings = try embedder.embed(["A man is eating food.", "Someone is eating a meal."])
 /// // (2, 384), each row of unit length: their dot product is the cosine similarity
-/// let rows = embeddings.scalars, width = embedder.dimension
-/// let similarity = zip(rows[..<width], rows[width...]).map(*).reduce(0, +)
+/// let similarity = try (embeddings[0] * embeddings[1]).sum()   // a rank-0 tensor
 /// ```
 public struct SentenceEmbedder: Sendable {
     /// The tokenizer of the model folder.
