@@ -194,39 +194,6 @@ attn_status attn_softmax_rows(const attn_softmax_rows_params *params) {
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Mean of rows                                                                                    */
-
-typedef struct mean_job {
-    attn_mean_rows_params p;
-    int64_t rows_per_item;
-    const attn_kernels *kernels;
-} mean_job;
-
-static void mean_task(void *ctx, int64_t item, int thread) {
-    (void)thread;
-    const mean_job *job = ctx;
-    const attn_mean_rows_params *p = &job->p;
-    int64_t r0, r1;
-    item_rows(item, job->rows_per_item, p->rows, &r0, &r1);
-    for (int64_t r = r0; r < r1; r++) p->out[r] = (float)(job->kernels->sum_row(p->x + r * p->ld, p->n) / (double)p->n);
-}
-
-attn_status attn_mean_rows(const attn_mean_rows_params *params) {
-    attn_mean_rows_params p;
-    const attn_status status = attn_read_mean_rows_params(&p, params);
-    if (status != ATTN_OK) return status;
-    if (!p.out || !p.x) return ATTN_ERR_NULL_POINTER;
-    if (p.rows < 1 || p.n < 1 || !threads_ok(p.num_threads)) return ATTN_ERR_INVALID_ARGUMENT;
-    if (p.ld < p.n) return ATTN_ERR_INVALID_STRIDE;
-    if (!attn_extent_ok(1, &p.rows, &p.ld, p.n, NULL) || !attn_extent_ok(0, NULL, NULL, p.rows, NULL))
-        return ATTN_ERR_OVERFLOW;
-    const mean_job job = {p, rows_per_item(p.n), attn_kernels_current()};
-    attn_parallel_for(attn_ceil_div(p.rows, job.rows_per_item), attn_resolve_threads(p.num_threads), mean_task,
-                      (void *)&job);
-    return ATTN_OK;
-}
-
-/* ---------------------------------------------------------------------------------------------- */
 /* Row reductions                                                                                  */
 
 typedef struct reduce_job {
@@ -271,6 +238,20 @@ attn_status attn_reduce_rows(const attn_reduce_rows_params *params) {
     attn_parallel_for(attn_ceil_div(p.rows, job.rows_per_item), attn_resolve_threads(p.num_threads), reduce_task,
                       (void *)&job);
     return ATTN_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Mean of rows                                                                                    */
+
+/* The mean of each row is attn_reduce_rows' ATTN_REDUCE_MEAN (the same checks, the same sums). */
+attn_status attn_mean_rows(const attn_mean_rows_params *params) {
+    attn_mean_rows_params p;
+    const attn_status status = attn_read_mean_rows_params(&p, params);
+    if (status != ATTN_OK) return status;
+    attn_reduce_rows_params r = attn_reduce_rows_params_default();
+    r.rows = p.rows; r.n = p.n; r.out = p.out; r.x = p.x; r.ld = p.ld;
+    r.op = ATTN_REDUCE_MEAN; r.num_threads = p.num_threads;
+    return attn_reduce_rows(&r);
 }
 
 /* ---------------------------------------------------------------------------------------------- */

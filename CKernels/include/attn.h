@@ -526,7 +526,8 @@ ATTN_API attn_rotary_params attn_rotary_params_default(void);
 ATTN_API attn_status attn_rotary(const attn_rotary_params *params);
 
 /* Global average pooling: out (rows,), out[r] = the mean of row r of x (rows, n), row stride ld >= n
- * (e.g. the (N*C) channels of an (N, C, H*W) feature map), summed in double. out must not overlap x. */
+ * (e.g. the (N*C) channels of an (N, C, H*W) feature map), summed in double. out must not overlap x.
+ * The same call as attn_reduce_rows with ATTN_REDUCE_MEAN, statuses included. */
 typedef struct attn_mean_rows_params {
     size_t struct_size;  /* sizeof(attn_mean_rows_params), set by attn_mean_rows_params_default() */
     int64_t rows, n;
