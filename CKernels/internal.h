@@ -79,6 +79,7 @@ attn_status attn_read_gated_activate_params(attn_gated_activate_params *out, con
 attn_status attn_read_softmax_rows_params(attn_softmax_rows_params *out, const attn_softmax_rows_params *in);
 attn_status attn_read_mean_rows_params(attn_mean_rows_params *out, const attn_mean_rows_params *in);
 attn_status attn_read_reduce_rows_params(attn_reduce_rows_params *out, const attn_reduce_rows_params *in);
+attn_status attn_read_backward_params(attn_backward_params *out, const attn_backward_params *in);
 
 /* ---- workspace: 64-byte aligned, NULL on failure or when bytes does not fit ---- */
 void *attn_alloc(int64_t bytes);

@@ -38,6 +38,10 @@ static const size_t softmax_sizes[] = {sizeof(attn_softmax_rows_params)};
 static const size_t mean_sizes[] = {sizeof(attn_mean_rows_params)};
 /* Added after 1.0.0: one layout so far. */
 static const size_t reduce_sizes[] = {sizeof(attn_reduce_rows_params)};
+/* The backward's first layout, embedding the current attn_params: should attn_params grow, the
+ * older backward layout (ending at its dbias_stride) is to be kept readable here, its forward read
+ * with that older attn_params size. */
+static const size_t backward_sizes[] = {sizeof(attn_backward_params)};
 
 attn_params attn_params_default(void) {
     attn_params p = {0};
@@ -98,6 +102,13 @@ attn_reduce_rows_params attn_reduce_rows_params_default(void) {
     return p;
 }
 
+attn_backward_params attn_backward_params_default(void) {
+    attn_backward_params p = {0};
+    p.struct_size = sizeof p;
+    p.forward = attn_params_default();
+    return p;
+}
+
 /* *out (current layout, holding the defaults) takes the first struct_size bytes of *in when that
  * size is a known layout's; 0 (and *out untouched) otherwise. Only struct_size bytes of *in are
  * read: an older caller's struct is no larger. */
@@ -148,3 +159,4 @@ DEFINE_READER(attn_read_gated_activate_params, attn_gated_activate_params, gated
 DEFINE_READER(attn_read_softmax_rows_params, attn_softmax_rows_params, softmax_sizes)
 DEFINE_READER(attn_read_mean_rows_params, attn_mean_rows_params, mean_sizes)
 DEFINE_READER(attn_read_reduce_rows_params, attn_reduce_rows_params, reduce_sizes)
+DEFINE_READER(attn_read_backward_params, attn_backward_params, backward_sizes)

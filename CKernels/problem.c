@@ -105,11 +105,10 @@ void attn_masked_row_fill(const attn_problem *pr, int64_t b, int64_t h, int64_t 
      * that are all the most negative finite float produces. Plain scalar code on purpose: the path
      * is rare, and the fused and unfused kernels both call it, so they agree exactly. */
     const int64_t v0 = b * p->v_stride[0] + (h / pr->group) * p->v_stride[1];
-    const float w = 1.0f / (float)p->len_k;
     const uint64_t counter = attn_dropout_counter(pr, b, h, i);
     for (int64_t c = 0; c < p->dim_v; c++) out_row[c] = 0.0f;
     for (int64_t j = 0; j < p->len_k; j++) {
-        const float wj = pr->dropout_threshold ? attn_dropout(pr, counter + (uint64_t)j, w) : w;
+        const float wj = attn_mean_weight(pr, counter, j);
         if (wj == 0.0f) continue; /* dropped: its V row (NaN or not) plays no part */
         const int64_t vj = v0 + j * p->v_stride[2];
         for (int64_t c = 0; c < p->dim_v; c++) out_row[c] += wj * attn_load_f32(p->v, p->v_dtype, vj + c);

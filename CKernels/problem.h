@@ -81,6 +81,13 @@ static inline float attn_dropout(const attn_problem *pr, uint64_t counter, float
     return attn_dropout_bits(pr->p.dropout_seed, counter) >= pr->dropout_threshold ? w * pr->dropout_scale : 0.0f;
 }
 
+/* Weight of key j in a fully masked row under ATTN_MASKED_ROWS_MEAN, whose dropout counter at key 0
+ * is `counter`: the uniform 1/Lk, after dropout. The forward's fill and the backward both use it. */
+static inline float attn_mean_weight(const attn_problem *pr, uint64_t counter, int64_t j) {
+    const float w = 1.0f / (float)pr->p.len_k;
+    return pr->dropout_threshold ? attn_dropout(pr, counter + (uint64_t)j, w) : w;
+}
+
 /*
  * The end of query row (b, h, i) whose scores had maximum m (natural units) and sum of exponentials
  * sum = Σ exp(score - m): writes its log-sum-exp, and returns 1 when the caller is to normalise the

@@ -41,7 +41,8 @@ extern "C" {
 /*
  * A binary interface that can grow. The parameter structs (attn_params, attn_matmul_params,
  * attn_rotary_params, attn_layer_norm_params, attn_activate_params, attn_gated_activate_params,
- * attn_softmax_rows_params, attn_mean_rows_params, attn_reduce_rows_params) begin with `size_t struct_size`, which their
+ * attn_softmax_rows_params, attn_mean_rows_params, attn_reduce_rows_params, attn_backward_params) begin with
+ * `size_t struct_size`, which their
  * *_default() function sets to the sizeof of the struct this header declares. Every entry point
  * taking one reads struct_size first:
  *   - a size that is not the sizeof of a layout some release of this library declared (0, garbage,
@@ -315,6 +316,76 @@ ATTN_API attn_status attn_forward_unfused_workspace(const attn_params *params, s
  * and the keep threshold: (uint32_t)(p * 4294967296.0) for p in [0, 1). */
 ATTN_API uint32_t attn_dropout_bits(uint64_t seed, uint64_t counter);
 ATTN_API uint32_t attn_dropout_threshold(float p);
+
+/*
+ * Attention backward: the gradients of sum(out ∘ dout) with respect to q, k, v and the bias, for the
+ * forward problem `forward` describes, exactly as attn_forward or attn_forward_unfused ran it (every
+ * feature: both causal alignments, windows, key lengths, boolean masks, the bias with any broadcast,
+ * GQA/MQA, dropout, any strides, each masked-row policy). forward.out and forward.lse must hold what
+ * that call wrote (lse NULL: ATTN_ERR_NULL_POINTER); the weights are recomputed from lse, and D =
+ * rowsum(dout ∘ out) is read from out. Nothing of the forward is stored beyond out and lse: dropout's
+ * keep decisions are recomputed from its hash (attn_dropout_bits), the same ones the forward drew.
+ *
+ * Shapes (logical), strides {batch, head, position} as the forward's, features contiguous:
+ *   dout (B, Hq, Lq, Dv)    like out, read
+ *   dq   (B, Hq, Lq, Dqk)   like q, written (not accumulated)
+ *   dk   (B, Hkv, Lk, Dqk)  like k, written; summed over the Hq / Hkv query heads sharing a K/V head
+ *   dv   (B, Hkv, Lk, Dv)   like v, written; likewise summed
+ *   dbias (b, h, i, j) at strides dbias_stride, or NULL (not computed): the gradient of the additive
+ *     bias (computed whether or not forward.bias is given: that of a zero bias then). A stride of 0
+ *     sums the gradient along that dimension, so a bias broadcast from (Lq, Lk) as strides
+ *     {0, 0, Lk, 1} gets its (Lq, Lk) gradient, and {0, 0, 0, 0} a single sum.
+ * dout, dq, dk, dv and dbias are float32; so must forward's q, k, v and out be for now (half
+ * precision: ATTN_ERR_UNSUPPORTED). Strides must be non-negative; an output's rows must not overlap
+ * one another (a dbias element may only be reached twice through a stride of 0), and the outputs must
+ * not overlap each other (dk == dq, say): ATTN_ERR_INVALID_STRIDE. Two outputs are accepted when their
+ * address ranges are disjoint, or when, with the same strides, they are slices of one tensor along one
+ * dimension (heads, positions, batch or features): so dq, dk and dv written interleaved into one packed
+ * (B, L, (Hq + 2 Hkv) D) projection gradient are valid. The outputs must not overlap any input
+ * (not checked). Validation, overflow checks and "nothing written on error" as attn_forward.
+ *
+ * Semantics, per query row i of (b, h), with P_j = exp(s_j - lse_i) the softmax weight of key j
+ * (s_j the masked, biased, scaled score), W_j = P_j after dropout (0 or P_j / (1 - p)) and D_i =
+ * dout_i · out_i:  dv_j += W_j dout_i;  dP_j = dout_i · v_j after dropout's keep and 1/(1 - p);
+ * dS_j = P_j (dP_j - D_i);  dbias_ij = dS_j;  dq_i = scale Σ_j dS_j k_j;  dk_j += scale dS_j q_i.
+ * A key with weight 0 (masked, or not visible) contributes nothing to the row and is not read for it.
+ * Rows with no visible key (lse -inf), by forward.masked_rows:
+ *   ATTN_MASKED_ROWS_ZERO: the row contributes nothing (its dq row and dbias row are 0);
+ *   ATTN_MASKED_ROWS_MEAN: its uniform weights 1/Lk (with dropout, as the forward applied them) reach
+ *     dv (dv_j += W_j dout_i); nothing reaches dq, dk or dbias, as where the scores are a constant;
+ *   ATTN_MASKED_ROWS_NAN:  its weights are NaN (a softmax over -inf), so its dq row and dbias row are
+ *     NaN, and so is every dk and dv row of its K/V head in batch b.
+ * A row whose lse is NaN (NaN in its query, a visible key or its bias) is treated the same way as a
+ * NaN masked row, whatever dropout kept: NaN propagates as the math does. Every sum is in float.
+ *
+ * attn_backward_unfused is the reference: plain float loops, one row at a time; parallel over the
+ * (b, K/V head) groups (so the GQA sums need no atomics), then, for dbias, over its elements; results
+ * are the same bits for any thread count. Workspace: threads x 3 x Lk floats.
+ * Start from attn_backward_params_default(): struct_size, forward = attn_params_default(), and every
+ * other field 0 / NULL. (The fused attn_backward is not in this release.)
+ */
+typedef struct attn_backward_params {
+    size_t struct_size;          /* set by attn_backward_params_default() */
+    attn_params forward;         /* the problem exactly as attn_forward ran it; forward.out and
+                                    forward.lse must hold what it wrote (lse: ATTN_ERR_NULL_POINTER
+                                    when NULL) */
+    const void *dout; int64_t dout_stride[3];   /* like out: gradient of the loss w.r.t. out */
+    void *dq; int64_t dq_stride[3];             /* like q; written, not accumulated */
+    void *dk; int64_t dk_stride[3];             /* like k (Hkv heads: summed over the query heads
+                                                   that share a K/V head) */
+    void *dv; int64_t dv_stride[3];             /* like v */
+    float *dbias; int64_t dbias_stride[4];      /* optional (NULL: not computed); the gradient of
+                                                   the additive bias; a stride of 0 sums the
+                                                   gradient along that dimension, so a bias
+                                                   broadcast from (Lq, Lk) gets an (Lq, Lk) gradient */
+} attn_backward_params;
+
+ATTN_API attn_backward_params attn_backward_params_default(void);
+ATTN_API attn_status attn_backward_unfused(const attn_backward_params *params);  /* reference */
+
+/* The workspace, in bytes, that attn_backward_unfused would allocate for params with the thread
+ * count it would use; the same statuses as that call except ATTN_ERR_OUT_OF_MEMORY. */
+ATTN_API attn_status attn_backward_unfused_workspace(const attn_backward_params *params, size_t *bytes);
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Dense kernels                                                                                   */
