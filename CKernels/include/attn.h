@@ -337,12 +337,12 @@ ATTN_API uint32_t attn_dropout_threshold(float p);
  *     {0, 0, Lk, 1} gets its (Lq, Lk) gradient, and {0, 0, 0, 0} a single sum.
  * dout, dq, dk, dv and dbias are float32; so must forward's q, k, v and out be for now (half
  * precision: ATTN_ERR_UNSUPPORTED). Strides must be non-negative; an output's rows must not overlap
- * one another (a dbias element may only be reached twice through a stride of 0), and the outputs must
- * not overlap each other (dk == dq, say): ATTN_ERR_INVALID_STRIDE. Two outputs are accepted when their
- * address ranges are disjoint, or when, with the same strides, they are slices of one tensor along one
- * dimension (heads, positions, batch or features): so dq, dk and dv written interleaved into one packed
- * (B, L, (Hq + 2 Hkv) D) projection gradient are valid. The outputs must not overlap any input
- * (not checked). Validation, overflow checks and "nothing written on error" as attn_forward.
+ * one another (dbias: elements that differ in a dimension of non-zero stride must be distinct), and
+ * the outputs must not overlap each other (dk == dq, say): ATTN_ERR_INVALID_STRIDE. Two outputs are
+ * accepted when their address ranges are disjoint, or when, with the same strides, they are slices of
+ * one tensor along one dimension (heads, positions, batch or features): so dq, dk and dv written
+ * interleaved into one packed (B, L, (Hq + 2 Hkv) D) projection gradient are valid. The outputs must
+ * not overlap any input (not checked). Validation, overflow checks and "nothing written on error" as attn_forward.
  *
  * Semantics, per query row i of (b, h), with P_j = exp(s_j - lse_i) the softmax weight of key j
  * (s_j the masked, biased, scaled score), W_j = P_j after dropout (0 or P_j / (1 - p)) and D_i =
@@ -358,11 +358,21 @@ ATTN_API uint32_t attn_dropout_threshold(float p);
  * A row whose lse is NaN (NaN in its query, a visible key or its bias) is treated the same way as a
  * NaN masked row, whatever dropout kept: NaN propagates as the math does. Every sum is in float.
  *
- * attn_backward_unfused is the reference: plain float loops, one row at a time; parallel over the
- * (b, K/V head) groups (so the GQA sums need no atomics), then, for dbias, over its elements; results
- * are the same bits for any thread count. Workspace: threads x 3 x Lk floats.
+ * attn_backward, the fused path (FlashAttention-2's loop order, portable C for now: the ISA-specific
+ * kernels are to come): D_i once per row; then per block of 64 keys of each (b, K/V head), its dk
+ * and dv summed in a tile over the group's query rows, P recomputed from lse, rows that see none of
+ * the block (above the causal diagonal, outside the window, past key_len) skipped; then per block of
+ * 32 query rows of each (b, h), dq over the key blocks. Each output element is summed by one work
+ * item in a fixed order: no atomics, the same bits for any thread count, and parallel even at
+ * B·H = 1. Workspace: threads x (3 + Dqk + Dv) x 64 floats plus B·Hq·Lq floats for D.
+ * attn_backward_unfused is the reference: plain float loops, one row at a time against every key;
+ * parallel over the (b, K/V head) groups. Workspace: threads x 3 x Lk floats.
+ * Both then compute dbias, when asked for, in parallel over its distinct elements, each summing the
+ * rows a stride of 0 folds onto it in (b, h, i) order. Against the exact gradient, each output is
+ * within 2e-5 · max(1, max |gradient|) (dbias: of the largest sum of |dS| folded onto one element)
+ * at the tests' sizes (L up to 65, D up to 64).
  * Start from attn_backward_params_default(): struct_size, forward = attn_params_default(), and every
- * other field 0 / NULL. (The fused attn_backward is not in this release.)
+ * other field 0 / NULL.
  */
 typedef struct attn_backward_params {
     size_t struct_size;          /* set by attn_backward_params_default() */
@@ -381,10 +391,12 @@ typedef struct attn_backward_params {
 } attn_backward_params;
 
 ATTN_API attn_backward_params attn_backward_params_default(void);
+ATTN_API attn_status attn_backward(const attn_backward_params *params);          /* fused */
 ATTN_API attn_status attn_backward_unfused(const attn_backward_params *params);  /* reference */
 
-/* The workspace, in bytes, that attn_backward_unfused would allocate for params with the thread
- * count it would use; the same statuses as that call except ATTN_ERR_OUT_OF_MEMORY. */
+/* The workspace, in bytes, that attn_backward / attn_backward_unfused would allocate for params with
+ * the thread count they would use; the same statuses as those calls except ATTN_ERR_OUT_OF_MEMORY. */
+ATTN_API attn_status attn_backward_workspace(const attn_backward_params *params, size_t *bytes);
 ATTN_API attn_status attn_backward_unfused_workspace(const attn_backward_params *params, size_t *bytes);
 
 /* ---------------------------------------------------------------------------------------------- */

@@ -1,5 +1,5 @@
 /*
- * test_backward.c: tests of attn_backward_unfused against an independent double-precision reference
+ * test_backward.c: tests of attn_backward (fused) and attn_backward_unfused against an independent double-precision reference
  * of the gradient of sum(out ∘ dout) for the attention attn.h describes.
  *
  * The reference (ref_attention) re-implements the forward from attn.h's text on logical, contiguous
@@ -7,7 +7,8 @@
  * here) and differentiates it by hand: dW = dout·v, dP = dW kept / (1 - p), D = Σ P dP, dS = P (dP - D).
  * It is itself checked by central finite differences of its own loss in double on small shapes, and
  * so are the library's results. Each case: attn_forward (fused) writes out and lse; then
- * attn_backward_unfused with 1..8 threads (bitwise equal) is compared with the reference, within
+ * attn_backward_unfused and attn_backward with 1..8 threads (all bitwise equal: both sum every
+ * element in the same order) are compared with the reference, within
  * TOL_REL * max(1, max |ref|) per output tensor (tu_compare). Cases: directed ones (length 1, Lq != Lk,
  * each causal alignment, windows, key lengths, masks, every bias broadcast with its folded dbias,
  * GQA/MQA, dropout, each masked-row policy, padded strides, the packed (B, L, (Hq + 2 Hkv) D)
@@ -407,25 +408,30 @@ static int run_case(const bcase *c, int idx) {
     attn_status st = attn_forward(&s.bp.forward);
     if (!TU_CHECK(st == ATTN_OK, "case %d: forward status %d; %s", idx, st, desc)) { teardown(&s); return 0; }
 
+    /* Both paths on 1..8 threads, all bitwise equal to the unfused path on 1 thread (the fused path
+     * sums every element in the same order), which is then compared with the reference. */
     bgot first = {0};
-    for (int threads = 1; threads <= 8; threads++) {
-        s.bp.forward.num_threads = threads;
-        st = attn_backward_unfused(&s.bp);
-        if (!TU_CHECK(st == ATTN_OK, "case %d: backward status %d (%s); %s", idx, st, attn_status_string(st), desc)) break;
-        bgot g;
-        collect(&s, &g);
-        if (threads == 1) { first = g; continue; }
-        const size_t nq = (size_t)(c->B * c->Hq * c->Lq * c->Dqk), nk = (size_t)(c->B * c->Hkv * c->Lk * c->Dqk);
-        const size_t nv = (size_t)(c->B * c->Hkv * c->Lk * c->Dv);
-        int same = !memcmp(g.dq, first.dq, nq * 4) && !memcmp(g.dk, first.dk, nk * 4) && !memcmp(g.dv, first.dv, nv * 4) &&
-                   (!g.dbias || !memcmp(g.dbias, first.dbias, s.dbias_floats * 4));
-        TU_CHECK(same, "case %d: %d threads differ from 1 thread; %s", idx, threads, desc);
-        free_got(&g);
-    }
+    const size_t nq = (size_t)(c->B * c->Hq * c->Lq * c->Dqk), nk = (size_t)(c->B * c->Hkv * c->Lk * c->Dqk);
+    const size_t nv = (size_t)(c->B * c->Hkv * c->Lk * c->Dv);
+    for (int path = 0; path < 2; path++)
+        for (int threads = 1; threads <= 8; threads++) {
+            s.bp.forward.num_threads = threads;
+            st = path ? attn_backward(&s.bp) : attn_backward_unfused(&s.bp);
+            if (!TU_CHECK(st == ATTN_OK, "case %d: %s status %d (%s); %s", idx, path ? "fused" : "unfused", st,
+                          attn_status_string(st), desc))
+                break;
+            bgot g;
+            collect(&s, &g);
+            if (!first.dq) { first = g; continue; }
+            int same = !memcmp(g.dq, first.dq, nq * 4) && !memcmp(g.dk, first.dk, nk * 4) && !memcmp(g.dv, first.dv, nv * 4) &&
+                       (!g.dbias || !memcmp(g.dbias, first.dbias, s.dbias_floats * 4));
+            TU_CHECK(same, "case %d: %s on %d threads differs from unfused on 1 thread; %s", idx, path ? "fused" : "unfused",
+                     threads, desc);
+            free_got(&g);
+        }
     if (first.dq) {
         const bcase *cc = &s.c;
-        const size_t nq = (size_t)(cc->B * cc->Hq * cc->Lq * cc->Dqk), nk = (size_t)(cc->B * cc->Hkv * cc->Lk * cc->Dqk);
-        const size_t nv = (size_t)(cc->B * cc->Hkv * cc->Lk * cc->Dv), ns = (size_t)(cc->B * cc->Hq * cc->Lq * cc->Lk);
+        const size_t ns = (size_t)(cc->B * cc->Hq * cc->Lq * cc->Lk);
         double *out = malloc(sizeof(double) * (size_t)(cc->B * cc->Hq * cc->Lq * cc->Dv));
         double *dq = malloc(sizeof(double) * nq), *dk = malloc(sizeof(double) * nk), *dv = malloc(sizeof(double) * nv);
         double *dbias = malloc(sizeof(double) * ns);
@@ -542,6 +548,7 @@ static bcase random_case(tu_rng *r) {
     c.Hq = c.Hkv * TU_PICK(r, groups);
     c.Lq = tu_rng_chance(r, 0.15) ? 1 : tu_rng_range(r, 1, 40);
     c.Lk = tu_rng_chance(r, 0.15) ? 1 : tu_rng_range(r, 1, 40);
+    if (tu_rng_chance(r, 0.15)) c.Lk = tu_rng_range(r, 60, 200); /* several of the fused path's key blocks */
     c.Dqk = tu_rng_range(r, 1, 33);
     c.Dv = tu_rng_chance(r, 0.3) ? c.Dqk : tu_rng_range(r, 1, 33);
     c.causal = (int)tu_rng_range(r, 0, 2);
@@ -578,6 +585,12 @@ static int directed_cases(bcase *out) {
     c = base_case(); c.Lk = c.Lq = 8; c.Dv = c.Dqk = 4; c.Hq = 4; c.Hkv = 2; c.packed = 1; c.causal = 1; out[n++] = c;
     c.Hkv = 4; c.dbias = 1; c.bias_kind = BIAS_QK; out[n++] = c;
     c = base_case(); c.Dqk = 64; c.Dv = 64; c.Lq = 33; c.Lk = 65; c.causal = 2; c.dbias = 1; c.bias_kind = BIAS_KEYS; out[n++] = c;
+    /* Several key blocks (64) and query blocks (32) of the fused path, with skipped blocks. */
+    for (int causal = 0; causal <= 2; causal++) {
+        c = base_case(); c.Lq = 70; c.Lk = 150; c.causal = causal; c.Hq = 4; c.Hkv = 2; c.dbias = 1; c.bias_kind = BIAS_QK; out[n++] = c;
+        c.Lq = 150; c.Lk = 70; c.wl = 20; c.wr = causal ? -1 : 9; c.mask_kind = MASK_FULL; c.masked_rows = causal; out[n++] = c;
+        c.p = 0.2f; c.key_len = 1; c.bias_kind = BIAS_SCALAR; out[n++] = c;
+    }
     return n;
 }
 
@@ -610,9 +623,9 @@ static void expect_status(bsetup *s, const attn_backward_params *bp, attn_status
     for (size_t x = 0; x < nk; x++) s->dk.p[x] = 1234.5f;
     for (size_t x = 0; x < nv; x++) s->dv.p[x] = 1234.5f;
     for (size_t x = 0; x < s->dbias_floats; x++) s->dbias[x] = 1234.5f;
-    const attn_status st = attn_backward_unfused(bp);
+    const attn_status st = attn_backward_unfused(bp), st_fused = attn_backward(bp);
     size_t bytes = 0;
-    const attn_status ws = attn_backward_unfused_workspace(bp, &bytes);
+    const attn_status ws = attn_backward_unfused_workspace(bp, &bytes), ws_fused = attn_backward_workspace(bp, &bytes);
     int kept = 1;
     for (size_t x = 0; x < nq; x++) kept &= s->dq.p[x] == 1234.5f;
     for (size_t x = 0; x < nk; x++) kept &= s->dk.p[x] == 1234.5f;
@@ -620,7 +633,30 @@ static void expect_status(bsetup *s, const attn_backward_params *bp, attn_status
     for (size_t x = 0; x < s->dbias_floats; x++) kept &= s->dbias[x] == 1234.5f;
     TU_CHECK(st == want, "%s: status %d (%s), want %d (%s)", what, st, attn_status_string(st), want, attn_status_string(want));
     TU_CHECK(ws == want, "%s: workspace status %d, want %d", what, ws, want);
+    TU_CHECK(st_fused == want && ws_fused == want, "%s: fused status %d, workspace %d, want %d", what, st_fused, ws_fused, want);
     TU_CHECK(kept || want == ATTN_OK, "%s: outputs written on error", what);
+}
+
+/* attn_backward_workspace of a 1 x 1 x L x 4 problem on 2 threads (0 on error). */
+static size_t fused_workspace_of(int64_t len) {
+    attn_backward_params bp = attn_backward_params_default();
+    attn_params *a = &bp.forward;
+    a->batch = a->heads_q = a->heads_kv = 1;
+    a->len_q = a->len_k = len;
+    a->dim_qk = a->dim_v = 4;
+    const int64_t stride[3] = {len * 4, len * 4, 4};
+    const uintptr_t far = (uintptr_t)1 << 36;
+    a->q = a->k = a->v = bp.dout = (const void *)far;
+    a->out = (void *)far;
+    a->lse = (float *)(2 * far);
+    bp.dq = (void *)(3 * far); bp.dk = (void *)(4 * far); bp.dv = (void *)(5 * far);
+    memcpy(a->q_stride, stride, sizeof stride); memcpy(a->k_stride, stride, sizeof stride);
+    memcpy(a->v_stride, stride, sizeof stride); memcpy(a->out_stride, stride, sizeof stride);
+    memcpy(bp.dout_stride, stride, sizeof stride); memcpy(bp.dq_stride, stride, sizeof stride);
+    memcpy(bp.dk_stride, stride, sizeof stride); memcpy(bp.dv_stride, stride, sizeof stride);
+    a->num_threads = 2;
+    size_t bytes = 0;
+    return attn_backward_workspace(&bp, &bytes) == ATTN_OK ? bytes : 0;
 }
 
 static void error_tests(void) {
@@ -634,7 +670,16 @@ static void error_tests(void) {
     size_t bytes = 0;
     TU_CHECK(attn_backward_unfused_workspace(&s.bp, &bytes) == ATTN_OK && bytes > 0, "workspace of a valid problem");
     TU_CHECK(attn_backward_unfused_workspace(&s.bp, NULL) == ATTN_ERR_NULL_POINTER, "workspace bytes NULL");
-    TU_CHECK(attn_backward_unfused(NULL) == ATTN_ERR_NULL_POINTER, "params NULL");
+    TU_CHECK(attn_backward_unfused(NULL) == ATTN_ERR_NULL_POINTER && attn_backward(NULL) == ATTN_ERR_NULL_POINTER,
+             "params NULL");
+    TU_CHECK(attn_backward_workspace(&s.bp, NULL) == ATTN_ERR_NULL_POINTER, "fused workspace bytes NULL");
+    if (UINTPTR_MAX > 0xFFFFFFFFu) {
+        /* The fused workspace grows with the lengths only by D, one float per query row: sized, never
+         * run (the tensors are never read, so their addresses are made up, far apart). */
+        const size_t w64 = fused_workspace_of(64), w1m = fused_workspace_of(1 << 20);
+        TU_CHECK(w64 > 0 && w1m > 0 && w1m - ((size_t)1 << 20) * sizeof(float) <= w64,
+                 "fused workspace grows with L: %zu bytes at L = 64, %zu at L = 2^20", w64, w1m);
+    }
 #define BROKEN(want, what, change) do { bp = s.bp; change; expect_status(&s, &bp, want, what); } while (0)
     BROKEN(ATTN_OK, "valid", (void)0);
     BROKEN(ATTN_ERR_INVALID_ARGUMENT, "struct_size 0", bp.struct_size = 0);
