@@ -72,6 +72,7 @@ static inline int attn_rows_disjoint(int rank, const int64_t *count, const int64
  * lacks take their defaults. */
 attn_status attn_read_params(attn_params *out, const attn_params *in);
 attn_status attn_read_matmul_params(attn_matmul_params *out, const attn_matmul_params *in);
+attn_status attn_read_sum_columns_params(attn_sum_columns_params *out, const attn_sum_columns_params *in);
 attn_status attn_read_rotary_params(attn_rotary_params *out, const attn_rotary_params *in);
 attn_status attn_read_layer_norm_params(attn_layer_norm_params *out, const attn_layer_norm_params *in);
 attn_status attn_read_activate_params(attn_activate_params *out, const attn_activate_params *in);

@@ -41,7 +41,7 @@ extern "C" {
 /*
  * A binary interface that can grow. The parameter structs (attn_params, attn_matmul_params,
  * attn_rotary_params, attn_layer_norm_params, attn_activate_params, attn_gated_activate_params,
- * attn_softmax_rows_params, attn_mean_rows_params, attn_reduce_rows_params) begin with `size_t struct_size`, which their
+ * attn_softmax_rows_params, attn_mean_rows_params, attn_reduce_rows_params, attn_sum_columns_params) begin with `size_t struct_size`, which their
  * *_default() function sets to the sizeof of the struct this header declares. Every entry point
  * taking one reads struct_size first:
  *   - a size that is not the sizeof of a layout some release of this library declared (0, garbage,
@@ -321,7 +321,7 @@ ATTN_API uint32_t attn_dropout_threshold(float p);
 
 /*
  * Matrix multiply: C = A·B (+ bias) or, with accumulate, C += A·B (+ bias).
- *   a (M, K), row stride lda >= K
+ *   a (M, K), row stride lda >= K; or, when a_transposed, a holds Aᵀ as (K, M) with lda >= M
  *   b (K, N), row stride ldb >= N; or, when b_transposed, b holds Bᵀ as (N, K) with ldb >= K
  *     (PyTorch's Linear weight); its elements are b_dtype: float32 by default, or f16 / bf16 bits
  *     (uint16_t), so Linear layers can keep half-precision weights. Strides count elements.
@@ -365,6 +365,12 @@ typedef struct attn_matmul_params {
      * ending at b_dtype reads as 0): attn_matmul_flag bits; any other bit is
      * ATTN_ERR_INVALID_ARGUMENT. */
     uint64_t flags;
+    /* Appended after flags (a struct ending at flags reads it as 0): when nonzero, a holds Aᵀ as
+     * (K, M) with lda >= M, so that a weight gradient dB = Aᵀ·dC (accumulate to sum over steps) is
+     * one call. Aᵀ is first copied into an (M, K) workspace of M·K floats (in parallel, nothing written
+     * to c before the copy succeeds), then multiplied as above: the result is bitwise that of the
+     * call with that copy as a. */
+    int a_transposed;
 } attn_matmul_params;
 
 typedef enum attn_matmul_flag {
@@ -373,8 +379,34 @@ typedef enum attn_matmul_flag {
 
 /* Defaults: struct_size, b_dtype ATTN_DTYPE_F32, and every other field 0 / NULL. */
 ATTN_API attn_matmul_params attn_matmul_params_default(void);
+/* Gradients of C = A·B + bias for a loss with gradient dC (M, N), each one attn_matmul call:
+ *   dA (M, K) = dC·Bᵀ: a = dC, b = B with b_transposed flipped (B (K, N) is Bᵀ's (N, K) layout);
+ *   dB (K, N) = Aᵀ·dC: a = A with a_transposed, b = dC; or, for a weight stored transposed (PyTorch's
+ *     Linear, (N, K)), dBᵀ = dCᵀ·A: a = dC with a_transposed, b = A;
+ *   d(bias) (N,) = the column sums of dC: attn_sum_columns (below).
+ * accumulate adds into the gradient, as llm.c's matmul_backward does. */
 
 ATTN_API attn_status attn_matmul(const attn_matmul_params *params);
+
+/* Column sums, the bias gradient of attn_matmul (and of any op adding a row vector):
+ *   out[j] = sum over r of x[r, j] (+ out[j] when accumulate), for x (rows, n), row stride ld >= n,
+ *   out (n,) not overlapping x. Each column is summed in double in row order and rounded to float
+ *   once (accumulate: out[j] + that sum, in double, rounded once); threads split the columns, so the
+ *   result does not depend on the thread count. rows >= 1, n >= 1 (else ATTN_ERR_INVALID_ARGUMENT);
+ *   nothing is written on error. */
+typedef struct attn_sum_columns_params {
+    size_t struct_size;  /* sizeof(attn_sum_columns_params), set by attn_sum_columns_params_default() */
+    int64_t rows, n;
+    float *out;          /* (n,) */
+    const float *x;   int64_t ld;
+    int accumulate;
+    int num_threads;     /* 0: attn_get_num_threads() */
+} attn_sum_columns_params;
+
+/* Defaults: struct_size, and every other field 0 / NULL. */
+ATTN_API attn_sum_columns_params attn_sum_columns_params_default(void);
+
+ATTN_API attn_status attn_sum_columns(const attn_sum_columns_params *params);
 
 /*
  * Layer norm over the last dimension: for each of `rows` rows of n elements,

@@ -1,0 +1,294 @@
+/*
+ * test_dense_backward.c: the dense backward kernels against double-precision references written
+ * here (not derived from the float code), on every instruction set this CPU runs.
+ *
+ *   matmul grads  dA = dC·Bᵀ (attn_matmul, b_transposed flipped), dB = Aᵀ·dC (a_transposed) and,
+ *                 for a weight stored (N, K), dBᵀ = dCᵀ·A; random shapes (1, odd, few rows and the
+ *                 packed path), padded strides, accumulate; |error| <= 1e-5 (sum |a b| + |c|), the
+ *                 bound of attn_matmul; a_transposed bitwise the call on an explicit transposed
+ *                 copy; a central finite difference in double of sum(C ∘ dC) on small shapes; a
+ *                 struct ending at flags reads a_transposed as 0
+ *   sum columns   against a double sum, accumulate, n = 1, padded rows, a NaN reaching only its column
+ *   both          thread counts 1..8 bitwise equal; every error status, nothing written on error
+ */
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn.h"
+#include "test_util.h"
+
+static const char *isa_name = "";
+static double worst_da, worst_db, worst_dbt, worst_fd, worst_cols;
+
+static float *alloc_floats(int64_t n) { return malloc((size_t)(n > 0 ? n : 1) * sizeof(float)); }
+
+/* C (m, n) [ldc] (+)= op(A)·B in float through attn_matmul; A given as stored. */
+static attn_status matmul(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, int at, const float *b,
+                          int64_t ldb, int bt, float *c, int64_t ldc, int acc, int threads) {
+    attn_matmul_params p = attn_matmul_params_default();
+    p.m = m; p.n = n; p.k = k;
+    p.a = a; p.lda = lda; p.a_transposed = at;
+    p.b = b; p.ldb = ldb; p.b_transposed = bt;
+    p.c = c; p.ldc = ldc; p.accumulate = acc; p.num_threads = threads;
+    return attn_matmul(&p);
+}
+
+/* got (rows, cols) [ld] against ref[r][c] = c0[r][c] + sum_t x(r, t) y(t, c), bound 1e-5 (sum |x y| + |c0|).
+ * x(r, t) = x[r * xr + t * xt], y(t, c) = y[t * yr + c * yc]. Returns the worst error / bound. */
+static double check_product(const float *got, int64_t ld, const float *c0, int64_t rows, int64_t cols, int64_t depth,
+                            const float *x, int64_t xr, int64_t xt, const float *y, int64_t yr, int64_t yc) {
+    double worst = 0;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) {
+            double s = c0 ? c0[r * ld + c] : 0.0, mag = c0 ? fabs(c0[r * ld + c]) : 0.0;
+            for (int64_t t = 0; t < depth; t++) {
+                const double v = (double)x[r * xr + t * xt] * (double)y[t * yr + c * yc];
+                s += v;
+                mag += fabs(v);
+            }
+            const double ratio = fabs((double)got[r * ld + c] - s) / (1e-5 * mag + 1e-30);
+            if (!(ratio <= worst)) worst = ratio; /* NaN stays the worst */
+        }
+    return worst;
+}
+
+static void matmul_case(tu_rng *r, int64_t m, int64_t n, int64_t k) {
+    /* Forward C (m, n) = A (m, k) · B, B stored (k, n) or, when bt, (n, k). */
+    const int bt = (int)tu_rng_range(r, 0, 1), acc = (int)tu_rng_range(r, 0, 1);
+    const int64_t lda = k + tu_rng_range(r, 0, 3), ldb = (bt ? k : n) + tu_rng_range(r, 0, 3);
+    const int64_t ldc = n + tu_rng_range(r, 0, 3), ldda = k + tu_rng_range(r, 0, 2);
+    const int64_t lddb = (bt ? k : n) + tu_rng_range(r, 0, 2);
+    float *a = alloc_floats(m * lda), *b = alloc_floats((bt ? n : k) * ldb), *dc = alloc_floats(m * ldc);
+    float *da = alloc_floats(m * ldda), *db = alloc_floats((bt ? n : k) * lddb);
+    float *da0 = alloc_floats(m * ldda), *db0 = alloc_floats((bt ? n : k) * lddb);
+    tu_fill_uniform(r, a, (size_t)(m * lda), -1, 1);
+    tu_fill_uniform(r, b, (size_t)((bt ? n : k) * ldb), -1, 1);
+    tu_fill_uniform(r, dc, (size_t)(m * ldc), -1, 1);
+    tu_fill_uniform(r, da0, (size_t)(m * ldda), -1, 1);
+    tu_fill_uniform(r, db0, (size_t)((bt ? n : k) * lddb), -1, 1);
+    memcpy(da, da0, (size_t)(m * ldda) * sizeof(float));
+    memcpy(db, db0, (size_t)((bt ? n : k) * lddb) * sizeof(float));
+    char what[160];
+    snprintf(what, sizeof what, "%s m=%lld n=%lld k=%lld bt=%d acc=%d", isa_name, (long long)m, (long long)n,
+             (long long)k, bt, acc);
+
+    /* dA (m, k) = dC (m, n) · Bᵀ: B (k, n) is Bᵀ's transposed layout, and B stored (n, k) is Bᵀ itself. */
+    TU_CHECK(matmul(m, k, n, dc, ldc, 0, b, ldb, !bt, da, ldda, acc, 0) == ATTN_OK, "%s: dA status", what);
+    const double ra = check_product(da, ldda, acc ? da0 : NULL, m, k, n, dc, ldc, 1, b, bt ? ldb : 1, bt ? 1 : ldb);
+    TU_CHECK(ra <= 1.0, "%s: dA error / bound %.3g", what, ra);
+    if (ra > worst_da) worst_da = ra;
+
+    if (!bt) {
+        /* dB (k, n) = Aᵀ · dC: a = A (m, k) read as Aᵀ's transposed layout. */
+        TU_CHECK(matmul(k, n, m, a, lda, 1, dc, ldc, 0, db, lddb, acc, 0) == ATTN_OK, "%s: dB status", what);
+        const double rb = check_product(db, lddb, acc ? db0 : NULL, k, n, m, a, 1, lda, dc, ldc, 1);
+        TU_CHECK(rb <= 1.0, "%s: dB error / bound %.3g", what, rb);
+        if (rb > worst_db) worst_db = rb;
+    } else {
+        /* The weight stored (n, k): dBᵀ (n, k) = dCᵀ · A. */
+        TU_CHECK(matmul(n, k, m, dc, ldc, 1, a, lda, 0, db, lddb, acc, 0) == ATTN_OK, "%s: dBt status", what);
+        const double rb = check_product(db, lddb, acc ? db0 : NULL, n, k, m, dc, 1, ldc, a, lda, 1);
+        TU_CHECK(rb <= 1.0, "%s: dBt error / bound %.3g", what, rb);
+        if (rb > worst_dbt) worst_dbt = rb;
+    }
+
+    /* a_transposed is the multiply of the transposed copy, bit for bit; and any thread count. */
+    float *at = alloc_floats(k * m), *want = alloc_floats(k * n), *got = alloc_floats(k * n);
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t p = 0; p < k; p++) at[p * m + i] = a[i * lda + p];
+    TU_CHECK(matmul(k, n, m, at, m, 0, dc, ldc, 0, want, n, 0, 1) == ATTN_OK, "%s: copy status", what);
+    int same = 1;
+    for (int t = 1; t <= 8; t++) {
+        memset(got, 0xff, (size_t)(k * n) * sizeof(float));
+        same &= matmul(k, n, m, a, lda, 1, dc, ldc, 0, got, n, 0, t) == ATTN_OK &&
+                memcmp(got, want, (size_t)(k * n) * sizeof(float)) == 0;
+    }
+    TU_CHECK(same, "%s: a_transposed not bitwise the copy's product for threads 1..8", what);
+    free(at); free(want); free(got);
+    free(a); free(b); free(dc); free(da); free(db); free(da0); free(db0);
+}
+
+/* Central differences in double of L = sum(C ∘ dC), C = A·B, against the kernels' dA and dB. */
+static void matmul_finite_difference(tu_rng *r) {
+    enum { M = 5, N = 3, K = 4 };
+    float a[M * K], b[K * N], dc[M * N], da[M * K], db[K * N];
+    tu_fill_uniform(r, a, M * K, -1, 1);
+    tu_fill_uniform(r, b, K * N, -1, 1);
+    tu_fill_uniform(r, dc, M * N, -1, 1);
+    TU_CHECK(matmul(M, K, N, dc, N, 0, b, N, 1, da, K, 0, 0) == ATTN_OK, "fd dA status");
+    TU_CHECK(matmul(K, N, M, a, K, 1, dc, N, 0, db, N, 0, 0) == ATTN_OK, "fd dB status");
+    double av[M * K], bv[K * N];
+    for (int i = 0; i < M * K; i++) av[i] = a[i];
+    for (int i = 0; i < K * N; i++) bv[i] = b[i];
+    const double h = 1e-4;
+    for (int which = 0; which < 2; which++) {
+        double *v = which ? bv : av;
+        const float *g = which ? db : da;
+        for (int e = 0; e < (which ? K * N : M * K); e++) {
+            double loss[2];
+            for (int s = 0; s < 2; s++) {
+                const double keep = v[e];
+                v[e] = keep + (s ? -h : h);
+                double l = 0;
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < N; j++) {
+                        double c = 0;
+                        for (int p = 0; p < K; p++) c += av[i * K + p] * bv[p * N + j];
+                        l += c * dc[i * N + j];
+                    }
+                loss[s] = l;
+                v[e] = keep;
+            }
+            const double fd = (loss[0] - loss[1]) / (2 * h);
+            const double ratio = fabs(fd - g[e]) / 1e-5;
+            if (ratio > worst_fd) worst_fd = ratio;
+            TU_CHECK(ratio <= 1.0, "%s: finite difference of d%c[%d]: %.9g, kernel %.9g", isa_name, which ? 'B' : 'A',
+                     e, fd, (double)g[e]);
+        }
+    }
+}
+
+static attn_status sum_columns(float *out, const float *x, int64_t rows, int64_t n, int64_t ld, int acc, int threads) {
+    attn_sum_columns_params p = attn_sum_columns_params_default();
+    p.rows = rows; p.n = n; p.out = out; p.x = x; p.ld = ld; p.accumulate = acc; p.num_threads = threads;
+    return attn_sum_columns(&p);
+}
+
+static void sum_columns_case(tu_rng *r, int64_t rows, int64_t n) {
+    const int64_t ld = n + tu_rng_range(r, 0, 5);
+    const int acc = (int)tu_rng_range(r, 0, 1);
+    float *x = alloc_floats(rows * ld), *out = alloc_floats(n), *out0 = alloc_floats(n), *other = alloc_floats(n);
+    tu_fill_uniform(r, x, (size_t)(rows * ld), -2, 2);
+    tu_fill_uniform(r, out0, (size_t)n, -2, 2);
+    const int64_t nan_col = n > 2 && tu_rng_chance(r, 0.3) ? tu_rng_range(r, 0, n - 1) : -1;
+    if (nan_col >= 0) x[tu_rng_range(r, 0, rows - 1) * ld + nan_col] = NAN;
+    memcpy(out, out0, (size_t)n * sizeof(float));
+    TU_CHECK(sum_columns(out, x, rows, n, ld, acc, 0) == ATTN_OK, "sum_columns status");
+    double *ref = malloc((size_t)n * sizeof(double));
+    for (int64_t j = 0; j < n; j++) {
+        double s = acc ? out0[j] : 0.0;
+        for (int64_t i = 0; i < rows; i++) s += x[i * ld + j];
+        ref[j] = s;
+    }
+    const tu_cmp c = tu_compare(out, ref, (size_t)n, 1e-6 * sqrt((double)rows + 1));
+    TU_CHECK(c.ok, "%s sum_columns rows=%lld n=%lld ld=%lld acc=%d: error %.3g", isa_name, (long long)rows,
+             (long long)n, (long long)ld, acc, c.max_err);
+    const double scale = tu_max_abs_finite(ref, (size_t)n);
+    const double ratio = c.max_err / (1e-6 * sqrt((double)rows + 1) * (scale > 1 ? scale : 1));
+    if (ratio > worst_cols) worst_cols = ratio;
+    int same = 1;
+    for (int t = 1; t <= 8; t++) {
+        memcpy(other, out0, (size_t)n * sizeof(float));
+        same &= sum_columns(other, x, rows, n, ld, acc, t) == ATTN_OK &&
+                memcmp(other, out, (size_t)n * sizeof(float)) == 0;
+    }
+    TU_CHECK(same, "%s sum_columns rows=%lld n=%lld: threads 1..8 not bitwise equal", isa_name, (long long)rows,
+             (long long)n);
+    free(x); free(out); free(out0); free(other); free(ref);
+}
+
+static void test_matmul_grads(tu_rng *r) {
+    for (int i = 0; i < 60; i++) {
+        const int big = i % 3 == 0;
+        matmul_case(r, tu_rng_range(r, 1, big ? 150 : 33), tu_rng_range(r, 1, big ? 90 : 40),
+                    tu_rng_range(r, 1, big ? 120 : 40));
+    }
+    matmul_case(r, 1, 1, 1);
+    matmul_case(r, 200, 1, 3);
+    matmul_finite_difference(r);
+}
+
+static void test_sum_columns(tu_rng *r) {
+    for (int i = 0; i < 40; i++) sum_columns_case(r, tu_rng_range(r, 1, 300), tu_rng_range(r, 1, 700));
+    sum_columns_case(r, 1, 1);
+    sum_columns_case(r, 2000, 1);
+    sum_columns_case(r, 300, 1500);
+}
+
+static void test_errors(void) {
+    float x[64], out[8], before[8];
+    for (int i = 0; i < 64; i++) x[i] = (float)i;
+    for (int i = 0; i < 8; i++) before[i] = out[i] = -7.0f;
+    attn_sum_columns_params p = attn_sum_columns_params_default();
+    p.rows = 4; p.n = 8; p.out = out; p.x = x; p.ld = 8;
+    struct { const char *what; attn_status want; attn_sum_columns_params p; } cases[12];
+    int n = 0;
+    cases[n++] = (__typeof__(cases[0])){"NULL out", ATTN_ERR_NULL_POINTER, p};
+    cases[n - 1].p.out = NULL;
+    cases[n++] = (__typeof__(cases[0])){"NULL x", ATTN_ERR_NULL_POINTER, p};
+    cases[n - 1].p.x = NULL;
+    cases[n++] = (__typeof__(cases[0])){"rows 0", ATTN_ERR_INVALID_ARGUMENT, p};
+    cases[n - 1].p.rows = 0;
+    cases[n++] = (__typeof__(cases[0])){"n 0", ATTN_ERR_INVALID_ARGUMENT, p};
+    cases[n - 1].p.n = 0;
+    cases[n++] = (__typeof__(cases[0])){"threads -1", ATTN_ERR_INVALID_ARGUMENT, p};
+    cases[n - 1].p.num_threads = -1;
+    cases[n++] = (__typeof__(cases[0])){"threads huge", ATTN_ERR_INVALID_ARGUMENT, p};
+    cases[n - 1].p.num_threads = 1 << 20;
+    cases[n++] = (__typeof__(cases[0])){"ld < n", ATTN_ERR_INVALID_STRIDE, p};
+    cases[n - 1].p.ld = 7;
+    cases[n++] = (__typeof__(cases[0])){"overflow", ATTN_ERR_OVERFLOW, p};
+    cases[n - 1].p.rows = INT64_MAX / 4;
+    cases[n++] = (__typeof__(cases[0])){"struct_size", ATTN_ERR_INVALID_ARGUMENT, p};
+    cases[n - 1].p.struct_size = 3;
+    for (int i = 0; i < n; i++) {
+        const attn_status s = attn_sum_columns(&cases[i].p);
+        TU_CHECK(s == cases[i].want, "sum_columns %s: status %s", cases[i].what, attn_status_string(s));
+        TU_CHECK(memcmp(out, before, sizeof out) == 0, "sum_columns %s: wrote on error", cases[i].what);
+    }
+    TU_CHECK(attn_sum_columns(NULL) == ATTN_ERR_NULL_POINTER, "sum_columns NULL params");
+
+    /* attn_matmul with a_transposed: Aᵀ (K, M) needs lda >= M. */
+    float c[16], cb[16];
+    for (int i = 0; i < 16; i++) cb[i] = c[i] = -7.0f;
+    TU_CHECK(matmul(4, 4, 4, x, 3, 1, x, 4, 0, c, 4, 0, 0) == ATTN_ERR_INVALID_STRIDE, "a_transposed lda < m");
+    TU_CHECK(matmul(4, 4, 4, x, 4, 1, x, 3, 0, c, 4, 0, 0) == ATTN_ERR_INVALID_STRIDE, "a_transposed ldb < n");
+    TU_CHECK(matmul(4, 4, 4, x, 4, 1, x, 4, 0, c, 3, 0, 0) == ATTN_ERR_INVALID_STRIDE, "a_transposed ldc < n");
+    TU_CHECK(matmul(0, 4, 4, x, 4, 1, x, 4, 0, c, 4, 0, 0) == ATTN_ERR_INVALID_ARGUMENT, "a_transposed m 0");
+    TU_CHECK(matmul(4, 4, 4, NULL, 4, 1, x, 4, 0, c, 4, 0, 0) == ATTN_ERR_NULL_POINTER, "a_transposed NULL a");
+    TU_CHECK(matmul(4, 4, 4, x, 4, 1, x, 4, 0, c, 4, 0, -1) == ATTN_ERR_INVALID_ARGUMENT, "a_transposed threads");
+    TU_CHECK(matmul(4, 4, INT64_MAX / 2, x, 4, 1, x, 4, 0, c, 4, 0, 0) == ATTN_ERR_OVERFLOW, "a_transposed overflow");
+    attn_matmul_params q = attn_matmul_params_default();
+    q.m = q.n = q.k = 4; q.a = x; q.lda = 4; q.a_transposed = 1; q.b = x; q.ldb = 4; q.c = c; q.ldc = 4;
+    q.b_dtype = (attn_dtype)99;
+    TU_CHECK(attn_matmul(&q) == ATTN_ERR_INVALID_ARGUMENT, "a_transposed bad b_dtype");
+    TU_CHECK(memcmp(c, cb, sizeof c) == 0, "a_transposed: wrote on error");
+
+    /* A struct ending at flags (the layout before a_transposed) reads a_transposed as 0. */
+    const size_t old = (offsetof(attn_matmul_params, flags) + sizeof(uint64_t) + _Alignof(attn_matmul_params) - 1) /
+                       _Alignof(attn_matmul_params) * _Alignof(attn_matmul_params);
+    float want[16];
+    TU_CHECK(matmul(4, 4, 4, x, 4, 0, x, 4, 0, want, 4, 0, 1) == ATTN_OK, "plain product");
+    q.b_dtype = ATTN_DTYPE_F32; q.num_threads = 1; q.struct_size = old;
+    TU_CHECK(attn_matmul(&q) == ATTN_OK && memcmp(c, want, sizeof c) == 0,
+             "a struct of %zu bytes (ending at flags) reads a_transposed as 0", old);
+}
+
+int main(int argc, char **argv) {
+    uint64_t seed = 0x5EEDBAC4ull;
+    if (argc > 1 && !tu_parse_u64(argv[1], &seed)) {
+        printf("usage: %s [seed]\n", argv[0]);
+        return 2;
+    }
+    printf("seed %llu\n", (unsigned long long)seed);
+    const double t0 = tu_now();
+    test_errors();
+    const attn_isa isas[] = {ATTN_ISA_SCALAR, ATTN_ISA_NEON, ATTN_ISA_AVX2, ATTN_ISA_AVX512};
+    for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
+        if (!attn_isa_supported(isas[i])) continue;
+        TU_CHECK(attn_set_isa(isas[i]) == ATTN_OK, "set isa %s", attn_isa_name(isas[i]));
+        isa_name = attn_isa_name(isas[i]);
+        printf("isa %s\n", isa_name);
+        tu_rng r = tu_rng_derive(seed, i);
+        test_matmul_grads(&r);
+        test_sum_columns(&r);
+        printf("  worst error / tolerance: dA %.3f, dB %.3f, dB (weight transposed) %.3f, finite difference %.3f, "
+               "sum_columns %.3f\n", worst_da, worst_db, worst_dbt, worst_fd, worst_cols);
+        worst_da = worst_db = worst_dbt = worst_fd = worst_cols = 0;
+    }
+    printf("%.1f s\n", tu_now() - t0);
+    return tu_summary();
+}
