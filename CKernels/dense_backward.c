@@ -49,3 +49,89 @@ attn_status attn_sum_columns(const attn_sum_columns_params *params) {
     attn_parallel_for(items, (int)threads, sum_columns_task, &job);
     return ATTN_OK;
 }
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Layer norm backward                                                                             */
+
+typedef struct layer_norm_backward_job {
+    attn_layer_norm_backward_params p; /* validated */
+    int64_t rows_per_item;
+} layer_norm_backward_job;
+
+/* x̂ of row r at column j. */
+static inline double ln_xhat(const attn_layer_norm_backward_params *p, int64_t r, int64_t j) {
+    const double mean = p->variance == ATTN_VARIANCE_RMS ? 0.0 : (double)p->mean[r];
+    return ((double)p->x[r * p->ld_x + j] - mean) * (double)p->rstd[r];
+}
+
+/* dx of rows [r0, r1): two passes over each row, the sums in double. */
+static void layer_norm_backward_rows(void *ctx, int64_t item, int thread) {
+    (void)thread;
+    const layer_norm_backward_job *job = ctx;
+    const attn_layer_norm_backward_params *p = &job->p;
+    int64_t r0, r1;
+    attn_item_rows(item, job->rows_per_item, p->rows, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++) {
+        const float *dout = p->dout + r * p->ld_dout;   /* (n,) */
+        double sum_g = 0, sum_gx = 0;
+        for (int64_t j = 0; j < p->n; j++) {
+            const double g = (double)dout[j] * (p->weight ? (double)p->weight[j] : 1.0);
+            sum_g += g;
+            sum_gx += g * ln_xhat(p, r, j);
+        }
+        const double mean_g = p->variance == ATTN_VARIANCE_RMS ? 0.0 : sum_g / (double)p->n;
+        const double mean_gx = sum_gx / (double)p->n, rstd = p->rstd[r];
+        float *dx = p->dx + r * p->ld_dx;               /* (n,); may be dout itself */
+        for (int64_t j = 0; j < p->n; j++) {
+            const double g = (double)dout[j] * (p->weight ? (double)p->weight[j] : 1.0);
+            dx[j] = (float)(rstd * (g - mean_g - ln_xhat(p, r, j) * mean_gx));
+        }
+    }
+}
+
+/* dweight and dbias of columns [item·SUM_COLUMNS_BLOCK, ...), each summed in row order. */
+static void layer_norm_backward_columns(void *ctx, int64_t item, int thread) {
+    (void)thread;
+    const attn_layer_norm_backward_params *p = &((const layer_norm_backward_job *)ctx)->p;
+    const int64_t j0 = item * SUM_COLUMNS_BLOCK, w = p->n - j0 < SUM_COLUMNS_BLOCK ? p->n - j0 : SUM_COLUMNS_BLOCK;
+    double dw[SUM_COLUMNS_BLOCK], db[SUM_COLUMNS_BLOCK];
+    for (int64_t j = 0; j < w; j++) {
+        dw[j] = p->dweight ? (double)p->dweight[j0 + j] : 0.0;
+        db[j] = p->dbias ? (double)p->dbias[j0 + j] : 0.0;
+    }
+    for (int64_t r = 0; r < p->rows; r++) {
+        const float *dout = p->dout + r * p->ld_dout + j0;
+        for (int64_t j = 0; j < w; j++) {
+            if (p->dweight) dw[j] += (double)dout[j] * ln_xhat(p, r, j0 + j);
+            db[j] += (double)dout[j];
+        }
+    }
+    for (int64_t j = 0; j < w; j++) {
+        if (p->dweight) p->dweight[j0 + j] = (float)dw[j];
+        if (p->dbias) p->dbias[j0 + j] = (float)db[j];
+    }
+}
+
+attn_status attn_layer_norm_backward(const attn_layer_norm_backward_params *params) {
+    layer_norm_backward_job job;
+    const attn_status status = attn_read_layer_norm_backward_params(&job.p, params);
+    if (status != ATTN_OK) return status;
+    const attn_layer_norm_backward_params *p = &job.p;
+    const int rms = p->variance == ATTN_VARIANCE_RMS;
+    if (!p->dx || !p->dout || !p->x || !p->rstd || (!rms && !p->mean)) return ATTN_ERR_NULL_POINTER;
+    if (p->rows < 1 || p->n < 1 || !attn_threads_ok(p->num_threads) ||
+        (p->variance != ATTN_VARIANCE_TWO_PASS && p->variance != ATTN_VARIANCE_FAST && !rms))
+        return ATTN_ERR_INVALID_ARGUMENT;
+    /* In place on dout only with the same rows (the weight pass reads dout before dx is written). */
+    if (p->ld_dx < p->n || p->ld_dout < p->n || p->ld_x < p->n || (p->dx == p->dout && p->ld_dx != p->ld_dout))
+        return ATTN_ERR_INVALID_STRIDE;
+    if (!attn_extent_ok(1, &p->rows, &p->ld_dx, p->n, NULL) || !attn_extent_ok(1, &p->rows, &p->ld_dout, p->n, NULL) ||
+        !attn_extent_ok(1, &p->rows, &p->ld_x, p->n, NULL) || !attn_extent_ok(0, NULL, NULL, p->rows, NULL))
+        return ATTN_ERR_OVERFLOW;
+    const int threads = attn_resolve_threads(p->num_threads);
+    if (p->dweight || p->dbias)
+        attn_parallel_for(attn_ceil_div(p->n, SUM_COLUMNS_BLOCK), threads, layer_norm_backward_columns, &job);
+    job.rows_per_item = attn_rows_per_item(p->n);
+    attn_parallel_for(attn_ceil_div(p->rows, job.rows_per_item), threads, layer_norm_backward_rows, &job);
+    return ATTN_OK;
+}

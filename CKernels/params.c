@@ -44,12 +44,20 @@ static const size_t mean_sizes[] = {sizeof(attn_mean_rows_params)};
 /* Added after 1.0.0: one layout so far. */
 static const size_t reduce_sizes[] = {sizeof(attn_reduce_rows_params)};
 static const size_t sum_columns_sizes[] = {sizeof(attn_sum_columns_params)};
+static const size_t layer_norm_backward_sizes[] = {sizeof(attn_layer_norm_backward_params)};
 
 attn_params attn_params_default(void) {
     attn_params p = {0};
     p.struct_size = sizeof p;
     p.window_left = -1;
     p.window_right = -1;
+    return p;
+}
+
+attn_layer_norm_backward_params attn_layer_norm_backward_params_default(void) {
+    attn_layer_norm_backward_params p = {0};
+    p.struct_size = sizeof p;
+    p.variance = ATTN_VARIANCE_TWO_PASS;
     return p;
 }
 
@@ -161,3 +169,4 @@ DEFINE_READER(attn_read_softmax_rows_params, attn_softmax_rows_params, softmax_s
 DEFINE_READER(attn_read_mean_rows_params, attn_mean_rows_params, mean_sizes)
 DEFINE_READER(attn_read_reduce_rows_params, attn_reduce_rows_params, reduce_sizes)
 DEFINE_READER(attn_read_sum_columns_params, attn_sum_columns_params, sum_columns_sizes)
+DEFINE_READER(attn_read_layer_norm_backward_params, attn_layer_norm_backward_params, layer_norm_backward_sizes)

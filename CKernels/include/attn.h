@@ -41,7 +41,7 @@ extern "C" {
 /*
  * A binary interface that can grow. The parameter structs (attn_params, attn_matmul_params,
  * attn_rotary_params, attn_layer_norm_params, attn_activate_params, attn_gated_activate_params,
- * attn_softmax_rows_params, attn_mean_rows_params, attn_reduce_rows_params, attn_sum_columns_params) begin with `size_t struct_size`, which their
+ * attn_softmax_rows_params, attn_mean_rows_params, attn_reduce_rows_params, attn_sum_columns_params, attn_layer_norm_backward_params) begin with `size_t struct_size`, which their
  * *_default() function sets to the sizeof of the struct this header declares. Every entry point
  * taking one reads struct_size first:
  *   - a size that is not the sizeof of a layout some release of this library declared (0, garbage,
@@ -446,6 +446,41 @@ typedef struct attn_layer_norm_params {
 ATTN_API attn_layer_norm_params attn_layer_norm_params_default(void);
 
 ATTN_API attn_status attn_layer_norm(const attn_layer_norm_params *params);
+
+/*
+ * Layer norm backward (llm.c's layernorm_backward), from the mean and rstd attn_layer_norm saved:
+ * with x̂ = (x - mean) · rstd (RMS: mean 0) and g = dout ∘ weight,
+ *   dx = rstd · (g - mean(g) - x̂ · mean(g ∘ x̂))     (RMS: rstd · (g - x̂ · mean(g ∘ x̂)))
+ *   dweight += sum over rows of dout ∘ x̂,  dbias += sum over rows of dout   (accumulated, as llm.c)
+ * dx is written, not accumulated. ATTN_VARIANCE_TWO_PASS and ATTN_VARIANCE_FAST differentiate the
+ * same function (the biased variance), so they share the first formula; FAST's clamp at 0 is not
+ * differentiated (a constant row gets the two-pass gradient). Sums are in double per row (dx) and
+ * per column in row order (dweight, dbias), each rounded to float once: the result does not depend
+ * on the thread count. A row whose x, dout, mean or rstd holds a NaN or an infinity gets NaN in dx
+ * and passes it into dweight; dbias sees only dout.
+ *   dout (rows, n) ld_dout >= n;  x (rows, n) ld_x >= n;  mean, rstd (rows,) (mean unread for RMS,
+ *     may then be NULL)
+ *   dx (rows, n) ld_dx >= n, may equal dout (then with ld_dx == ld_dout), must not otherwise overlap
+ *     an input
+ *   weight (n,) or NULL (1);  dweight, dbias (n,) or NULL (not computed), not overlapping anything
+ */
+typedef struct attn_layer_norm_backward_params {
+    size_t struct_size;  /* sizeof(attn_layer_norm_backward_params), set by its _default() */
+    int64_t rows, n;
+    float *dx;           int64_t ld_dx;
+    const float *dout;   int64_t ld_dout;
+    const float *x;      int64_t ld_x;
+    const float *mean, *rstd;   /* (rows,), as attn_layer_norm saved them */
+    const float *weight;        /* (n,) or NULL */
+    float *dweight, *dbias;     /* (n,) or NULL; accumulated */
+    attn_variance variance;
+    int num_threads;            /* 0: attn_get_num_threads() */
+} attn_layer_norm_backward_params;
+
+/* Defaults: struct_size, ATTN_VARIANCE_TWO_PASS, and every other field 0 / NULL. */
+ATTN_API attn_layer_norm_backward_params attn_layer_norm_backward_params_default(void);
+
+ATTN_API attn_status attn_layer_norm_backward(const attn_layer_norm_backward_params *params);
 
 /* Element-wise activations of `count` contiguous floats; out may equal x. Infinities and NaN give
  * what the formulas give in IEEE arithmetic, as PyTorch and JAX do: NaN stays NaN, and gelu,

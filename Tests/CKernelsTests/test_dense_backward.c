@@ -9,7 +9,12 @@
  *                 copy; a central finite difference in double of sum(C ∘ dC) on small shapes; a
  *                 struct ending at flags reads a_transposed as 0
  *   sum columns   against a double sum, accumulate, n = 1, padded rows, a NaN reaching only its column
- *   both          thread counts 1..8 bitwise equal; every error status, nothing written on error
+ *   layer norm    every variance mode, from the forward's saved mean and rstd: dx against the
+ *                 explicit Jacobian of a double forward (its own statistics), dweight and dbias
+ *                 accumulated against double sums, NULL weight / dweight / dbias, dx in place on dout,
+ *                 padded rows, n = 1, a NaN row (NaN dx there, NaN dweight, dbias unaffected); central
+ *                 differences in double of sum(y ∘ dout) in x, weight and bias
+ *   all           thread counts 1..8 bitwise equal; every error status, nothing written on error
  */
 #include <math.h>
 #include <stddef.h>
@@ -21,7 +26,7 @@
 #include "test_util.h"
 
 static const char *isa_name = "";
-static double worst_da, worst_db, worst_dbt, worst_fd, worst_cols;
+static double worst_da, worst_db, worst_dbt, worst_fd, worst_cols, worst_ln, worst_ln_fd;
 
 static float *alloc_floats(int64_t n) { return malloc((size_t)(n > 0 ? n : 1) * sizeof(float)); }
 
@@ -267,6 +272,237 @@ static void test_errors(void) {
              "a struct of %zu bytes (ending at flags) reads a_transposed as 0", old);
 }
 
+/* The double forward: row (n,) -> y (n,), and x̂ and s = rstd of its own statistics. */
+static void ln_forward_double(const double *x, int64_t n, const double *w, const double *b, double eps, int rms,
+                              double *y, double *xhat, double *s_out) {
+    double mean = 0, var = 0;
+    for (int64_t j = 0; j < n; j++) mean += x[j];
+    mean = rms ? 0.0 : mean / (double)n;
+    for (int64_t j = 0; j < n; j++) var += (x[j] - mean) * (x[j] - mean);
+    const double s = 1.0 / sqrt(var / (double)n + eps);
+    for (int64_t j = 0; j < n; j++) {
+        xhat[j] = (x[j] - mean) * s;
+        if (y) y[j] = xhat[j] * (w ? w[j] : 1.0) + (b ? b[j] : 0.0);
+    }
+    *s_out = s;
+}
+
+static attn_status ln_backward(const attn_layer_norm_backward_params *base, int threads) {
+    attn_layer_norm_backward_params p = *base;
+    p.num_threads = threads;
+    return attn_layer_norm_backward(&p);
+}
+
+static void layer_norm_case(tu_rng *r, int64_t rows, int64_t n, attn_variance mode) {
+    const int rms = mode == ATTN_VARIANCE_RMS, has_w = tu_rng_chance(r, 0.8), has_dw = tu_rng_chance(r, 0.8);
+    const int has_db = tu_rng_chance(r, 0.8), nan_row = rows > 1 && tu_rng_chance(r, 0.3);
+    const int inplace = tu_rng_chance(r, 0.25);
+    const int64_t ld_x = n + tu_rng_range(r, 0, 3), ld_d = n + tu_rng_range(r, 0, 3);
+    const int64_t ld_dx = inplace ? ld_d : n + tu_rng_range(r, 0, 3);
+    const float eps = 1e-5f;
+    float *x = alloc_floats(rows * ld_x), *y = alloc_floats(rows * ld_x), *dout = alloc_floats(rows * ld_d);
+    float *dx = alloc_floats(rows * (ld_dx > ld_d ? ld_dx : ld_d)), *w = alloc_floats(n), *b = alloc_floats(n);
+    float *mean = alloc_floats(rows), *rstd = alloc_floats(rows);
+    float *dw = alloc_floats(n), *db = alloc_floats(n), *dw0 = alloc_floats(n), *db0 = alloc_floats(n);
+    float *dx2 = alloc_floats(rows * ld_dx), *dw2 = alloc_floats(n), *db2 = alloc_floats(n);
+    tu_fill_uniform(r, x, (size_t)(rows * ld_x), -2, 2);
+    const float shift = tu_rng_uniform(r, -3, 3);
+    for (int64_t i = 0; i < rows * ld_x; i++) x[i] += shift;
+    tu_fill_uniform(r, dout, (size_t)(rows * ld_d), -1, 1);
+    tu_fill_uniform(r, w, (size_t)n, 0.5f, 1.5f);
+    tu_fill_uniform(r, b, (size_t)n, -1, 1);
+    tu_fill_uniform(r, dw0, (size_t)n, -1, 1);
+    tu_fill_uniform(r, db0, (size_t)n, -1, 1);
+    const int64_t bad = nan_row ? tu_rng_range(r, 0, rows - 1) : -1;
+    if (bad >= 0) x[bad * ld_x + tu_rng_range(r, 0, n - 1)] = NAN;
+    attn_layer_norm_params f = attn_layer_norm_params_default();
+    f.rows = rows; f.n = n; f.out = y; f.ld_out = ld_x; f.x = x; f.ld_x = ld_x; f.weight = has_w ? w : NULL;
+    f.bias = b; f.eps = eps; f.variance = mode; f.mean = mean; f.rstd = rstd;
+    TU_CHECK(attn_layer_norm(&f) == ATTN_OK, "layer norm forward");
+
+    attn_layer_norm_backward_params p = attn_layer_norm_backward_params_default();
+    p.rows = rows; p.n = n; p.dx = inplace ? (float *)dout : dx; p.ld_dx = ld_dx; p.dout = dout; p.ld_dout = ld_d;
+    p.x = x; p.ld_x = ld_x; p.mean = rms ? NULL : mean; p.rstd = rstd; p.weight = has_w ? w : NULL;
+    p.dweight = has_dw ? dw : NULL; p.dbias = has_db ? db : NULL; p.variance = mode;
+    float *dout_copy = alloc_floats(rows * ld_d);
+    memcpy(dout_copy, dout, (size_t)(rows * ld_d) * sizeof(float));
+
+    /* References from dout before the call (it may be overwritten). */
+    double *ref_dx = malloc((size_t)(rows * n) * sizeof(double)), *ref_dw = malloc((size_t)n * sizeof(double));
+    double *ref_db = malloc((size_t)n * sizeof(double)), *xr = malloc((size_t)n * sizeof(double));
+    double *xh = malloc((size_t)n * sizeof(double)), *wd = malloc((size_t)n * sizeof(double));
+    for (int64_t j = 0; j < n; j++) {
+        ref_dw[j] = dw0[j];
+        ref_db[j] = db0[j];
+        wd[j] = has_w ? w[j] : 1.0;
+    }
+    for (int64_t i = 0; i < rows; i++) {
+        for (int64_t j = 0; j < n; j++) xr[j] = x[i * ld_x + j];
+        double s;
+        ln_forward_double(xr, n, NULL, NULL, eps, rms, NULL, xh, &s);
+        /* dx_k = sum_j dout_j w_j d x̂_j / d x_k, the Jacobian written out. */
+        for (int64_t k = 0; k < n; k++) {
+            double acc = 0;
+            for (int64_t j = 0; j < n; j++) {
+                const double jac = rms ? s * (j == k) - xr[j] * xr[k] * s * s * s / (double)n
+                                       : s * ((j == k) - 1.0 / (double)n) - xh[j] * xh[k] * s / (double)n;
+                acc += dout[i * ld_d + j] * wd[j] * jac;
+            }
+            ref_dx[i * n + k] = acc;
+        }
+        for (int64_t j = 0; j < n; j++) {
+            ref_dw[j] += dout[i * ld_d + j] * xh[j];
+            ref_db[j] += dout[i * ld_d + j];
+        }
+    }
+    memcpy(dw, dw0, (size_t)n * sizeof(float));
+    memcpy(db, db0, (size_t)n * sizeof(float));
+    TU_CHECK(ln_backward(&p, 0) == ATTN_OK, "layer norm backward status");
+    char what[160];
+    snprintf(what, sizeof what, "%s layer norm backward mode %d rows=%lld n=%lld w=%d dw=%d db=%d in place %d nan %d",
+             isa_name, (int)mode, (long long)rows, (long long)n, has_w, has_dw, has_db, inplace, nan_row);
+    const float *got = p.dx;
+    float *packed = alloc_floats(rows * n);
+    for (int64_t i = 0; i < rows; i++) memcpy(packed + i * n, got + i * ld_dx, (size_t)n * sizeof(float));
+    const double tol = 1e-5;
+    tu_cmp c = tu_compare(packed, ref_dx, (size_t)(rows * n), tol);
+    TU_CHECK(c.ok, "%s: dx error %.3g", what, c.max_err);
+    double scale = tu_max_abs_finite(ref_dx, (size_t)(rows * n));
+    double ratio = c.max_err / (tol * (scale > 1 ? scale : 1));
+    if (ratio > worst_ln) worst_ln = ratio;
+    const double tol_sum = 1e-5 * sqrt((double)rows + 1);
+    if (has_dw) {
+        c = tu_compare(dw, ref_dw, (size_t)n, tol_sum);
+        TU_CHECK(c.ok, "%s: dweight error %.3g", what, c.max_err);
+        scale = tu_max_abs_finite(ref_dw, (size_t)n);
+        ratio = c.max_err / (tol_sum * (scale > 1 ? scale : 1));
+        if (ratio > worst_ln) worst_ln = ratio;
+    }
+    if (has_db) {
+        c = tu_compare(db, ref_db, (size_t)n, tol_sum);
+        TU_CHECK(c.ok, "%s: dbias error %.3g", what, c.max_err);
+    }
+    /* Any thread count: the same bits. */
+    int same = 1;
+    for (int t = 1; t <= 8; t++) {
+        attn_layer_norm_backward_params q = p;
+        if (inplace) memcpy(dout, dout_copy, (size_t)(rows * ld_d) * sizeof(float));
+        q.dx = inplace ? (float *)dout : dx2;
+        q.dweight = has_dw ? dw2 : NULL;
+        q.dbias = has_db ? db2 : NULL;
+        memcpy(dw2, dw0, (size_t)n * sizeof(float));
+        memcpy(db2, db0, (size_t)n * sizeof(float));
+        same &= ln_backward(&q, t) == ATTN_OK;
+        for (int64_t i = 0; i < rows; i++)
+            same &= memcmp(q.dx + i * ld_dx, packed + i * n, (size_t)n * sizeof(float)) == 0;
+        same &= (!has_dw || memcmp(dw2, dw, (size_t)n * sizeof(float)) == 0) &&
+                (!has_db || memcmp(db2, db, (size_t)n * sizeof(float)) == 0);
+    }
+    TU_CHECK(same, "%s: threads 1..8 not bitwise equal", what);
+    free(x); free(y); free(dout); free(dx); free(w); free(b); free(mean); free(rstd); free(dw); free(db);
+    free(dw0); free(db0); free(dx2); free(dw2); free(db2); free(dout_copy); free(ref_dx); free(ref_dw);
+    free(ref_db); free(xr); free(xh); free(wd); free(packed);
+}
+
+/* Central differences in double of L = sum(y ∘ dout) for one small row block, in x, weight, bias. */
+static void layer_norm_finite_difference(tu_rng *r, attn_variance mode) {
+    enum { R = 3, N = 5 };
+    const int rms = mode == ATTN_VARIANCE_RMS;
+    float x[R * N], dout[R * N], w[N], b[N], y[R * N], mean[R], rstd[R], dx[R * N], dw[N], db[N];
+    tu_fill_uniform(r, x, R * N, -2, 2);
+    tu_fill_uniform(r, dout, R * N, -1, 1);
+    tu_fill_uniform(r, w, N, 0.5f, 1.5f);
+    tu_fill_uniform(r, b, N, -1, 1);
+    memset(dw, 0, sizeof dw);
+    memset(db, 0, sizeof db);
+    attn_layer_norm_params f = attn_layer_norm_params_default();
+    f.rows = R; f.n = N; f.out = y; f.ld_out = N; f.x = x; f.ld_x = N; f.weight = w; f.bias = b; f.variance = mode;
+    f.mean = mean; f.rstd = rstd;
+    TU_CHECK(attn_layer_norm(&f) == ATTN_OK, "fd forward");
+    attn_layer_norm_backward_params p = attn_layer_norm_backward_params_default();
+    p.rows = R; p.n = N; p.dx = dx; p.ld_dx = N; p.dout = dout; p.ld_dout = N; p.x = x; p.ld_x = N;
+    p.mean = mean; p.rstd = rstd; p.weight = w; p.dweight = dw; p.dbias = db; p.variance = mode;
+    TU_CHECK(attn_layer_norm_backward(&p) == ATTN_OK, "fd backward");
+    double xv[R * N], wv[N], bv[N];
+    for (int i = 0; i < R * N; i++) xv[i] = x[i];
+    for (int i = 0; i < N; i++) { wv[i] = w[i]; bv[i] = b[i]; }
+    const double h = 1e-5;
+    for (int which = 0; which < 3; which++) {
+        double *v = which == 0 ? xv : which == 1 ? wv : bv;
+        const float *g = which == 0 ? dx : which == 1 ? dw : db;
+        for (int e = 0; e < (which ? N : R * N); e++) {
+            double loss[2];
+            for (int s = 0; s < 2; s++) {
+                const double keep = v[e];
+                v[e] = keep + (s ? -h : h);
+                double l = 0, yr[N], xh[N], sd;
+                for (int i = 0; i < R; i++) {
+                    ln_forward_double(xv + i * N, N, wv, bv, 1e-5, rms, yr, xh, &sd);
+                    for (int j = 0; j < N; j++) l += yr[j] * dout[i * N + j];
+                }
+                loss[s] = l;
+                v[e] = keep;
+            }
+            const double fd = (loss[0] - loss[1]) / (2 * h), ratio = fabs(fd - g[e]) / 1e-4;
+            if (ratio > worst_ln_fd) worst_ln_fd = ratio;
+            TU_CHECK(ratio <= 1.0, "%s: layer norm mode %d finite difference of %s[%d]: %.9g, kernel %.9g", isa_name,
+                     (int)mode, which == 0 ? "dx" : which == 1 ? "dweight" : "dbias", e, fd, (double)g[e]);
+        }
+    }
+}
+
+static void test_layer_norm_backward(tu_rng *r) {
+    const attn_variance modes[] = {ATTN_VARIANCE_TWO_PASS, ATTN_VARIANCE_FAST, ATTN_VARIANCE_RMS};
+    for (int m = 0; m < 3; m++) {
+        for (int i = 0; i < 20; i++) layer_norm_case(r, tu_rng_range(r, 1, 40), tu_rng_range(r, 1, 130), modes[m]);
+        layer_norm_case(r, 1, 1, modes[m]);
+        layer_norm_case(r, 3000, 7, modes[m]);
+        layer_norm_case(r, 5, 600, modes[m]);
+        layer_norm_finite_difference(r, modes[m]);
+    }
+}
+
+static void test_layer_norm_backward_errors(void) {
+    float x[32], dout[32], mean[4], rstd[4], dx[32], dw[8], before[32];
+    for (int i = 0; i < 32; i++) { x[i] = (float)i; dout[i] = 1; before[i] = dx[i] = -7.0f; }
+    for (int i = 0; i < 4; i++) { mean[i] = 0; rstd[i] = 1; }
+    for (int i = 0; i < 8; i++) dw[i] = -7.0f;
+    attn_layer_norm_backward_params p = attn_layer_norm_backward_params_default();
+    p.rows = 4; p.n = 8; p.dx = dx; p.ld_dx = 8; p.dout = dout; p.ld_dout = 8; p.x = x; p.ld_x = 8;
+    p.mean = mean; p.rstd = rstd; p.dweight = dw;
+    struct { const char *what; attn_status want; attn_layer_norm_backward_params p; } cases[16];
+    int n = 0;
+#define LN_CASE(name, status, field, value) \
+    (cases[n].what = name, cases[n].want = status, cases[n].p = p, cases[n].p.field = value, n++)
+    LN_CASE("NULL dx", ATTN_ERR_NULL_POINTER, dx, NULL);
+    LN_CASE("NULL dout", ATTN_ERR_NULL_POINTER, dout, NULL);
+    LN_CASE("NULL x", ATTN_ERR_NULL_POINTER, x, NULL);
+    LN_CASE("NULL mean", ATTN_ERR_NULL_POINTER, mean, NULL);
+    LN_CASE("NULL rstd", ATTN_ERR_NULL_POINTER, rstd, NULL);
+    LN_CASE("rows 0", ATTN_ERR_INVALID_ARGUMENT, rows, 0);
+    LN_CASE("n -1", ATTN_ERR_INVALID_ARGUMENT, n, -1);
+    LN_CASE("variance", ATTN_ERR_INVALID_ARGUMENT, variance, (attn_variance)7);
+    LN_CASE("threads", ATTN_ERR_INVALID_ARGUMENT, num_threads, -2);
+    LN_CASE("ld_dx", ATTN_ERR_INVALID_STRIDE, ld_dx, 7);
+    LN_CASE("ld_dout", ATTN_ERR_INVALID_STRIDE, ld_dout, 7);
+    LN_CASE("ld_x", ATTN_ERR_INVALID_STRIDE, ld_x, 7);
+    LN_CASE("in place with another stride", ATTN_ERR_INVALID_STRIDE, dx, (float *)dout);
+    LN_CASE("overflow", ATTN_ERR_OVERFLOW, rows, INT64_MAX / 8);
+    LN_CASE("struct_size", ATTN_ERR_INVALID_ARGUMENT, struct_size, 5);
+#undef LN_CASE
+    cases[12].p.ld_dx = 9;
+    for (int i = 0; i < n; i++) {
+        const attn_status s = attn_layer_norm_backward(&cases[i].p);
+        TU_CHECK(s == cases[i].want, "layer norm backward %s: status %s", cases[i].what, attn_status_string(s));
+        TU_CHECK(memcmp(dx, before, sizeof dx) == 0 && memcmp(dw, before, sizeof dw) == 0,
+                 "layer norm backward %s: wrote on error", cases[i].what);
+    }
+    TU_CHECK(attn_layer_norm_backward(NULL) == ATTN_ERR_NULL_POINTER, "layer norm backward NULL params");
+    p.variance = ATTN_VARIANCE_RMS;
+    p.mean = NULL;
+    TU_CHECK(attn_layer_norm_backward(&p) == ATTN_OK, "RMS needs no mean");
+}
+
 int main(int argc, char **argv) {
     uint64_t seed = 0x5EEDBAC4ull;
     if (argc > 1 && !tu_parse_u64(argv[1], &seed)) {
@@ -276,6 +512,7 @@ int main(int argc, char **argv) {
     printf("seed %llu\n", (unsigned long long)seed);
     const double t0 = tu_now();
     test_errors();
+    test_layer_norm_backward_errors();
     const attn_isa isas[] = {ATTN_ISA_SCALAR, ATTN_ISA_NEON, ATTN_ISA_AVX2, ATTN_ISA_AVX512};
     for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
         if (!attn_isa_supported(isas[i])) continue;
@@ -285,9 +522,11 @@ int main(int argc, char **argv) {
         tu_rng r = tu_rng_derive(seed, i);
         test_matmul_grads(&r);
         test_sum_columns(&r);
+        test_layer_norm_backward(&r);
         printf("  worst error / tolerance: dA %.3f, dB %.3f, dB (weight transposed) %.3f, finite difference %.3f, "
-               "sum_columns %.3f\n", worst_da, worst_db, worst_dbt, worst_fd, worst_cols);
-        worst_da = worst_db = worst_dbt = worst_fd = worst_cols = 0;
+               "sum_columns %.3f, layer norm %.3f (finite difference %.3f)\n", worst_da, worst_db, worst_dbt,
+               worst_fd, worst_cols, worst_ln, worst_ln_fd);
+        worst_da = worst_db = worst_dbt = worst_fd = worst_cols = worst_ln = worst_ln_fd = 0;
     }
     printf("%.1f s\n", tu_now() - t0);
     return tu_summary();
