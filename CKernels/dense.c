@@ -65,10 +65,6 @@ typedef struct activate_job {
     const attn_kernels *kernels;
 } activate_job;
 
-static int kind_ok(attn_activation kind) {
-    return (int)kind >= (int)ATTN_ACTIVATION_IDENTITY && (int)kind <= (int)ATTN_ACTIVATION_TANH;
-}
-
 static void activate_task(void *ctx, int64_t item, int thread) {
     (void)thread;
     const activate_job *job = ctx;
@@ -82,7 +78,7 @@ attn_status attn_activate(const attn_activate_params *params) {
     const attn_status status = attn_read_activate_params(&p, params);
     if (status != ATTN_OK) return status;
     if (!p.out || !p.x) return ATTN_ERR_NULL_POINTER;
-    if (p.count < 1 || !kind_ok(p.kind) || !attn_threads_ok(p.num_threads)) return ATTN_ERR_INVALID_ARGUMENT;
+    if (p.count < 1 || !attn_activation_ok(p.kind) || !attn_threads_ok(p.num_threads)) return ATTN_ERR_INVALID_ARGUMENT;
     if (!attn_extent_ok(0, NULL, NULL, p.count, NULL)) return ATTN_ERR_OVERFLOW;
     const activate_job job = {p, attn_kernels_current()};
     attn_parallel_for(attn_ceil_div(p.count, DENSE_ITEM_FLOATS), attn_resolve_threads(p.num_threads), activate_task,
@@ -116,7 +112,7 @@ attn_status attn_gated_activate(const attn_gated_activate_params *params) {
     const attn_status status = attn_read_gated_activate_params(&p, params);
     if (status != ATTN_OK) return status;
     if (!p.out || !p.x) return ATTN_ERR_NULL_POINTER;
-    if (p.rows < 1 || p.width < 1 || !kind_ok(p.kind) || !attn_threads_ok(p.num_threads)) return ATTN_ERR_INVALID_ARGUMENT;
+    if (p.rows < 1 || p.width < 1 || !attn_activation_ok(p.kind) || !attn_threads_ok(p.num_threads)) return ATTN_ERR_INVALID_ARGUMENT;
     int64_t both;
     if (!attn_mul_ok(p.width, 2, &both)) return ATTN_ERR_OVERFLOW;
     /* In place, as for layer norm: the same rows, each written over its own gate half. */

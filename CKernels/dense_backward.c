@@ -1,9 +1,12 @@
 /*
- * dense_backward.c: the backward kernels of the dense ops (attn.h, "Dense kernels"). So far the
- * matrix multiply's: dA and dB are attn_matmul calls (b_transposed, a_transposed), and d(bias) is
- * attn_sum_columns here. Each entry point validates everything before it writes anything; threads
- * split independent outputs (columns here), so results do not depend on the thread count.
+ * dense_backward.c: the backward kernels of the dense ops (attn.h, "Dense kernels"): the matrix
+ * multiply's (dA and dB are attn_matmul calls with b_transposed / a_transposed; d(bias) is
+ * attn_sum_columns here), layer norm's, and the activations' (plain and gated, each element's
+ * derivative in double). Each entry point validates everything before it writes anything; threads
+ * split independent outputs (rows, columns or element ranges fixed by the shape), so results do not
+ * depend on the thread count. Scalar C for now: the sums are in double.
  */
+#include <math.h>
 #include <stdint.h>
 
 #include "internal.h"
@@ -133,5 +136,104 @@ attn_status attn_layer_norm_backward(const attn_layer_norm_backward_params *para
         attn_parallel_for(attn_ceil_div(p->n, SUM_COLUMNS_BLOCK), threads, layer_norm_backward_columns, &job);
     job.rows_per_item = attn_rows_per_item(p->n);
     attn_parallel_for(attn_ceil_div(p->rows, job.rows_per_item), threads, layer_norm_backward_rows, &job);
+    return ATTN_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Activation backward                                                                             */
+
+/* kind(x) in double into *value and kind'(x) into *slope (the contracts in attn.h). */
+static void activation_double(attn_activation kind, double x, double *value, double *slope) {
+    const double sqrt_2_pi = 0.79788456080286535588, c3 = 0.044715;
+    double s, t;
+    switch (kind) {
+    case ATTN_ACTIVATION_RELU: *value = x > 0 ? x : 0.0; *slope = x > 0 ? 1.0 : isnan(x) ? x : 0.0; break;
+    case ATTN_ACTIVATION_GELU:
+        *value = 0.5 * x * erfc(-x * 0.70710678118654752440);
+        *slope = 0.5 * erfc(-x * 0.70710678118654752440) + x * 0.39894228040143267794 * exp(-0.5 * x * x);
+        break;
+    case ATTN_ACTIVATION_GELU_TANH:
+        t = tanh(sqrt_2_pi * (x + c3 * x * x * x));
+        *value = 0.5 * x * (1.0 + t);
+        *slope = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * sqrt_2_pi * (1.0 + 3.0 * c3 * x * x);
+        break;
+    case ATTN_ACTIVATION_SIGMOID: s = 1.0 / (1.0 + exp(-x)); *value = s; *slope = s * (1.0 - s); break;
+    case ATTN_ACTIVATION_SILU: s = 1.0 / (1.0 + exp(-x)); *value = x * s; *slope = s * (1.0 + x * (1.0 - s)); break;
+    case ATTN_ACTIVATION_TANH: t = tanh(x); *value = t; *slope = 1.0 - t * t; break;
+    default: *value = x; *slope = isnan(x) ? x : 1.0; break;
+    }
+    if (isinf(x)) { /* the limits, where the formulas above form 0 · inf */
+        const int flat = kind == ATTN_ACTIVATION_SIGMOID || kind == ATTN_ACTIVATION_TANH;
+        *slope = flat || (x < 0 && kind != ATTN_ACTIVATION_IDENTITY) ? 0.0 : 1.0;
+        if (x < 0 && (kind == ATTN_ACTIVATION_GELU || kind == ATTN_ACTIVATION_GELU_TANH || kind == ATTN_ACTIVATION_SILU))
+            *value = -0.0;
+    }
+}
+
+static void activate_backward_task(void *ctx, int64_t item, int thread) {
+    (void)thread;
+    const attn_activate_backward_params *p = ctx;
+    const int64_t i0 = item * DENSE_ITEM_FLOATS, i1 = p->count - i0 < DENSE_ITEM_FLOATS ? p->count : i0 + DENSE_ITEM_FLOATS;
+    for (int64_t i = i0; i < i1; i++) {
+        double value, slope;
+        activation_double(p->kind, (double)p->x[i], &value, &slope);
+        const double d = slope * (double)p->dout[i];
+        p->dx[i] = p->accumulate ? (float)((double)p->dx[i] + d) : (float)d;
+    }
+}
+
+attn_status attn_activate_backward(const attn_activate_backward_params *params) {
+    attn_activate_backward_params p;
+    const attn_status status = attn_read_activate_backward_params(&p, params);
+    if (status != ATTN_OK) return status;
+    if (!p.dx || !p.dout || !p.x) return ATTN_ERR_NULL_POINTER;
+    if (p.count < 1 || !attn_activation_ok(p.kind) || !attn_threads_ok(p.num_threads)) return ATTN_ERR_INVALID_ARGUMENT;
+    if (!attn_extent_ok(0, NULL, NULL, p.count, NULL)) return ATTN_ERR_OVERFLOW;
+    attn_parallel_for(attn_ceil_div(p.count, DENSE_ITEM_FLOATS), attn_resolve_threads(p.num_threads),
+                      activate_backward_task, &p);
+    return ATTN_OK;
+}
+
+typedef struct gated_backward_job {
+    attn_gated_activate_backward_params p; /* validated */
+    int64_t rows_per_item;
+} gated_backward_job;
+
+static void gated_backward_task(void *ctx, int64_t item, int thread) {
+    (void)thread;
+    const gated_backward_job *job = ctx;
+    const attn_gated_activate_backward_params *p = &job->p;
+    int64_t r0, r1;
+    attn_item_rows(item, job->rows_per_item, p->rows, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = p->x + r * p->ld_x, *dout = p->dout + r * p->ld_dout;   /* (2 width,), (width,) */
+        float *dx = p->dx + r * p->ld_dx;                                        /* (2 width,) */
+        for (int64_t c = 0; c < p->width; c++) {
+            double value, slope;
+            activation_double(p->kind, (double)x[c], &value, &slope);
+            const double dgate = slope * (double)x[p->width + c] * (double)dout[c], dup = value * (double)dout[c];
+            dx[c] = p->accumulate ? (float)((double)dx[c] + dgate) : (float)dgate;
+            dx[p->width + c] = p->accumulate ? (float)((double)dx[p->width + c] + dup) : (float)dup;
+        }
+    }
+}
+
+attn_status attn_gated_activate_backward(const attn_gated_activate_backward_params *params) {
+    gated_backward_job job;
+    const attn_status status = attn_read_gated_activate_backward_params(&job.p, params);
+    if (status != ATTN_OK) return status;
+    const attn_gated_activate_backward_params *p = &job.p;
+    if (!p->dx || !p->dout || !p->x) return ATTN_ERR_NULL_POINTER;
+    if (p->rows < 1 || p->width < 1 || !attn_activation_ok(p->kind) || !attn_threads_ok(p->num_threads))
+        return ATTN_ERR_INVALID_ARGUMENT;
+    int64_t full;
+    if (!attn_mul_ok(p->width, 2, &full)) return ATTN_ERR_OVERFLOW;
+    if (p->ld_dx < full || p->ld_x < full || p->ld_dout < p->width) return ATTN_ERR_INVALID_STRIDE;
+    if (!attn_extent_ok(1, &p->rows, &p->ld_dx, full, NULL) || !attn_extent_ok(1, &p->rows, &p->ld_x, full, NULL) ||
+        !attn_extent_ok(1, &p->rows, &p->ld_dout, p->width, NULL))
+        return ATTN_ERR_OVERFLOW;
+    job.rows_per_item = attn_rows_per_item(full);
+    attn_parallel_for(attn_ceil_div(p->rows, job.rows_per_item), attn_resolve_threads(p->num_threads),
+                      gated_backward_task, &job);
     return ATTN_OK;
 }

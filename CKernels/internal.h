@@ -75,6 +75,10 @@ attn_status attn_read_matmul_params(attn_matmul_params *out, const attn_matmul_p
 attn_status attn_read_sum_columns_params(attn_sum_columns_params *out, const attn_sum_columns_params *in);
 attn_status attn_read_layer_norm_backward_params(attn_layer_norm_backward_params *out,
                                                  const attn_layer_norm_backward_params *in);
+attn_status attn_read_activate_backward_params(attn_activate_backward_params *out,
+                                               const attn_activate_backward_params *in);
+attn_status attn_read_gated_activate_backward_params(attn_gated_activate_backward_params *out,
+                                                     const attn_gated_activate_backward_params *in);
 attn_status attn_read_rotary_params(attn_rotary_params *out, const attn_rotary_params *in);
 attn_status attn_read_layer_norm_params(attn_layer_norm_params *out, const attn_layer_norm_params *in);
 attn_status attn_read_activate_params(attn_activate_params *out, const attn_activate_params *in);
@@ -109,6 +113,10 @@ void attn_parallel_for(int64_t n_items, int num_threads, attn_task_fn fn, void *
 #define DENSE_ITEM_FLOATS 16384
 
 static inline int attn_threads_ok(int num_threads) { return num_threads >= 0 && num_threads <= ATTN_MAX_THREADS; }
+
+static inline int attn_activation_ok(attn_activation kind) {
+    return (int)kind >= (int)ATTN_ACTIVATION_IDENTITY && (int)kind <= (int)ATTN_ACTIVATION_TANH;
+}
 
 /* Rows per item for rows of n floats (the items for `rows` rows: attn_ceil_div(rows, that)). */
 static inline int64_t attn_rows_per_item(int64_t n) { return n >= DENSE_ITEM_FLOATS ? 1 : DENSE_ITEM_FLOATS / n; }

@@ -45,6 +45,8 @@ static const size_t mean_sizes[] = {sizeof(attn_mean_rows_params)};
 static const size_t reduce_sizes[] = {sizeof(attn_reduce_rows_params)};
 static const size_t sum_columns_sizes[] = {sizeof(attn_sum_columns_params)};
 static const size_t layer_norm_backward_sizes[] = {sizeof(attn_layer_norm_backward_params)};
+static const size_t activate_backward_sizes[] = {sizeof(attn_activate_backward_params)};
+static const size_t gated_backward_sizes[] = {sizeof(attn_gated_activate_backward_params)};
 
 attn_params attn_params_default(void) {
     attn_params p = {0};
@@ -58,6 +60,20 @@ attn_layer_norm_backward_params attn_layer_norm_backward_params_default(void) {
     attn_layer_norm_backward_params p = {0};
     p.struct_size = sizeof p;
     p.variance = ATTN_VARIANCE_TWO_PASS;
+    return p;
+}
+
+attn_activate_backward_params attn_activate_backward_params_default(void) {
+    attn_activate_backward_params p = {0};
+    p.struct_size = sizeof p;
+    p.kind = ATTN_ACTIVATION_IDENTITY;
+    return p;
+}
+
+attn_gated_activate_backward_params attn_gated_activate_backward_params_default(void) {
+    attn_gated_activate_backward_params p = {0};
+    p.struct_size = sizeof p;
+    p.kind = ATTN_ACTIVATION_IDENTITY;
     return p;
 }
 
@@ -170,3 +186,5 @@ DEFINE_READER(attn_read_mean_rows_params, attn_mean_rows_params, mean_sizes)
 DEFINE_READER(attn_read_reduce_rows_params, attn_reduce_rows_params, reduce_sizes)
 DEFINE_READER(attn_read_sum_columns_params, attn_sum_columns_params, sum_columns_sizes)
 DEFINE_READER(attn_read_layer_norm_backward_params, attn_layer_norm_backward_params, layer_norm_backward_sizes)
+DEFINE_READER(attn_read_activate_backward_params, attn_activate_backward_params, activate_backward_sizes)
+DEFINE_READER(attn_read_gated_activate_backward_params, attn_gated_activate_backward_params, gated_backward_sizes)

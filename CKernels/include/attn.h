@@ -41,7 +41,8 @@ extern "C" {
 /*
  * A binary interface that can grow. The parameter structs (attn_params, attn_matmul_params,
  * attn_rotary_params, attn_layer_norm_params, attn_activate_params, attn_gated_activate_params,
- * attn_softmax_rows_params, attn_mean_rows_params, attn_reduce_rows_params, attn_sum_columns_params, attn_layer_norm_backward_params) begin with `size_t struct_size`, which their
+ * attn_softmax_rows_params, attn_mean_rows_params, attn_reduce_rows_params, attn_sum_columns_params, attn_layer_norm_backward_params, attn_activate_backward_params,
+ * attn_gated_activate_backward_params) begin with `size_t struct_size`, which their
  * *_default() function sets to the sizeof of the struct this header declares. Every entry point
  * taking one reads struct_size first:
  *   - a size that is not the sizeof of a layout some release of this library declared (0, garbage,
@@ -533,6 +534,51 @@ typedef struct attn_gated_activate_params {
 ATTN_API attn_gated_activate_params attn_gated_activate_params_default(void);
 
 ATTN_API attn_status attn_gated_activate(const attn_gated_activate_params *params);
+
+/* Activation backward (llm.c's gelu_backward): dx (count,) = kind'(x) · dout, or, with accumulate,
+ * dx += that (llm.c accumulates). The derivative of each kind of attn_activate, computed in double
+ * from x and rounded once: relu' is 1 for x > 0, else 0 (PyTorch's choice at 0); gelu' = Φ(x) + x φ(x);
+ * gelu_tanh' = (1 + t)/2 + x (1 - t²) √(2/π) (1 + 3·0.044715 x²)/2, t the tanh of the forward;
+ * sigmoid' = s (1 - s); silu' = s (1 + x (1 - s)); tanh' = 1 - tanh². At x = ±inf the limits (1 or 0).
+ * NaN in x or dout gives NaN.
+ * dx may equal dout (not with accumulate) but must not otherwise overlap x or dout. */
+typedef struct attn_activate_backward_params {
+    size_t struct_size;  /* sizeof(attn_activate_backward_params), set by its _default() */
+    int64_t count;
+    float *dx;           /* (count,) */
+    const float *dout;   /* (count,) */
+    const float *x;      /* (count,): the forward's input */
+    attn_activation kind;
+    int accumulate;
+    int num_threads;     /* 0: attn_get_num_threads() */
+} attn_activate_backward_params;
+
+/* Defaults: struct_size, ATTN_ACTIVATION_IDENTITY, and every other field 0 / NULL. */
+ATTN_API attn_activate_backward_params attn_activate_backward_params_default(void);
+
+ATTN_API attn_status attn_activate_backward(const attn_activate_backward_params *params);
+
+/* Gated activation backward: for out[c] = kind(x[c]) · x[width + c] of attn_gated_activate,
+ *   dx[c] = kind'(x[c]) · x[width + c] · dout[c]   (d gate),   dx[width + c] = kind(x[c]) · dout[c]   (d up),
+ * each in double, rounded once (kind and kind' in double as attn_activate_backward), written, or
+ * added with accumulate.
+ *   x (rows, 2 width) ld_x >= 2 width;  dout (rows, width) ld_dout >= width
+ *   dx (rows, 2 width) ld_dx >= 2 width, must not overlap x or dout */
+typedef struct attn_gated_activate_backward_params {
+    size_t struct_size;  /* sizeof(attn_gated_activate_backward_params), set by its _default() */
+    int64_t rows, width;
+    float *dx;           int64_t ld_dx;
+    const float *dout;   int64_t ld_dout;
+    const float *x;      int64_t ld_x;
+    attn_activation kind;
+    int accumulate;
+    int num_threads;     /* 0: attn_get_num_threads() */
+} attn_gated_activate_backward_params;
+
+/* Defaults: struct_size, ATTN_ACTIVATION_IDENTITY, and every other field 0 / NULL. */
+ATTN_API attn_gated_activate_backward_params attn_gated_activate_backward_params_default(void);
+
+ATTN_API attn_status attn_gated_activate_backward(const attn_gated_activate_backward_params *params);
 
 /* Row softmax in place over x (rows, n) with row stride ld >= n. Rows whose entries are all -inf
  * become what masked_rows says: zeros, NaN, or uniform 1/n (the weights Equinox and Flax produce).

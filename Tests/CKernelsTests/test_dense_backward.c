@@ -14,6 +14,9 @@
  *                 accumulated against double sums, NULL weight / dweight / dbias, dx in place on dout,
  *                 padded rows, n = 1, a NaN row (NaN dx there, NaN dweight, dbias unaffected); central
  *                 differences in double of sum(y ∘ dout) in x, weight and bias
+ *   activations   every kind, plain and gated (d gate and d up), accumulate or not, padded rows:
+ *                 against derivatives written from the textbook forms (per element 1e-6), central
+ *                 differences of the double forward, NaN inputs, finite limits at ±inf
  *   all           thread counts 1..8 bitwise equal; every error status, nothing written on error
  */
 #include <math.h>
@@ -26,7 +29,7 @@
 #include "test_util.h"
 
 static const char *isa_name = "";
-static double worst_da, worst_db, worst_dbt, worst_fd, worst_cols, worst_ln, worst_ln_fd;
+static double worst_da, worst_db, worst_dbt, worst_fd, worst_cols, worst_ln, worst_ln_fd, worst_act, worst_gated;
 
 static float *alloc_floats(int64_t n) { return malloc((size_t)(n > 0 ? n : 1) * sizeof(float)); }
 
@@ -503,6 +506,174 @@ static void test_layer_norm_backward_errors(void) {
     TU_CHECK(attn_layer_norm_backward(&p) == ATTN_OK, "RMS needs no mean");
 }
 
+/* The derivative of each activation, written from the textbook forms (not the kernel's). */
+static double act_ref(attn_activation kind, double x, double *value) {
+    const double pi = 3.14159265358979323846;
+    double v, d;
+    switch (kind) {
+    case ATTN_ACTIVATION_RELU: v = x > 0 ? x : 0; d = x > 0 ? 1 : 0; break;
+    case ATTN_ACTIVATION_GELU: {
+        const double cdf = 0.5 * (1 + erf(x / sqrt(2.0)));
+        v = x * cdf;
+        d = cdf + x * exp(-x * x / 2) / sqrt(2 * pi);
+        break;
+    }
+    case ATTN_ACTIVATION_GELU_TANH: {
+        const double u = sqrt(2 / pi) * (x + 0.044715 * x * x * x), sech = 1 / cosh(u);
+        v = 0.5 * x * (1 + tanh(u));
+        d = 0.5 * (1 + tanh(u)) + 0.5 * x * sech * sech * sqrt(2 / pi) * (1 + 3 * 0.044715 * x * x);
+        break;
+    }
+    case ATTN_ACTIVATION_SIGMOID: v = 1 / (1 + exp(-x)); d = exp(-x) / ((1 + exp(-x)) * (1 + exp(-x))); break;
+    case ATTN_ACTIVATION_SILU: {
+        const double s = 1 / (1 + exp(-x));
+        v = x * s;
+        d = s + x * exp(-x) / ((1 + exp(-x)) * (1 + exp(-x)));
+        break;
+    }
+    case ATTN_ACTIVATION_TANH: v = tanh(x); d = 1 / (cosh(x) * cosh(x)); break;
+    default: v = x; d = 1; break;
+    }
+    if (value) *value = v;
+    return d;
+}
+
+static void activation_cases(tu_rng *r, attn_activation kind) {
+    const int64_t count = tu_rng_range(r, 1, 40000);
+    const int acc = (int)tu_rng_range(r, 0, 1);
+    float *x = alloc_floats(count), *dout = alloc_floats(count), *dx = alloc_floats(count), *dx0 = alloc_floats(count);
+    float *other = alloc_floats(count);
+    double *ref = malloc((size_t)count * sizeof(double));
+    for (int64_t i = 0; i < count; i++) x[i] = tu_rng_uniform(r, -12, 12);
+    tu_fill_uniform(r, dout, (size_t)count, -2, 2);
+    tu_fill_uniform(r, dx0, (size_t)count, -1, 1);
+    if (count > 3) { x[0] = 0.0f; x[1] = NAN; }
+    for (int64_t i = 0; i < count; i++) {
+        const double d = isnan(x[i]) ? NAN : act_ref(kind, x[i], NULL);
+        ref[i] = (acc ? dx0[i] : 0.0) + d * dout[i];
+    }
+    memcpy(dx, dx0, (size_t)count * sizeof(float));
+    attn_activate_backward_params p = attn_activate_backward_params_default();
+    p.count = count; p.dx = dx; p.dout = dout; p.x = x; p.kind = kind; p.accumulate = acc;
+    TU_CHECK(attn_activate_backward(&p) == ATTN_OK, "activate backward status");
+    tu_cmp c = tu_compare_each(dx, ref, (size_t)count, 1e-6);
+    TU_CHECK(c.ok, "%s activate backward kind %d count %lld acc %d: error %.3g", isa_name, (int)kind, (long long)count,
+             acc, c.max_err);
+    if (c.max_err / 1e-6 > worst_act) worst_act = c.max_err / 1e-6;
+    int same = 1;
+    for (int t = 1; t <= 8; t++) {
+        memcpy(other, dx0, (size_t)count * sizeof(float));
+        p.dx = other; p.num_threads = t;
+        same &= attn_activate_backward(&p) == ATTN_OK && memcmp(other, dx, (size_t)count * sizeof(float)) == 0;
+    }
+    TU_CHECK(same, "%s activate backward kind %d: threads 1..8 not bitwise equal", isa_name, (int)kind);
+    /* Central differences of the double forward at a few points away from relu's kink. */
+    for (int i = 0; i < 20; i++) {
+        const double xv = tu_rng_uniform(r, -5, 5), h = 1e-6;
+        if (fabs(xv) < 1e-3) continue;
+        double up, down;
+        act_ref(kind, xv + h, &up);
+        act_ref(kind, xv - h, &down);
+        float xf = (float)xv, one = 1.0f, got;
+        attn_activate_backward_params q = attn_activate_backward_params_default();
+        q.count = 1; q.dx = &got; q.dout = &one; q.x = &xf; q.kind = kind;
+        double upf, downf;
+        act_ref(kind, (double)xf + h, &upf);
+        act_ref(kind, (double)xf - h, &downf);
+        (void)up; (void)down;
+        const double fd = (upf - downf) / (2 * h);
+        TU_CHECK(attn_activate_backward(&q) == ATTN_OK && fabs(got - fd) <= 1e-5 * (1 + fabs(fd)),
+                 "%s activation %d finite difference at %.6g: %.9g, kernel %.9g", isa_name, (int)kind, (double)xf, fd,
+                 (double)got);
+    }
+    /* The limits at ±inf: finite (the derivative's limit), as the header says. */
+    const float inf[2] = {INFINITY, -INFINITY}, ones[2] = {1, 1};
+    float lim[2];
+    p = attn_activate_backward_params_default();
+    p.count = 2; p.dx = lim; p.dout = ones; p.x = inf; p.kind = kind;
+    TU_CHECK(attn_activate_backward(&p) == ATTN_OK && isfinite(lim[0]) && isfinite(lim[1]),
+             "%s activation %d at ±inf: %g %g", isa_name, (int)kind, lim[0], lim[1]);
+    free(x); free(dout); free(dx); free(dx0); free(other); free(ref);
+}
+
+static void gated_case(tu_rng *r, attn_activation kind) {
+    const int64_t rows = tu_rng_range(r, 1, 30), width = tu_rng_range(r, 1, 300);
+    const int acc = (int)tu_rng_range(r, 0, 1);
+    const int64_t ld_x = 2 * width + tu_rng_range(r, 0, 3), ld_dx = 2 * width + tu_rng_range(r, 0, 3);
+    const int64_t ld_d = width + tu_rng_range(r, 0, 3);
+    float *x = alloc_floats(rows * ld_x), *dout = alloc_floats(rows * ld_d), *dx = alloc_floats(rows * ld_dx);
+    float *dx0 = alloc_floats(rows * ld_dx), *other = alloc_floats(rows * ld_dx), *packed = alloc_floats(rows * 2 * width);
+    double *ref = malloc((size_t)(rows * 2 * width) * sizeof(double));
+    tu_fill_uniform(r, x, (size_t)(rows * ld_x), -6, 6);
+    tu_fill_uniform(r, dout, (size_t)(rows * ld_d), -2, 2);
+    tu_fill_uniform(r, dx0, (size_t)(rows * ld_dx), -1, 1);
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t c = 0; c < width; c++) {
+            double v;
+            const double d = act_ref(kind, x[i * ld_x + c], &v), up = x[i * ld_x + width + c], g = dout[i * ld_d + c];
+            ref[i * 2 * width + c] = (acc ? dx0[i * ld_dx + c] : 0.0) + d * up * g;
+            ref[i * 2 * width + width + c] = (acc ? dx0[i * ld_dx + width + c] : 0.0) + v * g;
+        }
+    memcpy(dx, dx0, (size_t)(rows * ld_dx) * sizeof(float));
+    attn_gated_activate_backward_params p = attn_gated_activate_backward_params_default();
+    p.rows = rows; p.width = width; p.dx = dx; p.ld_dx = ld_dx; p.dout = dout; p.ld_dout = ld_d; p.x = x;
+    p.ld_x = ld_x; p.kind = kind; p.accumulate = acc;
+    TU_CHECK(attn_gated_activate_backward(&p) == ATTN_OK, "gated backward status");
+    for (int64_t i = 0; i < rows; i++) memcpy(packed + i * 2 * width, dx + i * ld_dx, (size_t)(2 * width) * sizeof(float));
+    tu_cmp c = tu_compare_each(packed, ref, (size_t)(rows * 2 * width), 1e-6);
+    TU_CHECK(c.ok, "%s gated backward kind %d rows %lld width %lld acc %d: error %.3g", isa_name, (int)kind,
+             (long long)rows, (long long)width, acc, c.max_err);
+    if (c.max_err / 1e-6 > worst_gated) worst_gated = c.max_err / 1e-6;
+    int same = 1;
+    for (int t = 1; t <= 8; t++) {
+        memcpy(other, dx0, (size_t)(rows * ld_dx) * sizeof(float));
+        p.dx = other; p.num_threads = t;
+        same &= attn_gated_activate_backward(&p) == ATTN_OK;
+        for (int64_t i = 0; i < rows; i++)
+            same &= memcmp(other + i * ld_dx, dx + i * ld_dx, (size_t)(2 * width) * sizeof(float)) == 0;
+    }
+    TU_CHECK(same, "%s gated backward kind %d: threads 1..8 not bitwise equal", isa_name, (int)kind);
+    free(x); free(dout); free(dx); free(dx0); free(other); free(packed); free(ref);
+}
+
+static void test_activation_backward(tu_rng *r) {
+    for (int k = ATTN_ACTIVATION_IDENTITY; k <= ATTN_ACTIVATION_TANH; k++)
+        for (int i = 0; i < 4; i++) {
+            activation_cases(r, (attn_activation)k);
+            gated_case(r, (attn_activation)k);
+        }
+}
+
+static void test_activation_backward_errors(void) {
+    float x[8] = {0}, dout[8] = {0}, dx[8], before[8];
+    for (int i = 0; i < 8; i++) before[i] = dx[i] = -7.0f;
+    attn_activate_backward_params p = attn_activate_backward_params_default();
+    p.count = 8; p.dx = dx; p.dout = dout; p.x = x;
+    attn_activate_backward_params q;
+    q = p; q.dx = NULL; TU_CHECK(attn_activate_backward(&q) == ATTN_ERR_NULL_POINTER, "activate backward NULL dx");
+    q = p; q.x = NULL; TU_CHECK(attn_activate_backward(&q) == ATTN_ERR_NULL_POINTER, "activate backward NULL x");
+    q = p; q.count = 0; TU_CHECK(attn_activate_backward(&q) == ATTN_ERR_INVALID_ARGUMENT, "activate backward count 0");
+    q = p; q.kind = (attn_activation)9; TU_CHECK(attn_activate_backward(&q) == ATTN_ERR_INVALID_ARGUMENT, "kind");
+    q = p; q.num_threads = -1; TU_CHECK(attn_activate_backward(&q) == ATTN_ERR_INVALID_ARGUMENT, "threads");
+    q = p; q.count = INT64_MAX / 2; TU_CHECK(attn_activate_backward(&q) == ATTN_ERR_OVERFLOW, "overflow");
+    q = p; q.struct_size = 1; TU_CHECK(attn_activate_backward(&q) == ATTN_ERR_INVALID_ARGUMENT, "struct_size");
+    TU_CHECK(attn_activate_backward(NULL) == ATTN_ERR_NULL_POINTER, "activate backward NULL params");
+    TU_CHECK(memcmp(dx, before, sizeof dx) == 0, "activate backward wrote on error");
+    attn_gated_activate_backward_params g = attn_gated_activate_backward_params_default();
+    g.rows = 2; g.width = 2; g.dx = dx; g.ld_dx = 4; g.dout = dout; g.ld_dout = 2; g.x = x; g.ld_x = 4;
+    attn_gated_activate_backward_params h;
+    h = g; h.dout = NULL; TU_CHECK(attn_gated_activate_backward(&h) == ATTN_ERR_NULL_POINTER, "gated NULL dout");
+    h = g; h.width = 0; TU_CHECK(attn_gated_activate_backward(&h) == ATTN_ERR_INVALID_ARGUMENT, "gated width 0");
+    h = g; h.kind = (attn_activation)-1; TU_CHECK(attn_gated_activate_backward(&h) == ATTN_ERR_INVALID_ARGUMENT, "gated kind");
+    h = g; h.ld_dx = 3; TU_CHECK(attn_gated_activate_backward(&h) == ATTN_ERR_INVALID_STRIDE, "gated ld_dx");
+    h = g; h.ld_x = 3; TU_CHECK(attn_gated_activate_backward(&h) == ATTN_ERR_INVALID_STRIDE, "gated ld_x");
+    h = g; h.ld_dout = 1; TU_CHECK(attn_gated_activate_backward(&h) == ATTN_ERR_INVALID_STRIDE, "gated ld_dout");
+    h = g; h.width = INT64_MAX / 2 + 1; TU_CHECK(attn_gated_activate_backward(&h) == ATTN_ERR_OVERFLOW, "gated overflow");
+    h = g; h.rows = INT64_MAX / 8; TU_CHECK(attn_gated_activate_backward(&h) == ATTN_ERR_OVERFLOW, "gated rows overflow");
+    h = g; h.struct_size = 2; TU_CHECK(attn_gated_activate_backward(&h) == ATTN_ERR_INVALID_ARGUMENT, "gated size");
+    TU_CHECK(memcmp(dx, before, sizeof dx) == 0, "gated backward wrote on error");
+}
+
 int main(int argc, char **argv) {
     uint64_t seed = 0x5EEDBAC4ull;
     if (argc > 1 && !tu_parse_u64(argv[1], &seed)) {
@@ -513,6 +684,7 @@ int main(int argc, char **argv) {
     const double t0 = tu_now();
     test_errors();
     test_layer_norm_backward_errors();
+    test_activation_backward_errors();
     const attn_isa isas[] = {ATTN_ISA_SCALAR, ATTN_ISA_NEON, ATTN_ISA_AVX2, ATTN_ISA_AVX512};
     for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
         if (!attn_isa_supported(isas[i])) continue;
@@ -523,10 +695,12 @@ int main(int argc, char **argv) {
         test_matmul_grads(&r);
         test_sum_columns(&r);
         test_layer_norm_backward(&r);
+        test_activation_backward(&r);
         printf("  worst error / tolerance: dA %.3f, dB %.3f, dB (weight transposed) %.3f, finite difference %.3f, "
                "sum_columns %.3f, layer norm %.3f (finite difference %.3f)\n", worst_da, worst_db, worst_dbt,
                worst_fd, worst_cols, worst_ln, worst_ln_fd);
-        worst_da = worst_db = worst_dbt = worst_fd = worst_cols = worst_ln = worst_ln_fd = 0;
+        printf("  worst error / tolerance: activation backward %.3f, gated %.3f\n", worst_act, worst_gated);
+        worst_da = worst_db = worst_dbt = worst_fd = worst_cols = worst_ln = worst_ln_fd = worst_act = worst_gated = 0;
     }
     printf("%.1f s\n", tu_now() - t0);
     return tu_summary();
