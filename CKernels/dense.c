@@ -16,23 +16,6 @@
 
 #include "internal.h"
 
-/* Items hold at least this many floats (from a few microseconds of work for relu to tens for gelu):
- * below that another thread costs more to start than it saves, so small calls form one item and run
- * on the caller's thread.
- * A multiple of every ISA's vector width, so activation ranges split on whole vectors. */
-#define DENSE_ITEM_FLOATS 16384
-
-static int threads_ok(int num_threads) { return num_threads >= 0 && num_threads <= ATTN_MAX_THREADS; }
-
-/* Rows per item for rows of n floats (the items for `rows` rows: attn_ceil_div(rows, that)). */
-static int64_t rows_per_item(int64_t n) { return n >= DENSE_ITEM_FLOATS ? 1 : DENSE_ITEM_FLOATS / n; }
-
-/* The rows [*r0, *r1) of work item `item` when items hold per_item of `rows` rows (the last fewer). */
-static void item_rows(int64_t item, int64_t per_item, int64_t rows, int64_t *r0, int64_t *r1) {
-    *r0 = item * per_item;
-    *r1 = rows - *r0 < per_item ? rows : *r0 + per_item;
-}
-
 /* ---------------------------------------------------------------------------------------------- */
 /* Layer norm                                                                                      */
 
@@ -47,7 +30,7 @@ static void layer_norm_task(void *ctx, int64_t item, int thread) {
     const layer_norm_job *job = ctx;
     const attn_layer_norm_params *p = &job->p;
     int64_t r0, r1;
-    item_rows(item, job->rows_per_item, p->rows, &r0, &r1);
+    attn_item_rows(item, job->rows_per_item, p->rows, &r0, &r1);
     for (int64_t r = r0; r < r1; r++)
         job->kernels->layer_norm_row(p->out + r * p->ld_out, p->x + r * p->ld_x, p->n, p->weight, p->bias, p->eps,
                                      p->variance, p->mean ? p->mean + r : NULL, p->rstd ? p->rstd + r : NULL);
@@ -58,7 +41,7 @@ attn_status attn_layer_norm(const attn_layer_norm_params *params) {
     const attn_status status = attn_read_layer_norm_params(&p, params);
     if (status != ATTN_OK) return status;
     if (!p.out || !p.x) return ATTN_ERR_NULL_POINTER;
-    if (p.rows < 1 || p.n < 1 || !(p.eps >= 0.0f) || !isfinite(p.eps) || !threads_ok(p.num_threads) ||
+    if (p.rows < 1 || p.n < 1 || !(p.eps >= 0.0f) || !isfinite(p.eps) || !attn_threads_ok(p.num_threads) ||
         (p.variance != ATTN_VARIANCE_TWO_PASS && p.variance != ATTN_VARIANCE_FAST && p.variance != ATTN_VARIANCE_RMS))
         return ATTN_ERR_INVALID_ARGUMENT;
     /* In place means the same rows: with another stride, rows of out would land on rows of x that
@@ -68,7 +51,7 @@ attn_status attn_layer_norm(const attn_layer_norm_params *params) {
         !attn_extent_ok(0, NULL, NULL, p.rows, NULL))
         return ATTN_ERR_OVERFLOW;
 
-    const layer_norm_job job = {p, rows_per_item(p.n), attn_kernels_current()};
+    const layer_norm_job job = {p, attn_rows_per_item(p.n), attn_kernels_current()};
     attn_parallel_for(attn_ceil_div(p.rows, job.rows_per_item), attn_resolve_threads(p.num_threads), layer_norm_task,
                       (void *)&job);
     return ATTN_OK;
@@ -81,10 +64,6 @@ typedef struct activate_job {
     attn_activate_params p;
     const attn_kernels *kernels;
 } activate_job;
-
-static int kind_ok(attn_activation kind) {
-    return (int)kind >= (int)ATTN_ACTIVATION_IDENTITY && (int)kind <= (int)ATTN_ACTIVATION_TANH;
-}
 
 static void activate_task(void *ctx, int64_t item, int thread) {
     (void)thread;
@@ -99,7 +78,7 @@ attn_status attn_activate(const attn_activate_params *params) {
     const attn_status status = attn_read_activate_params(&p, params);
     if (status != ATTN_OK) return status;
     if (!p.out || !p.x) return ATTN_ERR_NULL_POINTER;
-    if (p.count < 1 || !kind_ok(p.kind) || !threads_ok(p.num_threads)) return ATTN_ERR_INVALID_ARGUMENT;
+    if (p.count < 1 || !attn_activation_ok(p.kind) || !attn_threads_ok(p.num_threads)) return ATTN_ERR_INVALID_ARGUMENT;
     if (!attn_extent_ok(0, NULL, NULL, p.count, NULL)) return ATTN_ERR_OVERFLOW;
     const activate_job job = {p, attn_kernels_current()};
     attn_parallel_for(attn_ceil_div(p.count, DENSE_ITEM_FLOATS), attn_resolve_threads(p.num_threads), activate_task,
@@ -121,7 +100,7 @@ static void gated_task(void *ctx, int64_t item, int thread) {
     const gated_job *job = ctx;
     const attn_gated_activate_params *p = &job->p;
     int64_t r0, r1;
-    item_rows(item, job->rows_per_item, p->rows, &r0, &r1);
+    attn_item_rows(item, job->rows_per_item, p->rows, &r0, &r1);
     for (int64_t r = r0; r < r1; r++) {
         const float *gate = p->x + r * p->ld_x;
         job->kernels->activate(p->out + r * p->ld_out, gate, gate + p->width, p->width, p->kind);
@@ -133,14 +112,14 @@ attn_status attn_gated_activate(const attn_gated_activate_params *params) {
     const attn_status status = attn_read_gated_activate_params(&p, params);
     if (status != ATTN_OK) return status;
     if (!p.out || !p.x) return ATTN_ERR_NULL_POINTER;
-    if (p.rows < 1 || p.width < 1 || !kind_ok(p.kind) || !threads_ok(p.num_threads)) return ATTN_ERR_INVALID_ARGUMENT;
+    if (p.rows < 1 || p.width < 1 || !attn_activation_ok(p.kind) || !attn_threads_ok(p.num_threads)) return ATTN_ERR_INVALID_ARGUMENT;
     int64_t both;
     if (!attn_mul_ok(p.width, 2, &both)) return ATTN_ERR_OVERFLOW;
     /* In place, as for layer norm: the same rows, each written over its own gate half. */
     if (p.ld_out < p.width || p.ld_x < both || (p.out == p.x && p.ld_out != p.ld_x)) return ATTN_ERR_INVALID_STRIDE;
     if (!attn_extent_ok(1, &p.rows, &p.ld_out, p.width, NULL) || !attn_extent_ok(1, &p.rows, &p.ld_x, both, NULL))
         return ATTN_ERR_OVERFLOW;
-    const gated_job job = {p, rows_per_item(both), attn_kernels_current()};
+    const gated_job job = {p, attn_rows_per_item(both), attn_kernels_current()};
     attn_parallel_for(attn_ceil_div(p.rows, job.rows_per_item), attn_resolve_threads(p.num_threads), gated_task,
                       (void *)&job);
     return ATTN_OK;
@@ -160,7 +139,7 @@ static void softmax_task(void *ctx, int64_t item, int thread) {
     const softmax_job *job = ctx;
     const attn_softmax_rows_params *p = &job->p;
     int64_t r0, r1;
-    item_rows(item, job->rows_per_item, p->rows, &r0, &r1);
+    attn_item_rows(item, job->rows_per_item, p->rows, &r0, &r1);
     for (int64_t r = r0; r < r1; r++) {
         float *row = p->x + r * p->ld;
         float row_max, row_sum;
@@ -181,13 +160,13 @@ attn_status attn_softmax_rows(const attn_softmax_rows_params *params) {
     const attn_status status = attn_read_softmax_rows_params(&p, params);
     if (status != ATTN_OK) return status;
     if (!p.x) return ATTN_ERR_NULL_POINTER;
-    if (p.rows < 1 || p.n < 1 || !threads_ok(p.num_threads) ||
+    if (p.rows < 1 || p.n < 1 || !attn_threads_ok(p.num_threads) ||
         (p.masked_rows != ATTN_MASKED_ROWS_ZERO && p.masked_rows != ATTN_MASKED_ROWS_NAN &&
          p.masked_rows != ATTN_MASKED_ROWS_MEAN))
         return ATTN_ERR_INVALID_ARGUMENT;
     if (p.ld < p.n) return ATTN_ERR_INVALID_STRIDE;
     if (!attn_extent_ok(1, &p.rows, &p.ld, p.n, NULL)) return ATTN_ERR_OVERFLOW;
-    const softmax_job job = {p, rows_per_item(p.n), attn_kernels_current()};
+    const softmax_job job = {p, attn_rows_per_item(p.n), attn_kernels_current()};
     attn_parallel_for(attn_ceil_div(p.rows, job.rows_per_item), attn_resolve_threads(p.num_threads), softmax_task,
                       (void *)&job);
     return ATTN_OK;
@@ -207,7 +186,7 @@ static void reduce_task(void *ctx, int64_t item, int thread) {
     const reduce_job *job = ctx;
     const attn_reduce_rows_params *p = &job->p;
     int64_t r0, r1;
-    item_rows(item, job->rows_per_item, p->rows, &r0, &r1);
+    attn_item_rows(item, job->rows_per_item, p->rows, &r0, &r1);
     for (int64_t r = r0; r < r1; r++) {
         const float *row = p->x + r * p->ld;
         if (p->op == ATTN_REDUCE_SUM || p->op == ATTN_REDUCE_MEAN) {
@@ -227,14 +206,14 @@ attn_status attn_reduce_rows(const attn_reduce_rows_params *params) {
     if (status != ATTN_OK) return status;
     const int extremum = p.op == ATTN_REDUCE_MAX || p.op == ATTN_REDUCE_MIN;
     if (!p.x || (!p.out && (!extremum || !p.indices))) return ATTN_ERR_NULL_POINTER;
-    if (p.rows < 1 || p.n < 1 || !threads_ok(p.num_threads) ||
+    if (p.rows < 1 || p.n < 1 || !attn_threads_ok(p.num_threads) ||
         (!extremum && p.op != ATTN_REDUCE_SUM && p.op != ATTN_REDUCE_MEAN) || (!extremum && p.indices))
         return ATTN_ERR_INVALID_ARGUMENT;
     if (p.ld < p.n) return ATTN_ERR_INVALID_STRIDE;
     if (!attn_extent_ok(1, &p.rows, &p.ld, p.n, NULL) || !attn_extent_ok(0, NULL, NULL, p.rows, NULL) ||
         !attn_extent_bytes_ok(0, NULL, NULL, p.rows, (int64_t)sizeof(int64_t), NULL))
         return ATTN_ERR_OVERFLOW;
-    const reduce_job job = {p, rows_per_item(p.n), attn_kernels_current()};
+    const reduce_job job = {p, attn_rows_per_item(p.n), attn_kernels_current()};
     attn_parallel_for(attn_ceil_div(p.rows, job.rows_per_item), attn_resolve_threads(p.num_threads), reduce_task,
                       (void *)&job);
     return ATTN_OK;
@@ -333,7 +312,7 @@ static void rotary_task(void *ctx, int64_t item, int thread) {
 static attn_status rotary_check(const attn_rotary_params *p) {
     if (!p->x) return ATTN_ERR_NULL_POINTER;
     if (p->batch < 1 || p->heads < 1 || p->len < 1 || p->dim < 1 || p->dim % 2 != 0 || !(p->theta > 0.0f) ||
-        !isfinite(p->theta) || p->position_offset < 0 || !threads_ok(p->num_threads) ||
+        !isfinite(p->theta) || p->position_offset < 0 || !attn_threads_ok(p->num_threads) ||
         (p->pairing != ATTN_ROTARY_HALF && p->pairing != ATTN_ROTARY_INTERLEAVED) ||
         (p->angles != ATTN_ROTARY_ANGLES_DOUBLE && p->angles != ATTN_ROTARY_ANGLES_FLOAT))
         return ATTN_ERR_INVALID_ARGUMENT;

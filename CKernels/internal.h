@@ -72,6 +72,13 @@ static inline int attn_rows_disjoint(int rank, const int64_t *count, const int64
  * lacks take their defaults. */
 attn_status attn_read_params(attn_params *out, const attn_params *in);
 attn_status attn_read_matmul_params(attn_matmul_params *out, const attn_matmul_params *in);
+attn_status attn_read_sum_columns_params(attn_sum_columns_params *out, const attn_sum_columns_params *in);
+attn_status attn_read_layer_norm_backward_params(attn_layer_norm_backward_params *out,
+                                                 const attn_layer_norm_backward_params *in);
+attn_status attn_read_activate_backward_params(attn_activate_backward_params *out,
+                                               const attn_activate_backward_params *in);
+attn_status attn_read_gated_activate_backward_params(attn_gated_activate_backward_params *out,
+                                                     const attn_gated_activate_backward_params *in);
 attn_status attn_read_rotary_params(attn_rotary_params *out, const attn_rotary_params *in);
 attn_status attn_read_layer_norm_params(attn_layer_norm_params *out, const attn_layer_norm_params *in);
 attn_status attn_read_activate_params(attn_activate_params *out, const attn_activate_params *in);
@@ -96,6 +103,30 @@ int attn_resolve_threads(int requested);
  * caller's thread (thread 0 of that nest), never oversubscribing the machine. */
 typedef void (*attn_task_fn)(void *ctx, int64_t item, int thread);
 void attn_parallel_for(int64_t n_items, int num_threads, attn_task_fn fn, void *ctx);
+
+/* ---- the dense kernels' work items (dense.c, dense_backward.c) ---- */
+
+
+/* Items hold at least this many floats (from a few microseconds of work for relu to tens for gelu):
+ * below that another thread costs more to start than it saves, so small calls form one item and run
+ * on the caller's thread.
+ * A multiple of every ISA's vector width, so activation ranges split on whole vectors. */
+#define DENSE_ITEM_FLOATS 16384
+
+static inline int attn_threads_ok(int num_threads) { return num_threads >= 0 && num_threads <= ATTN_MAX_THREADS; }
+
+static inline int attn_activation_ok(attn_activation kind) {
+    return (int)kind >= (int)ATTN_ACTIVATION_IDENTITY && (int)kind <= (int)ATTN_ACTIVATION_TANH;
+}
+
+/* Rows per item for rows of n floats (the items for `rows` rows: attn_ceil_div(rows, that)). */
+static inline int64_t attn_rows_per_item(int64_t n) { return n >= DENSE_ITEM_FLOATS ? 1 : DENSE_ITEM_FLOATS / n; }
+
+/* The rows [*r0, *r1) of work item `item` when items hold per_item of `rows` rows (the last fewer). */
+static inline void attn_item_rows(int64_t item, int64_t per_item, int64_t rows, int64_t *r0, int64_t *r1) {
+    *r0 = item * per_item;
+    *r1 = rows - *r0 < per_item ? rows : *r0 + per_item;
+}
 
 /* ---- the per-ISA kernel table ---- */
 

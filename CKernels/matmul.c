@@ -55,10 +55,55 @@ static void rows_task(void *ctx, int64_t item, int thread) {
                   job->form);
 }
 
+/* a_transposed: a holds Aᵀ (K, M); rows [item·TRANSPOSE_ROWS, ...) of A are copied out. */
+#define TRANSPOSE_ROWS 64
+
+typedef struct transpose_job {
+    const float *at; int64_t ld;   /* Aᵀ (K, M) */
+    float *a; int64_t m, k;        /* A (M, K), contiguous */
+} transpose_job;
+
+static void transpose_task(void *ctx, int64_t item, int thread) {
+    (void)thread;
+    const transpose_job *job = ctx;
+    const int64_t i0 = item * TRANSPOSE_ROWS, i1 = i0 + TRANSPOSE_ROWS < job->m ? i0 + TRANSPOSE_ROWS : job->m;
+    for (int64_t p = 0; p < job->k; p++) {
+        const float *src = job->at + p * job->ld;
+        for (int64_t i = i0; i < i1; i++) job->a[i * job->k + p] = src[i];
+    }
+}
+
+static attn_status matmul_run(attn_matmul_params p);
+
 attn_status attn_matmul(const attn_matmul_params *params) {
     attn_matmul_params p;
     const attn_status status = attn_read_matmul_params(&p, params);
     if (status != ATTN_OK) return status;
+    if (!p.a_transposed) return matmul_run(p);
+    /* Validated as the multiply of the copy would be, with Aᵀ's own extent checked here. */
+    if (!p.a || !p.b || !p.c) return ATTN_ERR_NULL_POINTER;
+    if (p.m < 1 || p.n < 1 || p.k < 1) return ATTN_ERR_INVALID_ARGUMENT;
+    if (p.num_threads < 0 || p.num_threads > ATTN_MAX_THREADS) return ATTN_ERR_INVALID_ARGUMENT;
+    if (p.lda < p.m) return ATTN_ERR_INVALID_STRIDE;
+    int64_t floats, bytes;
+    if (!attn_extent_ok(1, &p.k, &p.lda, p.m, NULL) || !attn_mul_ok(p.m, p.k, &floats) ||
+        !attn_mul_ok(floats, (int64_t)sizeof(float), &bytes))
+        return ATTN_ERR_OVERFLOW;
+    attn_matmul_params copy = p;
+    copy.a_transposed = 0;
+    copy.lda = p.k;
+    copy.a = NULL;
+    float *a = attn_alloc(bytes);
+    if (!a) return ATTN_ERR_OUT_OF_MEMORY;
+    transpose_job job = {.at = p.a, .ld = p.lda, .a = a, .m = p.m, .k = p.k};
+    attn_parallel_for(attn_ceil_div(p.m, TRANSPOSE_ROWS), attn_resolve_threads(p.num_threads), transpose_task, &job);
+    copy.a = a;
+    const attn_status result = matmul_run(copy);
+    attn_free(a);
+    return result;
+}
+
+static attn_status matmul_run(attn_matmul_params p) {
     if (!p.a || !p.b || !p.c) return ATTN_ERR_NULL_POINTER;
     if (p.m < 1 || p.n < 1 || p.k < 1) return ATTN_ERR_INVALID_ARGUMENT;
     if (p.num_threads < 0 || p.num_threads > ATTN_MAX_THREADS) return ATTN_ERR_INVALID_ARGUMENT;

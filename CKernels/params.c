@@ -24,8 +24,13 @@ static const size_t params_sizes[] = {SIZE_0_2_0(attn_params), sizeof(attn_param
     ((offsetof(type, b_dtype) + sizeof(attn_dtype) + _Alignof(type) - 1) / _Alignof(type) * _Alignof(type))
 _Static_assert(offsetof(attn_matmul_params, flags) >= SIZE_B_DTYPE(attn_matmul_params),
                "flags inside the layout that ended at b_dtype");
+/* And then a_transposed after flags: a struct ending at flags reads it as 0. */
+#define SIZE_FLAGS(type) \
+    ((offsetof(type, flags) + sizeof(uint64_t) + _Alignof(type) - 1) / _Alignof(type) * _Alignof(type))
+_Static_assert(offsetof(attn_matmul_params, a_transposed) >= SIZE_FLAGS(attn_matmul_params),
+               "a_transposed inside the layout that ended at flags");
 static const size_t matmul_sizes[] = {SIZE_0_2_0(attn_matmul_params), SIZE_B_DTYPE(attn_matmul_params),
-                                      sizeof(attn_matmul_params)};
+                                      SIZE_FLAGS(attn_matmul_params), sizeof(attn_matmul_params)};
 /* attn_rotary_params of 0.3.0 also ended at num_threads; 1.0.0 appended positions and angles. */
 _Static_assert(offsetof(attn_rotary_params, positions) >= SIZE_0_2_0(attn_rotary_params),
                "positions inside 0.3.0's layout");
@@ -42,12 +47,43 @@ static const size_t reduce_sizes[] = {sizeof(attn_reduce_rows_params)};
  * older backward layout (ending at its dbias_stride) is to be kept readable here, its forward read
  * with that older attn_params size. */
 static const size_t backward_sizes[] = {sizeof(attn_backward_params)};
+static const size_t sum_columns_sizes[] = {sizeof(attn_sum_columns_params)};
+static const size_t layer_norm_backward_sizes[] = {sizeof(attn_layer_norm_backward_params)};
+static const size_t activate_backward_sizes[] = {sizeof(attn_activate_backward_params)};
+static const size_t gated_backward_sizes[] = {sizeof(attn_gated_activate_backward_params)};
 
 attn_params attn_params_default(void) {
     attn_params p = {0};
     p.struct_size = sizeof p;
     p.window_left = -1;
     p.window_right = -1;
+    return p;
+}
+
+attn_layer_norm_backward_params attn_layer_norm_backward_params_default(void) {
+    attn_layer_norm_backward_params p = {0};
+    p.struct_size = sizeof p;
+    p.variance = ATTN_VARIANCE_TWO_PASS;
+    return p;
+}
+
+attn_activate_backward_params attn_activate_backward_params_default(void) {
+    attn_activate_backward_params p = {0};
+    p.struct_size = sizeof p;
+    p.kind = ATTN_ACTIVATION_IDENTITY;
+    return p;
+}
+
+attn_gated_activate_backward_params attn_gated_activate_backward_params_default(void) {
+    attn_gated_activate_backward_params p = {0};
+    p.struct_size = sizeof p;
+    p.kind = ATTN_ACTIVATION_IDENTITY;
+    return p;
+}
+
+attn_sum_columns_params attn_sum_columns_params_default(void) {
+    attn_sum_columns_params p = {0};
+    p.struct_size = sizeof p;
     return p;
 }
 
@@ -160,3 +196,7 @@ DEFINE_READER(attn_read_softmax_rows_params, attn_softmax_rows_params, softmax_s
 DEFINE_READER(attn_read_mean_rows_params, attn_mean_rows_params, mean_sizes)
 DEFINE_READER(attn_read_reduce_rows_params, attn_reduce_rows_params, reduce_sizes)
 DEFINE_READER(attn_read_backward_params, attn_backward_params, backward_sizes)
+DEFINE_READER(attn_read_sum_columns_params, attn_sum_columns_params, sum_columns_sizes)
+DEFINE_READER(attn_read_layer_norm_backward_params, attn_layer_norm_backward_params, layer_norm_backward_sizes)
+DEFINE_READER(attn_read_activate_backward_params, attn_activate_backward_params, activate_backward_sizes)
+DEFINE_READER(attn_read_gated_activate_backward_params, attn_gated_activate_backward_params, gated_backward_sizes)

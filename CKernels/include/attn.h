@@ -41,8 +41,9 @@ extern "C" {
 /*
  * A binary interface that can grow. The parameter structs (attn_params, attn_matmul_params,
  * attn_rotary_params, attn_layer_norm_params, attn_activate_params, attn_gated_activate_params,
- * attn_softmax_rows_params, attn_mean_rows_params, attn_reduce_rows_params, attn_backward_params) begin with
- * `size_t struct_size`, which their
+ * attn_softmax_rows_params, attn_mean_rows_params, attn_reduce_rows_params, attn_backward_params,
+ * attn_sum_columns_params, attn_layer_norm_backward_params, attn_activate_backward_params,
+ * attn_gated_activate_backward_params) begin with `size_t struct_size`, which their
  * *_default() function sets to the sizeof of the struct this header declares. Every entry point
  * taking one reads struct_size first:
  *   - a size that is not the sizeof of a layout some release of this library declared (0, garbage,
@@ -404,7 +405,7 @@ ATTN_API attn_status attn_backward_unfused_workspace(const attn_backward_params 
 
 /*
  * Matrix multiply: C = A·B (+ bias) or, with accumulate, C += A·B (+ bias).
- *   a (M, K), row stride lda >= K
+ *   a (M, K), row stride lda >= K; or, when a_transposed, a holds Aᵀ as (K, M) with lda >= M
  *   b (K, N), row stride ldb >= N; or, when b_transposed, b holds Bᵀ as (N, K) with ldb >= K
  *     (PyTorch's Linear weight); its elements are b_dtype: float32 by default, or f16 / bf16 bits
  *     (uint16_t), so Linear layers can keep half-precision weights. Strides count elements.
@@ -448,6 +449,12 @@ typedef struct attn_matmul_params {
      * ending at b_dtype reads as 0): attn_matmul_flag bits; any other bit is
      * ATTN_ERR_INVALID_ARGUMENT. */
     uint64_t flags;
+    /* Appended after flags (a struct ending at flags reads it as 0): when nonzero, a holds Aᵀ as
+     * (K, M) with lda >= M, so that a weight gradient dB = Aᵀ·dC (accumulate to sum over steps) is
+     * one call. Aᵀ is first copied into an (M, K) workspace of M·K floats (in parallel, nothing written
+     * to c before the copy succeeds), then multiplied as above: the result is bitwise that of the
+     * call with that copy as a. */
+    int a_transposed;
 } attn_matmul_params;
 
 typedef enum attn_matmul_flag {
@@ -456,8 +463,34 @@ typedef enum attn_matmul_flag {
 
 /* Defaults: struct_size, b_dtype ATTN_DTYPE_F32, and every other field 0 / NULL. */
 ATTN_API attn_matmul_params attn_matmul_params_default(void);
+/* Gradients of C = A·B + bias for a loss with gradient dC (M, N), each one attn_matmul call:
+ *   dA (M, K) = dC·Bᵀ: a = dC, b = B with b_transposed flipped (B (K, N) is Bᵀ's (N, K) layout);
+ *   dB (K, N) = Aᵀ·dC: a = A with a_transposed, b = dC; or, for a weight stored transposed (PyTorch's
+ *     Linear, (N, K)), dBᵀ = dCᵀ·A: a = dC with a_transposed, b = A;
+ *   d(bias) (N,) = the column sums of dC: attn_sum_columns (below).
+ * accumulate adds into the gradient, as llm.c's matmul_backward does. */
 
 ATTN_API attn_status attn_matmul(const attn_matmul_params *params);
+
+/* Column sums, the bias gradient of attn_matmul (and of any op adding a row vector):
+ *   out[j] = sum over r of x[r, j] (+ out[j] when accumulate), for x (rows, n), row stride ld >= n,
+ *   out (n,) not overlapping x. Each column is summed in double in row order and rounded to float
+ *   once (accumulate: out[j] + that sum, in double, rounded once); threads split the columns, so the
+ *   result does not depend on the thread count. rows >= 1, n >= 1 (else ATTN_ERR_INVALID_ARGUMENT);
+ *   nothing is written on error. */
+typedef struct attn_sum_columns_params {
+    size_t struct_size;  /* sizeof(attn_sum_columns_params), set by attn_sum_columns_params_default() */
+    int64_t rows, n;
+    float *out;          /* (n,) */
+    const float *x;   int64_t ld;
+    int accumulate;
+    int num_threads;     /* 0: attn_get_num_threads() */
+} attn_sum_columns_params;
+
+/* Defaults: struct_size, and every other field 0 / NULL. */
+ATTN_API attn_sum_columns_params attn_sum_columns_params_default(void);
+
+ATTN_API attn_status attn_sum_columns(const attn_sum_columns_params *params);
 
 /*
  * Layer norm over the last dimension: for each of `rows` rows of n elements,
@@ -497,6 +530,41 @@ typedef struct attn_layer_norm_params {
 ATTN_API attn_layer_norm_params attn_layer_norm_params_default(void);
 
 ATTN_API attn_status attn_layer_norm(const attn_layer_norm_params *params);
+
+/*
+ * Layer norm backward (llm.c's layernorm_backward), from the mean and rstd attn_layer_norm saved:
+ * with x̂ = (x - mean) · rstd (RMS: mean 0) and g = dout ∘ weight,
+ *   dx = rstd · (g - mean(g) - x̂ · mean(g ∘ x̂))     (RMS: rstd · (g - x̂ · mean(g ∘ x̂)))
+ *   dweight += sum over rows of dout ∘ x̂,  dbias += sum over rows of dout   (accumulated, as llm.c)
+ * dx is written, not accumulated. ATTN_VARIANCE_TWO_PASS and ATTN_VARIANCE_FAST differentiate the
+ * same function (the biased variance), so they share the first formula; FAST's clamp at 0 is not
+ * differentiated (a constant row gets the two-pass gradient). Sums are in double per row (dx) and
+ * per column in row order (dweight, dbias), each rounded to float once: the result does not depend
+ * on the thread count. A row whose x, dout, mean or rstd holds a NaN or an infinity gets NaN in dx
+ * and passes it into dweight; dbias sees only dout.
+ *   dout (rows, n) ld_dout >= n;  x (rows, n) ld_x >= n;  mean, rstd (rows,) (mean unread for RMS,
+ *     may then be NULL)
+ *   dx (rows, n) ld_dx >= n, may equal dout (then with ld_dx == ld_dout), must not otherwise overlap
+ *     an input
+ *   weight (n,) or NULL (1);  dweight, dbias (n,) or NULL (not computed), not overlapping anything
+ */
+typedef struct attn_layer_norm_backward_params {
+    size_t struct_size;  /* sizeof(attn_layer_norm_backward_params), set by its _default() */
+    int64_t rows, n;
+    float *dx;           int64_t ld_dx;
+    const float *dout;   int64_t ld_dout;
+    const float *x;      int64_t ld_x;
+    const float *mean, *rstd;   /* (rows,), as attn_layer_norm saved them */
+    const float *weight;        /* (n,) or NULL */
+    float *dweight, *dbias;     /* (n,) or NULL; accumulated */
+    attn_variance variance;
+    int num_threads;            /* 0: attn_get_num_threads() */
+} attn_layer_norm_backward_params;
+
+/* Defaults: struct_size, ATTN_VARIANCE_TWO_PASS, and every other field 0 / NULL. */
+ATTN_API attn_layer_norm_backward_params attn_layer_norm_backward_params_default(void);
+
+ATTN_API attn_status attn_layer_norm_backward(const attn_layer_norm_backward_params *params);
 
 /* Element-wise activations of `count` contiguous floats; out may equal x. Infinities and NaN give
  * what the formulas give in IEEE arithmetic, as PyTorch and JAX do: NaN stays NaN, and gelu,
@@ -549,6 +617,51 @@ typedef struct attn_gated_activate_params {
 ATTN_API attn_gated_activate_params attn_gated_activate_params_default(void);
 
 ATTN_API attn_status attn_gated_activate(const attn_gated_activate_params *params);
+
+/* Activation backward (llm.c's gelu_backward): dx (count,) = kind'(x) · dout, or, with accumulate,
+ * dx += that (llm.c accumulates). The derivative of each kind of attn_activate, computed in double
+ * from x and rounded once: relu' is 1 for x > 0, else 0 (PyTorch's choice at 0); gelu' = Φ(x) + x φ(x);
+ * gelu_tanh' = (1 + t)/2 + x (1 - t²) √(2/π) (1 + 3·0.044715 x²)/2, t the tanh of the forward;
+ * sigmoid' = s (1 - s); silu' = s (1 + x (1 - s)); tanh' = 1 - tanh². At x = ±inf the limits (1 or 0).
+ * NaN in x or dout gives NaN.
+ * dx may equal dout (not with accumulate) but must not otherwise overlap x or dout. */
+typedef struct attn_activate_backward_params {
+    size_t struct_size;  /* sizeof(attn_activate_backward_params), set by its _default() */
+    int64_t count;
+    float *dx;           /* (count,) */
+    const float *dout;   /* (count,) */
+    const float *x;      /* (count,): the forward's input */
+    attn_activation kind;
+    int accumulate;
+    int num_threads;     /* 0: attn_get_num_threads() */
+} attn_activate_backward_params;
+
+/* Defaults: struct_size, ATTN_ACTIVATION_IDENTITY, and every other field 0 / NULL. */
+ATTN_API attn_activate_backward_params attn_activate_backward_params_default(void);
+
+ATTN_API attn_status attn_activate_backward(const attn_activate_backward_params *params);
+
+/* Gated activation backward: for out[c] = kind(x[c]) · x[width + c] of attn_gated_activate,
+ *   dx[c] = kind'(x[c]) · x[width + c] · dout[c]   (d gate),   dx[width + c] = kind(x[c]) · dout[c]   (d up),
+ * each in double, rounded once (kind and kind' in double as attn_activate_backward), written, or
+ * added with accumulate.
+ *   x (rows, 2 width) ld_x >= 2 width;  dout (rows, width) ld_dout >= width
+ *   dx (rows, 2 width) ld_dx >= 2 width, must not overlap x or dout */
+typedef struct attn_gated_activate_backward_params {
+    size_t struct_size;  /* sizeof(attn_gated_activate_backward_params), set by its _default() */
+    int64_t rows, width;
+    float *dx;           int64_t ld_dx;
+    const float *dout;   int64_t ld_dout;
+    const float *x;      int64_t ld_x;
+    attn_activation kind;
+    int accumulate;
+    int num_threads;     /* 0: attn_get_num_threads() */
+} attn_gated_activate_backward_params;
+
+/* Defaults: struct_size, ATTN_ACTIVATION_IDENTITY, and every other field 0 / NULL. */
+ATTN_API attn_gated_activate_backward_params attn_gated_activate_backward_params_default(void);
+
+ATTN_API attn_status attn_gated_activate_backward(const attn_gated_activate_backward_params *params);
 
 /* Row softmax in place over x (rows, n) with row stride ld >= n. Rows whose entries are all -inf
  * become what masked_rows says: zeros, NaN, or uniform 1/n (the weights Equinox and Flax produce).
