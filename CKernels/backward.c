@@ -5,36 +5,36 @@
  * The forward's rules are reused, not copied: attn_problem_init validates `forward`, and per query
  * row attn_row_range, attn_row_masks_at / attn_bias_mask, attn_dropout_counter / attn_dropout and
  * attn_mean_weight (problem.h) say which keys it saw, with what bias, which weights dropout kept
- * and what a fully masked row's weights were. One function, backward_row, turns a row against a
- * range of keys into its weights W (for dv) and score gradients dS (for dq, dk, dbias); the paths
- * differ only in how they walk rows and key ranges:
- *   unfused: per (b, K/V head) group, every row against every key, dk and dv summed in place;
- *   fused (FlashAttention-2's order): D once per row; per key block of each (b, K/V head) its dk and
- *     dv in a tile over the group's rows; per query block of each (b, h) its dq over key blocks.
+ * and what a fully masked row's weights were. backward_row turns a row against a range of keys into
+ * its weights W (for dv) and score gradients dS (for dq, dk, dbias), one element at a time:
+ *   unfused: per (b, K/V head) group, every row against every key by backward_row, dk and dv
+ *     summed in place;
+ *   fused (FlashAttention-2's order, backward.h): D and the row flags once per row; per stripe of
+ *     key blocks of each (b, K/V head), the ISA's vector kernel (backward_tile_template.h), which
+ *     owns dk and dv of its blocks and sums its share of dq into the stripe's partial rows (falling
+ *     back to backward_row where an input is not finite); then dq = scale Σ partials in stripe order.
  * Then dbias (both): per distinct dbias element row, the rows a stride of 0 folds onto it.
  * Every output element is summed by one work item in a fixed order: no atomics, and the same bits
- * for any thread count. Plain float loops (portable C; vector kernels per ISA are to come).
+ * for any thread count.
  */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "problem.h"
+#include "backward.h"
 
-/* The fused path's blocks: keys per dk/dv work item and tile, query rows per dq work item. */
-#define BACKWARD_KEY_BLOCK 64
-#define BACKWARD_QUERY_BLOCK 32
+/* Work items of the fused path's stripes wanted over all (b, K/V head): enough for 8 threads. */
+#define BACKWARD_MIN_ITEMS 8
 
 typedef struct backward_run {
     attn_problem pr;          /* the forward problem, validated */
     attn_backward_params bp;  /* the caller's struct, read as its struct_size says */
+    attn_backward_plan plan;  /* fused: what the vector kernel shares (backward.h); unfused: pr, bp */
+    const attn_kernels *kernels;
     int threads;
-    int64_t key_block;        /* keys per block: Lk (unfused) or BACKWARD_KEY_BLOCK (fused) */
-    int64_t key_blocks, query_blocks; /* fused: blocks per (b, head) */
+    int64_t key_block;        /* keys per block: Lk (unfused) or ATTN_BACKWARD_KEY_BLOCK (fused) */
     int64_t workspace_floats; /* per thread (see backward_prepare), cache-line rounded */
     float *workspace;
-    float *d;                 /* fused: D_i = dout_i · out_i of every row (B, Hq, Lq), after the threads' */
-    int64_t d_floats;
     int64_t dbias_count[3];   /* pass 2: items over (b, h, i), 1 where a dbias stride is 0 */
     int64_t dbias_fold[3];    /* the rows folded onto an item: the count where the stride is 0, else 1 */
 } backward_run;
@@ -78,6 +78,17 @@ static int outputs_disjoint(const bwd_tensor *a, const bwd_tensor *b) {
     const uintptr_t bytes = (pa <= pb ? pb - pa : pa - pb);
     if (bytes % sizeof(float) != 0 || memcmp(x->stride, y->stride, sizeof x->stride) != 0) return 0;
     return slices_of_one(x, y, (int64_t)(bytes / sizeof(float)));
+}
+
+/* The fused path's shared workspace before dq's partials, in floats, each part 16-float aligned:
+ * the rows without lse per (b, h) (int64, two floats each) at 0, then D of every row at
+ * offsets[1], the row flags (bytes) at offsets[2]; and the partials from offsets[0]. */
+static int64_t shared_floats(const attn_params *p, int64_t offsets[3]) {
+    const int64_t heads = p->batch * p->heads_q, rows = heads * p->len_q;
+    offsets[1] = (2 * heads + 15) & ~(int64_t)15;
+    offsets[2] = offsets[1] + ((rows + 15) & ~(int64_t)15);
+    offsets[0] = offsets[2] + ((attn_ceil_div(rows, 4) + 15) & ~(int64_t)15);
+    return offsets[0];
 }
 
 /* Everything the backward checks before it allocates: the struct, the forward problem, then the
@@ -133,34 +144,39 @@ static attn_status backward_prepare(backward_run *run, const attn_backward_param
         }
     }
 
-    /* 3 Lk floats per thread: Lk < 2^62 / 4 (validated extents), so no overflow below 2^63. */
     /* Threads: no more than the largest pass has items (B * Hq * Lq fits: validated). */
-    int64_t items = p->batch * p->heads_kv;
+    int64_t items = fused ? p->batch * p->heads_q : p->batch * p->heads_kv;
     const int64_t dbias_items = run->dbias_count[0] * run->dbias_count[1] * run->dbias_count[2];
     if (bp->dbias && dbias_items > items) items = dbias_items;
+    run->plan.pr = &run->pr;
+    run->plan.bp = &run->bp;
+    run->key_block = fused ? ATTN_BACKWARD_KEY_BLOCK : p->len_k;
+    int64_t floats = 0, shared = 0;
+    if (fused) {
+        attn_backward_plan *plan = &run->plan;
+        const int64_t pairs = p->batch * p->heads_kv, rows = p->batch * p->heads_q * p->len_q;
+        run->kernels = attn_kernels_current();
+        plan->key_blocks = attn_ceil_div(p->len_k, ATTN_BACKWARD_KEY_BLOCK);
+        plan->stripes = pairs >= BACKWARD_MIN_ITEMS ? 1 : attn_ceil_div(BACKWARD_MIN_ITEMS, pairs > 0 ? pairs : 1);
+        if (plan->stripes > plan->key_blocks) plan->stripes = plan->key_blocks > 0 ? plan->key_blocks : 1;
+        if (pairs * plan->stripes > items) items = pairs * plan->stripes;
+        plan->dq_ld = attn_ceil_div(p->dim_qk, run->kernels->vector_floats) * run->kernels->vector_floats;
+        /* Per thread: the kernel's blocks and tiles (below 2^56: Dqk and Dv are below 2^46); shared:
+         * shared_floats (rows x Dqk fits: validated; the partials are checked). */
+        floats = run->kernels->backward_workspace_floats(&run->pr);
+        int64_t partial, offsets[3];
+        if (!attn_mul_ok(rows, plan->dq_ld, &partial) || !attn_mul_ok(partial, plan->stripes, &partial) ||
+            !attn_add_ok(shared_floats(p, offsets), partial, &shared))
+            return ATTN_ERR_OVERFLOW;
+    } else {
+        /* W, dS and a dbias block of Lk floats: Lk < 2^62 / 4 (validated extents). */
+        floats = 3 * p->len_k;
+    }
+    if (bp->dbias && floats < 3 * run->key_block) floats = 3 * run->key_block;
     run->threads = attn_resolve_threads(p->num_threads);
     if (run->threads > items) run->threads = (int)items;
-    /* Per thread: W, dS and a dbias block of key_block floats; the fused path adds its dk and dv
-     * block (key_block x (Dqk + Dv): below 2^53, Dqk and Dv being below 2^46) and, shared, D for
-     * every row (B Hq Lq floats: validated). */
-    run->key_block = fused ? (p->len_k < BACKWARD_KEY_BLOCK ? p->len_k : BACKWARD_KEY_BLOCK) : p->len_k;
-    if (fused) {
-        const int64_t heads = p->batch * p->heads_q;
-        run->query_blocks = attn_ceil_div(p->len_q, BACKWARD_QUERY_BLOCK);
-        run->key_blocks = attn_ceil_div(p->len_k, run->key_block);
-        items = p->batch * p->heads_kv * run->key_blocks;
-        if (heads * run->query_blocks > items) items = heads * run->query_blocks;
-        if (bp->dbias && dbias_items > items) items = dbias_items;
-        run->threads = attn_resolve_threads(p->num_threads);
-        if (run->threads > items) run->threads = (int)items;
-    }
-    int64_t floats;
-    if (!attn_mul_ok(run->key_block, 3, &floats)) return ATTN_ERR_OVERFLOW;
-    if (fused) floats += run->key_block * (p->dim_qk + p->dim_v);
-    if (!attn_add_ok(floats, 15, &floats)) return ATTN_ERR_OVERFLOW;
-    run->workspace_floats = floats & ~(int64_t)15;
-    run->d_floats = fused ? p->batch * p->heads_q * p->len_q : 0;
-    if (!attn_mul_ok(run->workspace_floats, run->threads, bytes) || !attn_add_ok(*bytes, run->d_floats, bytes) ||
+    run->workspace_floats = (floats + 15) & ~(int64_t)15;
+    if (!attn_mul_ok(run->workspace_floats, run->threads, bytes) || !attn_add_ok(*bytes, shared, bytes) ||
         !attn_mul_ok(*bytes, sizeof(float), bytes))
         return ATTN_ERR_OVERFLOW;
     return ATTN_OK;
@@ -173,18 +189,18 @@ static float dot(const float *a, const float *b, int64_t n) {
 }
 
 /* D_i = dout_i · out_i of query row (b, h, i). */
-static float row_d(const backward_run *run, int64_t b, int64_t h, int64_t i) {
-    const attn_params *p = &run->pr.p;
-    const attn_backward_params *bp = &run->bp;
+static float row_d(const attn_backward_plan *plan, int64_t b, int64_t h, int64_t i) {
+    const attn_params *p = &plan->pr->p;
+    const attn_backward_params *bp = plan->bp;
     const float *out = (const float *)p->out + b * p->out_stride[0] + h * p->out_stride[1] + i * p->out_stride[2];
     const float *dout = (const float *)bp->dout + b * bp->dout_stride[0] + h * bp->dout_stride[1] + i * bp->dout_stride[2];
     return dot(dout, out, p->dim_v);
 }
 
 /* The row's D: precomputed (fused) or computed here. */
-static float row_d_of(const backward_run *run, int64_t b, int64_t h, int64_t i) {
-    const attn_params *p = &run->pr.p;
-    return run->d ? run->d[(b * p->heads_q + h) * p->len_q + i] : row_d(run, b, h, i);
+static float row_d_of(const attn_backward_plan *plan, int64_t b, int64_t h, int64_t i) {
+    const attn_params *p = &plan->pr->p;
+    return plan->d ? plan->d[(b * p->heads_q + h) * p->len_q + i] : row_d(plan, b, h, i);
 }
 
 /*
@@ -193,9 +209,9 @@ static float row_d_of(const backward_run *run, int64_t b, int64_t h, int64_t i) 
  * 0 in both and are not read. Returns 0 when all of it is 0 (a ZERO masked row, or no visible key in
  * the range), leaving w and ds unwritten then.
  */
-static int backward_row(const backward_run *run, int64_t b, int64_t h, int64_t i, int64_t j0, int64_t j1, float *w,
+static int backward_row(const attn_backward_plan *plan, int64_t b, int64_t h, int64_t i, int64_t j0, int64_t j1, float *w,
                         float *ds) {
-    const attn_problem *pr = &run->pr;
+    const attn_problem *pr = plan->pr;
     const attn_params *p = &pr->p;
     const int64_t hk = h / pr->group;
     const float lse = p->lse[(b * p->heads_q + h) * p->len_q + i];
@@ -216,9 +232,9 @@ static int backward_row(const backward_run *run, int64_t b, int64_t h, int64_t i
     const float *q = (const float *)p->q + b * p->q_stride[0] + h * p->q_stride[1] + i * p->q_stride[2];
     const float *k = (const float *)p->k + b * p->k_stride[0] + hk * p->k_stride[1];
     const float *v = (const float *)p->v + b * p->v_stride[0] + hk * p->v_stride[1];
-    const float *dout = (const float *)run->bp.dout + b * run->bp.dout_stride[0] + h * run->bp.dout_stride[1] +
-                        i * run->bp.dout_stride[2];
-    const float d_row = row_d_of(run, b, h, i);
+    const float *dout = (const float *)plan->bp->dout + b * plan->bp->dout_stride[0] + h * plan->bp->dout_stride[1] +
+                        i * plan->bp->dout_stride[2];
+    const float d_row = row_d_of(plan, b, h, i);
     const attn_row_masks masks = attn_row_masks_at(pr, b, h, i);
     if (lo < j0) lo = j0;
     if (hi > j1) hi = j1;
@@ -237,26 +253,25 @@ static int backward_row(const backward_run *run, int64_t b, int64_t h, int64_t i
     return 1;
 }
 
-/* dk_j += scale dS_j q_i and dv_j += W_j dout_i for keys [j0, j1) of one row (w, ds from backward_row),
- * into rows at dk (stride ldk) and dv (stride ldv) that start at key j0. */
-static void add_kv(const backward_run *run, int64_t b, int64_t h, int64_t i, int64_t n, const float *w,
-                   const float *ds, float *dk, int64_t ldk, float *dv, int64_t ldv) {
-    const attn_params *p = &run->pr.p;
-    const attn_backward_params *bp = &run->bp;
+/* dk_j += g dS_j q_i and dv_j += W_j dout_i for keys [j0, j0 + n) of one row (w, ds from
+ * backward_row), into dk and dv at element (j - j0) * dk_step (dv_step) + c * feature_step. */
+static void add_kv(const attn_backward_plan *plan, int64_t b, int64_t h, int64_t i, int64_t n, const float *w,
+                   const float *ds, float g, float *dk, int64_t dk_step, float *dv, int64_t dv_step, int64_t feature_step) {
+    const attn_params *p = &plan->pr->p;
+    const attn_backward_params *bp = plan->bp;
     const float *q = (const float *)p->q + b * p->q_stride[0] + h * p->q_stride[1] + i * p->q_stride[2];
     const float *dout = (const float *)bp->dout + b * bp->dout_stride[0] + h * bp->dout_stride[1] + i * bp->dout_stride[2];
     for (int64_t j = 0; j < n; j++) {
         if (w[j] != 0.0f)
-            for (int64_t c = 0; c < p->dim_v; c++) dv[j * ldv + c] += w[j] * dout[c];
+            for (int64_t c = 0; c < p->dim_v; c++) dv[j * dv_step + c * feature_step] += w[j] * dout[c];
         if (ds[j] == 0.0f) continue;
-        const float g = p->scale * ds[j];
-        for (int64_t c = 0; c < p->dim_qk; c++) dk[j * ldk + c] += g * q[c];
+        for (int64_t c = 0; c < p->dim_qk; c++) dk[j * dk_step + c * feature_step] += g * ds[j] * q[c];
     }
 }
 
 /* dq_i += Σ_j dS_j k_j over keys [j0, j0 + n) (the scale comes after the last block). */
-static void add_q(const backward_run *run, int64_t b, int64_t hk, int64_t j0, int64_t n, const float *ds, float *dq) {
-    const attn_params *p = &run->pr.p;
+static void add_q(const attn_backward_plan *plan, int64_t b, int64_t hk, int64_t j0, int64_t n, const float *ds, float *dq) {
+    const attn_params *p = &plan->pr->p;
     const float *k = (const float *)p->k + b * p->k_stride[0] + hk * p->k_stride[1] + j0 * p->k_stride[2];
     for (int64_t j = 0; j < n; j++) {
         if (ds[j] == 0.0f) continue;
@@ -264,8 +279,8 @@ static void add_q(const backward_run *run, int64_t b, int64_t hk, int64_t j0, in
     }
 }
 
-static float *dq_row(const backward_run *run, int64_t b, int64_t h, int64_t i) {
-    const attn_backward_params *bp = &run->bp;
+static float *dq_row(const attn_backward_plan *plan, int64_t b, int64_t h, int64_t i) {
+    const attn_backward_params *bp = plan->bp;
     return (float *)bp->dq + b * bp->dq_stride[0] + h * bp->dq_stride[1] + i * bp->dq_stride[2];
 }
 
@@ -286,66 +301,81 @@ static void group_task(void *ctx, int64_t item, int thread) {
     }
     for (int64_t h = hk * pr->group; h < (hk + 1) * pr->group; h++)
         for (int64_t i = 0; i < p->len_q; i++) {
-            float *dq = dq_row(run, b, h, i);
+            float *dq = dq_row(&run->plan, b, h, i);
             for (int64_t c = 0; c < p->dim_qk; c++) dq[c] = 0.0f;
-            if (!backward_row(run, b, h, i, 0, lk, w, ds)) continue;
-            add_kv(run, b, h, i, lk, w, ds, dk, bp->dk_stride[2], dv, bp->dv_stride[2]);
-            add_q(run, b, hk, 0, lk, ds, dq);
+            if (!backward_row(&run->plan, b, h, i, 0, lk, w, ds)) continue;
+            add_kv(&run->plan, b, h, i, lk, w, ds, p->scale, dk, bp->dk_stride[2], dv, bp->dv_stride[2], 1);
+            add_q(&run->plan, b, hk, 0, lk, ds, dq);
             for (int64_t c = 0; c < p->dim_qk; c++) dq[c] *= p->scale;
         }
 }
 
-/* Fused pass 0: D of every row, once. */
-static void d_task(void *ctx, int64_t item, int thread) {
+void attn_backward_exact_row(const attn_backward_plan *plan, int64_t b, int64_t h, int64_t i, int64_t j0, int64_t nk,
+                             float *dkt, float *dvt, int64_t ld, float *dq, float *scratch) {
+    float *w = scratch, *ds = scratch + nk;
+    if (!backward_row(plan, b, h, i, j0, j0 + nk, w, ds)) return;
+    add_kv(plan, b, h, i, nk, w, ds, 1.0f, dkt, 1, dvt, 1, ld);
+    add_q(plan, b, h / plan->pr->group, j0, nk, ds, dq);
+}
+
+/* Whether a row of n floats holds anything but finite values. */
+static int nonfinite(const float *x, int64_t n) {
+    float z = 0.0f; /* e - e is 0 for every finite e, NaN otherwise */
+    for (int64_t c = 0; c < n; c++) z += x[c] - x[c];
+    return z != 0.0f;
+}
+
+/* Fused pass 0, one (b, h): D and the flags of every row, the count of rows without lse, and its
+ * partial dq rows zeroed. */
+static void rows_task(void *ctx, int64_t item, int thread) {
     (void)thread;
-    backward_run *run = ctx;
+    const backward_run *run = ctx;
+    const attn_backward_plan *plan = &run->plan;
     const attn_params *p = &run->pr.p;
-    const int64_t b = item / p->heads_q, h = item % p->heads_q;
-    for (int64_t i = 0; i < p->len_q; i++) run->d[item * p->len_q + i] = row_d(run, b, h, i);
-}
-
-/* Fused pass 1, one block of keys of one (b, K/V head): its dk and dv summed in the thread's tile
- * over the group's query heads and rows (rows that see none of the block skipped), then stored. */
-static void kv_block_task(void *ctx, int64_t item, int thread) {
-    const backward_run *run = ctx;
-    const attn_problem *pr = &run->pr;
-    const attn_params *p = &pr->p;
     const attn_backward_params *bp = &run->bp;
-    const int64_t kb = item % run->key_blocks, bhk = item / run->key_blocks;
-    const int64_t b = bhk / p->heads_kv, hk = bhk % p->heads_kv, nb = run->key_block;
-    const int64_t j0 = kb * nb, n = p->len_k - j0 < nb ? p->len_k - j0 : nb;
-    float *w = run->workspace + thread * run->workspace_floats, *ds = w + nb;
-    float *dk = ds + 2 * nb, *dv = dk + nb * p->dim_qk;
-    for (int64_t x = 0; x < n * p->dim_qk; x++) dk[x] = 0.0f;
-    for (int64_t x = 0; x < n * p->dim_v; x++) dv[x] = 0.0f;
-    for (int64_t h = hk * pr->group; h < (hk + 1) * pr->group; h++)
-        for (int64_t i = 0; i < p->len_q; i++)
-            if (backward_row(run, b, h, i, j0, j0 + n, w, ds)) add_kv(run, b, h, i, n, w, ds, dk, p->dim_qk, dv, p->dim_v);
-    float *dk_out = (float *)bp->dk + b * bp->dk_stride[0] + hk * bp->dk_stride[1] + j0 * bp->dk_stride[2];
-    float *dv_out = (float *)bp->dv + b * bp->dv_stride[0] + hk * bp->dv_stride[1] + j0 * bp->dv_stride[2];
-    for (int64_t j = 0; j < n; j++) {
-        memcpy(dk_out + j * bp->dk_stride[2], dk + j * p->dim_qk, sizeof(float) * (size_t)p->dim_qk);
-        memcpy(dv_out + j * bp->dv_stride[2], dv + j * p->dim_v, sizeof(float) * (size_t)p->dim_v);
+    const int64_t b = item / p->heads_q, h = item % p->heads_q, rows = p->batch * p->heads_q * p->len_q;
+    float *d = (float *)plan->d + item * p->len_q;
+    uint8_t *flags = (uint8_t *)plan->row_flags + item * p->len_q;
+    int64_t no_lse = 0;
+    for (int64_t i = 0; i < p->len_q; i++) {
+        const float *q = (const float *)p->q + b * p->q_stride[0] + h * p->q_stride[1] + i * p->q_stride[2];
+        const float *dout = (const float *)bp->dout + b * bp->dout_stride[0] + h * bp->dout_stride[1] + i * bp->dout_stride[2];
+        const float lse = p->lse[item * p->len_q + i];
+        d[i] = row_d(plan, b, h, i);
+        flags[i] = (uint8_t)((isfinite(lse) ? 0 : ATTN_BACKWARD_ROW_NO_LSE) |
+                             (nonfinite(q, p->dim_qk) || nonfinite(dout, p->dim_v) ? ATTN_BACKWARD_ROW_INEXACT : 0));
+        no_lse += !isfinite(lse);
     }
+    ((int64_t *)plan->no_lse_rows)[item] = no_lse;
+    for (int64_t s = 0; s < plan->stripes; s++)
+        memset(plan->dq_partial + (s * rows + item * p->len_q) * plan->dq_ld, 0,
+               sizeof(float) * (size_t)(p->len_q * plan->dq_ld));
 }
 
-/* Fused pass 2, one block of query rows of one (b, h): dq, one key block at a time. */
-static void q_block_task(void *ctx, int64_t item, int thread) {
+/* Fused pass 1, one stripe of one (b, K/V head): the ISA's kernel. */
+static void stripe_task(void *ctx, int64_t item, int thread) {
     const backward_run *run = ctx;
-    const attn_problem *pr = &run->pr;
-    const attn_params *p = &pr->p;
-    const int64_t qb = item % run->query_blocks, bh = item / run->query_blocks;
-    const int64_t b = bh / p->heads_q, h = bh % p->heads_q, nb = run->key_block;
-    float *w = run->workspace + thread * run->workspace_floats, *ds = w + nb;
-    const int64_t i1 = (qb + 1) * BACKWARD_QUERY_BLOCK < p->len_q ? (qb + 1) * BACKWARD_QUERY_BLOCK : p->len_q;
-    for (int64_t i = qb * BACKWARD_QUERY_BLOCK; i < i1; i++) {
-        float *dq = dq_row(run, b, h, i);
-        for (int64_t c = 0; c < p->dim_qk; c++) dq[c] = 0.0f;
-        for (int64_t j0 = 0; j0 < p->len_k; j0 += nb) {
-            const int64_t n = p->len_k - j0 < nb ? p->len_k - j0 : nb;
-            if (backward_row(run, b, h, i, j0, j0 + n, w, ds)) add_q(run, b, h / pr->group, j0, n, ds, dq);
+    const attn_params *p = &run->pr.p;
+    const int64_t stripes = run->plan.stripes, pair = item / stripes;
+    run->kernels->backward_stripe(&run->plan, pair / p->heads_kv, pair % p->heads_kv, item % stripes,
+                                  run->workspace + thread * run->workspace_floats);
+}
+
+/* Fused pass 2, one (b, h): dq = scale Σ partials, in stripe order. */
+static void dq_task(void *ctx, int64_t item, int thread) {
+    (void)thread;
+    const backward_run *run = ctx;
+    const attn_backward_plan *plan = &run->plan;
+    const attn_params *p = &run->pr.p;
+    const int64_t b = item / p->heads_q, h = item % p->heads_q, rows = p->batch * p->heads_q * p->len_q;
+    for (int64_t i = 0; i < p->len_q; i++) {
+        float *dq = dq_row(plan, b, h, i);
+        const float *part = plan->dq_partial + (item * p->len_q + i) * plan->dq_ld;
+        for (int64_t c = 0; c < p->dim_qk; c++) {
+            float sum = part[c];
+            for (int64_t s = 1; s < plan->stripes; s++) sum += part[s * rows * plan->dq_ld + c];
+            dq[c] = p->scale * sum;
         }
-        for (int64_t c = 0; c < p->dim_qk; c++) dq[c] *= p->scale;
     }
 }
 
@@ -366,7 +396,7 @@ static void dbias_task(void *ctx, int64_t item, int thread) {
         for (int64_t fb = 0; fb < fold[0]; fb++)
             for (int64_t fh = 0; fh < fold[1]; fh++)
                 for (int64_t fi = 0; fi < fold[2]; fi++)
-                    if (backward_row(run, ob + fb, oh + fh, oi + fi, j0, j0 + m, w, ds))
+                    if (backward_row(&run->plan, ob + fb, oh + fh, oi + fi, j0, j0 + m, w, ds))
                         for (int64_t j = 0; j < m; j++) acc[j] += ds[j];
         if (bp->dbias_stride[3] == 0)
             for (int64_t j = 0; j < m; j++) sum += acc[j];
@@ -384,11 +414,19 @@ static attn_status backward_run_all(const attn_backward_params *params, int fuse
     run.workspace = attn_alloc(bytes);
     if (!run.workspace) return ATTN_ERR_OUT_OF_MEMORY;
     const attn_params *p = &run.pr.p;
+    const int64_t heads = p->batch * p->heads_q;
     if (fused) {
-        run.d = run.workspace + run.workspace_floats * run.threads;
-        attn_parallel_for(p->batch * p->heads_q, run.threads, d_task, &run);
-        attn_parallel_for(p->batch * p->heads_kv * run.key_blocks, run.threads, kv_block_task, &run);
-        attn_parallel_for(p->batch * p->heads_q * run.query_blocks, run.threads, q_block_task, &run);
+        attn_backward_plan *plan = &run.plan;
+        float *shared = run.workspace + run.workspace_floats * run.threads;
+        int64_t offsets[3];
+        shared_floats(p, offsets);
+        plan->no_lse_rows = (const int64_t *)shared;
+        plan->d = shared + offsets[1];
+        plan->row_flags = (const uint8_t *)(shared + offsets[2]);
+        plan->dq_partial = shared + offsets[0];
+        attn_parallel_for(heads, run.threads, rows_task, &run);
+        attn_parallel_for(p->batch * p->heads_kv * plan->stripes, run.threads, stripe_task, &run);
+        attn_parallel_for(heads, run.threads, dq_task, &run);
     } else {
         attn_parallel_for(p->batch * p->heads_kv, run.threads, group_task, &run);
     }

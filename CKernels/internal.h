@@ -131,6 +131,7 @@ static inline void attn_item_rows(int64_t item, int64_t per_item, int64_t rows, 
 /* ---- the per-ISA kernel table ---- */
 
 typedef struct attn_problem attn_problem; /* problem.h */
+typedef struct attn_backward_plan attn_backward_plan; /* backward.h */
 
 typedef struct attn_kernels {
     attn_isa isa;
@@ -184,6 +185,10 @@ typedef struct attn_kernels {
     int64_t (*extremum_row)(const float *x, int64_t n, float sign);
     /* n elements from type st at src to type dt at dst (simd_template.h's vconvert_row). */
     void (*convert_row)(void *dst, attn_dtype dt, const void *src, attn_dtype st, int64_t n);
+    /* The fused attention backward (backward.h, backward_tile_template.h): the per-thread workspace,
+     * and one work item, the key blocks of one stripe of (b, K/V head hk). */
+    int64_t (*backward_workspace_floats)(const attn_problem *pr);
+    void (*backward_stripe)(const attn_backward_plan *plan, int64_t b, int64_t hk, int64_t stripe, float *workspace);
 } attn_kernels;
 
 /* The table in use (first call detects the CPU and reads ATTN_ISA). */

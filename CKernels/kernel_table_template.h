@@ -8,6 +8,8 @@
 #include "sgemm.h"
 #include "fused_tile_template.h"
 #include "fused_row_template.h"
+#include "backward.h"
+#include "backward_tile_template.h"
 #include "softmax_template.h"
 #include "dense_template.h"
 #include "sgemm_template.h"
@@ -56,4 +58,6 @@ const attn_kernels ATTN_KERNELS = {
     .sum_row = sum_row,
     .extremum_row = extremum_row,
     .convert_row = vconvert_row,
+    .backward_workspace_floats = backward_workspace_floats,
+    .backward_stripe = backward_stripe,
 };

@@ -408,12 +408,12 @@ static int run_case(const bcase *c, int idx) {
     attn_status st = attn_forward(&s.bp.forward);
     if (!TU_CHECK(st == ATTN_OK, "case %d: forward status %d; %s", idx, st, desc)) { teardown(&s); return 0; }
 
-    /* Both paths on 1..8 threads, all bitwise equal to the unfused path on 1 thread (the fused path
-     * sums every element in the same order), which is then compared with the reference. */
-    bgot first = {0};
+    /* Each path on 1..8 threads, bitwise equal to itself on 1 thread, which is then compared with
+     * the reference. */
     const size_t nq = (size_t)(c->B * c->Hq * c->Lq * c->Dqk), nk = (size_t)(c->B * c->Hkv * c->Lk * c->Dqk);
     const size_t nv = (size_t)(c->B * c->Hkv * c->Lk * c->Dv);
-    for (int path = 0; path < 2; path++)
+    for (int path = 0; path < 2; path++) {
+        bgot first = {0};
         for (int threads = 1; threads <= 8; threads++) {
             s.bp.forward.num_threads = threads;
             st = path ? attn_backward(&s.bp) : attn_backward_unfused(&s.bp);
@@ -425,7 +425,7 @@ static int run_case(const bcase *c, int idx) {
             if (!first.dq) { first = g; continue; }
             int same = !memcmp(g.dq, first.dq, nq * 4) && !memcmp(g.dk, first.dk, nk * 4) && !memcmp(g.dv, first.dv, nv * 4) &&
                        (!g.dbias || !memcmp(g.dbias, first.dbias, s.dbias_floats * 4));
-            TU_CHECK(same, "case %d: %s on %d threads differs from unfused on 1 thread; %s", idx, path ? "fused" : "unfused",
+            TU_CHECK(same, "case %d: %s on %d threads differs from 1 thread; %s", idx, path ? "fused" : "unfused",
                      threads, desc);
             free_got(&g);
         }
@@ -456,8 +456,8 @@ static int run_case(const bcase *c, int idx) {
             }
             const double ratio = cmp.max_err / cmp.tol;
             if (ratio > g_worst[t] && isfinite(ratio)) g_worst[t] = ratio;
-            TU_CHECK(cmp.ok, "case %d: %s wrong: %zu of %zu beyond %.3g; worst [%zu] got %.9g ref %.9g; %s", idx,
-                     g_worst_name[t], cmp.n_bad, n[t], cmp.tol, cmp.worst, cmp.got_worst, cmp.ref_worst, desc);
+            TU_CHECK(cmp.ok, "case %d: %s %s wrong: %zu of %zu beyond %.3g; worst [%zu] got %.9g ref %.9g; %s", idx,
+                     path ? "fused" : "unfused", g_worst_name[t], cmp.n_bad, n[t], cmp.tol, cmp.worst, cmp.got_worst, cmp.ref_worst, desc);
             if (g_verbose) printf("  case %d %s: error/tol %.3f\n", idx, g_worst_name[t], ratio);
         }
         TU_CHECK(padding_kept(&s.dq) && padding_kept(&s.dk) && padding_kept(&s.dv), "case %d: padding written; %s", idx, desc);
@@ -468,6 +468,7 @@ static int run_case(const bcase *c, int idx) {
         }
         free(out); free(dq); free(dk); free(dv); free(dbias); free(fold); free(fold_abs);
         free_got(&first);
+    }
     }
     teardown(&s);
     return tu_failed_count == failed0;
@@ -591,6 +592,11 @@ static int directed_cases(bcase *out) {
         c.Lq = 150; c.Lk = 70; c.wl = 20; c.wr = causal ? -1 : 9; c.mask_kind = MASK_FULL; c.masked_rows = causal; out[n++] = c;
         c.p = 0.2f; c.key_len = 1; c.bias_kind = BIAS_SCALAR; out[n++] = c;
     }
+    /* The vector kernel's shapes: many tiles and stripes, a feature count that is not a whole
+     * micro-tile (80: four vectors and one; 72 columns: twelve groups of 6), B·H = 1. */
+    c = base_case(); c.B = 1; c.Hq = 1; c.Hkv = 1; c.Lq = c.Lk = 300; c.Dqk = 80; c.Dv = 72; c.causal = 1; out[n++] = c;
+    c = base_case(); c.B = 1; c.Hq = 4; c.Hkv = 1; c.Lq = 130; c.Lk = 333; c.Dqk = 64; c.Dv = 64; c.causal = 2; c.wl = 100; out[n++] = c;
+    c.p = 0.1f; c.bias_kind = BIAS_FULL; c.mask_kind = MASK_FULL; c.Hq = 2; out[n++] = c;
     return n;
 }
 
@@ -613,6 +619,35 @@ static void nan_tests(void) {
         TU_CHECK(ok, "NaN row (masked_rows %d) did not propagate as documented", rows);
         teardown(&s);
     }
+}
+
+/* A weight of 0 reads nothing (attn.h): NaN in k and inf in v at keys no row sees (causal top-left,
+ * Lq < Lk), and NaN in dout row 0, which sees key 0 only. Only dq row 0 and dk, dv row 0 turn NaN;
+ * the keys nobody sees get 0; both paths, over several key blocks and query tiles. */
+static void hidden_nonfinite_test(void) {
+    bcase c = base_case();
+    c.B = 1; c.Hq = 2; c.Hkv = 1; c.Lq = 150; c.Lk = 200; c.Dqk = 16; c.Dv = 8; c.causal = 1;
+    tu_rng r = tu_rng_derive(g_seed, 950);
+    bsetup s;
+    setup(&s, &c, &r);
+    ft_at(&s.k, 0, 0, 199)[3] = NAN;
+    ft_at(&s.v, 0, 0, 170)[1] = INFINITY;
+    ft_at(&s.dout, 0, 1, 0)[2] = NAN;
+    TU_CHECK(attn_forward(&s.bp.forward) == ATTN_OK, "hidden non-finite: forward");
+    for (int path = 0; path < 2; path++) {
+        const attn_status st = path ? attn_backward(&s.bp) : attn_backward_unfused(&s.bp);
+        int ok = st == ATTN_OK && isnan(ft_at(&s.dq, 0, 1, 0)[0]) && isnan(ft_at(&s.dk, 0, 0, 0)[0]) &&
+                 isnan(ft_at(&s.dv, 0, 0, 0)[2]);
+        for (int64_t h = 0; h < 2; h++)
+            for (int64_t i = h; i < c.Lq; i++)
+                for (int64_t d = 0; d < c.Dqk; d++) ok &= isfinite(ft_at(&s.dq, 0, h, i)[d]);
+        for (int64_t j = 1; j < c.Lk; j++) {
+            for (int64_t d = 0; d < c.Dqk; d++) ok &= j < c.Lq ? isfinite(ft_at(&s.dk, 0, 0, j)[d]) : ft_at(&s.dk, 0, 0, j)[d] == 0.0f;
+            for (int64_t d = 0; d < c.Dv; d++) ok &= j < c.Lq ? isfinite(ft_at(&s.dv, 0, 0, j)[d]) : ft_at(&s.dv, 0, 0, j)[d] == 0.0f;
+        }
+        TU_CHECK(ok, "%s: a non-finite input where the weight is 0 reached a gradient", path ? "fused" : "unfused");
+    }
+    teardown(&s);
 }
 
 /* Calls the backward on a broken copy of a valid problem: the status, and nothing written. */
@@ -674,11 +709,14 @@ static void error_tests(void) {
              "params NULL");
     TU_CHECK(attn_backward_workspace(&s.bp, NULL) == ATTN_ERR_NULL_POINTER, "fused workspace bytes NULL");
     if (UINTPTR_MAX > 0xFFFFFFFFu) {
-        /* The fused workspace grows with the lengths only by D, one float per query row: sized, never
-         * run (the tensors are never read, so their addresses are made up, far apart). */
-        const size_t w64 = fused_workspace_of(64), w1m = fused_workspace_of(1 << 20);
-        TU_CHECK(w64 > 0 && w1m > 0 && w1m - ((size_t)1 << 20) * sizeof(float) <= w64,
-                 "fused workspace grows with L: %zu bytes at L = 64, %zu at L = 2^20", w64, w1m);
+        /* The fused workspace grows with the lengths only by what it keeps per query row: D (a
+         * float), its flags (a byte) and dq's partial sums (at most 8 stripes of Dqk rounded up to
+         * a vector, 16 floats here): sized, never run (the tensors are never read, so their
+         * addresses are made up, far apart). */
+        const size_t w1k = fused_workspace_of(1024), w1m = fused_workspace_of(1 << 20);
+        const size_t per_row = sizeof(float) + 1 + 8 * 16 * sizeof(float);
+        TU_CHECK(w1k > 0 && w1m > 0 && w1m - (((size_t)1 << 20) - 1024) * per_row <= w1k,
+                 "fused workspace grows with L: %zu bytes at L = 1024, %zu at L = 2^20", w1k, w1m);
     }
 #define BROKEN(want, what, change) do { bp = s.bp; change; expect_status(&s, &bp, want, what); } while (0)
     BROKEN(ATTN_OK, "valid", (void)0);
@@ -742,21 +780,31 @@ int main(int argc, char **argv) {
     error_tests();
     printf("error statuses and api: %ld checks, %ld failed\n", tu_passed_count - p0 + tu_failed_count - f0, tu_failed_count - f0);
 
+    /* Every instruction set this CPU runs (the vector kernel of the fused path is per ISA): the
+     * native one last, with the full random count. */
     bcase cases[64];
     const int nd = directed_cases(cases);
-    p0 = tu_passed_count; f0 = tu_failed_count;
-    for (int i = 0; i < nd; i++) run_case(&cases[i], i);
-    tu_rng r = tu_rng_derive(g_seed, 0x5EED);
-    for (int i = 0; i < n_random; i++) {
-        const bcase c = random_case(&r);
-        run_case(&c, nd + i);
+    const attn_isa native = attn_get_isa(), isas[] = {ATTN_ISA_SCALAR, ATTN_ISA_NEON, ATTN_ISA_AVX2, ATTN_ISA_AVX512};
+    for (size_t k = 0; k <= sizeof isas / sizeof isas[0]; k++) {
+        const attn_isa isa = k < sizeof isas / sizeof isas[0] ? isas[k] : native;
+        if (k < sizeof isas / sizeof isas[0] && (isa == native || !attn_isa_supported(isa))) continue;
+        TU_CHECK(attn_set_isa(isa) == ATTN_OK, "set isa %s", attn_isa_name(isa));
+        const int randoms = isa == native ? n_random : n_random / 3;
+        p0 = tu_passed_count; f0 = tu_failed_count;
+        for (int i = 0; i < nd; i++) run_case(&cases[i], i);
+        tu_rng r = tu_rng_derive(g_seed, 0x5EED + k);
+        for (int i = 0; i < randoms; i++) {
+            const bcase c = random_case(&r);
+            run_case(&c, nd + i);
+        }
+        printf("%s: %d directed, %d random cases, threads 1..8 each: %ld checks, %ld failed\n", attn_isa_name(isa), nd,
+               randoms, tu_passed_count - p0 + tu_failed_count - f0, tu_failed_count - f0);
+        p0 = tu_passed_count; f0 = tu_failed_count;
+        nan_tests();
+        hidden_nonfinite_test();
+        printf("%s: NaN propagation: %ld checks, %ld failed\n", attn_isa_name(isa),
+               tu_passed_count - p0 + tu_failed_count - f0, tu_failed_count - f0);
     }
-    printf("cases: %d directed, %d random, threads 1..8 each: %ld checks, %ld failed\n", nd, n_random,
-           tu_passed_count - p0 + tu_failed_count - f0, tu_failed_count - f0);
-
-    p0 = tu_passed_count; f0 = tu_failed_count;
-    nan_tests();
-    printf("NaN propagation: %ld checks, %ld failed\n", tu_passed_count - p0 + tu_failed_count - f0, tu_failed_count - f0);
 
     p0 = tu_passed_count; f0 = tu_failed_count;
     for (int rows = 0; rows < 3; rows++) {

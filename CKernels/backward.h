@@ -1,0 +1,44 @@
+/*
+ * backward.h: what the fused attention backward's vector kernel (backward_tile_template.h, one copy
+ * per ISA) shares with backward.c, which validates, plans and runs it.
+ *
+ * The fused backward splits the key blocks of each (batch, K/V head) into `stripes` (block kb into
+ * stripe kb % stripes, so causal work is dealt evenly). One work item is one stripe: it owns dk and
+ * dv of its blocks outright, and sums its share of dq into its own partial buffer; backward.c adds
+ * the stripes' partials in stripe order afterwards. The stripe count depends on the shape only, so
+ * every sum has the same order for any thread count.
+ */
+#ifndef ATTN_BACKWARD_H
+#define ATTN_BACKWARD_H
+
+#include "problem.h"
+
+/* Keys per block: a multiple of every ISA's key micro-tile (64, 16 or 8 lanes). */
+#define ATTN_BACKWARD_KEY_BLOCK 64
+
+/* Row flags of the D pass (attn_backward_plan.row_flags). */
+enum {
+    ATTN_BACKWARD_ROW_NO_LSE = 1, /* lse is -inf or NaN: the masked-row policy, or NaN, decides */
+    ATTN_BACKWARD_ROW_INEXACT = 2 /* q or dout holds a non-finite value */
+};
+
+typedef struct attn_backward_plan {
+    const attn_problem *pr;
+    const attn_backward_params *bp;
+    const float *d;            /* D_i = dout_i · out_i of every row, (B, Hq, Lq) */
+    const uint8_t *row_flags;  /* per row, (B, Hq, Lq): ATTN_BACKWARD_ROW_* */
+    const int64_t *no_lse_rows; /* per (b, h): rows flagged ATTN_BACKWARD_ROW_NO_LSE */
+    int64_t key_blocks, stripes;
+    float *dq_partial;         /* (stripes, B, Hq, Lq, dq_ld): unscaled Σ dS k, zeroed before the pass */
+    int64_t dq_ld;             /* dim_qk rounded up to whole vectors of the kernel's ISA */
+} attn_backward_plan;
+
+/* Query row (b, h, i) against keys [j0, j0 + nk) by the reference's rules, one element at a time:
+ * dkt[c * ld + j] += dS_j q_c and dvt[c * ld + j] += W_j dout_c (unscaled, transposed, j from 0 at
+ * key j0), dq[c] += dS_j k_jc. Used for the rows and blocks the vector kernel leaves out: rows
+ * without a finite lse, and tiles where a non-finite input would turn a weight of 0 into NaN.
+ * scratch holds 2 * nk floats. */
+void attn_backward_exact_row(const attn_backward_plan *plan, int64_t b, int64_t h, int64_t i, int64_t j0, int64_t nk,
+                             float *dkt, float *dvt, int64_t ld, float *dq, float *scratch);
+
+#endif
