@@ -15,7 +15,10 @@
  * memory bandwidth a plain sum of the same K and V bytes reaches in the same rounds, and bf16
  * prefill (q, k and v all bf16, the fused kernel, timed alternately with the same problem in float32
  * and with bf16 widened to float: attn_bf16_dot OFF). The first line names the CPU (Linux:
- * /proc/cpuinfo).
+ * /proc/cpuinfo). Between the table and the matrix multiply, the backward table (--backward
+ * lengths, B = 1, H = 8, fp32): attn_forward, then attn_backward against attn_backward_unfused (the
+ * plain-loop reference, timed up to --unfused-backward-max, 1024 by default), with each path's
+ * workspace; GFLOP/s counts 10·B·H·Lq·Lk·D for the backward's five products, half when causal.
  *
  *   attn_bench [--quick] [--lengths 256,1024] [--dims 64,128] [--causal 0,1] [--threads 1,2]
  *              [--reps N] [--format table|csv|json] [--no-unfused] [--no-decode]
@@ -23,6 +26,7 @@
  *              [--prefill-bf16 4096] [--no-prefill-bf16]
  *              [--dtype f32|f16|bf16]  (q, k, v and out of the table's problems; the data rounded)
  *              [--no-machine]   (skip measuring the peak and bandwidth; % of peak is then NaN)
+ *              [--backward 512,1024,2048,4096] [--no-backward] [--unfused-backward-max 1024]
  */
 #include <math.h>
 #include <stdio.h>
@@ -45,6 +49,8 @@ typedef struct options {
     int decode;
     int matmul[MAX_LIST], n_matmul; /* attn_matmul sizes */
     int prefill[MAX_LIST], n_prefill; /* bf16 prefill lengths (dims and causal from the table's lists) */
+    int backward[MAX_LIST], n_backward; /* backward table lengths (dims, causal, threads as the table's) */
+    int unfused_backward_max; /* the unfused backward (plain loops) only up to this length */
     int machine; /* measure the FMA peak and bandwidth first */
     attn_dtype dtype; /* of q, k, v and out in the table (--dtype) */
     const char *format;
@@ -399,6 +405,78 @@ static void bench_prefill_bf16(int len, int dim, int causal, int threads, int re
     problem_free(&pb);
 }
 
+/* One row of the backward table: attn_forward (out and lse), attn_backward (a sample of
+ * calls_per_sample calls) and, when `unfused`, attn_backward_unfused, alternating after a warm-up;
+ * medians; the share of the peak run by run as the forward table does. The backward counts 10·B·H·Lq·Lk·D FLOPs (five products), half causal. */
+typedef struct backward_row {
+    double forward_ms, backward_ms, unfused_ms, gflops, pct, fused_mb, unfused_mb;
+} backward_row;
+
+static backward_row bench_backward(int len, int dim, int causal, int threads, int reps, int machine, int unfused) {
+    problem pb;
+    const size_t n = (size_t)8 * len * dim;
+    float *dout = malloc(n * sizeof(float)), *dq = malloc(n * sizeof(float)), *dk = malloc(n * sizeof(float));
+    float *dv = malloc(n * sizeof(float)), *lse = malloc((size_t)8 * len * sizeof(float));
+    if (!problem_make(&pb, len, dim, causal, threads) || !dout || !dq || !dk || !dv || !lse) {
+        fprintf(stderr, "attn_bench: out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++) dout[i] = (float)(i % 11) * 0.02f - 0.1f;
+    pb.p.lse = lse;
+    attn_backward_params bp = attn_backward_params_default();
+    bp.forward = pb.p;
+    bp.dout = dout;
+    bp.dq = dq;
+    bp.dk = dk;
+    bp.dv = dv;
+    memcpy(bp.dout_stride, pb.p.out_stride, sizeof bp.dout_stride);
+    memcpy(bp.dq_stride, pb.p.q_stride, sizeof bp.dq_stride);
+    memcpy(bp.dk_stride, pb.p.k_stride, sizeof bp.dk_stride);
+    memcpy(bp.dv_stride, pb.p.v_stride, sizeof bp.dv_stride);
+    size_t fused_mem = 0, unfused_mem = 0;
+    attn_backward_workspace(&bp, &fused_mem);
+    attn_backward_unfused_workspace(&bp, &unfused_mem);
+    const double flops = 10.0 * 8 * (double)len * len * dim * (causal ? 0.5 : 1.0);
+    double tf[64], tb[64], tu[64], share[64];
+    if (reps > 64) reps = 64;
+    int calls = 1;
+    for (int r = -1; r < reps; r++) { /* r = -1: warm-up, which sizes the samples (calls_per_sample) */
+        const double f = time_call(attn_forward, &pb.p);
+        double t0 = now_seconds();
+        attn_status st = ATTN_OK;
+        for (int c = 0; c < calls && st == ATTN_OK; c++) st = attn_backward(&bp);
+        const double b = (now_seconds() - t0) / calls;
+        if (r < 0) calls = calls_per_sample(b);
+        const double pk = machine && r >= 0 ? measure_peak(threads, 2000000, 2) : NAN;
+        double u = NAN;
+        if (unfused && st == ATTN_OK) {
+            t0 = now_seconds();
+            st = attn_backward_unfused(&bp);
+            u = now_seconds() - t0;
+        }
+        if (st != ATTN_OK) {
+            fprintf(stderr, "attn_bench: attn_backward: %s\n", attn_status_string(st));
+            exit(1);
+        }
+        if (r < 0) continue;
+        tf[r] = f;
+        tb[r] = b;
+        tu[r] = u;
+        share[r] = flops / b * 1e-9 / pk;
+    }
+    backward_row row;
+    row.forward_ms = 1e3 * median(tf, reps);
+    row.backward_ms = 1e3 * median(tb, reps);
+    row.unfused_ms = unfused ? 1e3 * median(tu, reps) : NAN;
+    row.gflops = flops / (row.backward_ms * 1e-3) * 1e-9;
+    row.pct = machine ? 100.0 * median(share, reps) : NAN;
+    row.fused_mb = (double)fused_mem / 1048576.0;
+    row.unfused_mb = (double)unfused_mem / 1048576.0;
+    free(dout), free(dq), free(dk), free(dv), free(lse);
+    problem_free(&pb);
+    return row;
+}
+
 /* attn_matmul, C (n, n) = A (n, n) · B (n, n): the median of `reps` calls after a warm-up, and in
  * *pct (when `machine`) the median share of the float32 FMA peak measured right after each call.
  * bf16: B stored as bf16 and multiplied with ATTN_MATMUL_BF16_PRODUCTS (A rounded to bf16; pairs on
@@ -450,7 +528,8 @@ int main(int argc, char **argv) {
     options o = {.lengths = {256, 1024, 4096, 8192}, .n_lengths = 4, .dims = {64, 128}, .n_dims = 2,
                  .causal = {0, 1}, .n_causal = 2, .threads = {1, 2}, .n_threads = 2, .reps = 0,
                  .unfused = 1, .decode = 1, .matmul = {512, 1024, 2048, 4096}, .n_matmul = 4, .machine = 1,
-                 .prefill = {4096}, .n_prefill = 1, .dtype = ATTN_DTYPE_F32, .format = "table"};
+                 .prefill = {4096}, .n_prefill = 1, .backward = {512, 1024, 2048, 4096}, .n_backward = 4,
+                 .unfused_backward_max = 1024, .dtype = ATTN_DTYPE_F32, .format = "table"};
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a], *val = a + 1 < argc ? argv[a + 1] : "";
         if (!strcmp(arg, "--quick")) {
@@ -459,6 +538,7 @@ int main(int argc, char **argv) {
             o.n_threads = parse_list("2", o.threads);
             o.n_matmul = parse_list("1024", o.matmul);
             o.n_prefill = parse_list("1024", o.prefill);
+            o.n_backward = parse_list("1024", o.backward);
             o.reps = 3;
         } else if (!strcmp(arg, "--lengths")) o.n_lengths = parse_list(val, o.lengths), a++;
         else if (!strcmp(arg, "--dims")) o.n_dims = parse_list(val, o.dims), a++;
@@ -475,12 +555,16 @@ int main(int argc, char **argv) {
         else if (!strcmp(arg, "--no-prefill-bf16")) o.n_prefill = 0;
         else if (!strcmp(arg, "--dtype") && (!strcmp(val, "f32") || !strcmp(val, "f16") || !strcmp(val, "bf16")))
             o.dtype = !strcmp(val, "f16") ? ATTN_DTYPE_F16 : !strcmp(val, "bf16") ? ATTN_DTYPE_BF16 : ATTN_DTYPE_F32, a++;
-        else if (!strcmp(arg, "--no-attention")) o.n_lengths = 0;
+        else if (!strcmp(arg, "--no-attention")) o.n_lengths = o.n_backward = 0;
+        else if (!strcmp(arg, "--backward")) o.n_backward = parse_list(val, o.backward), a++;
+        else if (!strcmp(arg, "--no-backward")) o.n_backward = 0;
+        else if (!strcmp(arg, "--unfused-backward-max")) o.unfused_backward_max = atoi(val), a++;
         else {
             fprintf(stderr, "usage: %s [--quick] [--lengths L,..] [--dims D,..] [--causal 0,1] [--threads T,..]\n"
                             "          [--reps N] [--format table|csv|json] [--no-unfused] [--no-decode]\n"
                             "          [--matmul N,..] [--no-matmul] [--no-attention] [--no-machine]\n"
-                            "          [--prefill-bf16 L,..] [--no-prefill-bf16] [--dtype f32|f16|bf16]\n", argv[0]);
+                            "          [--prefill-bf16 L,..] [--no-prefill-bf16] [--dtype f32|f16|bf16]\n"
+                            "          [--backward L,..] [--no-backward] [--unfused-backward-max L]\n", argv[0]);
             return 2;
         }
     }
@@ -506,7 +590,7 @@ int main(int argc, char **argv) {
     else if (json)
         printf("{\"isa\": \"%s\", \"bf16_dot\": \"%s\", \"dtype\": \"%s\", \"batch\": 1, \"heads\": 8, \"rows\": [\n",
                attn_isa_name(attn_get_isa()), attn_bf16_dot_name(attn_get_bf16_dot()), dtype_names[o.dtype]);
-    else {
+    else if (o.n_lengths) {
         if (o.dtype != ATTN_DTYPE_F32) printf("# q, k, v and out: %s\n", dtype_names[o.dtype]);
         printf("%6s %4s %6s %7s %10s %11s %8s %8s %7s %11s %12s\n", "L", "D", "causal", "threads", "fused ms",
                "unfused ms", "speedup", "GFLOP/s", "% peak", "fused MB", "unfused MB");
@@ -568,6 +652,48 @@ int main(int argc, char **argv) {
                     fflush(stdout);
                     first = 0;
                     problem_free(&pb);
+                }
+    /* The backward: one row (table, csv) or object (json) per shape, float32 only. */
+    if (json) printf("\n], \"backward\": [\n");
+    else if (csv && o.n_backward)
+        printf("backward_length,dim,causal,threads,forward_ms,backward_ms,unfused_backward_ms,speedup,gflops,"
+               "peak_percent,fused_mem_mb,unfused_mem_mb\n");
+    else if (o.n_backward)
+        printf("# backward (B = 1, H = 8, f32): attn_backward against attn_backward_unfused; GFLOP/s counts 10 B H L^2 D"
+               " (half causal)\n%6s %4s %6s %7s %9s %9s %11s %8s %8s %7s %9s %11s\n", "L", "D", "causal", "threads",
+               "fwd ms", "bwd ms", "unfused ms", "speedup", "GFLOP/s", "% peak", "bwd MB", "unfused MB");
+    first = 1;
+    for (int li = 0; li < o.n_backward; li++)
+        for (int di = 0; di < o.n_dims; di++)
+            for (int ci = 0; ci < o.n_causal; ci++)
+                for (int ti = 0; ti < o.n_threads; ti++) {
+                    const int len = o.backward[li], dim = o.dims[di], causal = o.causal[ci], threads = o.threads[ti];
+                    const int unfused = o.unfused && len <= o.unfused_backward_max;
+                    const backward_row b = bench_backward(len, dim, causal, threads, o.reps ? o.reps : len <= 1024 ? 7 : 3,
+                                                          o.machine, unfused);
+                    if (json)
+                        printf("%s  {\"length\": %d, \"dim\": %d, \"causal\": %d, \"threads\": %d, \"forward_ms\": %.3f, "
+                               "\"backward_ms\": %.3f, \"unfused_backward_ms\": %.3f, \"gflops\": %.1f, "
+                               "\"fused_mem_mb\": %.3f, \"unfused_mem_mb\": %.1f}", first ? "" : ",\n", len, dim, causal,
+                               threads, b.forward_ms, b.backward_ms, unfused ? b.unfused_ms : -1.0, b.gflops, b.fused_mb,
+                               b.unfused_mb);
+                    else if (csv)
+                        printf("%d,%d,%d,%d,%.3f,%.3f,%.3f,%.2f,%.1f,%.1f,%.3f,%.1f\n", len, dim, causal, threads,
+                               b.forward_ms, b.backward_ms, b.unfused_ms, b.unfused_ms / b.backward_ms, b.gflops, b.pct,
+                               b.fused_mb, b.unfused_mb);
+                    else
+                    {
+                        char u[32] = "-", x[32] = "-";
+                        if (unfused) {
+                            snprintf(u, sizeof u, "%.2f", b.unfused_ms);
+                            snprintf(x, sizeof x, "%.2fx", b.unfused_ms / b.backward_ms);
+                        }
+                        printf("%6d %4d %6s %7d %9.2f %9.2f %11s %8s %8.1f %6.1f%% %9.2f %11.2f\n", len, dim,
+                               causal ? "yes" : "no", threads, b.forward_ms, b.backward_ms, u, x, b.gflops, b.pct,
+                               b.fused_mb, b.unfused_mb);
+                    }
+                    fflush(stdout);
+                    first = 0;
                 }
     /* The dense matrix multiply: one line (table), row (csv) or object (json) per size and threads. */
     if (json) printf("\n], \"matmul\": [\n");

@@ -29,6 +29,10 @@ Then bf16 prefill (--bf16-prefill lengths, default 4096; the --dims, --causal an
 the fused kernel with q, k, v and out bf16 (`attn_bench --dtype bf16`: VDPBF16PS where the CPU has
 AVX512_BF16), the same with fp32, and torch SDPA on the same bf16 tensors, alternating per round.
 
+Then training (--training lengths, default 512,1024,2048,4096; the --dims, --causal and --threads
+lists): attn_forward + attn_backward (`attn_bench --no-attention --backward L`) against torch SDPA
+forward + backward through autograd (out.backward(dout) on q, k, v leaves), alternating per round.
+
 Then the dense matrix multiply the modules use: attn_matmul (`attn_bench --no-attention --matmul N`)
 against numpy's matmul (OpenBLAS sgemm) on square N x N x N problems, alternating in the same way.
 
@@ -40,6 +44,7 @@ timed by the Swift benchmark package (see --swift-module-cmd).
                          [--threads 1,2] [--peers torch-sdpa,jax,...] [--rounds 3] [--reps N]
                          [--attn-bench build/attn_bench] [--out-dir DIR] [--no-module]
                          [--matmul 512,1024,2048,4096] [--bf16-prefill 4096]
+                         [--training 512,1024,2048,4096]
 """
 from __future__ import annotations
 
@@ -84,11 +89,11 @@ def projection_flops(length: int, embed: int) -> float:
     return 8.0 * length * embed * embed  # Q, K, V and output projections: 4 x (2 L E^2)
 
 
-def _inputs(shape, seed=0):
+def _inputs(shape, seed=0, count=3):
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    return [rng.standard_normal(shape, dtype=np.float32) for _ in range(3)]
+    return [rng.standard_normal(shape, dtype=np.float32) for _ in range(count)]
 
 
 class TorchSDPA:
@@ -111,6 +116,21 @@ class TorchSDPA:
                 sdpa(q, k, v, is_causal=bool(causal))
 
         return run, attention_flops(length, dim, causal)
+
+    def make_training(self, length, dim, causal):
+        """Forward and backward through autograd: q, k, v leaves, out.backward(dout), the gradients
+        dropped after each call so the next one writes rather than accumulates."""
+        torch = self.torch
+        q, k, v, dout = (torch.from_numpy(x) for x in _inputs((1, HEADS, length, dim), count=4))
+        for x in (q, k, v):
+            x.requires_grad_(True)
+        sdpa = torch.nn.functional.scaled_dot_product_attention
+
+        def run():
+            sdpa(q, k, v, is_causal=bool(causal)).backward(dout)
+            q.grad = k.grad = v.grad = None
+
+        return run, 3.5 * attention_flops(length, dim, causal)
 
 
 class TorchMHA:
@@ -278,6 +298,8 @@ def worker_main(peer: str, threads: int) -> None:
         try:
             if request.get("module"):
                 run, flops = impl.make(request["length"], request["embed"] // request["heads"], 0, request["heads"])
+            elif request.get("training"):
+                run, flops = impl.make_training(request["length"], request["dim"], request["causal"])
             elif request.get("matmul"):
                 run, flops = impl.make_matmul(request["matmul"])
             elif request.get("dtype"):
@@ -371,6 +393,36 @@ def run_attn_bench_matmul(binary: str, n: int, threads: int, reps: int) -> float
         cmd += ["--reps", str(reps)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out)["matmul"][0]["ms"]
+
+
+def run_attn_bench_training(binary: str, length: int, dim: int, causal: int, threads: int, reps: int) -> dict:
+    """attn_bench's backward row (attn_forward then attn_backward, medians): forward_ms, backward_ms."""
+    cmd = [binary, "--no-attention", "--backward", str(length), "--dims", str(dim), "--causal", str(causal),
+           "--threads", str(threads), "--format", "json", "--no-machine", "--no-decode", "--no-matmul",
+           "--unfused-backward-max", "0"]
+    if reps:
+        cmd += ["--reps", str(reps)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["backward"][0]
+
+
+def markdown_training(rows, meta) -> str:
+    out = io.StringIO()
+    out.write(f"Attention forward + backward vs PyTorch's SDPA through autograd: {meta['cpu']}, {meta['date']}. "
+              "B = 1, H = 8, fp32; medians over the rounds; GFLOP/s counts 14·B·H·L²·D (half causal).\n\n"
+              "| L | D | causal | threads | ours fwd ms | ours bwd ms | ours fwd+bwd GFLOP/s | torch fwd+bwd ms "
+              "| speed-up |\n|---:|---:|:---:|---:|---:|---:|---:|---:|---:|\n")
+    for r in rows:
+        total = r["forward_ms"] + r["backward_ms"]
+        flops = 3.5 * attention_flops(r["length"], r["dim"], r["causal"])
+        torch = f"{r['torch_ms']:.1f} | {r['torch_ms'] / total:.2f}×" if r["torch_ms"] else "– | –"
+        out.write(f"| {r['length']} | {r['dim']} | {'yes' if r['causal'] else 'no'} | {r['threads']} | "
+                  f"{r['forward_ms']:.1f} | {r['backward_ms']:.1f} | {flops / (total * 1e-3) * 1e-9:.1f} | {torch} |\n")
+    ratios = [r["torch_ms"] / (r["forward_ms"] + r["backward_ms"]) for r in rows if r["torch_ms"]]
+    if ratios:
+        out.write(f"\nGeometric mean speed-up over torch: {statistics.geometric_mean(ratios):.2f}× "
+                  f"(min {min(ratios):.2f}×, {len(ratios)} shapes).\n")
+    return out.getvalue()
 
 
 def markdown_matmul(rows, meta) -> str:
@@ -554,6 +606,9 @@ def main(argv=None) -> int:
                     help="square sizes for attn_matmul against numpy's OpenBLAS matmul; empty to skip")
     ap.add_argument("--bf16-prefill", default="4096",
                     help="lengths for bf16 prefill (ours bf16, ours fp32, torch SDPA bf16); empty to skip")
+    ap.add_argument("--training", default="512,1024,2048,4096",
+                    help="lengths for forward + backward (attn_forward + attn_backward against torch SDPA "
+                         "through autograd); empty to skip")
     ap.add_argument("--swift-module-cmd",
                     default="swift run -c release --package-path Benchmarks ModuleTiming --json",
                     help="command (run from the repository root) printing a JSON line {\"ms\": ...} for our "
@@ -569,6 +624,7 @@ def main(argv=None) -> int:
     if args.quick:
         args.lengths, args.dims, args.threads, args.rounds = "256,1024,4096", "64", "2", 2
         args.bf16_prefill = "1024"
+        args.training = "1024"
     lengths, dims = parse_list(args.lengths), parse_list(args.dims)
     causals, thread_counts = parse_list(args.causal), parse_list(args.threads)
     peers = [p for p in args.peers.split(",") if p]
@@ -581,7 +637,7 @@ def main(argv=None) -> int:
     meta = machine()
     print(f"# {meta['date']}: {meta['cpu']}, {meta['cores']} cores; peers {', '.join(peers)}; "
           f"{args.rounds} round(s) per shape", flush=True)
-    results, infos, matmul_rows, bf16_rows = [], {}, [], []
+    results, infos, matmul_rows, bf16_rows, training_rows = [], {}, [], [], []
     matmul_sizes = parse_list(args.matmul)
     for threads in thread_counts:
         workers = {}
@@ -662,6 +718,31 @@ def main(argv=None) -> int:
                           f"{r['bf16_ms']:.2f} ms, fp32 {r['f32_ms']:.2f} ms ({r['f32_ms'] / r['bf16_ms']:.2f}×)"
                           + (f", torch SDPA bf16 {r['torch_ms']:.2f} ms ({r['torch_ms'] / r['bf16_ms']:.2f}×)"
                              if r["torch_ms"] else ""), flush=True)
+        for length in parse_list(args.training):
+            for dim in dims:
+                for causal in causals:
+                    fwd, bwd, torch_ms = [], [], []
+                    for rnd in range(args.rounds):
+                        steps = ["ours", "torch"] if rnd % 2 == 0 else ["torch", "ours"]
+                        for step in steps:
+                            time.sleep(args.pause)
+                            if step == "ours":
+                                row = run_attn_bench_training(args.attn_bench, length, dim, causal, threads, args.reps)
+                                fwd.append(row["forward_ms"])
+                                bwd.append(row["backward_ms"])
+                            elif "torch-sdpa" in workers:
+                                reply = workers["torch-sdpa"].ask({"training": True, "length": length, "dim": dim,
+                                                                   "causal": causal, "reps": args.reps})
+                                if "ms" in reply:
+                                    torch_ms.append(reply["ms"])
+                    r = {"length": length, "dim": dim, "causal": causal, "threads": threads,
+                         "forward_ms": statistics.median(fwd), "backward_ms": statistics.median(bwd),
+                         "torch_ms": statistics.median(torch_ms) if torch_ms else None}
+                    training_rows.append(r)
+                    total = r["forward_ms"] + r["backward_ms"]
+                    print(f"training L={length} D={dim} causal={causal} threads={threads}: ours fwd+bwd {total:.2f} ms"
+                          + (f", torch SDPA autograd {r['torch_ms']:.2f} ms ({r['torch_ms'] / total:.2f}×)"
+                             if r["torch_ms"] else ""), flush=True)
         if "numpy" in workers:
             for n in matmul_sizes:
                 ours, blas = [], []
@@ -686,6 +767,8 @@ def main(argv=None) -> int:
     md = markdown(results, list(infos), meta, infos)
     if bf16_rows:
         md += "\n" + markdown_bf16(bf16_rows, meta)
+    if training_rows:
+        md += "\n" + markdown_training(training_rows, meta)
     if matmul_rows:
         md += "\n" + markdown_matmul(matmul_rows, meta)
     md_path = os.path.join(args.out_dir, f"peers-{stamp}.md")
