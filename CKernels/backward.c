@@ -37,6 +37,7 @@ typedef struct backward_run {
     float *workspace;
     int64_t dbias_count[3];   /* pass 2: items over (b, h, i), 1 where a dbias stride is 0 */
     int64_t dbias_fold[3];    /* the rows folded onto an item: the count where the stride is 0, else 1 */
+    int dbias_folds;          /* fused: dbias has a stride of 0, so the dbias pass folds the kernel's dS */
 } backward_run;
 
 static int strides_nonnegative(int rank, const int64_t *stride) {
@@ -167,6 +168,13 @@ static attn_status backward_prepare(backward_run *run, const attn_backward_param
         int64_t partial, offsets[3];
         if (!attn_mul_ok(rows, plan->dq_ld, &partial) || !attn_mul_ok(partial, plan->stripes, &partial) ||
             !attn_add_ok(shared_floats(p, offsets), partial, &shared))
+            return ATTN_ERR_OVERFLOW;
+        /* dbias: written by the kernel when no stride is 0; else the whole dS (B, Hq, Lq, Lk), after
+         * the partials, for the fold pass. */
+        run->dbias_folds = bp->dbias && !(bp->dbias_stride[0] && bp->dbias_stride[1] && bp->dbias_stride[2] &&
+                                          bp->dbias_stride[3]);
+        int64_t ds_floats;
+        if (run->dbias_folds && (!attn_mul_ok(rows, p->len_k, &ds_floats) || !attn_add_ok(shared, ds_floats, &shared)))
             return ATTN_ERR_OVERFLOW;
     } else {
         /* W, dS and a dbias block of Lk floats: Lk < 2^62 / 4 (validated extents). */
@@ -313,7 +321,13 @@ static void group_task(void *ctx, int64_t item, int thread) {
 void attn_backward_exact_row(const attn_backward_plan *plan, int64_t b, int64_t h, int64_t i, int64_t j0, int64_t nk,
                              float *dkt, float *dvt, int64_t ld, float *dq, float *scratch) {
     float *w = scratch, *ds = scratch + nk;
-    if (!backward_row(plan, b, h, i, j0, j0 + nk, w, ds)) return;
+    const int any = backward_row(plan, b, h, i, j0, j0 + nk, w, ds);
+    if (plan->ds_out) {
+        const int64_t *st = plan->ds_stride;
+        float *out = plan->ds_out + b * st[0] + h * st[1] + i * st[2] + j0 * st[3];
+        for (int64_t j = 0; j < nk; j++) out[j * st[3]] = any ? ds[j] : 0.0f;
+    }
+    if (!any) return;
     add_kv(plan, b, h, i, nk, w, ds, 1.0f, dkt, 1, dvt, 1, ld);
     add_q(plan, b, h / plan->pr->group, j0, nk, ds, dq);
 }
@@ -379,9 +393,21 @@ static void dq_task(void *ctx, int64_t item, int thread) {
     }
 }
 
-/* The dbias pass of both paths, one dbias row (b, h, i) over the dimensions of non-zero stride: the
- * sum, in (b, h, i) order, of the dS rows a stride of 0 folds onto it, one key block at a time, then
- * over j in order when its stride is 0 too. */
+/* dS of row (b, h, i) for keys [j0, j0 + m): the fused pass's when it kept the whole of it (into
+ * *ds), else recomputed by backward_row. Returns 0 when all of it is 0. */
+static int dbias_source(const backward_run *run, int64_t b, int64_t h, int64_t i, int64_t j0, int64_t m, float *w,
+                        float **ds) {
+    const attn_params *p = &run->pr.p;
+    if (run->plan.ds_out) {
+        *ds = run->plan.ds_out + ((b * p->heads_q + h) * p->len_q + i) * p->len_k + j0;
+        return 1;
+    }
+    return backward_row(&run->plan, b, h, i, j0, j0 + m, w, *ds);
+}
+
+/* The dbias pass, one dbias row (b, h, i) over the dimensions of non-zero stride: the sum, in
+ * (b, h, i) order, of the dS rows a stride of 0 folds onto it, one key block at a time, then over j
+ * in order when its stride is 0 too. (The fused path writes an unfolded dbias itself.) */
 static void dbias_task(void *ctx, int64_t item, int thread) {
     const backward_run *run = ctx;
     const attn_backward_params *bp = &run->bp;
@@ -396,8 +422,11 @@ static void dbias_task(void *ctx, int64_t item, int thread) {
         for (int64_t fb = 0; fb < fold[0]; fb++)
             for (int64_t fh = 0; fh < fold[1]; fh++)
                 for (int64_t fi = 0; fi < fold[2]; fi++)
-                    if (backward_row(&run->plan, ob + fb, oh + fh, oi + fi, j0, j0 + m, w, ds))
-                        for (int64_t j = 0; j < m; j++) acc[j] += ds[j];
+                {
+                    float *row = ds;
+                    if (dbias_source(run, ob + fb, oh + fh, oi + fi, j0, m, w, &row))
+                        for (int64_t j = 0; j < m; j++) acc[j] += row[j];
+                }
         if (bp->dbias_stride[3] == 0)
             for (int64_t j = 0; j < m; j++) sum += acc[j];
         else
@@ -424,13 +453,21 @@ static attn_status backward_run_all(const attn_backward_params *params, int fuse
         plan->d = shared + offsets[1];
         plan->row_flags = (const uint8_t *)(shared + offsets[2]);
         plan->dq_partial = shared + offsets[0];
+        if (run.dbias_folds) {
+            const int64_t full[4] = {p->heads_q * p->len_q * p->len_k, p->len_q * p->len_k, p->len_k, 1};
+            plan->ds_out = plan->dq_partial + plan->stripes * heads * p->len_q * plan->dq_ld;
+            memcpy(plan->ds_stride, full, sizeof full);
+        } else if (run.bp.dbias) {
+            plan->ds_out = run.bp.dbias;
+            memcpy(plan->ds_stride, run.bp.dbias_stride, sizeof plan->ds_stride);
+        }
         attn_parallel_for(heads, run.threads, rows_task, &run);
         attn_parallel_for(p->batch * p->heads_kv * plan->stripes, run.threads, stripe_task, &run);
         attn_parallel_for(heads, run.threads, dq_task, &run);
     } else {
         attn_parallel_for(p->batch * p->heads_kv, run.threads, group_task, &run);
     }
-    if (run.bp.dbias)
+    if (run.bp.dbias && (!fused || run.dbias_folds))
         attn_parallel_for(run.dbias_count[0] * run.dbias_count[1] * run.dbias_count[2], run.threads, dbias_task, &run);
     attn_free(run.workspace);
     return ATTN_OK;

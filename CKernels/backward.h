@@ -31,13 +31,15 @@ typedef struct attn_backward_plan {
     int64_t key_blocks, stripes;
     float *dq_partial;         /* (stripes, B, Hq, Lq, dq_ld): unscaled Σ dS k, zeroed before the pass */
     int64_t dq_ld;             /* dim_qk rounded up to whole vectors of the kernel's ISA */
+    float *ds_out;             /* with dbias: where dS (b, h, i, j) goes, each element written once */
+    int64_t ds_stride[4];      /* (the caller's dbias when no stride is 0, else a full dS backward.c folds) */
 } attn_backward_plan;
 
 /* Query row (b, h, i) against keys [j0, j0 + nk) by the reference's rules, one element at a time:
  * dkt[c * ld + j] += dS_j q_c and dvt[c * ld + j] += W_j dout_c (unscaled, transposed, j from 0 at
- * key j0), dq[c] += dS_j k_jc. Used for the rows and blocks the vector kernel leaves out: rows
- * without a finite lse, and tiles where a non-finite input would turn a weight of 0 into NaN.
- * scratch holds 2 * nk floats. */
+ * key j0), dq[c] += dS_j k_jc, and dS into the plan's ds_out when there is one. Used for the rows
+ * and blocks the vector kernel leaves out: rows without a finite lse, and tiles where a non-finite
+ * input would turn a weight of 0 into NaN. scratch holds 2 * nk floats. */
 void attn_backward_exact_row(const attn_backward_plan *plan, int64_t b, int64_t h, int64_t i, int64_t j0, int64_t nk,
                              float *dkt, float *dvt, int64_t ld, float *dq, float *scratch);
 

@@ -268,8 +268,15 @@ static void bwd_accumulate_q(const bwd_ctx *x, float *dq, int64_t ld, int64_t nr
     }
 }
 
+/* dS of row i of head h for the block's keys into the plan's ds_out: row (of the dS tile), or 0. */
+static void bwd_store_ds(const bwd_ctx *x, int64_t h, int64_t i, const float *row) {
+    const int64_t *st = x->plan->ds_stride;
+    float *out = x->plan->ds_out + x->b * st[0] + h * st[1] + i * st[2] + x->j0 * st[3];
+    for (int64_t j = 0; j < x->nk; j++) out[j * st[3]] = row ? row[j] : 0.0f;
+}
+
 /* Head h's rows against the block: the tiles of rows that see it, and the rows without a finite
- * lse that do not (their weights, uniform or NaN, reach every key). */
+ * lse that do not (their weights, uniform or NaN, reach every key); with dbias, every row's dS. */
 static void bwd_head(const bwd_ctx *x, int64_t h, int finite) {
     const attn_backward_plan *plan = x->plan;
     const attn_problem *pr = x->pr;
@@ -281,10 +288,15 @@ static void bwd_head(const bwd_ctx *x, int64_t h, int finite) {
     int64_t ia, ib, lo, hi;
     bwd_rows_seeing(pr, x->b, x->j0, x->j0 + x->nk, &ia, &ib);
     if (ib < ia) ib = ia;
-    if (plan->no_lse_rows[bh])
-        for (int64_t i = 0; i < p->len_q; i++)
-            if ((i < ia || i >= ib) && (flags[i] & ATTN_BACKWARD_ROW_NO_LSE))
+    if (plan->no_lse_rows[bh] || plan->ds_out)
+        for (int64_t i = 0; i < p->len_q; i++) {
+            if (i == ia) i = ib;
+            if (i >= p->len_q) break;
+            if (flags[i] & ATTN_BACKWARD_ROW_NO_LSE)
                 attn_backward_exact_row(plan, x->b, h, i, x->j0, x->nk, x->dkt, x->dvt, BWD_KB, dq + i * ld, x->scratch);
+            else if (plan->ds_out)
+                bwd_store_ds(x, h, i, NULL);
+        }
     const float *q = (const float *)p->q + x->b * p->q_stride[0] + h * p->q_stride[1];
     const float *dout = (const float *)bp->dout + x->b * bp->dout_stride[0] + h * bp->dout_stride[1];
     for (int64_t i0 = ia; i0 < ib; i0 += BWD_QT) {
@@ -306,6 +318,8 @@ static void bwd_head(const bwd_ctx *x, int64_t h, int finite) {
         bwd_accumulate_kv(x->dvt, x->wt, dout + i0 * bp->dout_stride[2], bp->dout_stride[2], p->dim_v, nr);
         bwd_accumulate_kv(x->dkt, x->st, q + i0 * p->q_stride[2], p->q_stride[2], p->dim_qk, nr);
         bwd_accumulate_q(x, dq + i0 * ld, ld, nr);
+        if (plan->ds_out)
+            for (int64_t r = 0; r < nr; r++) bwd_store_ds(x, h, i0 + r, x->st + r * BWD_KB);
     }
 }
 

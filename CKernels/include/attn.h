@@ -359,19 +359,30 @@ ATTN_API uint32_t attn_dropout_threshold(float p);
  * A row whose lse is NaN (NaN in its query, a visible key or its bias) is treated the same way as a
  * NaN masked row, whatever dropout kept: NaN propagates as the math does. Every sum is in float.
  *
- * attn_backward, the fused path (FlashAttention-2's loop order, portable C for now: the ISA-specific
- * kernels are to come): D_i once per row; then per block of 64 keys of each (b, K/V head), its dk
- * and dv summed in a tile over the group's query rows, P recomputed from lse, rows that see none of
- * the block (above the causal diagonal, outside the window, past key_len) skipped; then per block of
- * 32 query rows of each (b, h), dq over the key blocks. Each output element is summed by one work
- * item in a fixed order: no atomics, the same bits for any thread count, and parallel even at
- * B·H = 1. Workspace: threads x (3 + Dqk + Dv) x 64 floats plus B·Hq·Lq floats for D.
+ * attn_backward, the fused path (FlashAttention-2's loop order, vector kernels per ISA): D_i and
+ * the rows' flags once per row; then the key blocks (64 keys) of each (b, K/V head) are dealt into
+ * stripes (block k into stripe k mod S, S = ceil(8 / (B·Hkv)) at most the block count, so it
+ * depends on the shape only), one work item per stripe: per block it packs K and V once, then for
+ * each tile of 24 query rows of the group's heads that sees the block recomputes P from lse, forms
+ * dP, dS and W in two tiles and adds dV += Wᵀ dout, dK += dSᵀ q and its stripe's partial
+ * dQ += dS K (tiles above the causal diagonal, outside the window or past key_len skipped whole);
+ * then dq = scale Σ partials in stripe order. A tile meeting a non-finite q, k, v or dout, or a row
+ * without a finite lse, is done element by element as the reference does, so a weight of 0 never
+ * reads such a value. dbias: written by the tiles when no dbias stride is 0; otherwise the tiles
+ * keep the whole dS (B, Hq, Lq, Lk) in the workspace and a pass folds it. No atomics: each output
+ * element is summed by one work item in a fixed order, the same bits for any thread count, and
+ * parallel even at B·H = 1. Workspace: per thread about 64 x (3 Dqk + 2 Dv + 50) floats;
+ * shared, per query row, D (a float), a flag (a byte) and S partial dq rows of Dqk rounded up to a
+ * vector; with a folded dbias, B·Hq·Lq·Lk floats more.
  * attn_backward_unfused is the reference: plain float loops, one row at a time against every key;
- * parallel over the (b, K/V head) groups. Workspace: threads x 3 x Lk floats.
- * Both then compute dbias, when asked for, in parallel over its distinct elements, each summing the
- * rows a stride of 0 folds onto it in (b, h, i) order. Against the exact gradient, each output is
+ * parallel over the (b, K/V head) groups; it then computes dbias, when asked for, in parallel over
+ * its distinct elements, each summing the rows a stride of 0 folds onto it in (b, h, i) order.
+ * Workspace: threads x 3 x Lk floats. The two paths sum in different orders, and the fused one's
+ * order depends on the ISA's vector width, so results differ in the last bits between paths and
+ * ISAs; on one path and ISA they are the same bits for any thread count. Against the exact
+ * gradient, each output is
  * within 2e-5 · max(1, max |gradient|) (dbias: of the largest sum of |dS| folded onto one element)
- * at the tests' sizes (L up to 65, D up to 64).
+ * at the tests' sizes (L up to 333, D up to 80).
  * Start from attn_backward_params_default(): struct_size, forward = attn_params_default(), and every
  * other field 0 / NULL.
  */
