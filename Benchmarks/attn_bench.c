@@ -678,7 +678,7 @@ int main(int argc, char **argv) {
                                threads, b.forward_ms, b.backward_ms, unfused ? b.unfused_ms : -1.0, b.gflops, b.fused_mb,
                                b.unfused_mb);
                     else if (csv)
-                        printf("%d,%d,%d,%d,%.3f,%.3f,%.3f,%.2f,%.1f,%.1f,%.3f,%.1f\n", len, dim, causal, threads,
+                        printf("%d,%d,%d,%d,%.3f,%.3f,%.3f,%.2f,%.1f,%.1f,%.3f,%.3f\n", len, dim, causal, threads,
                                b.forward_ms, b.backward_ms, b.unfused_ms, b.unfused_ms / b.backward_ms, b.gflops, b.pct,
                                b.fused_mb, b.unfused_mb);
                     else

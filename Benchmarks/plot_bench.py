@@ -4,6 +4,8 @@ length, fused vs unfused. Standard library only.
 
   build/attn_bench --format csv > bench.csv
   python3 Benchmarks/plot_bench.py bench.csv -o docs/bench.svg     (or read the CSV on stdin)
+  python3 Benchmarks/plot_bench.py --backward bench.csv -o docs/bench_backward.svg
+                                          (the backward table: attn_backward vs attn_backward_unfused)
 
 Left panel: median time per call (log scale) for each (head dim, causal) of the chosen thread
 count, fused solid and unfused dashed, the fused speed-up printed at the longest length. Right
@@ -40,15 +42,22 @@ def cpu_name() -> str:
     return platform.machine()
 
 
-def read_rows(stream) -> list[dict]:
+def read_rows(stream, backward: bool = False) -> list[dict]:
+    """The forward table's rows, or (backward) the backward table's, as the same fields: the
+    backward's attn_backward time as fused_ms, attn_backward_unfused's as unfused_ms (NaN where it
+    was not timed)."""
     lines = [line for line in stream if line.strip() and not line.startswith("#")]
+    if backward:
+        start = next((i for i, line in enumerate(lines) if line.startswith("backward_length")), len(lines))
+        lines = lines[start:]
+    keys = ("backward_length", "backward_ms", "unfused_backward_ms") if backward else ("length", "fused_ms", "unfused_ms")
     rows = []
     for r in csv.DictReader(lines):
         try:
             rows.append({
-                "length": int(r["length"]), "dim": int(r["dim"]), "causal": int(r["causal"]),
-                "threads": int(r["threads"]), "fused_ms": float(r["fused_ms"]),
-                "unfused_ms": float(r["unfused_ms"]), "fused_mb": float(r["fused_mem_mb"]),
+                "length": int(r[keys[0]]), "dim": int(r["dim"]), "causal": int(r["causal"]),
+                "threads": int(r["threads"]), "fused_ms": float(r[keys[1]]),
+                "unfused_ms": float(r[keys[2]]), "fused_mb": float(r["fused_mem_mb"]),
                 "unfused_mb": float(r["unfused_mem_mb"]),
             })
         except (KeyError, ValueError):
@@ -174,12 +183,12 @@ def panel(svg, x_range, lengths, ylo, yhi, yfmt, ylabel, title, base2=False):
     return xa, ya
 
 
-def draw(rows, threads, title_note, date, machine) -> str:
+def draw(rows, threads, title_note, date, machine, stage="forward") -> str:
     rows = [r for r in rows if r["threads"] == threads]
     lengths = sorted({r["length"] for r in rows})
     series = sorted({(r["dim"], r["causal"]) for r in rows})
     svg = Svg()
-    heading = f"Attention forward, fused vs unfused: B = 1, H = 8, fp32, {threads} thread{'s' if threads > 1 else ''}"
+    heading = f"Attention {stage}, fused vs unfused: B = 1, H = 8, fp32, {threads} thread{'s' if threads > 1 else ''}"
     svg.text(WIDTH / 2, 30, heading, size=18, anchor="middle", weight="bold")
     sub = f"{machine} · {date}" + (f" · {title_note}" if title_note else "")
     svg.text(WIDTH / 2, 52, sub, size=13, anchor="middle", color="#444")
@@ -196,13 +205,15 @@ def draw(rows, threads, title_note, date, machine) -> str:
         unf = [(xa(L), ya(r["unfused_ms"])) for L, r in pts if r["unfused_ms"] > 0]
         if unf:
             svg.polyline(unf, color, dash="7 5", marker="square", width=1.8)
-        last = pts[-1][1]
-        if last["unfused_ms"] > 0:
-            speedups.append((ya(last["fused_ms"]), color, f"{last['unfused_ms'] / last['fused_ms']:.2f}×"))
+        timed = [r for _, r in pts if r["unfused_ms"] > 0]
+        if timed:  # at the longest length both paths were timed
+            speedups.append((ya(timed[-1]["fused_ms"]), color,
+                             f"{timed[-1]['unfused_ms'] / timed[-1]['fused_ms']:.2f}×"))
     for y, color, label in spread(speedups):
         svg.text(LEFT_PANEL[1] + 6, y + 4, label, size=11, color=color, weight="bold")
     svg.text(LEFT_PANEL[1] + 6, PANEL_TOP - 10, "speed-up", size=10, color="#555")
-    svg.text(LEFT_PANEL[1] + 6, PANEL_TOP + 2, f"at L={lengths[-1]}", size=10, color="#555")
+    both = [r["length"] for r in rows if r["unfused_ms"] > 0]
+    svg.text(LEFT_PANEL[1] + 6, PANEL_TOP + 2, f"at L={max(both) if both else lengths[-1]}", size=10, color="#555")
 
     # Memory panel: the workspace does not depend on the mask, so one series per head dim.
     mem_series = sorted({r["dim"] for r in rows})
@@ -259,13 +270,14 @@ def main(argv=None) -> int:
     ap.add_argument("--title-note", default="", help="extra text for the subtitle, e.g. the ISA")
     ap.add_argument("--date", default=datetime.date.today().isoformat())
     ap.add_argument("--machine", help="machine description (default: CPU model and core count)")
+    ap.add_argument("--backward", action="store_true", help="draw the backward table (attn_bench --backward)")
     args = ap.parse_args(argv)
 
     if args.csv:
         with open(args.csv) as f:
-            rows = read_rows(f)
+            rows = read_rows(f, args.backward)
     else:
-        rows = read_rows(sys.stdin)
+        rows = read_rows(sys.stdin, args.backward)
     if not rows:
         print("plot_bench: no attn_bench CSV rows in the input", file=sys.stderr)
         return 1
@@ -274,7 +286,7 @@ def main(argv=None) -> int:
         print(f"plot_bench: no rows with {threads} thread(s)", file=sys.stderr)
         return 1
     machine = args.machine or f"{cpu_name()}, {os.cpu_count()} cores"
-    svg = draw(rows, threads, args.title_note, args.date, machine)
+    svg = draw(rows, threads, args.title_note, args.date, machine, "backward" if args.backward else "forward")
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w") as f:
         f.write(svg)

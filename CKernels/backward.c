@@ -38,6 +38,8 @@ typedef struct backward_run {
     int64_t dbias_count[3];   /* pass 2: items over (b, h, i), 1 where a dbias stride is 0 */
     int64_t dbias_fold[3];    /* the rows folded onto an item: the count where the stride is 0, else 1 */
     int dbias_folds;          /* fused: dbias has a stride of 0, so the dbias pass folds the kernel's dS */
+    int64_t dq_ld;            /* fused: floats per partial dq row, dim_qk rounded up to whole vectors */
+    int dq_direct;            /* fused: the kernel sums into dq itself (one stripe, whole vectors) */
 } backward_run;
 
 static int strides_nonnegative(int rank, const int64_t *stride) {
@@ -161,12 +163,13 @@ static attn_status backward_prepare(backward_run *run, const attn_backward_param
         plan->stripes = pairs >= BACKWARD_MIN_ITEMS ? 1 : attn_ceil_div(BACKWARD_MIN_ITEMS, pairs > 0 ? pairs : 1);
         if (plan->stripes > plan->key_blocks) plan->stripes = plan->key_blocks > 0 ? plan->key_blocks : 1;
         if (pairs * plan->stripes > items) items = pairs * plan->stripes;
-        plan->dq_ld = attn_ceil_div(p->dim_qk, run->kernels->vector_floats) * run->kernels->vector_floats;
+        run->dq_ld = attn_ceil_div(p->dim_qk, run->kernels->vector_floats) * run->kernels->vector_floats;
+        run->dq_direct = plan->stripes == 1 && run->dq_ld == p->dim_qk;
         /* Per thread: the kernel's blocks and tiles (below 2^56: Dqk and Dv are below 2^46); shared:
          * shared_floats (rows x Dqk fits: validated; the partials are checked). */
         floats = run->kernels->backward_workspace_floats(&run->pr);
         int64_t partial, offsets[3];
-        if (!attn_mul_ok(rows, plan->dq_ld, &partial) || !attn_mul_ok(partial, plan->stripes, &partial) ||
+        if (!attn_mul_ok(rows, run->dq_direct ? 0 : run->dq_ld, &partial) || !attn_mul_ok(partial, plan->stripes, &partial) ||
             !attn_add_ok(shared_floats(p, offsets), partial, &shared))
             return ATTN_ERR_OVERFLOW;
         /* dbias: written by the kernel when no stride is 0; else the whole dS (B, Hq, Lq, Lk), after
@@ -347,7 +350,7 @@ static void rows_task(void *ctx, int64_t item, int thread) {
     const attn_backward_plan *plan = &run->plan;
     const attn_params *p = &run->pr.p;
     const attn_backward_params *bp = &run->bp;
-    const int64_t b = item / p->heads_q, h = item % p->heads_q, rows = p->batch * p->heads_q * p->len_q;
+    const int64_t b = item / p->heads_q, h = item % p->heads_q;
     float *d = (float *)plan->d + item * p->len_q;
     uint8_t *flags = (uint8_t *)plan->row_flags + item * p->len_q;
     int64_t no_lse = 0;
@@ -361,9 +364,10 @@ static void rows_task(void *ctx, int64_t item, int thread) {
         no_lse += !isfinite(lse);
     }
     ((int64_t *)plan->no_lse_rows)[item] = no_lse;
+    const int64_t *st = plan->dq_sum_stride, width = run->dq_direct ? p->dim_qk : run->dq_ld;
     for (int64_t s = 0; s < plan->stripes; s++)
-        memset(plan->dq_partial + (s * rows + item * p->len_q) * plan->dq_ld, 0,
-               sizeof(float) * (size_t)(p->len_q * plan->dq_ld));
+        for (int64_t i = 0; i < p->len_q; i++)
+            memset(plan->dq_sum + s * st[0] + b * st[1] + h * st[2] + i * st[3], 0, sizeof(float) * (size_t)width);
 }
 
 /* Fused pass 1, one stripe of one (b, K/V head): the ISA's kernel. */
@@ -375,19 +379,19 @@ static void stripe_task(void *ctx, int64_t item, int thread) {
                                   run->workspace + thread * run->workspace_floats);
 }
 
-/* Fused pass 2, one (b, h): dq = scale Σ partials, in stripe order. */
+/* Fused pass 2, one (b, h): dq = scale Σ partials, in stripe order (or scale dq in place). */
 static void dq_task(void *ctx, int64_t item, int thread) {
     (void)thread;
     const backward_run *run = ctx;
     const attn_backward_plan *plan = &run->plan;
     const attn_params *p = &run->pr.p;
-    const int64_t b = item / p->heads_q, h = item % p->heads_q, rows = p->batch * p->heads_q * p->len_q;
+    const int64_t b = item / p->heads_q, h = item % p->heads_q, *st = plan->dq_sum_stride;
     for (int64_t i = 0; i < p->len_q; i++) {
         float *dq = dq_row(plan, b, h, i);
-        const float *part = plan->dq_partial + (item * p->len_q + i) * plan->dq_ld;
+        const float *part = plan->dq_sum + b * st[1] + h * st[2] + i * st[3];
         for (int64_t c = 0; c < p->dim_qk; c++) {
             float sum = part[c];
-            for (int64_t s = 1; s < plan->stripes; s++) sum += part[s * rows * plan->dq_ld + c];
+            for (int64_t s = 1; s < plan->stripes; s++) sum += part[s * st[0] + c];
             dq[c] = p->scale * sum;
         }
     }
@@ -452,10 +456,18 @@ static attn_status backward_run_all(const attn_backward_params *params, int fuse
         plan->no_lse_rows = (const int64_t *)shared;
         plan->d = shared + offsets[1];
         plan->row_flags = (const uint8_t *)(shared + offsets[2]);
-        plan->dq_partial = shared + offsets[0];
+        if (run.dq_direct) {
+            const int64_t direct[4] = {0, run.bp.dq_stride[0], run.bp.dq_stride[1], run.bp.dq_stride[2]};
+            plan->dq_sum = run.bp.dq;
+            memcpy(plan->dq_sum_stride, direct, sizeof direct);
+        } else {
+            const int64_t ld = run.dq_ld, partial[4] = {heads * p->len_q * ld, p->heads_q * p->len_q * ld, p->len_q * ld, ld};
+            plan->dq_sum = shared + offsets[0];
+            memcpy(plan->dq_sum_stride, partial, sizeof partial);
+        }
         if (run.dbias_folds) {
             const int64_t full[4] = {p->heads_q * p->len_q * p->len_k, p->len_q * p->len_k, p->len_k, 1};
-            plan->ds_out = plan->dq_partial + plan->stripes * heads * p->len_q * plan->dq_ld;
+            plan->ds_out = shared + offsets[0] + (run.dq_direct ? 0 : plan->stripes * heads * p->len_q * run.dq_ld);
             memcpy(plan->ds_stride, full, sizeof full);
         } else if (run.bp.dbias) {
             plan->ds_out = run.bp.dbias;

@@ -29,8 +29,12 @@ typedef struct attn_backward_plan {
     const uint8_t *row_flags;  /* per row, (B, Hq, Lq): ATTN_BACKWARD_ROW_* */
     const int64_t *no_lse_rows; /* per (b, h): rows flagged ATTN_BACKWARD_ROW_NO_LSE */
     int64_t key_blocks, stripes;
-    float *dq_partial;         /* (stripes, B, Hq, Lq, dq_ld): unscaled Σ dS k, zeroed before the pass */
-    int64_t dq_ld;             /* dim_qk rounded up to whole vectors of the kernel's ISA */
+    /* Where each stripe sums its unscaled Σ dS k, zeroed before the pass: row (stripe, b, h, i) at
+     * dq_sum + the dot of those with dq_sum_stride, dim_qk rounded up to whole vectors of the ISA
+     * wide. Partial rows in the workspace, or dq itself when there is one stripe and dim_qk is a
+     * whole number of vectors. */
+    float *dq_sum;
+    int64_t dq_sum_stride[4];
     float *ds_out;             /* with dbias: where dS (b, h, i, j) goes, each element written once */
     int64_t ds_stride[4];      /* (the caller's dbias when no stride is 0, else a full dS backward.c folds) */
 } attn_backward_plan;

@@ -282,9 +282,9 @@ static void bwd_head(const bwd_ctx *x, int64_t h, int finite) {
     const attn_problem *pr = x->pr;
     const attn_params *p = &pr->p;
     const attn_backward_params *bp = plan->bp;
-    const int64_t bh = x->b * p->heads_q + h, ld = plan->dq_ld;
+    const int64_t bh = x->b * p->heads_q + h, *sum_stride = plan->dq_sum_stride, ld = sum_stride[3];
     const uint8_t *flags = plan->row_flags + bh * p->len_q;
-    float *dq = plan->dq_partial + ((x->stripe * p->batch * p->heads_q + bh) * p->len_q) * ld;
+    float *dq = plan->dq_sum + x->stripe * sum_stride[0] + x->b * sum_stride[1] + h * sum_stride[2];
     int64_t ia, ib, lo, hi;
     bwd_rows_seeing(pr, x->b, x->j0, x->j0 + x->nk, &ia, &ib);
     if (ib < ia) ib = ia;

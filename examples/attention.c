@@ -1,6 +1,8 @@
 /*
  * attention.c: a complete program using only attn.h. Causal self-attention over 4 heads of a
- * (L, H*D) activation read in place, then a check of one row against a direct computation.
+ * (L, H*D) activation read in place, then a check of one row against a direct computation; then
+ * the backward pass of sum(out), its gradients written into one packed (L, 3*H*D) buffer, checked
+ * by a property of softmax: every row's weights sum to 1, so dv summed over the keys is L.
  *
  *   cc attention.c -lattn -fopenmp -lm
  */
@@ -15,8 +17,9 @@ enum { H = 4, L = 100, D = 32 };
 int main(void) {
     /* Projected activations as a model produces them: one row per position, heads side by side. */
     float *qkv = malloc(sizeof(float) * L * 3 * H * D);
-    float *out = malloc(sizeof(float) * L * H * D);
-    if (!qkv || !out) return 1;
+    float *out = malloc(sizeof(float) * L * H * D), *lse = malloc(sizeof(float) * H * L);
+    float *dout = malloc(sizeof(float) * L * H * D), *dqkv = malloc(sizeof(float) * L * 3 * H * D);
+    if (!qkv || !out || !lse || !dout || !dqkv) return 1;
     for (int i = 0; i < L * 3 * H * D; i++) qkv[i] = sinf(0.37f * (float)i);
 
     attn_params p = attn_params_default();
@@ -35,6 +38,7 @@ int main(void) {
     p.k = qkv + H * D;
     p.v = qkv + 2 * H * D;
     p.out = out;
+    p.lse = lse; /* the log-sum-exp of every row, for the backward pass */
     p.causal = ATTN_CAUSAL_TOP_LEFT;
 
     attn_status st = attn_forward(&p);
@@ -59,9 +63,37 @@ int main(void) {
         const double e = fabs(o - out[i * H * D + h * D + d]);
         if (!(e <= err)) err = e; /* a NaN is kept: the check below then fails */
     }
-    printf("attn %s on %s with %d thread(s): max error %.2e\n", attn_version(), attn_isa_name(attn_get_isa()),
-           attn_get_num_threads(), err);
+
+    /* The gradients of sum(out): dout is all ones; dq, dk and dv interleave as q, k and v do. */
+    for (int x = 0; x < L * H * D; x++) dout[x] = 1.0f;
+    attn_backward_params b = attn_backward_params_default();
+    b.forward = p;
+    b.dout = dout;
+    b.dq = dqkv;
+    b.dk = dqkv + H * D;
+    b.dv = dqkv + 2 * H * D;
+    for (int d = 0; d < 3; d++) {
+        b.dout_stride[d] = out_stride[d];
+        b.dq_stride[d] = b.dk_stride[d] = b.dv_stride[d] = in_stride[d];
+    }
+    st = attn_backward(&b);
+    if (st != ATTN_OK) {
+        fprintf(stderr, "attn_backward: %s\n", attn_status_string(st));
+        return 1;
+    }
+    double grad_err = 0;
+    for (int c = 0; c < H * D; c++) {
+        double total = 0;
+        for (int j = 0; j < L; j++) total += dqkv[j * 3 * H * D + 2 * H * D + c];
+        const double e = fabs(total - L) / L;
+        if (!(e <= grad_err)) grad_err = e;
+    }
+    printf("attn %s on %s with %d thread(s): max error %.2e, backward %.2e\n", attn_version(),
+           attn_isa_name(attn_get_isa()), attn_get_num_threads(), err, grad_err);
     free(qkv);
     free(out);
-    return err < 1e-5 ? 0 : 1;
+    free(lse);
+    free(dout);
+    free(dqkv);
+    return err < 1e-5 && grad_err < 1e-5 ? 0 : 1;
 }
