@@ -52,6 +52,21 @@ struct DocumentationSnippetTests {
         #expect(out.shape == [1, 8, 128, 64])
     }
 
+    /// README "Attention", its gradients.
+    @Test func attentionGradients() throws {
+        var rng = SeededGenerator(seed: 42)
+        let q = try Tensor(randomNormal: [1, 8, 128, 64], using: &rng)
+        let k = try Tensor(randomNormal: [1, 8, 128, 64], using: &rng)
+        let v = try Tensor(randomNormal: [1, 8, 128, 64], using: &rng)
+        // Snippet:
+        let dOut = try Tensor(randomNormal: [1, 8, 128, 64], using: &rng)  // d(loss)/d(out)
+        let grads = try scaledDotProductAttentionGradients(
+            query: q, key: k, value: v, outputGradient: dOut, mask: .causal(.topLeft))
+        print(grads.query.shape, grads.key.shape, grads.value.shape)  // shaped as q, k and v
+        // End of snippet.
+        #expect(grads.query.shape == q.shape && grads.key.shape == k.shape && grads.value.shape == v.shape)
+    }
+
     /// The catalogue's overview and "Getting started": grouped-query attention with a window.
     @Test func groupedQueryAttention() throws {
         // Snippet:

@@ -109,6 +109,21 @@ struct AttentionKernelCall {
         output: UnsafeMutableRawPointer?, outputDType: Tensor.DType, outputStrides: (Int64, Int64, Int64),
         logSumExp: UnsafeMutablePointer<Float>?
     ) -> attn_status {
+        let forward = algorithm == .fused ? attn_forward : attn_forward_unfused
+        return withKernelParams(
+            output: output, outputDType: outputDType, outputStrides: outputStrides, logSumExp: logSumExp
+        ) { params in
+            guard broadcastDropout, params.dropout_p > 0 else { return forward(&params) }
+            return forEachHead(params, outputDType: outputDType, forward: forward)
+        }
+    }
+
+    /// Calls `body` with the `attn_params` of this call: its tensors, mask and options, the given
+    /// output and log-sum-exp, and pointers valid for the duration of `body`.
+    func withKernelParams(
+        output: UnsafeMutableRawPointer?, outputDType: Tensor.DType, outputStrides: (Int64, Int64, Int64),
+        logSumExp: UnsafeMutablePointer<Float>?, _ body: (inout attn_params) -> attn_status
+    ) -> attn_status {
         var params = attn_params_default()
         params.batch = Int64(query.batch)
         params.heads_q = Int64(query.heads)
@@ -136,7 +151,6 @@ struct AttentionKernelCall {
         if let allowed = mask.allowed { params.mask_stride = allowed.strides.kernelValue }
         if let bias = mask.bias { params.bias_stride = bias.strides.kernelValue }
 
-        let forward = algorithm == .fused ? attn_forward : attn_forward_unfused
         let keyLengths = mask.keyLengths?.map(Int64.init)
         return withOptionalBuffer(keyLengths) { keyLengthBase in
             withOptionalBuffer(mask.allowed?.values) { maskValues in
@@ -144,8 +158,7 @@ struct AttentionKernelCall {
                 params.mask = maskValues.map { UnsafeRawPointer($0).assumingMemoryBound(to: UInt8.self) }
                 params.key_len = keyLengthBase
                 params.bias = mask.bias.flatMap { bias in bias.tensor.storage.buffer.baseAddress.map { UnsafePointer($0) } }
-                guard broadcastDropout, params.dropout_p > 0 else { return forward(&params) }
-                return forEachHead(params, outputDType: outputDType, forward: forward)
+                return body(&params)
             }
         }
     }
