@@ -83,8 +83,8 @@ static int bwd_pack(const bwd_ctx *x) {
     const float *v = (const float *)p->v + x->b * p->v_stride[0] + x->hk * p->v_stride[1] + x->j0 * p->v_stride[2];
     float nonfinite = 0.0f; /* e - e is 0 for every finite e, NaN otherwise */
     for (int64_t j = 0; j < BWD_KB; j++) {
-        const float *kj = k + j * p->k_stride[2], *vj = v + j * p->v_stride[2];
-        const int in = j < x->nk;
+        const int in = j < x->nk; /* rows past the block are never addressed (their offsets may not exist) */
+        const float *kj = in ? k + j * p->k_stride[2] : k, *vj = in ? v + j * p->v_stride[2] : v;
         for (int64_t c = 0; c < dq; c++) {
             const float e = in ? kj[c] : 0.0f;
             x->kt[c * BWD_KB + j] = x->kr[j * kpad + c] = e;

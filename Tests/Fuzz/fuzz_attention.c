@@ -1,6 +1,7 @@
 /*
  * fuzz_attention.c: a libFuzzer target for the C attention API (attn_validate, attn_forward,
- * attn_forward_unfused and the two workspace queries).
+ * attn_forward_unfused and the two workspace queries; then attn_backward, attn_backward_unfused
+ * and theirs, on the problem the forward ran).
  *
  * Each input is decoded into an attn_params: sizes (mostly small, sometimes zero, negative, powers of
  * two or raw 64-bit values), strides (contiguous, sequence-major, padded, broadcast, or raw), a
@@ -19,7 +20,12 @@
  *     output rows, keep their sentinel; the inputs are unchanged;
  *   - the fused and unfused paths agree (within 1e-3 relative, NaN where NaN) when the data and
  *     parameters are tame (no special values, moderate scale);
- *   - the fused path gives the same bits with 1 and 2 threads.
+ *   - the fused path gives the same bits with 1 and 2 threads;
+ *   - after a fused forward with lse, the backward (fuzz_backward): both paths return the same
+ *     status (NULL_POINTER when lse is NULL, as the input sometimes makes it), write every element
+ *     of dq, dk, dv and the chosen dbias (dense, broadcast from (Lq, Lk), or one sum) and nothing
+ *     around them, leave out, lse and dout alone, the fused one gives the same bits on another
+ *     thread count, and the two agree within 2e-3 of the largest gradient on tame problems.
  * Any violation aborts with a message, which libFuzzer records as a crash.
  *
  * Built by `make fuzz` with clang -fsanitize=fuzzer,address,undefined. With -DFUZZ_STANDALONE it
@@ -210,14 +216,14 @@ static void guards_intact(const guarded *g, const char *what, const char *call) 
 /* ---- what the inputs reached (printed at exit when FUZZ_STATS=1) ---- */
 
 static long g_stat[8];
-enum { ST_INPUTS, ST_REJECTED, ST_ACCEPTED_UNRUNNABLE, ST_RAN, ST_COMPARED, ST_THREADS_COMPARED, ST_ROW_KERNEL };
+enum { ST_INPUTS, ST_REJECTED, ST_ACCEPTED_UNRUNNABLE, ST_RAN, ST_COMPARED, ST_THREADS_COMPARED, ST_ROW_KERNEL, ST_BACKWARD_COMPARED };
 static void print_stats(void) {
     fprintf(stderr,
             "fuzz_attention stats: %ld inputs; %ld rejected (same status from every call, nothing written); %ld accepted "
             "but too large to run; %ld run on both paths (%ld with Lq <= 16); %ld fused/unfused compared; %ld thread "
-            "counts compared\n",
+            "counts compared; %ld backward fused/unfused compared\n",
             g_stat[ST_INPUTS], g_stat[ST_REJECTED], g_stat[ST_ACCEPTED_UNRUNNABLE], g_stat[ST_RAN], g_stat[ST_ROW_KERNEL],
-            g_stat[ST_COMPARED], g_stat[ST_THREADS_COMPARED]);
+            g_stat[ST_COMPARED], g_stat[ST_THREADS_COMPARED], g_stat[ST_BACKWARD_COMPARED]);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -244,6 +250,107 @@ static const float probs[] = {0.0f, 0.0f, 0.0f, 0.1f, 0.5f, 0.9f, 0.999f, 0.9999
 static const float biases[] = {0.0f, 0.5f, -0.5f, 2.0f, -2.0f, -INFINITY, -FLT_MAX, 1e4f, -1e4f, NAN, INFINITY};
 static const int threads_table[] = {1, 1, 1, 1, 2, 2, 0, 3, -1, ATTN_MAX_THREADS + 1};
 #define THREADS_VALID 8
+
+/* ---- the backward pass, after a forward that ran ---- */
+
+/* attn_backward and attn_backward_unfused on the forward problem p (out0 and lse0: what the fused
+ * forward wrote, out.n and rows floats), with dout from the input, dense dq/dk/dv in guard zones
+ * and, by the input's choice, a dbias dense, broadcast from (Lq, Lk) or summed to one element.
+ * Checks: both return the same status (NULL_POINTER without lse), write every gradient element and
+ * nothing else, leave their inputs alone, give the same bits on another thread count (fused) and
+ * agree with each other on tame problems. */
+static void fuzz_backward(attn_params p, reader *r, const float *out0, int64_t out_n, const float *lse0, int64_t rows,
+                          int wild, int determinism, int specials) {
+    const int64_t nq = p.batch * p.heads_q * p.len_q * p.dim_qk, nk = p.batch * p.heads_kv * p.len_k * p.dim_qk;
+    const int64_t nv = p.batch * p.heads_kv * p.len_k * p.dim_v, scores = p.batch * p.heads_q * p.len_q * p.len_k;
+    const uint8_t mode = rd_u8(r) % 4;
+    const int64_t db_n = mode == 1 ? scores : mode == 2 ? p.len_q * p.len_k : mode == 3 ? 1 : 0;
+    if (nq > MAX_ELEMS || nk > MAX_ELEMS || nv > MAX_ELEMS || db_n > MAX_ELEMS) return;
+    float *out = malloc(sizeof(float) * (size_t)out_n), *lse = malloc(sizeof(float) * (size_t)rows);
+    float *dout = malloc(sizeof(float) * (size_t)out_n), *dout0 = malloc(sizeof(float) * (size_t)out_n);
+    if (!out || !lse || !dout || !dout0) fail("harness out of memory");
+    memcpy(out, out0, sizeof(float) * (size_t)out_n);
+    memcpy(lse, lse0, sizeof(float) * (size_t)rows);
+    for (int64_t i = 0; i < out_n; i++) dout[i] = rd_value(r, specials, &wild);
+    memcpy(dout0, dout, sizeof(float) * (size_t)out_n);
+    attn_backward_params bp = attn_backward_params_default();
+    p.out = out;
+    p.lse = rd_u8(r) < 16 ? NULL : lse;
+    bp.forward = p;
+    bp.dout = dout;
+    memcpy(bp.dout_stride, p.out_stride, sizeof bp.dout_stride);
+    const int64_t dq_st[3] = {p.heads_q * p.len_q * p.dim_qk, p.len_q * p.dim_qk, p.dim_qk};
+    const int64_t dk_st[3] = {p.heads_kv * p.len_k * p.dim_qk, p.len_k * p.dim_qk, p.dim_qk};
+    const int64_t dv_st[3] = {p.heads_kv * p.len_k * p.dim_v, p.len_k * p.dim_v, p.dim_v};
+    const int64_t db_st[4][4] = {{0}, {p.heads_q * p.len_q * p.len_k, p.len_q * p.len_k, p.len_k, 1}, {0, 0, p.len_k, 1}, {0}};
+    memcpy(bp.dq_stride, dq_st, sizeof dq_st);
+    memcpy(bp.dk_stride, dk_st, sizeof dk_st);
+    memcpy(bp.dv_stride, dv_st, sizeof dv_st);
+    memcpy(bp.dbias_stride, db_st[mode], sizeof bp.dbias_stride);
+    guarded g[4] = {guarded_new(nq), guarded_new(nk), guarded_new(nv), guarded_new(db_n)};
+    float *res[3][4] = {{0}};
+    int ok[3] = {0, 0, 0};
+    const int calls = determinism && p.num_threads >= 0 && p.num_threads <= ATTN_MAX_THREADS ? 3 : 2;
+    attn_status first = ATTN_OK;
+    for (int call = 0; call < calls; call++) {
+        for (int t = 0; t < 4; t++) fill_sentinel(g[t].base, g[t].n + 2 * GUARD);
+        bp.dq = g[0].p; bp.dk = g[1].p; bp.dv = g[2].p; bp.dbias = mode ? g[3].p : NULL;
+        attn_backward_params bc = bp;
+        if (call == 2) bc.forward.num_threads = p.num_threads == 1 ? 2 : 1;
+        const char *name = call == 1 ? "attn_backward_unfused" : "attn_backward";
+        size_t bytes = 0;
+        const attn_status ws = call == 1 ? attn_backward_unfused_workspace(&bc, &bytes) : attn_backward_workspace(&bc, &bytes);
+        const attn_status st = call == 1 ? attn_backward_unfused(&bc) : attn_backward(&bc);
+        if (st != ws && st != ATTN_ERR_OUT_OF_MEMORY) fail("%s returned %d, its workspace query %d", name, st, ws);
+        if (!p.lse && st != ATTN_ERR_NULL_POINTER) fail("%s without lse returned %d", name, st);
+        if (call == 0) first = st;
+        else if (st != first && st != ATTN_ERR_OUT_OF_MEMORY && first != ATTN_ERR_OUT_OF_MEMORY &&
+                 st != ATTN_ERR_OVERFLOW && first != ATTN_ERR_OVERFLOW)
+            fail("%s returned %d where attn_backward returned %d", name, st, first);
+        static const char *names[4] = {"dq", "dk", "dv", "dbias"};
+        for (int t = 0; t < 4; t++) {
+            guards_intact(&g[t], names[t], name);
+            for (int64_t i = 0; i < g[t].n; i++)
+                if ((st == ATTN_OK) == is_sentinel(g[t].p + i))
+                    fail("%s (status %d) %s %s[%lld]", name, st, st == ATTN_OK ? "left unwritten" : "wrote", names[t],
+                         (long long)i);
+        }
+        if (memcmp(out, out0, sizeof(float) * (size_t)out_n) || memcmp(lse, lse0, sizeof(float) * (size_t)rows) ||
+            memcmp(dout, dout0, sizeof(float) * (size_t)out_n))
+            fail("%s modified out, lse or dout", name);
+        if (st != ATTN_OK) continue;
+        ok[call] = 1;
+        for (int t = 0; t < 4; t++) {
+            res[call][t] = malloc(sizeof(float) * (size_t)(g[t].n > 0 ? g[t].n : 1));
+            if (!res[call][t]) fail("harness out of memory");
+            memcpy(res[call][t], g[t].p, sizeof(float) * (size_t)g[t].n);
+        }
+    }
+    if (ok[0] && ok[2])
+        for (int t = 0; t < 4; t++)
+            if (memcmp(res[0][t], res[2][t], sizeof(float) * (size_t)g[t].n) != 0)
+                fail("attn_backward gives different bits with num_threads %d and %d", p.num_threads, p.num_threads == 1 ? 2 : 1);
+    if (ok[0] && ok[1] && !wild) {
+        const double keep = p.dropout_p > 0.0f ? 1.0 / (1.0 - (double)p.dropout_p) : 1.0;
+        for (int t = 0; t < 4; t++) {
+            double big = 0;
+            for (int64_t i = 0; i < g[t].n; i++)
+                if (isfinite(res[1][t][i])) big = fmax(big, fabs((double)res[1][t][i]));
+            const double tol = 2e-3 * (1.0 + big) * keep;
+            for (int64_t i = 0; i < g[t].n; i++) {
+                const double a = res[0][t][i], b = res[1][t][i];
+                if (!((isnan(a) && isnan(b)) || a == b || (isfinite(a) && isfinite(b) && fabs(a - b) <= tol)))
+                    fail("backward: fused %.9g vs unfused %.9g at element %lld of gradient %d (tolerance %.3g)", a, b,
+                         (long long)i, t, tol);
+            }
+        }
+        g_stat[ST_BACKWARD_COMPARED]++;
+    }
+    for (int c = 0; c < 3; c++)
+        for (int t = 0; t < 4; t++) free(res[c][t]);
+    for (int t = 0; t < 4; t++) free(g[t].base);
+    free(out); free(lse); free(dout); free(dout0);
+}
 
 static int run_input(const uint8_t *data, size_t size) {
     static int stats_registered;
@@ -531,6 +638,7 @@ static int run_input(const uint8_t *data, size_t size) {
                     if (!same) fail("fused lse %.9g vs unfused %.9g at row %lld", a, b, (long long)i);
                 }
         }
+        if (ok[0] && p.lse && p.out_dtype == ATTN_DTYPE_F32) fuzz_backward(p, &r, res[0], out.n, lres[0], lse.n, wild, determinism, specials);
         free(described); free(q0); free(k0); free(v0);
         for (int c = 0; c < 3; c++) { free(res[c]); free(lres[c]); }
     }
