@@ -272,21 +272,23 @@ static void rotate_interleaved(float *restrict x, int64_t half, const float *res
     }
 }
 
-/* c (half,), s (half,): cos and sin of position's angles, in the job's angle precision. */
+/* c (half,), s (half,): cos and sin of position's angles, in the job's angle precision; with
+ * ATTN_ROTARY_INVERSE, the sine negated (the angle's opposite: sin is odd, so the same bits otherwise). */
 static void rotary_table(const rotary_job *job, int64_t position, float *c, float *s) {
+    const double sign = job->p.flags & ATTN_ROTARY_INVERSE ? -1.0 : 1.0;
     if (job->p.angles == ATTN_ROTARY_ANGLES_FLOAT) {
         const float p = (float)position;
         for (int64_t i = 0; i < job->half; i++) {
             const double angle = (double)(p * (float)job->freq[i]);
             c[i] = (float)cos(angle);
-            s[i] = (float)sin(angle);
+            s[i] = (float)(sign * sin(angle));
         }
         return;
     }
     for (int64_t i = 0; i < job->half; i++) {
         const double angle = (double)position * job->freq[i];
         c[i] = (float)cos(angle);
-        s[i] = (float)sin(angle);
+        s[i] = (float)(sign * sin(angle));
     }
 }
 
@@ -314,7 +316,8 @@ static attn_status rotary_check(const attn_rotary_params *p) {
     if (p->batch < 1 || p->heads < 1 || p->len < 1 || p->dim < 1 || p->dim % 2 != 0 || !(p->theta > 0.0f) ||
         !isfinite(p->theta) || p->position_offset < 0 || !attn_threads_ok(p->num_threads) ||
         (p->pairing != ATTN_ROTARY_HALF && p->pairing != ATTN_ROTARY_INTERLEAVED) ||
-        (p->angles != ATTN_ROTARY_ANGLES_DOUBLE && p->angles != ATTN_ROTARY_ANGLES_FLOAT))
+        (p->angles != ATTN_ROTARY_ANGLES_DOUBLE && p->angles != ATTN_ROTARY_ANGLES_FLOAT) ||
+        (p->flags & ~ATTN_ROTARY_INVERSE) != 0)
         return ATTN_ERR_INVALID_ARGUMENT;
     for (int64_t b = 0; p->positions && b < p->batch; b++)
         if (p->positions[b] < 0) return ATTN_ERR_INVALID_ARGUMENT;

@@ -34,7 +34,13 @@ static const size_t matmul_sizes[] = {SIZE_0_2_0(attn_matmul_params), SIZE_B_DTY
 /* attn_rotary_params of 0.3.0 also ended at num_threads; 1.0.0 appended positions and angles. */
 _Static_assert(offsetof(attn_rotary_params, positions) >= SIZE_0_2_0(attn_rotary_params),
                "positions inside 0.3.0's layout");
-static const size_t rotary_sizes[] = {SIZE_0_2_0(attn_rotary_params), sizeof(attn_rotary_params)};
+/* Then flags after angles: a 1.0.0 struct (ending at angles) reads them as 0. */
+#define SIZE_ANGLES(type) \
+    ((offsetof(type, angles) + sizeof(attn_rotary_angles) + _Alignof(type) - 1) / _Alignof(type) * _Alignof(type))
+_Static_assert(offsetof(attn_rotary_params, flags) >= SIZE_ANGLES(attn_rotary_params),
+               "flags inside 1.0.0's layout");
+static const size_t rotary_sizes[] = {SIZE_0_2_0(attn_rotary_params), SIZE_ANGLES(attn_rotary_params),
+                                      sizeof(attn_rotary_params)};
 /* The dense structs of 1.0.0: one layout each so far. */
 static const size_t layer_norm_sizes[] = {sizeof(attn_layer_norm_params)};
 static const size_t activate_sizes[] = {sizeof(attn_activate_params)};

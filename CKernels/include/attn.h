@@ -706,7 +706,9 @@ ATTN_API attn_status attn_softmax_rows(const attn_softmax_rows_params *params);
  * threads x dim floats.
  *   ATTN_ROTARY_HALF:        pairs (x[i], x[i + dim/2])  (GPT-NeoX, Llama, Equinox)
  *   ATTN_ROTARY_INTERLEAVED: pairs (x[2i], x[2i + 1])    (RoFormer, GPT-J)
- * Each pair (a, b) becomes (a cos - b sin, b cos + a sin). theta > 0 and finite; position_offset
+ * Each pair (a, b) becomes (a cos - b sin, b cos + a sin), or with ATTN_ROTARY_INVERSE (a cos + b sin,
+ * b cos - a sin): the rotation by -angle, which is also the backward pass (the rotation is
+ * orthogonal, so the gradient of its input is dout rotated back; run it in place on dout). theta > 0 and finite; position_offset
  * and every positions[b] >= 0, and start_b + L - 1 must fit int64_t (else ATTN_ERR_OVERFLOW).
  */
 typedef enum attn_rotary_pairing { ATTN_ROTARY_HALF = 0, ATTN_ROTARY_INTERLEAVED = 1 } attn_rotary_pairing;
@@ -725,7 +727,13 @@ typedef struct attn_rotary_params {
      * ATTN_ROTARY_ANGLES_DOUBLE): */
     const int64_t *positions;     /* (B,): the position of row 0 of each sequence; or NULL */
     attn_rotary_angles angles;
+    /* Appended after 1.0.0 (an older struct reads it as 0): */
+    uint64_t flags;               /* ATTN_ROTARY_INVERSE, or 0 */
 } attn_rotary_params;
+
+/* attn_rotary_params.flags: rotate by -angle, the rotation's transpose, so that attn_rotary on dout
+ * gives the gradient of its input (any other bit: ATTN_ERR_INVALID_ARGUMENT). */
+#define ATTN_ROTARY_INVERSE ((uint64_t)1)
 
 /* Defaults: struct_size, theta = 10000 (RoFormer, Llama), and every other field 0 / NULL. */
 ATTN_API attn_rotary_params attn_rotary_params_default(void);

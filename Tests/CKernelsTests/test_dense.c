@@ -678,7 +678,8 @@ static void float_angle(float theta, int64_t dim, int64_t i, int64_t position, f
  * formula's cos and sin, the rotation itself rounded in float at most once per product and once
  * for the sum (with or without a fused multiply-add), so within 2^-24 (|a c| + |b s| + |result|)
  * of the same rotation in double. Returns the worst error as a fraction of the tolerance. */
-static double rotary_error(const rope_case *c, const int64_t *stride, const float *x0, const float *x, int *untouched) {
+static double rotary_error(const rope_case *c, const int64_t *stride, const float *x0, const float *x, int *untouched,
+                           int inverse) {
     const int64_t half = c->dim / 2, row = c->d + c->pad;
     double worst = 0;
     for (int64_t b = 0; b < c->batch; b++)
@@ -702,6 +703,7 @@ static double rotary_error(const rope_case *c, const int64_t *stride, const floa
                         const double angle = (double)position * pow((double)c->theta, -2.0 * (double)i / (double)c->dim);
                         cs = cos(angle), sn = sin(angle);
                     }
+                    if (inverse) sn = -sn; /* the rotation by -angle: its transpose, the backward pass */
                     const double ra = a * cs - bb * sn, rb = bb * cs + a * sn;
                     if (c->angles == ATTN_ROTARY_ANGLES_FLOAT) {
                         tol_a = 0x1p-24 * (fabs(a * cs) + fabs(bb * sn) + fabs(ra)) + 1e-40;
@@ -749,10 +751,35 @@ static void rotary_case(tu_rng *r, const rope_case *c) {
     TU_CHECK(st == ATTN_OK, "%s: status %s", what, attn_status_string(st));
 
     int untouched = 1;
-    const double worst = rotary_error(c, stride, x0, x, &untouched);
+    const double worst = rotary_error(c, stride, x0, x, &untouched, 0);
     TU_CHECK(worst <= 1.0, "%s: error %.3g of tolerance", what, worst);
     note_worst(c->angles == ATTN_ROTARY_ANGLES_FLOAT ? &worst_rope_float : &worst_rope, worst);
     TU_CHECK(untouched, "%s: features past dim or row gaps changed", what);
+    /* inverse: the gradient of the input, dout rotated by -angle (the transpose), against the same
+     * reference; and undoing the forward. */
+    {
+        float *g = alloc_floats(total), *back = alloc_floats(total);
+        memcpy(g, x0, (size_t)total * sizeof(float));
+        memcpy(back, x, (size_t)total * sizeof(float));
+        attn_rotary_params inv = p;
+        inv.flags = ATTN_ROTARY_INVERSE;
+        inv.x = g;
+        st = attn_rotary(&inv);
+        int kept = 1;
+        const double e = rotary_error(c, stride, x0, g, &kept, 1);
+        TU_CHECK(st == ATTN_OK && e <= 1.0 && kept, "%s: inverse (the backward) error %.3g of tolerance", what, e);
+        note_worst(c->angles == ATTN_ROTARY_ANGLES_FLOAT ? &worst_rope_float : &worst_rope, e);
+        inv.x = back;
+        st = attn_rotary(&inv);
+        double undo = 0;
+        for (int64_t i = 0; i < total; i++)
+            if ((i % row) < c->dim) undo = fmax(undo, fabs((double)back[i] - (double)x0[i]));
+        TU_CHECK(st == ATTN_OK && undo <= 2e-6, "%s: the inverse does not undo the rotation (%.3g)", what, undo);
+        inv.flags = ATTN_ROTARY_INVERSE << 1;
+        TU_CHECK(attn_rotary(&inv) == ATTN_ERR_INVALID_ARGUMENT, "%s: an unknown flag was accepted", what);
+        free(g);
+        free(back);
+    }
     p.x = x2;
     p.num_threads = 2;
     st = attn_rotary(&p);

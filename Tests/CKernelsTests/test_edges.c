@@ -829,7 +829,8 @@ static void test_struct_size(void) {
         rot.batch = rot.heads = rot.len = 1;
         rot.dim = 16;
         rot.x = x;
-        rot.struct_size = garbage[g] == sizeof(attn_params) - 8 ? sizeof(attn_rotary_params) - 8 : garbage[g];
+        /* (- 4: sizeof(attn_rotary_params) - 8 is 1.0.0's size, which is accepted.) */
+        rot.struct_size = garbage[g] == sizeof(attn_params) - 8 ? sizeof(attn_rotary_params) - 4 : garbage[g];
         TU_CHECK(attn_rotary(&rot) == ATTN_ERR_INVALID_ARGUMENT, "attn_rotary_params.struct_size = %zu: %s",
                  rot.struct_size, attn_status_string(attn_rotary(&rot)));
     }
@@ -972,6 +973,35 @@ static void test_struct_size_rotary_0_3_0(void) {
     memcpy(old, &old_size, sizeof old_size);
     TU_CHECK(attn_rotary((const attn_rotary_params *)old) == ATTN_OK && memcmp(got, want, sizeof got) == 0,
              "0.3.0's attn_rotary_params (struct_size %zu): not the current layout's result", old_size);
+    free(old);
+}
+
+/* Rotary's 1.0.0 layout (ending at angles) at the end of a block of exactly its size, tail padding
+ * full of garbage: flags read as 0, the forward rotation. */
+static void test_struct_size_rotary_1_0_0(void) {
+    printf("-- attn_rotary_params of 1.0.0: read as flags 0\n");
+    float x[64];
+    for (int i = 0; i < 64; i++) x[i] = (float)(i % 5) - 2.0f;
+    const size_t end = offsetof(attn_rotary_params, angles) + sizeof(attn_rotary_angles);
+    const size_t old_size = (end + _Alignof(attn_rotary_params) - 1) / _Alignof(attn_rotary_params) * _Alignof(attn_rotary_params);
+    if (offsetof(attn_rotary_params, flags) < old_size)
+        tu_fail("attn_rotary_params: flags at %zu, inside 1.0.0's %zu bytes", offsetof(attn_rotary_params, flags), old_size);
+    float want[64], got[64];
+    memcpy(want, x, sizeof x);
+    memcpy(got, x, sizeof x);
+    attn_rotary_params cur = attn_rotary_params_default();
+    cur.batch = 1; cur.heads = 2; cur.len = 4; cur.dim = 8;
+    cur.x_stride[0] = 64; cur.x_stride[1] = 32; cur.x_stride[2] = 8;
+    cur.position_offset = 5;
+    cur.x = want;
+    TU_CHECK(attn_rotary(&cur) == ATTN_OK, "attn_rotary, current layout");
+    unsigned char *old = xmalloc(old_size);
+    memset(old, 0xA5, old_size);
+    cur.x = got;
+    memcpy(old, &cur, end);
+    memcpy(old, &old_size, sizeof old_size);
+    TU_CHECK(attn_rotary((const attn_rotary_params *)old) == ATTN_OK && memcmp(got, want, sizeof got) == 0,
+             "1.0.0's attn_rotary_params (struct_size %zu): not the forward rotation", old_size);
     free(old);
 }
 
@@ -1916,6 +1946,7 @@ int main(int argc, char **argv) {
     test_struct_size();
     test_struct_size_dense();
     test_struct_size_rotary_0_3_0();
+    test_struct_size_rotary_1_0_0();
     test_thread_resolution();
     test_concurrent_calls();
     test_thread_count_cycle();
