@@ -1,8 +1,9 @@
 /*
  * dense_backward.c: the backward kernels of the dense ops (attn.h, "Dense kernels"): the matrix
  * multiply's (dA and dB are attn_matmul calls with b_transposed / a_transposed; d(bias) is
- * attn_sum_columns here), layer norm's, and the activations' (plain and gated, each element's
- * derivative in double). Each entry point validates everything before it writes anything; threads
+ * attn_sum_columns here), layer norm's, the activations' (plain and gated, each element's
+ * derivative in double), the row softmax's and mean pooling's. (Rotary's is attn_rotary itself,
+ * with ATTN_ROTARY_INVERSE.) Each entry point validates everything before it writes anything; threads
  * split independent outputs (rows, columns or element ranges fixed by the shape), so results do not
  * depend on the thread count. Scalar C for now: the sums are in double.
  */
@@ -235,5 +236,83 @@ attn_status attn_gated_activate_backward(const attn_gated_activate_backward_para
     job.rows_per_item = attn_rows_per_item(full);
     attn_parallel_for(attn_ceil_div(p->rows, job.rows_per_item), attn_resolve_threads(p->num_threads),
                       gated_backward_task, &job);
+    return ATTN_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Row softmax and mean pooling backward                                                           */
+
+typedef struct softmax_backward_job {
+    attn_softmax_rows_backward_params p; /* validated */
+    int64_t rows_per_item;
+} softmax_backward_job;
+
+static void softmax_backward_task(void *ctx, int64_t item, int thread) {
+    (void)thread;
+    const softmax_backward_job *job = ctx;
+    const attn_softmax_rows_backward_params *p = &job->p;
+    int64_t r0, r1;
+    attn_item_rows(item, job->rows_per_item, p->rows, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++) {
+        const float *y = p->y + r * p->ld_y, *dout = p->dout + r * p->ld_dout;   /* (n,) */
+        float *dx = p->dx + r * p->ld_dx;                                         /* (n,); may be dout */
+        double dot = 0;
+        for (int64_t j = 0; j < p->n; j++) dot += (double)y[j] * (double)dout[j];
+        for (int64_t j = 0; j < p->n; j++) {
+            const double g = (double)y[j] * ((double)dout[j] - dot);
+            dx[j] = p->accumulate ? (float)((double)dx[j] + g) : (float)g;
+        }
+    }
+}
+
+attn_status attn_softmax_rows_backward(const attn_softmax_rows_backward_params *params) {
+    softmax_backward_job job;
+    const attn_status status = attn_read_softmax_rows_backward_params(&job.p, params);
+    if (status != ATTN_OK) return status;
+    const attn_softmax_rows_backward_params *p = &job.p;
+    if (!p->dx || !p->y || !p->dout) return ATTN_ERR_NULL_POINTER;
+    if (p->rows < 1 || p->n < 1 || !attn_threads_ok(p->num_threads)) return ATTN_ERR_INVALID_ARGUMENT;
+    if (p->ld_dx < p->n || p->ld_y < p->n || p->ld_dout < p->n) return ATTN_ERR_INVALID_STRIDE;
+    if (p->dx == p->dout && (p->ld_dx != p->ld_dout || p->accumulate)) return ATTN_ERR_INVALID_STRIDE;
+    if (!attn_extent_ok(1, &p->rows, &p->ld_dx, p->n, NULL) || !attn_extent_ok(1, &p->rows, &p->ld_y, p->n, NULL) ||
+        !attn_extent_ok(1, &p->rows, &p->ld_dout, p->n, NULL))
+        return ATTN_ERR_OVERFLOW;
+    job.rows_per_item = attn_rows_per_item(p->n);
+    attn_parallel_for(attn_ceil_div(p->rows, job.rows_per_item), attn_resolve_threads(p->num_threads),
+                      softmax_backward_task, &job);
+    return ATTN_OK;
+}
+
+typedef struct mean_backward_job {
+    attn_mean_rows_backward_params p; /* validated */
+    int64_t rows_per_item;
+} mean_backward_job;
+
+static void mean_backward_task(void *ctx, int64_t item, int thread) {
+    (void)thread;
+    const mean_backward_job *job = ctx;
+    const attn_mean_rows_backward_params *p = &job->p;
+    int64_t r0, r1;
+    attn_item_rows(item, job->rows_per_item, p->rows, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++) {
+        const double g = (double)p->dout[r] / (double)p->n;
+        float *dx = p->dx + r * p->ld_dx;                                          /* (n,) */
+        for (int64_t j = 0; j < p->n; j++) dx[j] = p->accumulate ? (float)((double)dx[j] + g) : (float)g;
+    }
+}
+
+attn_status attn_mean_rows_backward(const attn_mean_rows_backward_params *params) {
+    mean_backward_job job;
+    const attn_status status = attn_read_mean_rows_backward_params(&job.p, params);
+    if (status != ATTN_OK) return status;
+    const attn_mean_rows_backward_params *p = &job.p;
+    if (!p->dx || !p->dout) return ATTN_ERR_NULL_POINTER;
+    if (p->rows < 1 || p->n < 1 || !attn_threads_ok(p->num_threads)) return ATTN_ERR_INVALID_ARGUMENT;
+    if (p->ld_dx < p->n) return ATTN_ERR_INVALID_STRIDE;
+    if (!attn_extent_ok(1, &p->rows, &p->ld_dx, p->n, NULL) || !attn_extent_ok(0, NULL, NULL, p->rows, NULL))
+        return ATTN_ERR_OVERFLOW;
+    job.rows_per_item = attn_rows_per_item(p->n);
+    attn_parallel_for(attn_ceil_div(p->rows, job.rows_per_item), attn_resolve_threads(p->num_threads),
+                      mean_backward_task, &job);
     return ATTN_OK;
 }

@@ -57,6 +57,8 @@ static const size_t sum_columns_sizes[] = {sizeof(attn_sum_columns_params)};
 static const size_t layer_norm_backward_sizes[] = {sizeof(attn_layer_norm_backward_params)};
 static const size_t activate_backward_sizes[] = {sizeof(attn_activate_backward_params)};
 static const size_t gated_backward_sizes[] = {sizeof(attn_gated_activate_backward_params)};
+static const size_t softmax_backward_sizes[] = {sizeof(attn_softmax_rows_backward_params)};
+static const size_t mean_backward_sizes[] = {sizeof(attn_mean_rows_backward_params)};
 
 attn_params attn_params_default(void) {
     attn_params p = {0};
@@ -84,6 +86,18 @@ attn_gated_activate_backward_params attn_gated_activate_backward_params_default(
     attn_gated_activate_backward_params p = {0};
     p.struct_size = sizeof p;
     p.kind = ATTN_ACTIVATION_IDENTITY;
+    return p;
+}
+
+attn_softmax_rows_backward_params attn_softmax_rows_backward_params_default(void) {
+    attn_softmax_rows_backward_params p = {0};
+    p.struct_size = sizeof p;
+    return p;
+}
+
+attn_mean_rows_backward_params attn_mean_rows_backward_params_default(void) {
+    attn_mean_rows_backward_params p = {0};
+    p.struct_size = sizeof p;
     return p;
 }
 
@@ -206,3 +220,5 @@ DEFINE_READER(attn_read_sum_columns_params, attn_sum_columns_params, sum_columns
 DEFINE_READER(attn_read_layer_norm_backward_params, attn_layer_norm_backward_params, layer_norm_backward_sizes)
 DEFINE_READER(attn_read_activate_backward_params, attn_activate_backward_params, activate_backward_sizes)
 DEFINE_READER(attn_read_gated_activate_backward_params, attn_gated_activate_backward_params, gated_backward_sizes)
+DEFINE_READER(attn_read_softmax_rows_backward_params, attn_softmax_rows_backward_params, softmax_backward_sizes)
+DEFINE_READER(attn_read_mean_rows_backward_params, attn_mean_rows_backward_params, mean_backward_sizes)

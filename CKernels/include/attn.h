@@ -43,7 +43,8 @@ extern "C" {
  * attn_rotary_params, attn_layer_norm_params, attn_activate_params, attn_gated_activate_params,
  * attn_softmax_rows_params, attn_mean_rows_params, attn_reduce_rows_params, attn_backward_params,
  * attn_sum_columns_params, attn_layer_norm_backward_params, attn_activate_backward_params,
- * attn_gated_activate_backward_params) begin with `size_t struct_size`, which their
+ * attn_gated_activate_backward_params, attn_softmax_rows_backward_params,
+ * attn_mean_rows_backward_params) begin with `size_t struct_size`, which their
  * *_default() function sets to the sizeof of the struct this header declares. Every entry point
  * taking one reads struct_size first:
  *   - a size that is not the sizeof of a layout some release of this library declared (0, garbage,
@@ -673,6 +674,44 @@ typedef struct attn_gated_activate_backward_params {
 ATTN_API attn_gated_activate_backward_params attn_gated_activate_backward_params_default(void);
 
 ATTN_API attn_status attn_gated_activate_backward(const attn_gated_activate_backward_params *params);
+
+/* Row softmax backward (the gradient through attn_softmax_rows, for returned attention weights):
+ * from the saved output y (rows, n) and dout, dx = y ∘ (dout - Σ_j y_j dout_j) per row, the row sum
+ * and each element in double; with accumulate, added to dx. Rows of y are read as the forward wrote
+ * them, so a NaN row gives NaN, a zero (fully masked) row zero, and a uniform one its own gradient.
+ *   dx (rows, n) ld_dx >= n; y and dout likewise (ld_y, ld_dout >= n); dx may be dout itself
+ *   (ld_dx == ld_dout, not accumulating), else must not overlap y or dout */
+typedef struct attn_softmax_rows_backward_params {
+    size_t struct_size;  /* sizeof(attn_softmax_rows_backward_params), set by its _default() */
+    int64_t rows, n;
+    float *dx;           int64_t ld_dx;
+    const float *y;      int64_t ld_y;
+    const float *dout;   int64_t ld_dout;
+    int accumulate;
+    int num_threads;     /* 0: attn_get_num_threads() */
+} attn_softmax_rows_backward_params;
+
+/* Defaults: struct_size, and every other field 0 / NULL. */
+ATTN_API attn_softmax_rows_backward_params attn_softmax_rows_backward_params_default(void);
+
+ATTN_API attn_status attn_softmax_rows_backward(const attn_softmax_rows_backward_params *params);
+
+/* Mean pooling backward (the gradient through attn_mean_rows): dx[r][j] = dout[r] / n, or, with
+ * accumulate, added to dx, in double per element. dx (rows, n) ld_dx >= n; dout (rows,); dx must
+ * not overlap dout. */
+typedef struct attn_mean_rows_backward_params {
+    size_t struct_size;  /* sizeof(attn_mean_rows_backward_params), set by its _default() */
+    int64_t rows, n;
+    float *dx;           int64_t ld_dx;
+    const float *dout;
+    int accumulate;
+    int num_threads;     /* 0: attn_get_num_threads() */
+} attn_mean_rows_backward_params;
+
+/* Defaults: struct_size, and every other field 0 / NULL. */
+ATTN_API attn_mean_rows_backward_params attn_mean_rows_backward_params_default(void);
+
+ATTN_API attn_status attn_mean_rows_backward(const attn_mean_rows_backward_params *params);
 
 /* Row softmax in place over x (rows, n) with row stride ld >= n. Rows whose entries are all -inf
  * become what masked_rows says: zeros, NaN, or uniform 1/n (the weights Equinox and Flax produce).

@@ -17,6 +17,10 @@
  *   activations   every kind, plain and gated (d gate and d up), accumulate or not, padded rows:
  *                 against derivatives written from the textbook forms (per element 1e-6), central
  *                 differences of the double forward, NaN inputs, finite limits at ±inf
+ *   softmax rows  from a double softmax rounded to float: dx against y (dout - y·dout) in double
+ *                 (1e-6 of the row's sum of |y dout| terms), accumulate, in place on dout, a zero
+ *                 (masked) row, a NaN row; central differences in double of sum(dout ∘ softmax(x))
+ *   mean rows     dx = dout / n exactly as double rounds it, accumulate, padded rows
  *   all           thread counts 1..8 bitwise equal; every error status, nothing written on error
  */
 #include <math.h>
@@ -30,6 +34,7 @@
 
 static const char *isa_name = "";
 static double worst_da, worst_db, worst_dbt, worst_fd, worst_cols, worst_ln, worst_ln_fd, worst_act, worst_gated;
+static double worst_softmax, worst_softmax_fd;
 
 static float *alloc_floats(int64_t n) { return malloc((size_t)(n > 0 ? n : 1) * sizeof(float)); }
 
@@ -214,6 +219,169 @@ static void test_sum_columns(tu_rng *r) {
     sum_columns_case(r, 1, 1);
     sum_columns_case(r, 2000, 1);
     sum_columns_case(r, 300, 1500);
+}
+
+/* ---- row softmax and mean pooling backward ---------------------------------------------------- */
+
+/* softmax of a double row into y (n,). */
+static void softmax_double(const double *x, int64_t n, double *y) {
+    double m = -INFINITY, sum = 0;
+    for (int64_t j = 0; j < n; j++) m = fmax(m, x[j]);
+    for (int64_t j = 0; j < n; j++) sum += (y[j] = exp(x[j] - m));
+    for (int64_t j = 0; j < n; j++) y[j] /= sum;
+}
+
+static attn_status softmax_backward(int64_t rows, int64_t n, float *dx, int64_t ld_dx, const float *y, int64_t ld_y,
+                                    const float *dout, int64_t ld_dout, int accumulate, int threads) {
+    attn_softmax_rows_backward_params p = attn_softmax_rows_backward_params_default();
+    p.rows = rows; p.n = n; p.dx = dx; p.ld_dx = ld_dx; p.y = y; p.ld_y = ld_y; p.dout = dout; p.ld_dout = ld_dout;
+    p.accumulate = accumulate; p.num_threads = threads;
+    return attn_softmax_rows_backward(&p);
+}
+
+static void test_softmax_backward(tu_rng *r) {
+    for (int t = 0; t < 40; t++) {
+        const int64_t rows = tu_rng_range(r, 1, 6), n = t == 0 ? 1 : tu_rng_range(r, 1, 70), pad = tu_rng_range(r, 0, 3);
+        const int64_t ld = n + pad, total = rows * ld;
+        const int accumulate = t % 3 == 1, special = t % 5 == 4;
+        float *y = alloc_floats(total), *dout = alloc_floats(total), *dx = alloc_floats(total), *dx0 = alloc_floats(total);
+        double *xd = malloc(sizeof(double) * (size_t)n), *yd = malloc(sizeof(double) * (size_t)n);
+        for (int64_t i = 0; i < total; i++) {
+            dout[i] = tu_rng_uniform(r, -2, 2);
+            dx[i] = dx0[i] = tu_rng_uniform(r, -1, 1);
+            y[i] = 0.0f;
+        }
+        for (int64_t row = 0; row < rows; row++) {
+            for (int64_t j = 0; j < n; j++) xd[j] = 3.0 * tu_rng_uniform(r, -1, 1);
+            softmax_double(xd, n, yd);
+            for (int64_t j = 0; j < n; j++) y[row * ld + j] = (float)yd[j];
+        }
+        if (special && rows > 1) { /* row 0: a masked row's zeros; row 1: NaN */
+            for (int64_t j = 0; j < n; j++) y[j] = 0.0f;
+            y[ld] = NAN;
+        }
+        TU_CHECK(softmax_backward(rows, n, dx, ld, y, ld, dout, ld, accumulate, 1) == ATTN_OK, "softmax backward status");
+        for (int64_t row = 0; row < rows; row++) {
+            double dot = 0, mag = 0;
+            for (int64_t j = 0; j < n; j++) {
+                dot += (double)y[row * ld + j] * dout[row * ld + j];
+                mag += fabs((double)y[row * ld + j] * dout[row * ld + j]);
+            }
+            for (int64_t j = 0; j < n; j++) {
+                const int64_t i = row * ld + j;
+                const double want = (accumulate ? (double)dx0[i] : 0.0) + (double)y[i] * ((double)dout[i] - dot);
+                if (isnan(want)) { TU_CHECK(isnan(dx[i]), "softmax backward: NaN row gave %g", dx[i]); continue; }
+                const double tol = 1e-6 * (fabs(want) + fabs((double)y[i]) * (fabs((double)dout[i]) + mag) +
+                                           (accumulate ? fabs((double)dx0[i]) : 0.0)) + 1e-30;
+                const double e = fabs(dx[i] - want) / tol;
+                if (e > worst_softmax) worst_softmax = e;
+                TU_CHECK(e <= 1.0, "softmax backward rows %lld n %lld [%lld]: %g vs %g", (long long)rows, (long long)n,
+                         (long long)i, dx[i], want);
+            }
+            for (int64_t j = n; j < ld; j++)
+                TU_CHECK(dx[row * ld + j] == dx0[row * ld + j], "softmax backward wrote a row gap");
+        }
+        float *again = alloc_floats(total);
+        for (int threads = 2; threads <= 8; threads++) {
+            memcpy(again, dx0, sizeof(float) * (size_t)total);
+            softmax_backward(rows, n, again, ld, y, ld, dout, ld, accumulate, threads);
+            TU_CHECK(!memcmp(again, dx, sizeof(float) * (size_t)total), "softmax backward: %d threads differ", threads);
+        }
+        if (!accumulate) { /* in place on dout */
+            memcpy(again, dout, sizeof(float) * (size_t)total);
+            int same = softmax_backward(rows, n, again, ld, y, ld, again, ld, 0, 2) == ATTN_OK;
+            for (int64_t row = 0; row < rows; row++)
+                same &= !memcmp(again + row * ld, dx + row * ld, sizeof(float) * (size_t)n);
+            TU_CHECK(same, "softmax backward in place differs");
+        }
+        free(again); free(y); free(dout); free(dx); free(dx0); free(xd); free(yd);
+    }
+    /* Central differences of sum(dout ∘ softmax(x)) in x, in double, against dx from y. */
+    for (int64_t n = 1; n <= 9; n += 4) {
+        double x[9], yd[9], yp[9], ym[9];
+        float y[9], dout[9], dx[9];
+        for (int64_t j = 0; j < n; j++) { x[j] = tu_rng_uniform(r, -2, 2); dout[j] = tu_rng_uniform(r, -1, 1); }
+        softmax_double(x, n, yd);
+        for (int64_t j = 0; j < n; j++) y[j] = (float)yd[j];
+        softmax_backward(1, n, dx, n, y, n, dout, n, 0, 1);
+        for (int64_t j = 0; j < n; j++) {
+            const double h = 1e-5, keep = x[j];
+            double lp = 0, lm = 0;
+            x[j] = keep + h; softmax_double(x, n, yp);
+            x[j] = keep - h; softmax_double(x, n, ym);
+            x[j] = keep;
+            for (int64_t k = 0; k < n; k++) { lp += dout[k] * yp[k]; lm += dout[k] * ym[k]; }
+            const double fd = (lp - lm) / (2 * h), e = fabs(dx[j] - fd) / 1e-5;
+            if (e > worst_softmax_fd) worst_softmax_fd = e;
+            TU_CHECK(e <= 1.0, "softmax backward n %lld: dx[%lld] %g, finite difference %g", (long long)n, (long long)j, dx[j], fd);
+        }
+    }
+}
+
+static attn_status mean_backward(int64_t rows, int64_t n, float *dx, int64_t ld, const float *dout, int accumulate,
+                                 int threads) {
+    attn_mean_rows_backward_params p = attn_mean_rows_backward_params_default();
+    p.rows = rows; p.n = n; p.dx = dx; p.ld_dx = ld; p.dout = dout; p.accumulate = accumulate; p.num_threads = threads;
+    return attn_mean_rows_backward(&p);
+}
+
+static void test_mean_backward(tu_rng *r) {
+    for (int t = 0; t < 20; t++) {
+        const int64_t rows = tu_rng_range(r, 1, 300), n = tu_rng_range(r, 1, 90), ld = n + tu_rng_range(r, 0, 2);
+        const int accumulate = t % 2;
+        float *dx = alloc_floats(rows * ld), *dx0 = alloc_floats(rows * ld), *dout = alloc_floats(rows);
+        for (int64_t i = 0; i < rows * ld; i++) dx[i] = dx0[i] = tu_rng_uniform(r, -1, 1);
+        for (int64_t i = 0; i < rows; i++) dout[i] = tu_rng_uniform(r, -3, 3);
+        TU_CHECK(mean_backward(rows, n, dx, ld, dout, accumulate, 1) == ATTN_OK, "mean backward status");
+        int ok = 1;
+        for (int64_t row = 0; row < rows; row++)
+            for (int64_t j = 0; j < ld; j++) {
+                const int64_t i = row * ld + j;
+                const float want = j >= n ? dx0[i]
+                                 : (float)((accumulate ? (double)dx0[i] : 0.0) + (double)dout[row] / (double)n);
+                ok &= dx[i] == want;
+            }
+        TU_CHECK(ok, "mean backward rows %lld n %lld accumulate %d: not dout / n", (long long)rows, (long long)n, accumulate);
+        float *again = alloc_floats(rows * ld);
+        for (int threads = 2; threads <= 8; threads++) {
+            memcpy(again, dx0, sizeof(float) * (size_t)(rows * ld));
+            mean_backward(rows, n, again, ld, dout, accumulate, threads);
+            TU_CHECK(!memcmp(again, dx, sizeof(float) * (size_t)(rows * ld)), "mean backward: %d threads differ", threads);
+        }
+        free(again); free(dx); free(dx0); free(dout);
+    }
+}
+
+static void test_softmax_mean_backward_errors(void) {
+    float y[16], dout[16], dx[16];
+    for (int i = 0; i < 16; i++) { y[i] = 1.0f / 8; dout[i] = (float)i; dx[i] = -9.0f; }
+    struct { const char *what; attn_status got, want; } c[] = {
+        {"softmax NULL dx", softmax_backward(2, 8, NULL, 8, y, 8, dout, 8, 0, 1), ATTN_ERR_NULL_POINTER},
+        {"softmax NULL y", softmax_backward(2, 8, dx, 8, NULL, 8, dout, 8, 0, 1), ATTN_ERR_NULL_POINTER},
+        {"softmax rows 0", softmax_backward(0, 8, dx, 8, y, 8, dout, 8, 0, 1), ATTN_ERR_INVALID_ARGUMENT},
+        {"softmax n -1", softmax_backward(2, -1, dx, 8, y, 8, dout, 8, 0, 1), ATTN_ERR_INVALID_ARGUMENT},
+        {"softmax threads", softmax_backward(2, 8, dx, 8, y, 8, dout, 8, 0, ATTN_MAX_THREADS + 1), ATTN_ERR_INVALID_ARGUMENT},
+        {"softmax ld_y < n", softmax_backward(2, 8, dx, 8, y, 7, dout, 8, 0, 1), ATTN_ERR_INVALID_STRIDE},
+        {"softmax in place accumulating", softmax_backward(2, 8, dout, 8, y, 8, dout, 8, 1, 1), ATTN_ERR_INVALID_STRIDE},
+        {"softmax overflow", softmax_backward(INT64_MAX / 4, 8, dx, INT64_MAX / 8, y, 8, dout, 8, 0, 1), ATTN_ERR_OVERFLOW},
+        {"mean NULL dout", mean_backward(2, 8, dx, 8, NULL, 0, 1), ATTN_ERR_NULL_POINTER},
+        {"mean n 0", mean_backward(2, 0, dx, 8, dout, 0, 1), ATTN_ERR_INVALID_ARGUMENT},
+        {"mean ld < n", mean_backward(2, 8, dx, 4, dout, 0, 1), ATTN_ERR_INVALID_STRIDE},
+        {"mean overflow", mean_backward(INT64_MAX / 4, 8, dx, INT64_MAX / 8, dout, 0, 1), ATTN_ERR_OVERFLOW},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
+        TU_CHECK(c[i].got == c[i].want, "%s: %s, want %s", c[i].what, attn_status_string(c[i].got), attn_status_string(c[i].want));
+    int kept = 1;
+    for (int i = 0; i < 16; i++) kept &= dx[i] == -9.0f && dout[i] == (float)i;
+    TU_CHECK(kept, "a rejected softmax or mean backward wrote something");
+    attn_softmax_rows_backward_params sp = attn_softmax_rows_backward_params_default();
+    attn_mean_rows_backward_params mp = attn_mean_rows_backward_params_default();
+    sp.struct_size = sizeof sp - 4;
+    mp.struct_size = 0;
+    TU_CHECK(attn_softmax_rows_backward(&sp) == ATTN_ERR_INVALID_ARGUMENT && attn_mean_rows_backward(&mp) == ATTN_ERR_INVALID_ARGUMENT,
+             "a struct_size no release declared was accepted");
+    TU_CHECK(attn_softmax_rows_backward(NULL) == ATTN_ERR_NULL_POINTER && attn_mean_rows_backward(NULL) == ATTN_ERR_NULL_POINTER,
+             "NULL params");
 }
 
 static void test_errors(void) {
@@ -685,6 +853,7 @@ int main(int argc, char **argv) {
     test_errors();
     test_layer_norm_backward_errors();
     test_activation_backward_errors();
+    test_softmax_mean_backward_errors();
     const attn_isa isas[] = {ATTN_ISA_SCALAR, ATTN_ISA_NEON, ATTN_ISA_AVX2, ATTN_ISA_AVX512};
     for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
         if (!attn_isa_supported(isas[i])) continue;
@@ -696,11 +865,14 @@ int main(int argc, char **argv) {
         test_sum_columns(&r);
         test_layer_norm_backward(&r);
         test_activation_backward(&r);
+        test_softmax_backward(&r);
+        test_mean_backward(&r);
         printf("  worst error / tolerance: dA %.3f, dB %.3f, dB (weight transposed) %.3f, finite difference %.3f, "
                "sum_columns %.3f, layer norm %.3f (finite difference %.3f)\n", worst_da, worst_db, worst_dbt,
                worst_fd, worst_cols, worst_ln, worst_ln_fd);
-        printf("  worst error / tolerance: activation backward %.3f, gated %.3f\n", worst_act, worst_gated);
-        worst_da = worst_db = worst_dbt = worst_fd = worst_cols = worst_ln = worst_ln_fd = worst_act = worst_gated = 0;
+        printf("  worst error / tolerance: activation backward %.3f, gated %.3f, softmax backward %.3f "
+               "(finite difference %.3f)\n", worst_act, worst_gated, worst_softmax, worst_softmax_fd);
+        worst_da = worst_db = worst_dbt = worst_fd = worst_cols = worst_ln = worst_ln_fd = worst_act = worst_gated = worst_softmax = worst_softmax_fd = 0;
     }
     printf("%.1f s\n", tu_now() - t0);
     return tu_summary();
