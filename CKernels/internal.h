@@ -83,6 +83,7 @@ attn_status attn_read_softmax_rows_backward_params(attn_softmax_rows_backward_pa
                                                    const attn_softmax_rows_backward_params *in);
 attn_status attn_read_mean_rows_backward_params(attn_mean_rows_backward_params *out,
                                                 const attn_mean_rows_backward_params *in);
+attn_status attn_read_cross_entropy_params(attn_cross_entropy_params *out, const attn_cross_entropy_params *in);
 attn_status attn_read_rotary_params(attn_rotary_params *out, const attn_rotary_params *in);
 attn_status attn_read_layer_norm_params(attn_layer_norm_params *out, const attn_layer_norm_params *in);
 attn_status attn_read_activate_params(attn_activate_params *out, const attn_activate_params *in);

@@ -59,6 +59,7 @@ static const size_t activate_backward_sizes[] = {sizeof(attn_activate_backward_p
 static const size_t gated_backward_sizes[] = {sizeof(attn_gated_activate_backward_params)};
 static const size_t softmax_backward_sizes[] = {sizeof(attn_softmax_rows_backward_params)};
 static const size_t mean_backward_sizes[] = {sizeof(attn_mean_rows_backward_params)};
+static const size_t cross_entropy_sizes[] = {sizeof(attn_cross_entropy_params)};
 
 attn_params attn_params_default(void) {
     attn_params p = {0};
@@ -98,6 +99,15 @@ attn_softmax_rows_backward_params attn_softmax_rows_backward_params_default(void
 attn_mean_rows_backward_params attn_mean_rows_backward_params_default(void) {
     attn_mean_rows_backward_params p = {0};
     p.struct_size = sizeof p;
+    return p;
+}
+
+attn_cross_entropy_params attn_cross_entropy_params_default(void) {
+    attn_cross_entropy_params p = {0};
+    p.struct_size = sizeof p;
+    p.ignore_index = -100;
+    p.reduction = ATTN_LOSS_MEAN;
+    p.grad_scale = 1.0f;
     return p;
 }
 
@@ -222,3 +232,4 @@ DEFINE_READER(attn_read_activate_backward_params, attn_activate_backward_params,
 DEFINE_READER(attn_read_gated_activate_backward_params, attn_gated_activate_backward_params, gated_backward_sizes)
 DEFINE_READER(attn_read_softmax_rows_backward_params, attn_softmax_rows_backward_params, softmax_backward_sizes)
 DEFINE_READER(attn_read_mean_rows_backward_params, attn_mean_rows_backward_params, mean_backward_sizes)
+DEFINE_READER(attn_read_cross_entropy_params, attn_cross_entropy_params, cross_entropy_sizes)

@@ -44,7 +44,7 @@ extern "C" {
  * attn_softmax_rows_params, attn_mean_rows_params, attn_reduce_rows_params, attn_backward_params,
  * attn_sum_columns_params, attn_layer_norm_backward_params, attn_activate_backward_params,
  * attn_gated_activate_backward_params, attn_softmax_rows_backward_params,
- * attn_mean_rows_backward_params) begin with `size_t struct_size`, which their
+ * attn_mean_rows_backward_params, attn_cross_entropy_params) begin with `size_t struct_size`, which their
  * *_default() function sets to the sizeof of the struct this header declares. Every entry point
  * taking one reads struct_size first:
  *   - a size that is not the sizeof of a layout some release of this library declared (0, garbage,
@@ -712,6 +712,42 @@ typedef struct attn_mean_rows_backward_params {
 ATTN_API attn_mean_rows_backward_params attn_mean_rows_backward_params_default(void);
 
 ATTN_API attn_status attn_mean_rows_backward(const attn_mean_rows_backward_params *params);
+
+/* Cross-entropy over rows of logits, the loss and its gradient in one pass, as
+ * torch.nn.functional.cross_entropy(logits, targets, ignore_index=, label_smoothing=, reduction=):
+ * per row r with target t = targets[r] (t == ignore_index: the row has loss 0, gradient 0 and does
+ * not count), with lse the row's log-sum-exp and ε = label_smoothing,
+ *   loss_r = (1 - ε) (lse - x_t) + ε (lse - mean_c x_c)
+ *   d loss_r / d x_c = softmax(x)_c - (1 - ε) [c == t] - ε / classes
+ * in double per row. reduction ATTN_LOSS_MEAN: loss[0] = Σ loss_r / (rows counted) (NaN when every
+ * row is ignored, as torch), gradients divided by that count; ATTN_LOSS_SUM: loss[0] = Σ loss_r;
+ * ATTN_LOSS_NONE: loss[r] = loss_r (0 for an ignored row). The sum is in double over fixed blocks
+ * of rows, the same for any thread count. dlogits (optional, NULL: the loss only) receives the
+ * gradient times grad_scale (the upstream d(result)/d(loss); with NONE, of the sum of the losses).
+ * A target outside [0, classes) that is not ignore_index: ATTN_ERR_INVALID_ARGUMENT, nothing
+ * written; likewise label_smoothing outside [0, 1]. NaN or +inf logits give a NaN row.
+ *   logits (rows, classes) ld_logits >= classes; targets (rows,); loss (1,) or (rows,) for NONE;
+ *   dlogits (rows, classes) ld_dlogits >= classes, may be the logits' own memory (same ld). */
+typedef enum attn_loss_reduction { ATTN_LOSS_MEAN = 0, ATTN_LOSS_SUM = 1, ATTN_LOSS_NONE = 2 } attn_loss_reduction;
+
+typedef struct attn_cross_entropy_params {
+    size_t struct_size;  /* sizeof(attn_cross_entropy_params), set by attn_cross_entropy_params_default() */
+    int64_t rows, classes;
+    const float *logits;   int64_t ld_logits;
+    const int64_t *targets;
+    int64_t ignore_index;  /* -100 by default, as torch */
+    float label_smoothing;
+    attn_loss_reduction reduction;
+    float *loss;
+    float *dlogits;        int64_t ld_dlogits;
+    float grad_scale;      /* 1 by default */
+    int num_threads;       /* 0: attn_get_num_threads() */
+} attn_cross_entropy_params;
+
+/* Defaults: struct_size, ignore_index -100, ATTN_LOSS_MEAN, grad_scale 1, every other field 0 / NULL. */
+ATTN_API attn_cross_entropy_params attn_cross_entropy_params_default(void);
+
+ATTN_API attn_status attn_cross_entropy(const attn_cross_entropy_params *params);
 
 /* Row softmax in place over x (rows, n) with row stride ld >= n. Rows whose entries are all -inf
  * become what masked_rows says: zeros, NaN, or uniform 1/n (the weights Equinox and Flax produce).
