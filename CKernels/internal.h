@@ -84,6 +84,7 @@ attn_status attn_read_softmax_rows_backward_params(attn_softmax_rows_backward_pa
 attn_status attn_read_mean_rows_backward_params(attn_mean_rows_backward_params *out,
                                                 const attn_mean_rows_backward_params *in);
 attn_status attn_read_cross_entropy_params(attn_cross_entropy_params *out, const attn_cross_entropy_params *in);
+attn_status attn_read_optimizer_step_params(attn_optimizer_step_params *out, const attn_optimizer_step_params *in);
 attn_status attn_read_rotary_params(attn_rotary_params *out, const attn_rotary_params *in);
 attn_status attn_read_layer_norm_params(attn_layer_norm_params *out, const attn_layer_norm_params *in);
 attn_status attn_read_activate_params(attn_activate_params *out, const attn_activate_params *in);
@@ -137,6 +138,12 @@ static inline void attn_item_rows(int64_t item, int64_t per_item, int64_t rows, 
 
 typedef struct attn_problem attn_problem; /* problem.h */
 typedef struct attn_backward_plan attn_backward_plan; /* backward.h */
+
+/* The scalars of one optimiser step, in float as the element loops use them (optimizer.c). */
+typedef struct attn_optimizer_scalars {
+    float lr, weight_decay, momentum, one_minus_dampening, decay; /* decay: AdamW's 1 - lr·wd */
+    float beta1_complement, beta2, beta2_complement, step_size, bias2_sqrt, eps;
+} attn_optimizer_scalars;
 
 typedef struct attn_kernels {
     attn_isa isa;
@@ -194,6 +201,10 @@ typedef struct attn_kernels {
      * and one work item, the key blocks of one stripe of (b, K/V head hk). */
     int64_t (*backward_workspace_floats)(const attn_problem *pr);
     void (*backward_stripe)(const attn_backward_plan *plan, int64_t b, int64_t hk, int64_t stripe, float *workspace);
+    /* One optimiser step over elements [i0, i1) (optimizer_template.h), with the step's scalars. */
+    void (*optimizer_range)(const attn_optimizer_step_params *p, const attn_optimizer_scalars *s, int64_t i0, int64_t i1);
+    /* The non-finite elements of x[0..n). */
+    int64_t (*count_nonfinite)(const float *x, int64_t n);
 } attn_kernels;
 
 /* The table in use (first call detects the CPU and reads ATTN_ISA). */

@@ -13,6 +13,7 @@
 #include "softmax_template.h"
 #include "dense_template.h"
 #include "sgemm_template.h"
+#include "optimizer_template.h"
 
 /* The tile kernel's entry points: widened products, and bf16 pairs with the portable VDPBF16PS. */
 static void fused_item(const attn_problem *pr, int64_t b, int64_t h, int64_t i0, int64_t tiles, float *workspace) {
@@ -60,4 +61,6 @@ const attn_kernels ATTN_KERNELS = {
     .convert_row = vconvert_row,
     .backward_workspace_floats = backward_workspace_floats,
     .backward_stripe = backward_stripe,
+    .optimizer_range = optimizer_range,
+    .count_nonfinite = count_nonfinite,
 };

@@ -60,6 +60,7 @@ static const size_t gated_backward_sizes[] = {sizeof(attn_gated_activate_backwar
 static const size_t softmax_backward_sizes[] = {sizeof(attn_softmax_rows_backward_params)};
 static const size_t mean_backward_sizes[] = {sizeof(attn_mean_rows_backward_params)};
 static const size_t cross_entropy_sizes[] = {sizeof(attn_cross_entropy_params)};
+static const size_t optimizer_sizes[] = {sizeof(attn_optimizer_step_params)};
 
 attn_params attn_params_default(void) {
     attn_params p = {0};
@@ -108,6 +109,20 @@ attn_cross_entropy_params attn_cross_entropy_params_default(void) {
     p.ignore_index = -100;
     p.reduction = ATTN_LOSS_MEAN;
     p.grad_scale = 1.0f;
+    return p;
+}
+
+attn_optimizer_step_params attn_optimizer_step_params_default(void) {
+    attn_optimizer_step_params p = {0};
+    p.struct_size = sizeof p;
+    p.kind = ATTN_OPTIMIZER_ADAMW;
+    p.step = 1;
+    p.lr = 1e-3f;
+    p.weight_decay = 1e-2f;
+    p.beta1 = 0.9f;
+    p.beta2 = 0.999f;
+    p.eps = 1e-8f;
+    p.skip_nonfinite = 1;
     return p;
 }
 
@@ -233,3 +248,4 @@ DEFINE_READER(attn_read_gated_activate_backward_params, attn_gated_activate_back
 DEFINE_READER(attn_read_softmax_rows_backward_params, attn_softmax_rows_backward_params, softmax_backward_sizes)
 DEFINE_READER(attn_read_mean_rows_backward_params, attn_mean_rows_backward_params, mean_backward_sizes)
 DEFINE_READER(attn_read_cross_entropy_params, attn_cross_entropy_params, cross_entropy_sizes)
+DEFINE_READER(attn_read_optimizer_step_params, attn_optimizer_step_params, optimizer_sizes)

@@ -44,7 +44,8 @@ extern "C" {
  * attn_softmax_rows_params, attn_mean_rows_params, attn_reduce_rows_params, attn_backward_params,
  * attn_sum_columns_params, attn_layer_norm_backward_params, attn_activate_backward_params,
  * attn_gated_activate_backward_params, attn_softmax_rows_backward_params,
- * attn_mean_rows_backward_params, attn_cross_entropy_params) begin with `size_t struct_size`, which their
+ * attn_mean_rows_backward_params, attn_cross_entropy_params, attn_optimizer_step_params) begin
+ * with `size_t struct_size`, which their
  * *_default() function sets to the sizeof of the struct this header declares. Every entry point
  * taking one reads struct_size first:
  *   - a size that is not the sizeof of a layout some release of this library declared (0, garbage,
@@ -748,6 +749,59 @@ typedef struct attn_cross_entropy_params {
 ATTN_API attn_cross_entropy_params attn_cross_entropy_params_default(void);
 
 ATTN_API attn_status attn_cross_entropy(const attn_cross_entropy_params *params);
+
+/* One optimiser step over a flat array of count parameters, in place, as torch.optim's
+ * single-tensor step (its formulas, in float; the scalars below in double, then float):
+ *   ATTN_OPTIMIZER_SGD:   g = grad (negated with maximize) + weight_decay · param; with momentum,
+ *                         buf = g at step 1, else momentum · buf + (1 - dampening) · g, and
+ *                         g = nesterov ? g + momentum · buf : buf; param -= lr · g.
+ *   ATTN_OPTIMIZER_ADAM:  g = grad (negated with maximize) + weight_decay · param (L2);
+ *   ATTN_OPTIMIZER_ADAMW: g = grad (negated with maximize), param *= 1 - lr · weight_decay;
+ *                         then both: m = lerp(m, g, 1 - beta1), v = beta2 · v + (1 - beta2) g²,
+ *                         with amsgrad (max_second_moment given) vmax = max(vmax, v) used for v;
+ *                         param -= lr / (1 - beta1^step) · m / (sqrt(v) / sqrt(1 - beta2^step) + eps).
+ * step is the step number, from 1 (torch's state["step"] after its increment). State arrays hold
+ * count floats each: SGD's momentum (NULL when momentum is 0); Adam's first_moment and
+ * second_moment (start them at 0), and max_second_moment for amsgrad or NULL. None may overlap
+ * another or param; grad is read only.
+ * Non-finite gradients: when nonfinite is not NULL it receives the count of gradient elements
+ * that are NaN or infinite; with skip_nonfinite set and a count above 0, nothing is updated (the
+ * call still returns ATTN_OK, and the caller sees the count): an update is never applied
+ * silently from a NaN. Element by element, vectorised per instruction set, parallel over fixed
+ * chunks: the same bits for any thread count.
+ *   ATTN_ERR_INVALID_ARGUMENT: count < 1, step < 1, a non-finite or negative lr, weight_decay,
+ *   eps or momentum, betas outside [0, 1), an unknown kind, nesterov without momentum or with
+ *   dampening (as torch). */
+typedef enum attn_optimizer {
+    ATTN_OPTIMIZER_SGD = 0,
+    ATTN_OPTIMIZER_ADAM = 1,
+    ATTN_OPTIMIZER_ADAMW = 2
+} attn_optimizer;
+
+typedef struct attn_optimizer_step_params {
+    size_t struct_size;  /* sizeof(attn_optimizer_step_params), set by attn_optimizer_step_params_default() */
+    attn_optimizer kind;
+    int64_t count;
+    float *param;
+    const float *grad;
+    float *momentum_buffer;                 /* SGD */
+    float *first_moment, *second_moment;    /* Adam, AdamW */
+    float *max_second_moment;               /* amsgrad, or NULL */
+    int64_t step;
+    float lr, weight_decay;
+    float momentum, dampening; int nesterov; /* SGD */
+    float beta1, beta2, eps;                /* Adam, AdamW */
+    int maximize;
+    int skip_nonfinite;
+    int64_t *nonfinite;                     /* out: non-finite gradient elements, or NULL */
+    int num_threads;                        /* 0: attn_get_num_threads() */
+} attn_optimizer_step_params;
+
+/* Defaults: struct_size, ATTN_OPTIMIZER_ADAMW with torch's AdamW defaults (lr 1e-3, betas 0.9 and
+ * 0.999, eps 1e-8, weight_decay 0.01), skip_nonfinite 1, step 1, every other field 0 / NULL. */
+ATTN_API attn_optimizer_step_params attn_optimizer_step_params_default(void);
+
+ATTN_API attn_status attn_optimizer_step(const attn_optimizer_step_params *params);
 
 /* Row softmax in place over x (rows, n) with row stride ld >= n. Rows whose entries are all -inf
  * become what masked_rows says: zeros, NaN, or uniform 1/n (the weights Equinox and Flax produce).
