@@ -946,53 +946,17 @@ static void test_struct_size_dense(void) {
     free(rr);
 }
 
-/* Rotary's 0.3.0 layout (ending at num_threads) at the end of a block of exactly its size, tail
- * padding full of garbage: the bits of the current layout with positions NULL and double angles. */
-static void test_struct_size_rotary_0_3_0(void) {
-    printf("-- attn_rotary_params of 0.3.0: read as positions NULL, double angles\n");
-    float x[64];
-    for (int i = 0; i < 64; i++) x[i] = (float)(i % 7) - 3.0f;
-    const size_t old_size = (offsetof(attn_rotary_params, num_threads) + sizeof(int) + _Alignof(attn_rotary_params) - 1) /
-                            _Alignof(attn_rotary_params) * _Alignof(attn_rotary_params);
-    if (offsetof(attn_rotary_params, positions) < old_size)
-        tu_fail("attn_rotary_params: positions at %zu, inside 0.3.0's %zu bytes", offsetof(attn_rotary_params, positions),
-                old_size);
-    float want[64], got[64];
-    memcpy(want, x, sizeof x);
-    memcpy(got, x, sizeof x);
-    attn_rotary_params cur = attn_rotary_params_default();
-    cur.batch = 2; cur.heads = 2; cur.len = 2; cur.dim = 8;
-    cur.x_stride[0] = 32; cur.x_stride[1] = 16; cur.x_stride[2] = 8;
-    cur.position_offset = 3;
-    cur.x = want;
-    TU_CHECK(attn_rotary(&cur) == ATTN_OK, "attn_rotary, current layout");
-    unsigned char *old = xmalloc(old_size);
-    memset(old, 0xA5, old_size);
-    cur.x = got;
-    memcpy(old, &cur, offsetof(attn_rotary_params, num_threads) + sizeof(int));
-    memcpy(old, &old_size, sizeof old_size);
-    TU_CHECK(attn_rotary((const attn_rotary_params *)old) == ATTN_OK && memcmp(got, want, sizeof got) == 0,
-             "0.3.0's attn_rotary_params (struct_size %zu): not the current layout's result", old_size);
-    free(old);
-}
-
-/* Rotary's 1.0.0 layout (ending at angles) at the end of a block of exactly its size, tail padding
- * full of garbage: flags read as 0, the forward rotation. */
-static void test_struct_size_rotary_1_0_0(void) {
-    printf("-- attn_rotary_params of 1.0.0: read as flags 0\n");
-    float x[64];
-    for (int i = 0; i < 64; i++) x[i] = (float)(i % 5) - 2.0f;
-    const size_t end = offsetof(attn_rotary_params, angles) + sizeof(attn_rotary_angles);
+/* An older attn_rotary_params layout, the current one's first `end` bytes, at the end of a block of
+ * exactly its size (end rounded up to the alignment), tail padding full of garbage: the bits of the
+ * current layout with the fields appended since at their defaults (the caller's `cur` has them so). */
+static void expect_rotary_layout(const char *release, size_t end, size_t first_new_field, attn_rotary_params cur) {
     const size_t old_size = (end + _Alignof(attn_rotary_params) - 1) / _Alignof(attn_rotary_params) * _Alignof(attn_rotary_params);
-    if (offsetof(attn_rotary_params, flags) < old_size)
-        tu_fail("attn_rotary_params: flags at %zu, inside 1.0.0's %zu bytes", offsetof(attn_rotary_params, flags), old_size);
-    float want[64], got[64];
+    if (first_new_field < old_size)
+        tu_fail("attn_rotary_params: a field appended after %s at %zu, inside its %zu bytes", release, first_new_field, old_size);
+    float x[64], want[64], got[64];
+    for (int i = 0; i < 64; i++) x[i] = (float)(i % 7) - 3.0f;
     memcpy(want, x, sizeof x);
     memcpy(got, x, sizeof x);
-    attn_rotary_params cur = attn_rotary_params_default();
-    cur.batch = 1; cur.heads = 2; cur.len = 4; cur.dim = 8;
-    cur.x_stride[0] = 64; cur.x_stride[1] = 32; cur.x_stride[2] = 8;
-    cur.position_offset = 5;
     cur.x = want;
     TU_CHECK(attn_rotary(&cur) == ATTN_OK, "attn_rotary, current layout");
     unsigned char *old = xmalloc(old_size);
@@ -1001,8 +965,22 @@ static void test_struct_size_rotary_1_0_0(void) {
     memcpy(old, &cur, end);
     memcpy(old, &old_size, sizeof old_size);
     TU_CHECK(attn_rotary((const attn_rotary_params *)old) == ATTN_OK && memcmp(got, want, sizeof got) == 0,
-             "1.0.0's attn_rotary_params (struct_size %zu): not the forward rotation", old_size);
+             "%s's attn_rotary_params (struct_size %zu): not the current layout's result", release, old_size);
     free(old);
+}
+
+/* Rotary's 0.3.0 layout ends at num_threads (positions NULL, double angles since), 1.0.0's at
+ * angles (flags 0 since). */
+static void test_struct_size_rotary_layouts(void) {
+    printf("-- attn_rotary_params of 0.3.0 and 1.0.0: the fields appended since read at their defaults\n");
+    attn_rotary_params cur = attn_rotary_params_default();
+    cur.batch = 2; cur.heads = 2; cur.len = 2; cur.dim = 8;
+    cur.x_stride[0] = 32; cur.x_stride[1] = 16; cur.x_stride[2] = 8;
+    cur.position_offset = 3;
+    expect_rotary_layout("0.3.0", offsetof(attn_rotary_params, num_threads) + sizeof(int),
+                         offsetof(attn_rotary_params, positions), cur);
+    expect_rotary_layout("1.0.0", offsetof(attn_rotary_params, angles) + sizeof(attn_rotary_angles),
+                         offsetof(attn_rotary_params, flags), cur);
 }
 
 /* ============================================================================================== */
@@ -1945,8 +1923,7 @@ int main(int argc, char **argv) {
     test_workspace_errors();
     test_struct_size();
     test_struct_size_dense();
-    test_struct_size_rotary_0_3_0();
-    test_struct_size_rotary_1_0_0();
+    test_struct_size_rotary_layouts();
     test_thread_resolution();
     test_concurrent_calls();
     test_thread_count_cycle();

@@ -25,7 +25,11 @@
  *     status (NULL_POINTER when lse is NULL, as the input sometimes makes it), write every element
  *     of dq, dk, dv and the chosen dbias (dense, broadcast from (Lq, Lk), or one sum) and nothing
  *     around them, leave out, lse and dout alone, the fused one gives the same bits on another
- *     thread count, and the two agree within 2e-3 of the largest gradient on tame problems.
+ *     thread count, and the two agree within 2e-3 of the largest gradient on tame problems;
+ *   - now and then, instead, the training kernels (fuzz_training_kernels): softmax and mean-pooling
+ *     backward, cross-entropy and the optimiser step on chosen sizes, strides, targets and options
+ *     write nothing when they reject a call, nothing outside their outputs, and the same bits on
+ *     another thread count.
  * Any violation aborts with a message, which libFuzzer records as a crash.
  *
  * Built by `make fuzz` with clang -fsanitize=fuzzer,address,undefined. With -DFUZZ_STANDALONE it
@@ -352,6 +356,72 @@ static void fuzz_backward(attn_params p, reader *r, const float *out0, int64_t o
     free(out); free(lse); free(dout); free(dout0);
 }
 
+/* ---- the training kernels around attention ---- */
+
+/* attn_softmax_rows_backward, attn_mean_rows_backward, attn_cross_entropy and attn_optimizer_step on
+ * fuzzer-chosen sizes, row strides, targets and options: a rejected call writes nothing; an accepted
+ * one writes every element of its outputs' rows and nothing around them (guard zones), and gives
+ * the same bits on another thread count. */
+static void fuzz_training_kernels(reader *r, int specials) {
+    int wild = 0;
+    const int64_t rows = rd_size(r, 9), n = rd_size(r, 300), pad = rd_u8(r) % 3;
+    const int64_t ld = rd_u8(r) < 8 ? n - 1 : n + pad;
+    if (rows < 0 || n < 0 || ld < 0 || rows > 64 || n > 4096 || ld > 4096) return;
+    const int64_t total = rows * (ld > n ? ld : n) + 1;
+    float *x = malloc(sizeof(float) * (size_t)total), *y = malloc(sizeof(float) * (size_t)total);
+    int64_t *targets = malloc(sizeof(int64_t) * (size_t)(rows + 1));
+    if (!x || !y || !targets) fail("harness out of memory");
+    for (int64_t i = 0; i < total; i++) x[i] = rd_value(r, specials, &wild), y[i] = fabsf(rd_value(r, specials, &wild)) / 8;
+    for (int64_t i = 0; i < rows; i++) targets[i] = rd_u8(r) < 240 ? (n > 0 ? (int64_t)(rd_u8(r) % n) : 0) : (int64_t)(int8_t)rd_u8(r) - 100;
+    const int threads = threads_table[rd_u8(r) % THREADS_VALID];
+    guarded out[2] = {guarded_new(total), guarded_new(total)}, loss[2] = {guarded_new(rows + 1), guarded_new(rows + 1)};
+    const uint8_t which = rd_u8(r) % 4, opt[5] = {rd_u8(r), rd_u8(r), rd_u8(r), rd_u8(r), rd_u8(r)};
+    attn_status st[2];
+    for (int call = 0; call < 2; call++) {
+        const int t = call ? (threads == 1 ? 2 : 1) : threads;
+        if (which == 0) {
+            attn_softmax_rows_backward_params p = attn_softmax_rows_backward_params_default();
+            p.rows = rows; p.n = n; p.dx = out[call].p; p.ld_dx = ld; p.y = y; p.ld_y = ld; p.dout = x; p.ld_dout = ld;
+            p.num_threads = t;
+            st[call] = attn_softmax_rows_backward(&p);
+        } else if (which == 1) {
+            attn_mean_rows_backward_params p = attn_mean_rows_backward_params_default();
+            p.rows = rows; p.n = n; p.dx = out[call].p; p.ld_dx = ld; p.dout = x; p.num_threads = t;
+            st[call] = attn_mean_rows_backward(&p);
+        } else if (which == 2) {
+            attn_cross_entropy_params p = attn_cross_entropy_params_default();
+            p.rows = rows; p.classes = n; p.logits = x; p.ld_logits = ld; p.targets = targets;
+            p.label_smoothing = (float)(opt[0] % 6) * 0.25f;
+            p.reduction = (attn_loss_reduction)(opt[1] % 4);
+            p.loss = loss[call].p; p.dlogits = out[call].p; p.ld_dlogits = ld; p.num_threads = t;
+            st[call] = attn_cross_entropy(&p);
+        } else {
+            float *param = out[call].p, *m = loss[call].p; /* count = total - 1 parameters; moments of rows + 1 */
+            attn_optimizer_step_params p = attn_optimizer_step_params_default();
+            p.kind = (attn_optimizer)(opt[0] % 4);
+            p.count = rows + 1 < total ? rows + 1 : total;
+            memcpy(param, y, sizeof(float) * (size_t)p.count);
+            p.param = param; p.grad = x; p.first_moment = m; p.second_moment = y; /* y as v: read and written */
+            p.momentum_buffer = m; p.momentum = opt[1] & 1 ? 0.9f : 0.0f; p.nesterov = opt[2] < 16;
+            p.step = (int64_t)(opt[3] % 4); p.num_threads = t;
+            st[call] = call ? st[0] : attn_optimizer_step(&p); /* the state moves: compared across ISAs by the tests */
+        }
+        guards_intact(&out[call], "dx", "a training kernel");
+        guards_intact(&loss[call], "loss", "a training kernel");
+    }
+    if (st[0] != st[1]) fail("training kernel %d: status %d, then %d on another thread count", which, st[0], st[1]);
+    if (which < 3) {
+        for (int64_t i = 0; i < out[0].n; i++) {
+            const int s0 = is_sentinel(out[0].p + i);
+            if (st[0] != ATTN_OK && !s0) fail("training kernel %d rejected the call (%d) but wrote", which, st[0]);
+        }
+        if (st[0] == ATTN_OK && memcmp(out[0].p, out[1].p, sizeof(float) * (size_t)out[0].n))
+            fail("training kernel %d gives different bits on another thread count", which);
+    }
+    for (int c = 0; c < 2; c++) free(out[c].base), free(loss[c].base);
+    free(x); free(y); free(targets);
+}
+
 static int run_input(const uint8_t *data, size_t size) {
     static int stats_registered;
     if (!stats_registered) {
@@ -437,6 +507,10 @@ static int run_input(const uint8_t *data, size_t size) {
     const int isa = rd_u8(&r) % 4;
     const uint8_t nulls = rd_u8(&r);
     const int specials = rd_u8(&r) < 64;
+    if (nulls == 0xF6) { /* now and then the training kernels instead */
+        fuzz_training_kernels(&r, specials);
+        return 0;
+    }
 
     /* The memory the struct describes (-1: not addressable, so no call that would read it is made). */
     const int64_t qc[3] = {p.batch, p.heads_q, p.len_q}, kc[3] = {p.batch, p.heads_kv, p.len_k};

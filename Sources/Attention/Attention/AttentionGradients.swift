@@ -82,14 +82,12 @@ public func scaledDotProductAttentionGradients(
     algorithm: AttentionAlgorithm = .fused,
     layout: AttentionLayout = .heads
 ) throws -> AttentionGradients {
-    let problem = try AttentionProblem(
-        query: query, key: key, value: value, mask: mask, scale: scale, dropout: dropout,
-        maskedRows: maskedRows, threads: threads, layout: layout)
-    try problem.validateGradientInputs(query: query, key: key, value: value, outputGradient: outputGradient)
-    let (output, logSumExp) = try problem.run(algorithm: algorithm, returningLogSumExp: true)
-    return try problem.gradients(
-        forward: AttentionOutput(output: output, logSumExp: logSumExp!), outputGradient: outputGradient,
-        algorithm: algorithm)
+    let forward = try scaledDotProductAttentionWithLogSumExp(
+        query: query, key: key, value: value, mask: mask, scale: scale, dropout: dropout, maskedRows: maskedRows,
+        threads: threads, algorithm: algorithm, layout: layout)
+    return try scaledDotProductAttentionGradients(
+        query: query, key: key, value: value, forward: forward, outputGradient: outputGradient, mask: mask,
+        scale: scale, dropout: dropout, maskedRows: maskedRows, threads: threads, algorithm: algorithm, layout: layout)
 }
 
 /// The gradients of `sum(forward.output ∘ outputGradient)` from a forward already computed by
