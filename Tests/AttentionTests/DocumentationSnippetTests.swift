@@ -54,15 +54,15 @@ struct DocumentationSnippetTests {
 
     /// README "Attention", its gradients.
     @Test func attentionGradients() throws {
+        // Snippet:
         var rng = SeededGenerator(seed: 42)
         let q = try Tensor(randomNormal: [1, 8, 128, 64], using: &rng)
-        let k = try Tensor(randomNormal: [1, 8, 128, 64], using: &rng)
-        let v = try Tensor(randomNormal: [1, 8, 128, 64], using: &rng)
-        // Snippet:
+        let k = try Tensor(randomNormal: [1, 2, 128, 64], using: &rng)     // 2 key/value heads
+        let v = try Tensor(randomNormal: [1, 2, 128, 64], using: &rng)
         let dOut = try Tensor(randomNormal: [1, 8, 128, 64], using: &rng)  // d(loss)/d(out)
         let grads = try scaledDotProductAttentionGradients(
             query: q, key: k, value: v, outputGradient: dOut, mask: .causal(.topLeft))
-        print(grads.query.shape, grads.key.shape, grads.value.shape)  // shaped as q, k and v
+        print(grads.query.shape, grads.key.shape)  // [1, 8, 128, 64] [1, 2, 128, 64]: shaped as q and k
         // End of snippet.
         #expect(grads.query.shape == q.shape && grads.key.shape == k.shape && grads.value.shape == v.shape)
     }
