@@ -72,11 +72,17 @@ static int slices_of_one(const bwd_tensor *x, const bwd_tensor *y, int64_t delta
     return 0;
 }
 
+/* The address ranges of two outputs (extent floats from p) do not meet. */
+static int ranges_disjoint(const bwd_tensor *a, const bwd_tensor *b) {
+    const uintptr_t pa = (uintptr_t)a->p, pb = (uintptr_t)b->p;
+    const uintptr_t ea = pa + (uintptr_t)a->extent * sizeof(float), eb = pb + (uintptr_t)b->extent * sizeof(float);
+    return ea <= pb || eb <= pa;
+}
+
 /* Two outputs do not share an element: disjoint address ranges, or slices of one tensor. */
 static int outputs_disjoint(const bwd_tensor *a, const bwd_tensor *b) {
     const uintptr_t pa = (uintptr_t)a->p, pb = (uintptr_t)b->p;
-    const uintptr_t ea = pa + (uintptr_t)a->extent * sizeof(float), eb = pb + (uintptr_t)b->extent * sizeof(float);
-    if (ea <= pb || eb <= pa) return 1;
+    if (ranges_disjoint(a, b)) return 1;
     const bwd_tensor *x = pa <= pb ? a : b, *y = pa <= pb ? b : a;
     const uintptr_t bytes = (pa <= pb ? pb - pa : pa - pb);
     if (bytes % sizeof(float) != 0 || memcmp(x->stride, y->stride, sizeof x->stride) != 0) return 0;
@@ -134,12 +140,15 @@ static attn_status backward_prepare(backward_run *run, const attn_backward_param
     if (!outputs_disjoint(&dq, &dk) || !outputs_disjoint(&dq, &dv) || !outputs_disjoint(&dk, &dv))
         return ATTN_ERR_INVALID_STRIDE;
     if (bp->dbias) {
-        /* Elements reached without a stride of 0 must be distinct; dbias must miss dq, dk and dv. */
+        /* Elements reached without a stride of 0 must be distinct; dbias's address range must miss
+         * dq's, dk's and dv's (it is no slice of theirs: the slices rule, which compares strides, would
+         * take its stand-in strides {0, 0, 0} for those of a one-row dq, dk or dv given zero strides,
+         * and accept a dbias around it). */
         int64_t distinct[4];
         for (int d = 0; d < 4; d++) distinct[d] = bp->dbias_stride[d] == 0 ? 1 : score_count[d];
         const bwd_tensor db = {bp->dbias, {1, 1, 1}, {0, 0, 0}, 1, dbias_extent};
-        if (!attn_rows_disjoint(4, distinct, bp->dbias_stride, 1) || !outputs_disjoint(&db, &dq) ||
-            !outputs_disjoint(&db, &dk) || !outputs_disjoint(&db, &dv))
+        if (!attn_rows_disjoint(4, distinct, bp->dbias_stride, 1) || !ranges_disjoint(&db, &dq) ||
+            !ranges_disjoint(&db, &dk) || !ranges_disjoint(&db, &dv))
             return ATTN_ERR_INVALID_STRIDE;
         for (int d = 0; d < 3; d++) {
             run->dbias_count[d] = distinct[d];

@@ -344,7 +344,8 @@ ATTN_API uint32_t attn_dropout_threshold(float p);
  * the outputs must not overlap each other (dk == dq, say): ATTN_ERR_INVALID_STRIDE. Two outputs are
  * accepted when their address ranges are disjoint, or when, with the same strides, they are slices of
  * one tensor along one dimension (heads, positions, batch or features): so dq, dk and dv written
- * interleaved into one packed (B, L, (Hq + 2 Hkv) D) projection gradient are valid. The outputs must
+ * interleaved into one packed (B, L, (Hq + 2 Hkv) D) projection gradient are valid (dbias: only a
+ * range disjoint from theirs, from its first to its last element). The outputs must
  * not overlap any input (not checked). Validation, overflow checks and "nothing written on error" as attn_forward.
  *
  * Semantics, per query row i of (b, h), with P_j = exp(s_j - lse_i) the softmax weight of key j

@@ -765,6 +765,44 @@ static void error_tests(void) {
              "attn_backward_params_default() is not the forward's default with every other field 0");
 }
 
+/* A dbias whose range holds a one-row dq given zero strides (B = Hq = Lq = 1, strides {0, 0, 0}, a
+ * valid layout) overlaps it: INVALID_STRIDE from both paths, nothing written. Before this was checked,
+ * validation compared the strides of dq with dbias's stand-in {0, 0, 0}, took the two for slices of
+ * one tensor and accepted them (found while writing fuzz_backward). */
+static void dbias_overlap_tests(void) {
+    float q[2] = {0.5f, -1}, k[8] = {1, 2, -1, 0.5f, 0.25f, 1, -2, 1}, v[8] = {1, 0, 0, 1, 1, 1, -1, 2};
+    float out[2], lse[1], dout[2] = {1, -0.5f}, dk[8], dv[8], arena[8];
+    attn_backward_params bp = attn_backward_params_default();
+    attn_params *a = &bp.forward;
+    a->batch = a->heads_q = a->heads_kv = a->len_q = 1;
+    a->len_k = 4; a->dim_qk = a->dim_v = 2;
+    const int64_t sq[3] = {0, 0, 0}, sk[3] = {8, 8, 2};
+    a->q = q; memcpy(a->q_stride, sq, sizeof sq);
+    a->k = k; memcpy(a->k_stride, sk, sizeof sk);
+    a->v = v; memcpy(a->v_stride, sk, sizeof sk);
+    a->out = out; memcpy(a->out_stride, sq, sizeof sq);
+    a->lse = lse;
+    TU_CHECK(attn_forward(a) == ATTN_OK, "dbias overlap: forward");
+    bp.dout = dout; memcpy(bp.dout_stride, sq, sizeof sq);
+    bp.dk = dk; memcpy(bp.dk_stride, sk, sizeof sk);
+    bp.dv = dv; memcpy(bp.dv_stride, sk, sizeof sk);
+    memcpy(bp.dq_stride, sq, sizeof sq);
+    bp.dbias = arena; bp.dbias_stride[3] = 1; /* dbias[j] = arena[j], j < 4 */
+    for (int where = 0; where < 3; where++) {
+        /* dq at arena + 1 (inside dbias), arena + 4 (just past it: valid), arena + 2 with dbias's
+         * elements spread out (stride 2: dq's two floats fall between and on them) */
+        bp.dq = arena + (where == 1 ? 4 : where == 0 ? 1 : 2);
+        bp.dbias_stride[3] = where == 2 ? 2 : 1;
+        const attn_status want = where == 1 ? ATTN_OK : ATTN_ERR_INVALID_STRIDE;
+        for (int x = 0; x < 8; x++) arena[x] = 1234.5f;
+        const attn_status su = attn_backward_unfused(&bp), sf = attn_backward(&bp);
+        int kept = 1;
+        for (int x = 0; x < 8; x++) kept &= arena[x] == 1234.5f;
+        TU_CHECK(su == want && sf == want, "dbias overlap %d: status unfused %d, fused %d, want %d", where, su, sf, want);
+        TU_CHECK(want == ATTN_OK || kept, "dbias overlap %d: written on error", where);
+    }
+}
+
 int main(int argc, char **argv) {
     int n_random = 300;
     for (int a = 1; a < argc; a++) {
@@ -778,6 +816,7 @@ int main(int argc, char **argv) {
            (unsigned long long)g_seed, attn_isa_name(attn_get_isa()));
     long p0 = tu_passed_count, f0 = tu_failed_count;
     error_tests();
+    dbias_overlap_tests();
     printf("error statuses and api: %ld checks, %ld failed\n", tu_passed_count - p0 + tu_failed_count - f0, tu_failed_count - f0);
 
     /* Every instruction set this CPU runs (the vector kernel of the fused path is per ISA): the
