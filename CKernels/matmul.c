@@ -73,6 +73,7 @@ static void transpose_task(void *ctx, int64_t item, int thread) {
     }
 }
 
+static attn_status matmul_check(const attn_matmul_params *p);
 static attn_status matmul_run(attn_matmul_params p);
 
 attn_status attn_matmul(const attn_matmul_params *params) {
@@ -89,9 +90,13 @@ attn_status attn_matmul(const attn_matmul_params *params) {
     if (!attn_extent_ok(1, &p.k, &p.lda, p.m, NULL) || !attn_mul_ok(p.m, p.k, &floats) ||
         !attn_mul_ok(floats, (int64_t)sizeof(float), &bytes))
         return ATTN_ERR_OVERFLOW;
+    /* The multiply's own checks (B, C, bias, types, flags) before the copy is allocated or Aᵀ read,
+     * with Aᵀ standing in for the copy (only its pointer is looked at). */
     attn_matmul_params copy = p;
     copy.a_transposed = 0;
     copy.lda = p.k;
+    const attn_status valid = matmul_check(&copy);
+    if (valid != ATTN_OK) return valid;
     copy.a = NULL;
     float *a = attn_alloc(bytes);
     if (!a) return ATTN_ERR_OUT_OF_MEMORY;
@@ -103,20 +108,27 @@ attn_status attn_matmul(const attn_matmul_params *params) {
     return result;
 }
 
-static attn_status matmul_run(attn_matmul_params p) {
-    if (!p.a || !p.b || !p.c) return ATTN_ERR_NULL_POINTER;
-    if (p.m < 1 || p.n < 1 || p.k < 1) return ATTN_ERR_INVALID_ARGUMENT;
-    if (p.num_threads < 0 || p.num_threads > ATTN_MAX_THREADS) return ATTN_ERR_INVALID_ARGUMENT;
-    if (p.b_dtype != ATTN_DTYPE_F32 && p.b_dtype != ATTN_DTYPE_F16 && p.b_dtype != ATTN_DTYPE_BF16)
+/* Everything matmul_run checks before it allocates or reads anything. */
+static attn_status matmul_check(const attn_matmul_params *p) {
+    if (!p->a || !p->b || !p->c) return ATTN_ERR_NULL_POINTER;
+    if (p->m < 1 || p->n < 1 || p->k < 1) return ATTN_ERR_INVALID_ARGUMENT;
+    if (p->num_threads < 0 || p->num_threads > ATTN_MAX_THREADS) return ATTN_ERR_INVALID_ARGUMENT;
+    if (p->b_dtype != ATTN_DTYPE_F32 && p->b_dtype != ATTN_DTYPE_F16 && p->b_dtype != ATTN_DTYPE_BF16)
         return ATTN_ERR_INVALID_ARGUMENT;
-    if ((p.flags & ~(uint64_t)ATTN_MATMUL_BF16_PRODUCTS) ||
-        ((p.flags & ATTN_MATMUL_BF16_PRODUCTS) && p.b_dtype != ATTN_DTYPE_BF16))
+    if ((p->flags & ~(uint64_t)ATTN_MATMUL_BF16_PRODUCTS) ||
+        ((p->flags & ATTN_MATMUL_BF16_PRODUCTS) && p->b_dtype != ATTN_DTYPE_BF16))
         return ATTN_ERR_INVALID_ARGUMENT;
-    const int64_t b_rows = p.b_transposed ? p.n : p.k, b_cols = p.b_transposed ? p.k : p.n;
-    if (p.lda < p.k || p.ldb < b_cols || p.ldc < p.n) return ATTN_ERR_INVALID_STRIDE;
-    if (!attn_extent_ok(1, &p.m, &p.lda, p.k, NULL) || !attn_extent_ok(1, &b_rows, &p.ldb, b_cols, NULL) ||
-        !attn_extent_ok(1, &p.m, &p.ldc, p.n, NULL))
+    const int64_t b_rows = p->b_transposed ? p->n : p->k, b_cols = p->b_transposed ? p->k : p->n;
+    if (p->lda < p->k || p->ldb < b_cols || p->ldc < p->n) return ATTN_ERR_INVALID_STRIDE;
+    if (!attn_extent_ok(1, &p->m, &p->lda, p->k, NULL) || !attn_extent_ok(1, &b_rows, &p->ldb, b_cols, NULL) ||
+        !attn_extent_ok(1, &p->m, &p->ldc, p->n, NULL))
         return ATTN_ERR_OVERFLOW;
+    return ATTN_OK;
+}
+
+static attn_status matmul_run(attn_matmul_params p) {
+    const attn_status status = matmul_check(&p);
+    if (status != ATTN_OK) return status;
 
     const attn_kernels *kernels = attn_kernels_current();
     const int64_t mr = kernels->sgemm_mr, mc = kernels->sgemm_mc, nr = kernels->sgemm_nr;

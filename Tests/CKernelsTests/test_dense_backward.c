@@ -432,6 +432,18 @@ static void test_errors(void) {
     q.b_dtype = (attn_dtype)99;
     TU_CHECK(attn_matmul(&q) == ATTN_ERR_INVALID_ARGUMENT, "a_transposed bad b_dtype");
     TU_CHECK(memcmp(c, cb, sizeof c) == 0, "a_transposed: wrote on error");
+    /* The multiply's own checks come before Aᵀ's copy is allocated (or Aᵀ read): with M = K = 2^20
+     * (a 4 TiB copy) and an invalid ldc, b_dtype or flag, the status is that error, not
+     * OUT_OF_MEMORY (found by fuzz_backward). */
+    attn_matmul_params big = q;
+    big.m = big.k = (int64_t)1 << 20; big.lda = big.m; big.b_dtype = ATTN_DTYPE_F32; big.num_threads = 1;
+    big.ldc = 3;
+    TU_CHECK(attn_matmul(&big) == ATTN_ERR_INVALID_STRIDE, "a_transposed 2^20 x 2^20, ldc < n: not INVALID_STRIDE");
+    big.ldc = 4; big.b_dtype = (attn_dtype)9;
+    TU_CHECK(attn_matmul(&big) == ATTN_ERR_INVALID_ARGUMENT, "a_transposed 2^20 x 2^20, bad b_dtype: not INVALID_ARGUMENT");
+    big.b_dtype = ATTN_DTYPE_F32; big.flags = 2;
+    TU_CHECK(attn_matmul(&big) == ATTN_ERR_INVALID_ARGUMENT, "a_transposed 2^20 x 2^20, unknown flag: not INVALID_ARGUMENT");
+    TU_CHECK(memcmp(c, cb, sizeof c) == 0, "a_transposed 2^20 x 2^20: wrote on error");
 
     /* A struct ending at flags (the layout before a_transposed) reads a_transposed as 0. */
     const size_t old = (offsetof(attn_matmul_params, flags) + sizeof(uint64_t) + _Alignof(attn_matmul_params) - 1) /
