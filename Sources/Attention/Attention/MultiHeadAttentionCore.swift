@@ -175,19 +175,33 @@ package struct MultiHeadAttentionCore {
         broadcastDropout: Bool = false, maskedRows: MaskedRowPolicy, returningWeights: Bool = false,
         algorithm: AttentionAlgorithm = .fused, context: @autoclosure () -> String
     ) throws -> (output: Tensor, weights: Tensor?) {
+        let result = try run(
+            heads, mask: mask, scale: scale, dropout: dropout, broadcastDropout: broadcastDropout, maskedRows: maskedRows,
+            returningWeights: returningWeights, algorithm: algorithm, savingLogSumExp: false, context: context())
+        return (result.output, result.weights)
+    }
+
+    /// The kernel call of ``attend(_:mask:scale:dropout:broadcastDropout:maskedRows:returningWeights:algorithm:context:)``,
+    /// its output, the weights when asked for and, with `savingLogSumExp`, each row's
+    /// log-sum-exp `(B, Hq, Lq)`: what a backward pass needs.
+    func run(
+        _ heads: ProjectedHeads, mask: KernelMask, scale: Float?, dropout: Dropout?, broadcastDropout: Bool,
+        maskedRows: MaskedRowPolicy, returningWeights: Bool, algorithm: AttentionAlgorithm, savingLogSumExp: Bool,
+        context: @autoclosure () -> String
+    ) throws -> (call: AttentionKernelCall, output: Tensor, logSumExp: Tensor?, weights: Tensor?) {
         let scale = scale ?? 1 / Float(heads.query.dim).squareRoot()
         var call = AttentionKernelCall(query: heads.query, key: heads.key, value: heads.value)
         (call.mask, call.scale, call.dropout, call.broadcastDropout) = (mask, scale, dropout, broadcastDropout)
         (call.maskedRows, call.algorithm) = (maskedRows, algorithm)
         let (batch, length) = (heads.query.batch, heads.query.length)
-        let output = try call.run(
+        let (output, logSumExp) = try call.run(
             outputShape: [batch, length, heads.query.heads * heads.value.dim], outputLayout: .sequence,
-            context: context()).output
-        guard returningWeights else { return (output, nil) }
+            logSumExpShape: savingLogSumExp ? [batch, heads.query.heads, length] : nil, context: context())
+        guard returningWeights else { return (call, output, logSumExp, nil) }
         let weights = try attentionWeights(
             query: heads.query, key: heads.key, mask: mask, scale: scale, maskedRows: maskedRows, dropout: dropout,
             broadcastDropout: broadcastDropout)
-        return (output, weights)
+        return (call, output, logSumExp, weights)
     }
 
     /// Attention of the heads under a public ``AttentionMask`` (a model's own masks, checked

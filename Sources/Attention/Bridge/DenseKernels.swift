@@ -9,7 +9,7 @@ enum KernelActivation {
     case identity, relu, gelu, geluTanh, sigmoid, silu, tanh
 
     /// The kernels' spelling of the activation.
-    fileprivate var value: attn_activation {
+    var value: attn_activation {
         switch self {
         case .identity: ATTN_ACTIVATION_IDENTITY
         case .relu: ATTN_ACTIVATION_RELU
@@ -72,40 +72,50 @@ enum RowStatistics {
     case twoPass
     case fast
     case rootMeanSquare
+
+    /// The kernels' spelling.
+    var kernelValue: attn_variance {
+        switch self {
+        case .twoPass: ATTN_VARIANCE_TWO_PASS
+        case .fast: ATTN_VARIANCE_FAST
+        case .rootMeanSquare: ATTN_VARIANCE_RMS
+        }
+    }
 }
 
 /// Layer norm (or RMS norm) of each of the `input.count / size` rows of `size` floats, into a new tensor
 /// (`attn_layer_norm`). The caller has checked that the last dimension is `size` and that the
-/// optional `weight` and `bias` hold `size` floats.
+/// optional `weight` and `bias` hold `size` floats. With `savingStatistics`, each row's mean and
+/// `1/√(variance + ε)` come back too, shaped as the input without its last dimension: what
+/// ``layerNormBackward(_:input:size:weight:hasBias:statistics:rowStatistics:)`` needs.
 func layerNormRows(
-    _ input: Tensor, size: Int, weight: Tensor?, bias: Tensor?, epsilon: Float, statistics: RowStatistics
-) throws(AttentionError) -> Tensor {
+    _ input: Tensor, size: Int, weight: Tensor?, bias: Tensor?, epsilon: Float, statistics: RowStatistics,
+    savingStatistics: Bool = false
+) throws(AttentionError) -> (output: Tensor, rowStatistics: LayerNormStatistics?) {
     try input.requireFloat32("input")
     try weight?.requireFloat32("weight")
     try bias?.requireFloat32("bias")
     let output = try Tensor(uninitializedShape: input.shape, argument: "input")
+    let saved = savingStatistics ? try LayerNormStatistics(rowsOf: input) : nil
     let rows = size == 0 ? 0 : input.count / size
-    if rows == 0 { return output }
-    let kind = switch statistics {
-    case .twoPass: ATTN_VARIANCE_TWO_PASS
-    case .fast: ATTN_VARIANCE_FAST
-    case .rootMeanSquare: ATTN_VARIANCE_RMS
-    }
+    if rows == 0 { return (output, saved) }
     var params = attn_layer_norm_params_default()
     (params.rows, params.n) = (Int64(rows), Int64(size))
     (params.ld_out, params.ld_x) = (Int64(size), Int64(size))
-    (params.eps, params.variance) = (epsilon, kind)
-    let status = withExtendedLifetime((input, output, weight, bias)) {
+    (params.eps, params.variance) = (epsilon, statistics.kernelValue)
+    let status = withExtendedLifetime((input, output, weight, bias, saved)) {
         params.out = output.storage.buffer.baseAddress
         params.x = UnsafePointer(input.storage.buffer.baseAddress)
         params.weight = weight.flatMap { UnsafePointer($0.storage.buffer.baseAddress) }
         params.bias = bias.flatMap { UnsafePointer($0.storage.buffer.baseAddress) }
+        params.mean = saved?.mean.storage.buffer.baseAddress
+        params.rstd = saved?.reciprocalDeviation.storage.buffer.baseAddress
         return attn_layer_norm(&params)
     }
     if let error = AttentionError(status: status, function: "attn_layer_norm", context: "input \(input.shape), size \(size)") {
         throw error
     }
-    return output
+    return (output, saved)
 }
 
 /// Softmax in place over `rows` rows of `length` floats with row stride `stride`, starting at
@@ -162,10 +172,11 @@ enum KernelRotaryAngles {
 
 /// Rotates, in place, the first `dim` features of every row of `heads` (its tensor is made unique
 /// first); row (b, h, l) gets position `starts[b] + l`, or `positionOffset + l` without `starts`
-/// (`attn_rotary`). The caller has checked that `starts`, when given, has `heads.batch` entries.
+/// (`attn_rotary`); with `inverse`, by minus the angles (the rotation's transpose: its gradient).
+/// The caller has checked that `starts`, when given, has `heads.batch` entries.
 func rotary(
     _ heads: inout StridedHeads, dim: Int, theta: Float, pairing: KernelRotaryPairing, angles: KernelRotaryAngles,
-    positionOffset: Int, starts: [Int]? = nil
+    positionOffset: Int, starts: [Int]? = nil, inverse: Bool = false
 ) throws(AttentionError) {
     if dim == 0 || heads.batch == 0 || heads.heads == 0 || heads.length == 0 { return }
     var params = attn_rotary_params_default()
@@ -176,6 +187,7 @@ func rotary(
     params.position_offset = Int64(positionOffset)
     params.pairing = pairing == .half ? ATTN_ROTARY_HALF : ATTN_ROTARY_INTERLEAVED
     params.angles = angles == .double ? ATTN_ROTARY_ANGLES_DOUBLE : ATTN_ROTARY_ANGLES_FLOAT
+    params.flags = inverse ? ATTN_ROTARY_INVERSE : 0
     // Half-precision heads are refused by the public entry points; the projections are float32.
     precondition(heads.dtype == .float32, "internal error: rotary embedding of \(heads.dtype) heads")
     let offset = heads.offset

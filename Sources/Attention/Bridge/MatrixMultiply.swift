@@ -9,7 +9,8 @@ enum WeightLayout {
 }
 
 /// `c = a·b (+ bias)` or, with `accumulate`, `c += a·b (+ bias)`: the one call path to
-/// `attn_matmul`. `a` is `(m, k)` with row stride `lda`; `b` is `(k, n)` with row stride `ldb`, or
+/// `attn_matmul`. `a` is `(m, k)` with row stride `lda`, or holds `aᵀ` as `(k, m)` when
+/// `aTransposed` (a weight gradient `xᵀ·dy`); `b` is `(k, n)` with row stride `ldb`, or
 /// holds `bᵀ` as `(n, k)` when `bTransposed`, its elements of `bType` (the weights may be half
 /// precision; `a`, `c` and `bias` are `Float`); `c` is `(m, n)` with row stride `ldc`; `bias` holds
 /// `n` floats; `products` applies to a `bfloat16` `b` only. The caller keeps the memory alive and
@@ -18,7 +19,7 @@ enum WeightLayout {
 /// - Parameter context: describes the operands in a kernel failure's error.
 func multiplyMatrices(
     m: Int, n: Int, k: Int,
-    a: UnsafePointer<Float>?, lda: Int,
+    a: UnsafePointer<Float>?, lda: Int, aTransposed: Bool = false,
     b: UnsafeRawPointer?, ldb: Int, bTransposed: Bool, bType: Tensor.DType = .float32,
     c: UnsafeMutablePointer<Float>?, ldc: Int,
     bias: UnsafePointer<Float>? = nil, accumulate: Bool = false, products: MatrixProducts = .float32,
@@ -27,7 +28,7 @@ func multiplyMatrices(
     if m == 0 || n == 0 { return }
     var params = attn_matmul_params_default()
     (params.m, params.n, params.k) = (Int64(m), Int64(n), Int64(k))
-    (params.a, params.lda) = (a, Int64(lda))
+    (params.a, params.lda, params.a_transposed) = (a, Int64(lda), aTransposed ? 1 : 0)
     (params.b, params.ldb, params.b_transposed) = (b, Int64(ldb), bTransposed ? 1 : 0)
     params.b_dtype = bType.kernelValue
     (params.c, params.ldc) = (c, Int64(ldc))

@@ -101,13 +101,23 @@ public struct LayerNorm: ParameterizedModule, Equatable {
     ///   not ``size`` (or `input` is a scalar); `.invalidArgument` or `.shapeMismatch` when the
     ///   stored properties were set to invalid values; the kernel's errors.
     public func callAsFunction(_ input: Tensor) throws -> Tensor {
+        try normalize(input, savingStatistics: false).output
+    }
+
+    /// The kernel's row statistics for ``variance``.
+    var statistics: RowStatistics { variance == .twoPass ? .twoPass : .fast }
+
+    /// The normalised rows and, with `savingStatistics`, what the backward pass needs.
+    func normalize(
+        _ input: Tensor, savingStatistics: Bool
+    ) throws(AttentionError) -> (output: Tensor, rowStatistics: LayerNormStatistics?) {
         try validate()
         guard input.rank >= 1, input.shape[input.rank - 1] == size else {
-            throw AttentionError.shapeMismatch(argument: "input", expected: "[..., \(size)] (..., size)", actual: input.shape)
+            throw .shapeMismatch(argument: "input", expected: "[..., \(size)] (..., size)", actual: input.shape)
         }
         return try layerNormRows(
-            input, size: size, weight: weight, bias: bias, epsilon: epsilon,
-            statistics: variance == .twoPass ? .twoPass : .fast)
+            input, size: size, weight: weight, bias: bias, epsilon: epsilon, statistics: statistics,
+            savingStatistics: savingStatistics)
     }
 }
 

@@ -35,13 +35,22 @@ public struct RMSNorm: ParameterizedModule, Equatable {
     /// - Throws: `AttentionError.shapeMismatch` (`"input"`) when the last dimension is not the
     ///   weight's size; `.unsupportedDType` (`"input"`, `"weight"`) unless both are `float32`.
     public func callAsFunction(_ input: Tensor) throws -> Tensor {
+        try normalize(input, savingStatistics: false).output
+    }
+
+    /// The normalised rows and, with `savingStatistics`, what the backward pass needs.
+    func normalize(
+        _ input: Tensor, savingStatistics: Bool
+    ) throws(AttentionError) -> (output: Tensor, rowStatistics: LayerNormStatistics?) {
         let size = weight.count
         guard weight.rank == 1, size >= 1 else {
-            throw AttentionError.shapeMismatch(argument: "weight", expected: "(size,), size at least 1", actual: weight.shape)
+            throw .shapeMismatch(argument: "weight", expected: "(size,), size at least 1", actual: weight.shape)
         }
         guard input.rank >= 1, input.shape[input.rank - 1] == size else {
-            throw AttentionError.shapeMismatch(argument: "input", expected: "[..., \(size)]", actual: input.shape)
+            throw .shapeMismatch(argument: "input", expected: "[..., \(size)]", actual: input.shape)
         }
-        return try layerNormRows(input, size: size, weight: weight, bias: nil, epsilon: epsilon, statistics: .rootMeanSquare)
+        return try layerNormRows(
+            input, size: size, weight: weight, bias: nil, epsilon: epsilon, statistics: .rootMeanSquare,
+            savingStatistics: savingStatistics)
     }
 }

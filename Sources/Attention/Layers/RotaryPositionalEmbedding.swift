@@ -210,7 +210,9 @@ public struct RotaryPositionalEmbedding: ParameterizedModule, Equatable, Hashabl
     ///   `.shapeMismatch` (`"rows"`) unless rank 3 with room for the heads at `offset`;
     ///   `.invalidArgument` (`"starts"`) unless it has B entries, none negative; the kernel's
     ///   errors. On error `rows` is unchanged.
-    package func rotate(projection rows: inout Tensor, offset: Int, heads: Int, starts: [Int]) throws(AttentionError) {
+    package func rotate(
+        projection rows: inout Tensor, offset: Int, heads: Int, starts: [Int], inverse: Bool = false
+    ) throws(AttentionError) {
         try rows.requireFloat32("rows")
         guard rows.rank == 3, offset >= 0, heads >= 0, offset + heads * embeddingSize <= rows.shape[2] else {
             throw .shapeMismatch(
@@ -228,16 +230,20 @@ public struct RotaryPositionalEmbedding: ParameterizedModule, Equatable, Hashabl
             rows: consume rows, batch: batch, length: length, rowWidth: width, offset: offset, heads: heads,
             dim: embeddingSize)
         defer { rows = view.tensor }
-        try rotate(&view, positionOffset: 0, starts: starts)
+        try rotate(&view, positionOffset: 0, starts: starts, inverse: inverse)
     }
 
     /// Rotates, in place, the first ``embeddingSize`` features of every row of `view` (its tensor
     /// is made unique first); row (b, h, l) gets position `starts[b] + l`, or `positionOffset + l`
-    /// without `starts`: the kernel call every entry point ends in.
-    func rotate(_ view: inout StridedHeads, positionOffset: Int, starts: [Int]? = nil) throws(AttentionError) {
+    /// without `starts`: the kernel call every entry point ends in. With `inverse`, the rotation
+    /// by minus the angles: the gradient of the rotation.
+    func rotate(
+        _ view: inout StridedHeads, positionOffset: Int, starts: [Int]? = nil, inverse: Bool = false
+    ) throws(AttentionError) {
         try rotary(
             &view, dim: embeddingSize, theta: theta, pairing: pairing == .halfSplit ? .half : .interleaved,
-            angles: anglePrecision == .double ? .double : .float, positionOffset: positionOffset, starts: starts)
+            angles: anglePrecision == .double ? .double : .float, positionOffset: positionOffset, starts: starts,
+            inverse: inverse)
     }
 
     private func checkOffset(_ positionOffset: Int) throws(AttentionError) {

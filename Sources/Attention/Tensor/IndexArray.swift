@@ -1,5 +1,7 @@
 /// A dense, row-major array of `Int` indices with a shape: what ``Tensor/argmax(alongAxis:keepingDimensions:)``
-/// and ``Tensor/argmin(alongAxis:keepingDimensions:)`` return.
+/// and ``Tensor/argmin(alongAxis:keepingDimensions:)`` return, and what ``Embedding`` and
+/// ``crossEntropy(logits:targets:ignoreIndex:labelSmoothing:reduction:)`` take (token ids, class
+/// targets).
 ///
 /// Indices are exact whatever their size (a `Float` tensor would round indices above 2^24).
 ///
@@ -16,9 +18,32 @@ public struct IndexArray: Sendable, Hashable, CustomStringConvertible {
     public let indices: [Int]
 
     /// An array of `indices` with `shape`; the caller has checked that the counts agree.
-    init(shape: [Int], indices: [Int]) {
+    init(checkedShape shape: [Int], indices: [Int]) {
         self.shape = shape
         self.indices = indices
+    }
+
+    /// An array of `indices`, in row-major order, with `shape`.
+    ///
+    /// ```swift
+    /// let tokens = try IndexArray(shape: [2, 3], indices: [101, 7592, 102, 101, 2088, 102])
+    /// let classes = IndexArray([3, 0, 2])
+    /// ```
+    ///
+    /// - Throws: `AttentionError.shapeMismatch` (`"indices"`) unless the product of `shape` (each
+    ///   dimension at least 0) is `indices.count`.
+    public init(shape: [Int], indices: [Int]) throws {
+        let count = try elementCount(of: shape, argument: "shape")
+        guard count == indices.count else {
+            throw AttentionError.shapeMismatch(
+                argument: "indices", expected: "\(count) indices for shape \(shape)", actual: [indices.count])
+        }
+        self.init(checkedShape: shape, indices: indices)
+    }
+
+    /// A one-dimensional array of `indices`.
+    public init(_ indices: [Int]) {
+        self.init(checkedShape: [indices.count], indices: indices)
     }
 
     /// The number of indices: the product of the dimensions.

@@ -67,7 +67,7 @@ extension Tensor {
             }
         }
         try checkAllocatable(resultCount, of: Int.self, argument: "self")
-        return IndexArray(shape: layout.resultShape, indices: wide.map { Int($0) })
+        return IndexArray(checkedShape: layout.resultShape, indices: wide.map { Int($0) })
     }
 
     /// The error for a maximum or minimum of no elements (NumPy: "zero-size array to reduction

@@ -64,7 +64,8 @@ extension TorchMultiheadAttention {
             attentionMask: attentionMask, averageAttentionWeights: averageAttentionWeights,
             causal: .hint(isCausal), maskedRows: .zero,
             dropout: try Dropout.forCall(
-                probability: dropout, probabilityArgument: "dropout", training: training, seed: dropoutSeed))
+                probability: dropout, probabilityArgument: "dropout", training: training, seed: dropoutSeed)
+        ).result
     }
 
     /// How `isCausal` combines with the attention mask.
@@ -78,11 +79,13 @@ extension TorchMultiheadAttention {
 
     /// The forward pass with the choices the encoder layers need: how `isCausal` works, what a
     /// fully masked row gives on the fused path, and the dropout (already resolved from training).
+    ///
+    /// With `recording`, the pullbacks of the call come back too (see `TorchAttentionBackward`).
     func forward(
         query: Tensor, key: Tensor, value: Tensor, keyPaddingMask: TorchMask?, needWeights: Bool,
         attentionMask: TorchMask?, averageAttentionWeights: Bool, causal: CausalMasking,
-        maskedRows: MaskedRowPolicy, dropout: Dropout?
-    ) throws -> AttentionResult {
+        maskedRows: MaskedRowPolicy, dropout: Dropout?, recording: Bool = false
+    ) throws -> (result: AttentionResult, backward: TorchAttentionBackward?) {
         try validateParameters()
         try requireFloat32Parameters()
         try requireFloat32Activations(["query": query, "key": key, "value": value])
@@ -95,9 +98,19 @@ extension TorchMultiheadAttention {
         // The library's rule for empty inputs (PyTorch's): no batch or no query gives an empty
         // result; no key at all gives zero attention, so the output projection's bias.
         if shapes.batch == 0 || shapes.length == 0 || shapes.extendedLength == 0 {
-            return try emptyResult(shapes, needWeights: needWeights, averageAttentionWeights: averageAttentionWeights)
+            let result = try emptyResult(shapes, needWeights: needWeights, averageAttentionWeights: averageAttentionWeights)
+            return (result, recording ? TorchAttentionBackward(module: self, shapes: shapes, inputs: (query, key, value)) : nil)
         }
-        var heads = try projectedHeads(query: query, key: key, value: value, shapes)
+        let batchMajor = try shapes.batchMajor(query: query, key: key, value: value, batchFirst: batchFirst)
+        let projections = try inputProjections()
+        var heads: ProjectedHeads
+        var projectionBackward: ProjectionPullback? = nil
+        if recording {
+            (heads, projectionBackward) = try core.projectWithPullback(
+                query: batchMajor.query, key: batchMajor.key, value: batchMajor.value, with: projections)
+        } else {
+            heads = try core.project(query: batchMajor.query, key: batchMajor.key, value: batchMajor.value, with: projections)
+        }
         if shapes.appended > 0 {
             // add_bias_kv, then add_zero_attn.
             heads.key = try TorchAttentionKernels.appending(heads.key, bias: biasKey, zero: addZeroAttention)
@@ -105,10 +118,18 @@ extension TorchMultiheadAttention {
         }
         let kernelMask = try canonicalMask(
             attention: mask, keyPadding: keyPaddingMask, causal: causalKernel && !needWeights, shapes)
-        let (attended, weights) = try core.attend(
-            heads, mask: kernelMask, dropout: dropout, maskedRows: needWeights ? .nan : maskedRows,
-            returningWeights: needWeights,
-            context: "query \(query.shape), key \(key.shape), value \(value.shape), \(self.heads) heads")
+        let context = "query \(query.shape), key \(key.shape), value \(value.shape), \(self.heads) heads"
+        let attended: Tensor, weights: Tensor?
+        var attentionBackward: AttentionHeadsPullback? = nil
+        if recording {
+            (attended, weights, attentionBackward) = try core.attendWithPullback(
+                heads, mask: kernelMask, dropout: dropout, maskedRows: needWeights ? .nan : maskedRows,
+                returningWeights: needWeights, context: context)
+        } else {
+            (attended, weights) = try core.attend(
+                heads, mask: kernelMask, dropout: dropout, maskedRows: needWeights ? .nan : maskedRows,
+                returningWeights: needWeights, context: context)
+        }
         var output = try outProjection(attended)
         var averaged = try weights.map { averageAttentionWeights ? try TorchAttentionKernels.meanOverHeads($0) : $0 }
         if !shapes.batched {
@@ -117,38 +138,31 @@ extension TorchMultiheadAttention {
         } else if !batchFirst {
             output = try output.permuted([1, 0, 2])
         }
-        return AttentionResult(output: output, weights: averaged)
+        let backward = recording
+            ? TorchAttentionBackward(
+                module: self, shapes: shapes, inputs: (batchMajor.query, batchMajor.key, batchMajor.value),
+                projection: projectionBackward, attention: attentionBackward, attended: attended)
+            : nil
+        return (AttentionResult(output: output, weights: averaged), backward)
     }
 
     /// The heads of this module: `heads` of `headDim`, queries, keys and values alike.
     var core: MultiHeadAttentionCore { MultiHeadAttentionCore(heads: heads, queryKeySize: headDim) }
 
     /// The in-projection: the packed `in_proj_weight`, or the three `q/k/v_proj_weight`s with
-    /// their thirds of `in_proj_bias`; inputs made batch-major `(N, L, E)` (identity survives).
-    private func projectedHeads(query: Tensor, key: Tensor, value: Tensor, _ shapes: TorchShapes) throws -> ProjectedHeads {
-        let selfAttention = isSelfAttention(query: query, key: key, value: value)
-        let keyIsValue = isSameTensor(key, value)
-        func batchMajor(_ tensor: Tensor) throws -> Tensor {
-            if !shapes.batched { return try tensor.reshaped([1] + tensor.shape) }
-            return batchFirst ? tensor : try tensor.permuted([1, 0, 2])
-        }
-        let q = try batchMajor(query)
-        let k = selfAttention ? q : try batchMajor(key)
-        let v = keyIsValue ? k : try batchMajor(value)
+    /// their thirds of `in_proj_bias`.
+    func inputProjections() throws -> InputProjections {
         let e = embedDim
-        let projections: InputProjections
         if let packed = inProjectionWeight {
-            projections = .packed(try Linear(weight: packed, bias: inProjectionBias))
-        } else {
-            func third(_ index: Int) throws -> Tensor? {
-                try inProjectionBias?.sliced((index * e)..<((index + 1) * e), axis: 0)
-            }
-            projections = .separate(
-                query: try Linear(weight: queryProjectionWeight!, bias: third(0)),
-                key: try Linear(weight: keyProjectionWeight!, bias: third(1)),
-                value: try Linear(weight: valueProjectionWeight!, bias: third(2)))
+            return .packed(try Linear(weight: packed, bias: inProjectionBias))
         }
-        return try core.project(query: q, key: k, value: v, with: projections)
+        func third(_ index: Int) throws -> Tensor? {
+            try inProjectionBias?.sliced((index * e)..<((index + 1) * e), axis: 0)
+        }
+        return .separate(
+            query: try Linear(weight: queryProjectionWeight!, bias: third(0)),
+            key: try Linear(weight: keyProjectionWeight!, bias: third(1)),
+            value: try Linear(weight: valueProjectionWeight!, bias: third(2)))
     }
 
     /// `is_causal`: a hint that requires the mask; the causal kernel replaces the mask when

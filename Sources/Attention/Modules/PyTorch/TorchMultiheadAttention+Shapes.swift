@@ -125,3 +125,25 @@ extension TorchMultiheadAttention {
         }
     }
 }
+
+extension TorchShapes {
+    /// The inputs batch-major, `(N, L, ·)`: unbatched ones with a batch of 1, `(L, N, ·)` ones
+    /// permuted. A tensor given for several arguments stays one tensor (so self-attention is
+    /// still recognised).
+    func batchMajor(query: Tensor, key: Tensor, value: Tensor, batchFirst: Bool) throws -> (query: Tensor, key: Tensor, value: Tensor) {
+        func convert(_ tensor: Tensor) throws -> Tensor {
+            if !batched { return try tensor.reshaped([1] + tensor.shape) }
+            return batchFirst ? tensor : try tensor.permuted([1, 0, 2])
+        }
+        let q = try convert(query)
+        let k = isSameTensor(query, key) ? q : try convert(key)
+        let v = isSameTensor(key, value) ? k : try convert(value)
+        return (q, k, v)
+    }
+
+    /// A batch-major `(N, L, ·)` tensor (an input's gradient) in the layout the inputs have.
+    func inputLayout(_ tensor: Tensor, batchFirst: Bool) throws -> Tensor {
+        if !batched { return try tensor.reshaped(Array(tensor.shape.dropFirst())) }
+        return batchFirst ? tensor : try tensor.permuted([1, 0, 2])
+    }
+}

@@ -99,7 +99,7 @@ extension TorchMultiheadAttention {
                 query: query, key: memory, value: memory, keyPaddingMask: keyPaddingMask, needWeights: false,
                 attentionMask: mask, averageAttentionWeights: true, causal: causal, maskedRows: maskedRows,
                 dropout: call.dropout(at: sites.weights, probability: dropout)
-            ).output
+            ).result.output
         } catch let error as AttentionError {
             throw error.renamingArgument { names[$0] ?? $0 }
         }

@@ -191,16 +191,7 @@ public struct TransformerEncoderLayer: ParameterizedModule, Equatable, TorchTran
         _ source: Tensor, mask: TorchMask? = nil, keyPaddingMask: TorchMask? = nil, isCausal: Bool = false,
         training: Bool = false, dropoutSeed: UInt64 = 0
     ) throws -> Tensor {
-        try requireFloat32Parameters()
-        try requireFloat32Activations(["source": source])
-        try mask?.requireFloat32("mask")
-        try keyPaddingMask?.requireFloat32("keyPaddingMask")
-        guard (source.rank == 2 || source.rank == 3), source.shape[source.rank - 1] == dModel else {
-            throw AttentionError.shapeMismatch(
-                argument: "source",
-                expected: "(L, \(dModel)) or \(batchFirst ? "(N, L, \(dModel))" : "(L, N, \(dModel))")",
-                actual: source.shape)
-        }
+        try checkInputs(source, mask: mask, keyPaddingMask: keyPaddingMask)
         let call = TransformerLayerCall(training: training, dropoutSeed: dropoutSeed)
         func selfAttentionBlock(_ x: Tensor) throws -> Tensor {
             try selfAttention.transformerBlock(
@@ -212,6 +203,20 @@ public struct TransformerEncoderLayer: ParameterizedModule, Equatable, TorchTran
         }
         let x = try residual(source, norm: norm1, selfAttentionBlock)
         return try residual(x, norm: norm2) { try feedForwardBlock($0, call) }
+    }
+
+    /// The checks of a call: dtypes, and the source's rank and width.
+    func checkInputs(_ source: Tensor, mask: TorchMask?, keyPaddingMask: TorchMask?) throws {
+        try requireFloat32Parameters()
+        try requireFloat32Activations(["source": source])
+        try mask?.requireFloat32("mask")
+        try keyPaddingMask?.requireFloat32("keyPaddingMask")
+        guard (source.rank == 2 || source.rank == 3), source.shape[source.rank - 1] == dModel else {
+            throw AttentionError.shapeMismatch(
+                argument: "source",
+                expected: "(L, \(dModel)) or \(batchFirst ? "(N, L, \(dModel))" : "(L, N, \(dModel))")",
+                actual: source.shape)
+        }
     }
 }
 

@@ -1,0 +1,166 @@
+// The backward pass of the one multi-head attention: the in-projection's, the attention's and the
+// rotation's pullbacks, which every attention module composes with its own conventions (the
+// output projection is a plain Linear, differentiated as one).
+
+/// The gradients of the projected heads, each dense rows `(B, L, heads · dim)`: the query's
+/// `(B, Lq, Hq·Dqk)`, the key's `(B, Lk, Hkv·Dqk)`, the value's `(B, Lk, Hkv·Dv)`.
+struct HeadGradients: Sendable {
+    var query: Tensor
+    var key: Tensor
+    var value: Tensor
+}
+
+/// The gradients of an in-projection's layers, as ``InputProjections`` holds them.
+enum InputProjectionGradients: Sendable {
+    case packed(ParameterGradients<Linear>)
+    case separate(query: ParameterGradients<Linear>, key: ParameterGradients<Linear>, value: ParameterGradients<Linear>)
+}
+
+/// The backward pass of ``MultiHeadAttentionCore/projectWithPullback(query:key:value:with:rotary:starts:)``.
+struct ProjectionPullback: Sendable {
+    let core: MultiHeadAttentionCore
+    let query: Tensor, key: Tensor, value: Tensor
+    let projections: InputProjections
+    let rotary: RotaryPositionalEmbedding?
+    let starts: [Int]?
+
+    /// The layers' gradients and the inputs' (batch-major, as given to the projection). With
+    /// `summingShared`, an input given for several arguments gets one gradient, their sum, in the
+    /// first of them (the others `nil`): what a module whose input is that one tensor needs.
+    /// Otherwise each argument gets its own.
+    func callAsFunction(
+        _ heads: HeadGradients, summingShared: Bool
+    ) throws -> (layers: InputProjectionGradients, query: Tensor, key: Tensor?, value: Tensor?) {
+        var (dq, dk, dv) = (heads.query, heads.key, heads.value)
+        if let rotary {
+            let starts = starts ?? Array(repeating: 0, count: query.shape[0])
+            try rotary.rotate(projection: &dq, offset: 0, heads: core.heads, starts: starts, inverse: true)
+            try rotary.rotate(projection: &dk, offset: 0, heads: core.keyValueHeads, starts: starts, inverse: true)
+        }
+        let keyIsQuery = summingShared && isSameTensor(query, key)
+        let valueIsKey = summingShared && isSameTensor(key, value)
+        switch projections {
+        case let .packed(linear):
+            let (q, k, v) = core.widths
+            let blocks = [0..<q, q..<(q + k), (q + k)..<(q + k + v)]
+            var weight = try Tensor(uninitializedShape: linear.weight.shape, argument: "weight")
+            var bias = linear.bias == nil ? nil : try Tensor(uninitializedShape: linear.outputShape, argument: "bias")
+            for (index, block) in blocks.enumerated() {
+                try linear.parameterGradients(
+                    input: [query, key, value][index], outputGradient: [dq, dk, dv][index], outputs: block,
+                    weight: &weight, bias: &bias)
+            }
+            var values = linear
+            (values.weight, values.bias) = (weight, bias)
+            let inputs = try inputGradients(
+                (linear, linear, linear), blocks: blocks, dq: dq, dk: dk, dv: dv, keyIsQuery: keyIsQuery, valueIsKey: valueIsKey)
+            return (.packed(ParameterGradients(values: values)), inputs.0, inputs.1, inputs.2)
+        case let .separate(queryLayer, keyLayer, valueLayer):
+            func gradients(_ layer: Linear, _ input: Tensor, _ dy: Tensor) throws -> ParameterGradients<Linear> {
+                var weight = try Tensor(uninitializedShape: layer.weight.shape, argument: "weight")
+                var bias = layer.bias == nil ? nil : try Tensor(uninitializedShape: layer.outputShape, argument: "bias")
+                try layer.parameterGradients(input: input, outputGradient: dy, weight: &weight, bias: &bias)
+                var values = layer
+                (values.weight, values.bias) = (weight, bias)
+                return ParameterGradients(values: values)
+            }
+            let layers = InputProjectionGradients.separate(
+                query: try gradients(queryLayer, query, dq), key: try gradients(keyLayer, key, dk),
+                value: try gradients(valueLayer, value, dv))
+            let inputs = try inputGradients(
+                (queryLayer, keyLayer, valueLayer), blocks: [nil, nil, nil], dq: dq, dk: dk, dv: dv,
+                keyIsQuery: keyIsQuery, valueIsKey: valueIsKey)
+            return (layers, inputs.0, inputs.1, inputs.2)
+        }
+    }
+
+    /// `dy · W` for each argument, summed into the first of the arguments that are one tensor
+    /// when `keyIsQuery` or `valueIsKey` say so.
+    private func inputGradients(
+        _ layers: (Linear, Linear, Linear), blocks: [Range<Int>?], dq: Tensor, dk: Tensor, dv: Tensor, keyIsQuery: Bool,
+        valueIsKey: Bool
+    ) throws -> (Tensor, Tensor?, Tensor?) {
+        var dQuery = try layers.0.inputGradient(dq, inputShape: query.shape, outputs: blocks[0])
+        var dKey: Tensor? = nil
+        if keyIsQuery {
+            try layers.1.addInputGradient(dk, outputs: blocks[1], to: &dQuery, accumulate: true)
+        } else {
+            dKey = try layers.1.inputGradient(dk, inputShape: key.shape, outputs: blocks[1])
+        }
+        var dValue: Tensor? = nil
+        if valueIsKey && keyIsQuery {
+            try layers.2.addInputGradient(dv, outputs: blocks[2], to: &dQuery, accumulate: true)
+        } else if valueIsKey {
+            try layers.2.addInputGradient(dv, outputs: blocks[2], to: &dKey!, accumulate: true)
+        } else {
+            dValue = try layers.2.inputGradient(dv, inputShape: value.shape, outputs: blocks[2])
+        }
+        return (dQuery, dKey, dValue)
+    }
+}
+
+/// The backward pass of ``MultiHeadAttentionCore/attendWithPullback(_:mask:scale:dropout:broadcastDropout:maskedRows:returningWeights:context:)``:
+/// from the gradient of the attention's output `(B, Lq, Hq·Dv)` to the heads' gradients.
+struct AttentionHeadsPullback: Sendable {
+    let call: AttentionKernelCall
+    let output: Tensor
+    let logSumExp: Tensor
+
+    func callAsFunction(_ outputGradient: Tensor) throws(AttentionError) -> HeadGradients {
+        let (q, k, v) = (call.query, call.key, call.value)
+        func dense(_ heads: StridedHeads) throws(AttentionError) -> Tensor {
+            try Tensor(uninitializedShape: [heads.batch, heads.length, heads.heads * heads.dim], argument: "heads")
+        }
+        let gradients = HeadGradients(query: try dense(q), key: try dense(k), value: try dense(v))
+        if q.batch == 0 || q.length == 0 || k.length == 0 || q.heads == 0 {
+            return HeadGradients(
+                query: gradients.query.filled(with: 0), key: gradients.key.filled(with: 0),
+                value: gradients.value.filled(with: 0))
+        }
+        func view(_ tensor: Tensor, like heads: StridedHeads) -> StridedHeads {
+            StridedHeads(
+                dense: tensor, layout: .sequence, batch: heads.batch, length: heads.length, heads: heads.heads, dim: heads.dim)
+        }
+        let outputHeads = StridedHeads(
+            dense: output, layout: .sequence, batch: q.batch, length: q.length, heads: q.heads, dim: v.dim)
+        try call.backward(
+            output: outputHeads, logSumExp: logSumExp,
+            outputGradient: StridedHeads(
+                dense: outputGradient, layout: .sequence, batch: q.batch, length: q.length, heads: q.heads, dim: v.dim),
+            into: AttentionGradientHeads(
+                query: view(gradients.query, like: q), key: view(gradients.key, like: k),
+                value: view(gradients.value, like: v), bias: nil),
+            context: "the attention backward of query heads \(q.summary), key heads \(k.summary)")
+        return gradients
+    }
+}
+
+extension MultiHeadAttentionCore {
+    /// ``project(query:key:value:with:products:rotary:starts:)`` in `float32` products, with the
+    /// pullback of the projection (and of the rotation).
+    ///
+    /// - Throws: as ``project(query:key:value:with:products:rotary:starts:)``.
+    func projectWithPullback(
+        query: Tensor, key: Tensor, value: Tensor, with projections: InputProjections,
+        rotary: RotaryPositionalEmbedding? = nil, starts: [Int]? = nil
+    ) throws -> (heads: ProjectedHeads, pullback: ProjectionPullback) {
+        let heads = try project(query: query, key: key, value: value, with: projections, rotary: rotary, starts: starts)
+        return (heads, ProjectionPullback(
+            core: self, query: query, key: key, value: value, projections: projections, rotary: rotary, starts: starts))
+    }
+
+    /// ``attend(_:mask:scale:dropout:broadcastDropout:maskedRows:returningWeights:algorithm:context:)``
+    /// with the fused kernel, keeping the log-sum-exp, with the pullback of the attention.
+    ///
+    /// - Throws: as that method.
+    func attendWithPullback(
+        _ heads: ProjectedHeads, mask: KernelMask = KernelMask(), scale: Float? = nil, dropout: Dropout? = nil,
+        broadcastDropout: Bool = false, maskedRows: MaskedRowPolicy, returningWeights: Bool = false,
+        context: @autoclosure () -> String
+    ) throws -> (output: Tensor, weights: Tensor?, pullback: AttentionHeadsPullback) {
+        let (call, output, logSumExp, weights) = try run(
+            heads, mask: mask, scale: scale, dropout: dropout, broadcastDropout: broadcastDropout, maskedRows: maskedRows,
+            returningWeights: returningWeights, algorithm: .fused, savingLogSumExp: true, context: context())
+        return (output, weights, AttentionHeadsPullback(call: call, output: output, logSumExp: logSumExp!))
+    }
+}

@@ -1,0 +1,40 @@
+/// Scales every gradient so that their global 2-norm is at most `maxNorm`, as
+/// `torch.nn.utils.clip_grad_norm_`: with `n` the norm of all the gradients together, each is
+/// multiplied by `min(1, maxNorm / (n + 1e-6))`. Returns `n`, the norm before clipping.
+///
+/// ```swift
+/// var gradients = try pullback(loss.gradient).parameters
+/// let norm = try clipGradientNorm(&gradients, maxNorm: 1)
+/// ```
+///
+/// The norm is summed in double. Nothing trains on a non-finite norm: it is reported, and the
+/// gradients are left as they are.
+///
+/// - Throws: `AttentionError.invalidArgument` (`"maxNorm"`) unless it is positive and finite;
+///   (`"gradients"`) when the norm is NaN or infinite, naming the first such parameter.
+@discardableResult
+public func clipGradientNorm<Module>(_ gradients: inout ParameterGradients<Module>, maxNorm: Float) throws -> Float {
+    guard maxNorm.isFinite, maxNorm > 0 else {
+        throw AttentionError.invalidArgument(argument: "maxNorm", reason: "must be positive and finite, got \(maxNorm)")
+    }
+    let tensors = gradients.values.storedParameters
+    var squares = 0.0
+    for (name, path) in tensors {
+        let sum = gradients.values[keyPath: path].withUnsafeBufferPointer { $0.reduce(0.0) { $0 + Double($1) * Double($1) } }
+        guard sum.isFinite else {
+            throw AttentionError.invalidArgument(
+                argument: "gradients", reason: "the gradient norm is not finite (\(name.jsonLiteral) holds a NaN or an infinity)")
+        }
+        squares += sum
+    }
+    let norm = Float(squares.squareRoot())
+    let coefficient = maxNorm / (norm + 1e-6)
+    if coefficient < 1 {
+        for (_, path) in tensors {
+            gradients.values[keyPath: path].withUnsafeMutableBufferPointer { values in
+                for index in values.indices { values[index] *= coefficient }
+            }
+        }
+    }
+    return norm
+}
