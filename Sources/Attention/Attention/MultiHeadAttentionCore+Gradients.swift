@@ -4,20 +4,20 @@
 
 /// The gradients of the projected heads, each dense rows `(B, L, heads · dim)`: the query's
 /// `(B, Lq, Hq·Dqk)`, the key's `(B, Lk, Hkv·Dqk)`, the value's `(B, Lk, Hkv·Dv)`.
-struct HeadGradients: Sendable {
+package struct HeadGradients: Sendable {
     var query: Tensor
     var key: Tensor
     var value: Tensor
 }
 
 /// The gradients of an in-projection's layers, as ``InputProjections`` holds them.
-enum InputProjectionGradients: Sendable {
+package enum InputProjectionGradients: Sendable {
     case packed(ParameterGradients<Linear>)
     case separate(query: ParameterGradients<Linear>, key: ParameterGradients<Linear>, value: ParameterGradients<Linear>)
 }
 
 /// The backward pass of ``MultiHeadAttentionCore/projectWithPullback(query:key:value:with:rotary:starts:)``.
-struct ProjectionPullback: Sendable {
+package struct ProjectionPullback: Sendable {
     let core: MultiHeadAttentionCore
     let query: Tensor, key: Tensor, value: Tensor
     let projections: InputProjections
@@ -28,7 +28,7 @@ struct ProjectionPullback: Sendable {
     /// `summingShared`, an input given for several arguments gets one gradient, their sum, in the
     /// first of them (the others `nil`): what a module whose input is that one tensor needs.
     /// Otherwise each argument gets its own.
-    func callAsFunction(
+    package func callAsFunction(
         _ heads: HeadGradients, summingShared: Bool
     ) throws -> (layers: InputProjectionGradients, query: Tensor, key: Tensor?, value: Tensor?) {
         var (dq, dk, dv) = (heads.query, heads.key, heads.value)
@@ -101,12 +101,12 @@ struct ProjectionPullback: Sendable {
 
 /// The backward pass of ``MultiHeadAttentionCore/attendWithPullback(_:mask:scale:dropout:broadcastDropout:maskedRows:returningWeights:context:)``:
 /// from the gradient of the attention's output `(B, Lq, Hq·Dv)` to the heads' gradients.
-struct AttentionHeadsPullback: Sendable {
+package struct AttentionHeadsPullback: Sendable {
     let call: AttentionKernelCall
     let output: Tensor
     let logSumExp: Tensor
 
-    func callAsFunction(_ outputGradient: Tensor) throws(AttentionError) -> HeadGradients {
+    package func callAsFunction(_ outputGradient: Tensor) throws(AttentionError) -> HeadGradients {
         let (q, k, v) = (call.query, call.key, call.value)
         func dense(_ heads: StridedHeads) throws(AttentionError) -> Tensor {
             try Tensor(uninitializedShape: [heads.batch, heads.length, heads.heads * heads.dim], argument: "heads")
@@ -140,7 +140,7 @@ extension MultiHeadAttentionCore {
     /// pullback of the projection (and of the rotation).
     ///
     /// - Throws: as ``project(query:key:value:with:products:rotary:starts:)``.
-    func projectWithPullback(
+    package func projectWithPullback(
         query: Tensor, key: Tensor, value: Tensor, with projections: InputProjections,
         rotary: RotaryPositionalEmbedding? = nil, starts: [Int]? = nil
     ) throws -> (heads: ProjectedHeads, pullback: ProjectionPullback) {
@@ -162,5 +162,18 @@ extension MultiHeadAttentionCore {
             heads, mask: mask, scale: scale, dropout: dropout, broadcastDropout: broadcastDropout, maskedRows: maskedRows,
             returningWeights: returningWeights, algorithm: .fused, savingLogSumExp: true, context: context())
         return (output, weights, AttentionHeadsPullback(call: call, output: output, logSumExp: logSumExp!))
+    }
+
+    /// The package's ``attend(_:mask:outputDType:context:)`` under a public ``AttentionMask``,
+    /// in `float32`, with the pullback of the attention (a model's own masks: Llama's causal one).
+    ///
+    /// - Throws: as that method.
+    package func attendWithPullback(
+        _ heads: ProjectedHeads, mask: AttentionMask, context: @autoclosure () -> String
+    ) throws -> (output: Tensor, pullback: AttentionHeadsPullback) {
+        let scores = [heads.query.batch, heads.query.heads, heads.query.length, heads.key.length]
+        let result = try attendWithPullback(
+            heads, mask: try KernelMask(mask, scores: scores), maskedRows: .zero, context: context())
+        return (result.output, result.pullback)
     }
 }

@@ -19,7 +19,7 @@ extension Linear: DifferentiableLayer {
 
     /// The gradients of a call on `input` whose output gradient is `outputGradient`: the
     /// pullback's body, for modules that keep the input of their output projection.
-    func backward(input: Tensor, outputGradient: Tensor) throws(AttentionError) -> LayerGradients<Linear> {
+    package func backward(input: Tensor, outputGradient: Tensor) throws(AttentionError) -> LayerGradients<Linear> {
         var values = self
         var weightGradient = try Tensor(uninitializedShape: weight.shape, argument: "weight")
         var biasGradient = bias == nil ? nil : try Tensor(uninitializedShape: outputShape, argument: "bias")

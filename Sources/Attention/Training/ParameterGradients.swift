@@ -16,7 +16,7 @@
 /// weights) adds its gradients with ``add(_:to:)-(ParameterGradients<Child>,_)``.
 public struct ParameterGradients<Module: ParameterizedModule>: Sendable {
     /// The gradients, stored where the module stores the parameters.
-    var values: Module
+    package var values: Module
 
     /// Zero gradients for every parameter of `module`.
     ///
@@ -37,7 +37,7 @@ public struct ParameterGradients<Module: ParameterizedModule>: Sendable {
 
     /// Gradients laid out as `values`, a module whose tensors are the gradients: a leaf module's
     /// backward pass, which computes every one of them.
-    init(values: Module) {
+    package init(values: Module) {
         self.values = values
     }
 
