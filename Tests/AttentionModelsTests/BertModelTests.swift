@@ -257,3 +257,26 @@ struct TinyBertOutputs: Decodable {
         #expect(configuration.layerCount == 2 && configuration.tokenTypeCount == 2)
     }
 }
+
+/// BertModel's gradients against torch.autograd through transformers
+/// (`Fixtures/generate_gradient_fixtures.py`), for a packed batch of two sequences.
+@Suite struct BertGradientTests {
+    @Test func gradientsMatchTransformers() throws {
+        let model = try BertModel(contentsOf: fixtureURL("tiny-bert"))
+        let fixture = try SafeTensors(contentsOf: fixtureURL("tiny-bert-gradients.safetensors"))
+        let ids = try fixture.tensor(named: "input.tokens").scalars.map { Int($0) }
+        let lengths = try fixture.tensor(named: "input.lengths").scalars.map { Int($0) }
+        let batch = try TokenBatch(lengths.enumerated().map { Array(ids[($0.offset * 7)..<($0.offset * 7 + $0.element)]) })
+        let (hidden, pullback) = try model.callWithPullback(batch)
+        #expect(hidden == (try model(batch)))
+        expectClose(hidden.scalars, try fixture.tensor(named: "output.hidden").scalars, rtol: 1e-4, atol: 1e-4, "hidden")
+        let gradients = try pullback(fixture.tensor(named: "input.outputGradient")).parameters
+        let expected = fixture.names.filter { $0.hasPrefix("output.grad.") }.map { String($0.dropFirst("output.grad.".count)) }
+        #expect(Set(expected) == Set(gradients.names))
+        for (parameter, gradient) in gradients {
+            let reference = try fixture.tensor(named: "output.grad.\(parameter)")
+            #expect(gradient.shape == reference.shape, "\(parameter)")
+            expectClose(gradient.scalars, reference.scalars, rtol: 1e-4, atol: 1e-4, "tiny-bert \(parameter)")
+        }
+    }
+}

@@ -177,3 +177,88 @@ extension MultiHeadAttentionCore {
         return (result.output, result.pullback)
     }
 }
+
+/// The backward pass of ``MultiHeadAttentionCore/attendWithPullback(_:sequenceLengths:causal:context:)``:
+/// one backward call per packed sequence, on views of its rows.
+package struct PackedAttentionPullback: Sendable {
+    let call: AttentionKernelCall
+    let heads: ProjectedHeads
+    let output: Tensor
+    let sequenceLengths: [Int]
+    /// Each sequence's log-sum-exp, `(1, Hq, length)`.
+    let logSumExps: [Tensor]
+
+    package func callAsFunction(_ outputGradient: Tensor) throws(AttentionError) -> HeadGradients {
+        let (q, k, v) = (heads.query, heads.key, heads.value)
+        func dense(_ heads: StridedHeads) throws(AttentionError) -> Tensor {
+            try Tensor(uninitializedShape: [heads.batch, heads.length, heads.heads * heads.dim], argument: "heads")
+                .filled(with: 0)
+        }
+        let gradients = HeadGradients(query: try dense(q), key: try dense(k), value: try dense(v))
+        func view(_ tensor: Tensor, like heads: StridedHeads) -> StridedHeads {
+            StridedHeads(dense: tensor, layout: .sequence, batch: 1, length: heads.length, heads: heads.heads, dim: heads.dim)
+        }
+        let outputHeads = StridedHeads(dense: output, layout: .sequence, batch: 1, length: q.length, heads: q.heads, dim: v.dim)
+        let outputGradientHeads = StridedHeads(
+            dense: outputGradient, layout: .sequence, batch: 1, length: q.length, heads: q.heads, dim: v.dim)
+        var call = call
+        var offset = 0
+        for (length, logSumExp) in zip(sequenceLengths, logSumExps) where length > 0 {
+            let rows = { (view: StridedHeads) in view.rows(offset, length) }
+            (call.query, call.key, call.value) = (rows(q), rows(k), rows(v))
+            try call.backward(
+                output: rows(outputHeads), logSumExp: logSumExp, outputGradient: rows(outputGradientHeads),
+                into: AttentionGradientHeads(
+                    query: rows(view(gradients.query, like: q)), key: rows(view(gradients.key, like: k)),
+                    value: rows(view(gradients.value, like: v)), bias: nil),
+                context: "the attention backward of a sequence of \(length) tokens at row \(offset)")
+            offset += length
+        }
+        return gradients
+    }
+}
+
+extension StridedHeads {
+    /// The view of positions `start ..< start + count`.
+    func rows(_ start: Int, _ count: Int) -> StridedHeads {
+        var view = self
+        view.offset += start * positionStride
+        view.length = count
+        return view
+    }
+}
+
+extension MultiHeadAttentionCore {
+    /// ``attend(_:sequenceLengths:causal:scale:threads:outputDType:context:)`` in `float32` at
+    /// the default scale, keeping each sequence's log-sum-exp, with the pullback of the attention.
+    ///
+    /// - Throws: as that method.
+    package func attendWithPullback(
+        _ heads: ProjectedHeads, sequenceLengths: [Int], causal: AttentionMask.Causal = .none,
+        context: @autoclosure () -> String
+    ) throws(AttentionError) -> (output: Tensor, pullback: PackedAttentionPullback) {
+        var call = AttentionKernelCall(query: heads.query, key: heads.key, value: heads.value)
+        call.mask.causal = causal
+        call.scale = 1 / Float(heads.query.dim).squareRoot()
+        let total = heads.query.length
+        let output = try Tensor(uninitializedShape: [total, heads.query.heads * heads.value.dim], argument: "output")
+        let written = StridedHeads(
+            dense: output, layout: .sequence, batch: 1, length: total, heads: heads.query.heads, dim: heads.value.dim)
+        var logSumExps: [Tensor] = []
+        var offset = 0
+        for length in sequenceLengths {
+            let logSumExp = try Tensor(uninitializedShape: [1, heads.query.heads, length], argument: "logSumExp")
+            logSumExps.append(logSumExp)
+            if length > 0 {
+                (call.query, call.key, call.value) = (
+                    heads.query.rows(offset, length), heads.key.rows(offset, length), heads.value.rows(offset, length))
+                try call.write(
+                    into: written.rows(offset, length), logSumExp: logSumExp,
+                    context: "sequence of \(length) tokens at row \(offset) of \(context())")
+            }
+            offset += length
+        }
+        return (output, PackedAttentionPullback(
+            call: call, heads: heads, output: output, sequenceLengths: sequenceLengths, logSumExps: logSumExps))
+    }
+}

@@ -246,14 +246,10 @@ package struct MultiHeadAttentionCore {
             dense: output, layout: .sequence, batch: 1, length: total, heads: heads.query.heads, dim: heads.value.dim)
         var offset = 0
         for length in sequenceLengths where length > 0 {
-            func rows(_ view: StridedHeads) -> StridedHeads {
-                var view = view
-                view.offset += offset * view.positionStride
-                view.length = length
-                return view
-            }
-            (call.query, call.key, call.value) = (rows(heads.query), rows(heads.key), rows(heads.value))
-            try call.write(into: rows(written), context: "sequence of \(length) tokens at row \(offset) of \(context())")
+            (call.query, call.key, call.value) = (
+                heads.query.rows(offset, length), heads.key.rows(offset, length), heads.value.rows(offset, length))
+            try call.write(
+                into: written.rows(offset, length), context: "sequence of \(length) tokens at row \(offset) of \(context())")
             offset += length
         }
         return output

@@ -47,6 +47,13 @@ public struct BertEmbeddings: ParameterizedModule, Equatable {
     ///   (`"sequences[i]"`); `AttentionError.unsupportedDType` (naming the parameter) for a
     ///   half-precision table; `AttentionError` from the layer norm.
     public func callAsFunction(_ batch: TokenBatch) throws -> Tensor {
+        try norm(summed(batch))
+    }
+
+    /// The three embeddings of every token, added in transformers' order, before the norm.
+    ///
+    /// - Throws: as ``callAsFunction(_:)``.
+    func summed(_ batch: TokenBatch) throws -> Tensor {
         try requireFloat32Parameters(reason: bertFloat32Reason)
         let hidden = wordEmbeddings.shape[1]
         let vocabulary = wordEmbeddings.shape[0]
@@ -81,6 +88,6 @@ public struct BertEmbeddings: ParameterizedModule, Equatable {
                 }
             }
         }
-        return try norm(sum)
+        return sum
     }
 }

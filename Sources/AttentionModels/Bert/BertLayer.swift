@@ -98,6 +98,19 @@ public struct BertLayer: ParameterizedModule, Equatable {
     ///   `"hidden"`) when `hidden` is not `(batch.tokenCount, hiddenSize)` or the hidden size is
     ///   not a multiple of ``headCount``; the layers' and the attention's errors.
     public func callAsFunction(_ hidden: Tensor, batch: TokenBatch) throws -> Tensor {
+        try checkInput(hidden, batch: batch)
+        let context = try attention(hidden, batch: batch)
+        let attended = try attentionNorm(attentionOutput(context, adding: hidden))
+        let expanded = try activation(intermediate(attended))
+        return try outputNorm(output(expanded, adding: attended))
+    }
+
+    /// Multi-head attention of each sequence over itself, on the shared attention core: the
+    /// query, key and value projections of the packed tokens read in place as
+    /// `(tokenCount, heads, headSize)`, each sequence attending within its own rows; the joined
+    /// heads `(tokenCount, hiddenSize)` out.
+    /// The checks of a call: the dtypes, and the hidden states' shape against the batch.
+    func checkInput(_ hidden: Tensor, batch: TokenBatch) throws {
         guard hidden.dtype == .float32 else {
             throw AttentionError.unsupportedDType(
                 argument: "hidden", dtype: hidden.dtype, reason: "the layer takes float32 hidden states")
@@ -110,16 +123,8 @@ public struct BertLayer: ParameterizedModule, Equatable {
                 expected: "[\(batch.tokenCount), \(size)] (tokenCount, hiddenSize), hiddenSize a multiple of \(headCount) heads",
                 actual: hidden.shape)
         }
-        let context = try attention(hidden, batch: batch)
-        let attended = try attentionNorm(attentionOutput(context, adding: hidden))
-        let expanded = try activation(intermediate(attended))
-        return try outputNorm(output(expanded, adding: attended))
     }
 
-    /// Multi-head attention of each sequence over itself, on the shared attention core: the
-    /// query, key and value projections of the packed tokens read in place as
-    /// `(tokenCount, heads, headSize)`, each sequence attending within its own rows; the joined
-    /// heads `(tokenCount, hiddenSize)` out.
     private func attention(_ hidden: Tensor, batch: TokenBatch) throws -> Tensor {
         let size = hidden.shape[1]
         let core = MultiHeadAttentionCore(heads: headCount, queryKeySize: size / headCount)
