@@ -43,3 +43,19 @@ func expectClose(
 func row(_ matrix: Tensor, _ index: Int) throws -> [Float] {
     try matrix.sliced(index..<(index + 1)).scalars
 }
+
+/// Compares every parameter gradient with the fixture's `output.grad.<name>` (a float64
+/// reference stored as float32; float32's own rounding through the layers reaches about 4e-5 on
+/// these sums), and checks that both name the same parameters.
+func expectGradientsMatch<Module: ParameterizedModule>(
+    _ gradients: ParameterGradients<Module>, _ fixture: SafeTensors, _ what: String,
+    sourceLocation: SourceLocation = #_sourceLocation
+) throws {
+    let expected = fixture.names.filter { $0.hasPrefix("output.grad.") }.map { String($0.dropFirst("output.grad.".count)) }
+    #expect(Set(expected) == Set(gradients.names), "\(what): parameter names", sourceLocation: sourceLocation)
+    for (parameter, gradient) in gradients {
+        let reference = try fixture.tensor(named: "output.grad.\(parameter)")
+        #expect(gradient.shape == reference.shape, "\(what) \(parameter)", sourceLocation: sourceLocation)
+        expectClose(gradient.scalars, reference.scalars, rtol: 1e-4, atol: 1e-4, "\(what) \(parameter)", sourceLocation: sourceLocation)
+    }
+}
