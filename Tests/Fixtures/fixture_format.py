@@ -14,19 +14,25 @@ import numpy as np
 
 
 def to_np(x) -> np.ndarray:
-    """A contiguous F32 or BOOL numpy array of a numpy, JAX or torch array (torch detached)."""
+    """A contiguous F32 or BOOL numpy array of a numpy, JAX or torch array (torch detached).
+    A scalar stays rank 0 (shape [] in the file)."""
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     x = np.asarray(x)
     if x.dtype == np.bool_:
-        return np.ascontiguousarray(x)
+        return _contiguous(x)
     if x.dtype.kind in "fiu":
         if x.dtype.kind == "f" and x.dtype != np.float32:
             raise TypeError(f"unexpected float dtype {x.dtype}")
         if x.dtype.kind in "iu":
             raise TypeError(f"integer tensors are not used in fixtures (got {x.dtype})")
-        return np.ascontiguousarray(x)
+        return _contiguous(x)
     raise TypeError(f"unsupported dtype {x.dtype}")
+
+
+def _contiguous(x: np.ndarray) -> np.ndarray:
+    # np.ascontiguousarray returns at least rank 1, which would store a scalar as shape [1]
+    return x if x.flags.c_contiguous else np.ascontiguousarray(x)
 
 
 def fixture_bytes(*, params: dict, inputs: dict, outputs: dict, config: dict, library: str, case: str) -> bytes:

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Generate the reference fixtures used by the AttentionTests module tests.
 
-Run by hand (not part of CI):
+Run by hand (not part of CI), with the venv of Tests/Fixtures/README.md:
 
-    /work/venv/bin/python Tests/Fixtures/generate_fixtures.py
+    ~/.cache/swift-attention-venv/bin/python Tests/Fixtures/generate_fixtures.py
 
 It writes one small safetensors file per case into
 `Tests/AttentionTests/Fixtures/`, named `<module>_<case>.safetensors`.
@@ -11,7 +11,10 @@ See `Tests/Fixtures/README.md` for the naming convention and the list of cases.
 
 Everything is deterministic: numpy inputs come from `np.random.default_rng(seed)`,
 JAX parameters from `jax.random.PRNGKey(seed)`, torch parameters from
-`torch.manual_seed(seed)`, with one fixed seed per case.
+`torch.manual_seed(seed)`, with one fixed seed per case. Every case but the flax decode steps
+also stores `input.outputGradient` (from `np.random.default_rng(seed + 7919)`, so the forward's
+draws are unchanged) and the gradients of sum(out * outputGradient): `output.grad.<param>` and
+`output.input_grad.<input>`, from torch autograd or jax.vjp through the library's own module.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import importlib.metadata
 import math
 import os
+import platform
 import sys
 import time
 import warnings
@@ -30,6 +34,21 @@ from safetensors.numpy import load_file
 from fixture_format import fixture_bytes, to_np  # this folder: the file format shared with the other scripts
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# torch's float32 results depend on the vector width its kernels dispatch to (ATen's own kernels,
+# MKL's GEMM, oneDNN). The committed torch fixtures are reproduced byte for byte on an AVX-512
+# x86_64 machine with all three capped at AVX2. ATen and MKL are torch's alone and are capped here,
+# before torch is imported. oneDNN is also bundled by jaxlib, whose committed outputs need its
+# native ISA: each copy reads ONEDNN_MAX_CPU_ISA once, at its first use, so main() runs every JAX
+# case first and caps oneDNN (cap_torch_onednn) only before the first torch case.
+IS_X86 = platform.machine().lower() in ("x86_64", "amd64")
+if IS_X86:
+    os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
+    os.environ.setdefault("MKL_ENABLE_INSTRUCTIONS", "AVX2")
+
+
+def cap_torch_onednn() -> None:
+    if IS_X86:
+        os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -79,7 +98,12 @@ def randn(rng: np.random.Generator, *shape) -> np.ndarray:
 
 def eqx_params(module) -> dict[str, jax.Array]:
     """Array leaves of an equinox module keyed by their pytree path joined with dots."""
-    leaves, _ = jax.tree_util.tree_flatten_with_path(eqx.filter(module, eqx.is_array))
+    return tree_named(eqx.filter(module, eqx.is_array))
+
+
+def tree_named(tree) -> dict[str, jax.Array]:
+    """The leaves of a pytree (None leaves dropped) keyed by their path joined with dots."""
+    leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
     out = {}
     for path, leaf in leaves:
         parts = []
@@ -152,6 +176,62 @@ def eqx_randomize_layernorms(module, rng: np.random.Generator):
             elif parts[-1] == "bias":
                 module = eqx_set(module, name, LN_STD * randn(rng, *leaf.shape))
     return module
+
+
+# --------------------------------------------------------------------------------------------
+# gradients: output.grad.<param> and output.input_grad.<input> of sum(out * outputGradient)
+# --------------------------------------------------------------------------------------------
+
+GRAD_SEED_OFFSET = 7919  # outputGradient comes from its own generator, so the forward's draws are untouched
+GRAD_NOTE = ("input.outputGradient ~ N(0,1) from np.random.default_rng(seed + 7919), shaped like output.out; "
+             "output.grad.<param> and output.input_grad.<input> are the float32 gradients of "
+             "sum(out * outputGradient) (attention weights, if returned, are not differentiated)")
+
+
+def output_gradient(seed: int, shape) -> np.ndarray:
+    return randn(np.random.default_rng(seed + GRAD_SEED_OFFSET), *shape)
+
+
+def add_gradients(inputs: dict, outputs: dict, config: dict, g: np.ndarray,
+                  param_grads: dict, input_grads: dict) -> None:
+    """Store outputGradient and the gradients under the fixture names (one per parameter and float input)."""
+    assert g.shape == to_np(outputs["out"]).shape
+    inputs["outputGradient"] = g
+    for n, v in param_grads.items():
+        outputs[f"grad.{n}"] = to_np(v)
+    for n, v in input_grads.items():
+        assert to_np(v).shape == to_np(inputs[n]).shape, n
+        outputs[f"input_grad.{n}"] = to_np(v)
+    config["gradients"] = GRAD_NOTE
+
+
+def torch_gradients(module: tnn.Module, fn, float_inputs: dict, g: np.ndarray, expect_out,
+                    tol: float = 2e-6, what: str = ""):
+    """Autograd of sum(fn(**leaves) * g) w.r.t. the module's parameters (state_dict names) and
+    each float input as its own leaf tensor (self-attention's query, key and value separately)."""
+    names = [n for n, _ in module.named_parameters()]
+    assert names == list(module.state_dict().keys()), (what, names)
+    params = [p for _, p in module.named_parameters()]
+    leaves = {n: torch.from_numpy(np.array(a, dtype=np.float32)).requires_grad_(True)
+              for n, a in float_inputs.items()}
+    with torch.enable_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = fn(**leaves)
+    assert_close(out.detach().numpy(), expect_out, tol, f"{what} gradient pass forward")
+    grads = torch.autograd.grad(out, params + list(leaves.values()), grad_outputs=torch.from_numpy(g))
+    return dict(zip(names, grads[:len(names)])), dict(zip(leaves, grads[len(names):]))
+
+
+def jax_gradients(fn, params, float_inputs: dict, g: np.ndarray, expect_out, tol: float = 2e-6,
+                  what: str = ""):
+    """jax.vjp of fn(params, **inputs) with cotangent g: parameter gradients named like the
+    parameters (tree_named) and one gradient per float input."""
+    names = list(float_inputs)
+    arrays = [jnp.asarray(float_inputs[n]) for n in names]
+    out, vjp = jax.vjp(lambda p, *xs: fn(p, **dict(zip(names, xs))), params, *arrays)
+    assert_close(np.asarray(out), expect_out, tol, f"{what} gradient pass forward")
+    cot = vjp(jnp.asarray(g))
+    return tree_named(cot[0]), {n: np.asarray(c) for n, c in zip(names, cot[1:])}
 
 
 def assert_close(a, b, tol=1e-5, what=""):
@@ -284,7 +364,26 @@ def eqx_mha_case(name: str, case: str, *, seed: int, num_heads: int, query_size:
     inputs = {"query": q, "key": k, "value": v}
     if mask is not None:
         inputs["mask"] = mask
-    save(name, params=eqx_params(mha), inputs=inputs, outputs={"out": out}, config=config,
+    outputs = {"out": out}
+
+    # gradients: query, key and value are three arguments even where they hold the same array
+    diff, static = eqx.partition(mha, eqx.is_array)
+    jmask = None if mask is None else jnp.asarray(mask)
+
+    def fwd(pp, query, key, value):
+        m = eqx.combine(pp, static)
+        one = lambda a, b, c, mm: m(a, b, c, mm, process_heads=process_heads)  # noqa: E731
+        if batch is None:
+            return one(query, key, value, jmask)
+        if jmask is None:
+            return jax.vmap(lambda a, b, c: one(a, b, c, None))(query, key, value)
+        return jax.vmap(one)(query, key, value, jmask)
+
+    g = output_gradient(seed, out.shape)
+    pg, ig = jax_gradients(fwd, diff, {"query": q, "key": k, "value": v}, g, out, what=name)
+    assert list(pg) == list(eqx_params(mha)), name
+    add_gradients(inputs, outputs, config, g, pg, ig)
+    save(name, params=eqx_params(mha), inputs=inputs, outputs=outputs, config=config,
          library=LIB_EQX, case=case)
 
 
@@ -323,10 +422,14 @@ def gen_equinox():
             x = randn(rng, 7, e)
             y = np.asarray(rope(jnp.asarray(x)))
             assert_close(y, rope_numpy(x, theta), 1e-5, f"rope e={e} theta={theta}")
+            inputs, outputs = {"x": x}, {"out": y}
+            config = {"embedding_size": e, "theta": theta, "seq_len": 7, "seed": seed,
+                      "equinox_clear_caches_before": True}
+            g = output_gradient(seed, y.shape)
+            _, ig = jax_gradients(lambda _p, x: rope(x), {}, {"x": x}, g, y, what=f"rope e={e}")
+            add_gradients(inputs, outputs, config, g, {}, ig)
             save(f"eqx_rope_e{e}_theta{int(theta)}",
-                 params={}, inputs={"x": x}, outputs={"out": y},
-                 config={"embedding_size": e, "theta": theta, "seq_len": 7, "seed": seed,
-                         "equinox_clear_caches_before": True},
+                 params={}, inputs=inputs, outputs=outputs, config=config,
                  library=LIB_EQX,
                  case=f"equinox RotaryPositionalEmbedding(embedding_size={e}, theta={int(theta)}) on (7,{e})")
     seed += 1
@@ -337,9 +440,13 @@ def gen_equinox():
     y = np.asarray(jax.vmap(rope)(jnp.asarray(x)))
     for i in range(3):
         assert_close(y[i], rope_numpy(x[i], 10000.0), 1e-5, "rope batched")
-    save("eqx_rope_batched", params={}, inputs={"x": x}, outputs={"out": y},
-         config={"embedding_size": 8, "theta": 10000.0, "seq_len": 7, "seed": seed,
-                 "batched": "jax.vmap over leading axis N=3", "equinox_clear_caches_before": True},
+    inputs, outputs = {"x": x}, {"out": y}
+    config = {"embedding_size": 8, "theta": 10000.0, "seq_len": 7, "seed": seed,
+              "batched": "jax.vmap over leading axis N=3", "equinox_clear_caches_before": True}
+    g = output_gradient(seed, y.shape)
+    _, ig = jax_gradients(lambda _p, x: jax.vmap(rope)(x), {}, {"x": x}, g, y, what="rope batched")
+    add_gradients(inputs, outputs, config, g, {}, ig)
+    save("eqx_rope_batched", params={}, inputs=inputs, outputs=outputs, config=config,
          library=LIB_EQX, case="equinox RotaryPositionalEmbedding(8, theta=10000) vmapped over N=3, (3,7,8)")
 
 
@@ -434,6 +541,21 @@ def torch_mha_case(name: str, case: str, *, seed: int, E: int, H: int, L: int, S
                      + (" (True = not allowed)" if attn_mask.dtype == np.bool_ else " (added)"),
         "path": TORCH_PATH_NOTE,
     }
+
+    def fwd(query, key, value):
+        return mha(query, key, value, need_weights=need_weights,
+                   average_attn_weights=average_attn_weights, is_causal=is_causal, **kwargs)[0]
+
+    out_np = to_np(out)
+    g = output_gradient(seed, out_np.shape)
+    pg, ig = torch_gradients(mha, fwd, {"query": q, "key": k, "value": v}, g, out_np, what=name)
+    add_gradients(inputs, outputs, config, g, pg, ig)
+    if self_attention:
+        config["gradient_inputs"] = ("query, key and value passed as three separate leaf tensors "
+                                     "(equal values), one gradient each")
+    if np.isnan(out_np).any():
+        config["gradients_nan"] = ("the fully masked row's NaN reaches the gradients through the "
+                                   "softmax's backward: stored as torch gives them")
     save(name, params=params, inputs=inputs, outputs=outputs, config=config,
          library=LIB_TORCH, case=case)
 
@@ -612,7 +734,13 @@ def torch_encoder_case(name: str, case: str, *, seed: int, d_model=16, nhead=4, 
         config.update({"num_layers": num_layers, "norm": f"LayerNorm({d_model}, eps=1e-5, bias={bias})",
                        "enable_nested_tensor": False, "mask_check": True,
                        "layers_redrawn": "each layer's self_attn._reset_parameters(), linear1/linear2.reset_parameters() after construction, then biases/LayerNorms randomized"})
-    save(name, params=torch_params(module), inputs=inputs, outputs={"out": out}, config=config,
+    outputs = {"out": out}
+    out_np = to_np(out)
+    g = output_gradient(seed, out_np.shape)
+    pg, ig = torch_gradients(module, lambda x: module(x, is_causal=is_causal, **kwargs), {"x": x}, g,
+                             out_np, what=name)
+    add_gradients(inputs, outputs, config, g, pg, ig)
+    save(name, params=torch_params(module), inputs=inputs, outputs=outputs, config=config,
          library=LIB_TORCH, case=case)
 
 
@@ -677,7 +805,19 @@ def gen_noxton():
                   "randomized_biases": False, "seed": seed, "C": 8, "H": 5, "W": 6}
         if batch is not None:
             config["batched"] = f"jax.vmap over leading axis N={batch}"
-        save(name, params=eqx_params(se), inputs={"x": x}, outputs={"out": y}, config=config,
+        inputs, outputs = {"x": x}, {"out": y}
+        diff, static = eqx.partition(se, eqx.is_array)
+
+        def fwd(pp, x):
+            m = eqx.combine(pp, static)
+            h = lambda a: m(a, activation=activation, scale_activation=jax.nn.sigmoid)  # noqa: E731
+            return h(x) if batch is None else jax.vmap(h)(x)
+
+        g = output_gradient(seed, y.shape)
+        pg, ig = jax_gradients(fwd, diff, {"x": x}, g, y, what=name)
+        assert list(pg) == list(eqx_params(se)), name
+        add_gradients(inputs, outputs, config, g, pg, ig)
+        save(name, params=eqx_params(se), inputs=inputs, outputs=outputs, config=config,
              library=LIB_NOXTON, case=case)
 
     se_case("noxton_se_default", "noxton SqueezeExcitation(8, 4), x (C=8,H=5,W=6), relu / sigmoid", 400, jax.nn.relu, "relu")
@@ -707,7 +847,20 @@ def gen_noxton():
                   "seed": seed, "L": 6}
         if batch is not None:
             config["batched"] = f"jax.vmap over leading axis N={batch}"
-        save(name, params=eqx_params(layer), inputs={"x": x, "attn_mask": m}, outputs={"out": y},
+        inputs, outputs = {"x": x, "attn_mask": m}, {"out": y}
+        diff, static = eqx.partition(layer, eqx.is_array)
+        jm = jnp.asarray(m)
+
+        def fwd(pp, x):
+            lyr = eqx.combine(pp, static)
+            h = lambda a, b: lyr(a, attn_mask=b, is_causal=False, inference=True)  # noqa: E731
+            return h(x, jm) if batch is None else jax.vmap(h)(x, jm)
+
+        g = output_gradient(seed, y.shape)
+        pg, ig = jax_gradients(fwd, diff, {"x": x}, g, y, what=name)
+        assert list(pg) == list(eqx_params(layer)), name
+        add_gradients(inputs, outputs, config, g, pg, ig)
+        save(name, params=eqx_params(layer), inputs=inputs, outputs=outputs,
              config=config, library=LIB_NOXTON, case=case)
 
     enc_layer_case("noxton_encoder_layer", "noxton TransformerEncoderLayer (pre-norm default, relu), d_model 16, 4 heads, ff 32, inference, bool attn_mask (True = attend), x (6,16)", 410)
@@ -722,8 +875,16 @@ def gen_noxton():
     enc = eqx_randomize_layernorms(enc, rng)
     x = randn(rng, 7, 16)
     y = np.asarray(enc(jnp.asarray(x), mask=None, is_causal=True, inference=True))
-    save("noxton_encoder", params=eqx_params(enc), inputs={"x": x}, outputs={"out": y},
-         config={"d_model": 16, "n_heads": 2, "num_layers": 2, "dim_feedforward": 32, "dropout_p": 0.1,
+    inputs, outputs = {"x": x}, {"out": y}
+    diff, static = eqx.partition(enc, eqx.is_array)
+    g = output_gradient(seed, y.shape)
+    pg, ig = jax_gradients(lambda pp, x: eqx.combine(pp, static)(x, mask=None, is_causal=True, inference=True),
+                           diff, {"x": x}, g, y, what="noxton_encoder")
+    assert list(pg) == list(eqx_params(enc)), "noxton_encoder"
+    config = {}
+    add_gradients(inputs, outputs, config, g, pg, ig)
+    save("noxton_encoder", params=eqx_params(enc), inputs=inputs, outputs=outputs,
+         config={**config, "d_model": 16, "n_heads": 2, "num_layers": 2, "dim_feedforward": 32, "dropout_p": 0.1,
                  "activation": "relu", "layer_norm_eps": 1e-5, "norm_first": True, "use_bias": True,
                  "use_final_norm": True, "inference": True, "is_causal": True, "mask": None,
                  "causal": "noxton make_causal_mask: tril(ones(L,L)) bool, True = attend",
@@ -780,6 +941,21 @@ def flax_case(name, case, *, seed, attrs: dict, q_shape, k_shape=None, v_shape=N
     })
     if extra_config:
         config.update(extra_config)
+
+    def fwd(pp, query, key, value):  # three arguments even for self-attention (flax's own k = v = q)
+        return module.apply({"params": pp}, query, key, value, mask=m)
+
+    out_np = np.asarray(out)
+    g = output_gradient(seed, out_np.shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pg, ig = jax_gradients(fwd, params, {n: inputs[n] for n in ("query", "key", "value")}, g, out_np,
+                               what=name)
+    assert set(pg) == set(flax_flat(params)), name
+    add_gradients(inputs, outputs, config, g, pg, ig)
+    if k is None:
+        config["gradient_inputs"] = ("inputs_q, inputs_k and inputs_v passed as three arguments "
+                                     "(equal values), one gradient each")
     save(name, params=flax_flat(params), inputs=inputs, outputs=outputs, config=config,
          library=LIB_FLAX, case=case)
 
@@ -866,7 +1042,18 @@ def flax_dpa_case(name, case, *, seed, q_shape, k_shape, v_shape, bias_shape=Non
     config = {"seed": seed, "broadcast_dropout": True, "dropout_rate": 0.0, "deterministic": True,
               "call": "dot_product_attention(query, key, value" + (", bias=bias" if bias is not None else "")
                       + (", mask=mask" if m is not None else "") + ", deterministic=True)"}
-    save(name, params={}, inputs=inputs, outputs={"out": out}, config=config, library=LIB_FLAX, case=case)
+    outputs = {"out": out}
+    jb = None if bias is None else jnp.asarray(bias)
+    jm = None if m is None else jnp.asarray(m)
+    out_np = np.asarray(out)
+    g = output_gradient(seed, out_np.shape)
+    _, ig = jax_gradients(lambda _p, query, key, value: fnn.dot_product_attention(
+        query, key, value, bias=jb, mask=jm, deterministic=True),
+        {}, {"query": q, "key": k, "value": v}, g, out_np, what=name)
+    add_gradients(inputs, outputs, config, g, {}, ig)
+    if bias is not None:
+        config["bias_gradient"] = "not stored (the bias is a float mask)"
+    save(name, params={}, inputs=inputs, outputs=outputs, config=config, library=LIB_FLAX, case=case)
 
 
 def gen_flax_dot_product_attention():
@@ -957,6 +1144,16 @@ class CausalSelfAttention(tnn.Module):
         return context_vec
 
 
+def tutorial_gradients(module: tnn.Module, inputs: dict, outputs: dict, config: dict, seed: int) -> None:
+    """Gradients of a tutorial module's output w.r.t. its parameters and each input (after the forward,
+    so the forward's draws are untouched)."""
+    out_np = to_np(outputs["out"])
+    g = output_gradient(seed, out_np.shape)
+    pg, ig = torch_gradients(module, lambda **xs: module(*xs.values()), dict(inputs), g, out_np,
+                             what=type(module).__name__)
+    add_gradients(inputs, outputs, config, g, pg, ig)
+
+
 @torch.no_grad()
 def gen_tutorial():
     d_in, d_kq, d_v = 6, 4, 5
@@ -969,8 +1166,10 @@ def gen_tutorial():
     sa = SelfAttention(d_in, d_kq, d_v)
     x = randn(rng, 6, d_in)
     out = sa(torch.from_numpy(x))
-    save("tutorial_self_attention", params=torch_params(sa), inputs={"x": x}, outputs={"out": out},
-         config={**base, "seed": 600, "T": 6,
+    inputs, outputs, config = {"x": x}, {"out": out}, {**base, "seed": 600, "T": 6}
+    tutorial_gradients(sa, inputs, outputs, config, 600)
+    save("tutorial_self_attention", params=torch_params(sa), inputs=inputs, outputs=outputs,
+         config={**config,
                  "formula": "softmax((x W_query)(x W_key)^T / sqrt(d_out_kq), dim=-1) (x W_value)"},
          library=LIB_TUTORIAL, case="tutorial SelfAttention(d_in=6, d_out_kq=4, d_out_v=5) on x (6,6)")
 
@@ -980,9 +1179,11 @@ def gen_tutorial():
     x1 = randn(rng, 5, d_in)
     x2 = randn(rng, 7, d_in)
     out = ca(torch.from_numpy(x1), torch.from_numpy(x2))
-    save("tutorial_cross_attention", params=torch_params(ca), inputs={"x_1": x1, "x_2": x2},
-         outputs={"out": out},
-         config={**base, "seed": 601, "L": 5, "S": 7,
+    inputs, outputs, config = {"x_1": x1, "x_2": x2}, {"out": out}, {**base, "seed": 601, "L": 5, "S": 7}
+    tutorial_gradients(ca, inputs, outputs, config, 601)
+    save("tutorial_cross_attention", params=torch_params(ca), inputs=inputs,
+         outputs=outputs,
+         config={**config,
                  "formula": "softmax((x_1 W_query)(x_2 W_key)^T / sqrt(d_out_kq), dim=-1) (x_2 W_value)"},
          library=LIB_TUTORIAL, case="tutorial CrossAttention(6, 4, 5), x_1 (5,6) queries, x_2 (7,6) keys/values")
 
@@ -993,9 +1194,11 @@ def gen_tutorial():
     out = csa(torch.from_numpy(x))
     w = csa.last_attn_weights
     assert torch.all(torch.triu(w, diagonal=1) == 0)
-    save("tutorial_causal_self_attention", params=torch_params(csa), inputs={"x": x},
-         outputs={"out": out, "weights": w},
-         config={**base, "seed": 602, "T": 6,
+    inputs, outputs, config = {"x": x}, {"out": out, "weights": w}, {**base, "seed": 602, "T": 6}
+    tutorial_gradients(csa, inputs, outputs, config, 602)
+    save("tutorial_causal_self_attention", params=torch_params(csa), inputs=inputs,
+         outputs=outputs,
+         config={**config,
                  "formula": "scores = (x W_query)(x W_key)^T; scores[i,j] = -inf for j > i "
                             "(masked_fill with triu(ones(T,T), diagonal=1)); "
                             "weights = softmax(scores / sqrt(d_out_kq), dim=-1); out = weights (x W_value)",
@@ -1008,8 +1211,10 @@ def gen_tutorial():
     mw = MultiHeadAttentionWrapper(d_in, d_kq, d_v, num_heads=3)
     x = randn(rng, 6, d_in)
     out = mw(torch.from_numpy(x))
-    save("tutorial_mha_wrapper", params=torch_params(mw), inputs={"x": x}, outputs={"out": out},
-         config={**base, "num_heads": 3, "seed": 603, "T": 6,
+    inputs, outputs, config = {"x": x}, {"out": out}, {**base, "num_heads": 3, "seed": 603, "T": 6}
+    tutorial_gradients(mw, inputs, outputs, config, 603)
+    save("tutorial_mha_wrapper", params=torch_params(mw), inputs=inputs, outputs=outputs,
+         config={**config,
                  "formula": "concat([SelfAttention_h(x) for h in heads], dim=-1) -> (T, num_heads*d_out_v)"},
          library=LIB_TUTORIAL,
          case="tutorial MultiHeadAttentionWrapper(6, 4, 5, num_heads=3) on x (6,6): concat of 3 SelfAttention heads")
@@ -1022,20 +1227,24 @@ def main() -> int:
     t0 = time.time()
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     # Only this script's files: interop_* and half_* come from generate_interop_safetensors.py and
-    # generate_half_fixtures.py, torch_decoder* and torch_transformer* from generate_decoder_fixtures.py.
+    # generate_half_fixtures.py, torch_decoder* and torch_transformer* from generate_decoder_fixtures.py,
+    # torch_sdpa_grad_* from generate_sdpa_gradient_fixtures.py, train_* from generate_training_fixtures.py.
     for p in OUT_DIR.glob("*.safetensors"):
-        if not p.name.startswith(("interop_", "half_", "torch_decoder", "torch_transformer")):
+        if not p.name.startswith(("interop_", "half_", "torch_decoder", "torch_transformer",
+                                  "torch_sdpa_grad_", "train_")):
             p.unlink()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     disable_torch_fastpath()
 
+    # JAX first, then torch (see cap_torch_onednn); every case seeds itself, so the order is free
     gen_equinox()
-    gen_torch_mha()
-    gen_torch_encoder()
     gen_noxton()
     gen_flax()
     gen_flax_dot_product_attention()
+    cap_torch_onednn()
+    gen_torch_mha()
+    gen_torch_encoder()
     gen_tutorial()
 
     # read everything back
