@@ -11,13 +11,16 @@ static void sgd_range(const attn_optimizer_step_params *p, const attn_optimizer_
     const float *restrict grad = p->grad;
     const float sign = p->maximize ? -1.0f : 1.0f;
     const int first = p->step == 1;
+    /* torch's add(x, alpha=a) is one fused multiply-add (its vector kernels' fmadd), and mul_ is
+     * rounded on its own: spelled out with fmaf so that contraction cannot pick another grouping. */
     for (int64_t i = i0; i < i1; i++) {
-        float g = sign * grad[i] + s->weight_decay * param[i];
+        float g = fmaf(param[i], s->weight_decay, sign * grad[i]);
         if (buf) {
-            buf[i] = first ? g : s->momentum * buf[i] + s->one_minus_dampening * g;
-            g = p->nesterov ? g + s->momentum * buf[i] : buf[i];
+            const float kept = s->momentum * buf[i];
+            buf[i] = first ? g : fmaf(g, s->one_minus_dampening, kept);
+            g = p->nesterov ? fmaf(buf[i], s->momentum, g) : buf[i];
         }
-        param[i] -= s->lr * g;
+        param[i] = fmaf(g, -s->lr, param[i]);
     }
 }
 
