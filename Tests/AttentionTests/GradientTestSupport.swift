@@ -49,3 +49,21 @@ func expectParameterGradients<Module: ParameterizedModule>(
             tolerance: tolerance, entry.name, sourceLocation: sourceLocation)
     }
 }
+
+/// Checks an attention module's query, key and value gradients against finite differences of
+/// `Σ output(q, k, v) ∘ outputGradient`, each argument perturbed on its own (the others fixed).
+func expectAttentionInputGradients(
+    _ gradients: AttentionGradients, query: Tensor, key: Tensor, value: Tensor, outputGradient: Tensor,
+    tolerance: Double = 2e-2, sourceLocation: SourceLocation = #_sourceLocation,
+    output: (Tensor, Tensor, Tensor) throws -> Tensor
+) throws {
+    try expectFiniteDifferences(
+        of: { weightedSum(try output($0, key, value), outputGradient) }, at: query, analytic: gradients.query,
+        tolerance: tolerance, "query", sourceLocation: sourceLocation)
+    try expectFiniteDifferences(
+        of: { weightedSum(try output(query, $0, value), outputGradient) }, at: key, analytic: gradients.key,
+        tolerance: tolerance, "key", sourceLocation: sourceLocation)
+    try expectFiniteDifferences(
+        of: { weightedSum(try output(query, key, $0), outputGradient) }, at: value, analytic: gradients.value,
+        tolerance: tolerance, "value", sourceLocation: sourceLocation)
+}

@@ -104,6 +104,53 @@ struct LayerGradientsTests {
         }
     }
 
+    /// Every `Layer` of the library is a `DifferentiableLayer` (checked when the test compiles).
+    @Test func everyLayerIsDifferentiable() {
+        func differentiable<L: DifferentiableLayer>(_: L.Type) -> String { "\(L.self)" }
+        let names = [
+            differentiable(Linear.self), differentiable(LayerNorm.self), differentiable(RMSNorm.self),
+            differentiable(Activation.self), differentiable(Dropout.self), differentiable(Embedding.self),
+            differentiable(RotaryPositionalEmbedding.self), differentiable(SqueezeExcitation.self),
+            differentiable(TorchMultiheadAttention.self), differentiable(TransformerEncoderLayer.self),
+            differentiable(TransformerEncoder.self), differentiable(TransformerDecoderLayer.self),
+            differentiable(TransformerDecoder.self), differentiable(Transformer.self),
+            differentiable(MultiheadAttention.self), differentiable(MultiHeadDotProductAttention.self),
+            differentiable(SelfAttention.self), differentiable(CausalSelfAttention.self),
+            differentiable(CrossAttention.self), differentiable(MultiHeadAttentionWrapper.self),
+        ]
+        #expect(Set(names).count == 20)
+    }
+
+    @Test func squeezeExcitation() throws {
+        var rng = SeededGenerator(seed: 12)
+        // silu, not the default relu: a finite difference on fc1 straddles relu's kink.
+        let se = try SqueezeExcitation(inputChannels: 4, squeezeChannels: 3, activation: .silu, using: &rng)
+        try check(se, input: try Tensor(randomNormal: [2, 4, 3, 5], using: &rng))
+        try check(se, input: try Tensor(randomNormal: [4, 2, 2], using: &rng))
+        let smooth = try SqueezeExcitation(
+            inputChannels: 4, squeezeChannels: 2, activation: .gelu, scaleActivation: .tanh, using: &rng)
+        try check(smooth, input: try Tensor(randomNormal: [3, 4, 2, 3], using: &rng))
+        let (y, pullback) = try se.callWithPullback(try Tensor(zeros: [0, 4, 3, 3]))
+        let gradients = try pullback(try Tensor(zeros: y.shape))
+        #expect(gradients.parameters["fc1.weight"] == (try Tensor(zeros: [3, 4, 1, 1])))
+        #expect(gradients.input.shape == [0, 4, 3, 3])
+    }
+
+    @Test(arguments: RotaryPositionalEmbedding.Pairing.allCases) func rotaryEmbedding(_ pairing: RotaryPositionalEmbedding.Pairing) throws {
+        var rng = SeededGenerator(seed: 13)
+        let rope = try RotaryPositionalEmbedding(embeddingSize: 6, theta: 100, pairing: pairing)
+        try check(rope, input: try Tensor(randomNormal: [2, 5, 6], using: &rng))
+        let x = try Tensor(randomNormal: [3, 6], using: &rng)
+        let (y, pullback) = try rope.callWithPullback(x, positionOffset: 7)
+        #expect(y == (try rope(x, positionOffset: 7)))
+        let dy = try Tensor(randomNormal: y.shape, using: &rng)
+        let copy = dy
+        let dx = try pullback(dy).input
+        #expect(dy == copy, "the output gradient is not rotated in place")
+        try expectFiniteDifferences(of: { weightedSum(try rope($0, positionOffset: 7), dy) }, at: x, analytic: dx, "x")
+        #expect(Array(pullback.outputShape) == [3, 6])
+    }
+
     @Test func embeddingSkipsThePaddingRow() throws {
         var rng = SeededGenerator(seed: 10)
         let embedding = try Embedding(count: 5, dimension: 3, paddingIndex: 1, using: &rng)

@@ -150,17 +150,20 @@ extension MultiHeadAttentionCore {
     }
 
     /// ``attend(_:mask:scale:dropout:broadcastDropout:maskedRows:returningWeights:algorithm:context:)``
-    /// with the fused kernel, keeping the log-sum-exp, with the pullback of the attention.
+    /// with `algorithm` (the fused kernel by default; the pullback's backward kernel is its
+    /// pair), keeping the log-sum-exp, with the pullback of the attention.
     ///
-    /// - Throws: as that method.
+    /// - Throws: `AttentionError.unsupported` before any work for a call the backward kernels do
+    ///   not differentiate (broadcast dropout); otherwise as that method.
     func attendWithPullback(
         _ heads: ProjectedHeads, mask: KernelMask = KernelMask(), scale: Float? = nil, dropout: Dropout? = nil,
         broadcastDropout: Bool = false, maskedRows: MaskedRowPolicy, returningWeights: Bool = false,
-        context: @autoclosure () -> String
+        algorithm: AttentionAlgorithm = .fused, context: @autoclosure () -> String
     ) throws -> (output: Tensor, weights: Tensor?, pullback: AttentionHeadsPullback) {
+        try AttentionKernelCall.requireBackward(dropout: dropout, broadcastDropout: broadcastDropout)
         let (call, output, logSumExp, weights) = try run(
             heads, mask: mask, scale: scale, dropout: dropout, broadcastDropout: broadcastDropout, maskedRows: maskedRows,
-            returningWeights: returningWeights, algorithm: .fused, savingLogSumExp: true, context: context())
+            returningWeights: returningWeights, algorithm: algorithm, savingLogSumExp: true, context: context())
         return (output, weights, AttentionHeadsPullback(call: call, output: output, logSumExp: logSumExp!))
     }
 

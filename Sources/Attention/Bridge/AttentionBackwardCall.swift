@@ -12,6 +12,19 @@ struct AttentionGradientHeads {
 }
 
 extension AttentionKernelCall {
+    /// Throws unless the backward kernels differentiate a call with this dropout: the check the
+    /// backward makes, also made by a recording forward so that it fails before any work.
+    ///
+    /// - Throws: `AttentionError.unsupported` for broadcast dropout (one keep mask shared by every
+    ///   batch and head) at a probability above 0.
+    static func requireBackward(dropout: Dropout?, broadcastDropout: Bool) throws(AttentionError) {
+        if broadcastDropout, let dropout, dropout.probability > 0 {
+            throw .unsupported(
+                feature: "the backward pass of broadcast dropout",
+                reason: "the per-(batch, head) dropout streams have no backward kernel yet")
+        }
+    }
+
     /// Runs `attn_backward` (or `attn_backward_unfused`) for this call: the gradients of
     /// `sum(output ∘ outputGradient)` into `gradients`, from the `output` and `logSumExp` this
     /// call's forward wrote. Every size is at least 1; the tensors are `float32`, and the
@@ -23,11 +36,7 @@ extension AttentionKernelCall {
         output: StridedHeads, logSumExp: Tensor, outputGradient: StridedHeads, into gradients: AttentionGradientHeads,
         context: @autoclosure () -> String
     ) throws(AttentionError) {
-        if broadcastDropout, let dropout, dropout.probability > 0 {
-            throw .unsupported(
-                feature: "the backward pass of broadcast dropout",
-                reason: "the per-(batch, head) dropout streams have no backward kernel yet")
-        }
+        try Self.requireBackward(dropout: dropout, broadcastDropout: broadcastDropout)
         func mutable(_ pointer: UnsafeRawPointer?) -> UnsafeMutableRawPointer? { pointer.map { UnsafeMutableRawPointer(mutating: $0) } }
         let status = withExtendedLifetime((self, output, logSumExp, outputGradient, gradients)) {
             withKernelParams(

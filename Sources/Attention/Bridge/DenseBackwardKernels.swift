@@ -135,3 +135,24 @@ func softmaxRowsBackward(_ outputGradient: Tensor, output y: Tensor, length: Int
     }
     return dx
 }
+
+/// The gradient through ``meanRows(_:rows:length:outputShape:)``: `outputGradient[r] / length`
+/// for every element of row `r` of `dx`, `(rows, length)` contiguous, added to `dx` with
+/// `accumulate` (`attn_mean_rows_backward`). The caller has checked the shapes.
+func meanRowsBackward(
+    _ outputGradient: Tensor, rows: Int, length: Int, into dx: inout Tensor, accumulate: Bool
+) throws(AttentionError) {
+    if rows == 0 || length == 0 { return }
+    var params = attn_mean_rows_backward_params_default()
+    (params.rows, params.n, params.ld_dx, params.accumulate) = (Int64(rows), Int64(length), Int64(length), accumulate ? 1 : 0)
+    let status = withExtendedLifetime(outputGradient) {
+        dx.withUnsafeMutableBufferPointer { buffer in
+            params.dx = buffer.baseAddress
+            params.dout = UnsafePointer(outputGradient.storage.buffer.baseAddress)
+            return attn_mean_rows_backward(&params)
+        }
+    }
+    if let error = AttentionError(status: status, function: "attn_mean_rows_backward", context: "input \(dx.shape)") {
+        throw error
+    }
+}

@@ -126,3 +126,18 @@ extension Tensor {
         }
     }
 }
+
+extension Linear {
+    /// The layer of the outputs `outputs` alone, for a layer of one input and one output axis:
+    /// rows of an `(outputs, inputs)` weight or columns of an `(inputs, outputs)` kernel, and
+    /// those entries of the bias. A packed projection's gradients (a layer whose tensors are
+    /// gradients) split into the gradients of the layers it packs.
+    ///
+    /// - Throws: `AttentionError.invalidArgument` (`"range"`) for outputs beyond the layer's.
+    func outputBlock(_ outputs: Range<Int>) throws -> Linear {
+        var block = self
+        block.weight = try weight.sliced(outputs, axis: layout == .outputsByInputs ? 0 : 1)
+        block.bias = try bias?.sliced(outputs, axis: 0)
+        return block
+    }
+}

@@ -145,6 +145,12 @@ public struct RotaryPositionalEmbedding: ParameterizedModule, Equatable, Hashabl
     ///
     /// - Throws: as ``callAsFunction(_:positionOffset:)``; on error `x` is unchanged.
     public func rotate(_ x: inout Tensor, positionOffset: Int = 0) throws {
+        try rotate(&x, positionOffset: positionOffset, inverse: false)
+    }
+
+    /// ``rotate(_:positionOffset:)``, or with `inverse` the rotation by minus the angles: its
+    /// gradient (the rotation is orthogonal).
+    func rotate(_ x: inout Tensor, positionOffset: Int, inverse: Bool) throws {
         try x.requireFloat32("x")
         guard x.rank >= 2, x.shape[x.rank - 1] == embeddingSize else {
             throw AttentionError.shapeMismatch(
@@ -155,7 +161,7 @@ public struct RotaryPositionalEmbedding: ParameterizedModule, Equatable, Hashabl
         let length = x.shape[x.rank - 2]
         let batch = x.count / (length * embeddingSize)
         var rows = StridedHeads(rows: x, batch: batch, length: length, rowWidth: embeddingSize, heads: 1, dim: embeddingSize)
-        try rotate(&rows, positionOffset: positionOffset, starts: nil)
+        try rotate(&rows, positionOffset: positionOffset, starts: nil, inverse: inverse)
         x = rows.tensor
     }
 

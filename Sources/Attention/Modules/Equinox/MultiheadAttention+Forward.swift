@@ -136,37 +136,63 @@ extension MultiheadAttention: Layer {
     /// Runs the module on `inputs`, as
     /// ``callAsFunction(query:key:value:mask:inference:dropoutSeed:rotary:processHeads:)``.
     public func callAsFunction(_ inputs: Inputs) throws -> AttentionResult {
-        let (query, key, value, mask) = (inputs.query, inputs.key, inputs.value, inputs.mask)
-        try validateParameters()
-        try requireFloat32Parameters()
-        try requireFloat32Activations(["query": query, "key": key, "value": value])
-        let (batch, length, keyLength) = try validateInputs(query: query, key: key, value: value)
+        try forward(inputs).result
+    }
+
+    /// The forward pass. With `recording`, the pullbacks of the call come back too (see
+    /// `EquinoxAttentionBackward`); `processHeads` cannot be recorded (an arbitrary closure has
+    /// no pullback).
+    func forward(
+        _ inputs: Inputs, recording: Bool = false
+    ) throws -> (result: AttentionResult, backward: EquinoxAttentionBackward?) {
+        let (query, key, value) = (inputs.query, inputs.key, inputs.value)
+        let (batch, length, keyLength, kernelMask, dropout) = try checkCall(inputs, recording: recording)
         let batched = query.rank == 3
-        let maskStrides = try validateMask(mask, batched: batched, batch: batch, length: length, keyLength: keyLength)
-        let dropout = try activeDropout(inference: inputs.inference, seed: inputs.dropoutSeed)
-        if let rotary = inputs.rotary, rotary.embeddingSize != qkSize {
-            throw AttentionError.invalidArgument(
-                argument: "rotary", reason: "its embeddingSize \(rotary.embeddingSize) must equal qkSize \(qkSize)")
-        }
         func batchMajor(_ x: Tensor) throws -> Tensor { batched ? x : try x.reshaped([1] + x.shape) }
-        let selfAttention = isSelfAttention(query: query, key: key, value: value)
-        let projections: InputProjections = selfAttention
+        let projections: InputProjections = isSelfAttention(query: query, key: key, value: value)
             ? .packed(try packedInputProjection())
             : .separate(query: queryProjection, key: keyProjection, value: valueProjection)
-        var heads = try core.project(
-            query: batchMajor(query), key: batchMajor(key), value: batchMajor(value), with: projections,
-            rotary: inputs.rotary)
+        let (q, k, v) = (try batchMajor(query), try batchMajor(key), try batchMajor(value))
+        var heads: ProjectedHeads, projectionBackward: ProjectionPullback? = nil
+        if recording {
+            (heads, projectionBackward) = try core.projectWithPullback(
+                query: q, key: k, value: v, with: projections, rotary: inputs.rotary)
+        } else {
+            heads = try core.project(query: q, key: k, value: v, with: projections, rotary: inputs.rotary)
+        }
         if let processHeads = inputs.processHeads { heads = try processed(heads, by: processHeads, batched: batched) }
-        var kernelMask = KernelMask()
-        if let mask { kernelMask.allowed = (mask.values, maskStrides) }
-        let (attended, weights) = try core.attend(
-            heads, mask: kernelMask, scale: 1 / Float(qkSize).squareRoot(), dropout: dropout, maskedRows: .meanOfValues,
-            returningWeights: inputs.returningWeights,
+        let (attended, weights, attentionBackward) = try attend(
+            heads, mask: kernelMask, dropout: dropout, returningWeights: inputs.returningWeights, recording: recording,
             context: "query \(query.shape), key \(key.shape), value \(value.shape)")
         let lead = batched ? [batch] : []
-        let output = try outputProjection(attended.reshaped(lead + [length, self.heads * voSize]))
-        return AttentionResult(
-            output: output, weights: try weights.map { try $0.reshaped(lead + [self.heads, length, keyLength]) })
+        let rows = try attended.reshaped(lead + [length, self.heads * voSize])
+        let result = AttentionResult(
+            output: try outputProjection(rows),
+            weights: try weights.map { try $0.reshaped(lead + [self.heads, length, keyLength]) })
+        let backward = recording
+            ? EquinoxAttentionBackward(
+                module: self, inputShapes: (query.shape, key.shape, value.shape), projection: projectionBackward!,
+                attention: attentionBackward!, attended: rows)
+            : nil
+        return (result, backward)
+    }
+
+    /// The attention of the heads (Equinox's scale `1/√qkSize`, a fully masked row the mean of the
+    /// values), with its pullback when `recording`.
+    private func attend(
+        _ heads: ProjectedHeads, mask: KernelMask, dropout: Dropout?, returningWeights: Bool, recording: Bool,
+        context: @autoclosure () -> String
+    ) throws -> (output: Tensor, weights: Tensor?, pullback: AttentionHeadsPullback?) {
+        let scale = 1 / Float(qkSize).squareRoot()
+        if recording {
+            return try core.attendWithPullback(
+                heads, mask: mask, scale: scale, dropout: dropout, maskedRows: .meanOfValues,
+                returningWeights: returningWeights, context: context())
+        }
+        let (output, weights) = try core.attend(
+            heads, mask: mask, scale: scale, dropout: dropout, maskedRows: .meanOfValues,
+            returningWeights: returningWeights, context: context())
+        return (output, weights, nil)
     }
 
     /// The heads of this module: ``heads`` of ``qkSize`` for queries and keys, ``voSize`` for values.

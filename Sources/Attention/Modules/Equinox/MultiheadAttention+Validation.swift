@@ -109,6 +109,36 @@ extension MultiheadAttention {
         }
     }
 
+    /// The checks of a call (parameters, dtypes, shapes, mask, dropout, rotary, and with
+    /// `recording` no `processHeads`): the batch (1 unbatched), the lengths, the mask as the
+    /// kernels take it and the dropout.
+    ///
+    /// - Throws: as ``callAsFunction(query:key:value:mask:inference:dropoutSeed:rotary:processHeads:)``;
+    ///   `AttentionError.unsupported` for `processHeads` while `recording`.
+    func checkCall(
+        _ inputs: Inputs, recording: Bool
+    ) throws -> (batch: Int, length: Int, keyLength: Int, mask: KernelMask, dropout: Dropout?) {
+        let (query, key, value) = (inputs.query, inputs.key, inputs.value)
+        try validateParameters()
+        try requireFloat32Parameters()
+        try requireFloat32Activations(["query": query, "key": key, "value": value])
+        let (batch, length, keyLength) = try validateInputs(query: query, key: key, value: value)
+        let strides = try validateMask(inputs.mask, batched: query.rank == 3, batch: batch, length: length, keyLength: keyLength)
+        let dropout = try activeDropout(inference: inputs.inference, seed: inputs.dropoutSeed)
+        if let rotary = inputs.rotary, rotary.embeddingSize != qkSize {
+            throw AttentionError.invalidArgument(
+                argument: "rotary", reason: "its embeddingSize \(rotary.embeddingSize) must equal qkSize \(qkSize)")
+        }
+        if recording, inputs.processHeads != nil {
+            throw AttentionError.unsupported(
+                feature: "the gradients of processHeads",
+                reason: "an arbitrary closure on the heads has no pullback; for RoPE pass rotary:, which is differentiated")
+        }
+        var mask = KernelMask()
+        if let boolean = inputs.mask { mask.allowed = (boolean.values, strides) }
+        return (batch, length, keyLength, mask, dropout)
+    }
+
     /// The dropout of this call, or `nil` when it is off.
     func activeDropout(inference: Bool?, seed: UInt64?) throws(AttentionError) -> Dropout? {
         try Dropout.forCall(

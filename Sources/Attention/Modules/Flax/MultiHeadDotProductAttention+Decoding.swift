@@ -111,7 +111,7 @@ extension MultiHeadDotProductAttention {
         let dropout = try resolveDropout(deterministic: deterministic, dropoutSeed: dropoutSeed)
         let batch = try elementCount(of: batchShape, argument: "query")
 
-        var projected = try projectedHeads(query: query, key: key, value: value, batch: batch)
+        var projected = try projectedHeads(query: query, key: key, value: value, batch: batch).heads
         let counts = Array(repeating: n, count: batch)
         try projected.append(to: &cache, counts: counts)
         // The cache is read in place: the first start + n of its maxLength positions.

@@ -100,30 +100,36 @@ extension MultiHeadDotProductAttention: Layer {
     /// Runs the module on `inputs`, as
     /// ``callAsFunction(query:key:value:mask:deterministic:dropoutSeed:)``.
     public func callAsFunction(_ inputs: Inputs) throws -> AttentionResult {
-        let (query, mask) = (inputs.query, inputs.mask)
-        try validateParameters()
-        try requireFloat32Parameters()
-        try requireFloat32Activations(["query": query, "key": inputs.key, "value": inputs.value])
-        let (key, value, batchShape, lengthQ, lengthK) = try checkInputs(
-            query: query, key: inputs.key, value: inputs.value)
-        let flatMask = try mask.map { mask throws(AttentionError) in
-            try Self.flattenedMask(
-                mask, batchShape: batchShape, heads: heads, lengthQ: lengthQ, lengthK: lengthK, argument: "mask")
-        }
-        let dropout = try resolveDropout(deterministic: inputs.deterministic, dropoutSeed: inputs.dropoutSeed)
-        let batch = try elementCount(of: batchShape, argument: "query")
+        try forward(inputs).result
+    }
 
-        let projected = try projectedHeads(query: query, key: key, value: value, batch: batch)
+    /// The forward pass. With `recording`, the pullbacks of the call come back too (see
+    /// `FlaxAttentionBackward`); a custom ``attentionFunction`` cannot be recorded.
+    func forward(
+        _ inputs: Inputs, recording: Bool = false
+    ) throws -> (result: AttentionResult, backward: FlaxAttentionBackward?) {
+        let query = inputs.query
+        let (key, value, batchShape, flatMask, dropout) = try checkCall(inputs, recording: recording)
+        let (lengthQ, lengthK) = (query.shape[query.rank - 2], key.shape[key.rank - 2])
+        let batch = try elementCount(of: batchShape, argument: "query")
+        let (projected, projectionBackward) = try projectedHeads(
+            query: query, key: key, value: value, batch: batch, recording: recording)
         let scores = [batch, heads, lengthQ, lengthK]
         var kernelMask = KernelMask()
         if let flatMask { kernelMask.allowed = (flatMask.values, ScoreStrides(broadcasting: flatMask.shape, to: scores)!) }
-        let (attended, weights) = try attend(
+        let (attended, weights, attentionBackward) = try attend(
             projected, mask: kernelMask, customMask: { AttentionMask(booleanMask: flatMask) }, dropout: dropout,
-            returningWeights: inputs.returningWeights,
+            returningWeights: inputs.returningWeights, recording: recording,
             context: "query \(query.shape), key \(key.shape), value \(value.shape)")
         let output = try projectedOutput(attended, batchShape: batchShape, length: lengthQ)
-        return AttentionResult(
+        let result = AttentionResult(
             output: output, weights: try weights.map { try $0.reshaped(batchShape + [heads, lengthQ, lengthK]) })
+        let backward = recording
+            ? FlaxAttentionBackward(
+                module: self, inputShapes: (query.shape, key.shape, value.shape), projection: projectionBackward!,
+                attention: attentionBackward!)
+            : nil
+        return (result, backward)
     }
 }
 

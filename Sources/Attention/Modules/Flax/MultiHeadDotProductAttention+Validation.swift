@@ -72,6 +72,33 @@ extension MultiHeadDotProductAttention {
             probability: dropoutRate, probabilityArgument: "dropoutRate", training: !isDeterministic, seed: dropoutSeed)
     }
 
+    /// The checks of a call (parameters, dtypes, shapes, mask, dropout, and with `recording` an
+    /// attention function that has a pullback): the key and value after Flax's defaulting, the
+    /// batch shape, the mask with its batch dimensions flattened, and the dropout.
+    ///
+    /// - Throws: as ``callAsFunction(query:key:value:mask:deterministic:dropoutSeed:)``;
+    ///   `AttentionError.unsupported` for a custom attention function while `recording`.
+    func checkCall(
+        _ inputs: Inputs, recording: Bool
+    ) throws -> (key: Tensor, value: Tensor, batchShape: [Int], mask: BooleanMask?, dropout: Dropout?) {
+        let query = inputs.query
+        try validateParameters()
+        try requireFloat32Parameters()
+        try requireFloat32Activations(["query": query, "key": inputs.key, "value": inputs.value])
+        let (key, value, batchShape, lengthQ, lengthK) = try checkInputs(query: query, key: inputs.key, value: inputs.value)
+        let mask = try inputs.mask.map { mask throws(AttentionError) in
+            try Self.flattenedMask(
+                mask, batchShape: batchShape, heads: heads, lengthQ: lengthQ, lengthK: lengthK, argument: "mask")
+        }
+        let dropout = try resolveDropout(deterministic: inputs.deterministic, dropoutSeed: inputs.dropoutSeed)
+        if recording, case .custom = attentionFunction.kind {
+            throw AttentionError.unsupported(
+                feature: "the gradients of a custom attentionFunction",
+                reason: "a closure has no pullback; the fused and unfused attention functions are differentiated")
+        }
+        return (key, value, batchShape, mask, dropout)
+    }
+
     /// The three inputs after Flax's defaulting (key ← query, value ← key), checked.
     /// Returns the batch shape and the lengths.
     func checkInputs(query: Tensor, key: Tensor?, value: Tensor?) throws(AttentionError)
@@ -113,37 +140,55 @@ extension MultiHeadDotProductAttention {
     var core: MultiHeadAttentionCore { MultiHeadAttentionCore(heads: heads, queryKeySize: headDimension) }
 
     /// The projected heads of inputs `[batch..., length, features]` (flattened to `B` batches),
-    /// the query and key heads normalised when ``normalizeQK``.
-    func projectedHeads(query: Tensor, key: Tensor, value: Tensor, batch: Int) throws -> ProjectedHeads {
+    /// the query and key heads normalised when ``normalizeQK``; with `recording`, the pullback
+    /// of the projections and the norms too.
+    func projectedHeads(
+        query: Tensor, key: Tensor, value: Tensor, batch: Int, recording: Bool = false
+    ) throws -> (heads: ProjectedHeads, backward: FlaxProjectionBackward?) {
         func rows(_ x: Tensor) throws -> Tensor { try x.reshaped([batch, x.shape[x.rank - 2], x.shape[x.rank - 1]]) }
-        var heads = try core.project(
-            query: rows(query), key: rows(key), value: rows(value),
-            with: .separate(query: queryProjection, key: keyProjection, value: valueProjection))
-        for (norm, path) in [(queryNorm, \ProjectedHeads.query), (keyNorm, \ProjectedHeads.key)] {
+        let (q, k, v) = (try rows(query), try rows(key), try rows(value))
+        let projections = InputProjections.separate(query: queryProjection, key: keyProjection, value: valueProjection)
+        var heads: ProjectedHeads, projection: ProjectionPullback? = nil
+        if recording {
+            (heads, projection) = try core.projectWithPullback(query: q, key: k, value: v, with: projections)
+        } else {
+            heads = try core.project(query: q, key: k, value: v, with: projections)
+        }
+        var norms: [LayerPullback<LayerNorm>?] = [nil, nil]
+        for (index, (norm, path)) in [(queryNorm, \ProjectedHeads.query), (keyNorm, \ProjectedHeads.key)].enumerated() {
             guard let norm else { continue }
             let view = heads[keyPath: path]   // dense (B, L, H·d): the norm is over each head's d
             let perHead = try view.tensor.reshaped([view.batch, view.length, view.heads, view.dim])
-            heads[keyPath: path].tensor = try norm(perHead).reshaped([view.batch, view.length, view.width])
+            let normalized: Tensor
+            if recording { (normalized, norms[index]) = try norm.callWithPullback(perHead) } else { normalized = try norm(perHead) }
+            heads[keyPath: path].tensor = try normalized.reshaped([view.batch, view.length, view.width])
         }
-        return heads
+        return (heads, projection.map { FlaxProjectionBackward(projection: $0, queryNorm: norms[0], keyNorm: norms[1]) })
     }
 
     /// The attention of projected heads through ``attentionFunction``: the kernels over the heads
     /// in place, or a custom function over dense `(B, L, H, d)` copies; the weights, when asked
     /// for, from the one weights routine. Masks and dropout as Flax's: a fully masked row is uniform.
+    /// With `recording` (the kernels only: the caller refuses a custom function), the
+    /// attention's pullback too.
     ///
     /// - Parameters:
     ///   - mask: what the kernels and the weights mask.
     ///   - customMask: the same mask as a custom function takes it.
     func attend(
         _ heads: ProjectedHeads, mask: KernelMask, customMask: () throws -> AttentionMask, dropout: Dropout?,
-        returningWeights: Bool, context: @autoclosure () -> String
-    ) throws -> (output: Tensor, weights: Tensor?) {
+        returningWeights: Bool, recording: Bool = false, context: @autoclosure () -> String
+    ) throws -> (output: Tensor, weights: Tensor?, pullback: AttentionHeadsPullback?) {
         switch attentionFunction.kind {
-        case let .kernel(algorithm):
-            return try core.attend(
+        case let .kernel(algorithm) where recording:
+            return try core.attendWithPullback(
                 heads, mask: mask, dropout: dropout, broadcastDropout: broadcastDropout, maskedRows: .meanOfValues,
                 returningWeights: returningWeights, algorithm: algorithm, context: context())
+        case let .kernel(algorithm):
+            let (output, weights) = try core.attend(
+                heads, mask: mask, dropout: dropout, broadcastDropout: broadcastDropout, maskedRows: .meanOfValues,
+                returningWeights: returningWeights, algorithm: algorithm, context: context())
+            return (output, weights, nil)
         case .custom:
             func dense(_ view: StridedHeads) throws -> Tensor {
                 try view.denseRows().reshaped([view.batch, view.length, view.heads, view.dim])
@@ -156,7 +201,7 @@ extension MultiHeadDotProductAttention {
             let weights = try returningWeights ? attentionWeights(
                 query: heads.query, key: heads.key, mask: mask, scale: 1 / Float(headDimension).squareRoot(),
                 maskedRows: .meanOfValues, dropout: dropout, broadcastDropout: broadcastDropout) : nil
-            return (try output.reshaped([heads.query.batch, heads.query.length, heads.query.heads * heads.value.dim]), weights)
+            return (try output.reshaped([heads.query.batch, heads.query.length, heads.query.heads * heads.value.dim]), weights, nil)
         }
     }
 

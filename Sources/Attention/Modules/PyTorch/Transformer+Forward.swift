@@ -51,24 +51,31 @@ extension Transformer {
         memoryKeyPaddingMask: TorchMask? = nil, sourceIsCausal: Bool? = nil, targetIsCausal: Bool? = nil,
         memoryIsCausal: Bool = false, training: Bool = false, dropoutSeed: UInt64 = 0
     ) throws -> Tensor {
-        try validate()
-        try requireFloat32Parameters()
-        try requireFloat32Activations(["source": source, "target": target])
-        try checkShapes(source: source, target: target)
+        try checkInputs(source: source, target: target)
         let memory: Tensor
         do {
             memory = try encoder(
                 source, mask: sourceMask, keyPaddingMask: sourceKeyPaddingMask, isCausal: sourceIsCausal,
                 training: training, dropoutSeed: derivedSeed(dropoutSeed, stream: 0))
         } catch let error as AttentionError {
-            let names = ["mask": "sourceMask", "keyPaddingMask": "sourceKeyPaddingMask", "isCausal": "sourceIsCausal"]
-            throw error.renamingArgument { names[$0] ?? $0 }
+            throw error.renamingArgument { Self.encoderNames[$0] ?? $0 }
         }
         return try decoder(
             target, memory: memory, targetMask: targetMask, memoryMask: memoryMask,
             targetKeyPaddingMask: targetKeyPaddingMask, memoryKeyPaddingMask: memoryKeyPaddingMask,
             targetIsCausal: targetIsCausal, memoryIsCausal: memoryIsCausal, training: training,
             dropoutSeed: derivedSeed(dropoutSeed, stream: 1))
+    }
+
+    /// This call's names for the encoder's arguments, in errors.
+    static let encoderNames = ["mask": "sourceMask", "keyPaddingMask": "sourceKeyPaddingMask", "isCausal": "sourceIsCausal"]
+
+    /// The checks of a call: the modules, the dtypes and the shapes.
+    func checkInputs(source: Tensor, target: Tensor) throws {
+        try validate()
+        try requireFloat32Parameters()
+        try requireFloat32Activations(["source": source, "target": target])
+        try checkShapes(source: source, target: target)
     }
 
     /// PyTorch's checks in `Transformer.forward`, with the ranks made explicit.

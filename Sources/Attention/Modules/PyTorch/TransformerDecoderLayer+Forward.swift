@@ -44,35 +44,50 @@ extension TransformerDecoderLayer {
         targetKeyPaddingMask: TorchMask? = nil, memoryKeyPaddingMask: TorchMask? = nil,
         targetIsCausal: Bool = false, memoryIsCausal: Bool = false, training: Bool = false, dropoutSeed: UInt64 = 0
     ) throws -> Tensor {
-        try requireFloat32Parameters()
-        try requireFloat32Activations(["target": target, "memory": memory])
-        for (name, mask) in [
-            ("targetMask", targetMask), ("memoryMask", memoryMask),
-            ("targetKeyPaddingMask", targetKeyPaddingMask), ("memoryKeyPaddingMask", memoryKeyPaddingMask),
-        ] {
-            try mask?.requireFloat32(name)
-        }
-        try checkShapes(target: target, memory: memory)
+        try checkInputs(
+            target: target, memory: memory,
+            masks: [targetMask, memoryMask, targetKeyPaddingMask, memoryKeyPaddingMask])
         let call = TransformerLayerCall(training: training, dropoutSeed: dropoutSeed)
         func selfAttentionBlock(_ x: Tensor) throws -> Tensor {
             try selfAttention.transformerBlock(
                 query: x, memory: x, mask: targetMask, keyPaddingMask: targetKeyPaddingMask,
                 causal: .hint(targetIsCausal), maskedRows: .zero, call: call,
                 sites: (.selfAttentionWeights, .selfAttentionOutput), outputDropout: dropout,
-                names: ["attentionMask": "targetMask", "keyPaddingMask": "targetKeyPaddingMask", "isCausal": "targetIsCausal",
-                        "query": "target", "key": "target", "value": "target"])
+                names: Self.selfAttentionNames)
         }
         func crossAttentionBlock(_ x: Tensor) throws -> Tensor {
             try crossAttention.transformerBlock(
                 query: x, memory: memory, mask: memoryMask, keyPaddingMask: memoryKeyPaddingMask,
                 causal: .hint(memoryIsCausal), maskedRows: .zero, call: call,
                 sites: (.crossAttentionWeights, .crossAttentionOutput), outputDropout: dropout,
-                names: ["attentionMask": "memoryMask", "keyPaddingMask": "memoryKeyPaddingMask", "isCausal": "memoryIsCausal",
-                        "query": "target", "key": "memory", "value": "memory"])
+                names: Self.crossAttentionNames)
         }
         var x = try residual(target, norm: norm1, selfAttentionBlock)
         x = try residual(x, norm: norm2, crossAttentionBlock)
         return try residual(x, norm: norm3) { try feedForwardBlock($0, call) }
+    }
+
+    /// The layer's names for its self-attention's arguments, in errors.
+    static let selfAttentionNames = [
+        "attentionMask": "targetMask", "keyPaddingMask": "targetKeyPaddingMask", "isCausal": "targetIsCausal",
+        "query": "target", "key": "target", "value": "target",
+    ]
+
+    /// The layer's names for its cross-attention's arguments, in errors.
+    static let crossAttentionNames = [
+        "attentionMask": "memoryMask", "keyPaddingMask": "memoryKeyPaddingMask", "isCausal": "memoryIsCausal",
+        "query": "target", "key": "memory", "value": "memory",
+    ]
+
+    /// The checks of a call: dtypes of the parameters, inputs and masks (`targetMask`,
+    /// `memoryMask`, `targetKeyPaddingMask`, `memoryKeyPaddingMask`, in that order), and shapes.
+    func checkInputs(target: Tensor, memory: Tensor, masks: [TorchMask?]) throws {
+        try requireFloat32Parameters()
+        try requireFloat32Activations(["target": target, "memory": memory])
+        for (name, mask) in zip(["targetMask", "memoryMask", "targetKeyPaddingMask", "memoryKeyPaddingMask"], masks) {
+            try mask?.requireFloat32(name)
+        }
+        try checkShapes(target: target, memory: memory)
     }
 
     /// The target's and the memory's shapes: the same rank (2 or 3), width E, and one batch size;

@@ -26,7 +26,7 @@ extension TransformerEncoderLayer: DifferentiableLayer {
         try checkInputs(source, mask: mask, keyPaddingMask: keyPaddingMask)
         let call = TransformerLayerCall(training: training, dropoutSeed: dropoutSeed)
         let (x, back1) = try residualWithPullback(source, norm: norm1, normPath: \.norm1) { x in
-            try selfAttention.selfAttentionBlockWithPullback(
+            try selfAttention.attentionBlockWithPullback(
                 x, mask: mask, keyPaddingMask: keyPaddingMask,
                 causal: convention == .torch ? .hint(isCausal) : .combined(isCausal),
                 maskedRows: convention == .torch ? .zero : .meanOfValues, call: call,
@@ -37,9 +37,9 @@ extension TransformerEncoderLayer: DifferentiableLayer {
             try feedForwardBlockWithPullback(x, call, linear1Path: \.linear1, linear2Path: \.linear2)
         }
         return (y, LayerPullback(self, outputShape: y.shape) { dy in
-            var parameters = try ParameterGradients(zerosFor: self)
-            let dx = try back1(try back2(dy, &parameters), &parameters)
-            return LayerGradients(parameters: parameters, input: dx)
+            var gradients = try BlockGradients(zerosFor: self)
+            let dx = try back1(try back2(dy, &gradients), &gradients)
+            return LayerGradients(parameters: gradients.parameters, input: dx)
         })
     }
 }

@@ -111,10 +111,18 @@ extension MultiHeadAttentionWrapper: Layer {
     /// - Throws: `AttentionError.invalidArgument` (`"x2"`) for a context; the errors of
     ///   ``callAsFunction(_:)``.
     public func callAsFunction(_ inputs: TutorialAttentionInputs) throws -> AttentionResult {
+        try forward(inputs).result
+    }
+
+    /// The call; with `recording`, its pullbacks too.
+    func forward(
+        _ inputs: TutorialAttentionInputs, recording: Bool = false
+    ) throws -> (result: AttentionResult, backward: TutorialAttentionBackward?) {
         guard inputs.context == nil else {
             throw AttentionError.invalidArgument(
                 argument: "x2", reason: "self-attention attends within x; it takes no second sequence")
         }
-        return try tutorialAttention(inputs.x, heads: headWeights, returningWeights: inputs.returningWeights)
+        return try tutorialAttention(
+            inputs.x, heads: headWeights, returningWeights: inputs.returningWeights, recording: recording)
     }
 }

@@ -37,6 +37,13 @@ extension TutorialAttention: Layer {
     /// - Throws: `AttentionError.invalidArgument` (`"x2"`) when `context` is missing for
     ///   cross-attention or given for self-attention; the errors of ``callAsFunction(_:)``.
     public func callAsFunction(_ inputs: TutorialAttentionInputs) throws -> AttentionResult {
+        try forward(inputs).result
+    }
+
+    /// The call; with `recording`, its pullbacks too.
+    func forward(
+        _ inputs: TutorialAttentionInputs, recording: Bool = false
+    ) throws -> (result: AttentionResult, backward: TutorialAttentionBackward?) {
         guard (inputs.context != nil) == Kind.isCrossAttention else {
             throw AttentionError.invalidArgument(
                 argument: "x2",
@@ -48,7 +55,7 @@ extension TutorialAttention: Layer {
         let heads = [headWeights(prefix: "")]
         return try tutorialAttention(
             inputs.x, context: inputs.context, heads: heads, causal: Kind.isCausal,
-            returningWeights: inputs.returningWeights, inputNames: names)
+            returningWeights: inputs.returningWeights, inputNames: names, recording: recording)
     }
 }
 

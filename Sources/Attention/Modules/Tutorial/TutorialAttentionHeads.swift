@@ -80,11 +80,12 @@ func validateTutorialHeads(_ heads: [TutorialHeadWeights]) throws(AttentionError
 ///   - causal: mask key j > query i before the softmax (top-left aligned).
 ///   - returningWeights: also return the attention weights `(B?, H, L, S)` (squeezed to
 ///     `(B?, L, S)` for one head).
+///   - recording: also return the pullbacks of the call (see `TutorialAttentionBackward`).
 /// - Returns: `(L, H·dOutV)` or `(B, L, H·dOutV)`, and the weights when asked for.
 func tutorialAttention(
     _ x: Tensor, context: Tensor? = nil, heads: [TutorialHeadWeights], causal: Bool = false,
-    returningWeights: Bool = false, inputNames: (String, String) = ("x", "x")
-) throws -> AttentionResult {
+    returningWeights: Bool = false, inputNames: (String, String) = ("x", "x"), recording: Bool = false
+) throws -> (result: AttentionResult, backward: TutorialAttentionBackward?) {
     let (dIn, kq, dv) = try validateTutorialHeads(heads)
     try requireFloat32Activations([inputNames.0: x, inputNames.1: context])
     let rank = x.rank
@@ -105,16 +106,29 @@ func tutorialAttention(
     let keys = try context.map(batchMajor) ?? queries
     let kernel = try Tensor.concatenated(heads.map(\.query) + heads.map(\.key) + heads.map(\.value), axis: 1)
     let core = MultiHeadAttentionCore(heads: heads.count, queryKeySize: kq, valueSize: dv)
-    let projected = try core.project(
-        query: queries, key: keys, value: keys, with: .packed(Linear(kernel: kernel, inputAxes: 1)))
+    let projections = InputProjections.packed(try Linear(kernel: kernel, inputAxes: 1))
     var mask = KernelMask()
     mask.causal = causal ? .topLeft : .none
-    let (output, weights) = try core.attend(
-        projected, mask: mask, scale: 1 / Float(kq).squareRoot(), maskedRows: .nan, returningWeights: returningWeights,
-        context: "\(inputNames.0) \(x.shape), \(heads.count) heads of \(dIn) → \(kq)")
+    let scale = 1 / Float(kq).squareRoot()
+    let description = "\(inputNames.0) \(x.shape), \(heads.count) heads of \(dIn) → \(kq)"
+    let output: Tensor, weights: Tensor?, backward: TutorialAttentionBackward?
+    if recording {
+        let (projected, projection) = try core.projectWithPullback(query: queries, key: keys, value: keys, with: projections)
+        let attention: AttentionHeadsPullback
+        (output, weights, attention) = try core.attendWithPullback(
+            projected, mask: mask, scale: scale, maskedRows: .nan, returningWeights: returningWeights, context: description)
+        backward = TutorialAttentionBackward(
+            core: core, inputShapes: (x.shape, context?.shape), projection: projection, attention: attention)
+    } else {
+        let projected = try core.project(query: queries, key: keys, value: keys, with: projections)
+        (output, weights) = try core.attend(
+            projected, mask: mask, scale: scale, maskedRows: .nan, returningWeights: returningWeights, context: description)
+        backward = nil
+    }
     let (lead, length, keyLength) = (rank == 3 ? [x.shape[0]] : [], queries.shape[1], keys.shape[1])
     let weightShape = heads.count == 1 ? lead + [length, keyLength] : lead + [heads.count, length, keyLength]
-    return AttentionResult(
+    let result = AttentionResult(
         output: try output.reshaped(lead + [length, heads.count * dv]),
         weights: try weights.map { try $0.reshaped(weightShape) })
+    return (result, backward)
 }

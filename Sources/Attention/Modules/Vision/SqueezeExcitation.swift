@@ -117,8 +117,16 @@ public struct SqueezeExcitation: ParameterizedModule, Equatable {
     public func callAsFunction(
         _ input: Tensor, activation: Activation? = nil, scaleActivation: Activation? = nil
     ) throws -> Tensor {
+        try forward(input, activation: activation, scaleActivation: scaleActivation).output
+    }
+
+    /// The forward pass with its backward (`nil` for an empty input): the excitation's layers
+    /// run through their pullbacks, which cost nothing but the tensors they keep.
+    func forward(
+        _ input: Tensor, activation: Activation?, scaleActivation: Activation?
+    ) throws -> (output: Tensor, backward: SqueezeExcitationBackward?) {
         try validateParameters()
-        let (s, c) = (fc1Weight.shape[0], fc1Weight.shape[1])
+        let c = fc1Weight.shape[1]
         guard input.rank == 3 || input.rank == 4, input.shape[input.rank - 3] == c else {
             throw AttentionError.shapeMismatch(
                 argument: "input", expected: "(\(c), H, W) or (N, \(c), H, W): \(c) input channels", actual: input.shape)
@@ -128,29 +136,38 @@ public struct SqueezeExcitation: ParameterizedModule, Equatable {
         try fc1Bias.requireFloat32("fc1Bias", reason: "a matrix multiply's bias is float32, whatever the weight's dtype")
         try fc2Bias.requireFloat32("fc2Bias", reason: "a matrix multiply's bias is float32, whatever the weight's dtype")
         // An empty input is its own result; otherwise every product below is at most its count.
-        if input.count == 0 { return input }
+        if input.count == 0 { return (input, nil) }
         let batch = input.rank == 4 ? input.shape[0] : 1
         let spatial = input.shape[input.rank - 2] * input.shape[input.rank - 1]
         // Squeeze: the mean of each (example, channel) plane.
         let pooled = try meanRows(input, rows: batch * c, length: spatial, outputShape: [batch, c])
+        // Excite: the 1×1 convolutions are linear layers over channels, their (out, in, 1, 1)
+        // weights read as (out, in) and their (out, 1, 1) biases as (out,).
+        let (fc1, fc2) = (try convolution(fc1Weight, fc1Bias), try convolution(fc2Weight, fc2Bias))
+        let (squeezed, back1) = try fc1.callWithPullback(pooled)
+        let (hidden, backActivation) = try (activation ?? self.activation).callWithPullback(squeezed)
+        let (excited, back2) = try fc2.callWithPullback(hidden)
+        let (scale, backScale) = try (scaleActivation ?? self.scaleActivation).callWithPullback(excited)
+        let output = try Self.scalingPlanes(input, by: scale, spatial: spatial)
+        return (output, SqueezeExcitationBackward(
+            module: self, input: input, scale: scale, spatial: spatial, fc1: back1, activation: backActivation, fc2: back2,
+            scaleActivation: backScale))
+    }
 
-        // Excite: the 1×1 convolutions are matmuls over channels, their (out, in, 1, 1) weights
-        // read as (out, in) and their (out, 1, 1) biases as (out,).
-        let hidden = try (activation ?? self.activation)(
-            projectLastAxis(pooled, weight: fc1Weight.reshaped([s, c]), layout: .outputsByInputs, bias: fc1Bias.reshaped([s]),
-                biasArgument: "fc1Bias"))
-        let scale = try (scaleActivation ?? self.scaleActivation)(
-            projectLastAxis(hidden, weight: fc2Weight.reshaped([c, s]), layout: .outputsByInputs, bias: fc2Bias.reshaped([c]),
-                biasArgument: "fc2Bias"))
+    /// A 1×1 convolution `(out, in, 1, 1)` with its bias `(out, 1, 1)` as a linear layer.
+    private func convolution(_ weight: Tensor, _ bias: Tensor) throws -> Linear {
+        try Linear(weight: weight.reshaped(Array(weight.shape.prefix(2))), bias: bias.reshaped([bias.shape[0]]))
+    }
 
-        // Scale every plane by its channel's factor.
-        let output = try Tensor(uninitializedShape: input.shape, argument: "input")
-        withExtendedLifetime((input, scale, output)) {
-            let x = input.storage.buffer.baseAddress!, factors = scale.storage.buffer.baseAddress!
+    /// Every plane `(spatial,)` of `x` times its (example, channel) factor in `factors`.
+    static func scalingPlanes(_ x: Tensor, by factors: Tensor, spatial: Int) throws -> Tensor {
+        let output = try Tensor(uninitializedShape: x.shape, argument: "input")
+        withExtendedLifetime((x, factors, output)) {
+            let source = x.storage.buffer.baseAddress!, scale = factors.storage.buffer.baseAddress!
             let out = output.storage.buffer.baseAddress!
-            for plane in 0..<(batch * c) {
-                let factor = factors[plane], offset = plane * spatial
-                for index in offset..<(offset + spatial) { out[index] = factor * x[index] }
+            for plane in 0..<factors.count {
+                let factor = scale[plane], offset = plane * spatial
+                for index in offset..<(offset + spatial) { out[index] = factor * source[index] }
             }
         }
         return output
