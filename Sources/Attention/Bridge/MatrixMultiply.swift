@@ -95,22 +95,3 @@ func matrixMultiply(
     }
     return output
 }
-
-/// `x W (+ bias)` over the last dimension of `x`, `(..., K)` → `(..., N)`; with `rows`, only
-/// those output rows of an `(outputs, inputs)` weight and the bias from entry `biasOffset`. The
-/// callers check that `x`'s last dimension is K. The weight may be half precision; `x` and the
-/// bias must be `float32` (else `unsupportedDType` naming `inputArgument` or `biasArgument`).
-func projectLastAxis(
-    _ x: Tensor, weight: Tensor, layout: WeightLayout, bias: Tensor? = nil, rows: Range<Int>? = nil,
-    biasOffset: Int = 0, inputArgument: @autoclosure () -> String = "input",
-    biasArgument: @autoclosure () -> String = "bias"
-) throws(AttentionError) -> Tensor {
-    let (inputs, allOutputs) = layout == .outputsByInputs
-        ? (weight.shape[1], weight.shape[0]) : (weight.shape[0], weight.shape[1])
-    let outputs = rows?.count ?? allOutputs
-    return try matrixMultiply(
-        x, inputs: inputs, weight: weight, layout: layout, outputs: outputs, bias: bias, weightRows: rows,
-        biasOffset: biasOffset, outputShape: Array(x.shape.dropLast()) + [outputs],
-        inputArgument: inputArgument(), biasArgument: biasArgument(),
-        context: "input \(x.shape), weight \(weight.shape)" + (rows.map { " rows \($0)" } ?? ""))
-}
