@@ -175,6 +175,15 @@ static void activate_backward_task(void *ctx, int64_t item, int thread) {
     (void)thread;
     const attn_activate_backward_params *p = ctx;
     const int64_t i0 = item * DENSE_ITEM_FLOATS, i1 = p->count - i0 < DENSE_ITEM_FLOATS ? p->count : i0 + DENSE_ITEM_FLOATS;
+    if (p->kind == ATTN_ACTIVATION_RELU) { /* slope 1 or 0: exact in float, the same bits as below */
+        const float *x = p->x, *dout = p->dout; /* dx may be dout itself */
+        float *dx = p->dx;
+        if (p->accumulate) /* dx + d rounded once, as the double sum below rounds it */
+            for (int64_t i = i0; i < i1; i++) dx[i] += x[i] > 0 ? dout[i] : x[i] != x[i] ? x[i] : 0.0f * dout[i];
+        else
+            for (int64_t i = i0; i < i1; i++) dx[i] = x[i] > 0 ? dout[i] : x[i] != x[i] ? x[i] : 0.0f * dout[i];
+        return;
+    }
     for (int64_t i = i0; i < i1; i++) {
         double value, slope;
         activation_double(p->kind, (double)p->x[i], &value, &slope);

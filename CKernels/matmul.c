@@ -63,13 +63,20 @@ typedef struct transpose_job {
     float *a; int64_t m, k;        /* A (M, K), contiguous */
 } transpose_job;
 
+/* In tiles of TRANSPOSE_ROWS depths, so that the rows being written (TRANSPOSE_ROWS of them, one
+ * tile wide) stay in L1 while the tile is read: walking the whole depth for each row group would
+ * write each line of A one float at a time from far apart. */
 static void transpose_task(void *ctx, int64_t item, int thread) {
     (void)thread;
     const transpose_job *job = ctx;
     const int64_t i0 = item * TRANSPOSE_ROWS, i1 = i0 + TRANSPOSE_ROWS < job->m ? i0 + TRANSPOSE_ROWS : job->m;
-    for (int64_t p = 0; p < job->k; p++) {
-        const float *src = job->at + p * job->ld;
-        for (int64_t i = i0; i < i1; i++) job->a[i * job->k + p] = src[i];
+    const float *restrict at = job->at;
+    float *restrict a = job->a;
+    const int64_t k = job->k, ld = job->ld;
+    for (int64_t p0 = 0; p0 < k; p0 += TRANSPOSE_ROWS) {
+        const int64_t p1 = p0 + TRANSPOSE_ROWS < k ? p0 + TRANSPOSE_ROWS : k;
+        for (int64_t i = i0; i < i1; i++)
+            for (int64_t p = p0; p < p1; p++) a[i * k + p] = at[p * ld + i];
     }
 }
 
@@ -81,6 +88,9 @@ attn_status attn_matmul(const attn_matmul_params *params) {
     const attn_status status = attn_read_matmul_params(&p, params);
     if (status != ATTN_OK) return status;
     if (!p.a_transposed) return matmul_run(p);
+    /* The packed path reads Aᵀ as it packs A (the same panels, so the same bits); the few-rows path
+     * reads A in place and bf16 products round it first, so those multiply a copy of A. */
+    if (p.m > attn_kernels_current()->sgemm_few_rows_max && !(p.flags & ATTN_MATMUL_BF16_PRODUCTS)) return matmul_run(p);
     /* Validated as the multiply of the copy would be, with Aᵀ's own extent checked here. */
     if (!p.a || !p.b || !p.c) return ATTN_ERR_NULL_POINTER;
     if (p.m < 1 || p.n < 1 || p.k < 1) return ATTN_ERR_INVALID_ARGUMENT;
@@ -119,8 +129,9 @@ static attn_status matmul_check(const attn_matmul_params *p) {
         ((p->flags & ATTN_MATMUL_BF16_PRODUCTS) && p->b_dtype != ATTN_DTYPE_BF16))
         return ATTN_ERR_INVALID_ARGUMENT;
     const int64_t b_rows = p->b_transposed ? p->n : p->k, b_cols = p->b_transposed ? p->k : p->n;
-    if (p->lda < p->k || p->ldb < b_cols || p->ldc < p->n) return ATTN_ERR_INVALID_STRIDE;
-    if (!attn_extent_ok(1, &p->m, &p->lda, p->k, NULL) || !attn_extent_ok(1, &b_rows, &p->ldb, b_cols, NULL) ||
+    const int64_t a_rows = p->a_transposed ? p->k : p->m, a_cols = p->a_transposed ? p->m : p->k;
+    if (p->lda < a_cols || p->ldb < b_cols || p->ldc < p->n) return ATTN_ERR_INVALID_STRIDE;
+    if (!attn_extent_ok(1, &a_rows, &p->lda, a_cols, NULL) || !attn_extent_ok(1, &b_rows, &p->ldb, b_cols, NULL) ||
         !attn_extent_ok(1, &p->m, &p->ldc, p->n, NULL))
         return ATTN_ERR_OVERFLOW;
     return ATTN_OK;

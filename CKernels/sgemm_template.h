@@ -117,6 +117,18 @@ ATTN_INLINE void sgemm_pack_a(float *restrict dst, const float *restrict a, int6
     }
 }
 
+/* sgemm_pack_a (SGEMM_F32) from Aᵀ: step t of row r is at[t*lda + r], so each step of a panel is
+ * MR consecutive floats of one row of Aᵀ: a copy, no transposition (a weight gradient's xᵀ·dy). */
+ATTN_INLINE void sgemm_pack_a_transposed(float *restrict dst, const float *restrict at, int64_t lda, int64_t mc,
+                                         int64_t kc) {
+    for (int64_t i0 = 0; i0 < mc; i0 += SGEMM_MR) {
+        const int64_t rows = sgemm_min(SGEMM_MR, mc - i0);
+        for (int64_t t = 0; t < kc; t++)
+            for (int r = 0; r < SGEMM_MR; r++) dst[t * SGEMM_MR + r] = r < rows ? at[t * lda + i0 + r] : 0.0f;
+        dst += SGEMM_MR * kc;
+    }
+}
+
 /* Packs B depth [0, kc) x columns [0, nc) into micro-panels of NR columns: panel j holds
  * dst[j*NR*kc + p*NR + c] = B(p, j*NR + c) as float32, zero columns past nc. B(p, c) is element
  * p*ldb + c of b (elements of type dt), or c*ldb + p when b holds Bᵀ. Both walk the rows of b
@@ -320,7 +332,10 @@ ATTN_INLINE void sgemm_rows_as(const attn_matmul_params *args, const float *pack
     const int add_c = p0 > 0 || args->accumulate;
     const float *bias = p0 == 0 ? args->bias : NULL;
     const int64_t steps = sgemm_steps(kc, form);
-    sgemm_pack_a(pack_a, args->a + i0 * args->lda + p0, args->lda, mc, kc, form);
+    if (args->a_transposed) /* attn_matmul sends only SGEMM_F32 this way */
+        sgemm_pack_a_transposed(pack_a, args->a + p0 * args->lda + i0, args->lda, mc, kc);
+    else
+        sgemm_pack_a(pack_a, args->a + i0 * args->lda + p0, args->lda, mc, kc, form);
     for (int64_t jr = 0; jr < nc; jr += SGEMM_NR) {
         const float *bp = pack_b + jr * steps;
         const float *bias_r = bias ? bias + j0 + jr : NULL;

@@ -879,6 +879,9 @@ int main(int argc, char **argv) {
         test_activation_backward(&r);
         test_softmax_backward(&r);
         test_mean_backward(&r);
+        /* a_transposed over several depth blocks and row blocks of the packed path (A read as Aᵀ as
+         * it is packed): last, so the random cases above keep their streams. */
+        matmul_case(&r, 700, 37, 333);
         printf("  worst error / tolerance: dA %.3f, dB %.3f, dB (weight transposed) %.3f, finite difference %.3f, "
                "sum_columns %.3f, layer norm %.3f (finite difference %.3f)\n", worst_da, worst_db, worst_dbt,
                worst_fd, worst_cols, worst_ln, worst_ln_fd);
