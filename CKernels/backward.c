@@ -5,14 +5,17 @@
  * The forward's rules are reused, not copied: attn_problem_init validates `forward`, and per query
  * row attn_row_range, attn_row_masks_at / attn_bias_mask, attn_dropout_counter / attn_dropout and
  * attn_mean_weight (problem.h) say which keys it saw, with what bias, which weights dropout kept
- * and what a fully masked row's weights were. backward_row turns a row against a range of keys into
- * its weights W (for dv) and score gradients dS (for dq, dk, dbias), one element at a time:
- *   unfused: per (b, K/V head) group, every row against every key by backward_row, dk and dv
- *     summed in place;
- *   fused (FlashAttention-2's order, backward.h): D and the row flags once per row; per stripe of
- *     key blocks of each (b, K/V head), the ISA's vector kernel (backward_tile_template.h), which
- *     owns dk and dv of its blocks and sums its share of dq into the stripe's partial rows (falling
- *     back to backward_row where an input is not finite); then dq = scale Σ partials in stripe order.
+ * and what a fully masked row's weights were. The weights are exp((s - lse) - shift), the shift 0
+ * but in rows of large |lse|, whose log-sum-exp lse_shift recomputes (the threshold: backward.h).
+ * backward_row turns a row against a range of keys into its weights W (for dv) and score
+ * gradients dS (for dq, dk, dbias), one element at a time:
+ *   unfused: per (b, K/V head) group, every row against every key by backward_row (the shift
+ *     computed there), dk and dv summed in place;
+ *   fused (FlashAttention-2's order, backward.h): D, the shift and the row flags once per row; per
+ *     stripe of key blocks of each (b, K/V head), the ISA's vector kernel (backward_tile_template.h),
+ *     which owns dk and dv of its blocks and sums its share of dq into the stripe's partial rows
+ *     (falling back to backward_row where an input is not finite); then dq = scale Σ partials in
+ *     stripe order.
  * Then dbias (both): per distinct dbias element row, the rows a stride of 0 folds onto it.
  * Every output element is summed by one work item in a fixed order: no atomics, and the same bits
  * for any thread count.
@@ -38,6 +41,7 @@ typedef struct backward_run {
     int64_t dbias_count[3];   /* pass 2: items over (b, h, i), 1 where a dbias stride is 0 */
     int64_t dbias_fold[3];    /* the rows folded onto an item: the count where the stride is 0, else 1 */
     int dbias_folds;          /* fused: dbias has a stride of 0, so the dbias pass folds the kernel's dS */
+    int64_t shared[4];        /* fused: where the shared parts start (shared_floats) */
     int64_t dq_ld;            /* fused: floats per partial dq row, dim_qk rounded up to whole vectors */
     int dq_direct;            /* fused: the kernel sums into dq itself (one stripe, whole vectors) */
 } backward_run;
@@ -90,14 +94,14 @@ static int outputs_disjoint(const bwd_tensor *a, const bwd_tensor *b) {
 }
 
 /* The fused path's shared workspace before dq's partials, in floats, each part 16-float aligned:
- * the rows without lse per (b, h) (int64, two floats each) at 0, then D of every row at
- * offsets[1], the row flags (bytes) at offsets[2]; and the partials from offsets[0]. */
-static int64_t shared_floats(const attn_params *p, int64_t offsets[3]) {
-    const int64_t heads = p->batch * p->heads_q, rows = heads * p->len_q;
+ * the rows without lse per (b, h) (int64, two floats each) at 0, then of every row D at
+ * offsets[1], the lse shift at offsets[2] and the flags (bytes) at offsets[3]; the partials from
+ * offsets[0]. Returns 0 when that does not fit int64_t (rows, B·Hq·Lq, is below 2^61: validated). */
+static int shared_floats(const attn_params *p, int64_t offsets[4]) {
+    const int64_t heads = p->batch * p->heads_q, rows = heads * p->len_q, row_floats = (rows + 15) & ~(int64_t)15;
     offsets[1] = (2 * heads + 15) & ~(int64_t)15;
-    offsets[2] = offsets[1] + ((rows + 15) & ~(int64_t)15);
-    offsets[0] = offsets[2] + ((attn_ceil_div(rows, 4) + 15) & ~(int64_t)15);
-    return offsets[0];
+    return attn_add_ok(offsets[1], row_floats, &offsets[2]) && attn_add_ok(offsets[2], row_floats, &offsets[3]) &&
+           attn_add_ok(offsets[3], (attn_ceil_div(rows, 4) + 15) & ~(int64_t)15, &offsets[0]);
 }
 
 /* Everything the backward checks before it allocates: the struct, the forward problem, then the
@@ -175,11 +179,11 @@ static attn_status backward_prepare(backward_run *run, const attn_backward_param
         run->dq_ld = attn_ceil_div(p->dim_qk, run->kernels->vector_floats) * run->kernels->vector_floats;
         run->dq_direct = plan->stripes == 1 && run->dq_ld == p->dim_qk;
         /* Per thread: the kernel's blocks and tiles (below 2^56: Dqk and Dv are below 2^46); shared:
-         * shared_floats (rows x Dqk fits: validated; the partials are checked). */
+         * shared_floats and the partials, checked. */
         floats = run->kernels->backward_workspace_floats(&run->pr);
-        int64_t partial, offsets[3];
-        if (!attn_mul_ok(rows, run->dq_direct ? 0 : run->dq_ld, &partial) || !attn_mul_ok(partial, plan->stripes, &partial) ||
-            !attn_add_ok(shared_floats(p, offsets), partial, &shared))
+        int64_t partial;
+        if (!shared_floats(p, run->shared) || !attn_mul_ok(rows, run->dq_direct ? 0 : run->dq_ld, &partial) ||
+            !attn_mul_ok(partial, plan->stripes, &partial) || !attn_add_ok(run->shared[0], partial, &shared))
             return ATTN_ERR_OVERFLOW;
         /* dbias: written by the kernel when no stride is 0; else the whole dS (B, Hq, Lq, Lk), after
          * the partials, for the fold pass. */
@@ -223,6 +227,48 @@ static float row_d_of(const attn_backward_plan *plan, int64_t b, int64_t h, int6
     return plan->d ? plan->d[(b * p->heads_q + h) * p->len_q + i] : row_d(plan, b, h, i);
 }
 
+/* The masked, biased, scaled score of query row q against key j of the K rows at k. */
+static float score(const attn_params *p, const attn_row_masks *masks, const float *q, const float *k, int64_t j) {
+    return attn_bias_mask(masks, j, dot(q, k + j * p->k_stride[2], p->dim_qk) * p->scale);
+}
+
+/*
+ * The shift of row (b, h, i): its log-sum-exp over the keys it sees (the forward's masks; dropout
+ * comes after the softmax), in double from the scores backward_row forms, minus lse; 0 where lse is
+ * not finite or |lse| < ATTN_BACKWARD_EXACT_LSE (backward.h), or where the sum is not finite. The
+ * row's weights exp((s - lse) - shift) then sum to 1, as the forward's exp(s - m) / l did. The big
+ * parts cancel first, m - lse, as lse + shift may not be a double either (-FLT_MAX + ln 4).
+ */
+static float lse_shift(const attn_backward_plan *plan, int64_t b, int64_t h, int64_t i, float lse) {
+    if (!isfinite(lse) || fabsf(lse) < ATTN_BACKWARD_EXACT_LSE) return 0.0f;
+    const attn_problem *pr = plan->pr;
+    const attn_params *p = &pr->p;
+    const float *q = (const float *)p->q + b * p->q_stride[0] + h * p->q_stride[1] + i * p->q_stride[2];
+    const float *k = (const float *)p->k + b * p->k_stride[0] + h / pr->group * p->k_stride[1];
+    const attn_row_masks masks = attn_row_masks_at(pr, b, h, i);
+    int64_t lo, hi;
+    attn_row_range(pr, b, i, &lo, &hi);
+    double m = -INFINITY, sum = 0.0;
+    for (int64_t j = lo; j < hi; j++) {
+        const double s = score(p, &masks, q, k, j);
+        if (s == -INFINITY) continue;
+        if (s > m) {
+            sum = sum * exp(m - s) + 1.0;
+            m = s;
+        } else {
+            sum += exp(s - m); /* NaN (a NaN score) stays */
+        }
+    }
+    const double shift = (m - (double)lse) + log(sum);
+    return isfinite(shift) ? (float)shift : 0.0f;
+}
+
+/* The row's shift: precomputed (fused) or computed here. */
+static float lse_shift_of(const attn_backward_plan *plan, int64_t b, int64_t h, int64_t i, float lse) {
+    const attn_params *p = &plan->pr->p;
+    return plan->lse_shift ? plan->lse_shift[(b * p->heads_q + h) * p->len_q + i] : lse_shift(plan, b, h, i, lse);
+}
+
 /*
  * Query row (b, h, i) against keys [j0, j1): w[j - j0] = the weight W_j that multiplies dout_i into
  * dv_j, ds[j - j0] = dS_j (the score gradient before the scale; dbias's value). Keys of weight 0 get
@@ -254,13 +300,13 @@ static int backward_row(const attn_backward_plan *plan, int64_t b, int64_t h, in
     const float *v = (const float *)p->v + b * p->v_stride[0] + hk * p->v_stride[1];
     const float *dout = (const float *)plan->bp->dout + b * plan->bp->dout_stride[0] + h * plan->bp->dout_stride[1] +
                         i * plan->bp->dout_stride[2];
-    const float d_row = row_d_of(plan, b, h, i);
+    const float d_row = row_d_of(plan, b, h, i), shift = lse_shift_of(plan, b, h, i, lse);
     const attn_row_masks masks = attn_row_masks_at(pr, b, h, i);
     if (lo < j0) lo = j0;
     if (hi > j1) hi = j1;
     for (int64_t j = lo; j < hi; j++) {
-        const float s = attn_bias_mask(&masks, j, dot(q, k + j * p->k_stride[2], p->dim_qk) * p->scale);
-        const float pj = expf(s - lse);
+        const float s = score(p, &masks, q, k, j);
+        const float pj = expf((s - lse) - shift);
         if (pj == 0.0f) continue;
         float dp = dot(dout, v + j * p->v_stride[2], p->dim_v), wj = pj;
         if (pr->dropout_threshold) {
@@ -351,8 +397,8 @@ static int nonfinite(const float *x, int64_t n) {
     return z != 0.0f;
 }
 
-/* Fused pass 0, one (b, h): D and the flags of every row, the count of rows without lse, and its
- * partial dq rows zeroed. */
+/* Fused pass 0, one (b, h): D, the lse shift and the flags of every row, the count of rows without
+ * lse, and its partial dq rows zeroed. */
 static void rows_task(void *ctx, int64_t item, int thread) {
     (void)thread;
     const backward_run *run = ctx;
@@ -360,7 +406,7 @@ static void rows_task(void *ctx, int64_t item, int thread) {
     const attn_params *p = &run->pr.p;
     const attn_backward_params *bp = &run->bp;
     const int64_t b = item / p->heads_q, h = item % p->heads_q;
-    float *d = (float *)plan->d + item * p->len_q;
+    float *d = (float *)plan->d + item * p->len_q, *shift = (float *)plan->lse_shift + item * p->len_q;
     uint8_t *flags = (uint8_t *)plan->row_flags + item * p->len_q;
     int64_t no_lse = 0;
     for (int64_t i = 0; i < p->len_q; i++) {
@@ -368,6 +414,7 @@ static void rows_task(void *ctx, int64_t item, int thread) {
         const float *dout = (const float *)bp->dout + b * bp->dout_stride[0] + h * bp->dout_stride[1] + i * bp->dout_stride[2];
         const float lse = p->lse[item * p->len_q + i];
         d[i] = row_d(plan, b, h, i);
+        shift[i] = lse_shift(plan, b, h, i, lse);
         flags[i] = (uint8_t)((isfinite(lse) ? 0 : ATTN_BACKWARD_ROW_NO_LSE) |
                              (nonfinite(q, p->dim_qk) || nonfinite(dout, p->dim_v) ? ATTN_BACKWARD_ROW_INEXACT : 0));
         no_lse += !isfinite(lse);
@@ -460,11 +507,11 @@ static attn_status backward_run_all(const attn_backward_params *params, int fuse
     if (fused) {
         attn_backward_plan *plan = &run.plan;
         float *shared = run.workspace + run.workspace_floats * run.threads;
-        int64_t offsets[3];
-        shared_floats(p, offsets);
+        const int64_t *offsets = run.shared;
         plan->no_lse_rows = (const int64_t *)shared;
         plan->d = shared + offsets[1];
-        plan->row_flags = (const uint8_t *)(shared + offsets[2]);
+        plan->lse_shift = shared + offsets[2];
+        plan->row_flags = (const uint8_t *)(shared + offsets[3]);
         if (run.dq_direct) {
             const int64_t direct[4] = {0, run.bp.dq_stride[0], run.bp.dq_stride[1], run.bp.dq_stride[2]};
             plan->dq_sum = run.bp.dq;

@@ -16,6 +16,18 @@
 /* Keys per block: a multiple of every ISA's key micro-tile (64, 16 or 8 lanes). */
 #define ATTN_BACKWARD_KEY_BLOCK 64
 
+/*
+ * Rows whose |lse| reaches this get their log-sum-exp recomputed in double (backward.c's lse_shift).
+ * The forward's lse is m + log l rounded to float, and its rounding, up to half an ulp of lse,
+ * multiplies every recomputed weight exp(s - lse) of the row by one factor, so the weights no longer
+ * sum to 1: by up to 2^-19 (1.9e-6) below 64, a tenth of attn.h's 2e-5, but 2^-11 (5e-4) at 1e4,
+ * 3 % at 1e6, and n times where all n visible keys have a bias of -FLT_MAX, as m + log l rounds to
+ * m = -FLT_MAX. Below 64 nothing is recomputed: |lse| >= 64 takes a row maximum above 64 - ln Lk
+ * (50 at a million keys) or below -64, past attn.h's "moderate size", so rows of ordinary scores
+ * never pay for the extra pass over their keys.
+ */
+#define ATTN_BACKWARD_EXACT_LSE 64.0f
+
 /* Row flags of the D pass (attn_backward_plan.row_flags). */
 enum {
     ATTN_BACKWARD_ROW_NO_LSE = 1, /* lse is -inf or NaN: the masked-row policy, or NaN, decides */
@@ -26,6 +38,8 @@ typedef struct attn_backward_plan {
     const attn_problem *pr;
     const attn_backward_params *bp;
     const float *d;            /* D_i = dout_i · out_i of every row, (B, Hq, Lq) */
+    const float *lse_shift;    /* per row, (B, Hq, Lq): its log-sum-exp minus lse, 0 below
+                                  ATTN_BACKWARD_EXACT_LSE; its weights are exp((s - lse) - shift) */
     const uint8_t *row_flags;  /* per row, (B, Hq, Lq): ATTN_BACKWARD_ROW_* */
     const int64_t *no_lse_rows; /* per (b, h): rows flagged ATTN_BACKWARD_ROW_NO_LSE */
     int64_t key_blocks, stripes;

@@ -18,8 +18,9 @@
  * Per block of 64 keys the item packs Kᵀ, Vᵀ and K once, then walks the tiles of BWD_QT query rows
  * of every head of its group that see the block (other rows are skipped whole: causal, window, key
  * length), dKᵀ and dVᵀ summed in its workspace. For each tile: S and dP of BWD_C rows × BWD_LW keys
- * at a time, turned into P (recomputed from lse), W (P after dropout) and dS = P (dP - D) in two
- * tiles; then the three accumulating products over the tile's rows.
+ * at a time, turned into P (recomputed from lse and the row's shift, backward.h), W (P after
+ * dropout) and dS = P (dP - D) in two tiles; then the three accumulating products over the tile's
+ * rows.
  *
  * A weight of 0 must contribute nothing, even against a non-finite input (attn.h): the vector path
  * runs only where 0 times every input it meets is 0, so a tile with a row flagged by the D pass (no
@@ -128,16 +129,22 @@ static void bwd_row_group(const bwd_ctx *x, int64_t h, int64_t i0, int64_t r, in
     const attn_backward_params *bp = x->plan->bp;
     const int64_t bh = x->b * p->heads_q + h, nc = nr - r < BWD_C ? nr - r : BWD_C;
     const int biased = p->bias != NULL, dropout = pr->dropout_threshold != 0;
-    const float unit = biased ? 1.0f : FUSED_LOG2E, qscale = p->scale * unit;
     const float *q[BWD_C], *dout[BWD_C];
-    float lse[BWD_C], dd[BWD_C];
+    /* Per row: P = exp2(S - lse) in base-2 units (log2 e folded into the scale, as the forward's),
+     * or exp2(((S - lse) - shift) log2 e) in natural units with a bias (which base 2 cannot hold:
+     * fused_tile_template.h) or a shift (lse times log2 e, rounded, would lose what it restores). */
+    float qscale[BWD_C], lse[BWD_C], shift[BWD_C], dd[BWD_C];
+    int natural[BWD_C];
     int32_t lo[BWD_C], hi[BWD_C];
     for (int c = 0; c < BWD_C; c++) {
         const int64_t i = i0 + (r + c < nr ? r + c : nr - 1);
         int64_t a, z;
         q[c] = (const float *)p->q + x->b * p->q_stride[0] + h * p->q_stride[1] + i * p->q_stride[2];
         dout[c] = (const float *)bp->dout + x->b * bp->dout_stride[0] + h * bp->dout_stride[1] + i * bp->dout_stride[2];
-        lse[c] = p->lse[bh * p->len_q + i] * unit;
+        shift[c] = x->plan->lse_shift[bh * p->len_q + i];
+        natural[c] = biased || shift[c] != 0.0f;
+        qscale[c] = natural[c] ? p->scale : p->scale * FUSED_LOG2E;
+        lse[c] = natural[c] ? p->lse[bh * p->len_q + i] : p->lse[bh * p->len_q + i] * FUSED_LOG2E;
         dd[c] = x->plan->d[bh * p->len_q + i];
         attn_row_range(pr, x->b, i, &a, &z);
         a -= x->j0; /* relative to the block, clamped into [0, BWD_KB] so they fit 32 bits */
@@ -154,7 +161,7 @@ static void bwd_row_group(const bwd_ctx *x, int64_t h, int64_t i0, int64_t r, in
             for (int v = 0; v < BWD_V; v++) acc[v][c] = dp[v][c] = vsplat(0.0f);
         bwd_product(acc, x->kt + g, BWD_KB, q, 1, p->dim_qk, BWD_V, BWD_C);
         for (int c = 0; c < BWD_C; c++)
-            for (int v = 0; v < BWD_V; v++) acc[v][c] *= qscale;
+            for (int v = 0; v < BWD_V; v++) acc[v][c] *= qscale[c];
         if (p->bias || p->mask) {
             for (int c = 0; c < nc; c++) {
                 const attn_row_masks masks = attn_row_masks_at(pr, x->b, h, i0 + r + c);
@@ -166,12 +173,12 @@ static void bwd_row_group(const bwd_ctx *x, int64_t h, int64_t i0, int64_t r, in
         }
         for (int c = 0; c < nc; c++)
             for (int v = 0; v < BWD_V; v++) {
-                vf t = acc[v][c] - vsplat(lse[c]);
+                vf t = acc[v][c] - vsplat(lse[c]) - vsplat(shift[c]);
                 if (range) {
                     const vi j = lane + ((vi){0} + (int32_t)(g + v * ATTN_VL));
                     t = vselect((j < ((vi){0} + lo[c])) | (j >= ((vi){0} + hi[c])), vsplat(-INFINITY), t);
                 }
-                vstore(w + c * BWD_KB + v * ATTN_VL, vexp2(biased ? t * FUSED_LOG2E : t));
+                vstore(w + c * BWD_KB + v * ATTN_VL, vexp2(natural[c] ? t * FUSED_LOG2E : t));
             }
         bwd_product(dp, x->vt + g, BWD_KB, dout, 1, p->dim_v, BWD_V, BWD_C);
         for (int c = 0; c < nc; c++)

@@ -352,6 +352,11 @@ ATTN_API uint32_t attn_dropout_threshold(float p);
  * (s_j the masked, biased, scaled score), W_j = P_j after dropout (0 or P_j / (1 - p)) and D_i =
  * dout_i · out_i:  dv_j += W_j dout_i;  dP_j = dout_i · v_j after dropout's keep and 1/(1 - p);
  * dS_j = P_j (dP_j - D_i);  dbias_ij = dS_j;  dq_i = scale Σ_j dS_j k_j;  dk_j += scale dS_j q_i.
+ * Where |lse_i| >= 64, lse_i is recomputed in double over the row's visible keys (one more pass
+ * over them), as a float lse cannot hold all of log Σ_j exp(s_j): its rounding scales the row's
+ * weights by up to 2^-11 at 1e4 and 3 % at 1e6, and makes them 1 each instead of 1/n where all n
+ * visible keys have a bias of -FLT_MAX (the Equinox/Flax mask value), as lse rounds to -FLT_MAX.
+ * Below 64 it is used as is (its rounding: at most 2^-19 of each weight).
  * A key with weight 0 (masked, or not visible) contributes nothing to the row and is not read for it.
  * Rows with no visible key (lse -inf), by forward.masked_rows:
  *   ATTN_MASKED_ROWS_ZERO: the row contributes nothing (its dq row and dbias row are 0);
@@ -375,8 +380,8 @@ ATTN_API uint32_t attn_dropout_threshold(float p);
  * keep the whole dS (B, Hq, Lq, Lk) in the workspace and a pass folds it. No atomics: each output
  * element is summed by one work item in a fixed order, the same bits for any thread count, and
  * parallel even at B·H = 1. Workspace: per thread about 64 x (3 Dqk + 2 Dv + 50) floats;
- * shared, per query row, D (a float), a flag (a byte) and S partial dq rows of Dqk rounded up to a
- * vector; with a folded dbias, B·Hq·Lq·Lk floats more.
+ * shared, per query row, D and the lse correction (a float each), a flag (a byte) and S partial dq
+ * rows of Dqk rounded up to a vector; with a folded dbias, B·Hq·Lq·Lk floats more.
  * attn_backward_unfused is the reference: plain float loops, one row at a time against every key;
  * parallel over the (b, K/V head) groups; it then computes dbias, when asked for, in parallel over
  * its distinct elements, each summing the rows a stride of 0 folds onto it in (b, h, i) order.

@@ -8,17 +8,20 @@
  * It is itself checked by central finite differences of its own loss in double on small shapes, and
  * so are the library's results. Each case: attn_forward (fused) writes out and lse; then
  * attn_backward_unfused and attn_backward with 1..8 threads (all bitwise equal: both sum every
- * element in the same order) are compared with the reference, within
+ * element in the same order) are compared with the reference, and the fused with the unfused, within
  * TOL_REL * max(1, max |ref|) per output tensor (tu_compare). Cases: directed ones (length 1, Lq != Lk,
  * each causal alignment, windows, key lengths, masks, every bias broadcast with its folded dbias,
  * GQA/MQA, dropout, each masked-row policy, padded strides, the packed (B, L, (Hq + 2 Hkv) D)
- * gradient layout), then random ones; NaN propagation; every error status with "nothing written".
+ * gradient layout, rows of large |lse| in exact scores: huge_kind), then random ones; NaN
+ * propagation; the row of -FLT_MAX biases whose lse rounds away ln 4; every error status with
+ * "nothing written".
  *
  * Run: build/tests/test_backward [--seed N] [--random N] [--verbose]
  * The last line is "N passed, N failed"; the exit code is non-zero when anything failed.
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -47,14 +50,18 @@ typedef struct bcase {
     int64_t wl, wr;
     float p, scale;
     int nan_row; /* q row (0, 0, Lq - 1) set to NaN */
+    int huge;    /* rows of large |lse| among ordinary ones, in scores exact in float (huge_kind) */
+    int forward_unfused; /* out and lse from attn_forward_unfused, whose scores stay exact without a bias
+                            (the fused forward folds log2 e into q, rounded: gradients 1e-3 off at 8192) */
 } bcase;
 
 static void describe(const bcase *c, char *buf, size_t n) {
     snprintf(buf, n, "B%lld Hq%lld Hkv%lld Lq%lld Lk%lld Dqk%lld Dv%lld causal%d rows%d bias%d mask%d keylen%d "
-             "win(%lld,%lld) p%.2f packed%d pad%d dbias%d nan%d",
+             "win(%lld,%lld) p%.2f packed%d pad%d dbias%d nan%d huge%d fwd_unfused%d",
              (long long)c->B, (long long)c->Hq, (long long)c->Hkv, (long long)c->Lq, (long long)c->Lk,
              (long long)c->Dqk, (long long)c->Dv, c->causal, c->masked_rows, c->bias_kind, c->mask_kind, c->key_len,
-             (long long)c->wl, (long long)c->wr, (double)c->p, c->packed, c->pad, c->dbias, c->nan_row);
+             (long long)c->wl, (long long)c->wr, (double)c->p, c->packed, c->pad, c->dbias, c->nan_row, c->huge,
+             c->forward_unfused);
 }
 
 /* The bias (and dbias) strides of each broadcast kind over (B, Hq, Lq, Lk). */
@@ -66,6 +73,42 @@ static void bias_strides(const bcase *c, int64_t s[4]) {
     case BIAS_KEYS: s[0] = lk; s[1] = 0; s[2] = 0; s[3] = 1; break;
     default: s[0] = s[1] = s[2] = s[3] = 0; break;
     }
+}
+
+/*
+ * Huge-lse cases (bcase.huge): every score is exact in float, whatever the order of its sums, so the
+ * reference's softmax (in double) is that of the kernels' scores: q and k in quarters, the scale 1
+ * (set by the case), k's first feature 8 for every key, the bias (BIAS_FULL) in eighths. Row i of
+ * head h is of kind (h + i) % 8:
+ *   0 ordinary                      4 -1e4 on every third key (lse ordinary unless it sees no other)
+ *   1 -FLT_MAX on every key         5 q's first feature 1024: scores about +8192
+ *   2 -1e6 on every key             6 q's first feature -1024: scores about -8192
+ *   3 -1e4 on every key             7 -FLT_MAX on every other key
+ * Kinds 1, 2, 3, 5 and 6 have |lse| far above 64, where the forward's float lse rounds away part
+ * of log l (-FLT_MAX + ln l is -FLT_MAX). Without a bias only kinds 5 and 6 are not ordinary.
+ */
+static int huge_kind(int64_t h, int64_t i) { return (int)((h + i) % 8); }
+
+static double huge_bias(int kind, int64_t j) {
+    switch (kind) {
+    case 1: return -FLT_MAX;
+    case 2: return -1e6;
+    case 3: return -1e4;
+    case 4: return j % 3 == 0 ? -1e4 : 0;
+    case 7: return j % 2 ? -FLT_MAX : 0;
+    default: return 0;
+    }
+}
+
+static void huge_inputs(const bcase *c, double *q, double *k) {
+    for (int64_t x = 0; x < c->B * c->Hq * c->Lq * c->Dqk; x++) q[x] = nearbyint(q[x] * 4) / 4;
+    for (int64_t x = 0; x < c->B * c->Hkv * c->Lk * c->Dqk; x++) k[x] = x % c->Dqk ? nearbyint(k[x] * 4) / 4 : 8;
+    for (int64_t b = 0; b < c->B; b++)
+        for (int64_t h = 0; h < c->Hq; h++)
+            for (int64_t i = 0; i < c->Lq; i++) {
+                const int kind = huge_kind(h, i);
+                q[((b * c->Hq + h) * c->Lq + i) * c->Dqk] = kind == 5 ? 1024 : kind == 6 ? -1024 : 0;
+            }
 }
 
 /* ---- the double reference --------------------------------------------------------------------- */
@@ -261,6 +304,7 @@ static void setup(bsetup *s, const bcase *c, tu_rng *r) {
     in->k = rand_doubles(r, (size_t)(B * Hkv * Lk * c->Dqk), -1, 1);
     in->v = rand_doubles(r, (size_t)(B * Hkv * Lk * c->Dv), -1, 1);
     in->dout = rand_doubles(r, (size_t)(B * Hq * Lq * c->Dv), -1, 1);
+    if (c->huge) huge_inputs(c, in->q, in->k);
     if (c->nan_row) for (int64_t d = 0; d < c->Dqk; d++) in->q[(Lq - 1) * c->Dqk + d] = d == 0 ? NAN : in->q[(Lq - 1) * c->Dqk + d];
     const size_t scores = (size_t)(B * Hq * Lq * Lk);
     in->bias = calloc(scores, sizeof(double));
@@ -274,6 +318,11 @@ static void setup(bsetup *s, const bcase *c, tu_rng *r) {
         const size_t n = (size_t)((B - 1) * bs[0] + (Hq - 1) * bs[1] + (Lq - 1) * bs[2] + (Lk - 1) * bs[3] + 1);
         s->bias = malloc(sizeof(float) * n);
         for (size_t x = 0; x < n; x++) s->bias[x] = tu_rng_uniform(r, -1.5f, 1.5f);
+        if (c->huge) /* BIAS_FULL */
+            for (int64_t b = 0; b < B; b++) for (int64_t h = 0; h < Hq; h++) for (int64_t i = 0; i < Lq; i++) for (int64_t j = 0; j < Lk; j++) {
+                float *e = &s->bias[((b * Hq + h) * Lq + i) * Lk + j];
+                *e = (float)(nearbyint(*e * 8) / 8 + huge_bias(huge_kind(h, i), j));
+            }
         for (int64_t b = 0; b < B; b++) for (int64_t h = 0; h < Hq; h++) for (int64_t i = 0; i < Lq; i++) for (int64_t j = 0; j < Lk; j++)
             in->bias[((b * Hq + h) * Lq + i) * Lk + j] = s->bias[b * bs[0] + h * bs[1] + i * bs[2] + j * bs[3]];
     }
@@ -282,7 +331,9 @@ static void setup(bsetup *s, const bcase *c, tu_rng *r) {
          * few fully masked rows (full) so every masked-row policy meets them. */
         s->mask = malloc(c->mask_kind == MASK_FULL ? scores : (size_t)(B * Lk));
         for (int64_t b = 0; b < B; b++) for (int64_t h = 0; h < Hq; h++) for (int64_t i = 0; i < Lq; i++) {
-            const int empty = c->mask_kind == MASK_FULL && tu_rng_chance(r, 0.15);
+            /* huge: few empty rows, so that most tiles of the fused path are not sent to its exact
+             * fallback by one (a row without lse), and some are */
+            const int empty = c->mask_kind == MASK_FULL && (c->huge ? i % 37 == 36 : tu_rng_chance(r, 0.15));
             for (int64_t j = 0; j < Lk; j++) {
                 uint8_t *m = c->mask_kind == MASK_FULL ? &s->mask[((b * Hq + h) * Lq + i) * Lk + j] : &s->mask[b * Lk + j];
                 if (c->mask_kind == MASK_FULL || (h == 0 && i == 0)) *m = empty ? 0 : (uint8_t)tu_rng_chance(r, 0.75);
@@ -398,6 +449,19 @@ static int padding_kept(const ftensor *t) {
     return used <= (size_t)(t->B * t->H * t->L * t->D);
 }
 
+/* The fused path's dq, dk and dv against the unfused path's (n floats each), as against the reference. */
+static void compare_paths(const bgot *fused, const bgot *unfused, const size_t n[3], int idx, const char *desc) {
+    const float *f[3] = {fused->dq, fused->dk, fused->dv}, *u[3] = {unfused->dq, unfused->dk, unfused->dv};
+    for (int t = 0; t < 3; t++) {
+        double *ref = malloc(sizeof(double) * (n[t] ? n[t] : 1));
+        for (size_t e = 0; e < n[t]; e++) ref[e] = u[t][e];
+        const tu_cmp cmp = tu_compare(f[t], ref, n[t], TOL_REL);
+        TU_CHECK(cmp.ok, "case %d: fused %s against unfused: %zu of %zu beyond %.3g; worst [%zu] fused %.9g unfused %.9g; %s",
+                 idx, g_worst_name[t], cmp.n_bad, n[t], cmp.tol, cmp.worst, cmp.got_worst, cmp.ref_worst, desc);
+        free(ref);
+    }
+}
+
 static int run_case(const bcase *c, int idx) {
     char desc[320];
     describe(c, desc, sizeof desc);
@@ -405,13 +469,14 @@ static int run_case(const bcase *c, int idx) {
     bsetup s;
     setup(&s, c, &r);
     const long failed0 = tu_failed_count;
-    attn_status st = attn_forward(&s.bp.forward);
+    attn_status st = c->forward_unfused ? attn_forward_unfused(&s.bp.forward) : attn_forward(&s.bp.forward);
     if (!TU_CHECK(st == ATTN_OK, "case %d: forward status %d; %s", idx, st, desc)) { teardown(&s); return 0; }
 
     /* Each path on 1..8 threads, bitwise equal to itself on 1 thread, which is then compared with
      * the reference. */
     const size_t nq = (size_t)(c->B * c->Hq * c->Lq * c->Dqk), nk = (size_t)(c->B * c->Hkv * c->Lk * c->Dqk);
-    const size_t nv = (size_t)(c->B * c->Hkv * c->Lk * c->Dv);
+    const size_t nv = (size_t)(c->B * c->Hkv * c->Lk * c->Dv), nqkv[3] = {nq, nk, nv};
+    bgot unfused = {0}; /* path 0's, for path 1 to be compared with */
     for (int path = 0; path < 2; path++) {
         bgot first = {0};
         for (int threads = 1; threads <= 8; threads++) {
@@ -467,9 +532,15 @@ static int run_case(const bcase *c, int idx) {
             TU_CHECK(used == s.packed_floats, "case %d: the packed gradient is not covered whole; %s", idx, desc);
         }
         free(out); free(dq); free(dk); free(dv); free(dbias); free(fold); free(fold_abs);
+        if (!path) {
+            unfused = first;
+            continue;
+        }
+        if (unfused.dq) compare_paths(&first, &unfused, nqkv, idx, desc);
         free_got(&first);
     }
     }
+    free_got(&unfused);
     teardown(&s);
     return tu_failed_count == failed0;
 }
@@ -597,6 +668,16 @@ static int directed_cases(bcase *out) {
     c = base_case(); c.B = 1; c.Hq = 1; c.Hkv = 1; c.Lq = c.Lk = 300; c.Dqk = 80; c.Dv = 72; c.causal = 1; out[n++] = c;
     c = base_case(); c.B = 1; c.Hq = 4; c.Hkv = 1; c.Lq = 130; c.Lk = 333; c.Dqk = 64; c.Dv = 64; c.causal = 2; c.wl = 100; out[n++] = c;
     c.p = 0.1f; c.bias_kind = BIAS_FULL; c.mask_kind = MASK_FULL; c.Hq = 2; out[n++] = c;
+    /* Rows of large |lse| among ordinary ones (huge_kind), over several key blocks: the vector
+     * kernel's tiles and, where a tile holds a row masked whole (every 37th), its exact fallback;
+     * with a bias, and without one (only those rows in natural units), GQA, dropout, key lengths. */
+    c = base_case(); c.huge = 1; c.scale = 1; c.bias_kind = BIAS_FULL; c.dbias = 1; c.Dqk = 8; c.Dv = 5;
+    c.Lq = 70; c.Lk = 150; c.causal = 1; out[n++] = c;
+    c.causal = 2; c.mask_kind = MASK_FULL; c.Hq = 4; c.Hkv = 2; out[n++] = c;
+    c.causal = 0; c.Lq = 150; c.Lk = 70; c.p = 0.2f; c.key_len = 1; out[n++] = c;
+    c = base_case(); c.huge = 1; c.scale = 1; c.forward_unfused = 1; c.Dqk = 8; c.Dv = 5; c.Lq = c.Lk = 130; c.causal = 1;
+    out[n++] = c;
+    c.causal = 2; c.Lk = 200; c.mask_kind = MASK_FULL; out[n++] = c;
     return n;
 }
 
@@ -618,6 +699,53 @@ static void nan_tests(void) {
                  isfinite(ft_at(&s.dq, 1, 0, 0)[0]) && isfinite(ft_at(&s.dk, 1, 0, 0)[0]) && isnan(s.dbias[c.Lq * c.Lk - 1]);
         TU_CHECK(ok, "NaN row (masked_rows %d) did not propagate as documented", rows);
         teardown(&s);
+    }
+}
+
+/* The row that showed the fused and unfused backward using lse as if it held log l: B = Hq = Hkv =
+ * Lq = 1, Lk = 4, D = 2, a bias of -FLT_MAX on every key (one row broadcast, strides {0, 0, 0, 1}).
+ * Every score rounds to -FLT_MAX, so the weights are uniform, 1/4, and lse = -FLT_MAX + ln 4 is
+ * -FLT_MAX: exp(s - lse) made each weight 1, and every gradient 4 times too large. Exact: dv_j =
+ * dout / 4; dP = dout · v_j = (1, -0.5, 0.5, -2), D = -1/4, so dS = (dP - D) / 4 = (5, -1, 3, -7) / 16
+ * (dbias), dq = scale Σ_j dS_j k_j and dk_j = scale dS_j q. Both paths, threads 1 and 2. */
+static void lse_rounding_test(void) {
+    float q[2] = {0.5f, -1}, k[8] = {1, 2, -1, 0.5f, 0.25f, 1, -2, 1}, v[8] = {1, 0, 0, 1, 1, 1, -1, 2};
+    float bias[4] = {-FLT_MAX, -FLT_MAX, -FLT_MAX, -FLT_MAX}, out[2], lse[1], dout[2] = {1, -0.5f};
+    float dq[2], dk[8], dv[8], dbias[4];
+    attn_backward_params bp = attn_backward_params_default();
+    attn_params *a = &bp.forward;
+    a->batch = a->heads_q = a->heads_kv = a->len_q = 1;
+    a->len_k = 4; a->dim_qk = a->dim_v = 2;
+    const int64_t s1[3] = {2, 2, 2}, s4[3] = {8, 8, 2}, keys[4] = {0, 0, 0, 1};
+    a->q = q; memcpy(a->q_stride, s1, sizeof s1);
+    a->k = k; memcpy(a->k_stride, s4, sizeof s4);
+    a->v = v; memcpy(a->v_stride, s4, sizeof s4);
+    a->out = out; memcpy(a->out_stride, s1, sizeof s1);
+    a->bias = bias; memcpy(a->bias_stride, keys, sizeof keys);
+    a->lse = lse;
+    TU_CHECK(attn_forward(a) == ATTN_OK && lse[0] == -FLT_MAX, "lse rounding: forward (lse %.9g)", (double)lse[0]);
+    bp.dout = dout; memcpy(bp.dout_stride, s1, sizeof s1);
+    bp.dq = dq; memcpy(bp.dq_stride, s1, sizeof s1);
+    bp.dk = dk; memcpy(bp.dk_stride, s4, sizeof s4);
+    bp.dv = dv; memcpy(bp.dv_stride, s4, sizeof s4);
+    bp.dbias = dbias; memcpy(bp.dbias_stride, keys, sizeof keys);
+    const double scale = 1 / sqrt(2.0), ds[4] = {5 / 16.0, -1 / 16.0, 3 / 16.0, -7 / 16.0};
+    double want_dq[2] = {0, 0}, want_dk[8], want_dv[8];
+    for (int j = 0; j < 4; j++)
+        for (int c = 0; c < 2; c++) {
+            want_dq[c] += scale * ds[j] * k[2 * j + c];
+            want_dk[2 * j + c] = scale * ds[j] * q[c];
+            want_dv[2 * j + c] = dout[c] / 4;
+        }
+    for (int run = 0; run < 4; run++) {
+        a->num_threads = 1 + run % 2;
+        const attn_status st = run < 2 ? attn_backward_unfused(&bp) : attn_backward(&bp);
+        const tu_cmp cq = tu_compare(dq, want_dq, 2, TOL_REL), ck = tu_compare(dk, want_dk, 8, TOL_REL);
+        const tu_cmp cv = tu_compare(dv, want_dv, 8, TOL_REL), cb = tu_compare(dbias, ds, 4, TOL_REL);
+        TU_CHECK(st == ATTN_OK && cq.ok && ck.ok && cv.ok && cb.ok,
+                 "lse rounding, %s on %d threads: status %d, dv[0] (%.9g, %.9g) want (0.25, -0.125), dbias[0] %.9g "
+                 "want 0.3125, errors dq %.3g dk %.3g", run < 2 ? "unfused" : "fused", a->num_threads, st, (double)dv[0],
+                 (double)dv[1], (double)dbias[0], cq.max_err, ck.max_err);
     }
 }
 
@@ -709,12 +837,12 @@ static void error_tests(void) {
              "params NULL");
     TU_CHECK(attn_backward_workspace(&s.bp, NULL) == ATTN_ERR_NULL_POINTER, "fused workspace bytes NULL");
     if (UINTPTR_MAX > 0xFFFFFFFFu) {
-        /* The fused workspace grows with the lengths only by what it keeps per query row: D (a
-         * float), its flags (a byte) and dq's partial sums (at most 8 stripes of Dqk rounded up to
-         * a vector, 16 floats here): sized, never run (the tensors are never read, so their
-         * addresses are made up, far apart). */
+        /* The fused workspace grows with the lengths only by what it keeps per query row: D and
+         * the lse shift (a float each), its flags (a byte) and dq's partial sums (at most 8 stripes
+         * of Dqk rounded up to a vector, 16 floats here): sized, never run (the tensors are never
+         * read, so their addresses are made up, far apart). */
         const size_t w1k = fused_workspace_of(1024), w1m = fused_workspace_of(1 << 20);
-        const size_t per_row = sizeof(float) + 1 + 8 * 16 * sizeof(float);
+        const size_t per_row = 2 * sizeof(float) + 1 + 8 * 16 * sizeof(float);
         TU_CHECK(w1k > 0 && w1m > 0 && w1m <= w1k + (((size_t)1 << 20) - 1024) * per_row,
                  "fused workspace grows with L: %zu bytes at L = 1024, %zu at L = 2^20", w1k, w1m);
     }
@@ -841,7 +969,8 @@ int main(int argc, char **argv) {
         p0 = tu_passed_count; f0 = tu_failed_count;
         nan_tests();
         hidden_nonfinite_test();
-        printf("%s: NaN propagation: %ld checks, %ld failed\n", attn_isa_name(isa),
+        lse_rounding_test();
+        printf("%s: NaN propagation, lse rounding: %ld checks, %ld failed\n", attn_isa_name(isa),
                tu_passed_count - p0 + tu_failed_count - f0, tu_failed_count - f0);
     }
 
