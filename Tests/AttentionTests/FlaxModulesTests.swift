@@ -18,7 +18,7 @@ private typealias MHDPA = MultiHeadDotProductAttention
 private let fixtureTolerance = (rtol: 1e-5, atol: 2e-5)
 
 /// A fixture file and its `config` metadata.
-private struct FlaxFixture {
+struct FlaxFixture {
     let file: SafeTensors
     let config: [String: Any]
 
@@ -36,7 +36,7 @@ private struct FlaxFixture {
     }
 
     /// The module the fixture was made with, its parameters loaded.
-    func module(queryFeatures: Int, keyFeatures: Int, valueFeatures: Int) throws -> MHDPA {
+    func module(queryFeatures: Int, keyFeatures: Int, valueFeatures: Int) throws -> MultiHeadDotProductAttention {
         var rng = SeededGenerator(seed: 0)
         var module = try MHDPA(
             heads: config["num_heads"] as! Int, inputFeatures: queryFeatures, keyFeatures: keyFeatures,

@@ -8,11 +8,19 @@ func expectParameterGradientsMatch<Module: ParameterizedModule>(
     _ gradients: ParameterGradients<Module>, _ fixture: TorchFixture, _ what: String,
     sourceLocation: SourceLocation = #_sourceLocation
 ) throws {
-    let expected = fixture.file.names.filter { $0.hasPrefix("output.grad.") }.map { String($0.dropFirst("output.grad.".count)) }
+    try expectParameterGradientsMatch(gradients, fixture.file, what, sourceLocation: sourceLocation)
+}
+
+/// As the function above, for any fixture file.
+func expectParameterGradientsMatch<Module: ParameterizedModule>(
+    _ gradients: ParameterGradients<Module>, _ file: SafeTensors, _ what: String,
+    sourceLocation: SourceLocation = #_sourceLocation
+) throws {
+    let expected = file.names.filter { $0.hasPrefix("output.grad.") }.map { String($0.dropFirst("output.grad.".count)) }
     #expect(Set(expected) == Set(gradients.names), "\(what): gradient names", sourceLocation: sourceLocation)
     for (name, gradient) in gradients {
         expectFixtureClose(
-            gradient, try fixture.tensor("output.grad.\(name)"), rtol: 1e-4, atol: 1e-5, "\(what) \(name)",
+            gradient, try file.tensor(named: "output.grad.\(name)"), rtol: 1e-4, atol: 1e-5, "\(what) \(name)",
             sourceLocation: sourceLocation)
     }
 }
