@@ -95,17 +95,23 @@ extension KernelTests {
             expectFixtureClose(out, try fixture.tensor("output.out"))
         }
 
-        @Test func noxtonEncoderMatchesNoxton() throws {
-            let fixture = try TorchFixture("noxton_encoder")
+        /// The noxton encoder of `noxton_encoder`, its parameters loaded.
+        static func noxtonEncoder(_ fixture: TorchFixture) throws -> TransformerEncoder {
             var rng = SeededGenerator(seed: 0)
             let layers = try (0..<fixture.int("num_layers")).map { _ in
                 try TransformerEncoderLayer(
                     dModel: 16, heads: fixture.int("n_heads"), feedForwardSize: fixture.int("dim_feedforward"),
                     normFirst: fixture.bool("norm_first"), convention: .noxton, using: &rng)
             }
-            #expect(layers[0] != layers[1])   // noxton: each layer its own key
             var encoder = try TransformerEncoder(layers: layers, norm: LayerNorm(size: 16))
             try encoder.loadParameters(from: fixture.file, prefix: "param.")
+            return encoder
+        }
+
+        @Test func noxtonEncoderMatchesNoxton() throws {
+            let fixture = try TorchFixture("noxton_encoder")
+            let encoder = try Self.noxtonEncoder(fixture)
+            #expect(encoder.layers[0] != encoder.layers[1])   // noxton: each layer its own key
             let out = try encoder(fixture.tensor("input.x"), isCausal: fixture.bool("is_causal"))
             expectFixtureClose(out, try fixture.tensor("output.out"))
         }

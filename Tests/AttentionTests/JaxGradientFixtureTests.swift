@@ -66,14 +66,7 @@ extension KernelTests {
 
         @Test func noxtonEncoder() throws {
             let fixture = try TorchFixture("noxton_encoder")
-            var rng = SeededGenerator(seed: 0)
-            let layers = try (0..<fixture.int("num_layers")).map { _ in
-                try TransformerEncoderLayer(
-                    dModel: 16, heads: fixture.int("n_heads"), feedForwardSize: fixture.int("dim_feedforward"),
-                    normFirst: fixture.bool("norm_first"), convention: .noxton, using: &rng)
-            }
-            var encoder = try TransformerEncoder(layers: layers, norm: LayerNorm(size: 16))
-            try encoder.loadParameters(from: fixture.file, prefix: "param.")
+            let encoder = try EncoderTests.noxtonEncoder(fixture)
             let (_, pullback) = try encoder.callWithPullback(fixture.tensor("input.x"), isCausal: fixture.bool("is_causal"))
             let gradients = try pullback(fixture.tensor("input.outputGradient"))
             try expectParameterGradientsMatch(gradients.parameters, fixture, fixture.name)
