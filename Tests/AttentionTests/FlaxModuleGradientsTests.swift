@@ -10,7 +10,7 @@ struct FlaxModuleGradientsTests {
         var name: String
         var batchShape = [2]
         var features: (key: Int, value: Int, qkv: Int, out: Int)? = nil
-        var useBias = true, normalizeQK = false, paddingMask = false, dropout: Float = 0
+        var useBias = true, normalizeQK = false, paddingMask = false, dropout: Float = 0, broadcastDropout = false
         var attentionFunction = MultiHeadDotProductAttention.AttentionFunction.fused
         var testDescription: String { name }
     }
@@ -20,6 +20,7 @@ struct FlaxModuleGradientsTests {
         Case(name: "cross-attention, every width, no bias, padding mask", features: (6, 5, 8, 10), useBias: false, paddingMask: true),
         Case(name: "normalize_qk, no batch dimension", batchShape: [], normalizeQK: true),
         Case(name: "normalize_qk, per-weight dropout in training", normalizeQK: true, dropout: 0.25),
+        Case(name: "broadcast dropout in training (Flax's default)", batchShape: [2, 2], dropout: 0.3, broadcastDropout: true),
         Case(name: "the unfused attention function, masked", paddingMask: true, attentionFunction: .unfused),
     ]
 
@@ -28,7 +29,7 @@ struct FlaxModuleGradientsTests {
         let f = c.features
         let attention = try MultiHeadDotProductAttention(
             heads: 2, inputFeatures: 8, keyFeatures: f?.key, valueFeatures: f?.value, qkvFeatures: f?.qkv,
-            outFeatures: f?.out, useBias: c.useBias, dropoutRate: c.dropout, broadcastDropout: false,
+            outFeatures: f?.out, useBias: c.useBias, dropoutRate: c.dropout, broadcastDropout: c.broadcastDropout,
             normalizeQK: c.normalizeQK, attentionFunction: c.attentionFunction, using: &rng)
         var perturbed = attention
         for entry in attention.parameterPaths where !entry.name.hasSuffix("kernel") {   // away from zeros and ones
@@ -78,13 +79,6 @@ struct FlaxModuleGradientsTests {
     @Test func unsupportedCallsThrowBeforeAnyWork() throws {
         var rng = SeededGenerator(seed: 43)
         let x = try Tensor(randomNormal: [3, 4], using: &rng)
-        let broadcast = try MultiHeadDotProductAttention(heads: 2, inputFeatures: 4, dropoutRate: 0.1, using: &rng)
-        #expect(throws: AttentionError.unsupported(
-            feature: "the backward pass of broadcast dropout",
-            reason: "the per-(batch, head) dropout streams have no backward kernel yet")
-        ) { try broadcast.callWithPullback(.init(query: x, deterministic: false, dropoutSeed: 1)) }
-        // Deterministic calls have no dropout, so broadcast dropout does not matter.
-        _ = try broadcast.callWithPullback(.init(query: x, deterministic: true))
         let custom = try MultiHeadDotProductAttention(
             heads: 2, inputFeatures: 4, attentionFunction: .init { try MultiHeadDotProductAttention.AttentionFunction.fused($0) }, using: &rng)
         #expect(throws: AttentionError.self) { try custom.callWithPullback(.init(query: x)) }

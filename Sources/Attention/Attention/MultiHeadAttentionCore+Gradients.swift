@@ -154,13 +154,15 @@ extension MultiHeadAttentionCore {
     /// pair), keeping the log-sum-exp, with the pullback of the attention.
     ///
     /// - Throws: `AttentionError.unsupported` before any work for a call the backward kernels do
-    ///   not differentiate (broadcast dropout); otherwise as that method.
+    ///   not differentiate (broadcast dropout over grouped-query heads); otherwise as that method.
     func attendWithPullback(
         _ heads: ProjectedHeads, mask: KernelMask = KernelMask(), scale: Float? = nil, dropout: Dropout? = nil,
         broadcastDropout: Bool = false, maskedRows: MaskedRowPolicy, returningWeights: Bool = false,
         algorithm: AttentionAlgorithm = .fused, context: @autoclosure () -> String
     ) throws -> (output: Tensor, weights: Tensor?, pullback: AttentionHeadsPullback) {
-        try AttentionKernelCall.requireBackward(dropout: dropout, broadcastDropout: broadcastDropout)
+        try AttentionKernelCall.requireBackward(
+            dropout: dropout, broadcastDropout: broadcastDropout, queryHeads: heads.query.heads,
+            keyValueHeads: heads.key.heads)
         let (call, output, logSumExp, weights) = try run(
             heads, mask: mask, scale: scale, dropout: dropout, broadcastDropout: broadcastDropout, maskedRows: maskedRows,
             returningWeights: returningWeights, algorithm: algorithm, savingLogSumExp: true, context: context())

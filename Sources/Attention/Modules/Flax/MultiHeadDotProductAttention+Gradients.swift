@@ -73,8 +73,9 @@ extension MultiHeadDotProductAttention: DifferentiableLayer {
     /// the gradient of `result.output`.
     ///
     /// The masks, any number of batch dimensions, `normalizeQK`, the ``AttentionFunction/fused``
-    /// and ``AttentionFunction/unfused`` attention functions and per-weight dropout
-    /// (`broadcastDropout: false`, through the forward's keep decisions) are differentiated.
+    /// and ``AttentionFunction/unfused`` attention functions and dropout (per weight, or
+    /// broadcast over the batch and the heads, Flax's default, through the forward's keep
+    /// decisions) are differentiated.
     /// The weights, when returned, are not. Decoding (``decode(_:key:value:cache:mask:deterministic:dropoutSeed:)``)
     /// has no pullback.
     ///
@@ -86,9 +87,7 @@ extension MultiHeadDotProductAttention: DifferentiableLayer {
     /// ```
     ///
     /// - Throws: `AttentionError.unsupported` for a custom ``attentionFunction`` (a closure has
-    ///   no pullback) and for broadcast dropout while training (`broadcastDropout` with a
-    ///   `dropoutRate` above 0: no backward kernel yet), before any work; otherwise as
-    ///   ``callAsFunction(_:)``.
+    ///   no pullback), before any work; otherwise as ``callAsFunction(_:)``.
     public func callWithPullback(
         _ inputs: Inputs
     ) throws -> (output: AttentionResult, pullback: LayerPullback<MultiHeadDotProductAttention>) {
