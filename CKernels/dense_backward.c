@@ -8,6 +8,7 @@
  * depend on the thread count. Scalar C for now: the sums are in double.
  */
 #include <math.h>
+#include <string.h>
 #include <stdint.h>
 
 #include "internal.h"
@@ -171,17 +172,35 @@ static void activation_double(attn_activation kind, double x, double *value, dou
     }
 }
 
+/* relu's backward, dx = [x > 0] · dout (x itself where it is NaN), exact in float: the same values
+ * as the double path. The choice is made on the bits, as integer selects the compiler vectorises:
+ * float comparisons would be branches (they may trap), and random signs defeat prediction. dx may
+ * be dout itself; with accumulate, dx + d is rounded once, as the double sum rounds it. */
+static float relu_slope_times(float x, float g) {
+    const float zero = 0.0f * g; /* ±0, or NaN for an infinite or NaN g, as 0 · g in double */
+    uint32_t xb, gb, zb, db;
+    memcpy(&xb, &x, 4), memcpy(&gb, &g, 4), memcpy(&zb, &zero, 4);
+    const uint32_t nan = -(uint32_t)((xb & 0x7fffffffu) > 0x7f800000u);
+    const uint32_t positive = -(uint32_t)((int32_t)xb > 0) & ~nan;
+    db = (xb & nan) | (gb & positive) | (zb & ~(nan | positive));
+    float d;
+    memcpy(&d, &db, 4);
+    return d;
+}
+
+static void relu_backward(float *dx, const float *dout, const float *x, int64_t n, int accumulate) {
+    if (accumulate)
+        for (int64_t i = 0; i < n; i++) dx[i] += relu_slope_times(x[i], dout[i]);
+    else
+        for (int64_t i = 0; i < n; i++) dx[i] = relu_slope_times(x[i], dout[i]);
+}
+
 static void activate_backward_task(void *ctx, int64_t item, int thread) {
     (void)thread;
     const attn_activate_backward_params *p = ctx;
     const int64_t i0 = item * DENSE_ITEM_FLOATS, i1 = p->count - i0 < DENSE_ITEM_FLOATS ? p->count : i0 + DENSE_ITEM_FLOATS;
     if (p->kind == ATTN_ACTIVATION_RELU) { /* slope 1 or 0: exact in float, the same bits as below */
-        const float *x = p->x, *dout = p->dout; /* dx may be dout itself */
-        float *dx = p->dx;
-        if (p->accumulate) /* dx + d rounded once, as the double sum below rounds it */
-            for (int64_t i = i0; i < i1; i++) dx[i] += x[i] > 0 ? dout[i] : x[i] != x[i] ? x[i] : 0.0f * dout[i];
-        else
-            for (int64_t i = i0; i < i1; i++) dx[i] = x[i] > 0 ? dout[i] : x[i] != x[i] ? x[i] : 0.0f * dout[i];
+        relu_backward(p->dx + i0, p->dout + i0, p->x + i0, i1 - i0, p->accumulate);
         return;
     }
     for (int64_t i = i0; i < i1; i++) {

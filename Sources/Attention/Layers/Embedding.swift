@@ -83,7 +83,7 @@ extension Embedding: Layer {
         table.withUnsafeBufferPointer { rows in
             output.withUnsafeMutableBufferPointer { out in
                 for (position, token) in input.indices.enumerated() {
-                    out[(position * d)..<((position + 1) * d)].update(fromContentsOf: rows[(token * d)..<((token + 1) * d)])
+                    _ = out[(position * d)..<((position + 1) * d)].update(fromContentsOf: rows[(token * d)..<((token + 1) * d)])
                 }
             }
         }

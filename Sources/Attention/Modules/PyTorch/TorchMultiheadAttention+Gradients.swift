@@ -64,7 +64,7 @@ struct TorchAttentionBackward: Sendable {
             kept.withUnsafeMutableBufferPointer { target in
                 for b in 0..<batch {
                     let from = b * extended * width
-                    target[(b * length * width)..<((b + 1) * length * width)]
+                    _ = target[(b * length * width)..<((b + 1) * length * width)]
                         .update(fromContentsOf: source[from..<(from + length * width)])
                 }
             }
