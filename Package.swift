@@ -42,8 +42,9 @@ let package = Package(
         /// Scaled dot-product attention and the `Tensor` it works on.
         .library(name: "Attention", targets: ["Attention"]),
         /// Models built on `Attention`: a BERT encoder read from a Hugging Face model folder, its
-        /// WordPiece tokenizer, sentence embeddings as sentence-transformers computes them, and a
-        /// Llama decoder generating over a key/value cache.
+        /// WordPiece tokenizer, sentence embeddings as sentence-transformers computes them, a
+        /// Llama decoder generating over a key/value cache, and the byte-level BPE tokenizer of
+        /// GPT-2, Llama 3 and Qwen2.
         .library(name: "AttentionModels", targets: ["AttentionModels"]),
         /// `attention-embed`: sentence embeddings and their cosine similarities from the command line.
         .executable(name: "attention-embed", targets: ["attention-embed"]),
@@ -67,7 +68,8 @@ let package = Package(
             dependencies: ["CAttention"]
         ),
 
-        /// BERT, WordPiece and the sentence-embedding pipeline, on the public API of `Attention` only.
+        /// BERT, WordPiece, the sentence-embedding pipeline, Llama and byte-level BPE, on the public
+        /// API of `Attention` only.
         .target(
             name: "AttentionModels",
             dependencies: ["Attention"]
@@ -126,7 +128,7 @@ let package = Package(
         ),
 
         /// Tests of `AttentionModels` against `transformers`, `sentence-transformers` and the
-        /// `tokenizers` library, from fixtures (`Fixtures/generate_bert_fixtures.py`): no Python needed.
+        /// `tokenizers` library, from fixtures (`Fixtures/generate_*_fixtures.py`): no Python needed.
         .testTarget(
             name: "AttentionModelsTests",
             dependencies: ["AttentionModels", "Attention"],
