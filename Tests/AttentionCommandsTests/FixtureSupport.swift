@@ -1,3 +1,4 @@
+import AttentionModels
 import Foundation
 
 /// A tiny model of `Tests/AttentionModelsTests/Fixtures`, read in place.
@@ -12,4 +13,15 @@ func withTemporaryFolder(_ body: (URL) throws -> Void) throws {
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: folder) }
     try body(folder)
+}
+
+/// A model folder in `folder`: the tiny Llama's files (linked) and `tokenizer`'s `tokenizer.json`.
+func llamaFolder(in folder: URL, tokenizer: ByteLevelBPETokenizer) throws -> String {
+    let model = folder.appendingPathComponent("tiny-llama-with-tokenizer")
+    try tokenizer.write(to: model)
+    for name in ["config.json", "model.safetensors"] {
+        try FileManager.default.createSymbolicLink(
+            at: model.appendingPathComponent(name), withDestinationURL: URL(fileURLWithPath: modelFixture("tiny-llama/\(name)")))
+    }
+    return model.path
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Attention
+import AttentionModels
 import Foundation
 import Testing
 @testable import AttentionCommands
@@ -43,6 +44,49 @@ struct OutputTests {
             // The greedy ids of README's example, which LlamaTests checks against transformers.
             #expect(object["generated_ids"] as? [Int] == [58, 89, 23, 59, 2, 98, 7, 8, 76, 11, 1, 103])
             #expect((object["last_logits"] as? [Double])?.count == 128)
+        }
+    }
+
+    /// `--prompt` text through the folder's tokenizer.json: the same generation as its ids, and
+    /// the text printed as it comes. The tokenizer maps the tiny model's ids 0..<128 to the bytes
+    /// 128...255, so the text is made of characters of two bytes, each split across two ids.
+    @Test func generateWithAPromptPrintsTheTextAsItComes() throws {
+        let bytes = ByteLevelBPETokenizer.plainBytes.vocabulary
+        let tokenizer = try ByteLevelBPETokenizer(vocabulary: (0..<256).map { bytes[($0 + 128) % 256] }, merges: [])
+        try withTemporaryFolder { folder in
+            let model = try llamaFolder(in: folder, tokenizer: tokenizer)
+            #expect(tokenizer.encode("éà") == [67, 41, 67, 32])
+            var generated: [[Int]] = []
+            var pieces: [String] = []
+            for prompt in [["--prompt", "éà"], ["--prompt-ids", "67,41,67,32"]] {
+                let path = folder.appendingPathComponent("generation.json").path
+                let command = try AttentionGenerate.parse(
+                    ["--model", model, "--max-new-tokens", "16", "--output", path] + prompt)
+                try command.run { pieces.append($0) }
+                let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
+                generated.append(try #require((object as? [String: Any])?["generated_ids"] as? [Int]))
+            }
+            #expect(generated[0] == generated[1] && generated[0].count == 16)
+            // Only the --prompt run prints text: the whole decode, with a newline last.
+            #expect(pieces.joined() == tokenizer.decode(generated[0]) + "\n")
+            #expect(!pieces.contains("") && pieces.count < 16)
+            #expect(pieces.joined() != generated[0].map { tokenizer.decode([$0]) }.joined() + "\n", "a character spans two ids")
+        }
+    }
+
+    @Test func aPromptNeedsATokenizer() throws {
+        try withTemporaryFolder { folder in
+            let cases = [
+                (modelFixture("tiny-llama"), "hello",
+                 "--prompt needs a tokenizer.json in the model folder, and \(modelFixture("tiny-llama")) has none (give --prompt-ids instead)"),
+                ("/nonexistent/model", "hello", "/nonexistent/model: no such model folder"),
+                (try llamaFolder(in: folder, tokenizer: .plainBytes), "", "--prompt: the text encodes to no tokens"),
+            ]
+            for (model, prompt, message) in cases {
+                let command = try AttentionGenerate.parse(["--model", model, "--prompt", prompt, "--max-new-tokens", "2"])
+                #expect(throws: CommandFailure(message)) { try command.run() }
+                #expect(AttentionGenerate.exitCode(for: CommandFailure(message)) == .failure)
+            }
         }
     }
 

@@ -61,6 +61,15 @@ struct ParsingTests {
         #expect(try command.sampling() == TokenSampling(temperature: 0.8, topK: 20, topP: 0.9))
     }
 
+    @Test func generateReadsAPromptText() throws {
+        let command = try AttentionGenerate.parse(["--model", "dir", "--prompt", "-Once upon a time", "--max-new-tokens", "3"])
+        #expect(command.prompt == "-Once upon a time" && command.promptIDs == nil)
+        let neither = try #require(parseError(AttentionGenerate.self, ["--model", "dir", "--max-new-tokens", "3"]))
+        #expect(AttentionGenerate.exitCode(for: neither) == .validationFailure)
+        #expect(CommandMain.diagnostic(for: neither, of: AttentionGenerate.self)
+            == "attention-generate: give exactly one of --prompt and --prompt-ids (see attention-generate --help)")
+    }
+
     @Test func generateDefaults() throws {
         let command = try AttentionGenerate.parse(generateBase)
         #expect(command.temperature == 0)
@@ -94,6 +103,7 @@ struct ParsingTests {
         (["--products", "f16"], "'--products <TYPE>'"),
         (["--prompt-ids", "1,x"], "'--prompt-ids <IDS>': must be non-negative integers separated by commas"),
         (["--max-new-tokens", "0"], "--max-new-tokens must be at least 1, got 0"),
+        (["--prompt", "Hello"], "give exactly one of --prompt and --prompt-ids"),
     ])
     func generateMistakesNameTheOption(extra: [String], expected: String) throws {
         let error = try #require(parseError(AttentionGenerate.self, generateBase + extra))

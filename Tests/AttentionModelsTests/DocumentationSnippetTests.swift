@@ -44,4 +44,28 @@ struct ModelsDocumentationSnippetTests {
         #expect(cache.lengths == [5, 3])
         #expect(result.tokens[0].count <= 32 && !result.tokens[0].isEmpty)
     }
+
+    /// The snippet's folder stands for the tiny Llama with the plain-bytes tokenizer.
+    @Test func promptsAsText() throws {
+        let fixture = FileManager.default.temporaryDirectory.appendingPathComponent("my-llama-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: fixture) }
+        try ByteLevelBPETokenizer.plainBytes.write(to: fixture)
+        for name in ["config.json", "model.safetensors"] {
+            try FileManager.default.copyItem(
+                at: fixtureURL("tiny-llama/\(name)"), to: fixture.appendingPathComponent(name))
+        }
+        func URL(fileURLWithPath path: String) -> Foundation.URL { fixture }
+        // Snippet:
+        let folder = URL(fileURLWithPath: "models/my-llama")
+        let model = try LlamaForCausalLM(contentsOf: folder)
+        let tokenizer = try ByteLevelBPETokenizer(contentsOf: folder)
+        var stream = ByteLevelBPETokenizer.DecodeStream(tokenizer: tokenizer)
+        var rng = SeededGenerator(seed: 0)
+        _ = try model.generate(prompts: [tokenizer.encode("Once upon a time")], maxNewTokens: 32, generator: &rng) { _, id in
+            print(stream.append(id), terminator: "")   // the text so far, whole characters only
+        }
+        print(stream.finish())
+        // End of snippet.
+        #expect(stream.finish() == "" && tokenizer.encode("Once") == [79, 110, 99, 101])
+    }
 }

@@ -5,8 +5,8 @@
 set -euo pipefail
 bin=$1
 fixtures=Tests/AttentionModelsTests/Fixtures
-out=$(mktemp) err=$(mktemp)
-trap 'rm -f "$out" "$err"' EXIT
+out=$(mktemp) err=$(mktemp) model=$(mktemp -d)
+trap 'rm -rf "$out" "$err" "$model"' EXIT
 
 fail() { echo "test_standard_output: $*" >&2; exit 1; }
 
@@ -20,5 +20,17 @@ grep -q 'cosine similarity' "$err" || fail "attention-embed --output -: the repo
 grep -qx '{"generated_ids":\[58,89,23,59,2,98,7,8,76,11,1,103\],"last_logits":\[.*\]}' "$out" \
     || fail "attention-generate --output -: standard output is not the JSON document"
 grep -qx '58,89,23,59,2,98,7,8,76,11,1,103' "$err" || fail "attention-generate --output -: the ids are not on standard error"
+# --prompt: the tiny Llama with the plain-bytes tokenizer (ids 0...255, one per byte), the text
+# printed as it comes, on standard output, or on standard error with --output -.
+ln -s "$PWD/$fixtures/tiny-llama/config.json" "$PWD/$fixtures/tiny-llama/model.safetensors" "$model/"
+cp "$fixtures/bpe-plain-bytes/tokenizer.json" "$model/"
+"$bin/attention-generate" --model "$model" --prompt "Hi there" --max-new-tokens 12 >"$out" 2>"$err"
+[ "$(head -c 8 "$out" | od -An -c | tr -d ' ')" = 'f001002<YYh002' ] \
+    || fail "attention-generate --prompt: standard output does not start with the generated text"
+grep -q '^prefill: ' "$err" || fail "attention-generate --prompt: the rates are not on standard error"
+"$bin/attention-generate" --model "$model" --prompt "Hi there" --max-new-tokens 12 --output - >"$out" 2>"$err"
+grep -qx '{"generated_ids":\[102,1,2,60,89,89,104,2,59,104,4,89\],"last_logits":\[.*\]}' "$out" \
+    || fail "attention-generate --prompt --output -: standard output is not the JSON document"
+grep -q '<YYh' "$err" || fail "attention-generate --prompt --output -: the text is not on standard error"
 [ ! -e ./- ] || fail "a file named - was written"
 echo "test_standard_output: ok"

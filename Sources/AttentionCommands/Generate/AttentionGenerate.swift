@@ -6,6 +6,7 @@ import AttentionModels
 ///
 /// ```sh
 /// attention-generate --model Tests/AttentionModelsTests/Fixtures/tiny-llama --prompt-ids 36,81,11 --max-new-tokens 12
+/// attention-generate --model models/my-llama --prompt "Once upon a time" --max-new-tokens 64
 /// ```
 package struct AttentionGenerate: ParsableCommand {
     /// The name, the summary and the explanation `--help` prints.
@@ -14,23 +15,35 @@ package struct AttentionGenerate: ParsableCommand {
         abstract: "Generates tokens after a prompt with a Llama model folder.",
         discussion: """
             The model folder holds config.json and model.safetensors, or \
-            model-0000N-of-0000M.safetensors with model.safetensors.index.json. The prompt runs in \
-            one prefill call, then one token per step over a key/value cache. Prints the generated \
-            ids, comma-separated, and on standard error "prefill: X tokens/s, decode: Y tokens/s" \
-            (model loading excluded). With --output, logits that are not finite (NaN or \
-            infinity) are an error: no ids are printed and nothing is written.
+            model-0000N-of-0000M.safetensors with model.safetensors.index.json. The prompt is \
+            either --prompt-ids or --prompt TEXT, which the folder's tokenizer.json (a byte-level \
+            BPE tokenizer: GPT-2, Llama 3, Qwen2, ...) encodes. It runs in one prefill call, then \
+            one token per step over a key/value cache. Prints the generated ids, comma-separated, \
+            or with --prompt the generated text as it comes, and on standard error "prefill: X \
+            tokens/s, decode: Y tokens/s" (model loading excluded). With --output, logits that are \
+            not finite (NaN or infinity) are an error: nothing more is printed and nothing is \
+            written.
             """)
 
     /// The model folder (`--model`).
     @Option(parsing: .unconditional, help: ArgumentHelp("The model folder.", valueName: "DIR"))
     package var model: String
 
-    /// The prompt's token ids (`--prompt-ids 1,2,3`).
+    /// The prompt's token ids (`--prompt-ids 1,2,3`); `nil` with `--prompt`.
     @Option(
         name: .customLong("prompt-ids"), parsing: .unconditional,
         help: ArgumentHelp("The prompt's token ids, comma-separated.", valueName: "IDS"),
         transform: TokenIDs.parse)
-    package var promptIDs: [Int]
+    package var promptIDs: [Int]?
+
+    /// The prompt as text (`--prompt TEXT`), for the model folder's `tokenizer.json`; `nil` with
+    /// `--prompt-ids`.
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "The prompt as text, encoded by the model folder's tokenizer.json; the generated text is printed as it comes.",
+            valueName: "TEXT"))
+    package var prompt: String?
 
     /// How many tokens to generate at most (`--max-new-tokens`).
     @Option(
@@ -104,8 +117,9 @@ package struct AttentionGenerate: ParsableCommand {
     /// No options: ArgumentParser fills them in.
     package init() {}
 
-    /// Checks the counts and the sampling settings.
+    /// Checks that there is one prompt, the counts and the sampling settings.
     package func validate() throws {
+        if (prompt == nil) == (promptIDs == nil) { throw ValidationError("give exactly one of --prompt and --prompt-ids") }
         if maxNewTokens < 1 { throw ValidationError("--max-new-tokens must be at least 1, got \(maxNewTokens)") }
         if let repeats, repeats < 1 { throw ValidationError("--repeat must be at least 1, got \(repeats)") }
         _ = try sampling()

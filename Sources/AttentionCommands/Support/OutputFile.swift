@@ -53,6 +53,13 @@ package enum OutputFile {
         }
     }
 
+    /// Writes `text` as it is, at once (no newline added, nothing buffered): on standard output,
+    /// or on standard error when `outputPath` is `-`. For a report printed piece by piece.
+    package static func writeReport(_ text: String, outputPath: String?) {
+        let handle = takesStandardOutput(outputPath) ? FileHandle.standardError : FileHandle.standardOutput
+        handle.write(Data(text.utf8))
+    }
+
     /// Prints the command's human-readable `report`: on standard output, or on standard error when
     /// `outputPath` is `-` and standard output carries the JSON document.
     package static func printReport(_ report: String, outputPath: String?) {

@@ -1,6 +1,6 @@
 import Attention
 
-/// The result of ``LlamaForCausalLM/generate(prompts:maxNewTokens:sampling:generator:stopAtEndOfSequence:cacheDType:)``.
+/// The result of ``LlamaForCausalLM/generate(prompts:maxNewTokens:sampling:generator:stopAtEndOfSequence:cacheDType:onToken:)``.
 public struct LlamaGeneration: Sendable {
     /// The new ids of each sequence (the end-of-sequence id included when one stopped it).
     public var tokens: [[Int]]
@@ -33,10 +33,13 @@ extension LlamaForCausalLM {
     ///     end-of-sequence ids (true by default); the others go on.
     ///   - cacheDType: the type of the cache's keys and values; `nil` (the default) for the
     ///     weights' type, as `transformers` keeps them.
+    ///   - onToken: called with each new id as soon as it is chosen, and the index of its
+    ///     sequence (to print text as it comes: ``ByteLevelBPETokenizer/DecodeStream``).
     /// - Throws: `ModelError.invalidArgument` (`"prompts"`, `"maxNewTokens"`) and the model's errors.
     public func generate(
         prompts: [[Int]], maxNewTokens: Int, sampling: TokenSampling = .greedy,
-        generator: inout SeededGenerator, stopAtEndOfSequence: Bool = true, cacheDType: Tensor.DType? = nil
+        generator: inout SeededGenerator, stopAtEndOfSequence: Bool = true, cacheDType: Tensor.DType? = nil,
+        onToken: (_ sequence: Int, _ id: Int) -> Void = { _, _ in }
     ) throws -> LlamaGeneration {
         guard !prompts.isEmpty else { throw ModelError.invalidArgument(argument: "prompts", reason: "is empty") }
         guard maxNewTokens >= 1 else {
@@ -61,6 +64,7 @@ extension LlamaForCausalLM {
             }
             for (sequence, id) in next.enumerated() where !finished[sequence] {
                 tokens[sequence].append(id)
+                onToken(sequence, id)
                 if stops.contains(id) { finished[sequence] = true }
             }
         }
