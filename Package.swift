@@ -50,6 +50,8 @@ let package = Package(
         .executable(name: "attention-embed", targets: ["attention-embed"]),
         /// `attention-generate`: token generation with a Llama model folder from the command line.
         .executable(name: "attention-generate", targets: ["attention-generate"]),
+        /// `attention-train`: trains a Llama-architecture model and saves a Hugging Face model folder.
+        .executable(name: "attention-train", targets: ["attention-train"]),
     ],
     dependencies: [
         // The commands' argument parsing only: no library target depends on it.
@@ -87,7 +89,13 @@ let package = Package(
             dependencies: ["AttentionCommands"]
         ),
 
-        /// The two commands, parsed by swift-argument-parser, and what they share: one-line errors
+        /// `attention-train`'s `main`: `AttentionTrain` of `AttentionCommands`.
+        .executableTarget(
+            name: "attention-train",
+            dependencies: ["AttentionCommands"]
+        ),
+
+        /// The three commands, parsed by swift-argument-parser, and what they share: one-line errors
         /// and exit statuses, output files written in place, medians, the thread count, the
         /// allocator policy. A library (not a product) so that tests can parse and run them; with
         /// its tests, the only target that depends on ArgumentParser.
@@ -135,14 +143,16 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
 
-        /// Tests of the commands: parsing, exit statuses, the JSON they write, and runs on the tiny
-        /// models of `Tests/AttentionModelsTests/Fixtures` (read in place, not copied).
+        /// Tests of the commands: parsing, exit statuses, the JSON they write, runs on the tiny
+        /// models of `Tests/AttentionModelsTests/Fixtures`, and training against PyTorch's
+        /// trajectories (`Fixtures/generate_training_parity_fixtures.py`); fixtures read in place.
         .testTarget(
             name: "AttentionCommandsTests",
             dependencies: [
                 "AttentionCommands",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            exclude: ["Fixtures"]
         ),
     ]
 )

@@ -17,9 +17,26 @@ public func clipGradientNorm<Module>(_ gradients: inout ParameterGradients<Modul
     guard maxNorm.isFinite, maxNorm > 0 else {
         throw AttentionError.invalidArgument(argument: "maxNorm", reason: "must be positive and finite, got \(maxNorm)")
     }
-    let tensors = gradients.values.storedParameters
+    let norm = try gradientNorm(gradients)
+    let coefficient = maxNorm / (norm + 1e-6)
+    if coefficient < 1 {
+        for (_, path) in gradients.values.storedParameters {
+            gradients.values[keyPath: path].withUnsafeMutableBufferPointer { values in
+                for index in values.indices { values[index] *= coefficient }
+            }
+        }
+    }
+    return norm
+}
+
+/// The global 2-norm of all the gradients together, summed in double: what
+/// ``clipGradientNorm(_:maxNorm:)`` compares with its bound, for logging without clipping.
+///
+/// - Throws: `AttentionError.invalidArgument` (`"gradients"`) when the norm is NaN or infinite,
+///   naming the first such parameter.
+public func gradientNorm<Module>(_ gradients: ParameterGradients<Module>) throws -> Float {
     var squares = 0.0
-    for (name, path) in tensors {
+    for (name, path) in gradients.values.storedParameters {
         let sum = gradients.values[keyPath: path].withUnsafeBufferPointer { $0.reduce(0.0) { $0 + Double($1) * Double($1) } }
         guard sum.isFinite else {
             throw AttentionError.invalidArgument(
@@ -27,14 +44,5 @@ public func clipGradientNorm<Module>(_ gradients: inout ParameterGradients<Modul
         }
         squares += sum
     }
-    let norm = Float(squares.squareRoot())
-    let coefficient = maxNorm / (norm + 1e-6)
-    if coefficient < 1 {
-        for (_, path) in tensors {
-            gradients.values[keyPath: path].withUnsafeMutableBufferPointer { values in
-                for index in values.indices { values[index] *= coefficient }
-            }
-        }
-    }
-    return norm
+    return Float(squares.squareRoot())
 }

@@ -15,7 +15,7 @@ struct LlamaAttention: ParameterizedModule, Equatable {
 
     /// Reads `prefix.q_proj.weight`, ... (and their biases when the configuration has them).
     /// Weights in `weightDType` (`nil`: as stored), biases in f32.
-    init(configuration c: LlamaConfiguration, checkpoint: LlamaCheckpoint, prefix: String, weightDType: Tensor.DType?) throws {
+    init(configuration c: LlamaConfiguration, checkpoint: some LlamaWeightSource, prefix: String, weightDType: Tensor.DType?) throws {
         func weight(_ name: String, _ outputs: Int, _ inputs: Int) throws -> Tensor {
             try checkpoint.tensor("\(prefix).\(name).weight", shape: [outputs, inputs], dtype: weightDType)
         }

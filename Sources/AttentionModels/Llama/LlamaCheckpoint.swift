@@ -1,10 +1,16 @@
 import Attention
 import Foundation
 
+/// Where a model's tensors come from as it is built: a checkpoint, or a fresh initialisation.
+/// Each call returns the tensor `name` of `shape`, in `dtype` (`nil`: as the source has it).
+protocol LlamaWeightSource {
+    func tensor(_ name: String, shape: [Int], dtype: Tensor.DType?) throws -> Tensor
+}
+
 /// The weights of a Hugging Face model folder: one `model.safetensors`, or the shards
 /// `model-0000N-of-0000M.safetensors` that `model.safetensors.index.json` maps each tensor to.
 /// Every read checks the tensor's presence and shape and names it in the error.
-struct LlamaCheckpoint: Sendable {
+struct LlamaCheckpoint: LlamaWeightSource, Sendable {
     /// The contents of each weights file, by file name.
     private let files: [String: SafeTensors]
     /// The file holding each tensor.
@@ -61,7 +67,7 @@ struct LlamaCheckpoint: Sendable {
     /// type other than f32, f16 and bf16).
     ///
     /// - Throws: `ModelError.missingTensor` or `.tensorShape` naming it.
-    func tensor(_ name: String, shape: [Int], dtype: Tensor.DType? = nil) throws -> Tensor {
+    func tensor(_ name: String, shape: [Int], dtype: Tensor.DType?) throws -> Tensor {
         guard let file = fileOfTensor[name], let contents = files[file], contents.contains(name) else {
             throw ModelError.missingTensor(name: name, file: fileOfTensor[name] ?? files.keys.sorted().joined(separator: ", "))
         }

@@ -41,6 +41,8 @@ public struct LlamaConfiguration: Sendable, Equatable, Hashable {
     public var maxPositions: Int
     /// The ids that end a generation (`eos_token_id`: one id or a list); empty for none.
     public var endOfSequenceTokenIDs: [Int]
+    /// The standard deviation of a new model's matrices (`initializer_range`).
+    public var initializerRange: Float
 
     /// The `config.json` key of each argument of the memberwise initialiser, for errors.
     static let configKeys = [
@@ -48,17 +50,19 @@ public struct LlamaConfiguration: Sendable, Equatable, Hashable {
         "layerCount": "num_hidden_layers", "headCount": "num_attention_heads",
         "keyValueHeadCount": "num_key_value_heads", "headSize": "head_dim", "rmsNormEpsilon": "rms_norm_eps",
         "ropeTheta": "rope_theta", "maxPositions": "max_position_embeddings",
+        "initializerRange": "initializer_range",
     ]
 
     /// Creates a configuration from its values.
     ///
     /// - Throws: `ModelError.invalidArgument` naming a size below 1, a key/value head count that
-    ///   does not divide the head count, an odd head size, or an epsilon or theta out of range.
+    ///   does not divide the head count, an odd head size, or an epsilon, theta or initializer
+    ///   range out of range.
     public init(
         vocabularySize: Int, hiddenSize: Int, intermediateSize: Int, layerCount: Int, headCount: Int,
         keyValueHeadCount: Int? = nil, headSize: Int? = nil, rmsNormEpsilon: Float = 1e-6, ropeTheta: Float = 10_000,
         attentionBias: Bool = false, mlpBias: Bool = false, tieWordEmbeddings: Bool = false,
-        maxPositions: Int = 2048, endOfSequenceTokenIDs: [Int] = []
+        maxPositions: Int = 2048, endOfSequenceTokenIDs: [Int] = [], initializerRange: Float = 0.02
     ) throws(ModelError) {
         let keyValueHeadCount = keyValueHeadCount ?? headCount
         let headSize = headSize ?? (headCount > 0 ? hiddenSize / headCount : 0)
@@ -84,6 +88,10 @@ public struct LlamaConfiguration: Sendable, Equatable, Hashable {
         guard ropeTheta.isFinite, ropeTheta > 0 else {
             throw .invalidArgument(argument: "ropeTheta", reason: "must be positive and finite, got \(ropeTheta)")
         }
+        guard initializerRange.isFinite, initializerRange >= 0 else {
+            throw .invalidArgument(
+                argument: "initializerRange", reason: "must be finite and non-negative, got \(initializerRange)")
+        }
         if let bad = endOfSequenceTokenIDs.first(where: { !(0..<vocabularySize).contains($0) }) {
             throw .invalidArgument(argument: "endOfSequenceTokenIDs", reason: "\(bad) is not in 0..<\(vocabularySize)")
         }
@@ -101,6 +109,7 @@ public struct LlamaConfiguration: Sendable, Equatable, Hashable {
         self.tieWordEmbeddings = tieWordEmbeddings
         self.maxPositions = maxPositions
         self.endOfSequenceTokenIDs = endOfSequenceTokenIDs
+        self.initializerRange = initializerRange
     }
 
     /// Reads a Hugging Face `config.json` of a Llama model, as `transformers` 4 writes it
@@ -130,7 +139,8 @@ public struct LlamaConfiguration: Sendable, Equatable, Hashable {
                 mlpBias: file.boolean("mlp_bias") ?? false,
                 tieWordEmbeddings: file.boolean("tie_word_embeddings") ?? false,
                 maxPositions: file.integer("max_position_embeddings") ?? 2048,
-                endOfSequenceTokenIDs: file.integers("eos_token_id") ?? [])
+                endOfSequenceTokenIDs: file.integers("eos_token_id") ?? [],
+                initializerRange: Float(file.number("initializer_range") ?? 0.02))
         } catch let ModelError.invalidArgument(argument, reason) {
             throw .invalidFile(file: file.name, reason: "\(Self.configKeys[argument] ?? argument): \(reason)")
         }

@@ -13,7 +13,7 @@ struct LlamaDecoderLayer: ParameterizedModule, Equatable {
     var mlp: LlamaMLP
 
     /// Projection weights in `weightDType` (`nil`: as stored), norms in f32.
-    init(configuration c: LlamaConfiguration, checkpoint: LlamaCheckpoint, prefix: String, weightDType: Tensor.DType?) throws {
+    init(configuration c: LlamaConfiguration, checkpoint: some LlamaWeightSource, prefix: String, weightDType: Tensor.DType?) throws {
         func norm(_ name: String) throws -> RMSNorm {
             try RMSNorm(
                 weight: checkpoint.tensor("\(prefix).\(name).weight", shape: [c.hiddenSize], dtype: .float32),

@@ -82,7 +82,7 @@ public struct LlamaForCausalLM: ParameterizedModule, Equatable {
         try self.init(configuration: configuration, checkpoint: LlamaCheckpoint(checkpoint, file: file), weightDType: weightDType)
     }
 
-    init(configuration c: LlamaConfiguration, checkpoint: LlamaCheckpoint, weightDType: Tensor.DType?) throws {
+    init(configuration c: LlamaConfiguration, checkpoint: some LlamaWeightSource, weightDType: Tensor.DType?) throws {
         configuration = c
         let matrix = [c.vocabularySize, c.hiddenSize]
         embedding = try checkpoint.tensor("model.embed_tokens.weight", shape: matrix, dtype: weightDType)

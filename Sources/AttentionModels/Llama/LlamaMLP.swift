@@ -9,7 +9,7 @@ struct LlamaMLP: ParameterizedModule, Equatable {
     var down: Linear
 
     /// Reads `prefix.gate_proj.weight`, ... (and their biases when the configuration has them).
-    init(configuration c: LlamaConfiguration, checkpoint: LlamaCheckpoint, prefix: String, weightDType: Tensor.DType?) throws {
+    init(configuration c: LlamaConfiguration, checkpoint: some LlamaWeightSource, prefix: String, weightDType: Tensor.DType?) throws {
         func part(_ name: String, _ outputs: Int, _ inputs: Int) throws -> (Tensor, Tensor?) {
             let weight = try checkpoint.tensor("\(prefix).\(name).weight", shape: [outputs, inputs], dtype: weightDType)
             let bias = c.mlpBias

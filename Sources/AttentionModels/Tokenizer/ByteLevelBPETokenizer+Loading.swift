@@ -14,7 +14,15 @@ extension ByteLevelBPETokenizer {
     ///   malformed one (naming the key: `model.merges[12]`), `.unsupported` naming a setting
     ///   this tokenizer does not implement (`pre_tokenizer.pretokenizers[0].type`, ...).
     public init(contentsOf folder: URL) throws(ModelError) {
-        let file = try JSONFile(contentsOf: folder.appendingPathComponent("tokenizer.json"), name: "tokenizer.json")
+        try self.init(contentsOfFile: folder.appendingPathComponent("tokenizer.json"))
+    }
+
+    /// Reads a `tokenizer.json` file at `url`, whatever its name, as
+    /// ``init(contentsOf:)`` reads a folder's.
+    ///
+    /// - Throws: as ``init(contentsOf:)``, the errors naming the file by its name.
+    public init(contentsOfFile url: URL) throws(ModelError) {
+        let file = try JSONFile(contentsOf: url, name: url.lastPathComponent)
         let model = try Self.section("model", of: file, types: ["BPE"])
         guard case let .object(entries)? = model.members["vocab"], !entries.isEmpty else {
             throw .invalidFile(file: file.name, reason: "model.vocab must be a non-empty object")

@@ -5,7 +5,8 @@ extension ByteLevelBPETokenizer {
     /// Writes the tokenizer as `tokenizer.json` in `folder` (created when missing), in the format
     /// of the `tokenizers` library, which reads it back, as `transformers`' `AutoTokenizer` does
     /// from the folder: the same sections, the merges as `["a", "b"]` pairs, compact JSON with
-    /// the keys of each object sorted. Reading the file gives back this tokenizer.
+    /// the keys of each object sorted. Reading the file gives back this tokenizer. The file is
+    /// written atomically (to a temporary name, then renamed).
     ///
     /// ```swift
     /// try ByteLevelBPETokenizer.plainBytes.write(to: URL(fileURLWithPath: "models/bytes"))
@@ -17,7 +18,7 @@ extension ByteLevelBPETokenizer {
         let bytes = Data((json.serialized + "\n").utf8)
         do {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            try bytes.write(to: folder.appendingPathComponent("tokenizer.json"))
+            try bytes.write(to: folder.appendingPathComponent("tokenizer.json"), options: .atomic)
         } catch {
             throw .invalidArgument(
                 argument: "folder", reason: "cannot write tokenizer.json in \(folder.path) (\(error.localizedDescription))")

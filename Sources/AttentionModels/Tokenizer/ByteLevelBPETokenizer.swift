@@ -33,6 +33,12 @@ public struct ByteLevelBPETokenizer: Sendable {
     /// The added tokens, by id.
     public let addedTokens: [AddedToken]
 
+    /// The number of ids the tokenizer can produce: one more than its largest id, of the
+    /// vocabulary or an added token. A model's vocabulary must be at least this large.
+    public var idCount: Int {
+        max(vocabulary.count, (addedTokens.map(\.id).max() ?? -1) + 1)
+    }
+
     /// How a tokenizer is set up around its vocabulary and merges.
     struct Settings: Sendable {
         /// The `NFC` normaliser (Qwen2's), or none.

@@ -1,0 +1,3 @@
+import AttentionCommands
+
+CommandMain.run(AttentionTrain.self)
