@@ -143,7 +143,7 @@ static void softmax_task(void *ctx, int64_t item, int thread) {
     for (int64_t r = r0; r < r1; r++) {
         float *row = p->x + r * p->ld;
         float row_max, row_sum;
-        job->kernels->softmax_row(row, p->n, &row_max, &row_sum);
+        job->kernels->softmax_row(row, row, p->n, 1.0f, 0.0f, &row_max, &row_sum);
         if (row_sum > 0.0f) continue;
         /* Sum 0: every entry was -inf, and the row holds zeros. Otherwise the sum is NaN (a NaN or
          * +inf entry) and, as in PyTorch, the whole row is NaN. */

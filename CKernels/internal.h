@@ -183,8 +183,10 @@ typedef struct attn_kernels {
      * [j0, j1) of C, j0 a multiple of sgemm_few_cols. */
     int64_t sgemm_few_rows_max, sgemm_few_cols;
     void (*sgemm_few_rows)(const attn_matmul_params *args, int64_t j0, int64_t j1);
-    /* In-place softmax of one row; reports the row's maximum and sum of exponentials. */
-    void (*softmax_row)(float *x, int64_t n, float *row_max, float *row_sum);
+    /* out = scale * softmax(x) + offset over one row (out may equal x); reports the row's maximum and
+     * sum of exponentials (softmax_template.h). */
+    void (*softmax_row)(float *out, const float *x, int64_t n, float scale, float offset, float *row_max,
+                        float *row_sum);
     /* Dense kernels (dense_template.h), one row or contiguous range each: layer norm of one row (out
      * may equal x; its mean and rstd into *mean and *rstd when not NULL), an activation over a
      * range, times a second range unless that is NULL (out may equal x), a row's sum in double, and

@@ -4,14 +4,16 @@
  */
 
 /*
- * x[0..n) = softmax(x) in place: max, then exp(x - max) and its sum in one pass, then one multiply
- * by 1/sum. *row_max and *row_sum receive the maximum and the sum (for the log-sum-exp). A row
- * whose entries are all -inf has sum 0 and is left as exp(-inf) = 0 everywhere, for the caller's
- * masked-row policy. A NaN entry makes the sum NaN; the row is then left unnormalised (its
+ * out[0..n) = scale · softmax(x) + offset: max, then exp(x - max) and its sum in one pass, then one
+ * multiply-add by scale/sum (scale 1 and offset 0: the softmax itself; out may equal x). *row_max
+ * and *row_sum receive the maximum and the sum (for the log-sum-exp). A row whose entries are all
+ * -inf has sum 0 and is left as exp(-inf) = 0 everywhere, for the caller's masked-row policy. A NaN
+ * or +inf entry makes the sum NaN; the row is then left as the unnormalised exponentials (its
  * maximum ignores NaN), and callers turn it into NaN: attention through the product with V,
- * attn_softmax_rows explicitly.
+ * attn_softmax_rows and attn_cross_entropy explicitly.
  */
-static void softmax_row(float *x, int64_t n, float *row_max, float *row_sum) {
+static void softmax_row(float *out, const float *x, int64_t n, float scale, float offset, float *row_max,
+                        float *row_sum) {
     const float log2e = 1.44269504088896340736f;
     const int64_t full = n - n % ATTN_VL;
     vf m = vsplat(-INFINITY);
@@ -25,7 +27,7 @@ static void softmax_row(float *x, int64_t n, float *row_max, float *row_sum) {
     for (int64_t j = 0; j < full; j += ATTN_VL) {
         vf e = vexp2((vload(x + j) - shift) * log2e);
         s += e;
-        vstore(x + j, e);
+        vstore(out + j, e);
     }
     if (full < n) {
         const int tail = (int)(n - full);
@@ -36,14 +38,15 @@ static void softmax_row(float *x, int64_t n, float *row_max, float *row_sum) {
         for (int l = 0; l < ATTN_VL; l++) lane[l] = l;
         e = vselect(lane < tail, e, vsplat(0.0f));
         s += e;
-        vstore_partial(x + full, e, tail);
+        vstore_partial(out + full, e, tail);
     }
     float sum = 0.0f;
     for (int l = 0; l < ATTN_VL; l++) sum += s[l];
     *row_max = mx;
     *row_sum = sum;
     if (!(sum > 0.0f)) return;
-    const vf inv = vsplat(1.0f / sum);
-    for (int64_t j = 0; j < full; j += ATTN_VL) vstore(x + j, vload(x + j) * inv);
-    for (int64_t j = full; j < n; j++) x[j] *= 1.0f / sum;
+    const float a = scale / sum;
+    const vf va = vsplat(a), vb = vsplat(offset);
+    for (int64_t j = 0; j < full; j += ATTN_VL) vstore(out + j, vfma(vload(out + j), va, vb));
+    for (int64_t j = full; j < n; j++) out[j] = out[j] * a + offset;
 }

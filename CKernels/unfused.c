@@ -78,7 +78,7 @@ static void unfused_task(void *ctx, int64_t item, int thread) {
     for (int64_t i = 0; i < lq; i++) {
         float *s = scores + i * lk;
         prepare_row(pr, b, h, i, s);
-        run->kernels->softmax_row(s, lk, &row_max[i], &row_sums[i]);
+        run->kernels->softmax_row(s, s, lk, 1.0f, 0.0f, &row_max[i], &row_sums[i]);
         if (!pr->dropout_threshold || !(row_sums[i] > 0.0f)) continue;
         const uint64_t counter = attn_dropout_counter(pr, b, h, i);
         for (int64_t j = 0; j < lk; j++) s[j] = attn_dropout(pr, counter + (uint64_t)j, s[j]);

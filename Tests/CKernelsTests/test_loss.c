@@ -3,8 +3,9 @@
  * entropy of soft targets, -Σ_c q_c log softmax(x)_c with q = (1 - ε) onehot(t) + ε / C (torch's
  * label smoothing), its gradient softmax(x) - q; over random shapes (1 class, 1 row, padded rows),
  * every reduction, ignored rows (all of them: NaN for the mean, as torch), label smoothing, a
- * gradient scale, the gradient in place over the logits, a NaN row; central differences in double
- * of the loss; thread counts 1..8 bitwise; every error with nothing written.
+ * gradient scale, the gradient in place over the logits, a NaN row, a vocabulary-sized row; central
+ * differences in double of the loss; thread counts 1..8 bitwise; on every ISA the CPU has; every
+ * error with nothing written.
  *
  * Run: build/tests/test_loss [seed]
  */
@@ -42,7 +43,8 @@ static attn_cross_entropy_params params(int64_t rows, int64_t classes, const flo
 static void random_cases(tu_rng *r) {
     static const float smoothing[] = {0.0f, 0.0f, 0.1f, 0.5f, 1.0f};
     for (int k = 0; k < 120; k++) {
-        const int64_t rows = k == 0 ? 1 : tu_rng_range(r, 1, 40), classes = k == 1 ? 1 : tu_rng_range(r, 1, 300);
+        const int64_t rows = k == 0 ? 1 : tu_rng_range(r, 1, 40);
+        const int64_t classes = k == 1 ? 1 : k == 2 ? 8197 : tu_rng_range(r, 1, 300);
         const int64_t ld = classes + tu_rng_range(r, 0, 3);
         const attn_loss_reduction red = (attn_loss_reduction)(k % 3);
         const float eps = TU_PICK(r, smoothing), scale = k % 4 == 3 ? 0.25f : 1.0f;
@@ -146,6 +148,19 @@ static void special_values(void) {
     attn_cross_entropy_params p = params(2, 3, x, 3, t, 0.0f, ATTN_LOSS_NONE, loss, dx, 1);
     TU_CHECK(attn_cross_entropy(&p) == ATTN_OK && isnan(loss[0]) && isnan(dx[0]) && isfinite(loss[1]) && isfinite(dx[3]),
              "a NaN logit: that row NaN, the other finite");
+    /* +inf, and every logit -inf: NaN as the formula (inf - inf, 0 / 0), the whole row. */
+    float y[6] = {1, INFINITY, 2, -INFINITY, -INFINITY, -INFINITY};
+    p.logits = y;
+    TU_CHECK(attn_cross_entropy(&p) == ATTN_OK && isnan(loss[0]) && isnan(loss[1]) && isnan(dx[0]) && isnan(dx[2]) &&
+                 isnan(dx[5]),
+             "an infinite row: loss %g %g, dlogits %g %g", loss[0], loss[1], dx[0], dx[5]);
+    /* The loss alone (no dlogits) equals the loss with them; logits of 1e30 stay finite. */
+    float z[6] = {1e30f, -1e30f, 0, 0.5f, -1, 3}, with[2], without[2];
+    p = params(2, 3, z, 3, t, 0.1f, ATTN_LOSS_NONE, with, dx, 1);
+    TU_CHECK(attn_cross_entropy(&p) == ATTN_OK, "status");
+    p.loss = without; p.dlogits = NULL; p.num_threads = 2;
+    TU_CHECK(attn_cross_entropy(&p) == ATTN_OK && without[0] == with[0] && without[1] == with[1] && isfinite(with[0]),
+             "loss alone %g %g, with the gradient %g %g", without[0], without[1], with[0], with[1]);
 }
 
 static void errors(void) {
@@ -182,13 +197,18 @@ static void errors(void) {
 int main(int argc, char **argv) {
     uint64_t seed = 2121;
     if (argc > 1 && !tu_parse_u64(argv[1], &seed)) return 2;
-    tu_rng r;
-    tu_rng_seed(&r, seed);
-    random_cases(&r);
-    finite_differences(&r);
-    special_values();
+    const attn_isa isas[] = {ATTN_ISA_SCALAR, ATTN_ISA_AVX2, ATTN_ISA_AVX512, ATTN_ISA_NEON};
+    for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
+        if (!attn_isa_supported(isas[i])) continue;
+        TU_CHECK(attn_set_isa(isas[i]) == ATTN_OK, "set isa %s", attn_isa_name(isas[i]));
+        tu_rng r = tu_rng_derive(seed, i);
+        worst_loss = worst_grad = worst_fd = 0;
+        random_cases(&r);
+        finite_differences(&r);
+        special_values();
+        printf("test_loss %s: seed %llu; worst error / tolerance: loss %.3f, gradient %.3f, finite difference %.3f\n",
+               attn_isa_name(isas[i]), (unsigned long long)seed, worst_loss, worst_grad, worst_fd);
+    }
     errors();
-    printf("test_loss: seed %llu; worst error / tolerance: loss %.3f, gradient %.3f, finite difference %.3f\n",
-           (unsigned long long)seed, worst_loss, worst_grad, worst_fd);
     return tu_summary();
 }
