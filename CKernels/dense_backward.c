@@ -144,10 +144,12 @@ attn_status attn_layer_norm_backward(const attn_layer_norm_backward_params *para
 /* ---------------------------------------------------------------------------------------------- */
 /* Activation backward                                                                             */
 
-/* kind(x) in double into *value and kind'(x) into *slope (the contracts in attn.h). */
-static void activation_double(attn_activation kind, double x, double *value, double *slope) {
+/* kind(x) in double into *value and kind'(x) into *slope (the contracts in attn.h). sigmoid and
+ * silu take s = sigmoid(x) from the caller, which forms it in float with the ISA's vector kernel
+ * (the exponential is what costs; the rest stays in double). */
+static void activation_double(attn_activation kind, double x, double s, double *value, double *slope) {
     const double sqrt_2_pi = 0.79788456080286535588, c3 = 0.044715;
-    double s, t;
+    double t;
     switch (kind) {
     case ATTN_ACTIVATION_RELU: *value = x > 0 ? x : 0.0; *slope = x > 0 ? 1.0 : isnan(x) ? x : 0.0; break;
     case ATTN_ACTIVATION_GELU:
@@ -159,8 +161,8 @@ static void activation_double(attn_activation kind, double x, double *value, dou
         *value = 0.5 * x * (1.0 + t);
         *slope = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * sqrt_2_pi * (1.0 + 3.0 * c3 * x * x);
         break;
-    case ATTN_ACTIVATION_SIGMOID: s = 1.0 / (1.0 + exp(-x)); *value = s; *slope = s * (1.0 - s); break;
-    case ATTN_ACTIVATION_SILU: s = 1.0 / (1.0 + exp(-x)); *value = x * s; *slope = s * (1.0 + x * (1.0 - s)); break;
+    case ATTN_ACTIVATION_SIGMOID: *value = s; *slope = s * (1.0 - s); break;
+    case ATTN_ACTIVATION_SILU: *value = x * s; *slope = s * (1.0 + x * (1.0 - s)); break;
     case ATTN_ACTIVATION_TANH: t = tanh(x); *value = t; *slope = 1.0 - t * t; break;
     default: *value = x; *slope = isnan(x) ? x : 1.0; break;
     }
@@ -170,6 +172,14 @@ static void activation_double(attn_activation kind, double x, double *value, dou
         if (x < 0 && (kind == ATTN_ACTIVATION_GELU || kind == ATTN_ACTIVATION_GELU_TANH || kind == ATTN_ACTIVATION_SILU))
             *value = -0.0;
     }
+}
+
+/* The sigmoids activation_double needs, SIGMOID_CHUNK elements at a time through the ISA's
+ * activation kernel; other kinds need none. */
+enum { SIGMOID_CHUNK = 256 };
+
+static void sigmoid_chunk(const attn_kernels *kernels, attn_activation kind, float *s, const float *x, int64_t n) {
+    if (kind == ATTN_ACTIVATION_SIGMOID || kind == ATTN_ACTIVATION_SILU) kernels->activate(s, x, NULL, n, ATTN_ACTIVATION_SIGMOID);
 }
 
 /* relu's backward, dx = [x > 0] · dout (x itself where it is NaN), exact in float: the same values
@@ -203,11 +213,17 @@ static void activate_backward_task(void *ctx, int64_t item, int thread) {
         relu_backward(p->dx + i0, p->dout + i0, p->x + i0, i1 - i0, p->accumulate);
         return;
     }
-    for (int64_t i = i0; i < i1; i++) {
-        double value, slope;
-        activation_double(p->kind, (double)p->x[i], &value, &slope);
-        const double d = slope * (double)p->dout[i];
-        p->dx[i] = p->accumulate ? (float)((double)p->dx[i] + d) : (float)d;
+    const attn_kernels *kernels = attn_kernels_current();
+    float s[SIGMOID_CHUNK];
+    for (int64_t c0 = i0; c0 < i1; c0 += SIGMOID_CHUNK) {
+        const int64_t n = i1 - c0 < SIGMOID_CHUNK ? i1 - c0 : SIGMOID_CHUNK;
+        sigmoid_chunk(kernels, p->kind, s, p->x + c0, n);
+        for (int64_t i = c0; i < c0 + n; i++) {
+            double value, slope;
+            activation_double(p->kind, (double)p->x[i], s[i - c0], &value, &slope);
+            const double d = slope * (double)p->dout[i];
+            p->dx[i] = p->accumulate ? (float)((double)p->dx[i] + d) : (float)d;
+        }
     }
 }
 
@@ -225,6 +241,7 @@ attn_status attn_activate_backward(const attn_activate_backward_params *params) 
 
 typedef struct gated_backward_job {
     attn_gated_activate_backward_params p; /* validated */
+    const attn_kernels *kernels;
     int64_t rows_per_item;
 } gated_backward_job;
 
@@ -234,15 +251,20 @@ static void gated_backward_task(void *ctx, int64_t item, int thread) {
     const attn_gated_activate_backward_params *p = &job->p;
     int64_t r0, r1;
     attn_item_rows(item, job->rows_per_item, p->rows, &r0, &r1);
+    float s[SIGMOID_CHUNK];
     for (int64_t r = r0; r < r1; r++) {
         const float *x = p->x + r * p->ld_x, *dout = p->dout + r * p->ld_dout;   /* (2 width,), (width,) */
         float *dx = p->dx + r * p->ld_dx;                                        /* (2 width,) */
-        for (int64_t c = 0; c < p->width; c++) {
-            double value, slope;
-            activation_double(p->kind, (double)x[c], &value, &slope);
-            const double dgate = slope * (double)x[p->width + c] * (double)dout[c], dup = value * (double)dout[c];
-            dx[c] = p->accumulate ? (float)((double)dx[c] + dgate) : (float)dgate;
-            dx[p->width + c] = p->accumulate ? (float)((double)dx[p->width + c] + dup) : (float)dup;
+        for (int64_t c0 = 0; c0 < p->width; c0 += SIGMOID_CHUNK) {
+            const int64_t n = p->width - c0 < SIGMOID_CHUNK ? p->width - c0 : SIGMOID_CHUNK;
+            sigmoid_chunk(job->kernels, p->kind, s, x + c0, n);
+            for (int64_t c = c0; c < c0 + n; c++) {
+                double value, slope;
+                activation_double(p->kind, (double)x[c], s[c - c0], &value, &slope);
+                const double dgate = slope * (double)x[p->width + c] * (double)dout[c], dup = value * (double)dout[c];
+                dx[c] = p->accumulate ? (float)((double)dx[c] + dgate) : (float)dgate;
+                dx[p->width + c] = p->accumulate ? (float)((double)dx[p->width + c] + dup) : (float)dup;
+            }
         }
     }
 }
@@ -262,6 +284,7 @@ attn_status attn_gated_activate_backward(const attn_gated_activate_backward_para
         !attn_extent_ok(1, &p->rows, &p->ld_dout, p->width, NULL))
         return ATTN_ERR_OVERFLOW;
     job.rows_per_item = attn_rows_per_item(full);
+    job.kernels = attn_kernels_current();
     attn_parallel_for(attn_ceil_div(p->rows, job.rows_per_item), attn_resolve_threads(p->num_threads),
                       gated_backward_task, &job);
     return ATTN_OK;

@@ -639,7 +639,8 @@ ATTN_API attn_status attn_gated_activate(const attn_gated_activate_params *param
 
 /* Activation backward (llm.c's gelu_backward): dx (count,) = kind'(x) · dout, or, with accumulate,
  * dx += that (llm.c accumulates). The derivative of each kind of attn_activate, computed in double
- * from x and rounded once: relu' is 1 for x > 0, else 0 (PyTorch's choice at 0); gelu' = Φ(x) + x φ(x);
+ * from x and rounded once (for sigmoid and silu, from s = sigmoid(x) formed in float by the vector
+ * kernel of attn_activate: within a few float ulps of the exact slope): relu' is 1 for x > 0, else 0 (PyTorch's choice at 0); gelu' = Φ(x) + x φ(x);
  * gelu_tanh' = (1 + t)/2 + x (1 - t²) √(2/π) (1 + 3·0.044715 x²)/2, t the tanh of the forward;
  * sigmoid' = s (1 - s); silu' = s (1 + x (1 - s)); tanh' = 1 - tanh². At x = ±inf the limits (1 or 0).
  * NaN in x or dout gives NaN.
@@ -662,7 +663,7 @@ ATTN_API attn_status attn_activate_backward(const attn_activate_backward_params 
 
 /* Gated activation backward: for out[c] = kind(x[c]) · x[width + c] of attn_gated_activate,
  *   dx[c] = kind'(x[c]) · x[width + c] · dout[c]   (d gate),   dx[width + c] = kind(x[c]) · dout[c]   (d up),
- * each in double, rounded once (kind and kind' in double as attn_activate_backward), written, or
+ * each in double, rounded once (kind and kind' as attn_activate_backward forms them), written, or
  * added with accumulate.
  *   x (rows, 2 width) ld_x >= 2 width;  dout (rows, width) ld_dout >= width
  *   dx (rows, 2 width) ld_dx >= 2 width, must not overlap x or dout */
@@ -726,7 +727,9 @@ ATTN_API attn_status attn_mean_rows_backward(const attn_mean_rows_backward_param
  * not count), with lse the row's log-sum-exp and ε = label_smoothing,
  *   loss_r = (1 - ε) (lse - x_t) + ε (lse - mean_c x_c)
  *   d loss_r / d x_c = softmax(x)_c - (1 - ε) [c == t] - ε / classes
- * in double per row. reduction ATTN_LOSS_MEAN: loss[0] = Σ loss_r / (rows counted) (NaN when every
+ * with the row's maximum and sum of exponentials formed in float by the vector softmax (float
+ * accuracy, about 1e-7 relative), lse and the loss from them in double; a row holding a NaN or an
+ * infinity has loss and gradient NaN. reduction ATTN_LOSS_MEAN: loss[0] = Σ loss_r / (rows counted) (NaN when every
  * row is ignored, as torch), gradients divided by that count; ATTN_LOSS_SUM: loss[0] = Σ loss_r;
  * ATTN_LOSS_NONE: loss[r] = loss_r (0 for an ignored row). The sum is in double over fixed blocks
  * of rows, the same for any thread count. dlogits (optional, NULL: the loss only) receives the
