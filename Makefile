@@ -10,6 +10,7 @@
 #   make bench-minilm attention-embed against sentence-transformers on PyTorch (Benchmarks/minilm)
 #   make bench-llama  attention-generate against transformers' generate, random 0.4 B bf16 Llama (Benchmarks/llama)
 #   make bench-training a TransformerEncoder training step against PyTorch's (Benchmarks/training)
+#   make bench-llama-training attention-train's tokens/s against transformers' LlamaForCausalLM on PyTorch
 #   make install PREFIX=/usr/local
 #   make test-sanitize  C tests under ASan + UBSan, then `swift test --sanitize=address`
 #   make test-threads   library and C tests without OpenMP (the pthread fallback), plain and under TSan
@@ -68,7 +69,7 @@ OBJECTS  = $(SOURCES:CKernels/%.c=$(BUILD)/obj/%.o)
 TESTS    = $(patsubst Tests/CKernelsTests/%.c,$(BUILD)/tests/%,$(wildcard Tests/CKernelsTests/test_*.c))
 SWIFT   ?= swift
 
-.PHONY: all test test-c test-arm64 check-layers bench bench-peers bench-chart model-minilm bench-minilm bench-llama bench-training install clean deps test-sanitize test-threads test-avx512-logic fuzz fuzz-build san-deps
+.PHONY: all test test-c test-arm64 check-layers bench bench-peers bench-chart model-minilm bench-minilm bench-llama bench-training bench-llama-training install clean deps test-sanitize test-threads test-avx512-logic fuzz fuzz-build san-deps
 BENCH_ARGS ?=
 
 all: $(BUILD)/libattn.a $(BUILD)/libattn.so
@@ -205,6 +206,18 @@ bench-training: deps
 	@$(PEERS_VENV)/bin/python -c 'import torch' 2>/dev/null || $(PEERS_VENV)/bin/python -m pip install torch
 	$(PEERS_VENV)/bin/python Benchmarks/training/bench_training.py \
 	    --timing "$$($(SWIFT) build -c release --package-path Benchmarks --show-bin-path)/TrainingStepTiming" $(TRAINING_BENCH_ARGS)
+
+# attention-train against transformers' LlamaForCausalLM training on PyTorch (same model, settings
+# and threads), in training tokens per second, alternating rounds; each timed process takes the
+# benchmark lock. e.g. make bench-llama-training LLAMA_TRAINING_BENCH_ARGS="--precision bf16 --rounds 5"
+LLAMA_TRAINING_BENCH_ARGS ?=
+bench-llama-training: deps
+	$(SWIFT) build -c release --product attention-train
+	@test -x $(PEERS_VENV)/bin/python || $(PEERS_PYTHON) -m venv $(PEERS_VENV)
+	@$(PEERS_VENV)/bin/python -c 'import torch, transformers, safetensors' 2>/dev/null || \
+	    $(PEERS_VENV)/bin/python -m pip install torch transformers safetensors
+	$(PEERS_VENV)/bin/python Benchmarks/training/bench_llama_training.py \
+	    --train "$$($(SWIFT) build -c release --show-bin-path)/attention-train" $(LLAMA_TRAINING_BENCH_ARGS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig

@@ -88,9 +88,9 @@ attn_status attn_matmul(const attn_matmul_params *params) {
     const attn_status status = attn_read_matmul_params(&p, params);
     if (status != ATTN_OK) return status;
     if (!p.a_transposed) return matmul_run(p);
-    /* The packed path reads Aᵀ as it packs A (the same panels, so the same bits); the few-rows path
-     * reads A in place and bf16 products round it first, so those multiply a copy of A. */
-    if (p.m > attn_kernels_current()->sgemm_few_rows_max && !(p.flags & ATTN_MATMUL_BF16_PRODUCTS)) return matmul_run(p);
+    /* The packed path reads Aᵀ as it packs A (the same panels, so the same bits, bf16 products
+     * included); the few-rows path reads A in place, so it multiplies a copy of A. */
+    if (p.m > attn_kernels_current()->sgemm_few_rows_max) return matmul_run(p);
     /* Validated as the multiply of the copy would be, with Aᵀ's own extent checked here. */
     if (!p.a || !p.b || !p.c) return ATTN_ERR_NULL_POINTER;
     if (p.m < 1 || p.n < 1 || p.k < 1) return ATTN_ERR_INVALID_ARGUMENT;

@@ -117,15 +117,31 @@ ATTN_INLINE void sgemm_pack_a(float *restrict dst, const float *restrict a, int6
     }
 }
 
-/* sgemm_pack_a (SGEMM_F32) from Aᵀ: step t of row r is at[t*lda + r], so each step of a panel is
- * MR consecutive floats of one row of Aᵀ: a copy, no transposition (a weight gradient's xᵀ·dy). */
+/* sgemm_pack_a from Aᵀ: step t of row r is at[t*lda + r] (pairs: the words of depths 2t and
+ * 2t + 1), so each step of a panel is MR consecutive floats of one or two rows of Aᵀ, converted
+ * element by element as sgemm_a_scalar converts them: no transposition (a weight gradient's
+ * xᵀ·dy), and the same packed bits as packing the transposed copy. */
 ATTN_INLINE void sgemm_pack_a_transposed(float *restrict dst, const float *restrict at, int64_t lda, int64_t mc,
-                                         int64_t kc) {
+                                         int64_t kc, sgemm_form form) {
+    const int64_t steps = sgemm_steps(kc, form);
     for (int64_t i0 = 0; i0 < mc; i0 += SGEMM_MR) {
         const int64_t rows = sgemm_min(SGEMM_MR, mc - i0);
-        for (int64_t t = 0; t < kc; t++)
-            for (int r = 0; r < SGEMM_MR; r++) dst[t * SGEMM_MR + r] = r < rows ? at[t * lda + i0 + r] : 0.0f;
-        dst += SGEMM_MR * kc;
+        for (int64_t t = 0; t < steps; t++) {
+            float *out = dst + t * SGEMM_MR;
+            if (form == SGEMM_PAIRS) {
+                const float *lo = at + 2 * t * lda + i0, *hi = 2 * t + 1 < kc ? lo + lda : NULL;
+                for (int r = 0; r < SGEMM_MR; r++) {
+                    const uint32_t word = r >= rows ? 0
+                                        : attn_f32_to_bf16(lo[r]) | (hi ? (uint32_t)attn_f32_to_bf16(hi[r]) << 16 : 0);
+                    memcpy(out + r, &word, sizeof word);
+                }
+            } else {
+                const float *src = at + t * lda + i0;
+                for (int r = 0; r < SGEMM_MR; r++)
+                    out[r] = r >= rows ? 0.0f : form == SGEMM_ROUNDED_A ? attn_bf16_to_f32(attn_f32_to_bf16(src[r])) : src[r];
+            }
+        }
+        dst += SGEMM_MR * steps;
     }
 }
 
@@ -332,8 +348,8 @@ ATTN_INLINE void sgemm_rows_as(const attn_matmul_params *args, const float *pack
     const int add_c = p0 > 0 || args->accumulate;
     const float *bias = p0 == 0 ? args->bias : NULL;
     const int64_t steps = sgemm_steps(kc, form);
-    if (args->a_transposed) /* attn_matmul sends only SGEMM_F32 this way */
-        sgemm_pack_a_transposed(pack_a, args->a + p0 * args->lda + i0, args->lda, mc, kc);
+    if (args->a_transposed)
+        sgemm_pack_a_transposed(pack_a, args->a + p0 * args->lda + i0, args->lda, mc, kc, form);
     else
         sgemm_pack_a(pack_a, args->a + i0 * args->lda + p0, args->lda, mc, kc, form);
     for (int64_t jr = 0; jr < nc; jr += SGEMM_NR) {

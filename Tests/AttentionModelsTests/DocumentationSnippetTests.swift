@@ -30,6 +30,44 @@ struct ModelsDocumentationSnippetTests {
         #expect(abs(norm - 1) < 1e-5 && abs(Double(similarity.scalars[0]) - dot) < 1e-5)
     }
 
+    /// The f32 run (the bf16 products are checked in LlamaTrainingTests).
+    @Test func trainingALlama() throws {
+        // Snippet:
+        let configuration = try LlamaConfiguration(
+            vocabularySize: 256, hiddenSize: 64, intermediateSize: 176, layerCount: 2, headCount: 4,
+            keyValueHeadCount: 2, tieWordEmbeddings: true)
+        var model = try LlamaForCausalLM(initializing: configuration, seed: 0)
+        var optimizer = AdamW(learningRate: 3e-3, beta1: 0.9, beta2: 0.95, weightDecay: 0.1)
+        let tokens = Array("the cat sees the ball. ".utf8).map(Int.init)
+        let inputs = try IndexArray(shape: [1, tokens.count - 1], indices: Array(tokens.dropLast()))
+        let targets = try IndexArray(shape: [1, tokens.count - 1], indices: Array(tokens.dropFirst()))
+        let bfloat16Products = false   // true: as torch.autocast on a CPU (below)
+        for _ in 0..<10 {
+            var compute = model
+            if bfloat16Products {
+                compute = try model.convertingWeights(to: .bfloat16)   // the matrices, not the norms
+                compute.products = .bfloat16
+            }
+            let (logits, pullback) = try compute.callWithPullback(inputs)
+            let loss = try crossEntropy(logits: logits, targets: targets)
+            var gradients = try pullback(loss.gradient).parameters     // float32, laid out as the model
+            try clipGradientNorm(&gradients, maxNorm: 1)
+            try optimizer.update(&model, along: gradients)
+        }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tiny-llama")
+        try model.write(to: folder)                               // config.json, model.safetensors, ...
+        try ByteLevelBPETokenizer.plainBytes.write(to: folder)    // tokenizer.json: ids 0-255
+        // End of snippet.
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let fresh = try LlamaForCausalLM(initializing: configuration, seed: 0)
+        let start = try crossEntropy(logits: fresh(inputs), targets: targets).value.scalars[0]
+        let end = try crossEntropy(logits: model(inputs), targets: targets).value.scalars[0]
+        #expect(end < start - 0.5, "loss \(start) -> \(end)")
+        #expect(model.weightDType == .float32)
+        let loaded = try LlamaForCausalLM(contentsOf: folder)
+        #expect(loaded == model)
+    }
+
     @Test func textGeneration() throws {
         func URL(fileURLWithPath path: String) throws -> Foundation.URL { try Self.fixture(for: path) }
         // Snippet:

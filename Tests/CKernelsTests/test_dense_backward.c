@@ -120,6 +120,28 @@ static void matmul_case(tu_rng *r, int64_t m, int64_t n, int64_t k) {
                 memcmp(got, want, (size_t)(k * n) * sizeof(float)) == 0;
     }
     TU_CHECK(same, "%s: a_transposed not bitwise the copy's product for threads 1..8", what);
+    /* With bf16 products (dC as bf16 bits), under each bf16 dot mode: pair words, their model and
+     * the rounded A are packed from Aᵀ as from the copy. */
+    uint16_t *dch = malloc((size_t)(m * ldc) * sizeof(uint16_t));
+    TU_CHECK(attn_convert(dch, ATTN_DTYPE_BF16, dc, ATTN_DTYPE_F32, m * ldc) == ATTN_OK, "%s: convert", what);
+    const attn_bf16_dot mode = attn_get_bf16_dot();
+    const attn_bf16_dot modes[] = {ATTN_BF16_DOT_NATIVE, ATTN_BF16_DOT_EMULATED, ATTN_BF16_DOT_OFF};
+    for (int d = 0; d < 3; d++) {
+        if (attn_set_bf16_dot(modes[d]) != ATTN_OK) continue;
+        attn_matmul_params q = attn_matmul_params_default();
+        q.m = k; q.n = n; q.k = m; q.a = at; q.lda = m; q.b = dch; q.ldb = ldc; q.b_dtype = ATTN_DTYPE_BF16;
+        q.flags = ATTN_MATMUL_BF16_PRODUCTS; q.c = want; q.ldc = n; q.num_threads = 1;
+        TU_CHECK(attn_matmul(&q) == ATTN_OK, "%s: bf16 copy status", what);
+        same = 1;
+        for (int t = 1; t <= 4; t++) {
+            memset(got, 0xff, (size_t)(k * n) * sizeof(float));
+            q.a = a; q.lda = lda; q.a_transposed = 1; q.c = got; q.num_threads = t;
+            same &= attn_matmul(&q) == ATTN_OK && memcmp(got, want, (size_t)(k * n) * sizeof(float)) == 0;
+        }
+        TU_CHECK(same, "%s: bf16 products (dot mode %d), a_transposed not bitwise the copy's product", what, (int)modes[d]);
+    }
+    attn_set_bf16_dot(mode);
+    free(dch);
     free(at); free(want); free(got);
     free(a); free(b); free(dc); free(da); free(db); free(da0); free(db0);
 }

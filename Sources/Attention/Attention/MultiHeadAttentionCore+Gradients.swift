@@ -23,6 +23,7 @@ package struct ProjectionPullback: Sendable {
     let projections: InputProjections
     let rotary: RotaryPositionalEmbedding?
     let starts: [Int]?
+    let products: MatrixProducts
 
     /// The layers' gradients and the inputs' (batch-major, as given to the projection). With
     /// `summingShared`, an input given for several arguments gets one gradient, their sum, in the
@@ -48,7 +49,7 @@ package struct ProjectionPullback: Sendable {
             for (index, block) in blocks.enumerated() {
                 try linear.parameterGradients(
                     input: [query, key, value][index], outputGradient: [dq, dk, dv][index], outputs: block,
-                    weight: &weight, bias: &bias)
+                    weight: &weight, bias: &bias, products: products)
             }
             var values = linear
             (values.weight, values.bias) = (weight, bias)
@@ -59,7 +60,8 @@ package struct ProjectionPullback: Sendable {
             func gradients(_ layer: Linear, _ input: Tensor, _ dy: Tensor) throws -> ParameterGradients<Linear> {
                 var weight = try Tensor(uninitializedShape: layer.weight.shape, argument: "weight")
                 var bias = layer.bias == nil ? nil : try Tensor(uninitializedShape: layer.outputShape, argument: "bias")
-                try layer.parameterGradients(input: input, outputGradient: dy, weight: &weight, bias: &bias)
+                try layer.parameterGradients(
+                    input: input, outputGradient: dy, weight: &weight, bias: &bias, products: products)
                 var values = layer
                 (values.weight, values.bias) = (weight, bias)
                 return ParameterGradients(values: values)
@@ -80,20 +82,20 @@ package struct ProjectionPullback: Sendable {
         _ layers: (Linear, Linear, Linear), blocks: [Range<Int>?], dq: Tensor, dk: Tensor, dv: Tensor, keyIsQuery: Bool,
         valueIsKey: Bool
     ) throws -> (Tensor, Tensor?, Tensor?) {
-        var dQuery = try layers.0.inputGradient(dq, inputShape: query.shape, outputs: blocks[0])
+        var dQuery = try layers.0.inputGradient(dq, inputShape: query.shape, outputs: blocks[0], products: products)
         var dKey: Tensor? = nil
         if keyIsQuery {
-            try layers.1.addInputGradient(dk, outputs: blocks[1], to: &dQuery, accumulate: true)
+            try layers.1.addInputGradient(dk, outputs: blocks[1], to: &dQuery, accumulate: true, products: products)
         } else {
-            dKey = try layers.1.inputGradient(dk, inputShape: key.shape, outputs: blocks[1])
+            dKey = try layers.1.inputGradient(dk, inputShape: key.shape, outputs: blocks[1], products: products)
         }
         var dValue: Tensor? = nil
         if valueIsKey && keyIsQuery {
-            try layers.2.addInputGradient(dv, outputs: blocks[2], to: &dQuery, accumulate: true)
+            try layers.2.addInputGradient(dv, outputs: blocks[2], to: &dQuery, accumulate: true, products: products)
         } else if valueIsKey {
-            try layers.2.addInputGradient(dv, outputs: blocks[2], to: &dKey!, accumulate: true)
+            try layers.2.addInputGradient(dv, outputs: blocks[2], to: &dKey!, accumulate: true, products: products)
         } else {
-            dValue = try layers.2.inputGradient(dv, inputShape: value.shape, outputs: blocks[2])
+            dValue = try layers.2.inputGradient(dv, inputShape: value.shape, outputs: blocks[2], products: products)
         }
         return (dQuery, dKey, dValue)
     }
@@ -136,17 +138,19 @@ package struct AttentionHeadsPullback: Sendable {
 }
 
 extension MultiHeadAttentionCore {
-    /// ``project(query:key:value:with:products:rotary:starts:)`` in `float32` products, with the
-    /// pullback of the projection (and of the rotation).
+    /// ``project(query:key:value:with:products:rotary:starts:)``, with the pullback of the
+    /// projection (and of the rotation), whose products are formed as the forward's.
     ///
     /// - Throws: as ``project(query:key:value:with:products:rotary:starts:)``.
     package func projectWithPullback(
-        query: Tensor, key: Tensor, value: Tensor, with projections: InputProjections,
+        query: Tensor, key: Tensor, value: Tensor, with projections: InputProjections, products: MatrixProducts = .float32,
         rotary: RotaryPositionalEmbedding? = nil, starts: [Int]? = nil
     ) throws -> (heads: ProjectedHeads, pullback: ProjectionPullback) {
-        let heads = try project(query: query, key: key, value: value, with: projections, rotary: rotary, starts: starts)
+        let heads = try project(
+            query: query, key: key, value: value, with: projections, products: products, rotary: rotary, starts: starts)
         return (heads, ProjectionPullback(
-            core: self, query: query, key: key, value: value, projections: projections, rotary: rotary, starts: starts))
+            core: self, query: query, key: key, value: value, projections: projections, rotary: rotary, starts: starts,
+            products: products))
     }
 
     /// ``attend(_:mask:scale:dropout:broadcastDropout:maskedRows:returningWeights:algorithm:context:)``

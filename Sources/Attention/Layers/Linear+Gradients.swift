@@ -13,29 +13,56 @@ extension Linear: DifferentiableLayer {
     ///
     /// - Throws: as ``callAsFunction(_:)``.
     public func callWithPullback(_ input: Tensor) throws -> (output: Tensor, pullback: LayerPullback<Linear>) {
-        let output = try self(input)
-        return (output, LayerPullback(self, outputShape: output.shape) { try backward(input: input, outputGradient: $0) })
+        try callWithPullback(input, products: .float32)
+    }
+
+    /// ``callWithPullback(_:)`` with a `bfloat16` weight's products formed as `products` says,
+    /// in the forward pass and in both gradients: with ``MatrixProducts/bfloat16`` every product
+    /// is of two bf16 values (the input, the output gradient and, for the weight's gradient, the
+    /// saved input rounded to bf16), summed in float32, as `torch.autocast` trains on a CPU. For
+    /// other weights `products` changes nothing.
+    ///
+    /// - Throws: as ``callAsFunction(_:products:)``.
+    public func callWithPullback(
+        _ input: Tensor, products: MatrixProducts
+    ) throws -> (output: Tensor, pullback: LayerPullback<Linear>) {
+        let output = try self(input, products: products)
+        return (output, LayerPullback(self, outputShape: output.shape) {
+            try backward(input: input, outputGradient: $0, products: products)
+        })
     }
 
     /// The gradients of a call on `input` whose output gradient is `outputGradient`: the
     /// pullback's body, for modules that keep the input of their output projection.
-    package func backward(input: Tensor, outputGradient: Tensor) throws(AttentionError) -> LayerGradients<Linear> {
+    package func backward(
+        input: Tensor, outputGradient: Tensor, products: MatrixProducts = .float32
+    ) throws(AttentionError) -> LayerGradients<Linear> {
         var values = self
         var weightGradient = try Tensor(uninitializedShape: weight.shape, argument: "weight")
         var biasGradient = bias == nil ? nil : try Tensor(uninitializedShape: outputShape, argument: "bias")
-        try parameterGradients(input: input, outputGradient: outputGradient, weight: &weightGradient, bias: &biasGradient)
+        try parameterGradients(
+            input: input, outputGradient: outputGradient, weight: &weightGradient, bias: &biasGradient, products: products)
         (values.weight, values.bias) = (weightGradient, biasGradient)
         return LayerGradients(
-            parameters: ParameterGradients(values: values), input: try inputGradient(outputGradient, inputShape: input.shape))
+            parameters: ParameterGradients(values: values),
+            input: try inputGradient(outputGradient, inputShape: input.shape, products: products))
+    }
+
+    /// Whether `products` makes this layer's products bf16 pairs: a bf16 weight and
+    /// ``MatrixProducts/bfloat16``.
+    func bfloat16Products(_ products: MatrixProducts) -> Bool {
+        products == .bfloat16 && weight.dtype == .bfloat16
     }
 
     /// The weight's and the bias's gradients for the outputs `outputs` (all of them when `nil`)
     /// of a call on `input` whose output gradient is `dy`, `(..., outputs.count)`: written into
     /// their block of `weight` and `bias` (gradients shaped as the parameters). The caller has
-    /// checked the shapes (the forward did).
+    /// checked the shapes (the forward did). With bf16 products the matrix in the kernel's `b`
+    /// place (the input, or for an `(inputs, outputs)` kernel the output gradient) is rounded to
+    /// bf16 first, and the kernel rounds the other.
     func parameterGradients(
         input: Tensor, outputGradient dy: Tensor, outputs: Range<Int>? = nil, weight weightGradient: inout Tensor,
-        bias biasGradient: inout Tensor?
+        bias biasGradient: inout Tensor?, products: MatrixProducts = .float32
     ) throws(AttentionError) {
         let (k, n) = (inputSize, outputSize)
         let block = outputs ?? 0..<n
@@ -49,18 +76,22 @@ extension Linear: DifferentiableLayer {
         if rows == 0 {
             weightGradient.fill(block, outputsByInputs: byInputs, inputs: k, outputs: n, with: 0)
         } else {
+            let pairs = bfloat16Products(products)
+            let operand = try pairs ? (byInputs ? input : dy).converting(to: .bfloat16, argument: "input") : (byInputs ? input : dy)
+            let b = operand.storage.bytes.baseAddress.map { UnsafeRawPointer($0) }
+            let bType: Tensor.DType = pairs ? .bfloat16 : .float32
             try weightGradient.withUnsafeMutableBufferPointer { (buffer) throws(AttentionError) in
-                try withExtendedLifetime((input, dy)) { () throws(AttentionError) in
+                try withExtendedLifetime((input, dy, operand)) { () throws(AttentionError) in
                     if byInputs {  // dW[block] (b, K) = dyᵀ·x
                         try multiplyMatrices(
                             m: block.count, n: k, k: rows, a: g, lda: block.count, aTransposed: true,
-                            b: UnsafeRawPointer(x), ldb: k, bTransposed: false, c: buffer.baseAddress! + first, ldc: k,
-                            context: context)
+                            b: b, ldb: k, bTransposed: false, bType: bType, c: buffer.baseAddress! + first, ldc: k,
+                            products: products, context: context)
                     } else {  // dW[:, block] (K, b) = xᵀ·dy
                         try multiplyMatrices(
                             m: k, n: block.count, k: rows, a: x, lda: k, aTransposed: true,
-                            b: UnsafeRawPointer(g), ldb: block.count, bTransposed: false, c: buffer.baseAddress! + first,
-                            ldc: n, context: context)
+                            b: b, ldb: block.count, bTransposed: false, bType: bType, c: buffer.baseAddress! + first,
+                            ldc: n, products: products, context: context)
                     }
                 }
             }
@@ -79,15 +110,19 @@ extension Linear: DifferentiableLayer {
 
     /// The input's gradient `dy · W[outputs]`, shaped `inputShape`, for the output gradient `dy`
     /// of the outputs `outputs` (all of them when `nil`).
-    func inputGradient(_ dy: Tensor, inputShape: [Int], outputs: Range<Int>? = nil) throws(AttentionError) -> Tensor {
+    func inputGradient(
+        _ dy: Tensor, inputShape: [Int], outputs: Range<Int>? = nil, products: MatrixProducts = .float32
+    ) throws(AttentionError) -> Tensor {
         var dx = try Tensor(uninitializedShape: inputShape, argument: "input")
-        try addInputGradient(dy, outputs: outputs, to: &dx, accumulate: false)
+        try addInputGradient(dy, outputs: outputs, to: &dx, accumulate: false, products: products)
         return dx
     }
 
     /// Writes `dy · W[outputs]` into `dx` (shaped as the input), or adds it with `accumulate`:
     /// several projections of one input (self-attention's query, key and value).
-    func addInputGradient(_ dy: Tensor, outputs: Range<Int>? = nil, to dx: inout Tensor, accumulate: Bool) throws(AttentionError) {
+    func addInputGradient(
+        _ dy: Tensor, outputs: Range<Int>? = nil, to dx: inout Tensor, accumulate: Bool, products: MatrixProducts = .float32
+    ) throws(AttentionError) {
         let (k, n) = (inputSize, outputSize)
         let block = outputs ?? 0..<n
         let byInputs = layout == .outputsByInputs
@@ -107,7 +142,7 @@ extension Linear: DifferentiableLayer {
                     m: rows, n: k, k: block.count, a: g, lda: block.count,
                     b: weight.storage.bytes.baseAddress.map { UnsafeRawPointer($0 + first * weight.dtype.byteSize) },
                     ldb: byInputs ? k : n, bTransposed: !byInputs, bType: weight.dtype,
-                    c: buffer.baseAddress, ldc: k, accumulate: accumulate, context: context)
+                    c: buffer.baseAddress, ldc: k, accumulate: accumulate, products: products, context: context)
             }
         }
     }

@@ -43,7 +43,7 @@ extension AttentionTrain {
             record.tokensPerSecond = Double(batch.inputs.count) / seconds
             let done = step + 1
             if let interval = reporting.evaluationInterval, done % interval == 0 || done == totalSteps {
-                record.evaluationLoss = try Self.meanLoss(of: model, on: heldOut)
+                record.evaluationLoss = try Self.meanLoss(of: computing(model), on: heldOut)
             }
             try progress.report(record, seconds: seconds)
             if let interval = reporting.saveInterval, done % interval == 0 {
@@ -75,7 +75,7 @@ extension AttentionTrain {
                 "\(what) at step \(step); stopped without applying it, "
                     + (checkpoint.map { "the last checkpoint \($0) is kept" } ?? "no checkpoint was saved (see --save-every)"))
         }
-        let (logits, pullback) = try model.callWithPullback(batch.inputs)
+        let (logits, pullback) = try computing(model).callWithPullback(batch.inputs)
         let loss = try crossEntropy(logits: logits, targets: batch.targets)
         let value = loss.value.scalars[0]
         guard value.isFinite else { throw stop("the loss is \(value)") }
@@ -90,6 +90,16 @@ extension AttentionTrain {
         }
         return TrainingRecord(
             step: step, loss: value, gradientNorm: norm, learningRate: optimizer.learningRate, tokensPerSecond: 0)
+    }
+
+    /// The model the step computes with: the master weights themselves, or with `--precision
+    /// bf16` their bf16 copy multiplying in bf16 pairs (whose float32 gradients update the master
+    /// weights).
+    private func computing(_ model: LlamaForCausalLM) throws -> LlamaForCausalLM {
+        guard precision == .bf16 else { return model }
+        var copy = try model.convertingWeights(to: .bfloat16)
+        copy.products = .bfloat16
+        return copy
     }
 
     /// Whether a resumed run continues the checkpoint's: the same batches in the same order,

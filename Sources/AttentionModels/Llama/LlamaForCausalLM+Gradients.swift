@@ -26,6 +26,8 @@ extension LlamaForCausalLM: DifferentiableLayer {
     /// The logits, as ``callAsFunction(_:)-(IndexArray)``, with the pullback: the gradient of
     /// every parameter under `transformers`' names (`model.layers.0.self_attn.q_proj.weight`,
     /// ...); with tied embeddings the head's gradient is added to `model.embed_tokens.weight`'s.
+    /// The gradients are float32 whatever the weights' type; bf16 matrices with ``products``
+    /// `.bfloat16` form every projection's products, forward and backward, of bf16 pairs.
     ///
     /// ```swift
     /// let (logits, pullback) = try model.callWithPullback(tokens)          // (B, L, V)
@@ -61,7 +63,7 @@ extension LlamaForCausalLM: DifferentiableLayer {
             (hidden, layerBacks) = (output, layerBacks + [back])
         }
         let (normed, normBack) = try norm.callWithPullback(hidden)
-        let (logits, headBack) = try (head ?? Linear(weight: embedding)).callWithPullback(normed)
+        let (logits, headBack) = try (head ?? Linear(weight: embedding)).callWithPullback(normed, products: products)
         let backs = layerBacks, tied = head == nil
         return (logits, { dLogits, parameters in
             let headGradients = try headBack(dLogits)
@@ -85,15 +87,15 @@ extension LlamaForCausalLM: DifferentiableLayer {
         let layer = layers[index], attention = layer.attention
         let (normed, inputNormBack) = try layer.inputNorm.callWithPullback(hidden)
         let (heads, projectionBack) = try attention.core.projectWithPullback(
-            query: normed, key: normed, value: normed, with: .packed(attention.projection), rotary: rotary)
+            query: normed, key: normed, value: normed, with: .packed(attention.projection), products: products, rotary: rotary)
         let (attended, attentionBack) = try attention.core.attendWithPullback(
             heads, mask: .causal(.topLeft), context: "layer \(index) of \(hidden.shape[0]) sequences of \(hidden.shape[1]) tokens")
-        let (projected, outputBack) = try attention.output.callWithPullback(attended)
+        let (projected, outputBack) = try attention.output.callWithPullback(attended, products: products)
         let residual = try hidden + projected
         let (postNormed, postNormBack) = try layer.postAttentionNorm.callWithPullback(residual)
-        let (gateUp, gateUpBack) = try layer.mlp.gateUp.callWithPullback(postNormed)
+        let (gateUp, gateUpBack) = try layer.mlp.gateUp.callWithPullback(postNormed, products: products)
         let (gated, gatedBack) = try Activation.silu.gatedWithPullback(gateUp)
-        let (down, downBack) = try layer.mlp.down.callWithPullback(gated)
+        let (down, downBack) = try layer.mlp.down.callWithPullback(gated, products: products)
         return (try residual + down, { dy, parameters in
             let downGradients = try downBack(dy)
             let gateUpGradients = try gateUpBack(try gatedBack(downGradients.input).input)

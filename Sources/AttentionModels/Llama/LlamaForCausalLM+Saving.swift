@@ -14,13 +14,9 @@ extension LlamaForCausalLM {
     /// try ByteLevelBPETokenizer.plainBytes.write(to: URL(fileURLWithPath: "runs/tiny"))
     /// ```
     ///
-    /// - Throws: `ModelError.invalidArgument` (`"dtype"`) for a type other than `float32`,
-    ///   `bfloat16` and `float16`; (`"folder"`) naming the file that cannot be written and why
-    ///   (a full disk, say).
+    /// - Throws: `ModelError.invalidArgument` (`"folder"`) naming the file that cannot be written
+    ///   and why (a full disk, say).
     public func write(to folder: URL, dtype: Tensor.DType = .float32) throws {
-        guard [.float32, .bfloat16, .float16].contains(dtype) else {
-            throw ModelError.invalidArgument(argument: "dtype", reason: "must be float32, bfloat16 or float16, got \(dtype)")
-        }
         let weights = try safeTensors(metadata: ["format": "pt"], as: SafeTensors.DType(dtype)).serialized()
         var generation: [String: JSONValue] = ["_from_model_config": .bool(true)]
         if !configuration.endOfSequenceTokenIDs.isEmpty {

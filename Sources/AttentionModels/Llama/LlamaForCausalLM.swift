@@ -114,6 +114,21 @@ public struct LlamaForCausalLM: ParameterizedModule, Equatable {
     /// The type of the matrices (the embedding's).
     public var weightDType: Tensor.DType { embedding.dtype }
 
+    /// The matrices: the embedding, every projection and the LM head, the parameters
+    /// ``init(contentsOf:weightDType:)`` stores as `weightDType` and `convertingWeights(to:)`
+    /// converts (the norms stay float32). A bf16 copy with ``products`` `.bfloat16` trains with
+    /// bf16 products over float32 master weights:
+    ///
+    /// ```swift
+    /// var compute = try model.convertingWeights(to: .bfloat16)
+    /// compute.products = .bfloat16
+    /// let (logits, pullback) = try compute.callWithPullback(tokens)
+    /// // ... the gradients update `model` itself
+    /// ```
+    public var matrixWeightNames: Set<String> {
+        Set(parameterShapes.filter { $0.shape.count == 2 }.map(\.name))
+    }
+
     /// An empty cache for this model's layers, its keys and values stored as `dtype`.
     ///
     /// - Throws: as ``LlamaKeyValueCache/init(configuration:batchSize:capacity:dtype:)``.
