@@ -57,12 +57,14 @@ struct TrainingCommandTests {
         }
     }
 
-    @Test func savedFolderLoadsBack() throws {
+    @Test(arguments: ["f32", "bf16"])
+    func savedFolderLoadsBack(precision: String) throws {
         try withTemporaryFolder { folder in
             let output = folder.appendingPathComponent("out")
             try Self.train([
                 "--config", Self.config(in: folder, #", "eos_token_id": 10"#), "--data", Self.text(in: folder, sentences: 40),
                 "--output", output.path, "--steps", "3", "--batch-size", "2", "--sequence-length", "16", "--save-dtype", "bf16",
+                "--precision", precision,
             ])
             let names = try FileManager.default.contentsOfDirectory(atPath: output.path).sorted()
             #expect(names == ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json"])
@@ -209,8 +211,9 @@ struct TrainingCommandTests {
             "--learning-rate", "0.5", "--betas", "0.8,0.95", "--epsilon", "1e-6", "--weight-decay", "0.2", "--warmup-steps", "2",
             "--schedule", "constant", "--max-grad-norm", "0.5", "--seed", "11", "--threads", "1", "--eval-every", "3",
             "--eval-fraction", "0.2", "--eval-batches", "2", "--save-every", "4", "--log", "l.jsonl", "--save-dtype", "bf16",
-            "--tokenizer", "t.json",
+            "--tokenizer", "t.json", "--precision", "bf16",
         ])
+        #expect(command.precision == .bf16)
         #expect(command.optimizer.betas == [0.8, 0.95] && command.optimizer.epsilon == 1e-6)
         #expect(command.optimizer.schedule == .constant && command.optimizer.maxGradientNorm == 0.5)
         #expect(command.reporting.saveType == .bf16 && command.reporting.evaluationBatches == 2)

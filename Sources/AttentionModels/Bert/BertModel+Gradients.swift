@@ -101,7 +101,7 @@ extension BertLayer: Layer {
 }
 
 extension BertLayer: DifferentiableLayer {
-    /// The layer, as ``callAsFunction(_:)-(Input)``, with its pullback; the input gradient is the
+    /// The layer, as ``callAsFunction(_:)``, with its pullback; the input gradient is the
     /// hidden states'.
     public func callWithPullback(_ input: Input) throws -> (output: Tensor, pullback: LayerPullback<BertLayer>) {
         try callWithPullback(input.hidden, batch: input.batch)
