@@ -319,13 +319,8 @@ func tokenizerJSON(_ folder: URL) throws -> JSONValue {
         let preTokenizers = try ["bpe-1000", "bpe-8000", "bpe-added", "bpe-digits"].map {
             try ByteLevelBPETokenizer(contentsOf: fixtureURL($0)).settings.preTokenizer
         }
-        let text = try String(contentsOfFile: path, encoding: .utf8)
         var mismatches: [String] = []
-        var checked = 0
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: " ", omittingEmptySubsequences: false)
-            let value = try #require(UInt32(fields[0], radix: 16))
-            let c = try #require(Unicode.Scalar(value))
+        let checked = try forEachSweepLine(path) { c, fields in
             // The probe of the script: f"{c}a{c}1{c} {c}  {c}!{c}\n{c}{c}'{c}".
             let probe: [Unicode.Scalar] = [c, "a", c, "1", c, " ", c, " ", " ", c, "!", c, "\n", c, c, "'", c]
             for (index, preTokenizer) in preTokenizers.enumerated() {
@@ -333,7 +328,6 @@ func tokenizerJSON(_ folder: URL) throws -> JSONValue {
                 preTokenizer.forEachPreToken(of: probe) { lengths.append(String($0.count)) }
                 if lengths.joined(separator: ",") != fields[index + 1] { mismatches.append("U+\(fields[0]) (\(index))") }
             }
-            checked += 1
         }
         #expect(checked > 1_000_000)
         #expect(mismatches.isEmpty, "\(mismatches.count) differ: \(mismatches.prefix(20))")

@@ -59,3 +59,17 @@ func expectGradientsMatch<Module: ParameterizedModule>(
         expectClose(gradient.scalars, reference.scalars, rtol: 1e-4, atol: 1e-4, "\(what) \(parameter)", sourceLocation: sourceLocation)
     }
 }
+
+/// Calls `body` with each line of a fixture script's `--sweep` file: the code point (the first
+/// field, in hex) and all the line's space-separated fields. Returns the number of lines.
+func forEachSweepLine(_ path: String, _ body: (Unicode.Scalar, [Substring]) throws -> Void) throws -> Int {
+    let text = try String(contentsOfFile: path, encoding: .utf8)
+    var count = 0
+    for line in text.split(separator: "\n") {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: false)
+        let scalar = try #require(UInt32(fields[0], radix: 16).flatMap(Unicode.Scalar.init))
+        try body(scalar, fields)
+        count += 1
+    }
+    return count
+}
