@@ -37,7 +37,7 @@ public func clipGradientNorm<Module>(_ gradients: inout ParameterGradients<Modul
 public func gradientNorm<Module>(_ gradients: ParameterGradients<Module>) throws -> Float {
     var squares = 0.0
     for (name, path) in gradients.values.storedParameters {
-        let sum = gradients.values[keyPath: path].withUnsafeBufferPointer { $0.reduce(0.0) { $0 + Double($1) * Double($1) } }
+        let sum = gradients.values[keyPath: path].squaredNorm
         guard sum.isFinite else {
             throw AttentionError.invalidArgument(
                 argument: "gradients", reason: "the gradient norm is not finite (\(name.jsonLiteral) holds a NaN or an infinity)")

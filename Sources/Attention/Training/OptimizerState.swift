@@ -49,8 +49,8 @@ struct OptimizerState: Sendable {
         }
         try parameter.requireFloat32(name, reason: "optimisers update float32 parameters; convert the module with convertingWeights(to: .float32)")
         try gradient.requireFloat32("gradients[\(name.jsonLiteral)]", reason: "gradients are float32")
-        let nonFinite = gradient.withUnsafeBufferPointer { $0.reduce(0) { $0 + ($1.isFinite ? 0 : 1) } }
-        if nonFinite > 0 {
+        if !gradient.squaredNorm.isFinite {
+            let nonFinite = gradient.withUnsafeBufferPointer { $0.reduce(0) { $0 + ($1.isFinite ? 0 : 1) } }
             throw AttentionError.invalidArgument(
                 argument: "gradients",
                 reason: "\(name.jsonLiteral) holds \(nonFinite) NaN or infinite values; the step was not applied")
