@@ -76,6 +76,33 @@ struct TrainingCommandTests {
         }
     }
 
+    /// `--tokenizer`: the text is encoded by it, and the output folder carries it.
+    @Test func trainsWithATokenizerFile() throws {
+        try withTemporaryFolder { folder in
+            let tokenizerFile = modelFixture("bpe-1000/tokenizer.json")
+            let output = folder.appendingPathComponent("out")
+            let log = folder.appendingPathComponent("log.jsonl")
+            try Self.train([
+                "--config", Self.config(in: folder, vocabularySize: 1024), "--data", Self.text(in: folder, sentences: 200),
+                "--tokenizer", tokenizerFile, "--output", output.path, "--steps", "4", "--batch-size", "2",
+                "--sequence-length", "16", "--log", log.path,
+            ])
+            let given = try ByteLevelBPETokenizer(contentsOfFile: URL(fileURLWithPath: tokenizerFile))
+            let saved = try ByteLevelBPETokenizer(contentsOf: output)
+            let sample = "the old man finds a red apple."
+            #expect(saved.encode(sample) == given.encode(sample) && saved.idCount == 1000)
+            #expect(try trainingLog(log).count == 4)
+            // The same tokenizer against a vocabulary smaller than its ids.
+            let failure = #expect(throws: CommandFailure.self) {
+                try Self.train([
+                    "--config", Self.config(in: folder, vocabularySize: 512), "--data", Self.text(in: folder, sentences: 20),
+                    "--tokenizer", tokenizerFile, "--output", output.path, "--steps", "1",
+                ])
+            }
+            #expect(failure?.description == "the tokenizer has 1000 ids, more than the model's vocab_size 512")
+        }
+    }
+
     @Test func resumingContinuesExactly() throws {
         try withTemporaryFolder { folder in
             let (config, data) = (try Self.config(in: folder), try Self.text(in: folder))
