@@ -12,7 +12,7 @@ package struct TrainingOptimizerOptions: ParsableArguments {
 
     /// AdamW's betas (`--betas 0.9,0.95`).
     @Option(
-        parsing: .unconditional, help: ArgumentHelp("AdamW's two betas, comma-separated.", valueName: "B1,B2"),
+        parsing: .unconditional, help: ArgumentHelp("AdamW's two betas, comma-separated (default 0.9,0.999).", valueName: "B1,B2"),
         transform: TrainingOptimizerOptions.parseBetas)
     package var betas: [Float] = [0.9, 0.999]
 
