@@ -118,30 +118,46 @@ ATTN_INLINE void sgemm_pack_a(float *restrict dst, const float *restrict a, int6
 }
 
 /* sgemm_pack_a from Aᵀ: step t of row r is at[t*lda + r] (pairs: the words of depths 2t and
- * 2t + 1), so each step of a panel is MR consecutive floats of one or two rows of Aᵀ, converted
- * element by element as sgemm_a_scalar converts them: no transposition (a weight gradient's
- * xᵀ·dy), and the same packed bits as packing the transposed copy. */
+ * 2t + 1), so each step of a panel is MR consecutive floats of one or two rows of Aᵀ, converted as
+ * sgemm_a_scalar converts them: no transposition (a weight gradient's xᵀ·dy), and the same packed
+ * bits as packing the transposed copy. f32 is copied straight; bf16 forms convert a step's rows a
+ * vector at a time into a buffer (up to SGEMM_MC rows), then copy each panel's MR from it. */
 ATTN_INLINE void sgemm_pack_a_transposed(float *restrict dst, const float *restrict at, int64_t lda, int64_t mc,
                                          int64_t kc, sgemm_form form) {
     const int64_t steps = sgemm_steps(kc, form);
-    for (int64_t i0 = 0; i0 < mc; i0 += SGEMM_MR) {
-        const int64_t rows = sgemm_min(SGEMM_MR, mc - i0);
+    if (form == SGEMM_F32) {
+        for (int64_t i0 = 0; i0 < mc; i0 += SGEMM_MR, dst += SGEMM_MR * kc) {
+            const int64_t rows = sgemm_min(SGEMM_MR, mc - i0);
+            for (int64_t t = 0; t < kc; t++)
+                for (int r = 0; r < SGEMM_MR; r++) dst[t * SGEMM_MR + r] = r < rows ? at[t * lda + i0 + r] : 0.0f;
+        }
+        return;
+    }
+    float words[SGEMM_MC];
+    for (int64_t c0 = 0; c0 < mc; c0 += SGEMM_MC) { /* SGEMM_MC is a multiple of MR: whole panels */
+        const int64_t n = sgemm_min(SGEMM_MC, mc - c0);
+        float *chunk = dst + (c0 / SGEMM_MR) * SGEMM_MR * steps;
         for (int64_t t = 0; t < steps; t++) {
-            float *out = dst + t * SGEMM_MR;
-            if (form == SGEMM_PAIRS) {
-                const float *lo = at + 2 * t * lda + i0, *hi = 2 * t + 1 < kc ? lo + lda : NULL;
-                for (int r = 0; r < SGEMM_MR; r++) {
-                    const uint32_t word = r >= rows ? 0
-                                        : attn_f32_to_bf16(lo[r]) | (hi ? (uint32_t)attn_f32_to_bf16(hi[r]) << 16 : 0);
-                    memcpy(out + r, &word, sizeof word);
-                }
-            } else {
-                const float *src = at + t * lda + i0;
-                for (int r = 0; r < SGEMM_MR; r++)
-                    out[r] = r >= rows ? 0.0f : form == SGEMM_ROUNDED_A ? attn_bf16_to_f32(attn_f32_to_bf16(src[r])) : src[r];
+            const float *lo = at + (form == SGEMM_PAIRS ? 2 * t : t) * lda + c0;
+            const float *hi = form == SGEMM_PAIRS && 2 * t + 1 < kc ? lo + lda : NULL;
+            int64_t j = 0;
+            for (; j + ATTN_VL <= n; j += ATTN_VL) {
+                const vf x = vload(lo + j);
+                vstore(words + j, form == SGEMM_ROUNDED_A ? vround_bf16(x)
+                                  : (vf)(vbf16_bits(x) | (hi ? vbf16_bits(vload(hi + j)) << 16 : (vu){0})));
+            }
+            for (; j < n; j++) {
+                const uint32_t word = form == SGEMM_ROUNDED_A ? (uint32_t)attn_f32_to_bf16(lo[j]) << 16
+                                    : attn_f32_to_bf16(lo[j]) | (hi ? (uint32_t)attn_f32_to_bf16(hi[j]) << 16 : 0);
+                memcpy(words + j, &word, sizeof word);
+            }
+            for (int64_t i0 = 0; i0 < n; i0 += SGEMM_MR) {
+                const int64_t rows = sgemm_min(SGEMM_MR, n - i0);
+                float *out = chunk + (i0 / SGEMM_MR) * SGEMM_MR * steps + t * SGEMM_MR;
+                memcpy(out, words + i0, (size_t)rows * sizeof(float));
+                for (int64_t r = rows; r < SGEMM_MR; r++) out[r] = 0.0f;
             }
         }
-        dst += SGEMM_MR * steps;
     }
 }
 

@@ -99,10 +99,15 @@ extension AttentionTrain {
 
     /// The token ids of the text file at `path`, encoded whole (no special tokens added).
     static func tokens(of path: String, tokenizer: ByteLevelBPETokenizer) throws(CommandFailure) -> [Int] {
-        guard let bytes = FileManager.default.contents(atPath: path) else {
+        // The size first: an empty file is reported without being read (Foundation's reader of a
+        // file of size 0 leaks its buffer).
+        guard let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int else {
             throw CommandFailure("--data: cannot read \(path)")
         }
-        guard !bytes.isEmpty else { throw CommandFailure("--data: \(path) is empty") }
+        guard size > 0 else { throw CommandFailure("--data: \(path) is empty") }
+        guard let bytes = try? Data(contentsOf: URL(fileURLWithPath: path)) else {
+            throw CommandFailure("--data: cannot read \(path)")
+        }
         guard let text = String(data: bytes, encoding: .utf8) else {
             throw CommandFailure("--data: \(path) is not UTF-8 text")
         }
