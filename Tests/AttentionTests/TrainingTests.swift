@@ -31,6 +31,22 @@ struct TrainingTests {
         #expect(throws: AttentionError.self) { try crossEntropy(logits: logits, targets: IndexArray([0, 1])) }
     }
 
+    /// A consumed, unshared logits tensor receives the gradient in place; a shared one is left as
+    /// it was. Both give the same loss and gradient.
+    @Test func crossEntropyWritesOverConsumedLogitsOnly() throws {
+        var rng = SeededGenerator(seed: 32)
+        let logits = try Tensor(randomNormal: [6, 9], using: &rng)
+        let before = logits.scalars
+        let targets = IndexArray([8, 0, -100, 3, 3, 1])
+        let shared = try crossEntropy(logits: logits, targets: targets, labelSmoothing: 0.2)
+        #expect(logits.scalars == before)
+        let owned = try Tensor(shape: logits.shape, scalars: before)
+        let address = owned.storage.buffer.baseAddress
+        let inPlace = try crossEntropy(logits: consume owned, targets: targets, labelSmoothing: 0.2)
+        #expect(inPlace.value == shared.value && inPlace.gradient == shared.gradient)
+        #expect(inPlace.gradient.storage.buffer.baseAddress == address)
+    }
+
     @Test func meanSquaredError() throws {
         let p = try Tensor(shape: [2, 2], scalars: [1, 2, 3, 4])
         let t = try Tensor(shape: [2, 2], scalars: [1.5, 2, 2, 6])

@@ -2,14 +2,18 @@ internal import CAttention
 
 /// Cross-entropy of each row of `classes` logits against its target (`attn_cross_entropy`): the
 /// loss, reduced as `reduction` says, and its gradient with respect to the logits (of the sum of
-/// the losses for `.none`), into new tensors. The caller has checked the shapes and the dtype.
+/// the losses for `.none`): the loss into a new tensor, the gradient over `logits` when no other
+/// value shares their storage, else into a new tensor. The caller has checked the shapes and the
+/// dtype.
 func crossEntropyRows(
-    _ logits: Tensor, classes: Int, targets: [Int], ignoreIndex: Int, labelSmoothing: Float, reduction: LossReduction,
+    _ logits: inout Tensor, classes: Int, targets: [Int], ignoreIndex: Int, labelSmoothing: Float, reduction: LossReduction,
     lossShape: [Int]
 ) throws(AttentionError) -> (loss: Tensor, gradient: Tensor) {
     let rows = targets.count
     let loss = try Tensor(uninitializedShape: lossShape, argument: "targets")
-    let gradient = try Tensor(uninitializedShape: logits.shape, argument: "logits")
+    // The kernel writes the gradient over the logits when nothing else holds them.
+    let gradient = isKnownUniquelyReferenced(&logits.storage)
+        ? logits : try Tensor(uninitializedShape: logits.shape, argument: "logits")
     var params = attn_cross_entropy_params_default()
     (params.rows, params.classes, params.ld_logits, params.ld_dlogits) = (Int64(rows), Int64(classes), Int64(classes), Int64(classes))
     params.ignore_index = Int64(ignoreIndex)

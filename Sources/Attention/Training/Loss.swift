@@ -47,8 +47,12 @@ public struct Loss: Sendable, Equatable {
 ///   shape without its last axis; `.shapeMismatch` (`"logits"`) for a scalar or no classes;
 ///   `.invalidArgument` (`"targets[i]"`) for a target outside `0..<C` that is not `ignoreIndex`,
 ///   (`"labelSmoothing"`) outside `[0, 1]`; `.unsupportedDType` (`"logits"`) unless `float32`.
+///
+/// `logits` is taken by value: when no other value shares its storage (`consume logits` at the
+/// caller, a language model's large last use), the gradient is written over it rather than into a
+/// new tensor of the same size. The results are the same either way.
 public func crossEntropy(
-    logits: Tensor, targets: IndexArray, ignoreIndex: Int = -100, labelSmoothing: Float = 0,
+    logits: consuming Tensor, targets: IndexArray, ignoreIndex: Int = -100, labelSmoothing: Float = 0,
     reduction: LossReduction = .mean
 ) throws -> Loss {
     try logits.requireFloat32("logits")
@@ -72,7 +76,7 @@ public func crossEntropy(
         return Loss(value: try value.reshaped(reduction == .none ? targets.shape : []), gradient: try Tensor(zeros: logits.shape))
     }
     let (value, gradient) = try crossEntropyRows(
-        logits, classes: classes, targets: targets.indices, ignoreIndex: ignoreIndex, labelSmoothing: labelSmoothing,
+        &logits, classes: classes, targets: targets.indices, ignoreIndex: ignoreIndex, labelSmoothing: labelSmoothing,
         reduction: reduction, lossShape: reduction == .none ? targets.shape : [])
     return Loss(value: value, gradient: gradient)
 }

@@ -76,7 +76,7 @@ extension AttentionTrain {
                     + (checkpoint.map { "the last checkpoint \($0) is kept" } ?? "no checkpoint was saved (see --save-every)"))
         }
         let (logits, pullback) = try computing(model).callWithPullback(batch.inputs)
-        let loss = try crossEntropy(logits: logits, targets: batch.targets)
+        let loss = try crossEntropy(logits: consume logits, targets: batch.targets)
         let value = loss.value.scalars[0]
         guard value.isFinite else { throw stop("the loss is \(value)") }
         var gradients = try pullback(loss.gradient).parameters
