@@ -202,6 +202,7 @@ struct TrainingCommandTests {
                 (["--token-batches", try batches([1, 2, 300, 4], [1, 1, 4])], "element 2 is 300, outside the vocabulary 0..<256"),
                 (["--token-batches", try batches([1, 2, 3, 4], [2, 2])], "must be (steps, batch, sequence length + 1)"),
                 (["--token-batches", try batches([1, 2, 3, 4], [1, 1, 4]), "--batch-size", "2"], "--batch-size 2 differs from --token-batches' 1"),
+                (["--token-batches", try batches([1, 2, 3, 4], [1, 1, 4]), "--steps", "2"], "--steps 2 exceeds the 1 batches of --token-batches"),
             ]
             for (arguments, expected) in cases {
                 let failure = #expect(throws: CommandFailure.self) {

@@ -19,6 +19,9 @@ extension AttentionTrain {
         let tokenizer = try loadTokenizer(vocabularySize: model.configuration.vocabularySize)
         let (batches, heldOut) = try loadBatches(tokenizer: tokenizer, model: model, resumed: resumed)
         let totalSteps = steps ?? batches.count
+        if tokenBatches != nil && totalSteps > batches.count {
+            throw CommandFailure("--steps \(totalSteps) exceeds the \(batches.count) batches of --token-batches")
+        }
         var optimizer = self.optimizer.makeOptimizer()
         let schedule = try self.optimizer.makeSchedule(steps: totalSteps)
         var start = TrainingCheckpoint(

@@ -76,7 +76,10 @@ struct TrainingBatches: Sendable {
                 windows.append(tokens[(window * sequenceLength)..<(window * sequenceLength + width)])
             }
         case let .stored(ids, steps):
-            let start = (position % steps) * batchSize * width
+            guard position < steps else {
+                throw CommandFailure("--token-batches holds \(steps) batches; the run is at data position \(position)")
+            }
+            let start = position * batchSize * width
             windows = (0..<batchSize).map { ids[(start + $0 * width)..<(start + ($0 + 1) * width)] }
         }
         return try Batch(windows)
