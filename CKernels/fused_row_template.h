@@ -26,19 +26,15 @@
 #define ROW_KEY_BLOCK 16
 #endif
 /* K and V rows about this many bytes ahead of the one in use are asked into L2 (prefetcht1 on x86),
- * one line at a time, for float32 K or V only (elements of at least ROW_PREFETCH_MIN_ELEMENT bytes).
- * Measured side by side (Benchmarks/paired, decode 4096 keys, 32 heads, D = 128, Zen 4, against
- * the plain vector sum over the same bytes): 8 KB ahead made float32 K/V 35-55 % faster on 1 and 2
- * threads (without it, 52-57 % of the sum's bandwidth instead of 83-86 %); rows 8 ahead into L1
- * instead made every type 10-25 % slower (the lines evicted what was in use). For f16 and bf16 the
- * hardware prefetchers alone did better once the score loop lost its stack traffic: 89-98 % of the
- * sum on 1 thread without, 82-85 % with (4 KB ahead: worse, 16 KB: no better, one line per row:
- * no better, K or V alone: worse than both). */
+ * one line at a time, for every K/V type. Measured side by side (Benchmarks/paired, decode 4096
+ * keys, 32 heads, D = 128, against the plain vector sum over the same bytes): on Zen 4, 8 KB ahead
+ * made float32 K/V 35-55 % faster on 1 and 2 threads (52-57 % of the sum's bandwidth without it,
+ * 83-86 % with); rows 8 ahead into L1 instead made every type 10-25 % slower. For f16 and bf16 the
+ * Zen 4 hardware prefetchers alone did a little better (89-98 % of the sum on 1 thread, 82-85 %
+ * with), but on Zen 5 (attn_bench decode rows, two runs) they leave half K/V at 0.64-0.91x of the
+ * float32 time, and prefetching them too gives 0.41-0.49x on 1 and 2 threads. */
 #ifndef ROW_PREFETCH_BYTES
 #define ROW_PREFETCH_BYTES 8192
-#endif
-#ifndef ROW_PREFETCH_MIN_ELEMENT
-#define ROW_PREFETCH_MIN_ELEMENT 4
 #endif
 
 ATTN_INLINE void row_prefetch(const void *p, int64_t bytes) {
@@ -193,7 +189,6 @@ static void fused_row_item(const attn_problem *pr, int64_t b, int64_t h, int64_t
     const uint64_t counter = attn_dropout_counter(pr, b, h, i);
     const int64_t k_size = (int64_t)attn_dtype_size(p->k_dtype), v_size = (int64_t)attn_dtype_size(p->v_dtype);
     const int64_t k_ahead = ROW_PREFETCH_BYTES / (dq * k_size) + 1, v_ahead = ROW_PREFETCH_BYTES / (dv * v_size) + 1;
-    const int k_prefetch = k_size >= ROW_PREFETCH_MIN_ELEMENT, v_prefetch = v_size >= ROW_PREFETCH_MIN_ELEMENT;
     /* A position stride in bytes fits (validation checked the extents in bytes) only when there
      * are two positions to step between; with len_k 1 it is never used and may be anything. */
     const int64_t k_step = p->len_k > 1 ? p->k_stride[2] * k_size : 0;
@@ -210,7 +205,7 @@ static void fused_row_item(const attn_problem *pr, int64_t b, int64_t h, int64_t
         for (int64_t g = 0; g < n; g += ATTN_VL) {
             const int64_t j = jb + g, w = n - g < ATTN_VL ? n - g : ATTN_VL;
             /* rows j + ahead .. j + w - 1 + ahead, those before j1 */
-            pf.rows = !k_prefetch ? 0 : j1 - (j + k_ahead) < w ? j1 - (j + k_ahead) : w;
+            pf.rows = j1 - (j + k_ahead) < w ? j1 - (j + k_ahead) : w;
             if (pf.rows > 0) pf.k = (const char *)p->k + (k0 + (j + k_ahead) * p->k_stride[2]) * k_size;
             vf x = row_scores(q, attn_element(p->k, p->k_dtype, k0 + j * p->k_stride[2]), p->k_stride[2],
                               (int)w - 1, dq, &pf, p->k_dtype);
@@ -249,7 +244,7 @@ static void fused_row_item(const attn_problem *pr, int64_t b, int64_t h, int64_t
         if (pr->dropout_threshold)
             for (int64_t t = 0; t < n; t++)
                 s[t] = attn_dropout(pr, counter + (uint64_t)(jb + t), s[t]);
-        pf.rows = !v_prefetch ? 0 : j1 - (jb + v_ahead) < n ? j1 - (jb + v_ahead) : n;
+        pf.rows = j1 - (jb + v_ahead) < n ? j1 - (jb + v_ahead) : n;
         if (pf.rows > 0) pf.v = (const char *)p->v + (v0 + (jb + v_ahead) * p->v_stride[2]) * v_size;
         row_accumulate_block(o, s, n, attn_element(p->v, p->v_dtype, v0 + jb * p->v_stride[2]), p->v_stride[2], dv,
                              &pf, p->v_dtype);
@@ -261,5 +256,4 @@ static void fused_row_item(const attn_problem *pr, int64_t b, int64_t h, int64_t
 
 #undef ROW_KEY_BLOCK
 #undef ROW_PREFETCH_BYTES
-#undef ROW_PREFETCH_MIN_ELEMENT
 #undef ROW_Q_VECS
